@@ -1,0 +1,206 @@
+//! User-space side of the xlvs data plane: loading and attaching the XDP program, and the
+//! IPVS-like API (services, destinations, timeouts, counters, connections) over its pinned maps.
+//! Nothing else in the project talks to the maps.
+//!
+//! ```no_run
+//! use dataplane::{Dataplane, Options, model::*};
+//! let mut dp = Dataplane::open(&Options::from_env())?;
+//! let vip = ServiceAddr::Inet { proto: Protocol::Tcp, addr: "198.18.100.1".parse().unwrap(), port: 80 };
+//! let mut svc = ServiceConfig::new(vip);
+//! svc.scheduler = Scheduler::Rr;
+//! dp.add_service(&svc)?;
+//! let mut real = DestConfig::new("198.18.2.2".parse().unwrap(), 80);
+//! real.forward = Forward::Masq;
+//! dp.add_dest(&vip, &real)?;
+//! # Ok::<(), dataplane::Error>(())
+//! ```
+
+pub mod conns;
+pub mod error;
+pub mod loader;
+mod lock;
+mod maps;
+pub mod model;
+mod pool;
+pub mod sched;
+pub mod stats;
+mod tables;
+pub mod testrun;
+
+use std::path::PathBuf;
+
+pub use aya::programs::xdp::XdpMode;
+pub use error::{Error, Result};
+pub use loader::{ProgramStatus, attach, attached, detach, ensure_loaded, unload};
+
+use lock::WriteLock;
+use maps::Maps;
+use tables::Snapshot;
+
+/// Where the data plane lives and how big its connection table is.
+#[derive(Clone, Debug)]
+pub struct Options {
+    /// bpffs directory holding the pinned program, maps and links.
+    pub pin_dir: PathBuf,
+    /// Connection-table capacity (per direction), used when the maps are first created.
+    pub max_conns: u32,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            pin_dir: PathBuf::from(ebpf_common::DEFAULT_PIN_DIR),
+            max_conns: ebpf_common::DEFAULT_MAX_CONNS,
+        }
+    }
+}
+
+impl Options {
+    /// Defaults, overridden by `XLVS_PIN_DIR` and `XLVS_MAX_CONNS` when set.
+    pub fn from_env() -> Options {
+        let mut o = Options::default();
+        if let Some(dir) = std::env::var_os("XLVS_PIN_DIR") {
+            o.pin_dir = PathBuf::from(dir);
+        }
+        if let Some(n) = std::env::var("XLVS_MAX_CONNS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+        {
+            o.max_conns = n;
+        }
+        o
+    }
+}
+
+/// A handle on the data plane's tables. Reads need nothing else; each write takes the writer
+/// lock for its duration, or for longer with [`Dataplane::hold_lock`] (batches such as
+/// `ipvsadm -R`, which then also keep one in-memory view of the tables instead of rereading them).
+pub struct Dataplane {
+    opts: Options,
+    maps: Maps,
+    held: Option<(WriteLock, Snapshot)>,
+}
+
+impl Dataplane {
+    /// Opens the pinned tables, creating them (program loaded, not attached) if they do not exist,
+    /// as the kernel's IPVS tables exist before any interface is involved.
+    pub fn open(opts: &Options) -> Result<Dataplane> {
+        loader::ensure_loaded(opts)?;
+        Ok(Dataplane {
+            opts: opts.clone(),
+            maps: Maps::open(&opts.pin_dir)?,
+            held: None,
+        })
+    }
+
+    pub fn options(&self) -> &Options {
+        &self.opts
+    }
+
+    /// Holds the writer lock (and a cached view of the tables) until [`Dataplane::release_lock`]
+    /// or drop. Other writers wait meanwhile.
+    pub fn hold_lock(&mut self) -> Result<()> {
+        if self.held.is_none() {
+            let lock = WriteLock::acquire(&self.opts.pin_dir)?;
+            let snap = Snapshot::load(&self.maps)?;
+            self.held = Some((lock, snap));
+        }
+        Ok(())
+    }
+
+    pub fn release_lock(&mut self) {
+        self.held = None;
+    }
+
+    /// Runs one write under the lock, on the held view or on a fresh one.
+    fn write<T>(&mut self, op: impl FnOnce(&mut Snapshot, &mut Maps) -> Result<T>) -> Result<T> {
+        match &mut self.held {
+            Some((_, snap)) => op(snap, &mut self.maps),
+            None => {
+                let _lock = WriteLock::acquire(&self.opts.pin_dir)?;
+                let mut snap = Snapshot::load(&self.maps)?;
+                op(&mut snap, &mut self.maps)
+            }
+        }
+    }
+
+    pub fn add_service(&mut self, cfg: &model::ServiceConfig) -> Result<()> {
+        self.write(|s, m| s.add_service(m, cfg))
+    }
+
+    pub fn edit_service(&mut self, cfg: &model::ServiceConfig) -> Result<()> {
+        self.write(|s, m| s.edit_service(m, cfg))
+    }
+
+    pub fn del_service(&mut self, addr: &model::ServiceAddr) -> Result<()> {
+        self.write(|s, m| s.del_service(m, addr))
+    }
+
+    /// Removes every service and destination (`ipvsadm -C`). Connections are left to expire.
+    pub fn flush(&mut self) -> Result<()> {
+        self.write(|s, m| s.flush(m))
+    }
+
+    /// Zeroes the counters of one service (and its destinations) or of all.
+    pub fn zero(&mut self, addr: Option<&model::ServiceAddr>) -> Result<()> {
+        self.write(|s, m| s.zero(m, addr))
+    }
+
+    pub fn add_dest(&mut self, svc: &model::ServiceAddr, d: &model::DestConfig) -> Result<()> {
+        self.write(|s, m| s.add_dest(m, svc, d))
+    }
+
+    pub fn edit_dest(&mut self, svc: &model::ServiceAddr, d: &model::DestConfig) -> Result<()> {
+        self.write(|s, m| s.edit_dest(m, svc, d))
+    }
+
+    pub fn del_dest(
+        &mut self,
+        svc: &model::ServiceAddr,
+        addr: std::net::IpAddr,
+        port: u16,
+    ) -> Result<()> {
+        self.write(|s, m| s.del_dest(m, svc, addr, port))
+    }
+
+    /// Every service with its destinations (insertion order) and counters.
+    pub fn services(&self) -> Result<Vec<model::ServiceEntry>> {
+        tables::list(&self.maps, None)
+    }
+
+    /// One service, or `NoSuchService`.
+    pub fn service(&self, addr: &model::ServiceAddr) -> Result<model::ServiceEntry> {
+        tables::list(&self.maps, Some(addr))?
+            .pop()
+            .ok_or(Error::NoSuchService)
+    }
+
+    pub fn timeouts(&self) -> Result<model::Timeouts> {
+        tables::timeouts(&self.maps)
+    }
+
+    /// Sets the tcp / tcpfin / udp timeouts; a 0 leaves that one unchanged (`ipvsadm --set`).
+    pub fn set_timeouts(&mut self, t: &model::Timeouts) -> Result<()> {
+        self.write(|_, m| tables::set_timeouts(m, t))
+    }
+
+    /// Live (not expired) connections.
+    pub fn connections(&self) -> Result<Vec<model::ConnEntry>> {
+        conns::list(&self.maps)
+    }
+
+    /// Capacity of the connection table (what IPVS prints as `size=` in its listing header).
+    pub fn conn_table_size(&self) -> u32 {
+        conns::capacity(&self.maps)
+    }
+
+    /// Data-plane wide counters (`ebpf_common::counter` indexes), summed over CPUs.
+    pub fn counters(&self) -> Result<Vec<u64>> {
+        stats::counters(&self.maps)
+    }
+
+    /// Fill levels of the main tables, for `xlvs status`.
+    pub fn fill(&self) -> Result<stats::Fill> {
+        stats::fill(&self.maps)
+    }
+}

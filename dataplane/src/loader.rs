@@ -1,0 +1,273 @@
+//! Loading the XDP program, pinning it and its maps, and attaching it to interfaces.
+//!
+//! Everything lives under the pin directory (default /sys/fs/bpf/xlvs): the maps by name, the
+//! program as `prog_xlvs`, and one bpf_link per attached interface under `links/IFNAME`. Pins
+//! keep the program attached and the tables alive after the process that made them exits; a
+//! later process adopts them.
+
+use std::ffi::CString;
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use aya::EbpfLoader;
+use aya::programs::links::{FdLink, PinnedLink};
+use aya::programs::{Xdp, xdp::XdpMode};
+use aya_obj::programs::XdpAttachType;
+use ebpf_common::{PIN_LINKS_DIR, PIN_PROG, maps as names};
+
+use crate::Options;
+use crate::error::{Error, Result};
+use crate::maps::Maps;
+
+/// The XDP object built by build.rs.
+static PROGRAM_OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/xlvs-xdp"));
+/// Name of the XDP function in the object.
+const PROGRAM_NAME: &str = "xlvs";
+/// bpffs magic (statfs f_type).
+const BPF_FS_MAGIC: i64 = 0xcafe4a11;
+
+fn prog_pin(dir: &Path) -> PathBuf {
+    dir.join(PIN_PROG)
+}
+
+fn link_pin(dir: &Path, ifname: &str) -> PathBuf {
+    dir.join(PIN_LINKS_DIR).join(ifname)
+}
+
+/// True when the program and every map are pinned under `dir`.
+pub fn is_loaded(dir: &Path) -> bool {
+    prog_pin(dir).exists() && names::ALL.iter().all(|m| dir.join(m).exists())
+}
+
+/// Makes sure the program and its maps exist and are pinned, loading them if needed.
+/// Existing pinned maps are adopted (their entries, sessions included, are kept).
+pub fn ensure_loaded(opts: &Options) -> Result<()> {
+    let dir = &opts.pin_dir;
+    if is_loaded(dir) {
+        return Ok(());
+    }
+    check_bpffs(dir)?;
+    fs::create_dir_all(dir.join(PIN_LINKS_DIR))
+        .map_err(|e| Error::map(format!("cannot create {}", dir.display()), e))?;
+    let mut ebpf = load_object(opts)?;
+    let prog: &mut Xdp = ebpf
+        .program_mut(PROGRAM_NAME)
+        .ok_or_else(|| Error::Unavailable("object has no xlvs program".into()))?
+        .try_into()
+        .map_err(|e| Error::Unavailable(format!("xlvs is not an XDP program: {e}")))?;
+    prog.load()
+        .map_err(|e| Error::Unavailable(format!("the kernel rejected the XDP program: {e}")))?;
+    let pin = prog_pin(dir);
+    if !pin.exists() {
+        prog.pin(&pin)
+            .map_err(|e| Error::Unavailable(format!("cannot pin {}: {e}", pin.display())))?;
+    }
+    Ok(())
+}
+
+/// Loads the object with its maps pinned under the pin directory (existing pins are adopted).
+pub(crate) fn load_object(opts: &Options) -> Result<aya::Ebpf> {
+    if PROGRAM_OBJECT.is_empty() {
+        return Err(Error::Unavailable(
+            "this build has no XDP program (built with XLVS_EBPF_SKIP=1)".into(),
+        ));
+    }
+    EbpfLoader::new()
+        .default_map_pin_directory(&opts.pin_dir)
+        .map_max_entries(names::CONNS, opts.max_conns)
+        .map_max_entries(names::REPLIES, opts.max_conns)
+        .load(PROGRAM_OBJECT)
+        .map_err(|e| load_error(format!("cannot load the XDP program: {e}"), &e))
+}
+
+fn load_error(text: String, e: &aya::EbpfError) -> Error {
+    let s = e.to_string();
+    if s.contains("Operation not permitted") || s.contains("Permission denied") {
+        Error::Unavailable(format!(
+            "{text} (are you root? loading XDP needs CAP_BPF, CAP_NET_ADMIN and CAP_PERFMON)"
+        ))
+    } else {
+        Error::Unavailable(text)
+    }
+}
+
+/// Fails with a clear message when `dir` is not on a mounted bpffs. Like bpftool, mounts bpffs on
+/// /sys/fs/bpf first when the directory is below it and nothing is mounted there yet.
+fn check_bpffs(dir: &Path) -> Result<()> {
+    let root = Path::new("/sys/fs/bpf");
+    if dir.starts_with(root) && !is_bpffs(root) && root.is_dir() {
+        let _ = nix::mount::mount(
+            Some("bpf"),
+            root,
+            Some("bpf"),
+            nix::mount::MsFlags::empty(),
+            None::<&str>,
+        );
+    }
+    let mut probe = dir.to_path_buf();
+    while !probe.exists() {
+        if !probe.pop() {
+            break;
+        }
+    }
+    if !is_bpffs(&probe) {
+        return Err(Error::Unavailable(format!(
+            "{} is not on a BPF filesystem (mount -t bpf bpf /sys/fs/bpf; inside `ip netns exec` \
+             use `nsenter --net=...` instead, which keeps /sys/fs/bpf)",
+            probe.display()
+        )));
+    }
+    Ok(())
+}
+
+fn is_bpffs(path: &Path) -> bool {
+    let c = CString::new(path.as_os_str().as_encoded_bytes()).unwrap_or_default();
+    let mut st: libc::statfs = unsafe { std::mem::zeroed() };
+    unsafe { libc::statfs(c.as_ptr(), &mut st) == 0 && st.f_type as i64 == BPF_FS_MAGIC }
+}
+
+/// The index of interface `name` in the current network namespace.
+pub fn ifindex(name: &str) -> Option<u32> {
+    let c = CString::new(name).ok()?;
+    match unsafe { libc::if_nametoindex(c.as_ptr()) } {
+        0 => None,
+        i => Some(i),
+    }
+}
+
+/// Attaches the (loaded once) program to each interface. All names are checked first; if any
+/// attachment fails, the ones made by this call are undone. Already attached interfaces are kept.
+/// Returns the interfaces newly attached.
+pub fn attach(opts: &Options, ifnames: &[String], mode: XdpMode) -> Result<Vec<String>> {
+    let missing: Vec<&str> = ifnames
+        .iter()
+        .filter(|n| ifindex(n).is_none())
+        .map(|s| s.as_str())
+        .collect();
+    if !missing.is_empty() {
+        return Err(Error::Unavailable(format!(
+            "no such interface: {}",
+            missing.join(", ")
+        )));
+    }
+    ensure_loaded(opts)?;
+    let dir = &opts.pin_dir;
+    let mut prog = Xdp::from_pin(prog_pin(dir), XdpAttachType::Interface)
+        .map_err(|e| Error::Unavailable(format!("cannot open the pinned program: {e}")))?;
+    let mut maps = Maps::open(dir)?;
+    let mut done: Vec<String> = Vec::new();
+    for name in ifnames {
+        let pin = link_pin(dir, name);
+        if pin.exists() {
+            continue;
+        }
+        let idx = ifindex(name).unwrap_or(0);
+        let result = (|| -> Result<()> {
+            let id = prog
+                .attach_to_if_index(idx, mode)
+                .map_err(|e| Error::Unavailable(format!("cannot attach to {name}: {e}")))?;
+            let link = prog
+                .take_link(id)
+                .map_err(|e| Error::Unavailable(format!("cannot take link of {name}: {e}")))?;
+            let fd_link: FdLink = link.try_into().map_err(|e| {
+                Error::Unavailable(format!(
+                    "{name}: the kernel attached without a bpf_link, cannot keep it attached: {e}"
+                ))
+            })?;
+            fd_link.pin(&pin).map_err(|e| {
+                Error::Unavailable(format!("cannot pin link {}: {e}", pin.display()))
+            })?;
+            maps.tx_ports
+                .insert(idx, idx, None, 0)
+                .map_err(|e| Error::Unavailable(format!("cannot add {name} to TX_PORTS: {e}")))?;
+            Ok(())
+        })();
+        if let Err(e) = result {
+            let _ = detach(opts, &done);
+            return Err(e);
+        }
+        done.push(name.clone());
+    }
+    Ok(done)
+}
+
+/// Detaches from each named interface (all attached ones when `ifnames` is empty).
+/// Returns the interfaces detached.
+pub fn detach(opts: &Options, ifnames: &[String]) -> Result<Vec<String>> {
+    let dir = &opts.pin_dir;
+    let names: Vec<String> = if ifnames.is_empty() {
+        attached(dir)
+    } else {
+        ifnames.to_vec()
+    };
+    let mut maps = Maps::open(dir).ok();
+    let mut done = Vec::new();
+    for name in names {
+        let pin = link_pin(dir, &name);
+        if !pin.exists() {
+            return Err(Error::Unavailable(format!(
+                "xlvs is not attached to {name}"
+            )));
+        }
+        let link = PinnedLink::from_pin(&pin)
+            .map_err(|e| Error::Unavailable(format!("cannot open {}: {e}", pin.display())))?;
+        // Dropping the last reference to the link detaches the program.
+        drop(
+            link.unpin()
+                .map_err(|e| Error::map(format!("unpin {}", pin.display()), e))?,
+        );
+        if let (Some(m), Some(idx)) = (maps.as_mut(), ifindex(&name)) {
+            let _ = m.tx_ports.remove(idx);
+        }
+        done.push(name);
+    }
+    Ok(done)
+}
+
+/// Interfaces with a pinned link, sorted by name.
+pub fn attached(dir: &Path) -> Vec<String> {
+    let mut v: Vec<String> = fs::read_dir(dir.join(PIN_LINKS_DIR))
+        .map(|rd| {
+            rd.filter_map(|e| e.ok())
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    v.sort();
+    v
+}
+
+/// Facts about the loaded program for `xlvs status`.
+pub struct ProgramStatus {
+    pub id: u32,
+    pub verified_insns: Option<u32>,
+    pub jited_bytes: u32,
+}
+
+pub fn program_status(dir: &Path) -> Result<ProgramStatus> {
+    let prog = Xdp::from_pin(prog_pin(dir), XdpAttachType::Interface)
+        .map_err(|e| Error::Unavailable(format!("cannot open the pinned program: {e}")))?;
+    let info = prog
+        .info()
+        .map_err(|e| Error::Unavailable(format!("cannot read program info: {e}")))?;
+    Ok(ProgramStatus {
+        id: info.id(),
+        verified_insns: info.verified_instruction_count(),
+        jited_bytes: info.size_jitted(),
+    })
+}
+
+/// Detaches everywhere and removes every pin: the program and all tables are freed.
+pub fn unload(opts: &Options) -> Result<()> {
+    let dir = &opts.pin_dir;
+    if !dir.exists() {
+        return Ok(());
+    }
+    detach(opts, &[])?;
+    for name in names::ALL.iter().copied().chain([PIN_PROG]) {
+        let _ = fs::remove_file(dir.join(name));
+    }
+    let _ = fs::remove_dir(dir.join(PIN_LINKS_DIR));
+    fs::remove_dir(dir).map_err(|e| Error::map(format!("remove {}", dir.display()), e))?;
+    Ok(())
+}

@@ -1,0 +1,24 @@
+//! One writer at a time: an exclusive flock(2) on the pin directory itself, held for the life of
+//! a `Dataplane` that writes. Readers (listings) take no lock: every map update is atomic per entry.
+
+use std::fs::File;
+use std::os::fd::AsRawFd;
+use std::path::Path;
+
+use crate::error::{Error, Result};
+
+pub struct WriteLock {
+    _dir: File,
+}
+
+impl WriteLock {
+    pub fn acquire(pin_dir: &Path) -> Result<WriteLock> {
+        let dir = File::open(pin_dir)
+            .map_err(|e| Error::map(format!("open {}", pin_dir.display()), e))?;
+        // Blocks while another writer holds it; released when the file is closed (also on crash).
+        if unsafe { libc::flock(dir.as_raw_fd(), libc::LOCK_EX) } != 0 {
+            return Err(Error::map("flock", std::io::Error::last_os_error()));
+        }
+        Ok(WriteLock { _dir: dir })
+    }
+}

@@ -1,0 +1,83 @@
+//! Typed handles on the pinned maps, opened by path from any process.
+
+use std::path::Path;
+
+use aya::maps::{Array, DevMapHash, HashMap, Map, MapData, MapError, PerCpuArray};
+use ebpf_common::{Conn, Dest, FlowKey, Service, ServiceKey, ServiceMeta, Stats, maps as names};
+
+use crate::error::{Error, Result};
+
+pub struct Maps {
+    pub services: HashMap<MapData, ServiceKey, Service>,
+    pub dests: HashMap<MapData, u32, Dest>,
+    pub sched_table: Array<MapData, u32>,
+    pub conns: HashMap<MapData, FlowKey, Conn>,
+    pub replies: HashMap<MapData, FlowKey, FlowKey>,
+    pub svc_stats: PerCpuArray<MapData, Stats>,
+    pub dest_stats: PerCpuArray<MapData, Stats>,
+    pub counters: PerCpuArray<MapData, u64>,
+    pub timeouts: Array<MapData, u32>,
+    pub tx_ports: DevMapHash<MapData>,
+    pub svc_meta: HashMap<MapData, u32, ServiceMeta>,
+    pub meta: Array<MapData, u32>,
+}
+
+fn open(dir: &Path, name: &str, wrap: fn(MapData) -> Map) -> Result<Map> {
+    let path = dir.join(name);
+    let data = MapData::from_pin(&path).map_err(|e| {
+        Error::Unavailable(format!("cannot open pinned map {}: {e}", path.display()))
+    })?;
+    Ok(wrap(data))
+}
+
+fn typed<T: TryFrom<Map, Error = MapError>>(map: Map, name: &str) -> Result<T> {
+    T::try_from(map)
+        .map_err(|e| Error::Unavailable(format!("map {name} has an unexpected layout: {e}")))
+}
+
+impl Maps {
+    pub fn open(dir: &Path) -> Result<Maps> {
+        macro_rules! m {
+            ($name:expr, $variant:ident) => {
+                typed(open(dir, $name, Map::$variant)?, $name)?
+            };
+        }
+        Ok(Maps {
+            services: m!(names::SERVICES, HashMap),
+            dests: m!(names::DESTS, HashMap),
+            sched_table: m!(names::SCHED_TABLE, Array),
+            conns: m!(names::CONNS, LruHashMap),
+            replies: m!(names::REPLIES, LruHashMap),
+            svc_stats: m!(names::SVC_STATS, PerCpuArray),
+            dest_stats: m!(names::DEST_STATS, PerCpuArray),
+            counters: m!(names::COUNTERS, PerCpuArray),
+            timeouts: m!(names::TIMEOUTS, Array),
+            tx_ports: m!(names::TX_PORTS, DevMapHash),
+            svc_meta: m!(names::SVC_META, HashMap),
+            meta: m!(names::META, Array),
+        })
+    }
+}
+
+/// Turns an aya map error into ours, keeping the errno (so ENOMEM/E2BIG become "Memory allocation problem").
+pub fn err(context: &str, e: MapError) -> Error {
+    match e {
+        MapError::SyscallError(s) => Error::map(context, s.io_error),
+        MapError::KeyNotFound => {
+            Error::map(context, std::io::Error::from_raw_os_error(libc::ENOENT))
+        }
+        other => Error::Unavailable(format!("{context}: {other}")),
+    }
+}
+
+/// A lookup that treats "not found" as `None` and anything else as an error.
+pub fn lookup<T>(context: &str, r: std::result::Result<T, MapError>) -> Result<Option<T>> {
+    match r {
+        Ok(v) => Ok(Some(v)),
+        Err(MapError::KeyNotFound) => Ok(None),
+        Err(MapError::SyscallError(s)) if s.io_error.raw_os_error() == Some(libc::ENOENT) => {
+            Ok(None)
+        }
+        Err(e) => Err(err(context, e)),
+    }
+}

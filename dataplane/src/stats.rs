@@ -1,0 +1,78 @@
+//! Counters: per-CPU values summed for listings, zeroed on request, and table fill levels.
+
+use aya::maps::{MapData, PerCpuArray, PerCpuValues};
+use ebpf_common::{self as c, counter};
+
+use crate::error::Result;
+use crate::maps::{Maps, err};
+use crate::model::Stats;
+
+/// Sum over CPUs of entry `index`.
+pub fn read(map: &PerCpuArray<MapData, c::Stats>, index: u32) -> Result<Stats> {
+    let values = map.get(&index, 0).map_err(|e| err("read stats", e))?;
+    let mut total = Stats::default();
+    for v in values.iter() {
+        total.add(v);
+    }
+    Ok(total)
+}
+
+/// Zeroes entry `index` on every CPU.
+pub fn zero_index(map: &mut PerCpuArray<MapData, c::Stats>, index: u32) -> Result<()> {
+    let ncpus = aya::util::nr_cpus().map_err(|(_, e)| crate::Error::map("nr_cpus", e))?;
+    let zeros = PerCpuValues::try_from(vec![c::Stats::default(); ncpus])
+        .map_err(|e| crate::Error::map("per-cpu values", e))?;
+    map.set(index, zeros, 0).map_err(|e| err("zero stats", e))
+}
+
+/// The global counters (`ebpf_common::counter`), summed over CPUs.
+pub fn counters(maps: &Maps) -> Result<Vec<u64>> {
+    (0..counter::COUNT)
+        .map(|i| {
+            let v = maps
+                .counters
+                .get(&i, 0)
+                .map_err(|e| err("read COUNTERS", e))?;
+            Ok(v.iter().sum())
+        })
+        .collect()
+}
+
+/// Names of the global counters, by index, as `xlvs status` prints them.
+pub const COUNTER_NAMES: [(u32, &str); 13] = [
+    (counter::PASS_NOT_VIP, "pass_not_vip"),
+    (counter::PASS_MALFORMED, "pass_malformed"),
+    (counter::PASS_FRAGMENT, "pass_fragment"),
+    (counter::PASS_IPV6, "pass_ipv6"),
+    (counter::PASS_TTL, "pass_ttl"),
+    (counter::DROP_NO_SESSION, "drop_no_session"),
+    (counter::DROP_NO_DEST, "drop_no_dest"),
+    (counter::CONN_NEW, "conn_new"),
+    (counter::CONN_INSERT_FAIL, "conn_insert_fail"),
+    (counter::REPLY_ORPHAN, "reply_orphan"),
+    (counter::FWD_TX, "fwd_tx"),
+    (counter::FWD_REDIRECT, "fwd_redirect"),
+    (counter::FWD_KERNEL, "fwd_kernel"),
+];
+
+/// How full the main tables are.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Fill {
+    pub services: u32,
+    pub services_max: u32,
+    pub dests: u32,
+    pub dests_max: u32,
+    pub conns: u32,
+    pub conns_max: u32,
+}
+
+pub fn fill(maps: &Maps) -> Result<Fill> {
+    Ok(Fill {
+        services: maps.services.keys().count() as u32,
+        services_max: c::MAX_SERVICES,
+        dests: maps.dests.keys().count() as u32,
+        dests_max: c::MAX_DESTS,
+        conns: maps.conns.keys().count() as u32,
+        conns_max: crate::conns::capacity(maps),
+    })
+}

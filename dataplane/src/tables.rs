@@ -1,0 +1,552 @@
+//! Services and destinations: the IPVS operations, applied to the maps.
+//!
+//! A write works on a [`Snapshot`] (the services and destinations read once under the writer
+//! lock), so checks such as "destination already exists" and id/table allocation need no map scan
+//! per operation. The order of map updates keeps the packet path consistent at every instant:
+//! counters and destinations are written before the table that points at them, a table before
+//! the service entry that publishes it, and a destination leaves its table before it is deleted.
+
+use std::collections::{HashMap, HashSet};
+use std::net::IpAddr;
+
+use ebpf_common::{
+    self as c, Dest, MAX_DESTS, MAX_SERVICES, SCHED_POOL_SLOTS, Service, ServiceKey, ServiceMeta,
+};
+
+use crate::error::{Error, Result};
+use crate::maps::{Maps, err, lookup};
+use crate::model::*;
+use crate::pool::Pool;
+use crate::sched::{Member, build_table};
+use crate::stats;
+
+/// The service and destination tables as read under the writer lock.
+pub struct Snapshot {
+    services: HashMap<ServiceKey, Service>,
+    /// Destinations by service id, in insertion (id allocation) order.
+    dests: HashMap<u32, Vec<(u32, Dest)>>,
+    /// Every destination id in use (for O(1) allocation).
+    dest_ids: HashSet<u32>,
+    pool: Pool,
+    next_service_id: u32,
+    next_dest_id: u32,
+}
+
+impl Snapshot {
+    pub fn load(maps: &Maps) -> Result<Snapshot> {
+        let mut services = HashMap::new();
+        for item in maps.services.iter() {
+            let (k, v) = item.map_err(|e| err("read SERVICES", e))?;
+            services.insert(k, v);
+        }
+        let mut dests: HashMap<u32, Vec<(u32, Dest)>> = HashMap::new();
+        for item in maps.dests.iter() {
+            let (id, d) = item.map_err(|e| err("read DESTS", e))?;
+            dests.entry(d.svc_id).or_default().push((id, d));
+        }
+        let next_service_id = meta(maps, c::meta::NEXT_SERVICE_ID)?;
+        let next_dest_id = meta(maps, c::meta::NEXT_DEST_ID)?;
+        for list in dests.values_mut() {
+            // Ids are handed out increasingly from a cursor; order by distance behind it so the
+            // order survives the cursor wrapping.
+            list.sort_by_key(|(id, _)| id.wrapping_sub(next_dest_id) % MAX_DESTS);
+        }
+        let pool = Pool::new(
+            SCHED_POOL_SLOTS,
+            services.values().map(|s| (s.table_base, s.table_len)),
+        );
+        let dest_ids = dests.values().flatten().map(|(id, _)| *id).collect();
+        Ok(Snapshot {
+            services,
+            dests,
+            dest_ids,
+            pool,
+            next_service_id,
+            next_dest_id,
+        })
+    }
+
+    fn service(&self, addr: &ServiceAddr, missing: Error) -> Result<(ServiceKey, Service)> {
+        let key = service_key(addr);
+        match self.services.get(&key) {
+            Some(s) => Ok((key, *s)),
+            None => Err(missing),
+        }
+    }
+
+    pub fn add_service(&mut self, maps: &mut Maps, cfg: &ServiceConfig) -> Result<()> {
+        let key = service_key(&cfg.addr);
+        if self.services.contains_key(&key) {
+            return Err(Error::ServiceExists);
+        }
+        check_pe(cfg)?;
+        let id = self.alloc_service_id(maps)?;
+        let svc = Service {
+            id,
+            table_base: 0,
+            table_len: 0,
+            dest_count: 0,
+            ..service_value(cfg)
+        };
+        stats::zero_index(&mut maps.svc_stats, id)?;
+        maps.svc_meta
+            .insert(id, service_meta(cfg), 0)
+            .map_err(|e| err("write SVC_META", e))?;
+        maps.services
+            .insert(key, svc, 0)
+            .map_err(|e| err("write SERVICES", e))?;
+        self.services.insert(key, svc);
+        Ok(())
+    }
+
+    pub fn edit_service(&mut self, maps: &mut Maps, cfg: &ServiceConfig) -> Result<()> {
+        let (key, old) = self.service(&cfg.addr, Error::NoSuchService)?;
+        check_pe(cfg)?;
+        let svc = Service {
+            id: old.id,
+            table_base: old.table_base,
+            table_len: old.table_len,
+            dest_count: old.dest_count,
+            ..service_value(cfg)
+        };
+        maps.svc_meta
+            .insert(old.id, service_meta(cfg), 0)
+            .map_err(|e| err("write SVC_META", e))?;
+        maps.services
+            .insert(key, svc, 0)
+            .map_err(|e| err("write SERVICES", e))?;
+        self.services.insert(key, svc);
+        if svc.sched != old.sched {
+            self.rebuild(maps, key)?;
+        }
+        Ok(())
+    }
+
+    pub fn del_service(&mut self, maps: &mut Maps, addr: &ServiceAddr) -> Result<()> {
+        let (key, svc) = self.service(addr, Error::NoSuchService)?;
+        self.remove_service(maps, key, svc)
+    }
+
+    fn remove_service(&mut self, maps: &mut Maps, key: ServiceKey, svc: Service) -> Result<()> {
+        // Unpublish first: no new connection can be scheduled to what follows.
+        maps.services
+            .remove(&key)
+            .map_err(|e| err("delete SERVICES", e))?;
+        self.services.remove(&key);
+        self.pool.free(svc.table_base, svc.table_len);
+        for (id, _) in self.dests.remove(&svc.id).unwrap_or_default() {
+            let _ = maps.dests.remove(&id);
+            self.dest_ids.remove(&id);
+        }
+        let _ = maps.svc_meta.remove(&svc.id);
+        Ok(())
+    }
+
+    pub fn flush(&mut self, maps: &mut Maps) -> Result<()> {
+        let all: Vec<_> = self.services.iter().map(|(k, v)| (*k, *v)).collect();
+        for (key, svc) in all {
+            self.remove_service(maps, key, svc)?;
+        }
+        Ok(())
+    }
+
+    pub fn zero(&mut self, maps: &mut Maps, addr: Option<&ServiceAddr>) -> Result<()> {
+        let ids: Vec<u32> = match addr {
+            Some(a) => vec![self.service(a, Error::NoSuchService)?.1.id],
+            None => self.services.values().map(|s| s.id).collect(),
+        };
+        for id in ids {
+            stats::zero_index(&mut maps.svc_stats, id)?;
+            for (dest_id, _) in self.dests.get(&id).map(|v| v.as_slice()).unwrap_or(&[]) {
+                stats::zero_index(&mut maps.dest_stats, *dest_id)?;
+            }
+        }
+        Ok(())
+    }
+
+    pub fn add_dest(&mut self, maps: &mut Maps, addr: &ServiceAddr, d: &DestConfig) -> Result<()> {
+        let (key, svc) = self.service(addr, Error::ServiceNotDefined)?;
+        check_dest_family(addr, d)?;
+        if self.find_dest(svc.id, d.addr, d.port).is_some() {
+            return Err(Error::DestExists);
+        }
+        let id = self.alloc_dest_id(maps)?;
+        let dest = dest_value(svc.id, d);
+        stats::zero_index(&mut maps.dest_stats, id)?;
+        maps.dests
+            .insert(id, dest, 0)
+            .map_err(|e| err("write DESTS", e))?;
+        self.dests.entry(svc.id).or_default().push((id, dest));
+        self.dest_ids.insert(id);
+        if let Err(e) = self.rebuild(maps, key) {
+            // Leave the tables as they were.
+            let _ = maps.dests.remove(&id);
+            self.dest_ids.remove(&id);
+            if let Some(list) = self.dests.get_mut(&svc.id) {
+                list.retain(|(i, _)| *i != id);
+            }
+            return Err(e);
+        }
+        Ok(())
+    }
+
+    pub fn edit_dest(&mut self, maps: &mut Maps, addr: &ServiceAddr, d: &DestConfig) -> Result<()> {
+        let (key, svc) = self.service(addr, Error::ServiceNotDefined)?;
+        check_dest_family(addr, d)?;
+        let Some(pos) = self.find_dest(svc.id, d.addr, d.port) else {
+            return Err(Error::NoSuchDest);
+        };
+        let list = self.dests.get_mut(&svc.id).ok_or(Error::NoSuchDest)?;
+        let id = list[pos].0;
+        let old = list[pos].1;
+        let dest = dest_value(svc.id, d);
+        maps.dests
+            .insert(id, dest, 0)
+            .map_err(|e| err("write DESTS", e))?;
+        list[pos].1 = dest;
+        if old.weight != dest.weight {
+            self.rebuild(maps, key)?;
+        }
+        Ok(())
+    }
+
+    pub fn del_dest(
+        &mut self,
+        maps: &mut Maps,
+        addr: &ServiceAddr,
+        ip: IpAddr,
+        port: u16,
+    ) -> Result<()> {
+        let (key, svc) = self.service(addr, Error::ServiceNotDefined)?;
+        let Some(pos) = self.find_dest(svc.id, ip, port) else {
+            return Err(Error::NoSuchDest);
+        };
+        let list = self.dests.get_mut(&svc.id).ok_or(Error::NoSuchDest)?;
+        let (id, _) = list.remove(pos);
+        // Out of the table first; its connections keep their rewrite data and run until they expire.
+        self.rebuild(maps, key)?;
+        maps.dests.remove(&id).map_err(|e| err("delete DESTS", e))?;
+        self.dest_ids.remove(&id);
+        Ok(())
+    }
+
+    fn find_dest(&self, svc_id: u32, ip: IpAddr, port: u16) -> Option<usize> {
+        let words = ip_to_words(&ip);
+        let af = Family::of(&ip).raw();
+        self.dests
+            .get(&svc_id)?
+            .iter()
+            .position(|(_, d)| d.addr == words && d.port == port.to_be() && d.af == af)
+    }
+
+    /// Recomputes the service's scheduler table into a fresh pool range and publishes it.
+    fn rebuild(&mut self, maps: &mut Maps, key: ServiceKey) -> Result<()> {
+        let Some(mut svc) = self.services.get(&key).copied() else {
+            return Ok(());
+        };
+        let members: Vec<Member> = self
+            .dests
+            .get(&svc.id)
+            .map(|v| {
+                v.iter()
+                    .map(|(id, d)| Member {
+                        id: *id,
+                        weight: d.weight,
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        let table = build_table(Scheduler::from_raw(svc.sched), &members);
+        let len = table.len() as u32;
+        let base = self.pool.alloc(len).ok_or(Error::NoMemory)?;
+        for (i, dest_id) in table.iter().enumerate() {
+            if let Err(e) = maps.sched_table.set(base + i as u32, dest_id, 0) {
+                self.pool.free(base, len);
+                return Err(err("write SCHED_TABLE", e));
+            }
+        }
+        let (old_base, old_len) = (svc.table_base, svc.table_len);
+        svc.table_base = base;
+        svc.table_len = len;
+        svc.dest_count = members.len() as u32;
+        if let Err(e) = maps.services.insert(key, svc, 0) {
+            self.pool.free(base, len);
+            return Err(err("write SERVICES", e));
+        }
+        self.services.insert(key, svc);
+        self.pool.free(old_base, old_len);
+        Ok(())
+    }
+
+    fn alloc_service_id(&mut self, maps: &mut Maps) -> Result<u32> {
+        let used: HashSet<u32> = self.services.values().map(|s| s.id).collect();
+        let id = next_free(&mut self.next_service_id, MAX_SERVICES, |id| {
+            used.contains(&id)
+        })?;
+        set_meta(maps, c::meta::NEXT_SERVICE_ID, self.next_service_id)?;
+        Ok(id)
+    }
+
+    fn alloc_dest_id(&mut self, maps: &mut Maps) -> Result<u32> {
+        let used = &self.dest_ids;
+        let id = next_free(&mut self.next_dest_id, MAX_DESTS, |id| used.contains(&id))?;
+        set_meta(maps, c::meta::NEXT_DEST_ID, self.next_dest_id)?;
+        Ok(id)
+    }
+}
+
+/// The first id at or after `cursor` (wrapping) for which `used` is false; advances the cursor.
+fn next_free(cursor: &mut u32, limit: u32, used: impl Fn(u32) -> bool) -> Result<u32> {
+    for step in 0..limit {
+        let id = (*cursor + step) % limit;
+        if !used(id) {
+            *cursor = (id + 1) % limit;
+            return Ok(id);
+        }
+    }
+    Err(Error::NoMemory)
+}
+
+fn meta(maps: &Maps, index: u32) -> Result<u32> {
+    maps.meta.get(&index, 0).map_err(|e| err("read META", e))
+}
+
+fn set_meta(maps: &mut Maps, index: u32, value: u32) -> Result<()> {
+    maps.meta
+        .set(index, value, 0)
+        .map_err(|e| err("write META", e))
+}
+
+/// Only the persistence engine IPVS ships ("sip") exists.
+fn check_pe(cfg: &ServiceConfig) -> Result<()> {
+    match cfg.pe.as_deref() {
+        None | Some("sip") => Ok(()),
+        Some(_) => Err(Error::SchedulerNotFound),
+    }
+}
+
+/// IPVS allows a destination of another family only for tunnelling.
+fn check_dest_family(addr: &ServiceAddr, d: &DestConfig) -> Result<()> {
+    if matches!(addr, ServiceAddr::Inet { .. })
+        && addr.family() != Family::of(&d.addr)
+        && d.forward != Forward::Tunnel
+    {
+        return Err(Error::AfNotSupported);
+    }
+    Ok(())
+}
+
+pub fn service_key(addr: &ServiceAddr) -> ServiceKey {
+    match addr {
+        ServiceAddr::Inet { proto, addr, port } => ServiceKey {
+            addr: ip_to_words(addr),
+            port: port.to_be(),
+            proto: proto.number(),
+            af: Family::of(addr).raw(),
+        },
+        ServiceAddr::Fwmark { mark, family } => ServiceKey {
+            addr: [*mark, 0, 0, 0],
+            port: 0,
+            proto: c::PROTO_FWMARK,
+            af: family.raw(),
+        },
+    }
+}
+
+fn service_addr(key: &ServiceKey) -> ServiceAddr {
+    let family = Family::from_raw(key.af);
+    match Protocol::from_number(key.proto) {
+        Some(proto) => ServiceAddr::Inet {
+            proto,
+            addr: words_to_ip(&key.addr, family),
+            port: u16::from_be(key.port),
+        },
+        None => ServiceAddr::Fwmark {
+            mark: key.addr[0],
+            family,
+        },
+    }
+}
+
+fn service_value(cfg: &ServiceConfig) -> Service {
+    let mut flags = cfg.sched_flags & (c::SVC_F_SCHED1 | c::SVC_F_SCHED2 | c::SVC_F_SCHED3);
+    if cfg.persistent.is_some() {
+        flags |= c::SVC_F_PERSISTENT;
+    }
+    if cfg.one_packet {
+        flags |= c::SVC_F_ONEPACKET;
+    }
+    if cfg.synproxy {
+        flags |= c::SVC_F_SYNPROXY;
+    }
+    let netmask = match cfg.addr.family() {
+        // IPv4: the mask itself, in network order, ready for the packet path.
+        Family::V4 => {
+            let bits = cfg.netmask.min(32) as u32;
+            let mask = if bits == 0 {
+                0
+            } else {
+                u32::MAX << (32 - bits)
+            };
+            mask.to_be()
+        }
+        Family::V6 => cfg.netmask.min(128) as u32,
+    };
+    Service {
+        id: 0,
+        flags,
+        sched: cfg.scheduler.raw(),
+        persist_timeout: cfg.persistent.unwrap_or(0),
+        netmask,
+        table_base: 0,
+        table_len: 0,
+        dest_count: 0,
+    }
+}
+
+fn service_meta(cfg: &ServiceConfig) -> ServiceMeta {
+    let mut pe_name = [0u8; 16];
+    if let Some(pe) = &cfg.pe {
+        let b = pe.as_bytes();
+        let n = b.len().min(15);
+        pe_name[..n].copy_from_slice(&b[..n]);
+    }
+    ServiceMeta {
+        pe_name,
+        est_timeout: cfg.est_timeout.unwrap_or(0),
+        _pad: 0,
+    }
+}
+
+fn service_config(key: &ServiceKey, svc: &Service, meta: Option<ServiceMeta>) -> ServiceConfig {
+    let addr = service_addr(key);
+    let netmask = match addr.family() {
+        Family::V4 => u32::from_be(svc.netmask).count_ones() as u8,
+        Family::V6 => svc.netmask as u8,
+    };
+    let pe = meta.and_then(|m| {
+        let end = m.pe_name.iter().position(|b| *b == 0).unwrap_or(16);
+        (end > 0).then(|| String::from_utf8_lossy(&m.pe_name[..end]).into_owned())
+    });
+    ServiceConfig {
+        addr,
+        scheduler: Scheduler::from_raw(svc.sched),
+        persistent: (svc.flags & c::SVC_F_PERSISTENT != 0).then_some(svc.persist_timeout),
+        netmask,
+        pe,
+        one_packet: svc.flags & c::SVC_F_ONEPACKET != 0,
+        sched_flags: svc.flags & (c::SVC_F_SCHED1 | c::SVC_F_SCHED2 | c::SVC_F_SCHED3),
+        synproxy: svc.flags & c::SVC_F_SYNPROXY != 0,
+        est_timeout: meta.map(|m| m.est_timeout).filter(|t| *t != 0),
+    }
+}
+
+fn dest_value(svc_id: u32, d: &DestConfig) -> Dest {
+    Dest {
+        addr: ip_to_words(&d.addr),
+        port: d.port.to_be(),
+        af: Family::of(&d.addr).raw(),
+        fwd: d.forward.raw(),
+        svc_id,
+        weight: d.weight,
+        u_threshold: d.u_threshold,
+        l_threshold: d.l_threshold,
+        tun_type: match d.tunnel.kind {
+            TunnelType::Ipip => 0,
+            TunnelType::Gue => 1,
+            TunnelType::Gre => 2,
+        },
+        tun_flags: d.tunnel.flags,
+        tun_port: d.tunnel.port,
+    }
+}
+
+fn dest_config(d: &Dest) -> DestConfig {
+    DestConfig {
+        addr: words_to_ip(&d.addr, Family::from_raw(d.af)),
+        port: u16::from_be(d.port),
+        forward: Forward::from_raw(d.fwd),
+        weight: d.weight,
+        u_threshold: d.u_threshold,
+        l_threshold: d.l_threshold,
+        tunnel: Tunnel {
+            kind: match d.tun_type {
+                1 => TunnelType::Gue,
+                2 => TunnelType::Gre,
+                _ => TunnelType::Ipip,
+            },
+            port: d.tun_port,
+            flags: d.tun_flags,
+        },
+    }
+}
+
+/// Services (all, or the one at `only`) with destinations, counters and connection counts.
+pub fn list(maps: &Maps, only: Option<&ServiceAddr>) -> Result<Vec<ServiceEntry>> {
+    let snap = Snapshot::load(maps)?;
+    let mut keys: Vec<(ServiceKey, Service)> = match only {
+        Some(a) => snap.service(a, Error::NoSuchService).into_iter().collect(),
+        None => snap.services.iter().map(|(k, v)| (*k, *v)).collect(),
+    };
+    // Insertion order: ids come from a cursor.
+    keys.sort_by_key(|(_, s)| s.id.wrapping_sub(snap.next_service_id) % MAX_SERVICES);
+    let counts = crate::conns::per_dest_counts(maps)?;
+    let mut out = Vec::with_capacity(keys.len());
+    for (key, svc) in keys {
+        let meta = lookup("read SVC_META", maps.svc_meta.get(&svc.id, 0))?;
+        let mut dests = Vec::new();
+        for (id, d) in snap.dests.get(&svc.id).map(|v| v.as_slice()).unwrap_or(&[]) {
+            let (active, inact) = counts.get(id).copied().unwrap_or((0, 0));
+            dests.push(DestEntry {
+                config: dest_config(d),
+                active_conns: active,
+                inact_conns: inact,
+                persist_conns: 0,
+                stats: stats::read(&maps.dest_stats, *id)?,
+                rates: Stats::default(),
+            });
+        }
+        out.push(ServiceEntry {
+            config: service_config(&key, &svc, meta),
+            dests,
+            stats: stats::read(&maps.svc_stats, svc.id)?,
+            rates: Stats::default(),
+            local_addrs: Vec::new(),
+        });
+    }
+    Ok(out)
+}
+
+pub fn timeouts(maps: &Maps) -> Result<Timeouts> {
+    let get = |state: u8| -> Result<u32> {
+        let v = maps
+            .timeouts
+            .get(&(state as u32), 0)
+            .map_err(|e| err("read TIMEOUTS", e))?;
+        Ok(if v == 0 {
+            c::DEFAULT_TIMEOUTS[state as usize]
+        } else {
+            v
+        })
+    };
+    Ok(Timeouts {
+        tcp: get(c::S_ESTABLISHED)?,
+        tcp_fin: get(c::S_FIN_WAIT)?,
+        udp: get(c::S_UDP)?,
+    })
+}
+
+pub fn set_timeouts(maps: &mut Maps, t: &Timeouts) -> Result<()> {
+    for (state, value) in [
+        (c::S_ESTABLISHED, t.tcp),
+        (c::S_FIN_WAIT, t.tcp_fin),
+        (c::S_UDP, t.udp),
+    ] {
+        if value != 0 {
+            maps.timeouts
+                .set(state as u32, value, 0)
+                .map_err(|e| err("write TIMEOUTS", e))?;
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,88 @@
+//! Running the XDP program on crafted packets through BPF_PROG_TEST_RUN: the packet path without
+//! interfaces, for unit tests and for the ns/packet benchmarks (DESIGN.md §8).
+
+use std::time::Duration;
+
+use aya::programs::{TestRun, TestRunOptions, Xdp};
+use aya_obj::programs::XdpAttachType;
+
+use crate::Options;
+use crate::error::{Error, Result};
+
+/// One program, ready to be run on packets.
+pub enum Runner {
+    /// The pinned xlvs program.
+    Pinned(Xdp),
+    /// A program of an object loaded for this runner (kept alive with it).
+    Loaded(aya::Ebpf, &'static str),
+}
+
+/// What one run did.
+#[derive(Debug, Clone)]
+pub struct RunResult {
+    /// XDP action (2 = PASS, 1 = DROP, 3 = TX, 4 = REDIRECT).
+    pub action: u32,
+    /// The packet as the program left it.
+    pub packet: Vec<u8>,
+    /// Kernel-measured time per repetition.
+    pub duration: Duration,
+}
+
+impl Runner {
+    /// The pinned xlvs program of `opts` (loaded if needed), working on the pinned tables.
+    pub fn xlvs(opts: &Options) -> Result<Runner> {
+        crate::loader::ensure_loaded(opts)?;
+        let prog = Xdp::from_pin(
+            opts.pin_dir.join(ebpf_common::PIN_PROG),
+            XdpAttachType::Interface,
+        )
+        .map_err(|e| Error::Unavailable(format!("cannot open the pinned program: {e}")))?;
+        Ok(Runner::Pinned(prog))
+    }
+
+    /// The trivial XDP_PASS program from the same object (the benchmark floor). Its maps are the
+    /// pinned ones of `opts`, so nothing new is created.
+    pub fn trivial(opts: &Options) -> Result<Runner> {
+        crate::loader::ensure_loaded(opts)?;
+        let mut ebpf = crate::loader::load_object(opts)?;
+        let prog: &mut Xdp = ebpf
+            .program_mut("xlvs_pass")
+            .ok_or_else(|| Error::Unavailable("object has no xlvs_pass program".into()))?
+            .try_into()
+            .map_err(|e| Error::Unavailable(format!("xlvs_pass: {e}")))?;
+        prog.load()
+            .map_err(|e| Error::Unavailable(format!("cannot load xlvs_pass: {e}")))?;
+        Ok(Runner::Loaded(ebpf, "xlvs_pass"))
+    }
+
+    fn prog(&self) -> Result<&Xdp> {
+        match self {
+            Runner::Pinned(p) => Ok(p),
+            Runner::Loaded(ebpf, name) => ebpf
+                .program(name)
+                .ok_or_else(|| Error::Unavailable(format!("no program {name}")))?
+                .try_into()
+                .map_err(|e| Error::Unavailable(format!("{name}: {e}"))),
+        }
+    }
+
+    /// Runs the program once on `packet`.
+    pub fn run(&self, packet: &[u8]) -> Result<RunResult> {
+        let mut out = vec![0u8; packet.len() + 256];
+        let r = self
+            .prog()?
+            .test_run(TestRunOptions {
+                data_in: Some(packet),
+                data_out: Some(&mut out),
+                repeat: 1,
+                ..TestRunOptions::new()
+            })
+            .map_err(|e| Error::Unavailable(format!("BPF_PROG_TEST_RUN failed: {e}")))?;
+        out.truncate(r.data_size_out as usize);
+        Ok(RunResult {
+            action: r.return_value,
+            packet: out,
+            duration: r.duration,
+        })
+    }
+}

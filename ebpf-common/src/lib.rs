@@ -1,0 +1,326 @@
+//! The one contract between the XDP program and user space: map keys and values, flags, limits and
+//! pin names. Everything here is `#[repr(C)]`, padded explicitly (hash keys compare bytes) and
+//! checked for size at compile time, so both sides agree byte for byte.
+//!
+//! Addresses are stored as `[u32; 4]` holding the address bytes in network order (the raw words of
+//! the packet); an IPv4 address uses word 0 and leaves the rest zero. Ports are network order too.
+#![no_std]
+
+// ---------------------------------------------------------------------------------------------
+// Limits
+// ---------------------------------------------------------------------------------------------
+
+/// Services (virtual servers) that can exist at once; also the size of per-service arrays.
+pub const MAX_SERVICES: u32 = 32768;
+/// Destinations (real servers) over all services; ids are recycled only after wrapping.
+pub const MAX_DESTS: u32 = 131072;
+/// Slots of the shared scheduler-table pool. Each service owns one range of it (`table_base`,
+/// `table_len`); a new table is written into a free range and then published by one update of the
+/// service entry, so a packet sees either the old or the new table, never half of one.
+pub const SCHED_POOL_SLOTS: u32 = 1 << 22;
+/// Longest table one service may use (wrr sequences longer than this are scaled down).
+pub const MAX_TABLE_LEN: u32 = 65536;
+/// Default number of connection entries (each direction has its own map of this size).
+pub const DEFAULT_MAX_CONNS: u32 = 1 << 20;
+/// Interfaces the program can redirect to through the devmap.
+pub const MAX_PORTS: u32 = 256;
+
+// ---------------------------------------------------------------------------------------------
+// Pin names (under the pin directory, default `/sys/fs/bpf/xlvs`)
+// ---------------------------------------------------------------------------------------------
+
+pub const DEFAULT_PIN_DIR: &str = "/sys/fs/bpf/xlvs";
+/// Pinned program, so a later `attach` (or upgrade) reuses the loaded one.
+pub const PIN_PROG: &str = "prog_xlvs";
+/// Sub-directory holding one pinned bpf_link per attached interface (named by ifname).
+pub const PIN_LINKS_DIR: &str = "links";
+
+// ---------------------------------------------------------------------------------------------
+// Enumerations shared by both sides (values follow IPVS where IPVS defines them)
+// ---------------------------------------------------------------------------------------------
+
+pub const AF_INET: u8 = 2;
+pub const AF_INET6: u8 = 10;
+
+pub const IPPROTO_ICMP: u8 = 1;
+pub const IPPROTO_TCP: u8 = 6;
+pub const IPPROTO_UDP: u8 = 17;
+pub const IPPROTO_SCTP: u8 = 132;
+/// Protocol value of a fwmark service key (the mark sits in `addr[0]`).
+pub const PROTO_FWMARK: u8 = 0;
+
+/// Forwarding methods: IP_VS_CONN_F_* values (MASQ 0, LOCALNODE 1, TUNNEL 2, DROUTE 3), plus FULLNAT.
+pub const FWD_MASQ: u8 = 0;
+pub const FWD_LOCAL: u8 = 1;
+pub const FWD_TUNNEL: u8 = 2;
+pub const FWD_DROUTE: u8 = 3;
+pub const FWD_FULLNAT: u8 = 5;
+
+/// Service flags (IP_VS_SVC_F_* values where they exist).
+pub const SVC_F_PERSISTENT: u32 = 0x1;
+pub const SVC_F_HASHED: u32 = 0x2;
+pub const SVC_F_ONEPACKET: u32 = 0x4;
+pub const SVC_F_SCHED1: u32 = 0x8;
+pub const SVC_F_SCHED2: u32 = 0x10;
+pub const SVC_F_SCHED3: u32 = 0x20;
+/// alibaba/DPVS: answer SYNs with cookies before opening the real-server side.
+pub const SVC_F_SYNPROXY: u32 = 0x10000;
+
+/// Scheduler identifiers (stored in [`Service::sched`]; names live in user space).
+pub const SCHED_RR: u32 = 0;
+pub const SCHED_WRR: u32 = 1;
+pub const SCHED_LC: u32 = 2;
+pub const SCHED_WLC: u32 = 3;
+pub const SCHED_LBLC: u32 = 4;
+pub const SCHED_LBLCR: u32 = 5;
+pub const SCHED_DH: u32 = 6;
+pub const SCHED_SH: u32 = 7;
+pub const SCHED_SED: u32 = 8;
+pub const SCHED_NQ: u32 = 9;
+pub const SCHED_FO: u32 = 10;
+pub const SCHED_OVF: u32 = 11;
+pub const SCHED_MH: u32 = 12;
+
+/// TCP connection states, IPVS numbering (IP_VS_TCP_S_*), then UDP/other.
+pub const S_NONE: u8 = 0;
+pub const S_ESTABLISHED: u8 = 1;
+pub const S_SYN_SENT: u8 = 2;
+pub const S_SYN_RECV: u8 = 3;
+pub const S_FIN_WAIT: u8 = 4;
+pub const S_TIME_WAIT: u8 = 5;
+pub const S_CLOSE: u8 = 6;
+pub const S_CLOSE_WAIT: u8 = 7;
+pub const S_LAST_ACK: u8 = 8;
+pub const S_LISTEN: u8 = 9;
+pub const S_SYNACK: u8 = 10;
+/// UDP "normal" state (IP_VS_UDP_S_NORMAL), timed out with the udp timeout.
+pub const S_UDP: u8 = 11;
+/// Number of entries of the timeout table ([`TIMEOUTS` map], seconds, indexed by state).
+pub const N_STATES: u32 = 12;
+
+/// IPVS default timeouts in seconds, indexed by state (tcp 900, tcpfin 120, udp 300).
+pub const DEFAULT_TIMEOUTS: [u32; N_STATES as usize] = [
+    2,       // NONE
+    15 * 60, // ESTABLISHED
+    2 * 60,  // SYN_SENT
+    60,      // SYN_RECV
+    2 * 60,  // FIN_WAIT
+    2 * 60,  // TIME_WAIT
+    10,      // CLOSE
+    60,      // CLOSE_WAIT
+    30,      // LAST_ACK
+    2 * 60,  // LISTEN
+    2 * 60,  // SYNACK
+    5 * 60,  // UDP
+];
+
+/// Global counters ([`COUNTERS`] per-CPU array index).
+pub mod counter {
+    /// Not IPv4/IPv6, or not a VIP: handed to the kernel untouched.
+    pub const PASS_NOT_VIP: u32 = 0;
+    /// Could not be parsed (truncated, bad header): handed to the kernel, never forwarded.
+    pub const PASS_MALFORMED: u32 = 1;
+    /// IP fragments: handed to the kernel (policy: the data plane does not reassemble).
+    pub const PASS_FRAGMENT: u32 = 2;
+    /// TCP to a VIP without a session and without SYN: dropped.
+    pub const DROP_NO_SESSION: u32 = 3;
+    /// A service with no available destination (all weight 0 or none): dropped.
+    pub const DROP_NO_DEST: u32 = 4;
+    /// New connection entries created.
+    pub const CONN_NEW: u32 = 5;
+    /// Packets forwarded with XDP_TX (same interface).
+    pub const FWD_TX: u32 = 6;
+    /// Packets forwarded with a devmap redirect (other interface).
+    pub const FWD_REDIRECT: u32 = 7;
+    /// Rewritten packets handed to the kernel to forward (neighbour unknown, no route, ...).
+    pub const FWD_KERNEL: u32 = 8;
+    /// Session-table inserts that failed (should stay 0: LRU evicts instead).
+    pub const CONN_INSERT_FAIL: u32 = 9;
+    /// Reply packets whose client-side entry was gone (evicted/expired): handed to the kernel.
+    pub const REPLY_ORPHAN: u32 = 10;
+    /// IPv6 packets (the IPv6 path is not built yet): handed to the kernel.
+    pub const PASS_IPV6: u32 = 11;
+    /// TTL would reach 0: handed to the kernel so it answers with ICMP time exceeded.
+    pub const PASS_TTL: u32 = 12;
+    /// Number of counters.
+    pub const COUNT: u32 = 16;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Map keys and values
+// ---------------------------------------------------------------------------------------------
+
+/// SERVICES key: (af, proto, vip, vport) or, for fwmark services, (af, PROTO_FWMARK, [mark,0,0,0], 0).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct ServiceKey {
+    pub addr: [u32; 4],
+    pub port: u16,
+    pub proto: u8,
+    pub af: u8,
+}
+
+/// SERVICES value.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Service {
+    /// Index into every per-service array (stats, scheduler tables, rr position).
+    pub id: u32,
+    /// SVC_F_* flags.
+    pub flags: u32,
+    /// SCHED_* identifier.
+    pub sched: u32,
+    /// Persistence timeout in seconds (with SVC_F_PERSISTENT).
+    pub persist_timeout: u32,
+    /// Persistence netmask: IPv4 mask in network order, or IPv6 prefix length.
+    pub netmask: u32,
+    /// First slot of this service's live table in SCHED_TABLE.
+    pub table_base: u32,
+    /// Slots used in the live table; 0 means no destination can take new connections.
+    pub table_len: u32,
+    /// Number of destinations (any weight) attached to the service.
+    pub dest_count: u32,
+}
+
+/// DESTS value (key: destination id, u32).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Dest {
+    pub addr: [u32; 4],
+    pub port: u16,
+    pub af: u8,
+    /// FWD_* method.
+    pub fwd: u8,
+    pub svc_id: u32,
+    pub weight: i32,
+    pub u_threshold: u32,
+    pub l_threshold: u32,
+    /// Tunnel type (0 ipip, 1 gue, 2 gre), tunnel flags and GUE port, as ipvsadm 1.31 defines them.
+    pub tun_type: u8,
+    pub tun_flags: u8,
+    pub tun_port: u16,
+}
+
+/// Connection-table key: one direction of a flow as it appears on the wire.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct FlowKey {
+    pub src: [u32; 4],
+    pub dst: [u32; 4],
+    pub sport: u16,
+    pub dport: u16,
+    pub proto: u8,
+    pub af: u8,
+    pub _pad: [u8; 2],
+}
+
+/// CONNS value: a connection, keyed by the client-side flow (cip:cport -> vip:vport).
+/// The reply direction is found through REPLIES (real-side flow -> this key).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Conn {
+    /// Real server address/port the client side is rewritten to.
+    pub daddr: [u32; 4],
+    /// Local (FULLNAT) address used towards the real server; unused for NAT.
+    pub laddr: [u32; 4],
+    pub dport: u16,
+    pub lport: u16,
+    pub dest_id: u32,
+    pub svc_id: u32,
+    /// S_* state.
+    pub state: u8,
+    /// FWD_* method, copied from the destination at scheduling time.
+    pub fwd: u8,
+    /// Address family on the real-server side.
+    pub daf: u8,
+    pub flags: u8,
+    /// Timeout of the current state in seconds (taken from TIMEOUTS on each state change).
+    pub timeout: u32,
+    /// bpf_ktime_get_coarse_ns() of the last packet in either direction.
+    pub last_seen: u64,
+}
+
+/// CONNS value flag: the entry was opened by the scheduler for this flow (not yet seen a reply).
+pub const CONN_F_SEEN_REPLY: u8 = 0x1;
+
+/// Per-service and per-destination counters (per CPU; summed in user space).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Stats {
+    pub conns: u64,
+    pub inpkts: u64,
+    pub outpkts: u64,
+    pub inbytes: u64,
+    pub outbytes: u64,
+}
+
+/// SVC_META value: service settings only user space reads.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ServiceMeta {
+    /// Persistence engine name (`--pe`), NUL-padded.
+    pub pe_name: [u8; 16],
+    /// alibaba `-V` ESTABLISHED timeout in seconds, 0 = none.
+    pub est_timeout: u32,
+    pub _pad: u32,
+}
+
+/// Indexes of the META array (user-space allocation cursors).
+pub mod meta {
+    pub const NEXT_SERVICE_ID: u32 = 0;
+    pub const NEXT_DEST_ID: u32 = 1;
+    pub const COUNT: u32 = 4;
+}
+
+const _: () = assert!(core::mem::size_of::<ServiceMeta>() == 24);
+const _: () = assert!(core::mem::size_of::<ServiceKey>() == 20);
+const _: () = assert!(core::mem::size_of::<Service>() == 32);
+const _: () = assert!(core::mem::size_of::<Dest>() == 40);
+const _: () = assert!(core::mem::size_of::<FlowKey>() == 40);
+const _: () = assert!(core::mem::size_of::<Conn>() == 64);
+const _: () = assert!(core::mem::size_of::<Stats>() == 40);
+
+/// Map names, shared so user space opens exactly what the program declares.
+pub mod maps {
+    pub const SERVICES: &str = "SERVICES";
+    pub const DESTS: &str = "DESTS";
+    pub const SCHED_TABLE: &str = "SCHED_TABLE";
+    pub const RR_POS: &str = "RR_POS";
+    pub const CONNS: &str = "CONNS";
+    pub const REPLIES: &str = "REPLIES";
+    pub const SVC_STATS: &str = "SVC_STATS";
+    pub const DEST_STATS: &str = "DEST_STATS";
+    pub const COUNTERS: &str = "COUNTERS";
+    pub const TIMEOUTS: &str = "TIMEOUTS";
+    pub const TX_PORTS: &str = "TX_PORTS";
+    pub const SVC_META: &str = "SVC_META";
+    pub const META: &str = "META";
+    /// Every map the program declares (and pins), in one list for open/adopt/remove.
+    pub const ALL: [&str; 13] = [
+        SERVICES,
+        DESTS,
+        SCHED_TABLE,
+        RR_POS,
+        CONNS,
+        REPLIES,
+        SVC_STATS,
+        DEST_STATS,
+        COUNTERS,
+        TIMEOUTS,
+        TX_PORTS,
+        SVC_META,
+        META,
+    ];
+}
+
+#[cfg(feature = "user")]
+mod pod {
+    use super::*;
+    unsafe impl aya::Pod for ServiceKey {}
+    unsafe impl aya::Pod for Service {}
+    unsafe impl aya::Pod for Dest {}
+    unsafe impl aya::Pod for FlowKey {}
+    unsafe impl aya::Pod for Conn {}
+    unsafe impl aya::Pod for Stats {}
+    unsafe impl aya::Pod for ServiceMeta {}
+}

@@ -1,0 +1,80 @@
+//! Stage 7: send a rewritten IPv4 packet on its way. The next hop comes from the kernel's FIB
+//! (`bpf_fib_lookup`); out the same interface -> XDP_TX, another attached interface -> devmap
+//! redirect. When the FIB cannot answer (neighbour unknown, no route, interface not attached) the
+//! packet goes to the kernel, already rewritten, and the kernel forwards it (and resolves ARP).
+
+use aya_ebpf::{
+    bindings::{BPF_FIB_LKUP_RET_SUCCESS, bpf_fib_lookup as FibParams, xdp_action},
+    helpers::bpf_fib_lookup,
+    programs::XdpContext,
+};
+use core::mem::size_of;
+use ebpf_common::counter;
+
+use crate::csum;
+use crate::maps::{TX_PORTS, count};
+use crate::parse::{Packet, ptr_at};
+
+const AF_INET: u8 = 2;
+
+/// Forwards the packet whose IPv4 header (at `pkt.l3_off`) now holds `saddr` -> `daddr`.
+#[inline(always)]
+pub fn ipv4(ctx: &XdpContext, pkt: &Packet, saddr: u32, daddr: u32, sport: u16, dport: u16) -> u32 {
+    let mut fib: FibParams = unsafe { core::mem::zeroed() };
+    fib.family = AF_INET;
+    fib.l4_protocol = pkt.proto;
+    fib.sport = sport;
+    fib.dport = dport;
+    fib.__bindgen_anon_1.tot_len = pkt.tot_len;
+    fib.__bindgen_anon_2.tos = pkt.tos;
+    fib.__bindgen_anon_3.ipv4_src = saddr;
+    fib.__bindgen_anon_4.ipv4_dst = daddr;
+    fib.ifindex = ctx.ingress_ifindex() as u32;
+    let rc = unsafe {
+        bpf_fib_lookup(
+            ctx.ctx as *mut _,
+            &mut fib as *mut _,
+            size_of::<FibParams>() as i32,
+            0,
+        )
+    };
+    if rc != BPF_FIB_LKUP_RET_SUCCESS as i64 {
+        count(counter::FWD_KERNEL);
+        return xdp_action::XDP_PASS;
+    }
+    let same_port = fib.ifindex == ctx.ingress_ifindex() as u32;
+    if !same_port && TX_PORTS.get(fib.ifindex).is_none() {
+        count(counter::FWD_KERNEL);
+        return xdp_action::XDP_PASS;
+    }
+    // We route it now: decrement TTL (the caller made sure it is > 1), set the next hop's MACs.
+    if let Some(ttl_proto) = ptr_at::<u16>(ctx, pkt.l3_off + 8)
+        && let Some(check) = ptr_at::<u16>(ctx, pkt.l3_off + 10)
+    {
+        unsafe {
+            let old = ttl_proto.read_unaligned();
+            let mut bytes = old.to_ne_bytes();
+            bytes[0] = bytes[0].wrapping_sub(1);
+            let new = u16::from_ne_bytes(bytes);
+            ttl_proto.write_unaligned(new);
+            check.write_unaligned(csum::replace2(check.read_unaligned(), old, new));
+        }
+    }
+    let Some(eth) = ptr_at::<[u8; 12]>(ctx, 0) else {
+        return xdp_action::XDP_PASS;
+    };
+    unsafe {
+        let mut macs = [0u8; 12];
+        macs[..6].copy_from_slice(&fib.dmac);
+        macs[6..].copy_from_slice(&fib.smac);
+        eth.write_unaligned(macs);
+    }
+    if same_port {
+        count(counter::FWD_TX);
+        return xdp_action::XDP_TX;
+    }
+    count(counter::FWD_REDIRECT);
+    TX_PORTS
+        .redirect(fib.ifindex, 0)
+        .unwrap_or(xdp_action::XDP_PASS)
+}

@@ -1,0 +1,77 @@
+//! Every map of the data plane, in one place: what it holds and who writes it.
+//! All are pinned by name under the pin directory, so they outlive any process and a reloaded
+//! program adopts them. Layouts live in `ebpf-common`.
+
+use aya_ebpf::{
+    macros::map,
+    maps::{Array, DevMapHash, HashMap, LruHashMap, PerCpuArray},
+};
+use ebpf_common::{
+    Conn, DEFAULT_MAX_CONNS, Dest, FlowKey, MAX_DESTS, MAX_PORTS, MAX_SERVICES, N_STATES,
+    SCHED_POOL_SLOTS, Service, ServiceKey, Stats, counter,
+};
+
+/// Virtual services by (af, proto, vip, vport). Written by user space (dataplane), read here.
+#[map]
+pub static SERVICES: HashMap<ServiceKey, Service> = HashMap::pinned(MAX_SERVICES, 0);
+
+/// Destinations by id. Written by user space; read here when a new connection is scheduled.
+#[map]
+pub static DESTS: HashMap<u32, Dest> = HashMap::pinned(MAX_DESTS, 0);
+
+/// Scheduler tables: a pool of destination ids; each service reads its own
+/// `[table_base, table_base + table_len)` range. Written by user space.
+#[map]
+pub static SCHED_TABLE: Array<u32> = Array::pinned(SCHED_POOL_SLOTS, 0);
+
+/// Per-CPU position in each service's table (rr/wrr walk it in order). Written here.
+#[map]
+pub static RR_POS: PerCpuArray<u32> = PerCpuArray::pinned(MAX_SERVICES, 0);
+
+/// Connections by client-side flow (cip:cport -> vip:vport). Created and updated here; listed,
+/// and flushed, by user space. LRU: a full table evicts the least recently used entry.
+#[map]
+pub static CONNS: LruHashMap<FlowKey, Conn> = LruHashMap::pinned(DEFAULT_MAX_CONNS, 0);
+
+/// Reply direction: real-side flow (rip:rport -> cip:cport) -> the client-side key in CONNS.
+#[map]
+pub static REPLIES: LruHashMap<FlowKey, FlowKey> = LruHashMap::pinned(DEFAULT_MAX_CONNS, 0);
+
+/// Per-service counters (index = service id). Written here; read and zeroed by user space.
+#[map]
+pub static SVC_STATS: PerCpuArray<Stats> = PerCpuArray::pinned(MAX_SERVICES, 0);
+
+/// Per-destination counters (index = destination id). Written here; read and zeroed by user space.
+#[map]
+pub static DEST_STATS: PerCpuArray<Stats> = PerCpuArray::pinned(MAX_DESTS, 0);
+
+/// Global counters (`ebpf_common::counter`). Written here; read by `xlvs status`.
+#[map]
+pub static COUNTERS: PerCpuArray<u64> = PerCpuArray::pinned(counter::COUNT, 0);
+
+/// Timeouts in seconds by connection state (0 = IPVS default). Written by user space (`--set`).
+#[map]
+pub static TIMEOUTS: Array<u32> = Array::pinned(N_STATES, 0);
+
+/// Interfaces the program is attached to, by ifindex: targets of the devmap redirect.
+/// Written by user space on attach/detach.
+#[map]
+pub static TX_PORTS: DevMapHash = DevMapHash::pinned(MAX_PORTS, 0);
+
+/// Adds one to a global counter.
+#[inline(always)]
+pub fn count(index: u32) {
+    if let Some(c) = COUNTERS.get_ptr_mut(index) {
+        unsafe { *c += 1 };
+    }
+}
+
+/// User-space-only metadata of a service that IPVS keeps but the packet path never needs
+/// (persistence-engine name, alibaba est_timeout). Declared here so it is created and pinned with
+/// the rest and survives every process.
+#[map]
+pub static SVC_META: HashMap<u32, ebpf_common::ServiceMeta> = HashMap::pinned(MAX_SERVICES, 0);
+
+/// User-space-only allocation cursors (`ebpf_common::meta`): next service id, next destination id.
+#[map]
+pub static META: Array<u32> = Array::pinned(ebpf_common::meta::COUNT, 0);

@@ -1,0 +1,1 @@
+//! keepalived.conf lexer and parser.

@@ -1,0 +1,1 @@
+//! VIP route announcement through FRR, bird and quagga.

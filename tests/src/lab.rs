@@ -1,0 +1,134 @@
+//! The standard test topology: one client, one director running xlvs, N real servers, each on
+//! its own veth link (all in 198.18.0.0/15), torn down on drop.
+//!
+//! ```text
+//!   client c0 198.18.1.2 ──── l0 198.18.1.1 ┐
+//!                                           director (xlvs on l0..lN, forwarding on)
+//!   real i  r0 198.18.(1+i).2 ── l<i> 198.18.(1+i).1 ┘
+//! ```
+//! The VIP (198.18.100.1) is configured nowhere: the client routes everything via the director.
+
+use std::net::{IpAddr, Ipv4Addr};
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail};
+use dataplane::Options;
+
+use crate::netns::{Netns, prepare_endpoint, run, unique_prefix, veth};
+
+pub const VIP: Ipv4Addr = Ipv4Addr::new(198, 18, 100, 1);
+pub const CLIENT: Ipv4Addr = Ipv4Addr::new(198, 18, 1, 2);
+
+pub struct Lab {
+    pub prefix: String,
+    pub client: Netns,
+    pub director: Netns,
+    pub reals: Vec<Netns>,
+    pub opts: Options,
+}
+
+/// Address of real server `i` (0-based).
+pub fn real_addr(i: usize) -> Ipv4Addr {
+    Ipv4Addr::new(198, 18, 2 + i as u8, 2)
+}
+
+impl Lab {
+    /// Builds the topology and attaches xlvs (through the `xlvs` binary) to the director's links.
+    pub fn new(reals: usize) -> Result<Lab> {
+        let prefix = unique_prefix("xt");
+        let client = Netns::new(&format!("{prefix}c"))?;
+        let director = Netns::new(&format!("{prefix}d"))?;
+        let mut real_ns = Vec::new();
+        for i in 0..reals {
+            real_ns.push(Netns::new(&format!("{prefix}r{i}"))?);
+        }
+        let opts = Options {
+            pin_dir: PathBuf::from(format!("/sys/fs/bpf/xlvs-{prefix}")),
+            max_conns: 65536,
+        };
+        let lab = Lab {
+            prefix,
+            client,
+            director,
+            reals: real_ns,
+            opts,
+        };
+        lab.wire()?;
+        Ok(lab)
+    }
+
+    fn wire(&self) -> Result<()> {
+        veth(&self.client, "c0", &self.director, "l0")?;
+        self.client
+            .ip(&["addr", "add", "198.18.1.2/24", "dev", "c0"])?;
+        self.client
+            .ip(&["route", "add", "default", "via", "198.18.1.1"])?;
+        self.director
+            .ip(&["addr", "add", "198.18.1.1/24", "dev", "l0"])?;
+        prepare_endpoint(&self.client, "c0")?;
+        for (i, ns) in self.reals.iter().enumerate() {
+            let lif = format!("l{}", i + 1);
+            veth(ns, "r0", &self.director, &lif)?;
+            let net = 2 + i;
+            ns.ip(&["addr", "add", &format!("198.18.{net}.2/24"), "dev", "r0"])?;
+            ns.ip(&["route", "add", "default", "via", &format!("198.18.{net}.1")])?;
+            self.director
+                .ip(&["addr", "add", &format!("198.18.{net}.1/24"), "dev", &lif])?;
+            prepare_endpoint(ns, "r0")?;
+        }
+        let mut args = vec!["attach".to_string()];
+        args.extend(self.director_links());
+        let out = self.xlvs(&args.iter().map(|s| s.as_str()).collect::<Vec<_>>())?;
+        let text = String::from_utf8_lossy(&out.stdout);
+        if !text.contains("l0: attached") {
+            bail!("unexpected attach output: {text}");
+        }
+        Ok(())
+    }
+
+    /// The director's interfaces (l0 towards the client, l1.. towards the reals).
+    pub fn director_links(&self) -> Vec<String> {
+        (0..=self.reals.len()).map(|i| format!("l{i}")).collect()
+    }
+
+    /// Runs the `xlvs` binary in the director's namespace with this lab's pin directory.
+    pub fn xlvs(&self, args: &[&str]) -> Result<std::process::Output> {
+        let bin = binary("xlvs")?;
+        let mut a = vec![
+            bin.to_str().context("path")?,
+            "--pin-dir",
+            self.opts.pin_dir.to_str().context("path")?,
+        ];
+        a.extend_from_slice(args);
+        self.director.exec(a[0], &a[1..])
+    }
+
+    pub fn real_ip(&self, i: usize) -> IpAddr {
+        IpAddr::V4(real_addr(i))
+    }
+}
+
+impl Drop for Lab {
+    fn drop(&mut self) {
+        // Pins are global (bpffs is not per namespace): remove ours explicitly.
+        let _ = dataplane::unload(&self.opts);
+        let _ = run("true", &[]);
+    }
+}
+
+/// Path of a binary built by this workspace (next to the test executable's deps/ directory).
+pub fn binary(name: &str) -> Result<PathBuf> {
+    let exe = std::env::current_exe()?;
+    let dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .context("test executable has no parent")?;
+    let p = dir.join(name);
+    if !p.exists() {
+        bail!(
+            "{} not built: run the tests with `cargo test --workspace` (or build {name} first)",
+            p.display()
+        );
+    }
+    Ok(p)
+}

@@ -1,0 +1,8 @@
+//! The network-namespace test bed: namespaces and veth links ([`netns`]), the standard
+//! client/director/reals topology with xlvs attached ([`lab`]), and tiny real servers
+//! ([`servers`]). Used by the end-to-end tests in `tests/tests/` and by the demo and benchmarks.
+
+pub mod lab;
+pub mod netns;
+pub mod packet;
+pub mod servers;

@@ -1,0 +1,146 @@
+//! Network namespaces and veth links for tests: names unique per run, removed on drop (also when
+//! a test panics), IPv6 off unless asked for, so nothing but the test's own addresses is ever sent.
+
+use std::fs::File;
+use std::os::fd::AsFd;
+use std::process::{Command, Output, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use anyhow::{Context, Result, bail};
+
+static SEQ: AtomicU32 = AtomicU32::new(0);
+
+/// A prefix unique to this process and call: `<tag><pid>x<n>`, short enough for interface names.
+pub fn unique_prefix(tag: &str) -> String {
+    format!(
+        "{tag}{}x{}",
+        std::process::id() % 100000,
+        SEQ.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+/// Runs a command, failing with its stderr when it fails.
+pub fn run(cmd: &str, args: &[&str]) -> Result<Output> {
+    let out = Command::new(cmd)
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .with_context(|| format!("cannot run {cmd}"))?;
+    if !out.status.success() {
+        bail!(
+            "{cmd} {} failed: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    Ok(out)
+}
+
+/// True when running as root (tests that build namespaces need it).
+pub fn is_root() -> bool {
+    nix::unistd::geteuid().is_root()
+}
+
+/// A network namespace, deleted on drop.
+pub struct Netns {
+    pub name: String,
+}
+
+impl Netns {
+    pub fn new(name: &str) -> Result<Netns> {
+        run("ip", &["netns", "add", name])?;
+        let ns = Netns {
+            name: name.to_string(),
+        };
+        for (key, value) in [
+            ("net.ipv6.conf.all.disable_ipv6", "1"),
+            ("net.ipv6.conf.default.disable_ipv6", "1"),
+            ("net.ipv4.ip_forward", "1"),
+        ] {
+            ns.sysctl(key, value)?;
+        }
+        ns.ip(&["link", "set", "lo", "up"])?;
+        Ok(ns)
+    }
+
+    /// `ip -n NAME args...`
+    pub fn ip(&self, args: &[&str]) -> Result<Output> {
+        let mut a = vec!["-n", self.name.as_str()];
+        a.extend_from_slice(args);
+        run("ip", &a)
+    }
+
+    /// Runs a command inside the namespace (network namespace only, so /sys/fs/bpf stays visible).
+    pub fn exec(&self, cmd: &str, args: &[&str]) -> Result<Output> {
+        let net = format!("--net=/run/netns/{}", self.name);
+        let mut a = vec![net.as_str(), cmd];
+        a.extend_from_slice(args);
+        run("nsenter", &a)
+    }
+
+    /// A `Command` that will run inside the namespace.
+    pub fn command(&self, cmd: &str) -> Command {
+        let mut c = Command::new("nsenter");
+        c.arg(format!("--net=/run/netns/{}", self.name)).arg(cmd);
+        c
+    }
+
+    pub fn sysctl(&self, key: &str, value: &str) -> Result<()> {
+        self.exec("sysctl", &["-qw", &format!("{key}={value}")])?;
+        Ok(())
+    }
+
+    /// Runs `f` on a thread that has entered this namespace (sockets it opens live there).
+    pub fn run_in<T: Send + 'static>(
+        &self,
+        f: impl FnOnce() -> T + Send + 'static,
+    ) -> std::thread::JoinHandle<Result<T>> {
+        let path = format!("/run/netns/{}", self.name);
+        std::thread::spawn(move || {
+            enter(&path)?;
+            Ok(f())
+        })
+    }
+}
+
+/// Moves the calling thread into the network namespace at `path`.
+pub fn enter(path: &str) -> Result<()> {
+    let f = File::open(path).with_context(|| format!("open {path}"))?;
+    nix::sched::setns(f.as_fd(), nix::sched::CloneFlags::CLONE_NEWNET)
+        .with_context(|| format!("setns {path}"))?;
+    Ok(())
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        let _ = Command::new("ip")
+            .args(["netns", "del", &self.name])
+            .stderr(Stdio::null())
+            .status();
+    }
+}
+
+/// Joins `a_if` in `a` and `b_if` in `b` with a veth pair, both up.
+pub fn veth(a: &Netns, a_if: &str, b: &Netns, b_if: &str) -> Result<()> {
+    run(
+        "ip",
+        &[
+            "link", "add", a_if, "netns", &a.name, "type", "veth", "peer", "name", b_if, "netns",
+            &b.name,
+        ],
+    )?;
+    a.ip(&["link", "set", a_if, "up"])?;
+    b.ip(&["link", "set", b_if, "up"])?;
+    Ok(())
+}
+
+/// Makes `ifname` (a veth end facing an XDP interface) fit for XDP tests:
+/// * tx checksum offload off: locally generated packets then carry full checksums. With it on,
+///   veth hands over CHECKSUM_PARTIAL packets whose L4 checksum holds only the pseudo-header sum,
+///   which an XDP rewrite cannot see, so forwarded packets would arrive with bad checksums.
+/// * GRO on: gives the veth a NAPI context, without which frames that XDP sends to it
+///   (XDP_TX from its peer, or a devmap redirect) are silently dropped.
+pub fn prepare_endpoint(ns: &Netns, ifname: &str) -> Result<()> {
+    ns.exec("ethtool", &["-K", ifname, "tx", "off", "gro", "on"])?;
+    Ok(())
+}

@@ -1,0 +1,103 @@
+//! Tiny real servers for tests, run on threads inside a namespace. Each answers with its name so
+//! a client can tell which real it reached.
+//! * TCP: greets every connection with "NAME\n", then answers each line L with "NAME L\n".
+//! * UDP: answers every datagram with "NAME".
+
+use std::io::{BufRead, BufReader, Write};
+use std::net::{SocketAddr, TcpListener, UdpSocket};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use anyhow::Result;
+
+use crate::netns::Netns;
+
+/// Stops its server threads when dropped.
+pub struct Server {
+    stop: Arc<AtomicBool>,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
+}
+
+pub fn tcp(ns: &Netns, addr: SocketAddr, name: &str) -> Result<Server> {
+    let stop = Arc::new(AtomicBool::new(false));
+    let (stop2, name) = (stop.clone(), name.to_string());
+    let ready = ns.run_in(move || -> Result<()> {
+        let listener = TcpListener::bind(addr)?;
+        listener.set_nonblocking(true)?;
+        std::thread::spawn(move || {
+            while !stop2.load(Ordering::Relaxed) {
+                match listener.accept() {
+                    Ok((conn, _)) => {
+                        let (name, stop3) = (name.clone(), stop2.clone());
+                        std::thread::spawn(move || serve_tcp(conn, &name, &stop3));
+                    }
+                    Err(_) => std::thread::sleep(Duration::from_millis(2)),
+                }
+            }
+        });
+        Ok(())
+    });
+    ready
+        .join()
+        .map_err(|_| anyhow::anyhow!("server thread panicked"))???;
+    Ok(Server { stop })
+}
+
+fn serve_tcp(conn: std::net::TcpStream, name: &str, stop: &AtomicBool) {
+    let _ = conn.set_nonblocking(false);
+    let _ = conn.set_read_timeout(Some(Duration::from_millis(200)));
+    let mut w = match conn.try_clone() {
+        Ok(w) => w,
+        Err(_) => return,
+    };
+    if writeln!(w, "{name}").is_err() {
+        return;
+    }
+    let mut r = BufReader::new(conn);
+    let mut line = String::new();
+    while !stop.load(Ordering::Relaxed) {
+        line.clear();
+        match r.read_line(&mut line) {
+            Ok(0) => return,
+            Ok(_) => {
+                if write!(w, "{name} {line}").is_err() {
+                    return;
+                }
+            }
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) => {}
+            Err(_) => return,
+        }
+    }
+}
+
+pub fn udp(ns: &Netns, addr: SocketAddr, name: &str) -> Result<Server> {
+    let stop = Arc::new(AtomicBool::new(false));
+    let (stop2, name) = (stop.clone(), name.to_string());
+    let ready = ns.run_in(move || -> Result<()> {
+        let sock = UdpSocket::bind(addr)?;
+        sock.set_read_timeout(Some(Duration::from_millis(50)))?;
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 2048];
+            while !stop2.load(Ordering::Relaxed) {
+                if let Ok((_, from)) = sock.recv_from(&mut buf) {
+                    let _ = sock.send_to(name.as_bytes(), from);
+                }
+            }
+        });
+        Ok(())
+    });
+    ready
+        .join()
+        .map_err(|_| anyhow::anyhow!("server thread panicked"))???;
+    Ok(Server { stop })
+}

@@ -1,0 +1,380 @@
+//! The XDP packet path on crafted frames through BPF_PROG_TEST_RUN: what comes out (action,
+//! rewritten addresses, checksums) and what the tables say afterwards. Needs root (BPF); each test
+//! has its own pin directory and runs inside its own empty namespace (so the FIB finds no route
+//! and rewritten packets are handed to the kernel: XDP_PASS).
+
+use std::net::{IpAddr, Ipv4Addr};
+use std::path::PathBuf;
+
+use dataplane::model::*;
+use dataplane::testrun::Runner;
+use dataplane::{Dataplane, Options};
+use xlvs_tests::netns::{Netns, is_root, unique_prefix};
+use xlvs_tests::packet::{ACK, Decoded, FIN, Frame, RST, SYN, decode};
+
+const XDP_DROP: u32 = 1;
+const XDP_PASS: u32 = 2;
+
+const VIP: Ipv4Addr = Ipv4Addr::new(198, 18, 100, 1);
+const CIP: Ipv4Addr = Ipv4Addr::new(198, 18, 1, 2);
+const R1: Ipv4Addr = Ipv4Addr::new(198, 18, 2, 2);
+const R2: Ipv4Addr = Ipv4Addr::new(198, 18, 3, 2);
+
+/// A loaded (not attached) data plane with its own pins, removed on drop.
+struct Bench {
+    opts: Options,
+    dp: Dataplane,
+    runner: Runner,
+    _ns: Netns,
+}
+
+impl Drop for Bench {
+    fn drop(&mut self) {
+        let _ = dataplane::unload(&self.opts);
+    }
+}
+
+fn setup(max_conns: u32) -> Option<Bench> {
+    if !is_root() {
+        eprintln!("skipped: BPF_PROG_TEST_RUN needs root");
+        return None;
+    }
+    let prefix = unique_prefix("xp");
+    let ns = Netns::new(&prefix).expect("netns");
+    // The test thread runs the program from inside the empty namespace.
+    xlvs_tests::netns::enter(&format!("/run/netns/{prefix}")).expect("setns");
+    let opts = Options {
+        pin_dir: PathBuf::from(format!("/sys/fs/bpf/xlvs-{prefix}")),
+        max_conns,
+    };
+    let dp = Dataplane::open(&opts).expect("open data plane");
+    let runner = Runner::xlvs(&opts).expect("runner");
+    Some(Bench {
+        opts,
+        dp,
+        runner,
+        _ns: ns,
+    })
+}
+
+fn tcp_service(dp: &mut Dataplane, sched: Scheduler, reals: &[(Ipv4Addr, i32)]) -> ServiceAddr {
+    service(dp, Protocol::Tcp, 80, sched, reals)
+}
+
+fn service(
+    dp: &mut Dataplane,
+    proto: Protocol,
+    port: u16,
+    sched: Scheduler,
+    reals: &[(Ipv4Addr, i32)],
+) -> ServiceAddr {
+    let addr = ServiceAddr::Inet {
+        proto,
+        addr: IpAddr::V4(VIP),
+        port,
+    };
+    let mut cfg = ServiceConfig::new(addr);
+    cfg.scheduler = sched;
+    dp.add_service(&cfg).unwrap();
+    for (ip, weight) in reals {
+        let mut d = DestConfig::new(IpAddr::V4(*ip), 8080);
+        d.forward = Forward::Masq;
+        d.weight = *weight;
+        dp.add_dest(&addr, &d).unwrap();
+    }
+    addr
+}
+
+fn run(b: &Bench, f: &Frame) -> (u32, Decoded) {
+    let r = b.runner.run(&f.build()).unwrap();
+    (r.action, decode(&r.packet).expect("decodable output"))
+}
+
+#[test]
+fn non_vip_traffic_passes_untouched() {
+    let Some(mut b) = setup(1024) else { return };
+    tcp_service(&mut b.dp, Scheduler::Rr, &[(R1, 1)]);
+    let frame = Frame::tcp(CIP, 40000, Ipv4Addr::new(198, 18, 1, 1), 22, SYN).build();
+    let r = b.runner.run(&frame).unwrap();
+    assert_eq!(r.action, XDP_PASS);
+    assert_eq!(
+        r.packet, frame,
+        "a packet not for a VIP must not be modified"
+    );
+    // Same VIP, another port: not a service either.
+    let frame = Frame::tcp(CIP, 40000, VIP, 443, SYN).build();
+    assert_eq!(b.runner.run(&frame).unwrap().packet, frame);
+    assert!(b.dp.connections().unwrap().is_empty());
+}
+
+#[test]
+fn syn_is_scheduled_rewritten_with_valid_checksums_and_replies_come_from_the_vip() {
+    let Some(mut b) = setup(1024) else { return };
+    let svc = tcp_service(&mut b.dp, Scheduler::Rr, &[(R1, 1), (R2, 1)]);
+
+    let (action, out) = run(&b, &Frame::tcp(CIP, 40000, VIP, 80, SYN));
+    assert_eq!(
+        action, XDP_PASS,
+        "no route in the test namespace: handed to the kernel"
+    );
+    assert_eq!((out.src, out.sport), (CIP, 40000));
+    assert_eq!((out.dst, out.dport), (R1, 8080));
+    assert!(out.ip_checksum_ok && out.l4_checksum_ok, "{out:?}");
+    assert_eq!(
+        out.ttl, 64,
+        "TTL is only decremented when we route the packet ourselves"
+    );
+
+    // The rest of the flow sticks to R1.
+    let (_, out) = run(&b, &Frame::tcp(CIP, 40000, VIP, 80, ACK));
+    assert_eq!((out.dst, out.dport), (R1, 8080));
+    // A second flow goes to R2 (rr).
+    let (_, out2) = run(&b, &Frame::tcp(CIP, 40001, VIP, 80, SYN));
+    assert_eq!(out2.dst, R2);
+
+    // The real server's answer leaves with the VIP as source.
+    let (action, back) = run(&b, &Frame::tcp(R1, 8080, CIP, 40000, SYN | ACK));
+    assert_eq!(action, XDP_PASS);
+    assert_eq!((back.src, back.sport), (VIP, 80));
+    assert_eq!((back.dst, back.dport), (CIP, 40000));
+    assert!(back.ip_checksum_ok && back.l4_checksum_ok);
+
+    let e = b.dp.service(&svc).unwrap();
+    assert_eq!(e.stats.conns, 2);
+    assert_eq!(e.stats.inpkts, 3);
+    assert_eq!(e.stats.outpkts, 1);
+    assert_eq!(e.stats.inbytes, 3 * 40);
+    assert_eq!(e.dests[0].stats.conns, 1);
+    assert_eq!(e.dests[1].stats.conns, 1);
+}
+
+#[test]
+fn tcp_states_follow_ipvs() {
+    let Some(mut b) = setup(1024) else { return };
+    tcp_service(&mut b.dp, Scheduler::Rr, &[(R1, 1)]);
+    let state = |b: &Bench| {
+        let c = b.dp.connections().unwrap();
+        assert_eq!(c.len(), 1);
+        (c[0].state, c[0].expires, c[0].active)
+    };
+    run(&b, &Frame::tcp(CIP, 40000, VIP, 80, SYN));
+    assert_eq!(state(&b).0, "SYN_RECV");
+    assert!(state(&b).1 <= 60);
+    run(&b, &Frame::tcp(R1, 8080, CIP, 40000, SYN | ACK));
+    run(&b, &Frame::tcp(CIP, 40000, VIP, 80, ACK));
+    let (s, expires, active) = state(&b);
+    assert_eq!(s, "ESTABLISHED");
+    assert!(
+        active && expires > 800 && expires <= 900,
+        "tcp timeout 900: {expires}"
+    );
+    let e = &b.dp.services().unwrap()[0];
+    assert_eq!((e.dests[0].active_conns, e.dests[0].inact_conns), (1, 0));
+    run(&b, &Frame::tcp(CIP, 40000, VIP, 80, FIN | ACK));
+    assert_eq!(state(&b).0, "CLOSE_WAIT");
+    run(&b, &Frame::tcp(R1, 8080, CIP, 40000, FIN | ACK));
+    assert_eq!(state(&b).0, "TIME_WAIT");
+    let e = &b.dp.services().unwrap()[0];
+    assert_eq!((e.dests[0].active_conns, e.dests[0].inact_conns), (0, 1));
+    run(&b, &Frame::tcp(CIP, 40000, VIP, 80, RST));
+    assert_eq!(state(&b).0, "CLOSE");
+}
+
+#[test]
+fn non_syn_without_session_and_services_without_reals_drop() {
+    let Some(mut b) = setup(1024) else { return };
+    tcp_service(&mut b.dp, Scheduler::Wrr, &[(R1, 0)]);
+    assert_eq!(run(&b, &Frame::tcp(CIP, 40000, VIP, 80, ACK)).0, XDP_DROP);
+    assert_eq!(
+        run(&b, &Frame::tcp(CIP, 40000, VIP, 80, SYN | ACK)).0,
+        XDP_DROP
+    );
+    // weight 0 only: quiesced, no new connection.
+    assert_eq!(run(&b, &Frame::tcp(CIP, 40000, VIP, 80, SYN)).0, XDP_DROP);
+    let c = b.dp.counters().unwrap();
+    assert_eq!(c[ebpf_common::counter::DROP_NO_SESSION as usize], 2);
+    assert_eq!(c[ebpf_common::counter::DROP_NO_DEST as usize], 1);
+    assert!(b.dp.connections().unwrap().is_empty());
+}
+
+#[test]
+fn quiesced_and_removed_reals_keep_their_established_connections() {
+    let Some(mut b) = setup(1024) else { return };
+    let svc = tcp_service(&mut b.dp, Scheduler::Rr, &[(R1, 1), (R2, 1)]);
+    assert_eq!(run(&b, &Frame::tcp(CIP, 1, VIP, 80, SYN)).1.dst, R1);
+    assert_eq!(run(&b, &Frame::tcp(CIP, 2, VIP, 80, SYN)).1.dst, R2);
+    // Weight 0 on R1: its flow continues, new flows avoid it.
+    let mut d = DestConfig::new(IpAddr::V4(R1), 8080);
+    d.forward = Forward::Masq;
+    d.weight = 0;
+    b.dp.edit_dest(&svc, &d).unwrap();
+    assert_eq!(run(&b, &Frame::tcp(CIP, 1, VIP, 80, ACK)).1.dst, R1);
+    for port in 3..7 {
+        assert_eq!(run(&b, &Frame::tcp(CIP, port, VIP, 80, SYN)).1.dst, R2);
+    }
+    // R2 removed: its flows still reach it, in both directions.
+    b.dp.del_dest(&svc, IpAddr::V4(R2), 8080).unwrap();
+    assert_eq!(run(&b, &Frame::tcp(CIP, 2, VIP, 80, ACK)).1.dst, R2);
+    assert_eq!(run(&b, &Frame::tcp(R2, 8080, CIP, 2, ACK)).1.src, VIP);
+    // ... and no new flow can be scheduled (R1 quiesced, R2 gone).
+    assert_eq!(run(&b, &Frame::tcp(CIP, 9, VIP, 80, SYN)).0, XDP_DROP);
+}
+
+#[test]
+fn udp_checksum_zero_stays_zero_and_udp_expires_with_its_timeout() {
+    let Some(mut b) = setup(1024) else { return };
+    service(
+        &mut b.dp,
+        Protocol::Udp,
+        53,
+        Scheduler::Rr,
+        &[(R1, 1), (R2, 1)],
+    );
+    let mut frame = Frame::udp(CIP, 5353, VIP, 53, b"query").build();
+    frame[14 + 20 + 6] = 0;
+    frame[14 + 20 + 7] = 0;
+    let out = b.runner.run(&frame).unwrap();
+    assert_eq!(&out.packet[14 + 20 + 6..14 + 20 + 8], &[0, 0]);
+    assert_eq!(decode(&out.packet).unwrap().dst, R1);
+
+    b.dp.set_timeouts(&Timeouts {
+        tcp: 0,
+        tcp_fin: 0,
+        udp: 1,
+    })
+    .unwrap();
+    assert_eq!(b.dp.timeouts().unwrap().udp, 1);
+    assert_eq!(
+        b.dp.timeouts().unwrap().tcp,
+        900,
+        "0 leaves a timeout unchanged"
+    );
+    // The existing entry still has the 300 s it was created with; a new flow gets 1 s.
+    let (_, out) = run(&b, &Frame::udp(CIP, 6000, VIP, 53, b"q"));
+    assert_eq!(out.dst, R2);
+    std::thread::sleep(std::time::Duration::from_millis(2100));
+    let left: Vec<_> = b.dp.connections().unwrap();
+    assert_eq!(left.len(), 1, "the 1 s entry expired: {left:?}");
+    // Expired: the same flow is scheduled afresh (rr moves on to R1).
+    let (_, out) = run(&b, &Frame::udp(CIP, 6000, VIP, 53, b"q"));
+    assert_eq!(out.dst, R1);
+}
+
+#[test]
+fn wrr_follows_weights_exactly_on_one_cpu() {
+    let Some(mut b) = setup(4096) else { return };
+    let svc = tcp_service(&mut b.dp, Scheduler::Wrr, &[(R1, 3), (R2, 1)]);
+    let mut to_r1 = 0;
+    for port in 0..400u16 {
+        if run(&b, &Frame::tcp(CIP, 10000 + port, VIP, 80, SYN)).1.dst == R1 {
+            to_r1 += 1;
+        }
+    }
+    // Test runs execute on the calling CPU; allow for a migration between CPUs mid-test.
+    assert!(
+        (290..=310).contains(&to_r1),
+        "3:1 over 400 connections: {to_r1}"
+    );
+    let e = b.dp.service(&svc).unwrap();
+    assert_eq!(e.dests[0].stats.conns + e.dests[1].stats.conns, 400);
+}
+
+#[test]
+fn malformed_and_fragmented_packets_go_to_the_kernel_unchanged() {
+    let Some(mut b) = setup(1024) else { return };
+    tcp_service(&mut b.dp, Scheduler::Rr, &[(R1, 1)]);
+    let good = Frame::tcp(CIP, 40000, VIP, 80, SYN).build();
+    // Truncated TCP header.
+    let short = &good[..14 + 20 + 10];
+    let r = b.runner.run(short).unwrap();
+    assert_eq!((r.action, r.packet.as_slice()), (XDP_PASS, short));
+    // IP total length beyond the frame.
+    let mut long = good.clone();
+    long[16] = 0x05;
+    assert_eq!(b.runner.run(&long).unwrap().packet, long);
+    // A fragment (MF set).
+    let mut frag = good.clone();
+    frag[20] = 0x20;
+    assert_eq!(b.runner.run(&frag).unwrap().packet, frag);
+    let c = b.dp.counters().unwrap();
+    assert_eq!(c[ebpf_common::counter::PASS_MALFORMED as usize], 2);
+    assert_eq!(c[ebpf_common::counter::PASS_FRAGMENT as usize], 1);
+    assert!(b.dp.connections().unwrap().is_empty());
+}
+
+#[test]
+fn a_full_connection_table_evicts_instead_of_failing() {
+    let Some(mut b) = setup(64) else { return };
+    tcp_service(&mut b.dp, Scheduler::Rr, &[(R1, 1)]);
+    for port in 0..500u16 {
+        let (action, out) = run(&b, &Frame::tcp(CIP, 20000 + port, VIP, 80, SYN));
+        assert_eq!((action, out.dst), (XDP_PASS, R1));
+    }
+    let c = b.dp.counters().unwrap();
+    assert_eq!(c[ebpf_common::counter::CONN_NEW as usize], 500);
+    assert_eq!(c[ebpf_common::counter::CONN_INSERT_FAIL as usize], 0);
+    assert!(b.dp.connections().unwrap().len() <= 64 + 2 * 2);
+    assert_eq!(b.dp.conn_table_size(), 64);
+}
+
+#[test]
+fn table_operations_report_ipvs_errors_and_change_nothing_on_failure() {
+    let Some(mut b) = setup(1024) else { return };
+    let svc = tcp_service(&mut b.dp, Scheduler::Rr, &[(R1, 1)]);
+    let cfg = ServiceConfig::new(svc);
+    assert_eq!(
+        b.dp.add_service(&cfg).unwrap_err().to_string(),
+        "Service already exists"
+    );
+    let other = ServiceAddr::Inet {
+        proto: Protocol::Udp,
+        addr: IpAddr::V4(VIP),
+        port: 80,
+    };
+    assert_eq!(
+        b.dp.del_service(&other).unwrap_err().to_string(),
+        "No such service"
+    );
+    assert_eq!(
+        b.dp.edit_service(&ServiceConfig::new(other))
+            .unwrap_err()
+            .to_string(),
+        "No such service"
+    );
+    let d = DestConfig::new(IpAddr::V4(R1), 8080);
+    assert_eq!(
+        b.dp.add_dest(&other, &d).unwrap_err().to_string(),
+        "Service not defined"
+    );
+    assert_eq!(
+        b.dp.add_dest(&svc, &d).unwrap_err().to_string(),
+        "Destination already exists"
+    );
+    let d2 = DestConfig::new(IpAddr::V4(R2), 8080);
+    assert_eq!(
+        b.dp.edit_dest(&svc, &d2).unwrap_err().to_string(),
+        "No such destination"
+    );
+    assert_eq!(
+        b.dp.del_dest(&svc, IpAddr::V4(R2), 8080)
+            .unwrap_err()
+            .to_string(),
+        "No such destination"
+    );
+    let mut pe = ServiceConfig::new(svc);
+    pe.pe = Some("nope".into());
+    assert_eq!(
+        b.dp.edit_service(&pe).unwrap_err().to_string(),
+        "Scheduler or persistence engine not found"
+    );
+    let all = b.dp.services().unwrap();
+    assert_eq!(all.len(), 1);
+    assert_eq!(all[0].config.scheduler, Scheduler::Rr);
+    assert_eq!(all[0].dests.len(), 1);
+
+    // A second handle (as another process would) sees the same tables and may flush them.
+    let mut other_handle = Dataplane::open(&b.opts).unwrap();
+    assert_eq!(other_handle.services().unwrap(), all);
+    other_handle.flush().unwrap();
+    assert!(b.dp.services().unwrap().is_empty());
+}

@@ -1,0 +1,150 @@
+//! `xlvs`: what the kernel did implicitly for IPVS — put the data plane on interfaces, take it
+//! off, and show its state. Services themselves are managed with `ipvsadm` or keepalived.
+
+use std::process::ExitCode;
+
+use anyhow::{Context, Result};
+use clap::{Parser, Subcommand, ValueEnum};
+use dataplane::{Dataplane, Options, XdpMode, stats::COUNTER_NAMES};
+
+#[derive(Parser)]
+#[command(
+    name = "xlvs",
+    version,
+    about = "Manage the xlvs XDP load-balancer data plane"
+)]
+struct Cli {
+    /// bpffs directory of the pinned program and tables [env: XLVS_PIN_DIR; default /sys/fs/bpf/xlvs]
+    #[arg(long, global = true)]
+    pin_dir: Option<std::path::PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Load the data plane (once) and attach it to interfaces; already attached ones are kept.
+    /// The attachment outlives this command.
+    Attach {
+        /// Interfaces to attach to.
+        #[arg(required = true)]
+        interfaces: Vec<String>,
+        /// XDP mode: native (driver), generic (skb) or let the kernel pick.
+        #[arg(long, value_enum, default_value_t = Mode::Auto)]
+        mode: Mode,
+        /// Connection-table capacity when the tables are first created [env: XLVS_MAX_CONNS]
+        #[arg(long)]
+        max_conns: Option<u32>,
+    },
+    /// Detach from interfaces (all attached ones if none is named). Tables are kept.
+    Detach { interfaces: Vec<String> },
+    /// Show interfaces, program, table fill levels and counters.
+    Status,
+    /// Detach everywhere and remove the program and every table (all services and connections).
+    Unload,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum Mode {
+    Auto,
+    Native,
+    Generic,
+}
+
+fn main() -> ExitCode {
+    env_logger::init();
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("xlvs: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<()> {
+    let mut opts = Options::from_env();
+    if let Some(dir) = cli.pin_dir {
+        opts.pin_dir = dir;
+    }
+    match cli.command {
+        Command::Attach {
+            interfaces,
+            mode,
+            max_conns,
+        } => {
+            if let Some(n) = max_conns {
+                opts.max_conns = n;
+            }
+            let mode = match mode {
+                Mode::Auto => XdpMode::Default,
+                Mode::Native => XdpMode::Driver,
+                Mode::Generic => XdpMode::Skb,
+            };
+            let done = dataplane::attach(&opts, &interfaces, mode)?;
+            for i in &interfaces {
+                let what = if done.contains(i) {
+                    "attached"
+                } else {
+                    "already attached"
+                };
+                println!("{i}: {what}");
+            }
+        }
+        Command::Detach { interfaces } => {
+            for i in dataplane::detach(&opts, &interfaces)? {
+                println!("{i}: detached");
+            }
+        }
+        Command::Status => status(&opts)?,
+        Command::Unload => {
+            dataplane::unload(&opts)?;
+            println!("unloaded {}", opts.pin_dir.display());
+        }
+    }
+    Ok(())
+}
+
+fn status(opts: &Options) -> Result<()> {
+    if !dataplane::loader::is_loaded(&opts.pin_dir) {
+        println!(
+            "not loaded ({} has no xlvs program)",
+            opts.pin_dir.display()
+        );
+        return Ok(());
+    }
+    let dp = Dataplane::open(opts)?;
+    let prog = dataplane::loader::program_status(&opts.pin_dir)?;
+    println!("pin dir     {}", opts.pin_dir.display());
+    println!(
+        "program     id {} ({} verified insns, {} bytes jited)",
+        prog.id,
+        prog.verified_insns
+            .map(|n| n.to_string())
+            .unwrap_or_else(|| "?".into()),
+        prog.jited_bytes
+    );
+    let ifaces = dataplane::attached(&opts.pin_dir);
+    println!(
+        "interfaces  {}",
+        if ifaces.is_empty() {
+            "(none)".to_string()
+        } else {
+            ifaces.join(" ")
+        }
+    );
+    let f = dp.fill().context("reading table sizes")?;
+    println!("services    {}/{}", f.services, f.services_max);
+    println!("dests       {}/{}", f.dests, f.dests_max);
+    println!("conns       {}/{}", f.conns, f.conns_max);
+    let counters = dp.counters()?;
+    println!("counters");
+    for (idx, name) in COUNTER_NAMES {
+        println!(
+            "  {name:<18}{}",
+            counters.get(idx as usize).copied().unwrap_or(0)
+        );
+    }
+    Ok(())
+}
