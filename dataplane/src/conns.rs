@@ -1,11 +1,14 @@
-//! The connection table as IPVS shows it: live entries (expired ones are skipped, as IPVS would
-//! have freed them), and ActiveConn/InActConn per destination.
+//! The connection table as IPVS shows it: live connections (expired ones are skipped, as IPVS
+//! would have freed them), and ActiveConn/InActConn per destination.
+//!
+//! Each connection has a CLIENT and a REPLY entry (see `ebpf_common::Conn`); a connection is
+//! alive while either was seen within the timeout of the connection's state.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
 
 use aya::maps::IterableMap;
-use ebpf_common::{self as c, Conn, FlowKey};
+use ebpf_common::{self as c, CONN_F_REPLY, Conn, FlowKey};
 
 use crate::error::Result;
 use crate::maps::{Maps, err};
@@ -21,16 +24,25 @@ fn now_ns() -> u64 {
     ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
 }
 
-/// Seconds left before `conn` expires, or `None` if it already has.
-fn remaining(conn: &Conn, now: u64) -> Option<u32> {
-    let age = now.saturating_sub(conn.last_seen);
-    let timeout = conn.timeout as u64 * 1_000_000_000;
-    (age <= timeout).then(|| ((timeout - age) / 1_000_000_000) as u32)
+/// The REPLY entry's key of a CLIENT entry (mirrors the packet path's `reply_key_of`).
+fn reply_key_of(client: &Conn, key: &FlowKey) -> FlowKey {
+    let fullnat = client.fwd == c::FWD_FULLNAT;
+    FlowKey {
+        src: client.to_addr,
+        dst: if fullnat { client.via_addr } else { key.src },
+        sport: client.to_port,
+        dport: if fullnat { client.via_port } else { key.sport },
+        proto: key.proto,
+        af: client.af,
+        _pad: [0; 2],
+    }
 }
 
+/// Live connections: (client key, client entry, seconds left).
 fn live(maps: &Maps) -> Result<Vec<(FlowKey, Conn, u32)>> {
     let now = now_ns();
-    let mut out = Vec::new();
+    let mut clients = Vec::new();
+    let mut reply_seen: HashMap<FlowKey, u64> = HashMap::new();
     for item in maps.conns.iter() {
         let (k, v) = match item {
             Ok(kv) => kv,
@@ -38,8 +50,23 @@ fn live(maps: &Maps) -> Result<Vec<(FlowKey, Conn, u32)>> {
             Err(aya::maps::MapError::KeyNotFound) => continue,
             Err(e) => return Err(err("read CONNS", e)),
         };
-        if let Some(left) = remaining(&v, now) {
-            out.push((k, v, left));
+        if v.flags & CONN_F_REPLY != 0 {
+            reply_seen.insert(k, v.last_seen);
+        } else {
+            clients.push((k, v));
+        }
+    }
+    let mut out = Vec::with_capacity(clients.len());
+    for (k, v) in clients {
+        let seen = reply_seen
+            .get(&reply_key_of(&v, &k))
+            .copied()
+            .unwrap_or(0)
+            .max(v.last_seen);
+        let age = now.saturating_sub(seen);
+        let timeout = v.timeout as u64 * 1_000_000_000;
+        if age <= timeout {
+            out.push((k, v, ((timeout - age) / 1_000_000_000) as u32));
         }
     }
     Ok(out)
@@ -54,14 +81,15 @@ pub fn list(maps: &Maps) -> Result<Vec<ConnEntry>> {
         .into_iter()
         .map(|(k, v, left)| {
             let cfam = Family::from_raw(k.af);
-            let dfam = Family::from_raw(v.daf);
+            let dfam = Family::from_raw(v.af);
             ConnEntry {
                 proto: k.proto,
                 client: SocketAddr::new(words_to_ip(&k.src, cfam), u16::from_be(k.sport)),
                 virt: SocketAddr::new(words_to_ip(&k.dst, cfam), u16::from_be(k.dport)),
-                dest: SocketAddr::new(words_to_ip(&v.daddr, dfam), u16::from_be(v.dport)),
-                local: (v.fwd == c::FWD_FULLNAT)
-                    .then(|| SocketAddr::new(words_to_ip(&v.laddr, dfam), u16::from_be(v.lport))),
+                dest: SocketAddr::new(words_to_ip(&v.to_addr, dfam), u16::from_be(v.to_port)),
+                local: (v.fwd == c::FWD_FULLNAT).then(|| {
+                    SocketAddr::new(words_to_ip(&v.via_addr, dfam), u16::from_be(v.via_port))
+                }),
                 state: state_name(k.proto, v.state),
                 active: is_active(&v, k.proto),
                 expires: left,
@@ -85,10 +113,11 @@ pub fn per_dest_counts(maps: &Maps) -> Result<HashMap<u32, (u32, u32)>> {
     Ok(counts)
 }
 
+/// Connections the table holds (two entries each).
 pub fn capacity(maps: &Maps) -> u32 {
     maps.conns
         .map()
         .info()
-        .map(|i| i.max_entries())
+        .map(|i| i.max_entries() / 2)
         .unwrap_or(c::DEFAULT_MAX_CONNS)
 }

@@ -74,8 +74,8 @@ pub(crate) fn load_object(opts: &Options) -> Result<aya::Ebpf> {
     }
     EbpfLoader::new()
         .default_map_pin_directory(&opts.pin_dir)
-        .map_max_entries(names::CONNS, opts.max_conns)
-        .map_max_entries(names::REPLIES, opts.max_conns)
+        // Two entries per connection, one per direction.
+        .map_max_entries(names::CONNS, opts.max_conns.saturating_mul(2))
         .load(PROGRAM_OBJECT)
         .map_err(|e| load_error(format!("cannot load the XDP program: {e}"), &e))
 }

@@ -3,7 +3,9 @@
 use std::path::Path;
 
 use aya::maps::{Array, DevMapHash, HashMap, Map, MapData, MapError, PerCpuArray};
-use ebpf_common::{Conn, Dest, FlowKey, Service, ServiceKey, ServiceMeta, Stats, maps as names};
+use ebpf_common::{
+    Conn, Dest, FlowKey, NextHop, Service, ServiceKey, ServiceMeta, Stats, maps as names,
+};
 
 use crate::error::{Error, Result};
 
@@ -12,7 +14,7 @@ pub struct Maps {
     pub dests: HashMap<MapData, u32, Dest>,
     pub sched_table: Array<MapData, u32>,
     pub conns: HashMap<MapData, FlowKey, Conn>,
-    pub replies: HashMap<MapData, FlowKey, FlowKey>,
+    pub dest_nh: Array<MapData, NextHop>,
     pub svc_stats: PerCpuArray<MapData, Stats>,
     pub dest_stats: PerCpuArray<MapData, Stats>,
     pub counters: PerCpuArray<MapData, u64>,
@@ -47,7 +49,7 @@ impl Maps {
             dests: m!(names::DESTS, HashMap),
             sched_table: m!(names::SCHED_TABLE, Array),
             conns: m!(names::CONNS, LruHashMap),
-            replies: m!(names::REPLIES, LruHashMap),
+            dest_nh: m!(names::DEST_NH, Array),
             svc_stats: m!(names::SVC_STATS, PerCpuArray),
             dest_stats: m!(names::DEST_STATS, PerCpuArray),
             counters: m!(names::COUNTERS, PerCpuArray),

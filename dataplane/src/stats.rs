@@ -49,7 +49,7 @@ pub const COUNTER_NAMES: [(u32, &str); 13] = [
     (counter::DROP_NO_DEST, "drop_no_dest"),
     (counter::CONN_NEW, "conn_new"),
     (counter::CONN_INSERT_FAIL, "conn_insert_fail"),
-    (counter::REPLY_ORPHAN, "reply_orphan"),
+    (counter::FIB_LOOKUP, "fib_lookup"),
     (counter::FWD_TX, "fwd_tx"),
     (counter::FWD_REDIRECT, "fwd_redirect"),
     (counter::FWD_KERNEL, "fwd_kernel"),
@@ -72,7 +72,7 @@ pub fn fill(maps: &Maps) -> Result<Fill> {
         services_max: c::MAX_SERVICES,
         dests: maps.dests.keys().count() as u32,
         dests_max: c::MAX_DESTS,
-        conns: maps.conns.keys().count() as u32,
+        conns: maps.conns.keys().count() as u32 / 2,
         conns_max: crate::conns::capacity(maps),
     })
 }

@@ -173,6 +173,9 @@ impl Snapshot {
         let id = self.alloc_dest_id(maps)?;
         let dest = dest_value(svc.id, d);
         stats::zero_index(&mut maps.dest_stats, id)?;
+        maps.dest_nh
+            .set(id, ebpf_common::NextHop::default(), 0)
+            .map_err(|e| err("write DEST_NH", e))?;
         maps.dests
             .insert(id, dest, 0)
             .map_err(|e| err("write DESTS", e))?;

@@ -66,14 +66,28 @@ impl Runner {
         }
     }
 
-    /// Runs the program once on `packet`.
+    /// Runs the program once on `packet` (received on the loopback device, as test runs are).
     pub fn run(&self, packet: &[u8]) -> Result<RunResult> {
+        self.run_ctx(packet, None)
+    }
+
+    /// Runs the program once on `packet` as if it arrived on interface `ifindex` (of the calling
+    /// thread's network namespace), so FIB lookups start from there.
+    pub fn run_on(&self, packet: &[u8], ifindex: u32) -> Result<RunResult> {
+        // struct xdp_md: data, data_end, data_meta, ingress_ifindex, rx_queue_index, egress_ifindex.
+        let md: [u32; 6] = [0, packet.len() as u32, 0, ifindex, 0, 0];
+        let ctx: Vec<u8> = md.iter().flat_map(|w| w.to_ne_bytes()).collect();
+        self.run_ctx(packet, Some(&ctx))
+    }
+
+    fn run_ctx(&self, packet: &[u8], ctx: Option<&[u8]>) -> Result<RunResult> {
         let mut out = vec![0u8; packet.len() + 256];
         let r = self
             .prog()?
             .test_run(TestRunOptions {
                 data_in: Some(packet),
                 data_out: Some(&mut out),
+                ctx_in: ctx,
                 repeat: 1,
                 ..TestRunOptions::new()
             })

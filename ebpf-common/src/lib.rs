@@ -20,7 +20,7 @@ pub const MAX_DESTS: u32 = 131072;
 pub const SCHED_POOL_SLOTS: u32 = 1 << 22;
 /// Longest table one service may use (wrr sequences longer than this are scaled down).
 pub const MAX_TABLE_LEN: u32 = 65536;
-/// Default number of connection entries (each direction has its own map of this size).
+/// Default number of connections; the connection map holds two entries (one per direction) each.
 pub const DEFAULT_MAX_CONNS: u32 = 1 << 20;
 /// Interfaces the program can redirect to through the devmap.
 pub const MAX_PORTS: u32 = 256;
@@ -136,8 +136,8 @@ pub mod counter {
     pub const FWD_KERNEL: u32 = 8;
     /// Session-table inserts that failed (should stay 0: LRU evicts instead).
     pub const CONN_INSERT_FAIL: u32 = 9;
-    /// Reply packets whose client-side entry was gone (evicted/expired): handed to the kernel.
-    pub const REPLY_ORPHAN: u32 = 10;
+    /// Next-hop lookups in the FIB (cache misses and refreshes).
+    pub const FIB_LOOKUP: u32 = 10;
     /// IPv6 packets (the IPv6 path is not built yet): handed to the kernel.
     pub const PASS_IPV6: u32 = 11;
     /// TTL would reach 0: handed to the kernel so it answers with ICMP time exceeded.
@@ -214,34 +214,70 @@ pub struct FlowKey {
     pub _pad: [u8; 2],
 }
 
-/// CONNS value: a connection, keyed by the client-side flow (cip:cport -> vip:vport).
-/// The reply direction is found through REPLIES (real-side flow -> this key).
+/// CONNS value. Each connection has two entries, one per direction, each keyed by the flow as
+/// it appears on the wire and saying how to rewrite packets that match it:
+///
+/// * the CLIENT entry (key cip:cport -> vip:vport): destination becomes `to` (the real server);
+///   FULLNAT also replaces the source with `via` (the local address). It holds the connection's
+///   state, timeout and client-side last_seen.
+/// * the REPLY entry (flag CONN_F_REPLY; key rip:rport -> cip:cport, or -> lip:lport for FULLNAT):
+///   source becomes `to` (vip:vport); FULLNAT also replaces the destination with `via`
+///   (cip:cport). It holds its own last_seen and a next-hop cache towards the client.
+///
+/// A connection is alive while either entry was seen within the timeout.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Conn {
-    /// Real server address/port the client side is rewritten to.
-    pub daddr: [u32; 4],
-    /// Local (FULLNAT) address used towards the real server; unused for NAT.
-    pub laddr: [u32; 4],
-    pub dport: u16,
-    pub lport: u16,
+    pub to_addr: [u32; 4],
+    pub via_addr: [u32; 4],
+    pub to_port: u16,
+    pub via_port: u16,
     pub dest_id: u32,
     pub svc_id: u32,
-    /// S_* state.
+    /// S_* state (CLIENT entry).
     pub state: u8,
     /// FWD_* method, copied from the destination at scheduling time.
     pub fwd: u8,
-    /// Address family on the real-server side.
-    pub daf: u8,
+    /// Address family of the packet after the rewrite.
+    pub af: u8,
+    /// CONN_F_* flags.
     pub flags: u8,
     /// Timeout of the current state in seconds (taken from TIMEOUTS on each state change).
     pub timeout: u32,
-    /// bpf_ktime_get_coarse_ns() of the last packet in either direction.
+    /// Next-hop cache (REPLY entries): egress ifindex, 0 = not cached.
+    pub nh_ifindex: u32,
+    /// bpf_ktime_get_coarse_ns() of the last packet matching this entry.
     pub last_seen: u64,
+    /// When the next hop was looked up ([`nh_stamp`] units).
+    pub nh_time: u32,
+    /// Next hop: destination MAC then source MAC.
+    pub nh_macs: [u8; 12],
 }
 
-/// CONNS value flag: the entry was opened by the scheduler for this flow (not yet seen a reply).
-pub const CONN_F_SEEN_REPLY: u8 = 0x1;
+/// CONNS flag: this is the REPLY entry of its connection.
+pub const CONN_F_REPLY: u8 = 0x1;
+
+/// A cached next hop (DEST_NH, per destination id: the way to a real server).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct NextHop {
+    /// Egress ifindex; 0 = not cached.
+    pub ifindex: u32,
+    /// When it was looked up ([`nh_stamp`] units).
+    pub time: u32,
+    /// Destination MAC then source MAC.
+    pub macs: [u8; 12],
+}
+
+/// Next-hop cache entries are trusted for this many [`nh_stamp`] units (~1 s), then looked up
+/// again, so neighbour or route changes are picked up within about a second.
+pub const NH_MAX_AGE: u32 = 1000;
+
+/// Timestamp unit of the next-hop caches: ~1 ms (2^20 ns).
+#[inline(always)]
+pub const fn nh_stamp(now_ns: u64) -> u32 {
+    (now_ns >> 20) as u32
+}
 
 /// Per-service and per-destination counters (per CPU; summed in user space).
 #[repr(C)]
@@ -277,7 +313,8 @@ const _: () = assert!(core::mem::size_of::<ServiceKey>() == 20);
 const _: () = assert!(core::mem::size_of::<Service>() == 32);
 const _: () = assert!(core::mem::size_of::<Dest>() == 40);
 const _: () = assert!(core::mem::size_of::<FlowKey>() == 40);
-const _: () = assert!(core::mem::size_of::<Conn>() == 64);
+const _: () = assert!(core::mem::size_of::<Conn>() == 80);
+const _: () = assert!(core::mem::size_of::<NextHop>() == 20);
 const _: () = assert!(core::mem::size_of::<Stats>() == 40);
 
 /// Map names, shared so user space opens exactly what the program declares.
@@ -287,7 +324,7 @@ pub mod maps {
     pub const SCHED_TABLE: &str = "SCHED_TABLE";
     pub const RR_POS: &str = "RR_POS";
     pub const CONNS: &str = "CONNS";
-    pub const REPLIES: &str = "REPLIES";
+    pub const DEST_NH: &str = "DEST_NH";
     pub const SVC_STATS: &str = "SVC_STATS";
     pub const DEST_STATS: &str = "DEST_STATS";
     pub const COUNTERS: &str = "COUNTERS";
@@ -302,7 +339,7 @@ pub mod maps {
         SCHED_TABLE,
         RR_POS,
         CONNS,
-        REPLIES,
+        DEST_NH,
         SVC_STATS,
         DEST_STATS,
         COUNTERS,
@@ -321,6 +358,7 @@ mod pod {
     unsafe impl aya::Pod for Dest {}
     unsafe impl aya::Pod for FlowKey {}
     unsafe impl aya::Pod for Conn {}
+    unsafe impl aya::Pod for NextHop {}
     unsafe impl aya::Pod for Stats {}
     unsafe impl aya::Pod for ServiceMeta {}
 }

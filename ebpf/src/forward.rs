@@ -1,7 +1,8 @@
 //! Stage 7: send a rewritten IPv4 packet on its way. The next hop comes from the kernel's FIB
-//! (`bpf_fib_lookup`); out the same interface -> XDP_TX, another attached interface -> devmap
-//! redirect. When the FIB cannot answer (neighbour unknown, no route, interface not attached) the
-//! packet goes to the kernel, already rewritten, and the kernel forwards it (and resolves ARP).
+//! (`bpf_fib_lookup`), cached by the caller (a FIB lookup costs more than the rest of the path):
+//! out the same interface -> XDP_TX, another attached interface -> devmap redirect. When the FIB
+//! cannot answer (neighbour unknown, no route, interface not attached) the packet goes to the
+//! kernel, already rewritten, and the kernel forwards it (and resolves ARP).
 
 use aya_ebpf::{
     bindings::{BPF_FIB_LKUP_RET_SUCCESS, bpf_fib_lookup as FibParams, xdp_action},
@@ -9,7 +10,7 @@ use aya_ebpf::{
     programs::XdpContext,
 };
 use core::mem::size_of;
-use ebpf_common::counter;
+use ebpf_common::{NH_MAX_AGE, NextHop, counter};
 
 use crate::csum;
 use crate::maps::{TX_PORTS, count};
@@ -17,33 +18,57 @@ use crate::parse::{Packet, ptr_at};
 
 const AF_INET: u8 = 2;
 
-/// Forwards the packet whose IPv4 header (at `pkt.l3_off`) now holds `saddr` -> `daddr`.
-#[inline(always)]
-pub fn ipv4(ctx: &XdpContext, pkt: &Packet, saddr: u32, daddr: u32, sport: u16, dport: u16) -> u32 {
-    let mut fib: FibParams = unsafe { core::mem::zeroed() };
-    fib.family = AF_INET;
-    fib.l4_protocol = pkt.proto;
-    fib.sport = sport;
-    fib.dport = dport;
-    fib.__bindgen_anon_1.tot_len = pkt.tot_len;
-    fib.__bindgen_anon_2.tos = pkt.tos;
-    fib.__bindgen_anon_3.ipv4_src = saddr;
-    fib.__bindgen_anon_4.ipv4_dst = daddr;
-    fib.ifindex = ctx.ingress_ifindex() as u32;
-    let rc = unsafe {
-        bpf_fib_lookup(
-            ctx.ctx as *mut _,
-            &mut fib as *mut _,
-            size_of::<FibParams>() as i32,
-            0,
-        )
-    };
-    if rc != BPF_FIB_LKUP_RET_SUCCESS as i64 {
-        count(counter::FWD_KERNEL);
-        return xdp_action::XDP_PASS;
+/// A next-hop cache slot: a destination's entry in DEST_NH, or the one inside a REPLY entry.
+pub struct NhSlot<'a> {
+    pub ifindex: &'a mut u32,
+    pub time: &'a mut u32,
+    pub macs: &'a mut [u8; 12],
+}
+
+impl<'a> NhSlot<'a> {
+    pub fn of(nh: &'a mut NextHop) -> NhSlot<'a> {
+        NhSlot {
+            ifindex: &mut nh.ifindex,
+            time: &mut nh.time,
+            macs: &mut nh.macs,
+        }
     }
-    let same_port = fib.ifindex == ctx.ingress_ifindex() as u32;
-    if !same_port && TX_PORTS.get(fib.ifindex).is_none() {
+}
+
+/// Where the rewritten packet goes.
+pub struct Flow {
+    pub saddr: u32,
+    pub daddr: u32,
+    pub sport: u16,
+    pub dport: u16,
+}
+
+/// Forwards the packet (headers at `pkt`, already rewritten to `flow`), using and refreshing the
+/// cache `nh` (`stamp` = nh_stamp(now)).
+#[inline(always)]
+pub fn ipv4(ctx: &XdpContext, pkt: &Packet, flow: &Flow, nh: Option<NhSlot>, stamp: u32) -> u32 {
+    let ingress = ctx.ingress_ifindex() as u32;
+    let (ifindex, macs) = match nh {
+        Some(slot) if *slot.ifindex != 0 && stamp.wrapping_sub(*slot.time) < NH_MAX_AGE => {
+            (*slot.ifindex, *slot.macs)
+        }
+        slot => match fib(ctx, pkt, flow, ingress) {
+            Some((ifindex, macs)) => {
+                if let Some(slot) = slot {
+                    *slot.ifindex = ifindex;
+                    *slot.macs = macs;
+                    *slot.time = stamp;
+                }
+                (ifindex, macs)
+            }
+            None => {
+                count(counter::FWD_KERNEL);
+                return xdp_action::XDP_PASS;
+            }
+        },
+    };
+    let same_port = ifindex == ingress;
+    if !same_port && TX_PORTS.get(ifindex).is_none() {
         count(counter::FWD_KERNEL);
         return xdp_action::XDP_PASS;
     }
@@ -63,18 +88,42 @@ pub fn ipv4(ctx: &XdpContext, pkt: &Packet, saddr: u32, daddr: u32, sport: u16, 
     let Some(eth) = ptr_at::<[u8; 12]>(ctx, 0) else {
         return xdp_action::XDP_PASS;
     };
-    unsafe {
-        let mut macs = [0u8; 12];
-        macs[..6].copy_from_slice(&fib.dmac);
-        macs[6..].copy_from_slice(&fib.smac);
-        eth.write_unaligned(macs);
-    }
+    unsafe { eth.write_unaligned(macs) };
     if same_port {
         count(counter::FWD_TX);
         return xdp_action::XDP_TX;
     }
     count(counter::FWD_REDIRECT);
-    TX_PORTS
-        .redirect(fib.ifindex, 0)
-        .unwrap_or(xdp_action::XDP_PASS)
+    TX_PORTS.redirect(ifindex, 0).unwrap_or(xdp_action::XDP_PASS)
+}
+
+/// FIB lookup: (egress ifindex, dmac+smac), or `None` if the kernel must handle the packet.
+#[inline(always)]
+fn fib(ctx: &XdpContext, pkt: &Packet, flow: &Flow, ingress: u32) -> Option<(u32, [u8; 12])> {
+    count(counter::FIB_LOOKUP);
+    let mut fib: FibParams = unsafe { core::mem::zeroed() };
+    fib.family = AF_INET;
+    fib.l4_protocol = pkt.proto;
+    fib.sport = flow.sport;
+    fib.dport = flow.dport;
+    fib.__bindgen_anon_1.tot_len = pkt.tot_len;
+    fib.__bindgen_anon_2.tos = pkt.tos;
+    fib.__bindgen_anon_3.ipv4_src = flow.saddr;
+    fib.__bindgen_anon_4.ipv4_dst = flow.daddr;
+    fib.ifindex = ingress;
+    let rc = unsafe {
+        bpf_fib_lookup(
+            ctx.ctx as *mut _,
+            &mut fib as *mut _,
+            size_of::<FibParams>() as i32,
+            0,
+        )
+    };
+    if rc != BPF_FIB_LKUP_RET_SUCCESS as i64 {
+        return None;
+    }
+    let mut macs = [0u8; 12];
+    macs[..6].copy_from_slice(&fib.dmac);
+    macs[6..].copy_from_slice(&fib.smac);
+    Some((fib.ifindex, macs))
 }

@@ -17,11 +17,12 @@ use aya_ebpf::{
     bindings::xdp_action, helpers::bpf_ktime_get_coarse_ns, macros::xdp, programs::XdpContext,
 };
 use ebpf_common::{
-    CONN_F_SEEN_REPLY, Conn, FlowKey, IPPROTO_TCP, S_CLOSE, S_NONE, S_TIME_WAIT, S_UDP, Service,
-    ServiceKey, Stats, counter,
+    CONN_F_REPLY, Conn, FWD_FULLNAT, FlowKey, IPPROTO_TCP, S_CLOSE, S_NONE, S_TIME_WAIT, S_UDP,
+    Service, ServiceKey, Stats, counter, nh_stamp,
 };
 
-use maps::{CONNS, DEST_STATS, REPLIES, SERVICES, SVC_STATS, count};
+use forward::{Flow, NhSlot};
+use maps::{CONNS, DEST_NH, DEST_STATS, SERVICES, SVC_STATS, count};
 use nat::End;
 use parse::{Packet, TCP_ACK, TCP_FIN, TCP_RST, TCP_SYN};
 use state::Dir;
@@ -44,18 +45,21 @@ pub fn xlvs(ctx: XdpContext) -> u32 {
         af: pkt.af,
         _pad: [0; 2],
     };
+    let now = unsafe { bpf_ktime_get_coarse_ns() };
 
-    // A real server answering one of our connections.
-    if let Some(client_key) = unsafe { REPLIES.get(&flow) } {
-        let client_key = *client_key;
-        return match CONNS.get_ptr_mut(&client_key) {
-            Some(conn) => reply_path(&ctx, &pkt, unsafe { &mut *conn }, &client_key),
-            None => {
-                let _ = REPLIES.remove(&flow);
-                count(counter::REPLY_ORPHAN);
-                xdp_action::XDP_PASS
-            }
-        };
+    // One lookup finds either direction of a known connection.
+    if let Some(entry) = CONNS.get_ptr_mut(&flow) {
+        let entry = unsafe { &mut *entry };
+        if pkt.ttl <= 1 {
+            count(counter::PASS_TTL);
+            return xdp_action::XDP_PASS;
+        }
+        if entry.flags & CONN_F_REPLY != 0 {
+            return reply_path(&ctx, &pkt, entry, now);
+        }
+        if !expired(entry, &flow, now) && !reopens(entry, &pkt) {
+            return client_path(&ctx, &pkt, entry, now);
+        }
     }
 
     let svc_key = ServiceKey {
@@ -68,28 +72,18 @@ pub fn xlvs(ctx: XdpContext) -> u32 {
         count(counter::PASS_NOT_VIP);
         return xdp_action::XDP_PASS;
     };
-    let svc = *svc;
     if pkt.ttl <= 1 {
         count(counter::PASS_TTL);
         return xdp_action::XDP_PASS;
     }
-
-    let now = unsafe { bpf_ktime_get_coarse_ns() };
-    if let Some(conn) = CONNS.get_ptr_mut(&flow) {
-        let conn = unsafe { &mut *conn };
-        if !expired(conn, now) && !reopens(conn, &pkt) {
-            return client_path(&ctx, &pkt, conn, now);
-        }
-    }
-    new_connection(&ctx, &pkt, &svc, &flow, now)
+    new_connection(&ctx, &pkt, svc, &flow, now)
 }
 
 /// Schedules a new connection, records both directions and forwards its first packet.
 #[inline(always)]
 fn new_connection(ctx: &XdpContext, pkt: &Packet, svc: &Service, flow: &FlowKey, now: u64) -> u32 {
     // Only a bare SYN opens a TCP connection (IPVS without sloppy_tcp); the rest is noise or attack.
-    if pkt.proto == IPPROTO_TCP
-        && pkt.tcp_flags & (TCP_SYN | TCP_ACK | TCP_RST | TCP_FIN) != TCP_SYN
+    if pkt.proto == IPPROTO_TCP && pkt.tcp_flags & (TCP_SYN | TCP_ACK | TCP_RST | TCP_FIN) != TCP_SYN
     {
         count(counter::DROP_NO_SESSION);
         return xdp_action::XDP_DROP;
@@ -98,80 +92,147 @@ fn new_connection(ctx: &XdpContext, pkt: &Packet, svc: &Service, flow: &FlowKey,
         count(counter::DROP_NO_DEST);
         return xdp_action::XDP_DROP;
     };
-    let mut conn = Conn {
-        daddr: dest.addr,
-        laddr: [0; 4],
-        dport: dest.port,
-        lport: 0,
+    let state = if pkt.proto == IPPROTO_TCP {
+        state::tcp_next(S_NONE, Dir::In, pkt.tcp_flags)
+    } else {
+        S_UDP
+    };
+    // One Conn on the stack, inserted as the CLIENT entry, then turned into the REPLY entry
+    // (the BPF stack is 512 bytes).
+    let mut entry = Conn {
+        to_addr: dest.addr,
+        via_addr: [0; 4],
+        to_port: dest.port,
+        via_port: 0,
         dest_id,
         svc_id: svc.id,
-        state: if pkt.proto == IPPROTO_TCP {
-            S_NONE
-        } else {
-            S_UDP
-        },
+        state,
         fwd: dest.fwd,
-        daf: dest.af,
-        flags: 0,
-        timeout: 0,
-        last_seen: now,
-    };
-    conn.timeout = state::timeout_of(conn.state);
-    let reply = FlowKey {
-        src: dest.addr,
-        dst: flow.src,
-        sport: dest.port,
-        dport: flow.sport,
-        proto: flow.proto,
         af: dest.af,
-        _pad: [0; 2],
+        flags: 0,
+        timeout: state::timeout_of(state),
+        nh_ifindex: 0,
+        last_seen: now,
+        nh_time: 0,
+        nh_macs: [0; 12],
     };
-    if CONNS.insert(flow, &conn, 0).is_err() || REPLIES.insert(&reply, flow, 0).is_err() {
+    if CONNS.insert(flow, &entry, 0).is_err() {
+        count(counter::CONN_INSERT_FAIL);
+        return xdp_action::XDP_DROP;
+    }
+    let reply_key = reply_key_of(&entry, flow);
+    entry.to_addr = flow.dst;
+    entry.to_port = flow.dport;
+    entry.via_addr = flow.src;
+    entry.via_port = flow.sport;
+    entry.af = flow.af;
+    entry.flags = CONN_F_REPLY;
+    entry.state = 0;
+    entry.timeout = 0;
+    entry.last_seen = 0;
+    if CONNS.insert(&reply_key, &entry, 0).is_err() {
+        let _ = CONNS.remove(flow);
         count(counter::CONN_INSERT_FAIL);
         return xdp_action::XDP_DROP;
     }
     count(counter::CONN_NEW);
     add_conn(&SVC_STATS, svc.id);
     add_conn(&DEST_STATS, dest_id);
-    match CONNS.get_ptr_mut(flow) {
-        Some(c) => client_path(ctx, pkt, unsafe { &mut *c }, now),
-        None => xdp_action::XDP_DROP,
-    }
+    add_traffic(svc.id, dest_id, pkt, Dir::In);
+    to_real(ctx, pkt, dest.addr[0], dest.port, dest_id, now)
 }
 
 /// client -> real: track state, count, rewrite the destination, forward.
 #[inline(always)]
 fn client_path(ctx: &XdpContext, pkt: &Packet, conn: &mut Conn, now: u64) -> u32 {
-    track(conn, pkt, Dir::In, now);
-    add_traffic(conn, pkt, Dir::In);
-    let (daddr, dport) = (conn.daddr[0], conn.dport);
+    track(conn, pkt, Dir::In);
+    conn.last_seen = now;
+    add_traffic(conn.svc_id, conn.dest_id, pkt, Dir::In);
+    to_real(ctx, pkt, conn.to_addr[0], conn.to_port, conn.dest_id, now)
+}
+
+#[inline(always)]
+fn to_real(ctx: &XdpContext, pkt: &Packet, daddr: u32, dport: u16, dest_id: u32, now: u64) -> u32 {
     if !nat::rewrite_v4(ctx, pkt, End::Destination, daddr, dport) {
         return xdp_action::XDP_PASS;
     }
-    forward::ipv4(ctx, pkt, pkt.src, daddr, pkt.sport, dport)
+    let flow = Flow {
+        saddr: pkt.src,
+        daddr,
+        sport: pkt.sport,
+        dport,
+    };
+    let nh = DEST_NH
+        .get_ptr_mut(dest_id)
+        .map(|p| NhSlot::of(unsafe { &mut *p }));
+    forward::ipv4(ctx, pkt, &flow, nh, nh_stamp(now))
 }
 
-/// real -> client: track state, count, put the VIP back as source, forward.
+/// real -> client: count, put the VIP back as source, forward. TCP flags that can change the
+/// connection's state (SYN, FIN, RST) are applied to the CLIENT entry, which holds it.
 #[inline(always)]
-fn reply_path(ctx: &XdpContext, pkt: &Packet, conn: &mut Conn, client: &FlowKey) -> u32 {
-    if pkt.ttl <= 1 {
-        count(counter::PASS_TTL);
-        return xdp_action::XDP_PASS;
+fn reply_path(ctx: &XdpContext, pkt: &Packet, entry: &mut Conn, now: u64) -> u32 {
+    entry.last_seen = now;
+    if pkt.proto == IPPROTO_TCP && pkt.tcp_flags & (TCP_SYN | TCP_FIN | TCP_RST) != 0 {
+        let client_key = client_key_of(entry, pkt);
+        if let Some(client) = CONNS.get_ptr_mut(&client_key) {
+            let client = unsafe { &mut *client };
+            track(client, pkt, Dir::Out);
+            client.last_seen = now;
+        }
     }
-    let now = unsafe { bpf_ktime_get_coarse_ns() };
-    conn.flags |= CONN_F_SEEN_REPLY;
-    track(conn, pkt, Dir::Out, now);
-    add_traffic(conn, pkt, Dir::Out);
-    let (vaddr, vport) = (client.dst[0], client.dport);
+    add_traffic(entry.svc_id, entry.dest_id, pkt, Dir::Out);
+    let (vaddr, vport) = (entry.to_addr[0], entry.to_port);
     if !nat::rewrite_v4(ctx, pkt, End::Source, vaddr, vport) {
         return xdp_action::XDP_PASS;
     }
-    forward::ipv4(ctx, pkt, vaddr, pkt.dst, vport, pkt.dport)
+    let flow = Flow {
+        saddr: vaddr,
+        daddr: pkt.dst,
+        sport: vport,
+        dport: pkt.dport,
+    };
+    let nh = NhSlot {
+        ifindex: &mut entry.nh_ifindex,
+        time: &mut entry.nh_time,
+        macs: &mut entry.nh_macs,
+    };
+    forward::ipv4(ctx, pkt, &flow, Some(nh), nh_stamp(now))
 }
 
-/// Advances the TCP state (and its timeout) and marks the connection as alive now.
+/// The CLIENT entry's key for a packet that matched a REPLY entry.
 #[inline(always)]
-fn track(conn: &mut Conn, pkt: &Packet, dir: Dir, now: u64) {
+fn client_key_of(reply: &Conn, pkt: &Packet) -> FlowKey {
+    let fullnat = reply.fwd == FWD_FULLNAT;
+    FlowKey {
+        src: if fullnat { reply.via_addr } else { [pkt.dst, 0, 0, 0] },
+        dst: reply.to_addr,
+        sport: if fullnat { reply.via_port } else { pkt.dport },
+        dport: reply.to_port,
+        proto: pkt.proto,
+        af: reply.af,
+        _pad: [0; 2],
+    }
+}
+
+/// The REPLY entry's key of a CLIENT entry (whose key is `flow`).
+#[inline(always)]
+fn reply_key_of(client: &Conn, flow: &FlowKey) -> FlowKey {
+    let fullnat = client.fwd == FWD_FULLNAT;
+    FlowKey {
+        src: client.to_addr,
+        dst: if fullnat { client.via_addr } else { flow.src },
+        sport: client.to_port,
+        dport: if fullnat { client.via_port } else { flow.sport },
+        proto: flow.proto,
+        af: client.af,
+        _pad: [0; 2],
+    }
+}
+
+/// Advances the TCP state (and its timeout).
+#[inline(always)]
+fn track(conn: &mut Conn, pkt: &Packet, dir: Dir) {
     if pkt.proto == IPPROTO_TCP {
         let next = state::tcp_next(conn.state, dir, pkt.tcp_flags);
         if next != conn.state {
@@ -179,12 +240,23 @@ fn track(conn: &mut Conn, pkt: &Packet, dir: Dir, now: u64) {
             conn.timeout = state::timeout_of(next);
         }
     }
-    conn.last_seen = now;
 }
 
+/// Expired when neither direction was seen within the state's timeout. The REPLY entry is only
+/// consulted when the CLIENT side looks idle (rare), to keep the hot path at one lookup.
 #[inline(always)]
-fn expired(conn: &Conn, now: u64) -> bool {
-    now.saturating_sub(conn.last_seen) > (conn.timeout as u64) * 1_000_000_000
+fn expired(conn: &mut Conn, flow: &FlowKey, now: u64) -> bool {
+    let timeout = (conn.timeout as u64) * 1_000_000_000;
+    if now.saturating_sub(conn.last_seen) <= timeout {
+        return false;
+    }
+    if let Some(reply) = unsafe { CONNS.get(&reply_key_of(conn, flow)) }
+        && now.saturating_sub(reply.last_seen) <= timeout
+    {
+        conn.last_seen = reply.last_seen;
+        return false;
+    }
+    true
 }
 
 /// A SYN for a connection that is closing or closed starts a new one (IPVS conn_reuse_mode).
@@ -203,9 +275,9 @@ fn add_conn(map: &aya_ebpf::maps::PerCpuArray<Stats>, index: u32) {
 }
 
 #[inline(always)]
-fn add_traffic(conn: &Conn, pkt: &Packet, dir: Dir) {
+fn add_traffic(svc_id: u32, dest_id: u32, pkt: &Packet, dir: Dir) {
     let bytes = pkt.tot_len as u64;
-    for (map, index) in [(&SVC_STATS, conn.svc_id), (&DEST_STATS, conn.dest_id)] {
+    for (map, index) in [(&SVC_STATS, svc_id), (&DEST_STATS, dest_id)] {
         if let Some(s) = map.get_ptr_mut(index) {
             let s = unsafe { &mut *s };
             match dir {

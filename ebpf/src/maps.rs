@@ -7,7 +7,7 @@ use aya_ebpf::{
     maps::{Array, DevMapHash, HashMap, LruHashMap, PerCpuArray},
 };
 use ebpf_common::{
-    Conn, DEFAULT_MAX_CONNS, Dest, FlowKey, MAX_DESTS, MAX_PORTS, MAX_SERVICES, N_STATES,
+    Conn, DEFAULT_MAX_CONNS, Dest, FlowKey, MAX_DESTS, MAX_PORTS, MAX_SERVICES, N_STATES, NextHop,
     SCHED_POOL_SLOTS, Service, ServiceKey, Stats, counter,
 };
 
@@ -28,14 +28,20 @@ pub static SCHED_TABLE: Array<u32> = Array::pinned(SCHED_POOL_SLOTS, 0);
 #[map]
 pub static RR_POS: PerCpuArray<u32> = PerCpuArray::pinned(MAX_SERVICES, 0);
 
-/// Connections by client-side flow (cip:cport -> vip:vport). Created and updated here; listed,
-/// and flushed, by user space. LRU: a full table evicts the least recently used entry.
+/// Connections: two entries each, one per direction (see `ebpf_common::Conn`). Created and
+/// updated here; listed by user space. LRU: a full table evicts the least recently used entry.
+/// BPF_F_NO_COMMON_LRU: one LRU list per CPU, so inserts take no global lock (user space sizes the
+/// map with `max_conns * 2`).
 #[map]
-pub static CONNS: LruHashMap<FlowKey, Conn> = LruHashMap::pinned(DEFAULT_MAX_CONNS, 0);
+pub static CONNS: LruHashMap<FlowKey, Conn> =
+    LruHashMap::pinned(DEFAULT_MAX_CONNS * 2, BPF_F_NO_COMMON_LRU);
 
-/// Reply direction: real-side flow (rip:rport -> cip:cport) -> the client-side key in CONNS.
+/// Next hop towards each destination (index = destination id), cached from the FIB by the packet
+/// path. Zeroed by user space when a destination id is (re)used.
 #[map]
-pub static REPLIES: LruHashMap<FlowKey, FlowKey> = LruHashMap::pinned(DEFAULT_MAX_CONNS, 0);
+pub static DEST_NH: Array<NextHop> = Array::pinned(MAX_DESTS, 0);
+
+const BPF_F_NO_COMMON_LRU: u32 = 1 << 1;
 
 /// Per-service counters (index = service id). Written here; read and zeroed by user space.
 #[map]
