@@ -17,6 +17,7 @@
 
 pub mod conns;
 pub mod error;
+pub mod estimator;
 pub mod loader;
 mod lock;
 mod maps;
@@ -163,14 +164,15 @@ impl Dataplane {
         self.write(|s, m| s.del_dest(m, svc, addr, port))
     }
 
-    /// Every service with its destinations (insertion order) and counters.
-    pub fn services(&self) -> Result<Vec<model::ServiceEntry>> {
-        tables::list(&self.maps, None)
+    /// Every service with its destinations (insertion order), counters and rates. Takes a
+    /// rate-estimator sample, hence `&mut`.
+    pub fn services(&mut self) -> Result<Vec<model::ServiceEntry>> {
+        tables::list(&mut self.maps, None)
     }
 
     /// One service, or `NoSuchService`.
-    pub fn service(&self, addr: &model::ServiceAddr) -> Result<model::ServiceEntry> {
-        tables::list(&self.maps, Some(addr))?
+    pub fn service(&mut self, addr: &model::ServiceAddr) -> Result<model::ServiceEntry> {
+        tables::list(&mut self.maps, Some(addr))?
             .pop()
             .ok_or(Error::NoSuchService)
     }

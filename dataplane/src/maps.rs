@@ -4,7 +4,7 @@ use std::path::Path;
 
 use aya::maps::{Array, DevMapHash, HashMap, Map, MapData, MapError, PerCpuArray};
 use ebpf_common::{
-    Conn, Dest, FlowKey, NextHop, Service, ServiceKey, ServiceMeta, Stats, maps as names,
+    Conn, Dest, Estimate, FlowKey, NextHop, Service, ServiceKey, ServiceMeta, Stats, maps as names,
 };
 
 use crate::error::{Error, Result};
@@ -22,6 +22,7 @@ pub struct Maps {
     pub tx_ports: DevMapHash<MapData>,
     pub svc_meta: HashMap<MapData, u32, ServiceMeta>,
     pub meta: Array<MapData, u32>,
+    pub est: HashMap<MapData, u32, Estimate>,
 }
 
 fn open(dir: &Path, name: &str, wrap: fn(MapData) -> Map) -> Result<Map> {
@@ -57,6 +58,7 @@ impl Maps {
             tx_ports: m!(names::TX_PORTS, DevMapHash),
             svc_meta: m!(names::SVC_META, HashMap),
             meta: m!(names::META, Array),
+            est: m!(names::EST, HashMap),
         })
     }
 }

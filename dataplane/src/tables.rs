@@ -18,7 +18,7 @@ use crate::maps::{Maps, err, lookup};
 use crate::model::*;
 use crate::pool::Pool;
 use crate::sched::{Member, build_table};
-use crate::stats;
+use crate::{estimator, stats};
 
 /// The service and destination tables as read under the writer lock.
 pub struct Snapshot {
@@ -89,6 +89,7 @@ impl Snapshot {
             ..service_value(cfg)
         };
         stats::zero_index(&mut maps.svc_stats, id)?;
+        let _ = maps.est.remove(&c::est_key_service(id));
         maps.svc_meta
             .insert(id, service_meta(cfg), 0)
             .map_err(|e| err("write SVC_META", e))?;
@@ -173,6 +174,7 @@ impl Snapshot {
         let id = self.alloc_dest_id(maps)?;
         let dest = dest_value(svc.id, d);
         stats::zero_index(&mut maps.dest_stats, id)?;
+        let _ = maps.est.remove(&c::est_key_dest(id));
         maps.dest_nh
             .set(id, ebpf_common::NextHop::default(), 0)
             .map_err(|e| err("write DEST_NH", e))?;
@@ -485,7 +487,7 @@ fn dest_config(d: &Dest) -> DestConfig {
 }
 
 /// Services (all, or the one at `only`) with destinations, counters and connection counts.
-pub fn list(maps: &Maps, only: Option<&ServiceAddr>) -> Result<Vec<ServiceEntry>> {
+pub fn list(maps: &mut Maps, only: Option<&ServiceAddr>) -> Result<Vec<ServiceEntry>> {
     let snap = Snapshot::load(maps)?;
     let mut keys: Vec<(ServiceKey, Service)> = match only {
         Some(a) => snap.service(a, Error::NoSuchService).into_iter().collect(),
@@ -516,6 +518,13 @@ pub fn list(maps: &Maps, only: Option<&ServiceAddr>) -> Result<Vec<ServiceEntry>
             rates: Stats::default(),
             local_addrs: Vec::new(),
         });
+        // Rates: one estimator sample per listing (or per keepalived period).
+        let entry = out.last_mut().expect("just pushed");
+        entry.rates = estimator::sample(&mut maps.est, c::est_key_service(svc.id), &entry.stats);
+        let ids = snap.dests.get(&svc.id).map(|v| v.as_slice()).unwrap_or(&[]);
+        for ((id, _), d) in ids.iter().zip(entry.dests.iter_mut()) {
+            d.rates = estimator::sample(&mut maps.est, c::est_key_dest(*id), &d.stats);
+        }
     }
     Ok(out)
 }

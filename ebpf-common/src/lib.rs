@@ -301,6 +301,26 @@ pub struct ServiceMeta {
     pub _pad: u32,
 }
 
+/// EST value: the rate estimator's state for one service or destination (user space only).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Estimate {
+    /// Counters at the last sample.
+    pub last: Stats,
+    /// CLOCK_MONOTONIC ns of the last sample.
+    pub last_ns: u64,
+    /// Smoothed rates per second, scaled by 2^10 (cps, inpps, outpps, inBps, outBps).
+    pub rate: Stats,
+}
+
+/// EST key of a service id / destination id.
+pub const fn est_key_service(id: u32) -> u32 {
+    id
+}
+pub const fn est_key_dest(id: u32) -> u32 {
+    id | 0x8000_0000
+}
+
 /// Indexes of the META array (user-space allocation cursors).
 pub mod meta {
     pub const NEXT_SERVICE_ID: u32 = 0;
@@ -332,8 +352,9 @@ pub mod maps {
     pub const TX_PORTS: &str = "TX_PORTS";
     pub const SVC_META: &str = "SVC_META";
     pub const META: &str = "META";
+    pub const EST: &str = "EST";
     /// Every map the program declares (and pins), in one list for open/adopt/remove.
-    pub const ALL: [&str; 13] = [
+    pub const ALL: [&str; 14] = [
         SERVICES,
         DESTS,
         SCHED_TABLE,
@@ -347,6 +368,7 @@ pub mod maps {
         TX_PORTS,
         SVC_META,
         META,
+        EST,
     ];
 }
 
@@ -361,4 +383,5 @@ mod pod {
     unsafe impl aya::Pod for NextHop {}
     unsafe impl aya::Pod for Stats {}
     unsafe impl aya::Pod for ServiceMeta {}
+    unsafe impl aya::Pod for Estimate {}
 }

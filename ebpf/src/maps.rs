@@ -81,3 +81,9 @@ pub static SVC_META: HashMap<u32, ebpf_common::ServiceMeta> = HashMap::pinned(MA
 /// User-space-only allocation cursors (`ebpf_common::meta`): next service id, next destination id.
 #[map]
 pub static META: Array<u32> = Array::pinned(ebpf_common::meta::COUNT, 0);
+
+/// User-space-only rate-estimator state per service and destination (`ebpf_common::Estimate`),
+/// kept here so `ipvsadm --rate` in any process continues the same estimate.
+#[map]
+pub static EST: HashMap<u32, ebpf_common::Estimate> =
+    HashMap::pinned(MAX_SERVICES + MAX_DESTS, 0);

@@ -9,7 +9,7 @@
 //! The VIP (198.18.100.1) is configured nowhere: the client routes everything via the director.
 
 use std::net::{IpAddr, Ipv4Addr};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use anyhow::{Context, Result, bail};
 use dataplane::Options;
@@ -116,19 +116,19 @@ impl Drop for Lab {
     }
 }
 
-/// Path of a binary built by this workspace (next to the test executable's deps/ directory).
+/// Path of a binary built by this workspace: next to the running executable, or next to its
+/// directory (test executables live in `target/<profile>/deps/`).
 pub fn binary(name: &str) -> Result<PathBuf> {
     let exe = std::env::current_exe()?;
-    let dir = exe
-        .parent()
-        .and_then(Path::parent)
-        .context("test executable has no parent")?;
-    let p = dir.join(name);
-    if !p.exists() {
-        bail!(
-            "{} not built: run the tests with `cargo test --workspace` (or build {name} first)",
-            p.display()
-        );
+    let dir = exe.parent().context("executable has no parent")?;
+    for d in [Some(dir), dir.parent()].into_iter().flatten() {
+        let p = d.join(name);
+        if p.exists() {
+            return Ok(p);
+        }
     }
-    Ok(p)
+    bail!(
+        "{name} is not built next to {}: build the workspace first (`cargo build --workspace`)",
+        dir.display()
+    )
 }

@@ -99,7 +99,7 @@ fn tcp_round_robin_through_the_vip() -> Result<()> {
         eprintln!("skipped: needs root");
         return Ok(());
     }
-    let (lab, dp, _srv) = lab_with_service(Protocol::Tcp, Scheduler::Rr, &[1, 1])?;
+    let (lab, mut dp, _srv) = lab_with_service(Protocol::Tcp, Scheduler::Rr, &[1, 1])?;
     let counts = tcp_distribution(&lab, 120)?;
     let (a, b) = (counts["r0"], counts["r1"]);
     assert_eq!(a + b, 120);
@@ -220,7 +220,7 @@ fn udp_sessions_stick_replies_come_from_the_vip_and_counters_match() -> Result<(
         eprintln!("skipped: needs root");
         return Ok(());
     }
-    let (lab, dp, _srv) = lab_with_service(Protocol::Udp, Scheduler::Rr, &[1, 1])?;
+    let (lab, mut dp, _srv) = lab_with_service(Protocol::Udp, Scheduler::Rr, &[1, 1])?;
     const SOCKETS: usize = 10;
     const PER_SOCKET: usize = 5;
     const PAYLOAD: &[u8] = b"0123456789";

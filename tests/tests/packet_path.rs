@@ -378,3 +378,24 @@ fn table_operations_report_ipvs_errors_and_change_nothing_on_failure() {
     other_handle.flush().unwrap();
     assert!(b.dp.services().unwrap().is_empty());
 }
+
+#[test]
+fn rates_are_estimated_from_the_counters_over_time() {
+    let Some(mut b) = setup(1024) else { return };
+    let svc = service(&mut b.dp, Protocol::Udp, 53, Scheduler::Rr, &[(R1, 1)]);
+    // First listing: the estimator's first sample, no rate yet (as IPVS right after a change).
+    assert_eq!(b.dp.service(&svc).unwrap().rates, Stats::default());
+    for port in 0..200u16 {
+        run(&b, &Frame::udp(CIP, 1000 + port, VIP, 53, b"q"));
+    }
+    std::thread::sleep(std::time::Duration::from_millis(2100));
+    let e = b.dp.service(&svc).unwrap();
+    // 200 conns (and packets) in ~2.1 s = ~95/s; the first EWMA step publishes a quarter of it.
+    assert!((20..=26).contains(&e.rates.conns), "{:?}", e.rates);
+    assert_eq!(e.rates.conns, e.rates.inpkts);
+    assert!(e.rates.inbytes.abs_diff(e.rates.inpkts * 29) <= 29, "29-byte packets: {:?}", e.rates);
+    assert_eq!(e.dests[0].rates, e.rates);
+    // A second process continues the same estimate (the state is pinned).
+    let mut other = Dataplane::open(&b.opts).unwrap();
+    assert_eq!(other.service(&svc).unwrap().rates, e.rates);
+}
