@@ -46,9 +46,21 @@ pub fn ensure_loaded(opts: &Options) -> Result<()> {
     if is_loaded(dir) {
         return Ok(());
     }
+    check_privileges()?;
     check_bpffs(dir)?;
+    let created = !dir.exists();
     fs::create_dir_all(dir.join(PIN_LINKS_DIR))
         .map_err(|e| Error::map(format!("cannot create {}", dir.display()), e))?;
+    let result = load_and_pin(opts);
+    if result.is_err() && created {
+        // Leave nothing half-made: pins of maps already created go with the directory.
+        let _ = unload(opts);
+    }
+    result
+}
+
+fn load_and_pin(opts: &Options) -> Result<()> {
+    let dir = &opts.pin_dir;
     let mut ebpf = load_object(opts)?;
     let prog: &mut Xdp = ebpf
         .program_mut(PROGRAM_NAME)
@@ -80,15 +92,42 @@ pub(crate) fn load_object(opts: &Options) -> Result<aya::Ebpf> {
         .map_err(|e| load_error(format!("cannot load the XDP program: {e}"), &e))
 }
 
+/// The error with its causes (aya's Display omits the errno that says what went wrong).
 fn load_error(text: String, e: &aya::EbpfError) -> Error {
-    let s = e.to_string();
-    if s.contains("Operation not permitted") || s.contains("Permission denied") {
-        Error::Unavailable(format!(
-            "{text} (are you root? loading XDP needs CAP_BPF, CAP_NET_ADMIN and CAP_PERFMON)"
-        ))
-    } else {
-        Error::Unavailable(text)
+    let mut msg = text;
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        msg.push_str(&format!(": {s}"));
+        source = s.source();
     }
+    Error::Unavailable(msg)
+}
+
+/// Loading XDP needs CAP_BPF + CAP_NET_ADMIN + CAP_PERFMON (or CAP_SYS_ADMIN): say so up front
+/// instead of failing halfway through map creation.
+fn check_privileges() -> Result<()> {
+    const CAP_NET_ADMIN: u32 = 12;
+    const CAP_SYS_ADMIN: u32 = 21;
+    const CAP_PERFMON: u32 = 38;
+    const CAP_BPF: u32 = 39;
+    let status = fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let Some(eff) = status
+        .lines()
+        .find_map(|l| l.strip_prefix("CapEff:"))
+        .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
+    else {
+        return Ok(()); // cannot tell: let the kernel decide
+    };
+    let has = |cap: u32| eff & (1u64 << cap) != 0;
+    let ok = has(CAP_NET_ADMIN) && (has(CAP_SYS_ADMIN) || (has(CAP_BPF) && has(CAP_PERFMON)));
+    if !ok {
+        return Err(Error::Unavailable(
+            "permission denied: loading the XDP data plane needs root \
+             (CAP_BPF, CAP_NET_ADMIN and CAP_PERFMON)"
+                .into(),
+        ));
+    }
+    Ok(())
 }
 
 /// Fails with a clear message when `dir` is not on a mounted bpffs. Like bpftool, mounts bpffs on

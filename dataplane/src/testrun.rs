@@ -12,7 +12,7 @@ use crate::error::{Error, Result};
 /// One program, ready to be run on packets.
 pub enum Runner {
     /// The pinned xlvs program.
-    Pinned(Xdp),
+    Pinned(Box<Xdp>),
     /// A program of an object loaded for this runner (kept alive with it).
     Loaded(aya::Ebpf, &'static str),
 }
@@ -37,7 +37,7 @@ impl Runner {
             XdpAttachType::Interface,
         )
         .map_err(|e| Error::Unavailable(format!("cannot open the pinned program: {e}")))?;
-        Ok(Runner::Pinned(prog))
+        Ok(Runner::Pinned(Box::new(prog)))
     }
 
     /// The trivial XDP_PASS program from the same object (the benchmark floor). Its maps are the

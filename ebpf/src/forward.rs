@@ -94,7 +94,9 @@ pub fn ipv4(ctx: &XdpContext, pkt: &Packet, flow: &Flow, nh: Option<NhSlot>, sta
         return xdp_action::XDP_TX;
     }
     count(counter::FWD_REDIRECT);
-    TX_PORTS.redirect(ifindex, 0).unwrap_or(xdp_action::XDP_PASS)
+    TX_PORTS
+        .redirect(ifindex, 0)
+        .unwrap_or(xdp_action::XDP_PASS)
 }
 
 /// FIB lookup: (egress ifindex, dmac+smac), or `None` if the kernel must handle the packet.

@@ -83,7 +83,8 @@ pub fn xlvs(ctx: XdpContext) -> u32 {
 #[inline(always)]
 fn new_connection(ctx: &XdpContext, pkt: &Packet, svc: &Service, flow: &FlowKey, now: u64) -> u32 {
     // Only a bare SYN opens a TCP connection (IPVS without sloppy_tcp); the rest is noise or attack.
-    if pkt.proto == IPPROTO_TCP && pkt.tcp_flags & (TCP_SYN | TCP_ACK | TCP_RST | TCP_FIN) != TCP_SYN
+    if pkt.proto == IPPROTO_TCP
+        && pkt.tcp_flags & (TCP_SYN | TCP_ACK | TCP_RST | TCP_FIN) != TCP_SYN
     {
         count(counter::DROP_NO_SESSION);
         return xdp_action::XDP_DROP;
@@ -205,7 +206,11 @@ fn reply_path(ctx: &XdpContext, pkt: &Packet, entry: &mut Conn, now: u64) -> u32
 fn client_key_of(reply: &Conn, pkt: &Packet) -> FlowKey {
     let fullnat = reply.fwd == FWD_FULLNAT;
     FlowKey {
-        src: if fullnat { reply.via_addr } else { [pkt.dst, 0, 0, 0] },
+        src: if fullnat {
+            reply.via_addr
+        } else {
+            [pkt.dst, 0, 0, 0]
+        },
         dst: reply.to_addr,
         sport: if fullnat { reply.via_port } else { pkt.dport },
         dport: reply.to_port,

@@ -85,5 +85,4 @@ pub static META: Array<u32> = Array::pinned(ebpf_common::meta::COUNT, 0);
 /// User-space-only rate-estimator state per service and destination (`ebpf_common::Estimate`),
 /// kept here so `ipvsadm --rate` in any process continues the same estimate.
 #[map]
-pub static EST: HashMap<u32, ebpf_common::Estimate> =
-    HashMap::pinned(MAX_SERVICES + MAX_DESTS, 0);
+pub static EST: HashMap<u32, ebpf_common::Estimate> = HashMap::pinned(MAX_SERVICES + MAX_DESTS, 0);

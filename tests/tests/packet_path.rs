@@ -393,7 +393,11 @@ fn rates_are_estimated_from_the_counters_over_time() {
     // 200 conns (and packets) in ~2.1 s = ~95/s; the first EWMA step publishes a quarter of it.
     assert!((20..=26).contains(&e.rates.conns), "{:?}", e.rates);
     assert_eq!(e.rates.conns, e.rates.inpkts);
-    assert!(e.rates.inbytes.abs_diff(e.rates.inpkts * 29) <= 29, "29-byte packets: {:?}", e.rates);
+    assert!(
+        e.rates.inbytes.abs_diff(e.rates.inpkts * 29) <= 29,
+        "29-byte packets: {:?}",
+        e.rates
+    );
     assert_eq!(e.dests[0].rates, e.rates);
     // A second process continues the same estimate (the state is pinned).
     let mut other = Dataplane::open(&b.opts).unwrap();

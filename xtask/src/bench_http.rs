@@ -81,14 +81,54 @@ struct Case {
 }
 
 const CASES: [Case; 8] = [
-    Case { name: "direct (routed, no XDP)", path: Path::Direct, url: "http://198.18.2.2/", close: false },
-    Case { name: "xlvs VIP -> 1 real", path: Path::Xlvs, url: "http://198.18.100.1/", close: false },
-    Case { name: "nft DNAT -> 1 real", path: Path::Nft, url: "http://198.18.100.3/", close: false },
-    Case { name: "xlvs VIP rr -> 2 reals", path: Path::Xlvs, url: "http://198.18.100.2/", close: false },
-    Case { name: "nft DNAT numgen -> 2 reals", path: Path::Nft, url: "http://198.18.100.4/", close: false },
-    Case { name: "direct, new conn/request", path: Path::Direct, url: "http://198.18.2.2/", close: true },
-    Case { name: "xlvs VIP, new conn/request", path: Path::Xlvs, url: "http://198.18.100.1/", close: true },
-    Case { name: "nft DNAT, new conn/request", path: Path::Nft, url: "http://198.18.100.3/", close: true },
+    Case {
+        name: "direct (routed, no XDP)",
+        path: Path::Direct,
+        url: "http://198.18.2.2/",
+        close: false,
+    },
+    Case {
+        name: "xlvs VIP -> 1 real",
+        path: Path::Xlvs,
+        url: "http://198.18.100.1/",
+        close: false,
+    },
+    Case {
+        name: "nft DNAT -> 1 real",
+        path: Path::Nft,
+        url: "http://198.18.100.3/",
+        close: false,
+    },
+    Case {
+        name: "xlvs VIP rr -> 2 reals",
+        path: Path::Xlvs,
+        url: "http://198.18.100.2/",
+        close: false,
+    },
+    Case {
+        name: "nft DNAT numgen -> 2 reals",
+        path: Path::Nft,
+        url: "http://198.18.100.4/",
+        close: false,
+    },
+    Case {
+        name: "direct, new conn/request",
+        path: Path::Direct,
+        url: "http://198.18.2.2/",
+        close: true,
+    },
+    Case {
+        name: "xlvs VIP, new conn/request",
+        path: Path::Xlvs,
+        url: "http://198.18.100.1/",
+        close: true,
+    },
+    Case {
+        name: "nft DNAT, new conn/request",
+        path: Path::Nft,
+        url: "http://198.18.100.3/",
+        close: true,
+    },
 ];
 
 const NFT_RULES: &str = "table ip xlvsbench {
@@ -122,8 +162,15 @@ pub fn run(rounds: usize) -> Result<()> {
     let _n0 = Nginx::start(&lab.reals[0], lab.real_ip(0), "r0")?;
     let _n1 = Nginx::start(&lab.reals[1], lab.real_ip(1), "r1")?;
     let mut dp = Dataplane::open(&lab.opts)?;
-    for (vip, reals) in [(Ipv4Addr::new(198, 18, 100, 1), 1), (Ipv4Addr::new(198, 18, 100, 2), 2)] {
-        let svc = ServiceAddr::Inet { proto: Protocol::Tcp, addr: IpAddr::V4(vip), port: 80 };
+    for (vip, reals) in [
+        (Ipv4Addr::new(198, 18, 100, 1), 1),
+        (Ipv4Addr::new(198, 18, 100, 2), 2),
+    ] {
+        let svc = ServiceAddr::Inet {
+            proto: Protocol::Tcp,
+            addr: IpAddr::V4(vip),
+            port: 80,
+        };
         let mut cfg = ServiceConfig::new(svc);
         cfg.scheduler = Scheduler::Rr;
         dp.add_service(&cfg)?;
@@ -164,7 +211,11 @@ pub fn run(rounds: usize) -> Result<()> {
     println!(
         "targets: xlvs >= 0.95x direct: {:.2}x -> {}; xlvs above nftables: {:.2}x nft -> {}",
         x1 / direct,
-        if x1 >= 0.95 * direct { "met" } else { "NOT met" },
+        if x1 >= 0.95 * direct {
+            "met"
+        } else {
+            "NOT met"
+        },
         x1 / n1,
         if x1 > n1 { "met" } else { "NOT met" }
     );
@@ -180,7 +231,8 @@ fn switch(lab: &Lab, current: &mut Path, want: Path, nft_file: &str) -> Result<(
         lab.xlvs(&["detach"])?;
     }
     if *current == Path::Nft {
-        lab.director.exec("nft", &["delete", "table", "ip", "xlvsbench"])?;
+        lab.director
+            .exec("nft", &["delete", "table", "ip", "xlvsbench"])?;
         lab.director.exec("conntrack", &["-F"]).ok();
     }
     match want {

@@ -51,16 +51,33 @@ pub fn run(rounds: usize) -> Result<()> {
     ns.ip(&["link", "set", "b1", "up"])?;
     ns.ip(&["addr", "add", "198.18.1.1/24", "dev", "b0"])?;
     ns.ip(&["addr", "add", "198.18.2.1/24", "dev", "b0"])?;
-    for neigh in ["198.18.1.2", "198.18.2.2", "198.18.2.3", "198.18.2.4", "198.18.2.5"] {
+    for neigh in [
+        "198.18.1.2",
+        "198.18.2.2",
+        "198.18.2.3",
+        "198.18.2.4",
+        "198.18.2.5",
+    ] {
         ns.ip(&[
-            "neigh", "add", neigh, "lladdr", "02:00:00:00:00:aa", "dev", "b0", "nud", "permanent",
+            "neigh",
+            "add",
+            neigh,
+            "lladdr",
+            "02:00:00:00:00:aa",
+            "dev",
+            "b0",
+            "nud",
+            "permanent",
         ])?;
     }
     enter(&format!("/run/netns/{prefix}"))?;
     let ifindex = dataplane::loader::ifindex("b0").context("b0")?;
     let opts = Options {
         pin_dir: PathBuf::from(format!("/sys/fs/bpf/xlvs-{prefix}")),
-        max_conns: std::env::var("XLVS_BENCH_CONNS").ok().and_then(|v| v.parse().ok()).unwrap_or(1 << 20),
+        max_conns: std::env::var("XLVS_BENCH_CONNS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(1 << 20),
     };
     let _cleanup = Cleanup(opts.clone());
     let mut dp = Dataplane::open(&opts)?;
@@ -85,7 +102,7 @@ pub fn run(rounds: usize) -> Result<()> {
     if action != 3 {
         bail!("setup: expected XDP_TX for the first SYN, got {action}");
     }
-    let mut cases = vec![
+    let mut cases = [
         Case {
             name: "trivial XDP_PASS (floor)",
             runner: 0,
@@ -149,7 +166,11 @@ pub fn run(rounds: usize) -> Result<()> {
                 }
                 let (action, ns) = run_with_ctx(&runners[case.runner], &case.frame, ifindex)?;
                 if action != case.expect_action {
-                    bail!("{}: action {action}, expected {}", case.name, case.expect_action);
+                    bail!(
+                        "{}: action {action}, expected {}",
+                        case.name,
+                        case.expect_action
+                    );
                 }
                 total += ns;
             }
@@ -178,7 +199,11 @@ pub fn run(rounds: usize) -> Result<()> {
     println!(
         "target: established hit <= 3x the trivial program: {:.2}x -> {}",
         established / floor,
-        if established <= 3.0 * floor { "met" } else { "NOT met" }
+        if established <= 3.0 * floor {
+            "met"
+        } else {
+            "NOT met"
+        }
     );
     drop(runners);
     drop(ns);
