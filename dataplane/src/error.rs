@@ -20,6 +20,12 @@ pub enum Error {
     /// edit/delete server: no such destination (IPVS ENOENT).
     #[error("No such destination")]
     NoSuchDest,
+    /// add-laddr: the local address exists (alibaba/DPVS libipvs EEXIST).
+    #[error("Local address already exists")]
+    LaddrExists,
+    /// del-laddr: no such local address (alibaba/DPVS libipvs ENOENT; their capitalisation).
+    #[error("No such Local address")]
+    NoSuchLaddr,
     /// unknown scheduler or persistence engine (IPVS ENOENT on add/edit service).
     #[error("Scheduler or persistence engine not found")]
     SchedulerNotFound,

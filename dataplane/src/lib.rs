@@ -164,6 +164,16 @@ impl Dataplane {
         self.write(|s, m| s.del_dest(m, svc, addr, port))
     }
 
+    /// alibaba/DPVS `-P`: adds a FULLNAT local address to a service.
+    pub fn add_laddr(&mut self, svc: &model::ServiceAddr, l: &model::LocalAddr) -> Result<()> {
+        self.write(|s, m| s.add_laddr(m, svc, l))
+    }
+
+    /// alibaba/DPVS `-Q`: removes a FULLNAT local address.
+    pub fn del_laddr(&mut self, svc: &model::ServiceAddr, addr: std::net::IpAddr) -> Result<()> {
+        self.write(|s, m| s.del_laddr(m, svc, addr))
+    }
+
     /// Every service with its destinations (insertion order), counters and rates. Takes a
     /// rate-estimator sample, hence `&mut`.
     pub fn services(&mut self) -> Result<Vec<model::ServiceEntry>> {

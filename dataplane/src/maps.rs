@@ -4,7 +4,8 @@ use std::path::Path;
 
 use aya::maps::{Array, DevMapHash, HashMap, Map, MapData, MapError, PerCpuArray};
 use ebpf_common::{
-    Conn, Dest, Estimate, FlowKey, NextHop, Service, ServiceKey, ServiceMeta, Stats, maps as names,
+    Conn, Dest, Estimate, FlowKey, Laddr, LaddrKey, NextHop, Service, ServiceKey, ServiceMeta,
+    Stats, maps as names,
 };
 
 use crate::error::{Error, Result};
@@ -23,6 +24,7 @@ pub struct Maps {
     pub svc_meta: HashMap<MapData, u32, ServiceMeta>,
     pub meta: Array<MapData, u32>,
     pub est: HashMap<MapData, u32, Estimate>,
+    pub laddrs: HashMap<MapData, LaddrKey, Laddr>,
 }
 
 fn open(dir: &Path, name: &str, wrap: fn(MapData) -> Map) -> Result<Map> {
@@ -59,6 +61,7 @@ impl Maps {
             svc_meta: m!(names::SVC_META, HashMap),
             meta: m!(names::META, Array),
             est: m!(names::EST, HashMap),
+            laddrs: m!(names::LADDRS, HashMap),
         })
     }
 }

@@ -140,6 +140,9 @@ impl Snapshot {
             self.dest_ids.remove(&id);
         }
         let _ = maps.svc_meta.remove(&svc.id);
+        for key in laddrs_of(maps, svc.id).into_iter().map(|(k, _)| k) {
+            let _ = maps.laddrs.remove(&key);
+        }
         Ok(())
     }
 
@@ -235,6 +238,43 @@ impl Snapshot {
         Ok(())
     }
 
+    /// alibaba/DPVS `-P`: a FULLNAT local address for the service.
+    pub fn add_laddr(&mut self, maps: &mut Maps, addr: &ServiceAddr, l: &LocalAddr) -> Result<()> {
+        let (_, svc) = self.service(addr, Error::ServiceNotDefined)?;
+        let key = laddr_key(svc.id, &l.addr);
+        if maps.laddrs.get(&key, 0).is_ok() {
+            return Err(Error::LaddrExists);
+        }
+        let mut ifname = [0u8; 16];
+        if let Some(name) = &l.ifname {
+            let b = name.as_bytes();
+            let n = b.len().min(15);
+            ifname[..n].copy_from_slice(&b[..n]);
+        }
+        let seq = next_laddr_seq(maps)?;
+        let value = c::Laddr {
+            ifname,
+            seq,
+            conns: 0,
+            port_conflicts: 0,
+        };
+        maps.laddrs
+            .insert(key, value, 0)
+            .map_err(|e| err("write LADDRS", e))
+    }
+
+    /// alibaba/DPVS `-Q`.
+    pub fn del_laddr(&mut self, maps: &mut Maps, addr: &ServiceAddr, ip: IpAddr) -> Result<()> {
+        let (_, svc) = self.service(addr, Error::ServiceNotDefined)?;
+        let key = laddr_key(svc.id, &ip);
+        if maps.laddrs.get(&key, 0).is_err() {
+            return Err(Error::NoSuchLaddr);
+        }
+        maps.laddrs
+            .remove(&key)
+            .map_err(|e| err("delete LADDRS", e))
+    }
+
     fn find_dest(&self, svc_id: u32, ip: IpAddr, port: u16) -> Option<usize> {
         let words = ip_to_words(&ip);
         let af = Family::of(&ip).raw();
@@ -298,6 +338,37 @@ impl Snapshot {
         set_meta(maps, c::meta::NEXT_DEST_ID, self.next_dest_id)?;
         Ok(id)
     }
+}
+
+fn laddr_key(svc_id: u32, addr: &IpAddr) -> c::LaddrKey {
+    c::LaddrKey {
+        addr: ip_to_words(addr),
+        svc_id,
+        af: Family::of(addr).raw(),
+        _pad: [0; 3],
+    }
+}
+
+/// The local addresses of a service, in insertion order.
+fn laddrs_of(maps: &Maps, svc_id: u32) -> Vec<(c::LaddrKey, c::Laddr)> {
+    let mut v: Vec<_> = maps
+        .laddrs
+        .iter()
+        .filter_map(|r| r.ok())
+        .filter(|(k, _)| k.svc_id == svc_id)
+        .collect();
+    v.sort_by_key(|(_, l)| l.seq);
+    v
+}
+
+/// Local-address insertion order comes from a counter in META (two u32 halves).
+fn next_laddr_seq(maps: &mut Maps) -> Result<u64> {
+    let lo = meta(maps, c::meta::LADDR_SEQ_LO)?;
+    let hi = meta(maps, c::meta::LADDR_SEQ_HI)?;
+    let seq = ((hi as u64) << 32 | lo as u64) + 1;
+    set_meta(maps, c::meta::LADDR_SEQ_LO, seq as u32)?;
+    set_meta(maps, c::meta::LADDR_SEQ_HI, (seq >> 32) as u32)?;
+    Ok(seq)
 }
 
 /// The first id at or after `cursor` (wrapping) for which `used` is false; advances the cursor.
@@ -516,7 +587,19 @@ pub fn list(maps: &mut Maps, only: Option<&ServiceAddr>) -> Result<Vec<ServiceEn
             dests,
             stats: stats::read(&maps.svc_stats, svc.id)?,
             rates: Stats::default(),
-            local_addrs: Vec::new(),
+            local_addrs: laddrs_of(maps, svc.id)
+                .into_iter()
+                .map(|(k, l)| {
+                    let end = l.ifname.iter().position(|b| *b == 0).unwrap_or(16);
+                    LocalAddr {
+                        addr: words_to_ip(&k.addr, Family::from_raw(k.af)),
+                        ifname: (end > 0)
+                            .then(|| String::from_utf8_lossy(&l.ifname[..end]).into_owned()),
+                        conns: l.conns,
+                        port_conflicts: l.port_conflicts,
+                    }
+                })
+                .collect(),
         });
         // Rates: one estimator sample per listing (or per keepalived period).
         let entry = out.last_mut().expect("just pushed");

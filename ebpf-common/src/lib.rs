@@ -114,6 +114,9 @@ pub const DEFAULT_TIMEOUTS: [u32; N_STATES as usize] = [
     5 * 60,  // UDP
 ];
 
+/// FULLNAT local addresses over all services.
+pub const MAX_LADDRS: u32 = 65536;
+
 /// Global counters ([`COUNTERS`] per-CPU array index).
 pub mod counter {
     /// Not IPv4/IPv6, or not a VIP: handed to the kernel untouched.
@@ -313,6 +316,29 @@ pub struct Estimate {
     pub rate: Stats,
 }
 
+/// LADDRS key: a FULLNAT local address of a service.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct LaddrKey {
+    pub addr: [u32; 4],
+    pub svc_id: u32,
+    pub af: u8,
+    pub _pad: [u8; 3],
+}
+
+/// LADDRS value.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Laddr {
+    /// Interface name (`-F`), NUL-padded; empty when not given.
+    pub ifname: [u8; 16],
+    /// Insertion sequence number (listing order).
+    pub seq: u64,
+    /// Connections using this address, and source-port allocation failures (FULLNAT path).
+    pub conns: u64,
+    pub port_conflicts: u64,
+}
+
 /// EST key of a service id / destination id.
 pub const fn est_key_service(id: u32) -> u32 {
     id
@@ -325,6 +351,9 @@ pub const fn est_key_dest(id: u32) -> u32 {
 pub mod meta {
     pub const NEXT_SERVICE_ID: u32 = 0;
     pub const NEXT_DEST_ID: u32 = 1;
+    /// Local-address insertion counter (low and high halves).
+    pub const LADDR_SEQ_LO: u32 = 2;
+    pub const LADDR_SEQ_HI: u32 = 3;
     pub const COUNT: u32 = 4;
 }
 
@@ -353,8 +382,9 @@ pub mod maps {
     pub const SVC_META: &str = "SVC_META";
     pub const META: &str = "META";
     pub const EST: &str = "EST";
+    pub const LADDRS: &str = "LADDRS";
     /// Every map the program declares (and pins), in one list for open/adopt/remove.
-    pub const ALL: [&str; 14] = [
+    pub const ALL: [&str; 15] = [
         SERVICES,
         DESTS,
         SCHED_TABLE,
@@ -369,6 +399,7 @@ pub mod maps {
         SVC_META,
         META,
         EST,
+        LADDRS,
     ];
 }
 
@@ -384,4 +415,6 @@ mod pod {
     unsafe impl aya::Pod for Stats {}
     unsafe impl aya::Pod for ServiceMeta {}
     unsafe impl aya::Pod for Estimate {}
+    unsafe impl aya::Pod for LaddrKey {}
+    unsafe impl aya::Pod for Laddr {}
 }

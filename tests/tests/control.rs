@@ -185,3 +185,51 @@ fn xlvs_refuses_clearly_without_root_or_interface() {
         .unwrap();
     assert!(String::from_utf8_lossy(&out.stdout).starts_with("not loaded"));
 }
+
+#[test]
+fn local_addresses_are_stored_listed_in_order_and_go_with_their_service() {
+    let Some(p) = pins() else { return };
+    let mut dp = Dataplane::open(&p.0).unwrap();
+    let svc = ServiceAddr::Inet {
+        proto: Protocol::Tcp,
+        addr: IpAddr::V4(Ipv4Addr::new(198, 18, 100, 1)),
+        port: 80,
+    };
+    let laddr = |a: &str, ifname: Option<&str>| LocalAddr {
+        addr: a.parse().unwrap(),
+        ifname: ifname.map(str::to_string),
+        conns: 0,
+        port_conflicts: 0,
+    };
+    let l1 = laddr("198.18.5.9", Some("dpdk0.kni"));
+    assert_eq!(
+        dp.add_laddr(&svc, &l1).unwrap_err().to_string(),
+        "Service not defined"
+    );
+    dp.add_service(&ServiceConfig::new(svc)).unwrap();
+    for l in [&l1, &laddr("198.18.5.1", None), &laddr("2001:db8::5", None)] {
+        dp.add_laddr(&svc, l).unwrap();
+    }
+    assert_eq!(
+        dp.add_laddr(&svc, &l1).unwrap_err().to_string(),
+        "Local address already exists"
+    );
+    let got = dp.service(&svc).unwrap().local_addrs;
+    let addrs: Vec<String> = got.iter().map(|l| l.addr.to_string()).collect();
+    assert_eq!(addrs, ["198.18.5.9", "198.18.5.1", "2001:db8::5"]);
+    assert_eq!(got[0].ifname.as_deref(), Some("dpdk0.kni"));
+    dp.del_laddr(&svc, "198.18.5.1".parse().unwrap()).unwrap();
+    assert_eq!(
+        dp.del_laddr(&svc, "198.18.5.1".parse().unwrap())
+            .unwrap_err()
+            .to_string(),
+        "No such Local address"
+    );
+    assert_eq!(dp.service(&svc).unwrap().local_addrs.len(), 2);
+    dp.del_service(&svc).unwrap();
+    dp.add_service(&ServiceConfig::new(svc)).unwrap();
+    assert!(
+        dp.service(&svc).unwrap().local_addrs.is_empty(),
+        "gone with the service"
+    );
+}
