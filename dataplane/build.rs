@@ -57,17 +57,30 @@ fn main() {
         cmd.env_remove(key);
     }
     let output = cmd.output().unwrap_or_else(|e| {
-        panic!("cannot run `rustup run {toolchain} cargo`: {e}; run scripts/setup.sh first")
+        fail(&format!(
+            "cannot run `rustup run {toolchain} cargo`: {e}; run scripts/setup.sh first"
+        ))
     });
     if !output.status.success() {
-        panic!(
+        fail(&format!(
             "building the XDP program failed (toolchain {toolchain}; run scripts/setup.sh if it is missing):\n{}",
             String::from_utf8_lossy(&output.stderr)
-        );
+        ));
     }
     let built = target_dir.join("bpfel-unknown-none/release").join(PROGRAM);
-    std::fs::copy(&built, &object)
-        .unwrap_or_else(|e| panic!("copy {} -> {}: {e}", built.display(), object.display()));
+    if let Err(e) = std::fs::copy(&built, &object) {
+        fail(&format!(
+            "copy {} -> {}: {e}",
+            built.display(),
+            object.display()
+        ));
+    }
+}
+
+/// Reports a build failure without a build-script backtrace burying the compiler's message.
+fn fail(msg: &str) -> ! {
+    eprintln!("{msg}");
+    std::process::exit(1);
 }
 
 /// `<target>/bpf` for an OUT_DIR of the form `<target>/<profile>/build/<pkg>-<hash>/out`.

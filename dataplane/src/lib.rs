@@ -22,6 +22,7 @@ pub mod loader;
 mod lock;
 mod maps;
 pub mod model;
+pub mod neigh;
 mod pool;
 pub mod sched;
 pub mod stats;

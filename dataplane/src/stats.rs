@@ -39,7 +39,7 @@ pub fn counters(maps: &Maps) -> Result<Vec<u64>> {
 }
 
 /// Names of the global counters, by index, as `xlvs status` prints them.
-pub const COUNTER_NAMES: [(u32, &str); 13] = [
+pub const COUNTER_NAMES: [(u32, &str); 16] = [
     (counter::PASS_NOT_VIP, "pass_not_vip"),
     (counter::PASS_MALFORMED, "pass_malformed"),
     (counter::PASS_FRAGMENT, "pass_fragment"),
@@ -47,6 +47,9 @@ pub const COUNTER_NAMES: [(u32, &str); 13] = [
     (counter::PASS_TTL, "pass_ttl"),
     (counter::DROP_NO_SESSION, "drop_no_session"),
     (counter::DROP_NO_DEST, "drop_no_dest"),
+    (counter::DROP_UNSUPPORTED, "drop_unsupported"),
+    (counter::PASS_LOCAL, "pass_local"),
+    (counter::DROP_NO_NEIGH, "drop_no_neigh"),
     (counter::CONN_NEW, "conn_new"),
     (counter::CONN_INSERT_FAIL, "conn_insert_fail"),
     (counter::FIB_LOOKUP, "fib_lookup"),

@@ -186,6 +186,7 @@ impl Snapshot {
             .map_err(|e| err("write DESTS", e))?;
         self.dests.entry(svc.id).or_default().push((id, dest));
         self.dest_ids.insert(id);
+        resolve_next_hop(d);
         if let Err(e) = self.rebuild(maps, key) {
             // Leave the tables as they were.
             let _ = maps.dests.remove(&id);
@@ -212,6 +213,7 @@ impl Snapshot {
             .insert(id, dest, 0)
             .map_err(|e| err("write DESTS", e))?;
         list[pos].1 = dest;
+        resolve_next_hop(d);
         if old.weight != dest.weight {
             self.rebuild(maps, key)?;
         }
@@ -337,6 +339,16 @@ impl Snapshot {
         let id = next_free(&mut self.next_dest_id, MAX_DESTS, |id| used.contains(&id))?;
         set_meta(maps, c::meta::NEXT_DEST_ID, self.next_dest_id)?;
         Ok(id)
+    }
+}
+
+/// Direct routing (and tunnels) forward packets still addressed to the VIP, which the kernel
+/// cannot forward for us while the real server's MAC is unknown: have it resolved now.
+fn resolve_next_hop(d: &DestConfig) {
+    if matches!(d.forward, Forward::Route | Forward::Tunnel)
+        && let Err(e) = crate::neigh::resolve(d.addr)
+    {
+        log::debug!("cannot start neighbour resolution for {}: {e}", d.addr);
     }
 }
 

@@ -145,6 +145,13 @@ pub mod counter {
     pub const PASS_IPV6: u32 = 11;
     /// TTL would reach 0: handed to the kernel so it answers with ICMP time exceeded.
     pub const PASS_TTL: u32 = 12;
+    /// New connection to a destination whose forwarding method is not built yet (TUN, FULLNAT):
+    /// dropped rather than forwarded the wrong way.
+    pub const DROP_UNSUPPORTED: u32 = 13;
+    /// Packets handed to the local stack for a `Local` destination.
+    pub const PASS_LOCAL: u32 = 14;
+    /// Direct-routing packets whose real server's MAC is not known yet: dropped (see forward.rs).
+    pub const DROP_NO_NEIGH: u32 = 15;
     /// Number of counters.
     pub const COUNT: u32 = 16;
 }

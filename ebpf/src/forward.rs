@@ -43,10 +43,26 @@ pub struct Flow {
     pub dport: u16,
 }
 
-/// Forwards the packet (headers at `pkt`, already rewritten to `flow`), using and refreshing the
-/// cache `nh` (`stamp` = nh_stamp(now)).
+/// How the packet leaves.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Hop {
+    /// Routed by us (NAT): the TTL goes down by one.
+    Routed,
+    /// Handed to a neighbour unchanged but for the MACs (direct routing, as IPVS' DR does).
+    Bridged,
+}
+
+/// Forwards the packet (headers at `pkt`, already rewritten to `flow`; `flow.daddr` is the next
+/// hop's address to resolve), using and refreshing the cache `nh` (`stamp` = nh_stamp(now)).
 #[inline(always)]
-pub fn ipv4(ctx: &XdpContext, pkt: &Packet, flow: &Flow, nh: Option<NhSlot>, stamp: u32) -> u32 {
+pub fn ipv4(
+    ctx: &XdpContext,
+    pkt: &Packet,
+    flow: &Flow,
+    nh: Option<NhSlot>,
+    stamp: u32,
+    hop: Hop,
+) -> u32 {
     let ingress = ctx.ingress_ifindex() as u32;
     let (ifindex, macs) = match nh {
         Some(slot) if *slot.ifindex != 0 && stamp.wrapping_sub(*slot.time) < NH_MAX_AGE => {
@@ -61,6 +77,13 @@ pub fn ipv4(ctx: &XdpContext, pkt: &Packet, flow: &Flow, nh: Option<NhSlot>, sta
                 }
                 (ifindex, macs)
             }
+            None if hop == Hop::Bridged => {
+                // Still addressed to the VIP: the kernel could not deliver it to the real
+                // server (it would answer "unreachable" or deliver locally). Drop; the client
+                // retransmits once the neighbour is resolved (dataplane starts resolution).
+                count(counter::DROP_NO_NEIGH);
+                return xdp_action::XDP_DROP;
+            }
             None => {
                 count(counter::FWD_KERNEL);
                 return xdp_action::XDP_PASS;
@@ -72,8 +95,9 @@ pub fn ipv4(ctx: &XdpContext, pkt: &Packet, flow: &Flow, nh: Option<NhSlot>, sta
         count(counter::FWD_KERNEL);
         return xdp_action::XDP_PASS;
     }
-    // We route it now: decrement TTL (the caller made sure it is > 1), set the next hop's MACs.
-    if let Some(ttl_proto) = ptr_at::<u16>(ctx, pkt.l3_off + 8)
+    // Routed: decrement TTL (the caller made sure it is > 1). Then the next hop's MACs.
+    if hop == Hop::Routed
+        && let Some(ttl_proto) = ptr_at::<u16>(ctx, pkt.l3_off + 8)
         && let Some(check) = ptr_at::<u16>(ctx, pkt.l3_off + 10)
     {
         unsafe {

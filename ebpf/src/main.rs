@@ -17,11 +17,11 @@ use aya_ebpf::{
     bindings::xdp_action, helpers::bpf_ktime_get_coarse_ns, macros::xdp, programs::XdpContext,
 };
 use ebpf_common::{
-    CONN_F_REPLY, Conn, FWD_FULLNAT, FlowKey, IPPROTO_TCP, S_CLOSE, S_NONE, S_TIME_WAIT, S_UDP,
-    Service, ServiceKey, Stats, counter, nh_stamp,
+    CONN_F_REPLY, Conn, FWD_DROUTE, FWD_FULLNAT, FWD_LOCAL, FWD_MASQ, FlowKey, IPPROTO_TCP,
+    S_CLOSE, S_NONE, S_TIME_WAIT, S_UDP, Service, ServiceKey, Stats, counter, nh_stamp,
 };
 
-use forward::{Flow, NhSlot};
+use forward::{Flow, Hop, NhSlot};
 use maps::{CONNS, DEST_NH, DEST_STATS, SERVICES, SVC_STATS, count};
 use nat::End;
 use parse::{Packet, TCP_ACK, TCP_FIN, TCP_RST, TCP_SYN};
@@ -93,8 +93,12 @@ fn new_connection(ctx: &XdpContext, pkt: &Packet, svc: &Service, flow: &FlowKey,
         count(counter::DROP_NO_DEST);
         return xdp_action::XDP_DROP;
     };
+    if dest.fwd != FWD_MASQ && dest.fwd != FWD_DROUTE && dest.fwd != FWD_LOCAL {
+        count(counter::DROP_UNSUPPORTED);
+        return xdp_action::XDP_DROP;
+    }
     let state = if pkt.proto == IPPROTO_TCP {
-        state::tcp_next(S_NONE, Dir::In, pkt.tcp_flags)
+        state::tcp_next(S_NONE, dir_in(dest.fwd), pkt.tcp_flags)
     } else {
         S_UDP
     };
@@ -121,6 +125,14 @@ fn new_connection(ctx: &XdpContext, pkt: &Packet, svc: &Service, flow: &FlowKey,
         count(counter::CONN_INSERT_FAIL);
         return xdp_action::XDP_DROP;
     }
+    if dest.fwd != FWD_MASQ {
+        // Replies do not come back through us: no REPLY entry.
+        count(counter::CONN_NEW);
+        add_conn(&SVC_STATS, svc.id);
+        add_conn(&DEST_STATS, dest_id);
+        add_traffic(svc.id, dest_id, pkt, Dir::In);
+        return to_real(ctx, pkt, &entry, now);
+    }
     let reply_key = reply_key_of(&entry, flow);
     entry.to_addr = flow.dst;
     entry.to_port = flow.dport;
@@ -140,23 +152,50 @@ fn new_connection(ctx: &XdpContext, pkt: &Packet, svc: &Service, flow: &FlowKey,
     add_conn(&SVC_STATS, svc.id);
     add_conn(&DEST_STATS, dest_id);
     add_traffic(svc.id, dest_id, pkt, Dir::In);
-    to_real(ctx, pkt, dest.addr[0], dest.port, dest_id, now)
+    entry.to_addr = dest.addr;
+    entry.to_port = dest.port;
+    entry.fwd = dest.fwd;
+    to_real(ctx, pkt, &entry, now)
 }
 
 /// client -> real: track state, count, rewrite the destination, forward.
 #[inline(always)]
 fn client_path(ctx: &XdpContext, pkt: &Packet, conn: &mut Conn, now: u64) -> u32 {
-    track(conn, pkt, Dir::In);
+    track(conn, pkt, dir_in(conn.fwd));
     conn.last_seen = now;
     add_traffic(conn.svc_id, conn.dest_id, pkt, Dir::In);
-    to_real(ctx, pkt, conn.to_addr[0], conn.to_port, conn.dest_id, now)
+    to_real(ctx, pkt, conn, now)
 }
 
+/// IPVS tracks connections whose replies bypass us with its INPUT-ONLY table.
 #[inline(always)]
-fn to_real(ctx: &XdpContext, pkt: &Packet, daddr: u32, dport: u16, dest_id: u32, now: u64) -> u32 {
-    if !nat::rewrite_v4(ctx, pkt, End::Destination, daddr, dport) {
-        return xdp_action::XDP_PASS;
+fn dir_in(fwd: u8) -> Dir {
+    if fwd == FWD_MASQ {
+        Dir::In
+    } else {
+        Dir::InOnly
     }
+}
+
+/// Sends a client packet to the connection's real server: NAT rewrites the destination and
+/// routes; DR keeps the packet (still addressed to the VIP) and only changes the MACs to the
+/// real server's; Local hands it to this host's stack.
+#[inline(always)]
+fn to_real(ctx: &XdpContext, pkt: &Packet, conn: &Conn, now: u64) -> u32 {
+    let (daddr, dport) = (conn.to_addr[0], conn.to_port);
+    let hop = match conn.fwd {
+        FWD_MASQ => {
+            if !nat::rewrite_v4(ctx, pkt, End::Destination, daddr, dport) {
+                return xdp_action::XDP_PASS;
+            }
+            Hop::Routed
+        }
+        FWD_DROUTE => Hop::Bridged,
+        _ => {
+            count(counter::PASS_LOCAL);
+            return xdp_action::XDP_PASS;
+        }
+    };
     let flow = Flow {
         saddr: pkt.src,
         daddr,
@@ -164,9 +203,9 @@ fn to_real(ctx: &XdpContext, pkt: &Packet, daddr: u32, dport: u16, dest_id: u32,
         dport,
     };
     let nh = DEST_NH
-        .get_ptr_mut(dest_id)
+        .get_ptr_mut(conn.dest_id)
         .map(|p| NhSlot::of(unsafe { &mut *p }));
-    forward::ipv4(ctx, pkt, &flow, nh, nh_stamp(now))
+    forward::ipv4(ctx, pkt, &flow, nh, nh_stamp(now), hop)
 }
 
 /// real -> client: count, put the VIP back as source, forward. TCP flags that can change the
@@ -198,7 +237,7 @@ fn reply_path(ctx: &XdpContext, pkt: &Packet, entry: &mut Conn, now: u64) -> u32
         time: &mut entry.nh_time,
         macs: &mut entry.nh_macs,
     };
-    forward::ipv4(ctx, pkt, &flow, Some(nh), nh_stamp(now))
+    forward::ipv4(ctx, pkt, &flow, Some(nh), nh_stamp(now), Hop::Routed)
 }
 
 /// The CLIENT entry's key for a packet that matched a REPLY entry.
@@ -285,15 +324,12 @@ fn add_traffic(svc_id: u32, dest_id: u32, pkt: &Packet, dir: Dir) {
     for (map, index) in [(&SVC_STATS, svc_id), (&DEST_STATS, dest_id)] {
         if let Some(s) = map.get_ptr_mut(index) {
             let s = unsafe { &mut *s };
-            match dir {
-                Dir::In => {
-                    s.inpkts += 1;
-                    s.inbytes += bytes;
-                }
-                Dir::Out => {
-                    s.outpkts += 1;
-                    s.outbytes += bytes;
-                }
+            if let Dir::Out = dir {
+                s.outpkts += 1;
+                s.outbytes += bytes;
+            } else {
+                s.inpkts += 1;
+                s.inbytes += bytes;
             }
         }
     }

@@ -18,12 +18,14 @@ pub enum Dir {
     In = 0,
     /// real -> client (IPVS "OUTPUT").
     Out = 1,
+    /// client -> real when replies do not come back through us (DR, TUN: IPVS "INPUT-ONLY").
+    InOnly = 2,
 }
 
 /// Next state by [direction * 4 + event][current state]; events are syn, fin, ack, rst.
 /// Columns: NONE, ESTABLISHED, SYN_SENT, SYN_RECV, FIN_WAIT, TIME_WAIT, CLOSE, CLOSE_WAIT,
-/// LAST_ACK, LISTEN, SYNACK (IPVS ip_vs_proto_tcp.c, INPUT and OUTPUT tables).
-static TCP_NEXT: [[u8; 11]; 8] = [
+/// LAST_ACK, LISTEN, SYNACK (IPVS ip_vs_proto_tcp.c: INPUT, OUTPUT, INPUT-ONLY tables).
+static TCP_NEXT: [[u8; 11]; 12] = [
     // INPUT
     [SR, ES, ES, SR, SR, SR, SR, SR, SR, SR, SR], // syn
     [CL, CW, SS, TW, TW, TW, CL, CW, LA, LI, TW], // fin
@@ -34,6 +36,11 @@ static TCP_NEXT: [[u8; 11]; 8] = [
     [TW, FW, SS, TW, FW, TW, CL, TW, LA, LI, TW], // fin
     [ES, ES, SS, ES, FW, TW, CL, CW, LA, ES, ES], // ack
     [CL, CL, SS, CL, CL, TW, CL, CL, CL, CL, CL], // rst
+    // INPUT-ONLY
+    [SR, ES, ES, SR, SR, SR, SR, SR, SR, SR, SR], // syn
+    [CL, FW, SS, TW, FW, TW, CL, CW, LA, LI, TW], // fin
+    [CL, ES, SS, ES, FW, TW, CL, CW, CL, LI, ES], // ack
+    [CL, CL, CL, SR, CL, CL, CL, CL, LA, LI, CL], // rst
 ];
 
 /// IPVS' event of a TCP segment: rst wins, then syn, fin, ack; none -> no transition.

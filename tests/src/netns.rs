@@ -144,3 +144,33 @@ pub fn prepare_endpoint(ns: &Netns, ifname: &str) -> Result<()> {
     ns.exec("ethtool", &["-K", ifname, "tx", "off", "gro", "on"])?;
     Ok(())
 }
+
+/// A namespace whose FIB can resolve next hops without any peer: a veth `b0` holding
+/// 198.18.1.1/24, 198.18.2.1/24 and 198.18.3.1/24, with permanent neighbours for 198.18.1.2,
+/// 198.18.2.2-5 and 198.18.3.2 (MAC 02:00:00:00:NET:HOST, e.g. 02:00:00:00:02:03 for
+/// 198.18.2.3). For BPF_PROG_TEST_RUN with an ingress interface (tests, benchmarks).
+pub fn fib_namespace(name: &str) -> Result<(Netns, String)> {
+    let ns = Netns::new(name)?;
+    ns.ip(&["link", "add", "b0", "type", "veth", "peer", "name", "b1"])?;
+    ns.ip(&["link", "set", "b0", "up"])?;
+    ns.ip(&["link", "set", "b1", "up"])?;
+    for net in 1..=3 {
+        ns.ip(&["addr", "add", &format!("198.18.{net}.1/24"), "dev", "b0"])?;
+    }
+    for (net, host) in [(1, 2), (2, 2), (2, 3), (2, 4), (2, 5), (3, 2)] {
+        let ip = format!("198.18.{net}.{host}");
+        let mac = format!("02:00:00:00:{net:02x}:{host:02x}");
+        ns.ip(&[
+            "neigh",
+            "add",
+            &ip,
+            "lladdr",
+            &mac,
+            "dev",
+            "b0",
+            "nud",
+            "permanent",
+        ])?;
+    }
+    Ok((ns, "b0".to_string()))
+}

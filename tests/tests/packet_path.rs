@@ -9,11 +9,12 @@ use std::path::PathBuf;
 use dataplane::model::*;
 use dataplane::testrun::Runner;
 use dataplane::{Dataplane, Options};
-use xlvs_tests::netns::{Netns, is_root, unique_prefix};
+use xlvs_tests::netns::{Netns, fib_namespace, is_root, unique_prefix};
 use xlvs_tests::packet::{ACK, Decoded, FIN, Frame, RST, SYN, decode};
 
 const XDP_DROP: u32 = 1;
 const XDP_PASS: u32 = 2;
+const XDP_TX: u32 = 3;
 
 const VIP: Ipv4Addr = Ipv4Addr::new(198, 18, 100, 1);
 const CIP: Ipv4Addr = Ipv4Addr::new(198, 18, 1, 2);
@@ -35,12 +36,22 @@ impl Drop for Bench {
 }
 
 fn setup(max_conns: u32) -> Option<Bench> {
+    setup_in(max_conns, false)
+}
+
+/// With `routed`, the namespace's FIB resolves 198.18.1.2, 198.18.2.2-5 and 198.18.3.2 on `b0`
+/// (see `fib_namespace`): run with `run_on` to see XDP_TX and the MACs.
+fn setup_in(max_conns: u32, routed: bool) -> Option<Bench> {
     if !is_root() {
         eprintln!("skipped: BPF_PROG_TEST_RUN needs root");
         return None;
     }
     let prefix = unique_prefix("xp");
-    let ns = Netns::new(&prefix).expect("netns");
+    let ns = if routed {
+        fib_namespace(&prefix).expect("fib netns").0
+    } else {
+        Netns::new(&prefix).expect("netns")
+    };
     // The test thread runs the program from inside the empty namespace.
     xlvs_tests::netns::enter(&format!("/run/netns/{prefix}")).expect("setns");
     let opts = Options {
@@ -68,6 +79,17 @@ fn service(
     sched: Scheduler,
     reals: &[(Ipv4Addr, i32)],
 ) -> ServiceAddr {
+    service_fwd(dp, proto, port, sched, Forward::Masq, reals)
+}
+
+fn service_fwd(
+    dp: &mut Dataplane,
+    proto: Protocol,
+    port: u16,
+    sched: Scheduler,
+    forward: Forward,
+    reals: &[(Ipv4Addr, i32)],
+) -> ServiceAddr {
     let addr = ServiceAddr::Inet {
         proto,
         addr: IpAddr::V4(VIP),
@@ -77,8 +99,10 @@ fn service(
     cfg.scheduler = sched;
     dp.add_service(&cfg).unwrap();
     for (ip, weight) in reals {
-        let mut d = DestConfig::new(IpAddr::V4(*ip), 8080);
-        d.forward = Forward::Masq;
+        // DR keeps the port: IPVS forces dport = vport for -g.
+        let port = if forward == Forward::Masq { 8080 } else { port };
+        let mut d = DestConfig::new(IpAddr::V4(*ip), port);
+        d.forward = forward;
         d.weight = *weight;
         dp.add_dest(&addr, &d).unwrap();
     }
@@ -402,4 +426,138 @@ fn rates_are_estimated_from_the_counters_over_time() {
     // A second process continues the same estimate (the state is pinned).
     let mut other = Dataplane::open(&b.opts).unwrap();
     assert_eq!(other.service(&svc).unwrap().rates, e.rates);
+}
+
+fn ifindex_b0() -> u32 {
+    dataplane::loader::ifindex("b0").expect("b0")
+}
+
+#[test]
+fn nat_forwarding_sets_next_hop_macs_and_decrements_ttl() {
+    let Some(mut b) = setup_in(1024, true) else {
+        return;
+    };
+    tcp_service(&mut b.dp, Scheduler::Rr, &[(R1, 1)]);
+    let out = b
+        .runner
+        .run_on(&Frame::tcp(CIP, 40000, VIP, 80, SYN).build(), ifindex_b0())
+        .unwrap();
+    assert_eq!(
+        out.action, XDP_TX,
+        "next hop resolved on the ingress interface: XDP_TX"
+    );
+    assert_eq!(
+        &out.packet[0..6],
+        &[2, 0, 0, 0, 2, 2],
+        "destination MAC of 198.18.2.2"
+    );
+    let d = decode(&out.packet).unwrap();
+    assert_eq!((d.dst, d.dport, d.ttl), (R1, 8080, 63));
+    assert!(d.ip_checksum_ok && d.l4_checksum_ok);
+    let back = b
+        .runner
+        .run_on(
+            &Frame::tcp(R1, 8080, CIP, 40000, SYN | ACK).build(),
+            ifindex_b0(),
+        )
+        .unwrap();
+    assert_eq!(back.action, XDP_TX);
+    assert_eq!(
+        &back.packet[0..6],
+        &[2, 0, 0, 0, 1, 2],
+        "destination MAC of the client"
+    );
+    let d = decode(&back.packet).unwrap();
+    assert_eq!((d.src, d.sport, d.ttl), (VIP, 80, 63));
+    // The next hops are cached: two lookups, then none for more packets.
+    for _ in 0..5 {
+        b.runner
+            .run_on(&Frame::tcp(CIP, 40000, VIP, 80, ACK).build(), ifindex_b0())
+            .unwrap();
+        b.runner
+            .run_on(&Frame::tcp(R1, 8080, CIP, 40000, ACK).build(), ifindex_b0())
+            .unwrap();
+    }
+    assert_eq!(
+        b.dp.counters().unwrap()[ebpf_common::counter::FIB_LOOKUP as usize],
+        2
+    );
+}
+
+#[test]
+fn direct_routing_changes_only_the_macs() {
+    let Some(mut b) = setup_in(1024, true) else {
+        return;
+    };
+    let svc = service_fwd(
+        &mut b.dp,
+        Protocol::Tcp,
+        80,
+        Scheduler::Rr,
+        Forward::Route,
+        &[(R1, 1), (R2, 1)],
+    );
+    let syn = Frame::tcp(CIP, 40000, VIP, 80, SYN).build();
+    let out = b.runner.run_on(&syn, ifindex_b0()).unwrap();
+    assert_eq!(out.action, XDP_TX);
+    assert_eq!(
+        &out.packet[0..6],
+        &[2, 0, 0, 0, 2, 2],
+        "to the first real's MAC"
+    );
+    assert_eq!(
+        &out.packet[12..],
+        &syn[12..],
+        "IP packet untouched (VIP, ports, TTL, checksums)"
+    );
+    let out = b
+        .runner
+        .run_on(&Frame::tcp(CIP, 40001, VIP, 80, SYN).build(), ifindex_b0())
+        .unwrap();
+    assert_eq!(
+        &out.packet[0..6],
+        &[2, 0, 0, 0, 3, 2],
+        "rr: the second real"
+    );
+    // Replies do not come back through the director: INPUT-ONLY states, no reply entry.
+    b.runner
+        .run_on(&Frame::tcp(CIP, 40000, VIP, 80, ACK).build(), ifindex_b0())
+        .unwrap();
+    let conns = b.dp.connections().unwrap();
+    let c = conns.iter().find(|c| c.client.port() == 40000).unwrap();
+    assert_eq!((c.state, c.forward), ("ESTABLISHED", Forward::Route));
+    assert_eq!(c.dest, "198.18.2.2:80".parse().unwrap());
+    b.runner
+        .run_on(
+            &Frame::tcp(CIP, 40000, VIP, 80, FIN | ACK).build(),
+            ifindex_b0(),
+        )
+        .unwrap();
+    let conns = b.dp.connections().unwrap();
+    assert_eq!(
+        conns
+            .iter()
+            .find(|c| c.client.port() == 40000)
+            .unwrap()
+            .state,
+        "FIN_WAIT"
+    );
+    assert_eq!(b.dp.service(&svc).unwrap().stats.inpkts, 4);
+}
+
+#[test]
+fn destinations_of_methods_not_built_yet_are_not_misforwarded() {
+    let Some(mut b) = setup(1024) else { return };
+    service_fwd(
+        &mut b.dp,
+        Protocol::Tcp,
+        80,
+        Scheduler::Rr,
+        Forward::Tunnel,
+        &[(R1, 1)],
+    );
+    assert_eq!(run(&b, &Frame::tcp(CIP, 40000, VIP, 80, SYN)).0, XDP_DROP);
+    let c = b.dp.counters().unwrap();
+    assert_eq!(c[ebpf_common::counter::DROP_UNSUPPORTED as usize], 1);
+    assert!(b.dp.connections().unwrap().is_empty());
 }

@@ -14,7 +14,7 @@ use anyhow::{Context, Result, bail};
 use dataplane::model::*;
 use dataplane::testrun::Runner;
 use dataplane::{Dataplane, Options};
-use xlvs_tests::netns::{Netns, enter, is_root, unique_prefix};
+use xlvs_tests::netns::{enter, fib_namespace, is_root, unique_prefix};
 use xlvs_tests::packet::{ACK, Frame, SYN};
 
 use crate::stats::median;
@@ -44,34 +44,9 @@ pub fn run(rounds: usize) -> Result<()> {
         bail!("the XDP benchmark needs root (BPF_PROG_TEST_RUN)");
     }
     let prefix = unique_prefix("xb");
-    let ns = Netns::new(&prefix)?;
-    // veth b0 (the "NIC") with both subnets and static neighbours: the FIB resolves next hops.
-    ns.ip(&["link", "add", "b0", "type", "veth", "peer", "name", "b1"])?;
-    ns.ip(&["link", "set", "b0", "up"])?;
-    ns.ip(&["link", "set", "b1", "up"])?;
-    ns.ip(&["addr", "add", "198.18.1.1/24", "dev", "b0"])?;
-    ns.ip(&["addr", "add", "198.18.2.1/24", "dev", "b0"])?;
-    for neigh in [
-        "198.18.1.2",
-        "198.18.2.2",
-        "198.18.2.3",
-        "198.18.2.4",
-        "198.18.2.5",
-    ] {
-        ns.ip(&[
-            "neigh",
-            "add",
-            neigh,
-            "lladdr",
-            "02:00:00:00:00:aa",
-            "dev",
-            "b0",
-            "nud",
-            "permanent",
-        ])?;
-    }
+    let (ns, dev) = fib_namespace(&prefix)?;
     enter(&format!("/run/netns/{prefix}"))?;
-    let ifindex = dataplane::loader::ifindex("b0").context("b0")?;
+    let ifindex = dataplane::loader::ifindex(&dev).context("fib namespace device")?;
     let opts = Options {
         pin_dir: PathBuf::from(format!("/sys/fs/bpf/xlvs-{prefix}")),
         max_conns: std::env::var("XLVS_BENCH_CONNS")
