@@ -14,7 +14,9 @@ use netlink_packet_core::{
 };
 use netlink_packet_route::{
     AddressFamily, RouteNetlinkMessage,
-    neighbour::{NeighbourAddress, NeighbourAttribute, NeighbourFlags, NeighbourMessage},
+    neighbour::{
+        NeighbourAddress, NeighbourAttribute, NeighbourFlags, NeighbourMessage, NeighbourState,
+    },
     route::{RouteAddress, RouteAttribute, RouteMessage},
 };
 use netlink_sys::{Socket, SocketAddr, protocols::NETLINK_ROUTE};
@@ -26,6 +28,11 @@ pub fn resolve(addr: IpAddr) -> std::io::Result<()> {
     sock.bind_auto()?;
     sock.connect(&SocketAddr::new(0, 0))?;
     let (ifindex, next_hop) = route_to(&sock, addr)?;
+    // NTF_USE on an existing entry resets it (a permanent one becomes INCOMPLETE): only ask when
+    // the kernel does not already have a usable entry.
+    if has_valid_entry(&sock, ifindex, next_hop)? {
+        return Ok(());
+    }
     let mut msg = NeighbourMessage::default();
     msg.header.family = family(addr);
     msg.header.ifindex = ifindex;
@@ -41,6 +48,32 @@ pub fn resolve(addr: IpAddr) -> std::io::Result<()> {
         NLM_F_REQUEST | NLM_F_CREATE | NLM_F_ACK,
     )?;
     Ok(())
+}
+
+/// Whether the neighbour table holds a usable (NUD_VALID) entry for `addr` on `ifindex`.
+fn has_valid_entry(sock: &Socket, ifindex: u32, addr: IpAddr) -> std::io::Result<bool> {
+    let mut msg = NeighbourMessage::default();
+    msg.header.family = family(addr);
+    msg.header.ifindex = ifindex;
+    msg.attributes
+        .push(NeighbourAttribute::Destination(match addr {
+            IpAddr::V4(a) => NeighbourAddress::Inet(a),
+            IpAddr::V6(a) => NeighbourAddress::Inet6(a),
+        }));
+    match request(sock, RouteNetlinkMessage::GetNeighbour(msg), NLM_F_REQUEST) {
+        Ok(Some(RouteNetlinkMessage::NewNeighbour(n))) => Ok(matches!(
+            n.header.state,
+            NeighbourState::Permanent
+                | NeighbourState::Noarp
+                | NeighbourState::Reachable
+                | NeighbourState::Probe
+                | NeighbourState::Stale
+                | NeighbourState::Delay
+        )),
+        Ok(_) => Ok(false),
+        Err(e) if e.raw_os_error() == Some(libc::ENOENT) => Ok(false),
+        Err(e) => Err(e),
+    }
 }
 
 fn family(addr: IpAddr) -> AddressFamily {

@@ -51,6 +51,20 @@ fn dr_reals_receive_the_vip_packet_and_answer_the_client_directly() -> Result<()
         })
         .join()
         .map_err(|_| anyhow::anyhow!("director thread panicked"))???;
+    // Resolution was started for both reals, so even the first SYN is not dropped for want of a
+    // MAC (a drop would cost the client a 1 s retransmission).
+    std::thread::sleep(Duration::from_millis(200));
+    let neigh = String::from_utf8(lab.director.ip(&["neigh", "show"])?.stdout)?;
+    for i in 0..2 {
+        let ip = lab.real_ip(i).to_string();
+        assert!(
+            neigh
+                .lines()
+                .any(|l| l.starts_with(&format!("{ip} ")) && l.contains("lladdr")),
+            "director resolved {ip}: {neigh}"
+        );
+    }
+    let started = std::time::Instant::now();
     let names = lab
         .client
         .run_in(move || -> Result<Vec<(String, String)>> {
@@ -71,6 +85,11 @@ fn dr_reals_receive_the_vip_packet_and_answer_the_client_directly() -> Result<()
         })
         .join()
         .map_err(|_| anyhow::anyhow!("client panicked"))???;
+    assert!(
+        started.elapsed() < Duration::from_millis(900),
+        "no SYN retransmission needed: {:?}",
+        started.elapsed()
+    );
     let to_r0 = names.iter().filter(|(g, _)| g == "r0").count();
     // rr positions are per CPU: the split is exact per CPU, close overall.
     assert!(
