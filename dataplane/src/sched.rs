@@ -5,10 +5,16 @@
 //! * wrr: IPVS' interleaved weighted sequence (current weight steps down by the gcd from the
 //!   maximum; a destination is picked whenever its weight >= the current weight).
 //!
-//! Schedulers whose data-plane support is not built yet use the wrr table (documented in
-//! ARCHITECTURE.md) so weights are still honoured.
+//! * sh, dh: IPVS' 256-bucket table (every real in insertion order, each taking `weight`
+//!   consecutive buckets, weight-0 reals one); the packet path hashes the client (sh) or
+//!   destination (dh) address into it and skips unavailable reals only with the fallback flag.
+//! * mh: a Maglev table of 4093 slots over the available reals, weighted: each real fills slots
+//!   along its own permutation, so removing one real moves only the clients that were on it.
+//!
+//! Schedulers whose data-plane support is not built yet (the connection-count family) use the
+//! wrr table (documented in ARCHITECTURE.md) so weights are still honoured.
 
-use ebpf_common::MAX_TABLE_LEN;
+use ebpf_common::{MAX_TABLE_LEN, MH_TAB_SIZE, SH_TAB_SIZE};
 
 use crate::model::Scheduler;
 
@@ -17,15 +23,113 @@ use crate::model::Scheduler;
 pub struct Member {
     pub id: u32,
     pub weight: i32,
+    /// Stable per-real value (from its address and port): seeds its Maglev permutation.
+    pub seed: u64,
 }
 
 /// The table for `sched` over `members` (insertion order). Empty = no destination available.
-pub fn build_table(sched: Scheduler, members: &[Member]) -> Vec<u32> {
+/// `fallback` is the sh-fallback flag (SCHED1).
+pub fn build_table(sched: Scheduler, members: &[Member], fallback: bool) -> Vec<u32> {
     let available: Vec<Member> = members.iter().copied().filter(|m| m.weight > 0).collect();
     match sched {
         Scheduler::Rr => available.iter().map(|m| m.id).collect(),
+        Scheduler::Sh if fallback => with_fallback(members, hash_buckets(members)),
+        Scheduler::Sh | Scheduler::Dh => hash_buckets(members),
+        Scheduler::Mh => maglev(&available),
         _ => wrr_sequence(&available),
     }
+}
+
+/// IPVS ip_vs_sh_reassign / ip_vs_dh_reassign: reals in order, `weight` buckets each (at least
+/// one), cycling until the 256 buckets are full. Availability is checked per packet.
+fn hash_buckets(members: &[Member]) -> Vec<u32> {
+    if members.is_empty() {
+        return Vec::new();
+    }
+    let mut table = Vec::with_capacity(SH_TAB_SIZE as usize);
+    let (mut i, mut count) = (0usize, 0i64);
+    while table.len() < SH_TAB_SIZE as usize {
+        let m = members[i % members.len()];
+        table.push(m.id);
+        count += 1;
+        if count >= m.weight as i64 {
+            i += 1;
+            count = 0;
+        }
+    }
+    table
+}
+
+/// IPVS' sh-fallback walk, resolved ahead of time: for the first hash h it tries buckets
+/// (offset + 2h) mod 256 (ip_vs_sh_get_fallback rehashes with offset + h) until an available
+/// real. Weights only change through table rebuilds, so the answer per h is fixed.
+fn with_fallback(members: &[Member], raw: Vec<u32>) -> Vec<u32> {
+    let available = |id: u32| members.iter().any(|m| m.id == id && m.weight > 0);
+    let n = raw.len();
+    (0..n)
+        .map(|h| {
+            (0..n)
+                .map(|offset| raw[(offset + 2 * h) % n])
+                .find(|id| available(*id))
+                .unwrap_or(raw[h])
+        })
+        .collect()
+}
+
+/// 64-bit mix (splitmix64 finaliser).
+fn mix(mut x: u64) -> u64 {
+    x ^= x >> 30;
+    x = x.wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    x ^= x >> 27;
+    x = x.wrapping_mul(0x94d0_49bb_1331_11eb);
+    x ^ (x >> 31)
+}
+
+/// Weighted Maglev population (as IPVS' ip_vs_mh_populate): each real takes `weight / gcd` turns
+/// per round, each turn claiming the next free slot along its permutation.
+fn maglev(members: &[Member]) -> Vec<u32> {
+    if members.is_empty() {
+        return Vec::new();
+    }
+    let m = MH_TAB_SIZE as u64;
+    let g = members.iter().fold(0u64, |g, x| gcd(g, x.weight as u64));
+    // Bound the turns so one round never overfills the table.
+    let max_turns = members
+        .iter()
+        .map(|x| x.weight as u64 / g)
+        .max()
+        .unwrap_or(1);
+    let shift = (max_turns / (m / members.len() as u64).max(1)).max(1);
+    let perms: Vec<(u64, u64, u64)> = members
+        .iter()
+        .map(|x| {
+            let offset = mix(x.seed) % m;
+            let skip = mix(x.seed ^ 0x5bd1_e995) % (m - 1) + 1;
+            let turns = (x.weight as u64 / g / shift).max(1);
+            (offset, skip, turns)
+        })
+        .collect();
+    let mut table = vec![u32::MAX; m as usize];
+    let mut next = vec![0u64; members.len()];
+    let mut filled = 0u64;
+    'fill: loop {
+        for (i, (offset, skip, turns)) in perms.iter().enumerate() {
+            for _ in 0..*turns {
+                let mut c = (offset + next[i] * skip) % m;
+                while table[c as usize] != u32::MAX {
+                    next[i] += 1;
+                    c = (offset + next[i] * skip) % m;
+                }
+                table[c as usize] = members[i].id;
+                next[i] += 1;
+                filled += 1;
+                if filled == m {
+                    break 'fill;
+                }
+            }
+        }
+    }
+    table
 }
 
 fn gcd(a: u64, b: u64) -> u64 {
@@ -68,31 +172,78 @@ mod tests {
     use super::*;
 
     fn m(id: u32, weight: i32) -> Member {
-        Member { id, weight }
+        Member {
+            id,
+            weight,
+            seed: id as u64 * 7919,
+        }
+    }
+
+    #[test]
+    fn sh_buckets_follow_ipvs_reassign() {
+        let t = build_table(Scheduler::Sh, &[m(1, 2), m(2, 0), m(3, 1)], false);
+        assert_eq!(t.len(), 256);
+        assert_eq!(&t[..8], &[1, 1, 2, 3, 1, 1, 2, 3]);
+        // With sh-fallback, real 2 (weight 0) never answers: bucket h resolves to the first
+        // available of buckets 2h, 2h+1, ... (h = 1: bucket 2 is real 2, bucket 3 is real 3).
+        let f = build_table(Scheduler::Sh, &[m(1, 2), m(2, 0), m(3, 1)], true);
+        assert!(f.iter().all(|id| *id != 2));
+        assert_eq!(f[1], 3);
+        assert_eq!(f[0], 1);
+    }
+
+    #[test]
+    fn maglev_is_weighted_and_moves_only_the_removed_reals_share() {
+        let reals: Vec<Member> = (1..=5).map(|i| m(i, 1)).collect();
+        let full = build_table(Scheduler::Mh, &reals, false);
+        assert_eq!(full.len(), MH_TAB_SIZE as usize);
+        for r in 1..=5 {
+            let n = full.iter().filter(|x| **x == r).count();
+            assert!((800..=840).contains(&n), "real {r}: {n} slots");
+        }
+        let without3: Vec<Member> = reals.iter().copied().filter(|x| x.id != 3).collect();
+        let less = build_table(Scheduler::Mh, &without3, false);
+        let moved = full
+            .iter()
+            .zip(&less)
+            .filter(|(a, b)| **a != 3 && a != b)
+            .count();
+        // Maglev: besides real 3's slots, only a small fraction moves.
+        assert!(
+            moved < full.len() / 20,
+            "{moved} slots of other reals moved"
+        );
+        let weighted = build_table(Scheduler::Mh, &[m(1, 3), m(2, 1)], false);
+        let n1 = weighted.iter().filter(|x| **x == 1).count() as f64;
+        assert!((n1 / weighted.len() as f64 - 0.75).abs() < 0.02, "{n1}");
     }
 
     #[test]
     fn rr_skips_quiesced_destinations_and_keeps_order() {
-        let t = build_table(Scheduler::Rr, &[m(7, 1), m(3, 0), m(9, 5)]);
+        let t = build_table(Scheduler::Rr, &[m(7, 1), m(3, 0), m(9, 5)], false);
         assert_eq!(t, vec![7, 9]);
     }
 
     #[test]
     fn wrr_matches_ipvs_interleaving() {
         // IPVS with weights 4,3,2 hands out: A A B A B C A B C (cw 4,3,2,1).
-        let t = build_table(Scheduler::Wrr, &[m(1, 4), m(2, 3), m(3, 2)]);
+        let t = build_table(Scheduler::Wrr, &[m(1, 4), m(2, 3), m(3, 2)], false);
         assert_eq!(t, vec![1, 1, 2, 1, 2, 3, 1, 2, 3]);
     }
 
     #[test]
     fn wrr_divides_by_gcd() {
-        let t = build_table(Scheduler::Wrr, &[m(1, 300), m(2, 100)]);
+        let t = build_table(Scheduler::Wrr, &[m(1, 300), m(2, 100)], false);
         assert_eq!(t, vec![1, 1, 1, 2]);
     }
 
     #[test]
     fn wrr_scales_huge_weights_but_keeps_every_member() {
-        let t = build_table(Scheduler::Wrr, &[m(1, 1_000_000), m(2, 1), m(3, 500_000)]);
+        let t = build_table(
+            Scheduler::Wrr,
+            &[m(1, 1_000_000), m(2, 1), m(3, 500_000)],
+            false,
+        );
         assert!(t.len() <= MAX_TABLE_LEN as usize);
         let count = |id| t.iter().filter(|x| **x == id).count() as f64;
         assert!(count(2) >= 1.0);
@@ -101,7 +252,7 @@ mod tests {
 
     #[test]
     fn no_available_destination_gives_an_empty_table() {
-        assert!(build_table(Scheduler::Wrr, &[m(1, 0)]).is_empty());
-        assert!(build_table(Scheduler::Rr, &[]).is_empty());
+        assert!(build_table(Scheduler::Wrr, &[m(1, 0)], false).is_empty());
+        assert!(build_table(Scheduler::Rr, &[], false).is_empty());
     }
 }

@@ -117,7 +117,7 @@ impl Snapshot {
             .insert(key, svc, 0)
             .map_err(|e| err("write SERVICES", e))?;
         self.services.insert(key, svc);
-        if svc.sched != old.sched {
+        if svc.sched != old.sched || svc.flags != old.flags {
             self.rebuild(maps, key)?;
         }
         Ok(())
@@ -299,11 +299,13 @@ impl Snapshot {
                     .map(|(id, d)| Member {
                         id: *id,
                         weight: d.weight,
+                        seed: member_seed(d),
                     })
                     .collect()
             })
             .unwrap_or_default();
-        let table = build_table(Scheduler::from_raw(svc.sched), &members);
+        let fallback = svc.flags & c::SVC_F_SCHED1 != 0;
+        let table = build_table(Scheduler::from_raw(svc.sched), &members, fallback);
         let len = table.len() as u32;
         let base = self.pool.alloc(len).ok_or(Error::NoMemory)?;
         for (i, dest_id) in table.iter().enumerate() {
@@ -340,6 +342,15 @@ impl Snapshot {
         set_meta(maps, c::meta::NEXT_DEST_ID, self.next_dest_id)?;
         Ok(id)
     }
+}
+
+/// A real's stable seed for its Maglev permutation: its address and port.
+fn member_seed(d: &Dest) -> u64 {
+    let fold = d
+        .addr
+        .iter()
+        .fold(0u64, |h, w| h.rotate_left(17) ^ *w as u64);
+    fold ^ ((d.port as u64) << 40)
 }
 
 /// Direct routing (and tunnels) forward packets still addressed to the VIP, which the kernel

@@ -81,6 +81,32 @@ pub const SCHED_FO: u32 = 10;
 pub const SCHED_OVF: u32 = 11;
 pub const SCHED_MH: u32 = 12;
 
+/// Source/destination hashing table size (IPVS IP_VS_SH_TAB_SIZE / IP_VS_DH_TAB_SIZE).
+pub const SH_TAB_SIZE: u32 = 256;
+/// Maglev table size: IPVS' default (CONFIG_IP_VS_MH_TAB_INDEX 12 -> the prime 4093).
+pub const MH_TAB_SIZE: u32 = 4093;
+
+/// IPVS' sh/dh bucket for a (host-order) folded address and port: hash_32(port + addr, 8),
+/// moved by `offset` (the fallback walk). Shared by the packet path and user-space tests.
+#[inline(always)]
+pub const fn sh_bucket(addr: u32, port: u16, offset: u32) -> u32 {
+    let h = (port as u32).wrapping_add(addr).wrapping_mul(0x61C8_8647) >> 24;
+    (offset.wrapping_add(h)) & (SH_TAB_SIZE - 1)
+}
+
+/// Maglev lookup hash of a (host-order) folded address and port (with mh-port), plus `offset`
+/// for the fallback walk. Any well-mixed hash keeps Maglev's properties; this one is cheap.
+#[inline(always)]
+pub const fn mh_slot(addr: u32, port: u16, offset: u32) -> u32 {
+    let mut h = addr ^ ((port as u32) << 16 | port as u32).wrapping_mul(0x85EB_CA6B);
+    h ^= h >> 16;
+    h = h.wrapping_mul(0x7FEB_352D);
+    h ^= h >> 15;
+    h = h.wrapping_mul(0x846C_A68B);
+    h ^= h >> 16;
+    (h % MH_TAB_SIZE + offset) % MH_TAB_SIZE
+}
+
 /// TCP connection states, IPVS numbering (IP_VS_TCP_S_*), then UDP/other.
 pub const S_NONE: u8 = 0;
 pub const S_ESTABLISHED: u8 = 1;

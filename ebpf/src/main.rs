@@ -89,7 +89,7 @@ fn new_connection(ctx: &XdpContext, pkt: &Packet, svc: &Service, flow: &FlowKey,
         count(counter::DROP_NO_SESSION);
         return xdp_action::XDP_DROP;
     }
-    let Some((dest_id, dest)) = sched::pick(svc) else {
+    let Some((dest_id, dest)) = sched::pick(svc, pkt) else {
         count(counter::DROP_NO_DEST);
         return xdp_action::XDP_DROP;
     };

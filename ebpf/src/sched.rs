@@ -1,24 +1,66 @@
-//! Scheduling a new connection: pick a destination id from the service's table. Tables are
-//! computed in user space (rr: the available destinations in order; wrr: IPVS' weighted
-//! sequence), so here a pick is one per-CPU counter step and one array read.
+//! Scheduling a new connection: pick a destination id from the service's table, computed in user
+//! space. Walk schedulers (rr, wrr, and for now the connection-count family) step through the
+//! table with a per-CPU position; hash schedulers (sh, dh, mh) index it with a hash of the client
+//! address (sh, mh; plus port with sh-port/mh-port) or of the destination address (dh).
 
-use ebpf_common::{Dest, Service};
+use ebpf_common::{Dest, SCHED_DH, SCHED_MH, SCHED_SH, SVC_F_SCHED2, Service, mh_slot, sh_bucket};
 
 use crate::maps::{DESTS, RR_POS, SCHED_TABLE};
+use crate::parse::Packet;
 
 /// The destination for a new connection of `svc`, or `None` when none is available.
 #[inline(always)]
-pub fn pick(svc: &Service) -> Option<(u32, Dest)> {
-    let len = svc.table_len;
-    if len == 0 {
+pub fn pick(svc: &Service, pkt: &Packet) -> Option<(u32, Dest)> {
+    if svc.table_len == 0 {
         return None;
     }
+    match svc.sched {
+        SCHED_SH | SCHED_DH | SCHED_MH => pick_hashed(svc, pkt),
+        _ => pick_walk(svc),
+    }
+}
+
+#[inline(always)]
+fn pick_walk(svc: &Service) -> Option<(u32, Dest)> {
+    let len = svc.table_len;
     let pos = RR_POS.get_ptr_mut(svc.id)?;
     let slot = unsafe {
         let p = *pos;
         *pos = if p + 1 >= len { 0 } else { p + 1 };
         if p >= len { 0 } else { p }
     };
+    dest_at(svc, slot)
+}
+
+#[inline(always)]
+fn pick_hashed(svc: &Service, pkt: &Packet) -> Option<(u32, Dest)> {
+    // Host-order address as IPVS hashes it (IPv4 only on this path so far).
+    let addr = u32::from_be(if svc.sched == SCHED_DH {
+        pkt.dst
+    } else {
+        pkt.src
+    });
+    let port = if svc.flags & SVC_F_SCHED2 != 0 && svc.sched != SCHED_DH {
+        u16::from_be(pkt.sport)
+    } else {
+        0
+    };
+    let slot = if svc.sched == SCHED_MH {
+        mh_slot(addr, port, 0)
+    } else {
+        sh_bucket(addr, port, 0)
+    };
+    // With sh-fallback, user space has already resolved IPVS' fallback walk into the table, so
+    // an unavailable real found here means there is no available one at all.
+    dest_at(svc, slot).filter(|(_, d)| d.weight > 0)
+}
+
+/// The destination in `slot` of the service's table range, if it still belongs to the service.
+#[inline(always)]
+fn dest_at(svc: &Service, slot: u32) -> Option<(u32, Dest)> {
+    if slot >= svc.table_len {
+        return None;
+    }
     let dest_id = *SCHED_TABLE.get(svc.table_base.wrapping_add(slot))?;
     let dest = unsafe { DESTS.get(dest_id) }?;
     // A table range can be reused by another service right after a swap: never cross services.

@@ -561,3 +561,104 @@ fn destinations_of_methods_not_built_yet_are_not_misforwarded() {
     assert_eq!(c[ebpf_common::counter::DROP_UNSUPPORTED as usize], 1);
     assert!(b.dp.connections().unwrap().is_empty());
 }
+
+/// The real a new TCP connection from `client` is sent to (a fresh source port each call).
+fn real_for(b: &Bench, client: Ipv4Addr, port: u16) -> Option<Ipv4Addr> {
+    let (action, out) = run(b, &Frame::tcp(client, port, VIP, 80, SYN));
+    (action == XDP_PASS).then_some(out.dst)
+}
+
+fn client(i: u32) -> Ipv4Addr {
+    Ipv4Addr::new(198, 19, (i >> 8) as u8, i as u8)
+}
+
+#[test]
+fn sh_hashes_the_client_address_like_ipvs() {
+    let Some(mut b) = setup(4096) else { return };
+    let reals = [R1, R2, Ipv4Addr::new(198, 18, 2, 3)];
+    let svc = service(
+        &mut b.dp,
+        Protocol::Tcp,
+        80,
+        Scheduler::Sh,
+        &[(reals[0], 1), (reals[1], 2), (reals[2], 1)],
+    );
+    // IPVS' bucket layout for weights 1,2,1 and its hash of the client address.
+    let layout: Vec<usize> = dataplane::sched::build_table(
+        Scheduler::Sh,
+        &[1, 2, 1]
+            .iter()
+            .enumerate()
+            .map(|(i, w)| dataplane::sched::Member {
+                id: i as u32,
+                weight: *w,
+                seed: 0,
+            })
+            .collect::<Vec<_>>(),
+        false,
+    )
+    .into_iter()
+    .map(|i| i as usize)
+    .collect();
+    let mut seen = [0usize; 3];
+    for i in 0..300u32 {
+        let c = client(i);
+        let bucket = ebpf_common::sh_bucket(u32::from(c), 0, 0) as usize;
+        let want = reals[layout[bucket]];
+        let got = real_for(&b, c, 1000 + i as u16).unwrap();
+        assert_eq!(got, want, "client {c}");
+        // The same client on another port: the same real.
+        assert_eq!(real_for(&b, c, 30000 + i as u16), Some(want));
+        seen[layout[bucket]] += 1;
+    }
+    assert!(seen.iter().all(|n| *n > 30), "{seen:?}");
+
+    // Quiesce the first real: without sh-fallback its clients get nothing; with it they move.
+    let mut d = DestConfig::new(IpAddr::V4(reals[0]), 8080);
+    d.forward = Forward::Masq;
+    d.weight = 0;
+    b.dp.edit_dest(&svc, &d).unwrap();
+    let victim = (0..300u32)
+        .map(client)
+        .find(|c| layout[ebpf_common::sh_bucket(u32::from(*c), 0, 0) as usize] == 0)
+        .unwrap();
+    assert_eq!(
+        real_for(&b, victim, 50000),
+        None,
+        "quiesced, no fallback: dropped"
+    );
+    let mut cfg = b.dp.service(&svc).unwrap().config;
+    cfg.sched_flags = ebpf_common::SVC_F_SCHED1;
+    b.dp.edit_service(&cfg).unwrap();
+    let moved = real_for(&b, victim, 50001).unwrap();
+    assert_ne!(moved, reals[0]);
+}
+
+#[test]
+fn mh_keeps_clients_in_place_when_another_real_goes() {
+    let Some(mut b) = setup(1 << 16) else { return };
+    let reals: Vec<Ipv4Addr> = (2..6).map(|h| Ipv4Addr::new(198, 18, 2, h)).collect();
+    let weights: Vec<(Ipv4Addr, i32)> = reals.iter().map(|r| (*r, 1)).collect();
+    let svc = service(&mut b.dp, Protocol::Tcp, 80, Scheduler::Mh, &weights);
+    let before: Vec<Ipv4Addr> = (0..1000u32)
+        .map(|i| real_for(&b, client(i), 1000).unwrap())
+        .collect();
+    for r in &reals {
+        let n = before.iter().filter(|x| *x == r).count();
+        assert!((180..=320).contains(&n), "{r}: {n} of 1000 clients");
+    }
+    b.dp.del_dest(&svc, IpAddr::V4(reals[1]), 8080).unwrap();
+    let after: Vec<Ipv4Addr> = (0..1000u32)
+        .map(|i| real_for(&b, client(i), 2000).unwrap())
+        .collect();
+    let moved_elsewhere = before
+        .iter()
+        .zip(&after)
+        .filter(|(a, b)| **a != reals[1] && a != b)
+        .count();
+    assert!(
+        moved_elsewhere <= 1000 / 4 / 4,
+        "{moved_elsewhere} clients of kept reals moved"
+    );
+    assert!(after.iter().all(|r| *r != reals[1]));
+}
