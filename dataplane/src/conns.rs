@@ -76,7 +76,75 @@ fn is_active(conn: &Conn, proto: u8) -> bool {
     proto == c::IPPROTO_TCP && conn.state == c::S_ESTABLISHED
 }
 
+/// Live persistence templates: (key, template, service, seconds left).
+fn live_templates(maps: &Maps) -> Result<Vec<(c::PersistKey, c::Persist, c::ServiceKey, u32)>> {
+    let now = now_ns();
+    let mut services: HashMap<u32, (c::ServiceKey, c::Service)> = HashMap::new();
+    for item in maps.services.iter() {
+        let (k, v) = item.map_err(|e| err("read SERVICES", e))?;
+        services.insert(v.id, (k, v));
+    }
+    let mut out = Vec::new();
+    for item in maps.persist.iter() {
+        let Ok((k, t)) = item else { continue };
+        let Some((skey, svc)) = services.get(&k.svc_id) else {
+            continue;
+        };
+        let timeout = svc.persist_timeout as u64 * 1_000_000_000;
+        let age = now.saturating_sub(t.last_seen);
+        if age <= timeout {
+            out.push((k, t, *skey, ((timeout - age) / 1_000_000_000) as u32));
+        }
+    }
+    Ok(out)
+}
+
+/// Live persistence templates by destination id (IPVS PersistConn).
+pub fn templates_per_dest(maps: &Maps) -> Result<HashMap<u32, u32>> {
+    let mut n: HashMap<u32, u32> = HashMap::new();
+    for (_, t, _, _) in live_templates(maps)? {
+        *n.entry(t.dest_id).or_default() += 1;
+    }
+    Ok(n)
+}
+
+/// Live connections, then the persistence templates (shown by IPVS as protocol IP, state NONE).
 pub fn list(maps: &Maps) -> Result<Vec<ConnEntry>> {
+    let mut out = conn_entries(maps)?;
+    for (k, t, skey, left) in live_templates(maps)? {
+        let Ok(dest) = maps.dests.get(&t.dest_id, 0) else {
+            continue;
+        };
+        let fam = Family::from_raw(k.af);
+        let vport = if skey.proto == c::PROTO_FWMARK {
+            0
+        } else {
+            u16::from_be(skey.port)
+        };
+        let vaddr = if skey.proto == c::PROTO_FWMARK {
+            words_to_ip(&[0; 4], fam)
+        } else {
+            words_to_ip(&skey.addr, fam)
+        };
+        out.push(ConnEntry {
+            proto: 0,
+            client: SocketAddr::new(words_to_ip(&k.caddr, fam), 0),
+            virt: SocketAddr::new(vaddr, vport),
+            dest: SocketAddr::new(
+                words_to_ip(&dest.addr, Family::from_raw(dest.af)),
+                u16::from_be(dest.port),
+            ),
+            local: None,
+            state: "NONE",
+            active: false,
+            expires: left,
+            forward: Forward::from_raw(dest.fwd),
+        });
+    }
+    Ok(out)
+}
+
+fn conn_entries(maps: &Maps) -> Result<Vec<ConnEntry>> {
     Ok(live(maps)?
         .into_iter()
         .map(|(k, v, left)| {

@@ -4,8 +4,8 @@ use std::path::Path;
 
 use aya::maps::{Array, DevMapHash, HashMap, Map, MapData, MapError, PerCpuArray};
 use ebpf_common::{
-    Conn, Dest, Estimate, FlowKey, Laddr, LaddrKey, NextHop, Service, ServiceKey, ServiceMeta,
-    Stats, maps as names,
+    Conn, Dest, Estimate, FlowKey, Laddr, LaddrKey, NextHop, Persist, PersistKey, Service,
+    ServiceKey, ServiceMeta, Stats, maps as names,
 };
 
 use crate::error::{Error, Result};
@@ -25,6 +25,8 @@ pub struct Maps {
     pub meta: Array<MapData, u32>,
     pub est: HashMap<MapData, u32, Estimate>,
     pub laddrs: HashMap<MapData, LaddrKey, Laddr>,
+    pub persist: HashMap<MapData, PersistKey, Persist>,
+    pub config: Array<MapData, u32>,
 }
 
 fn open(dir: &Path, name: &str, wrap: fn(MapData) -> Map) -> Result<Map> {
@@ -62,6 +64,8 @@ impl Maps {
             meta: m!(names::META, Array),
             est: m!(names::EST, HashMap),
             laddrs: m!(names::LADDRS, HashMap),
+            persist: m!(names::PERSIST, LruHashMap),
+            config: m!(names::CONFIG, Array),
         })
     }
 }

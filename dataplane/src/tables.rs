@@ -97,7 +97,19 @@ impl Snapshot {
             .insert(key, svc, 0)
             .map_err(|e| err("write SERVICES", e))?;
         self.services.insert(key, svc);
-        Ok(())
+        self.publish_port_zero_count(maps)
+    }
+
+    /// IPVS' nullsvc_counter: the packet path tries (vip, 0) only while port-zero services exist.
+    fn publish_port_zero_count(&self, maps: &mut Maps) -> Result<()> {
+        let n = self
+            .services
+            .keys()
+            .filter(|k| k.proto != c::PROTO_FWMARK && k.port == 0)
+            .count() as u32;
+        maps.config
+            .set(c::config::PORT_ZERO_SERVICES, n, 0)
+            .map_err(|e| err("write CONFIG", e))
     }
 
     pub fn edit_service(&mut self, maps: &mut Maps, cfg: &ServiceConfig) -> Result<()> {
@@ -143,7 +155,7 @@ impl Snapshot {
         for key in laddrs_of(maps, svc.id).into_iter().map(|(k, _)| k) {
             let _ = maps.laddrs.remove(&key);
         }
-        Ok(())
+        self.publish_port_zero_count(maps)
     }
 
     pub fn flush(&mut self, maps: &mut Maps) -> Result<()> {
@@ -590,6 +602,7 @@ pub fn list(maps: &mut Maps, only: Option<&ServiceAddr>) -> Result<Vec<ServiceEn
     // Insertion order: ids come from a cursor.
     keys.sort_by_key(|(_, s)| s.id.wrapping_sub(snap.next_service_id) % MAX_SERVICES);
     let counts = crate::conns::per_dest_counts(maps)?;
+    let templates = crate::conns::templates_per_dest(maps)?;
     let mut out = Vec::with_capacity(keys.len());
     for (key, svc) in keys {
         let meta = lookup("read SVC_META", maps.svc_meta.get(&svc.id, 0))?;
@@ -600,7 +613,7 @@ pub fn list(maps: &mut Maps, only: Option<&ServiceAddr>) -> Result<Vec<ServiceEn
                 config: dest_config(d),
                 active_conns: active,
                 inact_conns: inact,
-                persist_conns: 0,
+                persist_conns: templates.get(id).copied().unwrap_or(0),
                 stats: stats::read(&maps.dest_stats, *id)?,
                 rates: Stats::default(),
             });

@@ -140,6 +140,9 @@ pub const DEFAULT_TIMEOUTS: [u32; N_STATES as usize] = [
     5 * 60,  // UDP
 ];
 
+/// Persistence templates (client networks with a live template).
+pub const MAX_PERSIST: u32 = 1 << 18;
+
 /// FULLNAT local addresses over all services.
 pub const MAX_LADDRS: u32 = 65536;
 
@@ -315,6 +318,37 @@ pub const fn nh_stamp(now_ns: u64) -> u32 {
     (now_ns >> 20) as u32
 }
 
+/// PERSIST key: a persistence template, IPVS' (client address & netmask, service).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct PersistKey {
+    pub caddr: [u32; 4],
+    pub svc_id: u32,
+    pub af: u8,
+    pub _pad: [u8; 3],
+}
+
+/// PERSIST value: where the client's connections go while the template lives.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Persist {
+    pub dest_id: u32,
+    pub _pad: u32,
+    /// bpf_ktime_get_coarse_ns() when a controlled connection last opened or closed.
+    pub last_seen: u64,
+}
+
+/// CONNS flag: the connection was placed by a persistence template (refreshes it when closing).
+pub const CONN_F_PERSIST: u8 = 0x2;
+
+/// CONFIG array indexes (settings written by user space, read by the packet path).
+pub mod config {
+    /// Number of port-zero services (IPVS' nullsvc_counter): when non-zero, a miss on
+    /// (vip, vport) tries (vip, 0).
+    pub const PORT_ZERO_SERVICES: u32 = 0;
+    pub const COUNT: u32 = 4;
+}
+
 /// Per-service and per-destination counters (per CPU; summed in user space).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -391,6 +425,8 @@ pub mod meta {
 }
 
 const _: () = assert!(core::mem::size_of::<ServiceMeta>() == 24);
+const _: () = assert!(core::mem::size_of::<PersistKey>() == 24);
+const _: () = assert!(core::mem::size_of::<Persist>() == 16);
 const _: () = assert!(core::mem::size_of::<ServiceKey>() == 20);
 const _: () = assert!(core::mem::size_of::<Service>() == 32);
 const _: () = assert!(core::mem::size_of::<Dest>() == 40);
@@ -416,8 +452,10 @@ pub mod maps {
     pub const META: &str = "META";
     pub const EST: &str = "EST";
     pub const LADDRS: &str = "LADDRS";
+    pub const PERSIST: &str = "PERSIST";
+    pub const CONFIG: &str = "CONFIG";
     /// Every map the program declares (and pins), in one list for open/adopt/remove.
-    pub const ALL: [&str; 15] = [
+    pub const ALL: [&str; 17] = [
         SERVICES,
         DESTS,
         SCHED_TABLE,
@@ -433,6 +471,8 @@ pub mod maps {
         META,
         EST,
         LADDRS,
+        PERSIST,
+        CONFIG,
     ];
 }
 
@@ -449,5 +489,7 @@ mod pod {
     unsafe impl aya::Pod for ServiceMeta {}
     unsafe impl aya::Pod for Estimate {}
     unsafe impl aya::Pod for LaddrKey {}
+    unsafe impl aya::Pod for PersistKey {}
+    unsafe impl aya::Pod for Persist {}
     unsafe impl aya::Pod for Laddr {}
 }

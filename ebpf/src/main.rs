@@ -10,6 +10,7 @@ mod forward;
 mod maps;
 mod nat;
 mod parse;
+mod persist;
 mod sched;
 mod state;
 
@@ -17,12 +18,13 @@ use aya_ebpf::{
     bindings::xdp_action, helpers::bpf_ktime_get_coarse_ns, macros::xdp, programs::XdpContext,
 };
 use ebpf_common::{
-    CONN_F_REPLY, Conn, FWD_DROUTE, FWD_FULLNAT, FWD_LOCAL, FWD_MASQ, FlowKey, IPPROTO_TCP,
-    S_CLOSE, S_NONE, S_TIME_WAIT, S_UDP, Service, ServiceKey, Stats, counter, nh_stamp,
+    CONN_F_PERSIST, CONN_F_REPLY, Conn, FWD_DROUTE, FWD_FULLNAT, FWD_LOCAL, FWD_MASQ, FlowKey,
+    IPPROTO_TCP, S_CLOSE, S_NONE, S_TIME_WAIT, S_UDP, SVC_F_PERSISTENT, Service, ServiceKey, Stats,
+    config, counter, nh_stamp,
 };
 
 use forward::{Flow, Hop, NhSlot};
-use maps::{CONNS, DEST_NH, DEST_STATS, SERVICES, SVC_STATS, count};
+use maps::{CONFIG, CONNS, DEST_NH, DEST_STATS, SERVICES, SVC_STATS, count};
 use nat::End;
 use parse::{Packet, TCP_ACK, TCP_FIN, TCP_RST, TCP_SYN};
 use state::Dir;
@@ -58,17 +60,17 @@ pub fn xlvs(ctx: XdpContext) -> u32 {
             return reply_path(&ctx, &pkt, entry, now);
         }
         if !expired(entry, &flow, now) && !reopens(entry, &pkt) {
+            if entry.flags & CONN_F_PERSIST != 0
+                && pkt.tcp_flags & (TCP_FIN | TCP_RST) != 0
+                && let Some(svc) = service_of(&pkt)
+            {
+                persist::refresh(svc, &pkt, now);
+            }
             return client_path(&ctx, &pkt, entry, now);
         }
     }
 
-    let svc_key = ServiceKey {
-        addr: [pkt.dst, 0, 0, 0],
-        port: pkt.dport,
-        proto: pkt.proto,
-        af: pkt.af,
-    };
-    let Some(svc) = (unsafe { SERVICES.get(&svc_key) }) else {
+    let Some(svc) = service_of(&pkt) else {
         count(counter::PASS_NOT_VIP);
         return xdp_action::XDP_PASS;
     };
@@ -77,6 +79,27 @@ pub fn xlvs(ctx: XdpContext) -> u32 {
         return xdp_action::XDP_PASS;
     }
     new_connection(&ctx, &pkt, svc, &flow, now)
+}
+
+/// The virtual service a packet is addressed to: (vip, vport), or (vip, 0) when port-zero
+/// (persistent, any port) services exist, as IPVS looks them up.
+#[inline(always)]
+fn service_of(pkt: &Packet) -> Option<&'static Service> {
+    let mut key = ServiceKey {
+        addr: [pkt.dst, 0, 0, 0],
+        port: pkt.dport,
+        proto: pkt.proto,
+        af: pkt.af,
+    };
+    if let Some(svc) = unsafe { SERVICES.get(&key) } {
+        return Some(svc);
+    }
+    let port_zero = CONFIG.get(config::PORT_ZERO_SERVICES).copied().unwrap_or(0);
+    if port_zero == 0 {
+        return None;
+    }
+    key.port = 0;
+    unsafe { SERVICES.get(&key) }
 }
 
 /// Schedules a new connection, records both directions and forwards its first packet.
@@ -89,7 +112,13 @@ fn new_connection(ctx: &XdpContext, pkt: &Packet, svc: &Service, flow: &FlowKey,
         count(counter::DROP_NO_SESSION);
         return xdp_action::XDP_DROP;
     }
-    let Some((dest_id, dest)) = sched::pick(svc, pkt) else {
+    let persistent = svc.flags & SVC_F_PERSISTENT != 0;
+    let picked = if persistent {
+        persist::pick(svc, pkt, now)
+    } else {
+        sched::pick(svc, pkt)
+    };
+    let Some((dest_id, dest)) = picked else {
         count(counter::DROP_NO_DEST);
         return xdp_action::XDP_DROP;
     };
@@ -104,17 +133,19 @@ fn new_connection(ctx: &XdpContext, pkt: &Packet, svc: &Service, flow: &FlowKey,
     };
     // One Conn on the stack, inserted as the CLIENT entry, then turned into the REPLY entry
     // (the BPF stack is 512 bytes).
+    // A real with port 0 (port-zero services) keeps the client's destination port.
+    let dport = if dest.port == 0 { pkt.dport } else { dest.port };
     let mut entry = Conn {
         to_addr: dest.addr,
         via_addr: [0; 4],
-        to_port: dest.port,
+        to_port: dport,
         via_port: 0,
         dest_id,
         svc_id: svc.id,
         state,
         fwd: dest.fwd,
         af: dest.af,
-        flags: 0,
+        flags: if persistent { CONN_F_PERSIST } else { 0 },
         timeout: state::timeout_of(state),
         nh_ifindex: 0,
         last_seen: now,
@@ -153,7 +184,7 @@ fn new_connection(ctx: &XdpContext, pkt: &Packet, svc: &Service, flow: &FlowKey,
     add_conn(&DEST_STATS, dest_id);
     add_traffic(svc.id, dest_id, pkt, Dir::In);
     entry.to_addr = dest.addr;
-    entry.to_port = dest.port;
+    entry.to_port = dport;
     entry.fwd = dest.fwd;
     to_real(ctx, pkt, &entry, now)
 }

@@ -92,3 +92,13 @@ pub static EST: HashMap<u32, ebpf_common::Estimate> = HashMap::pinned(MAX_SERVIC
 #[map]
 pub static LADDRS: HashMap<ebpf_common::LaddrKey, ebpf_common::Laddr> =
     HashMap::pinned(ebpf_common::MAX_LADDRS, 0);
+
+/// Persistence templates (IPVS' template connections): (client network, service) -> destination.
+/// Created and refreshed here; listed by user space. LRU like the connections.
+#[map]
+pub static PERSIST: LruHashMap<ebpf_common::PersistKey, ebpf_common::Persist> =
+    LruHashMap::pinned(ebpf_common::MAX_PERSIST, 0);
+
+/// Settings user space writes for the packet path (`ebpf_common::config`).
+#[map]
+pub static CONFIG: Array<u32> = Array::pinned(ebpf_common::config::COUNT, 0);

@@ -662,3 +662,125 @@ fn mh_keeps_clients_in_place_when_another_real_goes() {
     );
     assert!(after.iter().all(|r| *r != reals[1]));
 }
+
+fn persistent_service(
+    b: &mut Bench,
+    port: u16,
+    timeout: u32,
+    netmask: u8,
+    reals: &[Ipv4Addr],
+) -> ServiceAddr {
+    let addr = ServiceAddr::Inet {
+        proto: Protocol::Tcp,
+        addr: IpAddr::V4(VIP),
+        port,
+    };
+    let mut cfg = ServiceConfig::new(addr);
+    cfg.scheduler = Scheduler::Rr;
+    cfg.persistent = Some(timeout);
+    cfg.netmask = netmask;
+    b.dp.add_service(&cfg).unwrap();
+    for r in reals {
+        // Port 0 for a port-zero service: the real keeps the client's destination port.
+        let mut d = DestConfig::new(IpAddr::V4(*r), if port == 0 { 0 } else { 8080 });
+        d.forward = Forward::Masq;
+        b.dp.add_dest(&addr, &d).unwrap();
+    }
+    addr
+}
+
+#[test]
+fn persistence_keeps_a_client_network_on_one_real_like_ipvs_templates() {
+    let Some(mut b) = setup(4096) else { return };
+    let svc = persistent_service(&mut b, 80, 300, 24, &[R1, R2]);
+    let first = real_for(&b, Ipv4Addr::new(198, 19, 1, 10), 1000).unwrap();
+    for port in 1001..1011 {
+        // Same client, and its /24 neighbours: all on the same real (rr would alternate).
+        assert_eq!(
+            real_for(&b, Ipv4Addr::new(198, 19, 1, 10), port),
+            Some(first)
+        );
+        assert_eq!(
+            real_for(&b, Ipv4Addr::new(198, 19, 1, port as u8), port),
+            Some(first)
+        );
+    }
+    let other = real_for(&b, Ipv4Addr::new(198, 19, 2, 10), 1000).unwrap();
+    assert_ne!(
+        other, first,
+        "a new client network is scheduled (rr: the other real)"
+    );
+
+    // Templates are listed as IPVS shows them, and counted per real.
+    let templates: Vec<_> =
+        b.dp.connections()
+            .unwrap()
+            .into_iter()
+            .filter(|c| c.proto == 0)
+            .collect();
+    assert_eq!(templates.len(), 2);
+    let t = templates
+        .iter()
+        .find(|t| t.client.ip() == IpAddr::V4(Ipv4Addr::new(198, 19, 1, 0)))
+        .unwrap();
+    assert_eq!(
+        (t.state, t.virt, t.dest.ip()),
+        (
+            "NONE",
+            "198.18.100.1:80".parse().unwrap(),
+            IpAddr::V4(first)
+        )
+    );
+    assert!(t.expires > 290 && t.expires <= 300);
+    let e = b.dp.service(&svc).unwrap();
+    assert_eq!(e.dests.iter().map(|d| d.persist_conns).sum::<u32>(), 2);
+
+    // A quiesced real keeps its persistent clients (IPVS default); a removed one loses them.
+    let mut d = DestConfig::new(IpAddr::V4(first), 8080);
+    d.forward = Forward::Masq;
+    d.weight = 0;
+    b.dp.edit_dest(&svc, &d).unwrap();
+    assert_eq!(
+        real_for(&b, Ipv4Addr::new(198, 19, 1, 99), 2000),
+        Some(first)
+    );
+    b.dp.del_dest(&svc, IpAddr::V4(first), 8080).unwrap();
+    assert_eq!(
+        real_for(&b, Ipv4Addr::new(198, 19, 1, 99), 2001),
+        Some(other)
+    );
+}
+
+#[test]
+fn persistence_templates_expire_after_their_timeout() {
+    let Some(mut b) = setup(4096) else { return };
+    persistent_service(&mut b, 80, 1, 32, &[R1, R2]);
+    let c = Ipv4Addr::new(198, 19, 1, 10);
+    let first = real_for(&b, c, 1000).unwrap();
+    assert_eq!(real_for(&b, c, 1001), Some(first));
+    std::thread::sleep(std::time::Duration::from_millis(2100));
+    assert!(
+        b.dp.connections().unwrap().iter().all(|c| c.proto != 0),
+        "template expired"
+    );
+    // Rescheduled: rr moves on to the other real.
+    assert_ne!(real_for(&b, c, 1002), Some(first));
+}
+
+#[test]
+fn port_zero_persistent_services_take_every_port_and_keep_it() {
+    let Some(mut b) = setup(4096) else { return };
+    persistent_service(&mut b, 0, 300, 32, &[R1, R2]);
+    let c = Ipv4Addr::new(198, 19, 1, 10);
+    let mut reals = Vec::new();
+    for vport in [80u16, 443, 8443] {
+        let (action, out) = run(&b, &Frame::tcp(c, 5000 + vport, VIP, vport, SYN));
+        assert_eq!(action, XDP_PASS);
+        assert_eq!(out.dport, vport, "the real keeps the destination port");
+        reals.push(out.dst);
+    }
+    assert!(reals.iter().all(|r| *r == reals[0]), "{reals:?}");
+    // A port-zero service does not capture other VIPs.
+    let other = Frame::tcp(c, 6000, Ipv4Addr::new(198, 18, 100, 2), 80, SYN).build();
+    assert_eq!(b.runner.run(&other).unwrap().packet, other);
+}
