@@ -33,7 +33,7 @@ use std::path::PathBuf;
 
 pub use aya::programs::xdp::XdpMode;
 pub use error::{Error, Result};
-pub use loader::{ProgramStatus, attach, attached, detach, ensure_loaded, unload};
+pub use loader::{ProgramStatus, attach, attached, detach, ensure_loaded, reload, unload};
 
 use lock::WriteLock;
 use maps::Maps;

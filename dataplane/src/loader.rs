@@ -263,6 +263,59 @@ pub fn detach(opts: &Options, ifnames: &[String]) -> Result<Vec<String>> {
     Ok(done)
 }
 
+/// Replaces the running program by this build's, keeping every table and connection: the new
+/// program is loaded against the pinned maps and swapped into each interface's link atomically
+/// (bpf_link_update), so no packet meets a detached interface. Returns the interfaces switched.
+pub fn reload(opts: &Options) -> Result<Vec<String>> {
+    let dir = &opts.pin_dir;
+    if !is_loaded(dir) {
+        return Err(Error::Unavailable(format!(
+            "nothing to reload: {} holds no xlvs program",
+            dir.display()
+        )));
+    }
+    check_privileges()?;
+    // Tables of another layout cannot be adopted by this program.
+    Maps::open(dir)?;
+    let mut ebpf = load_object(opts)?;
+    let prog: &mut Xdp = ebpf
+        .program_mut(PROGRAM_NAME)
+        .ok_or_else(|| Error::Unavailable("object has no xlvs program".into()))?
+        .try_into()
+        .map_err(|e| Error::Unavailable(format!("xlvs is not an XDP program: {e}")))?;
+    prog.load()
+        .map_err(|e| Error::Unavailable(format!("the kernel rejected the XDP program: {e}")))?;
+    let mut switched = Vec::new();
+    for name in attached(dir) {
+        let pin = link_pin(dir, &name);
+        let link = PinnedLink::from_pin(&pin)
+            .map_err(|e| Error::Unavailable(format!("cannot open {}: {e}", pin.display())))?;
+        // Hold the link by fd while its pin is replaced: it stays attached throughout.
+        let fd_link = link
+            .unpin()
+            .map_err(|e| Error::map(format!("unpin {}", pin.display()), e))?;
+        let xdp_link = aya::programs::xdp::XdpLink::try_from(fd_link)
+            .map_err(|e| Error::Unavailable(format!("{name}: not an XDP link: {e}")))?;
+        let id = prog.attach_to_link(xdp_link).map_err(|e| {
+            Error::Unavailable(format!("cannot switch {name} to the new program: {e}"))
+        })?;
+        let fd_link: FdLink = prog
+            .take_link(id)
+            .map_err(|e| Error::Unavailable(format!("{name}: {e}")))?
+            .try_into()
+            .map_err(|e| Error::Unavailable(format!("{name}: {e}")))?;
+        fd_link
+            .pin(&pin)
+            .map_err(|e| Error::Unavailable(format!("cannot pin link {}: {e}", pin.display())))?;
+        switched.push(name);
+    }
+    let pin = prog_pin(dir);
+    let _ = fs::remove_file(&pin);
+    prog.pin(&pin)
+        .map_err(|e| Error::Unavailable(format!("cannot pin {}: {e}", pin.display())))?;
+    Ok(switched)
+}
+
 /// Interfaces with a pinned link, sorted by name.
 pub fn attached(dir: &Path) -> Vec<String> {
     let mut v: Vec<String> = fs::read_dir(dir.join(PIN_LINKS_DIR))

@@ -325,3 +325,57 @@ fn attach_errors_are_clear_and_leave_nothing_attached() -> Result<()> {
     assert!(link.contains("prog/xdp"), "{link}");
     Ok(())
 }
+
+fn program_id(lab: &Lab) -> Result<String> {
+    let status = String::from_utf8(lab.xlvs(&["status"])?.stdout)?;
+    Ok(status
+        .lines()
+        .find_map(|l| l.strip_prefix("program     id "))
+        .and_then(|l| l.split_whitespace().next())
+        .unwrap_or_default()
+        .to_string())
+}
+
+#[test]
+fn reload_swaps_the_program_and_keeps_connections() -> Result<()> {
+    if !is_root() {
+        eprintln!("skipped: needs root");
+        return Ok(());
+    }
+    let (lab, mut dp, _srv) = lab_with_service(Protocol::Tcp, Scheduler::Rr, &[1, 1])?;
+    let before = program_id(&lab)?;
+    let (tx, rx) = std::sync::mpsc::channel::<()>();
+    let client = lab.client.run_in(move || -> Result<(String, Vec<String>)> {
+        let mut s = connect()?;
+        let name = tcp_once(&mut s)?;
+        rx.recv()?; // the program is reloaded now
+        let mut echoes = Vec::new();
+        let mut r = BufReader::new(s.try_clone()?);
+        for i in 0..5 {
+            writeln!(s, "after{i}")?;
+            let mut line = String::new();
+            r.read_line(&mut line)?;
+            echoes.push(line.trim().to_string());
+        }
+        Ok((name, echoes))
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    let out = String::from_utf8(lab.xlvs(&["reload"])?.stdout)?;
+    assert_eq!(out, "l0: reloaded\nl1: reloaded\nl2: reloaded\n");
+    tx.send(())?;
+    let (name, echoes) = client
+        .join()
+        .map_err(|_| anyhow::anyhow!("client panicked"))???;
+    let want: Vec<String> = (0..5).map(|i| format!("{name} after{i}")).collect();
+    assert_eq!(
+        echoes, want,
+        "the open connection kept its real across the reload"
+    );
+    let after = program_id(&lab)?;
+    assert_ne!(before, after, "a new program runs");
+    let link = String::from_utf8(lab.director.ip(&["link", "show", "l0"])?.stdout)?;
+    assert!(link.contains(&format!("prog/xdp id {after}")), "{link}");
+    // Tables and counters survived.
+    assert_eq!(dp.service(&vip(Protocol::Tcp, PORT))?.stats.conns, 1);
+    Ok(())
+}

@@ -38,6 +38,9 @@ enum Command {
     },
     /// Detach from interfaces (all attached ones if none is named). Tables are kept.
     Detach { interfaces: Vec<String> },
+    /// Replace the running program by this build's (after an upgrade), atomically on every
+    /// attached interface, keeping all tables and connections.
+    Reload,
     /// Show interfaces, program, table fill levels and counters.
     Status,
     /// Detach everywhere and remove the program and every table (all services and connections).
@@ -95,6 +98,11 @@ fn run(cli: Cli) -> Result<()> {
         Command::Detach { interfaces } => {
             for i in dataplane::detach(&opts, &interfaces)? {
                 println!("{i}: detached");
+            }
+        }
+        Command::Reload => {
+            for i in dataplane::reload(&opts)? {
+                println!("{i}: reloaded");
             }
         }
         Command::Status => status(&opts)?,
