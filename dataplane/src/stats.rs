@@ -43,7 +43,7 @@ pub const COUNTER_NAMES: [(u32, &str); 16] = [
     (counter::PASS_NOT_VIP, "pass_not_vip"),
     (counter::PASS_MALFORMED, "pass_malformed"),
     (counter::PASS_FRAGMENT, "pass_fragment"),
-    (counter::PASS_IPV6, "pass_ipv6"),
+    (counter::PASS_IPV6_EXT, "pass_ipv6_ext"),
     (counter::PASS_TTL, "pass_ttl"),
     (counter::DROP_NO_SESSION, "drop_no_session"),
     (counter::DROP_NO_DEST, "drop_no_dest"),

@@ -170,8 +170,8 @@ pub mod counter {
     pub const CONN_INSERT_FAIL: u32 = 9;
     /// Next-hop lookups in the FIB (cache misses and refreshes).
     pub const FIB_LOOKUP: u32 = 10;
-    /// IPv6 packets (the IPv6 path is not built yet): handed to the kernel.
-    pub const PASS_IPV6: u32 = 11;
+    /// IPv6 packets with extension headers before TCP/UDP: handed to the kernel.
+    pub const PASS_IPV6_EXT: u32 = 11;
     /// TTL would reach 0: handed to the kernel so it answers with ICMP time exceeded.
     pub const PASS_TTL: u32 = 12;
     /// New connection to a destination whose forwarding method is not built yet (TUN, FULLNAT):

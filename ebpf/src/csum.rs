@@ -24,16 +24,3 @@ pub fn replace4(check: u16, old: u32, new: u32) -> u16 {
         + (new >> 16);
     !fold(sum)
 }
-
-/// Checksum after replacing an address and a port at once (the L4 checksum of a NAT rewrite:
-/// the address is in the pseudo-header, the port in the header).
-#[inline(always)]
-pub fn replace_addr_port(
-    check: u16,
-    old_addr: u32,
-    new_addr: u32,
-    old_port: u16,
-    new_port: u16,
-) -> u16 {
-    replace2(replace4(check, old_addr, new_addr), old_port, new_port)
-}

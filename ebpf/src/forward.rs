@@ -16,8 +16,6 @@ use crate::csum;
 use crate::maps::{TX_PORTS, count};
 use crate::parse::{Packet, ptr_at};
 
-const AF_INET: u8 = 2;
-
 /// A next-hop cache slot: a destination's entry in DEST_NH, or the one inside a REPLY entry.
 pub struct NhSlot<'a> {
     pub ifindex: &'a mut u32,
@@ -35,10 +33,10 @@ impl<'a> NhSlot<'a> {
     }
 }
 
-/// Where the rewritten packet goes.
+/// Where the rewritten packet goes (addresses as in `Packet`).
 pub struct Flow {
-    pub saddr: u32,
-    pub daddr: u32,
+    pub saddr: [u32; 4],
+    pub daddr: [u32; 4],
     pub sport: u16,
     pub dport: u16,
 }
@@ -55,7 +53,7 @@ pub enum Hop {
 /// Forwards the packet (headers at `pkt`, already rewritten to `flow`; `flow.daddr` is the next
 /// hop's address to resolve), using and refreshing the cache `nh` (`stamp` = nh_stamp(now)).
 #[inline(always)]
-pub fn ipv4(
+pub fn send(
     ctx: &XdpContext,
     pkt: &Packet,
     flow: &Flow,
@@ -95,8 +93,12 @@ pub fn ipv4(
         count(counter::FWD_KERNEL);
         return xdp_action::XDP_PASS;
     }
-    // Routed: decrement TTL (the caller made sure it is > 1). Then the next hop's MACs.
-    if hop == Hop::Routed
+    // Routed: decrement TTL / hop limit (the caller made sure it is > 1). Then the MACs.
+    if hop == Hop::Routed && pkt.is_v6() {
+        if let Some(hop_limit) = ptr_at::<u8>(ctx, pkt.l3_off + 7) {
+            unsafe { *hop_limit = hop_limit.read().wrapping_sub(1) };
+        }
+    } else if hop == Hop::Routed
         && let Some(ttl_proto) = ptr_at::<u16>(ctx, pkt.l3_off + 8)
         && let Some(check) = ptr_at::<u16>(ctx, pkt.l3_off + 10)
     {
@@ -127,20 +129,26 @@ pub fn ipv4(
 #[inline(always)]
 fn fib(ctx: &XdpContext, pkt: &Packet, flow: &Flow, ingress: u32) -> Option<(u32, [u8; 12])> {
     count(counter::FIB_LOOKUP);
-    let mut fib: FibParams = unsafe { core::mem::zeroed() };
-    fib.family = AF_INET;
+    let fib: &mut FibParams = &mut crate::maps::scratch()?.fib;
+    *fib = unsafe { core::mem::zeroed() };
+    fib.family = pkt.af;
     fib.l4_protocol = pkt.proto;
     fib.sport = flow.sport;
     fib.dport = flow.dport;
     fib.__bindgen_anon_1.tot_len = pkt.tot_len;
-    fib.__bindgen_anon_2.tos = pkt.tos;
-    fib.__bindgen_anon_3.ipv4_src = flow.saddr;
-    fib.__bindgen_anon_4.ipv4_dst = flow.daddr;
+    if pkt.is_v6() {
+        fib.__bindgen_anon_3.ipv6_src = flow.saddr;
+        fib.__bindgen_anon_4.ipv6_dst = flow.daddr;
+    } else {
+        fib.__bindgen_anon_2.tos = pkt.tos;
+        fib.__bindgen_anon_3.ipv4_src = flow.saddr[0];
+        fib.__bindgen_anon_4.ipv4_dst = flow.daddr[0];
+    }
     fib.ifindex = ingress;
     let rc = unsafe {
         bpf_fib_lookup(
             ctx.ctx as *mut _,
-            &mut fib as *mut _,
+            fib as *mut _,
             size_of::<FibParams>() as i32,
             0,
         )

@@ -39,8 +39,8 @@ pub fn xlvs(ctx: XdpContext) -> u32 {
         }
     };
     let flow = FlowKey {
-        src: [pkt.src, 0, 0, 0],
-        dst: [pkt.dst, 0, 0, 0],
+        src: pkt.src,
+        dst: pkt.dst,
         sport: pkt.sport,
         dport: pkt.dport,
         proto: pkt.proto,
@@ -86,7 +86,7 @@ pub fn xlvs(ctx: XdpContext) -> u32 {
 #[inline(always)]
 fn service_of(pkt: &Packet) -> Option<&'static Service> {
     let mut key = ServiceKey {
-        addr: [pkt.dst, 0, 0, 0],
+        addr: pkt.dst,
         port: pkt.dport,
         proto: pkt.proto,
         af: pkt.af,
@@ -131,11 +131,15 @@ fn new_connection(ctx: &XdpContext, pkt: &Packet, svc: &Service, flow: &FlowKey,
     } else {
         S_UDP
     };
-    // One Conn on the stack, inserted as the CLIENT entry, then turned into the REPLY entry
+    // One Conn, in per-CPU scratch (the stack is small): the CLIENT entry, then the REPLY one.
     // (the BPF stack is 512 bytes).
     // A real with port 0 (port-zero services) keeps the client's destination port.
     let dport = if dest.port == 0 { pkt.dport } else { dest.port };
-    let mut entry = Conn {
+    let Some(scratch) = maps::scratch() else {
+        return xdp_action::XDP_PASS;
+    };
+    let entry = &mut scratch.conn;
+    *entry = Conn {
         to_addr: dest.addr,
         via_addr: [0; 4],
         to_port: dport,
@@ -152,7 +156,7 @@ fn new_connection(ctx: &XdpContext, pkt: &Packet, svc: &Service, flow: &FlowKey,
         nh_time: 0,
         nh_macs: [0; 12],
     };
-    if CONNS.insert(flow, &entry, 0).is_err() {
+    if CONNS.insert(flow, &*entry, 0).is_err() {
         count(counter::CONN_INSERT_FAIL);
         return xdp_action::XDP_DROP;
     }
@@ -162,9 +166,9 @@ fn new_connection(ctx: &XdpContext, pkt: &Packet, svc: &Service, flow: &FlowKey,
         add_conn(&SVC_STATS, svc.id);
         add_conn(&DEST_STATS, dest_id);
         add_traffic(svc.id, dest_id, pkt, Dir::In);
-        return to_real(ctx, pkt, &entry, now);
+        return to_real(ctx, pkt, entry, now);
     }
-    let reply_key = reply_key_of(&entry, flow);
+    let reply_key = reply_key_of(entry, flow);
     entry.to_addr = flow.dst;
     entry.to_port = flow.dport;
     entry.via_addr = flow.src;
@@ -174,7 +178,7 @@ fn new_connection(ctx: &XdpContext, pkt: &Packet, svc: &Service, flow: &FlowKey,
     entry.state = 0;
     entry.timeout = 0;
     entry.last_seen = 0;
-    if CONNS.insert(&reply_key, &entry, 0).is_err() {
+    if CONNS.insert(&reply_key, &*entry, 0).is_err() {
         let _ = CONNS.remove(flow);
         count(counter::CONN_INSERT_FAIL);
         return xdp_action::XDP_DROP;
@@ -186,7 +190,7 @@ fn new_connection(ctx: &XdpContext, pkt: &Packet, svc: &Service, flow: &FlowKey,
     entry.to_addr = dest.addr;
     entry.to_port = dport;
     entry.fwd = dest.fwd;
-    to_real(ctx, pkt, &entry, now)
+    to_real(ctx, pkt, entry, now)
 }
 
 /// client -> real: track state, count, rewrite the destination, forward.
@@ -213,10 +217,10 @@ fn dir_in(fwd: u8) -> Dir {
 /// real server's; Local hands it to this host's stack.
 #[inline(always)]
 fn to_real(ctx: &XdpContext, pkt: &Packet, conn: &Conn, now: u64) -> u32 {
-    let (daddr, dport) = (conn.to_addr[0], conn.to_port);
+    let (daddr, dport) = (conn.to_addr, conn.to_port);
     let hop = match conn.fwd {
         FWD_MASQ => {
-            if !nat::rewrite_v4(ctx, pkt, End::Destination, daddr, dport) {
+            if !nat::rewrite(ctx, pkt, End::Destination, &daddr, dport) {
                 return xdp_action::XDP_PASS;
             }
             Hop::Routed
@@ -236,7 +240,7 @@ fn to_real(ctx: &XdpContext, pkt: &Packet, conn: &Conn, now: u64) -> u32 {
     let nh = DEST_NH
         .get_ptr_mut(conn.dest_id)
         .map(|p| NhSlot::of(unsafe { &mut *p }));
-    forward::ipv4(ctx, pkt, &flow, nh, nh_stamp(now), hop)
+    forward::send(ctx, pkt, &flow, nh, nh_stamp(now), hop)
 }
 
 /// real -> client: count, put the VIP back as source, forward. TCP flags that can change the
@@ -253,8 +257,8 @@ fn reply_path(ctx: &XdpContext, pkt: &Packet, entry: &mut Conn, now: u64) -> u32
         }
     }
     add_traffic(entry.svc_id, entry.dest_id, pkt, Dir::Out);
-    let (vaddr, vport) = (entry.to_addr[0], entry.to_port);
-    if !nat::rewrite_v4(ctx, pkt, End::Source, vaddr, vport) {
+    let (vaddr, vport) = (entry.to_addr, entry.to_port);
+    if !nat::rewrite(ctx, pkt, End::Source, &vaddr, vport) {
         return xdp_action::XDP_PASS;
     }
     let flow = Flow {
@@ -268,7 +272,7 @@ fn reply_path(ctx: &XdpContext, pkt: &Packet, entry: &mut Conn, now: u64) -> u32
         time: &mut entry.nh_time,
         macs: &mut entry.nh_macs,
     };
-    forward::ipv4(ctx, pkt, &flow, Some(nh), nh_stamp(now), Hop::Routed)
+    forward::send(ctx, pkt, &flow, Some(nh), nh_stamp(now), Hop::Routed)
 }
 
 /// The CLIENT entry's key for a packet that matched a REPLY entry.
@@ -276,11 +280,7 @@ fn reply_path(ctx: &XdpContext, pkt: &Packet, entry: &mut Conn, now: u64) -> u32
 fn client_key_of(reply: &Conn, pkt: &Packet) -> FlowKey {
     let fullnat = reply.fwd == FWD_FULLNAT;
     FlowKey {
-        src: if fullnat {
-            reply.via_addr
-        } else {
-            [pkt.dst, 0, 0, 0]
-        },
+        src: if fullnat { reply.via_addr } else { pkt.dst },
         dst: reply.to_addr,
         sport: if fullnat { reply.via_port } else { pkt.dport },
         dport: reply.to_port,

@@ -102,3 +102,21 @@ pub static PERSIST: LruHashMap<ebpf_common::PersistKey, ebpf_common::Persist> =
 /// Settings user space writes for the packet path (`ebpf_common::config`).
 #[map]
 pub static CONFIG: Array<u32> = Array::pinned(ebpf_common::config::COUNT, 0);
+
+/// Per-CPU scratch space for the packet path's larger temporaries (the BPF stack is 512 bytes):
+/// the FIB lookup parameters and the connection entry being created. Not pinned: it holds
+/// nothing between packets.
+#[map]
+pub static SCRATCH: PerCpuArray<Scratch> = PerCpuArray::with_max_entries(1, 0);
+
+#[repr(C)]
+pub struct Scratch {
+    pub fib: aya_ebpf::bindings::bpf_fib_lookup,
+    pub conn: Conn,
+}
+
+/// This CPU's scratch space (always present: a one-entry per-CPU array).
+#[inline(always)]
+pub fn scratch() -> Option<&'static mut Scratch> {
+    SCRATCH.get_ptr_mut(0).map(|p| unsafe { &mut *p })
+}

@@ -1,9 +1,11 @@
-//! Stage 1: parse Ethernet (+ up to two VLAN tags), IPv4 and the TCP/UDP ports, with a bounds check
-//! before every access. Anything we cannot read precisely is handed to the kernel, never forwarded.
+//! Stage 1: parse Ethernet (+ up to two VLAN tags), IPv4 or IPv6 (with up to four extension
+//! headers) and the TCP/UDP ports, with a bounds check before every access. Anything we cannot
+//! read precisely is handed to the kernel, never forwarded; so are fragments and ICMP/ICMPv6
+//! (neighbour discovery always reaches the kernel).
 
 use aya_ebpf::programs::XdpContext;
 use core::mem::size_of;
-use ebpf_common::{AF_INET, IPPROTO_TCP, IPPROTO_UDP, counter};
+use ebpf_common::{AF_INET, AF_INET6, IPPROTO_TCP, IPPROTO_UDP, counter};
 
 pub const ETH_HLEN: usize = 14;
 const ETH_P_IP: u16 = 0x0800;
@@ -23,15 +25,24 @@ pub struct Packet {
     pub l4_off: usize,
     pub af: u8,
     pub proto: u8,
-    pub src: u32,
-    pub dst: u32,
+    /// IPv4 in word 0, IPv6 in all four (network order).
+    pub src: [u32; 4],
+    pub dst: [u32; 4],
     pub sport: u16,
     pub dport: u16,
     pub tcp_flags: u8,
+    /// TTL (IPv4) or hop limit (IPv6).
     pub ttl: u8,
+    /// TOS (IPv4) or traffic class (IPv6).
     pub tos: u8,
-    /// IPv4 total length (host order): what IPVS counts as bytes.
+    /// Length of the whole IP packet (host order): what IPVS counts as bytes.
     pub tot_len: u16,
+}
+
+impl Packet {
+    pub fn is_v6(&self) -> bool {
+        self.af == AF_INET6
+    }
 }
 
 /// Why a packet is handed to the kernel untouched (a counter index).
@@ -76,7 +87,7 @@ pub fn parse(ctx: &XdpContext) -> Result<Packet, PassReason> {
     }
     match ethertype {
         ETH_P_IP => parse_ipv4(ctx, l3_off),
-        ETH_P_IPV6 => Err(counter::PASS_IPV6),
+        ETH_P_IPV6 => parse_ipv6(ctx, l3_off),
         _ => Err(counter::PASS_NOT_VIP),
     }
 }
@@ -111,25 +122,87 @@ fn parse_ipv4(ctx: &XdpContext, l3_off: usize) -> Result<Packet, PassReason> {
         return Err(counter::PASS_FRAGMENT);
     }
     let l4_off = l3_off + (ihl & 0x3c);
+    let (sport, dport, tcp_flags) = parse_l4(ctx, proto, l4_off, tot_len as usize - ihl)?;
+    Ok(Packet {
+        l3_off,
+        l4_off,
+        af: AF_INET,
+        proto,
+        src: [src, 0, 0, 0],
+        dst: [dst, 0, 0, 0],
+        sport,
+        dport,
+        tcp_flags,
+        ttl,
+        tos,
+        tot_len,
+    })
+}
+
+/// Ports and TCP flags; `l4_len` is what the IP header says follows it.
+#[inline(always)]
+fn parse_l4(
+    ctx: &XdpContext,
+    proto: u8,
+    l4_off: usize,
+    l4_len: usize,
+) -> Result<(u16, u16, u8), PassReason> {
     let sport = read::<u16>(ctx, l4_off)?;
     let dport = read::<u16>(ctx, l4_off + 2)?;
     let mut tcp_flags = 0;
     if proto == IPPROTO_TCP {
         // The whole 20-byte TCP header must be there (the checksum at +16 is rewritten later).
         let doff = read::<u8>(ctx, l4_off + 12)? >> 4;
-        if doff < 5 || (tot_len as usize) < ihl + (doff as usize) * 4 {
+        if doff < 5 || l4_len < (doff as usize) * 4 {
             return Err(counter::PASS_MALFORMED);
         }
         tcp_flags = read::<u8>(ctx, l4_off + 13)?;
         read::<[u8; 20]>(ctx, l4_off)?;
     } else {
+        if l4_len < 8 {
+            return Err(counter::PASS_MALFORMED);
+        }
         read::<[u8; 8]>(ctx, l4_off)?;
     }
+    Ok((sport, dport, tcp_flags))
+}
+
+const IPPROTO_HOPOPTS: u8 = 0;
+const IPPROTO_ROUTING: u8 = 43;
+const IPPROTO_FRAGMENT: u8 = 44;
+const IPPROTO_DSTOPTS: u8 = 60;
+
+#[inline(always)]
+fn parse_ipv6(ctx: &XdpContext, l3_off: usize) -> Result<Packet, PassReason> {
+    let first = u32::from_be(read::<u32>(ctx, l3_off)?);
+    if first >> 28 != 6 {
+        return Err(counter::PASS_MALFORMED);
+    }
+    let tos = (first >> 20) as u8;
+    let payload_len = u16::from_be(read::<u16>(ctx, l3_off + 4)?) as usize;
+    let mut next = read::<u8>(ctx, l3_off + 6)?;
+    let ttl = read::<u8>(ctx, l3_off + 7)?;
+    let src = read::<[u32; 4]>(ctx, l3_off + 8)?;
+    let dst = read::<[u32; 4]>(ctx, l3_off + 24)?;
+    if l3_off + 40 + payload_len > ctx.data_end() - ctx.data() || payload_len > 0xffff - 40 {
+        return Err(counter::PASS_MALFORMED);
+    }
+    // Extension headers (rare on TCP/UDP) go to the kernel: a variable-length walk would need
+    // packet offsets the verifier cannot bound. Fragments are counted as such.
+    match next {
+        IPPROTO_TCP | IPPROTO_UDP => {}
+        IPPROTO_FRAGMENT => return Err(counter::PASS_FRAGMENT),
+        IPPROTO_HOPOPTS | IPPROTO_ROUTING | IPPROTO_DSTOPTS => return Err(counter::PASS_IPV6_EXT),
+        // ICMPv6 (neighbour discovery, errors) and everything else.
+        _ => return Err(counter::PASS_NOT_VIP),
+    }
+    let l4_off = l3_off + 40;
+    let (sport, dport, tcp_flags) = parse_l4(ctx, next, l4_off, payload_len)?;
     Ok(Packet {
         l3_off,
         l4_off,
-        af: AF_INET,
-        proto,
+        af: AF_INET6,
+        proto: next,
         src,
         dst,
         sport,
@@ -137,6 +210,6 @@ fn parse_ipv4(ctx: &XdpContext, l3_off: usize) -> Result<Packet, PassReason> {
         tcp_flags,
         ttl,
         tos,
-        tot_len,
+        tot_len: (40 + payload_len) as u16,
     })
 }

@@ -10,10 +10,26 @@ use crate::maps::{DESTS, PERSIST};
 use crate::parse::Packet;
 use crate::sched;
 
+/// The client network: IPv4 & the netmask (stored as a mask), IPv6 & the prefix length.
 #[inline(always)]
 fn key(svc: &Service, pkt: &Packet) -> PersistKey {
+    let mut caddr = pkt.src;
+    if pkt.is_v6() {
+        let plen = svc.netmask.min(128);
+        for (i, w) in caddr.iter_mut().enumerate() {
+            let bits = plen.saturating_sub(i as u32 * 32).min(32);
+            let mask = if bits == 0 {
+                0
+            } else {
+                u32::MAX << (32 - bits)
+            };
+            *w &= mask.to_be();
+        }
+    } else {
+        caddr[0] &= svc.netmask;
+    }
     PersistKey {
-        caddr: [pkt.src & svc.netmask, 0, 0, 0],
+        caddr,
         svc_id: svc.id,
         af: pkt.af,
         _pad: [0; 3],

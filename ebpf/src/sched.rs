@@ -34,12 +34,13 @@ fn pick_walk(svc: &Service) -> Option<(u32, Dest)> {
 
 #[inline(always)]
 fn pick_hashed(svc: &Service, pkt: &Packet) -> Option<(u32, Dest)> {
-    // Host-order address as IPVS hashes it (IPv4 only on this path so far).
-    let addr = u32::from_be(if svc.sched == SCHED_DH {
-        pkt.dst
+    // Host-order address as IPVS hashes it (IPv6: the four words folded by xor first).
+    let a = if svc.sched == SCHED_DH {
+        &pkt.dst
     } else {
-        pkt.src
-    });
+        &pkt.src
+    };
+    let addr = u32::from_be(a[0] ^ a[1] ^ a[2] ^ a[3]);
     let port = if svc.flags & SVC_F_SCHED2 != 0 && svc.sched != SCHED_DH {
         u16::from_be(pkt.sport)
     } else {

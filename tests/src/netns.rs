@@ -148,7 +148,10 @@ pub fn prepare_endpoint(ns: &Netns, ifname: &str) -> Result<()> {
 /// A namespace whose FIB can resolve next hops without any peer: a veth `b0` holding
 /// 198.18.1.1/24, 198.18.2.1/24 and 198.18.3.1/24, with permanent neighbours for 198.18.1.2,
 /// 198.18.2.2-5 and 198.18.3.2 (MAC 02:00:00:00:NET:HOST, e.g. 02:00:00:00:02:03 for
-/// 198.18.2.3). For BPF_PROG_TEST_RUN with an ingress interface (tests, benchmarks).
+/// 198.18.2.3); and IPv6 routes 2001:db8:N::/64 via b0 with permanent neighbours 2001:db8:1::2 and
+/// 2001:db8:2::2 (MACs 02:00:00:06:0N:02). IPv6 is enabled on b0 without any address (no
+/// link-local either), so nothing is ever sent: no DAD, no MLD, no router solicitation.
+/// For BPF_PROG_TEST_RUN with an ingress interface (tests, benchmarks).
 pub fn fib_namespace(name: &str) -> Result<(Netns, String)> {
     let ns = Netns::new(name)?;
     ns.ip(&["link", "add", "b0", "type", "veth", "peer", "name", "b1"])?;
@@ -171,6 +174,34 @@ pub fn fib_namespace(name: &str) -> Result<(Netns, String)> {
             "nud",
             "permanent",
         ])?;
+    }
+    ns.sysctl("net.ipv6.conf.b0.addr_gen_mode", "1")?;
+    ns.sysctl("net.ipv6.conf.b0.disable_ipv6", "0")?;
+    ns.sysctl("net.ipv6.conf.all.forwarding", "1")?;
+    for net in 1..=2 {
+        ns.ip(&[
+            "-6",
+            "route",
+            "add",
+            &format!("2001:db8:{net}::/64"),
+            "dev",
+            "b0",
+        ])?;
+        let mac = format!("02:00:00:06:{net:02x}:02");
+        let ip = format!("2001:db8:{net}::2");
+        let neigh = [
+            "-6",
+            "neigh",
+            "add",
+            &ip,
+            "lladdr",
+            &mac,
+            "dev",
+            "b0",
+            "nud",
+            "permanent",
+        ];
+        ns.ip(&neigh)?;
     }
     Ok((ns, "b0".to_string()))
 }

@@ -784,3 +784,96 @@ fn port_zero_persistent_services_take_every_port_and_keep_it() {
     let other = Frame::tcp(c, 6000, Ipv4Addr::new(198, 18, 100, 2), 80, SYN).build();
     assert_eq!(b.runner.run(&other).unwrap().packet, other);
 }
+
+#[test]
+fn ipv6_nat_and_dr_rewrite_with_valid_checksums() {
+    use xlvs_tests::packet::{Frame6, decode6};
+    let Some(mut b) = setup(1024) else { return };
+    let vip6: IpAddr = "2001:db8:100::1".parse().unwrap();
+    for (port, forward) in [(80u16, Forward::Masq), (443, Forward::Route)] {
+        let addr = ServiceAddr::Inet {
+            proto: Protocol::Tcp,
+            addr: vip6,
+            port,
+        };
+        let mut cfg = ServiceConfig::new(addr);
+        cfg.scheduler = Scheduler::Rr;
+        b.dp.add_service(&cfg).unwrap();
+        let mut d = DestConfig::new(
+            "2001:db8:2::2".parse().unwrap(),
+            if forward == Forward::Masq { 8080 } else { port },
+        );
+        d.forward = forward;
+        b.dp.add_dest(&addr, &d).unwrap();
+    }
+    // NAT: destination rewritten, checksum still right; the reply leaves from the VIP.
+    let syn = Frame6::tcp("2001:db8:1::2", 40000, "2001:db8:100::1", 80, SYN).build();
+    let out = b.runner.run(&syn).unwrap();
+    assert_eq!(out.action, XDP_PASS);
+    let d = decode6(&out.packet).unwrap();
+    assert_eq!(
+        (d.dst.to_string().as_str(), d.dport),
+        ("2001:db8:2::2", 8080)
+    );
+    assert!(d.l4_checksum_ok);
+    let reply = Frame6::tcp("2001:db8:2::2", 8080, "2001:db8:1::2", 40000, SYN | ACK).build();
+    let d = decode6(&b.runner.run(&reply).unwrap().packet).unwrap();
+    assert_eq!(
+        (d.src.to_string().as_str(), d.sport),
+        ("2001:db8:100::1", 80)
+    );
+    assert!(d.l4_checksum_ok);
+    // DR: untouched (no neighbour in this namespace: dropped rather than misdelivered).
+    let syn = Frame6::tcp("2001:db8:1::2", 40001, "2001:db8:100::1", 443, SYN).build();
+    assert_eq!(b.runner.run(&syn).unwrap().action, XDP_DROP);
+    let conns = b.dp.connections().unwrap();
+    assert_eq!(conns.len(), 2);
+    let c = conns.iter().find(|c| c.virt.port() == 80).unwrap();
+    assert_eq!(c.client, "[2001:db8:1::2]:40000".parse().unwrap());
+    assert_eq!(c.dest, "[2001:db8:2::2]:8080".parse().unwrap());
+    assert_eq!(c.state, "SYN_RECV");
+    // Neighbour discovery and other ICMPv6 always reach the kernel untouched.
+    let mut icmp6 = Frame6::tcp("2001:db8:1::2", 1, "2001:db8:100::1", 80, SYN).build();
+    icmp6[20] = 58;
+    assert_eq!(b.runner.run(&icmp6).unwrap().packet, icmp6);
+}
+
+#[test]
+fn ipv6_forwarding_uses_the_v6_fib_and_decrements_the_hop_limit() {
+    use xlvs_tests::packet::{Frame6, decode6};
+    let Some(mut b) = setup_in(1024, true) else {
+        return;
+    };
+    let addr = ServiceAddr::Inet {
+        proto: Protocol::Tcp,
+        addr: "2001:db8:100::1".parse().unwrap(),
+        port: 80,
+    };
+    let mut cfg = ServiceConfig::new(addr);
+    cfg.scheduler = Scheduler::Rr;
+    b.dp.add_service(&cfg).unwrap();
+    let mut d = DestConfig::new("2001:db8:2::2".parse().unwrap(), 8080);
+    d.forward = Forward::Masq;
+    b.dp.add_dest(&addr, &d).unwrap();
+    let syn = Frame6::tcp("2001:db8:1::2", 40000, "2001:db8:100::1", 80, SYN).build();
+    let out = b.runner.run_on(&syn, ifindex_b0()).unwrap();
+    assert_eq!(
+        out.action,
+        XDP_TX,
+        "counters {:?}",
+        b.dp.counters().unwrap()
+    );
+    assert_eq!(
+        &out.packet[0..6],
+        &[2, 0, 0, 6, 2, 2],
+        "MAC of 2001:db8:2::2"
+    );
+    let d = decode6(&out.packet).unwrap();
+    assert_eq!((d.hop_limit, d.dport), (63, 8080));
+    assert!(d.l4_checksum_ok);
+    let reply = Frame6::tcp("2001:db8:2::2", 8080, "2001:db8:1::2", 40000, SYN | ACK).build();
+    let back = b.runner.run_on(&reply, ifindex_b0()).unwrap();
+    assert_eq!(back.action, XDP_TX);
+    assert_eq!(&back.packet[0..6], &[2, 0, 0, 6, 1, 2], "MAC of the client");
+    assert_eq!(decode6(&back.packet).unwrap().sport, 80);
+}
