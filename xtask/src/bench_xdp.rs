@@ -55,21 +55,20 @@ pub fn run(rounds: usize) -> Result<()> {
             .unwrap_or(1 << 20),
     };
     let _cleanup = Cleanup(opts.clone());
-    let mut dp = Dataplane::open(&opts)?;
-    let svc = ServiceAddr::Inet {
-        proto: Protocol::Tcp,
-        addr: IpAddr::V4(VIP),
-        port: 80,
+    // A second data plane with a small table: a new connection's cost is mostly cache and TLB
+    // misses in the big table, which this one shows.
+    let small = Options {
+        pin_dir: PathBuf::from(format!("/sys/fs/bpf/xlvs-{prefix}s")),
+        max_conns: SMALL_TABLE,
     };
-    let mut cfg = ServiceConfig::new(svc);
-    cfg.scheduler = Scheduler::Rr;
-    dp.add_service(&cfg)?;
-    for last in 2..6 {
-        let mut d = DestConfig::new(IpAddr::V4(Ipv4Addr::new(198, 18, 2, last)), 8080);
-        d.forward = Forward::Masq;
-        dp.add_dest(&svc, &d)?;
-    }
-    let runners = [Runner::trivial(&opts)?, Runner::xlvs(&opts)?];
+    let _cleanup_small = Cleanup(small.clone());
+    configure(&opts)?;
+    configure(&small)?;
+    let runners = [
+        Runner::trivial(&opts)?,
+        Runner::xlvs(&opts)?,
+        Runner::xlvs(&small)?,
+    ];
 
     // One established flow: SYN once, then its ACKs (and the real's replies) are hits.
     let syn = Frame::tcp(CIP, 40000, VIP, 80, SYN).build();
@@ -109,6 +108,13 @@ pub fn run(rounds: usize) -> Result<()> {
         Case {
             name: "new connection (schedule+insert)",
             runner: 1,
+            frame: Frame::tcp(CIP, 1, VIP, 80, SYN).build(),
+            new_flow: true,
+            expect_action: 3,
+        },
+        Case {
+            name: "new connection, 64K-conn table",
+            runner: 2,
             frame: Frame::tcp(CIP, 1, VIP, 80, SYN).build(),
             new_flow: true,
             expect_action: 3,
@@ -182,6 +188,28 @@ pub fn run(rounds: usize) -> Result<()> {
     );
     drop(runners);
     drop(ns);
+    Ok(())
+}
+
+/// Connections of the small-table data plane.
+const SMALL_TABLE: u32 = 65536;
+
+/// A TCP service on the VIP with four NAT reals, rr.
+fn configure(opts: &Options) -> Result<()> {
+    let mut dp = Dataplane::open(opts)?;
+    let svc = ServiceAddr::Inet {
+        proto: Protocol::Tcp,
+        addr: IpAddr::V4(VIP),
+        port: 80,
+    };
+    let mut cfg = ServiceConfig::new(svc);
+    cfg.scheduler = Scheduler::Rr;
+    dp.add_service(&cfg)?;
+    for last in 2..6 {
+        let mut d = DestConfig::new(IpAddr::V4(Ipv4Addr::new(198, 18, 2, last)), 8080);
+        d.forward = Forward::Masq;
+        dp.add_dest(&svc, &d)?;
+    }
     Ok(())
 }
 
