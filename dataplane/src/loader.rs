@@ -62,6 +62,7 @@ pub fn ensure_loaded(opts: &Options) -> Result<()> {
 fn load_and_pin(opts: &Options) -> Result<()> {
     let dir = &opts.pin_dir;
     let mut ebpf = load_object(opts)?;
+    install_tail_calls(&mut ebpf)?;
     let prog: &mut Xdp = ebpf
         .program_mut(PROGRAM_NAME)
         .ok_or_else(|| Error::Unavailable("object has no xlvs program".into()))?
@@ -90,6 +91,31 @@ pub(crate) fn load_object(opts: &Options) -> Result<aya::Ebpf> {
         .map_max_entries(names::CONNS, opts.max_conns.saturating_mul(2))
         .load(PROGRAM_OBJECT)
         .map_err(|e| load_error(format!("cannot load the XDP program: {e}"), &e))
+}
+
+/// Loads the programs the main one tail-calls and puts them in the (pinned) JUMP array, where the
+/// kernel keeps them alive.
+fn install_tail_calls(ebpf: &mut aya::Ebpf) -> Result<()> {
+    let prog: &mut Xdp = ebpf
+        .program_mut(ebpf_common::PROG_ICMP)
+        .ok_or_else(|| Error::Unavailable("object has no ICMP program".into()))?
+        .try_into()
+        .map_err(|e| Error::Unavailable(format!("ICMP program: {e}")))?;
+    prog.load()
+        .map_err(|e| Error::Unavailable(format!("the kernel rejected the ICMP program: {e}")))?;
+    let fd = prog
+        .fd()
+        .map_err(|e| Error::Unavailable(format!("ICMP program: {e}")))?
+        .try_clone()
+        .map_err(|e| Error::map("dup ICMP program fd", e))?;
+    let map = ebpf
+        .map_mut(names::JUMP)
+        .ok_or_else(|| Error::Unavailable("object has no JUMP map".into()))?;
+    let mut jump = aya::maps::ProgramArray::try_from(map)
+        .map_err(|e| Error::Unavailable(format!("JUMP map: {e}")))?;
+    jump.set(ebpf_common::JUMP_ICMP, &fd, 0)
+        .map_err(|e| Error::Unavailable(format!("cannot install the ICMP program: {e}")))?;
+    Ok(())
 }
 
 /// The error with its causes (aya's Display omits the errno that says what went wrong).
@@ -278,6 +304,7 @@ pub fn reload(opts: &Options) -> Result<Vec<String>> {
     // Tables of another layout cannot be adopted by this program.
     Maps::open(dir)?;
     let mut ebpf = load_object(opts)?;
+    install_tail_calls(&mut ebpf)?;
     let prog: &mut Xdp = ebpf
         .program_mut(PROGRAM_NAME)
         .ok_or_else(|| Error::Unavailable("object has no xlvs program".into()))?

@@ -39,7 +39,7 @@ pub fn counters(maps: &Maps) -> Result<Vec<u64>> {
 }
 
 /// Names of the global counters, by index, as `xlvs status` prints them.
-pub const COUNTER_NAMES: [(u32, &str); 16] = [
+pub const COUNTER_NAMES: [(u32, &str); 17] = [
     (counter::PASS_NOT_VIP, "pass_not_vip"),
     (counter::PASS_MALFORMED, "pass_malformed"),
     (counter::PASS_FRAGMENT, "pass_fragment"),
@@ -50,6 +50,7 @@ pub const COUNTER_NAMES: [(u32, &str); 16] = [
     (counter::DROP_UNSUPPORTED, "drop_unsupported"),
     (counter::PASS_LOCAL, "pass_local"),
     (counter::DROP_NO_NEIGH, "drop_no_neigh"),
+    (counter::ICMP_TRANSLATED, "icmp_translated"),
     (counter::CONN_NEW, "conn_new"),
     (counter::CONN_INSERT_FAIL, "conn_insert_fail"),
     (counter::FIB_LOOKUP, "fib_lookup"),

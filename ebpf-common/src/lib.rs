@@ -30,6 +30,13 @@ pub const MAX_PORTS: u32 = 256;
 // ---------------------------------------------------------------------------------------------
 
 pub const DEFAULT_PIN_DIR: &str = "/sys/fs/bpf/xlvs";
+/// Slots of the JUMP program array (tail calls).
+pub const JUMP_SLOTS: u32 = 4;
+/// JUMP slot of the ICMP-error program.
+pub const JUMP_ICMP: u32 = 0;
+/// Name of the ICMP-error program in the object.
+pub const PROG_ICMP: &str = "xlvs_icmp";
+
 /// Pinned program, so a later `attach` (or upgrade) reuses the loaded one.
 pub const PIN_PROG: &str = "prog_xlvs";
 /// Sub-directory holding one pinned bpf_link per attached interface (named by ifname).
@@ -181,8 +188,12 @@ pub mod counter {
     pub const PASS_LOCAL: u32 = 14;
     /// Direct-routing packets whose real server's MAC is not known yet: dropped (see forward.rs).
     pub const DROP_NO_NEIGH: u32 = 15;
+    /// ICMP errors about a connection, translated and forwarded to the other side.
+    pub const ICMP_TRANSLATED: u32 = 16;
+    /// Internal: the parser found an ICMPv4 message (not a counter that is ever incremented).
+    pub const ICMP_CANDIDATE: u32 = 17;
     /// Number of counters.
-    pub const COUNT: u32 = 16;
+    pub const COUNT: u32 = 24;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -454,8 +465,9 @@ pub mod maps {
     pub const LADDRS: &str = "LADDRS";
     pub const PERSIST: &str = "PERSIST";
     pub const CONFIG: &str = "CONFIG";
+    pub const JUMP: &str = "JUMP";
     /// Every map the program declares (and pins), in one list for open/adopt/remove.
-    pub const ALL: [&str; 17] = [
+    pub const ALL: [&str; 18] = [
         SERVICES,
         DESTS,
         SCHED_TABLE,
@@ -473,6 +485,7 @@ pub mod maps {
         LADDRS,
         PERSIST,
         CONFIG,
+        JUMP,
     ];
 }
 

@@ -129,7 +129,7 @@ pub fn send(
 #[inline(always)]
 fn fib(ctx: &XdpContext, pkt: &Packet, flow: &Flow, ingress: u32) -> Option<(u32, [u8; 12])> {
     count(counter::FIB_LOOKUP);
-    let fib: &mut FibParams = &mut crate::maps::scratch()?.fib;
+    let fib: &mut FibParams = crate::maps::scratch(&crate::maps::SCRATCH_FIB)?;
     *fib = unsafe { core::mem::zeroed() };
     fib.family = pkt.af;
     fib.l4_protocol = pkt.proto;

@@ -7,6 +7,7 @@
 
 mod csum;
 mod forward;
+mod icmp;
 mod maps;
 mod nat;
 mod parse;
@@ -24,15 +25,21 @@ use ebpf_common::{
 };
 
 use forward::{Flow, Hop, NhSlot};
-use maps::{CONFIG, CONNS, DEST_NH, DEST_STATS, SERVICES, SVC_STATS, count};
+use maps::{CONFIG, CONNS, DEST_NH, DEST_STATS, JUMP, JUMP_ICMP, SERVICES, SVC_STATS, count};
 use nat::End;
 use parse::{Packet, TCP_ACK, TCP_FIN, TCP_RST, TCP_SYN};
 use state::Dir;
 
 #[xdp]
 pub fn xlvs(ctx: XdpContext) -> u32 {
-    let pkt = match parse::parse(&ctx) {
+    let pkt = &match parse::parse(&ctx) {
         Ok(pkt) => pkt,
+        Err(counter::ICMP_CANDIDATE) => {
+            // In its own program (tail call): its stack would not fit beside this one's.
+            unsafe { JUMP.tail_call(&ctx, JUMP_ICMP) };
+            count(counter::PASS_NOT_VIP);
+            return xdp_action::XDP_PASS;
+        }
         Err(reason) => {
             count(reason);
             return xdp_action::XDP_PASS;
@@ -57,20 +64,20 @@ pub fn xlvs(ctx: XdpContext) -> u32 {
             return xdp_action::XDP_PASS;
         }
         if entry.flags & CONN_F_REPLY != 0 {
-            return reply_path(&ctx, &pkt, entry, now);
+            return reply_path(&ctx, pkt, entry, now);
         }
-        if !expired(entry, &flow, now) && !reopens(entry, &pkt) {
+        if !expired(entry, &flow, now) && !reopens(entry, pkt) {
             if entry.flags & CONN_F_PERSIST != 0
                 && pkt.tcp_flags & (TCP_FIN | TCP_RST) != 0
-                && let Some(svc) = service_of(&pkt)
+                && let Some(svc) = service_of(pkt)
             {
-                persist::refresh(svc, &pkt, now);
+                persist::refresh(svc, pkt, now);
             }
-            return client_path(&ctx, &pkt, entry, now);
+            return client_path(&ctx, pkt, entry, now);
         }
     }
 
-    let Some(svc) = service_of(&pkt) else {
+    let Some(svc) = service_of(pkt) else {
         count(counter::PASS_NOT_VIP);
         return xdp_action::XDP_PASS;
     };
@@ -78,7 +85,7 @@ pub fn xlvs(ctx: XdpContext) -> u32 {
         count(counter::PASS_TTL);
         return xdp_action::XDP_PASS;
     }
-    new_connection(&ctx, &pkt, svc, &flow, now)
+    new_connection(&ctx, pkt, svc, &flow, now)
 }
 
 /// The virtual service a packet is addressed to: (vip, vport), or (vip, 0) when port-zero
@@ -135,10 +142,9 @@ fn new_connection(ctx: &XdpContext, pkt: &Packet, svc: &Service, flow: &FlowKey,
     // (the BPF stack is 512 bytes).
     // A real with port 0 (port-zero services) keeps the client's destination port.
     let dport = if dest.port == 0 { pkt.dport } else { dest.port };
-    let Some(scratch) = maps::scratch() else {
+    let Some(entry) = maps::scratch(&maps::SCRATCH_CONN) else {
         return xdp_action::XDP_PASS;
     };
-    let entry = &mut scratch.conn;
     *entry = Conn {
         to_addr: dest.addr,
         via_addr: [0; 4],
@@ -375,6 +381,12 @@ fn panic(_info: &core::panic::PanicInfo) -> ! {
 #[unsafe(link_section = "license")]
 #[unsafe(no_mangle)]
 static LICENSE: [u8; 4] = *b"GPL\0";
+
+/// ICMP errors about connections (see icmp.rs), reached by tail call from `xlvs`.
+#[xdp]
+pub fn xlvs_icmp(ctx: XdpContext) -> u32 {
+    icmp::handle(&ctx, unsafe { bpf_ktime_get_coarse_ns() })
+}
 
 /// The trivial program: the floor that benchmarks measure against (and a way to give a veth
 /// peer a NAPI context so XDP_TX/redirect towards it works).

@@ -4,7 +4,7 @@
 
 use aya_ebpf::{
     macros::map,
-    maps::{Array, DevMapHash, HashMap, LruHashMap, PerCpuArray},
+    maps::{Array, DevMapHash, HashMap, LruHashMap, PerCpuArray, ProgramArray},
 };
 use ebpf_common::{
     Conn, DEFAULT_MAX_CONNS, Dest, FlowKey, MAX_DESTS, MAX_PORTS, MAX_SERVICES, N_STATES, NextHop,
@@ -103,20 +103,24 @@ pub static PERSIST: LruHashMap<ebpf_common::PersistKey, ebpf_common::Persist> =
 #[map]
 pub static CONFIG: Array<u32> = Array::pinned(ebpf_common::config::COUNT, 0);
 
-/// Per-CPU scratch space for the packet path's larger temporaries (the BPF stack is 512 bytes):
-/// the FIB lookup parameters and the connection entry being created. Not pinned: it holds
-/// nothing between packets.
+/// Per-CPU scratch space for the packet path's larger temporaries (the BPF stack is 512 bytes
+/// for the whole call chain): the FIB lookup parameters and the connection
+/// entry being created, one map each so borrows never alias. Not pinned: nothing in them lives
+/// beyond one packet (XDP runs to completion on a CPU).
 #[map]
-pub static SCRATCH: PerCpuArray<Scratch> = PerCpuArray::with_max_entries(1, 0);
+pub static SCRATCH_FIB: PerCpuArray<aya_ebpf::bindings::bpf_fib_lookup> =
+    PerCpuArray::with_max_entries(1, 0);
+#[map]
+pub static SCRATCH_CONN: PerCpuArray<Conn> = PerCpuArray::with_max_entries(1, 0);
 
-#[repr(C)]
-pub struct Scratch {
-    pub fib: aya_ebpf::bindings::bpf_fib_lookup,
-    pub conn: Conn,
-}
-
-/// This CPU's scratch space (always present: a one-entry per-CPU array).
+/// This CPU's slot of a scratch map (always present: one-entry per-CPU arrays).
 #[inline(always)]
-pub fn scratch() -> Option<&'static mut Scratch> {
-    SCRATCH.get_ptr_mut(0).map(|p| unsafe { &mut *p })
+pub fn scratch<T>(map: &'static PerCpuArray<T>) -> Option<&'static mut T> {
+    map.get_ptr_mut(0).map(|p| unsafe { &mut *p })
 }
+
+/// Tail-call targets: programs of the same object that run with a stack of their own. Filled
+/// by user space when the program is loaded or reloaded (pinned, so entries stay).
+#[map]
+pub static JUMP: ProgramArray = ProgramArray::pinned(ebpf_common::JUMP_SLOTS, 0);
+pub const JUMP_ICMP: u32 = ebpf_common::JUMP_ICMP;

@@ -5,10 +5,10 @@
 
 use aya_ebpf::programs::XdpContext;
 use core::mem::size_of;
-use ebpf_common::{AF_INET, AF_INET6, IPPROTO_TCP, IPPROTO_UDP, counter};
+use ebpf_common::{AF_INET, AF_INET6, IPPROTO_ICMP, IPPROTO_TCP, IPPROTO_UDP, counter};
 
 pub const ETH_HLEN: usize = 14;
-const ETH_P_IP: u16 = 0x0800;
+pub const ETH_P_IP: u16 = 0x0800;
 const ETH_P_IPV6: u16 = 0x86DD;
 const ETH_P_8021Q: u16 = 0x8100;
 const ETH_P_8021AD: u16 = 0x88A8;
@@ -72,8 +72,9 @@ fn read<T: Copy>(ctx: &XdpContext, off: usize) -> Result<T, PassReason> {
     }
 }
 
+/// Offset of the IP header and the ethertype after up to two VLAN tags.
 #[inline(always)]
-pub fn parse(ctx: &XdpContext) -> Result<Packet, PassReason> {
+pub fn l3(ctx: &XdpContext) -> Result<(usize, u16), PassReason> {
     let mut l3_off = ETH_HLEN;
     let mut ethertype = u16::from_be(read::<u16>(ctx, 12)?);
     // Up to two VLAN tags (802.1ad outer + 802.1Q inner).
@@ -85,6 +86,12 @@ pub fn parse(ctx: &XdpContext) -> Result<Packet, PassReason> {
             l3_off += 4;
         }
     }
+    Ok((l3_off, ethertype))
+}
+
+#[inline(always)]
+pub fn parse(ctx: &XdpContext) -> Result<Packet, PassReason> {
+    let (l3_off, ethertype) = l3(ctx)?;
     match ethertype {
         ETH_P_IP => parse_ipv4(ctx, l3_off),
         ETH_P_IPV6 => parse_ipv6(ctx, l3_off),
@@ -113,6 +120,10 @@ fn parse_ipv4(ctx: &XdpContext, l3_off: usize) -> Result<Packet, PassReason> {
     // The IP datagram must fit in the frame (padding after it is allowed).
     if (tot_len as usize) < ihl || l3_off + tot_len as usize > ctx.data_end() - ctx.data() {
         return Err(counter::PASS_MALFORMED);
+    }
+    if proto == IPPROTO_ICMP && frag & 0x3fff == 0 {
+        // Maybe an error about one of our connections: icmp.rs decides.
+        return Err(counter::ICMP_CANDIDATE);
     }
     if proto != IPPROTO_TCP && proto != IPPROTO_UDP {
         return Err(counter::PASS_NOT_VIP);

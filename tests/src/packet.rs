@@ -270,3 +270,56 @@ pub fn decode6(frame: &[u8]) -> Option<Decoded6> {
         l4_checksum_ok: l4_checksum6(src, dst, ip[6], l4) == 0,
     })
 }
+
+/// An Ethernet/IPv4/ICMP error (`kind`, `code`) from `src` to `dst` quoting `quoted` (an IP packet,
+/// cut to its IP header + 8 bytes as routers do), checksums valid.
+pub fn icmp_error(src: Ipv4Addr, dst: Ipv4Addr, kind: u8, code: u8, quoted: &[u8]) -> Vec<u8> {
+    let cut = &quoted[..quoted.len().min(28)];
+    let mut icmp = vec![kind, code, 0, 0, 0, 0, 0x05, 0xdc]; // next-hop MTU 1500 for frag-needed
+    icmp.extend_from_slice(cut);
+    let csum = fold(sum16(&icmp, 0));
+    icmp[2..4].copy_from_slice(&csum.to_be_bytes());
+    let mut ip = vec![0x45, 0];
+    ip.extend_from_slice(&((20 + icmp.len()) as u16).to_be_bytes());
+    ip.extend_from_slice(&[0, 0, 0, 0, 64, 1, 0, 0]);
+    ip.extend_from_slice(&src.octets());
+    ip.extend_from_slice(&dst.octets());
+    let csum = fold(sum16(&ip, 0));
+    ip[10..12].copy_from_slice(&csum.to_be_bytes());
+    let mut frame = vec![0x02, 0, 0, 0, 0, 0xd1, 0x02, 0, 0, 0, 0, 0xc1, 0x08, 0x00];
+    frame.extend_from_slice(&ip);
+    frame.extend_from_slice(&icmp);
+    frame
+}
+
+/// What an ICMP error frame says: outer addresses, the quoted packet's addresses and ports, and
+/// whether the outer IP, ICMP and quoted IP checksums are right.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DecodedIcmp {
+    pub src: Ipv4Addr,
+    pub dst: Ipv4Addr,
+    pub quoted_src: Ipv4Addr,
+    pub quoted_dst: Ipv4Addr,
+    pub quoted_sport: u16,
+    pub quoted_dport: u16,
+    pub checksums_ok: bool,
+}
+
+pub fn decode_icmp(frame: &[u8]) -> Option<DecodedIcmp> {
+    let ip = frame.get(14..34)?;
+    let tot = u16::from_be_bytes([ip[2], ip[3]]) as usize;
+    let icmp = frame.get(34..14 + tot)?;
+    let q = icmp.get(8..36)?;
+    let addr = |b: &[u8]| Ipv4Addr::new(b[0], b[1], b[2], b[3]);
+    Some(DecodedIcmp {
+        src: addr(&ip[12..16]),
+        dst: addr(&ip[16..20]),
+        quoted_src: addr(&q[12..16]),
+        quoted_dst: addr(&q[16..20]),
+        quoted_sport: u16::from_be_bytes([q[20], q[21]]),
+        quoted_dport: u16::from_be_bytes([q[22], q[23]]),
+        checksums_ok: fold(sum16(ip, 0)) == 0
+            && fold(sum16(icmp, 0)) == 0
+            && fold(sum16(&q[..20], 0)) == 0,
+    })
+}

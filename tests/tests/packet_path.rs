@@ -877,3 +877,58 @@ fn ipv6_forwarding_uses_the_v6_fib_and_decrements_the_hop_limit() {
     assert_eq!(&back.packet[0..6], &[2, 0, 0, 6, 1, 2], "MAC of the client");
     assert_eq!(decode6(&back.packet).unwrap().sport, 80);
 }
+
+#[test]
+fn icmp_errors_about_a_connection_reach_the_other_side_translated() {
+    use xlvs_tests::packet::{decode_icmp, icmp_error};
+    let Some(mut b) = setup(1024) else { return };
+    tcp_service(&mut b.dp, Scheduler::Rr, &[(R1, 1)]);
+    run(&b, &Frame::tcp(CIP, 40000, VIP, 80, SYN));
+    // What the client saw from us (after the reply rewrite), quoted by a router on its side.
+    let reply = b
+        .runner
+        .run(&Frame::tcp(R1, 8080, CIP, 40000, SYN | ACK).build())
+        .unwrap()
+        .packet;
+    let router = Ipv4Addr::new(198, 18, 1, 254);
+    let frag_needed = icmp_error(router, VIP, 3, 4, &reply[14..]);
+    let out = b.runner.run(&frag_needed).unwrap();
+    let d = decode_icmp(&out.packet).unwrap();
+    assert_eq!((d.src, d.dst), (router, R1), "to the real server");
+    assert_eq!(
+        (d.quoted_src, d.quoted_sport),
+        (R1, 8080),
+        "it recognises its own packet"
+    );
+    assert_eq!((d.quoted_dst, d.quoted_dport), (CIP, 40000));
+    assert!(d.checksums_ok, "{d:?}");
+
+    // The real server refuses a datagram of the client's: the error reaches the client from the VIP.
+    let forwarded = b
+        .runner
+        .run(&Frame::tcp(CIP, 40000, VIP, 80, ACK).build())
+        .unwrap()
+        .packet;
+    let unreachable = icmp_error(R1, CIP, 3, 3, &forwarded[14..]);
+    let d = decode_icmp(&b.runner.run(&unreachable).unwrap().packet).unwrap();
+    assert_eq!((d.src, d.dst), (VIP, CIP));
+    assert_eq!((d.quoted_src, d.quoted_sport), (CIP, 40000));
+    assert_eq!(
+        (d.quoted_dst, d.quoted_dport),
+        (VIP, 80),
+        "the client's own packet, as it sent it"
+    );
+    assert!(d.checksums_ok, "{d:?}");
+    assert_eq!(
+        b.dp.counters().unwrap()[ebpf_common::counter::ICMP_TRANSLATED as usize],
+        2
+    );
+
+    // An error about no connection of ours, and an echo request: untouched.
+    let stranger = Frame::tcp(CIP, 1, Ipv4Addr::new(198, 18, 9, 9), 80, SYN).build();
+    let other = icmp_error(router, CIP, 3, 1, &stranger[14..]);
+    assert_eq!(b.runner.run(&other).unwrap().packet, other);
+    let mut echo = icmp_error(router, VIP, 8, 0, &stranger[14..]);
+    echo[34] = 8;
+    assert_eq!(b.runner.run(&echo).unwrap().packet, echo);
+}
