@@ -24,9 +24,10 @@ pub static DESTS: HashMap<u32, Dest> = HashMap::pinned(MAX_DESTS, 0);
 #[map]
 pub static SCHED_TABLE: Array<u32> = Array::pinned(SCHED_POOL_SLOTS, 0);
 
-/// Per-CPU position in each service's table (rr/wrr walk it in order). Written here.
+/// Position in each service's table (rr/wrr walk it in order), shared by all CPUs so the order is
+/// IPVS' global one (see sched.rs on races). Written here (new connections only).
 #[map]
-pub static RR_POS: PerCpuArray<u32> = PerCpuArray::pinned(MAX_SERVICES, 0);
+pub static RR_POS: Array<u64> = Array::pinned(MAX_SERVICES, 0);
 
 /// Connections: two entries each, one per direction (see `ebpf_common::Conn`). Created and
 /// updated here; listed by user space. LRU: a full table evicts the least recently used entry.

@@ -1,6 +1,6 @@
 //! Scheduling a new connection: pick a destination id from the service's table, computed in user
 //! space. Walk schedulers (rr, wrr, and for now the connection-count family) step through the
-//! table with a per-CPU position; hash schedulers (sh, dh, mh) index it with a hash of the client
+//! table with one position shared by all CPUs; hash schedulers (sh, dh, mh) index it with a hash of the client
 //! address (sh, mh; plus port with sh-port/mh-port) or of the destination address (dh).
 
 use ebpf_common::{Dest, SCHED_DH, SCHED_MH, SCHED_SH, SVC_F_SCHED2, Service, mh_slot, sh_bucket};
@@ -22,14 +22,18 @@ pub fn pick(svc: &Service, pkt: &Packet) -> Option<(u32, Dest)> {
 
 #[inline(always)]
 fn pick_walk(svc: &Service) -> Option<(u32, Dest)> {
-    let len = svc.table_len;
     let pos = RR_POS.get_ptr_mut(svc.id)?;
-    let slot = unsafe {
+    // One atomic step for all CPUs (BPF_ATOMIC fetch-add).
+    // Shared by all CPUs so the order is IPVS' global one. Not atomic: the BPF target offers no
+    // fetch-add from Rust here (the intrinsic compiles to a plain XADD whose result is garbage),
+    // so two CPUs opening connections at the same instant may take the same slot; the order
+    // then resumes. Cheaper than an atomic on the new-connection path anyway.
+    let p = unsafe {
         let p = *pos;
-        *pos = if p + 1 >= len { 0 } else { p + 1 };
-        if p >= len { 0 } else { p }
+        *pos = p.wrapping_add(1);
+        p
     };
-    dest_at(svc, slot)
+    dest_at(svc, (p % svc.table_len as u64) as u32)
 }
 
 #[inline(always)]

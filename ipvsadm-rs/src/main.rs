@@ -1,1 +1,86 @@
-fn main() {}
+//! `ipvsadm`: ipvsadm 1.31's command line, output and exit codes, driving the xlvs data plane.
+//! `ipvsadm-save` / `ipvsadm-restore` are this binary under those names (argv[0]).
+
+mod cli;
+mod exec;
+mod format;
+mod names;
+
+use std::io::Read;
+use std::process::ExitCode;
+
+/// Which ipvsadm the user expects: upstream 1.31, or the alibaba/DPVS forks (where `-b` means
+/// `--fullnat` and saves carry `-j`/`-V`/`-P`). Chosen by `XLVS_IPVSADM_FLAVOR=alibaba|dpvs`, or
+/// by a program name containing "alibaba" or "dpvs".
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Flavor {
+    Upstream,
+    Alibaba,
+}
+
+fn flavor(argv0: &str) -> Flavor {
+    let env = std::env::var("XLVS_IPVSADM_FLAVOR").unwrap_or_default();
+    let name = std::path::Path::new(argv0)
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    if matches!(env.as_str(), "alibaba" | "dpvs")
+        || name.contains("alibaba")
+        || name.contains("dpvs")
+    {
+        Flavor::Alibaba
+    } else {
+        Flavor::Upstream
+    }
+}
+
+fn main() -> ExitCode {
+    let argv: Vec<String> = std::env::args().collect();
+    let argv0 = argv.first().cloned().unwrap_or_else(|| "ipvsadm".into());
+    let name = std::path::Path::new(&argv0)
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let flavor = flavor(&argv0);
+    let code = if name.starts_with("ipvsadm-save") {
+        save_script(&argv[1..], flavor)
+    } else if name.starts_with("ipvsadm-restore") {
+        restore_script(flavor)
+    } else {
+        exec::run(&argv[1..], flavor)
+    };
+    ExitCode::from((code & 0xff) as u8)
+}
+
+/// `ipvsadm-save [-n]`: `ipvsadm -S [-n]`; any other argument: usage on stderr, exit 1.
+fn save_script(args: &[String], flavor: Flavor) -> i32 {
+    let mut a = vec!["-S".to_string()];
+    for x in args {
+        if x == "-n" {
+            a.push(x.clone());
+        } else {
+            eprintln!("Usage: ipvsadm-save [-n]");
+            return 1;
+        }
+    }
+    exec::run(&a, flavor)
+}
+
+/// `ipvsadm-restore`: drop comment lines, flush, then `ipvsadm -R` with the rest.
+fn restore_script(flavor: Flavor) -> i32 {
+    let mut input = String::new();
+    if std::io::stdin().read_to_string(&mut input).is_err() {
+        eprintln!("ipvsadm-restore: cannot read standard input");
+        return 1;
+    }
+    let rules: String = input
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    let code = exec::run(&["-C".to_string()], flavor);
+    if code != 0 {
+        return code;
+    }
+    exec::restore_from(&rules, flavor)
+}
