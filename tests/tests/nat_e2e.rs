@@ -379,3 +379,59 @@ fn reload_swaps_the_program_and_keeps_connections() -> Result<()> {
     assert_eq!(dp.service(&vip(Protocol::Tcp, PORT))?.stats.conns, 1);
     Ok(())
 }
+
+#[test]
+fn rules_set_with_ipvsadm_carry_real_traffic() -> Result<()> {
+    if !is_root() {
+        eprintln!("skipped: needs root");
+        return Ok(());
+    }
+    let lab = Lab::new(2)?;
+    let mut srv = Vec::new();
+    for (i, ns) in lab.reals.iter().enumerate() {
+        srv.push(servers::tcp(
+            ns,
+            SocketAddr::new(lab.real_ip(i), PORT),
+            &format!("r{i}"),
+        )?);
+    }
+    let ipvsadm = xlvs_tests::lab::binary("ipvsadm")?;
+    let run = |args: &str| -> Result<String> {
+        let out = lab
+            .director
+            .command(ipvsadm.to_str().unwrap_or("ipvsadm"))
+            .args(args.split_whitespace())
+            .env("XLVS_PIN_DIR", &lab.opts.pin_dir)
+            .output()?;
+        anyhow::ensure!(
+            out.status.success(),
+            "ipvsadm {args}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        Ok(String::from_utf8(out.stdout)?)
+    };
+    run("-A -t 198.18.100.1:80 -s rr")?;
+    run("-a -t 198.18.100.1:80 -r 198.18.2.2:80 -m")?;
+    run("-a -t 198.18.100.1:80 -r 198.18.3.2:80 -m")?;
+    let counts = tcp_distribution(&lab, 10)?;
+    assert_eq!(
+        (counts["r0"], counts["r1"]),
+        (5, 5),
+        "strict rr through ipvsadm's rules"
+    );
+    let stats = run("-Ln --stats")?;
+    assert!(
+        stats.contains("TCP  198.18.100.1:80                    10"),
+        "{stats}"
+    );
+    let conns = run("-Lnc")?;
+    assert_eq!(
+        conns
+            .lines()
+            .filter(|l| l.contains("198.18.100.1:80"))
+            .count(),
+        10,
+        "{conns}"
+    );
+    Ok(())
+}
