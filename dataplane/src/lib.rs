@@ -100,18 +100,24 @@ impl Dataplane {
     }
 
     /// Holds the writer lock (and a cached view of the tables) until [`Dataplane::release_lock`]
-    /// or drop. Other writers wait meanwhile.
+    /// or drop, and batches scheduler-table rebuilds until then. Other writers wait meanwhile.
     pub fn hold_lock(&mut self) -> Result<()> {
         if self.held.is_none() {
             let lock = WriteLock::acquire(&self.opts.pin_dir)?;
-            let snap = Snapshot::load(&self.maps)?;
+            let mut snap = Snapshot::load(&self.maps)?;
+            snap.begin_batch();
             self.held = Some((lock, snap));
         }
         Ok(())
     }
 
-    pub fn release_lock(&mut self) {
-        self.held = None;
+    /// Ends a batch: scheduler tables changed meanwhile are rebuilt (once each), then the lock
+    /// goes. Until then new connections are scheduled with the tables as they were.
+    pub fn release_lock(&mut self) -> Result<()> {
+        match self.held.take() {
+            Some((_lock, mut snap)) => snap.commit(&mut self.maps),
+            None => Ok(()),
+        }
     }
 
     /// Runs one write under the lock, on the held view or on a fresh one.
@@ -215,5 +221,13 @@ impl Dataplane {
     /// Fill levels of the main tables, for `xlvs status`.
     pub fn fill(&self) -> Result<stats::Fill> {
         stats::fill(&self.maps)
+    }
+}
+
+impl Drop for Dataplane {
+    fn drop(&mut self) {
+        if let Err(e) = self.release_lock() {
+            log::warn!("finishing a batch of table changes: {e}");
+        }
     }
 }

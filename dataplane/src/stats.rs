@@ -17,10 +17,19 @@ pub fn read(map: &PerCpuArray<MapData, c::Stats>, index: u32) -> Result<Stats> {
     Ok(total)
 }
 
+/// Number of possible CPUs (read from sysfs once per process).
+fn nr_cpus() -> Result<usize> {
+    static N: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    if let Some(n) = N.get() {
+        return Ok(*n);
+    }
+    let n = aya::util::nr_cpus().map_err(|(_, e)| crate::Error::map("nr_cpus", e))?;
+    Ok(*N.get_or_init(|| n))
+}
+
 /// Zeroes entry `index` on every CPU.
 pub fn zero_index(map: &mut PerCpuArray<MapData, c::Stats>, index: u32) -> Result<()> {
-    let ncpus = aya::util::nr_cpus().map_err(|(_, e)| crate::Error::map("nr_cpus", e))?;
-    let zeros = PerCpuValues::try_from(vec![c::Stats::default(); ncpus])
+    let zeros = PerCpuValues::try_from(vec![c::Stats::default(); nr_cpus()?])
         .map_err(|e| crate::Error::map("per-cpu values", e))?;
     map.set(index, zeros, 0).map_err(|e| err("zero stats", e))
 }

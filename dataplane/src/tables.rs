@@ -27,9 +27,14 @@ pub struct Snapshot {
     dests: HashMap<u32, Vec<(u32, Dest)>>,
     /// Every destination id in use (for O(1) allocation).
     dest_ids: HashSet<u32>,
+    /// Every service id in use.
+    service_ids: HashSet<u32>,
     pool: Pool,
     next_service_id: u32,
     next_dest_id: u32,
+    /// In a batch (`Dataplane::hold_lock`): services whose scheduler table is rebuilt once, when
+    /// the batch ends, instead of after every change.
+    deferred: Option<HashSet<ServiceKey>>,
 }
 
 impl Snapshot {
@@ -56,14 +61,45 @@ impl Snapshot {
             services.values().map(|s| (s.table_base, s.table_len)),
         );
         let dest_ids = dests.values().flatten().map(|(id, _)| *id).collect();
+        let service_ids = services.values().map(|s| s.id).collect();
         Ok(Snapshot {
             services,
             dests,
             dest_ids,
+            service_ids,
             pool,
             next_service_id,
             next_dest_id,
+            deferred: None,
         })
+    }
+
+    /// From now on, table rebuilds wait for [`Snapshot::commit`].
+    pub fn begin_batch(&mut self) {
+        self.deferred.get_or_insert_with(HashSet::new);
+    }
+
+    /// Rebuilds the tables of every service changed during the batch.
+    pub fn commit(&mut self, maps: &mut Maps) -> Result<()> {
+        let keys: Vec<ServiceKey> = self.deferred.take().into_iter().flatten().collect();
+        let mut first_err = None;
+        for key in keys {
+            if let Err(e) = self.table_changed(maps, key) {
+                first_err.get_or_insert(e);
+            }
+        }
+        first_err.map_or(Ok(()), Err)
+    }
+
+    /// Rebuilds now, or at the end of the batch.
+    fn table_changed(&mut self, maps: &mut Maps, key: ServiceKey) -> Result<()> {
+        match &mut self.deferred {
+            Some(set) => {
+                set.insert(key);
+                Ok(())
+            }
+            None => self.rebuild(maps, key),
+        }
     }
 
     fn service(&self, addr: &ServiceAddr, missing: Error) -> Result<(ServiceKey, Service)> {
@@ -97,11 +133,15 @@ impl Snapshot {
             .insert(key, svc, 0)
             .map_err(|e| err("write SERVICES", e))?;
         self.services.insert(key, svc);
-        self.publish_port_zero_count(maps)
+        self.publish_port_zero_count(maps, &key)
     }
 
     /// IPVS' nullsvc_counter: the packet path tries (vip, 0) only while port-zero services exist.
-    fn publish_port_zero_count(&self, maps: &mut Maps) -> Result<()> {
+    /// Called after a service with `key` was added or removed: only port-zero services count.
+    fn publish_port_zero_count(&self, maps: &mut Maps, key: &ServiceKey) -> Result<()> {
+        if key.proto == c::PROTO_FWMARK || key.port != 0 {
+            return Ok(());
+        }
         let n = self
             .services
             .keys()
@@ -130,7 +170,7 @@ impl Snapshot {
             .map_err(|e| err("write SERVICES", e))?;
         self.services.insert(key, svc);
         if svc.sched != old.sched || svc.flags != old.flags {
-            self.rebuild(maps, key)?;
+            self.table_changed(maps, key)?;
         }
         Ok(())
     }
@@ -146,6 +186,7 @@ impl Snapshot {
             .remove(&key)
             .map_err(|e| err("delete SERVICES", e))?;
         self.services.remove(&key);
+        self.service_ids.remove(&svc.id);
         self.pool.free(svc.table_base, svc.table_len);
         for (id, _) in self.dests.remove(&svc.id).unwrap_or_default() {
             let _ = maps.dests.remove(&id);
@@ -155,7 +196,7 @@ impl Snapshot {
         for key in laddrs_of(maps, svc.id).into_iter().map(|(k, _)| k) {
             let _ = maps.laddrs.remove(&key);
         }
-        self.publish_port_zero_count(maps)
+        self.publish_port_zero_count(maps, &key)
     }
 
     pub fn flush(&mut self, maps: &mut Maps) -> Result<()> {
@@ -199,7 +240,7 @@ impl Snapshot {
         self.dests.entry(svc.id).or_default().push((id, dest));
         self.dest_ids.insert(id);
         resolve_next_hop(d);
-        if let Err(e) = self.rebuild(maps, key) {
+        if let Err(e) = self.table_changed(maps, key) {
             // Leave the tables as they were.
             let _ = maps.dests.remove(&id);
             self.dest_ids.remove(&id);
@@ -227,7 +268,7 @@ impl Snapshot {
         list[pos].1 = dest;
         resolve_next_hop(d);
         if old.weight != dest.weight {
-            self.rebuild(maps, key)?;
+            self.table_changed(maps, key)?;
         }
         Ok(())
     }
@@ -246,7 +287,7 @@ impl Snapshot {
         let list = self.dests.get_mut(&svc.id).ok_or(Error::NoSuchDest)?;
         let (id, _) = list.remove(pos);
         // Out of the table first; its connections keep their rewrite data and run until they expire.
-        self.rebuild(maps, key)?;
+        self.table_changed(maps, key)?;
         maps.dests.remove(&id).map_err(|e| err("delete DESTS", e))?;
         self.dest_ids.remove(&id);
         Ok(())
@@ -340,10 +381,11 @@ impl Snapshot {
     }
 
     fn alloc_service_id(&mut self, maps: &mut Maps) -> Result<u32> {
-        let used: HashSet<u32> = self.services.values().map(|s| s.id).collect();
+        let used = &self.service_ids;
         let id = next_free(&mut self.next_service_id, MAX_SERVICES, |id| {
             used.contains(&id)
         })?;
+        self.service_ids.insert(id);
         set_meta(maps, c::meta::NEXT_SERVICE_ID, self.next_service_id)?;
         Ok(id)
     }

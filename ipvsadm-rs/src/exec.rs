@@ -315,7 +315,7 @@ fn restore(text: &str, flavor: Flavor, dp: &mut Option<Dataplane>) -> Result<i32
         };
     }
     if let Some(d) = dp.as_mut() {
-        d.release_lock();
+        d.release_lock().map_err(|e| fail(255, e.to_string()))?;
     }
     Ok(status)
 }

@@ -932,3 +932,16 @@ fn icmp_errors_about_a_connection_reach_the_other_side_translated() {
     echo[34] = 8;
     assert_eq!(b.runner.run(&echo).unwrap().packet, echo);
 }
+
+#[test]
+fn a_batch_publishes_its_scheduler_tables_when_it_ends() {
+    let Some(mut b) = setup(1024) else { return };
+    b.dp.hold_lock().unwrap();
+    let svc = tcp_service(&mut b.dp, Scheduler::Rr, &[(R1, 1), (R2, 1)]);
+    // During the batch the service exists but its table is not built yet: no real to pick.
+    assert_eq!(run(&b, &Frame::tcp(CIP, 1, VIP, 80, SYN)).0, XDP_DROP);
+    b.dp.release_lock().unwrap();
+    assert_eq!(run(&b, &Frame::tcp(CIP, 2, VIP, 80, SYN)).1.dst, R1);
+    assert_eq!(run(&b, &Frame::tcp(CIP, 3, VIP, 80, SYN)).1.dst, R2);
+    assert_eq!(b.dp.service(&svc).unwrap().dests.len(), 2);
+}

@@ -2,6 +2,7 @@
 //! baseline measured in the same run, with ratios (the machine is noisy: compare ratios).
 
 mod bench_http;
+mod bench_ipvsadm;
 mod bench_xdp;
 mod stats;
 
@@ -17,7 +18,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Task {
-    /// Benchmarks (needs root): xdp = ns/packet via BPF_PROG_TEST_RUN; http = req/s through the VIP.
+    /// Benchmarks (needs root): xdp = ns/packet via BPF_PROG_TEST_RUN; http = req/s through the
+    /// VIP; ipvsadm = -R and -Ln of 10 000 services x 10 reals.
     Bench {
         #[arg(default_value = "all")]
         which: Which,
@@ -32,16 +34,39 @@ enum Which {
     All,
     Xdp,
     Http,
+    Ipvsadm,
+}
+
+/// Benchmarks time release builds: build the binaries they drive next to this one.
+fn build_release_binaries() -> Result<()> {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let status = std::process::Command::new(cargo)
+        .args([
+            "build",
+            "--release",
+            "--quiet",
+            "-p",
+            "xlvs",
+            "-p",
+            "ipvsadm-rs",
+        ])
+        .status()?;
+    anyhow::ensure!(status.success(), "building the release binaries failed");
+    Ok(())
 }
 
 fn main() -> Result<()> {
     match Cli::parse().task {
         Task::Bench { which, rounds } => {
-            if which != Which::Http {
+            build_release_binaries()?;
+            if matches!(which, Which::All | Which::Xdp) {
                 bench_xdp::run(rounds)?;
             }
-            if which != Which::Xdp {
+            if matches!(which, Which::All | Which::Http) {
                 bench_http::run(rounds.min(5))?;
+            }
+            if matches!(which, Which::All | Which::Ipvsadm) {
+                bench_ipvsadm::run()?;
             }
         }
     }
