@@ -641,6 +641,53 @@ fn legality(cmd: Cmd, o: Opt) -> Option<char> {
     }
 }
 
+/// Position of an option in ipvsadm's option table (optnames[]), which sets the order in which
+/// its checks report.
+fn table_index(o: Opt) -> usize {
+    use Opt::*;
+    const ORDER: [Opt; 38] = [
+        Numeric,
+        Connection,
+        Service,
+        Scheduler,
+        Persistent,
+        Netmask,
+        RealServer,
+        Forward,
+        Weight,
+        UThreshold,
+        LThreshold,
+        McastInterface,
+        SyncId,
+        Timeout,
+        Daemon,
+        Stats,
+        Rate,
+        Thresholds,
+        PersistentConn,
+        NoSort,
+        Exact,
+        Ops,
+        Pe,
+        SchedFlags,
+        McastGroup,
+        McastPort,
+        McastTtl,
+        SyncMaxlen,
+        TunInfo,
+        TunType,
+        TunPort,
+        TunNocsum,
+        TunCsum,
+        TunRemcsum,
+        Laddr,
+        Ifname,
+        Synproxy,
+        EstTimeout,
+    ];
+    ORDER.iter().position(|x| *x == o).unwrap_or(ORDER.len())
+}
+
 /// ipvsadm's generic_opt_check plus the list-command conflicts.
 pub fn check(a: &Args) -> Result<Cmd, Fail> {
     let Some(cmd) = a.cmd else {
@@ -664,7 +711,10 @@ pub fn check(a: &Args) -> Result<Cmd, Fail> {
         }
     }
     let mut one: Option<Opt> = None;
-    for o in &a.given {
+    // ipvsadm walks its option table in its own order, not the command line's.
+    let mut given = a.given.clone();
+    given.sort_by_key(|o| table_index(*o));
+    for o in &given {
         match legality(cmd, *o) {
             None => {
                 return Err(fail(
@@ -762,7 +812,8 @@ mod tests {
             err("-L --timeout -t 1.2.3.4:80"),
             (
                 2,
-                "The option 'service-address' conflicts with the 'timeout' option in the 'list' command"
+                // As the real ipvsadm says it (recorded on a kernel with IPVS).
+                "The option 'timeout' conflicts with the 'service-address' option in the 'list' command"
                     .into()
             )
         );

@@ -355,7 +355,7 @@ fn service_config(svc: ServiceAddr, a: &Args, flavor: Flavor) -> Result<ServiceC
             None => 360,
             Some(v) => match v.parse::<u32>() {
                 Ok(n) if (1..=MAX_TIMEOUT).contains(&n) => n,
-                _ => return Err(fail(2, "illegal timeout for persistent service specified")),
+                _ => return Err(fail(2, format!("invalid timeout value `{v}' specified"))),
             },
         });
     }

@@ -365,3 +365,41 @@ fn fork_flavour_fullnat_local_addresses_and_save_restore_names() {
     assert_eq!(ipvs.run_bin(&save, &["-x"], "", &[]).code, 1);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn the_oracle_session_matches_real_ipvsadm() {
+    let Some(ipvs) = Ipvs::new() else { return };
+    let golden = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden");
+    // The script calls `ipvsadm` from PATH: ours, under that name.
+    let bin = std::env::temp_dir().join(format!("xlvs-oracle-bin-{}", std::process::id()));
+    std::fs::create_dir_all(&bin).unwrap();
+    let link = bin.join("ipvsadm");
+    let _ = std::fs::remove_file(&link);
+    std::os::unix::fs::symlink(env!("CARGO_BIN_EXE_ipvsadm"), &link).unwrap();
+    let path = format!(
+        "{}:{}",
+        bin.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let out = ipvs.run_bin(
+        Path::new("/bin/sh"),
+        &[golden.join("session.sh").to_str().unwrap()],
+        "",
+        &[("PATH", path.as_str())],
+    );
+    let _ = std::fs::remove_dir_all(&bin);
+    let normalise = |s: &str| {
+        s.lines()
+            .map(|l| match l.find("(size=") {
+                Some(i) => format!("{}(size=N)", &l[..i]),
+                None => l.to_string(),
+            })
+            .collect::<Vec<_>>()
+    };
+    let want = std::fs::read_to_string(golden.join("session.ipvs-1.31.out")).unwrap();
+    let (ours, theirs) = (normalise(&out.stdout), normalise(&want));
+    for (i, (a, b)) in ours.iter().zip(&theirs).enumerate() {
+        assert_eq!(a, b, "line {} differs from real ipvsadm 1.31", i + 1);
+    }
+    assert_eq!(ours.len(), theirs.len());
+}
