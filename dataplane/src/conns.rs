@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 
 use aya::maps::IterableMap;
-use ebpf_common::{self as c, CONN_F_REPLY, Conn, FlowKey};
+use ebpf_common::{self as c, CONN_F_REPLY, Conn, FlowKey, reply_key_of};
 
 use crate::error::Result;
 use crate::maps::{Maps, err};
@@ -16,26 +16,7 @@ use crate::model::*;
 
 /// CLOCK_MONOTONIC_COARSE in ns: the clock of bpf_ktime_get_coarse_ns().
 fn now_ns() -> u64 {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC_COARSE, &mut ts) };
-    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
-}
-
-/// The REPLY entry's key of a CLIENT entry (mirrors the packet path's `reply_key_of`).
-fn reply_key_of(client: &Conn, key: &FlowKey) -> FlowKey {
-    let fullnat = client.fwd == c::FWD_FULLNAT;
-    FlowKey {
-        src: client.to_addr,
-        dst: if fullnat { client.via_addr } else { key.src },
-        sport: client.to_port,
-        dport: if fullnat { client.via_port } else { key.sport },
-        proto: key.proto,
-        af: client.af,
-        _pad: [0; 2],
-    }
+    crate::estimator::clock_ns(libc::CLOCK_MONOTONIC_COARSE)
 }
 
 /// Live connections: (client key, client entry, seconds left).

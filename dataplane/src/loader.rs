@@ -62,14 +62,7 @@ pub fn ensure_loaded(opts: &Options) -> Result<()> {
 fn load_and_pin(opts: &Options) -> Result<()> {
     let dir = &opts.pin_dir;
     let mut ebpf = load_object(opts)?;
-    install_tail_calls(&mut ebpf)?;
-    let prog: &mut Xdp = ebpf
-        .program_mut(PROGRAM_NAME)
-        .ok_or_else(|| Error::Unavailable("object has no xlvs program".into()))?
-        .try_into()
-        .map_err(|e| Error::Unavailable(format!("xlvs is not an XDP program: {e}")))?;
-    prog.load()
-        .map_err(|e| Error::Unavailable(format!("the kernel rejected the XDP program: {e}")))?;
+    let prog = load_programs(&mut ebpf)?;
     let pin = prog_pin(dir);
     if !pin.exists() {
         prog.pin(&pin)
@@ -91,6 +84,20 @@ pub(crate) fn load_object(opts: &Options) -> Result<aya::Ebpf> {
         .map_max_entries(names::CONNS, opts.max_conns.saturating_mul(2))
         .load(PROGRAM_OBJECT)
         .map_err(|e| load_error(format!("cannot load the XDP program: {e}"), &e))
+}
+
+/// Loads the object's programs into the kernel (tail-call targets installed) and returns the main
+/// one.
+fn load_programs(ebpf: &mut aya::Ebpf) -> Result<&mut Xdp> {
+    install_tail_calls(ebpf)?;
+    let prog: &mut Xdp = ebpf
+        .program_mut(PROGRAM_NAME)
+        .ok_or_else(|| Error::Unavailable("object has no xlvs program".into()))?
+        .try_into()
+        .map_err(|e| Error::Unavailable(format!("xlvs is not an XDP program: {e}")))?;
+    prog.load()
+        .map_err(|e| Error::Unavailable(format!("the kernel rejected the XDP program: {e}")))?;
+    Ok(prog)
 }
 
 /// Loads the programs the main one tail-calls and puts them in the (pinned) JUMP array, where the
@@ -304,14 +311,7 @@ pub fn reload(opts: &Options) -> Result<Vec<String>> {
     // Tables of another layout cannot be adopted by this program.
     Maps::open(dir)?;
     let mut ebpf = load_object(opts)?;
-    install_tail_calls(&mut ebpf)?;
-    let prog: &mut Xdp = ebpf
-        .program_mut(PROGRAM_NAME)
-        .ok_or_else(|| Error::Unavailable("object has no xlvs program".into()))?
-        .try_into()
-        .map_err(|e| Error::Unavailable(format!("xlvs is not an XDP program: {e}")))?;
-    prog.load()
-        .map_err(|e| Error::Unavailable(format!("the kernel rejected the XDP program: {e}")))?;
+    let prog = load_programs(&mut ebpf)?;
     let mut switched = Vec::new();
     for name in attached(dir) {
         let pin = link_pin(dir, &name);

@@ -304,6 +304,30 @@ pub struct Conn {
     pub nh_macs: [u8; 12],
 }
 
+/// The REPLY entry's key of a CLIENT entry whose key is `client_key` (one definition for the
+/// packet path and for user space, which joins the two entries when listing).
+#[inline(always)]
+pub fn reply_key_of(client: &Conn, client_key: &FlowKey) -> FlowKey {
+    let fullnat = client.fwd == FWD_FULLNAT;
+    FlowKey {
+        src: client.to_addr,
+        dst: if fullnat {
+            client.via_addr
+        } else {
+            client_key.src
+        },
+        sport: client.to_port,
+        dport: if fullnat {
+            client.via_port
+        } else {
+            client_key.sport
+        },
+        proto: client_key.proto,
+        af: client.af,
+        _pad: [0; 2],
+    }
+}
+
 /// CONNS flag: this is the REPLY entry of its connection.
 pub const CONN_F_REPLY: u8 = 0x1;
 

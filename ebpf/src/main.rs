@@ -21,7 +21,7 @@ use aya_ebpf::{
 use ebpf_common::{
     CONN_F_PERSIST, CONN_F_REPLY, Conn, FWD_DROUTE, FWD_FULLNAT, FWD_LOCAL, FWD_MASQ, FlowKey,
     IPPROTO_TCP, S_CLOSE, S_NONE, S_TIME_WAIT, S_UDP, SVC_F_PERSISTENT, Service, ServiceKey, Stats,
-    config, counter, nh_stamp,
+    config, counter, nh_stamp, reply_key_of,
 };
 
 use forward::{Flow, Hop, NhSlot};
@@ -292,21 +292,6 @@ fn client_key_of(reply: &Conn, pkt: &Packet) -> FlowKey {
         dport: reply.to_port,
         proto: pkt.proto,
         af: reply.af,
-        _pad: [0; 2],
-    }
-}
-
-/// The REPLY entry's key of a CLIENT entry (whose key is `flow`).
-#[inline(always)]
-fn reply_key_of(client: &Conn, flow: &FlowKey) -> FlowKey {
-    let fullnat = client.fwd == FWD_FULLNAT;
-    FlowKey {
-        src: client.to_addr,
-        dst: if fullnat { client.via_addr } else { flow.src },
-        sport: client.to_port,
-        dport: if fullnat { client.via_port } else { flow.sport },
-        proto: flow.proto,
-        af: client.af,
         _pad: [0; 2],
     }
 }
