@@ -48,7 +48,7 @@ pub fn counters(maps: &Maps) -> Result<Vec<u64>> {
 }
 
 /// Names of the global counters, by index, as `xlvs status` prints them.
-pub const COUNTER_NAMES: [(u32, &str); 17] = [
+pub const COUNTER_NAMES: [(u32, &str); 19] = [
     (counter::PASS_NOT_VIP, "pass_not_vip"),
     (counter::PASS_MALFORMED, "pass_malformed"),
     (counter::PASS_FRAGMENT, "pass_fragment"),
@@ -60,6 +60,8 @@ pub const COUNTER_NAMES: [(u32, &str); 17] = [
     (counter::PASS_LOCAL, "pass_local"),
     (counter::DROP_NO_NEIGH, "drop_no_neigh"),
     (counter::ICMP_TRANSLATED, "icmp_translated"),
+    (counter::DROP_TOO_BIG, "drop_too_big"),
+    (counter::FWD_TUNNEL, "fwd_tunnel"),
     (counter::CONN_NEW, "conn_new"),
     (counter::CONN_INSERT_FAIL, "conn_insert_fail"),
     (counter::FIB_LOOKUP, "fib_lookup"),

@@ -192,6 +192,10 @@ pub mod counter {
     pub const ICMP_TRANSLATED: u32 = 16;
     /// Internal: the parser found an ICMPv4 message (not a counter that is ever incremented).
     pub const ICMP_CANDIDATE: u32 = 17;
+    /// Tunnelled packets that would exceed the path MTU once encapsulated: dropped.
+    pub const DROP_TOO_BIG: u32 = 18;
+    /// Packets encapsulated (IPIP) towards tunnel real servers.
+    pub const FWD_TUNNEL: u32 = 19;
     /// Number of counters.
     pub const COUNT: u32 = 24;
 }
@@ -341,6 +345,8 @@ pub struct NextHop {
     pub time: u32,
     /// Destination MAC then source MAC.
     pub macs: [u8; 12],
+    /// Our source address towards it (IPv4 tunnels' outer header); 0 = not looked up.
+    pub src: u32,
 }
 
 /// Next-hop cache entries are trusted for this many [`nh_stamp`] units (~1 s), then looked up
@@ -467,7 +473,7 @@ const _: () = assert!(core::mem::size_of::<Service>() == 32);
 const _: () = assert!(core::mem::size_of::<Dest>() == 40);
 const _: () = assert!(core::mem::size_of::<FlowKey>() == 40);
 const _: () = assert!(core::mem::size_of::<Conn>() == 80);
-const _: () = assert!(core::mem::size_of::<NextHop>() == 20);
+const _: () = assert!(core::mem::size_of::<NextHop>() == 24);
 const _: () = assert!(core::mem::size_of::<Stats>() == 40);
 
 /// Map names, shared so user space opens exactly what the program declares.

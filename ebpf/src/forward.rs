@@ -88,8 +88,7 @@ pub fn send(
             }
         },
     };
-    let same_port = ifindex == ingress;
-    if !same_port && TX_PORTS.get(ifindex).is_none() {
+    if ifindex != ingress && TX_PORTS.get(ifindex).is_none() {
         count(counter::FWD_KERNEL);
         return xdp_action::XDP_PASS;
     }
@@ -111,11 +110,20 @@ pub fn send(
             check.write_unaligned(csum::replace2(check.read_unaligned(), old, new));
         }
     }
+    emit(ctx, ingress, ifindex, macs)
+}
+
+/// Sets the next hop's MACs and sends the frame out of `ifindex`: XDP_TX when that is where it
+/// came in, a devmap redirect otherwise (the caller checked the interface is attached).
+/// `ingress` is read by the caller at its start: the verifier refuses ctx loads through a
+/// pointer LLVM may have kept around.
+#[inline(always)]
+pub fn emit(ctx: &XdpContext, ingress: u32, ifindex: u32, macs: [u8; 12]) -> u32 {
     let Some(eth) = ptr_at::<[u8; 12]>(ctx, 0) else {
         return xdp_action::XDP_PASS;
     };
     unsafe { eth.write_unaligned(macs) };
-    if same_port {
+    if ifindex == ingress {
         count(counter::FWD_TX);
         return xdp_action::XDP_TX;
     }
@@ -124,6 +132,44 @@ pub fn send(
         .redirect(ifindex, 0)
         .unwrap_or(xdp_action::XDP_PASS)
 }
+
+/// IPv4 FIB lookup for a packet we originate (a tunnel's outer header): the kernel also picks our
+/// source address (BPF_FIB_LOOKUP_SRC). (ifindex, macs, source), or the lookup's return code.
+#[inline(always)]
+pub fn fib_v4_out(
+    ctx: &XdpContext,
+    ingress: u32,
+    daddr: u32,
+    tot_len: u16,
+    proto: u8,
+) -> Result<(u32, [u8; 12], u32), i64> {
+    count(counter::FIB_LOOKUP);
+    let fib: &mut FibParams = crate::maps::scratch(&crate::maps::SCRATCH_FIB).ok_or(-1i64)?;
+    *fib = unsafe { core::mem::zeroed() };
+    fib.family = ebpf_common::AF_INET;
+    fib.l4_protocol = proto;
+    fib.__bindgen_anon_1.tot_len = tot_len;
+    fib.__bindgen_anon_4.ipv4_dst = daddr;
+    fib.ifindex = ingress;
+    let rc = unsafe {
+        bpf_fib_lookup(
+            ctx.ctx as *mut _,
+            fib as *mut _,
+            size_of::<FibParams>() as i32,
+            BPF_FIB_LOOKUP_SRC,
+        )
+    };
+    if rc != BPF_FIB_LKUP_RET_SUCCESS as i64 {
+        return Err(rc);
+    }
+    let mut macs = [0u8; 12];
+    macs[..6].copy_from_slice(&fib.dmac);
+    macs[6..].copy_from_slice(&fib.smac);
+    Ok((fib.ifindex, macs, unsafe { fib.__bindgen_anon_3.ipv4_src }))
+}
+
+/// bpf_fib_lookup flag: fill in the source address the kernel would use (Linux 6.8+).
+const BPF_FIB_LOOKUP_SRC: u32 = 16;
 
 /// FIB lookup: (egress ifindex, dmac+smac), or `None` if the kernel must handle the packet.
 #[inline(always)]

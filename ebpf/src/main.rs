@@ -14,14 +14,15 @@ mod parse;
 mod persist;
 mod sched;
 mod state;
+mod tunnel;
 
 use aya_ebpf::{
     bindings::xdp_action, helpers::bpf_ktime_get_coarse_ns, macros::xdp, programs::XdpContext,
 };
 use ebpf_common::{
-    CONN_F_PERSIST, CONN_F_REPLY, Conn, FWD_DROUTE, FWD_FULLNAT, FWD_LOCAL, FWD_MASQ, FlowKey,
-    IPPROTO_TCP, S_CLOSE, S_NONE, S_TIME_WAIT, S_UDP, SVC_F_PERSISTENT, Service, ServiceKey, Stats,
-    config, counter, nh_stamp, reply_key_of,
+    CONN_F_PERSIST, CONN_F_REPLY, Conn, FWD_DROUTE, FWD_FULLNAT, FWD_LOCAL, FWD_MASQ, FWD_TUNNEL,
+    FlowKey, IPPROTO_TCP, S_CLOSE, S_NONE, S_TIME_WAIT, S_UDP, SVC_F_PERSISTENT, Service,
+    ServiceKey, Stats, config, counter, nh_stamp, reply_key_of,
 };
 
 use forward::{Flow, Hop, NhSlot};
@@ -129,7 +130,8 @@ fn new_connection(ctx: &XdpContext, pkt: &Packet, svc: &Service, flow: &FlowKey,
         count(counter::DROP_NO_DEST);
         return xdp_action::XDP_DROP;
     };
-    if dest.fwd != FWD_MASQ && dest.fwd != FWD_DROUTE && dest.fwd != FWD_LOCAL {
+    let ipip = dest.fwd == FWD_TUNNEL && dest.tun_type == 0 && dest.af == pkt.af;
+    if dest.fwd != FWD_MASQ && dest.fwd != FWD_DROUTE && dest.fwd != FWD_LOCAL && !ipip {
         count(counter::DROP_UNSUPPORTED);
         return xdp_action::XDP_DROP;
     }
@@ -232,6 +234,7 @@ fn to_real(ctx: &XdpContext, pkt: &Packet, conn: &Conn, now: u64) -> u32 {
             Hop::Routed
         }
         FWD_DROUTE => Hop::Bridged,
+        FWD_TUNNEL => return tunnel::ipip(ctx, pkt, conn.dest_id, daddr[0], now),
         _ => {
             count(counter::PASS_LOCAL);
             return xdp_action::XDP_PASS;

@@ -548,17 +548,30 @@ fn direct_routing_changes_only_the_macs() {
 #[test]
 fn destinations_of_methods_not_built_yet_are_not_misforwarded() {
     let Some(mut b) = setup(1024) else { return };
+    // FULLNAT and GUE/GRE tunnels are not built yet (IPIP is).
     service_fwd(
         &mut b.dp,
         Protocol::Tcp,
         80,
         Scheduler::Rr,
-        Forward::Tunnel,
+        Forward::FullNat,
         &[(R1, 1)],
     );
+    let gue = ServiceAddr::Inet {
+        proto: Protocol::Tcp,
+        addr: IpAddr::V4(VIP),
+        port: 81,
+    };
+    b.dp.add_service(&ServiceConfig::new(gue)).unwrap();
+    let mut d = DestConfig::new(IpAddr::V4(R1), 81);
+    d.forward = Forward::Tunnel;
+    d.tunnel.kind = TunnelType::Gue;
+    d.tunnel.port = 6080;
+    b.dp.add_dest(&gue, &d).unwrap();
     assert_eq!(run(&b, &Frame::tcp(CIP, 40000, VIP, 80, SYN)).0, XDP_DROP);
+    assert_eq!(run(&b, &Frame::tcp(CIP, 40000, VIP, 81, SYN)).0, XDP_DROP);
     let c = b.dp.counters().unwrap();
-    assert_eq!(c[ebpf_common::counter::DROP_UNSUPPORTED as usize], 1);
+    assert_eq!(c[ebpf_common::counter::DROP_UNSUPPORTED as usize], 2);
     assert!(b.dp.connections().unwrap().is_empty());
 }
 
@@ -944,4 +957,57 @@ fn a_batch_publishes_its_scheduler_tables_when_it_ends() {
     assert_eq!(run(&b, &Frame::tcp(CIP, 2, VIP, 80, SYN)).1.dst, R1);
     assert_eq!(run(&b, &Frame::tcp(CIP, 3, VIP, 80, SYN)).1.dst, R2);
     assert_eq!(b.dp.service(&svc).unwrap().dests.len(), 2);
+}
+
+#[test]
+fn ipip_tunnel_reals_get_the_original_packet_inside_an_outer_header_from_us() {
+    let Some(mut b) = setup_in(1024, true) else {
+        return;
+    };
+    service_fwd(
+        &mut b.dp,
+        Protocol::Tcp,
+        80,
+        Scheduler::Rr,
+        Forward::Tunnel,
+        &[(R1, 1)],
+    );
+    let syn = Frame::tcp(CIP, 40000, VIP, 80, SYN).build();
+    let out = b.runner.run_on(&syn, ifindex_b0()).unwrap();
+    assert_eq!(
+        out.action,
+        XDP_TX,
+        "counters {:?}",
+        b.dp.counters().unwrap()
+    );
+    let p = &out.packet;
+    assert_eq!(p.len(), syn.len() + 20);
+    assert_eq!(&p[0..6], &[2, 0, 0, 0, 2, 2], "to the real's MAC");
+    assert_eq!(&p[12..14], &[0x08, 0x00]);
+    let outer = &p[14..34];
+    assert_eq!((outer[0], outer[9]), (0x45, 4), "IPv4 carrying IPIP");
+    assert_eq!(
+        &outer[12..16],
+        &[198, 18, 2, 1],
+        "our address towards the real"
+    );
+    assert_eq!(&outer[16..20], &[198, 18, 2, 2]);
+    assert_eq!(
+        u16::from_be_bytes([outer[2], outer[3]]) as usize,
+        syn.len() - 14 + 20
+    );
+    let sum: u32 = outer
+        .chunks(2)
+        .map(|w| u16::from_be_bytes([w[0], w[1]]) as u32)
+        .sum();
+    assert_eq!((sum & 0xffff) + (sum >> 16), 0xffff, "outer checksum");
+    assert_eq!(&p[34..], &syn[14..], "the client's packet, untouched");
+    // The rest of the flow follows (INPUT-ONLY states: replies go straight to the client).
+    let ack = b
+        .runner
+        .run_on(&Frame::tcp(CIP, 40000, VIP, 80, ACK).build(), ifindex_b0())
+        .unwrap();
+    assert_eq!(ack.action, XDP_TX);
+    let c = b.dp.connections().unwrap();
+    assert_eq!((c[0].state, c[0].forward), ("ESTABLISHED", Forward::Tunnel));
 }
