@@ -1,1 +1,109 @@
-fn main() {}
+//! keepalived drop-in. For now: command line, `-t` check mode and dumps;
+//! the daemon (VRRP, checkers, data plane) grows from `run_daemon`.
+
+mod check;
+mod cli;
+
+use cli::{CliOutcome, parse_args};
+use keepalived_conf::validate::SystemEnvironment;
+use keepalived_conf::{LexOptions, ParseOptions};
+use std::io::Write;
+
+const VERSION_TEXT: &str = "Keepalived v2.2.8 (xlvs keepalived-conf)\n\nCopyright(C) 2001-2022 Alexandre Cassen, <acassen@gmail.com>\n";
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let code = match parse_args(args) {
+        CliOutcome::Exit(text, code, to_stderr) => {
+            if to_stderr {
+                eprint!("{text}");
+            } else {
+                print!("{text}");
+            }
+            code
+        }
+        CliOutcome::Run(c) => run(&c),
+    };
+    let _ = std::io::stdout().flush();
+    std::process::exit(code);
+}
+
+fn parse_options(c: &cli::Cli) -> ParseOptions {
+    let mut lex = LexOptions::default();
+    if let Some(id) = &c.config_id {
+        lex.config_id = id.clone();
+    }
+    ParseOptions { lex }
+}
+
+fn run(c: &cli::Cli) -> i32 {
+    if c.version {
+        eprint!("{VERSION_TEXT}");
+        return 0;
+    }
+    if let Some(name) = &c.signum {
+        return match cli::signum(name) {
+            Some(n) => {
+                println!("{n}");
+                0
+            }
+            None => 1,
+        };
+    }
+    if !c.extra.is_empty() {
+        eprintln!("Unexpected argument(s): {} ", c.extra.join(" "));
+    }
+    let opts = parse_options(c);
+    let env = SystemEnvironment;
+    let dump_requested = c.dump_conf || c.dump_json;
+    if let Some(log_file) = &c.config_test {
+        let (code, parsed) = check::run(&c.use_file, &opts, c.all_config, Some(log_file), &env);
+        if let Some(p) = parsed.filter(|_| dump_requested) {
+            dump(c, &p.config);
+        }
+        return code;
+    }
+    if dump_requested {
+        return match check::load(&c.use_file, &opts, &env) {
+            check::Loaded::Parsed(p) => {
+                dump(c, &p.config);
+                0
+            }
+            check::Loaded::Missing(msg) => {
+                eprintln!("{msg}");
+                if c.all_config {
+                    check::EXIT_NO_CONFIG
+                } else {
+                    0
+                }
+            }
+        };
+    }
+    run_daemon(c, &opts)
+}
+
+fn dump(c: &cli::Cli, config: &keepalived_conf::KeepalivedConfig) {
+    if c.dump_json {
+        println!("{}", keepalived_conf::dump::to_json(config));
+    } else {
+        print!("{}", keepalived_conf::dump::to_text(config));
+    }
+}
+
+/// The daemon is not implemented yet (a later issue): load and validate the
+/// configuration so a misconfiguration is seen, then say so.
+fn run_daemon(c: &cli::Cli, opts: &ParseOptions) -> i32 {
+    match check::load(&c.use_file, opts, &SystemEnvironment) {
+        check::Loaded::Missing(msg) => {
+            eprintln!("{msg}");
+            check::EXIT_NO_CONFIG
+        }
+        check::Loaded::Parsed(p) => {
+            for d in &p.diagnostics.items {
+                eprintln!("{}", d.keepalived_format());
+            }
+            eprintln!("keepalived: daemon mode is not implemented yet; use -t or -d");
+            1
+        }
+    }
+}

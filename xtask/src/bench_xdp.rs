@@ -30,6 +30,9 @@ fn run_with_ctx(r: &Runner, pkt: &[u8], ifindex: u32) -> Result<(u32, u64)> {
     Ok((res.action, res.duration.as_nanos() as u64))
 }
 
+/// Index of the "established NAT reply" case in `cases`.
+const REPLY_CASE: usize = 3;
+
 struct Case {
     name: &'static str,
     runner: usize,
@@ -119,6 +122,27 @@ pub fn run(rounds: usize) -> Result<()> {
             new_flow: true,
             expect_action: 3,
         },
+        Case {
+            name: "new connection, wrr",
+            runner: 1,
+            frame: Frame::tcp(CIP, 1, VIP, 81, SYN).build(),
+            new_flow: true,
+            expect_action: 3,
+        },
+        Case {
+            name: "new connection, sh",
+            runner: 1,
+            frame: Frame::tcp(CIP, 1, VIP, 82, SYN).build(),
+            new_flow: true,
+            expect_action: 3,
+        },
+        Case {
+            name: "new connection, mh",
+            runner: 1,
+            frame: Frame::tcp(CIP, 1, VIP, 83, SYN).build(),
+            new_flow: true,
+            expect_action: 3,
+        },
     ];
     let mut results: Vec<Vec<f64>> = vec![Vec::new(); cases.len()];
     let mut flow_seq: u32 = 0;
@@ -130,8 +154,14 @@ pub fn run(rounds: usize) -> Result<()> {
             let i = (k + round) % cases.len();
             let case = &mut cases[i];
             if !case.new_flow && case.expect_action == 3 {
-                // The new-connection case may have evicted the established flow (LRU): reopen it.
-                run_with_ctx(&runners[1], &syn, ifindex)?;
+                // The new-connection cases may have evicted the established flow (LRU): reopen
+                // it, and aim the reply at whichever real the scheduler picked this time.
+                let opened = runners[1].run_on(&syn, ifindex)?;
+                if i == REPLY_CASE && opened.packet.len() >= 34 {
+                    let o = &opened.packet;
+                    let real = Ipv4Addr::new(o[30], o[31], o[32], o[33]);
+                    case.frame = Frame::tcp(real, 8080, CIP, 40000, ACK).build();
+                }
             }
             let mut total: u64 = 0;
             for _ in 0..CALLS_PER_ROUND {
@@ -195,23 +225,35 @@ pub fn run(rounds: usize) -> Result<()> {
 const SMALL_TABLE: u32 = 65536;
 
 /// A TCP service on the VIP with four NAT reals, rr.
+/// TCP services on the VIP with four NAT reals: rr on port 80, and one port per other scheduler
+/// measured (see SCHED_PORTS).
 fn configure(opts: &Options) -> Result<()> {
     let mut dp = Dataplane::open(opts)?;
-    let svc = ServiceAddr::Inet {
-        proto: Protocol::Tcp,
-        addr: IpAddr::V4(VIP),
-        port: 80,
-    };
-    let mut cfg = ServiceConfig::new(svc);
-    cfg.scheduler = Scheduler::Rr;
-    dp.add_service(&cfg)?;
-    for last in 2..6 {
-        let mut d = DestConfig::new(IpAddr::V4(Ipv4Addr::new(198, 18, 2, last)), 8080);
-        d.forward = Forward::Masq;
-        dp.add_dest(&svc, &d)?;
+    for (port, sched) in [(80, Scheduler::Rr)].into_iter().chain(SCHED_PORTS) {
+        let svc = ServiceAddr::Inet {
+            proto: Protocol::Tcp,
+            addr: IpAddr::V4(VIP),
+            port,
+        };
+        let mut cfg = ServiceConfig::new(svc);
+        cfg.scheduler = sched;
+        dp.add_service(&cfg)?;
+        for last in 2..6 {
+            let mut d = DestConfig::new(IpAddr::V4(Ipv4Addr::new(198, 18, 2, last)), 8080);
+            d.forward = Forward::Masq;
+            d.weight = last as i32;
+            dp.add_dest(&svc, &d)?;
+        }
     }
     Ok(())
 }
+
+/// Schedulers measured for new connections beside rr, each on its own VIP port.
+const SCHED_PORTS: [(u16, Scheduler); 3] = [
+    (81, Scheduler::Wrr),
+    (82, Scheduler::Sh),
+    (83, Scheduler::Mh),
+];
 
 struct Cleanup(Options);
 

@@ -1,0 +1,140 @@
+//! Diagnostics: source spans, messages and their severity.
+//!
+//! keepalived distinguishes between messages that make `-t` fail (its
+//! `report_config_error`) and plain log lines (`log_message`). We keep that
+//! split in [`Severity`] so the check mode can reproduce its exit codes.
+
+use serde::Serialize;
+use std::fmt;
+use std::sync::Arc;
+
+/// A position in a configuration file (1-based line and column).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Default)]
+pub struct Span {
+    pub file: Arc<str>,
+    pub line: u32,
+    pub column: u32,
+}
+
+impl Span {
+    pub fn new(file: Arc<str>, line: u32, column: u32) -> Self {
+        Span { file, line, column }
+    }
+}
+
+impl fmt::Display for Span {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}:{}", self.file, self.line, self.column)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Severity {
+    /// Informational log line; keepalived `-t` does not fail on it.
+    Info,
+    /// A configuration problem: keepalived `-t` exits 5 when one is seen.
+    Warning,
+    /// A fatal problem (keepalived exits 4, e.g. a missing parameter).
+    Fatal,
+}
+
+/// What kind of problem it is, so callers can filter without matching text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DiagKind {
+    UnknownKeyword,
+    InvalidValue,
+    MissingParameter,
+    Braces,
+    Quote,
+    Include,
+    /// An include matched no file (an error only with `-e`).
+    MissingInclude,
+    Macro,
+    Deprecated,
+    Semantic,
+    Interface,
+    Security,
+    NoConfig,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Diagnostic {
+    pub severity: Severity,
+    pub kind: DiagKind,
+    /// None for messages keepalived prints without a line (post-parse checks).
+    pub span: Option<Span>,
+    pub message: String,
+    /// The offending source text (the logical line), when there is one.
+    pub text: Option<String>,
+}
+
+impl Diagnostic {
+    /// keepalived's own rendering: `(FILE: Line N) message`.
+    pub fn keepalived_format(&self) -> String {
+        match &self.span {
+            Some(s) => format!("({}: Line {}) {}", s.file, s.line, self.message),
+            None => self.message.clone(),
+        }
+    }
+}
+
+impl fmt::Display for Diagnostic {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let sev = match self.severity {
+            Severity::Info => "info",
+            Severity::Warning => "warning",
+            Severity::Fatal => "error",
+        };
+        match &self.span {
+            Some(s) => write!(f, "{s}: {sev}: {}", self.message)?,
+            None => write!(f, "{sev}: {}", self.message)?,
+        }
+        if let Some(t) = &self.text {
+            write!(f, " [{t}]")?;
+        }
+        Ok(())
+    }
+}
+
+/// Collector passed through the lexer and parser.
+#[derive(Debug, Default, Clone, Serialize)]
+pub struct Diagnostics {
+    pub items: Vec<Diagnostic>,
+}
+
+impl Diagnostics {
+    pub fn push(
+        &mut self,
+        severity: Severity,
+        kind: DiagKind,
+        span: Option<&Span>,
+        message: impl Into<String>,
+        text: Option<&str>,
+    ) {
+        self.items.push(Diagnostic {
+            severity,
+            kind,
+            span: span.cloned(),
+            message: message.into(),
+            text: text.map(str::to_string),
+        });
+    }
+
+    pub fn warn(&mut self, kind: DiagKind, span: &Span, message: impl Into<String>) {
+        self.push(Severity::Warning, kind, Some(span), message, None);
+    }
+
+    pub fn info(&mut self, kind: DiagKind, span: Option<&Span>, message: impl Into<String>) {
+        self.push(Severity::Info, kind, span, message, None);
+    }
+
+    pub fn has_config_errors(&self) -> bool {
+        self.items.iter().any(|d| d.severity >= Severity::Warning)
+    }
+
+    pub fn has_fatal(&self) -> bool {
+        self.items.iter().any(|d| d.severity == Severity::Fatal)
+    }
+}

@@ -1,0 +1,370 @@
+//! Value readers with keepalived's range checks and messages
+//! (read_unsigned / read_int / read_double / read_timer, addresses, bools).
+
+use super::Parser;
+use crate::diag::DiagKind;
+use crate::lexer::Line;
+use crate::model::IpPrefix;
+use nom::IResult;
+use nom::bytes::complete::take_while1;
+use nom::character::complete::char;
+use nom::combinator::{all_consuming, opt};
+use nom::sequence::{pair, preceded};
+use std::net::IpAddr;
+
+/// How keepalived 2.2.7 prints timer ranges: microsecond precision, no
+/// trailing zeros (`[0.000001, 4294.967295]`).
+pub fn fmt_range(v: f64) -> String {
+    trim_zeros(&format!("{v:.6}")).to_string()
+}
+
+fn trim_zeros(s: &str) -> &str {
+    if s.contains('.') {
+        s.trim_end_matches('0').trim_end_matches('.')
+    } else {
+        s
+    }
+}
+
+/// strtod-like: the whole word must be a finite number.
+fn parse_double(s: &str) -> Option<f64> {
+    let t = s.trim_start();
+    if t.is_empty() || t.eq_ignore_ascii_case("nan") || t.to_ascii_lowercase().contains("inf") {
+        return None;
+    }
+    t.parse::<f64>().ok()
+}
+
+impl<'a> Parser<'a> {
+    /// Unsigned with range [min, max]; None (after the message) if invalid.
+    pub(crate) fn read_unsigned(
+        &mut self,
+        line: &'a Line,
+        i: usize,
+        min: u64,
+        max: u64,
+    ) -> Option<u64> {
+        let w = self.arg(line, i)?;
+        let t = w.trim_start();
+        let msg = if t.starts_with('-') {
+            format!("negative number '{w}'")
+        } else {
+            match t.strip_prefix('+').unwrap_or(t).parse::<u64>() {
+                Err(_) if !t.is_empty() && t.bytes().all(|b| b.is_ascii_digit()) => {
+                    format!("number '{w}' outside unsigned integer range")
+                }
+                Err(_) => format!("invalid number '{w}'"),
+                Ok(v) if v > u64::from(u32::MAX) => {
+                    format!("number '{w}' outside unsigned integer range")
+                }
+                Ok(v) if v < min || v > max => {
+                    format!("number '{w}' outside range [{min}, {max}]")
+                }
+                Ok(v) => return Some(v),
+            }
+        };
+        self.warn_at(DiagKind::InvalidValue, line, i, msg);
+        None
+    }
+
+    pub(crate) fn read_u32(&mut self, line: &'a Line, i: usize, min: u32, max: u32) -> Option<u32> {
+        self.read_unsigned(line, i, u64::from(min), u64::from(max))
+            .and_then(|v| u32::try_from(v).ok())
+    }
+
+    pub(crate) fn read_int(&mut self, line: &'a Line, i: usize, min: i64, max: i64) -> Option<i64> {
+        let w = self.arg(line, i)?;
+        let msg = match w.parse::<i64>() {
+            Err(_) => format!("invalid number '{w}'"),
+            Ok(v) if v < i64::from(i32::MIN) || v > i64::from(i32::MAX) => {
+                format!("number '{w}' outside integer range")
+            }
+            Ok(v) if v < min || v > max => format!("number '{w}' outside range [{min}, {max}]"),
+            Ok(v) => return Some(v),
+        };
+        self.warn_at(DiagKind::InvalidValue, line, i, msg);
+        None
+    }
+
+    pub(crate) fn read_i32(&mut self, line: &'a Line, i: usize, min: i32, max: i32) -> Option<i32> {
+        self.read_int(line, i, i64::from(min), i64::from(max))
+            .and_then(|v| i32::try_from(v).ok())
+    }
+
+    pub(crate) fn read_double(
+        &mut self,
+        line: &'a Line,
+        i: usize,
+        min: f64,
+        max: f64,
+    ) -> Option<f64> {
+        let w = self.arg(line, i)?;
+        let msg = match parse_double(w) {
+            None => format!("invalid number '{w}'"),
+            Some(v) if v < min || v > max => format!(
+                "number '{w}' outside range [{}, {}]",
+                fmt_range(min),
+                fmt_range(max)
+            ),
+            Some(v) => return Some(v),
+        };
+        self.warn_at(DiagKind::InvalidValue, line, i, msg);
+        None
+    }
+
+    /// A timer in seconds (µs resolution); range given in seconds.
+    pub(crate) fn read_timer(
+        &mut self,
+        line: &'a Line,
+        i: usize,
+        min: f64,
+        max: f64,
+    ) -> Option<f64> {
+        self.read_double(line, i, min, max)
+            .map(|v| (v * 1_000_000.0).round() / 1_000_000.0)
+    }
+
+    /// A port (0..65535).
+    pub(crate) fn read_port(&mut self, line: &'a Line, i: usize) -> Option<u16> {
+        self.read_unsigned(line, i, 0, 65535)
+            .and_then(|v| u16::try_from(v).ok())
+    }
+
+    /// Optional on/off argument of a flag keyword (absent = true).
+    pub(crate) fn read_flag(&mut self, line: &'a Line, i: usize) -> Option<bool> {
+        match line.word(i) {
+            None => Some(true),
+            Some(w) => match check_true_false(w) {
+                Some(b) => Some(b),
+                None => {
+                    self.warn_at(
+                        DiagKind::InvalidValue,
+                        line,
+                        i,
+                        format!("Invalid {} parameter {}", line.first(), w),
+                    );
+                    None
+                }
+            },
+        }
+    }
+
+    /// An address; reports keepalived's generic message when invalid.
+    pub(crate) fn read_ip(&mut self, line: &'a Line, i: usize) -> Option<IpAddr> {
+        let w = self.arg(line, i)?;
+        match parse_ip(w) {
+            Some(a) => Some(a),
+            None => {
+                self.warn_at(
+                    DiagKind::InvalidValue,
+                    line,
+                    i,
+                    format!("Invalid {} address {}", line.first(), w),
+                );
+                None
+            }
+        }
+    }
+
+    pub(crate) fn read_string(&mut self, line: &'a Line, i: usize) -> Option<String> {
+        self.arg(line, i).map(str::to_string)
+    }
+}
+
+/// on/true/yes or off/false/no.
+pub fn check_true_false(s: &str) -> Option<bool> {
+    match s {
+        "true" | "on" | "yes" => Some(true),
+        "false" | "off" | "no" => Some(false),
+        _ => None,
+    }
+}
+
+/// An IPv4 or IPv6 address (IPv6 may be written in `[ ]`, and may carry a
+/// `%scope` suffix which is dropped).
+pub fn parse_ip(s: &str) -> Option<IpAddr> {
+    let s = s
+        .strip_prefix('[')
+        .and_then(|x| x.strip_suffix(']'))
+        .unwrap_or(s);
+    let s = s.split('%').next().unwrap_or(s);
+    s.parse().ok()
+}
+
+fn prefix(input: &str) -> IResult<&str, (&str, Option<&str>)> {
+    all_consuming(pair(
+        take_while1(|c: char| c != '/'),
+        opt(preceded(
+            char('/'),
+            take_while1(|c: char| c.is_ascii_digit()),
+        )),
+    ))(input)
+}
+
+/// `IP[/LEN]`; returns the prefix and whether the length was implicit.
+pub fn parse_prefix(s: &str) -> Option<(IpPrefix, bool)> {
+    let (_, (addr, len)) = prefix(s).ok()?;
+    let addr = parse_ip(addr)?;
+    let max = if addr.is_ipv4() { 32 } else { 128 };
+    match len {
+        None => Some((
+            IpPrefix {
+                addr,
+                prefix_len: max,
+            },
+            true,
+        )),
+        Some(l) => {
+            let l: u8 = l.parse().ok()?;
+            (l <= max).then_some((
+                IpPrefix {
+                    addr,
+                    prefix_len: l,
+                },
+                false,
+            ))
+        }
+    }
+}
+
+/// `A.B.C.D-N` / `X::Y-Z` last octet/hextet ranges, or a single address.
+pub fn parse_range(s: &str) -> Option<(IpAddr, IpAddr)> {
+    let Some((base, last)) = s.rsplit_once('-') else {
+        let a = parse_ip(s)?;
+        return Some((a, a));
+    };
+    let first = parse_ip(base)?;
+    match first {
+        IpAddr::V4(v4) => {
+            let n: u8 = last.parse().ok()?;
+            let mut o = v4.octets();
+            if n < o[3] {
+                return None;
+            }
+            o[3] = n;
+            Some((first, IpAddr::from(o)))
+        }
+        IpAddr::V6(v6) => {
+            let n = u16::from_str_radix(last, 16).ok()?;
+            let mut seg = v6.segments();
+            if n < seg[7] {
+                return None;
+            }
+            seg[7] = n;
+            Some((first, IpAddr::from(seg)))
+        }
+    }
+}
+
+/// keepalived's alloc_strvec_quoted_escaped(): shell-like split of a script
+/// command with `"…"`, `'…'` and C escapes.
+pub fn split_escaped(src: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut cur = String::new();
+    let mut in_word = false;
+    let mut quote: Option<char> = None;
+    let mut chars = src.chars().peekable();
+    while let Some(c) = chars.next() {
+        match (quote, c) {
+            (_, '\\') => {
+                in_word = true;
+                match chars.next() {
+                    Some('a') => cur.push('\x07'),
+                    Some('b') => cur.push('\x08'),
+                    Some('E') => cur.push('\x1b'),
+                    Some('f') => cur.push('\x0c'),
+                    Some('n') => cur.push('\n'),
+                    Some('r') => cur.push('\r'),
+                    Some('t') => cur.push('\t'),
+                    Some('v') => cur.push('\x0b'),
+                    Some('x') => {
+                        let mut v = 0u32;
+                        while let Some(d) = chars.peek().and_then(|d| d.to_digit(16)) {
+                            v = (v << 4 | d) & 0xff;
+                            chars.next();
+                        }
+                        cur.push(char::from_u32(v).unwrap_or('?'));
+                    }
+                    Some('c') => {
+                        let n = chars.next().map(|n| (n as u32) & 0x1f).unwrap_or(0);
+                        cur.push(char::from_u32(n).unwrap_or('?'));
+                    }
+                    Some(d @ '0'..='7') => {
+                        let mut v = d as u32 - '0' as u32;
+                        for _ in 0..2 {
+                            match chars.peek() {
+                                Some(&n @ '0'..='7') => {
+                                    v = v * 8 + (n as u32 - '0' as u32);
+                                    chars.next();
+                                }
+                                _ => break,
+                            }
+                        }
+                        cur.push(char::from_u32(v & 0xff).unwrap_or('?'));
+                    }
+                    Some(o) => cur.push(o),
+                    None => {}
+                }
+            }
+            (Some(q), c) if c == q => quote = None,
+            (Some(_), c) => cur.push(c),
+            (None, '"' | '\'') => {
+                quote = Some(c);
+                in_word = true;
+            }
+            (None, ' ' | '\t') => {
+                if in_word {
+                    out.push(std::mem::take(&mut cur));
+                    in_word = false;
+                }
+            }
+            (None, c) => {
+                cur.push(c);
+                in_word = true;
+            }
+        }
+    }
+    if in_word {
+        out.push(cur);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn g_format() {
+        assert_eq!(fmt_range(0.000001), "0.000001");
+        assert_eq!(fmt_range(4294.967295), "4294.967295");
+        assert_eq!(fmt_range(255.0), "255");
+    }
+
+    #[test]
+    fn prefixes_and_ranges() {
+        assert_eq!(parse_prefix("10.0.0.1/24").unwrap().0.prefix_len, 24);
+        assert!(parse_prefix("10.0.0.1").unwrap().1);
+        assert!(parse_prefix("192.168.100./24").is_none());
+        assert!(parse_prefix("10.0.0.1/33").is_none());
+        let (a, b) = parse_range("10.0.0.1-10").unwrap();
+        assert_eq!(
+            (a.to_string(), b.to_string()),
+            ("10.0.0.1".into(), "10.0.0.10".into())
+        );
+        assert!(parse_range("10.0.0.5-2").is_none());
+        assert_eq!(
+            parse_range("2001:db8::1-a").unwrap().1.to_string(),
+            "2001:db8::a"
+        );
+    }
+
+    #[test]
+    fn escaped_split() {
+        assert_eq!(
+            split_escaped("/bin/x 'a b' \"c\\td\""),
+            ["/bin/x", "a b", "c\td"]
+        );
+        assert_eq!(split_escaped("a\\x41 \\101"), ["aA", "A"]);
+    }
+}

@@ -1,0 +1,350 @@
+//! Bad input: exact messages (as keepalived 2.2.7 prints them), locations,
+//! and keepalived's tolerance (accept with a warning, keep defaults).
+
+use keepalived_conf::validate::{self, Environment};
+use keepalived_conf::{DiagKind, ParseOptions, Parsed, Severity, parse_str};
+use std::path::PathBuf;
+
+const BASE: &str = "vrrp_instance VI_1 {
+    state BACKUP
+    interface eth0
+    virtual_router_id 51
+    priority 150
+    advert_int 1
+    virtual_ipaddress {
+        198.18.10.100/32 dev eth0
+    }
+}
+";
+
+/// An environment with eth0 only and no executables.
+struct FakeEnv;
+
+impl Environment for FakeEnv {
+    fn interface_exists(&self, name: &str) -> bool {
+        name == "eth0"
+    }
+    fn find_executable(&self, p: &str) -> Option<PathBuf> {
+        (p == "/bin/true").then(|| PathBuf::from(p))
+    }
+}
+
+fn check(text: &str) -> Parsed {
+    let mut p = parse_str(text, "c.conf", &ParseOptions::with_config_id("h"));
+    validate::check(&p.config, &FakeEnv, &mut p.diagnostics);
+    p
+}
+
+fn msgs(p: &Parsed) -> Vec<String> {
+    p.diagnostics
+        .items
+        .iter()
+        .filter(|d| d.severity >= Severity::Warning)
+        .map(|d| d.keepalived_format())
+        .collect()
+}
+
+fn with(from: &str, to: &str) -> String {
+    assert!(BASE.contains(from));
+    BASE.replacen(from, to, 1)
+}
+
+#[test]
+fn clean_config_has_no_messages() {
+    let p = check(BASE);
+    assert_eq!(msgs(&p), Vec::<String>::new());
+    let v = &p.config.vrrp_instances[0];
+    assert_eq!(
+        (v.virtual_router_id, v.priority, v.advert_int),
+        (Some(51), 150, 1.0)
+    );
+}
+
+#[test]
+fn vrid_out_of_range() {
+    let p = check(&with("virtual_router_id 51", "virtual_router_id 300"));
+    assert_eq!(
+        msgs(&p),
+        [
+            "(c.conf: Line 4) number '300' outside range [1, 255]",
+            "(c.conf: Line 4) (VI_1): VRID '300' not valid - must be between 1 & 255",
+            "(VI_1) the virtual router id must be set",
+        ]
+    );
+    let d = &p.diagnostics.items[0];
+    assert_eq!(d.span.as_ref().map(|s| s.column), Some(23));
+    assert_eq!(d.text.as_deref(), Some("virtual_router_id 300"));
+}
+
+#[test]
+fn invalid_vip_is_skipped() {
+    let p = check(&with("198.18.10.100/32", "198.18.10.300/32"));
+    assert_eq!(
+        msgs(&p),
+        [
+            "(c.conf: Line 8) VRRP parsed invalid IP 198.18.10.300/32. skipping IP...",
+            "(VI_1) No VIP specified; at least one is sensible",
+        ]
+    );
+}
+
+#[test]
+fn v2_fractional_advert_int() {
+    let p = check(&with("advert_int 1", "advert_int 0.1"));
+    assert_eq!(
+        msgs(&p),
+        ["(VI_1) VRRPv2 advertisement interval 0.100000s must be an integer. rounding"]
+    );
+    let p = check(&with("advert_int 1", "advert_int 0.1\n    version 3"));
+    assert!(msgs(&p).is_empty());
+}
+
+#[test]
+fn missing_parameter_is_fatal_and_stops() {
+    let p = check(&with("priority 150", "priority\n    bogus_after"));
+    assert_eq!(
+        msgs(&p)[0],
+        "(c.conf: Line 5) *** Configuration line starting `priority` is missing a parameter after keyword `priority` at word position 2"
+    );
+    assert!(p.diagnostics.has_fatal());
+    // Nothing after the fatal line is read, as keepalived exits there.
+    assert!(!msgs(&p).iter().any(|m| m.contains("bogus_after")));
+}
+
+#[test]
+fn invalid_numbers() {
+    let p = check(&with("priority 150", "priority abc"));
+    assert_eq!(msgs(&p)[0], "(c.conf: Line 5) invalid number 'abc'");
+    let p = check(&with("priority 150", "priority -1"));
+    assert_eq!(msgs(&p)[0], "(c.conf: Line 5) negative number '-1'");
+    let p = check("global_defs {\n vrrp_garp_interval 0\n}\n");
+    assert_eq!(
+        msgs(&p),
+        [
+            "(c.conf: Line 2) number '0' outside range [0.000001, 4294.967295]",
+            "(c.conf: Line 2) vrrp_garp_interval '0' is invalid",
+        ]
+    );
+}
+
+#[test]
+fn unknown_state_defaults_to_backup() {
+    let p = check(&with("state BACKUP", "state FOO"));
+    assert_eq!(
+        msgs(&p),
+        ["(c.conf: Line 2) (VI_1) unknown state 'FOO', defaulting to BACKUP"]
+    );
+}
+
+#[test]
+fn nonexistent_interface() {
+    let p = check(&with("interface eth0", "interface nosuch0"));
+    assert_eq!(
+        msgs(&p),
+        [
+            "(c.conf: Line 3) WARNING - interface nosuch0 for vrrp_instance VI_1 doesn't exist",
+            "Non-existent interface specified in configuration",
+        ]
+    );
+}
+
+#[test]
+fn script_security() {
+    let track = with("priority 150", "track_script {\n chk\n }\n    priority 150");
+    let text = format!("vrrp_script chk {{\n script \"/bin/true\"\n interval 2\n}}\n{track}");
+    let p = check(&text);
+    assert_eq!(
+        msgs(&p),
+        ["SECURITY VIOLATION - scripts are being executed but script_security not enabled."]
+    );
+    assert!(
+        p.diagnostics
+            .items
+            .iter()
+            .any(|d| d.kind == DiagKind::Security)
+    );
+    let secure = format!("global_defs {{\n enable_script_security\n}}\n{text}");
+    assert!(msgs(&check(&secure)).is_empty());
+    // A script that cannot be found does not count.
+    let missing = text.replace("/bin/true", "/nonexistent/x");
+    assert!(msgs(&check(&missing)).is_empty());
+}
+
+#[test]
+fn lvs_bad_values() {
+    let text = "virtual_server 198.18.1.1 80 {
+ lb_algo rr
+ lb_kind XX
+ persistence_timeout
+ protocol FOO
+ real_server 198.18.2.1 80 {
+  weight 1
+  HTTP_GET {
+   url {
+    path /
+    status_code 200-299 999
+   }
+   nb_get_retry 3
+  }
+ }
+}
+";
+    let p = check(text);
+    assert_eq!(
+        msgs(&p),
+        [
+            "(c.conf: Line 3) PARSER : unknown [XX] routing method for virtual server.",
+            "(c.conf: Line 5) Unknown protocol FOO - ignoring",
+            "(c.conf: Line 11) Invalid HTTP_GET status code '999'",
+            "(c.conf: Line 13) nb_get_retry is deprecated - please use 'retry'",
+            "Virtual server [198.18.1.1]:none:80: no protocol set - defaulting to UDP",
+            "Virtual server [198.18.1.1]:udp:80: no forwarding method set, setting default NAT",
+        ]
+    );
+    let vs = &p.config.virtual_servers[0];
+    assert_eq!(vs.persistence.as_ref().map(|p| p.timeout), Some(360));
+    assert_eq!(
+        vs.lvs_method.method,
+        keepalived_conf::model::ForwardingMethod::Nat
+    );
+    assert_eq!(vs.real_servers[0].checkers[0].common.retry, 3);
+    // HTTP_GET default delay_before_retry is 3 s.
+    assert_eq!(
+        vs.real_servers[0].checkers[0].common.delay_before_retry,
+        3.0
+    );
+}
+
+#[test]
+fn fwmark_with_protocol() {
+    let p = check(
+        "virtual_server fwmark 7 {\n lb_algo rr\n lb_kind DR\n protocol TCP\n real_server 198.18.0.1 {\n }\n}\n",
+    );
+    assert_eq!(
+        msgs(&p),
+        ["Warning: Virtual server FWM 7: protocol specified for fwmark - protocol will be ignored"]
+    );
+    let p = check("virtual_server fwmark 7 {\n protocol TCP\n}\n");
+    assert_eq!(
+        msgs(&p),
+        [
+            "Virtual server FWM 7: no scheduler set, setting default 'wlc'",
+            "Virtual server FWM 7: no forwarding method set, setting default NAT",
+            "Virtual server FWM 7 has no real servers - ignoring",
+        ]
+    );
+    // An address service without protocol/lb_algo/lb_kind: keepalived 2.2.7
+    // defaults to UDP, wlc, NAT, each with a warning.
+    let p = check("virtual_server 198.18.1.2 80 {\n real_server 198.18.2.1 80 {\n }\n}\n");
+    assert_eq!(
+        msgs(&p),
+        [
+            "Virtual server [198.18.1.2]:none:80: no protocol set - defaulting to UDP",
+            "Virtual server [198.18.1.2]:udp:80: no scheduler set, setting default 'wlc'",
+            "Virtual server [198.18.1.2]:udp:80: no forwarding method set, setting default NAT",
+        ]
+    );
+    let vs = &p.config.virtual_servers[0];
+    assert_eq!(vs.protocol, keepalived_conf::model::Protocol::Udp);
+    assert_eq!(vs.scheduler, "wlc");
+}
+
+#[test]
+fn static_rules_and_routes_messages() {
+    let p = check("static_rules {\n from 198.18.0.0/24 table 1\n to 198.18.0./24 table 1\n}\n");
+    assert_eq!(
+        msgs(&p),
+        [
+            "(c.conf: Line 2) Rule has no preference specified - setting to 16384. This is probably not what you want.",
+            "(c.conf: Line 3) Invalid rule to address 198.18.0./24",
+            "(c.conf: Line 3) VRRP parsed invalid IP 198.18.0./24. skipping IP...",
+        ]
+    );
+    let p = check(&with(
+        "    priority 150",
+        "    virtual_routes {\n 198.18.5.0/24 gw 198.18.0.1\n }\n    priority 150",
+    ));
+    assert_eq!(
+        msgs(&p),
+        [
+            "(c.conf: Line 6) \"gw\" for routes is deprecated. Please use \"via\"",
+            "(c.conf: Line 6) Warning - cannot track route 198.18.5.0/24 with no interface specified, not tracking",
+        ]
+    );
+}
+
+#[test]
+fn forks_keywords_are_accepted() {
+    let text = "local_address_group laddr_g1 {
+ 198.18.100.200 dpdk0
+ 198.18.100.201-205 dpdk0
+}
+deny_address_group deny1 {
+ 198.18.9.0/24
+ ipset:bad
+}
+virtual_server 198.18.1.1 80 {
+ lb_algo conhash
+ hash_target sip
+ lb_kind FNAT
+ protocol tcp
+ laddr_group_name laddr_g1
+ daddr_group_name deny1
+ syn_proxy
+ est_timeout 60
+ vip_bind_dev eth0
+ proxy_protocol v2
+ bps 1000
+ real_server 198.18.2.1 80 {
+  weight 3
+  TCP_CHECK {
+   connect_port 80
+   nb_get_retry 2
+   connect_timeout 4
+  }
+ }
+}
+virtual_server match SNAT1 {
+ src-range 198.18.3.1-198.18.3.9
+ oif dpdk1
+ lb_kind SNAT
+}
+";
+    let p = check(text);
+    let m = msgs(&p);
+    // TCP_CHECK has no nb_get_retry in 2.2 (unknown keyword, like keepalived).
+    assert_eq!(m, ["(c.conf: Line 25) Unknown keyword 'nb_get_retry'"]);
+    let c = &p.config;
+    let g = c.local_address_group("laddr_g1").unwrap();
+    assert_eq!(g.entries.len(), 2);
+    assert_eq!(g.entries[1].last.to_string(), "198.18.100.205");
+    assert_eq!(g.entries[0].interface.as_deref(), Some("dpdk0"));
+    assert_eq!(
+        c.deny_address_groups[0].entries[1].ipset.as_deref(),
+        Some("bad")
+    );
+    let vs = &c.virtual_servers[0];
+    assert_eq!(
+        vs.lvs_method.method,
+        keepalived_conf::model::ForwardingMethod::Fnat
+    );
+    assert_eq!(vs.laddr_group_name.as_deref(), Some("laddr_g1"));
+    assert!(vs.syn_proxy);
+    assert_eq!(vs.est_timeout, Some(60));
+    assert_eq!(vs.vip_bind_dev.as_deref(), Some("eth0"));
+    assert_eq!(vs.hash_target.as_deref(), Some("sip"));
+    assert_eq!(vs.bps, Some(1000));
+    let snat = &c.virtual_servers[1];
+    assert_eq!(
+        snat.snat_match.as_ref().unwrap().oif.as_deref(),
+        Some("dpdk1")
+    );
+}
+
+#[test]
+fn master_defaults_priority_255() {
+    let p = check(&with("state BACKUP", "state MASTER").replace("    priority 150\n", ""));
+    let v = &p.config.vrrp_instances[0];
+    assert_eq!(v.priority, 255);
+    assert_eq!(v.state, keepalived_conf::model::VrrpState::Master);
+}

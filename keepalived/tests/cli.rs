@@ -1,0 +1,138 @@
+//! The command line and check mode, without root.
+
+use std::path::PathBuf;
+use std::process::{Command, Output};
+
+const BIN: &str = env!("CARGO_BIN_EXE_keepalived");
+
+fn run(args: &[&str]) -> Output {
+    Command::new(BIN)
+        .args(args)
+        .output()
+        .expect("run keepalived")
+}
+
+fn fixture(rel: &str) -> String {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../compat-fixtures")
+        .join(rel)
+        .to_string_lossy()
+        .into_owned()
+}
+
+fn case(name: &str) -> String {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/oracle-cases")
+        .join(name)
+        .to_string_lossy()
+        .into_owned()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+#[test]
+fn unknown_option_like_keepalived() {
+    let o = run(&["--bogus"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert_eq!(stderr(&o), "Unknown option --bogus\n");
+}
+
+#[test]
+fn version_and_signum() {
+    let o = run(&["-v"]);
+    assert_eq!(o.status.code(), Some(0));
+    assert!(stderr(&o).starts_with("Keepalived v2.2.8"));
+    let o = run(&["--signum=STOP"]);
+    assert_eq!(String::from_utf8_lossy(&o.stdout), "15\n");
+}
+
+#[test]
+fn help_documents_dump_flags() {
+    let o = run(&["-h"]);
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(o.status.code(), Some(0));
+    assert!(out.contains("--dump-json"), "{out}");
+    assert!(out.contains("--config-test"), "{out}");
+}
+
+#[test]
+fn check_clean_file_exits_0() {
+    // No interfaces and no scripts: valid anywhere.
+    let o = run(&["-t", "-f", &fixture("keepalived/keepalived.conf.quorum")]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(stderr(&o), "");
+}
+
+#[test]
+fn check_problems_exit_5_with_messages() {
+    let o = run(&[
+        "-t",
+        "-f",
+        &fixture("alibaba-keepalived/keepalived.conf.misc_check"),
+    ]);
+    assert_eq!(o.status.code(), Some(5));
+    let e = stderr(&o);
+    assert!(
+        e.contains("keepalived.conf.misc_check: Line 17) Unknown keyword 'nat_mask'"),
+        "{e}"
+    );
+}
+
+#[test]
+fn check_missing_parameter_exit_2() {
+    let o = run(&["-t", "-f", &case("noparam.conf")]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        stderr(&o).contains("is missing a parameter after keyword `priority` at word position 2")
+    );
+}
+
+#[test]
+fn check_missing_file() {
+    let o = run(&["-t", "-f", "/nonexistent/x.conf"]);
+    assert_eq!(o.status.code(), Some(0));
+    assert_eq!(stderr(&o), "Config files missing '/nonexistent/x.conf'.\n");
+    let o = run(&["-t", "-e", "-f", "/nonexistent/x.conf"]);
+    assert_eq!(o.status.code(), Some(4));
+}
+
+#[test]
+fn check_output_to_log_file() {
+    let log = std::env::temp_dir().join(format!("xkc-log-{}", std::process::id()));
+    let arg = format!("--config-test={}", log.display());
+    let o = run(&[&arg, "-f", &case("typo.conf")]);
+    assert_eq!(o.status.code(), Some(5));
+    let text = std::fs::read_to_string(&log).unwrap_or_default();
+    let _ = std::fs::remove_file(&log);
+    assert!(text.contains("Unknown keyword 'priorty'"), "{text}");
+}
+
+#[test]
+fn dump_text_and_json() {
+    let f = fixture("keepalived/keepalived.conf.quorum");
+    let o = run(&["-d", "-f", &f]);
+    assert_eq!(o.status.code(), Some(0));
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(out.contains("Virtual server 10.0.1.1:80 Tcp"), "{out}");
+    assert_eq!(out.matches("   Real server ").count(), 10);
+    let o = run(&["--dump-json", "-f", &f]);
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).expect("json");
+    assert_eq!(
+        v["virtual_servers"][0]["real_servers"]
+            .as_array()
+            .map(Vec::len),
+        Some(10)
+    );
+    assert_eq!(v["virtual_servers"][0]["scheduler"], "wrr");
+}
+
+#[test]
+fn config_id_option() {
+    let f = fixture("keepalived/keepalived.conf.conditional_conf");
+    let o = run(&["--dump-json", "-i", "high", "-f", &f]);
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).expect("json");
+    assert_eq!(v["vrrp_instances"][0]["priority"], 170);
+    assert_eq!(v["top_level"]["net_namespace"], "high");
+}
