@@ -301,6 +301,22 @@ impl ServiceConfig {
     }
 }
 
+/// A scheduler flag by its ipvsadm/keepalived name (`sh-port`, `flag-1`, …): its SVC_F_SCHED*
+/// bit and the scheduler it belongs to (`None`: any scheduler).
+pub fn sched_flag(name: &str) -> Option<(u32, Option<Scheduler>)> {
+    use ebpf_common::{SVC_F_SCHED1, SVC_F_SCHED2, SVC_F_SCHED3};
+    Some(match name {
+        "flag-1" => (SVC_F_SCHED1, None),
+        "flag-2" => (SVC_F_SCHED2, None),
+        "flag-3" => (SVC_F_SCHED3, None),
+        "sh-fallback" => (SVC_F_SCHED1, Some(Scheduler::Sh)),
+        "sh-port" => (SVC_F_SCHED2, Some(Scheduler::Sh)),
+        "mh-fallback" => (SVC_F_SCHED1, Some(Scheduler::Mh)),
+        "mh-port" => (SVC_F_SCHED2, Some(Scheduler::Mh)),
+        _ => return None,
+    })
+}
+
 /// A destination's settings (what `ipvsadm -a/-e` sets).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct DestConfig {

@@ -6,7 +6,6 @@ use std::net::IpAddr;
 
 use dataplane::model::*;
 use dataplane::{Dataplane, Error, Options};
-use ebpf_common::{SVC_F_SCHED1, SVC_F_SCHED2, SVC_F_SCHED3};
 
 use crate::Flavor;
 use crate::cli::{self, Args, Cmd, Fail, Fwd, Opt, SvcArg, fail};
@@ -426,18 +425,10 @@ fn mask_prefix(m: &str) -> Option<u8> {
 fn sched_flags(list: &str, sched: &str) -> Result<u32, Fail> {
     let mut flags = 0;
     for f in list.split(',') {
-        let (bit, need) = match f {
-            "flag-1" => (SVC_F_SCHED1, None),
-            "flag-2" => (SVC_F_SCHED2, None),
-            "flag-3" => (SVC_F_SCHED3, None),
-            "sh-fallback" => (SVC_F_SCHED1, Some("sh")),
-            "sh-port" => (SVC_F_SCHED2, Some("sh")),
-            "mh-fallback" => (SVC_F_SCHED1, Some("mh")),
-            "mh-port" => (SVC_F_SCHED2, Some("mh")),
-            _ => return Err(fail(2, format!("invalid scheduler flag `{f}'"))),
-        };
+        let (bit, need) = dataplane::model::sched_flag(f)
+            .ok_or_else(|| fail(2, format!("invalid scheduler flag `{f}'")))?;
         if let Some(s) = need
-            && s != sched
+            && s.name() != sched
         {
             return Err(fail(2, format!("incompatible scheduler flag `{f}'")));
         }

@@ -9,7 +9,7 @@ use std::path::PathBuf;
 
 pub const DEFAULT_CONFIG: &str = "/etc/keepalived/keepalived.conf";
 
-#[derive(Debug, Parser)]
+#[derive(Debug, Clone, Parser)]
 #[command(
     name = "keepalived",
     disable_version_flag = true,

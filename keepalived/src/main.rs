@@ -1,8 +1,8 @@
-//! keepalived drop-in. For now: command line, `-t` check mode and dumps;
-//! the daemon (VRRP, checkers, data plane) grows from `run_daemon`.
+//! keepalived drop-in: command line, `-t` check mode, dumps, and the daemon (`daemon`).
 
 mod check;
 mod cli;
+mod daemon;
 
 use cli::{CliOutcome, parse_args};
 use keepalived_conf::validate::SystemEnvironment;
@@ -90,20 +90,7 @@ fn dump(c: &cli::Cli, config: &keepalived_conf::KeepalivedConfig) {
     }
 }
 
-/// The daemon is not implemented yet (a later issue): load and validate the
-/// configuration so a misconfiguration is seen, then say so.
+/// Daemon mode: load, program the data plane, run until SIGTERM.
 fn run_daemon(c: &cli::Cli, opts: &ParseOptions) -> i32 {
-    match check::load(&c.use_file, opts, &SystemEnvironment) {
-        check::Loaded::Missing(msg) => {
-            eprintln!("{msg}");
-            check::EXIT_NO_CONFIG
-        }
-        check::Loaded::Parsed(p) => {
-            for d in &p.diagnostics.items {
-                eprintln!("{}", d.keepalived_format());
-            }
-            eprintln!("keepalived: daemon mode is not implemented yet; use -t or -d");
-            1
-        }
-    }
+    daemon::run(c, opts)
 }

@@ -1,0 +1,291 @@
+//! What the daemon knows about the reals' health, and each virtual server's quorum (pure).
+
+use keepalived_conf::model::{Protocol, RealServer, VirtualServer, VirtualServerAddress};
+use std::collections::HashMap;
+use std::fmt;
+use std::net::IpAddr;
+
+/// A virtual server's identity across reloads (keepalived's `vs_iseq`): group name, fwmark or
+/// protocol + address + port.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum VsKey {
+    Ip {
+        proto: String,
+        addr: IpAddr,
+        port: u16,
+    },
+    Fwmark {
+        mark: u32,
+    },
+    Group {
+        name: String,
+        proto: String,
+    },
+    Match {
+        name: String,
+    },
+}
+
+impl VsKey {
+    pub fn of(vs: &VirtualServer) -> VsKey {
+        let proto = proto_name(vs.protocol).to_string();
+        match &vs.address {
+            VirtualServerAddress::Ip { addr, port } => VsKey::Ip {
+                proto,
+                addr: *addr,
+                port: *port,
+            },
+            VirtualServerAddress::Fwmark { mark } => VsKey::Fwmark { mark: *mark },
+            VirtualServerAddress::Group { name } => VsKey::Group {
+                name: name.clone(),
+                proto,
+            },
+            VirtualServerAddress::Match { name } => VsKey::Match { name: name.clone() },
+        }
+    }
+}
+
+fn proto_name(p: Protocol) -> &'static str {
+    match p {
+        Protocol::Tcp => "tcp",
+        Protocol::Udp => "udp",
+        Protocol::Sctp => "sctp",
+        Protocol::Icmp => "icmp",
+        Protocol::Icmpv6 => "icmpv6",
+    }
+}
+
+impl fmt::Display for VsKey {
+    /// keepalived's FMT_VS: `[198.18.0.10]:tcp:80`, `FWM 7`, `[GROUP]:tcp`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            VsKey::Ip { proto, addr, port } => write!(f, "[{addr}]:{proto}:{port}"),
+            VsKey::Fwmark { mark } => write!(f, "FWM {mark}"),
+            VsKey::Group { name, proto } => write!(f, "[{name}]:{proto}"),
+            VsKey::Match { name } => write!(f, "match {name}"),
+        }
+    }
+}
+
+/// A real server's identity within its virtual server.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct RealKey {
+    pub addr: IpAddr,
+    pub port: u16,
+}
+
+impl RealKey {
+    pub fn of(rs: &RealServer) -> RealKey {
+        RealKey {
+            addr: rs.addr,
+            port: rs.effective_port,
+        }
+    }
+}
+
+impl fmt::Display for RealKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "[{}]:{}", self.addr, self.port)
+    }
+}
+
+/// A real's state as the checkers last reported it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RealState {
+    pub alive: bool,
+    /// Effective weight (the configured one, or what MISC_CHECK misc_dynamic set).
+    pub weight: i32,
+}
+
+/// Checker verdicts per (virtual server, real). A real without a verdict yet is alive unless
+/// `alpha` is set (keepalived: "be pessimistic" in alpha mode); a real without checkers is
+/// always alive.
+#[derive(Clone, Debug, Default)]
+pub struct HealthTable {
+    verdicts: HashMap<(VsKey, RealKey), (bool, Option<i32>)>,
+}
+
+impl HealthTable {
+    /// Records a verdict; returns whether it changed anything.
+    pub fn set(&mut self, vs: &VsKey, rs: RealKey, alive: bool, weight: Option<i32>) -> bool {
+        self.verdicts.insert((vs.clone(), rs), (alive, weight)) != Some((alive, weight))
+    }
+
+    pub fn real(&self, vs: &VirtualServer, vs_key: &VsKey, rs: &RealServer) -> RealState {
+        let (alive, weight) = match self.verdicts.get(&(vs_key.clone(), RealKey::of(rs))) {
+            Some(v) => *v,
+            None => (!starts_dead(vs, rs), None),
+        };
+        RealState {
+            alive,
+            weight: weight.unwrap_or(rs.weight),
+        }
+    }
+
+    /// Forgets verdicts of reals that are no longer configured (after a reload).
+    pub fn retain(&mut self, keep: impl Fn(&VsKey, &RealKey) -> bool) {
+        self.verdicts.retain(|(v, r), _| keep(v, r));
+    }
+}
+
+/// In alpha mode a checker counts as failed until its first success.
+fn starts_dead(vs: &VirtualServer, rs: &RealServer) -> bool {
+    rs.checkers
+        .iter()
+        .any(|c| c.common.alpha.or(rs.alpha).unwrap_or(vs.alpha))
+}
+
+/// Sum of the weights of the live reals (keepalived's weigh_live_realservers).
+pub fn live_weight(vs: &VirtualServer, health: &HealthTable) -> i64 {
+    let key = VsKey::of(vs);
+    vs.real_servers
+        .iter()
+        .map(|rs| health.real(vs, &key, rs))
+        .filter(|s| s.alive)
+        .map(|s| i64::from(s.weight.max(0)))
+        .sum()
+}
+
+/// A quorum transition, for logs and quorum_up/quorum_down scripts.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct QuorumChange {
+    pub up: bool,
+    pub message: String,
+}
+
+/// Quorum state per virtual server, with keepalived's hysteresis.
+#[derive(Clone, Debug, Default)]
+pub struct Quorum {
+    up: HashMap<VsKey, bool>,
+}
+
+impl Quorum {
+    pub fn is_up(&self, key: &VsKey) -> bool {
+        self.up.get(key).copied().unwrap_or(true)
+    }
+
+    /// Re-evaluates one virtual server; the first evaluation sets the state without a change
+    /// unless it starts down (keepalived logs "Starting with quorum down").
+    pub fn update(&mut self, vs: &VirtualServer, health: &HealthTable) -> Option<QuorumChange> {
+        let key = VsKey::of(vs);
+        let sum = live_weight(vs, health);
+        let quorum = i64::from(vs.quorum);
+        let hysteresis = i64::from(vs.hysteresis);
+        match self.up.get(&key).copied() {
+            None => {
+                let up = sum >= quorum + hysteresis;
+                self.up.insert(key.clone(), up);
+                (!up).then(|| QuorumChange {
+                    up,
+                    message: format!(
+                        "Starting with quorum down {}-{}={} > {} for VS {}",
+                        quorum,
+                        hysteresis,
+                        quorum - hysteresis,
+                        sum,
+                        key
+                    ),
+                })
+            }
+            Some(false) if sum >= quorum + hysteresis => {
+                self.up.insert(key.clone(), true);
+                Some(QuorumChange {
+                    up: true,
+                    message: format!(
+                        "Gained quorum {}+{}={} <= {} for VS {}",
+                        quorum,
+                        hysteresis,
+                        quorum + hysteresis,
+                        sum,
+                        key
+                    ),
+                })
+            }
+            Some(true) if sum == 0 || sum < quorum - hysteresis => {
+                self.up.insert(key.clone(), false);
+                Some(QuorumChange {
+                    up: false,
+                    message: format!(
+                        "Lost quorum {}-{}={} > {} for VS {}",
+                        quorum,
+                        hysteresis,
+                        quorum - hysteresis,
+                        sum,
+                        key
+                    ),
+                })
+            }
+            _ => None,
+        }
+    }
+
+    pub fn retain(&mut self, keep: impl Fn(&VsKey) -> bool) {
+        self.up.retain(|k, _| keep(k));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use keepalived_conf::{ParseOptions, parse_str};
+
+    fn vs(text: &str) -> VirtualServer {
+        parse_str(text, "t.conf", &ParseOptions::default())
+            .config
+            .virtual_servers
+            .remove(0)
+    }
+
+    const QUORUM: &str = r#"
+virtual_server 198.18.0.10 80 {
+    lb_algo rr
+    lb_kind NAT
+    protocol TCP
+    quorum 3
+    hysteresis 1
+    real_server 198.18.1.1 80 { weight 2
+        TCP_CHECK { } }
+    real_server 198.18.1.2 80 { weight 2
+        TCP_CHECK { } }
+}
+"#;
+
+    #[test]
+    fn quorum_with_hysteresis() {
+        let v = vs(QUORUM);
+        let key = VsKey::of(&v);
+        let r1 = RealKey::of(&v.real_servers[0]);
+        let r2 = RealKey::of(&v.real_servers[1]);
+        let mut h = HealthTable::default();
+        let mut q = Quorum::default();
+        // 4 >= 3+1: starts up, silently.
+        assert_eq!(q.update(&v, &h), None);
+        assert!(q.is_up(&key));
+        // 2 < 3-1? no: 2 is not below 2, still up (hysteresis).
+        h.set(&key, r1, false, None);
+        assert_eq!(q.update(&v, &h), None);
+        // 0: lost.
+        h.set(&key, r2, false, None);
+        let c = q.update(&v, &h).unwrap();
+        assert!(!c.up);
+        assert_eq!(
+            c.message,
+            "Lost quorum 3-1=2 > 0 for VS [198.18.0.10]:tcp:80"
+        );
+        // 2 < 3+1: still down.
+        h.set(&key, r2, true, None);
+        assert_eq!(q.update(&v, &h), None);
+        // 4 >= 4: gained.
+        h.set(&key, r1, true, None);
+        assert!(q.update(&v, &h).unwrap().up);
+    }
+
+    #[test]
+    fn alpha_reals_start_dead() {
+        let v = vs(&QUORUM.replace("quorum 3", "alpha\n quorum 3"));
+        let h = HealthTable::default();
+        assert_eq!(live_weight(&v, &h), 0);
+        let mut q = Quorum::default();
+        assert!(!q.update(&v, &h).unwrap().up);
+    }
+}

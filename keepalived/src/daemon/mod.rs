@@ -1,0 +1,371 @@
+//! The keepalived daemon: configuration → desired IPVS state → the xlvs data plane, kept in step
+//! with health checks, reloaded on SIGHUP without touching what did not change.
+//!
+//! One process does what keepalived splits into parent, checker and VRRP children; the pid files
+//! keepalived writes all hold this pid, so `kill -HUP $(cat /run/keepalived.pid)` and systemd
+//! units keep working.
+
+mod desired;
+mod health;
+mod logging;
+mod pidfile;
+mod reconcile;
+mod reload;
+mod reports;
+
+use crate::check::{self, Loaded};
+use crate::cli::Cli;
+use dataplane::Dataplane;
+use dataplane::model::ServiceAddr;
+use health::{HealthTable, Quorum, RealKey, VsKey};
+use keepalived_conf::validate::SystemEnvironment;
+use keepalived_conf::{KeepalivedConfig, ParseOptions};
+use log::{error, info, warn};
+use std::collections::HashSet;
+use std::path::PathBuf;
+use std::sync::Arc;
+use tokio::signal::unix::{SignalKind, signal};
+use tokio::sync::mpsc;
+
+/// A checker's verdict on one real of one virtual server.
+#[derive(Clone, Debug)]
+pub struct HealthEvent {
+    pub vs: VsKey,
+    pub real: RealKey,
+    pub alive: bool,
+    /// misc_dynamic weight, when the checker set one.
+    pub weight: Option<i32>,
+}
+
+/// Everything the running daemon holds.
+struct Daemon {
+    config: Arc<KeepalivedConfig>,
+    cli: Cli,
+    opts: ParseOptions,
+    dp: Option<Dataplane>,
+    health: HealthTable,
+    quorum: Quorum,
+    /// Services this daemon wrote (the only ones a reload may delete).
+    owned: HashSet<ServiceAddr>,
+}
+
+pub fn run(cli: &Cli, opts: &ParseOptions) -> i32 {
+    let parsed = match check::load(&cli.use_file, opts, &SystemEnvironment) {
+        Loaded::Missing(msg) => {
+            eprintln!("{msg}");
+            return check::EXIT_NO_CONFIG;
+        }
+        Loaded::Parsed(p) => p,
+    };
+    for d in &parsed.diagnostics.items {
+        eprintln!("{}", d.keepalived_format());
+    }
+    if parsed.diagnostics.has_fatal() {
+        return check::exit_code(&parsed.diagnostics, cli.all_config);
+    }
+    let pid_files = pid_paths(cli, &parsed.config);
+    for p in &pid_files {
+        if let Some(pid) = pidfile::running(p) {
+            eprintln!("daemon is already running (pid {pid} in {})", p.display());
+            return 0;
+        }
+    }
+    if !cli.dont_fork
+        && let Err(e) = nix::unistd::daemon(false, false)
+    {
+        eprintln!("Unable to daemonize: {e}");
+        return 1;
+    }
+    logging::init(
+        cli.log_console,
+        cli.no_syslog,
+        cli.log_detail,
+        cli.log_facility.as_deref(),
+    );
+    let _pids = match pidfile::PidFiles::write(&pid_files) {
+        Ok(p) => p,
+        Err(e) => {
+            error!("Unable to write pid file: {e}");
+            return 1;
+        }
+    };
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            error!("Unable to start the runtime: {e}");
+            return 1;
+        }
+    };
+    rt.block_on(async_main(
+        cli.clone(),
+        opts.clone(),
+        Arc::new(parsed.config),
+    ))
+}
+
+/// keepalived's pid files: the main one always, the checker's when there are virtual servers,
+/// VRRP's when there are instances (the same pid in each).
+fn pid_paths(cli: &Cli, config: &KeepalivedConfig) -> Vec<PathBuf> {
+    let mut v = vec![
+        cli.pid
+            .clone()
+            .unwrap_or_else(|| PathBuf::from("/run/keepalived.pid")),
+    ];
+    if !config.virtual_servers.is_empty() && !cli.vrrp {
+        v.push(
+            cli.checkers_pid
+                .clone()
+                .unwrap_or_else(|| PathBuf::from("/run/keepalived_checkers.pid")),
+        );
+    }
+    if !config.vrrp_instances.is_empty() && !cli.check {
+        v.push(
+            cli.vrrp_pid
+                .clone()
+                .unwrap_or_else(|| PathBuf::from("/run/keepalived_vrrp.pid")),
+        );
+    }
+    v
+}
+
+async fn async_main(cli: Cli, opts: ParseOptions, config: Arc<KeepalivedConfig>) -> i32 {
+    let mut signals = match Signals::new() {
+        Ok(s) => s,
+        Err(e) => {
+            error!("Unable to install signal handlers: {e}");
+            return 1;
+        }
+    };
+    info!("Starting Keepalived (xlvs) with {}", cli.use_file.display());
+    let lvs_wanted = !cli.vrrp && !config.virtual_servers.is_empty();
+    let dp = if lvs_wanted {
+        match Dataplane::open(&dataplane::Options::from_env()) {
+            Ok(dp) => Some(dp),
+            Err(e) => {
+                error!("IPVS: Can't initialize the xlvs data plane: {e}");
+                return 1;
+            }
+        }
+    } else {
+        None
+    };
+    let (_health_tx, mut health_rx) = mpsc::channel::<HealthEvent>(1024);
+    let mut d = Daemon {
+        config,
+        cli,
+        opts,
+        dp,
+        health: HealthTable::default(),
+        quorum: Quorum::default(),
+        owned: HashSet::new(),
+    };
+    d.start();
+    loop {
+        tokio::select! {
+            Some(ev) = health_rx.recv() => d.on_health(ev),
+            s = signals.next() => match s {
+                Sig::Reload => d.reload(),
+                Sig::Stop => break,
+                Sig::Data => d.write_report(reports::Kind::Data),
+                Sig::Stats => d.write_report(reports::Kind::Stats),
+            },
+        }
+    }
+    d.stop();
+    0
+}
+
+impl Daemon {
+    fn start(&mut self) {
+        let global = self.config.global.clone();
+        if let Some(dp) = &mut self.dp {
+            if global.lvs_flush
+                && let Err(e) = dp.flush()
+            {
+                error!("IPVS: flush failed: {e}");
+            }
+            reload::apply_timeouts(dp, &global.lvs_timeouts);
+        }
+        for vs in self.config.clone().virtual_servers.iter() {
+            if let Some(change) = self.quorum.update(vs, &self.health) {
+                info!("{}", change.message);
+            }
+        }
+        self.sync();
+    }
+
+    /// Makes the data plane match the configuration and the current health.
+    fn sync(&mut self) {
+        let Some(dp) = &mut self.dp else { return };
+        let quorum = &self.quorum;
+        let (want, skipped) = desired::services(&self.config, &self.health, &|k| quorum.is_up(k));
+        for s in skipped {
+            error!("VS {}: {}", s.vs, s.reason);
+        }
+        let current = match dp.services() {
+            Ok(c) => c,
+            Err(e) => {
+                error!("IPVS: cannot read the service table: {e}");
+                return;
+            }
+        };
+        let ops = reconcile::plan(&current, &self.owned, &want);
+        for op in &ops {
+            info!("{op}");
+        }
+        for (op, e) in reconcile::apply(dp, &ops) {
+            error!("IPVS: {op}: {e}");
+        }
+        self.owned = want.iter().map(|s| s.config.addr).collect();
+    }
+
+    fn on_health(&mut self, ev: HealthEvent) {
+        if !self.health.set(&ev.vs, ev.real, ev.alive, ev.weight) {
+            return;
+        }
+        let Some(vs) = self
+            .config
+            .virtual_servers
+            .iter()
+            .find(|v| VsKey::of(v) == ev.vs)
+            .cloned()
+        else {
+            return;
+        };
+        if let Some(change) = self.quorum.update(&vs, &self.health) {
+            info!("{}", change.message);
+            let script = if change.up {
+                &vs.quorum_up
+            } else {
+                &vs.quorum_down
+            };
+            if let Some(s) = script {
+                reports::spawn_script(s);
+            }
+        }
+        self.sync();
+    }
+
+    /// SIGHUP: a configuration that does not load cleanly is refused and the running one stays.
+    fn reload(&mut self) {
+        info!("Reloading");
+        let new = match reload::load_for_reload(&self.cli.use_file, &self.opts) {
+            Ok(c) => Arc::new(c),
+            Err(msgs) => {
+                for m in msgs {
+                    error!("{m}");
+                }
+                error!("Reload failed: keeping the running configuration");
+                return;
+            }
+        };
+        let keep: HashSet<(VsKey, RealKey)> = new
+            .virtual_servers
+            .iter()
+            .flat_map(|vs| {
+                let k = VsKey::of(vs);
+                vs.real_servers
+                    .iter()
+                    .map(move |r| (k.clone(), RealKey::of(r)))
+            })
+            .collect();
+        self.health.retain(|v, r| keep.contains(&(v.clone(), *r)));
+        let vs_keys: HashSet<VsKey> = new.virtual_servers.iter().map(VsKey::of).collect();
+        self.quorum.retain(|k| vs_keys.contains(k));
+        if self.dp.is_none() && !self.cli.vrrp && !new.virtual_servers.is_empty() {
+            match Dataplane::open(&dataplane::Options::from_env()) {
+                Ok(dp) => self.dp = Some(dp),
+                Err(e) => error!("IPVS: Can't initialize the xlvs data plane: {e}"),
+            }
+        }
+        if let Some(dp) = &mut self.dp {
+            reload::apply_timeouts(dp, &new.global.lvs_timeouts);
+        }
+        self.config = new;
+        for vs in self.config.clone().virtual_servers.iter() {
+            if let Some(change) = self.quorum.update(vs, &self.health) {
+                info!("{}", change.message);
+            }
+        }
+        self.sync();
+        info!("Reload finished");
+    }
+
+    /// SIGTERM/SIGINT: keepalived removes its virtual servers (all of IPVS with
+    /// `lvs_flush_on_stop`) unless `--dont-release-ipvs`.
+    fn stop(&mut self) {
+        info!("Stopping");
+        let Some(dp) = &mut self.dp else { return };
+        if self.config.global.lvs_flush_on_stop {
+            if let Err(e) = dp.flush() {
+                error!("IPVS: flush failed: {e}");
+            }
+        } else if !self.cli.dont_release_ipvs {
+            let ops: Vec<_> = {
+                let mut v: Vec<_> = self.owned.iter().copied().collect();
+                v.sort_by_key(|a| a.to_string());
+                v.into_iter().map(reconcile::Op::DelService).collect()
+            };
+            for op in &ops {
+                info!("{op}");
+            }
+            for (op, e) in reconcile::apply(dp, &ops) {
+                warn!("IPVS: {op}: {e}");
+            }
+        }
+        info!("Stopped");
+    }
+
+    fn write_report(&mut self, kind: reports::Kind) {
+        match reports::write(
+            kind,
+            &self.config,
+            &self.health,
+            &self.quorum,
+            self.dp.as_mut(),
+        ) {
+            Ok(path) => info!("Wrote {}", path.display()),
+            Err(e) => error!("Unable to write the {kind:?} report: {e}"),
+        }
+    }
+}
+
+enum Sig {
+    Reload,
+    Stop,
+    Data,
+    Stats,
+}
+
+struct Signals {
+    hup: tokio::signal::unix::Signal,
+    term: tokio::signal::unix::Signal,
+    int: tokio::signal::unix::Signal,
+    usr1: tokio::signal::unix::Signal,
+    usr2: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    fn new() -> std::io::Result<Signals> {
+        Ok(Signals {
+            hup: signal(SignalKind::hangup())?,
+            term: signal(SignalKind::terminate())?,
+            int: signal(SignalKind::interrupt())?,
+            usr1: signal(SignalKind::user_defined1())?,
+            usr2: signal(SignalKind::user_defined2())?,
+        })
+    }
+
+    async fn next(&mut self) -> Sig {
+        tokio::select! {
+            _ = self.hup.recv() => Sig::Reload,
+            _ = self.term.recv() => Sig::Stop,
+            _ = self.int.recv() => Sig::Stop,
+            _ = self.usr1.recv() => Sig::Data,
+            _ = self.usr2.recv() => Sig::Stats,
+        }
+    }
+}

@@ -1,0 +1,184 @@
+//! Our `keepalived` daemon end to end in the netns lab: it programs the data plane from
+//! keepalived.conf, reloads on SIGHUP without breaking a live TCP stream, refuses a broken
+//! configuration (keeping the running one), survives `kill -9` (the data plane keeps forwarding
+//! and a restart adopts the tables) and removes its services on SIGTERM. Needs root.
+
+use std::io::{BufRead, BufReader, Write};
+use std::net::{IpAddr, SocketAddr, TcpStream};
+use std::time::Duration;
+
+use anyhow::Result;
+use xlvs_tests::keepalived::{Keepalived, Workdir, ipvsadm, wait_listing};
+use xlvs_tests::lab::{Lab, VIP};
+use xlvs_tests::netns::is_root;
+use xlvs_tests::servers;
+
+const SECS: Duration = Duration::from_secs(10);
+
+fn config(reals: &[(usize, i32)]) -> String {
+    let mut s = format!(
+        "global_defs {{\n    router_id test\n}}\n\nvirtual_server {VIP} 80 {{\n    delay_loop 5\n    lb_algo wrr\n    lb_kind NAT\n    protocol TCP\n"
+    );
+    for (i, w) in reals {
+        s.push_str(&format!(
+            "    real_server 198.18.{}.2 80 {{\n        weight {w}\n    }}\n",
+            2 + i
+        ));
+    }
+    s.push_str("}\n");
+    s
+}
+
+/// A stream through the VIP that stays open: each `ping` must come back from the same real.
+struct Stream {
+    w: TcpStream,
+    r: BufReader<TcpStream>,
+    real: String,
+}
+
+impl Stream {
+    fn open() -> Result<Stream> {
+        let w = TcpStream::connect_timeout(&SocketAddr::new(IpAddr::V4(VIP), 80), SECS)?;
+        w.set_read_timeout(Some(Duration::from_secs(3)))?;
+        let mut r = BufReader::new(w.try_clone()?);
+        let mut greeting = String::new();
+        r.read_line(&mut greeting)?;
+        Ok(Stream {
+            w,
+            r,
+            real: greeting.trim().to_string(),
+        })
+    }
+    fn ping(&mut self, n: usize) -> Result<()> {
+        writeln!(self.w, "ping{n}")?;
+        let mut echo = String::new();
+        self.r.read_line(&mut echo)?;
+        anyhow::ensure!(
+            echo.trim() == format!("{} ping{n}", self.real),
+            "stream broken: got {echo:?} from {}",
+            self.real
+        );
+        Ok(())
+    }
+}
+
+/// One fresh connection through the VIP; the real's name.
+fn new_connection() -> Result<String> {
+    Ok(Stream::open()?.real)
+}
+
+#[test]
+fn keepalived_programs_reloads_and_survives_kill9() -> Result<()> {
+    if !is_root() {
+        eprintln!("skipped: needs root");
+        return Ok(());
+    }
+    let lab = Lab::new(3)?;
+    let _srv: Vec<_> = lab
+        .reals
+        .iter()
+        .enumerate()
+        .map(|(i, ns)| servers::tcp(ns, SocketAddr::new(lab.real_ip(i), 80), &format!("r{i}")))
+        .collect::<Result<_>>()?;
+    let dir = Workdir::new(&lab.prefix)?;
+    let conf = dir.path("keepalived.conf");
+    std::fs::write(&conf, config(&[(0, 1), (1, 1)]))?;
+
+    // Start: the virtual server appears as keepalived would set it up.
+    let mut ka = Keepalived::start(&lab, &dir, &conf)?;
+    let listing = wait_listing(&lab, SECS, |t| t.matches("Masq").count() == 2)?;
+    assert!(listing.contains(&format!("TCP  {VIP}:80 wrr")), "{listing}");
+    assert!(
+        listing.contains("  -> 198.18.2.2:80                Masq    1      0          0"),
+        "{listing}"
+    );
+    assert!(std::fs::read_to_string(&ka.pid_file)?.trim() == ka.pid().unwrap().to_string());
+
+    // A long-lived stream through the VIP.
+    let mut stream = lab
+        .client
+        .run_in(Stream::open)
+        .join()
+        .map_err(|_| anyhow::anyhow!("client thread panicked"))???;
+    let owner = stream.real.clone();
+    let client = |f: fn() -> Result<String>| {
+        lab.client
+            .run_in(f)
+            .join()
+            .map_err(|_| anyhow::anyhow!("client thread panicked"))
+    };
+
+    // Reload: a third real, new weights. Only the difference is written; the stream goes on.
+    std::fs::write(&conf, config(&[(0, 3), (1, 1), (2, 2)]))?;
+    ka.signal(libc::SIGHUP)?;
+    let listing = wait_listing(&lab, SECS, |t| t.matches("Masq").count() == 3)?;
+    assert!(
+        listing.contains("  -> 198.18.2.2:80                Masq    3"),
+        "{listing}"
+    );
+    assert!(
+        listing.contains("  -> 198.18.4.2:80                Masq    2"),
+        "{listing}"
+    );
+    ka.wait_log("Reload finished", SECS)?;
+    assert!(
+        !ka.log_text().contains("Removing virtual server"),
+        "a reload must not recreate the service"
+    );
+    for n in 0..5 {
+        stream.ping(n)?;
+    }
+
+    // A broken configuration is refused with file:line, and nothing changes.
+    std::fs::write(
+        &conf,
+        config(&[(0, 3)]).replace("    weight 3\n", "    weight\n"),
+    )?;
+    ka.signal(libc::SIGHUP)?;
+    ka.wait_log("Reload failed", SECS)?;
+    let log = ka.log_text();
+    assert!(
+        log.contains("keepalived.conf: Line 11)"),
+        "location missing:\n{log}"
+    );
+    assert_eq!(
+        ipvsadm(&lab, &["-Ln"])?,
+        listing,
+        "a failed reload changed the tables"
+    );
+    stream.ping(10)?;
+
+    // kill -9: the data plane keeps forwarding, old and new connections alike.
+    ka.kill9()?;
+    stream.ping(11)?;
+    let name = client(new_connection)???;
+    assert!(name.starts_with('r'), "{name}");
+
+    // A restart adopts the tables as they are: nothing is flushed, nothing duplicated.
+    std::fs::write(&conf, config(&[(0, 3), (1, 1), (2, 2)]))?;
+    let _ = std::fs::remove_file(&ka.log);
+    let mut ka = Keepalived::start(&lab, &dir, &conf)?;
+    std::thread::sleep(Duration::from_millis(300));
+    ka.wait_log("Starting Keepalived", SECS)?;
+    let after = wait_listing(&lab, SECS, |t| t.matches("Masq").count() == 3)?;
+    let strip = |t: &str| -> Vec<String> {
+        t.lines()
+            .map(|l| l.split_whitespace().take(4).collect::<Vec<_>>().join(" "))
+            .collect()
+    };
+    assert_eq!(strip(&after), strip(&listing));
+    stream.ping(12)?;
+    assert_eq!(stream.real, owner);
+
+    // SIGTERM: keepalived removes its virtual servers and its pid file.
+    ka.signal(libc::SIGTERM)?;
+    assert_eq!(ka.wait(SECS)?, Some(0));
+    assert!(!ka.pid_file.exists(), "pid file left behind");
+    let empty = ipvsadm(&lab, &["-Ln"])?;
+    assert_eq!(
+        empty.lines().count(),
+        3,
+        "services left after stop:\n{empty}"
+    );
+    Ok(())
+}
