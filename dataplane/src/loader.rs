@@ -51,6 +51,12 @@ pub fn ensure_loaded(opts: &Options) -> Result<()> {
     let created = !dir.exists();
     fs::create_dir_all(dir.join(PIN_LINKS_DIR))
         .map_err(|e| Error::map(format!("cannot create {}", dir.display()), e))?;
+    // Two first users at once (a daemon starting while `ipvsadm` lists) must not both pin:
+    // the second waits for the first and adopts what it made.
+    let _lock = crate::lock::WriteLock::acquire(dir)?;
+    if is_loaded(dir) {
+        return Ok(());
+    }
     let result = load_and_pin(opts);
     if result.is_err() && created {
         // Leave nothing half-made: pins of maps already created go with the directory.

@@ -8,6 +8,8 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 
 use crate::lab::{Lab, binary};
+use crate::netns::Netns;
+use dataplane::Options;
 
 /// A scratch directory for one daemon: config, pid files, log, reports.
 pub struct Workdir(pub PathBuf);
@@ -38,6 +40,11 @@ pub struct Keepalived {
 
 impl Keepalived {
     pub fn start(lab: &Lab, dir: &Workdir, conf: &Path) -> Result<Keepalived> {
+        Keepalived::start_in(&lab.director, &lab.opts, dir, conf)
+    }
+
+    /// Starts in any namespace, on the data plane pinned at `opts`.
+    pub fn start_in(ns: &Netns, opts: &Options, dir: &Workdir, conf: &Path) -> Result<Keepalived> {
         let bin = binary("keepalived")?;
         let log = dir.path("keepalived.log");
         let pid_file = dir.path("keepalived.pid");
@@ -45,8 +52,7 @@ impl Keepalived {
             .create(true)
             .append(true)
             .open(&log)?;
-        let child = lab
-            .director
+        let child = ns
             .command(bin.to_str().context("path")?)
             .args(["-n", "-l", "-G", "-f"])
             .arg(conf)
@@ -56,8 +62,8 @@ impl Keepalived {
             .arg(dir.path("checkers.pid"))
             .arg("-r")
             .arg(dir.path("vrrp.pid"))
-            .env("XLVS_PIN_DIR", &lab.opts.pin_dir)
-            .env("XLVS_MAX_CONNS", lab.opts.max_conns.to_string())
+            .env("XLVS_PIN_DIR", &opts.pin_dir)
+            .env("XLVS_MAX_CONNS", opts.max_conns.to_string())
             .env("TMPDIR", &dir.0)
             .stdin(Stdio::null())
             .stdout(logf.try_clone()?)
@@ -136,9 +142,14 @@ impl Drop for Keepalived {
 
 /// `ipvsadm ARGS` (our binary) on the lab's tables.
 pub fn ipvsadm(lab: &Lab, args: &[&str]) -> Result<String> {
+    ipvsadm_on(&lab.opts, args)
+}
+
+/// `ipvsadm ARGS` (our binary) on the tables pinned at `opts`.
+pub fn ipvsadm_on(opts: &Options, args: &[&str]) -> Result<String> {
     let out = Command::new(binary("ipvsadm")?)
         .args(args)
-        .env("XLVS_PIN_DIR", &lab.opts.pin_dir)
+        .env("XLVS_PIN_DIR", &opts.pin_dir)
         .output()?;
     if !out.status.success() {
         bail!("ipvsadm {args:?}: {}", String::from_utf8_lossy(&out.stderr));
@@ -148,9 +159,18 @@ pub fn ipvsadm(lab: &Lab, args: &[&str]) -> Result<String> {
 
 /// Polls `ipvsadm -Ln` until `pred` holds on it; the listing.
 pub fn wait_listing(lab: &Lab, timeout: Duration, pred: impl Fn(&str) -> bool) -> Result<String> {
+    wait_listing_on(&lab.opts, timeout, pred)
+}
+
+/// [`wait_listing`] on the tables pinned at `opts`.
+pub fn wait_listing_on(
+    opts: &Options,
+    timeout: Duration,
+    pred: impl Fn(&str) -> bool,
+) -> Result<String> {
     let deadline = Instant::now() + timeout;
     loop {
-        let text = ipvsadm(lab, &["-Ln"])?;
+        let text = ipvsadm_on(opts, &["-Ln"])?;
         if pred(&text) {
             return Ok(text);
         }

@@ -129,6 +129,26 @@ fn keepalived_programs_reloads_and_survives_kill9() -> Result<()> {
         stream.ping(n)?;
     }
 
+    // SIGUSR1 / SIGUSR2: keepalived's data and stats reports.
+    ka.signal(libc::SIGUSR1)?;
+    ka.signal(libc::SIGUSR2)?;
+    ka.wait_log("keepalived.stats", SECS)?;
+    ka.wait_log("keepalived.data", SECS)?;
+    let data = std::fs::read_to_string(dir.path("keepalived.data"))?;
+    assert!(
+        data.contains(&format!(" VS [{VIP}]:tcp:80: quorum up")),
+        "{data}"
+    );
+    assert!(
+        data.contains("   RS [198.18.4.2]:80 alive weight 2"),
+        "{data}"
+    );
+    let stats = std::fs::read_to_string(dir.path("keepalived.stats"))?;
+    assert!(
+        stats.contains(&format!(" VS TCP {VIP}:80: conns 1 ")),
+        "the stream is one connection:\n{stats}"
+    );
+
     // A broken configuration is refused with file:line, and nothing changes.
     std::fs::write(
         &conf,
