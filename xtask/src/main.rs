@@ -1,8 +1,9 @@
-//! `cargo xtask bench [xdp|http|all]`: the data-plane benchmarks. Each prints its figures beside a
+//! `cargo xtask bench [xdp|http|ipvsadm|keepalived|all]`: the data-plane benchmarks. Each prints its figures beside a
 //! baseline measured in the same run, with ratios (the machine is noisy: compare ratios).
 
 mod bench_http;
 mod bench_ipvsadm;
+mod bench_keepalived;
 mod bench_xdp;
 mod stats;
 
@@ -19,7 +20,8 @@ struct Cli {
 #[derive(Subcommand)]
 enum Task {
     /// Benchmarks (needs root): xdp = ns/packet via BPF_PROG_TEST_RUN; http = req/s through the
-    /// VIP; ipvsadm = -R and -Ln of 10 000 services x 10 reals.
+    /// VIP; ipvsadm = -R and -Ln of 10 000 services x 10 reals; keepalived = start and
+    /// SIGHUP reload of 2000 virtual servers beside ipvsadm -R / -e.
     Bench {
         #[arg(default_value = "all")]
         which: Which,
@@ -35,6 +37,7 @@ enum Which {
     Xdp,
     Http,
     Ipvsadm,
+    Keepalived,
 }
 
 /// Benchmarks time release builds: build the binaries they drive next to this one.
@@ -49,6 +52,8 @@ fn build_release_binaries() -> Result<()> {
             "xlvs",
             "-p",
             "ipvsadm-rs",
+            "-p",
+            "keepalived",
         ])
         .status()?;
     anyhow::ensure!(status.success(), "building the release binaries failed");
@@ -67,6 +72,9 @@ fn main() -> Result<()> {
             }
             if matches!(which, Which::All | Which::Ipvsadm) {
                 bench_ipvsadm::run()?;
+            }
+            if matches!(which, Which::All | Which::Keepalived) {
+                bench_keepalived::run()?;
             }
         }
     }

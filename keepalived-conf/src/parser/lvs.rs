@@ -25,6 +25,12 @@ const SCHED_FLAGS: &[&str] = &[
 
 const LVS_MAX_TIMEOUT: u32 = 86400 * 31;
 
+/// The schedulers keepalived accepts for lb_algo / lvs_sched: IPVS's, plus DPVS's conhash.
+const IPVS_SCHEDULERS: [&str; 14] = [
+    "rr", "wrr", "lc", "wlc", "lblc", "lblcr", "dh", "sh", "sed", "nq", "fo", "ovf", "mh",
+    "conhash",
+];
+
 impl<'a> Parser<'a> {
     pub(crate) fn virtual_server_group(&mut self, l: &'a Line) {
         let Some(name) = self.read_string(l, 1) else {
@@ -187,8 +193,14 @@ impl<'a> Parser<'a> {
             "inhibit_on_failure" => vs.inhibit_on_failure = self.read_flag(l, 1).unwrap_or(true),
             "lb_algo" | "lvs_sched" => {
                 if let Some(s) = self.read_string(l, 1) {
-                    vs.scheduler = s;
-                    flags.0 = true;
+                    if IPVS_SCHEDULERS.contains(&s.as_str()) {
+                        vs.scheduler = s;
+                        flags.0 = true;
+                    } else {
+                        // keepalived ignores it, then warns that no scheduler is set (wlc).
+                        let msg = format!("Invalid lvs_scheduler '{s}' - ignoring");
+                        self.warn(DiagKind::InvalidValue, l, msg);
+                    }
                 }
             }
             "ops" => vs.ops = true,

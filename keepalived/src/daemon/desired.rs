@@ -464,13 +464,19 @@ virtual_server group G {
     }
 
     #[test]
-    fn unknown_scheduler_is_skipped_with_a_reason() {
+    fn unsupported_virtual_server_is_skipped_with_a_reason() {
         let c = config(
-            "virtual_server 198.18.0.10 80 {\n lb_algo bogus\n lb_kind DR\n protocol TCP\n}\n",
+            "virtual_server 198.18.0.10 80 {\n lb_algo sh\n sh-port\n lb_kind DR\n protocol TCP\n}\n\
+             virtual_server 198.18.0.11 80 {\n lb_algo rr\n sh-port\n lb_kind DR\n protocol TCP\n}\n",
         );
         let (svcs, skipped) = services(&c, &HealthTable::default(), &|_| true);
-        assert!(svcs.is_empty());
-        assert_eq!(skipped[0].reason, "scheduler `bogus' not found");
+        assert_eq!(svcs.len(), 1);
+        assert_eq!(
+            svcs[0].config.sched_flags,
+            dataplane::model::sched_flag("sh-port").unwrap().0
+        );
+        assert_eq!(skipped[0].vs, "[198.18.0.11]:tcp:80");
+        assert_eq!(skipped[0].reason, "incompatible scheduler flag `sh-port'");
     }
 
     #[test]

@@ -164,8 +164,7 @@ impl Quorum {
         self.up.get(key).copied().unwrap_or(true)
     }
 
-    /// Re-evaluates one virtual server; the first evaluation sets the state without a change
-    /// unless it starts down (keepalived logs "Starting with quorum down").
+    /// Re-evaluates one virtual server; the first evaluation always reports the starting state.
     pub fn update(&mut self, vs: &VirtualServer, health: &HealthTable) -> Option<QuorumChange> {
         let key = VsKey::of(vs);
         let sum = live_weight(vs, health);
@@ -173,18 +172,30 @@ impl Quorum {
         let hysteresis = i64::from(vs.hysteresis);
         match self.up.get(&key).copied() {
             None => {
+                // keepalived reports (and runs quorum_up / quorum_down for) the starting state.
                 let up = sum >= quorum + hysteresis;
                 self.up.insert(key.clone(), up);
-                (!up).then(|| QuorumChange {
+                Some(QuorumChange {
                     up,
-                    message: format!(
-                        "Starting with quorum down {}-{}={} > {} for VS {}",
-                        quorum,
-                        hysteresis,
-                        quorum - hysteresis,
-                        sum,
-                        key
-                    ),
+                    message: if up {
+                        format!(
+                            "Gained quorum {}+{}={} <= {} for VS {}",
+                            quorum,
+                            hysteresis,
+                            quorum + hysteresis,
+                            sum,
+                            key
+                        )
+                    } else {
+                        format!(
+                            "Starting with quorum down {}-{}={} > {} for VS {}",
+                            quorum,
+                            hysteresis,
+                            quorum - hysteresis,
+                            sum,
+                            key
+                        )
+                    },
                 })
             }
             Some(false) if sum >= quorum + hysteresis => {
@@ -258,8 +269,13 @@ virtual_server 198.18.0.10 80 {
         let r2 = RealKey::of(&v.real_servers[1]);
         let mut h = HealthTable::default();
         let mut q = Quorum::default();
-        // 4 >= 3+1: starts up, silently.
-        assert_eq!(q.update(&v, &h), None);
+        // 4 >= 3+1: starts up, as keepalived logs it.
+        let c = q.update(&v, &h).unwrap();
+        assert!(c.up);
+        assert_eq!(
+            c.message,
+            "Gained quorum 3+1=4 <= 4 for VS [198.18.0.10]:tcp:80"
+        );
         assert!(q.is_up(&key));
         // 2 < 3-1? no: 2 is not below 2, still up (hysteresis).
         h.set(&key, r1, false, None);

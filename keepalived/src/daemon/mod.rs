@@ -20,12 +20,15 @@ use dataplane::model::ServiceAddr;
 use health::{HealthTable, Quorum, RealKey, VsKey};
 use keepalived_conf::validate::SystemEnvironment;
 use keepalived_conf::{KeepalivedConfig, ParseOptions};
-use log::{error, info, warn};
+use log::{debug, error, info, warn};
 use std::collections::HashSet;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Instant;
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::mpsc;
+
+const EXIT_MISSING_CONFIG: i32 = 6;
 
 /// A checker's verdict on one real of one virtual server.
 #[derive(Clone, Debug)]
@@ -47,13 +50,18 @@ struct Daemon {
     quorum: Quorum,
     /// Services this daemon wrote (the only ones a reload may delete).
     owned: HashSet<ServiceAddr>,
+    /// What the tables hold for our services after the last fully successful sync, so later
+    /// syncs diff against memory (as keepalived diffs old and new config) instead of rereading
+    /// every map; `None` after a failure or at start: read the tables.
+    applied: Option<Vec<dataplane::model::ServiceEntry>>,
 }
 
 pub fn run(cli: &Cli, opts: &ParseOptions) -> i32 {
     let parsed = match check::load(&cli.use_file, opts, &SystemEnvironment) {
         Loaded::Missing(msg) => {
             eprintln!("{msg}");
-            return check::EXIT_NO_CONFIG;
+            // What keepalived 2.2.7 exits with when its configuration file is missing.
+            return EXIT_MISSING_CONFIG;
         }
         Loaded::Parsed(p) => p,
     };
@@ -161,6 +169,7 @@ async fn async_main(cli: Cli, opts: ParseOptions, config: Arc<KeepalivedConfig>)
         health: HealthTable::default(),
         quorum: Quorum::default(),
         owned: HashSet::new(),
+        applied: None,
     };
     d.start();
     loop {
@@ -189,37 +198,53 @@ impl Daemon {
             }
             reload::apply_timeouts(dp, &global.lvs_timeouts);
         }
-        for vs in self.config.clone().virtual_servers.iter() {
-            if let Some(change) = self.quorum.update(vs, &self.health) {
-                info!("{}", change.message);
-            }
-        }
-        self.sync();
+        self.update_quorums();
+        let started = Instant::now();
+        let writes = self.sync();
+        info!(
+            "Programmed {} virtual services with {writes} writes in {} ms",
+            self.owned.len(),
+            started.elapsed().as_millis()
+        );
     }
 
-    /// Makes the data plane match the configuration and the current health.
-    fn sync(&mut self) {
-        let Some(dp) = &mut self.dp else { return };
+    /// Makes the data plane match the configuration and the current health; the number of
+    /// writes it took.
+    fn sync(&mut self) -> usize {
+        let Some(dp) = &mut self.dp else { return 0 };
+        let t = Instant::now();
         let quorum = &self.quorum;
         let (want, skipped) = desired::services(&self.config, &self.health, &|k| quorum.is_up(k));
         for s in skipped {
             error!("VS {}: {}", s.vs, s.reason);
         }
-        let current = match dp.services() {
-            Ok(c) => c,
-            Err(e) => {
-                error!("IPVS: cannot read the service table: {e}");
-                return;
-            }
+        let current = match self.applied.take() {
+            Some(c) => c,
+            None => match dp.services() {
+                Ok(c) => c,
+                Err(e) => {
+                    error!("IPVS: cannot read the service table: {e}");
+                    return 0;
+                }
+            },
         };
         let ops = reconcile::plan(&current, &self.owned, &want);
+        debug!(
+            "sync: desired + read + plan in {} ms",
+            t.elapsed().as_millis()
+        );
         for op in &ops {
             info!("{op}");
         }
-        for (op, e) in reconcile::apply(dp, &ops) {
+        let failed = reconcile::apply(dp, &ops);
+        for (op, e) in &failed {
             error!("IPVS: {op}: {e}");
         }
+        if failed.is_empty() {
+            self.applied = Some(reconcile::as_entries(&want));
+        }
         self.owned = want.iter().map(|s| s.config.addr).collect();
+        ops.len()
     }
 
     fn on_health(&mut self, ev: HealthEvent) {
@@ -235,7 +260,19 @@ impl Daemon {
         else {
             return;
         };
-        if let Some(change) = self.quorum.update(&vs, &self.health) {
+        self.update_quorum(&vs);
+        self.sync();
+    }
+
+    fn update_quorums(&mut self) {
+        for vs in self.config.clone().virtual_servers.iter() {
+            self.update_quorum(vs);
+        }
+    }
+
+    /// Re-evaluates a virtual server's quorum; on a change, logs it and runs its script.
+    fn update_quorum(&mut self, vs: &keepalived_conf::model::VirtualServer) {
+        if let Some(change) = self.quorum.update(vs, &self.health) {
             info!("{}", change.message);
             let script = if change.up {
                 &vs.quorum_up
@@ -246,13 +283,15 @@ impl Daemon {
                 reports::spawn_script(s);
             }
         }
-        self.sync();
     }
 
     /// SIGHUP: a configuration that does not load cleanly is refused and the running one stays.
     fn reload(&mut self) {
         info!("Reloading");
-        let new = match reload::load_for_reload(&self.cli.use_file, &self.opts) {
+        let started = Instant::now();
+        let loaded = reload::load_for_reload(&self.cli.use_file, &self.opts);
+        debug!("reload: parsed in {} ms", started.elapsed().as_millis());
+        let new = match loaded {
             Ok(c) => Arc::new(c),
             Err(msgs) => {
                 for m in msgs {
@@ -285,13 +324,12 @@ impl Daemon {
             reload::apply_timeouts(dp, &new.global.lvs_timeouts);
         }
         self.config = new;
-        for vs in self.config.clone().virtual_servers.iter() {
-            if let Some(change) = self.quorum.update(vs, &self.health) {
-                info!("{}", change.message);
-            }
-        }
-        self.sync();
-        info!("Reload finished");
+        self.update_quorums();
+        let writes = self.sync();
+        info!(
+            "Reload finished: {writes} writes in {} ms",
+            started.elapsed().as_millis()
+        );
     }
 
     /// SIGTERM/SIGINT: keepalived removes its virtual servers (all of IPVS with

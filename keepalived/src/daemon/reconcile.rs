@@ -4,7 +4,9 @@
 //! established connections keep their real (IPVS semantics for weight changes and removals).
 
 use super::desired::DesiredService;
-use dataplane::model::{DestConfig, LocalAddr, ServiceAddr, ServiceConfig, ServiceEntry};
+use dataplane::model::{
+    DestConfig, DestEntry, LocalAddr, ServiceAddr, ServiceConfig, ServiceEntry, Stats,
+};
 use dataplane::{Dataplane, Error};
 use std::collections::{HashMap, HashSet};
 use std::fmt;
@@ -113,10 +115,39 @@ pub fn plan(
     ops
 }
 
+/// What the tables hold after a fully successful [`apply`] of a plan towards `desired` (for the
+/// services in `desired`; counters are not part of it).
+pub fn as_entries(desired: &[DesiredService]) -> Vec<ServiceEntry> {
+    desired
+        .iter()
+        .map(|d| ServiceEntry {
+            config: d.config.clone(),
+            dests: d
+                .dests
+                .iter()
+                .map(|c| DestEntry {
+                    config: *c,
+                    active_conns: 0,
+                    inact_conns: 0,
+                    persist_conns: 0,
+                    stats: Stats::default(),
+                    rates: Stats::default(),
+                })
+                .collect(),
+            stats: Stats::default(),
+            rates: Stats::default(),
+            local_addrs: d.laddrs.clone(),
+        })
+        .collect()
+}
+
 /// Applies `ops` in one batch under the writer lock (scheduler tables are rebuilt once, at the
 /// end). A failing write is reported and the others still happen, as keepalived does.
 pub fn apply(dp: &mut Dataplane, ops: &[Op]) -> Vec<(Op, Error)> {
     let mut failed = Vec::new();
+    if ops.is_empty() {
+        return failed;
+    }
     if let Err(e) = dp.hold_lock() {
         return ops.iter().map(|o| (o.clone(), e.clone_lossy())).collect();
     }
@@ -155,7 +186,7 @@ impl CloneLossy for Error {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use dataplane::model::{DestEntry, Forward, Protocol, Stats};
+    use dataplane::model::{Forward, Protocol};
     use std::net::Ipv4Addr;
 
     fn svc(port: u16) -> ServiceAddr {
@@ -174,23 +205,7 @@ mod tests {
     }
 
     fn entry(port: u16, dests: &[DestConfig]) -> ServiceEntry {
-        ServiceEntry {
-            config: ServiceConfig::new(svc(port)),
-            dests: dests
-                .iter()
-                .map(|d| DestEntry {
-                    config: *d,
-                    active_conns: 0,
-                    inact_conns: 0,
-                    persist_conns: 0,
-                    stats: Stats::default(),
-                    rates: Stats::default(),
-                })
-                .collect(),
-            stats: Stats::default(),
-            rates: Stats::default(),
-            local_addrs: Vec::new(),
-        }
+        as_entries(&[want(port, dests)]).remove(0)
     }
 
     fn want(port: u16, dests: &[DestConfig]) -> DesiredService {
