@@ -45,6 +45,17 @@ impl Keepalived {
 
     /// Starts in any namespace, on the data plane pinned at `opts`.
     pub fn start_in(ns: &Netns, opts: &Options, dir: &Workdir, conf: &Path) -> Result<Keepalived> {
+        Keepalived::start_with_env(ns, opts, dir, conf, &[])
+    }
+
+    /// [`Keepalived::start_in`] with extra environment variables.
+    pub fn start_with_env(
+        ns: &Netns,
+        opts: &Options,
+        dir: &Workdir,
+        conf: &Path,
+        env: &[(&str, &str)],
+    ) -> Result<Keepalived> {
         let bin = binary("keepalived")?;
         let log = dir.path("keepalived.log");
         let pid_file = dir.path("keepalived.pid");
@@ -65,6 +76,7 @@ impl Keepalived {
             .env("XLVS_PIN_DIR", &opts.pin_dir)
             .env("XLVS_MAX_CONNS", opts.max_conns.to_string())
             .env("TMPDIR", &dir.0)
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(logf.try_clone()?)
             .stderr(logf)

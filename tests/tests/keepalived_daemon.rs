@@ -202,3 +202,58 @@ fn keepalived_programs_reloads_and_survives_kill9() -> Result<()> {
     );
     Ok(())
 }
+
+/// Debian's keepalived.service is `Type=notify --dont-fork`: READY=1 after the first
+/// programming, RELOADING=1 then READY=1 around a reload, STOPPING=1 on SIGTERM.
+#[test]
+fn keepalived_speaks_systemd_notify() -> Result<()> {
+    use std::os::unix::net::UnixDatagram;
+    use xlvs_tests::netns::{Netns, unique_prefix};
+    if !is_root() {
+        eprintln!("skipped: needs root");
+        return Ok(());
+    }
+    let prefix = unique_prefix("xn");
+    let ns = Netns::new(&format!("{prefix}n"))?;
+    let opts = dataplane::Options {
+        pin_dir: format!("/sys/fs/bpf/xlvs-{prefix}").into(),
+        max_conns: 4096,
+    };
+    struct Pins(dataplane::Options);
+    impl Drop for Pins {
+        fn drop(&mut self) {
+            let _ = dataplane::unload(&self.0);
+        }
+    }
+    let _pins = Pins(opts.clone());
+    let dir = Workdir::new(&prefix)?;
+    let conf = dir.path("keepalived.conf");
+    std::fs::write(&conf, config(&[(0, 1)]))?;
+    let sock_path = dir.path("notify.sock");
+    let sock = UnixDatagram::bind(&sock_path)?;
+    sock.set_read_timeout(Some(SECS))?;
+    let recv = || -> Result<String> {
+        let mut buf = [0u8; 512];
+        let n = sock.recv(&mut buf)?;
+        Ok(String::from_utf8_lossy(&buf[..n]).into_owned())
+    };
+    let sock_env = sock_path.to_string_lossy().into_owned();
+    let mut ka =
+        Keepalived::start_with_env(&ns, &opts, &dir, &conf, &[("NOTIFY_SOCKET", &sock_env)])?;
+    let ready = recv()?;
+    assert!(ready.starts_with("READY=1"), "{ready}");
+    assert!(
+        ready.contains(&format!("MAINPID={}", ka.pid().unwrap())),
+        "{ready}"
+    );
+    // By READY=1 the virtual server is programmed.
+    let listing = xlvs_tests::keepalived::ipvsadm_on(&opts, &["-Ln"])?;
+    assert!(listing.contains("198.18.2.2:80"), "{listing}");
+    ka.signal(libc::SIGHUP)?;
+    assert_eq!(recv()?, "RELOADING=1");
+    assert_eq!(recv()?, "READY=1");
+    ka.signal(libc::SIGTERM)?;
+    assert_eq!(recv()?, "STOPPING=1");
+    assert_eq!(ka.wait(SECS)?, Some(0));
+    Ok(())
+}

@@ -12,6 +12,7 @@ mod pidfile;
 mod reconcile;
 mod reload;
 mod reports;
+mod sdnotify;
 
 use crate::check::{self, Loaded};
 use crate::cli::Cli;
@@ -172,6 +173,7 @@ async fn async_main(cli: Cli, opts: ParseOptions, config: Arc<KeepalivedConfig>)
         applied: None,
     };
     d.start();
+    sdnotify::notify(&format!("READY=1\nMAINPID={}", std::process::id()));
     loop {
         tokio::select! {
             Some(ev) = health_rx.recv() => d.on_health(ev),
@@ -183,6 +185,7 @@ async fn async_main(cli: Cli, opts: ParseOptions, config: Arc<KeepalivedConfig>)
             },
         }
     }
+    sdnotify::notify("STOPPING=1");
     d.stop();
     0
 }
@@ -288,6 +291,7 @@ impl Daemon {
     /// SIGHUP: a configuration that does not load cleanly is refused and the running one stays.
     fn reload(&mut self) {
         info!("Reloading");
+        sdnotify::notify("RELOADING=1");
         let started = Instant::now();
         let loaded = reload::load_for_reload(&self.cli.use_file, &self.opts);
         debug!("reload: parsed in {} ms", started.elapsed().as_millis());
@@ -298,6 +302,7 @@ impl Daemon {
                     error!("{m}");
                 }
                 error!("Reload failed: keeping the running configuration");
+                sdnotify::notify("READY=1");
                 return;
             }
         };
@@ -330,6 +335,7 @@ impl Daemon {
             "Reload finished: {writes} writes in {} ms",
             started.elapsed().as_millis()
         );
+        sdnotify::notify("READY=1");
     }
 
     /// SIGTERM/SIGINT: keepalived removes its virtual servers (all of IPVS with
