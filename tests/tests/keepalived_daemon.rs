@@ -206,7 +206,7 @@ fn keepalived_programs_reloads_and_survives_kill9() -> Result<()> {
 /// Debian's keepalived.service is `Type=notify --dont-fork`: READY=1 after the first
 /// programming, RELOADING=1 then READY=1 around a reload, STOPPING=1 on SIGTERM.
 #[test]
-fn keepalived_speaks_systemd_notify() -> Result<()> {
+fn keepalived_speaks_systemd_notify_and_honours_omega() -> Result<()> {
     use std::os::unix::net::UnixDatagram;
     use xlvs_tests::netns::{Netns, unique_prefix};
     if !is_root() {
@@ -228,7 +228,18 @@ fn keepalived_speaks_systemd_notify() -> Result<()> {
     let _pins = Pins(opts.clone());
     let dir = Workdir::new(&prefix)?;
     let conf = dir.path("keepalived.conf");
-    std::fs::write(&conf, config(&[(0, 1)]))?;
+    // omega: stopping runs the quorum_down script of a virtual server that had quorum.
+    let flag = dir.path("quorum-down-ran");
+    std::fs::write(
+        &conf,
+        config(&[(0, 1)]).replace(
+            "    protocol TCP\n",
+            &format!(
+                "    protocol TCP\n    omega\n    quorum_down \"/bin/touch {}\"\n",
+                flag.display()
+            ),
+        ),
+    )?;
     let sock_path = dir.path("notify.sock");
     let sock = UnixDatagram::bind(&sock_path)?;
     sock.set_read_timeout(Some(SECS))?;
@@ -255,5 +266,14 @@ fn keepalived_speaks_systemd_notify() -> Result<()> {
     ka.signal(libc::SIGTERM)?;
     assert_eq!(recv()?, "STOPPING=1");
     assert_eq!(ka.wait(SECS)?, Some(0));
+    let deadline = std::time::Instant::now() + SECS;
+    while !flag.exists() && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(
+        flag.exists(),
+        "omega: quorum_down did not run:\n{}",
+        ka.log_text()
+    );
     Ok(())
 }

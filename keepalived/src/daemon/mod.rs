@@ -342,6 +342,9 @@ impl Daemon {
     /// `lvs_flush_on_stop`) unless `--dont-release-ipvs`.
     fn stop(&mut self) {
         info!("Stopping");
+        if self.dp.is_some() && !self.cli.dont_release_ipvs {
+            self.omega_notifies();
+        }
         let Some(dp) = &mut self.dp else { return };
         if self.config.global.lvs_flush_on_stop {
             if let Err(e) = dp.flush() {
@@ -361,6 +364,26 @@ impl Daemon {
             }
         }
         info!("Stopped");
+    }
+
+    /// keepalived's `omega`: when the daemon takes a virtual server down on stop, the live
+    /// reals' notify_down and the virtual server's quorum_down scripts run.
+    fn omega_notifies(&self) {
+        for vs in self.config.virtual_servers.iter().filter(|v| v.omega) {
+            let key = VsKey::of(vs);
+            for rs in &vs.real_servers {
+                if self.health.real(vs, &key, rs).alive
+                    && let Some(s) = rs.notify_down.as_ref().or(vs.notify_down.as_ref())
+                {
+                    reports::spawn_script(s);
+                }
+            }
+            if self.quorum.is_up(&key)
+                && let Some(s) = &vs.quorum_down
+            {
+                reports::spawn_script(s);
+            }
+        }
     }
 
     fn write_report(&mut self, kind: reports::Kind) {
