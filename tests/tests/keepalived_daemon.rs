@@ -245,8 +245,14 @@ fn keepalived_speaks_systemd_notify_and_honours_omega() -> Result<()> {
     sock.set_read_timeout(Some(SECS))?;
     let recv = || -> Result<String> {
         let mut buf = [0u8; 512];
-        let n = sock.recv(&mut buf)?;
-        Ok(String::from_utf8_lossy(&buf[..n]).into_owned())
+        loop {
+            match sock.recv(&mut buf) {
+                Ok(n) => return Ok(String::from_utf8_lossy(&buf[..n]).into_owned()),
+                // Another test's child ending may interrupt the wait.
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e.into()),
+            }
+        }
     };
     let sock_env = sock_path.to_string_lossy().into_owned();
     let mut ka =
