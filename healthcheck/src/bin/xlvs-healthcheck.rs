@@ -1,0 +1,145 @@
+//! `xlvs-healthcheck -f FILE`: runs the health checkers of a keepalived.conf
+//! and prints every real server's state change as one line on stdout — a
+//! dry run of a configuration's checks, without touching any data plane.
+//!
+//! Lines (fields separated by one space, reason last):
+//!   `<unix-secs.millis> INIT <vs> <real> UP|DOWN weight=<w> checkers=<n>`
+//!   `<unix-secs.millis> UP|DOWN|WEIGHT <vs> <real> weight=<w> <reason>`
+//!   `<unix-secs.millis> WARN <message>`
+//! SIGHUP reloads the file (an invalid file keeps the running checks);
+//! SIGTERM/SIGINT stop.
+
+use clap::Parser;
+use healthcheck::Supervisor;
+use keepalived_conf::{ParseOptions, Parsed};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use tokio::signal::unix::{SignalKind, signal};
+
+#[derive(Parser)]
+#[command(
+    name = "xlvs-healthcheck",
+    version,
+    about = "Run the health checkers of a keepalived.conf and print real server state changes"
+)]
+struct Args {
+    /// keepalived configuration file.
+    #[arg(
+        short = 'f',
+        long = "use-file",
+        default_value = "/etc/keepalived/keepalived.conf"
+    )]
+    file: PathBuf,
+    /// Worker threads (default: 1, like keepalived's single checker process).
+    #[arg(long, default_value_t = 1)]
+    threads: usize,
+}
+
+fn stamp() -> String {
+    let d = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    format!("{}.{:03}", d.as_secs(), d.subsec_millis())
+}
+
+fn line(s: &str) {
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "{} {s}", stamp());
+    let _ = out.flush();
+}
+
+fn load(path: &Path) -> Result<Parsed, String> {
+    let parsed = keepalived_conf::parse_file(path, &ParseOptions::default())
+        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    for d in &parsed.diagnostics.items {
+        eprintln!("{}", d.keepalived_format());
+    }
+    if parsed.diagnostics.has_fatal() {
+        return Err(format!(
+            "{}: configuration has fatal errors",
+            path.display()
+        ));
+    }
+    Ok(parsed)
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    let parsed = match load(&args.file) {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("{e}");
+            return ExitCode::from(4);
+        }
+    };
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(args.threads.max(1))
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("cannot start the runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    rt.block_on(run(args, parsed))
+}
+
+async fn run(args: Args, parsed: Parsed) -> ExitCode {
+    let (tx, mut rx) = tokio::sync::mpsc::channel(4096);
+    let (mut hup, mut term, mut int) = match (
+        signal(SignalKind::hangup()),
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) {
+        (Ok(a), Ok(b), Ok(c)) => (a, b, c),
+        _ => {
+            eprintln!("cannot install signal handlers");
+            return ExitCode::from(1);
+        }
+    };
+    let sup = Supervisor::spawn(&parsed.config, tx).await;
+    for w in sup.take_warnings().await {
+        line(&format!("WARN {w}"));
+    }
+    for r in sup.snapshot().await {
+        line(&format!(
+            "INIT {} {} {} weight={} checkers={}",
+            r.vs,
+            r.real,
+            if r.up { "UP" } else { "DOWN" },
+            r.weight,
+            r.checkers
+        ));
+    }
+    loop {
+        tokio::select! {
+            Some(ev) = rx.recv() => {
+                let what = match (ev.transition, ev.up) {
+                    (false, _) => "WEIGHT",
+                    (true, true) => "UP",
+                    (true, false) => "DOWN",
+                };
+                line(&format!("{what} {} {} weight={} {}", ev.vs, ev.real, ev.weight, ev.reason));
+            }
+            _ = hup.recv() => {
+                match load(&args.file) {
+                    Ok(p) => {
+                        sup.reload(&p.config).await;
+                        line("RELOAD ok");
+                        for w in sup.take_warnings().await {
+                            line(&format!("WARN {w}"));
+                        }
+                    }
+                    Err(e) => line(&format!("RELOAD failed, keeping the running configuration: {e}")),
+                }
+            }
+            _ = term.recv() => break,
+            _ = int.recv() => break,
+        }
+    }
+    sup.shutdown().await;
+    ExitCode::SUCCESS
+}

@@ -1,0 +1,423 @@
+//! keepalived 2.2's checker timing, as a pure state machine.
+//!
+//! Every checker runs "probe → result → wait → probe". What keepalived does
+//! with a result (retry soon, declare the checker down or up, wait a full
+//! `delay_loop`) differs slightly between its checker families; each family
+//! is a [`Style`] here, transcribed from keepalived's `*_epilog` functions:
+//!
+//! * [`Style::Tcp`] (`check_tcp.c`): a failure is retried `retry` times,
+//!   `delay_before_retry` apart, then the checker is down; this also happens
+//!   while the checker is already down.
+//! * [`Style::Standard`] (UDP, PING, DNS, SMTP): the same, but a checker that
+//!   is already down is not retried (next attempt after `delay_loop`).
+//! * [`Style::Misc`] (`check_misc.c`): like Standard, but the next run is
+//!   timed from the *start* of the previous one.
+//! * [`Style::Http`] (`check_http.c`, HTTP_GET and SSL_GET): one URL per
+//!   attempt; all URLs must pass, one `delay_loop` apart, before the checker
+//!   is up; a failing URL is retried while up, then the checker is down and
+//!   that URL is probed every `max(delay_loop, delay_before_retry)` until it
+//!   passes, after which every URL is checked again.
+//!
+//! Initial state (keepalived's `check_data.c`): the checker starts up, or
+//! down with `alpha`; its retry counter starts exhausted, so the very first
+//! failure declares it down at once ("one failure is enough initially").
+//! The first result is always reported, even when it matches the state.
+
+use std::time::Duration;
+
+/// Which keepalived epilog a checker follows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Style {
+    Tcp,
+    Standard,
+    Misc,
+    Http { urls: usize, fast_recovery: bool },
+}
+
+/// The timing settings of one checker (already inherited from the real
+/// and virtual server by keepalived-conf).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Timing {
+    pub delay_loop: Duration,
+    pub delay_before_retry: Duration,
+    pub retry: u32,
+    pub alpha: bool,
+}
+
+/// What the caller must do after a result.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Step {
+    /// `Some(up)`: report this checker state to the real server.
+    pub report: Option<bool>,
+    /// Wait this long before the next probe (for [`Style::Misc`], counted
+    /// from the start of the probe that just ended).
+    pub next: Duration,
+    /// Index of the URL to probe next ([`Style::Http`]; 0 otherwise).
+    pub url: usize,
+}
+
+#[derive(Debug, Clone)]
+pub struct Fsm {
+    style: Style,
+    t: Timing,
+    is_up: bool,
+    has_run: bool,
+    retry_it: u32,
+    url_it: usize,
+    failed_url: Option<usize>,
+}
+
+impl Fsm {
+    pub fn new(style: Style, t: Timing) -> Fsm {
+        Fsm {
+            style,
+            t,
+            is_up: !t.alpha,
+            has_run: false,
+            // "For non alpha mode, one failure is enough initially."
+            retry_it: t.retry,
+            url_it: 0,
+            failed_url: None,
+        }
+    }
+
+    pub fn is_up(&self) -> bool {
+        self.is_up
+    }
+
+    pub fn has_run(&self) -> bool {
+        self.has_run
+    }
+
+    /// URL to probe next ([`Style::Http`]).
+    pub fn url(&self) -> usize {
+        self.url_it
+    }
+
+    /// Retries done since the last success (for log messages).
+    pub fn retry_count(&self) -> u32 {
+        self.retry_it
+    }
+
+    fn set(&mut self, up: bool) -> Option<bool> {
+        let report = (up != self.is_up || !self.has_run).then_some(up);
+        self.is_up = up;
+        self.has_run = true;
+        report
+    }
+
+    /// Feeds the result of one probe.
+    pub fn on_result(&mut self, success: bool) -> Step {
+        let (report, next) = match self.style {
+            Style::Tcp => self.tcp(success),
+            Style::Standard => self.standard(success),
+            Style::Misc => self.misc(success),
+            Style::Http {
+                urls,
+                fast_recovery,
+            } => self.http(success, urls.max(1), fast_recovery),
+        };
+        Step {
+            report,
+            next,
+            url: self.url_it,
+        }
+    }
+
+    fn tcp(&mut self, success: bool) -> (Option<bool>, Duration) {
+        if success || self.retry_it >= self.t.retry {
+            self.retry_it = 0;
+            let r = if success {
+                self.set(true)
+            } else if self.is_up || !self.has_run {
+                self.set(false)
+            } else {
+                None
+            };
+            (r, self.t.delay_loop)
+        } else {
+            self.retry_it += 1;
+            self.has_run = true;
+            (None, self.t.delay_before_retry)
+        }
+    }
+
+    fn standard(&mut self, success: bool) -> (Option<bool>, Duration) {
+        let active = self.is_up || !self.has_run;
+        if success || (active && self.retry_it >= self.t.retry) {
+            self.retry_it = 0;
+            let r = if success {
+                self.set(true)
+            } else {
+                self.set(false)
+            };
+            (r, self.t.delay_loop)
+        } else if active {
+            self.retry_it += 1;
+            self.has_run = true;
+            (None, self.t.delay_before_retry)
+        } else {
+            (None, self.t.delay_loop)
+        }
+    }
+
+    fn misc(&mut self, success: bool) -> (Option<bool>, Duration) {
+        let mut report = None;
+        if success {
+            self.retry_it = 0;
+            report = self.set(true);
+        } else if self.is_up || !self.has_run {
+            if self.retry_it < self.t.retry {
+                self.retry_it += 1;
+            } else {
+                self.retry_it = 0;
+                report = self.set(false);
+            }
+        }
+        self.has_run = true;
+        let next = if self.retry_it > 0 {
+            self.t.delay_before_retry
+        } else {
+            self.t.delay_loop
+        };
+        (report, next)
+    }
+
+    fn http(
+        &mut self,
+        success: bool,
+        urls: usize,
+        fast_recovery: bool,
+    ) -> (Option<bool>, Duration) {
+        let mut report = None;
+        let next;
+        if success {
+            // REGISTER_CHECKER_NEW
+            self.url_it += 1;
+            self.retry_it = 0;
+            if self.url_it >= urls && self.failed_url.is_none() {
+                if !self.is_up || !self.has_run {
+                    report = self.set(true);
+                }
+                self.url_it = 0;
+            } else if self.failed_url.is_some() {
+                // The failed URL passes again: check all of them.
+                self.failed_url = None;
+                self.url_it = 0;
+            }
+            if !self.has_run {
+                self.retry_it = self.t.retry;
+            }
+            next = self.t.delay_loop;
+        } else if self.is_up || !self.has_run {
+            // timeout_epilog → REGISTER_CHECKER_RETRY
+            self.has_run = true;
+            self.retry_it += 1;
+            if self.retry_it > self.t.retry {
+                if self.is_up {
+                    report = self.set(false);
+                }
+                self.failed_url = Some(self.url_it);
+            }
+            next = if self.failed_url.is_some() {
+                self.t.delay_before_retry.max(self.t.delay_loop)
+            } else {
+                self.t.delay_before_retry
+            };
+        } else {
+            // REGISTER_CHECKER_FAILED: already down, no retries.
+            next = if self.failed_url.is_some() {
+                self.t.delay_before_retry.max(self.t.delay_loop)
+            } else {
+                self.t.delay_before_retry
+            };
+        }
+        let next = if fast_recovery && (!self.has_run || (!self.is_up && self.failed_url.is_none()))
+        {
+            Duration::ZERO
+        } else {
+            next
+        };
+        (report, next)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn t(retry: u32, alpha: bool) -> Timing {
+        Timing {
+            delay_loop: Duration::from_secs(10),
+            delay_before_retry: Duration::from_secs(2),
+            retry,
+            alpha,
+        }
+    }
+    const LOOP: Duration = Duration::from_secs(10);
+    const DBR: Duration = Duration::from_secs(2);
+
+    /// Feeds results, returns (report, next) per step.
+    fn run(f: &mut Fsm, results: &[bool]) -> Vec<(Option<bool>, Duration)> {
+        results
+            .iter()
+            .map(|&r| {
+                let s = f.on_result(r);
+                (s.report, s.next)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn first_result_is_always_reported() {
+        let mut f = Fsm::new(Style::Tcp, t(3, false));
+        assert!(f.is_up());
+        assert_eq!(
+            run(&mut f, &[true, true]),
+            vec![(Some(true), LOOP), (None, LOOP)]
+        );
+    }
+
+    #[test]
+    fn first_failure_is_enough_initially() {
+        for style in [Style::Tcp, Style::Standard, Style::Misc] {
+            let mut f = Fsm::new(style, t(3, false));
+            assert_eq!(f.on_result(false).report, Some(false), "{style:?}");
+            assert!(!f.is_up());
+        }
+        let mut f = Fsm::new(
+            Style::Http {
+                urls: 1,
+                fast_recovery: false,
+            },
+            t(3, false),
+        );
+        assert_eq!(f.on_result(false).report, Some(false));
+    }
+
+    #[test]
+    fn alpha_starts_down_and_first_success_brings_it_up() {
+        let mut f = Fsm::new(Style::Standard, t(3, true));
+        assert!(!f.is_up());
+        assert_eq!(f.on_result(true).report, Some(true));
+        assert!(f.is_up());
+    }
+
+    #[test]
+    fn tcp_goes_down_after_retry_consecutive_retries() {
+        let mut f = Fsm::new(Style::Tcp, t(3, false));
+        run(&mut f, &[true]);
+        // 1 failure + 3 retries, delay_before_retry apart, then down.
+        assert_eq!(
+            run(&mut f, &[false, false, false, false]),
+            vec![(None, DBR), (None, DBR), (None, DBR), (Some(false), LOOP)]
+        );
+        // Up again on the first success.
+        assert_eq!(run(&mut f, &[true]), vec![(Some(true), LOOP)]);
+    }
+
+    #[test]
+    fn a_success_resets_the_retry_count() {
+        let mut f = Fsm::new(Style::Tcp, t(2, false));
+        run(&mut f, &[true]);
+        let r = run(&mut f, &[false, false, true, false, false]);
+        assert!(r.iter().all(|(rep, _)| rep.is_none()), "{r:?}");
+        assert!(f.is_up());
+    }
+
+    #[test]
+    fn tcp_keeps_retrying_while_down_standard_does_not() {
+        let mut f = Fsm::new(Style::Tcp, t(1, false));
+        run(&mut f, &[true, false, false]);
+        assert!(!f.is_up());
+        assert_eq!(
+            run(&mut f, &[false, false]),
+            vec![(None, DBR), (None, LOOP)]
+        );
+
+        let mut f = Fsm::new(Style::Standard, t(1, false));
+        run(&mut f, &[true, false, false]);
+        assert!(!f.is_up());
+        assert_eq!(
+            run(&mut f, &[false, false]),
+            vec![(None, LOOP), (None, LOOP)]
+        );
+    }
+
+    #[test]
+    fn retry_zero_goes_down_on_first_failure() {
+        let mut f = Fsm::new(Style::Standard, t(0, false));
+        run(&mut f, &[true]);
+        assert_eq!(run(&mut f, &[false]), vec![(Some(false), LOOP)]);
+    }
+
+    #[test]
+    fn misc_retries_then_down() {
+        let mut f = Fsm::new(Style::Misc, t(2, false));
+        run(&mut f, &[true]);
+        assert_eq!(
+            run(&mut f, &[false, false, false]),
+            vec![(None, DBR), (None, DBR), (Some(false), LOOP)]
+        );
+        assert_eq!(
+            run(&mut f, &[false, true]),
+            vec![(None, LOOP), (Some(true), LOOP)]
+        );
+    }
+
+    #[test]
+    fn http_needs_every_url_one_delay_loop_apart() {
+        let mut f = Fsm::new(
+            Style::Http {
+                urls: 3,
+                fast_recovery: false,
+            },
+            t(1, true),
+        );
+        let s = f.on_result(true);
+        assert_eq!((s.report, s.next, s.url), (None, LOOP, 1));
+        let s = f.on_result(true);
+        assert_eq!((s.report, s.url), (None, 2));
+        let s = f.on_result(true);
+        assert_eq!((s.report, s.url), (Some(true), 0));
+    }
+
+    #[test]
+    fn http_failed_url_retried_then_down_then_recovery_checks_all() {
+        let mut f = Fsm::new(
+            Style::Http {
+                urls: 2,
+                fast_recovery: false,
+            },
+            t(2, false),
+        );
+        run(&mut f, &[true, true]);
+        assert!(f.is_up());
+        // URL 0 passes, URL 1 fails 3 times (1 + 2 retries).
+        assert_eq!(f.on_result(true).url, 1);
+        assert_eq!(
+            run(&mut f, &[false, false, false]),
+            vec![(None, DBR), (None, DBR), (Some(false), LOOP)]
+        );
+        assert_eq!(f.url(), 1, "the failed URL is probed again");
+        // Still failing while down: no retries, max(dbr, loop).
+        assert_eq!(run(&mut f, &[false]), vec![(None, LOOP)]);
+        // The failed URL passes: start over from URL 0, then all pass → up.
+        let s = f.on_result(true);
+        assert_eq!((s.report, s.url), (None, 0));
+        assert_eq!(f.on_result(true).report, None);
+        assert_eq!(f.on_result(true).report, Some(true));
+    }
+
+    #[test]
+    fn http_fast_recovery_probes_at_once_before_first_result() {
+        let mut f = Fsm::new(
+            Style::Http {
+                urls: 2,
+                fast_recovery: true,
+            },
+            t(1, true),
+        );
+        assert_eq!(f.on_result(true).next, Duration::ZERO);
+    }
+}
