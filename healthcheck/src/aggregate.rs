@@ -98,26 +98,23 @@ impl RealAgg {
         self.published
     }
 
-    /// Sets a checker's state; returns the real's change, if any.
-    pub fn set_checker(&mut self, id: CheckerId, up: bool) -> Option<Change> {
+    /// Sets a checker's state (see [`RealAgg::publish`]).
+    pub fn set_checker(&mut self, id: CheckerId, up: bool) {
         if let Some(s) = self.slots.get_mut(&id) {
             s.up = up;
         }
-        self.publish()
     }
 
     /// `misc_dynamic`: exit code 0 → configured weight, 2..=255 → code - 2.
-    pub fn set_dynamic_weight(&mut self, w: Option<i32>) -> Option<Change> {
+    pub fn set_dynamic_weight(&mut self, w: Option<i32>) {
         self.dynamic_weight = w;
-        self.publish()
     }
 
     /// FILE_CHECK: a checker's weight contribution.
-    pub fn set_weight_delta(&mut self, id: CheckerId, delta: i32) -> Option<Change> {
+    pub fn set_weight_delta(&mut self, id: CheckerId, delta: i32) {
         if let Some(s) = self.slots.get_mut(&id) {
             s.weight_delta = delta;
         }
-        self.publish()
     }
 
     /// Publishes the current state if it differs from the last published.
@@ -152,15 +149,33 @@ mod tests {
         a.add_checker(1, true);
         a.add_checker(2, true);
         a.publish();
-        let c = a.set_checker(2, false).unwrap();
+        let c = {
+            a.set_checker(2, false);
+            a.publish()
+        }
+        .unwrap();
         assert_eq!((c.up, c.transition), (false, true));
         assert_eq!(
-            a.set_checker(1, false),
+            {
+                a.set_checker(1, false);
+                a.publish()
+            },
             None,
             "still down: nothing to publish"
         );
-        assert_eq!(a.set_checker(2, true), None, "checker 1 is still down");
-        let c = a.set_checker(1, true).unwrap();
+        assert_eq!(
+            {
+                a.set_checker(2, true);
+                a.publish()
+            },
+            None,
+            "checker 1 is still down"
+        );
+        let c = {
+            a.set_checker(1, true);
+            a.publish()
+        }
+        .unwrap();
         assert!(c.up && c.transition);
     }
 
@@ -177,9 +192,17 @@ mod tests {
         let mut a = RealAgg::new(5);
         a.add_checker(1, true);
         a.publish();
-        let c = a.set_dynamic_weight(Some(40)).unwrap();
+        let c = {
+            a.set_dynamic_weight(Some(40));
+            a.publish()
+        }
+        .unwrap();
         assert_eq!((c.up, c.weight, c.transition), (true, 40, false));
-        let c = a.set_dynamic_weight(None).unwrap();
+        let c = {
+            a.set_dynamic_weight(None);
+            a.publish()
+        }
+        .unwrap();
         assert_eq!(c.weight, 5);
     }
 
@@ -188,7 +211,23 @@ mod tests {
         let mut a = RealAgg::new(10);
         a.add_checker(1, true);
         a.publish();
-        assert_eq!(a.set_weight_delta(1, 5).unwrap().weight, 15);
-        assert_eq!(a.set_weight_delta(1, -30).unwrap().weight, 0);
+        assert_eq!(
+            {
+                a.set_weight_delta(1, 5);
+                a.publish()
+            }
+            .unwrap()
+            .weight,
+            15
+        );
+        assert_eq!(
+            {
+                a.set_weight_delta(1, -30);
+                a.publish()
+            }
+            .unwrap()
+            .weight,
+            0
+        );
     }
 }

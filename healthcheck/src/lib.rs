@@ -20,7 +20,7 @@
 //!     let _ = (ev.vs, ev.real, ev.up, ev.weight, ev.reason);
 //! }
 //! // SIGHUP with a valid new config: unchanged checkers keep their state.
-//! sup.reload(&new).await;
+//! let report = sup.reload(&new).await; // report.added: new reals and their state
 //! sup.shutdown().await;
 //! # }
 //! ```
@@ -44,4 +44,4 @@ pub mod timing;
 
 pub use key::{RealKey, VsAddr, VsKey};
 pub use script::{ScriptExit, run_script};
-pub use supervisor::{RealEvent, RealStatus, Supervisor};
+pub use supervisor::{RealEvent, RealStatus, ReloadReport, Supervisor};

@@ -42,6 +42,19 @@ pub struct RealStatus {
     pub checkers: usize,
 }
 
+/// What a reload did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ReloadReport {
+    /// Reals that did not exist before, with their initial state.
+    pub added: Vec<RealStatus>,
+    /// Reals that no longer exist (their checkers are stopped).
+    pub removed: Vec<(VsKey, RealKey)>,
+    /// Checkers kept running with their state.
+    pub kept: usize,
+    pub started: usize,
+    pub stopped: usize,
+}
+
 /// How long a notify_up/notify_down script may run before its process
 /// group is killed (keepalived has no limit; a hung script must not pile up).
 pub const NOTIFY_TIMEOUT: Duration = Duration::from_secs(60);
@@ -101,8 +114,8 @@ impl Supervisor {
     /// keep running with their state (no flap), the others are stopped or
     /// started. Reals whose state changes (e.g. a new alpha checker, a new
     /// weight) are reported on the channel.
-    pub async fn reload(&self, config: &KeepalivedConfig) {
-        self.apply(config, true).await;
+    pub async fn reload(&self, config: &KeepalivedConfig) -> ReloadReport {
+        self.apply(config, true).await
     }
 
     /// Stops every checker (running scripts are killed).
@@ -141,10 +154,11 @@ impl Supervisor {
         std::mem::take(&mut self.inner.state.lock().await.warnings)
     }
 
-    async fn apply(&self, config: &KeepalivedConfig, reload: bool) {
+    async fn apply(&self, config: &KeepalivedConfig, reload: bool) -> ReloadReport {
         let mut st = self.inner.state.lock().await;
         let mut old = std::mem::take(&mut st.reals);
         let mut events = Vec::new();
+        let mut report = ReloadReport::default();
         for vs in &config.virtual_servers {
             let vkey = VsKey::of(vs);
             for rs in &vs.real_servers {
@@ -156,6 +170,7 @@ impl Supervisor {
                     ));
                     continue;
                 }
+                let existed = old.contains_key(&k);
                 let mut entry = old.remove(&k).unwrap_or_else(|| RealEntry {
                     agg: RealAgg::new(rs.weight),
                     notify_up: None,
@@ -171,8 +186,10 @@ impl Supervisor {
                     // Unchanged checker: keep it (and its state) running.
                     if let Some(i) = previous.iter().position(|r| r.spec == spec) {
                         entry.checkers.push(previous.swap_remove(i));
+                        report.kept += 1;
                         continue;
                     }
+                    report.started += 1;
                     let id = st.next_id;
                     st.next_id += 1;
                     match spec.build(&vkey, &rkey) {
@@ -195,11 +212,21 @@ impl Supervisor {
                         }
                     }
                 }
+                report.stopped += previous.len();
                 for r in previous {
                     stop(&mut entry.agg, r);
                 }
                 let change = entry.agg.publish();
-                if reload {
+                if !existed {
+                    let (up, weight) = entry.agg.published();
+                    report.added.push(RealStatus {
+                        vs: vkey.clone(),
+                        real: rkey,
+                        up,
+                        weight,
+                        checkers: entry.checkers.len(),
+                    });
+                } else if reload {
                     if let Some(c) = change {
                         events.push(RealEvent {
                             vs: vkey.clone(),
@@ -214,7 +241,9 @@ impl Supervisor {
                 st.reals.insert(k, entry);
             }
         }
-        for (_, e) in old {
+        for (k, e) in old {
+            report.stopped += e.checkers.len();
+            report.removed.push(k);
             for r in e.checkers {
                 if let Some(t) = r.task {
                     t.abort();
@@ -224,6 +253,7 @@ impl Supervisor {
         for ev in events {
             let _ = self.inner.tx.send(ev).await;
         }
+        report
     }
 
     /// Registers the checker with its initial state and starts its task.

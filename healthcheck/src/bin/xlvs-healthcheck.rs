@@ -127,8 +127,17 @@ async fn run(args: Args, parsed: Parsed) -> ExitCode {
             _ = hup.recv() => {
                 match load(&args.file) {
                     Ok(p) => {
-                        sup.reload(&p.config).await;
-                        line("RELOAD ok");
+                        let r = sup.reload(&p.config).await;
+                        line(&format!(
+                            "RELOAD ok kept={} started={} stopped={} added={} removed={}",
+                            r.kept, r.started, r.stopped, r.added.len(), r.removed.len()
+                        ));
+                        for a in r.added {
+                            line(&format!(
+                                "INIT {} {} {} weight={} checkers={}",
+                                a.vs, a.real, if a.up { "UP" } else { "DOWN" }, a.weight, a.checkers
+                            ));
+                        }
                         for w in sup.take_warnings().await {
                             line(&format!("WARN {w}"));
                         }
