@@ -136,7 +136,7 @@ impl Fsm {
             };
             (r, self.t.delay_loop)
         } else {
-            self.retry_it += 1;
+            self.retry_it = self.retry_it.saturating_add(1);
             self.has_run = true;
             (None, self.t.delay_before_retry)
         }
@@ -153,7 +153,7 @@ impl Fsm {
             };
             (r, self.t.delay_loop)
         } else if active {
-            self.retry_it += 1;
+            self.retry_it = self.retry_it.saturating_add(1);
             self.has_run = true;
             (None, self.t.delay_before_retry)
         } else {
@@ -168,7 +168,7 @@ impl Fsm {
             report = self.set(true);
         } else if self.is_up || !self.has_run {
             if self.retry_it < self.t.retry {
-                self.retry_it += 1;
+                self.retry_it = self.retry_it.saturating_add(1);
             } else {
                 self.retry_it = 0;
                 report = self.set(false);
@@ -212,7 +212,7 @@ impl Fsm {
         } else if self.is_up || !self.has_run {
             // timeout_epilog → REGISTER_CHECKER_RETRY
             self.has_run = true;
-            self.retry_it += 1;
+            self.retry_it = self.retry_it.saturating_add(1);
             if self.retry_it > self.t.retry {
                 if self.is_up {
                     report = self.set(false);
@@ -407,6 +407,21 @@ mod tests {
         assert_eq!((s.report, s.url), (None, 0));
         assert_eq!(f.on_result(true).report, None);
         assert_eq!(f.on_result(true).report, Some(true));
+    }
+
+    #[test]
+    fn huge_retry_counts_do_not_overflow() {
+        let mut f = Fsm::new(
+            Style::Http {
+                urls: 1,
+                fast_recovery: false,
+            },
+            t(u32::MAX, false),
+        );
+        run(&mut f, &[true]);
+        for _ in 0..3 {
+            assert_eq!(f.on_result(false).report, None);
+        }
     }
 
     #[test]
