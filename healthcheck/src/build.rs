@@ -73,6 +73,27 @@ impl CheckerSpec {
         }
     }
 
+    /// Same checker apart from its timing (delay_loop, retry,
+    /// delay_before_retry, warmup, alpha): on reload it is restarted with
+    /// the new timing but keeps its state.
+    pub fn same_probe(&self, other: &CheckerSpec) -> bool {
+        fn untimed(s: &CheckerSpec) -> CheckerSpec {
+            let mut s = s.clone();
+            let c = &mut s.checker.common;
+            let d = keepalived_conf::model::CheckerCommon::default();
+            c.delay_loop = d.delay_loop;
+            c.delay_before_retry = d.delay_before_retry;
+            c.retry = d.retry;
+            c.warmup = None;
+            c.alpha = None;
+            c.log_all_failures = None;
+            c.set = d.set;
+            s.vs_delay_loop = 0.0;
+            s
+        }
+        untimed(self) == untimed(other)
+    }
+
     /// Builds the probe; `Err` is a reason the checker is disabled (as
     /// keepalived drops such checkers with a message).
     pub fn build(&self, vs: &VsKey, real: &RealKey) -> Result<Built, String> {

@@ -51,6 +51,8 @@ pub struct ReloadReport {
     pub removed: Vec<(VsKey, RealKey)>,
     /// Checkers kept running with their state.
     pub kept: usize,
+    /// Checkers restarted with new timing, keeping their state.
+    pub retimed: usize,
     pub started: usize,
     pub stopped: usize,
 }
@@ -189,12 +191,44 @@ impl Supervisor {
                         report.kept += 1;
                         continue;
                     }
+                    // Only its timing changed: restart it in its current state.
+                    if let Some(i) = previous
+                        .iter()
+                        .position(|r| r.task.is_some() && r.spec.same_probe(&spec))
+                    {
+                        let old = previous.swap_remove(i);
+                        if let Some(t) = old.task {
+                            t.abort();
+                        }
+                        let up = entry.agg.checker_up(old.id);
+                        match spec.build(&vkey, &rkey) {
+                            Ok(built) => {
+                                let task = self.start(&mut entry.agg, old.id, &k, built, up);
+                                entry.checkers.push(Running {
+                                    id: old.id,
+                                    spec,
+                                    task: Some(task),
+                                });
+                                report.retimed += 1;
+                            }
+                            Err(w) => {
+                                st.warnings.push(w);
+                                entry.agg.remove_checker(old.id);
+                                entry.checkers.push(Running {
+                                    id: old.id,
+                                    spec,
+                                    task: None,
+                                });
+                            }
+                        }
+                        continue;
+                    }
                     report.started += 1;
                     let id = st.next_id;
                     st.next_id += 1;
                     match spec.build(&vkey, &rkey) {
                         Ok(built) => {
-                            let task = self.start(&mut entry.agg, id, &k, built);
+                            let task = self.start(&mut entry.agg, id, &k, built, None);
                             entry.checkers.push(Running {
                                 id,
                                 spec,
@@ -257,12 +291,14 @@ impl Supervisor {
     }
 
     /// Registers the checker with its initial state and starts its task.
+    /// `resume`: the state of the checker this one replaces (reload).
     fn start(
         &self,
         agg: &mut RealAgg,
         id: CheckerId,
         k: &(VsKey, RealKey),
         built: Built,
+        resume: Option<bool>,
     ) -> JoinHandle<()> {
         let inner = self.inner.clone();
         let k = k.clone();
@@ -277,7 +313,10 @@ impl Supervisor {
                 tokio::spawn(file_task(inner, k, id, built.probe, first))
             }
             Some(style) => {
-                let fsm = Fsm::new(style, built.timing);
+                let fsm = match resume {
+                    Some(up) => Fsm::resume(style, built.timing, up),
+                    None => Fsm::new(style, built.timing),
+                };
                 agg.add_checker(id, fsm.is_up());
                 tokio::spawn(checker_task(inner, k, id, built.probe, fsm, built.warmup))
             }
@@ -387,5 +426,96 @@ impl Inner {
         };
         // Sent under the lock so that a real's events keep their order.
         let _ = self.tx.send(ev).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    /// MISC_CHECK-only configurations: no packet is sent.
+    fn conf(dir: &std::path::Path, delay: f64, extra: &str) -> KeepalivedConfig {
+        let text = format!(
+            "virtual_server 198.18.0.1 80 {{\n protocol TCP\n delay_loop {delay}\n\
+             real_server 198.18.0.2 80 {{ MISC_CHECK {{ misc_path {d}/fail.sh\n warmup 0 }} }}\n\
+             real_server 198.18.0.3 80 {{ weight 4\n MISC_CHECK {{ misc_path {d}/dyn.sh\n misc_dynamic\n alpha\n warmup 0 }} }}\n\
+             {extra}}}\n",
+            d = dir.display()
+        );
+        keepalived_conf::parse_str(&text, "t", &Default::default()).config
+    }
+
+    fn script(dir: &std::path::Path, name: &str, body: &str) {
+        let p = dir.join(name);
+        std::fs::write(&p, format!("#!/bin/sh\n{body}\n")).unwrap();
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+
+    async fn next(rx: &mut mpsc::Receiver<RealEvent>) -> RealEvent {
+        tokio::time::timeout(Duration::from_secs(5), rx.recv())
+            .await
+            .expect("no event within 5 s")
+            .unwrap()
+    }
+
+    #[tokio::test]
+    async fn reload_keeps_state_of_kept_and_retimed_checkers() {
+        let dir = std::env::temp_dir().join(format!("hc-sup-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        script(&dir, "fail.sh", "exit 1");
+        script(&dir, "dyn.sh", "exit 9");
+        let (tx, mut rx) = mpsc::channel(64);
+        let sup = Supervisor::spawn(&conf(&dir, 0.2, ""), tx).await;
+        let init = sup.snapshot().await;
+        assert_eq!(init.len(), 2);
+        assert!(init[0].up, "no alpha: starts up");
+        assert!(!init[1].up, "alpha: starts down");
+
+        let mut seen = Vec::new();
+        while seen.len() < 2 {
+            let ev = next(&mut rx).await;
+            seen.push((ev.real.addr.to_string(), ev.up, ev.weight, ev.transition));
+        }
+        seen.sort();
+        assert_eq!(
+            seen,
+            vec![
+                ("198.18.0.2".into(), false, 1, true),
+                // misc_dynamic exit 9 → up with weight 7.
+                ("198.18.0.3".into(), true, 7, true),
+            ]
+        );
+
+        // Same checkers: kept. New delay_loop: restarted in their state.
+        let r = sup.reload(&conf(&dir, 0.2, "")).await;
+        assert_eq!((r.kept, r.retimed, r.started, r.stopped), (2, 0, 0, 0));
+        let r = sup.reload(&conf(&dir, 0.3, "")).await;
+        assert_eq!((r.kept, r.retimed, r.started, r.stopped), (0, 2, 0, 0));
+        let s = sup.snapshot().await;
+        assert!(!s[0].up && s[1].up && s[1].weight == 7, "{s:?}");
+        // Nothing flaps after the reload.
+        assert!(
+            tokio::time::timeout(Duration::from_millis(800), rx.recv())
+                .await
+                .is_err()
+        );
+
+        // A new real is reported in the reload report; a removed one too.
+        let r = sup
+            .reload(&conf(&dir, 0.3, "real_server 198.18.0.4 80 { }\n"))
+            .await;
+        assert_eq!(r.added.len(), 1);
+        assert!(r.added[0].up);
+        let r = sup.reload(&conf(&dir, 0.3, "")).await;
+        assert_eq!(r.removed.len(), 1);
+
+        // The dynamic weight follows the exit code; 1 is down.
+        script(&dir, "dyn.sh", "exit 1");
+        let ev = next(&mut rx).await;
+        assert_eq!((ev.up, ev.transition), (false, true));
+        sup.shutdown().await;
+        assert!(sup.snapshot().await.is_empty());
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }

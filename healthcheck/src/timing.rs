@@ -81,6 +81,17 @@ impl Fsm {
         }
     }
 
+    /// A checker whose timing changed on reload: it keeps its known state
+    /// (no flap), as keepalived migrates a checker's state on reload.
+    pub fn resume(style: Style, t: Timing, up: bool) -> Fsm {
+        Fsm {
+            is_up: up,
+            has_run: true,
+            retry_it: 0,
+            ..Fsm::new(style, t)
+        }
+    }
+
     pub fn is_up(&self) -> bool {
         self.is_up
     }

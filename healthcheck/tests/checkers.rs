@@ -12,7 +12,7 @@ const LOOP: f64 = 1.0;
 const DBR: f64 = 0.5;
 const RETRY: f64 = 2.0;
 /// Scheduling/process slack on a 2-CPU machine shared with builds.
-const SLACK: f64 = 1.5;
+const SLACK: f64 = 2.5;
 
 fn vs(body: &str) -> String {
     format!(

@@ -129,8 +129,8 @@ async fn run(args: Args, parsed: Parsed) -> ExitCode {
                     Ok(p) => {
                         let r = sup.reload(&p.config).await;
                         line(&format!(
-                            "RELOAD ok kept={} started={} stopped={} added={} removed={}",
-                            r.kept, r.started, r.stopped, r.added.len(), r.removed.len()
+                            "RELOAD ok kept={} retimed={} started={} stopped={} added={} removed={}",
+                            r.kept, r.retimed, r.started, r.stopped, r.added.len(), r.removed.len()
                         ));
                         for a in r.added {
                             line(&format!(
