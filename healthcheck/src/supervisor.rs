@@ -31,6 +31,15 @@ pub struct RealEvent {
     pub reason: String,
 }
 
+/// One probe's result (for [`Supervisor::spawn_with_probe_log`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProbeLog {
+    pub vs: VsKey,
+    pub real: RealKey,
+    pub ok: bool,
+    pub reason: String,
+}
+
 /// The current state of one real server.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RealStatus {
@@ -85,6 +94,7 @@ struct State {
 
 struct Inner {
     tx: mpsc::Sender<RealEvent>,
+    probe_log: Option<mpsc::UnboundedSender<ProbeLog>>,
     state: Mutex<State>,
 }
 
@@ -102,9 +112,20 @@ impl Supervisor {
     /// states are sent to `tx`; the initial states are in
     /// [`Supervisor::snapshot`] (up, unless a checker has `alpha`).
     pub async fn spawn(config: &KeepalivedConfig, tx: mpsc::Sender<RealEvent>) -> Supervisor {
+        Self::spawn_with_probe_log(config, tx, None).await
+    }
+
+    /// Like [`Supervisor::spawn`], and every probe's result is also sent
+    /// to `probe_log` (keepalived's `log_all_failures`, for every checker).
+    pub async fn spawn_with_probe_log(
+        config: &KeepalivedConfig,
+        tx: mpsc::Sender<RealEvent>,
+        probe_log: Option<mpsc::UnboundedSender<ProbeLog>>,
+    ) -> Supervisor {
         let sup = Supervisor {
             inner: Arc::new(Inner {
                 tx,
+                probe_log,
                 state: Mutex::new(State::default()),
             }),
         };
@@ -358,7 +379,19 @@ async fn checker_task(
         let started = Instant::now();
         let outcome = probe.run(fsm.url()).await;
         let step = fsm.on_result(outcome.ok);
-        inner.report(&k, id, &outcome, step.report).await;
+        if let Some(log) = &inner.probe_log {
+            let _ = log.send(ProbeLog {
+                vs: k.0.clone(),
+                real: k.1,
+                ok: outcome.ok,
+                reason: outcome.reason.clone(),
+            });
+        }
+        // Most probes change nothing: only lock the shared state when the
+        // checker's state or a weight may change.
+        if step.report.is_some() || outcome.dynamic_weight.is_some() {
+            inner.report(&k, id, &outcome, step.report).await;
+        }
         let next = if matches!(probe, Probe::Misc(_)) {
             // MISC_CHECK: the next run is timed from this run's start.
             started + step.next

@@ -6,6 +6,7 @@
 //!   `<unix-secs.millis> INIT <vs> <real> UP|DOWN weight=<w> checkers=<n>`
 //!   `<unix-secs.millis> UP|DOWN|WEIGHT <vs> <real> weight=<w> <reason>`
 //!   `<unix-secs.millis> WARN <message>`
+//!   `<unix-secs.millis> PROBE ok|fail <vs> <real> <reason>` (with -v)
 //! SIGHUP reloads the file (an invalid file keeps the running checks);
 //! SIGTERM/SIGINT stop.
 
@@ -31,6 +32,9 @@ struct Args {
         default_value = "/etc/keepalived/keepalived.conf"
     )]
     file: PathBuf,
+    /// Also print every probe's result (`PROBE ok|fail <vs> <real> <reason>`).
+    #[arg(short = 'v', long)]
+    verbose: bool,
     /// Worker threads (default: 1, like keepalived's single checker process).
     #[arg(long, default_value_t = 1)]
     threads: usize,
@@ -100,7 +104,9 @@ async fn run(args: Args, parsed: Parsed) -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    let sup = Supervisor::spawn(&parsed.config, tx).await;
+    let (log_tx, mut log_rx) = tokio::sync::mpsc::unbounded_channel();
+    let sup =
+        Supervisor::spawn_with_probe_log(&parsed.config, tx, args.verbose.then_some(log_tx)).await;
     for w in sup.take_warnings().await {
         line(&format!("WARN {w}"));
     }
@@ -123,6 +129,10 @@ async fn run(args: Args, parsed: Parsed) -> ExitCode {
                     (true, false) => "DOWN",
                 };
                 line(&format!("{what} {} {} weight={} {}", ev.vs, ev.real, ev.weight, ev.reason));
+            }
+            Some(p) = log_rx.recv() => {
+                let ok = if p.ok { "ok" } else { "fail" };
+                line(&format!("PROBE {ok} {} {} {}", p.vs, p.real, p.reason));
             }
             _ = hup.recv() => {
                 match load(&args.file) {
