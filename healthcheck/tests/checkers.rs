@@ -249,18 +249,23 @@ fn misc_check_exit_codes_dynamic_weight_and_timeout_kill() {
             child_pid.display()
         ),
     );
+    // Up only when run as `nobody` (MISC_CHECK `user`).
+    let whoami = bed.script("whoami.sh", "#!/bin/sh\n[ \"$(id -un)\" = nobody ]\n");
     let conf = vs(&format!(
         "real_server {} 80 {{ MISC_CHECK {{ misc_path \"{}\"\n retry 0 }} }}\n\
          real_server {} 80 {{ weight 5\n MISC_CHECK {{ misc_path \"{}\"\n misc_dynamic }} }}\n\
          real_server {} 80 {{ MISC_CHECK {{ misc_path \"{}\"\n misc_timeout 1 }} }}\n\
-         real_server {} 80 {{ MISC_CHECK {{ misc_path \"/nonexistent/script.sh\" }} }}",
+         real_server {} 80 {{ MISC_CHECK {{ misc_path \"/nonexistent/script.sh\" }} }}\n\
+         real_server {} 80 {{ alpha\n MISC_CHECK {{ misc_path \"{}\"\n user nobody }} }}",
         RS[0],
         simple.display(),
         RS[1],
         dynamic.display(),
         RS[2],
         hang.display(),
-        RS[3]
+        RS[3],
+        RS[4],
+        whoami.display()
     ));
     let c = bed.checker(&conf);
     // A script that is not there disables its checker (keepalived does the same).
@@ -269,6 +274,8 @@ fn misc_check_exit_codes_dynamic_weight_and_timeout_kill() {
         &["WARN", "Disabling misc script /nonexistent/script.sh"],
         secs(5.0),
     );
+    // `user nobody`: the alpha real comes up only if the script ran as nobody.
+    c.expect(0, &["UP", "[198.18.60.6]:80"], secs(LOOP + SLACK));
     // misc_dynamic: exit 12 → weight 10.
     c.expect(
         0,
