@@ -420,6 +420,90 @@ mod tests {
         assert_eq!(f.on_result(true).report, Some(true));
     }
 
+    /// Runs a checker on a virtual clock (ms) against a backend that is
+    /// down during `[down_from, up_from)`; each probe takes `probe_ms` when
+    /// it fails (a timeout) and 0 when it passes. Returns when the checker
+    /// reported down and up again (ms).
+    fn simulate(
+        style: Style,
+        t: Timing,
+        probe_ms: u64,
+        down_from: u64,
+        up_from: u64,
+    ) -> (u64, u64) {
+        let mut f = Fsm::new(style, t);
+        let mut now = 300; // first probe after some warmup
+        let (mut down_at, mut up_at) = (None, None);
+        while now < up_from + 60_000 && up_at.is_none() {
+            let ok = !(down_from..up_from).contains(&now);
+            let start = now;
+            if !ok {
+                now += probe_ms;
+            }
+            let s = f.on_result(ok);
+            match s.report {
+                Some(false) if down_at.is_none() => down_at = Some(now),
+                Some(true) if down_at.is_some() => up_at = Some(now),
+                _ => {}
+            }
+            let next = s.next.as_millis() as u64;
+            now = if style == Style::Misc {
+                (start + next).max(now)
+            } else {
+                now + next
+            };
+        }
+        (down_at.expect("never down"), up_at.expect("never up"))
+    }
+
+    #[test]
+    fn detection_and_recovery_bounds_on_a_virtual_clock() {
+        let t = Timing {
+            delay_loop: Duration::from_millis(1000),
+            delay_before_retry: Duration::from_millis(500),
+            retry: 2,
+            alpha: false,
+        };
+        let styles = [
+            Style::Tcp,
+            Style::Standard,
+            Style::Misc,
+            Style::Http {
+                urls: 1,
+                fast_recovery: false,
+            },
+        ];
+        for style in styles {
+            for probe_ms in [0u64, 200] {
+                // Failure onset at every phase of the delay_loop.
+                for phase in (0..1000).step_by(50) {
+                    let fail = 5_000 + phase;
+                    let (down, up) = simulate(style, t, probe_ms, fail, 20_000);
+                    let took = down - fail;
+                    // At least `retry` retries, delay_before_retry apart...
+                    assert!(took >= 2 * 500, "{style:?} {probe_ms} {phase}: {took}");
+                    // ...at most delay_loop + retry × dbr + (retry+1) probes.
+                    assert!(
+                        took <= 1000 + 2 * 500 + 3 * probe_ms,
+                        "{style:?} {probe_ms} {phase}: {took}"
+                    );
+                    // Back up at the first success: within max(delay_loop, dbr) + a probe;
+                    // HTTP re-checks every URL once the failed one passes (one more loop).
+                    let extra = if matches!(style, Style::Http { .. }) {
+                        1000
+                    } else {
+                        0
+                    };
+                    assert!(
+                        up - 20_000 <= 1000 + probe_ms + extra,
+                        "{style:?} {probe_ms} {phase}: up after {}",
+                        up - 20_000
+                    );
+                }
+            }
+        }
+    }
+
     #[test]
     fn huge_retry_counts_do_not_overflow() {
         let mut f = Fsm::new(
