@@ -10,6 +10,7 @@ use crate::timing::Fsm;
 use keepalived_conf::model::{KeepalivedConfig, Script};
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 use tokio::sync::{Mutex, mpsc};
 use tokio::task::JoinHandle;
@@ -88,6 +89,9 @@ struct RealEntry {
 #[derive(Default)]
 struct State {
     reals: BTreeMap<(VsKey, RealKey), RealEntry>,
+    /// `ha_suspend` services: their checkers run only while this is set
+    /// (the VIP is on this host).
+    active: BTreeMap<VsKey, Arc<AtomicBool>>,
     next_id: CheckerId,
     warnings: Vec<String>,
 }
@@ -153,6 +157,22 @@ impl Supervisor {
         }
     }
 
+    /// `ha_suspend`: tells whether the service's VIP is present on this
+    /// host. Checkers of an ha_suspend service start suspended (keeping
+    /// their state, probing nothing) until this says the VIP is here, as
+    /// keepalived does from its netlink view of the addresses. Returns
+    /// false when `vs` has no ha_suspend.
+    pub async fn set_vip_present(&self, vs: &VsKey, present: bool) -> bool {
+        let st = self.inner.state.lock().await;
+        match st.active.get(vs) {
+            Some(flag) => {
+                flag.store(present, Ordering::Relaxed);
+                true
+            }
+            None => false,
+        }
+    }
+
     /// The state of every real server now.
     pub async fn snapshot(&self) -> Vec<RealStatus> {
         let st = self.inner.state.lock().await;
@@ -182,8 +202,16 @@ impl Supervisor {
         let mut old = std::mem::take(&mut st.reals);
         let mut events = Vec::new();
         let mut report = ReloadReport::default();
+        let mut old_active = std::mem::take(&mut st.active);
         for vs in &config.virtual_servers {
             let vkey = VsKey::of(vs);
+            let active = vs.ha_suspend.then(|| {
+                let flag = old_active
+                    .remove(&vkey)
+                    .unwrap_or_else(|| Arc::new(AtomicBool::new(false)));
+                st.active.insert(vkey.clone(), flag.clone());
+                flag
+            });
             for rs in &vs.real_servers {
                 let rkey = RealKey::of(rs);
                 let k = (vkey.clone(), rkey);
@@ -224,7 +252,14 @@ impl Supervisor {
                         let up = entry.agg.checker_up(old.id);
                         match spec.build(&vkey, &rkey) {
                             Ok(built) => {
-                                let task = self.start(&mut entry.agg, old.id, &k, built, up);
+                                let task = self.start(
+                                    &mut entry.agg,
+                                    old.id,
+                                    &k,
+                                    built,
+                                    up,
+                                    active.clone(),
+                                );
                                 entry.checkers.push(Running {
                                     id: old.id,
                                     spec,
@@ -249,7 +284,8 @@ impl Supervisor {
                     st.next_id += 1;
                     match spec.build(&vkey, &rkey) {
                         Ok(built) => {
-                            let task = self.start(&mut entry.agg, id, &k, built, None);
+                            let task =
+                                self.start(&mut entry.agg, id, &k, built, None, active.clone());
                             entry.checkers.push(Running {
                                 id,
                                 spec,
@@ -320,6 +356,7 @@ impl Supervisor {
         k: &(VsKey, RealKey),
         built: Built,
         resume: Option<bool>,
+        active: Option<Arc<AtomicBool>>,
     ) -> JoinHandle<()> {
         let inner = self.inner.clone();
         let k = k.clone();
@@ -339,7 +376,15 @@ impl Supervisor {
                     None => Fsm::new(style, built.timing),
                 };
                 agg.add_checker(id, fsm.is_up());
-                tokio::spawn(checker_task(inner, k, id, built.probe, fsm, built.warmup))
+                tokio::spawn(checker_task(
+                    inner,
+                    k,
+                    id,
+                    built.probe,
+                    fsm,
+                    built.warmup,
+                    active.map(|a| (a, built.timing.delay_loop)),
+                ))
             }
         }
     }
@@ -369,6 +414,7 @@ async fn checker_task(
     probe: Probe,
     mut fsm: Fsm,
     warmup: Duration,
+    suspend: Option<(Arc<AtomicBool>, Duration)>,
 ) {
     // keepalived spreads the first checks over `warmup` (random).
     if !warmup.is_zero() {
@@ -376,6 +422,14 @@ async fn checker_task(
         tokio::time::sleep(w).await;
     }
     loop {
+        // ha_suspend without the VIP: no probe, state kept, look again
+        // after delay_loop (keepalived's disabled checker).
+        if let Some((active, delay_loop)) = &suspend {
+            if !active.load(Ordering::Relaxed) {
+                tokio::time::sleep((*delay_loop).max(Duration::from_millis(1))).await;
+                continue;
+            }
+        }
         let started = Instant::now();
         let outcome = probe.run(fsm.url()).await;
         let step = fsm.on_result(outcome.ok);
@@ -549,6 +603,38 @@ mod tests {
         assert_eq!((ev.up, ev.transition), (false, true));
         sup.shutdown().await;
         assert!(sup.snapshot().await.is_empty());
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[tokio::test]
+    async fn ha_suspend_checks_only_while_the_vip_is_present() {
+        let dir = std::env::temp_dir().join(format!("hc-sus-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        script(&dir, "fail.sh", "exit 1");
+        let text = format!(
+            "virtual_server 198.18.0.1 80 {{ protocol TCP\n delay_loop 0.1\n ha_suspend\n\
+             real_server 198.18.0.2 80 {{ MISC_CHECK {{ misc_path {}/fail.sh\n warmup 0 }} }} }}\n",
+            dir.display()
+        );
+        let cfg = keepalived_conf::parse_str(&text, "t", &Default::default()).config;
+        let (tx, mut rx) = mpsc::channel(8);
+        let sup = Supervisor::spawn(&cfg, tx).await;
+        let vs = VsKey::of(&cfg.virtual_servers[0]);
+        // Suspended: the failing script is not run, the real stays up.
+        assert!(
+            tokio::time::timeout(Duration::from_millis(600), rx.recv())
+                .await
+                .is_err()
+        );
+        assert!(sup.set_vip_present(&vs, true).await);
+        let ev = next(&mut rx).await;
+        assert!(!ev.up);
+        let other = VsKey {
+            protocol: "UDP",
+            ..vs.clone()
+        };
+        assert!(!sup.set_vip_present(&other, true).await);
+        sup.shutdown().await;
         let _ = std::fs::remove_dir_all(&dir);
     }
 }

@@ -68,6 +68,27 @@ fn load(path: &Path) -> Result<Parsed, String> {
     Ok(parsed)
 }
 
+/// ha_suspend: checkers run while the VIP is on this host (as far as this
+/// tool can tell: the address can be bound). Groups and fwmarks: always.
+async fn vip_presence(sup: &Supervisor, config: &keepalived_conf::KeepalivedConfig) {
+    use keepalived_conf::model::VirtualServerAddress;
+    for vs in config.virtual_servers.iter().filter(|v| v.ha_suspend) {
+        let present = match &vs.address {
+            VirtualServerAddress::Ip { addr, .. } => {
+                std::net::UdpSocket::bind(std::net::SocketAddr::new(*addr, 0)).is_ok()
+            }
+            _ => true,
+        };
+        let key = healthcheck::VsKey::of(vs);
+        sup.set_vip_present(&key, present).await;
+        if !present {
+            line(&format!(
+                "WARN {key}: ha_suspend and the VIP is not on this host: checkers suspended"
+            ));
+        }
+    }
+}
+
 fn main() -> ExitCode {
     let args = Args::parse();
     let parsed = match load(&args.file) {
@@ -110,6 +131,7 @@ async fn run(args: Args, parsed: Parsed) -> ExitCode {
     for w in sup.take_warnings().await {
         line(&format!("WARN {w}"));
     }
+    vip_presence(&sup, &parsed.config).await;
     for r in sup.snapshot().await {
         line(&format!(
             "INIT {} {} {} weight={} checkers={}",
@@ -138,6 +160,7 @@ async fn run(args: Args, parsed: Parsed) -> ExitCode {
                 match load(&args.file) {
                     Ok(p) => {
                         let r = sup.reload(&p.config).await;
+                        vip_presence(&sup, &p.config).await;
                         line(&format!(
                             "RELOAD ok kept={} retimed={} started={} stopped={} added={} removed={}",
                             r.kept, r.retimed, r.started, r.stopped, r.added.len(), r.removed.len()
