@@ -1,0 +1,234 @@
+//! From the configuration's checker blocks to runnable checkers.
+
+use crate::conn::{Conn, secs};
+use crate::key::{RealKey, VsKey};
+use crate::probe::{self, Probe};
+use crate::script::resolve_program;
+use crate::timing::{Style, Timing};
+use keepalived_conf::Span;
+use keepalived_conf::model::{Checker, CheckerKind, KeepalivedConfig, RealServer, VirtualServer};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Everything that defines a running checker. Two equal specs are the same
+/// checker across a reload (its state is kept); spans are blanked so that
+/// moving a block in the file does not restart it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CheckerSpec {
+    pub checker: Checker,
+    /// Settings outside the checker block that its probe uses.
+    pub vs_delay_loop: f64,
+    pub virtualhost: Option<String>,
+    /// FILE_CHECK: the tracked file's path, weight, reverse.
+    pub track_file: Option<(String, i32, bool)>,
+}
+
+/// A checker ready to start.
+pub struct Built {
+    pub probe: Probe,
+    pub style: Option<Style>,
+    pub timing: Timing,
+    pub warmup: Duration,
+}
+
+fn blank() -> Span {
+    Span::new(Arc::from(""), 0, 0)
+}
+
+impl CheckerSpec {
+    pub fn new(cfg: &KeepalivedConfig, vs: &VirtualServer, rs: &RealServer, c: &Checker) -> Self {
+        let mut checker = c.clone();
+        checker.span = blank();
+        checker.extra.clear();
+        match &mut checker.kind {
+            CheckerKind::HttpGet(h) | CheckerKind::SslGet(h) => {
+                for u in &mut h.urls {
+                    u.span = blank();
+                    u.extra.clear();
+                }
+            }
+            CheckerKind::Misc(m) => {
+                if let Some(p) = &mut m.path {
+                    p.span = blank();
+                }
+            }
+            _ => {}
+        }
+        let track_file = match &c.kind {
+            CheckerKind::FileCheck(f) => f.track_file.as_ref().and_then(|name| {
+                let tf = cfg.track_files.iter().find(|t| &t.name == name)?;
+                let (w, rev) = match f.weight {
+                    Some(w) => (w, f.reverse),
+                    None => (tf.weight, tf.weight_reverse),
+                };
+                Some((tf.file.clone()?, w, rev))
+            }),
+            _ => None,
+        };
+        CheckerSpec {
+            checker,
+            vs_delay_loop: vs.delay_loop,
+            virtualhost: rs.virtualhost.clone().or_else(|| vs.virtualhost.clone()),
+            track_file,
+        }
+    }
+
+    /// Same checker apart from its timing (delay_loop, retry,
+    /// delay_before_retry, warmup, alpha): on reload it is restarted with
+    /// the new timing but keeps its state.
+    pub fn same_probe(&self, other: &CheckerSpec) -> bool {
+        fn untimed(s: &CheckerSpec) -> CheckerSpec {
+            let mut s = s.clone();
+            let c = &mut s.checker.common;
+            let d = keepalived_conf::model::CheckerCommon::default();
+            c.delay_loop = d.delay_loop;
+            c.delay_before_retry = d.delay_before_retry;
+            c.retry = d.retry;
+            c.warmup = None;
+            c.alpha = None;
+            c.log_all_failures = None;
+            c.set = d.set;
+            s.vs_delay_loop = 0.0;
+            s
+        }
+        untimed(self) == untimed(other)
+    }
+
+    /// Builds the probe; `Err` is a reason the checker is disabled (as
+    /// keepalived drops such checkers with a message).
+    pub fn build(&self, vs: &VsKey, real: &RealKey) -> Result<Built, String> {
+        let c = &self.checker;
+        let cm = &c.common;
+        let conn = |default_port| Conn::resolve(real.socket_addr(), cm, default_port);
+        let timing = Timing {
+            delay_loop: secs(cm.delay_loop),
+            delay_before_retry: secs(cm.delay_before_retry),
+            retry: cm.retry,
+            alpha: cm.alpha.unwrap_or(false),
+        };
+        // keepalived: warmup defaults to delay_loop.
+        let warmup = secs(cm.warmup.unwrap_or(cm.delay_loop));
+        let (probe, style) = match &c.kind {
+            CheckerKind::TcpCheck => (
+                Probe::Tcp(probe::tcp::TcpProbe { conn: conn(None) }),
+                Style::Tcp,
+            ),
+            CheckerKind::HttpGet(h) | CheckerKind::SslGet(h) => {
+                let ssl = matches!(c.kind, CheckerKind::SslGet(_));
+                let p =
+                    probe::http::HttpProbe::new(conn(None), h, ssl, self.virtualhost.as_deref())
+                        .map_err(|e| {
+                            format!("{} {real} of {vs}: {e} - disabled", c.kind.keyword())
+                        })?;
+                let style = Style::Http {
+                    urls: p.urls.len(),
+                    fast_recovery: h.fast_recovery,
+                };
+                (Probe::Http(p), style)
+            }
+            CheckerKind::Misc(m) => {
+                let Some(script) = m.path.clone() else {
+                    return Err(format!(
+                        "MISC_CHECK {real} of {vs}: no misc_path - disabled"
+                    ));
+                };
+                let prog = script.argv.first().cloned().unwrap_or_default();
+                if resolve_program(&prog).is_none() {
+                    return Err(format!(
+                        "Disabling misc script {} since not found/accessible",
+                        script.command
+                    ));
+                }
+                let timeout = secs(m.timeout.unwrap_or(self.vs_delay_loop));
+                (
+                    Probe::Misc(probe::misc::MiscProbe {
+                        script,
+                        timeout,
+                        dynamic: m.dynamic,
+                        user: m.user.clone(),
+                        label: format!("{real} VS {vs}"),
+                    }),
+                    Style::Misc,
+                )
+            }
+            CheckerKind::UdpCheck(u) => {
+                let payload = match &u.payload {
+                    Some(p) => probe::udp::parse_hex(p).map(|h| h.data).ok_or_else(|| {
+                        format!("UDP_CHECK {real}: invalid hex payload '{p}' - disabled")
+                    })?,
+                    None => Vec::new(),
+                };
+                let require_reply = match &u.require_reply {
+                    None => None,
+                    Some(None) => Some(Default::default()),
+                    Some(Some(p)) => Some(probe::udp::parse_hex(p).ok_or_else(|| {
+                        format!("UDP_CHECK {real}: invalid hex reply '{p}' - disabled")
+                    })?),
+                };
+                (
+                    Probe::Udp(probe::udp::UdpProbe {
+                        conn: conn(None),
+                        payload,
+                        require_reply,
+                        min_reply_length: u.min_reply_length as usize,
+                        max_reply_length: u.max_reply_length as usize,
+                    }),
+                    Style::Standard,
+                )
+            }
+            CheckerKind::PingCheck => (
+                Probe::Ping(probe::ping::PingProbe { conn: conn(None) }),
+                Style::Standard,
+            ),
+            CheckerKind::DnsCheck(d) => (
+                Probe::Dns(
+                    probe::dns::DnsProbe::new(conn(Some(53)), &d.name, &d.query_type)
+                        .map_err(|e| format!("DNS_CHECK {real}: {e} - disabled"))?,
+                ),
+                Style::Standard,
+            ),
+            CheckerKind::SmtpCheck(s) => (
+                Probe::Smtp(probe::smtp::SmtpProbe {
+                    conn: conn(Some(25)),
+                    helo_name: s
+                        .helo_name
+                        .clone()
+                        .unwrap_or_else(|| probe::smtp::DEFAULT_HELO.into()),
+                }),
+                Style::Standard,
+            ),
+            CheckerKind::FileCheck(f) => {
+                let Some((path, weight, reverse)) = &self.track_file else {
+                    return Err(match &f.track_file {
+                        None => "FILE_CHECK has no track_file specified - ignoring".into(),
+                        Some(n) => format!("track_file {n} not found"),
+                    });
+                };
+                return Ok(Built {
+                    probe: Probe::File(probe::file::FileProbe {
+                        path: path.into(),
+                        weight: *weight,
+                        reverse: *reverse,
+                    }),
+                    style: None,
+                    timing: Timing {
+                        alpha: false,
+                        ..timing
+                    },
+                    warmup: Duration::ZERO,
+                });
+            }
+            CheckerKind::BfdCheck(_) => {
+                return Err(format!(
+                    "BFD_CHECK {real} of {vs}: unsupported (BFD is not implemented) - ignoring"
+                ));
+            }
+        };
+        Ok(Built {
+            probe,
+            style: Some(style),
+            timing,
+            warmup,
+        })
+    }
+}

@@ -1,0 +1,74 @@
+//! One probe of each checker type: a single attempt, success or failure
+//! with keepalived's wording of the reason. Timing and retries are not
+//! here (see `timing`).
+
+pub mod dns;
+pub mod file;
+pub mod http;
+pub mod misc;
+pub mod ping;
+pub mod smtp;
+pub mod tcp;
+pub mod udp;
+
+/// The result of one probe.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Outcome {
+    pub ok: bool,
+    /// Why, as keepalived would log it.
+    pub reason: String,
+    /// MISC_CHECK with `misc_dynamic`: the weight to set (`Some(None)`:
+    /// back to the configured weight).
+    pub dynamic_weight: Option<Option<i32>>,
+    /// FILE_CHECK: the weight contribution while up.
+    pub weight_delta: Option<i32>,
+}
+
+impl Outcome {
+    pub fn ok(reason: impl Into<String>) -> Outcome {
+        Outcome {
+            ok: true,
+            reason: reason.into(),
+            dynamic_weight: None,
+            weight_delta: None,
+        }
+    }
+
+    pub fn fail(reason: impl Into<String>) -> Outcome {
+        Outcome {
+            ok: false,
+            reason: reason.into(),
+            dynamic_weight: None,
+            weight_delta: None,
+        }
+    }
+}
+
+/// A ready-to-run probe.
+#[derive(Debug)]
+pub enum Probe {
+    Tcp(tcp::TcpProbe),
+    Http(http::HttpProbe),
+    Misc(misc::MiscProbe),
+    Udp(udp::UdpProbe),
+    Ping(ping::PingProbe),
+    Dns(dns::DnsProbe),
+    Smtp(smtp::SmtpProbe),
+    File(file::FileProbe),
+}
+
+impl Probe {
+    /// Runs one attempt (`url`: which HTTP URL).
+    pub async fn run(&self, url: usize) -> Outcome {
+        match self {
+            Probe::Tcp(p) => p.run().await,
+            Probe::Http(p) => p.run(url).await,
+            Probe::Misc(p) => p.run().await,
+            Probe::Udp(p) => p.run().await,
+            Probe::Ping(p) => p.run().await,
+            Probe::Dns(p) => p.run().await,
+            Probe::Smtp(p) => p.run().await,
+            Probe::File(p) => p.run(),
+        }
+    }
+}

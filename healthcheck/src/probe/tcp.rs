@@ -1,0 +1,23 @@
+//! TCP_CHECK: a connection that completes within connect_timeout.
+
+use super::Outcome;
+use crate::conn::{Conn, ConnError};
+
+#[derive(Debug)]
+pub struct TcpProbe {
+    pub conn: Conn,
+}
+
+impl TcpProbe {
+    pub async fn run(&self) -> Outcome {
+        let who = self.conn.fmt("tcp");
+        match self.conn.tcp().await {
+            Ok(stream) => {
+                drop(stream);
+                Outcome::ok(format!("TCP connection to {who} success."))
+            }
+            Err(ConnError::Timeout) => Outcome::fail(format!("TCP connection to {who} timeout.")),
+            Err(e) => Outcome::fail(format!("TCP connection to {who} failed ({e}).")),
+        }
+    }
+}
