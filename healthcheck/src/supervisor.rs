@@ -232,8 +232,8 @@ impl Supervisor {
                 entry.notify_up = rs.notify_up.clone();
                 entry.notify_down = rs.notify_down.clone();
                 let mut previous = std::mem::take(&mut entry.checkers);
-                for c in &rs.checkers {
-                    let spec = CheckerSpec::new(config, vs, rs, c);
+                for c in rs.checkers.iter().flat_map(crate::build::expand) {
+                    let spec = CheckerSpec::new(config, vs, rs, &c);
                     // Unchanged checker: keep it (and its state) running.
                     if let Some(i) = previous.iter().position(|r| r.spec == spec) {
                         entry.checkers.push(previous.swap_remove(i));
