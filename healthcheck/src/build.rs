@@ -23,6 +23,40 @@ pub struct CheckerSpec {
     pub track_file: Option<(String, i32, bool)>,
 }
 
+/// The checkers a checker block stands for: an SMTP_CHECK with the
+/// deprecated `host { }` sub-blocks is one checker per host (and only
+/// those, as keepalived: the real's own address is checked only when a
+/// host names it), each with the block's settings and the host's
+/// connection options.
+pub fn expand(c: &Checker) -> Vec<Checker> {
+    let CheckerKind::SmtpCheck(s) = &c.kind else {
+        return vec![c.clone()];
+    };
+    if s.hosts.is_empty() {
+        return vec![c.clone()];
+    }
+    s.hosts
+        .iter()
+        .map(|h| {
+            let mut one = c.clone();
+            if let CheckerKind::SmtpCheck(s1) = &mut one.kind {
+                s1.hosts.clear();
+            }
+            let cm = &mut one.common;
+            cm.connect_ip = h.connect_ip.or(cm.connect_ip);
+            cm.connect_port = h.connect_port.or(cm.connect_port);
+            cm.bindto = h.bindto.or(cm.bindto);
+            cm.bind_port = h.bind_port.or(cm.bind_port);
+            cm.bind_if = h.bind_if.clone().or(cm.bind_if.take());
+            cm.fwmark = h.fwmark.or(cm.fwmark);
+            if h.set.connect_timeout {
+                cm.connect_timeout = h.connect_timeout;
+            }
+            one
+        })
+        .collect()
+}
+
 /// A checker ready to start.
 pub struct Built {
     pub probe: Probe,

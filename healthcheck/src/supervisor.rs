@@ -97,7 +97,10 @@ struct State {
 }
 
 struct Inner {
-    tx: mpsc::Sender<RealEvent>,
+    /// Events in the order the state changed; a forwarder task moves them
+    /// to the caller's channel, so no lock is held while that one is full
+    /// (the caller may call `reload` while not reading events).
+    events: mpsc::UnboundedSender<RealEvent>,
     probe_log: Option<mpsc::UnboundedSender<ProbeLog>>,
     state: Mutex<State>,
 }
@@ -126,9 +129,17 @@ impl Supervisor {
         tx: mpsc::Sender<RealEvent>,
         probe_log: Option<mpsc::UnboundedSender<ProbeLog>>,
     ) -> Supervisor {
+        let (events, mut queue) = mpsc::unbounded_channel::<RealEvent>();
+        tokio::spawn(async move {
+            while let Some(ev) = queue.recv().await {
+                if tx.send(ev).await.is_err() {
+                    break;
+                }
+            }
+        });
         let sup = Supervisor {
             inner: Arc::new(Inner {
-                tx,
+                events,
                 probe_log,
                 state: Mutex::new(State::default()),
             }),
@@ -232,8 +243,8 @@ impl Supervisor {
                 entry.notify_up = rs.notify_up.clone();
                 entry.notify_down = rs.notify_down.clone();
                 let mut previous = std::mem::take(&mut entry.checkers);
-                for c in &rs.checkers {
-                    let spec = CheckerSpec::new(config, vs, rs, c);
+                for c in rs.checkers.iter().flat_map(crate::build::expand) {
+                    let spec = CheckerSpec::new(config, vs, rs, &c);
                     // Unchanged checker: keep it (and its state) running.
                     if let Some(i) = previous.iter().position(|r| r.spec == spec) {
                         entry.checkers.push(previous.swap_remove(i));
@@ -342,7 +353,7 @@ impl Supervisor {
             }
         }
         for ev in events {
-            let _ = self.inner.tx.send(ev).await;
+            let _ = self.inner.events.send(ev);
         }
         report
     }
@@ -511,8 +522,8 @@ impl Inner {
             transition: c.transition,
             reason: o.reason.clone(),
         };
-        // Sent under the lock so that a real's events keep their order.
-        let _ = self.tx.send(ev).await;
+        // Queued under the lock so that a real's events keep their order.
+        let _ = self.events.send(ev);
     }
 }
 
@@ -634,6 +645,39 @@ mod tests {
             ..vs.clone()
         };
         assert!(!sup.set_vip_present(&other, true).await);
+        sup.shutdown().await;
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[tokio::test]
+    async fn reload_does_not_wait_for_a_reader_of_events() {
+        let dir = std::env::temp_dir().join(format!("hc-full-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        script(&dir, "fail.sh", "exit 1");
+        let reals: String = (2..6)
+            .map(|i| {
+                format!(
+                    "real_server 198.18.0.{i} 80 {{ MISC_CHECK {{ misc_path {}/fail.sh\n warmup 0 }} }}\n",
+                    dir.display()
+                )
+            })
+            .collect();
+        let text =
+            format!("virtual_server 198.18.0.1 80 {{ protocol TCP\n delay_loop 0.1\n{reals}}}\n");
+        let cfg = keepalived_conf::parse_str(&text, "t", &Default::default()).config;
+        // Room for one event; four reals go down; nobody reads yet.
+        let (tx, mut rx) = mpsc::channel(1);
+        let sup = Supervisor::spawn(&cfg, tx).await;
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let r = tokio::time::timeout(Duration::from_secs(2), sup.reload(&cfg))
+            .await
+            .expect("reload blocked by a full event channel");
+        assert_eq!(r.kept, 4);
+        let mut down = 0;
+        while down < 4 {
+            assert!(!next(&mut rx).await.up);
+            down += 1;
+        }
         sup.shutdown().await;
         let _ = std::fs::remove_dir_all(&dir);
     }

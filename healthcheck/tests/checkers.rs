@@ -85,6 +85,10 @@ fn tcp_check_down_after_retries_up_on_first_success_and_alpha() {
         secs(LOOP + SLACK),
     );
     assert!(up - t1 <= secs(LOOP + SLACK));
+    eprintln!(
+        "TCP_CHECK (delay_loop {LOOP}, retry {RETRY}, delay_before_retry {DBR}): down {took:?} after the backend died, up {:?} after it came back",
+        up - t1
+    );
     // notify_down then notify_up ran, once each, in order.
     std::thread::sleep(secs(0.5));
     assert_eq!(std::fs::read_to_string(&notes).unwrap(), "down\nup\n");

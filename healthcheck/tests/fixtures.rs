@@ -27,8 +27,8 @@ fn build_all(cfg: &KeepalivedConfig) -> Vec<(String, Result<Probe, String>)> {
     let mut out = Vec::new();
     for vs in &cfg.virtual_servers {
         for rs in &vs.real_servers {
-            for c in &rs.checkers {
-                let spec = CheckerSpec::new(cfg, vs, rs, c);
+            for c in rs.checkers.iter().flat_map(healthcheck::build::expand) {
+                let spec = CheckerSpec::new(cfg, vs, rs, &c);
                 let r = spec
                     .build(&VsKey::of(vs), &RealKey::of(rs))
                     .map(|b| b.probe);
@@ -102,6 +102,26 @@ fn status_code_ranges_and_digests_from_the_fixture() {
             assert!(u.status.iter().all(|r| r.first <= r.last));
         }
     }
+}
+
+#[test]
+fn smtp_host_blocks_are_one_checker_each() {
+    let f = PathBuf::from(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../compat-fixtures/keepalived/keepalived.conf.SMTP_CHECK"
+    ));
+    let p = keepalived_conf::parse_file(&f, &ParseOptions::default()).unwrap();
+    let dsts: Vec<String> = build_all(&p.config)
+        .into_iter()
+        .filter_map(|(_, r)| match r {
+            Ok(Probe::Smtp(s)) => Some(s.conn.dst.to_string()),
+            _ => None,
+        })
+        .collect();
+    // 1 plain checker + 3 hosts + 3 hosts (the last on port 587).
+    assert_eq!(dsts.len(), 7, "{dsts:?}");
+    assert!(dsts.contains(&"192.168.155.10:25".to_string()), "{dsts:?}");
+    assert!(dsts.contains(&"64.233.167.100:587".to_string()), "{dsts:?}");
 }
 
 #[test]
