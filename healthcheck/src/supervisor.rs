@@ -70,6 +70,9 @@ pub struct ReloadReport {
 /// How long a notify_up/notify_down script may run before its process
 /// group is killed (keepalived has no limit; a hung script must not pile up).
 pub const NOTIFY_TIMEOUT: Duration = Duration::from_secs(60);
+/// keepalived's BOOTSTRAP_DELAY: time from a checker's start to its first probe (besides
+/// the random warmup).
+pub const BOOTSTRAP_DELAY: Duration = Duration::from_secs(1);
 /// FILE_CHECK polling period (keepalived uses inotify).
 pub const FILE_POLL: Duration = Duration::from_millis(200);
 
@@ -427,11 +430,10 @@ async fn checker_task(
     warmup: Duration,
     suspend: Option<(Arc<AtomicBool>, Duration)>,
 ) {
-    // keepalived spreads the first checks over `warmup` (random).
-    if !warmup.is_zero() {
-        let w = warmup.mul_f64(rand::random::<f64>());
-        tokio::time::sleep(w).await;
-    }
+    // keepalived starts a checker BOOTSTRAP_DELAY (1 s) plus a random part of `warmup` after
+    // it is registered: the reals are programmed first, and checks are spread out.
+    let w = warmup.mul_f64(rand::random::<f64>());
+    tokio::time::sleep(BOOTSTRAP_DELAY + w).await;
     loop {
         // ha_suspend without the VIP: no probe, state kept, look again
         // after delay_loop (keepalived's disabled checker).

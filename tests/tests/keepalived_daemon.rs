@@ -283,3 +283,76 @@ fn keepalived_speaks_systemd_notify_and_honours_omega() -> Result<()> {
     );
     Ok(())
 }
+
+/// TCP_CHECK verdicts drive the tables as keepalived + IPVS would: a real whose server dies
+/// leaves; below quorum the sorry server takes over; when the server is back, so are the reals.
+#[test]
+fn health_checks_quorum_and_sorry_server() -> Result<()> {
+    if !is_root() {
+        eprintln!("skipped: needs root");
+        return Ok(());
+    }
+    let lab = Lab::new(3)?;
+    let serve = |i: usize| {
+        servers::tcp(
+            &lab.reals[i],
+            SocketAddr::new(lab.real_ip(i), 80),
+            &format!("r{i}"),
+        )
+    };
+    let mut r0 = Some(serve(0)?);
+    let _r1 = serve(1)?;
+    let _sorry = serve(2)?;
+    let dir = Workdir::new(&lab.prefix)?;
+    let conf = dir.path("keepalived.conf");
+    let check = "        TCP_CHECK {\n            connect_timeout 1\n            retry 1\n            delay_before_retry 1\n        }\n";
+    let mut text = format!(
+        "virtual_server {VIP} 80 {{\n    delay_loop 1\n    lb_algo rr\n    lb_kind NAT\n    protocol TCP\n    quorum 2\n    sorry_server 198.18.4.2 80\n"
+    );
+    for i in 0..2 {
+        text.push_str(&format!(
+            "    real_server 198.18.{}.2 80 {{\n        weight 1\n{check}    }}\n",
+            2 + i
+        ));
+    }
+    text.push_str("}\n");
+    std::fs::write(&conf, text)?;
+    let ka = Keepalived::start(&lab, &dir, &conf)?;
+    let has = |t: &str, ip: &str| t.contains(&format!("  -> {ip}:80 "));
+    wait_listing(&lab, SECS, |t| {
+        has(t, "198.18.2.2") && has(t, "198.18.3.2") && !has(t, "198.18.4.2")
+    })?;
+
+    // r0's server dies: r0 leaves, quorum (2) is lost, the sorry server replaces the live r1.
+    r0.take();
+    let listing = wait_listing(&lab, Duration::from_secs(15), |t| has(t, "198.18.4.2"))?;
+    assert!(
+        !has(&listing, "198.18.2.2") && !has(&listing, "198.18.3.2"),
+        "{listing}"
+    );
+    let name = lab
+        .client
+        .run_in(new_connection)
+        .join()
+        .map_err(|_| anyhow::anyhow!("client thread panicked"))???;
+    assert_eq!(name, "r2", "new connections go to the sorry server");
+    let log = ka.log_text();
+    assert!(
+        log.contains(&format!("Lost quorum 2-0=2 > 1 for VS [{VIP}]:tcp:80")),
+        "{log}"
+    );
+
+    // r0 is back: quorum regained, both reals in, the sorry server out.
+    r0 = Some(serve(0)?);
+    let listing = wait_listing(&lab, Duration::from_secs(15), |t| {
+        has(t, "198.18.2.2") && has(t, "198.18.3.2")
+    })?;
+    assert!(!has(&listing, "198.18.4.2"), "{listing}");
+    assert!(
+        ka.log_text().contains("Gained quorum 2+0=2 <= 2"),
+        "{}",
+        ka.log_text()
+    );
+    drop(r0);
+    Ok(())
+}

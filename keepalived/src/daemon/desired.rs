@@ -87,7 +87,7 @@ pub fn dests(
     let sorry_in = !quorum_up && vs.sorry_server.is_some();
     let mut out = Vec::new();
     for rs in &vs.real_servers {
-        let state = health.real(vs, key, rs);
+        let state = health.real(key, rs);
         let inhibit = rs.inhibit_on_failure.unwrap_or(vs.inhibit_on_failure);
         let weight = if state.alive && !sorry_in {
             state.weight

@@ -1,93 +1,8 @@
 //! What the daemon knows about the reals' health, and each virtual server's quorum (pure).
 
-use keepalived_conf::model::{Protocol, RealServer, VirtualServer, VirtualServerAddress};
+pub use healthcheck::{RealKey, VsKey};
+use keepalived_conf::model::{RealServer, VirtualServer};
 use std::collections::HashMap;
-use std::fmt;
-use std::net::IpAddr;
-
-/// A virtual server's identity across reloads (keepalived's `vs_iseq`): group name, fwmark or
-/// protocol + address + port.
-#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum VsKey {
-    Ip {
-        proto: String,
-        addr: IpAddr,
-        port: u16,
-    },
-    Fwmark {
-        mark: u32,
-    },
-    Group {
-        name: String,
-        proto: String,
-    },
-    Match {
-        name: String,
-    },
-}
-
-impl VsKey {
-    pub fn of(vs: &VirtualServer) -> VsKey {
-        let proto = proto_name(vs.protocol).to_string();
-        match &vs.address {
-            VirtualServerAddress::Ip { addr, port } => VsKey::Ip {
-                proto,
-                addr: *addr,
-                port: *port,
-            },
-            VirtualServerAddress::Fwmark { mark } => VsKey::Fwmark { mark: *mark },
-            VirtualServerAddress::Group { name } => VsKey::Group {
-                name: name.clone(),
-                proto,
-            },
-            VirtualServerAddress::Match { name } => VsKey::Match { name: name.clone() },
-        }
-    }
-}
-
-fn proto_name(p: Protocol) -> &'static str {
-    match p {
-        Protocol::Tcp => "tcp",
-        Protocol::Udp => "udp",
-        Protocol::Sctp => "sctp",
-        Protocol::Icmp => "icmp",
-        Protocol::Icmpv6 => "icmpv6",
-    }
-}
-
-impl fmt::Display for VsKey {
-    /// keepalived's FMT_VS: `[198.18.0.10]:tcp:80`, `FWM 7`, `[GROUP]:tcp`.
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            VsKey::Ip { proto, addr, port } => write!(f, "[{addr}]:{proto}:{port}"),
-            VsKey::Fwmark { mark } => write!(f, "FWM {mark}"),
-            VsKey::Group { name, proto } => write!(f, "[{name}]:{proto}"),
-            VsKey::Match { name } => write!(f, "match {name}"),
-        }
-    }
-}
-
-/// A real server's identity within its virtual server.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct RealKey {
-    pub addr: IpAddr,
-    pub port: u16,
-}
-
-impl RealKey {
-    pub fn of(rs: &RealServer) -> RealKey {
-        RealKey {
-            addr: rs.addr,
-            port: rs.effective_port,
-        }
-    }
-}
-
-impl fmt::Display for RealKey {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "[{}]:{}", self.addr, self.port)
-    }
-}
 
 /// A real's state as the checkers last reported it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -97,9 +12,9 @@ pub struct RealState {
     pub weight: i32,
 }
 
-/// Checker verdicts per (virtual server, real). A real without a verdict yet is alive unless
-/// `alpha` is set (keepalived: "be pessimistic" in alpha mode); a real without checkers is
-/// always alive.
+/// Checker verdicts per (virtual server, real), as the health checkers report them (seeded
+/// from their starting states, where `alpha` reals are down). A real without a verdict (no
+/// checkers) is alive with its configured weight.
 #[derive(Clone, Debug, Default)]
 pub struct HealthTable {
     verdicts: HashMap<(VsKey, RealKey), (bool, Option<i32>)>,
@@ -111,10 +26,10 @@ impl HealthTable {
         self.verdicts.insert((vs.clone(), rs), (alive, weight)) != Some((alive, weight))
     }
 
-    pub fn real(&self, vs: &VirtualServer, vs_key: &VsKey, rs: &RealServer) -> RealState {
+    pub fn real(&self, vs_key: &VsKey, rs: &RealServer) -> RealState {
         let (alive, weight) = match self.verdicts.get(&(vs_key.clone(), RealKey::of(rs))) {
             Some(v) => *v,
-            None => (!starts_dead(vs, rs), None),
+            None => (true, None),
         };
         RealState {
             alive,
@@ -128,19 +43,12 @@ impl HealthTable {
     }
 }
 
-/// In alpha mode a checker counts as failed until its first success.
-fn starts_dead(vs: &VirtualServer, rs: &RealServer) -> bool {
-    rs.checkers
-        .iter()
-        .any(|c| c.common.alpha.or(rs.alpha).unwrap_or(vs.alpha))
-}
-
 /// Sum of the weights of the live reals (keepalived's weigh_live_realservers).
 pub fn live_weight(vs: &VirtualServer, health: &HealthTable) -> i64 {
     let key = VsKey::of(vs);
     vs.real_servers
         .iter()
-        .map(|rs| health.real(vs, &key, rs))
+        .map(|rs| health.real(&key, rs))
         .filter(|s| s.alive)
         .map(|s| i64::from(s.weight.max(0)))
         .sum()
@@ -297,9 +205,14 @@ virtual_server 198.18.0.10 80 {
     }
 
     #[test]
-    fn alpha_reals_start_dead() {
-        let v = vs(&QUORUM.replace("quorum 3", "alpha\n quorum 3"));
-        let h = HealthTable::default();
+    fn starting_down_reals_start_without_quorum() {
+        let v = vs(QUORUM);
+        let key = VsKey::of(&v);
+        let mut h = HealthTable::default();
+        for rs in &v.real_servers {
+            // As the checkers report alpha reals at start.
+            h.set(&key, RealKey::of(rs), false, None);
+        }
         assert_eq!(live_weight(&v, &h), 0);
         let mut q = Quorum::default();
         assert!(!q.update(&v, &h).unwrap().up);

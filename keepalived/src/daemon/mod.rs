@@ -19,6 +19,7 @@ use crate::cli::Cli;
 use dataplane::Dataplane;
 use dataplane::model::ServiceAddr;
 use health::{HealthTable, Quorum, RealKey, VsKey};
+use healthcheck::{RealEvent, Supervisor};
 use keepalived_conf::validate::SystemEnvironment;
 use keepalived_conf::{KeepalivedConfig, ParseOptions};
 use log::{debug, error, info, warn};
@@ -31,16 +32,6 @@ use tokio::sync::mpsc;
 
 const EXIT_MISSING_CONFIG: i32 = 6;
 
-/// A checker's verdict on one real of one virtual server.
-#[derive(Clone, Debug)]
-pub struct HealthEvent {
-    pub vs: VsKey,
-    pub real: RealKey,
-    pub alive: bool,
-    /// misc_dynamic weight, when the checker set one.
-    pub weight: Option<i32>,
-}
-
 /// Everything the running daemon holds.
 struct Daemon {
     config: Arc<KeepalivedConfig>,
@@ -51,6 +42,9 @@ struct Daemon {
     quorum: Quorum,
     /// Services this daemon wrote (the only ones a reload may delete).
     owned: HashSet<ServiceAddr>,
+    /// The health checkers (when there are virtual servers), reporting on `health_tx`.
+    checkers: Option<Supervisor>,
+    health_tx: mpsc::Sender<RealEvent>,
     /// What the tables hold for our services after the last fully successful sync, so later
     /// syncs diff against memory (as keepalived diffs old and new config) instead of rereading
     /// every map; `None` after a failure or at start: read the tables.
@@ -161,7 +155,12 @@ async fn async_main(cli: Cli, opts: ParseOptions, config: Arc<KeepalivedConfig>)
     } else {
         None
     };
-    let (_health_tx, mut health_rx) = mpsc::channel::<HealthEvent>(1024);
+    let (health_tx, mut health_rx) = mpsc::channel::<RealEvent>(1024);
+    let checkers = if lvs_wanted {
+        Some(Supervisor::spawn(&config, health_tx.clone()).await)
+    } else {
+        None
+    };
     let mut d = Daemon {
         config,
         cli,
@@ -170,15 +169,18 @@ async fn async_main(cli: Cli, opts: ParseOptions, config: Arc<KeepalivedConfig>)
         health: HealthTable::default(),
         quorum: Quorum::default(),
         owned: HashSet::new(),
+        checkers,
+        health_tx,
         applied: None,
     };
+    d.seed_health().await;
     d.start();
     sdnotify::notify(&format!("READY=1\nMAINPID={}", std::process::id()));
     loop {
         tokio::select! {
             Some(ev) = health_rx.recv() => d.on_health(ev),
             s = signals.next() => match s {
-                Sig::Reload => d.reload(),
+                Sig::Reload => d.reload().await,
                 Sig::Stop => break,
                 Sig::Data => d.write_report(reports::Kind::Data),
                 Sig::Stats => d.write_report(reports::Kind::Stats),
@@ -186,11 +188,26 @@ async fn async_main(cli: Cli, opts: ParseOptions, config: Arc<KeepalivedConfig>)
         }
     }
     sdnotify::notify("STOPPING=1");
-    d.stop();
+    if let Some(c) = &d.checkers {
+        c.shutdown().await;
+    }
+    d.stop().await;
     0
 }
 
 impl Daemon {
+    /// The checkers' starting states (reals with an `alpha` checker start down) and the
+    /// checkers they could not start.
+    async fn seed_health(&mut self) {
+        let Some(c) = &self.checkers else { return };
+        for s in c.snapshot().await {
+            self.health.set(&s.vs, s.real, s.up, Some(s.weight));
+        }
+        for w in c.take_warnings().await {
+            warn!("{w}");
+        }
+    }
+
     fn start(&mut self) {
         let global = self.config.global.clone();
         if let Some(dp) = &mut self.dp {
@@ -250,8 +267,11 @@ impl Daemon {
         ops.len()
     }
 
-    fn on_health(&mut self, ev: HealthEvent) {
-        if !self.health.set(&ev.vs, ev.real, ev.alive, ev.weight) {
+    fn on_health(&mut self, ev: RealEvent) {
+        if ev.transition {
+            info!("{}", ev.reason);
+        }
+        if !self.health.set(&ev.vs, ev.real, ev.up, Some(ev.weight)) {
             return;
         }
         let Some(vs) = self
@@ -289,7 +309,7 @@ impl Daemon {
     }
 
     /// SIGHUP: a configuration that does not load cleanly is refused and the running one stays.
-    fn reload(&mut self) {
+    async fn reload(&mut self) {
         info!("Reloading");
         sdnotify::notify("RELOADING=1");
         let started = Instant::now();
@@ -328,6 +348,19 @@ impl Daemon {
         if let Some(dp) = &mut self.dp {
             reload::apply_timeouts(dp, &new.global.lvs_timeouts);
         }
+        if let Some(c) = &self.checkers {
+            let report = c.reload(&new).await;
+            for s in report.added {
+                self.health.set(&s.vs, s.real, s.up, Some(s.weight));
+            }
+            for w in c.take_warnings().await {
+                warn!("{w}");
+            }
+        } else if !self.cli.vrrp && !new.virtual_servers.is_empty() {
+            // The first virtual servers arrive with this reload.
+            self.checkers = Some(Supervisor::spawn(&new, self.health_tx.clone()).await);
+            self.seed_health().await;
+        }
         self.config = new;
         self.update_quorums();
         let writes = self.sync();
@@ -340,10 +373,10 @@ impl Daemon {
 
     /// SIGTERM/SIGINT: keepalived removes its virtual servers (all of IPVS with
     /// `lvs_flush_on_stop`) unless `--dont-release-ipvs`.
-    fn stop(&mut self) {
+    async fn stop(&mut self) {
         info!("Stopping");
         if self.dp.is_some() && !self.cli.dont_release_ipvs {
-            self.omega_notifies();
+            self.omega_notifies().await;
         }
         let Some(dp) = &mut self.dp else { return };
         if self.config.global.lvs_flush_on_stop {
@@ -367,21 +400,31 @@ impl Daemon {
     }
 
     /// keepalived's `omega`: when the daemon takes a virtual server down on stop, the live
-    /// reals' notify_down and the virtual server's quorum_down scripts run.
-    fn omega_notifies(&self) {
+    /// reals' notify_down and the virtual server's quorum_down scripts run (one after the other, each
+    /// given a second, as keepalived's shutdown does).
+    async fn omega_notifies(&self) {
+        let mut scripts = Vec::new();
         for vs in self.config.virtual_servers.iter().filter(|v| v.omega) {
             let key = VsKey::of(vs);
             for rs in &vs.real_servers {
-                if self.health.real(vs, &key, rs).alive
+                if self.health.real(&key, rs).alive
                     && let Some(s) = rs.notify_down.as_ref().or(vs.notify_down.as_ref())
                 {
-                    reports::spawn_script(s);
+                    scripts.push(s.clone());
                 }
             }
             if self.quorum.is_up(&key)
                 && let Some(s) = &vs.quorum_down
             {
-                reports::spawn_script(s);
+                scripts.push(s.clone());
+            }
+        }
+        for s in &scripts {
+            info!("Executing [{}]", s.command);
+            if let Err(e) =
+                healthcheck::run_script(s, Some(std::time::Duration::from_secs(1))).await
+            {
+                error!("Unable to run [{}]: {e}", s.command);
             }
         }
     }

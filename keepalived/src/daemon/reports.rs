@@ -54,7 +54,7 @@ fn data(config: &KeepalivedConfig, health: &HealthTable, quorum: &Quorum) -> Str
             if quorum.is_up(&key) { "up" } else { "down" }
         );
         for rs in &vs.real_servers {
-            let s = health.real(vs, &key, rs);
+            let s = health.real(&key, rs);
             let _ = writeln!(
                 out,
                 "   RS [{}]:{} {} weight {}",
@@ -99,19 +99,17 @@ fn stats(dp: Option<&mut Dataplane>) -> std::io::Result<String> {
     Ok(out)
 }
 
-/// Starts a notify script without waiting for it (keepalived's notify_exec); it is reaped in
-/// the background.
+/// Starts a notify script without waiting for it (keepalived's notify_exec); it runs in its own
+/// process group and is killed if it outlives the checkers' notify timeout.
 pub fn spawn_script(script: &Script) {
-    let Some((prog, args)) = script.argv.split_first() else {
-        return;
-    };
-    match tokio::process::Command::new(prog).args(args).spawn() {
-        Ok(mut child) => {
-            info!("Executing [{}]", script.command);
-            tokio::spawn(async move {
-                let _ = child.wait().await;
-            });
+    let script = script.clone();
+    info!("Executing [{}]", script.command);
+    tokio::spawn(async move {
+        match healthcheck::run_script(&script, Some(healthcheck::supervisor::NOTIFY_TIMEOUT)).await
+        {
+            Ok(healthcheck::ScriptExit::Exited(0)) => {}
+            Ok(exit) => info!("Script [{}] {exit}", script.command),
+            Err(e) => error!("Unable to run [{}]: {e}", script.command),
         }
-        Err(e) => error!("Unable to run [{}]: {e}", script.command),
-    }
+    });
 }
