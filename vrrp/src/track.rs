@@ -32,9 +32,8 @@ pub fn effective_priority(base: u8, tracked: &[Tracked]) -> (u8, bool) {
                 let up = up != t.reverse;
                 if t.weight == 0 {
                     fault |= !up;
-                } else if t.weight > 0 && up {
-                    prio += i64::from(t.weight);
-                } else if t.weight < 0 && !up {
+                } else if (t.weight > 0) == up {
+                    // Positive weights count while up, negative ones while down.
                     prio += i64::from(t.weight);
                 }
             }
