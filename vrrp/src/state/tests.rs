@@ -379,7 +379,7 @@ fn resume_after_reload_is_silent() {
     );
     assert_eq!(i.state(), Master);
     assert_eq!(
-        i.on_timer(1000_000),
+        i.on_timer(1_000_000),
         vec![Action::SendAdvert { priority: 100 }]
     );
     let mut b = Instance::new(params(2, 100, 100));
