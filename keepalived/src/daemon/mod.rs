@@ -29,6 +29,7 @@ use std::sync::Arc;
 use std::time::Instant;
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::mpsc;
+use vrrp::daemon::{Control as VrrpControl, StateEvent};
 
 const EXIT_MISSING_CONFIG: i32 = 6;
 
@@ -45,6 +46,8 @@ struct Daemon {
     /// The health checkers (when there are virtual servers), reporting on `health_tx`.
     checkers: Option<Supervisor>,
     health_tx: mpsc::Sender<RealEvent>,
+    /// The VRRP engine's control channel and task (when there are vrrp_instances).
+    vrrp: Option<(mpsc::Sender<VrrpControl>, tokio::task::JoinHandle<()>)>,
     /// What the tables hold for our services after the last fully successful sync, so later
     /// syncs diff against memory (as keepalived diffs old and new config) instead of rereading
     /// every map; `None` after a failure or at start: read the tables.
@@ -161,6 +164,9 @@ async fn async_main(cli: Cli, opts: ParseOptions, config: Arc<KeepalivedConfig>)
     } else {
         None
     };
+    let (vrrp_tx, mut vrrp_events) = mpsc::channel::<StateEvent>(64);
+    let vrrp = (!cli.check && !config.vrrp_instances.is_empty())
+        .then(|| start_vrrp(config.clone(), vrrp_tx));
     let mut d = Daemon {
         config,
         cli,
@@ -171,14 +177,17 @@ async fn async_main(cli: Cli, opts: ParseOptions, config: Arc<KeepalivedConfig>)
         owned: HashSet::new(),
         checkers,
         health_tx,
+        vrrp,
         applied: None,
     };
     d.seed_health().await;
+    d.init_ha_suspend().await;
     d.start();
     sdnotify::notify(&format!("READY=1\nMAINPID={}", std::process::id()));
     loop {
         tokio::select! {
             Some(ev) = health_rx.recv() => d.on_health(ev),
+            Some(ev) = vrrp_events.recv() => d.on_vrrp(ev).await,
             s = signals.next() => match s {
                 Sig::Reload => d.reload().await,
                 Sig::Stop => break,
@@ -191,6 +200,7 @@ async fn async_main(cli: Cli, opts: ParseOptions, config: Arc<KeepalivedConfig>)
     if let Some(c) = &d.checkers {
         c.shutdown().await;
     }
+    d.stop_vrrp().await;
     d.stop().await;
     0
 }
@@ -205,6 +215,50 @@ impl Daemon {
         }
         for w in c.take_warnings().await {
             warn!("{w}");
+        }
+    }
+
+    /// `ha_suspend` services check only while their VIP is on this host (keepalived watches the
+    /// addresses): tell the checkers what is true now; VRRP transitions update it later.
+    async fn init_ha_suspend(&self) {
+        let Some(c) = &self.checkers else { return };
+        for vs in self.config.virtual_servers.iter().filter(|v| v.ha_suspend) {
+            let key = VsKey::of(vs);
+            if let healthcheck::VsAddr::Ip(sa) = key.addr {
+                c.set_vip_present(&key, vip_is_local(sa.ip())).await;
+            }
+        }
+    }
+
+    /// A VRRP transition: logged by the engine; here it moves ha_suspend checkers.
+    async fn on_vrrp(&mut self, ev: StateEvent) {
+        info!(
+            "VRRP instance {} (vrid {}) {:?} -> {:?}",
+            ev.instance, ev.vrid, ev.from, ev.to
+        );
+        let Some(c) = &self.checkers else { return };
+        let master = ev.to == vrrp::state::State::Master;
+        for vs in self.config.virtual_servers.iter().filter(|v| v.ha_suspend) {
+            let key = VsKey::of(vs);
+            if let healthcheck::VsAddr::Ip(sa) = key.addr
+                && ev.vips.contains(&sa.ip())
+            {
+                c.set_vip_present(&key, master).await;
+            }
+        }
+    }
+
+    /// Masters send priority 0 and VIPs go (keepalived's shutdown), within a bounded time.
+    async fn stop_vrrp(&mut self) {
+        let Some((ctl, task)) = self.vrrp.take() else {
+            return;
+        };
+        let _ = ctl.send(VrrpControl::Shutdown).await;
+        if tokio::time::timeout(std::time::Duration::from_secs(5), task)
+            .await
+            .is_err()
+        {
+            warn!("VRRP did not stop within 5 s");
         }
     }
 
@@ -361,6 +415,14 @@ impl Daemon {
             self.checkers = Some(Supervisor::spawn(&new, self.health_tx.clone()).await);
             self.seed_health().await;
         }
+        if let Some((ctl, _)) = &self.vrrp {
+            let _ = ctl.send(VrrpControl::Reload(new.clone())).await;
+        } else if !self.cli.check && !new.vrrp_instances.is_empty() {
+            // The first vrrp_instances arrive with this reload; their events are not watched
+            // (ha_suspend follows VRRP only for instances known at start).
+            let (tx, _rx) = mpsc::channel(64);
+            self.vrrp = Some(start_vrrp(new.clone(), tx));
+        }
         self.config = new;
         self.update_quorums();
         let writes = self.sync();
@@ -478,4 +540,23 @@ impl Signals {
             _ = self.usr2.recv() => Sig::Stats,
         }
     }
+}
+
+/// Starts the VRRP engine on `config`; its transitions arrive on `events`.
+fn start_vrrp(
+    config: Arc<KeepalivedConfig>,
+    events: mpsc::Sender<StateEvent>,
+) -> (mpsc::Sender<VrrpControl>, tokio::task::JoinHandle<()>) {
+    let (ctl_tx, ctl_rx) = mpsc::channel(4);
+    let task = tokio::spawn(async move {
+        if let Err(e) = vrrp::daemon::run(config, ctl_rx, events).await {
+            error!("VRRP: {e:#}");
+        }
+    });
+    (ctl_tx, task)
+}
+
+/// Whether `ip` is an address of this host (binding to it works).
+fn vip_is_local(ip: std::net::IpAddr) -> bool {
+    std::net::UdpSocket::bind((ip, 0)).is_ok()
 }

@@ -1,0 +1,156 @@
+//! An HA pair as operators run it during a migration: our `keepalived` (VRRP + a virtual
+//! server) on one director, Debian's keepalived 2.2.7 on the other, one VIP. Ours is master;
+//! stopping it hands the VIP over at once (priority 0), restarting it takes the VIP back
+//! (preemption), and `kill -9` makes the backup take over after the master-down interval.
+//! The VIP is on exactly one node once things settle. Needs root and /usr/sbin/keepalived.
+
+use std::process::{Child, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use dataplane::Options;
+use xlvs_tests::keepalived::{Keepalived, Workdir, ipvsadm_on, wait_listing_on};
+use xlvs_tests::netns::{Netns, is_root, unique_prefix, veth};
+
+const REAL_KEEPALIVED: &str = "/usr/sbin/keepalived";
+const VIP: &str = "198.18.71.100";
+
+fn has_vip(ns: &Netns) -> bool {
+    ns.ip(&[
+        "-o",
+        "addr",
+        "show",
+        "dev",
+        if ns.name.ends_with('a') { "va" } else { "vb" },
+    ])
+    .map(|o| String::from_utf8_lossy(&o.stdout).contains(&format!("{VIP}/32")))
+    .unwrap_or(false)
+}
+
+fn wait_for(what: &str, limit: Duration, f: impl Fn() -> bool) -> Result<Duration> {
+    let t0 = Instant::now();
+    while t0.elapsed() < limit {
+        if f() {
+            return Ok(t0.elapsed());
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    bail!("{what}: not within {limit:?}")
+}
+
+fn instance(state: &str, ifname: &str, priority: u8) -> String {
+    format!(
+        "vrrp_instance VI_1 {{\n    state {state}\n    interface {ifname}\n    virtual_router_id 61\n    \
+         priority {priority}\n    advert_int 1\n    virtual_ipaddress {{\n        {VIP}/32 dev {ifname}\n    }}\n}}\n"
+    )
+}
+
+/// Debian's keepalived, VRRP only, stopped by PID on drop.
+struct RealKeepalived(Child);
+
+impl Drop for RealKeepalived {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+struct Pins(Options);
+
+impl Drop for Pins {
+    fn drop(&mut self) {
+        let _ = dataplane::unload(&self.0);
+    }
+}
+
+#[test]
+fn ha_pair_with_keepalived_2_2_7() -> Result<()> {
+    if !is_root() || !std::path::Path::new(REAL_KEEPALIVED).exists() {
+        eprintln!("skipped: needs root and {REAL_KEEPALIVED}");
+        return Ok(());
+    }
+    let p = unique_prefix("xv");
+    let a = Netns::new(&format!("{p}a"))?;
+    let b = Netns::new(&format!("{p}b"))?;
+    veth(&a, "va", &b, "vb")?;
+    a.ip(&["addr", "add", "198.18.71.1/24", "dev", "va"])?;
+    b.ip(&["addr", "add", "198.18.71.2/24", "dev", "vb"])?;
+    let pins = Pins(Options {
+        pin_dir: format!("/sys/fs/bpf/xlvs-{p}").into(),
+        max_conns: 4096,
+    });
+    let dir = Workdir::new(&p)?;
+
+    // Theirs: BACKUP, priority 100.
+    let theirs_conf = dir.path("theirs.conf");
+    std::fs::write(&theirs_conf, instance("BACKUP", "vb", 100))?;
+    let log = std::fs::File::create(dir.path("theirs.log"))?;
+    let _theirs = RealKeepalived(
+        b.command(REAL_KEEPALIVED)
+            .args(["-n", "-l", "-G", "-P", "-f"])
+            .arg(&theirs_conf)
+            .arg("-p")
+            .arg(dir.path("theirs.pid"))
+            .arg("-r")
+            .arg(dir.path("theirs-vrrp.pid"))
+            .stdin(Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log)
+            .spawn()
+            .context("start keepalived")?,
+    );
+
+    // Ours: MASTER, priority 150, and a virtual server on the VIP.
+    let ours_conf = dir.path("keepalived.conf");
+    std::fs::write(
+        &ours_conf,
+        format!(
+            "{}virtual_server {VIP} 80 {{\n    lb_algo rr\n    lb_kind DR\n    protocol TCP\n    \
+             real_server 198.18.71.50 80 {{\n        weight 1\n    }}\n}}\n",
+            instance("MASTER", "va", 150)
+        ),
+    )?;
+    let mut ours = Keepalived::start_in(&a, &pins.0, &dir, &ours_conf)?;
+    wait_listing_on(&pins.0, Duration::from_secs(10), |t| {
+        t.contains("198.18.71.50:80")
+    })?;
+    wait_for("ours becomes master", Duration::from_secs(10), || {
+        has_vip(&a)
+    })?;
+    std::thread::sleep(Duration::from_secs(2));
+    assert!(has_vip(&a) && !has_vip(&b), "one VIP holder: ours");
+
+    // Graceful stop: priority 0 → theirs takes over at once; our services are released.
+    ours.signal(libc::SIGTERM)?;
+    ours.wait(Duration::from_secs(10))?;
+    let took = wait_for("theirs takes over", Duration::from_secs(5), || has_vip(&b))?;
+    assert!(!has_vip(&a), "ours released the VIP on stop");
+    assert!(
+        took < Duration::from_secs(2),
+        "priority 0 takeover took {took:?}"
+    );
+    let listing = ipvsadm_on(&pins.0, &["-Ln"])?;
+    assert!(!listing.contains("198.18.71.50"), "{listing}");
+
+    // Restart: higher priority preempts.
+    let mut ours = Keepalived::start_in(&a, &pins.0, &dir, &ours_conf)?;
+    wait_for("ours preempts", Duration::from_secs(10), || has_vip(&a))?;
+    wait_for("theirs releases", Duration::from_secs(5), || !has_vip(&b))?;
+
+    // kill -9: no priority 0; theirs waits for the master-down interval (3 adverts + skew).
+    ours.kill9()?;
+    let took = wait_for(
+        "theirs takes over after a crash",
+        Duration::from_secs(10),
+        || has_vip(&b),
+    )?;
+    assert!(
+        took > Duration::from_millis(2500),
+        "took over too early: {took:?}"
+    );
+    // The crashed node's address stays on its interface (nobody removed it) but it no longer
+    // answers adverts; the data plane still has the service.
+    let listing = ipvsadm_on(&pins.0, &["-Ln"])?;
+    assert!(listing.contains("198.18.71.50"), "{listing}");
+    Ok(())
+}
