@@ -356,3 +356,46 @@ fn health_checks_quorum_and_sorry_server() -> Result<()> {
     drop(r0);
     Ok(())
 }
+
+/// A configuration keepalived 2.2.7 refuses at start (checked on the IPVS oracle: a missing
+/// parameter exits 2, a missing file exits 6) is refused the same way, with file and line, and
+/// nothing is programmed.
+#[test]
+fn keepalived_refuses_a_broken_start_like_2_2_7() -> Result<()> {
+    use xlvs_tests::netns::{Netns, unique_prefix};
+    if !is_root() {
+        eprintln!("skipped: needs root");
+        return Ok(());
+    }
+    let prefix = unique_prefix("xb");
+    let ns = Netns::new(&format!("{prefix}n"))?;
+    let opts = dataplane::Options {
+        pin_dir: format!("/sys/fs/bpf/xlvs-{prefix}").into(),
+        max_conns: 4096,
+    };
+    let dir = Workdir::new(&prefix)?;
+    let conf = dir.path("keepalived.conf");
+    std::fs::write(
+        &conf,
+        config(&[(0, 1)]).replace("        weight 1\n", "        weight\n"),
+    )?;
+    let mut ka = Keepalived::start_in(&ns, &opts, &dir, &conf)?;
+    assert_eq!(ka.wait(SECS)?, Some(2));
+    let log = ka.log_text();
+    assert!(
+        log.contains("keepalived.conf: Line 11) *** Configuration line starting `weight` is missing a parameter"),
+        "{log}"
+    );
+    assert!(
+        !opts.pin_dir.exists(),
+        "nothing may be loaded for a refused configuration"
+    );
+    let mut ka = Keepalived::start_in(&ns, &opts, &dir, &dir.path("missing.conf"))?;
+    assert_eq!(ka.wait(SECS)?, Some(6));
+    assert!(
+        ka.log_text().contains("Config files missing"),
+        "{}",
+        ka.log_text()
+    );
+    Ok(())
+}
