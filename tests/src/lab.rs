@@ -116,6 +116,25 @@ impl Drop for Lab {
     }
 }
 
+/// A data plane pinned under a scratch directory, unloaded (pins removed) on drop.
+pub struct Pins(pub Options);
+
+impl Pins {
+    /// `/sys/fs/bpf/xlvs-<prefix>` with a connection table of `max_conns`.
+    pub fn scratch(prefix: &str, max_conns: u32) -> Pins {
+        Pins(Options {
+            pin_dir: PathBuf::from(format!("/sys/fs/bpf/xlvs-{prefix}")),
+            max_conns,
+        })
+    }
+}
+
+impl Drop for Pins {
+    fn drop(&mut self) {
+        let _ = dataplane::unload(&self.0);
+    }
+}
+
 /// Path of a binary built by this workspace: next to the running executable, or next to its
 /// directory (test executables live in `target/<profile>/deps/`).
 pub fn binary(name: &str) -> Result<PathBuf> {

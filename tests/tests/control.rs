@@ -8,16 +8,9 @@ use std::process::Command;
 
 use dataplane::model::*;
 use dataplane::{Dataplane, Options};
+use xlvs_tests::lab::Pins;
 use xlvs_tests::lab::binary;
 use xlvs_tests::netns::{is_root, unique_prefix};
-
-struct Pins(Options);
-
-impl Drop for Pins {
-    fn drop(&mut self) {
-        let _ = dataplane::unload(&self.0);
-    }
-}
 
 fn pins() -> Option<Pins> {
     if !is_root() {

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use anyhow::Result;
 use xlvs_tests::keepalived::{Keepalived, Workdir, ipvsadm, wait_listing};
-use xlvs_tests::lab::{Lab, VIP};
+use xlvs_tests::lab::{Lab, Pins, VIP};
 use xlvs_tests::netns::is_root;
 use xlvs_tests::servers;
 
@@ -219,12 +219,6 @@ fn keepalived_speaks_systemd_notify_and_honours_omega() -> Result<()> {
         pin_dir: format!("/sys/fs/bpf/xlvs-{prefix}").into(),
         max_conns: 4096,
     };
-    struct Pins(dataplane::Options);
-    impl Drop for Pins {
-        fn drop(&mut self) {
-            let _ = dataplane::unload(&self.0);
-        }
-    }
     let _pins = Pins(opts.clone());
     let dir = Workdir::new(&prefix)?;
     let conf = dir.path("keepalived.conf");

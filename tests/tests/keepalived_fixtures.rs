@@ -12,6 +12,7 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use dataplane::Options;
 use xlvs_tests::keepalived::{Keepalived, Workdir, wait_listing_on};
+use xlvs_tests::lab::Pins;
 use xlvs_tests::netns::{Netns, is_root, unique_prefix};
 
 fn repo() -> PathBuf {
@@ -41,14 +42,6 @@ fn normalise(listing: &str) -> String {
         first.truncate(i);
     }
     lines.join("\n")
-}
-
-struct Pins(Options);
-
-impl Drop for Pins {
-    fn drop(&mut self) {
-        let _ = dataplane::unload(&self.0);
-    }
 }
 
 #[test]

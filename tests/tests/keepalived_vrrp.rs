@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 use dataplane::Options;
 use xlvs_tests::keepalived::{Keepalived, Workdir, ipvsadm_on, wait_listing_on};
+use xlvs_tests::lab::Pins;
 use xlvs_tests::netns::{Netns, is_root, unique_prefix, veth};
 
 const REAL_KEEPALIVED: &str = "/usr/sbin/keepalived";
@@ -52,14 +53,6 @@ impl Drop for RealKeepalived {
     fn drop(&mut self) {
         let _ = self.0.kill();
         let _ = self.0.wait();
-    }
-}
-
-struct Pins(Options);
-
-impl Drop for Pins {
-    fn drop(&mut self) {
-        let _ = dataplane::unload(&self.0);
     }
 }
 

@@ -1,11 +1,7 @@
 //! `ipvsadm -R` of 10 000 services x 10 reals and `ipvsadm -Ln` of that table, timed, beside the
 //! cost of one trivial ipvsadm invocation measured in the same run (the floor of any command).
 
-use std::io::Write;
-use std::process::{Command, Stdio};
-use std::time::Instant;
-
-use anyhow::{Context, Result, bail};
+use anyhow::{Result, bail};
 use xlvs_tests::netns::{is_root, unique_prefix};
 
 pub fn run() -> Result<()> {
@@ -18,7 +14,7 @@ pub fn run() -> Result<()> {
         pin_dir: pin.clone().into(),
         max_conns: 65536,
     };
-    let _cleanup = Cleanup(opts);
+    let _cleanup = xlvs_tests::lab::Pins(opts);
     let mut rules = String::new();
     for s in 0..10_000u32 {
         let vip = format!("198.18.{}.{}:80", 100 + s / 250, s % 250 + 1);
@@ -32,30 +28,7 @@ pub fn run() -> Result<()> {
             ));
         }
     }
-    let time = |args: &[&str], input: &str| -> Result<(f64, String)> {
-        let t = Instant::now();
-        let mut child = Command::new(&ipvsadm)
-            .args(args)
-            .env("XLVS_PIN_DIR", &pin)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .context("ipvsadm")?;
-        child
-            .stdin
-            .take()
-            .context("stdin")?
-            .write_all(input.as_bytes())?;
-        let out = child.wait_with_output()?;
-        if !out.status.success() {
-            bail!("ipvsadm {args:?}: {}", String::from_utf8_lossy(&out.stderr));
-        }
-        Ok((
-            t.elapsed().as_secs_f64(),
-            String::from_utf8_lossy(&out.stdout).into_owned(),
-        ))
-    };
+    let time = |args: &[&str], input: &str| crate::stats::time_ipvsadm(&ipvsadm, &pin, args, input);
     let (floor, _) = time(&["-Ln"], "")?; // also creates the tables
     let (floor2, _) = time(&["-Ln", "--timeout"], "")?;
     let (restore, _) = time(&["-R"], &rules)?;
@@ -78,12 +51,4 @@ pub fn run() -> Result<()> {
         if list < 2.0 { "met" } else { "NOT met" }
     );
     Ok(())
-}
-
-struct Cleanup(dataplane::Options);
-
-impl Drop for Cleanup {
-    fn drop(&mut self) {
-        let _ = dataplane::unload(&self.0);
-    }
 }

@@ -2,7 +2,7 @@
 //! SIGHUP reload (one weight changed, and nothing changed), beside `ipvsadm -R` of the same rules
 //! and a single `ipvsadm -e` measured in the same run. No health checkers (no traffic at all).
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
@@ -106,30 +106,13 @@ pub fn run() -> Result<()> {
         pin_dir: pin.clone().into(),
         max_conns: 65536,
     };
-    let _cleanup = Cleanup(opts);
+    let _cleanup = xlvs_tests::lab::Pins(opts);
     let dir = std::env::temp_dir().join(format!("xlvs-bench-{prefix}"));
     std::fs::create_dir_all(&dir)?;
     let conf = dir.join("keepalived.conf");
 
     let ipvsadm_run = |args: &[&str], input: &str| -> Result<f64> {
-        let t = Instant::now();
-        let mut child = Command::new(&ipvsadm)
-            .args(args)
-            .env("XLVS_PIN_DIR", &pin)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()?;
-        child
-            .stdin
-            .take()
-            .context("stdin")?
-            .write_all(input.as_bytes())?;
-        let out = child.wait_with_output()?;
-        if !out.status.success() {
-            bail!("ipvsadm {args:?}: {}", String::from_utf8_lossy(&out.stderr));
-        }
-        Ok(t.elapsed().as_secs_f64() * 1000.0)
+        Ok(crate::stats::time_ipvsadm(&ipvsadm, &pin, args, input)?.0 * 1000.0)
     };
     ipvsadm_run(&["-Ln"], "")?; // creates the tables: loading is not what we measure
     let restore_ms = ipvsadm_run(&["-R"], &rules())?;
@@ -225,12 +208,4 @@ pub fn run() -> Result<()> {
         none.trim()
     );
     Ok(())
-}
-
-struct Cleanup(dataplane::Options);
-
-impl Drop for Cleanup {
-    fn drop(&mut self) {
-        let _ = dataplane::unload(&self.0);
-    }
 }

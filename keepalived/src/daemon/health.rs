@@ -78,64 +78,32 @@ impl Quorum {
         let sum = live_weight(vs, health);
         let quorum = i64::from(vs.quorum);
         let hysteresis = i64::from(vs.hysteresis);
-        match self.up.get(&key).copied() {
-            None => {
-                // keepalived reports (and runs quorum_up / quorum_down for) the starting state.
-                let up = sum >= quorum + hysteresis;
-                self.up.insert(key.clone(), up);
-                Some(QuorumChange {
-                    up,
-                    message: if up {
-                        format!(
-                            "Gained quorum {}+{}={} <= {} for VS {}",
-                            quorum,
-                            hysteresis,
-                            quorum + hysteresis,
-                            sum,
-                            key
-                        )
-                    } else {
-                        format!(
-                            "Starting with quorum down {}-{}={} > {} for VS {}",
-                            quorum,
-                            hysteresis,
-                            quorum - hysteresis,
-                            sum,
-                            key
-                        )
-                    },
-                })
-            }
-            Some(false) if sum >= quorum + hysteresis => {
-                self.up.insert(key.clone(), true);
-                Some(QuorumChange {
-                    up: true,
-                    message: format!(
-                        "Gained quorum {}+{}={} <= {} for VS {}",
-                        quorum,
-                        hysteresis,
-                        quorum + hysteresis,
-                        sum,
-                        key
-                    ),
-                })
-            }
-            Some(true) if sum == 0 || sum < quorum - hysteresis => {
-                self.up.insert(key.clone(), false);
-                Some(QuorumChange {
-                    up: false,
-                    message: format!(
-                        "Lost quorum {}-{}={} > {} for VS {}",
-                        quorum,
-                        hysteresis,
-                        quorum - hysteresis,
-                        sum,
-                        key
-                    ),
-                })
-            }
+        let gained = || QuorumChange {
+            up: true,
+            message: format!(
+                "Gained quorum {quorum}+{hysteresis}={} <= {sum} for VS {key}",
+                quorum + hysteresis
+            ),
+        };
+        let lost = |how: &str| QuorumChange {
+            up: false,
+            message: format!(
+                "{how} {quorum}-{hysteresis}={} > {sum} for VS {key}",
+                quorum - hysteresis
+            ),
+        };
+        let change = match self.up.get(&key).copied() {
+            // keepalived reports (and runs quorum_up / quorum_down for) the starting state.
+            None if sum >= quorum + hysteresis => Some(gained()),
+            None => Some(lost("Starting with quorum down")),
+            Some(false) if sum >= quorum + hysteresis => Some(gained()),
+            Some(true) if sum == 0 || sum < quorum - hysteresis => Some(lost("Lost quorum")),
             _ => None,
+        };
+        if let Some(c) = &change {
+            self.up.insert(key.clone(), c.up);
         }
+        change
     }
 
     pub fn retain(&mut self, keep: impl Fn(&VsKey) -> bool) {
