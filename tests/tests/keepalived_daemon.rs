@@ -300,9 +300,23 @@ fn health_checks_quorum_and_sorry_server() -> Result<()> {
     let dir = Workdir::new(&lab.prefix)?;
     let conf = dir.path("keepalived.conf");
     let check = "        TCP_CHECK {\n            connect_timeout 1\n            retry 1\n            delay_before_retry 1\n        }\n";
+    // keepalived's LVS notify FIFO, read by its lvs_notify_fifo_script.
+    let fifo = dir.path("lvs.fifo");
+    let fifo_out = dir.path("fifo.out");
+    let reader = dir.path("reader.sh");
+    std::fs::write(
+        &reader,
+        format!("#!/bin/sh\nexec cat \"$1\" >> {}\n", fifo_out.display()),
+    )?;
+    std::fs::set_permissions(&reader, std::os::unix::fs::PermissionsExt::from_mode(0o755))?;
     let mut text = format!(
-        "virtual_server {VIP} 80 {{\n    delay_loop 1\n    lb_algo rr\n    lb_kind NAT\n    protocol TCP\n    quorum 2\n    sorry_server 198.18.4.2 80\n"
+        "global_defs {{\n    lvs_notify_fifo {}\n    lvs_notify_fifo_script {}\n}}\n",
+        fifo.display(),
+        reader.display()
     );
+    text.push_str(&format!(
+        "virtual_server {VIP} 80 {{\n    delay_loop 1\n    lb_algo rr\n    lb_kind NAT\n    protocol TCP\n    quorum 2\n    sorry_server 198.18.4.2 80\n"
+    ));
     for i in 0..2 {
         text.push_str(&format!(
             "    real_server 198.18.{}.2 80 {{\n        weight 1\n{check}    }}\n",
@@ -347,6 +361,16 @@ fn health_checks_quorum_and_sorry_server() -> Result<()> {
         "{}",
         ka.log_text()
     );
+    let fifo_lines = std::fs::read_to_string(&fifo_out)?;
+    let want = [
+        format!("VS [{VIP}]:tcp:80 UP"),
+        format!("RS [198.18.2.2]:tcp:80 [{VIP}]:tcp:80 DOWN"),
+        format!("VS [{VIP}]:tcp:80 DOWN"),
+        format!("RS [198.18.2.2]:tcp:80 [{VIP}]:tcp:80 UP"),
+        format!("VS [{VIP}]:tcp:80 UP"),
+    ];
+    let got: Vec<&str> = fifo_lines.lines().collect();
+    assert_eq!(got, want, "notify FIFO lines");
     drop(r0);
     Ok(())
 }

@@ -66,7 +66,11 @@ impl Fifo {
     }
 
     pub fn write_line(&mut self, kind: &str, name: &str, state: &str, priority: u8) {
-        let line = format!("{kind} \"{name}\" {state} {priority}\n");
+        self.write_raw(&fifo_line(kind, name, state, priority));
+    }
+
+    /// Writes a line as given (the LVS side's `VS …` / `RS …` lines share the FIFOs).
+    pub fn write_raw(&mut self, line: &str) {
         if let Err(e) = self.file.write_all(line.as_bytes()) {
             log::warn!("notify fifo: {e}");
         }

@@ -6,6 +6,7 @@
 //! units keep working.
 
 mod desired;
+mod fifo;
 mod health;
 mod logging;
 mod pidfile;
@@ -48,6 +49,8 @@ struct Daemon {
     health_tx: mpsc::Sender<RealEvent>,
     /// The VRRP engine's control channel and task (when there are vrrp_instances).
     vrrp: Option<(mpsc::Sender<VrrpControl>, tokio::task::JoinHandle<()>)>,
+    /// notify_fifo / lvs_notify_fifo.
+    fifos: fifo::LvsFifos,
     /// What the tables hold for our services after the last fully successful sync, so later
     /// syncs diff against memory (as keepalived diffs old and new config) instead of rereading
     /// every map; `None` after a failure or at start: read the tables.
@@ -164,6 +167,8 @@ async fn async_main(cli: Cli, opts: ParseOptions, config: Arc<KeepalivedConfig>)
     } else {
         None
     };
+    fifo::start_fifo_scripts(&config);
+    let config_for_fifos = config.clone();
     let (vrrp_tx, mut vrrp_events) = mpsc::channel::<StateEvent>(64);
     let vrrp = (!cli.check && !config.vrrp_instances.is_empty())
         .then(|| start_vrrp(config.clone(), vrrp_tx));
@@ -178,6 +183,7 @@ async fn async_main(cli: Cli, opts: ParseOptions, config: Arc<KeepalivedConfig>)
         checkers,
         health_tx,
         vrrp,
+        fifos: fifo::LvsFifos::open(&config_for_fifos),
         applied: None,
     };
     d.seed_health().await;
@@ -324,6 +330,7 @@ impl Daemon {
     fn on_health(&mut self, ev: RealEvent) {
         if ev.transition {
             info!("{}", ev.reason);
+            self.fifos.rs(&ev.vs, &ev.real, ev.up);
         }
         if !self.health.set(&ev.vs, ev.real, ev.up, Some(ev.weight)) {
             return;
@@ -351,6 +358,7 @@ impl Daemon {
     fn update_quorum(&mut self, vs: &keepalived_conf::model::VirtualServer) {
         if let Some(change) = self.quorum.update(vs, &self.health) {
             info!("{}", change.message);
+            self.fifos.vs(&VsKey::of(vs), change.up);
             let script = if change.up {
                 &vs.quorum_up
             } else {
@@ -423,6 +431,7 @@ impl Daemon {
             let (tx, _rx) = mpsc::channel(64);
             self.vrrp = Some(start_vrrp(new.clone(), tx));
         }
+        self.fifos = fifo::LvsFifos::open(&new);
         self.config = new;
         self.update_quorums();
         let writes = self.sync();
