@@ -8,14 +8,16 @@
 //! * from the real-server side, quoting a client packet we forwarded (cip:cport -> rip:rport):
 //!   the error goes to the client, with the real's address replaced by the VIP.
 //!
+//! FULLNAT connections also swap the local address and the client's address back and forth.
+//!
 //! The quoted packet's IP checksum and the ICMP checksum are updated incrementally (the quoted
 //! L4 checksum may be cut off, so it is left as IPVS leaves it). IPv4 without IP options only;
 //! anything else goes to the kernel.
 
 use aya_ebpf::{bindings::xdp_action, programs::XdpContext};
 use ebpf_common::{
-    AF_INET, CONN_F_REPLY, Conn, FWD_DROUTE, FWD_MASQ, FlowKey, IPPROTO_ICMP, IPPROTO_TCP,
-    IPPROTO_UDP, counter, nh_stamp,
+    AF_INET, CONN_F_REPLY, Conn, FWD_DROUTE, FWD_FULLNAT, FWD_MASQ, FlowKey, IPPROTO_ICMP,
+    IPPROTO_TCP, IPPROTO_UDP, counter, nh_stamp,
 };
 
 use crate::csum;
@@ -112,6 +114,13 @@ fn to_real(ctx: &XdpContext, outer: &Packet, conn: &Conn, now: u64) -> Option<u3
             rewrite_quoted(ctx, outer.l4_off, 12, 0, conn.to_addr[0], conn.to_port)?;
             Hop::Routed
         }
+        FWD_FULLNAT => {
+            // As NAT, and the client (quoted destination) becomes our local address.
+            rewrite_outer(ctx, outer, 16, conn.to_addr[0])?;
+            rewrite_quoted(ctx, outer.l4_off, 12, 0, conn.to_addr[0], conn.to_port)?;
+            rewrite_quoted(ctx, outer.l4_off, 16, 2, conn.via_addr[0], conn.via_port)?;
+            Hop::Routed
+        }
         FWD_DROUTE => Hop::Bridged,
         _ => return None,
     };
@@ -136,6 +145,13 @@ fn to_client(ctx: &XdpContext, outer: &Packet, reply: &mut Conn, now: u64) -> Op
     let (rip, vip) = (outer.src[0], reply.to_addr[0]);
     let quoted_dst_was_real = rd::<u32>(ctx, outer.l4_off + 8 + 16)?;
     rewrite_quoted(ctx, outer.l4_off, 16, 2, vip, reply.to_port)?;
+    // FULLNAT: the quoted source and the error's destination are our local address: the client.
+    let mut dst = outer.dst;
+    if reply.fwd == FWD_FULLNAT {
+        rewrite_quoted(ctx, outer.l4_off, 12, 0, reply.via_addr[0], reply.via_port)?;
+        rewrite_outer(ctx, outer, 16, reply.via_addr[0])?;
+        dst = reply.via_addr;
+    }
     let src = if rip == quoted_dst_was_real {
         rewrite_outer(ctx, outer, 12, vip)?;
         vip
@@ -144,7 +160,7 @@ fn to_client(ctx: &XdpContext, outer: &Packet, reply: &mut Conn, now: u64) -> Op
     };
     let flow = Flow {
         saddr: [src, 0, 0, 0],
-        daddr: outer.dst,
+        daddr: dst,
         sport: 0,
         dport: 0,
     };

@@ -7,6 +7,7 @@
 
 mod csum;
 mod forward;
+mod fullnat;
 mod icmp;
 mod maps;
 mod nat;
@@ -131,7 +132,8 @@ fn new_connection(ctx: &XdpContext, pkt: &Packet, svc: &Service, flow: &FlowKey,
         return xdp_action::XDP_DROP;
     };
     let ipip = dest.fwd == FWD_TUNNEL && dest.tun_type == 0 && dest.af == pkt.af;
-    if dest.fwd != FWD_MASQ && dest.fwd != FWD_DROUTE && dest.fwd != FWD_LOCAL && !ipip {
+    let fnat = dest.fwd == FWD_FULLNAT && dest.af == pkt.af;
+    if dest.fwd != FWD_MASQ && dest.fwd != FWD_DROUTE && dest.fwd != FWD_LOCAL && !ipip && !fnat {
         count(counter::DROP_UNSUPPORTED);
         return xdp_action::XDP_DROP;
     }
@@ -163,7 +165,23 @@ fn new_connection(ctx: &XdpContext, pkt: &Packet, svc: &Service, flow: &FlowKey,
         last_seen: now,
         nh_time: 0,
         nh_macs: [0; 12],
+        toa_ack: 0,
+        seq_delta: 0,
     };
+    if fnat {
+        let Some(reply) = maps::scratch(&maps::SCRATCH_REPLY) else {
+            return xdp_action::XDP_PASS;
+        };
+        if let Err(reason) = fullnat::open(flow, entry, reply) {
+            count(reason);
+            return xdp_action::XDP_DROP;
+        }
+        count(counter::CONN_NEW);
+        add_conn(&SVC_STATS, svc.id);
+        add_conn(&DEST_STATS, dest_id);
+        add_traffic(svc.id, dest_id, pkt, Dir::In);
+        return to_real(ctx, pkt, entry, now);
+    }
     if CONNS.insert(flow, &*entry, 0).is_err() {
         count(counter::CONN_INSERT_FAIL);
         return xdp_action::XDP_DROP;
@@ -213,7 +231,7 @@ fn client_path(ctx: &XdpContext, pkt: &Packet, conn: &mut Conn, now: u64) -> u32
 /// IPVS tracks connections whose replies bypass us with its INPUT-ONLY table.
 #[inline(always)]
 fn dir_in(fwd: u8) -> Dir {
-    if fwd == FWD_MASQ {
+    if fwd == FWD_MASQ || fwd == FWD_FULLNAT {
         Dir::In
     } else {
         Dir::InOnly
@@ -221,14 +239,24 @@ fn dir_in(fwd: u8) -> Dir {
 }
 
 /// Sends a client packet to the connection's real server: NAT rewrites the destination and
-/// routes; DR keeps the packet (still addressed to the VIP) and only changes the MACs to the
+/// routes; FULLNAT also replaces the source with the local address; DR keeps the packet (still addressed to the VIP) and only changes the MACs to the
 /// real server's; Local hands it to this host's stack.
 #[inline(always)]
 fn to_real(ctx: &XdpContext, pkt: &Packet, conn: &Conn, now: u64) -> u32 {
     let (daddr, dport) = (conn.to_addr, conn.to_port);
+    let (mut saddr, mut sport) = (pkt.src, pkt.sport);
     let hop = match conn.fwd {
         FWD_MASQ => {
             if !nat::rewrite(ctx, pkt, End::Destination, &daddr, dport) {
+                return xdp_action::XDP_PASS;
+            }
+            Hop::Routed
+        }
+        FWD_FULLNAT => {
+            (saddr, sport) = (conn.via_addr, conn.via_port);
+            if !nat::rewrite(ctx, pkt, End::Destination, &daddr, dport)
+                || !nat::rewrite(ctx, pkt, End::Source, &saddr, sport)
+            {
                 return xdp_action::XDP_PASS;
             }
             Hop::Routed
@@ -241,9 +269,9 @@ fn to_real(ctx: &XdpContext, pkt: &Packet, conn: &Conn, now: u64) -> u32 {
         }
     };
     let flow = Flow {
-        saddr: pkt.src,
+        saddr,
         daddr,
-        sport: pkt.sport,
+        sport,
         dport,
     };
     let nh = DEST_NH
@@ -270,11 +298,19 @@ fn reply_path(ctx: &XdpContext, pkt: &Packet, entry: &mut Conn, now: u64) -> u32
     if !nat::rewrite(ctx, pkt, End::Source, &vaddr, vport) {
         return xdp_action::XDP_PASS;
     }
+    // FULLNAT: the destination (our local address) becomes the client again.
+    let (mut caddr, mut cport) = (pkt.dst, pkt.dport);
+    if entry.fwd == FWD_FULLNAT {
+        (caddr, cport) = (entry.via_addr, entry.via_port);
+        if !nat::rewrite(ctx, pkt, End::Destination, &caddr, cport) {
+            return xdp_action::XDP_PASS;
+        }
+    }
     let flow = Flow {
         saddr: vaddr,
-        daddr: pkt.dst,
+        daddr: caddr,
         sport: vport,
-        dport: pkt.dport,
+        dport: cport,
     };
     let nh = NhSlot {
         ifindex: &mut entry.nh_ifindex,
