@@ -103,25 +103,27 @@ fn load_programs(ebpf: &mut aya::Ebpf) -> Result<&mut Xdp> {
 /// Loads the programs the main one tail-calls and puts them in the (pinned) JUMP array, where the
 /// kernel keeps them alive.
 fn install_tail_calls(ebpf: &mut aya::Ebpf) -> Result<()> {
-    let prog: &mut Xdp = ebpf
-        .program_mut(ebpf_common::PROG_ICMP)
-        .ok_or_else(|| Error::Unavailable("object has no ICMP program".into()))?
-        .try_into()
-        .map_err(|e| Error::Unavailable(format!("ICMP program: {e}")))?;
-    prog.load()
-        .map_err(|e| Error::Unavailable(format!("the kernel rejected the ICMP program: {e}")))?;
-    let fd = prog
-        .fd()
-        .map_err(|e| Error::Unavailable(format!("ICMP program: {e}")))?
-        .try_clone()
-        .map_err(|e| Error::map("dup ICMP program fd", e))?;
-    let map = ebpf
-        .map_mut(names::JUMP)
-        .ok_or_else(|| Error::Unavailable("object has no JUMP map".into()))?;
-    let mut jump = aya::maps::ProgramArray::try_from(map)
-        .map_err(|e| Error::Unavailable(format!("JUMP map: {e}")))?;
-    jump.set(ebpf_common::JUMP_ICMP, &fd, 0)
-        .map_err(|e| Error::Unavailable(format!("cannot install the ICMP program: {e}")))?;
+    for (slot, name) in ebpf_common::TAIL_CALLS {
+        let prog: &mut Xdp = ebpf
+            .program_mut(name)
+            .ok_or_else(|| Error::Unavailable(format!("object has no {name} program")))?
+            .try_into()
+            .map_err(|e| Error::Unavailable(format!("{name}: {e}")))?;
+        prog.load()
+            .map_err(|e| Error::Unavailable(format!("the kernel rejected {name}: {e}")))?;
+        let fd = prog
+            .fd()
+            .map_err(|e| Error::Unavailable(format!("{name}: {e}")))?
+            .try_clone()
+            .map_err(|e| Error::map(format!("dup {name} fd"), e))?;
+        let map = ebpf
+            .map_mut(names::JUMP)
+            .ok_or_else(|| Error::Unavailable("object has no JUMP map".into()))?;
+        let mut jump = aya::maps::ProgramArray::try_from(map)
+            .map_err(|e| Error::Unavailable(format!("JUMP map: {e}")))?;
+        jump.set(slot, &fd, 0)
+            .map_err(|e| Error::Unavailable(format!("cannot install {name}: {e}")))?;
+    }
     Ok(())
 }
 

@@ -36,6 +36,11 @@ pub const JUMP_SLOTS: u32 = 4;
 pub const JUMP_ICMP: u32 = 0;
 /// Name of the ICMP-error program in the object.
 pub const PROG_ICMP: &str = "xlvs_icmp";
+/// JUMP slot of the TOA program (FULLNAT: client address option inserted into a segment).
+pub const JUMP_TOA: u32 = 1;
+pub const PROG_TOA: &str = "xlvs_toa";
+/// Every tail-call target: (JUMP slot, program name), installed by the loader.
+pub const TAIL_CALLS: [(u32, &str); 2] = [(JUMP_ICMP, PROG_ICMP), (JUMP_TOA, PROG_TOA)];
 
 /// Pinned program, so a later `attach` (or upgrade) reuses the loaded one.
 pub const PIN_PROG: &str = "prog_xlvs";

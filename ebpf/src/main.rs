@@ -15,6 +15,7 @@ mod parse;
 mod persist;
 mod sched;
 mod state;
+mod toa;
 mod tunnel;
 
 use aya_ebpf::{
@@ -27,7 +28,9 @@ use ebpf_common::{
 };
 
 use forward::{Flow, Hop, NhSlot};
-use maps::{CONFIG, CONNS, DEST_NH, DEST_STATS, JUMP, JUMP_ICMP, SERVICES, SVC_STATS, count};
+use maps::{
+    CONFIG, CONNS, DEST_NH, DEST_STATS, JUMP, JUMP_ICMP, JUMP_TOA, SERVICES, SVC_STATS, count,
+};
 use nat::End;
 use parse::{Packet, TCP_ACK, TCP_FIN, TCP_RST, TCP_SYN};
 use state::Dir;
@@ -47,15 +50,7 @@ pub fn xlvs(ctx: XdpContext) -> u32 {
             return xdp_action::XDP_PASS;
         }
     };
-    let flow = FlowKey {
-        src: pkt.src,
-        dst: pkt.dst,
-        sport: pkt.sport,
-        dport: pkt.dport,
-        proto: pkt.proto,
-        af: pkt.af,
-        _pad: [0; 2],
-    };
+    let flow = flow_of(pkt);
     let now = unsafe { bpf_ktime_get_coarse_ns() };
 
     // One lookup finds either direction of a known connection.
@@ -75,6 +70,11 @@ pub fn xlvs(ctx: XdpContext) -> u32 {
             {
                 persist::refresh(svc, pkt, now);
             }
+            if entry.toa_ack != 0 && wants_toa(&ctx, pkt, entry) {
+                // In its own program: moving headers needs stack this one does not have.
+                unsafe { JUMP.tail_call(&ctx, JUMP_TOA) };
+                toa::skipped();
+            }
             return client_path(&ctx, pkt, entry, now);
         }
     }
@@ -88,6 +88,33 @@ pub fn xlvs(ctx: XdpContext) -> u32 {
         return xdp_action::XDP_PASS;
     }
     new_connection(&ctx, pkt, svc, &flow, now)
+}
+
+/// The connection-table key of a packet: its flow as seen on the wire.
+#[inline(always)]
+fn flow_of(pkt: &Packet) -> FlowKey {
+    FlowKey {
+        src: pkt.src,
+        dst: pkt.dst,
+        sport: pkt.sport,
+        dport: pkt.dport,
+        proto: pkt.proto,
+        af: pkt.af,
+        _pad: [0; 2],
+    }
+}
+
+/// A FULLNAT client segment that should carry TOA: it acknowledges exactly the real server's
+/// ISN + 1 (the handshake's last ACK, or data sent before the server sent any).
+#[inline(always)]
+fn wants_toa(ctx: &XdpContext, pkt: &Packet, conn: &Conn) -> bool {
+    if pkt.tcp_flags & (TCP_ACK | TCP_SYN | TCP_RST) != TCP_ACK {
+        return false;
+    }
+    match parse::ptr_at::<u32>(ctx, pkt.l4_off + 8) {
+        Some(ack) => (unsafe { ack.read_unaligned() }) == conn.toa_ack,
+        None => false,
+    }
 }
 
 /// The virtual service a packet is addressed to: (vip, vport), or (vip, 0) when port-zero
@@ -291,6 +318,10 @@ fn reply_path(ctx: &XdpContext, pkt: &Packet, entry: &mut Conn, now: u64) -> u32
             let client = unsafe { &mut *client };
             track(client, pkt, Dir::Out);
             client.last_seen = now;
+            if entry.fwd == FWD_FULLNAT && pkt.tcp_flags & (TCP_SYN | TCP_ACK) == TCP_SYN | TCP_ACK
+            {
+                note_server_isn(ctx, pkt, client);
+            }
         }
     }
     add_traffic(entry.svc_id, entry.dest_id, pkt, Dir::Out);
@@ -318,6 +349,20 @@ fn reply_path(ctx: &XdpContext, pkt: &Packet, entry: &mut Conn, now: u64) -> u32
         macs: &mut entry.nh_macs,
     };
     forward::send(ctx, pkt, &flow, Some(nh), nh_stamp(now), Hop::Routed)
+}
+
+/// FULLNAT SYN-ACK from the real server: unless TOA is off, remember its ISN + 1 (the client
+/// segments acknowledging it get the option) and lower the MSS it announces by the option size.
+#[inline(always)]
+fn note_server_isn(ctx: &XdpContext, pkt: &Packet, client: &mut Conn) {
+    if CONFIG.get(config::TOA_OFF).copied().unwrap_or(0) != 0 {
+        return;
+    }
+    if let Some(seq) = parse::ptr_at::<u32>(ctx, pkt.l4_off + 4) {
+        let isn = u32::from_be(unsafe { seq.read_unaligned() });
+        client.toa_ack = isn.wrapping_add(1).to_be();
+        toa::clamp_mss(ctx, pkt, toa::option_len(pkt) as u16);
+    }
 }
 
 /// The CLIENT entry's key for a packet that matched a REPLY entry.
@@ -410,6 +455,30 @@ static LICENSE: [u8; 4] = *b"GPL\0";
 #[xdp]
 pub fn xlvs_icmp(ctx: XdpContext) -> u32 {
     icmp::handle(&ctx, unsafe { bpf_ktime_get_coarse_ns() })
+}
+
+/// TOA insertion for FULLNAT (see toa.rs), reached by tail call from `xlvs` with a client
+/// segment of a known connection; continues that segment's client path.
+#[xdp]
+pub fn xlvs_toa(ctx: XdpContext) -> u32 {
+    let now = unsafe { bpf_ktime_get_coarse_ns() };
+    let Ok(pkt) = parse::parse(&ctx) else {
+        return xdp_action::XDP_PASS;
+    };
+    let Some(entry) = CONNS.get_ptr_mut(&flow_of(&pkt)) else {
+        return xdp_action::XDP_PASS;
+    };
+    let entry = unsafe { &mut *entry };
+    if !toa::insert(&ctx, &pkt) {
+        toa::skipped();
+        return client_path(&ctx, &pkt, entry, now);
+    }
+    count(counter::TOA_ADDED);
+    // Lengths and the packet's extent changed: read it again.
+    match parse::parse(&ctx) {
+        Ok(grown) => client_path(&ctx, &grown, entry, now),
+        Err(_) => xdp_action::XDP_DROP,
+    }
 }
 
 /// The trivial program: the floor that benchmarks measure against (and a way to give a veth

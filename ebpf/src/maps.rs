@@ -147,3 +147,4 @@ pub fn scratch<T>(map: &'static PerCpuArray<T>) -> Option<&'static mut T> {
 #[map]
 pub static JUMP: ProgramArray = ProgramArray::pinned(ebpf_common::JUMP_SLOTS, 0);
 pub const JUMP_ICMP: u32 = ebpf_common::JUMP_ICMP;
+pub const JUMP_TOA: u32 = ebpf_common::JUMP_TOA;

@@ -194,6 +194,9 @@ pub struct Frame6 {
     pub tcp_flags: u8,
     pub hop_limit: u8,
     pub payload: Vec<u8>,
+    pub seq: u32,
+    pub ack: u32,
+    pub tcp_options: Vec<u8>,
 }
 
 fn l4_checksum6(src: std::net::Ipv6Addr, dst: std::net::Ipv6Addr, proto: u8, l4: &[u8]) -> u16 {
@@ -216,6 +219,9 @@ impl Frame6 {
             tcp_flags: flags,
             hop_limit: 64,
             payload: Vec::new(),
+            seq: 1000,
+            ack: 0,
+            tcp_options: Vec::new(),
         }
     }
 
@@ -230,9 +236,9 @@ impl Frame6 {
             tcp_flags: self.tcp_flags,
             ttl: 0,
             payload: self.payload.clone(),
-            seq: 1000,
-            ack: 0,
-            tcp_options: Vec::new(),
+            seq: self.seq,
+            ack: self.ack,
+            tcp_options: self.tcp_options.clone(),
         }
         .build();
         // Reuse the v4 builder's L4 bytes, then checksum them for IPv6.

@@ -138,3 +138,192 @@ fn http_through_the_vip_reaches_reals_that_only_know_the_local_addresses() -> Re
     assert!(xdp >= (N * 6) as u64, "forwarded by XDP: {xdp}");
     Ok(())
 }
+
+/// Frames received on `ifname` inside `ns` while `f` runs (AF_PACKET raw socket, all protocols).
+fn capture<T>(
+    ns: &xlvs_tests::netns::Netns,
+    ifname: &str,
+    f: impl FnOnce() -> T,
+) -> Result<(T, Vec<Vec<u8>>)> {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let stop = Arc::new(AtomicBool::new(false));
+    let stop2 = stop.clone();
+    let ifname = std::ffi::CString::new(ifname)?;
+    let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+    let handle = ns.run_in(move || -> Result<Vec<Vec<u8>>> {
+        let proto = (libc::ETH_P_ALL as u16).to_be() as i32;
+        let fd = unsafe { libc::socket(libc::AF_PACKET, libc::SOCK_RAW, proto) };
+        anyhow::ensure!(
+            fd >= 0,
+            "AF_PACKET socket: {}",
+            std::io::Error::last_os_error()
+        );
+        let ifindex = unsafe { libc::if_nametoindex(ifname.as_ptr()) };
+        let mut sll: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
+        sll.sll_family = libc::AF_PACKET as u16;
+        sll.sll_protocol = proto as u16;
+        sll.sll_ifindex = ifindex as i32;
+        let tv = libc::timeval {
+            tv_sec: 0,
+            tv_usec: 50_000,
+        };
+        unsafe {
+            libc::bind(
+                fd,
+                &sll as *const _ as *const libc::sockaddr,
+                std::mem::size_of_val(&sll) as u32,
+            );
+            libc::setsockopt(
+                fd,
+                libc::SOL_SOCKET,
+                libc::SO_RCVTIMEO,
+                &tv as *const _ as *const libc::c_void,
+                std::mem::size_of_val(&tv) as u32,
+            );
+        }
+        let _ = ready_tx.send(());
+        let mut frames = Vec::new();
+        let mut buf = vec![0u8; 65536];
+        while !stop2.load(Ordering::Relaxed) {
+            let n = unsafe { libc::recv(fd, buf.as_mut_ptr() as *mut libc::c_void, buf.len(), 0) };
+            if n > 0 {
+                frames.push(buf[..n as usize].to_vec());
+            }
+        }
+        unsafe { libc::close(fd) };
+        Ok(frames)
+    });
+    let _ = ready_rx.recv_timeout(std::time::Duration::from_secs(2));
+    let out = f();
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    stop.store(true, Ordering::Relaxed);
+    let frames = handle
+        .join()
+        .map_err(|_| anyhow::anyhow!("capture thread panicked"))???;
+    Ok((out, frames))
+}
+
+/// The TOA option (kind 254) of an untagged Ethernet/IPv4/TCP frame: (client port, client address).
+fn toa_of(frame: &[u8]) -> Option<(u16, std::net::Ipv4Addr)> {
+    if frame.len() < 54 || frame[12..14] != [8, 0] || frame[23] != 6 {
+        return None;
+    }
+    let ihl = (frame[14] & 0x0f) as usize * 4;
+    let tcp = 14 + ihl;
+    let doff = (frame.get(tcp + 12)? >> 4) as usize * 4;
+    let opts = frame.get(tcp + 20..tcp + doff)?;
+    let mut i = 0;
+    while i < opts.len() {
+        match opts[i] {
+            0 => break,
+            1 => i += 1,
+            254 if opts.get(i + 1) == Some(&8) => {
+                let o = opts.get(i..i + 8)?;
+                return Some((
+                    u16::from_be_bytes([o[2], o[3]]),
+                    std::net::Ipv4Addr::new(o[4], o[5], o[6], o[7]),
+                ));
+            }
+            _ => i += (*opts.get(i + 1)? as usize).max(2),
+        }
+    }
+    None
+}
+
+#[test]
+fn the_real_server_receives_the_client_address_in_toa_and_full_segments_fit() -> Result<()> {
+    use std::io::{Read, Write};
+    if !is_root() {
+        eprintln!("skipped: needs root");
+        return Ok(());
+    }
+    let (lab, _srv) = fullnat_lab(1)?;
+    ipvsadm(&lab, "-A -t 198.18.100.1:80 -s rr")?;
+    ipvsadm(&lab, "-a -t 198.18.100.1:80 -r 198.18.2.2:80 -b")?;
+    ipvsadm(&lab, "-P -t 198.18.100.1:80 -z 198.18.9.1")?;
+
+    // A request of several full-size segments, all sent before the server answers: each
+    // carries the option, so each must fit the MTU thanks to the lowered MSS.
+    let request = format!("GET / HTTP/1.1\r\nX-Pad: {}\r\n\r\n", "a".repeat(5000));
+    let request_len = request.len();
+    let ((client_port, mss, body), frames) =
+        capture(&lab.reals[0], "r0", || -> Result<(u16, i32, String)> {
+            lab.client
+                .run_in(move || -> Result<(u16, i32, String)> {
+                    let mut s = std::net::TcpStream::connect_timeout(
+                        &"198.18.100.1:80".parse()?,
+                        std::time::Duration::from_secs(3),
+                    )?;
+                    s.set_read_timeout(Some(std::time::Duration::from_secs(3)))?;
+                    let mut mss: i32 = 0;
+                    let mut len = std::mem::size_of::<i32>() as u32;
+                    use std::os::fd::AsRawFd;
+                    unsafe {
+                        libc::getsockopt(
+                            s.as_raw_fd(),
+                            libc::IPPROTO_TCP,
+                            libc::TCP_MAXSEG,
+                            &mut mss as *mut i32 as *mut libc::c_void,
+                            &mut len,
+                        );
+                    }
+                    s.write_all(request.as_bytes())?;
+                    let mut body = String::new();
+                    s.read_to_string(&mut body)?;
+                    Ok((s.local_addr()?.port(), mss, body))
+                })
+                .join()
+                .map_err(|_| anyhow::anyhow!("client panicked"))??
+        })
+        .and_then(|(r, f)| Ok((r?, f)))?;
+    assert!(body.contains("200 OK"), "{body}");
+
+    // MSS 1460 announced by the real, lowered by 8 on the way; minus 12 for timestamps.
+    assert_eq!(
+        mss,
+        1460 - 8 - 12,
+        "the client's segment size leaves room for TOA"
+    );
+
+    let peer = body
+        .lines()
+        .last()
+        .unwrap_or("")
+        .split_whitespace()
+        .nth(1)
+        .unwrap_or("");
+    let peer: SocketAddr = peer
+        .parse()
+        .map_err(|_| anyhow::anyhow!("no peer in {body:?}"))?;
+    let with_toa: Vec<&Vec<u8>> = frames.iter().filter(|f| toa_of(f).is_some()).collect();
+    // The real's veth merges the data segments (GRO), so count the insertions at the director:
+    // the handshake ACK and every full-size segment of the request.
+    assert!(with_toa.len() >= 2, "the ACK and the data carry TOA");
+    let dp = dataplane::Dataplane::open(&lab.opts)?;
+    let added = dp.counters()?[ebpf_common::counter::TOA_ADDED as usize];
+    let segments = request_len.div_ceil(mss as usize) as u64;
+    assert_eq!(
+        added,
+        1 + segments,
+        "TOA in the ACK and each of the {segments} data segments"
+    );
+    for f in &with_toa {
+        let (port, addr) = toa_of(f).unwrap();
+        assert_eq!(
+            (addr, port),
+            (CLIENT, client_port),
+            "the true client address"
+        );
+        let d = xlvs_tests::packet::decode(f).expect("IPv4 TCP");
+        // Segments merged by GRO keep the first one's checksum; the others were as sent.
+        let merged = f.len() > 1514;
+        assert!(d.ip_checksum_ok && (merged || d.l4_checksum_ok), "{d:?}");
+        assert_eq!(
+            SocketAddr::new(std::net::IpAddr::V4(d.src), d.sport),
+            peer,
+            "from the local address the server saw"
+        );
+    }
+    Ok(())
+}

@@ -271,3 +271,170 @@ fn icmp_errors_about_fullnat_connections_are_translated_both_ways() {
     assert!(d.checksums_ok, "{d:?}");
     assert_eq!(counter(&b, counter::ICMP_TRANSLATED), 2);
 }
+
+/// The TCP header's options of an untagged IPv4 frame, and its payload.
+fn tcp_options_and_payload(frame: &[u8]) -> (Vec<u8>, Vec<u8>) {
+    let tot = u16::from_be_bytes([frame[16], frame[17]]) as usize;
+    let doff = (frame[34 + 12] >> 4) as usize * 4;
+    (
+        frame[34 + 20..34 + doff].to_vec(),
+        frame[34 + doff..14 + tot].to_vec(),
+    )
+}
+
+/// MSS option 1460, then NOP NOP and a timestamp option: what Linux puts in a SYN-ACK (no SACK).
+const SYNACK_OPTIONS: [u8; 16] = [2, 4, 0x05, 0xb4, 1, 1, 8, 10, 0, 0, 0, 1, 0, 0, 0, 2];
+/// NOP NOP timestamp: a Linux ACK's options.
+const ACK_OPTIONS: [u8; 12] = [1, 1, 8, 10, 0, 0, 0, 3, 0, 0, 0, 1];
+
+/// Opens a FULLNAT connection CIP:40000 -> VIP:80 and answers it with a SYN-ACK whose ISN is
+/// 5000: (local address, local port, the SYN-ACK as the client got it).
+fn handshake(b: &TestBed) -> (Ipv4Addr, u16, Vec<u8>) {
+    let (_, out) = run(b, &Frame::tcp(CIP, 40000, VIP, 80, SYN));
+    let mut synack = Frame::tcp(R1, 8080, out.src, out.sport, SYN | ACK);
+    synack.seq = 5000;
+    synack.ack = 1001;
+    synack.tcp_options = SYNACK_OPTIONS.to_vec();
+    let (_, back) = b.run(&synack.build());
+    (out.src, out.sport, back)
+}
+
+fn client_segment(ack: u32, payload: &[u8]) -> Frame {
+    let mut f = Frame::tcp(CIP, 40000, VIP, 80, ACK);
+    f.seq = 1001;
+    f.ack = ack;
+    f.tcp_options = ACK_OPTIONS.to_vec();
+    f.payload = payload.to_vec();
+    f
+}
+
+#[test]
+fn toa_carries_the_client_address_in_the_handshake_ack_and_first_data() {
+    let Some(mut b) = TestBed::new(1024, false) else {
+        return;
+    };
+    fnat_service(&mut b.dp, 80, &[L1]);
+    let (lip, lport, synack) = handshake(&b);
+
+    // The MSS the client learns leaves room for the option.
+    let d = decode(&synack).unwrap();
+    assert!(d.l4_checksum_ok && d.ip_checksum_ok);
+    let (opts, _) = tcp_options_and_payload(&synack);
+    assert_eq!(&opts[..4], &[2, 4, 0x05, 0xac], "MSS 1460 - 8 = 1452");
+
+    // The ACK completing the handshake grows by the 8-byte option, first among the options.
+    let ack = client_segment(5001, b"").build();
+    let (action, out) = b.run(&ack);
+    assert_eq!(action, XDP_PASS);
+    assert_eq!(out.len(), ack.len() + 8);
+    let d = decode(&out).unwrap();
+    assert_eq!((d.src, d.sport, d.dst, d.dport), (lip, lport, R1, 8080));
+    assert!(d.ip_checksum_ok && d.l4_checksum_ok, "{d:?}");
+    let (opts, payload) = tcp_options_and_payload(&out);
+    let mut toa = vec![254, 8];
+    toa.extend_from_slice(&40000u16.to_be_bytes());
+    toa.extend_from_slice(&CIP.octets());
+    assert_eq!(
+        &opts[..8],
+        &toa[..],
+        "TOA: kind 254, len 8, client port, client address"
+    );
+    assert_eq!(&opts[8..], &ACK_OPTIONS, "the segment's own options follow");
+    assert!(payload.is_empty());
+    assert_eq!(&out[..12], &ack[..12], "MACs moved with the headers");
+
+    // Data before the server sent any: option too, payload intact.
+    let (_, out) = b.run(&client_segment(5001, b"GET / HTTP/1.1\r\n\r\n").build());
+    let d = decode(&out).unwrap();
+    assert!(d.ip_checksum_ok && d.l4_checksum_ok, "{d:?}");
+    let (opts, payload) = tcp_options_and_payload(&out);
+    assert_eq!(&opts[..8], &toa[..]);
+    assert_eq!(payload, b"GET / HTTP/1.1\r\n\r\n");
+
+    // Once the client acknowledges server data, segments go unchanged in size.
+    let seg = client_segment(6001, b"more").build();
+    let (_, out) = b.run(&seg);
+    assert_eq!(out.len(), seg.len());
+    assert!(decode(&out).unwrap().l4_checksum_ok);
+    assert_eq!(counter(&b, counter::TOA_ADDED), 2);
+}
+
+#[test]
+fn toa_is_skipped_without_room_and_off_when_configured() {
+    let Some(mut b) = TestBed::new(1024, false) else {
+        return;
+    };
+    fnat_service(&mut b.dp, 80, &[L1]);
+    handshake(&b);
+    // 40 bytes of options already: no room for 8 more. Forwarded unchanged in size.
+    let mut full = client_segment(5001, b"x");
+    full.tcp_options = [1u8; 40].to_vec();
+    let f = full.build();
+    let (action, out) = b.run(&f);
+    assert_eq!((action, out.len()), (XDP_PASS, f.len()));
+    let d = decode(&out).unwrap();
+    assert!(d.l4_checksum_ok && d.dst == R1);
+    assert_eq!(counter(&b, counter::TOA_SKIPPED), 1);
+
+    // TOA off: the SYN-ACK keeps its MSS and no option is added.
+    b.set_config(config::TOA_OFF, 1);
+    let (_, out) = run(&b, &Frame::tcp(CIP, 40001, VIP, 80, SYN));
+    let mut synack = Frame::tcp(R1, 8080, out.src, out.sport, SYN | ACK);
+    synack.seq = 7000;
+    synack.tcp_options = SYNACK_OPTIONS.to_vec();
+    let (_, back) = b.run(&synack.build());
+    assert_eq!(&tcp_options_and_payload(&back).0[..4], &SYNACK_OPTIONS[..4]);
+    let mut ack = client_segment(7001, b"");
+    ack.sport = 40001;
+    let f = ack.build();
+    assert_eq!(b.run(&f).1.len(), f.len());
+    assert_eq!(counter(&b, counter::TOA_ADDED), 0);
+}
+
+#[test]
+fn ipv6_toa_is_kind_253_with_the_full_client_address() {
+    use xlvs_tests::packet::{Frame6, decode6};
+    let Some(mut b) = TestBed::new(1024, false) else {
+        return;
+    };
+    let addr = ServiceAddr::Inet {
+        proto: Protocol::Tcp,
+        addr: "2001:db8:100::1".parse().unwrap(),
+        port: 80,
+    };
+    b.dp.add_service(&ServiceConfig::new(addr)).unwrap();
+    let mut d = DestConfig::new("2001:db8:2::2".parse().unwrap(), 8080);
+    d.forward = Forward::FullNat;
+    b.dp.add_dest(&addr, &d).unwrap();
+    let l6: IpAddr = "2001:db8:9::1".parse().unwrap();
+    let la = LocalAddr {
+        addr: l6,
+        ifname: None,
+        conns: 0,
+        port_conflicts: 0,
+    };
+    b.dp.add_laddr(&addr, &la).unwrap();
+    let (cip6, vip6) = ("2001:db8:1::2", "2001:db8:100::1");
+    let (_, out) = b.run(&Frame6::tcp(cip6, 40000, vip6, 80, SYN).build());
+    let lport = decode6(&out).unwrap().sport;
+    let mut synack = Frame6::tcp("2001:db8:2::2", 8080, &l6.to_string(), lport, SYN | ACK);
+    synack.seq = 9000;
+    synack.tcp_options = SYNACK_OPTIONS.to_vec();
+    let (_, back) = b.run(&synack.build());
+    assert_eq!(&back[74..78], &[2, 4, 0x05, 0xa0], "MSS 1460 - 20 = 1440");
+    assert!(decode6(&back).unwrap().l4_checksum_ok);
+
+    let mut ack = Frame6::tcp(cip6, 40000, vip6, 80, ACK);
+    ack.ack = 9001;
+    ack.tcp_options = ACK_OPTIONS.to_vec();
+    let f = ack.build();
+    let (_, out) = b.run(&f);
+    assert_eq!(out.len(), f.len() + 20);
+    let d = decode6(&out).unwrap();
+    assert!(d.l4_checksum_ok, "{d:?}");
+    assert_eq!(IpAddr::V6(d.src), l6);
+    let opt = &out[54 + 20..54 + 40];
+    assert_eq!(&opt[..4], &[253, 20, 0x9c, 0x40]);
+    let client: std::net::Ipv6Addr = cip6.parse().unwrap();
+    assert_eq!(&opt[4..], &client.octets());
+}
