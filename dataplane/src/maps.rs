@@ -29,6 +29,7 @@ pub struct Maps {
     pub config: Array<MapData, u32>,
     pub laddr_pool: HashMap<MapData, u32, LaddrKey>,
     pub laddr_count: Array<MapData, u32>,
+    pub vips: HashMap<MapData, ServiceKey, u32>,
 }
 
 fn open(dir: &Path, name: &str, wrap: fn(MapData) -> Map) -> Result<Map> {
@@ -70,6 +71,7 @@ impl Maps {
             config: m!(names::CONFIG, Array),
             laddr_pool: m!(names::LADDR_POOL, HashMap),
             laddr_count: m!(names::LADDR_COUNT, Array),
+            vips: m!(names::VIPS, HashMap),
         })
     }
 }

@@ -133,7 +133,28 @@ impl Snapshot {
             .insert(key, svc, 0)
             .map_err(|e| err("write SERVICES", e))?;
         self.services.insert(key, svc);
+        self.publish_vip(maps, &key)?;
         self.publish_port_zero_count(maps, &key)
+    }
+
+    /// VIPS: how many services use the address of `key` (flood policies look it up).
+    fn publish_vip(&self, maps: &mut Maps, key: &ServiceKey) -> Result<()> {
+        if key.proto == c::PROTO_FWMARK {
+            return Ok(());
+        }
+        let n = self
+            .services
+            .keys()
+            .filter(|k| k.proto != c::PROTO_FWMARK && k.addr == key.addr && k.af == key.af)
+            .count() as u32;
+        let vip = vip_key(key);
+        if n == 0 {
+            let _ = maps.vips.remove(&vip);
+            return Ok(());
+        }
+        maps.vips
+            .insert(vip, n, 0)
+            .map_err(|e| err("write VIPS", e))
     }
 
     /// IPVS' nullsvc_counter: the packet path tries (vip, 0) only while port-zero services exist.
@@ -197,6 +218,7 @@ impl Snapshot {
         for key in laddrs_of(maps, svc.id).into_iter().map(|(k, _)| k) {
             let _ = maps.laddrs.remove(&key);
         }
+        self.publish_vip(maps, &key)?;
         self.publish_port_zero_count(maps, &key)
     }
 
@@ -443,6 +465,16 @@ fn resolve_next_hop(d: &DestConfig) {
     ) && let Err(e) = crate::neigh::resolve(d.addr)
     {
         log::debug!("cannot start neighbour resolution for {}: {e}", d.addr);
+    }
+}
+
+/// The VIPS key of a service's address.
+fn vip_key(key: &ServiceKey) -> ServiceKey {
+    ServiceKey {
+        addr: key.addr,
+        port: 0,
+        proto: 0,
+        af: key.af,
     }
 }
 
@@ -762,6 +794,30 @@ pub fn timeouts(maps: &Maps) -> Result<Timeouts> {
         tcp_fin: get(c::S_FIN_WAIT)?,
         udp: get(c::S_UDP)?,
     })
+}
+
+pub fn path_settings(maps: &Maps) -> Result<PathSettings> {
+    let on = |i: u32| -> Result<bool> {
+        Ok(maps.config.get(&i, 0).map_err(|e| err("read CONFIG", e))? != 0)
+    };
+    Ok(PathSettings {
+        toa: !on(c::config::TOA_OFF)?,
+        frag_drop: on(c::config::FRAG_DROP)?,
+        no_service_drop: on(c::config::NO_SERVICE_DROP)?,
+    })
+}
+
+pub fn set_path_settings(maps: &mut Maps, p: &PathSettings) -> Result<()> {
+    for (index, on) in [
+        (c::config::TOA_OFF, !p.toa),
+        (c::config::FRAG_DROP, p.frag_drop),
+        (c::config::NO_SERVICE_DROP, p.no_service_drop),
+    ] {
+        maps.config
+            .set(index, on as u32, 0)
+            .map_err(|e| err("write CONFIG", e))?;
+    }
+    Ok(())
 }
 
 pub fn set_timeouts(maps: &mut Maps, t: &Timeouts) -> Result<()> {

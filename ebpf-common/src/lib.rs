@@ -225,6 +225,11 @@ pub mod counter {
     pub const TOA_ADDED: u32 = 22;
     /// TOA could not be inserted (no room in the TCP header, IP options, packet too big).
     pub const TOA_SKIPPED: u32 = 23;
+    /// Fragments addressed to a VIP, dropped by policy (`config::FRAG_DROP`).
+    pub const DROP_FRAGMENT: u32 = 24;
+    /// TCP/UDP to a VIP address on a port without a service, dropped by policy
+    /// (`config::NO_SERVICE_DROP`).
+    pub const DROP_NO_SERVICE: u32 = 25;
     /// Number of counters.
     pub const COUNT: u32 = 32;
 }
@@ -427,6 +432,13 @@ pub mod config {
     pub const NR_CPUS: u32 = 1;
     /// Non-zero: FULLNAT does not insert TOA options.
     pub const TOA_OFF: u32 = 2;
+    /// Non-zero: IP fragments addressed to a VIP are dropped (alibaba `defence_frag_drop`);
+    /// 0: handed to the kernel like every fragment.
+    pub const FRAG_DROP: u32 = 3;
+    /// Non-zero: TCP/UDP addressed to a VIP address on a port no service listens on is dropped
+    /// (floods at random ports; alibaba `defence_udp_drop`); 0: handed to the kernel (the VIP
+    /// may be a local address with local services, e.g. sshd).
+    pub const NO_SERVICE_DROP: u32 = 4;
     pub const COUNT: u32 = 8;
 }
 
@@ -538,8 +550,9 @@ pub mod maps {
     pub const JUMP: &str = "JUMP";
     pub const LADDR_POOL: &str = "LADDR_POOL";
     pub const LADDR_COUNT: &str = "LADDR_COUNT";
+    pub const VIPS: &str = "VIPS";
     /// Every map the program declares (and pins), in one list for open/adopt/remove.
-    pub const ALL: [&str; 20] = [
+    pub const ALL: [&str; 21] = [
         SERVICES,
         DESTS,
         SCHED_TABLE,
@@ -560,6 +573,7 @@ pub mod maps {
         JUMP,
         LADDR_POOL,
         LADDR_COUNT,
+        VIPS,
     ];
 }
 

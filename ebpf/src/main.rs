@@ -45,6 +45,10 @@ pub fn xlvs(ctx: XdpContext) -> u32 {
             count(counter::PASS_NOT_VIP);
             return xdp_action::XDP_PASS;
         }
+        Err(counter::PASS_FRAGMENT) if policy(config::FRAG_DROP) && fragment_to_vip(&ctx) => {
+            count(counter::DROP_FRAGMENT);
+            return xdp_action::XDP_DROP;
+        }
         Err(reason) => {
             count(reason);
             return xdp_action::XDP_PASS;
@@ -80,6 +84,10 @@ pub fn xlvs(ctx: XdpContext) -> u32 {
     }
 
     let Some(svc) = service_of(pkt) else {
+        if policy(config::NO_SERVICE_DROP) && is_vip(pkt.af, &pkt.dst) {
+            count(counter::DROP_NO_SERVICE);
+            return xdp_action::XDP_DROP;
+        }
         count(counter::PASS_NOT_VIP);
         return xdp_action::XDP_PASS;
     };
@@ -88,6 +96,33 @@ pub fn xlvs(ctx: XdpContext) -> u32 {
         return xdp_action::XDP_PASS;
     }
     new_connection(&ctx, pkt, svc, &flow, now)
+}
+
+/// Whether a flood-policy switch (`CONFIG[index]`) is on.
+#[inline(always)]
+fn policy(index: u32) -> bool {
+    CONFIG.get(index).copied().unwrap_or(0) != 0
+}
+
+/// Whether `addr` is the address of some service (any port or protocol).
+#[inline(always)]
+fn is_vip(af: u8, addr: &[u32; 4]) -> bool {
+    let key = ServiceKey {
+        addr: *addr,
+        port: 0,
+        proto: 0,
+        af,
+    };
+    unsafe { maps::VIPS.get(&key) }.is_some()
+}
+
+/// Whether the fragment being handled is addressed to a VIP.
+#[inline(always)]
+fn fragment_to_vip(ctx: &XdpContext) -> bool {
+    match parse::l3_destination(ctx) {
+        Some((af, dst)) => is_vip(af, &dst),
+        None => false,
+    }
 }
 
 /// The connection-table key of a packet: its flow as seen on the wire.

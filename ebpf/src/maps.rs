@@ -128,6 +128,11 @@ pub static SCRATCH_KEY2: PerCpuArray<FlowKey> = PerCpuArray::with_max_entries(1,
 pub static LADDR_POOL: HashMap<u32, ebpf_common::LaddrKey> =
     HashMap::pinned(ebpf_common::MAX_LADDRS, 0);
 
+/// Virtual addresses: key (vip, port 0, proto 0, af) -> number of services on it. Written by user
+/// space; read for the flood policies (fragments and ports without a service).
+#[map]
+pub static VIPS: HashMap<ServiceKey, u32> = HashMap::pinned(MAX_SERVICES, 0);
+
 /// Number of local addresses in each service's pool (index = service id).
 #[map]
 pub static LADDR_COUNT: Array<u32> = Array::pinned(MAX_SERVICES, 0);

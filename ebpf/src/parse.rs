@@ -99,6 +99,18 @@ pub fn parse(ctx: &XdpContext) -> Result<Packet, PassReason> {
     }
 }
 
+/// (af, destination) of an IPv4 or IPv6 packet, for policies on packets `parse` refused
+/// (fragments).
+#[inline(always)]
+pub fn l3_destination(ctx: &XdpContext) -> Option<(u8, [u32; 4])> {
+    let (l3_off, ethertype) = l3(ctx).ok()?;
+    match ethertype {
+        ETH_P_IP => Some((AF_INET, [read::<u32>(ctx, l3_off + 16).ok()?, 0, 0, 0])),
+        ETH_P_IPV6 => Some((AF_INET6, read::<[u32; 4]>(ctx, l3_off + 24).ok()?)),
+        _ => None,
+    }
+}
+
 #[inline(always)]
 fn parse_ipv4(ctx: &XdpContext, l3_off: usize) -> Result<Packet, PassReason> {
     // Fixed part of the IPv4 header: version/ihl, tos, tot_len, id, frag, ttl, proto, csum, src, dst.
