@@ -89,7 +89,6 @@ pub(crate) fn load_object(opts: &Options) -> Result<aya::Ebpf> {
 /// Loads the object's programs into the kernel (tail-call targets installed) and returns the main
 /// one.
 fn load_programs(ebpf: &mut aya::Ebpf) -> Result<&mut Xdp> {
-    install_tail_calls(ebpf)?;
     let prog: &mut Xdp = ebpf
         .program_mut(PROGRAM_NAME)
         .ok_or_else(|| Error::Unavailable("object has no xlvs program".into()))?
@@ -97,6 +96,12 @@ fn load_programs(ebpf: &mut aya::Ebpf) -> Result<&mut Xdp> {
         .map_err(|e| Error::Unavailable(format!("xlvs is not an XDP program: {e}")))?;
     prog.load()
         .map_err(|e| Error::Unavailable(format!("the kernel rejected the XDP program: {e}")))?;
+    install_tail_calls(ebpf)?;
+    let prog: &mut Xdp = ebpf
+        .program_mut(PROGRAM_NAME)
+        .ok_or_else(|| Error::Unavailable("object has no xlvs program".into()))?
+        .try_into()
+        .map_err(|e| Error::Unavailable(format!("xlvs is not an XDP program: {e}")))?;
     Ok(prog)
 }
 
@@ -109,8 +114,11 @@ fn install_tail_calls(ebpf: &mut aya::Ebpf) -> Result<()> {
             .ok_or_else(|| Error::Unavailable(format!("object has no {name} program")))?
             .try_into()
             .map_err(|e| Error::Unavailable(format!("{name}: {e}")))?;
-        prog.load()
-            .map_err(|e| Error::Unavailable(format!("the kernel rejected {name}: {e}")))?;
+        // The main program (a target too, for SYNPROXY) is already loaded.
+        if prog.fd().is_err() {
+            prog.load()
+                .map_err(|e| Error::Unavailable(format!("the kernel rejected {name}: {e}")))?;
+        }
         let fd = prog
             .fd()
             .map_err(|e| Error::Unavailable(format!("{name}: {e}")))?

@@ -39,8 +39,22 @@ pub const PROG_ICMP: &str = "xlvs_icmp";
 /// JUMP slot of the TOA program (FULLNAT: client address option inserted into a segment).
 pub const JUMP_TOA: u32 = 1;
 pub const PROG_TOA: &str = "xlvs_toa";
+/// JUMP slot of the SYNPROXY program (cookie SYN-ACKs, cookie checks, the real's handshake).
+pub const JUMP_SYNPROXY: u32 = 2;
+pub const PROG_SYNPROXY: &str = "xlvs_synproxy";
+/// JUMP slot of the main program itself (SYNPROXY hands it the SYN it made to open a connection).
+pub const JUMP_MAIN: u32 = 3;
+pub const PROG_MAIN: &str = "xlvs";
 /// Every tail-call target: (JUMP slot, program name), installed by the loader.
-pub const TAIL_CALLS: [(u32, &str); 2] = [(JUMP_ICMP, PROG_ICMP), (JUMP_TOA, PROG_TOA)];
+pub const TAIL_CALLS: [(u32, &str); 4] = [
+    (JUMP_ICMP, PROG_ICMP),
+    (JUMP_TOA, PROG_TOA),
+    (JUMP_SYNPROXY, PROG_SYNPROXY),
+    (JUMP_MAIN, PROG_MAIN),
+];
+/// MSS SYNPROXY announces in its SYN to the real server (the client's own MSS is only encoded
+/// in the cookie, which cannot be decoded without the kernel's secret).
+pub const SYNPROXY_MSS: u16 = 1460;
 
 /// Pinned program, so a later `attach` (or upgrade) reuses the loaded one.
 pub const PIN_PROG: &str = "prog_xlvs";
@@ -230,6 +244,16 @@ pub mod counter {
     /// TCP/UDP to a VIP address on a port without a service, dropped by policy
     /// (`config::NO_SERVICE_DROP`).
     pub const DROP_NO_SERVICE: u32 = 25;
+    /// SYNPROXY: SYN answered with a cookie SYN-ACK (XDP_TX).
+    pub const SYNPROXY_COOKIE_SENT: u32 = 26;
+    /// SYNPROXY: ACK whose cookie did not check out (or that acknowledged nothing of ours): dropped.
+    pub const SYNPROXY_BAD_COOKIE: u32 = 27;
+    /// SYNPROXY: valid cookie ACK, connection opened with a SYN to the real server.
+    pub const SYNPROXY_OPENED: u32 = 28;
+    /// SYNPROXY: the real server's SYN-ACK answered with our ACK; sequence delta recorded.
+    pub const SYNPROXY_ESTABLISHED: u32 = 29;
+    /// SYNPROXY: client segment while the real server has not answered: SYN sent again.
+    pub const SYNPROXY_SYN_RESENT: u32 = 30;
     /// Number of counters.
     pub const COUNT: u32 = 32;
 }
@@ -422,6 +446,10 @@ pub struct Persist {
 
 /// CONNS flag: the connection was placed by a persistence template (refreshes it when closing).
 pub const CONN_F_PERSIST: u8 = 0x2;
+/// CONNS flag: SYNPROXY connection whose real server has not answered our SYN yet. Meanwhile
+/// `seq_delta` holds the cookie (our ISN towards the client) and, in the CLIENT entry,
+/// `toa_ack` the client's ISN (to send the SYN again).
+pub const CONN_F_SYNPROXY: u8 = 0x4;
 
 /// CONFIG array indexes (settings written by user space, read by the packet path).
 pub mod config {

@@ -11,8 +11,8 @@
 
 use aya_ebpf::helpers::bpf_get_smp_processor_id;
 use ebpf_common::{
-    CONN_F_REPLY, Conn, FNAT_PORT_COUNT, FNAT_PORT_MIN, FNAT_PORT_TRIES, FlowKey, LaddrKey,
-    MAX_LADDRS_PER_SERVICE, config, counter, laddr_slot,
+    CONN_F_REPLY, CONN_F_SYNPROXY, Conn, FNAT_PORT_COUNT, FNAT_PORT_MIN, FNAT_PORT_TRIES, FlowKey,
+    LaddrKey, MAX_LADDRS_PER_SERVICE, config, counter, laddr_slot,
 };
 
 use crate::maps::{
@@ -50,7 +50,7 @@ pub fn open(flow: &FlowKey, client: &mut Conn, reply: &mut Conn) -> Result<(), u
     reply.via_addr = flow.src;
     reply.via_port = flow.sport;
     reply.af = flow.af;
-    reply.flags = CONN_F_REPLY;
+    reply.flags = CONN_F_REPLY | (client.flags & CONN_F_SYNPROXY);
     reply.state = 0;
     reply.timeout = 0;
     reply.last_seen = 0;

@@ -14,7 +14,9 @@ mod nat;
 mod parse;
 mod persist;
 mod sched;
+mod seqadj;
 mod state;
+mod synproxy;
 mod toa;
 mod tunnel;
 
@@ -22,14 +24,16 @@ use aya_ebpf::{
     bindings::xdp_action, helpers::bpf_ktime_get_coarse_ns, macros::xdp, programs::XdpContext,
 };
 use ebpf_common::{
-    CONN_F_PERSIST, CONN_F_REPLY, Conn, FWD_DROUTE, FWD_FULLNAT, FWD_LOCAL, FWD_MASQ, FWD_TUNNEL,
-    FlowKey, IPPROTO_TCP, S_CLOSE, S_NONE, S_TIME_WAIT, S_UDP, SVC_F_PERSISTENT, Service,
-    ServiceKey, Stats, config, counter, nh_stamp, reply_key_of,
+    CONN_F_PERSIST, CONN_F_REPLY, CONN_F_SYNPROXY, Conn, FWD_DROUTE, FWD_FULLNAT, FWD_LOCAL,
+    FWD_MASQ, FWD_TUNNEL, FlowKey, IPPROTO_TCP, S_CLOSE, S_NONE, S_TIME_WAIT, S_UDP,
+    SVC_F_PERSISTENT, SVC_F_SYNPROXY, Service, ServiceKey, Stats, config, counter, nh_stamp,
+    reply_key_of,
 };
 
 use forward::{Flow, Hop, NhSlot};
 use maps::{
-    CONFIG, CONNS, DEST_NH, DEST_STATS, JUMP, JUMP_ICMP, JUMP_TOA, SERVICES, SVC_STATS, count,
+    CONFIG, CONNS, DEST_NH, DEST_STATS, JUMP, JUMP_ICMP, JUMP_SYNPROXY, JUMP_TOA, SERVICES,
+    SVC_STATS, count,
 };
 use nat::End;
 use parse::{Packet, TCP_ACK, TCP_FIN, TCP_RST, TCP_SYN};
@@ -64,6 +68,11 @@ pub fn xlvs(ctx: XdpContext) -> u32 {
             count(counter::PASS_TTL);
             return xdp_action::XDP_PASS;
         }
+        if entry.flags & CONN_F_SYNPROXY != 0 {
+            // The real server's handshake is still ours to finish (synproxy.rs).
+            unsafe { JUMP.tail_call(&ctx, JUMP_SYNPROXY) };
+            return xdp_action::XDP_DROP;
+        }
         if entry.flags & CONN_F_REPLY != 0 {
             return reply_path(&ctx, pkt, entry, now);
         }
@@ -94,6 +103,15 @@ pub fn xlvs(ctx: XdpContext) -> u32 {
     if pkt.ttl <= 1 {
         count(counter::PASS_TTL);
         return xdp_action::XDP_PASS;
+    }
+    if svc.flags & SVC_F_SYNPROXY != 0
+        && pkt.proto == IPPROTO_TCP
+        && synproxy::applies(pkt)
+        && !synproxy::armed_for(&flow)
+    {
+        // Cookies first: the real server sees only clients that completed a handshake.
+        unsafe { JUMP.tail_call(&ctx, JUMP_SYNPROXY) };
+        return xdp_action::XDP_DROP;
     }
     new_connection(&ctx, pkt, svc, &flow, now)
 }
@@ -230,6 +248,14 @@ fn new_connection(ctx: &XdpContext, pkt: &Packet, svc: &Service, flow: &FlowKey,
         toa_ack: 0,
         seq_delta: 0,
     };
+    if svc.flags & SVC_F_SYNPROXY != 0
+        && let Some((cookie, client_isn)) = synproxy::take_marker(flow)
+    {
+        // The SYN synproxy.rs made from a valid cookie ACK: pending until the real answers.
+        entry.flags |= CONN_F_SYNPROXY;
+        entry.seq_delta = cookie;
+        entry.toa_ack = client_isn;
+    }
     if fnat {
         let Some(reply) = maps::scratch(&maps::SCRATCH_REPLY) else {
             return xdp_action::XDP_PASS;
@@ -262,7 +288,7 @@ fn new_connection(ctx: &XdpContext, pkt: &Packet, svc: &Service, flow: &FlowKey,
     entry.via_addr = flow.src;
     entry.via_port = flow.sport;
     entry.af = flow.af;
-    entry.flags = CONN_F_REPLY;
+    entry.flags = CONN_F_REPLY | (entry.flags & CONN_F_SYNPROXY);
     entry.state = 0;
     entry.timeout = 0;
     entry.last_seen = 0;
@@ -284,6 +310,10 @@ fn new_connection(ctx: &XdpContext, pkt: &Packet, svc: &Service, flow: &FlowKey,
 /// client -> real: track state, count, rewrite the destination, forward.
 #[inline(always)]
 fn client_path(ctx: &XdpContext, pkt: &Packet, conn: &mut Conn, now: u64) -> u32 {
+    if conn.seq_delta != 0 && pkt.tcp_flags & TCP_ACK != 0 {
+        // SYNPROXY: the client acknowledges our cookie's sequence space, the real its own.
+        seqadj::shift(ctx, pkt, seqadj::ACK, 0u32.wrapping_sub(conn.seq_delta));
+    }
     track(conn, pkt, dir_in(conn.fwd));
     conn.last_seen = now;
     add_traffic(conn.svc_id, conn.dest_id, pkt, Dir::In);
@@ -347,6 +377,9 @@ fn to_real(ctx: &XdpContext, pkt: &Packet, conn: &Conn, now: u64) -> u32 {
 #[inline(always)]
 fn reply_path(ctx: &XdpContext, pkt: &Packet, entry: &mut Conn, now: u64) -> u32 {
     entry.last_seen = now;
+    if entry.seq_delta != 0 {
+        seqadj::shift(ctx, pkt, seqadj::SEQ, entry.seq_delta);
+    }
     if pkt.proto == IPPROTO_TCP && pkt.tcp_flags & (TCP_SYN | TCP_FIN | TCP_RST) != 0 {
         let client_key = client_key_of(entry, pkt);
         if let Some(client) = CONNS.get_ptr_mut(&client_key) {
@@ -514,6 +547,12 @@ pub fn xlvs_toa(ctx: XdpContext) -> u32 {
         Ok(grown) => client_path(&ctx, &grown, entry, now),
         Err(_) => xdp_action::XDP_DROP,
     }
+}
+
+/// SYNPROXY (see synproxy.rs), reached by tail call from `xlvs`.
+#[xdp]
+pub fn xlvs_synproxy(ctx: XdpContext) -> u32 {
+    synproxy::handle(&ctx, unsafe { bpf_ktime_get_coarse_ns() })
 }
 
 /// The trivial program: the floor that benchmarks measure against (and a way to give a veth

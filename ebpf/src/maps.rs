@@ -153,3 +153,10 @@ pub fn scratch<T>(map: &'static PerCpuArray<T>) -> Option<&'static mut T> {
 pub static JUMP: ProgramArray = ProgramArray::pinned(ebpf_common::JUMP_SLOTS, 0);
 pub const JUMP_ICMP: u32 = ebpf_common::JUMP_ICMP;
 pub const JUMP_TOA: u32 = ebpf_common::JUMP_TOA;
+pub const JUMP_SYNPROXY: u32 = ebpf_common::JUMP_SYNPROXY;
+pub const JUMP_MAIN: u32 = ebpf_common::JUMP_MAIN;
+
+/// SYNPROXY: the SYN made from a valid cookie ACK, handed to the main program (see synproxy.rs).
+#[map]
+pub static SYNPROXY_OPEN: PerCpuArray<crate::synproxy::OpenMarker> =
+    PerCpuArray::with_max_entries(1, 0);
