@@ -30,7 +30,7 @@ use ebpf_common::{
     counter,
 };
 
-use crate::maps::{CONFIG, CONNS, JUMP, JUMP_MAIN, SYNPROXY_OPEN, count, scratch};
+use crate::maps::{CONFIG, CONNS, JUMP, JUMP_MAIN, SYNPROXY_OPEN, TX_PORTS, count, scratch};
 use crate::parse::{self, Packet, TCP_ACK, TCP_RST, TCP_SYN, ptr_at};
 
 /// Window we announce in the packets we make (no window scaling is negotiated).
@@ -110,21 +110,21 @@ pub fn handle(ctx: &XdpContext, now: u64) -> u32 {
 #[inline(always)]
 fn cookie_synack(ctx: &XdpContext, pkt: &Packet) -> u32 {
     // The helper reads the TCP header with its options; the verifier only accepts a length it
-    // can bound against a constant extent, so make the packet reach 60 bytes past the TCP start.
-    if !resize(ctx, pkt.l4_off + 60) {
-        return xdp_action::XDP_DROP;
-    }
-    let (Some(iph), Some(th)) = (
-        ptr_at::<[u8; 20]>(ctx, pkt.l3_off),
-        ptr_at::<[u8; 60]>(ctx, pkt.l4_off),
-    ) else {
-        return xdp_action::XDP_DROP;
+    // can prove inside the packet, so each possible header length gets its own constant.
+    let v = match pkt.tcp_hdr_len {
+        20 => gen_cookie::<20>(ctx, pkt),
+        24 => gen_cookie::<24>(ctx, pkt),
+        28 => gen_cookie::<28>(ctx, pkt),
+        32 => gen_cookie::<32>(ctx, pkt),
+        36 => gen_cookie::<36>(ctx, pkt),
+        40 => gen_cookie::<40>(ctx, pkt),
+        44 => gen_cookie::<44>(ctx, pkt),
+        48 => gen_cookie::<48>(ctx, pkt),
+        52 => gen_cookie::<52>(ctx, pkt),
+        56 => gen_cookie::<56>(ctx, pkt),
+        60 => gen_cookie::<60>(ctx, pkt),
+        _ => -1,
     };
-    let th_len = ((unsafe { (*th)[12] } >> 4) as u32) * 4;
-    if th_len < 20 {
-        return xdp_action::XDP_DROP;
-    }
-    let v = unsafe { bpf_tcp_raw_gen_syncookie_ipv4(iph as *mut iphdr, th as *mut tcphdr, th_len) };
     if v < 0 {
         return xdp_action::XDP_DROP;
     }
@@ -147,7 +147,19 @@ fn cookie_synack(ctx: &XdpContext, pkt: &Packet) -> u32 {
         return xdp_action::XDP_DROP;
     }
     count(counter::SYNPROXY_COOKIE_SENT);
-    xdp_action::XDP_TX
+    back_out(ctx)
+}
+
+/// `bpf_tcp_raw_gen_syncookie_ipv4` on a TCP header of `N` bytes (options included).
+#[inline(always)]
+fn gen_cookie<const N: usize>(ctx: &XdpContext, pkt: &Packet) -> i64 {
+    let (Some(iph), Some(th)) = (
+        ptr_at::<[u8; 20]>(ctx, pkt.l3_off),
+        ptr_at::<[u8; N]>(ctx, pkt.l4_off),
+    ) else {
+        return -1;
+    };
+    unsafe { bpf_tcp_raw_gen_syncookie_ipv4(iph as *mut iphdr, th as *mut tcphdr, N as u32) }
 }
 
 /// 2. The client's ACK: a valid cookie opens the connection with a SYN to the real server.
@@ -254,6 +266,22 @@ fn from_real(ctx: &XdpContext, pkt: &Packet, reply: &mut Conn, now: u64) -> u32 
         return xdp_action::XDP_DROP;
     }
     count(counter::SYNPROXY_ESTABLISHED);
+    back_out(ctx)
+}
+
+/// Sends the packet we made back out of the interface it came in on: through the devmap when
+/// that interface is attached (the path every other forwarded packet takes; a plain XDP_TX
+/// from a veth whose peer is an ordinary stack was seen to vanish), XDP_TX otherwise.
+#[inline(always)]
+fn back_out(ctx: &XdpContext) -> u32 {
+    let ingress = ctx.ingress_ifindex() as u32;
+    if TX_PORTS.get(ingress).is_some() {
+        count(counter::FWD_REDIRECT);
+        return TX_PORTS
+            .redirect(ingress, 0)
+            .unwrap_or(xdp_action::XDP_DROP);
+    }
+    count(counter::FWD_TX);
     xdp_action::XDP_TX
 }
 

@@ -327,3 +327,97 @@ fn the_real_server_receives_the_client_address_in_toa_and_full_segments_fit() ->
     }
     Ok(())
 }
+
+/// Sends `n` bare SYNs (from ports 20000..) to VIP:80 from the client namespace through a raw
+/// socket: half-open connections nobody completes, as in a SYN flood.
+fn syn_flood(lab: &Lab, n: u16) -> Result<()> {
+    lab.client
+        .run_in(move || -> Result<()> {
+            let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_RAW, libc::IPPROTO_TCP) };
+            anyhow::ensure!(fd >= 0, "raw socket: {}", std::io::Error::last_os_error());
+            let vip = std::net::Ipv4Addr::new(198, 18, 100, 1);
+            let mut to: libc::sockaddr_in = unsafe { std::mem::zeroed() };
+            to.sin_family = libc::AF_INET as u16;
+            to.sin_addr.s_addr = u32::from_ne_bytes(vip.octets());
+            for i in 0..n {
+                let frame = xlvs_tests::packet::Frame::tcp(
+                    CLIENT,
+                    20000 + i,
+                    vip,
+                    80,
+                    xlvs_tests::packet::SYN,
+                )
+                .build();
+                let seg = &frame[34..];
+                // Paced: a burst would overflow the veth ring, not test anything of ours.
+                std::thread::sleep(std::time::Duration::from_micros(200));
+                let rc = unsafe {
+                    libc::sendto(
+                        fd,
+                        seg.as_ptr() as *const libc::c_void,
+                        seg.len(),
+                        0,
+                        &to as *const _ as *const libc::sockaddr,
+                        std::mem::size_of_val(&to) as u32,
+                    )
+                };
+                anyhow::ensure!(
+                    rc == seg.len() as isize,
+                    "raw send: {}",
+                    std::io::Error::last_os_error()
+                );
+            }
+            unsafe { libc::close(fd) };
+            Ok(())
+        })
+        .join()
+        .map_err(|_| anyhow::anyhow!("flood thread panicked"))??
+}
+
+#[test]
+fn synproxy_answers_syns_itself_and_hands_real_clients_to_the_real() -> Result<()> {
+    if !is_root() {
+        eprintln!("skipped: needs root");
+        return Ok(());
+    }
+    let (lab, _srv) = fullnat_lab(1)?;
+    ipvsadm(&lab, "-A -t 198.18.100.1:80 -s rr -j enable")?;
+    ipvsadm(&lab, "-a -t 198.18.100.1:80 -r 198.18.2.2:80 -b")?;
+    ipvsadm(&lab, "-P -t 198.18.100.1:80 -z 198.18.9.1")?;
+    let dp = dataplane::Dataplane::open(&lab.opts)?;
+    let count = |c: u32| -> Result<u64> { Ok(dp.counters()?[c as usize]) };
+
+    // A real client first (it also has the client resolve its gateway: the neighbour queue
+    // would drop most of a burst).
+    assert!(curl(&lab)?.starts_with("r0 198.18.9.1:"));
+    let before = dp.connections()?.len();
+
+    // A flood of SYNs: answered with cookies, nothing reaches the real or the table.
+    let (sent, frames) = capture(&lab.reals[0], "r0", || syn_flood(&lab, 200))?;
+    sent?;
+    assert_eq!(count(ebpf_common::counter::SYNPROXY_COOKIE_SENT)?, 1 + 200);
+    assert_eq!(
+        frames
+            .iter()
+            .filter(|f| f.len() > 47 && f[23] == 6 && f[47] & 0x02 != 0)
+            .count(),
+        0,
+        "no SYN reached the real server"
+    );
+    assert_eq!(
+        dp.connections()?.len(),
+        before,
+        "no connection state for half-open clients"
+    );
+
+    // Real clients complete the handshake and get their answer from the real server.
+    const N: u64 = 5;
+    for _ in 1..N {
+        let body = curl(&lab)?;
+        assert!(body.starts_with("r0 198.18.9.1:"), "{body:?}");
+    }
+    assert_eq!(count(ebpf_common::counter::SYNPROXY_OPENED)?, N);
+    assert_eq!(count(ebpf_common::counter::SYNPROXY_ESTABLISHED)?, N);
+    assert_eq!(count(ebpf_common::counter::SYNPROXY_BAD_COOKIE)?, 0);
+    Ok(())
+}
