@@ -250,8 +250,10 @@ fn new_connection(ctx: &XdpContext, pkt: &Packet, svc: &Service, flow: &FlowKey,
     };
     if svc.flags & SVC_F_SYNPROXY != 0
         && let Some((cookie, client_isn)) = synproxy::take_marker(flow)
+        && (dest.fwd == FWD_MASQ || fnat)
     {
         // The SYN synproxy.rs made from a valid cookie ACK: pending until the real answers.
+        // (DR/TUN replies bypass us: SYNPROXY cannot finish their handshake; see synproxy.rs.)
         entry.flags |= CONN_F_SYNPROXY;
         entry.seq_delta = cookie;
         entry.toa_ack = client_isn;

@@ -17,6 +17,9 @@
 //! connection runs without window scaling, SACK and timestamps (hence no SACK blocks to
 //! translate), and the real server is offered `SYNPROXY_MSS`. Data in the cookie ACK is dropped
 //! (the client sends it again). IPv6 SYNPROXY services are proxied like normal services.
+//! Only NAT and FULLNAT reals can be proxied (the real's SYN-ACK must come back through us);
+//! with DR/TUN reals the connection is opened unproxied and the client will refuse the real's
+//! own SYN-ACK, as with alibaba LVS, whose SYNPROXY needs NAT/FULLNAT too.
 
 use aya_ebpf::{
     bindings::{iphdr, tcphdr, xdp_action},

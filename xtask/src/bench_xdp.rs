@@ -41,6 +41,8 @@ enum Flow {
     /// The FULLNAT flow CIP:40001 -> VIP:90 (after its SYN-ACK), with `toa`: the handshake ACK,
     /// which gets the TOA option every time (tail call + packet growth).
     FullNat { reply: bool, toa: bool },
+    /// SYNPROXY: every call is a new client's cookie ACK (its SYN is sent first, unmeasured).
+    CookieAck,
 }
 
 struct Case {
@@ -165,6 +167,26 @@ pub fn run(rounds: usize) -> Result<()> {
             expect_action: 3,
         },
         Case {
+            name: "SYNPROXY SYN -> cookie SYN-ACK",
+            runner: 1,
+            frame: {
+                let mut f = Frame::tcp(CIP, 40002, VIP, SYNPROXY_PORT, SYN);
+                f.tcp_options = vec![2, 4, 0x05, 0xb4];
+                f.build()
+            },
+            new_flow: false,
+            flow: Flow::None,
+            expect_action: 3,
+        },
+        Case {
+            name: "SYNPROXY cookie ACK -> real SYN",
+            runner: 1,
+            frame: Vec::new(),
+            new_flow: false,
+            flow: Flow::CookieAck,
+            expect_action: 3,
+        },
+        Case {
             name: "new connection (schedule+insert)",
             runner: 1,
             frame: Frame::tcp(CIP, 1, VIP, 80, SYN).build(),
@@ -216,7 +238,7 @@ pub fn run(rounds: usize) -> Result<()> {
             let case = &mut cases[i];
             // The new-connection cases may have evicted the established flows (LRU): reopen
             // them, and aim replies at whichever real and local address they got this time.
-            if case.flow != Flow::None {
+            if case.flow != Flow::None && case.flow != Flow::CookieAck {
                 case.frame = open_flow(&runners[1], case.flow, ifindex)?;
             }
             let mut total: u64 = 0;
@@ -230,6 +252,10 @@ pub fn run(rounds: usize) -> Result<()> {
                     case.frame[29] = addr as u8;
                     let port = 1024 + (flow_seq & 0x3fff) as u16;
                     case.frame[34..36].copy_from_slice(&port.to_be_bytes());
+                }
+                if case.flow == Flow::CookieAck {
+                    flow_seq = flow_seq.wrapping_add(1);
+                    case.frame = cookie_ack(&runners[1], flow_seq, ifindex)?;
                 }
                 let (action, ns) = run_with_ctx(&runners[case.runner], &case.frame, ifindex)?;
                 if action != case.expect_action {
@@ -306,7 +332,8 @@ fn configure(opts: &Options) -> Result<()> {
             dp.add_dest(&svc, &d)?;
         }
     }
-    configure_fullnat(&mut dp)
+    configure_fullnat(&mut dp)?;
+    configure_synproxy(&mut dp)
 }
 
 /// The FULLNAT service's port: four reals, 32 local addresses (so the port pools of the new-
@@ -336,6 +363,45 @@ fn configure_fullnat(dp: &mut Dataplane) -> Result<()> {
         dp.add_laddr(&svc, &l)?;
     }
     Ok(())
+}
+
+/// The SYNPROXY service's port (NAT reals).
+const SYNPROXY_PORT: u16 = 91;
+
+fn configure_synproxy(dp: &mut Dataplane) -> Result<()> {
+    let svc = ServiceAddr::Inet {
+        proto: Protocol::Tcp,
+        addr: IpAddr::V4(VIP),
+        port: SYNPROXY_PORT,
+    };
+    let mut cfg = ServiceConfig::new(svc);
+    cfg.synproxy = true;
+    dp.add_service(&cfg)?;
+    for last in 2..6 {
+        let mut d = DestConfig::new(IpAddr::V4(Ipv4Addr::new(198, 18, 2, last)), 8080);
+        d.forward = Forward::Masq;
+        dp.add_dest(&svc, &d)?;
+    }
+    Ok(())
+}
+
+/// A new client's SYN to the SYNPROXY service (run here, unmeasured) and the ACK that
+/// completes its handshake with the cookie it got back.
+fn cookie_ack(r: &Runner, seq: u32, ifindex: u32) -> Result<Vec<u8>> {
+    let src = Ipv4Addr::new(198, 19, (seq >> 8) as u8, seq as u8);
+    let port = 1024 + (seq >> 16) as u16;
+    let mut syn = Frame::tcp(src, port, VIP, SYNPROXY_PORT, SYN);
+    syn.tcp_options = vec![2, 4, 0x05, 0xb4];
+    let out = r.run_on(&syn.build(), ifindex)?;
+    if out.packet.len() < 54 {
+        bail!("setup: no cookie SYN-ACK ({})", out.action);
+    }
+    let c = &out.packet[38..42];
+    let cookie = u32::from_be_bytes([c[0], c[1], c[2], c[3]]);
+    let mut ack = Frame::tcp(src, port, VIP, SYNPROXY_PORT, ACK);
+    ack.seq = 1001;
+    ack.ack = cookie.wrapping_add(1);
+    Ok(ack.build())
 }
 
 /// (Re)opens an established flow and returns the frame its case sends.
