@@ -125,6 +125,11 @@ fn to_real(ctx: &XdpContext, outer: &Packet, conn: &Conn, now: u64) -> Option<u3
         FWD_DROUTE => Hop::Bridged,
         _ => return None,
     };
+    if conn.seq_delta != 0 && rd::<u8>(ctx, outer.l4_off + 8 + 9)? == IPPROTO_TCP {
+        // SYNPROXY: the quoted reply carries our cookie's sequence numbers; the real server
+        // only recognises its own.
+        unshift_quoted_seq(ctx, outer.l4_off, conn.seq_delta)?;
+    }
     // Either way the next hop is the real server.
     let flow = Flow {
         saddr: outer.src,
@@ -178,6 +183,21 @@ fn to_client(ctx: &XdpContext, outer: &Packet, reply: &mut Conn, now: u64) -> Op
         nh_stamp(now),
         Hop::Routed,
     ))
+}
+
+/// Takes `delta` off the quoted TCP sequence number (SYNPROXY), fixing the ICMP checksum (the
+/// quoted TCP checksum is left as IPVS leaves quoted L4 checksums).
+#[inline(always)]
+fn unshift_quoted_seq(ctx: &XdpContext, icmp: usize, delta: u32) -> Option<()> {
+    let seq = ptr_at::<u32>(ctx, icmp + 8 + 20 + 4)?;
+    let icmp_check = ptr_at::<u16>(ctx, icmp + 2)?;
+    unsafe {
+        let old = seq.read_unaligned();
+        let new = u32::from_be(old).wrapping_sub(delta).to_be();
+        seq.write_unaligned(new);
+        icmp_check.write_unaligned(csum::replace4(icmp_check.read_unaligned(), old, new));
+    }
+    Some(())
 }
 
 /// Replaces the outer IPv4 address at `off` (12 source, 16 destination), fixing the IP checksum.

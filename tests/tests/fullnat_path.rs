@@ -438,3 +438,43 @@ fn ipv6_toa_is_kind_253_with_the_full_client_address() {
     let client: std::net::Ipv6Addr = cip6.parse().unwrap();
     assert_eq!(&opt[4..], &client.octets());
 }
+
+#[test]
+fn udp_fullnat_rewrites_both_ends_and_keeps_a_zero_checksum() {
+    let Some(mut b) = TestBed::new(1024, false) else {
+        return;
+    };
+    let addr = ServiceAddr::Inet {
+        proto: Protocol::Udp,
+        addr: IpAddr::V4(VIP),
+        port: 53,
+    };
+    b.dp.add_service(&ServiceConfig::new(addr)).unwrap();
+    let mut d = DestConfig::new(IpAddr::V4(R1), 5353);
+    d.forward = Forward::FullNat;
+    b.dp.add_dest(&addr, &d).unwrap();
+    let la = LocalAddr {
+        addr: IpAddr::V4(L1),
+        ifname: None,
+        conns: 0,
+        port_conflicts: 0,
+    };
+    b.dp.add_laddr(&addr, &la).unwrap();
+    let (action, out) = run(&b, &Frame::udp(CIP, 5000, VIP, 53, b"query"));
+    assert_eq!(action, XDP_PASS);
+    assert_eq!((out.src, out.dst, out.dport), (L1, R1, 5353));
+    assert!(out.ip_checksum_ok && out.l4_checksum_ok, "{out:?}");
+    let (_, back) = run(&b, &Frame::udp(R1, 5353, L1, out.sport, b"answer"));
+    assert_eq!(
+        (back.src, back.sport, back.dst, back.dport),
+        (VIP, 53, CIP, 5000)
+    );
+    assert!(back.ip_checksum_ok && back.l4_checksum_ok, "{back:?}");
+    // No checksum (IPv4 UDP allows it): stays none.
+    let mut f = Frame::udp(CIP, 5001, VIP, 53, b"q").build();
+    f[40] = 0;
+    f[41] = 0;
+    let (_, o) = b.run(&f);
+    assert_eq!(&o[40..42], &[0, 0]);
+    assert_eq!(decode(&o).unwrap().src, L1);
+}

@@ -193,3 +193,35 @@ fn a_refusing_real_resets_the_client_and_a_lost_syn_is_sent_again() {
     let conns = b.dp.connections().unwrap();
     assert_eq!(conns[0].state, "CLOSE");
 }
+
+#[test]
+fn icmp_errors_quoting_our_replies_reach_the_real_in_its_own_sequence_space() {
+    use xlvs_tests::packet::icmp_error;
+    let Some(b) = bed() else { return };
+    let cookie = syn(&b, 40000);
+    let (_, out) = b.run(&segment(40000, ACK, 1001, cookie.wrapping_add(1)).build());
+    let lport = decode(&out).unwrap().sport;
+    let mut synack = Frame::tcp(R1, 8080, L1, lport, SYN | ACK);
+    synack.seq = 7000;
+    synack.ack = 1001;
+    b.run(&synack.build());
+    // A reply of the real (seq 7001) as the client side saw it (cookie space), quoted by a
+    // router there: the real gets it back with its own sequence number.
+    let mut answer = Frame::tcp(R1, 8080, L1, lport, ACK);
+    answer.seq = 7001;
+    answer.ack = 1001;
+    let (_, sent) = b.run(&answer.build());
+    assert_eq!(tcp(&sent).0, cookie.wrapping_add(1));
+    let router = Ipv4Addr::new(198, 18, 1, 254);
+    let (_, o) = b.run(&icmp_error(router, VIP, 3, 4, &sent[14..]));
+    let d = xlvs_tests::packet::decode_icmp(&o).unwrap();
+    assert!(d.checksums_ok, "{d:?}");
+    assert_eq!((d.dst, d.quoted_src, d.quoted_dst), (R1, R1, L1));
+    let quoted_seq = u32::from_be_bytes([
+        o[34 + 8 + 24],
+        o[34 + 8 + 25],
+        o[34 + 8 + 26],
+        o[34 + 8 + 27],
+    ]);
+    assert_eq!(quoted_seq, 7001);
+}
