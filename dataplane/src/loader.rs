@@ -94,7 +94,7 @@ fn load_programs(ebpf: &mut aya::Ebpf) -> Result<&mut Xdp> {
         .ok_or_else(|| Error::Unavailable("object has no xlvs program".into()))?
         .try_into()
         .map_err(|e| Error::Unavailable(format!("xlvs is not an XDP program: {e}")))?;
-    prog.load()
+    load_retrying(prog)
         .map_err(|e| Error::Unavailable(format!("the kernel rejected the XDP program: {e}")))?;
     install_tail_calls(ebpf)?;
     let prog: &mut Xdp = ebpf
@@ -103,6 +103,23 @@ fn load_programs(ebpf: &mut aya::Ebpf) -> Result<&mut Xdp> {
         .try_into()
         .map_err(|e| Error::Unavailable(format!("xlvs is not an XDP program: {e}")))?;
     Ok(prog)
+}
+
+/// Loads a program, again when the verifier gave up with EAGAIN: it does when a signal arrives
+/// during a long verification (seen with busy test processes), which says nothing about the
+/// program.
+fn load_retrying(prog: &mut Xdp) -> std::result::Result<(), aya::programs::ProgramError> {
+    let mut tries = 0;
+    loop {
+        match prog.load() {
+            Err(aya::programs::ProgramError::LoadError { io_error, .. })
+                if io_error.raw_os_error() == Some(libc::EAGAIN) && tries < 5 =>
+            {
+                tries += 1;
+            }
+            other => return other,
+        }
+    }
 }
 
 /// Loads the programs the main one tail-calls and puts them in the (pinned) JUMP array, where the
@@ -116,7 +133,7 @@ fn install_tail_calls(ebpf: &mut aya::Ebpf) -> Result<()> {
             .map_err(|e| Error::Unavailable(format!("{name}: {e}")))?;
         // The main program (a target too, for SYNPROXY) is already loaded.
         if prog.fd().is_err() {
-            prog.load()
+            load_retrying(prog)
                 .map_err(|e| Error::Unavailable(format!("the kernel rejected {name}: {e}")))?;
         }
         let fd = prog

@@ -68,7 +68,9 @@ pub fn xlvs(ctx: XdpContext) -> u32 {
             count(counter::PASS_TTL);
             return xdp_action::XDP_PASS;
         }
-        if entry.flags & CONN_F_SYNPROXY != 0 {
+        // SYNPROXY's own SYN for a client that started over replaces its pending attempt.
+        let restart = entry.flags & CONN_F_SYNPROXY != 0 && synproxy::armed_for(&flow);
+        if entry.flags & CONN_F_SYNPROXY != 0 && !restart {
             // The real server's handshake is still ours to finish (synproxy.rs).
             unsafe { JUMP.tail_call(&ctx, JUMP_SYNPROXY) };
             return xdp_action::XDP_DROP;
@@ -76,7 +78,7 @@ pub fn xlvs(ctx: XdpContext) -> u32 {
         if entry.flags & CONN_F_REPLY != 0 {
             return reply_path(&ctx, pkt, entry, now);
         }
-        if !expired(entry, &flow, now) && !reopens(entry, pkt) {
+        if !restart && !expired(entry, &flow, now) && !reopens(entry, pkt) {
             if entry.flags & CONN_F_PERSIST != 0
                 && pkt.tcp_flags & (TCP_FIN | TCP_RST) != 0
                 && let Some(svc) = service_of(pkt)

@@ -88,17 +88,17 @@ pub fn handle(ctx: &XdpContext, now: u64) -> u32 {
         return xdp_action::XDP_DROP;
     }
     let flow = crate::flow_of(&pkt);
+    let flags = pkt.tcp_flags & (TCP_SYN | TCP_ACK | TCP_RST);
     if let Some(entry) = CONNS.get_ptr_mut(&flow) {
         let entry = unsafe { &mut *entry };
-        if entry.flags & CONN_F_SYNPROXY != 0 {
-            return if entry.flags & CONN_F_REPLY != 0 {
-                from_real(ctx, &pkt, entry, now)
-            } else {
-                resend_syn(ctx, &pkt, entry, now)
-            };
+        if entry.flags & CONN_F_REPLY != 0 && entry.flags & CONN_F_SYNPROXY != 0 {
+            return from_real(ctx, &pkt, entry, now);
+        }
+        // A bare SYN is a client starting over (its half-done attempt is forgotten): cookie.
+        if entry.flags & CONN_F_SYNPROXY != 0 && flags != TCP_SYN {
+            return resend_syn(ctx, &pkt, entry, now);
         }
     }
-    let flags = pkt.tcp_flags & (TCP_SYN | TCP_ACK | TCP_RST);
     if flags == TCP_SYN {
         return cookie_synack(ctx, &pkt);
     }
@@ -221,6 +221,10 @@ fn from_real(ctx: &XdpContext, pkt: &Packet, reply: &mut Conn, now: u64) -> u32 
         return xdp_action::XDP_DROP;
     };
     let client = unsafe { &mut *client };
+    if reply.fwd == FWD_FULLNAT && (client.via_port != pkt.dport || client.via_addr != pkt.dst) {
+        // An earlier attempt of a client that started over: its connection is gone.
+        return xdp_action::XDP_DROP;
+    }
     let cookie = reply.seq_delta;
     let real_seq = read_u32(ctx, pkt.l4_off + 4);
     if pkt.tcp_flags & TCP_RST != 0 {

@@ -225,3 +225,17 @@ fn icmp_errors_quoting_our_replies_reach_the_real_in_its_own_sequence_space() {
     ]);
     assert_eq!(quoted_seq, 7001);
 }
+
+#[test]
+fn a_client_starting_over_gets_a_cookie_even_while_its_old_attempt_is_pending() {
+    let Some(b) = bed() else { return };
+    let cookie = syn(&b, 40000);
+    b.run(&segment(40000, ACK, 1001, cookie.wrapping_add(1)).build());
+    // The real never answers; the client gives up and connects again from the same port.
+    assert_eq!(
+        syn(&b, 40000),
+        cookie,
+        "answered with a cookie, not dropped"
+    );
+    assert_eq!(counter(&b, counter::SYNPROXY_COOKIE_SENT), 2);
+}
