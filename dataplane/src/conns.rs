@@ -162,6 +162,17 @@ pub fn per_dest_counts(maps: &Maps) -> Result<HashMap<u32, (u32, u32)>> {
     Ok(counts)
 }
 
+/// Live FULLNAT connections by (service id, local address): `ipvsadm -G` CONNS.
+pub fn per_laddr_counts(maps: &Maps) -> Result<HashMap<(u32, [u32; 4]), u64>> {
+    let mut counts = HashMap::new();
+    for (_, v, _) in live(maps)? {
+        if v.fwd == c::FWD_FULLNAT {
+            *counts.entry((v.svc_id, v.via_addr)).or_default() += 1;
+        }
+    }
+    Ok(counts)
+}
+
 /// Connections the table holds (two entries each).
 pub fn capacity(maps: &Maps) -> u32 {
     maps.conns

@@ -203,6 +203,15 @@ impl Dataplane {
         self.write(|_, m| tables::set_timeouts(m, t))
     }
 
+    /// Packet-path switches (TOA, flood policies); see [`model::PathSettings`].
+    pub fn path_settings(&self) -> Result<model::PathSettings> {
+        tables::path_settings(&self.maps)
+    }
+
+    pub fn set_path_settings(&mut self, p: &model::PathSettings) -> Result<()> {
+        self.write(|_, m| tables::set_path_settings(m, p))
+    }
+
     /// Live (not expired) connections.
     pub fn connections(&self) -> Result<Vec<model::ConnEntry>> {
         conns::list(&self.maps)

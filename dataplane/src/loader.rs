@@ -95,39 +95,66 @@ pub(crate) fn load_object(opts: &Options) -> Result<aya::Ebpf> {
 /// Loads the object's programs into the kernel (tail-call targets installed) and returns the main
 /// one.
 fn load_programs(ebpf: &mut aya::Ebpf) -> Result<&mut Xdp> {
+    let prog: &mut Xdp = ebpf
+        .program_mut(PROGRAM_NAME)
+        .ok_or_else(|| Error::Unavailable("object has no xlvs program".into()))?
+        .try_into()
+        .map_err(|e| Error::Unavailable(format!("xlvs is not an XDP program: {e}")))?;
+    load_retrying(prog)
+        .map_err(|e| Error::Unavailable(format!("the kernel rejected the XDP program: {e}")))?;
     install_tail_calls(ebpf)?;
     let prog: &mut Xdp = ebpf
         .program_mut(PROGRAM_NAME)
         .ok_or_else(|| Error::Unavailable("object has no xlvs program".into()))?
         .try_into()
         .map_err(|e| Error::Unavailable(format!("xlvs is not an XDP program: {e}")))?;
-    prog.load()
-        .map_err(|e| Error::Unavailable(format!("the kernel rejected the XDP program: {e}")))?;
     Ok(prog)
+}
+
+/// Loads a program, again when the verifier gave up with EAGAIN: it does when a signal arrives
+/// during a long verification (seen with busy test processes), which says nothing about the
+/// program.
+fn load_retrying(prog: &mut Xdp) -> std::result::Result<(), aya::programs::ProgramError> {
+    let mut tries = 0;
+    loop {
+        match prog.load() {
+            Err(aya::programs::ProgramError::LoadError { io_error, .. })
+                if io_error.raw_os_error() == Some(libc::EAGAIN) && tries < 5 =>
+            {
+                tries += 1;
+            }
+            other => return other,
+        }
+    }
 }
 
 /// Loads the programs the main one tail-calls and puts them in the (pinned) JUMP array, where the
 /// kernel keeps them alive.
 fn install_tail_calls(ebpf: &mut aya::Ebpf) -> Result<()> {
-    let prog: &mut Xdp = ebpf
-        .program_mut(ebpf_common::PROG_ICMP)
-        .ok_or_else(|| Error::Unavailable("object has no ICMP program".into()))?
-        .try_into()
-        .map_err(|e| Error::Unavailable(format!("ICMP program: {e}")))?;
-    prog.load()
-        .map_err(|e| Error::Unavailable(format!("the kernel rejected the ICMP program: {e}")))?;
-    let fd = prog
-        .fd()
-        .map_err(|e| Error::Unavailable(format!("ICMP program: {e}")))?
-        .try_clone()
-        .map_err(|e| Error::map("dup ICMP program fd", e))?;
-    let map = ebpf
-        .map_mut(names::JUMP)
-        .ok_or_else(|| Error::Unavailable("object has no JUMP map".into()))?;
-    let mut jump = aya::maps::ProgramArray::try_from(map)
-        .map_err(|e| Error::Unavailable(format!("JUMP map: {e}")))?;
-    jump.set(ebpf_common::JUMP_ICMP, &fd, 0)
-        .map_err(|e| Error::Unavailable(format!("cannot install the ICMP program: {e}")))?;
+    for (slot, name) in ebpf_common::TAIL_CALLS {
+        let prog: &mut Xdp = ebpf
+            .program_mut(name)
+            .ok_or_else(|| Error::Unavailable(format!("object has no {name} program")))?
+            .try_into()
+            .map_err(|e| Error::Unavailable(format!("{name}: {e}")))?;
+        // The main program (a target too, for SYNPROXY) is already loaded.
+        if prog.fd().is_err() {
+            load_retrying(prog)
+                .map_err(|e| Error::Unavailable(format!("the kernel rejected {name}: {e}")))?;
+        }
+        let fd = prog
+            .fd()
+            .map_err(|e| Error::Unavailable(format!("{name}: {e}")))?
+            .try_clone()
+            .map_err(|e| Error::map(format!("dup {name} fd"), e))?;
+        let map = ebpf
+            .map_mut(names::JUMP)
+            .ok_or_else(|| Error::Unavailable("object has no JUMP map".into()))?;
+        let mut jump = aya::maps::ProgramArray::try_from(map)
+            .map_err(|e| Error::Unavailable(format!("JUMP map: {e}")))?;
+        jump.set(slot, &fd, 0)
+            .map_err(|e| Error::Unavailable(format!("cannot install {name}: {e}")))?;
+    }
     Ok(())
 }
 

@@ -27,6 +27,9 @@ pub struct Maps {
     pub laddrs: HashMap<MapData, LaddrKey, Laddr>,
     pub persist: HashMap<MapData, PersistKey, Persist>,
     pub config: Array<MapData, u32>,
+    pub laddr_pool: HashMap<MapData, u32, LaddrKey>,
+    pub laddr_count: Array<MapData, u32>,
+    pub vips: HashMap<MapData, ServiceKey, u32>,
 }
 
 fn open(dir: &Path, name: &str, wrap: fn(MapData) -> Map) -> Result<Map> {
@@ -66,6 +69,9 @@ impl Maps {
             laddrs: m!(names::LADDRS, HashMap),
             persist: m!(names::PERSIST, LruHashMap),
             config: m!(names::CONFIG, Array),
+            laddr_pool: m!(names::LADDR_POOL, HashMap),
+            laddr_count: m!(names::LADDR_COUNT, Array),
+            vips: m!(names::VIPS, HashMap),
         })
     }
 }

@@ -406,6 +406,30 @@ pub struct LocalAddr {
     pub port_conflicts: u64,
 }
 
+/// Packet-path switches beyond IPVS' (alibaba LVS has them as sysctls): what happens to traffic
+/// that belongs to no connection, and FULLNAT's TOA.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PathSettings {
+    /// FULLNAT inserts TOA (the client's address for the real server). Default on.
+    pub toa: bool,
+    /// IP fragments addressed to a VIP are dropped (`defence_frag_drop`) instead of handed to
+    /// the kernel. Default off.
+    pub frag_drop: bool,
+    /// TCP/UDP to a VIP address on a port without a service is dropped instead of handed to the
+    /// kernel (floods at random ports). Default off: the VIP may carry local services.
+    pub no_service_drop: bool,
+}
+
+impl Default for PathSettings {
+    fn default() -> Self {
+        PathSettings {
+            toa: true,
+            frag_drop: false,
+            no_service_drop: false,
+        }
+    }
+}
+
 /// The three timeouts `ipvsadm --set` handles, in seconds (0 in a set request = leave unchanged).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Timeouts {

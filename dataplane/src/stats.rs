@@ -48,7 +48,7 @@ pub fn counters(maps: &Maps) -> Result<Vec<u64>> {
 }
 
 /// Names of the global counters, by index, as `xlvs status` prints them.
-pub const COUNTER_NAMES: [(u32, &str); 19] = [
+pub const COUNTER_NAMES: [(u32, &str); 25] = [
     (counter::PASS_NOT_VIP, "pass_not_vip"),
     (counter::PASS_MALFORMED, "pass_malformed"),
     (counter::PASS_FRAGMENT, "pass_fragment"),
@@ -62,6 +62,12 @@ pub const COUNTER_NAMES: [(u32, &str); 19] = [
     (counter::ICMP_TRANSLATED, "icmp_translated"),
     (counter::DROP_TOO_BIG, "drop_too_big"),
     (counter::FWD_TUNNEL, "fwd_tunnel"),
+    (counter::DROP_NO_LADDR, "drop_no_laddr"),
+    (counter::DROP_LADDR_EXHAUSTED, "drop_laddr_exhausted"),
+    (counter::TOA_ADDED, "toa_added"),
+    (counter::TOA_SKIPPED, "toa_skipped"),
+    (counter::DROP_FRAGMENT, "drop_fragment"),
+    (counter::DROP_NO_SERVICE, "drop_no_service"),
     (counter::CONN_NEW, "conn_new"),
     (counter::CONN_INSERT_FAIL, "conn_insert_fail"),
     (counter::FIB_LOOKUP, "fib_lookup"),

@@ -133,7 +133,28 @@ impl Snapshot {
             .insert(key, svc, 0)
             .map_err(|e| err("write SERVICES", e))?;
         self.services.insert(key, svc);
+        self.publish_vip(maps, &key)?;
         self.publish_port_zero_count(maps, &key)
+    }
+
+    /// VIPS: how many services use the address of `key` (flood policies look it up).
+    fn publish_vip(&self, maps: &mut Maps, key: &ServiceKey) -> Result<()> {
+        if key.proto == c::PROTO_FWMARK {
+            return Ok(());
+        }
+        let n = self
+            .services
+            .keys()
+            .filter(|k| k.proto != c::PROTO_FWMARK && k.addr == key.addr && k.af == key.af)
+            .count() as u32;
+        let vip = vip_key(key);
+        if n == 0 {
+            let _ = maps.vips.remove(&vip);
+            return Ok(());
+        }
+        maps.vips
+            .insert(vip, n, 0)
+            .map_err(|e| err("write VIPS", e))
     }
 
     /// IPVS' nullsvc_counter: the packet path tries (vip, 0) only while port-zero services exist.
@@ -193,9 +214,11 @@ impl Snapshot {
             self.dest_ids.remove(&id);
         }
         let _ = maps.svc_meta.remove(&svc.id);
+        let _ = publish_laddr_pool(maps, svc.id, &[]);
         for key in laddrs_of(maps, svc.id).into_iter().map(|(k, _)| k) {
             let _ = maps.laddrs.remove(&key);
         }
+        self.publish_vip(maps, &key)?;
         self.publish_port_zero_count(maps, &key)
     }
 
@@ -306,6 +329,16 @@ impl Snapshot {
             let n = b.len().min(15);
             ifname[..n].copy_from_slice(&b[..n]);
         }
+        let pool: Vec<_> = laddrs_of(maps, svc.id)
+            .into_iter()
+            .map(|(k, _)| k)
+            .collect();
+        if pool.len() >= c::MAX_LADDRS_PER_SERVICE as usize {
+            return Err(Error::map(
+                "add-laddr",
+                std::io::Error::from_raw_os_error(libc::ENOMEM),
+            ));
+        }
         let seq = next_laddr_seq(maps)?;
         let value = c::Laddr {
             ifname,
@@ -315,7 +348,15 @@ impl Snapshot {
         };
         maps.laddrs
             .insert(key, value, 0)
-            .map_err(|e| err("write LADDRS", e))
+            .map_err(|e| err("write LADDRS", e))?;
+        // The packet path splits the port range between CPUs.
+        let cpus = aya::util::nr_cpus().map(|n| n as u32).unwrap_or(1);
+        maps.config
+            .set(c::config::NR_CPUS, cpus, 0)
+            .map_err(|e| err("write CONFIG", e))?;
+        let mut pool = pool;
+        pool.push(key);
+        publish_laddr_pool(maps, svc.id, &pool)
     }
 
     /// alibaba/DPVS `-Q`.
@@ -325,6 +366,13 @@ impl Snapshot {
         if maps.laddrs.get(&key, 0).is_err() {
             return Err(Error::NoSuchLaddr);
         }
+        let pool: Vec<_> = laddrs_of(maps, svc.id)
+            .into_iter()
+            .map(|(k, _)| k)
+            .filter(|k| *k != key)
+            .collect();
+        // Out of the pool first (new connections stop using it), then the address itself.
+        publish_laddr_pool(maps, svc.id, &pool)?;
         maps.laddrs
             .remove(&key)
             .map_err(|e| err("delete LADDRS", e))
@@ -408,12 +456,25 @@ fn member_seed(d: &Dest) -> u64 {
 }
 
 /// Direct routing (and tunnels) forward packets still addressed to the VIP, which the kernel
-/// cannot forward for us while the real server's MAC is unknown: have it resolved now.
+/// cannot forward for us while the real server's MAC is unknown: have it resolved now. FULLNAT
+/// packets come from a local address, which the kernel refuses to forward (martian source).
 fn resolve_next_hop(d: &DestConfig) {
-    if matches!(d.forward, Forward::Route | Forward::Tunnel)
-        && let Err(e) = crate::neigh::resolve(d.addr)
+    if matches!(
+        d.forward,
+        Forward::Route | Forward::Tunnel | Forward::FullNat
+    ) && let Err(e) = crate::neigh::resolve(d.addr)
     {
         log::debug!("cannot start neighbour resolution for {}: {e}", d.addr);
+    }
+}
+
+/// The VIPS key of a service's address.
+fn vip_key(key: &ServiceKey) -> ServiceKey {
+    ServiceKey {
+        addr: key.addr,
+        port: 0,
+        proto: 0,
+        af: key.af,
     }
 }
 
@@ -424,6 +485,27 @@ fn laddr_key(svc_id: u32, addr: &IpAddr) -> c::LaddrKey {
         af: Family::of(addr).raw(),
         _pad: [0; 3],
     }
+}
+
+/// Publishes a service's local-address pool to the packet path (LADDR_POOL slots + LADDR_COUNT).
+/// The slots are written before the count changes: a grown pool becomes visible with its count,
+/// a shrunk one is compacted first (its last address briefly in two slots), so a packet never
+/// reads an empty slot or a removed address.
+fn publish_laddr_pool(maps: &mut Maps, svc_id: u32, pool: &[c::LaddrKey]) -> Result<()> {
+    let old = maps.laddr_count.get(&svc_id, 0).unwrap_or(0);
+    let new = pool.len() as u32;
+    for (i, k) in pool.iter().enumerate() {
+        maps.laddr_pool
+            .insert(c::laddr_slot(svc_id, i as u32), *k, 0)
+            .map_err(|e| err("write LADDR_POOL", e))?;
+    }
+    maps.laddr_count
+        .set(svc_id, new, 0)
+        .map_err(|e| err("write LADDR_COUNT", e))?;
+    for i in new..old {
+        let _ = maps.laddr_pool.remove(&c::laddr_slot(svc_id, i));
+    }
+    Ok(())
 }
 
 /// The local addresses of a service, in insertion order.
@@ -644,6 +726,11 @@ pub fn list(maps: &mut Maps, only: Option<&ServiceAddr>) -> Result<Vec<ServiceEn
     // Insertion order: ids come from a cursor.
     keys.sort_by_key(|(_, s)| s.id.wrapping_sub(snap.next_service_id) % MAX_SERVICES);
     let counts = crate::conns::per_dest_counts(maps)?;
+    let laddr_conns = if maps.laddrs.keys().next().is_some() {
+        crate::conns::per_laddr_counts(maps)?
+    } else {
+        Default::default()
+    };
     let templates = crate::conns::templates_per_dest(maps)?;
     let mut out = Vec::with_capacity(keys.len());
     for (key, svc) in keys {
@@ -673,7 +760,7 @@ pub fn list(maps: &mut Maps, only: Option<&ServiceAddr>) -> Result<Vec<ServiceEn
                         addr: words_to_ip(&k.addr, Family::from_raw(k.af)),
                         ifname: (end > 0)
                             .then(|| String::from_utf8_lossy(&l.ifname[..end]).into_owned()),
-                        conns: l.conns,
+                        conns: laddr_conns.get(&(svc.id, k.addr)).copied().unwrap_or(0),
                         port_conflicts: l.port_conflicts,
                     }
                 })
@@ -707,6 +794,30 @@ pub fn timeouts(maps: &Maps) -> Result<Timeouts> {
         tcp_fin: get(c::S_FIN_WAIT)?,
         udp: get(c::S_UDP)?,
     })
+}
+
+pub fn path_settings(maps: &Maps) -> Result<PathSettings> {
+    let on = |i: u32| -> Result<bool> {
+        Ok(maps.config.get(&i, 0).map_err(|e| err("read CONFIG", e))? != 0)
+    };
+    Ok(PathSettings {
+        toa: !on(c::config::TOA_OFF)?,
+        frag_drop: on(c::config::FRAG_DROP)?,
+        no_service_drop: on(c::config::NO_SERVICE_DROP)?,
+    })
+}
+
+pub fn set_path_settings(maps: &mut Maps, p: &PathSettings) -> Result<()> {
+    for (index, on) in [
+        (c::config::TOA_OFF, !p.toa),
+        (c::config::FRAG_DROP, p.frag_drop),
+        (c::config::NO_SERVICE_DROP, p.no_service_drop),
+    ] {
+        maps.config
+            .set(index, on as u32, 0)
+            .map_err(|e| err("write CONFIG", e))?;
+    }
+    Ok(())
 }
 
 pub fn set_timeouts(maps: &mut Maps, t: &Timeouts) -> Result<()> {

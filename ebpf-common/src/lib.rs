@@ -36,6 +36,25 @@ pub const JUMP_SLOTS: u32 = 4;
 pub const JUMP_ICMP: u32 = 0;
 /// Name of the ICMP-error program in the object.
 pub const PROG_ICMP: &str = "xlvs_icmp";
+/// JUMP slot of the TOA program (FULLNAT: client address option inserted into a segment).
+pub const JUMP_TOA: u32 = 1;
+pub const PROG_TOA: &str = "xlvs_toa";
+/// JUMP slot of the SYNPROXY program (cookie SYN-ACKs, cookie checks, the real's handshake).
+pub const JUMP_SYNPROXY: u32 = 2;
+pub const PROG_SYNPROXY: &str = "xlvs_synproxy";
+/// JUMP slot of the main program itself (SYNPROXY hands it the SYN it made to open a connection).
+pub const JUMP_MAIN: u32 = 3;
+pub const PROG_MAIN: &str = "xlvs";
+/// Every tail-call target: (JUMP slot, program name), installed by the loader.
+pub const TAIL_CALLS: [(u32, &str); 4] = [
+    (JUMP_ICMP, PROG_ICMP),
+    (JUMP_TOA, PROG_TOA),
+    (JUMP_SYNPROXY, PROG_SYNPROXY),
+    (JUMP_MAIN, PROG_MAIN),
+];
+/// MSS SYNPROXY announces in its SYN to the real server (the client's own MSS is only encoded
+/// in the cookie, which cannot be decoded without the kernel's secret).
+pub const SYNPROXY_MSS: u16 = 1460;
 
 /// Pinned program, so a later `attach` (or upgrade) reuses the loaded one.
 pub const PIN_PROG: &str = "prog_xlvs";
@@ -152,6 +171,21 @@ pub const MAX_PERSIST: u32 = 1 << 18;
 
 /// FULLNAT local addresses over all services.
 pub const MAX_LADDRS: u32 = 65536;
+/// FULLNAT local addresses one service can use (slots of its pool in `LADDR_POOL`).
+pub const MAX_LADDRS_PER_SERVICE: u32 = 256;
+/// FULLNAT source ports: [FNAT_PORT_MIN, 65535]. Each CPU allocates from its own slice of the
+/// range (`config::NR_CPUS`), so CPUs rarely compete for a port; an insert that finds the port
+/// taken after all (BPF_NOEXIST) tries the next one.
+pub const FNAT_PORT_MIN: u32 = 1024;
+pub const FNAT_PORT_COUNT: u32 = 65536 - FNAT_PORT_MIN;
+/// Candidate (local address, port) pairs a new FULLNAT connection tries before giving up.
+pub const FNAT_PORT_TRIES: u32 = 8;
+
+/// LADDR_POOL key of slot `index` of service `svc_id`'s local-address pool.
+#[inline(always)]
+pub const fn laddr_slot(svc_id: u32, index: u32) -> u32 {
+    svc_id * MAX_LADDRS_PER_SERVICE + index
+}
 
 /// Global counters ([`COUNTERS`] per-CPU array index).
 pub mod counter {
@@ -196,8 +230,32 @@ pub mod counter {
     pub const DROP_TOO_BIG: u32 = 18;
     /// Packets encapsulated (IPIP) towards tunnel real servers.
     pub const FWD_TUNNEL: u32 = 19;
+    /// New FULLNAT connection to a service without local addresses (`ipvsadm -P`): dropped.
+    pub const DROP_NO_LADDR: u32 = 20;
+    /// New FULLNAT connection for which no free (local address, port) was found: dropped
+    /// (the local-address pool is exhausted towards that real server; see `ipvsadm -G`).
+    pub const DROP_LADDR_EXHAUSTED: u32 = 21;
+    /// TOA options inserted (client address handed to the real server, FULLNAT).
+    pub const TOA_ADDED: u32 = 22;
+    /// TOA could not be inserted (no room in the TCP header, IP options, packet too big).
+    pub const TOA_SKIPPED: u32 = 23;
+    /// Fragments addressed to a VIP, dropped by policy (`config::FRAG_DROP`).
+    pub const DROP_FRAGMENT: u32 = 24;
+    /// TCP/UDP to a VIP address on a port without a service, dropped by policy
+    /// (`config::NO_SERVICE_DROP`).
+    pub const DROP_NO_SERVICE: u32 = 25;
+    /// SYNPROXY: SYN answered with a cookie SYN-ACK (XDP_TX).
+    pub const SYNPROXY_COOKIE_SENT: u32 = 26;
+    /// SYNPROXY: ACK whose cookie did not check out (or that acknowledged nothing of ours): dropped.
+    pub const SYNPROXY_BAD_COOKIE: u32 = 27;
+    /// SYNPROXY: valid cookie ACK, connection opened with a SYN to the real server.
+    pub const SYNPROXY_OPENED: u32 = 28;
+    /// SYNPROXY: the real server's SYN-ACK answered with our ACK; sequence delta recorded.
+    pub const SYNPROXY_ESTABLISHED: u32 = 29;
+    /// SYNPROXY: client segment while the real server has not answered: SYN sent again.
+    pub const SYNPROXY_SYN_RESENT: u32 = 30;
     /// Number of counters.
-    pub const COUNT: u32 = 24;
+    pub const COUNT: u32 = 32;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -306,6 +364,13 @@ pub struct Conn {
     pub nh_time: u32,
     /// Next hop: destination MAC then source MAC.
     pub nh_macs: [u8; 12],
+    /// FULLNAT TOA (CLIENT entry): the real server's ISN + 1, taken from its SYN-ACK. Client
+    /// segments acknowledging exactly this (the handshake's last ACK and the first data before
+    /// the server sends any) carry the client's address to the real server; 0 = not known yet.
+    pub toa_ack: u32,
+    /// SYNPROXY: added to the real server's sequence numbers on the way to the client (and
+    /// subtracted from the client's acknowledgements); 0 without SYNPROXY.
+    pub seq_delta: u32,
 }
 
 /// The REPLY entry's key of a CLIENT entry whose key is `client_key` (one definition for the
@@ -381,13 +446,28 @@ pub struct Persist {
 
 /// CONNS flag: the connection was placed by a persistence template (refreshes it when closing).
 pub const CONN_F_PERSIST: u8 = 0x2;
+/// CONNS flag: SYNPROXY connection whose real server has not answered our SYN yet. Meanwhile
+/// `seq_delta` holds the cookie (our ISN towards the client) and, in the CLIENT entry,
+/// `toa_ack` the client's ISN (to send the SYN again).
+pub const CONN_F_SYNPROXY: u8 = 0x4;
 
 /// CONFIG array indexes (settings written by user space, read by the packet path).
 pub mod config {
     /// Number of port-zero services (IPVS' nullsvc_counter): when non-zero, a miss on
     /// (vip, vport) tries (vip, 0).
     pub const PORT_ZERO_SERVICES: u32 = 0;
-    pub const COUNT: u32 = 4;
+    /// Number of possible CPUs (FULLNAT source-port ranges are split between them); 0 = 1.
+    pub const NR_CPUS: u32 = 1;
+    /// Non-zero: FULLNAT does not insert TOA options.
+    pub const TOA_OFF: u32 = 2;
+    /// Non-zero: IP fragments addressed to a VIP are dropped (alibaba `defence_frag_drop`);
+    /// 0: handed to the kernel like every fragment.
+    pub const FRAG_DROP: u32 = 3;
+    /// Non-zero: TCP/UDP addressed to a VIP address on a port no service listens on is dropped
+    /// (floods at random ports; alibaba `defence_udp_drop`); 0: handed to the kernel (the VIP
+    /// may be a local address with local services, e.g. sshd).
+    pub const NO_SERVICE_DROP: u32 = 4;
+    pub const COUNT: u32 = 8;
 }
 
 /// Per-service and per-destination counters (per CPU; summed in user space).
@@ -472,7 +552,7 @@ const _: () = assert!(core::mem::size_of::<ServiceKey>() == 20);
 const _: () = assert!(core::mem::size_of::<Service>() == 32);
 const _: () = assert!(core::mem::size_of::<Dest>() == 40);
 const _: () = assert!(core::mem::size_of::<FlowKey>() == 40);
-const _: () = assert!(core::mem::size_of::<Conn>() == 80);
+const _: () = assert!(core::mem::size_of::<Conn>() == 88);
 const _: () = assert!(core::mem::size_of::<NextHop>() == 24);
 const _: () = assert!(core::mem::size_of::<Stats>() == 40);
 
@@ -496,8 +576,11 @@ pub mod maps {
     pub const PERSIST: &str = "PERSIST";
     pub const CONFIG: &str = "CONFIG";
     pub const JUMP: &str = "JUMP";
+    pub const LADDR_POOL: &str = "LADDR_POOL";
+    pub const LADDR_COUNT: &str = "LADDR_COUNT";
+    pub const VIPS: &str = "VIPS";
     /// Every map the program declares (and pins), in one list for open/adopt/remove.
-    pub const ALL: [&str; 18] = [
+    pub const ALL: [&str; 21] = [
         SERVICES,
         DESTS,
         SCHED_TABLE,
@@ -516,6 +599,9 @@ pub mod maps {
         PERSIST,
         CONFIG,
         JUMP,
+        LADDR_POOL,
+        LADDR_COUNT,
+        VIPS,
     ];
 }
 

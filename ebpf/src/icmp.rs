@@ -8,14 +8,16 @@
 //! * from the real-server side, quoting a client packet we forwarded (cip:cport -> rip:rport):
 //!   the error goes to the client, with the real's address replaced by the VIP.
 //!
+//! FULLNAT connections also swap the local address and the client's address back and forth.
+//!
 //! The quoted packet's IP checksum and the ICMP checksum are updated incrementally (the quoted
 //! L4 checksum may be cut off, so it is left as IPVS leaves it). IPv4 without IP options only;
 //! anything else goes to the kernel.
 
 use aya_ebpf::{bindings::xdp_action, programs::XdpContext};
 use ebpf_common::{
-    AF_INET, CONN_F_REPLY, Conn, FWD_DROUTE, FWD_MASQ, FlowKey, IPPROTO_ICMP, IPPROTO_TCP,
-    IPPROTO_UDP, counter, nh_stamp,
+    AF_INET, CONN_F_REPLY, Conn, FWD_DROUTE, FWD_FULLNAT, FWD_MASQ, FlowKey, IPPROTO_ICMP,
+    IPPROTO_TCP, IPPROTO_UDP, counter, nh_stamp,
 };
 
 use crate::csum;
@@ -89,6 +91,7 @@ fn try_handle(ctx: &XdpContext, now: u64) -> Option<u32> {
         ttl: rd::<u8>(ctx, l3 + 8)?,
         tos: rd::<u8>(ctx, l3 + 1)?,
         tot_len: u16::from_be(rd::<u16>(ctx, l3 + 2)?),
+        tcp_hdr_len: 0,
     };
     if outer.ttl <= 1 {
         return None;
@@ -112,9 +115,21 @@ fn to_real(ctx: &XdpContext, outer: &Packet, conn: &Conn, now: u64) -> Option<u3
             rewrite_quoted(ctx, outer.l4_off, 12, 0, conn.to_addr[0], conn.to_port)?;
             Hop::Routed
         }
+        FWD_FULLNAT => {
+            // As NAT, and the client (quoted destination) becomes our local address.
+            rewrite_outer(ctx, outer, 16, conn.to_addr[0])?;
+            rewrite_quoted(ctx, outer.l4_off, 12, 0, conn.to_addr[0], conn.to_port)?;
+            rewrite_quoted(ctx, outer.l4_off, 16, 2, conn.via_addr[0], conn.via_port)?;
+            Hop::Routed
+        }
         FWD_DROUTE => Hop::Bridged,
         _ => return None,
     };
+    if conn.seq_delta != 0 && rd::<u8>(ctx, outer.l4_off + 8 + 9)? == IPPROTO_TCP {
+        // SYNPROXY: the quoted reply carries our cookie's sequence numbers; the real server
+        // only recognises its own.
+        unshift_quoted_seq(ctx, outer.l4_off, conn.seq_delta)?;
+    }
     // Either way the next hop is the real server.
     let flow = Flow {
         saddr: outer.src,
@@ -136,6 +151,13 @@ fn to_client(ctx: &XdpContext, outer: &Packet, reply: &mut Conn, now: u64) -> Op
     let (rip, vip) = (outer.src[0], reply.to_addr[0]);
     let quoted_dst_was_real = rd::<u32>(ctx, outer.l4_off + 8 + 16)?;
     rewrite_quoted(ctx, outer.l4_off, 16, 2, vip, reply.to_port)?;
+    // FULLNAT: the quoted source and the error's destination are our local address: the client.
+    let mut dst = outer.dst;
+    if reply.fwd == FWD_FULLNAT {
+        rewrite_quoted(ctx, outer.l4_off, 12, 0, reply.via_addr[0], reply.via_port)?;
+        rewrite_outer(ctx, outer, 16, reply.via_addr[0])?;
+        dst = reply.via_addr;
+    }
     let src = if rip == quoted_dst_was_real {
         rewrite_outer(ctx, outer, 12, vip)?;
         vip
@@ -144,7 +166,7 @@ fn to_client(ctx: &XdpContext, outer: &Packet, reply: &mut Conn, now: u64) -> Op
     };
     let flow = Flow {
         saddr: [src, 0, 0, 0],
-        daddr: outer.dst,
+        daddr: dst,
         sport: 0,
         dport: 0,
     };
@@ -161,6 +183,21 @@ fn to_client(ctx: &XdpContext, outer: &Packet, reply: &mut Conn, now: u64) -> Op
         nh_stamp(now),
         Hop::Routed,
     ))
+}
+
+/// Takes `delta` off the quoted TCP sequence number (SYNPROXY), fixing the ICMP checksum (the
+/// quoted TCP checksum is left as IPVS leaves quoted L4 checksums).
+#[inline(always)]
+fn unshift_quoted_seq(ctx: &XdpContext, icmp: usize, delta: u32) -> Option<()> {
+    let seq = ptr_at::<u32>(ctx, icmp + 8 + 20 + 4)?;
+    let icmp_check = ptr_at::<u16>(ctx, icmp + 2)?;
+    unsafe {
+        let old = seq.read_unaligned();
+        let new = u32::from_be(old).wrapping_sub(delta).to_be();
+        seq.write_unaligned(new);
+        icmp_check.write_unaligned(csum::replace4(icmp_check.read_unaligned(), old, new));
+    }
+    Some(())
 }
 
 /// Replaces the outer IPv4 address at `off` (12 source, 16 destination), fixing the IP checksum.

@@ -7,26 +7,34 @@
 
 mod csum;
 mod forward;
+mod fullnat;
 mod icmp;
 mod maps;
 mod nat;
 mod parse;
 mod persist;
 mod sched;
+mod seqadj;
 mod state;
+mod synproxy;
+mod toa;
 mod tunnel;
 
 use aya_ebpf::{
     bindings::xdp_action, helpers::bpf_ktime_get_coarse_ns, macros::xdp, programs::XdpContext,
 };
 use ebpf_common::{
-    CONN_F_PERSIST, CONN_F_REPLY, Conn, FWD_DROUTE, FWD_FULLNAT, FWD_LOCAL, FWD_MASQ, FWD_TUNNEL,
-    FlowKey, IPPROTO_TCP, S_CLOSE, S_NONE, S_TIME_WAIT, S_UDP, SVC_F_PERSISTENT, Service,
-    ServiceKey, Stats, config, counter, nh_stamp, reply_key_of,
+    CONN_F_PERSIST, CONN_F_REPLY, CONN_F_SYNPROXY, Conn, FWD_DROUTE, FWD_FULLNAT, FWD_LOCAL,
+    FWD_MASQ, FWD_TUNNEL, FlowKey, IPPROTO_TCP, S_CLOSE, S_NONE, S_TIME_WAIT, S_UDP,
+    SVC_F_PERSISTENT, SVC_F_SYNPROXY, Service, ServiceKey, Stats, config, counter, nh_stamp,
+    reply_key_of,
 };
 
 use forward::{Flow, Hop, NhSlot};
-use maps::{CONFIG, CONNS, DEST_NH, DEST_STATS, JUMP, JUMP_ICMP, SERVICES, SVC_STATS, count};
+use maps::{
+    CONFIG, CONNS, DEST_NH, DEST_STATS, JUMP, JUMP_ICMP, JUMP_SYNPROXY, JUMP_TOA, SERVICES,
+    SVC_STATS, count,
+};
 use nat::End;
 use parse::{Packet, TCP_ACK, TCP_FIN, TCP_RST, TCP_SYN};
 use state::Dir;
@@ -41,20 +49,16 @@ pub fn xlvs(ctx: XdpContext) -> u32 {
             count(counter::PASS_NOT_VIP);
             return xdp_action::XDP_PASS;
         }
+        Err(counter::PASS_FRAGMENT) if policy(config::FRAG_DROP) && fragment_to_vip(&ctx) => {
+            count(counter::DROP_FRAGMENT);
+            return xdp_action::XDP_DROP;
+        }
         Err(reason) => {
             count(reason);
             return xdp_action::XDP_PASS;
         }
     };
-    let flow = FlowKey {
-        src: pkt.src,
-        dst: pkt.dst,
-        sport: pkt.sport,
-        dport: pkt.dport,
-        proto: pkt.proto,
-        af: pkt.af,
-        _pad: [0; 2],
-    };
+    let flow = flow_of(pkt);
     let now = unsafe { bpf_ktime_get_coarse_ns() };
 
     // One lookup finds either direction of a known connection.
@@ -64,21 +68,37 @@ pub fn xlvs(ctx: XdpContext) -> u32 {
             count(counter::PASS_TTL);
             return xdp_action::XDP_PASS;
         }
+        // SYNPROXY's own SYN for a client that started over replaces its pending attempt.
+        let restart = entry.flags & CONN_F_SYNPROXY != 0 && synproxy::armed_for(&flow);
+        if entry.flags & CONN_F_SYNPROXY != 0 && !restart {
+            // The real server's handshake is still ours to finish (synproxy.rs).
+            unsafe { JUMP.tail_call(&ctx, JUMP_SYNPROXY) };
+            return xdp_action::XDP_DROP;
+        }
         if entry.flags & CONN_F_REPLY != 0 {
             return reply_path(&ctx, pkt, entry, now);
         }
-        if !expired(entry, &flow, now) && !reopens(entry, pkt) {
+        if !restart && !expired(entry, &flow, now) && !reopens(entry, pkt) {
             if entry.flags & CONN_F_PERSIST != 0
                 && pkt.tcp_flags & (TCP_FIN | TCP_RST) != 0
                 && let Some(svc) = service_of(pkt)
             {
                 persist::refresh(svc, pkt, now);
             }
+            if entry.toa_ack != 0 && wants_toa(&ctx, pkt, entry) {
+                // In its own program: moving headers needs stack this one does not have.
+                unsafe { JUMP.tail_call(&ctx, JUMP_TOA) };
+                toa::skipped();
+            }
             return client_path(&ctx, pkt, entry, now);
         }
     }
 
     let Some(svc) = service_of(pkt) else {
+        if policy(config::NO_SERVICE_DROP) && is_vip(pkt.af, &pkt.dst) {
+            count(counter::DROP_NO_SERVICE);
+            return xdp_action::XDP_DROP;
+        }
         count(counter::PASS_NOT_VIP);
         return xdp_action::XDP_PASS;
     };
@@ -86,7 +106,70 @@ pub fn xlvs(ctx: XdpContext) -> u32 {
         count(counter::PASS_TTL);
         return xdp_action::XDP_PASS;
     }
+    if svc.flags & SVC_F_SYNPROXY != 0
+        && pkt.proto == IPPROTO_TCP
+        && synproxy::applies(pkt)
+        && !synproxy::armed_for(&flow)
+    {
+        // Cookies first: the real server sees only clients that completed a handshake.
+        unsafe { JUMP.tail_call(&ctx, JUMP_SYNPROXY) };
+        return xdp_action::XDP_DROP;
+    }
     new_connection(&ctx, pkt, svc, &flow, now)
+}
+
+/// Whether a flood-policy switch (`CONFIG[index]`) is on.
+#[inline(always)]
+fn policy(index: u32) -> bool {
+    CONFIG.get(index).copied().unwrap_or(0) != 0
+}
+
+/// Whether `addr` is the address of some service (any port or protocol).
+#[inline(always)]
+fn is_vip(af: u8, addr: &[u32; 4]) -> bool {
+    let key = ServiceKey {
+        addr: *addr,
+        port: 0,
+        proto: 0,
+        af,
+    };
+    unsafe { maps::VIPS.get(&key) }.is_some()
+}
+
+/// Whether the fragment being handled is addressed to a VIP.
+#[inline(always)]
+fn fragment_to_vip(ctx: &XdpContext) -> bool {
+    match parse::l3_destination(ctx) {
+        Some((af, dst)) => is_vip(af, &dst),
+        None => false,
+    }
+}
+
+/// The connection-table key of a packet: its flow as seen on the wire.
+#[inline(always)]
+fn flow_of(pkt: &Packet) -> FlowKey {
+    FlowKey {
+        src: pkt.src,
+        dst: pkt.dst,
+        sport: pkt.sport,
+        dport: pkt.dport,
+        proto: pkt.proto,
+        af: pkt.af,
+        _pad: [0; 2],
+    }
+}
+
+/// A FULLNAT client segment that should carry TOA: it acknowledges exactly the real server's
+/// ISN + 1 (the handshake's last ACK, or data sent before the server sent any).
+#[inline(always)]
+fn wants_toa(ctx: &XdpContext, pkt: &Packet, conn: &Conn) -> bool {
+    if pkt.tcp_flags & (TCP_ACK | TCP_SYN | TCP_RST) != TCP_ACK {
+        return false;
+    }
+    match parse::ptr_at::<u32>(ctx, pkt.l4_off + 8) {
+        Some(ack) => (unsafe { ack.read_unaligned() }) == conn.toa_ack,
+        None => false,
+    }
 }
 
 /// The virtual service a packet is addressed to: (vip, vport), or (vip, 0) when port-zero
@@ -131,7 +214,8 @@ fn new_connection(ctx: &XdpContext, pkt: &Packet, svc: &Service, flow: &FlowKey,
         return xdp_action::XDP_DROP;
     };
     let ipip = dest.fwd == FWD_TUNNEL && dest.tun_type == 0 && dest.af == pkt.af;
-    if dest.fwd != FWD_MASQ && dest.fwd != FWD_DROUTE && dest.fwd != FWD_LOCAL && !ipip {
+    let fnat = dest.fwd == FWD_FULLNAT && dest.af == pkt.af;
+    if dest.fwd != FWD_MASQ && dest.fwd != FWD_DROUTE && dest.fwd != FWD_LOCAL && !ipip && !fnat {
         count(counter::DROP_UNSUPPORTED);
         return xdp_action::XDP_DROP;
     }
@@ -163,7 +247,33 @@ fn new_connection(ctx: &XdpContext, pkt: &Packet, svc: &Service, flow: &FlowKey,
         last_seen: now,
         nh_time: 0,
         nh_macs: [0; 12],
+        toa_ack: 0,
+        seq_delta: 0,
     };
+    if svc.flags & SVC_F_SYNPROXY != 0
+        && let Some((cookie, client_isn)) = synproxy::take_marker(flow)
+        && (dest.fwd == FWD_MASQ || fnat)
+    {
+        // The SYN synproxy.rs made from a valid cookie ACK: pending until the real answers.
+        // (DR/TUN replies bypass us: SYNPROXY cannot finish their handshake; see synproxy.rs.)
+        entry.flags |= CONN_F_SYNPROXY;
+        entry.seq_delta = cookie;
+        entry.toa_ack = client_isn;
+    }
+    if fnat {
+        let Some(reply) = maps::scratch(&maps::SCRATCH_REPLY) else {
+            return xdp_action::XDP_PASS;
+        };
+        if let Err(reason) = fullnat::open(flow, entry, reply) {
+            count(reason);
+            return xdp_action::XDP_DROP;
+        }
+        count(counter::CONN_NEW);
+        add_conn(&SVC_STATS, svc.id);
+        add_conn(&DEST_STATS, dest_id);
+        add_traffic(svc.id, dest_id, pkt, Dir::In);
+        return to_real(ctx, pkt, entry, now);
+    }
     if CONNS.insert(flow, &*entry, 0).is_err() {
         count(counter::CONN_INSERT_FAIL);
         return xdp_action::XDP_DROP;
@@ -182,7 +292,7 @@ fn new_connection(ctx: &XdpContext, pkt: &Packet, svc: &Service, flow: &FlowKey,
     entry.via_addr = flow.src;
     entry.via_port = flow.sport;
     entry.af = flow.af;
-    entry.flags = CONN_F_REPLY;
+    entry.flags = CONN_F_REPLY | (entry.flags & CONN_F_SYNPROXY);
     entry.state = 0;
     entry.timeout = 0;
     entry.last_seen = 0;
@@ -204,6 +314,10 @@ fn new_connection(ctx: &XdpContext, pkt: &Packet, svc: &Service, flow: &FlowKey,
 /// client -> real: track state, count, rewrite the destination, forward.
 #[inline(always)]
 fn client_path(ctx: &XdpContext, pkt: &Packet, conn: &mut Conn, now: u64) -> u32 {
+    if conn.seq_delta != 0 && pkt.tcp_flags & TCP_ACK != 0 {
+        // SYNPROXY: the client acknowledges our cookie's sequence space, the real its own.
+        seqadj::shift(ctx, pkt, seqadj::ACK, 0u32.wrapping_sub(conn.seq_delta));
+    }
     track(conn, pkt, dir_in(conn.fwd));
     conn.last_seen = now;
     add_traffic(conn.svc_id, conn.dest_id, pkt, Dir::In);
@@ -213,7 +327,7 @@ fn client_path(ctx: &XdpContext, pkt: &Packet, conn: &mut Conn, now: u64) -> u32
 /// IPVS tracks connections whose replies bypass us with its INPUT-ONLY table.
 #[inline(always)]
 fn dir_in(fwd: u8) -> Dir {
-    if fwd == FWD_MASQ {
+    if fwd == FWD_MASQ || fwd == FWD_FULLNAT {
         Dir::In
     } else {
         Dir::InOnly
@@ -221,14 +335,24 @@ fn dir_in(fwd: u8) -> Dir {
 }
 
 /// Sends a client packet to the connection's real server: NAT rewrites the destination and
-/// routes; DR keeps the packet (still addressed to the VIP) and only changes the MACs to the
+/// routes; FULLNAT also replaces the source with the local address; DR keeps the packet (still addressed to the VIP) and only changes the MACs to the
 /// real server's; Local hands it to this host's stack.
 #[inline(always)]
 fn to_real(ctx: &XdpContext, pkt: &Packet, conn: &Conn, now: u64) -> u32 {
     let (daddr, dport) = (conn.to_addr, conn.to_port);
+    let (mut saddr, mut sport) = (pkt.src, pkt.sport);
     let hop = match conn.fwd {
         FWD_MASQ => {
             if !nat::rewrite(ctx, pkt, End::Destination, &daddr, dport) {
+                return xdp_action::XDP_PASS;
+            }
+            Hop::Routed
+        }
+        FWD_FULLNAT => {
+            (saddr, sport) = (conn.via_addr, conn.via_port);
+            if !nat::rewrite(ctx, pkt, End::Destination, &daddr, dport)
+                || !nat::rewrite(ctx, pkt, End::Source, &saddr, sport)
+            {
                 return xdp_action::XDP_PASS;
             }
             Hop::Routed
@@ -241,9 +365,9 @@ fn to_real(ctx: &XdpContext, pkt: &Packet, conn: &Conn, now: u64) -> u32 {
         }
     };
     let flow = Flow {
-        saddr: pkt.src,
+        saddr,
         daddr,
-        sport: pkt.sport,
+        sport,
         dport,
     };
     let nh = DEST_NH
@@ -257,12 +381,19 @@ fn to_real(ctx: &XdpContext, pkt: &Packet, conn: &Conn, now: u64) -> u32 {
 #[inline(always)]
 fn reply_path(ctx: &XdpContext, pkt: &Packet, entry: &mut Conn, now: u64) -> u32 {
     entry.last_seen = now;
+    if entry.seq_delta != 0 {
+        seqadj::shift(ctx, pkt, seqadj::SEQ, entry.seq_delta);
+    }
     if pkt.proto == IPPROTO_TCP && pkt.tcp_flags & (TCP_SYN | TCP_FIN | TCP_RST) != 0 {
         let client_key = client_key_of(entry, pkt);
         if let Some(client) = CONNS.get_ptr_mut(&client_key) {
             let client = unsafe { &mut *client };
             track(client, pkt, Dir::Out);
             client.last_seen = now;
+            if entry.fwd == FWD_FULLNAT && pkt.tcp_flags & (TCP_SYN | TCP_ACK) == TCP_SYN | TCP_ACK
+            {
+                note_server_isn(ctx, pkt, client);
+            }
         }
     }
     add_traffic(entry.svc_id, entry.dest_id, pkt, Dir::Out);
@@ -270,11 +401,19 @@ fn reply_path(ctx: &XdpContext, pkt: &Packet, entry: &mut Conn, now: u64) -> u32
     if !nat::rewrite(ctx, pkt, End::Source, &vaddr, vport) {
         return xdp_action::XDP_PASS;
     }
+    // FULLNAT: the destination (our local address) becomes the client again.
+    let (mut caddr, mut cport) = (pkt.dst, pkt.dport);
+    if entry.fwd == FWD_FULLNAT {
+        (caddr, cport) = (entry.via_addr, entry.via_port);
+        if !nat::rewrite(ctx, pkt, End::Destination, &caddr, cport) {
+            return xdp_action::XDP_PASS;
+        }
+    }
     let flow = Flow {
         saddr: vaddr,
-        daddr: pkt.dst,
+        daddr: caddr,
         sport: vport,
-        dport: pkt.dport,
+        dport: cport,
     };
     let nh = NhSlot {
         ifindex: &mut entry.nh_ifindex,
@@ -282,6 +421,20 @@ fn reply_path(ctx: &XdpContext, pkt: &Packet, entry: &mut Conn, now: u64) -> u32
         macs: &mut entry.nh_macs,
     };
     forward::send(ctx, pkt, &flow, Some(nh), nh_stamp(now), Hop::Routed)
+}
+
+/// FULLNAT SYN-ACK from the real server: unless TOA is off, remember its ISN + 1 (the client
+/// segments acknowledging it get the option) and lower the MSS it announces by the option size.
+#[inline(always)]
+fn note_server_isn(ctx: &XdpContext, pkt: &Packet, client: &mut Conn) {
+    if CONFIG.get(config::TOA_OFF).copied().unwrap_or(0) != 0 {
+        return;
+    }
+    if let Some(seq) = parse::ptr_at::<u32>(ctx, pkt.l4_off + 4) {
+        let isn = u32::from_be(unsafe { seq.read_unaligned() });
+        client.toa_ack = isn.wrapping_add(1).to_be();
+        toa::clamp_mss(ctx, pkt, toa::option_len(pkt) as u16);
+    }
 }
 
 /// The CLIENT entry's key for a packet that matched a REPLY entry.
@@ -374,6 +527,36 @@ static LICENSE: [u8; 4] = *b"GPL\0";
 #[xdp]
 pub fn xlvs_icmp(ctx: XdpContext) -> u32 {
     icmp::handle(&ctx, unsafe { bpf_ktime_get_coarse_ns() })
+}
+
+/// TOA insertion for FULLNAT (see toa.rs), reached by tail call from `xlvs` with a client
+/// segment of a known connection; continues that segment's client path.
+#[xdp]
+pub fn xlvs_toa(ctx: XdpContext) -> u32 {
+    let now = unsafe { bpf_ktime_get_coarse_ns() };
+    let Ok(pkt) = parse::parse(&ctx) else {
+        return xdp_action::XDP_PASS;
+    };
+    let Some(entry) = CONNS.get_ptr_mut(&flow_of(&pkt)) else {
+        return xdp_action::XDP_PASS;
+    };
+    let entry = unsafe { &mut *entry };
+    if !toa::insert(&ctx, &pkt) {
+        toa::skipped();
+        return client_path(&ctx, &pkt, entry, now);
+    }
+    count(counter::TOA_ADDED);
+    // Lengths and the packet's extent changed: read it again.
+    match parse::parse(&ctx) {
+        Ok(grown) => client_path(&ctx, &grown, entry, now),
+        Err(_) => xdp_action::XDP_DROP,
+    }
+}
+
+/// SYNPROXY (see synproxy.rs), reached by tail call from `xlvs`.
+#[xdp]
+pub fn xlvs_synproxy(ctx: XdpContext) -> u32 {
+    synproxy::handle(&ctx, unsafe { bpf_ktime_get_coarse_ns() })
 }
 
 /// The trivial program: the floor that benchmarks measure against (and a way to give a veth

@@ -113,6 +113,33 @@ pub static SCRATCH_FIB: PerCpuArray<aya_ebpf::bindings::bpf_fib_lookup> =
     PerCpuArray::with_max_entries(1, 0);
 #[map]
 pub static SCRATCH_CONN: PerCpuArray<Conn> = PerCpuArray::with_max_entries(1, 0);
+#[map]
+pub static SCRATCH_REPLY: PerCpuArray<Conn> = PerCpuArray::with_max_entries(1, 0);
+/// FULLNAT: the candidate REPLY key, and the CLIENT key of an entry being reclaimed.
+#[map]
+pub static SCRATCH_KEY: PerCpuArray<FlowKey> = PerCpuArray::with_max_entries(1, 0);
+#[map]
+pub static SCRATCH_KEY2: PerCpuArray<FlowKey> = PerCpuArray::with_max_entries(1, 0);
+
+/// FULLNAT local-address pools: slot `ebpf_common::laddr_slot(svc_id, i)` holds the i-th local
+/// address of a service (its LADDRS key). Written by user space, which publishes a grown pool by
+/// writing the new slot before raising LADDR_COUNT, and a shrunk one the other way round.
+#[map]
+pub static LADDR_POOL: HashMap<u32, ebpf_common::LaddrKey> =
+    HashMap::pinned(ebpf_common::MAX_LADDRS, 0);
+
+/// Virtual addresses: key (vip, port 0, proto 0, af) -> number of services on it. Written by user
+/// space; read for the flood policies (fragments and ports without a service).
+#[map]
+pub static VIPS: HashMap<ServiceKey, u32> = HashMap::pinned(MAX_SERVICES, 0);
+
+/// Number of local addresses in each service's pool (index = service id).
+#[map]
+pub static LADDR_COUNT: Array<u32> = Array::pinned(MAX_SERVICES, 0);
+
+/// This CPU's FULLNAT allocation cursor (walks its slice of the port range over the pool).
+#[map]
+pub static PORT_CURSOR: PerCpuArray<u32> = PerCpuArray::with_max_entries(1, 0);
 
 /// This CPU's slot of a scratch map (always present: one-entry per-CPU arrays).
 #[inline(always)]
@@ -125,3 +152,11 @@ pub fn scratch<T>(map: &'static PerCpuArray<T>) -> Option<&'static mut T> {
 #[map]
 pub static JUMP: ProgramArray = ProgramArray::pinned(ebpf_common::JUMP_SLOTS, 0);
 pub const JUMP_ICMP: u32 = ebpf_common::JUMP_ICMP;
+pub const JUMP_TOA: u32 = ebpf_common::JUMP_TOA;
+pub const JUMP_SYNPROXY: u32 = ebpf_common::JUMP_SYNPROXY;
+pub const JUMP_MAIN: u32 = ebpf_common::JUMP_MAIN;
+
+/// SYNPROXY: the SYN made from a valid cookie ACK, handed to the main program (see synproxy.rs).
+#[map]
+pub static SYNPROXY_OPEN: PerCpuArray<crate::synproxy::OpenMarker> =
+    PerCpuArray::with_max_entries(1, 0);

@@ -37,6 +37,8 @@ pub struct Packet {
     pub tos: u8,
     /// Length of the whole IP packet (host order): what IPVS counts as bytes.
     pub tot_len: u16,
+    /// TCP header length with options (doff * 4); 0 for UDP.
+    pub tcp_hdr_len: u8,
 }
 
 impl Packet {
@@ -99,6 +101,18 @@ pub fn parse(ctx: &XdpContext) -> Result<Packet, PassReason> {
     }
 }
 
+/// (af, destination) of an IPv4 or IPv6 packet, for policies on packets `parse` refused
+/// (fragments).
+#[inline(always)]
+pub fn l3_destination(ctx: &XdpContext) -> Option<(u8, [u32; 4])> {
+    let (l3_off, ethertype) = l3(ctx).ok()?;
+    match ethertype {
+        ETH_P_IP => Some((AF_INET, [read::<u32>(ctx, l3_off + 16).ok()?, 0, 0, 0])),
+        ETH_P_IPV6 => Some((AF_INET6, read::<[u32; 4]>(ctx, l3_off + 24).ok()?)),
+        _ => None,
+    }
+}
+
 #[inline(always)]
 fn parse_ipv4(ctx: &XdpContext, l3_off: usize) -> Result<Packet, PassReason> {
     // Fixed part of the IPv4 header: version/ihl, tos, tot_len, id, frag, ttl, proto, csum, src, dst.
@@ -133,7 +147,8 @@ fn parse_ipv4(ctx: &XdpContext, l3_off: usize) -> Result<Packet, PassReason> {
         return Err(counter::PASS_FRAGMENT);
     }
     let l4_off = l3_off + (ihl & 0x3c);
-    let (sport, dport, tcp_flags) = parse_l4(ctx, proto, l4_off, tot_len as usize - ihl)?;
+    let (sport, dport, tcp_flags, tcp_hdr_len) =
+        parse_l4(ctx, proto, l4_off, tot_len as usize - ihl)?;
     Ok(Packet {
         l3_off,
         l4_off,
@@ -147,6 +162,7 @@ fn parse_ipv4(ctx: &XdpContext, l3_off: usize) -> Result<Packet, PassReason> {
         ttl,
         tos,
         tot_len,
+        tcp_hdr_len,
     })
 }
 
@@ -157,10 +173,11 @@ fn parse_l4(
     proto: u8,
     l4_off: usize,
     l4_len: usize,
-) -> Result<(u16, u16, u8), PassReason> {
+) -> Result<(u16, u16, u8, u8), PassReason> {
     let sport = read::<u16>(ctx, l4_off)?;
     let dport = read::<u16>(ctx, l4_off + 2)?;
     let mut tcp_flags = 0;
+    let mut hdr_len = 0;
     if proto == IPPROTO_TCP {
         // The whole 20-byte TCP header must be there (the checksum at +16 is rewritten later).
         let doff = read::<u8>(ctx, l4_off + 12)? >> 4;
@@ -168,6 +185,7 @@ fn parse_l4(
             return Err(counter::PASS_MALFORMED);
         }
         tcp_flags = read::<u8>(ctx, l4_off + 13)?;
+        hdr_len = doff * 4;
         read::<[u8; 20]>(ctx, l4_off)?;
     } else {
         if l4_len < 8 {
@@ -175,7 +193,7 @@ fn parse_l4(
         }
         read::<[u8; 8]>(ctx, l4_off)?;
     }
-    Ok((sport, dport, tcp_flags))
+    Ok((sport, dport, tcp_flags, hdr_len))
 }
 
 const IPPROTO_HOPOPTS: u8 = 0;
@@ -208,7 +226,7 @@ fn parse_ipv6(ctx: &XdpContext, l3_off: usize) -> Result<Packet, PassReason> {
         _ => return Err(counter::PASS_NOT_VIP),
     }
     let l4_off = l3_off + 40;
-    let (sport, dport, tcp_flags) = parse_l4(ctx, next, l4_off, payload_len)?;
+    let (sport, dport, tcp_flags, tcp_hdr_len) = parse_l4(ctx, next, l4_off, payload_len)?;
     Ok(Packet {
         l3_off,
         l4_off,
@@ -222,5 +240,6 @@ fn parse_ipv6(ctx: &XdpContext, l3_off: usize) -> Result<Packet, PassReason> {
         ttl,
         tos,
         tot_len: (40 + payload_len) as u16,
+        tcp_hdr_len,
     })
 }

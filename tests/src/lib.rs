@@ -7,3 +7,4 @@ pub mod lab;
 pub mod netns;
 pub mod packet;
 pub mod servers;
+pub mod testbed;

@@ -49,6 +49,11 @@ pub struct Frame {
     pub tcp_flags: u8,
     pub ttl: u8,
     pub payload: Vec<u8>,
+    /// TCP sequence and acknowledgement numbers (1000 and 0 unless set).
+    pub seq: u32,
+    pub ack: u32,
+    /// TCP options (padded to 4 bytes by the caller).
+    pub tcp_options: Vec<u8>,
 }
 
 impl Frame {
@@ -62,6 +67,9 @@ impl Frame {
             tcp_flags: flags,
             ttl: 64,
             payload: Vec::new(),
+            seq: 1000,
+            ack: 0,
+            tcp_options: Vec::new(),
         }
     }
 
@@ -75,6 +83,9 @@ impl Frame {
             tcp_flags: 0,
             ttl: 64,
             payload: payload.to_vec(),
+            seq: 0,
+            ack: 0,
+            tcp_options: Vec::new(),
         }
     }
 
@@ -84,11 +95,13 @@ impl Frame {
         l4.extend_from_slice(&self.sport.to_be_bytes());
         l4.extend_from_slice(&self.dport.to_be_bytes());
         if self.proto == TCP {
-            l4.extend_from_slice(&1000u32.to_be_bytes()); // seq
-            l4.extend_from_slice(&0u32.to_be_bytes()); // ack
-            l4.extend_from_slice(&[0x50, self.tcp_flags]);
+            l4.extend_from_slice(&self.seq.to_be_bytes());
+            l4.extend_from_slice(&self.ack.to_be_bytes());
+            let doff = (5 + self.tcp_options.len() / 4) as u8;
+            l4.extend_from_slice(&[doff << 4, self.tcp_flags]);
             l4.extend_from_slice(&64240u16.to_be_bytes()); // window
             l4.extend_from_slice(&[0, 0, 0, 0]); // checksum, urgent
+            l4.extend_from_slice(&self.tcp_options);
         } else {
             l4.extend_from_slice(&((8 + self.payload.len()) as u16).to_be_bytes());
             l4.extend_from_slice(&[0, 0]);
@@ -181,6 +194,9 @@ pub struct Frame6 {
     pub tcp_flags: u8,
     pub hop_limit: u8,
     pub payload: Vec<u8>,
+    pub seq: u32,
+    pub ack: u32,
+    pub tcp_options: Vec<u8>,
 }
 
 fn l4_checksum6(src: std::net::Ipv6Addr, dst: std::net::Ipv6Addr, proto: u8, l4: &[u8]) -> u16 {
@@ -203,6 +219,9 @@ impl Frame6 {
             tcp_flags: flags,
             hop_limit: 64,
             payload: Vec::new(),
+            seq: 1000,
+            ack: 0,
+            tcp_options: Vec::new(),
         }
     }
 
@@ -217,6 +236,9 @@ impl Frame6 {
             tcp_flags: self.tcp_flags,
             ttl: 0,
             payload: self.payload.clone(),
+            seq: self.seq,
+            ack: self.ack,
+            tcp_options: self.tcp_options.clone(),
         }
         .build();
         // Reuse the v4 builder's L4 bytes, then checksum them for IPv6.

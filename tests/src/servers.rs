@@ -101,3 +101,54 @@ pub fn udp(ns: &Netns, addr: SocketAddr, name: &str) -> Result<Server> {
         .map_err(|_| anyhow::anyhow!("server thread panicked"))???;
     Ok(Server { stop })
 }
+
+/// A minimal HTTP/1.1 server: every request is answered `200 OK`, body `"NAME PEER\n"` where
+/// PEER is the address:port the connection came from as this host sees it (so FULLNAT tests can
+/// tell the real server saw a local address, not the client). Connection closes after one answer.
+pub fn http(ns: &Netns, addr: SocketAddr, name: &str) -> Result<Server> {
+    let stop = Arc::new(AtomicBool::new(false));
+    let (stop2, name) = (stop.clone(), name.to_string());
+    let ready = ns.run_in(move || -> Result<()> {
+        let listener = TcpListener::bind(addr)?;
+        listener.set_nonblocking(true)?;
+        std::thread::spawn(move || {
+            while !stop2.load(Ordering::Relaxed) {
+                match listener.accept() {
+                    Ok((conn, peer)) => {
+                        let name = name.clone();
+                        std::thread::spawn(move || serve_http(conn, peer, &name));
+                    }
+                    Err(_) => std::thread::sleep(Duration::from_millis(2)),
+                }
+            }
+        });
+        Ok(())
+    });
+    ready
+        .join()
+        .map_err(|_| anyhow::anyhow!("server thread panicked"))???;
+    Ok(Server { stop })
+}
+
+fn serve_http(conn: std::net::TcpStream, peer: SocketAddr, name: &str) {
+    let _ = conn.set_nonblocking(false);
+    let _ = conn.set_read_timeout(Some(Duration::from_secs(2)));
+    let Ok(mut w) = conn.try_clone() else { return };
+    let mut r = BufReader::new(conn);
+    let mut line = String::new();
+    // Request line and headers, up to the blank line.
+    loop {
+        line.clear();
+        match r.read_line(&mut line) {
+            Ok(0) | Err(_) => return,
+            Ok(_) if line.trim_end().is_empty() => break,
+            Ok(_) => {}
+        }
+    }
+    let body = format!("{name} {peer}\n");
+    let _ = write!(
+        w,
+        "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+}

@@ -15,7 +15,7 @@ use dataplane::model::*;
 use dataplane::testrun::Runner;
 use dataplane::{Dataplane, Options};
 use xlvs_tests::netns::{enter, fib_namespace, is_root, unique_prefix};
-use xlvs_tests::packet::{ACK, Frame, SYN};
+use xlvs_tests::packet::{ACK, Frame, SYN, decode};
 
 use crate::stats::median;
 
@@ -30,8 +30,20 @@ fn run_with_ctx(r: &Runner, pkt: &[u8], ifindex: u32) -> Result<(u32, u64)> {
     Ok((res.action, res.duration.as_nanos() as u64))
 }
 
-/// Index of the "established NAT reply" case in `cases`.
-const REPLY_CASE: usize = 3;
+/// How an established-flow case makes sure its flow exists before a round (the new-connection
+/// cases may have evicted it from the LRU table) and which frame it then sends.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Flow {
+    /// Not an established flow.
+    None,
+    /// The NAT flow CIP:40000 -> VIP:80; `reply` sends the real's answer.
+    Nat { reply: bool },
+    /// The FULLNAT flow CIP:40001 -> VIP:90 (after its SYN-ACK), with `toa`: the handshake ACK,
+    /// which gets the TOA option every time (tail call + packet growth).
+    FullNat { reply: bool, toa: bool },
+    /// SYNPROXY: every call is a new client's cookie ACK (its SYN is sent first, unmeasured).
+    CookieAck,
+}
 
 struct Case {
     name: &'static str,
@@ -39,6 +51,7 @@ struct Case {
     frame: Vec<u8>,
     /// Give every call a new flow (source address and port change).
     new_flow: bool,
+    flow: Flow,
     expect_action: u32,
 }
 
@@ -85,6 +98,7 @@ pub fn run(rounds: usize) -> Result<()> {
             runner: 0,
             frame: Frame::tcp(CIP, 40000, Ipv4Addr::new(198, 18, 1, 1), 22, SYN).build(),
             new_flow: false,
+            flow: Flow::None,
             expect_action: 2,
         },
         Case {
@@ -92,6 +106,7 @@ pub fn run(rounds: usize) -> Result<()> {
             runner: 1,
             frame: Frame::tcp(CIP, 40000, Ipv4Addr::new(198, 18, 1, 1), 22, SYN).build(),
             new_flow: false,
+            flow: Flow::None,
             expect_action: 2,
         },
         Case {
@@ -99,6 +114,7 @@ pub fn run(rounds: usize) -> Result<()> {
             runner: 1,
             frame: Frame::tcp(CIP, 40000, VIP, 80, ACK).build(),
             new_flow: false,
+            flow: Flow::Nat { reply: false },
             expect_action: 3,
         },
         Case {
@@ -106,6 +122,68 @@ pub fn run(rounds: usize) -> Result<()> {
             runner: 1,
             frame: Frame::tcp(RIP, 8080, CIP, 40000, ACK).build(),
             new_flow: false,
+            flow: Flow::Nat { reply: true },
+            expect_action: 3,
+        },
+        Case {
+            name: "established FNAT hit (client->real)",
+            runner: 1,
+            frame: Vec::new(),
+            new_flow: false,
+            flow: Flow::FullNat {
+                reply: false,
+                toa: false,
+            },
+            expect_action: 3,
+        },
+        Case {
+            name: "established FNAT reply (real->client)",
+            runner: 1,
+            frame: Vec::new(),
+            new_flow: false,
+            flow: Flow::FullNat {
+                reply: true,
+                toa: false,
+            },
+            expect_action: 3,
+        },
+        Case {
+            name: "FNAT handshake ACK + TOA insert",
+            runner: 1,
+            frame: Vec::new(),
+            new_flow: false,
+            flow: Flow::FullNat {
+                reply: false,
+                toa: true,
+            },
+            expect_action: 3,
+        },
+        Case {
+            name: "new FNAT connection (port alloc)",
+            runner: 1,
+            frame: Frame::tcp(CIP, 1, VIP, FNAT_PORT, SYN).build(),
+            new_flow: true,
+            flow: Flow::None,
+            expect_action: 3,
+        },
+        Case {
+            name: "SYNPROXY SYN -> cookie SYN-ACK",
+            runner: 1,
+            frame: {
+                let mut f = Frame::tcp(CIP, 40002, VIP, SYNPROXY_PORT, SYN);
+                f.tcp_options = vec![2, 4, 0x05, 0xb4];
+                f.build()
+            },
+            new_flow: false,
+            flow: Flow::None,
+            expect_action: 3,
+        },
+        Case {
+            name: "SYNPROXY cookie ACK -> real SYN",
+            runner: 1,
+            frame: Vec::new(),
+            new_flow: false,
+            flow: Flow::CookieAck,
             expect_action: 3,
         },
         Case {
@@ -113,6 +191,7 @@ pub fn run(rounds: usize) -> Result<()> {
             runner: 1,
             frame: Frame::tcp(CIP, 1, VIP, 80, SYN).build(),
             new_flow: true,
+            flow: Flow::None,
             expect_action: 3,
         },
         Case {
@@ -120,6 +199,7 @@ pub fn run(rounds: usize) -> Result<()> {
             runner: 2,
             frame: Frame::tcp(CIP, 1, VIP, 80, SYN).build(),
             new_flow: true,
+            flow: Flow::None,
             expect_action: 3,
         },
         Case {
@@ -127,6 +207,7 @@ pub fn run(rounds: usize) -> Result<()> {
             runner: 1,
             frame: Frame::tcp(CIP, 1, VIP, 81, SYN).build(),
             new_flow: true,
+            flow: Flow::None,
             expect_action: 3,
         },
         Case {
@@ -134,6 +215,7 @@ pub fn run(rounds: usize) -> Result<()> {
             runner: 1,
             frame: Frame::tcp(CIP, 1, VIP, 82, SYN).build(),
             new_flow: true,
+            flow: Flow::None,
             expect_action: 3,
         },
         Case {
@@ -141,6 +223,7 @@ pub fn run(rounds: usize) -> Result<()> {
             runner: 1,
             frame: Frame::tcp(CIP, 1, VIP, 83, SYN).build(),
             new_flow: true,
+            flow: Flow::None,
             expect_action: 3,
         },
     ];
@@ -153,15 +236,10 @@ pub fn run(rounds: usize) -> Result<()> {
         for k in 0..cases.len() {
             let i = (k + round) % cases.len();
             let case = &mut cases[i];
-            if !case.new_flow && case.expect_action == 3 {
-                // The new-connection cases may have evicted the established flow (LRU): reopen
-                // it, and aim the reply at whichever real the scheduler picked this time.
-                let opened = runners[1].run_on(&syn, ifindex)?;
-                if i == REPLY_CASE && opened.packet.len() >= 34 {
-                    let o = &opened.packet;
-                    let real = Ipv4Addr::new(o[30], o[31], o[32], o[33]);
-                    case.frame = Frame::tcp(real, 8080, CIP, 40000, ACK).build();
-                }
+            // The new-connection cases may have evicted the established flows (LRU): reopen
+            // them, and aim replies at whichever real and local address they got this time.
+            if case.flow != Flow::None && case.flow != Flow::CookieAck {
+                case.frame = open_flow(&runners[1], case.flow, ifindex)?;
             }
             let mut total: u64 = 0;
             for _ in 0..CALLS_PER_ROUND {
@@ -174,6 +252,10 @@ pub fn run(rounds: usize) -> Result<()> {
                     case.frame[29] = addr as u8;
                     let port = 1024 + (flow_seq & 0x3fff) as u16;
                     case.frame[34..36].copy_from_slice(&port.to_be_bytes());
+                }
+                if case.flow == Flow::CookieAck {
+                    flow_seq = flow_seq.wrapping_add(1);
+                    case.frame = cookie_ack(&runners[1], flow_seq, ifindex)?;
                 }
                 let (action, ns) = run_with_ctx(&runners[case.runner], &case.frame, ifindex)?;
                 if action != case.expect_action {
@@ -207,6 +289,11 @@ pub fn run(rounds: usize) -> Result<()> {
         "reference (Katran, measured here the same way, DESIGN.md §8): floor 82 ns; established +153 ns; new flow +350 ns; non-VIP +58 ns"
     );
     let established = medians[2];
+    let fnat = medians[4];
+    println!(
+        "FULLNAT established hit vs NAT established hit: {:.2}x",
+        (fnat - floor) / (established - floor)
+    );
     println!(
         "target: established hit <= 3x the trivial program: {:.2}x -> {}",
         established / floor,
@@ -245,7 +332,108 @@ fn configure(opts: &Options) -> Result<()> {
             dp.add_dest(&svc, &d)?;
         }
     }
+    configure_fullnat(&mut dp)?;
+    configure_synproxy(&mut dp)
+}
+
+/// The FULLNAT service's port: four reals, 32 local addresses (so the port pools of the new-
+/// connection case never run dry over a whole run).
+const FNAT_PORT: u16 = 90;
+const FNAT_LADDRS: u8 = 32;
+
+fn configure_fullnat(dp: &mut Dataplane) -> Result<()> {
+    let svc = ServiceAddr::Inet {
+        proto: Protocol::Tcp,
+        addr: IpAddr::V4(VIP),
+        port: FNAT_PORT,
+    };
+    dp.add_service(&ServiceConfig::new(svc))?;
+    for last in 2..6 {
+        let mut d = DestConfig::new(IpAddr::V4(Ipv4Addr::new(198, 18, 2, last)), 8080);
+        d.forward = Forward::FullNat;
+        dp.add_dest(&svc, &d)?;
+    }
+    for i in 1..=FNAT_LADDRS {
+        let l = LocalAddr {
+            addr: IpAddr::V4(Ipv4Addr::new(198, 18, 9, i)),
+            ifname: None,
+            conns: 0,
+            port_conflicts: 0,
+        };
+        dp.add_laddr(&svc, &l)?;
+    }
     Ok(())
+}
+
+/// The SYNPROXY service's port (NAT reals).
+const SYNPROXY_PORT: u16 = 91;
+
+fn configure_synproxy(dp: &mut Dataplane) -> Result<()> {
+    let svc = ServiceAddr::Inet {
+        proto: Protocol::Tcp,
+        addr: IpAddr::V4(VIP),
+        port: SYNPROXY_PORT,
+    };
+    let mut cfg = ServiceConfig::new(svc);
+    cfg.synproxy = true;
+    dp.add_service(&cfg)?;
+    for last in 2..6 {
+        let mut d = DestConfig::new(IpAddr::V4(Ipv4Addr::new(198, 18, 2, last)), 8080);
+        d.forward = Forward::Masq;
+        dp.add_dest(&svc, &d)?;
+    }
+    Ok(())
+}
+
+/// A new client's SYN to the SYNPROXY service (run here, unmeasured) and the ACK that
+/// completes its handshake with the cookie it got back.
+fn cookie_ack(r: &Runner, seq: u32, ifindex: u32) -> Result<Vec<u8>> {
+    let src = Ipv4Addr::new(198, 19, (seq >> 8) as u8, seq as u8);
+    let port = 1024 + (seq >> 16) as u16;
+    let mut syn = Frame::tcp(src, port, VIP, SYNPROXY_PORT, SYN);
+    syn.tcp_options = vec![2, 4, 0x05, 0xb4];
+    let out = r.run_on(&syn.build(), ifindex)?;
+    if out.packet.len() < 54 {
+        bail!("setup: no cookie SYN-ACK ({})", out.action);
+    }
+    let c = &out.packet[38..42];
+    let cookie = u32::from_be_bytes([c[0], c[1], c[2], c[3]]);
+    let mut ack = Frame::tcp(src, port, VIP, SYNPROXY_PORT, ACK);
+    ack.seq = 1001;
+    ack.ack = cookie.wrapping_add(1);
+    Ok(ack.build())
+}
+
+/// (Re)opens an established flow and returns the frame its case sends.
+fn open_flow(r: &Runner, flow: Flow, ifindex: u32) -> Result<Vec<u8>> {
+    let (cport, vport) = match flow {
+        Flow::Nat { .. } => (40000, 80),
+        _ => (40001, FNAT_PORT),
+    };
+    let syn = r.run_on(&Frame::tcp(CIP, cport, VIP, vport, SYN).build(), ifindex)?;
+    let out = decode(&syn.packet).context("the SYN's output")?;
+    let mut synack = Frame::tcp(out.dst, out.dport, out.src, out.sport, SYN | ACK);
+    synack.seq = 5000;
+    // MSS option (clamped on the way when TOA is on), as real servers send it.
+    synack.tcp_options = vec![2, 4, 0x05, 0xb4];
+    let back = r.run_on(&synack.build(), ifindex)?;
+    if back.action != 3 {
+        bail!(
+            "setup: the SYN-ACK of {flow:?} was not forwarded: {}",
+            back.action
+        );
+    }
+    Ok(match flow {
+        Flow::Nat { reply: true } | Flow::FullNat { reply: true, .. } => {
+            Frame::tcp(out.dst, out.dport, out.src, out.sport, ACK).build()
+        }
+        Flow::FullNat { toa: true, .. } => {
+            let mut ack = Frame::tcp(CIP, cport, VIP, vport, ACK);
+            ack.ack = 5001;
+            ack.build()
+        }
+        _ => Frame::tcp(CIP, cport, VIP, vport, ACK).build(),
+    })
 }
 
 /// Schedulers measured for new connections beside rr, each on its own VIP port.

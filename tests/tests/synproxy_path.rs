@@ -1,0 +1,241 @@
+//! SYNPROXY in the XDP packet path (TEST_RUN): cookie SYN-ACKs sent back with XDP_TX, cookie
+//! ACKs checked and turned into the SYN to the real server, the real's SYN-ACK answered with an
+//! ACK (with TOA for FULLNAT), sequence numbers translated afterwards, RST during setup
+//! translated, lost SYNs sent again. Needs root.
+
+use std::net::{IpAddr, Ipv4Addr};
+
+use dataplane::model::*;
+use ebpf_common::counter;
+use xlvs_tests::packet::{ACK, Frame, RST, SYN, decode};
+use xlvs_tests::testbed::{TestBed, XDP_DROP, XDP_PASS, XDP_TX};
+
+const VIP: Ipv4Addr = Ipv4Addr::new(198, 18, 100, 1);
+const CIP: Ipv4Addr = Ipv4Addr::new(198, 18, 1, 2);
+const R1: Ipv4Addr = Ipv4Addr::new(198, 18, 2, 2);
+const L1: Ipv4Addr = Ipv4Addr::new(198, 18, 9, 1);
+
+/// A SYNPROXY FULLNAT service VIP:80 -> R1:8080 with local address L1.
+fn bed() -> Option<TestBed> {
+    let mut b = TestBed::new(1024, false)?;
+    let addr = ServiceAddr::Inet {
+        proto: Protocol::Tcp,
+        addr: IpAddr::V4(VIP),
+        port: 80,
+    };
+    let mut cfg = ServiceConfig::new(addr);
+    cfg.synproxy = true;
+    b.dp.add_service(&cfg).unwrap();
+    let mut d = DestConfig::new(IpAddr::V4(R1), 8080);
+    d.forward = Forward::FullNat;
+    b.dp.add_dest(&addr, &d).unwrap();
+    let la = LocalAddr {
+        addr: IpAddr::V4(L1),
+        ifname: None,
+        conns: 0,
+        port_conflicts: 0,
+    };
+    b.dp.add_laddr(&addr, &la).unwrap();
+    Some(b)
+}
+
+fn counter(b: &TestBed, c: u32) -> u64 {
+    b.dp.counters().unwrap()[c as usize]
+}
+
+/// TCP fields of an untagged IPv4 frame: (seq, ack, flags, options).
+fn tcp(frame: &[u8]) -> (u32, u32, u8, Vec<u8>) {
+    let t = &frame[34..];
+    let doff = (t[12] >> 4) as usize * 4;
+    (
+        u32::from_be_bytes([t[4], t[5], t[6], t[7]]),
+        u32::from_be_bytes([t[8], t[9], t[10], t[11]]),
+        t[13],
+        t[20..doff].to_vec(),
+    )
+}
+
+fn segment(sport: u16, flags: u8, seq: u32, ack: u32) -> Frame {
+    let mut f = Frame::tcp(CIP, sport, VIP, 80, flags);
+    f.seq = seq;
+    f.ack = ack;
+    f
+}
+
+/// SYN from CIP:`sport` (ISN 1000, MSS 1460): the cookie of the SYN-ACK that comes back.
+fn syn(b: &TestBed, sport: u16) -> u32 {
+    let mut f = segment(sport, SYN, 1000, 0);
+    f.tcp_options = vec![2, 4, 0x05, 0xb4];
+    let (action, out) = b.run(&f.build());
+    assert_eq!(action, XDP_TX, "answered here");
+    tcp(&out).0
+}
+
+#[test]
+fn a_syn_is_answered_with_a_cookie_and_nothing_is_stored() {
+    let Some(b) = bed() else { return };
+    let mut f = segment(40000, SYN, 1000, 0);
+    f.tcp_options = vec![2, 4, 0x05, 0xb4, 1, 1, 4, 2, 1, 3, 3, 7];
+    let frame = f.build();
+    let (action, out) = b.run(&frame);
+    assert_eq!(action, XDP_TX);
+    let d = decode(&out).unwrap();
+    assert_eq!((d.src, d.sport, d.dst, d.dport), (VIP, 80, CIP, 40000));
+    assert!(d.ip_checksum_ok && d.l4_checksum_ok, "{d:?}");
+    assert_eq!(
+        (&out[..6], &out[6..12]),
+        (&frame[6..12], &frame[..6]),
+        "MACs swapped"
+    );
+    let (_, ack, flags, opts) = tcp(&out);
+    assert_eq!((ack, flags), (1001, SYN | ACK));
+    assert_eq!(opts, vec![2, 4, 0x05, 0xac], "only an MSS (1460 - TOA)");
+    assert!(b.dp.connections().unwrap().is_empty());
+    assert_eq!(counter(&b, counter::SYNPROXY_COOKIE_SENT), 1);
+    // Two SYNs of the same flow get the same cookie (stateless).
+    assert_eq!(tcp(&b.run(&frame).1).0, tcp(&out).0);
+}
+
+#[test]
+fn the_whole_handshake_then_translated_sequence_numbers_and_toa() {
+    let Some(b) = bed() else { return };
+    let cookie = syn(&b, 40000);
+
+    // A forged ACK does not open anything.
+    let (action, _) = b.run(&segment(40001, ACK, 1001, cookie ^ 0xff00_0000).build());
+    assert_eq!(action, XDP_DROP);
+    assert_eq!(counter(&b, counter::SYNPROXY_BAD_COOKIE), 1);
+
+    // The client's ACK becomes the SYN to the real (the client's ISN, an MSS option).
+    let (action, out) = b.run(&segment(40000, ACK, 1001, cookie.wrapping_add(1)).build());
+    assert_eq!(
+        action, XDP_PASS,
+        "routed by the kernel in this empty namespace"
+    );
+    let d = decode(&out).unwrap();
+    assert_eq!((d.src, d.dst, d.dport), (L1, R1, 8080));
+    assert!(d.ip_checksum_ok && d.l4_checksum_ok, "{d:?}");
+    let (seq, _, flags, opts) = tcp(&out);
+    assert_eq!((seq, flags, opts), (1000, SYN, vec![2, 4, 0x05, 0xb4]));
+    let lport = d.sport;
+    assert_eq!(b.dp.connections().unwrap().len(), 1);
+
+    // The real's SYN-ACK is answered here with the ACK that completes its handshake, with TOA.
+    let mut synack = Frame::tcp(R1, 8080, L1, lport, SYN | ACK);
+    synack.seq = 7000;
+    synack.ack = 1001;
+    synack.tcp_options = vec![2, 4, 0x05, 0xb4];
+    let (action, out) = b.run(&synack.build());
+    assert_eq!(action, XDP_TX);
+    let d = decode(&out).unwrap();
+    assert_eq!((d.src, d.sport, d.dst, d.dport), (L1, lport, R1, 8080));
+    assert!(d.ip_checksum_ok && d.l4_checksum_ok, "{d:?}");
+    let (seq, ack, flags, opts) = tcp(&out);
+    assert_eq!((seq, ack, flags), (1001, 7001, ACK));
+    let mut toa = vec![254, 8];
+    toa.extend_from_slice(&40000u16.to_be_bytes());
+    toa.extend_from_slice(&CIP.octets());
+    assert_eq!(opts, toa);
+    assert_eq!(counter(&b, counter::SYNPROXY_ESTABLISHED), 1);
+    let conns = b.dp.connections().unwrap();
+    assert_eq!(conns[0].state, "ESTABLISHED");
+
+    // Client data: its acknowledgement moves into the real's space (and carries TOA).
+    let mut data = segment(40000, ACK, 1001, cookie.wrapping_add(1));
+    data.payload = b"GET /".to_vec();
+    let (_, out) = b.run(&data.build());
+    let d = decode(&out).unwrap();
+    assert!(d.ip_checksum_ok && d.l4_checksum_ok, "{d:?}");
+    let (seq, ack, _, opts) = tcp(&out);
+    assert_eq!((seq, ack), (1001, 7001));
+    assert_eq!(&opts[..8], &toa[..]);
+    // The real's answer: its sequence numbers move into the cookie's space.
+    let mut answer = Frame::tcp(R1, 8080, L1, lport, ACK);
+    answer.seq = 7001;
+    answer.ack = 1006;
+    answer.payload = b"HTTP/1.1 200 OK".to_vec();
+    let (_, out) = b.run(&answer.build());
+    let d = decode(&out).unwrap();
+    assert_eq!((d.src, d.sport, d.dst, d.dport), (VIP, 80, CIP, 40000));
+    assert!(d.ip_checksum_ok && d.l4_checksum_ok, "{d:?}");
+    assert_eq!(tcp(&out).0, cookie.wrapping_add(1));
+    assert_eq!(tcp(&out).1, 1006);
+}
+
+#[test]
+fn a_refusing_real_resets_the_client_and_a_lost_syn_is_sent_again() {
+    let Some(b) = bed() else { return };
+    let cookie = syn(&b, 40000);
+    let (_, out) = b.run(&segment(40000, ACK, 1001, cookie.wrapping_add(1)).build());
+    let lport = decode(&out).unwrap().sport;
+
+    // The client sends data before the real answered: the SYN goes out again.
+    let mut data = segment(40000, ACK, 1001, cookie.wrapping_add(1));
+    data.payload = b"GET /".to_vec();
+    let (action, out) = b.run(&data.build());
+    assert_eq!(action, XDP_PASS);
+    let d = decode(&out).unwrap();
+    assert!(d.l4_checksum_ok);
+    assert_eq!((tcp(&out).0, tcp(&out).2), (1000, SYN));
+    assert_eq!(counter(&b, counter::SYNPROXY_SYN_RESENT), 1);
+
+    // The real refuses: the client gets a RST it accepts (our next sequence number).
+    let mut rst = Frame::tcp(R1, 8080, L1, lport, RST | ACK);
+    rst.seq = 0;
+    rst.ack = 1001;
+    let (action, out) = b.run(&rst.build());
+    assert_eq!(action, XDP_PASS);
+    let d = decode(&out).unwrap();
+    assert_eq!((d.src, d.sport, d.dst, d.dport), (VIP, 80, CIP, 40000));
+    assert!(d.ip_checksum_ok && d.l4_checksum_ok, "{d:?}");
+    assert_eq!(tcp(&out).0, cookie.wrapping_add(1));
+    assert_eq!(tcp(&out).2 & RST, RST);
+    let conns = b.dp.connections().unwrap();
+    assert_eq!(conns[0].state, "CLOSE");
+}
+
+#[test]
+fn icmp_errors_quoting_our_replies_reach_the_real_in_its_own_sequence_space() {
+    use xlvs_tests::packet::icmp_error;
+    let Some(b) = bed() else { return };
+    let cookie = syn(&b, 40000);
+    let (_, out) = b.run(&segment(40000, ACK, 1001, cookie.wrapping_add(1)).build());
+    let lport = decode(&out).unwrap().sport;
+    let mut synack = Frame::tcp(R1, 8080, L1, lport, SYN | ACK);
+    synack.seq = 7000;
+    synack.ack = 1001;
+    b.run(&synack.build());
+    // A reply of the real (seq 7001) as the client side saw it (cookie space), quoted by a
+    // router there: the real gets it back with its own sequence number.
+    let mut answer = Frame::tcp(R1, 8080, L1, lport, ACK);
+    answer.seq = 7001;
+    answer.ack = 1001;
+    let (_, sent) = b.run(&answer.build());
+    assert_eq!(tcp(&sent).0, cookie.wrapping_add(1));
+    let router = Ipv4Addr::new(198, 18, 1, 254);
+    let (_, o) = b.run(&icmp_error(router, VIP, 3, 4, &sent[14..]));
+    let d = xlvs_tests::packet::decode_icmp(&o).unwrap();
+    assert!(d.checksums_ok, "{d:?}");
+    assert_eq!((d.dst, d.quoted_src, d.quoted_dst), (R1, R1, L1));
+    let quoted_seq = u32::from_be_bytes([
+        o[34 + 8 + 24],
+        o[34 + 8 + 25],
+        o[34 + 8 + 26],
+        o[34 + 8 + 27],
+    ]);
+    assert_eq!(quoted_seq, 7001);
+}
+
+#[test]
+fn a_client_starting_over_gets_a_cookie_even_while_its_old_attempt_is_pending() {
+    let Some(b) = bed() else { return };
+    let cookie = syn(&b, 40000);
+    b.run(&segment(40000, ACK, 1001, cookie.wrapping_add(1)).build());
+    // The real never answers; the client gives up and connects again from the same port.
+    assert_eq!(
+        syn(&b, 40000),
+        cookie,
+        "answered with a cookie, not dropped"
+    );
+    assert_eq!(counter(&b, counter::SYNPROXY_COOKIE_SENT), 2);
+}
