@@ -421,3 +421,64 @@ fn synproxy_answers_syns_itself_and_hands_real_clients_to_the_real() -> Result<(
     assert_eq!(count(ebpf_common::counter::SYNPROXY_BAD_COOKIE)?, 0);
     Ok(())
 }
+
+/// The same FULLNAT service from a DPVS/alibaba-style keepalived.conf: `lb_kind FNAT`,
+/// `local_address_group` + `laddr_group_name`, `syn_proxy`, and TCP_CHECKs; our keepalived
+/// programs it and HTTP flows through SYNPROXY and FULLNAT to reals that only know the
+/// local addresses.
+#[test]
+fn keepalived_fnat_config_with_local_address_group_and_syn_proxy() -> Result<()> {
+    use xlvs_tests::keepalived::{Keepalived, Workdir, wait_listing};
+    if !is_root() {
+        eprintln!("skipped: needs root");
+        return Ok(());
+    }
+    let (lab, _srv) = fullnat_lab(2)?;
+    let dir = Workdir::new(&lab.prefix)?;
+    let conf = dir.path("keepalived.conf");
+    std::fs::write(
+        &conf,
+        "local_address_group laddr_g1 {\n    198.18.9.1-2\n}\n\
+         virtual_server 198.18.100.1 80 {\n    delay_loop 2\n    lb_algo rr\n    lb_kind FNAT\n    \
+         protocol TCP\n    laddr_group_name laddr_g1\n    syn_proxy\n\
+         real_server 198.18.2.2 80 {\n        weight 1\n        TCP_CHECK {\n            connect_timeout 1\n        }\n    }\n\
+         real_server 198.18.3.2 80 {\n        weight 1\n        TCP_CHECK {\n            connect_timeout 1\n        }\n    }\n}\n",
+    )?;
+    let ka = Keepalived::start(&lab, &dir, &conf)?;
+    wait_listing(&lab, std::time::Duration::from_secs(10), |t| {
+        t.matches("FullNat").count() == 2
+    })?;
+    let g = ipvsadm(&lab, "-G")?;
+    for l in LADDRS {
+        assert!(g.contains(l), "local address {l} missing from -G:\n{g}");
+    }
+    let mut names = std::collections::BTreeSet::new();
+    for _ in 0..6 {
+        let body = curl(&lab)?;
+        let mut words = body.split_whitespace();
+        let (name, peer) = (words.next().unwrap_or(""), words.next().unwrap_or(""));
+        let peer: SocketAddr = peer
+            .parse()
+            .map_err(|_| anyhow::anyhow!("unexpected answer {body:?}\n{}", ka.log_text()))?;
+        assert!(LADDRS.contains(&peer.ip().to_string().as_str()), "{peer}");
+        names.insert(name.to_string());
+    }
+    assert_eq!(names.len(), 2, "both reals served: {names:?}");
+    // The connections went through SYNPROXY: the service has it, and every one of them was
+    // answered with a cookie and opened towards its real only after the handshake.
+    let listing = ipvsadm(&lab, "-Ln")?;
+    assert!(listing.contains("synproxy"), "{listing}");
+    let c = dataplane::Dataplane::open(&lab.opts)?.counters()?;
+    let at = |i: u32| c[i as usize];
+    use ebpf_common::counter::{SYNPROXY_COOKIE_SENT, SYNPROXY_ESTABLISHED, SYNPROXY_OPENED};
+    assert!(
+        at(SYNPROXY_COOKIE_SENT) >= 6,
+        "cookies: {}",
+        at(SYNPROXY_COOKIE_SENT)
+    );
+    assert!(
+        at(SYNPROXY_OPENED) >= 6 && at(SYNPROXY_ESTABLISHED) >= 6,
+        "{c:?}"
+    );
+    Ok(())
+}
