@@ -48,7 +48,7 @@ pub fn counters(maps: &Maps) -> Result<Vec<u64>> {
 }
 
 /// Names of the global counters, by index, as `xlvs status` prints them.
-pub const COUNTER_NAMES: [(u32, &str); 25] = [
+pub const COUNTER_NAMES: [(u32, &str); 30] = [
     (counter::PASS_NOT_VIP, "pass_not_vip"),
     (counter::PASS_MALFORMED, "pass_malformed"),
     (counter::PASS_FRAGMENT, "pass_fragment"),
@@ -68,6 +68,11 @@ pub const COUNTER_NAMES: [(u32, &str); 25] = [
     (counter::TOA_SKIPPED, "toa_skipped"),
     (counter::DROP_FRAGMENT, "drop_fragment"),
     (counter::DROP_NO_SERVICE, "drop_no_service"),
+    (counter::SYNPROXY_COOKIE_SENT, "synproxy_cookie_sent"),
+    (counter::SYNPROXY_BAD_COOKIE, "synproxy_bad_cookie"),
+    (counter::SYNPROXY_OPENED, "synproxy_opened"),
+    (counter::SYNPROXY_ESTABLISHED, "synproxy_established"),
+    (counter::SYNPROXY_SYN_RESENT, "synproxy_syn_resent"),
     (counter::CONN_NEW, "conn_new"),
     (counter::CONN_INSERT_FAIL, "conn_insert_fail"),
     (counter::FIB_LOOKUP, "fib_lookup"),
