@@ -26,6 +26,12 @@ pub enum Error {
     /// del-laddr: no such local address (alibaba/DPVS libipvs ENOENT; their capitalisation).
     #[error("No such Local address")]
     NoSuchLaddr,
+    /// DPVS add-blklst / add-whtlst: the address is on the list already (their texts).
+    #[error("{}", match .0 { crate::model::AclKind::Deny => "blacklist address already exists", crate::model::AclKind::Allow => "whitelist address already exists" })]
+    AclExists(crate::model::AclKind),
+    /// DPVS del-blklst / del-whtlst: not on the list (DPVS says "deny" for both).
+    #[error("No such deny address")]
+    NoSuchAclAddr,
     /// unknown scheduler or persistence engine (IPVS ENOENT on add/edit service).
     #[error("Scheduler or persistence engine not found")]
     SchedulerNotFound,

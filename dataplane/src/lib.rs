@@ -15,6 +15,7 @@
 //! # Ok::<(), dataplane::Error>(())
 //! ```
 
+mod acl;
 pub mod conns;
 pub mod error;
 pub mod estimator;
@@ -179,6 +180,32 @@ impl Dataplane {
     /// alibaba/DPVS `-Q`: removes a FULLNAT local address.
     pub fn del_laddr(&mut self, svc: &model::ServiceAddr, addr: std::net::IpAddr) -> Result<()> {
         self.write(|s, m| s.del_laddr(m, svc, addr))
+    }
+
+    /// DPVS `-U`/`-O`: puts a client address on a service's deny or allow list.
+    pub fn add_acl(
+        &mut self,
+        svc: &model::ServiceAddr,
+        kind: model::AclKind,
+        addr: std::net::IpAddr,
+    ) -> Result<()> {
+        self.write(|s, m| {
+            let id = s.service_id(svc, Error::ServiceNotDefined)?;
+            acl::add(m, id, kind, addr)
+        })
+    }
+
+    /// DPVS `-V`/`-Y`: takes a client address off a service's deny or allow list.
+    pub fn del_acl(
+        &mut self,
+        svc: &model::ServiceAddr,
+        kind: model::AclKind,
+        addr: std::net::IpAddr,
+    ) -> Result<()> {
+        self.write(|s, m| {
+            let id = s.service_id(svc, Error::ServiceNotDefined)?;
+            acl::del(m, id, kind, addr)
+        })
     }
 
     /// Every service with its destinations (insertion order), counters and rates. Takes a

@@ -4,7 +4,7 @@ use std::path::Path;
 
 use aya::maps::{Array, DevMapHash, HashMap, Map, MapData, MapError, PerCpuArray};
 use ebpf_common::{
-    Conn, Dest, Estimate, FlowKey, Laddr, LaddrKey, NextHop, Persist, PersistKey, Service,
+    AclKey, Conn, Dest, Estimate, FlowKey, Laddr, LaddrKey, NextHop, Persist, PersistKey, Service,
     ServiceKey, ServiceMeta, Stats, maps as names,
 };
 
@@ -30,6 +30,8 @@ pub struct Maps {
     pub laddr_pool: HashMap<MapData, u32, LaddrKey>,
     pub laddr_count: Array<MapData, u32>,
     pub vips: HashMap<MapData, ServiceKey, u32>,
+    pub acl: HashMap<MapData, AclKey, u32>,
+    pub acl_state: Array<MapData, u32>,
 }
 
 fn open(dir: &Path, name: &str, wrap: fn(MapData) -> Map) -> Result<Map> {
@@ -72,6 +74,8 @@ impl Maps {
             laddr_pool: m!(names::LADDR_POOL, HashMap),
             laddr_count: m!(names::LADDR_COUNT, Array),
             vips: m!(names::VIPS, HashMap),
+            acl: m!(names::ACL, HashMap),
+            acl_state: m!(names::ACL_STATE, Array),
         })
     }
 }

@@ -393,6 +393,16 @@ pub struct ServiceEntry {
     pub rates: Stats,
     /// FULLNAT local addresses of the service (alibaba `-P`/`-G`), in insertion order.
     pub local_addrs: Vec<LocalAddr>,
+    /// DPVS deny list (blklst) and allow list (whtlst) of client addresses.
+    pub deny: Vec<IpAddr>,
+    pub allow: Vec<IpAddr>,
+}
+
+/// Which DPVS list: deny (blklst) or allow (whtlst).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum AclKind {
+    Deny,
+    Allow,
 }
 
 /// A FULLNAT local address of a service (alibaba/DPVS `-P -z ADDR [-F IFNAME]`, listed by `-G`).

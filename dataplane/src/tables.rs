@@ -110,6 +110,11 @@ impl Snapshot {
         }
     }
 
+    /// The id of the service at `addr`, or `missing`.
+    pub fn service_id(&self, addr: &ServiceAddr, missing: Error) -> Result<u32> {
+        Ok(self.service(addr, missing)?.1.id)
+    }
+
     pub fn add_service(&mut self, maps: &mut Maps, cfg: &ServiceConfig) -> Result<()> {
         let key = service_key(&cfg.addr);
         if self.services.contains_key(&key) {
@@ -214,6 +219,7 @@ impl Snapshot {
             self.dest_ids.remove(&id);
         }
         let _ = maps.svc_meta.remove(&svc.id);
+        crate::acl::clear(maps, svc.id);
         let _ = publish_laddr_pool(maps, svc.id, &[]);
         for key in laddrs_of(maps, svc.id).into_iter().map(|(k, _)| k) {
             let _ = maps.laddrs.remove(&key);
@@ -765,6 +771,8 @@ pub fn list(maps: &mut Maps, only: Option<&ServiceAddr>) -> Result<Vec<ServiceEn
                     }
                 })
                 .collect(),
+            deny: crate::acl::entries(maps, svc.id, AclKind::Deny),
+            allow: crate::acl::entries(maps, svc.id, AclKind::Allow),
         });
         // Rates: one estimator sample per listing (or per keepalived period).
         let entry = out.last_mut().expect("just pushed");

@@ -254,6 +254,9 @@ pub mod counter {
     pub const SYNPROXY_ESTABLISHED: u32 = 29;
     /// SYNPROXY: client segment while the real server has not answered: SYN sent again.
     pub const SYNPROXY_SYN_RESENT: u32 = 30;
+    /// New connection from a client on the service's deny list, or missing from its allow
+    /// list (DPVS blklst / whtlst): dropped.
+    pub const DROP_DENIED: u32 = 31;
     /// Number of counters.
     pub const COUNT: u32 = 32;
 }
@@ -527,6 +530,31 @@ pub struct Laddr {
     pub port_conflicts: u64,
 }
 
+/// ACL key: a client address on a service's DPVS deny list (blklst, `ipvsadm -U -k`) or
+/// allow list (whtlst, `ipvsadm -O -2`).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct AclKey {
+    pub addr: [u32; 4],
+    pub svc_id: u32,
+    /// `acl::DENY` or `acl::ALLOW`.
+    pub kind: u8,
+    pub af: u8,
+    pub _pad: [u8; 2],
+}
+
+/// DPVS deny/allow lists (checked when a connection opens, as DPVS does).
+pub mod acl {
+    pub const DENY: u8 = 1;
+    pub const ALLOW: u8 = 2;
+    /// ACL_STATE bits per service id: which of its lists have entries.
+    pub const HAS_DENY: u32 = 1;
+    pub const HAS_ALLOW: u32 = 2;
+}
+
+/// Capacity of the ACL map (entries over all services and both lists).
+pub const MAX_ACL: u32 = 65536;
+
 /// EST key of a service id / destination id.
 pub const fn est_key_service(id: u32) -> u32 {
     id
@@ -555,6 +583,7 @@ const _: () = assert!(core::mem::size_of::<FlowKey>() == 40);
 const _: () = assert!(core::mem::size_of::<Conn>() == 88);
 const _: () = assert!(core::mem::size_of::<NextHop>() == 24);
 const _: () = assert!(core::mem::size_of::<Stats>() == 40);
+const _: () = assert!(core::mem::size_of::<AclKey>() == 24);
 
 /// Map names, shared so user space opens exactly what the program declares.
 pub mod maps {
@@ -579,8 +608,10 @@ pub mod maps {
     pub const LADDR_POOL: &str = "LADDR_POOL";
     pub const LADDR_COUNT: &str = "LADDR_COUNT";
     pub const VIPS: &str = "VIPS";
+    pub const ACL: &str = "ACL";
+    pub const ACL_STATE: &str = "ACL_STATE";
     /// Every map the program declares (and pins), in one list for open/adopt/remove.
-    pub const ALL: [&str; 21] = [
+    pub const ALL: [&str; 23] = [
         SERVICES,
         DESTS,
         SCHED_TABLE,
@@ -602,6 +633,8 @@ pub mod maps {
         LADDR_POOL,
         LADDR_COUNT,
         VIPS,
+        ACL,
+        ACL_STATE,
     ];
 }
 
@@ -621,4 +654,5 @@ mod pod {
     unsafe impl aya::Pod for PersistKey {}
     unsafe impl aya::Pod for Persist {}
     unsafe impl aya::Pod for Laddr {}
+    unsafe impl aya::Pod for AclKey {}
 }

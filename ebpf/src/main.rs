@@ -5,6 +5,7 @@
 #![no_std]
 #![no_main]
 
+mod acl;
 mod csum;
 mod forward;
 mod fullnat;
@@ -201,6 +202,10 @@ fn new_connection(ctx: &XdpContext, pkt: &Packet, svc: &Service, flow: &FlowKey,
         && pkt.tcp_flags & (TCP_SYN | TCP_ACK | TCP_RST | TCP_FIN) != TCP_SYN
     {
         count(counter::DROP_NO_SESSION);
+        return xdp_action::XDP_DROP;
+    }
+    if !acl::allowed(svc, pkt) {
+        count(counter::DROP_DENIED);
         return xdp_action::XDP_DROP;
     }
     let persistent = svc.flags & SVC_F_PERSISTENT != 0;

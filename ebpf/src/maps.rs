@@ -133,6 +133,15 @@ pub static LADDR_POOL: HashMap<u32, ebpf_common::LaddrKey> =
 #[map]
 pub static VIPS: HashMap<ServiceKey, u32> = HashMap::pinned(MAX_SERVICES, 0);
 
+/// DPVS deny/allow lists: (service id, list, client address) -> 0. Written by user space.
+#[map]
+pub static ACL: HashMap<ebpf_common::AclKey, u32> = HashMap::pinned(ebpf_common::MAX_ACL, 0);
+
+/// Which lists of a service have entries (`ebpf_common::acl::HAS_*`, index = service id), so
+/// services without lists cost one array read per new connection.
+#[map]
+pub static ACL_STATE: Array<u32> = Array::pinned(MAX_SERVICES, 0);
+
 /// Number of local addresses in each service's pool (index = service id).
 #[map]
 pub static LADDR_COUNT: Array<u32> = Array::pinned(MAX_SERVICES, 0);

@@ -28,6 +28,13 @@ pub enum Cmd {
     AddLaddr,
     DelLaddr,
     GetLaddr,
+    /// DPVS `-U`, `-V`, `-B` (deny list) and `-O`, `-Y`, `-W` (allow list).
+    AddBlklst,
+    DelBlklst,
+    GetBlklst,
+    AddWhtlst,
+    DelWhtlst,
+    GetWhtlst,
 }
 
 impl Cmd {
@@ -52,6 +59,12 @@ impl Cmd {
             Cmd::AddLaddr => "add-laddr",
             Cmd::DelLaddr => "del-laddr",
             Cmd::GetLaddr => "get-laddr",
+            Cmd::AddBlklst => "add-blklst",
+            Cmd::DelBlklst => "del-blklst",
+            Cmd::GetBlklst => "get-blklst",
+            Cmd::AddWhtlst => "add-whtlst",
+            Cmd::DelWhtlst => "del-whtlst",
+            Cmd::GetWhtlst => "get-whtlst",
         }
     }
 }
@@ -97,6 +110,8 @@ pub enum Opt {
     Ifname,
     Synproxy,
     EstTimeout,
+    Blklst,
+    Whtlst,
 }
 
 impl Opt {
@@ -140,6 +155,8 @@ impl Opt {
             Opt::Ifname => "ifname",
             Opt::Synproxy => "synproxy",
             Opt::EstTimeout => "vsestablish-timeout",
+            Opt::Blklst => "blklst-address",
+            Opt::Whtlst => "whtlst-address",
         }
     }
 }
@@ -186,6 +203,8 @@ pub struct Args {
     pub ifname: Option<String>,
     pub synproxy: Option<String>,
     pub est_timeout: Option<Option<String>>,
+    /// DPVS `-k` / `-2`: the deny- or allow-list address.
+    pub acl_addr: Option<String>,
     pub daemon_state: Option<String>,
     /// Options given, for the legality table and "multiple" checks.
     pub given: Vec<Opt>,
@@ -249,6 +268,8 @@ enum ArgOpt {
     Laddr,
     Ifname,
     Synproxy,
+    Blklst,
+    Whtlst,
     StartDaemon,
     StopDaemon,
 }
@@ -322,11 +343,16 @@ fn long(name: &str, flavor: Flavor) -> Option<Token> {
         "laddr" => T::WithArg(A::Laddr),
         "ifname" => T::WithArg(A::Ifname),
         "synproxy" => T::WithArg(A::Synproxy),
-        "vsestablish-timeout" => T::EstTimeout,
-        _ => {
-            let _ = flavor;
-            return None;
-        }
+        "vsestablish-timeout" if flavor != Flavor::Dpvs => T::EstTimeout,
+        "add-blklst" if flavor == Flavor::Dpvs => T::Cmd(Cmd::AddBlklst),
+        "del-blklst" if flavor == Flavor::Dpvs => T::Cmd(Cmd::DelBlklst),
+        "get-blklst" if flavor == Flavor::Dpvs => T::Cmd(Cmd::GetBlklst),
+        "add-whtlst" if flavor == Flavor::Dpvs => T::Cmd(Cmd::AddWhtlst),
+        "del-whtlst" if flavor == Flavor::Dpvs => T::Cmd(Cmd::DelWhtlst),
+        "get-whtlst" if flavor == Flavor::Dpvs => T::Cmd(Cmd::GetWhtlst),
+        "blklst" if flavor == Flavor::Dpvs => T::WithArg(A::Blklst),
+        "whtlst" if flavor == Flavor::Dpvs => T::WithArg(A::Whtlst),
+        _ => return None,
     })
 }
 
@@ -374,7 +400,16 @@ fn short(c: char, flavor: Flavor) -> Option<Token> {
         'z' => T::WithArg(A::Laddr),
         'F' => T::WithArg(A::Ifname),
         'j' => T::WithArg(A::Synproxy),
+        // -V: alibaba's --vsestablish-timeout; DPVS's --del-blklst.
+        'V' if flavor == Flavor::Dpvs => T::Cmd(Cmd::DelBlklst),
         'V' => T::EstTimeout,
+        'U' if flavor == Flavor::Dpvs => T::Cmd(Cmd::AddBlklst),
+        'B' if flavor == Flavor::Dpvs => T::Cmd(Cmd::GetBlklst),
+        'O' if flavor == Flavor::Dpvs => T::Cmd(Cmd::AddWhtlst),
+        'Y' if flavor == Flavor::Dpvs => T::Cmd(Cmd::DelWhtlst),
+        'W' if flavor == Flavor::Dpvs => T::Cmd(Cmd::GetWhtlst),
+        'k' if flavor == Flavor::Dpvs => T::WithArg(A::Blklst),
+        '2' if flavor == Flavor::Dpvs => T::WithArg(A::Whtlst),
         _ => return None,
     })
 }
@@ -534,6 +569,12 @@ pub fn parse(argv: &[String], flavor: Flavor) -> Result<Args, Fail> {
                         ArgOpt::Synproxy => {
                             value(&mut a, Opt::Synproxy, v, |a, v| a.synproxy = Some(v))?
                         }
+                        ArgOpt::Blklst => {
+                            value(&mut a, Opt::Blklst, v, |a, v| a.acl_addr = Some(v))?
+                        }
+                        ArgOpt::Whtlst => {
+                            value(&mut a, Opt::Whtlst, v, |a, v| a.acl_addr = Some(v))?
+                        }
                         ArgOpt::StartDaemon => {
                             set_cmd(&mut a, Cmd::StartDaemon)?;
                             a.daemon_state = Some(v);
@@ -638,6 +679,9 @@ fn legality(cmd: Cmd, o: Opt) -> Option<char> {
         Cmd::Zero => req_opt(&[], &[Service]),
         Cmd::AddLaddr | Cmd::DelLaddr => req_opt(&[Service, Laddr], &[Ifname]),
         Cmd::GetLaddr => req_opt(&[], &[Service, Numeric]),
+        Cmd::AddBlklst | Cmd::DelBlklst => req_opt(&[Service, Blklst], &[]),
+        Cmd::AddWhtlst | Cmd::DelWhtlst => req_opt(&[Service, Whtlst], &[]),
+        Cmd::GetBlklst | Cmd::GetWhtlst => req_opt(&[], &[Service]),
     }
 }
 
@@ -645,7 +689,7 @@ fn legality(cmd: Cmd, o: Opt) -> Option<char> {
 /// its checks report.
 fn table_index(o: Opt) -> usize {
     use Opt::*;
-    const ORDER: [Opt; 38] = [
+    const ORDER: [Opt; 40] = [
         Numeric,
         Connection,
         Service,
@@ -684,6 +728,8 @@ fn table_index(o: Opt) -> usize {
         Ifname,
         Synproxy,
         EstTimeout,
+        Blklst,
+        Whtlst,
     ];
     ORDER.iter().position(|x| *x == o).unwrap_or(ORDER.len())
 }
@@ -697,7 +743,13 @@ pub fn check(a: &Args) -> Result<Cmd, Fail> {
         ));
     };
     // Required ones first, in table order.
-    let all = [Opt::Service, Opt::RealServer, Opt::Laddr];
+    let all = [
+        Opt::Service,
+        Opt::RealServer,
+        Opt::Laddr,
+        Opt::Blklst,
+        Opt::Whtlst,
+    ];
     for o in all {
         if legality(cmd, o) == Some('+') && !a.has(o) {
             return Err(fail(
@@ -835,5 +887,47 @@ mod tests {
         assert_eq!(a.fwd, Some(Fwd::FullNat));
         let a = p("-A -t 1.2.3.4:80 -s sh -b sh-port").unwrap();
         assert_eq!(a.sched_flags.as_deref(), Some("sh-port"));
+    }
+
+    fn in_flavor(line: &str, f: Flavor) -> Result<Args, Fail> {
+        let v: Vec<String> = line.split(' ').map(String::from).collect();
+        parse(&v, f).and_then(|a| check(&a).map(|_| a))
+    }
+
+    #[test]
+    fn v_is_est_timeout_for_alibaba_and_del_blklst_for_dpvs() {
+        let a = in_flavor("-E -t 1.2.3.4:80 -V 60", Flavor::Alibaba).unwrap();
+        assert_eq!(a.est_timeout, Some(Some("60".into())));
+        let a = in_flavor("-V -t 1.2.3.4:80 -k 198.18.0.9", Flavor::Dpvs).unwrap();
+        assert_eq!(a.cmd, Some(Cmd::DelBlklst));
+        assert_eq!(a.acl_addr.as_deref(), Some("198.18.0.9"));
+        let a = in_flavor(
+            "--add-whtlst -t 1.2.3.4:80 --whtlst 198.18.0.9",
+            Flavor::Dpvs,
+        )
+        .unwrap();
+        assert_eq!(a.cmd, Some(Cmd::AddWhtlst));
+        assert_eq!(
+            in_flavor("-B", Flavor::Dpvs).unwrap().cmd,
+            Some(Cmd::GetBlklst)
+        );
+        // Only the DPVS flavour has the lists.
+        assert_eq!(
+            in_flavor("-U -t 1.2.3.4:80 -k 198.18.0.9", Flavor::Alibaba).unwrap_err(),
+            fail(255, "-U: unknown option")
+        );
+        assert_eq!(
+            in_flavor("-U -t 1.2.3.4:80", Flavor::Dpvs).unwrap_err(),
+            fail(
+                2,
+                "You need to supply the 'blklst-address' option for the 'add-blklst' command"
+            )
+        );
+        assert_eq!(
+            in_flavor("-O -t 1.2.3.4:80 -k 198.18.0.9", Flavor::Dpvs)
+                .unwrap_err()
+                .code,
+            2
+        );
     }
 }

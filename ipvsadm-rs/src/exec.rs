@@ -184,6 +184,32 @@ fn execute(cmd: Cmd, a: &Args, flavor: Flavor, dp: &mut Option<Dataplane>) -> Re
                 op(d.del_laddr(&svc, addr))
             }
         }
+        Cmd::AddBlklst | Cmd::DelBlklst | Cmd::AddWhtlst | Cmd::DelWhtlst => {
+            let svc = svc.expect("required");
+            let kind = acl_kind(cmd);
+            let raw = a.acl_addr.as_deref().unwrap_or("");
+            let addr = acl_address(raw, kind)?;
+            let d = open(dp)?;
+            if matches!(cmd, Cmd::AddBlklst | Cmd::AddWhtlst) {
+                op(d.add_acl(&svc, kind, addr))
+            } else {
+                op(d.del_acl(&svc, kind, addr))
+            }
+        }
+        Cmd::GetBlklst | Cmd::GetWhtlst => {
+            let kind = acl_kind(cmd);
+            let d = open(dp)?;
+            let entries = match &svc {
+                // DPVS filters the lists by the service given, existing or not.
+                Some(s) => d.service(s).map(|e| vec![e]).unwrap_or_default(),
+                None => d.services().map_err(|e| fail(1, e.to_string()))?,
+            };
+            let mut out = format::acl_title(kind);
+            for e in &entries {
+                out.push_str(&format::acl_lines(e, kind));
+            }
+            emit(&out)
+        }
         Cmd::GetLaddr => {
             let d = open(dp)?;
             let entries = match &svc {
@@ -207,6 +233,9 @@ fn execute(cmd: Cmd, a: &Args, flavor: Flavor, dp: &mut Option<Dataplane>) -> Re
                 .collect();
             if flavor != Flavor::Upstream {
                 out.extend(all.iter().map(|e| format::save_laddrs(e, numeric)));
+            }
+            if flavor == Flavor::Dpvs {
+                out.extend(all.iter().map(|e| format::save_acls(e, numeric)));
             }
             emit(&out)
         }
@@ -411,6 +440,34 @@ fn service_config(svc: ServiceAddr, a: &Args, flavor: Flavor) -> Result<ServiceC
     c.scheduler = Scheduler::from_name(&sched_name)
         .ok_or_else(|| fail(255, Error::SchedulerNotFound.to_string()))?;
     Ok(c)
+}
+
+fn acl_kind(cmd: Cmd) -> AclKind {
+    match cmd {
+        Cmd::AddBlklst | Cmd::DelBlklst | Cmd::GetBlklst => AclKind::Deny,
+        _ => AclKind::Allow,
+    }
+}
+
+/// A `-k`/`-2` argument: a client address (DPVS also takes `ipset:NAME`, which needs ipsets
+/// the XDP path does not have).
+fn acl_address(raw: &str, kind: AclKind) -> Result<IpAddr, Fail> {
+    let list = match kind {
+        AclKind::Deny => "blacklist",
+        AclKind::Allow => "whitelist",
+    };
+    if let Some(set) = raw.strip_prefix("ipset:") {
+        return Err(fail(
+            2,
+            format!("{list} entry ipset:{set}: ipsets are not supported by xlvs, list addresses"),
+        ));
+    }
+    raw.parse::<IpAddr>().map_err(|_| {
+        fail(
+            2,
+            format!("illegal {list} entry format, require [ IP | ipset:NAME ]"),
+        )
+    })
 }
 
 /// An IPv4 netmask as dotted quad (or a name like parse_netmask's inet_aton): its prefix length.

@@ -459,6 +459,15 @@ pub fn save_laddrs(e: &ServiceEntry, numeric: bool) -> String {
         .collect()
 }
 
+/// DPVS lists in a save, as the commands that restore them (`-U … -k`, `-O … -2`); our
+/// addition: DPVS's own save omits them.
+pub fn save_acls(e: &ServiceEntry, numeric: bool) -> String {
+    let sw = service_switch(&e.config.addr, numeric);
+    let deny = e.deny.iter().map(|a| format!("-U {sw} -k {a}\n"));
+    let allow = e.allow.iter().map(|a| format!("-O {sw} -2 {a}\n"));
+    deny.chain(allow).collect()
+}
+
 /// `-c` listing of one connection (or persistence template).
 pub fn conn_line(c: &ConnEntry, numeric: bool) -> String {
     let proto = Protocol::from_number(c.proto).unwrap_or(Protocol::Tcp);
@@ -477,6 +486,34 @@ pub fn conn_line(c: &ConnEntry, numeric: bool) -> String {
         ap(&c.virt),
         ap(&c.dest)
     )
+}
+
+/// DPVS `-B` / `-W` title: `%-8s %-30s %-30s` of PROTO, VIP:VPORT, BLACKLIST|WHITELIST.
+pub fn acl_title(kind: AclKind) -> String {
+    let list = match kind {
+        AclKind::Deny => "BLACKLIST",
+        AclKind::Allow => "WHITELIST",
+    };
+    format!("{:<8} {:<30} {:<30}\n", "PROTO", "VIP:VPORT", list)
+}
+
+/// DPVS `-B` / `-W` lines of one service: protocol, numeric vip:port (IPv6 in brackets), the
+/// listed client address.
+pub fn acl_lines(e: &ServiceEntry, kind: AclKind) -> String {
+    let ServiceAddr::Inet { proto, addr, port } = e.config.addr else {
+        return String::new();
+    };
+    let vip = match addr {
+        IpAddr::V4(a) => format!("{a}:{port}"),
+        IpAddr::V6(a) => format!("[{a}]:{port}"),
+    };
+    let list = match kind {
+        AclKind::Deny => &e.deny,
+        AclKind::Allow => &e.allow,
+    };
+    list.iter()
+        .map(|a| format!("{:<8} {:<30} {:<30}\n", proto.name(), vip, a.to_string()))
+        .collect()
 }
 
 /// alibaba/DPVS `-G` block of one service: `VIP:VPORT TOTAL` then each local address.
@@ -526,6 +563,39 @@ mod tests {
     }
 
     #[test]
+    fn dpvs_list_lines_as_print_service_and_blklsts() {
+        let entry = |addr: &str| ServiceEntry {
+            config: ServiceConfig::new(ServiceAddr::Inet {
+                proto: Protocol::Udp,
+                addr: addr.parse().unwrap(),
+                port: 53,
+            }),
+            dests: vec![],
+            stats: Stats::default(),
+            rates: Stats::default(),
+            local_addrs: vec![],
+            deny: vec!["198.18.5.5".parse().unwrap()],
+            allow: vec!["2001:db8::7".parse().unwrap()],
+        };
+        assert_eq!(
+            acl_title(AclKind::Deny),
+            "PROTO    VIP:VPORT                      BLACKLIST                     \n"
+        );
+        assert_eq!(
+            acl_lines(&entry("198.18.0.1"), AclKind::Deny),
+            "UDP      198.18.0.1:53                  198.18.5.5                    \n"
+        );
+        assert_eq!(
+            acl_lines(&entry("2001:db8::1"), AclKind::Allow),
+            "UDP      [2001:db8::1]:53               2001:db8::7                   \n"
+        );
+        assert_eq!(
+            save_acls(&entry("198.18.0.1"), true),
+            "-U -u 198.18.0.1:53 -k 198.18.5.5\n-O -u 198.18.0.1:53 -2 2001:db8::7\n"
+        );
+    }
+
+    #[test]
     fn default_listing_matches_the_dpvs_fixture_shape() {
         let vip = ServiceAddr::Inet {
             proto: Protocol::Tcp,
@@ -549,6 +619,8 @@ mod tests {
             stats: Stats::default(),
             rates: Stats::default(),
             local_addrs: vec![],
+            deny: vec![],
+            allow: vec![],
         };
         let m = ListMode {
             numeric: true,

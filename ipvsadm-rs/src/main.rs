@@ -9,13 +9,15 @@ mod names;
 use std::io::Read;
 use std::process::ExitCode;
 
-/// Which ipvsadm the user expects: upstream 1.31, or the alibaba/DPVS forks (where `-b` means
-/// `--fullnat` and saves carry `-j`/`-V`/`-P`). Chosen by `XLVS_IPVSADM_FLAVOR=alibaba|dpvs`, or
-/// by a program name containing "alibaba" or "dpvs".
+/// Which ipvsadm the user expects: upstream 1.31, alibaba's fork (where `-b` means `--fullnat`,
+/// `-V` is `--vsestablish-timeout` and saves carry `-j`/`-V`/`-P`), or DPVS's (alibaba's
+/// extensions plus the deny/allow lists, where `-V` is `--del-blklst`). Chosen by
+/// `XLVS_IPVSADM_FLAVOR=alibaba|dpvs`, or by a program name containing "alibaba" or "dpvs".
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Flavor {
     Upstream,
     Alibaba,
+    Dpvs,
 }
 
 fn flavor(argv0: &str) -> Flavor {
@@ -24,10 +26,9 @@ fn flavor(argv0: &str) -> Flavor {
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
-    if matches!(env.as_str(), "alibaba" | "dpvs")
-        || name.contains("alibaba")
-        || name.contains("dpvs")
-    {
+    if env == "dpvs" || (env.is_empty() && name.contains("dpvs")) {
+        Flavor::Dpvs
+    } else if env == "alibaba" || name.contains("alibaba") {
         Flavor::Alibaba
     } else {
         Flavor::Upstream

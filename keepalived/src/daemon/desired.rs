@@ -10,8 +10,8 @@ use dataplane::model::{
     Tunnel, TunnelType, sched_flag, tun_flags,
 };
 use keepalived_conf::model::{
-    self as kc, ForwardingMethod, KeepalivedConfig, LvsMethod, VirtualServer, VirtualServerAddress,
-    VsgEntry,
+    self as kc, AddressGroup, ForwardingMethod, KeepalivedConfig, LvsMethod, VirtualServer,
+    VirtualServerAddress, VsgEntry,
 };
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
@@ -21,6 +21,9 @@ pub struct DesiredService {
     pub config: ServiceConfig,
     pub dests: Vec<DestConfig>,
     pub laddrs: Vec<LocalAddr>,
+    /// DPVS `daddr_group_name` (deny) and `waddr_group_name` (allow) client addresses.
+    pub deny: Vec<IpAddr>,
+    pub allow: Vec<IpAddr>,
 }
 
 /// A virtual server that cannot be programmed, and why (logged, the others go on).
@@ -42,7 +45,7 @@ pub fn services(
     for vs in &config.virtual_servers {
         let key = VsKey::of(vs);
         match service_template(config, vs) {
-            Ok((addrs, template, laddrs)) => {
+            Ok((addrs, template, laddrs, (deny, allow))) => {
                 let dests = dests(vs, &key, health, quorum_up(&key));
                 for addr in addrs {
                     let mut cfg = template.clone();
@@ -58,6 +61,8 @@ pub fn services(
                             .copied()
                             .collect(),
                         laddrs: laddrs.clone(),
+                        deny: deny.clone(),
+                        allow: allow.clone(),
                     });
                 }
             }
@@ -164,7 +169,12 @@ fn forward(m: &LvsMethod) -> (Forward, Tunnel) {
     (forward, tunnel)
 }
 
-type Template = (Vec<ServiceAddr>, ServiceConfig, Vec<LocalAddr>);
+type Template = (
+    Vec<ServiceAddr>,
+    ServiceConfig,
+    Vec<LocalAddr>,
+    (Vec<IpAddr>, Vec<IpAddr>),
+);
 
 /// The service addresses of a virtual server and the settings they share.
 fn service_template(config: &KeepalivedConfig, vs: &VirtualServer) -> Result<Template, String> {
@@ -280,7 +290,51 @@ fn service_template(config: &KeepalivedConfig, vs: &VirtualServer) -> Result<Tem
             out
         }
     };
-    Ok((addrs, cfg, laddrs))
+    let deny = client_list(&config.deny_address_groups, vs.daddr_group_name.as_deref())?;
+    let allow = client_list(&config.allow_address_groups, vs.waddr_group_name.as_deref())?;
+    Ok((addrs, cfg, laddrs, (deny, allow)))
+}
+
+/// Most addresses one deny/allow group may expand to (its entries are exact client addresses
+/// in the data plane).
+const MAX_LIST_ADDRS: usize = 4096;
+
+/// The client addresses of a DPVS deny/allow group: single addresses, ranges, or prefixes.
+fn client_list(groups: &[AddressGroup], name: Option<&str>) -> Result<Vec<IpAddr>, String> {
+    let Some(name) = name else {
+        return Ok(Vec::new());
+    };
+    let group = groups
+        .iter()
+        .find(|g| g.name == name)
+        .ok_or_else(|| format!("address group {name} is not defined"))?;
+    let mut out = Vec::new();
+    for e in &group.entries {
+        if let Some(set) = &e.ipset {
+            return Err(format!(
+                "address group {name}: ipset:{set} is not supported by xlvs"
+            ));
+        }
+        match (e.first, e.prefix_len) {
+            (IpAddr::V4(a), Some(len)) if len < 32 => {
+                let size = 1usize << (32 - len);
+                if out.len() + size > MAX_LIST_ADDRS {
+                    return Err(format!(
+                        "address group {name} is larger than {MAX_LIST_ADDRS} addresses"
+                    ));
+                }
+                let base = u32::from(a) & (u32::MAX << (32 - len));
+                out.extend((0..size as u32).map(|i| IpAddr::V4(Ipv4Addr::from(base + i))));
+            }
+            _ => out.extend(address_range(e.first, e.last)?),
+        }
+        if out.len() > MAX_LIST_ADDRS {
+            return Err(format!(
+                "address group {name} is larger than {MAX_LIST_ADDRS} addresses"
+            ));
+        }
+    }
+    Ok(out)
 }
 
 /// `persistence_granularity` of an IPv6 service is a prefix length.
@@ -477,6 +531,56 @@ virtual_server group G {
         );
         assert_eq!(skipped[0].vs, "[198.18.0.11]:tcp:80");
         assert_eq!(skipped[0].reason, "incompatible scheduler flag `sh-port'");
+    }
+
+    #[test]
+    fn dpvs_deny_and_allow_groups_become_client_lists() {
+        let c = config(
+            r#"
+deny_address_group D {
+    198.18.9.0/30
+    198.18.8.1-2
+}
+allow_address_group W {
+    198.18.7.7
+}
+deny_address_group S {
+    ipset:bad
+}
+virtual_server 198.18.0.10 80 {
+    lb_algo rr
+    lb_kind FNAT
+    protocol TCP
+    daddr_group_name D
+    waddr_group_name W
+}
+virtual_server 198.18.0.11 80 {
+    lb_algo rr
+    lb_kind NAT
+    protocol TCP
+    daddr_group_name S
+}
+"#,
+        );
+        let (svcs, skipped) = services(&c, &HealthTable::default(), &|_| true);
+        let s = |v: &[IpAddr]| v.iter().map(|a| a.to_string()).collect::<Vec<_>>();
+        assert_eq!(
+            s(&svcs[0].deny),
+            [
+                "198.18.9.0",
+                "198.18.9.1",
+                "198.18.9.2",
+                "198.18.9.3",
+                "198.18.8.1",
+                "198.18.8.2"
+            ]
+        );
+        assert_eq!(s(&svcs[0].allow), ["198.18.7.7"]);
+        assert_eq!(skipped.len(), 1);
+        assert_eq!(
+            skipped[0].reason,
+            "address group S: ipset:bad is not supported by xlvs"
+        );
     }
 
     #[test]

@@ -5,7 +5,7 @@
 
 use super::desired::DesiredService;
 use dataplane::model::{
-    DestConfig, DestEntry, LocalAddr, ServiceAddr, ServiceConfig, ServiceEntry, Stats,
+    AclKind, DestConfig, DestEntry, LocalAddr, ServiceAddr, ServiceConfig, ServiceEntry, Stats,
 };
 use dataplane::{Dataplane, Error};
 use std::collections::{HashMap, HashSet};
@@ -23,6 +23,8 @@ pub enum Op {
     DelDest(ServiceAddr, IpAddr, u16),
     AddLaddr(ServiceAddr, LocalAddr),
     DelLaddr(ServiceAddr, IpAddr),
+    AddAcl(ServiceAddr, AclKind, IpAddr),
+    DelAcl(ServiceAddr, AclKind, IpAddr),
 }
 
 impl fmt::Display for Op {
@@ -48,7 +50,28 @@ impl fmt::Display for Op {
             Op::DelDest(s, a, p) => write!(f, "Removing service {} from VS {s}", rs(a, p)),
             Op::AddLaddr(s, l) => write!(f, "Adding local address {} to VS {s}", l.addr),
             Op::DelLaddr(s, a) => write!(f, "Removing local address {a} from VS {s}"),
+            Op::AddAcl(s, k, a) => write!(f, "Adding {a} to the {} list of VS {s}", acl_name(*k)),
+            Op::DelAcl(s, k, a) => {
+                write!(f, "Removing {a} from the {} list of VS {s}", acl_name(*k))
+            }
         }
+    }
+}
+
+fn acl_name(k: AclKind) -> &'static str {
+    match k {
+        AclKind::Deny => "deny",
+        AclKind::Allow => "allow",
+    }
+}
+
+/// The writes that make `have` (a service's list) equal `want`.
+fn acl_ops(addr: ServiceAddr, kind: AclKind, have: &[IpAddr], want: &[IpAddr], ops: &mut Vec<Op>) {
+    for a in have.iter().filter(|a| !want.contains(a)) {
+        ops.push(Op::DelAcl(addr, kind, *a));
+    }
+    for a in want.iter().filter(|a| !have.contains(a)) {
+        ops.push(Op::AddAcl(addr, kind, *a));
     }
 }
 
@@ -70,6 +93,8 @@ pub fn plan(
                 ops.push(Op::AddService(want.config.clone()));
                 ops.extend(want.dests.iter().map(|d| Op::AddDest(addr, *d)));
                 ops.extend(want.laddrs.iter().map(|l| Op::AddLaddr(addr, l.clone())));
+                acl_ops(addr, AclKind::Deny, &[], &want.deny, &mut ops);
+                acl_ops(addr, AclKind::Allow, &[], &want.allow, &mut ops);
             }
             Some(have) => {
                 if have.config != want.config {
@@ -101,6 +126,8 @@ pub fn plan(
                         ops.push(Op::AddLaddr(addr, l.clone()));
                     }
                 }
+                acl_ops(addr, AclKind::Deny, &have.deny, &want.deny, &mut ops);
+                acl_ops(addr, AclKind::Allow, &have.allow, &want.allow, &mut ops);
             }
         }
     }
@@ -137,6 +164,8 @@ pub fn as_entries(desired: &[DesiredService]) -> Vec<ServiceEntry> {
             stats: Stats::default(),
             rates: Stats::default(),
             local_addrs: d.laddrs.clone(),
+            deny: d.deny.clone(),
+            allow: d.allow.clone(),
         })
         .collect()
 }
@@ -161,6 +190,8 @@ pub fn apply(dp: &mut Dataplane, ops: &[Op]) -> Vec<(Op, Error)> {
             Op::DelDest(s, a, p) => dp.del_dest(s, *a, *p),
             Op::AddLaddr(s, l) => dp.add_laddr(s, l),
             Op::DelLaddr(s, a) => dp.del_laddr(s, *a),
+            Op::AddAcl(s, k, a) => dp.add_acl(s, *k, *a),
+            Op::DelAcl(s, k, a) => dp.del_acl(s, *k, *a),
         };
         if let Err(e) = r {
             failed.push((op.clone(), e));
@@ -213,6 +244,8 @@ mod tests {
             config: ServiceConfig::new(svc(port)),
             dests: dests.to_vec(),
             laddrs: Vec::new(),
+            deny: Vec::new(),
+            allow: Vec::new(),
         }
     }
 
