@@ -11,6 +11,9 @@
 //! * mh: a Maglev table of 4093 slots over the available reals, weighted: each real fills slots
 //!   along its own permutation, so removing one real moves only the clients that were on it.
 //!
+//! * fo (weighted failover): the available destination with the highest weight, the first one
+//!   on ties (IPVS takes a later one only when its weight is strictly higher).
+//!
 //! Schedulers whose data-plane support is not built yet (the connection-count family) use the
 //! wrr table (documented in ARCHITECTURE.md) so weights are still honoured.
 
@@ -36,8 +39,20 @@ pub fn build_table(sched: Scheduler, members: &[Member], fallback: bool) -> Vec<
         Scheduler::Sh if fallback => with_fallback(members, hash_buckets(members)),
         Scheduler::Sh | Scheduler::Dh => hash_buckets(members),
         Scheduler::Mh => maglev(&available),
+        Scheduler::Fo => failover(&available),
         _ => wrr_sequence(&available),
     }
+}
+
+/// IPVS ip_vs_fo_schedule: the highest weight wins; ties keep the earlier destination.
+fn failover(available: &[Member]) -> Vec<u32> {
+    let mut best: Option<Member> = None;
+    for m in available {
+        if best.is_none_or(|b| m.weight > b.weight) {
+            best = Some(*m);
+        }
+    }
+    best.map(|m| vec![m.id]).unwrap_or_default()
 }
 
 /// IPVS ip_vs_sh_reassign / ip_vs_dh_reassign: reals in order, `weight` buckets each (at least
@@ -177,6 +192,15 @@ mod tests {
             weight,
             seed: id as u64 * 7919,
         }
+    }
+
+    #[test]
+    fn fo_takes_the_first_highest_weight_available() {
+        let t = |ms: &[Member]| build_table(Scheduler::Fo, ms, false);
+        assert_eq!(t(&[m(1, 2), m(2, 5), m(3, 5), m(4, 1)]), [2]);
+        // The top one quiesced: the next highest takes over.
+        assert_eq!(t(&[m(1, 2), m(2, 0), m(3, 1)]), [1]);
+        assert!(t(&[m(1, 0)]).is_empty());
     }
 
     #[test]
