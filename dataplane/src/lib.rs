@@ -189,10 +189,7 @@ impl Dataplane {
         kind: model::AclKind,
         addr: std::net::IpAddr,
     ) -> Result<()> {
-        self.write(|s, m| {
-            let id = s.service_id(svc, Error::ServiceNotDefined)?;
-            acl::add(m, id, kind, addr)
-        })
+        self.acl_write(svc, |m, id| acl::add(m, id, kind, addr))
     }
 
     /// DPVS `-V`/`-Y`: takes a client address off a service's deny or allow list.
@@ -202,10 +199,16 @@ impl Dataplane {
         kind: model::AclKind,
         addr: std::net::IpAddr,
     ) -> Result<()> {
-        self.write(|s, m| {
-            let id = s.service_id(svc, Error::ServiceNotDefined)?;
-            acl::del(m, id, kind, addr)
-        })
+        self.acl_write(svc, |m, id| acl::del(m, id, kind, addr))
+    }
+
+    /// A list change on an existing service ("Service not defined" otherwise).
+    fn acl_write(
+        &mut self,
+        svc: &model::ServiceAddr,
+        op: impl FnOnce(&mut Maps, u32) -> Result<()>,
+    ) -> Result<()> {
+        self.write(|s, m| op(m, s.service_id(svc, Error::ServiceNotDefined)?))
     }
 
     /// Every service with its destinations (insertion order), counters and rates. Takes a
