@@ -1,0 +1,341 @@
+//! The VRRP state machine of one instance, as keepalived runs it (RFC 3768 / RFC 5798).
+//!
+//! Pure and deterministic: time is passed in (microseconds on any monotonic clock) and the
+//! machine answers with [`Action`]s (send an advert, change state). The daemon owns sockets,
+//! addresses and scripts and asks [`Instance::next_deadline`] when to call [`Instance::on_timer`].
+
+use std::net::IpAddr;
+
+use crate::codec::Advert;
+
+/// Microseconds on a monotonic clock.
+pub type Micros = u64;
+
+pub const PRIO_OWNER: u8 = 255;
+pub const PRIO_STOP: u8 = 0;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum State {
+    Init,
+    Backup,
+    Master,
+    Fault,
+}
+
+impl State {
+    /// keepalived's word for the state (notify scripts, logs).
+    pub fn keyword(self) -> &'static str {
+        match self {
+            State::Init => "INIT",
+            State::Backup => "BACKUP",
+            State::Master => "MASTER",
+            State::Fault => "FAULT",
+        }
+    }
+}
+
+/// Why a transition happened (logged, and reported to the route bridge).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reason {
+    Startup,
+    /// Master down timer expired.
+    MasterDown,
+    /// A higher priority (or equal priority, higher address) master was heard.
+    HigherPriority,
+    /// Tracking (interface, script, file) failed or recovered.
+    Tracking,
+    /// Another member of the sync group moved.
+    SyncGroup,
+    Shutdown,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action {
+    /// Send one advertisement with this priority.
+    SendAdvert { priority: u8 },
+    /// State changed: the daemon adds/removes VIPs, sends GARPs, runs notify scripts.
+    Transition {
+        from: State,
+        to: State,
+        reason: Reason,
+    },
+}
+
+/// Configuration of an instance, in the machine's units.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Params {
+    pub version: u8,
+    /// Configured priority (1..255).
+    pub base_priority: u8,
+    /// Own advertisement interval, centiseconds.
+    pub adver_int_cs: u32,
+    pub preempt: bool,
+    pub preempt_delay_us: Micros,
+    /// `down_timer_adverts` (default 3).
+    pub down_timer_adverts: u32,
+    /// Our primary address on the interface (equal-priority tie-break).
+    pub own_addr: IpAddr,
+    /// `lower_prio_no_advert`: a master hearing a lower priority does not answer at once.
+    pub lower_prio_no_advert: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct Instance {
+    pub params: Params,
+    state: State,
+    /// Priority after tracking (1..255).
+    effective_priority: u8,
+    /// Tracking says FAULT.
+    fault: bool,
+    /// Interval adopted from the master (v3) or our own (v2), centiseconds.
+    master_adver_int_cs: u32,
+    /// MASTER: when the next advert is due.
+    adver_timer: Option<Micros>,
+    /// BACKUP: when the master is declared down.
+    down_timer: Option<Micros>,
+    /// Preemption of a lower priority master is held back until then.
+    preempt_until: Option<Micros>,
+    /// The address of the master we last heard (BACKUP).
+    pub master_addr: Option<IpAddr>,
+}
+
+impl Instance {
+    pub fn new(params: Params) -> Instance {
+        Instance {
+            effective_priority: params.base_priority,
+            master_adver_int_cs: params.adver_int_cs,
+            params,
+            state: State::Init,
+            fault: false,
+            adver_timer: None,
+            down_timer: None,
+            preempt_until: None,
+            master_addr: None,
+        }
+    }
+
+    pub fn state(&self) -> State {
+        self.state
+    }
+    pub fn effective_priority(&self) -> u8 {
+        self.effective_priority
+    }
+    pub fn master_adver_int_cs(&self) -> u32 {
+        self.master_adver_int_cs
+    }
+
+    /// Skew_Time in µs: v2 (256−prio)/256 s; v3 (256−prio)·Master_Adver_Int/256.
+    pub fn skew_us(&self) -> Micros {
+        let p = 256 - u64::from(self.effective_priority);
+        if self.params.version == 2 {
+            p * 1_000_000 / 256
+        } else {
+            p * u64::from(self.master_adver_int_cs) * 10_000 / 256
+        }
+    }
+
+    /// Master_Down_Interval in µs.
+    pub fn master_down_us(&self) -> Micros {
+        u64::from(self.params.down_timer_adverts) * u64::from(self.master_adver_int_cs) * 10_000
+            + self.skew_us()
+    }
+
+    fn adver_us(&self) -> Micros {
+        u64::from(self.params.adver_int_cs) * 10_000
+    }
+
+    /// Earliest time [`Instance::on_timer`] has something to do.
+    pub fn next_deadline(&self) -> Option<Micros> {
+        match self.state {
+            State::Master => self.adver_timer,
+            State::Backup => self.down_timer,
+            _ => None,
+        }
+    }
+
+    /// Leaves INIT: the address owner becomes MASTER at once, everyone else BACKUP and waits
+    /// for the master down timer (keepalived 2.2.7 does so even with `state MASTER`).
+    pub fn start(&mut self, now: Micros) -> Vec<Action> {
+        if self.params.preempt_delay_us > 0 {
+            self.preempt_until = Some(now + self.params.preempt_delay_us);
+        }
+        if self.fault {
+            return self.go(now, State::Fault, Reason::Startup);
+        }
+        if self.effective_priority == PRIO_OWNER {
+            self.go(now, State::Master, Reason::Startup)
+        } else {
+            self.go(now, State::Backup, Reason::Startup)
+        }
+    }
+
+    /// A checked advertisement from `src` for our VRID.
+    pub fn on_advert(&mut self, now: Micros, src: IpAddr, adv: &Advert) -> Vec<Action> {
+        match self.state {
+            State::Backup => {
+                if adv.priority == PRIO_STOP {
+                    // The master resigned: take over after Skew_Time only.
+                    self.down_timer = Some(now + self.skew_us());
+                    return vec![];
+                }
+                let lower = adv.priority < self.effective_priority;
+                let held_back = !self.params.preempt || self.preempt_until.is_some_and(|t| now < t);
+                if !lower || held_back {
+                    if self.params.version == 3 {
+                        self.master_adver_int_cs = adv.interval_cs().max(1);
+                    }
+                    self.master_addr = Some(src);
+                    self.down_timer = Some(now + self.master_down_us());
+                }
+                // Lower priority and preemption allowed: ignore it, the down timer fires.
+                vec![]
+            }
+            State::Master => {
+                if adv.priority == PRIO_STOP {
+                    // Another master resigned: assert ourselves at once.
+                    self.adver_timer = Some(now + self.adver_us());
+                    return vec![Action::SendAdvert {
+                        priority: self.effective_priority,
+                    }];
+                }
+                let wins = adv.priority > self.effective_priority
+                    || (adv.priority == self.effective_priority
+                        && addr_greater(src, self.params.own_addr));
+                if wins {
+                    if self.params.version == 3 {
+                        self.master_adver_int_cs = adv.interval_cs().max(1);
+                    }
+                    self.master_addr = Some(src);
+                    return self.go(now, State::Backup, Reason::HigherPriority);
+                }
+                if self.params.lower_prio_no_advert {
+                    vec![]
+                } else {
+                    // Force a new election: the lower master hears us now.
+                    self.adver_timer = Some(now + self.adver_us());
+                    vec![Action::SendAdvert {
+                        priority: self.effective_priority,
+                    }]
+                }
+            }
+            State::Init | State::Fault => vec![],
+        }
+    }
+
+    /// Timers: adverts as MASTER, master down as BACKUP.
+    pub fn on_timer(&mut self, now: Micros) -> Vec<Action> {
+        match self.state {
+            State::Master if self.adver_timer.is_some_and(|t| now >= t) => {
+                self.adver_timer = Some(now + self.adver_us());
+                vec![Action::SendAdvert {
+                    priority: self.effective_priority,
+                }]
+            }
+            State::Backup if self.down_timer.is_some_and(|t| now >= t) => {
+                self.go(now, State::Master, Reason::MasterDown)
+            }
+            _ => vec![],
+        }
+    }
+
+    /// New tracking result: effective priority and whether tracking says FAULT.
+    pub fn set_tracking(&mut self, now: Micros, priority: u8, fault: bool) -> Vec<Action> {
+        let prio = priority.max(1);
+        let changed_prio = prio != self.effective_priority;
+        self.effective_priority = prio;
+        self.fault = fault;
+        match (self.state, fault) {
+            (State::Init, _) => vec![],
+            (State::Fault, false) => self.go(now, State::Backup, Reason::Tracking),
+            (State::Fault, true) => vec![],
+            (_, true) => self.go(now, State::Fault, Reason::Tracking),
+            (State::Master, false) if changed_prio => {
+                // Tell the backups at once (a lowered master may be preempted now).
+                self.adver_timer = Some(now + self.adver_us());
+                vec![Action::SendAdvert { priority: prio }]
+            }
+            _ => vec![],
+        }
+    }
+
+    /// Moves to `to` because another member of the sync group did.
+    pub fn force(&mut self, now: Micros, to: State) -> Vec<Action> {
+        if self.state == to || self.state == State::Init {
+            return vec![];
+        }
+        if to != State::Fault && self.fault {
+            return vec![];
+        }
+        self.go(now, to, Reason::SyncGroup)
+    }
+
+    /// Stop: a MASTER sends priority 0 so a backup takes over after Skew_Time only.
+    pub fn shutdown(&mut self, now: Micros) -> Vec<Action> {
+        let mut out = Vec::new();
+        if self.state == State::Master {
+            out.push(Action::SendAdvert {
+                priority: PRIO_STOP,
+            });
+        }
+        let from = self.state;
+        self.state = State::Init;
+        self.adver_timer = None;
+        self.down_timer = None;
+        let _ = now;
+        out.push(Action::Transition {
+            from,
+            to: State::Init,
+            reason: Reason::Shutdown,
+        });
+        out
+    }
+
+    fn go(&mut self, now: Micros, to: State, reason: Reason) -> Vec<Action> {
+        let from = self.state;
+        let mut out = Vec::new();
+        if from == State::Master && to != State::Master {
+            // Leaving MASTER (tracking fault, sync group): resign so a backup takes over fast.
+            if to == State::Fault || reason == Reason::SyncGroup {
+                out.push(Action::SendAdvert {
+                    priority: PRIO_STOP,
+                });
+            }
+        }
+        self.state = to;
+        self.adver_timer = None;
+        self.down_timer = None;
+        match to {
+            State::Master => {
+                self.master_adver_int_cs = self.params.adver_int_cs;
+                self.master_addr = None;
+                out.push(Action::SendAdvert {
+                    priority: self.effective_priority,
+                });
+                self.adver_timer = Some(now + self.adver_us());
+            }
+            State::Backup => {
+                if reason != Reason::HigherPriority {
+                    self.master_adver_int_cs = self.params.adver_int_cs;
+                }
+                self.down_timer = Some(now + self.master_down_us());
+            }
+            State::Init | State::Fault => {}
+        }
+        if from != to {
+            out.push(Action::Transition { from, to, reason });
+        }
+        out
+    }
+}
+
+/// RFC tie-break: the numerically greater primary address wins.
+fn addr_greater(a: IpAddr, b: IpAddr) -> bool {
+    match (a, b) {
+        (IpAddr::V4(a), IpAddr::V4(b)) => a > b,
+        (IpAddr::V6(a), IpAddr::V6(b)) => a > b,
+        _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests;
