@@ -1,0 +1,251 @@
+//! From the parsed keepalived model to what the engine runs: units converted, defaults from
+//! global_defs applied, keywords the model keeps as raw options read here. Pure.
+
+use std::net::{IpAddr, Ipv4Addr};
+
+use keepalived_conf::model::{
+    IpAddressEntry, KeepalivedConfig, RouteEntry, Script, TrackRef, VrrpInstance,
+};
+
+use crate::codec::{Family, auth_pass_bytes};
+
+/// Everything one instance needs, resolved.
+#[derive(Debug, Clone, PartialEq)]
+pub struct InstanceConfig {
+    pub name: String,
+    pub interface: String,
+    pub vrid: u8,
+    pub version: u8,
+    pub family: Family,
+    pub priority: u8,
+    /// In the version's unit: seconds (v2), centiseconds (v3).
+    pub adver_int: u16,
+    pub preempt: bool,
+    pub preempt_delay_us: u64,
+    pub down_timer_adverts: u32,
+    pub auth_pass: Option<[u8; 8]>,
+    pub mcast_src_ip: Option<IpAddr>,
+    pub unicast_src_ip: Option<IpAddr>,
+    pub unicast_peers: Vec<(IpAddr, Option<u8>, Option<u8>)>,
+    pub unicast_ttl: u8,
+    pub check_unicast_src: bool,
+    pub skip_check_adv_addr: bool,
+    pub v3_checksum_as_v2: bool,
+    pub old_unicast_checksum: bool,
+    pub lower_prio_no_advert: bool,
+    pub accept: bool,
+    pub dont_track_primary: bool,
+    pub vips: Vec<IpAddressEntry>,
+    pub vips_excluded: Vec<IpAddressEntry>,
+    pub routes: Vec<RouteEntry>,
+    pub garp: GarpParams,
+    pub notify: NotifyConfig,
+    pub track_interfaces: Vec<TrackRef>,
+    pub track_scripts: Vec<TrackRef>,
+    pub track_files: Vec<TrackRef>,
+    pub sync_group: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct NotifyConfig {
+    pub notify: Option<Script>,
+    pub master: Option<Script>,
+    pub backup: Option<Script>,
+    pub fault: Option<Script>,
+    pub stop: Option<Script>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct GarpParams {
+    /// Seconds before the second burst (0 = none).
+    pub master_delay: u32,
+    pub master_repeat: u32,
+    /// Seconds between refreshes (0 = off).
+    pub master_refresh: u32,
+    pub master_refresh_repeat: u32,
+    /// Seconds between two packets of a burst.
+    pub interval: f64,
+}
+
+impl InstanceConfig {
+    pub fn is_unicast(&self) -> bool {
+        !self.unicast_peers.is_empty()
+    }
+
+    /// VIP addresses, in advert order.
+    pub fn vip_addrs(&self) -> Vec<IpAddr> {
+        self.vips.iter().map(|v| v.address.addr).collect()
+    }
+}
+
+fn raw_flag(v: &VrrpInstance, cfg: &KeepalivedConfig, word: &str) -> bool {
+    v.extra.iter().any(|o| o.keyword == word) || cfg.global.extra.iter().any(|o| o.keyword == word)
+}
+
+/// Converts one instance. Errors name the instance, like keepalived's messages.
+pub fn instance(cfg: &KeepalivedConfig, v: &VrrpInstance) -> Result<InstanceConfig, String> {
+    let interface = v
+        .interface
+        .clone()
+        .or_else(|| cfg.global.default_interface.clone())
+        .ok_or_else(|| format!("({}) Unknown interface !", v.name))?;
+    let vrid = v
+        .virtual_router_id
+        .ok_or_else(|| format!("({}) the virtual router id must be set", v.name))?;
+    let family = if v.is_ipv6()
+        || v.unicast_src_ip.is_some_and(|a| a.is_ipv6())
+        || v.mcast_src_ip.is_some_and(|a| a.is_ipv6())
+    {
+        Family::V6
+    } else {
+        Family::V4
+    };
+    let version = v.version;
+    // keepalived: v2 rounds to whole seconds, v3 counts centiseconds (< 40.96 s).
+    let adver_int = if version == 2 {
+        (v.advert_int.round() as u16).clamp(1, 255)
+    } else {
+        ((v.advert_int * 100.0).round() as u16).clamp(1, 4095)
+    };
+    let auth_pass = v
+        .authentication
+        .as_ref()
+        .filter(|_| version == 2)
+        .and_then(|a| a.auth_pass.as_deref())
+        .map(auth_pass_bytes);
+    let g = &cfg.global;
+    let sync_group = cfg
+        .sync_groups
+        .iter()
+        .find(|s| s.group.contains(&v.name))
+        .map(|s| s.name.clone());
+    Ok(InstanceConfig {
+        name: v.name.clone(),
+        interface,
+        vrid,
+        version,
+        family,
+        priority: v.priority,
+        adver_int,
+        preempt: v.preempt,
+        preempt_delay_us: v.preempt_delay.map_or(0, |d| (d * 1e6) as u64),
+        down_timer_adverts: v.down_timer_adverts.max(1),
+        auth_pass,
+        mcast_src_ip: v.mcast_src_ip,
+        unicast_src_ip: v.unicast_src_ip,
+        unicast_peers: v
+            .unicast_peers
+            .iter()
+            .map(|p| (p.address, p.min_ttl, p.max_ttl))
+            .collect(),
+        unicast_ttl: v.unicast_ttl.unwrap_or(255),
+        check_unicast_src: v.check_unicast_src || g.vrrp_check_unicast_src,
+        skip_check_adv_addr: v.skip_check_adv_addr || g.vrrp_skip_check_adv_addr,
+        v3_checksum_as_v2: raw_flag(v, cfg, "v3_checksum_as_v2"),
+        old_unicast_checksum: raw_flag(v, cfg, "old_unicast_checksum"),
+        lower_prio_no_advert: v
+            .lower_prio_no_advert
+            .or(g.vrrp_lower_prio_no_advert)
+            .unwrap_or(g.vrrp_strict),
+        accept: v.accept,
+        dont_track_primary: v.dont_track_primary,
+        vips: v.virtual_ipaddresses.clone(),
+        vips_excluded: v.virtual_ipaddresses_excluded.clone(),
+        routes: v.virtual_routes.clone(),
+        garp: GarpParams {
+            master_delay: v.garp_master_delay.unwrap_or(g.vrrp_garp_master_delay),
+            master_repeat: if g.vrrp_min_garp {
+                1
+            } else {
+                v.garp_master_repeat.unwrap_or(g.vrrp_garp_master_repeat)
+            },
+            master_refresh: v.garp_master_refresh.unwrap_or(g.vrrp_garp_master_refresh),
+            master_refresh_repeat: v
+                .garp_master_refresh_repeat
+                .unwrap_or(g.vrrp_garp_master_refresh_repeat),
+            interval: if family == Family::V6 {
+                g.vrrp_gna_interval
+            } else {
+                g.vrrp_garp_interval
+            },
+        },
+        notify: NotifyConfig {
+            notify: v.notify.notify.clone(),
+            master: v.notify.notify_master.clone(),
+            backup: v.notify.notify_backup.clone(),
+            fault: v.notify.notify_fault.clone(),
+            stop: v.notify.notify_stop.clone(),
+        },
+        track_interfaces: v.track_interfaces.clone(),
+        track_scripts: v.track_scripts.clone(),
+        track_files: v.track_files.clone(),
+        sync_group,
+    })
+}
+
+/// `brd` option: an address, `+` (last address of the prefix) or `-` (none).
+pub fn broadcast(entry: &IpAddressEntry) -> Option<Ipv4Addr> {
+    let IpAddr::V4(a) = entry.address.addr else {
+        return None;
+    };
+    match entry.broadcast.as_deref()? {
+        "+" => {
+            let host_bits = 32 - u32::from(entry.address.prefix_len.min(32));
+            let mask = if host_bits == 32 {
+                u32::MAX
+            } else {
+                (1u32 << host_bits) - 1
+            };
+            Some(Ipv4Addr::from(u32::from(a) | mask))
+        }
+        "-" => None,
+        s => s.parse().ok(),
+    }
+}
+
+/// Routing table number from a name or number (`main`, `local`, `default`, N).
+pub fn table_number(t: Option<&str>) -> u32 {
+    match t {
+        None | Some("main") => 254,
+        Some("local") => 255,
+        Some("default") => 253,
+        Some(n) => n.parse().unwrap_or(254),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use keepalived_conf::{ParseOptions, parse_str};
+
+    fn parse(text: &str) -> KeepalivedConfig {
+        parse_str(text, "test.conf", &ParseOptions::default()).config
+    }
+
+    #[test]
+    fn units_and_defaults() {
+        let cfg = parse(
+            "global_defs { vrrp_garp_master_delay 0\n vrrp_version 3 }\n\
+             vrrp_instance A { interface eth0\n virtual_router_id 5\n advert_int 0.01\n\
+             old_unicast_checksum\n unicast_src_ip 198.18.0.1\n unicast_peer { 198.18.0.2 }\n\
+             virtual_ipaddress { 198.18.0.100/24 brd + dev eth0 label eth0:1 scope link }\n}\n\
+             vrrp_instance B { interface eth0\n virtual_router_id 6\n version 2\n advert_int 1.4\n\
+             authentication { auth_type PASS\n auth_pass secret12345 }\n\
+             virtual_ipaddress { 198.18.0.101 }\n}\n\
+             vrrp_instance C { interface eth0\n virtual_router_id 7\n\
+             virtual_ipaddress { 2001:db8::1 }\n}\n",
+        );
+        let a = instance(&cfg, &cfg.vrrp_instances[0]).unwrap();
+        assert_eq!((a.version, a.adver_int), (3, 1));
+        assert!(a.old_unicast_checksum && a.is_unicast());
+        assert_eq!(a.garp.master_delay, 0);
+        assert_eq!(a.garp.master_repeat, 5);
+        assert_eq!(broadcast(&a.vips[0]), Some(Ipv4Addr::new(198, 18, 0, 255)));
+        let b = instance(&cfg, &cfg.vrrp_instances[1]).unwrap();
+        assert_eq!(b.family, Family::V4);
+        assert_eq!((b.version, b.adver_int), (2, 1), "v2 rounds to seconds");
+        let c = instance(&cfg, &cfg.vrrp_instances[2]).unwrap();
+        assert_eq!((c.family, c.version, c.adver_int), (Family::V6, 3, 100));
+        assert_eq!(b.auth_pass, Some(*b"secret12"));
+    }
+}

@@ -1,0 +1,54 @@
+//! What we need to know about local interfaces: index, MAC, addresses, up/down.
+
+use std::net::IpAddr;
+
+use nix::ifaddrs::getifaddrs;
+use nix::net::if_::InterfaceFlags;
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LinkInfo {
+    pub index: u32,
+    pub mac: [u8; 6],
+    /// IFF_UP and IFF_RUNNING.
+    pub up: bool,
+    /// Addresses in the kernel's order (primary first).
+    pub addrs: Vec<IpAddr>,
+}
+
+impl LinkInfo {
+    /// First IPv4 address, or the IPv6 link-local one for `v6`.
+    pub fn primary(&self, v6: bool) -> Option<IpAddr> {
+        self.addrs.iter().copied().find(|a| match a {
+            IpAddr::V4(_) => !v6,
+            IpAddr::V6(a) => v6 && (a.segments()[0] & 0xffc0) == 0xfe80,
+        })
+    }
+}
+
+/// Looks `name` up; None if it does not exist.
+pub fn link(name: &str) -> Option<LinkInfo> {
+    let index = nix::net::if_::if_nametoindex(name).ok()?;
+    let mut info = LinkInfo {
+        index,
+        ..LinkInfo::default()
+    };
+    for ifa in getifaddrs().ok()? {
+        if ifa.interface_name != name {
+            continue;
+        }
+        info.up = ifa
+            .flags
+            .contains(InterfaceFlags::IFF_UP | InterfaceFlags::IFF_RUNNING);
+        let Some(a) = ifa.address else { continue };
+        if let Some(l) = a.as_link_addr() {
+            if let Some(m) = l.addr() {
+                info.mac = m;
+            }
+        } else if let Some(s) = a.as_sockaddr_in() {
+            info.addrs.push(IpAddr::V4(s.ip()));
+        } else if let Some(s) = a.as_sockaddr_in6() {
+            info.addrs.push(IpAddr::V6(s.ip()));
+        }
+    }
+    Some(info)
+}

@@ -1,0 +1,213 @@
+//! VIPs and virtual routes through rtnetlink (what `ip addr add/del` and `ip route add/del`
+//! send). Synchronous: each request is one round trip of well under a millisecond.
+
+use std::io;
+use std::net::{IpAddr, Ipv4Addr};
+
+use netlink_packet_core::{
+    NLM_F_ACK, NLM_F_CREATE, NLM_F_EXCL, NLM_F_REQUEST, NetlinkHeader, NetlinkMessage,
+    NetlinkPayload,
+};
+use netlink_packet_route::{
+    AddressFamily, RouteNetlinkMessage,
+    address::{AddressAttribute, AddressHeaderFlags, AddressMessage, AddressScope},
+    route::{RouteAddress, RouteAttribute, RouteMessage, RouteProtocol, RouteScope, RouteType},
+};
+use netlink_sys::{Socket, SocketAddr, protocols::NETLINK_ROUTE};
+
+/// One address to put on an interface (a `virtual_ipaddress` line, resolved).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Vip {
+    pub addr: IpAddr,
+    pub prefix_len: u8,
+    pub ifindex: u32,
+    pub ifname: String,
+    pub broadcast: Option<Ipv4Addr>,
+    /// rtnetlink scope number (0 global, 200 site, 253 link, 254 host).
+    pub scope: u8,
+    pub label: Option<String>,
+    pub nodad: bool,
+}
+
+/// One `virtual_routes` line, resolved.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Route {
+    pub dst: IpAddr,
+    pub prefix_len: u8,
+    pub via: Option<IpAddr>,
+    pub src: Option<IpAddr>,
+    pub oif: Option<u32>,
+    pub table: u32,
+    pub metric: Option<u32>,
+    pub scope: Option<u8>,
+    /// RTN_* (1 unicast, 6 blackhole, 7 unreachable, 8 prohibit).
+    pub kind: u8,
+}
+
+pub struct Netlink {
+    sock: Socket,
+    seq: u32,
+}
+
+fn family(a: IpAddr) -> AddressFamily {
+    if a.is_ipv4() {
+        AddressFamily::Inet
+    } else {
+        AddressFamily::Inet6
+    }
+}
+
+/// rtnetlink scope from keepalived's words (also numbers).
+pub fn scope_number(s: &str) -> Option<u8> {
+    Some(match s {
+        "global" | "universe" => 0,
+        "site" => 200,
+        "link" => 253,
+        "host" => 254,
+        "nowhere" => 255,
+        n => n.parse().ok()?,
+    })
+}
+
+impl Netlink {
+    pub fn open() -> io::Result<Netlink> {
+        let mut sock = Socket::new(NETLINK_ROUTE)?;
+        sock.bind_auto()?;
+        sock.connect(&SocketAddr::new(0, 0))?;
+        Ok(Netlink { sock, seq: 0 })
+    }
+
+    fn address_message(v: &Vip) -> AddressMessage {
+        let mut m = AddressMessage::default();
+        m.header.family = family(v.addr);
+        m.header.prefix_len = v.prefix_len;
+        m.header.index = v.ifindex;
+        m.header.scope = AddressScope::from(v.scope);
+        if v.nodad {
+            m.header.flags = AddressHeaderFlags::Nodad;
+        }
+        m.attributes.push(AddressAttribute::Local(v.addr));
+        m.attributes.push(AddressAttribute::Address(v.addr));
+        if let Some(b) = v.broadcast {
+            m.attributes.push(AddressAttribute::Broadcast(b));
+        }
+        if let Some(l) = &v.label {
+            m.attributes.push(AddressAttribute::Label(l.clone()));
+        }
+        m
+    }
+
+    /// Adds the address; already present is success.
+    pub fn add_address(&mut self, v: &Vip) -> io::Result<()> {
+        let m = Self::address_message(v);
+        match self.request(
+            RouteNetlinkMessage::NewAddress(m),
+            NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL,
+        ) {
+            Err(e) if e.raw_os_error() == Some(libc::EEXIST) => Ok(()),
+            r => r,
+        }
+    }
+
+    /// Removes the address; already absent is success.
+    pub fn del_address(&mut self, v: &Vip) -> io::Result<()> {
+        let m = Self::address_message(v);
+        match self.request(
+            RouteNetlinkMessage::DelAddress(m),
+            NLM_F_REQUEST | NLM_F_ACK,
+        ) {
+            Err(e)
+                if matches!(
+                    e.raw_os_error(),
+                    Some(libc::EADDRNOTAVAIL) | Some(libc::ENOENT) | Some(libc::ENODEV)
+                ) =>
+            {
+                Ok(())
+            }
+            r => r,
+        }
+    }
+
+    fn route_message(r: &Route) -> RouteMessage {
+        let mut m = RouteMessage::default();
+        m.header.address_family = family(r.dst);
+        m.header.destination_prefix_length = r.prefix_len;
+        m.header.protocol = RouteProtocol::Static;
+        m.header.kind = RouteType::from(r.kind);
+        m.header.scope = match r.scope {
+            Some(s) => RouteScope::from(s),
+            None if r.via.is_none() && r.kind == 1 => RouteScope::Link,
+            None => RouteScope::Universe,
+        };
+        if r.table < 256 {
+            m.header.table = r.table as u8;
+        } else {
+            m.header.table = 252; // RT_TABLE_COMPAT; the real id goes in RTA_TABLE
+            m.attributes.push(RouteAttribute::Table(r.table));
+        }
+        m.attributes
+            .push(RouteAttribute::Destination(RouteAddress::from(r.dst)));
+        if let Some(v) = r.via {
+            m.attributes
+                .push(RouteAttribute::Gateway(RouteAddress::from(v)));
+        }
+        if let Some(s) = r.src {
+            m.attributes
+                .push(RouteAttribute::PrefSource(RouteAddress::from(s)));
+        }
+        if let Some(o) = r.oif {
+            m.attributes.push(RouteAttribute::Oif(o));
+        }
+        if let Some(p) = r.metric {
+            m.attributes.push(RouteAttribute::Priority(p));
+        }
+        m
+    }
+
+    pub fn add_route(&mut self, r: &Route) -> io::Result<()> {
+        match self.request(
+            RouteNetlinkMessage::NewRoute(Self::route_message(r)),
+            NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL,
+        ) {
+            Err(e) if e.raw_os_error() == Some(libc::EEXIST) => Ok(()),
+            r => r,
+        }
+    }
+
+    pub fn del_route(&mut self, r: &Route) -> io::Result<()> {
+        match self.request(
+            RouteNetlinkMessage::DelRoute(Self::route_message(r)),
+            NLM_F_REQUEST | NLM_F_ACK,
+        ) {
+            Err(e) if matches!(e.raw_os_error(), Some(libc::ESRCH) | Some(libc::ENOENT)) => Ok(()),
+            r => r,
+        }
+    }
+
+    fn request(&mut self, msg: RouteNetlinkMessage, flags: u16) -> io::Result<()> {
+        self.seq = self.seq.wrapping_add(1);
+        let mut header = NetlinkHeader::default();
+        header.flags = flags;
+        header.sequence_number = self.seq;
+        let mut packet = NetlinkMessage::new(header, NetlinkPayload::from(msg));
+        packet.finalize();
+        let mut buf = vec![0u8; packet.buffer_len()];
+        packet.serialize(&mut buf);
+        self.sock.send(&buf, 0)?;
+        loop {
+            let (data, _) = self.sock.recv_from_full()?;
+            let reply = NetlinkMessage::<RouteNetlinkMessage>::deserialize(&data)
+                .map_err(|e| io::Error::other(e.to_string()))?;
+            if reply.header.sequence_number != self.seq {
+                continue; // a late answer to an earlier request
+            }
+            return match reply.payload {
+                NetlinkPayload::Error(e) => match e.code {
+                    None => Ok(()),
+                    Some(code) => Err(io::Error::from_raw_os_error(-code.get())),
+                },
+                _ => Ok(()),
+            };
+        }
+    }
+}
