@@ -1,4 +1,39 @@
-//! VRRP v2/v3 codec, state machine and sockets.
+//! VRRP v2/v3 (RFC 3768 / RFC 5798) for IPv4 and IPv6, interoperable with keepalived 2.2.7.
+//!
+//! Layers, each usable alone:
+//! * [`codec`]: wire format, checksums (v3 pseudo-header, `v3_checksum_as_v2`,
+//!   `old_unicast_checksum`), auth PASS, keepalived's receive checks with counters. Pure.
+//! * [`state`]: the per-instance state machine on a deterministic clock. Pure.
+//! * [`track`]: effective priority from track_interface / track_script / track_file. Pure.
+//! * [`config`]: keepalived-conf's model → what the engine runs. Pure.
+//! * [`sock`], [`netlink`], [`garp`], [`link`], [`notify`]: thin system side.
+//! * [`daemon`]: everything together.
+//!
+//! # Embedding (the `keepalived` daemon)
+//!
+//! ```no_run
+//! use std::sync::Arc;
+//! use vrrp::daemon::{Control, StateEvent, run};
+//! # async fn demo(config: keepalived_conf::KeepalivedConfig) -> anyhow::Result<()> {
+//! let (control_tx, control_rx) = tokio::sync::mpsc::channel::<Control>(4);
+//! let (events_tx, mut events_rx) = tokio::sync::mpsc::channel::<StateEvent>(64);
+//! let engine = tokio::spawn(run(Arc::new(config), control_rx, events_tx));
+//! // Transitions (instance, vrid, interface, from, to, reason, VIPs) for the route bridge:
+//! tokio::spawn(async move { while let Some(_ev) = events_rx.recv().await {} });
+//! // On SIGHUP: control_tx.send(Control::Reload(Arc::new(new_config))).await?;
+//! control_tx.send(Control::Shutdown).await?; // priority 0, VIPs removed, notify_stop
+//! engine.await??;
+//! # Ok(()) }
+//! ```
+//!
+//! [`daemon::run`] needs root (raw sockets, netlink) and a tokio runtime with I/O and time
+//! enabled (a current-thread runtime is enough). It returns after `Shutdown` or when the
+//! control channel closes (treated as `Shutdown`); an error means the configuration could not
+//! be started (an interface that does not exist, no source address, a socket refused). Events
+//! are sent with `try_send`: a full or closed channel never blocks the protocol.
+//!
+//! The `xlvs-vrrpd` binary (`-f FILE`, `-n`, keepalived's `-l -D -G -P -p -r -c` accepted) runs
+//! the same API, logs to stderr, stops on SIGTERM/SIGINT and reloads on SIGHUP.
 
 pub mod codec;
 pub mod config;
