@@ -132,13 +132,11 @@ impl Netlink {
         let mut m = RouteMessage::default();
         m.header.address_family = family(r.dst);
         m.header.destination_prefix_length = r.prefix_len;
-        m.header.protocol = RouteProtocol::Static;
+        // RTPROT_KEEPALIVED, as keepalived marks its routes.
+        m.header.protocol = RouteProtocol::from(18u8);
         m.header.kind = RouteType::from(r.kind);
-        m.header.scope = match r.scope {
-            Some(s) => RouteScope::from(s),
-            None if r.via.is_none() && r.kind == 1 => RouteScope::Link,
-            None => RouteScope::Universe,
-        };
+        // keepalived leaves the scope global unless one is written.
+        m.header.scope = r.scope.map_or(RouteScope::Universe, RouteScope::from);
         if r.table < 256 {
             m.header.table = r.table as u8;
         } else {

@@ -230,8 +230,13 @@ impl Node {
         c: &NodeConf,
         tag: &str,
     ) -> Result<Node> {
+        Node::start_text(which, pair, me, &config_text(pair, me, peer, c), tag)
+    }
+
+    /// Starts a node on a configuration written out in full.
+    pub fn start_text(which: Impl, pair: &Pair, me: &Side, text: &str, tag: &str) -> Result<Node> {
         let conf = pair.dir.join(format!("{tag}.conf"));
-        std::fs::write(&conf, config_text(pair, me, peer, c))?;
+        std::fs::write(&conf, text)?;
         let log = pair.dir.join(format!("{tag}.log"));
         let pidf = pair.dir.join(format!("{tag}.pid"));
         let vpidf = pair.dir.join(format!("{tag}-vrrp.pid"));
