@@ -259,3 +259,23 @@ fn nopreempt_keepalived() {
     skip_unless_ready!();
     nopreempt(Impl::Keepalived, 74);
 }
+case!(
+    v3_ipv6_unicast_ours_master,
+    Impl::Ours,
+    3,
+    "0.1",
+    true,
+    true,
+    false,
+    77
+);
+case!(
+    v3_ipv6_unicast_keepalived_master,
+    Impl::Keepalived,
+    3,
+    "0.1",
+    true,
+    true,
+    false,
+    78
+);
