@@ -256,15 +256,20 @@ impl Engine {
         }
         self.retrack_at(now, false);
         for idx in 0..self.insts.len() {
-            let actions = self.insts[idx].sm.start(now);
-            self.apply(idx, actions, now);
-            if prev
-                .get(&self.insts[idx].cfg.name)
-                .is_some_and(|p| p.0 == State::Master)
-                && self.insts[idx].sm.state() == State::Backup
-            {
-                let actions = self.insts[idx].sm.force(now, State::Master);
-                self.apply(idx, actions, now);
+            match prev.get(&self.insts[idx].cfg.name) {
+                // Kept across a reload: same state, no notify, no event.
+                Some((state, _, _)) => {
+                    let actions = self.insts[idx].sm.resume(now, *state);
+                    if self.insts[idx].sm.state() == State::Master {
+                        let (v, r) = (self.insts[idx].vips.clone(), self.insts[idx].routes.clone());
+                        self.add_addresses(idx, &v, &r);
+                    }
+                    self.apply(idx, actions, now);
+                }
+                None => {
+                    let actions = self.insts[idx].sm.start(now);
+                    self.apply(idx, actions, now);
+                }
             }
         }
         Ok(())
@@ -512,16 +517,7 @@ impl Engine {
         if to == State::Master {
             let (v, r) = (self.insts[idx].vips.clone(), self.insts[idx].routes.clone());
             log::info!("({name}) setting VIPs.");
-            for vip in &v {
-                if let Err(e) = self.nl.add_address(vip) {
-                    log::warn!("({name}) cannot add {}: {e}", vip.addr);
-                }
-            }
-            for route in &r {
-                if let Err(e) = self.nl.add_route(route) {
-                    log::warn!("({name}) cannot add route to {}: {e}", route.dst);
-                }
-            }
+            self.add_addresses(idx, &v, &r);
             self.start_garp(idx);
         } else if from == State::Master {
             if let Some(t) = self.insts[idx].garp.take() {
@@ -571,6 +567,20 @@ impl Engine {
             reason,
             vips: inst.vips.iter().map(|v| v.addr).collect(),
         });
+    }
+
+    fn add_addresses(&mut self, idx: usize, vips: &[Vip], routes: &[Route]) {
+        let name = &self.insts[idx].cfg.name;
+        for vip in vips {
+            if let Err(e) = self.nl.add_address(vip) {
+                log::warn!("({name}) cannot add {}: {e}", vip.addr);
+            }
+        }
+        for route in routes {
+            if let Err(e) = self.nl.add_route(route) {
+                log::warn!("({name}) cannot add route to {}: {e}", route.dst);
+            }
+        }
     }
 
     fn remove_addresses(&mut self, vips: &[Vip], routes: &[Route]) {

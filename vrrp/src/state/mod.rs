@@ -269,6 +269,31 @@ impl Instance {
         self.go(now, to, Reason::SyncGroup)
     }
 
+    /// After a reload: takes up `state` again without a transition (no notify, no event).
+    /// A MASTER advertises at once; a BACKUP restarts its master down timer; FAULT follows
+    /// tracking at the next [`Instance::set_tracking`].
+    pub fn resume(&mut self, now: Micros, state: State) -> Vec<Action> {
+        if self.params.preempt_delay_us > 0 {
+            self.preempt_until = Some(now + self.params.preempt_delay_us);
+        }
+        match state {
+            State::Master if !self.fault => {
+                self.state = State::Master;
+                self.adver_timer = Some(now + self.adver_us());
+                vec![Action::SendAdvert {
+                    priority: self.effective_priority,
+                }]
+            }
+            State::Init => self.start(now),
+            _ if self.fault => self.go(now, State::Fault, Reason::Tracking),
+            _ => {
+                self.state = State::Backup;
+                self.down_timer = Some(now + self.master_down_us());
+                vec![]
+            }
+        }
+    }
+
     /// Stop: a MASTER sends priority 0 so a backup takes over after Skew_Time only.
     pub fn shutdown(&mut self, now: Micros) -> Vec<Action> {
         let mut out = Vec::new();

@@ -369,3 +369,25 @@ fn adverts_in_init_are_ignored() {
         ],
     );
 }
+
+#[test]
+fn resume_after_reload_is_silent() {
+    let mut i = Instance::new(params(2, 100, 100));
+    assert_eq!(
+        i.resume(0, Master),
+        vec![Action::SendAdvert { priority: 100 }]
+    );
+    assert_eq!(i.state(), Master);
+    assert_eq!(
+        i.on_timer(1_000_000),
+        vec![Action::SendAdvert { priority: 100 }]
+    );
+    let mut b = Instance::new(params(2, 100, 100));
+    assert_eq!(b.resume(0, Backup), vec![]);
+    assert_eq!(b.state(), Backup);
+    assert_eq!(b.next_deadline(), Some(3_609_375));
+    let mut f = Instance::new(params(2, 100, 100));
+    f.set_tracking(0, 100, true);
+    f.resume(0, Master);
+    assert_eq!(f.state(), Fault);
+}
