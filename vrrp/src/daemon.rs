@@ -80,6 +80,8 @@ struct Engine {
     script_tasks: Vec<JoinHandle<()>>,
     fifos: Vec<Fifo>,
     events: mpsc::Sender<StateEvent>,
+    /// Last state each sync group was notified in.
+    group_state: HashMap<String, State>,
 }
 
 /// Runs every `vrrp_instance` of `config` until [`Control::Shutdown`] (or the control channel
@@ -103,6 +105,7 @@ pub async fn run(
         script_tasks: Vec::new(),
         fifos: Vec::new(),
         events,
+        group_state: HashMap::new(),
     };
     e.load(config, &HashMap::new())?;
     let mut poll = tokio::time::interval(POLL);
@@ -506,6 +509,9 @@ impl Engine {
                             }
                         }
                     }
+                    if reason != Reason::SyncGroup {
+                        self.group_notify(idx);
+                    }
                 }
             }
         }
@@ -567,6 +573,47 @@ impl Engine {
             reason,
             vips: inst.vips.iter().map(|v| v.addr).collect(),
         });
+    }
+
+    /// Once every member of the instance's sync group is in the same state, the group's
+    /// notify scripts run (`notify` gets `GROUP NAME STATE 0`, as keepalived passes).
+    fn group_notify(&mut self, idx: usize) {
+        let Some(g) = self.insts[idx].cfg.sync_group.clone() else {
+            return;
+        };
+        let mut states = self
+            .insts
+            .iter()
+            .filter(|i| i.cfg.sync_group.as_deref() == Some(&g))
+            .map(|i| i.sm.state());
+        let Some(first) = states.next() else { return };
+        if states.any(|s| s != first) || self.group_state.get(&g) == Some(&first) {
+            return;
+        }
+        self.group_state.insert(g.clone(), first);
+        let word = if first == State::Init {
+            "STOP"
+        } else {
+            first.keyword()
+        };
+        if let Some(def) = self.config.sync_groups.iter().find(|s| s.name == g) {
+            let n = &def.notify;
+            let specific = match first {
+                State::Master => &n.notify_master,
+                State::Backup => &n.notify_backup,
+                State::Fault => &n.notify_fault,
+                State::Init => &n.notify_stop,
+            };
+            if let Some(s) = specific {
+                notify::spawn(s, &[]);
+            }
+            if let Some(s) = &n.notify {
+                notify::spawn(s, &["GROUP".into(), g.clone(), word.into(), "0".into()]);
+            }
+        }
+        for f in &mut self.fifos {
+            f.write_line("GROUP", &g, word, 0);
+        }
     }
 
     fn add_addresses(&mut self, idx: usize, vips: &[Vip], routes: &[Route]) {

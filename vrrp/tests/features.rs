@@ -233,3 +233,74 @@ fn vip_label() {
         o.addrs
     );
 }
+
+/// Runs `which` alone on a configuration made by `conf(script, fifo)` until `vip` is up, stops
+/// it; returns the notify script's lines and the FIFO's lines, both sorted.
+fn notify_run(
+    which: Impl,
+    pair: &Pair,
+    tag: &str,
+    vips: &[&str],
+    conf: impl Fn(&str, &str) -> String,
+) -> (Vec<String>, Vec<String>) {
+    let dir = pair.dir.join(tag);
+    std::fs::create_dir_all(&dir).unwrap();
+    let script = dir.join("notify.sh");
+    let out = dir.join("notify.out");
+    std::fs::write(
+        &script,
+        format!("#!/bin/sh\necho \"$@\" >> {}\n", out.display()),
+    )
+    .unwrap();
+    std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let fifo = dir.join("fifo");
+    nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+    let mut reader = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(&fifo)
+        .unwrap();
+    let text = conf(&script.display().to_string(), &fifo.display().to_string());
+    let mut node = Node::start_text(which, pair, &pair.a, &text, tag).unwrap();
+    for vip in vips {
+        wait_until(Duration::from_secs(8), || has_vip(&pair.a.ns, vip))
+            .unwrap_or_else(|e| panic!("{which:?}: {vip}: {e}\n{}", node.log_text()));
+    }
+    node.stop().unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    let mut buf = String::new();
+    let _ = reader.read_to_string(&mut buf);
+    (
+        sorted_lines(&std::fs::read_to_string(&out).unwrap_or_default()),
+        sorted_lines(&buf),
+    )
+}
+
+/// Sync group notify scripts and FIFO lines (`GROUP NAME STATE 0`) as keepalived runs them,
+/// beside the members' own. (Order in the FIFO differs at startup: keepalived writes the
+/// group's BACKUP line before its members'; we write it once all members are BACKUP.)
+#[test]
+fn sync_group_notify_like_keepalived() {
+    skip_unless_ready!();
+    let pair = Pair::new(96, false).expect("namespaces");
+    let conf = |s: &str, fifo: &str| {
+        format!(
+            "global_defs {{\n router_id t\n vrrp_garp_master_delay 0\n script_user root\n \
+             vrrp_notify_fifo {fifo}\n}}\n\
+             vrrp_sync_group G {{\n group {{\n  VI_1\n  VI_2\n }}\n notify_master \"{s} gmaster\"\n \
+             notify_backup \"{s} gbackup\"\n notify_stop \"{s} gstop\"\n notify {s}\n}}\n\
+             vrrp_instance VI_1 {{\n interface va\n virtual_router_id 51\n priority 150\n \
+             notify_master \"{s} i1master\"\n notify {s}\n virtual_ipaddress {{\n  198.18.96.100/32\n }}\n}}\n\
+             vrrp_instance VI_2 {{\n interface va\n virtual_router_id 52\n priority 150\n \
+             notify_master \"{s} i2master\"\n virtual_ipaddress {{\n  198.18.96.101/32\n }}\n}}\n"
+        )
+    };
+    let vips = ["198.18.96.100", "198.18.96.101"];
+    let k = notify_run(Impl::Keepalived, &pair, "k", &vips, conf);
+    let o = notify_run(Impl::Ours, &pair, "o", &vips, conf);
+    eprintln!("keepalived: {k:?}");
+    assert!(k.0.iter().any(|l| l == "GROUP G MASTER 0"), "{k:?}");
+    assert_eq!(o.0, k.0, "notify script calls");
+    assert_eq!(o.1, k.1, "fifo lines");
+}
