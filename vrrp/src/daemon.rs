@@ -127,6 +127,10 @@ pub async fn run(
             _ = tokio::time::sleep_until(deadline) => {
                 let now = e.now();
                 for idx in 0..e.insts.len() {
+                    if e.insts[idx].sm.master_down_due(now) && e.group_holds_back(idx, now) {
+                        e.insts[idx].sm.defer(now);
+                        continue;
+                    }
                     let actions = e.insts[idx].sm.on_timer(now);
                     e.apply(idx, actions, now);
                 }
@@ -573,6 +577,16 @@ impl Engine {
             reason,
             vips: inst.vips.iter().map(|v| v.addr).collect(),
         });
+    }
+
+    /// A sync group goes MASTER only when no member still hears a master.
+    fn group_holds_back(&self, idx: usize, now: Micros) -> bool {
+        let Some(g) = self.insts[idx].cfg.sync_group.as_deref() else {
+            return false;
+        };
+        self.insts.iter().enumerate().any(|(j, i)| {
+            j != idx && i.cfg.sync_group.as_deref() == Some(g) && i.sm.hears_master(now)
+        })
     }
 
     /// Once every member of the instance's sync group is in the same state, the group's

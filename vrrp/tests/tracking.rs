@@ -157,3 +157,41 @@ fn sync_group_members_move_together() {
     on_a(&pair, v1, &o);
     on_a(&pair, v2, &o);
 }
+
+/// A sync group whose member VI_2 hears a higher-priority master does not let VI_1 (whose
+/// peer instance does not exist) go MASTER alone; keepalived behaves the same.
+fn group_held_back(group_impl: Impl, net: u8) {
+    let pair = Pair::new(net, false).expect("namespaces");
+    let (v1, v2) = (format!("198.18.{net}.100"), format!("198.18.{net}.101"));
+    let group = format!(
+        "{GLOBAL}vrrp_sync_group G {{\n group {{\n  VI_1\n  VI_2\n }}\n}}\n{}{}",
+        instance("VI_1", 51, 100, &v1, ""),
+        instance("VI_2", 52, 100, &v2, "")
+    )
+    .replace("IFACE", "va");
+    let peer = format!("{GLOBAL}{}", instance("VI_2", 52, 150, &v2, "")).replace("IFACE", "vb");
+    let _k = Node::start_text(Impl::Keepalived, &pair, &pair.b, &peer, "peer").expect("peer");
+    wait_until(Duration::from_secs(3), || has_vip(&pair.b.ns, &v2)).expect("peer master");
+    let g = Node::start_text(group_impl, &pair, &pair.a, &group, "group").expect("group");
+    let t0 = std::time::Instant::now();
+    while t0.elapsed() < Duration::from_secs(3) {
+        assert!(
+            !has_vip(&pair.a.ns, &v1) && !has_vip(&pair.a.ns, &v2),
+            "{group_impl:?}: a group member went MASTER alone\n{}",
+            g.log_text()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn sync_group_held_back_ours() {
+    skip_unless_ready!();
+    group_held_back(Impl::Ours, 97);
+}
+
+#[test]
+fn sync_group_held_back_keepalived() {
+    skip_unless_ready!();
+    group_held_back(Impl::Keepalived, 98);
+}

@@ -97,6 +97,8 @@ pub struct Instance {
     preempt_until: Option<Micros>,
     /// The address of the master we last heard (BACKUP).
     pub master_addr: Option<IpAddr>,
+    /// When an advert last restarted our master down timer.
+    last_heard: Option<Micros>,
 }
 
 impl Instance {
@@ -111,6 +113,7 @@ impl Instance {
             down_timer: None,
             preempt_until: None,
             master_addr: None,
+            last_heard: None,
         }
     }
 
@@ -185,6 +188,7 @@ impl Instance {
                         self.master_adver_int_cs = adv.interval_cs().max(1);
                     }
                     self.master_addr = Some(src);
+                    self.last_heard = Some(now);
                     self.down_timer = Some(now + self.master_down_us());
                 }
                 // Lower priority and preemption allowed: ignore it, the down timer fires.
@@ -219,6 +223,28 @@ impl Instance {
                 }
             }
             State::Init | State::Fault => vec![],
+        }
+    }
+
+    /// BACKUP and a master was heard within the master down interval: a sync group member
+    /// in this state keeps the others from going MASTER (keepalived's
+    /// `vrrp_sync_can_goto_master`).
+    pub fn hears_master(&self, now: Micros) -> bool {
+        self.state == State::Backup
+            && self
+                .last_heard
+                .is_some_and(|t| now.saturating_sub(t) < self.master_down_us())
+    }
+
+    /// Whether the master down timer has expired (BACKUP).
+    pub fn master_down_due(&self, now: Micros) -> bool {
+        self.state == State::Backup && self.down_timer.is_some_and(|t| now >= t)
+    }
+
+    /// A sync group member that may not go MASTER yet checks again after Skew_Time.
+    pub fn defer(&mut self, now: Micros) {
+        if self.state == State::Backup {
+            self.down_timer = Some(now + self.skew_us().max(1_000));
         }
     }
 

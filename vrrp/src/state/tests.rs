@@ -391,3 +391,21 @@ fn resume_after_reload_is_silent() {
     f.resume(0, Master);
     assert_eq!(f.state(), Fault);
 }
+
+#[test]
+fn sync_group_member_hearing_a_master_defers_the_others() {
+    let mut heard = Instance::new(params(3, 100, 10));
+    heard.start(0);
+    assert!(!heard.hears_master(0));
+    heard.on_advert(100_000, IpAddr::from(PEER_LOW), &adv(3, 150, 10));
+    assert!(heard.hears_master(200_000));
+    // Master down interval 360.9 ms after the last advert: no longer.
+    assert!(!heard.hears_master(461_000));
+    let mut other = Instance::new(params(3, 100, 10));
+    other.start(0);
+    assert!(other.master_down_due(361_000));
+    other.defer(361_000);
+    assert!(!other.master_down_due(361_000));
+    assert_eq!(other.next_deadline(), Some(361_000 + other.skew_us()));
+    assert_eq!(other.state(), Backup);
+}
