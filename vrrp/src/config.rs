@@ -44,6 +44,9 @@ pub struct InstanceConfig {
     pub track_scripts: Vec<TrackRef>,
     pub track_files: Vec<TrackRef>,
     pub sync_group: Option<String>,
+    /// use_vmac interface name (default `vrrp.VRID`).
+    pub use_vmac: Option<String>,
+    pub vmac_xmit_base: bool,
 }
 
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -180,6 +183,15 @@ pub fn instance(cfg: &KeepalivedConfig, v: &VrrpInstance) -> Result<InstanceConf
         track_scripts: v.track_scripts.clone(),
         track_files: v.track_files.clone(),
         sync_group,
+        // The model names the vmac before virtual_router_id may have been read ("vrrp.0").
+        use_vmac: v.use_vmac.as_ref().map(|n| {
+            if n == "vrrp.0" {
+                format!("vrrp.{vrid}")
+            } else {
+                n.clone()
+            }
+        }),
+        vmac_xmit_base: v.vmac_xmit_base,
     })
 }
 

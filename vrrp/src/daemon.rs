@@ -64,6 +64,8 @@ struct Inst {
     stats: RxStats,
     /// The peer uses the pre-2.x unicast v3 checksum (detected or configured).
     old_checksum: bool,
+    /// use_vmac: the macvlan we created (name, index), deleted on stop.
+    vmac: Option<(String, u32)>,
 }
 
 type Packet = (u64, usize, Vec<u8>, Option<IpInfo>);
@@ -298,9 +300,26 @@ impl Engine {
         } else {
             255
         };
-        let tx = TxSocket::open(src, &cfg.interface, link.index, ttl)
+        let vmac = match &cfg.use_vmac {
+            Some(name) => Some(self.create_vmac(&cfg, name, link.index)?),
+            None => None,
+        };
+        // Adverts leave through the vmac (virtual source MAC) unless vmac_xmit_base; IPv6
+        // keeps the base interface, which holds the link-local source.
+        let (tx_if, tx_index) = match &vmac {
+            Some((n, i)) if !cfg.vmac_xmit_base && !v6 => (n.clone(), *i),
+            _ => (cfg.interface.clone(), link.index),
+        };
+        let tx = TxSocket::open(src, &tx_if, tx_index, ttl)
             .with_context(|| format!("({}) send socket", cfg.name))?;
-        let rx = RxSocket::open(v6, &cfg.interface, link.index, !cfg.is_unicast())
+        // With a vmac, multicast from a peer using the same virtual MAC is handed by the
+        // macvlan driver to the vmac, not to the base interface; the vmac also sees every
+        // other multicast frame. Unicast adverts arrive on the base interface.
+        let (rx_if, rx_index) = match &vmac {
+            Some((n, i)) if !cfg.is_unicast() && !v6 => (n.clone(), *i),
+            _ => (cfg.interface.clone(), link.index),
+        };
+        let rx = RxSocket::open(v6, &rx_if, rx_index, !cfg.is_unicast())
             .with_context(|| format!("({}) receive socket", cfg.name))?;
         let idx = self.insts.len();
         let pkt_tx = self.pkt_tx.clone();
@@ -327,7 +346,8 @@ impl Engine {
             .iter()
             .chain(cfg.vips_excluded.iter())
             .map(|e| {
-                let ifname = e.dev.clone().unwrap_or_else(|| cfg.interface.clone());
+                let default_if = vmac.as_ref().map_or(&cfg.interface, |v| &v.0);
+                let ifname = e.dev.clone().unwrap_or_else(|| default_if.clone());
                 let ifindex = nix::net::if_::if_nametoindex(ifname.as_str()).unwrap_or(link.index);
                 Vip {
                     addr: e.address.addr,
@@ -395,7 +415,44 @@ impl Engine {
             reader,
             garp: None,
             stats: RxStats::default(),
+            vmac,
         })
+    }
+
+    /// use_vmac: a private macvlan with 00:00:5e:00:01:VRID (00:00:5e:00:02:VRID for IPv6) on
+    /// the interface, up, with keepalived's sysctls; a leftover of the same name is replaced.
+    fn create_vmac(
+        &mut self,
+        cfg: &InstanceConfig,
+        name: &str,
+        base: u32,
+    ) -> Result<(String, u32)> {
+        let v6 = cfg.family == Family::V6;
+        let mac = [0, 0, 0x5e, 0, if v6 { 2 } else { 1 }, cfg.vrid];
+        if let Ok(old) = nix::net::if_::if_nametoindex(name) {
+            let _ = self.nl.delete_link(old);
+        }
+        self.nl
+            .create_macvlan(name, base, mac)
+            .with_context(|| format!("({}) cannot create vmac {name}", cfg.name))?;
+        let index = nix::net::if_::if_nametoindex(name)
+            .with_context(|| format!("({}) vmac {name} vanished", cfg.name))?;
+        for (ifname, key, value) in [
+            (name, "arp_ignore", "1"),
+            (name, "accept_local", "1"),
+            (name, "rp_filter", "0"),
+            (cfg.interface.as_str(), "arp_ignore", "1"),
+            (cfg.interface.as_str(), "arp_filter", "1"),
+        ] {
+            let _ = std::fs::write(format!("/proc/sys/net/ipv4/conf/{ifname}/{key}"), value);
+        }
+        // No IPv6 link-local on the vmac (keepalived: addrgenmode none).
+        let _ = std::fs::write(format!("/proc/sys/net/ipv6/conf/{name}/addr_gen_mode"), "1");
+        self.nl
+            .set_up(index)
+            .with_context(|| format!("({}) cannot set {name} up", cfg.name))?;
+        log::info!("({}) vmac {name} created", cfg.name);
+        Ok((name.to_string(), index))
     }
 
     fn packet(&mut self, idx: usize, pkt: &[u8], info: Option<IpInfo>) {
@@ -810,6 +867,9 @@ impl Engine {
             self.apply(idx, actions, now);
             let i = &self.insts[idx];
             log::info!("{}", counters_line(&i.cfg.name, &i.stats));
+            if let Some((_, index)) = self.insts[idx].vmac.clone() {
+                let _ = self.nl.delete_link(index);
+            }
         }
         self.stop_tasks();
     }

@@ -304,3 +304,132 @@ fn sync_group_notify_like_keepalived() {
     assert_eq!(o.0, k.0, "notify script calls");
     assert_eq!(o.1, k.1, "fifo lines");
 }
+
+/// What use_vmac leaves on the host, for comparison.
+#[derive(Debug, PartialEq)]
+struct VmacView {
+    link: Vec<String>,
+    vip_on_vmac: bool,
+    sysctls: Vec<String>,
+    advert_src_mac: Option<[u8; 6]>,
+    gone_after_stop: bool,
+}
+
+/// Source MAC of the first VRRP frame seen in `ns` (IPv4, proto 112) within 3 s.
+fn first_vrrp_src_mac(
+    ns: &xlvs_tests::netns::Netns,
+) -> std::thread::JoinHandle<anyhow::Result<Option<[u8; 6]>>> {
+    ns.run_in(|| {
+        // SAFETY: AF_PACKET socket with a receive timeout, recv into a local buffer.
+        unsafe {
+            let fd = libc::socket(
+                libc::AF_PACKET,
+                libc::SOCK_RAW,
+                i32::from((libc::ETH_P_IP as u16).to_be()),
+            );
+            assert!(fd >= 0);
+            let tv = libc::timeval {
+                tv_sec: 0,
+                tv_usec: 50_000,
+            };
+            libc::setsockopt(
+                fd,
+                libc::SOL_SOCKET,
+                libc::SO_RCVTIMEO,
+                (&tv as *const libc::timeval).cast(),
+                std::mem::size_of::<libc::timeval>() as u32,
+            );
+            let t0 = std::time::Instant::now();
+            let mut buf = [0u8; 256];
+            let mut found = None;
+            while t0.elapsed() < Duration::from_secs(6) && found.is_none() {
+                let r = libc::recv(fd, buf.as_mut_ptr().cast(), buf.len(), 0);
+                if r >= 34 && buf[23] == 112 {
+                    found = Some(<[u8; 6]>::try_from(&buf[6..12]).unwrap());
+                }
+            }
+            libc::close(fd);
+            found
+        }
+    })
+}
+
+fn vmac_view(which: Impl, pair: &Pair, tag: &str) -> VmacView {
+    let conf = "global_defs {\n router_id t\n vrrp_garp_master_delay 0\n}\n\
+                vrrp_instance VI_T {\n interface va\n virtual_router_id 51\n use_vmac\n \
+                priority 150\n advert_int 1\n virtual_ipaddress {\n  198.18.76.100/32\n }\n}\n";
+    let sniff = first_vrrp_src_mac(&pair.b.ns);
+    let mut node = Node::start_text(which, pair, &pair.a, conf, tag).unwrap();
+    wait_until(Duration::from_secs(8), || {
+        has_vip(&pair.a.ns, "198.18.76.100")
+    })
+    .unwrap_or_else(|e| panic!("{which:?}: {e}\n{}", node.log_text()));
+    let out = pair
+        .a
+        .ns
+        .ip(&["-d", "-o", "link", "show", "vrrp.51"])
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    let link = [
+        "link/ether 00:00:5e:00:01:33",
+        "macvlan mode private",
+        "addrgenmode none",
+        "vrrp.51@va",
+        "UP",
+    ]
+    .iter()
+    .filter(|w| text.contains(*w))
+    .map(|w| w.to_string())
+    .collect();
+    let addrs = pair
+        .a
+        .ns
+        .ip(&["-o", "addr", "show", "dev", "vrrp.51"])
+        .unwrap();
+    let vip_on_vmac = String::from_utf8_lossy(&addrs.stdout).contains("198.18.76.100/32");
+    let sysctls = [
+        "vrrp.51/arp_ignore",
+        "vrrp.51/accept_local",
+        "vrrp.51/rp_filter",
+        "va/arp_ignore",
+        "va/arp_filter",
+    ]
+    .iter()
+    .map(|k| {
+        let o = pair
+            .a
+            .ns
+            .exec("cat", &[&format!("/proc/sys/net/ipv4/conf/{k}")])
+            .unwrap();
+        format!("{k}={}", String::from_utf8_lossy(&o.stdout).trim())
+    })
+    .collect();
+    let advert_src_mac = sniff.join().unwrap().unwrap();
+    node.stop().unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+    let gone_after_stop = pair.a.ns.ip(&["link", "show", "vrrp.51"]).is_err();
+    // keepalived leaves the base interface's sysctls changed: reset them for the next run.
+    for k in ["arp_ignore", "arp_filter"] {
+        let _ = pair.a.ns.sysctl(&format!("net.ipv4.conf.va.{k}"), "0");
+    }
+    VmacView {
+        link,
+        vip_on_vmac,
+        sysctls,
+        advert_src_mac,
+        gone_after_stop,
+    }
+}
+
+#[test]
+fn use_vmac_like_keepalived() {
+    skip_unless_ready!();
+    let pair = Pair::new(99, false).expect("namespaces");
+    let k = vmac_view(Impl::Keepalived, &pair, "k");
+    let o = vmac_view(Impl::Ours, &pair, "o");
+    eprintln!("keepalived: {k:?}");
+    assert_eq!(k.link.len(), 5, "{k:?}");
+    assert!(k.vip_on_vmac && k.gone_after_stop, "{k:?}");
+    assert_eq!(k.advert_src_mac, Some([0, 0, 0x5e, 0, 1, 51]));
+    assert_eq!(o, k);
+}

@@ -16,6 +16,7 @@ struct Case {
     v6: bool,
     auth: bool,
     net: u8,
+    vmac: bool,
 }
 
 fn other(i: Impl) -> Impl {
@@ -38,6 +39,7 @@ fn failover(c: Case) {
         let mut n = NodeConf::new(prio, c.version, c.advert_int);
         n.unicast = c.unicast;
         n.auth_pass = c.auth.then(|| "s3cret-pw".to_string());
+        n.vmac = c.vmac;
         n
     };
     let backup_impl = other(c.master);
@@ -73,6 +75,9 @@ fn failover(c: Case) {
 
 macro_rules! case {
     ($name:ident, $master:expr, $ver:expr, $int:expr, $uni:expr, $v6:expr, $auth:expr, $net:expr) => {
+        case!($name, $master, $ver, $int, $uni, $v6, $auth, $net, false);
+    };
+    ($name:ident, $master:expr, $ver:expr, $int:expr, $uni:expr, $v6:expr, $auth:expr, $net:expr, $vmac:expr) => {
         #[test]
         fn $name() {
             skip_unless_ready!();
@@ -84,6 +89,7 @@ macro_rules! case {
                 v6: $v6,
                 auth: $auth,
                 net: $net,
+                vmac: $vmac,
             });
         }
     };
@@ -278,4 +284,26 @@ case!(
     true,
     false,
     78
+);
+case!(
+    v3_vmac_ours_master,
+    Impl::Ours,
+    3,
+    "0.1",
+    false,
+    false,
+    false,
+    100,
+    true
+);
+case!(
+    v3_vmac_keepalived_master,
+    Impl::Keepalived,
+    3,
+    "0.1",
+    false,
+    false,
+    false,
+    101,
+    true
 );

@@ -166,6 +166,8 @@ pub struct NodeConf {
     pub unicast: bool,
     pub nopreempt: bool,
     pub auth_pass: Option<String>,
+    /// `use_vmac` (the VIP then goes on the vmac, not on the base interface).
+    pub vmac: bool,
 }
 
 impl NodeConf {
@@ -177,6 +179,7 @@ impl NodeConf {
             unicast: false,
             nopreempt: false,
             auth_pass: None,
+            vmac: false,
         }
     }
 }
@@ -192,6 +195,9 @@ pub fn config_text(pair: &Pair, me: &Side, peer: &Side, c: &NodeConf) -> String 
     if c.nopreempt {
         s.push_str(" nopreempt\n");
     }
+    if c.vmac {
+        s.push_str(" use_vmac\n");
+    }
     if c.unicast {
         s.push_str(&format!(
             " unicast_src_ip {}\n unicast_peer {{\n  {}\n }}\n",
@@ -204,10 +210,14 @@ pub fn config_text(pair: &Pair, me: &Side, peer: &Side, c: &NodeConf) -> String 
         ));
     }
     let plen = if pair.v6 { 128 } else { 32 };
+    let dev = if c.vmac {
+        String::new()
+    } else {
+        format!(" dev {}", me.ifname)
+    };
     s.push_str(&format!(
-        " virtual_ipaddress {{\n  {}/{plen} dev {}\n }}\n}}\n",
-        pair.vip(),
-        me.ifname
+        " virtual_ipaddress {{\n  {}/{plen}{dev}\n }}\n}}\n",
+        pair.vip()
     ));
     s
 }
