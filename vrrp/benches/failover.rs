@@ -6,7 +6,8 @@
 //! VRRP child too), and a thread in the backup's namespace polls its addresses every 2 ms until
 //! the VIP shows. Prints each run, the medians and ours/keepalived.
 //!
-//! Run: `cargo bench -p vrrp --bench failover` (root; `VRRP_BENCH_ROUNDS=N` to change rounds).
+//! Run: `cargo bench -p vrrp --bench failover` (root; `VRRP_BENCH_ROUNDS=N` to change rounds,
+//! `VRRP_BENCH_ONLY=0.1` for one advert_int).
 
 #[path = "../tests/common/mod.rs"]
 mod common;
@@ -67,37 +68,50 @@ fn main() {
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(5);
-    let variants = [(2u8, "1"), (3, "0.1"), (3, "0.01")];
+    // VRRP_BENCH_ONLY=0.01 runs only the variants with that advert_int.
+    let only = std::env::var("VRRP_BENCH_ONLY").ok();
+    let variants: Vec<(u8, &str)> = [(2u8, "1"), (3, "0.1"), (3, "0.01")]
+        .into_iter()
+        .filter(|(_, i)| only.as_deref().is_none_or(|o| o == *i))
+        .collect();
     let mut net = 80u8;
     let mut summary = Vec::new();
     for (version, int) in variants {
         for sig in [Sig::Term, Sig::Kill] {
-            let mut res: Vec<(Impl, Vec<f64>)> = Vec::new();
-            for which in [Impl::Keepalived, Impl::Ours] {
+            // Both implementations side by side, rounds interleaved, so a change in the
+            // machine's load hits both alike.
+            let impls = [Impl::Keepalived, Impl::Ours];
+            let mut pairs = Vec::new();
+            let mut backups = Vec::new();
+            for which in impls {
                 net += 1;
                 let pair = Pair::new(net, false).expect("namespaces");
                 let conf_b = NodeConf::new(100, version, int);
-                let conf_m = NodeConf::new(150, version, int);
-                let _backup =
-                    Node::start(which, &pair, &pair.b, &pair.a, &conf_b, "b").expect("backup");
-                let mut times = Vec::new();
-                for n in 0..rounds {
-                    match round(which, &pair, &conf_m, sig, n) {
+                backups.push(
+                    Node::start(which, &pair, &pair.b, &pair.a, &conf_b, "b").expect("backup"),
+                );
+                pairs.push(pair);
+            }
+            let conf_m = NodeConf::new(150, version, int);
+            let mut times: [Vec<f64>; 2] = [Vec::new(), Vec::new()];
+            for n in 0..rounds {
+                for (k, which) in impls.iter().enumerate() {
+                    match round(*which, &pairs[k], &conf_m, sig, n) {
                         Ok(ms) => {
                             println!(
                                 "v{version} advert_int {int:>4} {sig:?} {which:?}: {ms:.1} ms"
                             );
-                            times.push(ms);
+                            times[k].push(ms);
                         }
                         Err(e) => {
                             println!("v{version} advert_int {int} {sig:?} {which:?}: failed: {e:#}")
                         }
                     }
                 }
-                res.push((which, times));
             }
-            let k = median(&mut res[0].1);
-            let o = median(&mut res[1].1);
+            drop(backups);
+            let k = median(&mut times[0]);
+            let o = median(&mut times[1]);
             summary.push(format!(
                 "v{version} advert_int {int:>4} {:>5}: keepalived {k:8.1} ms  ours {o:8.1} ms  ours/keepalived {:.2}",
                 format!("{sig:?}"),

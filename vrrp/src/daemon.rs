@@ -110,6 +110,7 @@ pub async fn run(
         group_state: HashMap::new(),
     };
     e.load(config, &HashMap::new())?;
+    let timer = crate::timer::PreciseTimer::new().context("timerfd")?;
     let mut poll = tokio::time::interval(POLL);
     poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -126,7 +127,7 @@ pub async fn run(
                     e.packet(idx, &pkt, info);
                 }
             }
-            _ = tokio::time::sleep_until(deadline) => {
+            _ = timer.sleep_until(deadline.into_std()) => {
                 let now = e.now();
                 for idx in 0..e.insts.len() {
                     if e.insts[idx].sm.master_down_due(now) && e.group_holds_back(idx, now) {
@@ -157,10 +158,15 @@ pub async fn run(
                     e.stop_tasks();
                     let old = std::mem::take(&mut e.insts);
                     if let Err(err) = e.load(cfg, &prev) {
-                        log::error!("reload failed, keeping nothing running: {err:#}");
+                        log::error!("reload: {err:#}");
                     }
                     // Addresses of instances gone (or no longer master) are removed.
                     for o in old {
+                        if let Some((name, index)) = &o.vmac
+                            && !e.insts.iter().any(|i| i.vmac.as_ref().is_some_and(|v| &v.0 == name))
+                        {
+                            let _ = e.nl.delete_link(*index);
+                        }
                         let keeps = e.insts.iter().any(|i| i.cfg.name == o.cfg.name && i.sm.state() == State::Master);
                         if o.sm.state() == State::Master && !keeps {
                             e.remove_addresses(&o.vips, &o.routes);
@@ -216,9 +222,18 @@ impl Engine {
             }
         }
         for v in &cfg.vrrp_instances {
-            let ic = config::instance(&cfg, v).map_err(|m| anyhow!(m))?;
-            let inst = self.build(ic)?;
-            self.insts.push(inst);
+            let built = config::instance(&cfg, v)
+                .map_err(|m| anyhow!(m))
+                .and_then(|ic| self.build(ic));
+            match built {
+                Ok(inst) => self.insts.push(inst),
+                // At startup the caller gets the error; on reload the others keep running.
+                Err(e) if prev.is_empty() => {
+                    self.stop_tasks();
+                    return Err(e);
+                }
+                Err(e) => log::error!("{e:#}"),
+            }
         }
         // Scripts referenced by instances or sync groups.
         self.scripts.clear();
@@ -767,11 +782,12 @@ impl Engine {
     /// files; `apply` feeds changes to the state machines.
     fn retrack_at(&mut self, now: Micros, apply: bool) {
         let cfg = self.config.clone();
+        let links = link::states();
         for idx in 0..self.insts.len() {
             let inst = &mut self.insts[idx];
-            if let Some(l) = link::link(&inst.cfg.interface) {
-                inst.link.up = l.up;
-                inst.link.mac = l.mac;
+            if let Some((up, mac)) = links.get(&inst.cfg.interface) {
+                inst.link.up = *up;
+                inst.link.mac = *mac;
             } else {
                 inst.link.up = false;
             }
@@ -797,7 +813,7 @@ impl Engine {
                 tracked.push(Tracked {
                     weight: t.weight.unwrap_or(0),
                     reverse: t.reverse,
-                    kind: TrackKind::Up(link::link(&t.name).is_some_and(|l| l.up)),
+                    kind: TrackKind::Up(links.get(&t.name).is_some_and(|l| l.0)),
                 });
             }
             let scripts = inst

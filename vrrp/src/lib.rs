@@ -44,4 +44,5 @@ pub mod netlink;
 pub mod notify;
 pub mod sock;
 pub mod state;
+pub mod timer;
 pub mod track;

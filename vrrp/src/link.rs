@@ -25,6 +25,31 @@ impl LinkInfo {
     }
 }
 
+/// Up/down and MAC of every interface, from one address dump (what tracking polls).
+pub fn states() -> std::collections::HashMap<String, (bool, [u8; 6])> {
+    let mut out = std::collections::HashMap::new();
+    let Ok(addrs) = getifaddrs() else {
+        return out;
+    };
+    for ifa in addrs {
+        let up = ifa
+            .flags
+            .contains(InterfaceFlags::IFF_UP | InterfaceFlags::IFF_RUNNING);
+        let e = out
+            .entry(ifa.interface_name.clone())
+            .or_insert((up, [0u8; 6]));
+        if let Some(m) = ifa
+            .address
+            .as_ref()
+            .and_then(|a| a.as_link_addr())
+            .and_then(|l| l.addr())
+        {
+            e.1 = m;
+        }
+    }
+    out
+}
+
 /// Looks `name` up; None if it does not exist.
 pub fn link(name: &str) -> Option<LinkInfo> {
     let index = nix::net::if_::if_nametoindex(name).ok()?;
