@@ -109,6 +109,13 @@ fn main() {
                     }
                 }
             }
+            // Unexpected transitions of the backups would distort the figures: show them.
+            for (b, which) in backups.iter().zip(impls) {
+                let faults = b.log_text().matches("FAULT STATE").count();
+                if faults > 0 {
+                    println!("note: {which:?} backup entered FAULT {faults} time(s)");
+                }
+            }
             drop(backups);
             let k = median(&mut times[0]);
             let o = median(&mut times[1]);

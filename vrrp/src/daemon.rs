@@ -782,7 +782,10 @@ impl Engine {
     /// files; `apply` feeds changes to the state machines.
     fn retrack_at(&mut self, now: Micros, apply: bool) {
         let cfg = self.config.clone();
-        let links = link::states();
+        let Some(links) = link::states() else {
+            log::warn!("cannot read interface states; tracking unchanged");
+            return;
+        };
         for idx in 0..self.insts.len() {
             let inst = &mut self.insts[idx];
             if let Some((up, mac)) = links.get(&inst.cfg.interface) {

@@ -25,12 +25,11 @@ impl LinkInfo {
     }
 }
 
-/// Up/down and MAC of every interface, from one address dump (what tracking polls).
-pub fn states() -> std::collections::HashMap<String, (bool, [u8; 6])> {
+/// Up/down and MAC of every interface, from one address dump (what tracking polls); None
+/// when the dump failed (then nothing is known, rather than everything being down).
+pub fn states() -> Option<std::collections::HashMap<String, (bool, [u8; 6])>> {
     let mut out = std::collections::HashMap::new();
-    let Ok(addrs) = getifaddrs() else {
-        return out;
-    };
+    let addrs = getifaddrs().ok()?;
     for ifa in addrs {
         let up = ifa
             .flags
@@ -47,7 +46,7 @@ pub fn states() -> std::collections::HashMap<String, (bool, [u8; 6])> {
             e.1 = m;
         }
     }
-    out
+    Some(out)
 }
 
 /// Looks `name` up; None if it does not exist.
