@@ -56,6 +56,7 @@ pub struct NotifyConfig {
     pub backup: Option<Script>,
     pub fault: Option<Script>,
     pub stop: Option<Script>,
+    pub master_rx_lower_pri: Option<Script>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -68,6 +69,9 @@ pub struct GarpParams {
     pub master_refresh_repeat: u32,
     /// Seconds between two packets of a burst.
     pub interval: f64,
+    /// When MASTER hears a lower priority: delay (s) and count of GARPs.
+    pub lower_prio_delay: u32,
+    pub lower_prio_repeat: u32,
 }
 
 impl InstanceConfig {
@@ -166,6 +170,22 @@ pub fn instance(cfg: &KeepalivedConfig, v: &VrrpInstance) -> Result<InstanceConf
             master_refresh_repeat: v
                 .garp_master_refresh_repeat
                 .unwrap_or(g.vrrp_garp_master_refresh_repeat),
+            lower_prio_delay: v
+                .garp_lower_prio_delay
+                .or(g.vrrp_garp_lower_prio_delay)
+                .unwrap_or(if g.vrrp_strict {
+                    0
+                } else {
+                    v.garp_master_delay.unwrap_or(g.vrrp_garp_master_delay)
+                }),
+            lower_prio_repeat: v
+                .garp_lower_prio_repeat
+                .or(g.vrrp_garp_lower_prio_repeat)
+                .unwrap_or(if g.vrrp_strict {
+                    0
+                } else {
+                    v.garp_master_repeat.unwrap_or(g.vrrp_garp_master_repeat)
+                }),
             interval: if family == Family::V6 {
                 g.vrrp_gna_interval
             } else {
@@ -178,6 +198,7 @@ pub fn instance(cfg: &KeepalivedConfig, v: &VrrpInstance) -> Result<InstanceConf
             backup: v.notify.notify_backup.clone(),
             fault: v.notify.notify_fault.clone(),
             stop: v.notify.notify_stop.clone(),
+            master_rx_lower_pri: v.notify.notify_master_rx_lower_pri.clone(),
         },
         track_interfaces: v.track_interfaces.clone(),
         track_scripts: v.track_scripts.clone(),

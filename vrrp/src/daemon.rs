@@ -571,6 +571,30 @@ impl Engine {
         for a in actions {
             match a {
                 Action::SendAdvert { priority } => self.send_advert(idx, priority),
+                Action::LowerPriorityMaster { from } => {
+                    let inst = &self.insts[idx];
+                    log::info!(
+                        "({}) Received advert from {from} with lower priority, ours {}, forcing new election",
+                        inst.cfg.name,
+                        inst.sm.effective_priority()
+                    );
+                    if let Some(s) = &inst.cfg.notify.master_rx_lower_pri {
+                        notify::spawn(s, &[]);
+                    }
+                    let g = inst.cfg.garp;
+                    if g.lower_prio_repeat > 0 {
+                        let targets = self.garp_targets(idx);
+                        tokio::spawn(async move {
+                            if g.lower_prio_delay > 0 {
+                                tokio::time::sleep(Duration::from_secs(u64::from(
+                                    g.lower_prio_delay,
+                                )))
+                                .await;
+                            }
+                            garp_burst(g.lower_prio_repeat, g.interval, &targets).await;
+                        });
+                    }
+                }
                 Action::Transition { from, to, reason } => {
                     self.transition(idx, from, to, reason);
                     // Sync group: the other members follow (not for shutdown/INIT).
@@ -727,12 +751,10 @@ impl Engine {
         }
     }
 
-    /// Gratuitous ARPs / NAs: a burst now, another after garp_master_delay, then refreshes.
-    fn start_garp(&mut self, idx: usize) {
-        let inst = &mut self.insts[idx];
-        let g = inst.cfg.garp;
-        let targets: Vec<(u32, [u8; 6], IpAddr)> = inst
-            .vips
+    /// Interface index, MAC and address of every VIP, for GARPs / NAs.
+    fn garp_targets(&self, idx: usize) -> Vec<(u32, [u8; 6], IpAddr)> {
+        let inst = &self.insts[idx];
+        inst.vips
             .iter()
             .map(|v| {
                 let mac = if v.ifindex == inst.link.index {
@@ -742,32 +764,27 @@ impl Engine {
                 };
                 (v.ifindex, mac, v.addr)
             })
-            .collect();
-        let burst = move |count: u32, targets: Vec<(u32, [u8; 6], IpAddr)>| async move {
-            for n in 0..count {
-                if n > 0 && g.interval > 0.0 {
-                    tokio::time::sleep(Duration::from_secs_f64(g.interval)).await;
-                }
-                for (ifindex, mac, addr) in &targets {
-                    if let Err(e) = crate::garp::announce(*ifindex, *mac, *addr) {
-                        log::warn!("gratuitous ARP/NA for {addr}: {e}");
-                    }
-                }
-            }
-        };
+            .collect()
+    }
+
+    /// Gratuitous ARPs / NAs: a burst now, another after garp_master_delay, then refreshes.
+    fn start_garp(&mut self, idx: usize) {
+        let targets = self.garp_targets(idx);
+        let inst = &mut self.insts[idx];
+        let g = inst.cfg.garp;
         if let Some(t) = inst.garp.take() {
             t.abort();
         }
         inst.garp = Some(tokio::spawn(async move {
-            burst(g.master_repeat, targets.clone()).await;
+            garp_burst(g.master_repeat, g.interval, &targets).await;
             if g.master_delay > 0 {
                 tokio::time::sleep(Duration::from_secs(u64::from(g.master_delay))).await;
-                burst(g.master_repeat, targets.clone()).await;
+                garp_burst(g.master_repeat, g.interval, &targets).await;
             }
             if g.master_refresh > 0 {
                 loop {
                     tokio::time::sleep(Duration::from_secs(u64::from(g.master_refresh))).await;
-                    burst(g.master_refresh_repeat, targets.clone()).await;
+                    garp_burst(g.master_refresh_repeat, g.interval, &targets).await;
                 }
             }
         }));
@@ -891,6 +908,20 @@ impl Engine {
             }
         }
         self.stop_tasks();
+    }
+}
+
+/// `count` rounds of one GARP / NA per VIP, `interval` seconds apart.
+async fn garp_burst(count: u32, interval: f64, targets: &[(u32, [u8; 6], IpAddr)]) {
+    for n in 0..count {
+        if n > 0 && interval > 0.0 {
+            tokio::time::sleep(Duration::from_secs_f64(interval)).await;
+        }
+        for (ifindex, mac, addr) in targets {
+            if let Err(e) = crate::garp::announce(*ifindex, *mac, *addr) {
+                log::warn!("gratuitous ARP/NA for {addr}: {e}");
+            }
+        }
     }
 }
 
