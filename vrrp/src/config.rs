@@ -4,7 +4,7 @@
 use std::net::{IpAddr, Ipv4Addr};
 
 use keepalived_conf::model::{
-    IpAddressEntry, KeepalivedConfig, RouteEntry, Script, TrackRef, VrrpInstance,
+    IpAddressEntry, KeepalivedConfig, RouteEntry, RuleEntry, Script, TrackRef, VrrpInstance,
 };
 
 use crate::codec::{Family, auth_pass_bytes};
@@ -38,6 +38,7 @@ pub struct InstanceConfig {
     pub vips: Vec<IpAddressEntry>,
     pub vips_excluded: Vec<IpAddressEntry>,
     pub routes: Vec<RouteEntry>,
+    pub rules: Vec<RuleEntry>,
     pub garp: GarpParams,
     pub notify: NotifyConfig,
     pub track_interfaces: Vec<TrackRef>,
@@ -159,6 +160,7 @@ pub fn instance(cfg: &KeepalivedConfig, v: &VrrpInstance) -> Result<InstanceConf
         vips: v.virtual_ipaddresses.clone(),
         vips_excluded: v.virtual_ipaddresses_excluded.clone(),
         routes: v.virtual_routes.clone(),
+        rules: v.virtual_rules.clone(),
         garp: GarpParams {
             master_delay: v.garp_master_delay.unwrap_or(g.vrrp_garp_master_delay),
             master_repeat: if g.vrrp_min_garp {

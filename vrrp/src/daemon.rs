@@ -19,7 +19,7 @@ use crate::codec::{
 };
 use crate::config::{self, InstanceConfig};
 use crate::link::{self, LinkInfo};
-use crate::netlink::{Netlink, Route, Vip, scope_number};
+use crate::netlink::{Netlink, Route, Rule, Vip, scope_number};
 use crate::notify::{self, Fifo};
 use crate::sock::{RxSocket, TxSocket, group};
 use crate::state::{Action, Instance, Micros, Params, Reason, State};
@@ -58,6 +58,7 @@ struct Inst {
     src: IpAddr,
     vips: Vec<Vip>,
     routes: Vec<Route>,
+    rules: Vec<Rule>,
     advert_vips: Vec<IpAddr>,
     reader: JoinHandle<()>,
     garp: Option<JoinHandle<()>>,
@@ -170,6 +171,7 @@ pub async fn run(
                         let keeps = e.insts.iter().any(|i| i.cfg.name == o.cfg.name && i.sm.state() == State::Master);
                         if o.sm.state() == State::Master && !keeps {
                             e.remove_addresses(&o.vips, &o.routes);
+                            e.remove_rules(&o.rules);
                         } else if o.sm.state() == State::Master {
                             let new = e.insts.iter().find(|i| i.cfg.name == o.cfg.name).map(|i| i.vips.clone()).unwrap_or_default();
                             let gone: Vec<Vip> = o.vips.iter().filter(|v| !new.contains(v)).cloned().collect();
@@ -276,6 +278,8 @@ impl Engine {
             if !prev.contains_key(&self.insts[idx].cfg.name) {
                 let (v, r) = (self.insts[idx].vips.clone(), self.insts[idx].routes.clone());
                 self.remove_addresses(&v, &r);
+                let rules = self.insts[idx].rules.clone();
+                self.remove_rules(&rules);
             }
         }
         self.retrack_at(now, false);
@@ -377,6 +381,20 @@ impl Engine {
                 }
             })
             .collect();
+        let rules = cfg
+            .rules
+            .iter()
+            .map(|r| Rule {
+                v6: r
+                    .from
+                    .or(r.to)
+                    .map_or(cfg.family == Family::V6, |p| p.addr.is_ipv6()),
+                from: r.from.map(|p| (p.addr, p.prefix_len)),
+                to: r.to.map(|p| (p.addr, p.prefix_len)),
+                table: config::table_number(r.table.as_deref()),
+                preference: r.preference,
+            })
+            .collect();
         let routes = cfg
             .routes
             .iter()
@@ -427,6 +445,7 @@ impl Engine {
             src,
             vips,
             routes,
+            rules,
             reader,
             garp: None,
             stats: RxStats::default(),
@@ -632,6 +651,8 @@ impl Engine {
             log::info!("({name}) removing VIPs.");
             let (v, r) = (self.insts[idx].vips.clone(), self.insts[idx].routes.clone());
             self.remove_addresses(&v, &r);
+            let rules = self.insts[idx].rules.clone();
+            self.remove_rules(&rules);
         }
         let inst = &self.insts[idx];
         let prio = inst.sm.effective_priority();
@@ -728,6 +749,11 @@ impl Engine {
 
     fn add_addresses(&mut self, idx: usize, vips: &[Vip], routes: &[Route]) {
         let name = &self.insts[idx].cfg.name;
+        for rule in &self.insts[idx].rules {
+            if let Err(e) = self.nl.add_rule(rule) {
+                log::warn!("({name}) cannot add rule: {e}");
+            }
+        }
         for vip in vips {
             if let Err(e) = self.nl.add_address(vip) {
                 log::warn!("({name}) cannot add {}: {e}", vip.addr);
@@ -737,6 +763,12 @@ impl Engine {
             if let Err(e) = self.nl.add_route(route) {
                 log::warn!("({name}) cannot add route to {}: {e}", route.dst);
             }
+        }
+    }
+
+    fn remove_rules(&mut self, rules: &[Rule]) {
+        for rule in rules {
+            let _ = self.nl.del_rule(rule);
         }
     }
 
