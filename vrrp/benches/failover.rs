@@ -7,7 +7,7 @@
 //! the VIP shows. Prints each run, the medians and ours/keepalived.
 //!
 //! Run: `cargo bench -p vrrp --bench failover` (root; `VRRP_BENCH_ROUNDS=N` to change rounds,
-//! `VRRP_BENCH_ONLY=0.1` for one advert_int).
+//! `VRRP_BENCH_ONLY=0.1` for one advert_int, `fault` for the tracked-interface case).
 
 #[path = "../tests/common/mod.rs"]
 mod common;
@@ -123,6 +123,77 @@ fn round(
     Ok((ms, after_last))
 }
 
+/// Fault: the master's tracked interface loses its carrier (`ip link set t1 down` on the
+/// other end of a veth in the master's namespace) → VIP on the backup; v3 advert_int 0.1.
+fn fault_case(rounds: usize, net: &mut u8) -> String {
+    let impls = [Impl::Keepalived, Impl::Ours];
+    let mut times: [Vec<f64>; 2] = [Vec::new(), Vec::new()];
+    let mut pairs = Vec::new();
+    let mut nodes = Vec::new();
+    for which in impls {
+        *net += 1;
+        let pair = Pair::new(*net, false).expect("namespaces");
+        pair.a
+            .ns
+            .ip(&["link", "add", "t0", "type", "veth", "peer", "name", "t1"])
+            .unwrap();
+        pair.a.ns.ip(&["link", "set", "t0", "up"]).unwrap();
+        pair.a.ns.ip(&["link", "set", "t1", "up"]).unwrap();
+        let b = Node::start(
+            which,
+            &pair,
+            &pair.b,
+            &pair.a,
+            &NodeConf::new(100, 3, "0.1"),
+            "b",
+        )
+        .expect("backup");
+        let text = config_text(&pair, &pair.a, &pair.b, &NodeConf::new(150, 3, "0.1")).replace(
+            " advert_int 0.1\n",
+            " advert_int 0.1\n track_interface {\n  t0\n }\n",
+        );
+        let m = Node::start_text(which, &pair, &pair.a, &text, "m").expect("master");
+        nodes.push((b, m));
+        pairs.push(pair);
+    }
+    for _ in 0..rounds {
+        for (k, which) in impls.iter().enumerate() {
+            let pair = &pairs[k];
+            if converge_on(
+                pair,
+                &pair.a,
+                &pair.b,
+                Duration::from_secs(5),
+                Duration::from_millis(700),
+            )
+            .is_err()
+            {
+                println!("fault {which:?}: master did not converge");
+                continue;
+            }
+            let watch = VipWatch::start(&pair.b.ns, &pair.vip(), Duration::from_millis(2));
+            let t0 = Instant::now();
+            pair.a.ns.ip(&["link", "set", "t1", "down"]).unwrap();
+            match watch.wait(Duration::from_secs(5)) {
+                Some(t) => {
+                    let ms = t.duration_since(t0).as_secs_f64() * 1000.0;
+                    println!("fault v3 advert_int 0.1 {which:?}: {ms:.1} ms");
+                    times[k].push(ms);
+                }
+                None => println!("fault {which:?}: VIP never reached the backup"),
+            }
+            pair.a.ns.ip(&["link", "set", "t1", "up"]).unwrap();
+        }
+    }
+    drop(nodes);
+    let k = median(&mut times[0]);
+    let o = median(&mut times[1]);
+    format!(
+        "v3 advert_int  0.1 Fault: from link down: keepalived {k:8.1} ms  ours {o:8.1} ms  ratio {:.2}",
+        o / k
+    )
+}
+
 fn main() {
     if let Some(r) = skip_reason() {
         println!("SKIPPED: {r}");
@@ -196,6 +267,9 @@ fn main() {
                 oa / ka
             ));
         }
+    }
+    if only.as_deref().is_none_or(|o| o == "fault") {
+        summary.push(fault_case(rounds, &mut net));
     }
     println!(
         "\nfailover: master stopped (Term) or crashed (Kill) → VIP on the backup; median of \

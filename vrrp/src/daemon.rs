@@ -112,6 +112,7 @@ pub async fn run(
     };
     e.load(config, &HashMap::new())?;
     let timer = crate::timer::PreciseTimer::new().context("timerfd")?;
+    let mut link_events = link::watch().context("netlink link events")?;
     let mut poll = tokio::time::interval(POLL);
     poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -149,6 +150,7 @@ pub async fn run(
                 }
             }
             _ = poll.tick() => e.retrack(),
+            Some(()) = link_events.recv() => e.retrack(),
             c = control.recv() => match c {
                 Some(Control::Reload(cfg)) => {
                     let prev: HashMap<String, (State, Vec<Vip>, Vec<Route>)> = e

@@ -76,3 +76,38 @@ pub fn link(name: &str) -> Option<LinkInfo> {
     }
     Some(info)
 }
+
+/// Link events (RTNLGRP_LINK): every up/down/carrier change of any interface wakes the
+/// returned channel, so tracking reacts at once instead of at the next poll.
+pub fn watch() -> std::io::Result<tokio::sync::mpsc::Receiver<()>> {
+    use netlink_sys::{Socket, SocketAddr, protocols::NETLINK_ROUTE};
+    let mut sock = Socket::new(NETLINK_ROUTE)?;
+    sock.bind(&SocketAddr::new(0, 0))?;
+    sock.add_membership(libc::RTNLGRP_LINK)?;
+    sock.set_non_blocking(true)?;
+    // SAFETY: we own the socket and hand it to AsyncFd, which keeps it open while registered.
+    let fd = unsafe { tokio::io::unix::AsyncFd::register(sock) }.map_err(std::io::Error::from)?;
+    let (tx, rx) = tokio::sync::mpsc::channel(1);
+    tokio::spawn(async move {
+        let mut buf = vec![0u8; 65536];
+        loop {
+            let Ok(mut guard) = fd.readable().await else {
+                return;
+            };
+            // Drain everything queued; one wake-up is enough for any number of events.
+            loop {
+                match fd.get_ref().recv(&mut &mut buf[..], 0) {
+                    Ok(_) => {}
+                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+                    // ENOBUFS (events lost): still a reason to look again.
+                    Err(_) => break,
+                }
+            }
+            guard.clear_ready();
+            if tx.try_send(()).is_err() && tx.is_closed() {
+                return;
+            }
+        }
+    });
+    Ok(rx)
+}
