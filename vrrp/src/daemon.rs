@@ -26,12 +26,25 @@ use crate::state::{Action, Instance, Micros, Params, Reason, State};
 use crate::track::{ScriptStatus, TrackKind, Tracked, effective_priority};
 
 /// Commands from the embedding daemon.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub enum Control {
     /// Apply a new configuration: instances kept by name keep their state.
     Reload(Arc<KeepalivedConfig>),
     /// Stop: masters send priority 0, VIPs are removed, notify_stop scripts run.
     Shutdown,
+    /// Current state and receive counters of every instance (for status dumps).
+    Status(tokio::sync::oneshot::Sender<Vec<InstanceStatus>>),
+}
+
+/// One instance as [`Control::Status`] reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InstanceStatus {
+    pub instance: String,
+    pub vrid: u8,
+    pub state: State,
+    pub effective_priority: u8,
+    /// Accepted adverts and drops per reason ([`codec::RX_ERROR_NAMES`]).
+    pub rx: RxStats,
 }
 
 /// A state transition of one instance.
@@ -180,6 +193,20 @@ pub async fn run(
                             e.remove_addresses(&gone, &[]);
                         }
                     }
+                }
+                Some(Control::Status(reply)) => {
+                    let _ = reply.send(
+                        e.insts
+                            .iter()
+                            .map(|i| InstanceStatus {
+                                instance: i.cfg.name.clone(),
+                                vrid: i.cfg.vrid,
+                                state: i.sm.state(),
+                                effective_priority: i.sm.effective_priority(),
+                                rx: i.stats.clone(),
+                            })
+                            .collect(),
+                    );
                 }
                 Some(Control::Shutdown) | None => {
                     e.shutdown();

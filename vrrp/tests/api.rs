@@ -75,6 +75,17 @@ fn run_events_reload_shutdown() {
                 assert_eq!(e.vips, vec![v1]);
                 assert!(local_addrs().contains(&v1));
 
+                let (tx, rx) = tokio::sync::oneshot::channel();
+                ctl.send(Control::Status(tx)).await.unwrap();
+                let st = rx.await.unwrap();
+                assert_eq!(st.len(), 1);
+                assert_eq!((st[0].instance.as_str(), st[0].vrid), ("VI_API", 9));
+                assert_eq!(
+                    (st[0].state, st[0].effective_priority),
+                    (State::Master, 120)
+                );
+                assert_eq!(st[0].rx.accepted, 0, "alone on the link");
+
                 ctl.send(Control::Reload(conf(&["198.18.94.100", "198.18.94.101"])))
                     .await
                     .unwrap();
