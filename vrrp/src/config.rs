@@ -4,7 +4,7 @@
 use std::net::{IpAddr, Ipv4Addr};
 
 use keepalived_conf::model::{
-    IpAddressEntry, KeepalivedConfig, RouteEntry, Script, TrackRef, VrrpInstance,
+    IpAddressEntry, KeepalivedConfig, RouteEntry, RuleEntry, Script, TrackRef, VrrpInstance,
 };
 
 use crate::codec::{Family, auth_pass_bytes};
@@ -38,6 +38,7 @@ pub struct InstanceConfig {
     pub vips: Vec<IpAddressEntry>,
     pub vips_excluded: Vec<IpAddressEntry>,
     pub routes: Vec<RouteEntry>,
+    pub rules: Vec<RuleEntry>,
     pub garp: GarpParams,
     pub notify: NotifyConfig,
     pub track_interfaces: Vec<TrackRef>,
@@ -56,6 +57,7 @@ pub struct NotifyConfig {
     pub backup: Option<Script>,
     pub fault: Option<Script>,
     pub stop: Option<Script>,
+    pub master_rx_lower_pri: Option<Script>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -68,6 +70,9 @@ pub struct GarpParams {
     pub master_refresh_repeat: u32,
     /// Seconds between two packets of a burst.
     pub interval: f64,
+    /// When MASTER hears a lower priority: delay (s) and count of GARPs.
+    pub lower_prio_delay: u32,
+    pub lower_prio_repeat: u32,
 }
 
 impl InstanceConfig {
@@ -155,6 +160,7 @@ pub fn instance(cfg: &KeepalivedConfig, v: &VrrpInstance) -> Result<InstanceConf
         vips: v.virtual_ipaddresses.clone(),
         vips_excluded: v.virtual_ipaddresses_excluded.clone(),
         routes: v.virtual_routes.clone(),
+        rules: v.virtual_rules.clone(),
         garp: GarpParams {
             master_delay: v.garp_master_delay.unwrap_or(g.vrrp_garp_master_delay),
             master_repeat: if g.vrrp_min_garp {
@@ -166,6 +172,22 @@ pub fn instance(cfg: &KeepalivedConfig, v: &VrrpInstance) -> Result<InstanceConf
             master_refresh_repeat: v
                 .garp_master_refresh_repeat
                 .unwrap_or(g.vrrp_garp_master_refresh_repeat),
+            lower_prio_delay: v
+                .garp_lower_prio_delay
+                .or(g.vrrp_garp_lower_prio_delay)
+                .unwrap_or(if g.vrrp_strict {
+                    0
+                } else {
+                    v.garp_master_delay.unwrap_or(g.vrrp_garp_master_delay)
+                }),
+            lower_prio_repeat: v
+                .garp_lower_prio_repeat
+                .or(g.vrrp_garp_lower_prio_repeat)
+                .unwrap_or(if g.vrrp_strict {
+                    0
+                } else {
+                    v.garp_master_repeat.unwrap_or(g.vrrp_garp_master_repeat)
+                }),
             interval: if family == Family::V6 {
                 g.vrrp_gna_interval
             } else {
@@ -178,6 +200,7 @@ pub fn instance(cfg: &KeepalivedConfig, v: &VrrpInstance) -> Result<InstanceConf
             backup: v.notify.notify_backup.clone(),
             fault: v.notify.notify_fault.clone(),
             stop: v.notify.notify_stop.clone(),
+            master_rx_lower_pri: v.notify.notify_master_rx_lower_pri.clone(),
         },
         track_interfaces: v.track_interfaces.clone(),
         track_scripts: v.track_scripts.clone(),

@@ -19,19 +19,32 @@ use crate::codec::{
 };
 use crate::config::{self, InstanceConfig};
 use crate::link::{self, LinkInfo};
-use crate::netlink::{Netlink, Route, Vip, scope_number};
+use crate::netlink::{Netlink, Route, Rule, Vip, scope_number};
 use crate::notify::{self, Fifo};
 use crate::sock::{RxSocket, TxSocket, group};
 use crate::state::{Action, Instance, Micros, Params, Reason, State};
 use crate::track::{ScriptStatus, TrackKind, Tracked, effective_priority};
 
 /// Commands from the embedding daemon.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub enum Control {
     /// Apply a new configuration: instances kept by name keep their state.
     Reload(Arc<KeepalivedConfig>),
     /// Stop: masters send priority 0, VIPs are removed, notify_stop scripts run.
     Shutdown,
+    /// Current state and receive counters of every instance (for status dumps).
+    Status(tokio::sync::oneshot::Sender<Vec<InstanceStatus>>),
+}
+
+/// One instance as [`Control::Status`] reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InstanceStatus {
+    pub instance: String,
+    pub vrid: u8,
+    pub state: State,
+    pub effective_priority: u8,
+    /// Accepted adverts and drops per reason ([`codec::RX_ERROR_NAMES`]).
+    pub rx: RxStats,
 }
 
 /// A state transition of one instance.
@@ -58,6 +71,7 @@ struct Inst {
     src: IpAddr,
     vips: Vec<Vip>,
     routes: Vec<Route>,
+    rules: Vec<Rule>,
     advert_vips: Vec<IpAddr>,
     reader: JoinHandle<()>,
     garp: Option<JoinHandle<()>>,
@@ -110,6 +124,8 @@ pub async fn run(
         group_state: HashMap::new(),
     };
     e.load(config, &HashMap::new())?;
+    let timer = crate::timer::PreciseTimer::new().context("timerfd")?;
+    let mut link_events = link::watch().context("netlink link events")?;
     let mut poll = tokio::time::interval(POLL);
     poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -126,7 +142,7 @@ pub async fn run(
                     e.packet(idx, &pkt, info);
                 }
             }
-            _ = tokio::time::sleep_until(deadline) => {
+            _ = timer.sleep_until(deadline.into_std()) => {
                 let now = e.now();
                 for idx in 0..e.insts.len() {
                     if e.insts[idx].sm.master_down_due(now) && e.group_holds_back(idx, now) {
@@ -147,6 +163,7 @@ pub async fn run(
                 }
             }
             _ = poll.tick() => e.retrack(),
+            Some(()) = link_events.recv() => e.retrack(),
             c = control.recv() => match c {
                 Some(Control::Reload(cfg)) => {
                     let prev: HashMap<String, (State, Vec<Vip>, Vec<Route>)> = e
@@ -157,19 +174,39 @@ pub async fn run(
                     e.stop_tasks();
                     let old = std::mem::take(&mut e.insts);
                     if let Err(err) = e.load(cfg, &prev) {
-                        log::error!("reload failed, keeping nothing running: {err:#}");
+                        log::error!("reload: {err:#}");
                     }
                     // Addresses of instances gone (or no longer master) are removed.
                     for o in old {
+                        if let Some((name, index)) = &o.vmac
+                            && !e.insts.iter().any(|i| i.vmac.as_ref().is_some_and(|v| &v.0 == name))
+                        {
+                            let _ = e.nl.delete_link(*index);
+                        }
                         let keeps = e.insts.iter().any(|i| i.cfg.name == o.cfg.name && i.sm.state() == State::Master);
                         if o.sm.state() == State::Master && !keeps {
                             e.remove_addresses(&o.vips, &o.routes);
+                            e.remove_rules(&o.rules);
                         } else if o.sm.state() == State::Master {
                             let new = e.insts.iter().find(|i| i.cfg.name == o.cfg.name).map(|i| i.vips.clone()).unwrap_or_default();
                             let gone: Vec<Vip> = o.vips.iter().filter(|v| !new.contains(v)).cloned().collect();
                             e.remove_addresses(&gone, &[]);
                         }
                     }
+                }
+                Some(Control::Status(reply)) => {
+                    let _ = reply.send(
+                        e.insts
+                            .iter()
+                            .map(|i| InstanceStatus {
+                                instance: i.cfg.name.clone(),
+                                vrid: i.cfg.vrid,
+                                state: i.sm.state(),
+                                effective_priority: i.sm.effective_priority(),
+                                rx: i.stats.clone(),
+                            })
+                            .collect(),
+                    );
                 }
                 Some(Control::Shutdown) | None => {
                     e.shutdown();
@@ -216,9 +253,18 @@ impl Engine {
             }
         }
         for v in &cfg.vrrp_instances {
-            let ic = config::instance(&cfg, v).map_err(|m| anyhow!(m))?;
-            let inst = self.build(ic)?;
-            self.insts.push(inst);
+            let built = config::instance(&cfg, v)
+                .map_err(|m| anyhow!(m))
+                .and_then(|ic| self.build(ic));
+            match built {
+                Ok(inst) => self.insts.push(inst),
+                // At startup the caller gets the error; on reload the others keep running.
+                Err(e) if prev.is_empty() => {
+                    self.stop_tasks();
+                    return Err(e);
+                }
+                Err(e) => log::error!("{e:#}"),
+            }
         }
         // Scripts referenced by instances or sync groups.
         self.scripts.clear();
@@ -261,6 +307,8 @@ impl Engine {
             if !prev.contains_key(&self.insts[idx].cfg.name) {
                 let (v, r) = (self.insts[idx].vips.clone(), self.insts[idx].routes.clone());
                 self.remove_addresses(&v, &r);
+                let rules = self.insts[idx].rules.clone();
+                self.remove_rules(&rules);
             }
         }
         self.retrack_at(now, false);
@@ -362,6 +410,20 @@ impl Engine {
                 }
             })
             .collect();
+        let rules = cfg
+            .rules
+            .iter()
+            .map(|r| Rule {
+                v6: r
+                    .from
+                    .or(r.to)
+                    .map_or(cfg.family == Family::V6, |p| p.addr.is_ipv6()),
+                from: r.from.map(|p| (p.addr, p.prefix_len)),
+                to: r.to.map(|p| (p.addr, p.prefix_len)),
+                table: config::table_number(r.table.as_deref()),
+                preference: r.preference,
+            })
+            .collect();
         let routes = cfg
             .routes
             .iter()
@@ -412,6 +474,7 @@ impl Engine {
             src,
             vips,
             routes,
+            rules,
             reader,
             garp: None,
             stats: RxStats::default(),
@@ -556,6 +619,30 @@ impl Engine {
         for a in actions {
             match a {
                 Action::SendAdvert { priority } => self.send_advert(idx, priority),
+                Action::LowerPriorityMaster { from } => {
+                    let inst = &self.insts[idx];
+                    log::info!(
+                        "({}) Received advert from {from} with lower priority, ours {}, forcing new election",
+                        inst.cfg.name,
+                        inst.sm.effective_priority()
+                    );
+                    if let Some(s) = &inst.cfg.notify.master_rx_lower_pri {
+                        notify::spawn(s, &[]);
+                    }
+                    let g = inst.cfg.garp;
+                    if g.lower_prio_repeat > 0 {
+                        let targets = self.garp_targets(idx);
+                        tokio::spawn(async move {
+                            if g.lower_prio_delay > 0 {
+                                tokio::time::sleep(Duration::from_secs(u64::from(
+                                    g.lower_prio_delay,
+                                )))
+                                .await;
+                            }
+                            garp_burst(g.lower_prio_repeat, g.interval, &targets).await;
+                        });
+                    }
+                }
                 Action::Transition { from, to, reason } => {
                     self.transition(idx, from, to, reason);
                     // Sync group: the other members follow (not for shutdown/INIT).
@@ -593,6 +680,8 @@ impl Engine {
             log::info!("({name}) removing VIPs.");
             let (v, r) = (self.insts[idx].vips.clone(), self.insts[idx].routes.clone());
             self.remove_addresses(&v, &r);
+            let rules = self.insts[idx].rules.clone();
+            self.remove_rules(&rules);
         }
         let inst = &self.insts[idx];
         let prio = inst.sm.effective_priority();
@@ -689,6 +778,11 @@ impl Engine {
 
     fn add_addresses(&mut self, idx: usize, vips: &[Vip], routes: &[Route]) {
         let name = &self.insts[idx].cfg.name;
+        for rule in &self.insts[idx].rules {
+            if let Err(e) = self.nl.add_rule(rule) {
+                log::warn!("({name}) cannot add rule: {e}");
+            }
+        }
         for vip in vips {
             if let Err(e) = self.nl.add_address(vip) {
                 log::warn!("({name}) cannot add {}: {e}", vip.addr);
@@ -698,6 +792,12 @@ impl Engine {
             if let Err(e) = self.nl.add_route(route) {
                 log::warn!("({name}) cannot add route to {}: {e}", route.dst);
             }
+        }
+    }
+
+    fn remove_rules(&mut self, rules: &[Rule]) {
+        for rule in rules {
+            let _ = self.nl.del_rule(rule);
         }
     }
 
@@ -712,12 +812,10 @@ impl Engine {
         }
     }
 
-    /// Gratuitous ARPs / NAs: a burst now, another after garp_master_delay, then refreshes.
-    fn start_garp(&mut self, idx: usize) {
-        let inst = &mut self.insts[idx];
-        let g = inst.cfg.garp;
-        let targets: Vec<(u32, [u8; 6], IpAddr)> = inst
-            .vips
+    /// Interface index, MAC and address of every VIP, for GARPs / NAs.
+    fn garp_targets(&self, idx: usize) -> Vec<(u32, [u8; 6], IpAddr)> {
+        let inst = &self.insts[idx];
+        inst.vips
             .iter()
             .map(|v| {
                 let mac = if v.ifindex == inst.link.index {
@@ -727,32 +825,27 @@ impl Engine {
                 };
                 (v.ifindex, mac, v.addr)
             })
-            .collect();
-        let burst = move |count: u32, targets: Vec<(u32, [u8; 6], IpAddr)>| async move {
-            for n in 0..count {
-                if n > 0 && g.interval > 0.0 {
-                    tokio::time::sleep(Duration::from_secs_f64(g.interval)).await;
-                }
-                for (ifindex, mac, addr) in &targets {
-                    if let Err(e) = crate::garp::announce(*ifindex, *mac, *addr) {
-                        log::warn!("gratuitous ARP/NA for {addr}: {e}");
-                    }
-                }
-            }
-        };
+            .collect()
+    }
+
+    /// Gratuitous ARPs / NAs: a burst now, another after garp_master_delay, then refreshes.
+    fn start_garp(&mut self, idx: usize) {
+        let targets = self.garp_targets(idx);
+        let inst = &mut self.insts[idx];
+        let g = inst.cfg.garp;
         if let Some(t) = inst.garp.take() {
             t.abort();
         }
         inst.garp = Some(tokio::spawn(async move {
-            burst(g.master_repeat, targets.clone()).await;
+            garp_burst(g.master_repeat, g.interval, &targets).await;
             if g.master_delay > 0 {
                 tokio::time::sleep(Duration::from_secs(u64::from(g.master_delay))).await;
-                burst(g.master_repeat, targets.clone()).await;
+                garp_burst(g.master_repeat, g.interval, &targets).await;
             }
             if g.master_refresh > 0 {
                 loop {
                     tokio::time::sleep(Duration::from_secs(u64::from(g.master_refresh))).await;
-                    burst(g.master_refresh_repeat, targets.clone()).await;
+                    garp_burst(g.master_refresh_repeat, g.interval, &targets).await;
                 }
             }
         }));
@@ -767,11 +860,15 @@ impl Engine {
     /// files; `apply` feeds changes to the state machines.
     fn retrack_at(&mut self, now: Micros, apply: bool) {
         let cfg = self.config.clone();
+        let Some(links) = link::states() else {
+            log::warn!("cannot read interface states; tracking unchanged");
+            return;
+        };
         for idx in 0..self.insts.len() {
             let inst = &mut self.insts[idx];
-            if let Some(l) = link::link(&inst.cfg.interface) {
-                inst.link.up = l.up;
-                inst.link.mac = l.mac;
+            if let Some((up, mac)) = links.get(&inst.cfg.interface) {
+                inst.link.up = *up;
+                inst.link.mac = *mac;
             } else {
                 inst.link.up = false;
             }
@@ -797,7 +894,7 @@ impl Engine {
                 tracked.push(Tracked {
                     weight: t.weight.unwrap_or(0),
                     reverse: t.reverse,
-                    kind: TrackKind::Up(link::link(&t.name).is_some_and(|l| l.up)),
+                    kind: TrackKind::Up(links.get(&t.name).is_some_and(|l| l.0)),
                 });
             }
             let scripts = inst
@@ -872,6 +969,20 @@ impl Engine {
             }
         }
         self.stop_tasks();
+    }
+}
+
+/// `count` rounds of one GARP / NA per VIP, `interval` seconds apart.
+async fn garp_burst(count: u32, interval: f64, targets: &[(u32, [u8; 6], IpAddr)]) {
+    for n in 0..count {
+        if n > 0 && interval > 0.0 {
+            tokio::time::sleep(Duration::from_secs_f64(interval)).await;
+        }
+        for (ifindex, mac, addr) in targets {
+            if let Err(e) = crate::garp::announce(*ifindex, *mac, *addr) {
+                log::warn!("gratuitous ARP/NA for {addr}: {e}");
+            }
+        }
     }
 }
 

@@ -32,6 +32,14 @@
 //! be started (an interface that does not exist, no source address, a socket refused). Events
 //! are sent with `try_send`: a full or closed channel never blocks the protocol.
 //!
+//! What it runs, per instance: a raw IP-112 receive socket (group joined in multicast mode,
+//! on the vmac with `use_vmac`) and a send socket (TTL 255, TOS 0xc0, multicast loop off);
+//! timers on a timerfd (µs precision); VIPs, virtual_routes and virtual_rules through
+//! rtnetlink (routes and rules with `proto keepalived`); GARP / unsolicited NA bursts;
+//! notify scripts, generic `notify` and notify FIFOs with keepalived's arguments and lines;
+//! tracking from netlink link events, vrrp_script runs and track_file polling (100 ms).
+//! Receive counters per drop reason are logged at shutdown (`NAME: accepted N bad_ttl M …`).
+//!
 //! The `xlvs-vrrpd` binary (`-f FILE`, `-n`, keepalived's `-l -D -G -P -p -r -c` accepted) runs
 //! the same API, logs to stderr, stops on SIGTERM/SIGINT and reloads on SIGHUP.
 
@@ -44,4 +52,5 @@ pub mod netlink;
 pub mod notify;
 pub mod sock;
 pub mod state;
+pub mod timer;
 pub mod track;

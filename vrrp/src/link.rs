@@ -25,6 +25,30 @@ impl LinkInfo {
     }
 }
 
+/// Up/down and MAC of every interface, from one address dump (what tracking polls); None
+/// when the dump failed (then nothing is known, rather than everything being down).
+pub fn states() -> Option<std::collections::HashMap<String, (bool, [u8; 6])>> {
+    let mut out = std::collections::HashMap::new();
+    let addrs = getifaddrs().ok()?;
+    for ifa in addrs {
+        let up = ifa
+            .flags
+            .contains(InterfaceFlags::IFF_UP | InterfaceFlags::IFF_RUNNING);
+        let e = out
+            .entry(ifa.interface_name.clone())
+            .or_insert((up, [0u8; 6]));
+        if let Some(m) = ifa
+            .address
+            .as_ref()
+            .and_then(|a| a.as_link_addr())
+            .and_then(|l| l.addr())
+        {
+            e.1 = m;
+        }
+    }
+    Some(out)
+}
+
 /// Looks `name` up; None if it does not exist.
 pub fn link(name: &str) -> Option<LinkInfo> {
     let index = nix::net::if_::if_nametoindex(name).ok()?;
@@ -51,4 +75,39 @@ pub fn link(name: &str) -> Option<LinkInfo> {
         }
     }
     Some(info)
+}
+
+/// Link events (RTNLGRP_LINK): every up/down/carrier change of any interface wakes the
+/// returned channel, so tracking reacts at once instead of at the next poll.
+pub fn watch() -> std::io::Result<tokio::sync::mpsc::Receiver<()>> {
+    use netlink_sys::{Socket, SocketAddr, protocols::NETLINK_ROUTE};
+    let mut sock = Socket::new(NETLINK_ROUTE)?;
+    sock.bind(&SocketAddr::new(0, 0))?;
+    sock.add_membership(libc::RTNLGRP_LINK)?;
+    sock.set_non_blocking(true)?;
+    // SAFETY: we own the socket and hand it to AsyncFd, which keeps it open while registered.
+    let fd = unsafe { tokio::io::unix::AsyncFd::register(sock) }.map_err(std::io::Error::from)?;
+    let (tx, rx) = tokio::sync::mpsc::channel(1);
+    tokio::spawn(async move {
+        let mut buf = vec![0u8; 65536];
+        loop {
+            let Ok(mut guard) = fd.readable().await else {
+                return;
+            };
+            // Drain everything queued; one wake-up is enough for any number of events.
+            loop {
+                match fd.get_ref().recv(&mut &mut buf[..], 0) {
+                    Ok(_) => {}
+                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+                    // ENOBUFS (events lost): still a reason to look again.
+                    Err(_) => break,
+                }
+            }
+            guard.clear_ready();
+            if tx.try_send(()).is_err() && tx.is_closed() {
+                return;
+            }
+        }
+    });
+    Ok(rx)
 }

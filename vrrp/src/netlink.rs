@@ -16,6 +16,7 @@ use netlink_packet_route::{
         MacVlanMode,
     },
     route::{RouteAddress, RouteAttribute, RouteMessage, RouteProtocol, RouteScope, RouteType},
+    rule::{RuleAction, RuleAttribute, RuleMessage},
 };
 use netlink_sys::{Socket, SocketAddr, protocols::NETLINK_ROUTE};
 
@@ -46,6 +47,16 @@ pub struct Route {
     pub scope: Option<u8>,
     /// RTN_* (1 unicast, 6 blackhole, 7 unreachable, 8 prohibit).
     pub kind: u8,
+}
+
+/// One `virtual_rules` line, resolved (`from`/`to` prefixes, lookup table, preference).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rule {
+    pub v6: bool,
+    pub from: Option<(IpAddr, u8)>,
+    pub to: Option<(IpAddr, u8)>,
+    pub table: u32,
+    pub preference: Option<u32>,
 }
 
 pub struct Netlink {
@@ -182,6 +193,55 @@ impl Netlink {
             NLM_F_REQUEST | NLM_F_ACK,
         ) {
             Err(e) if matches!(e.raw_os_error(), Some(libc::ESRCH) | Some(libc::ENOENT)) => Ok(()),
+            r => r,
+        }
+    }
+
+    fn rule_message(r: &Rule) -> RuleMessage {
+        let mut m = RuleMessage::default();
+        m.header.family = if r.v6 {
+            AddressFamily::Inet6
+        } else {
+            AddressFamily::Inet
+        };
+        m.header.action = RuleAction::ToTable;
+        if r.table < 256 {
+            m.header.table = r.table as u8;
+        }
+        m.attributes.push(RuleAttribute::Table(r.table));
+        // RTPROT_KEEPALIVED, as for routes.
+        m.attributes
+            .push(RuleAttribute::Protocol(RouteProtocol::from(18u8)));
+        if let Some((a, len)) = r.from.filter(|f| f.1 > 0) {
+            m.header.src_len = len;
+            m.attributes.push(RuleAttribute::Source(a));
+        }
+        if let Some((a, len)) = r.to.filter(|t| t.1 > 0) {
+            m.header.dst_len = len;
+            m.attributes.push(RuleAttribute::Destination(a));
+        }
+        if let Some(p) = r.preference {
+            m.attributes.push(RuleAttribute::Priority(p));
+        }
+        m
+    }
+
+    pub fn add_rule(&mut self, r: &Rule) -> io::Result<()> {
+        match self.request(
+            RouteNetlinkMessage::NewRule(Self::rule_message(r)),
+            NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL,
+        ) {
+            Err(e) if e.raw_os_error() == Some(libc::EEXIST) => Ok(()),
+            r => r,
+        }
+    }
+
+    pub fn del_rule(&mut self, r: &Rule) -> io::Result<()> {
+        match self.request(
+            RouteNetlinkMessage::DelRule(Self::rule_message(r)),
+            NLM_F_REQUEST | NLM_F_ACK,
+        ) {
+            Err(e) if matches!(e.raw_os_error(), Some(libc::ENOENT) | Some(libc::ESRCH)) => Ok(()),
             r => r,
         }
     }

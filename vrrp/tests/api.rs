@@ -75,6 +75,17 @@ fn run_events_reload_shutdown() {
                 assert_eq!(e.vips, vec![v1]);
                 assert!(local_addrs().contains(&v1));
 
+                let (tx, rx) = tokio::sync::oneshot::channel();
+                ctl.send(Control::Status(tx)).await.unwrap();
+                let st = rx.await.unwrap();
+                assert_eq!(st.len(), 1);
+                assert_eq!((st[0].instance.as_str(), st[0].vrid), ("VI_API", 9));
+                assert_eq!(
+                    (st[0].state, st[0].effective_priority),
+                    (State::Master, 120)
+                );
+                assert_eq!(st[0].rx.accepted, 0, "alone on the link");
+
                 ctl.send(Control::Reload(conf(&["198.18.94.100", "198.18.94.101"])))
                     .await
                     .unwrap();
@@ -132,4 +143,47 @@ fn missing_interface_is_an_error_naming_the_instance() {
         .unwrap()
         .expect_err("va does not exist in this namespace");
     assert_eq!(err.to_string(), "(VI_API) interface va doesn't exist");
+}
+
+/// A reload naming an interface that does not exist keeps the other instances running.
+#[test]
+fn reload_with_a_broken_instance_keeps_the_others() {
+    skip_unless_ready!();
+    let pair = Pair::new(102, false).expect("namespaces");
+    let v1: IpAddr = "198.18.102.100".parse().unwrap();
+    pair.a
+        .ns
+        .run_in(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async move {
+                let (ctl, ctl_rx) = mpsc::channel(4);
+                let (ev_tx, mut ev) = mpsc::channel(16);
+                let task = tokio::spawn(run(conf(&["198.18.102.100"]), ctl_rx, ev_tx));
+                next(&mut ev).await;
+                let e = next(&mut ev).await;
+                assert_eq!(e.to, State::Master);
+                let mut broken = (*conf(&["198.18.102.100"])).clone();
+                let mut extra = broken.vrrp_instances[0].clone();
+                extra.name = "VI_BROKEN".into();
+                extra.interface = Some("nosuchif0".into());
+                extra.virtual_router_id = Some(10);
+                broken.vrrp_instances.push(extra);
+                ctl.send(Control::Reload(Arc::new(broken))).await.unwrap();
+                tokio::time::sleep(Duration::from_millis(500)).await;
+                assert!(
+                    local_addrs().contains(&v1),
+                    "the good instance keeps its VIP"
+                );
+                assert!(ev.try_recv().is_err(), "and its state");
+                ctl.send(Control::Shutdown).await.unwrap();
+                task.await.unwrap().unwrap();
+                assert!(!local_addrs().contains(&v1));
+            });
+        })
+        .join()
+        .unwrap()
+        .unwrap();
 }

@@ -53,9 +53,15 @@ fn addresses(pair: &Pair) -> (Vec<String>, Vec<String>) {
         .filter(|l| l.contains("198.18.77.") || l.contains("198.18.78."))
         .map(str::to_string)
         .collect();
+    let out = pair.a.ns.ip(&["-4", "rule", "show"]).unwrap();
+    let rules: Vec<String> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|l| l.contains("lookup 100") || l.contains("lookup 101"))
+        .map(str::to_string)
+        .collect();
     (
         sorted_lines(&addrs.join("\n")),
-        sorted_lines(&routes.join("\n")),
+        sorted_lines(&[routes, rules].concat().join("\n")),
     )
 }
 
@@ -148,7 +154,9 @@ fn observe(which: Impl, pair: &Pair, tag: &str, label_vip: &str) -> Observed {
          198.18.76.101/32\n }}\n\
          virtual_ipaddress_excluded {{\n  198.18.76.102/32\n }}\n\
          virtual_routes {{\n  198.18.77.0/24 via 198.18.76.2 dev va\n  \
-         198.18.78.0/24 dev va table 100 metric 7\n }}\n}}\n",
+         198.18.78.0/24 dev va table 100 metric 7\n }}\n\
+         virtual_rules {{\n  from 198.18.76.100 table 100 priority 100\n  \
+         to 198.18.88.0/24 table 101 priority 101\n }}\n}}\n",
         fifo = fifo.display(),
         label_vip = label_vip
     );
@@ -197,8 +205,8 @@ fn vips_routes_notify_fifo_like_keepalived() {
         k.addrs
     );
     assert_eq!(o.addrs, k.addrs, "VIP lines");
-    assert_eq!(k.routes.len(), 2, "{:?}", k.routes);
-    assert_eq!(o.routes, k.routes, "virtual routes");
+    assert_eq!(k.routes.len(), 4, "{:?}", k.routes);
+    assert_eq!(o.routes, k.routes, "virtual routes and rules");
     assert_eq!(
         k.after_stop,
         (vec![], vec![]),

@@ -181,3 +181,123 @@ fn hostile_packets_are_counted_and_dropped() {
         );
     }
 }
+
+/// Counts ARP frames whose sender and target are `vip`, seen in `ns` within `window`, after
+/// `f` ran.
+fn garps_after(
+    ns: &xlvs_tests::netns::Netns,
+    vip: [u8; 4],
+    window: Duration,
+    f: impl FnOnce(),
+) -> usize {
+    let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+    let h = ns.run_in(move || {
+        // SAFETY: AF_PACKET socket for ARP with a receive timeout; recv into a local buffer.
+        unsafe {
+            let fd = libc::socket(
+                libc::AF_PACKET,
+                libc::SOCK_RAW,
+                i32::from((libc::ETH_P_ARP as u16).to_be()),
+            );
+            assert!(fd >= 0);
+            let tv = libc::timeval {
+                tv_sec: 0,
+                tv_usec: 20_000,
+            };
+            libc::setsockopt(
+                fd,
+                libc::SOL_SOCKET,
+                libc::SO_RCVTIMEO,
+                (&tv as *const libc::timeval).cast(),
+                std::mem::size_of::<libc::timeval>() as u32,
+            );
+            ready_tx.send(()).unwrap();
+            let t0 = Instant::now();
+            let mut n = 0;
+            let mut buf = [0u8; 128];
+            while t0.elapsed() < window {
+                let r = libc::recv(fd, buf.as_mut_ptr().cast(), buf.len(), 0);
+                if r >= 42 && buf[28..32] == vip && buf[38..42] == vip {
+                    n += 1;
+                }
+            }
+            libc::close(fd);
+            n
+        }
+    });
+    ready_rx.recv().unwrap();
+    f();
+    h.join().unwrap().unwrap()
+}
+
+/// A MASTER hearing another master with a lower priority sends garp_lower_prio_repeat GARPs
+/// and runs notify_master_rx_lower_pri, as keepalived does.
+#[test]
+fn lower_priority_master_like_keepalived() {
+    skip_unless_ready!();
+    let pair = Pair::new(103, false).expect("namespaces");
+    let vip: IpAddr = pair.vip().parse().unwrap();
+    let src = Ipv4Addr::new(198, 18, 103, 2);
+    let lower = Advert {
+        version: 2,
+        vrid: 51,
+        priority: 50,
+        adver_int: 1,
+        auth_type: 0,
+        auth_data: [0; 8],
+        addresses: vec![vip],
+    };
+    let frame_low = frame(
+        src,
+        255,
+        &codec::encode(&lower, Family::V4, Checksum::MessageOnly),
+    );
+    let mut results = Vec::new();
+    for which in [Impl::Keepalived, Impl::Ours] {
+        let out = pair.dir.join(format!("{which:?}.out"));
+        let script = pair.dir.join(format!("{which:?}.sh"));
+        std::fs::write(
+            &script,
+            format!("#!/bin/sh\necho rx-lower \"$@\" >> {}\n", out.display()),
+        )
+        .unwrap();
+        std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+            .unwrap();
+        let conf = format!(
+            "global_defs {{\n router_id t\n vrrp_garp_master_delay 0\n vrrp_garp_master_repeat 1\n \
+             script_user root\n}}\n\
+             vrrp_instance VI_T {{\n interface va\n virtual_router_id 51\n priority 150\n advert_int 1\n \
+             garp_lower_prio_repeat 3\n notify_master_rx_lower_pri {}\n \
+             virtual_ipaddress {{\n  {}/32\n }}\n}}\n",
+            script.display(),
+            pair.vip()
+        );
+        let mut node =
+            Node::start_text(which, &pair, &pair.a, &conf, &format!("{which:?}")).unwrap();
+        wait_until(Duration::from_secs(6), || has_vip(&pair.a.ns, &pair.vip())).expect("master");
+        std::thread::sleep(Duration::from_millis(300));
+        let f = frame_low.clone();
+        let n = garps_after(
+            &pair.b.ns,
+            [198, 18, 103, 100],
+            Duration::from_millis(800),
+            || {
+                send_frames(&pair.b.ns, "vb", vec![f]);
+            },
+        );
+        std::thread::sleep(Duration::from_millis(200));
+        node.stop().unwrap();
+        let script_out = std::fs::read_to_string(&out).unwrap_or_default();
+        assert!(
+            !has_vip(&pair.a.ns, &pair.vip()),
+            "{which:?} removed its VIP"
+        );
+        results.push((n, script_out));
+    }
+    eprintln!("keepalived: {:?}", results[0]);
+    assert_eq!(
+        results[0].0, 3,
+        "keepalived sends garp_lower_prio_repeat GARPs"
+    );
+    assert_eq!(results[1], results[0]);
+}

@@ -53,6 +53,8 @@ pub enum Reason {
 pub enum Action {
     /// Send one advertisement with this priority.
     SendAdvert { priority: u8 },
+    /// As MASTER, an advert from another master with a lower priority was received.
+    LowerPriorityMaster { from: IpAddr },
     /// State changed: the daemon adds/removes VIPs, sends GARPs, runs notify scripts.
     Transition {
         from: State,
@@ -212,15 +214,17 @@ impl Instance {
                     self.master_addr = Some(src);
                     return self.go(now, State::Backup, Reason::HigherPriority);
                 }
-                if self.params.lower_prio_no_advert {
-                    vec![]
-                } else {
-                    // Force a new election: the lower master hears us now.
+                // Another master with a lower priority: GARPs (garp_lower_prio_*) and
+                // notify_master_rx_lower_pri, and unless lower_prio_no_advert an advert at
+                // once to force a new election.
+                let mut out = vec![Action::LowerPriorityMaster { from: src }];
+                if !self.params.lower_prio_no_advert {
                     self.adver_timer = Some(now + self.adver_us());
-                    vec![Action::SendAdvert {
+                    out.push(Action::SendAdvert {
                         priority: self.effective_priority,
-                    }]
+                    });
                 }
+                out
             }
             State::Init | State::Fault => vec![],
         }

@@ -60,6 +60,21 @@ fn run(name: &str, p: Params, steps: &[(u64, Ev, State, &[u8])]) {
             Ev::Force(s) => i.force(now, *s),
             Ev::Shutdown => i.shutdown(now),
         };
+        if let Ev::Adv(_, prio, _) = ev
+            && i.state() == Master
+            && *prio != 0
+            && *prio < i.effective_priority()
+        {
+            assert!(
+                actions.contains(&Action::LowerPriorityMaster {
+                    from: IpAddr::from(match ev {
+                        Ev::Adv(a, _, _) => *a,
+                        _ => unreachable!(),
+                    })
+                }),
+                "{name}: lower-priority master reported at step {n}"
+            );
+        }
         let adverts: Vec<u8> = actions
             .iter()
             .filter_map(|a| match a {
