@@ -18,13 +18,13 @@ pub struct SystemEnvironment;
 
 impl Environment for SystemEnvironment {
     fn interface_exists(&self, name: &str) -> bool {
-        // /sys/class/net follows the network namespace sysfs was mounted in;
-        // `ip netns exec` remounts it, which is how keepalived -t is run.
-        !name.is_empty()
-            && !name.contains('/')
-            && name != "."
-            && name != ".."
-            && Path::new("/sys/class/net").join(name).exists()
+        // Asked of the kernel in the caller's network namespace (as keepalived does), not of
+        // /sys, which shows the namespace sysfs was mounted in (`nsenter --net` keeps the
+        // host's).
+        match std::ffi::CString::new(name) {
+            Ok(c) if !name.is_empty() => (unsafe { libc::if_nametoindex(c.as_ptr()) }) != 0,
+            _ => false,
+        }
     }
 
     fn find_executable(&self, program: &str) -> Option<PathBuf> {

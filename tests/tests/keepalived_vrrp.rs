@@ -147,3 +147,69 @@ fn ha_pair_with_keepalived_2_2_7() -> Result<()> {
     assert!(listing.contains("198.18.71.50"), "{listing}");
     Ok(())
 }
+
+/// `no_accept`: as master (not the address owner) our node holds the VIP but drops traffic
+/// addressed to it; with the default `accept` the same master answers.
+#[test]
+fn no_accept_master_drops_traffic_to_its_vip() -> Result<()> {
+    use std::net::{SocketAddr, TcpListener, TcpStream};
+    if !is_root() {
+        eprintln!("skipped: needs root");
+        return Ok(());
+    }
+    let p = unique_prefix("xa");
+    let a = Netns::new(&format!("{p}a"))?;
+    let b = Netns::new(&format!("{p}b"))?;
+    veth(&a, "va", &b, "vb")?;
+    a.ip(&["addr", "add", "198.18.71.1/24", "dev", "va"])?;
+    b.ip(&["addr", "add", "198.18.71.2/24", "dev", "vb"])?;
+    let pins = Pins(Options {
+        pin_dir: format!("/sys/fs/bpf/xlvs-{p}").into(),
+        max_conns: 4096,
+    });
+    // A server on every address of a, the VIP included once it is there.
+    let _listener = a
+        .run_in(|| TcpListener::bind("0.0.0.0:8081"))
+        .join()
+        .map_err(|_| anyhow::anyhow!("listener thread"))??;
+    let reachable = || -> bool {
+        b.run_in(|| {
+            TcpStream::connect_timeout(
+                &SocketAddr::new(VIP.parse().unwrap(), 8081),
+                Duration::from_millis(500),
+            )
+            .is_ok()
+        })
+        .join()
+        .unwrap_or(Ok(false))
+        .unwrap_or(false)
+    };
+    for (mode, expect) in [("    no_accept\n", false), ("", true)] {
+        let dir = Workdir::new(&format!("{p}{}", expect as u8))?;
+        let conf = dir.path("keepalived.conf");
+        std::fs::write(
+            &conf,
+            instance("BACKUP", "va", 150)
+                .replace("    priority 150\n", &format!("    priority 150\n{mode}")),
+        )?;
+        let mut ours = Keepalived::start_in(&a, &pins.0, &dir, &conf)?;
+        wait_for("ours becomes master", Duration::from_secs(10), || {
+            has_vip(&a)
+        })?;
+        let rules = a.exec("nft", &["list", "ruleset"])?;
+        assert_eq!(
+            reachable(),
+            expect,
+            "mode {mode:?}:\n{}\n{}",
+            ours.log_text(),
+            String::from_utf8_lossy(&rules.stdout)
+        );
+        ours.signal(libc::SIGTERM)?;
+        ours.wait(Duration::from_secs(10))?;
+        assert!(!has_vip(&a));
+    }
+    // Nothing of ours is left in the firewall.
+    let rules = a.exec("nft", &["list", "ruleset"])?;
+    assert!(!String::from_utf8_lossy(&rules.stdout).contains("no_accept_VI_1"));
+    Ok(())
+}

@@ -20,6 +20,7 @@ use crate::codec::{
 use crate::config::{self, InstanceConfig};
 use crate::link::{self, LinkInfo};
 use crate::netlink::{Netlink, Route, Rule, Vip, scope_number};
+use crate::noaccept;
 use crate::notify::{self, Fifo};
 use crate::sock::{RxSocket, TxSocket, group};
 use crate::state::{Action, Instance, Micros, Params, Reason, State};
@@ -670,10 +671,19 @@ impl Engine {
         log::info!("({name}) Entering {} STATE ({reason:?})", to.keyword());
         if to == State::Master {
             let (v, r) = (self.insts[idx].vips.clone(), self.insts[idx].routes.clone());
+            // no_accept: the drop rules go in before the addresses, so no packet slips through.
+            let cfg = &self.insts[idx].cfg;
+            if !cfg.accept && cfg.priority != 255 {
+                let addrs: Vec<IpAddr> = v.iter().map(|x| x.addr).collect();
+                noaccept::block(&name, &addrs);
+            }
             log::info!("({name}) setting VIPs.");
             self.add_addresses(idx, &v, &r);
             self.start_garp(idx);
         } else if from == State::Master {
+            if !self.insts[idx].cfg.accept {
+                noaccept::unblock(&name);
+            }
             if let Some(t) = self.insts[idx].garp.take() {
                 t.abort();
             }

@@ -49,6 +49,7 @@ pub mod daemon;
 pub mod garp;
 pub mod link;
 pub mod netlink;
+pub mod noaccept;
 pub mod notify;
 pub mod sock;
 pub mod state;
