@@ -148,9 +148,15 @@ fn status(opts: &Options) -> Result<()> {
     println!("conns       {}/{}", f.conns, f.conns_max);
     let counters = dp.counters()?;
     println!("counters");
+    let width = COUNTER_NAMES
+        .iter()
+        .map(|(_, n)| n.len())
+        .max()
+        .unwrap_or(0)
+        + 1;
     for (idx, name) in COUNTER_NAMES {
         println!(
-            "  {name:<18}{}",
+            "  {name:<width$}{}",
             counters.get(idx as usize).copied().unwrap_or(0)
         );
     }
