@@ -25,17 +25,28 @@ impl Drop for Server {
 }
 
 pub fn tcp(ns: &Netns, addr: SocketAddr, name: &str) -> Result<Server> {
+    let name = name.to_string();
+    accept_loop(ns, addr, move |conn, _, stop| serve_tcp(conn, &name, &stop))
+}
+
+/// Listens on `addr` inside `ns` and hands every connection (with its peer and the stop flag) to
+/// `serve` on its own thread, until the returned server is dropped.
+fn accept_loop(
+    ns: &Netns,
+    addr: SocketAddr,
+    serve: impl Fn(std::net::TcpStream, SocketAddr, Arc<AtomicBool>) + Clone + Send + 'static,
+) -> Result<Server> {
     let stop = Arc::new(AtomicBool::new(false));
-    let (stop2, name) = (stop.clone(), name.to_string());
+    let stop2 = stop.clone();
     let ready = ns.run_in(move || -> Result<()> {
         let listener = TcpListener::bind(addr)?;
         listener.set_nonblocking(true)?;
         std::thread::spawn(move || {
             while !stop2.load(Ordering::Relaxed) {
                 match listener.accept() {
-                    Ok((conn, _)) => {
-                        let (name, stop3) = (name.clone(), stop2.clone());
-                        std::thread::spawn(move || serve_tcp(conn, &name, &stop3));
+                    Ok((conn, peer)) => {
+                        let (serve, stop3) = (serve.clone(), stop2.clone());
+                        std::thread::spawn(move || serve(conn, peer, stop3));
                     }
                     Err(_) => std::thread::sleep(Duration::from_millis(2)),
                 }
@@ -106,28 +117,8 @@ pub fn udp(ns: &Netns, addr: SocketAddr, name: &str) -> Result<Server> {
 /// PEER is the address:port the connection came from as this host sees it (so FULLNAT tests can
 /// tell the real server saw a local address, not the client). Connection closes after one answer.
 pub fn http(ns: &Netns, addr: SocketAddr, name: &str) -> Result<Server> {
-    let stop = Arc::new(AtomicBool::new(false));
-    let (stop2, name) = (stop.clone(), name.to_string());
-    let ready = ns.run_in(move || -> Result<()> {
-        let listener = TcpListener::bind(addr)?;
-        listener.set_nonblocking(true)?;
-        std::thread::spawn(move || {
-            while !stop2.load(Ordering::Relaxed) {
-                match listener.accept() {
-                    Ok((conn, peer)) => {
-                        let name = name.clone();
-                        std::thread::spawn(move || serve_http(conn, peer, &name));
-                    }
-                    Err(_) => std::thread::sleep(Duration::from_millis(2)),
-                }
-            }
-        });
-        Ok(())
-    });
-    ready
-        .join()
-        .map_err(|_| anyhow::anyhow!("server thread panicked"))???;
-    Ok(Server { stop })
+    let name = name.to_string();
+    accept_loop(ns, addr, move |conn, peer, _| serve_http(conn, peer, &name))
 }
 
 fn serve_http(conn: std::net::TcpStream, peer: SocketAddr, name: &str) {

@@ -3,11 +3,10 @@
 
 use std::collections::HashSet;
 use std::net::{IpAddr, Ipv4Addr};
-use std::path::PathBuf;
 use std::process::Command;
 
+use dataplane::Dataplane;
 use dataplane::model::*;
-use dataplane::{Dataplane, Options};
 use xlvs_tests::lab::Pins;
 use xlvs_tests::lab::binary;
 use xlvs_tests::netns::{is_root, unique_prefix};
@@ -17,10 +16,7 @@ fn pins() -> Option<Pins> {
         eprintln!("skipped: needs root");
         return None;
     }
-    Some(Pins(Options {
-        pin_dir: PathBuf::from(format!("/sys/fs/bpf/xlvs-{}", unique_prefix("xc"))),
-        max_conns: 1024,
-    }))
+    Some(Pins::scratch(&unique_prefix("xc"), 1024))
 }
 
 #[test]

@@ -215,11 +215,8 @@ fn keepalived_speaks_systemd_notify_and_honours_omega() -> Result<()> {
     }
     let prefix = unique_prefix("xn");
     let ns = Netns::new(&format!("{prefix}n"))?;
-    let opts = dataplane::Options {
-        pin_dir: format!("/sys/fs/bpf/xlvs-{prefix}").into(),
-        max_conns: 4096,
-    };
-    let _pins = Pins(opts.clone());
+    let pins = Pins::scratch(&prefix, 4096);
+    let opts = pins.0.clone();
     let dir = Workdir::new(&prefix)?;
     let conf = dir.path("keepalived.conf");
     // omega: stopping runs the quorum_down script of a virtual server that had quorum.

@@ -10,7 +10,6 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{Context, Result};
-use dataplane::Options;
 use xlvs_tests::keepalived::{Keepalived, Workdir, wait_listing_on};
 use xlvs_tests::lab::Pins;
 use xlvs_tests::netns::{Netns, is_root, unique_prefix};
@@ -56,10 +55,7 @@ fn fixtures_start_as_keepalived_2_2_7_does() -> Result<()> {
     for (name, want) in &cases {
         let prefix = unique_prefix("xf");
         let ns = Netns::new(&format!("{prefix}n"))?;
-        let pins = Pins(Options {
-            pin_dir: PathBuf::from(format!("/sys/fs/bpf/xlvs-{prefix}")),
-            max_conns: 4096,
-        });
+        let pins = Pins::scratch(&prefix, 4096);
         let dir = Workdir::new(&prefix)?;
         let conf = repo().join("compat-fixtures/keepalived").join(name);
         let mut ka = Keepalived::start_in(&ns, &pins.0, &dir, &conf)?;

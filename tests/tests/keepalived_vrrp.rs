@@ -8,7 +8,6 @@ use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
-use dataplane::Options;
 use xlvs_tests::keepalived::{Keepalived, Workdir, ipvsadm_on, wait_listing_on};
 use xlvs_tests::lab::Pins;
 use xlvs_tests::netns::{Netns, is_root, unique_prefix, veth};
@@ -56,22 +55,26 @@ impl Drop for RealKeepalived {
     }
 }
 
+/// Two directors `a` (va, 198.18.71.1) and `b` (vb, 198.18.71.2) on one link, and scratch pins
+/// for ours: (prefix, a, b, pins).
+fn pair(tag: &str) -> Result<(String, Netns, Netns, Pins)> {
+    let p = unique_prefix(tag);
+    let a = Netns::new(&format!("{p}a"))?;
+    let b = Netns::new(&format!("{p}b"))?;
+    veth(&a, "va", &b, "vb")?;
+    a.ip(&["addr", "add", "198.18.71.1/24", "dev", "va"])?;
+    b.ip(&["addr", "add", "198.18.71.2/24", "dev", "vb"])?;
+    let pins = Pins::scratch(&p, 4096);
+    Ok((p, a, b, pins))
+}
+
 #[test]
 fn ha_pair_with_keepalived_2_2_7() -> Result<()> {
     if !is_root() || !std::path::Path::new(REAL_KEEPALIVED).exists() {
         eprintln!("skipped: needs root and {REAL_KEEPALIVED}");
         return Ok(());
     }
-    let p = unique_prefix("xv");
-    let a = Netns::new(&format!("{p}a"))?;
-    let b = Netns::new(&format!("{p}b"))?;
-    veth(&a, "va", &b, "vb")?;
-    a.ip(&["addr", "add", "198.18.71.1/24", "dev", "va"])?;
-    b.ip(&["addr", "add", "198.18.71.2/24", "dev", "vb"])?;
-    let pins = Pins(Options {
-        pin_dir: format!("/sys/fs/bpf/xlvs-{p}").into(),
-        max_conns: 4096,
-    });
+    let (p, a, b, pins) = pair("xv")?;
     let dir = Workdir::new(&p)?;
 
     // Theirs: BACKUP, priority 100.
@@ -157,16 +160,7 @@ fn no_accept_master_drops_traffic_to_its_vip() -> Result<()> {
         eprintln!("skipped: needs root");
         return Ok(());
     }
-    let p = unique_prefix("xa");
-    let a = Netns::new(&format!("{p}a"))?;
-    let b = Netns::new(&format!("{p}b"))?;
-    veth(&a, "va", &b, "vb")?;
-    a.ip(&["addr", "add", "198.18.71.1/24", "dev", "va"])?;
-    b.ip(&["addr", "add", "198.18.71.2/24", "dev", "vb"])?;
-    let pins = Pins(Options {
-        pin_dir: format!("/sys/fs/bpf/xlvs-{p}").into(),
-        max_conns: 4096,
-    });
+    let (p, a, b, pins) = pair("xa")?;
     // A server on every address of a, the VIP included once it is there.
     let _listener = a
         .run_in(|| TcpListener::bind("0.0.0.0:8081"))
