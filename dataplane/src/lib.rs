@@ -16,6 +16,7 @@
 //! ```
 
 mod acl;
+mod conncount;
 pub mod conns;
 pub mod error;
 pub mod estimator;
@@ -29,6 +30,7 @@ pub mod sched;
 pub mod stats;
 mod tables;
 pub mod testrun;
+pub mod timers;
 
 use std::path::PathBuf;
 
@@ -255,6 +257,18 @@ impl Dataplane {
     /// Data-plane wide counters (`ebpf_common::counter` indexes), summed over CPUs.
     pub fn counters(&self) -> Result<Vec<u64>> {
         stats::counters(&self.maps)
+    }
+
+    /// IPVS' timers, once: expire idle connections, check the connection counts, sample rates
+    /// (see [`timers`]).
+    pub fn run_timers(&mut self) -> Result<timers::Tick> {
+        timers::tick(&mut self.maps)
+    }
+
+    /// The packet path's connection counts of destination id `id` (active, inactive,
+    /// overloaded), as the connection-count schedulers see them.
+    pub fn dest_load(&self, id: u32) -> (u64, u64, bool) {
+        self.maps.dest_conns.get(id)
     }
 
     /// Fill levels of the main tables, for `xlvs status`.

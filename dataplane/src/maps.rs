@@ -4,9 +4,11 @@ use std::path::Path;
 
 use aya::maps::{Array, DevMapHash, HashMap, Map, MapData, MapError, PerCpuArray};
 use ebpf_common::{
-    AclKey, Conn, Dest, Estimate, FlowKey, Laddr, LaddrKey, NextHop, Persist, PersistKey, Service,
-    ServiceKey, ServiceMeta, Stats, maps as names,
+    AclKey, Conn, Dest, Estimate, FlowKey, Laddr, LaddrKey, Lblc, LblcKey, NextHop, Persist,
+    PersistKey, Service, ServiceKey, ServiceMeta, Stats, maps as names,
 };
+
+use crate::conncount::DestConnsMap;
 
 use crate::error::{Error, Result};
 
@@ -32,6 +34,8 @@ pub struct Maps {
     pub vips: HashMap<MapData, ServiceKey, u32>,
     pub acl: HashMap<MapData, AclKey, u32>,
     pub acl_state: Array<MapData, u32>,
+    pub dest_conns: DestConnsMap,
+    pub lblc: HashMap<MapData, LblcKey, Lblc>,
 }
 
 fn open(dir: &Path, name: &str, wrap: fn(MapData) -> Map) -> Result<Map> {
@@ -76,6 +80,8 @@ impl Maps {
             vips: m!(names::VIPS, HashMap),
             acl: m!(names::ACL, HashMap),
             acl_state: m!(names::ACL_STATE, Array),
+            dest_conns: DestConnsMap::open(dir)?,
+            lblc: m!(names::LBLC, LruHashMap),
         })
     }
 }

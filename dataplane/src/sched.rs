@@ -14,8 +14,9 @@
 //! * fo (weighted failover): the available destination with the highest weight, the first one
 //!   on ties (IPVS takes a later one only when its weight is strictly higher).
 //!
-//! Schedulers whose data-plane support is not built yet (the connection-count family) use the
-//! wrr table (documented in ARCHITECTURE.md) so weights are still honoured.
+//! * scan schedulers (lc, wlc, sed, nq, ovf, lblc, lblcr; and fo when a destination has
+//!   thresholds): the available destinations in insertion order, the list IPVS walks; the packet
+//!   path compares their connection counts (ebpf/src/sched_scan.rs).
 
 use ebpf_common::{MAX_TABLE_LEN, MH_TAB_SIZE, SH_TAB_SIZE};
 
@@ -31,17 +32,37 @@ pub struct Member {
 }
 
 /// The table for `sched` over `members` (insertion order). Empty = no destination available.
-/// `fallback` is the sh-fallback flag (SCHED1).
-pub fn build_table(sched: Scheduler, members: &[Member], fallback: bool) -> Vec<u32> {
+/// `fallback` is the sh-fallback flag (SCHED1); `thresholds`: some member has an upper
+/// threshold, so the packet path scans (see [`scans`]).
+pub fn build_table(sched: Scheduler, members: &[Member], fallback: bool, thresholds: bool) -> Vec<u32> {
     let available: Vec<Member> = members.iter().copied().filter(|m| m.weight > 0).collect();
     match sched {
         Scheduler::Rr => available.iter().map(|m| m.id).collect(),
         Scheduler::Sh if fallback => with_fallback(members, hash_buckets(members)),
         Scheduler::Sh | Scheduler::Dh => hash_buckets(members),
         Scheduler::Mh => maglev(&available),
-        Scheduler::Fo => failover(&available),
-        _ => wrr_sequence(&available),
+        Scheduler::Fo if !thresholds => failover(&available),
+        Scheduler::Wrr => wrr_sequence(&available),
+        // The scan schedulers (and fo with thresholds) walk the available list.
+        _ => available.iter().map(|m| m.id).collect(),
     }
+}
+
+/// Whether new connections of a service are scheduled by the packet path's scan program
+/// (`SVC_F_SCHED_SCAN`): schedulers that compare connection counts, and every scheduler once a
+/// destination has an upper threshold (overloaded ones must be skipped).
+pub fn scans(sched: Scheduler, thresholds: bool) -> bool {
+    thresholds
+        || matches!(
+            sched,
+            Scheduler::Lc
+                | Scheduler::Wlc
+                | Scheduler::Sed
+                | Scheduler::Nq
+                | Scheduler::Ovf
+                | Scheduler::Lblc
+                | Scheduler::Lblcr
+        )
 }
 
 /// IPVS ip_vs_fo_schedule: the highest weight wins; ties keep the earlier destination.
@@ -196,7 +217,7 @@ mod tests {
 
     #[test]
     fn fo_takes_the_first_highest_weight_available() {
-        let t = |ms: &[Member]| build_table(Scheduler::Fo, ms, false);
+        let t = |ms: &[Member]| build_table(Scheduler::Fo, ms, false, false);
         assert_eq!(t(&[m(1, 2), m(2, 5), m(3, 5), m(4, 1)]), [2]);
         // The top one quiesced: the next highest takes over.
         assert_eq!(t(&[m(1, 2), m(2, 0), m(3, 1)]), [1]);
@@ -205,12 +226,12 @@ mod tests {
 
     #[test]
     fn sh_buckets_follow_ipvs_reassign() {
-        let t = build_table(Scheduler::Sh, &[m(1, 2), m(2, 0), m(3, 1)], false);
+        let t = build_table(Scheduler::Sh, &[m(1, 2), m(2, 0), m(3, 1)], false, false);
         assert_eq!(t.len(), 256);
         assert_eq!(&t[..8], &[1, 1, 2, 3, 1, 1, 2, 3]);
         // With sh-fallback, real 2 (weight 0) never answers: bucket h resolves to the first
         // available of buckets 2h, 2h+1, ... (h = 1: bucket 2 is real 2, bucket 3 is real 3).
-        let f = build_table(Scheduler::Sh, &[m(1, 2), m(2, 0), m(3, 1)], true);
+        let f = build_table(Scheduler::Sh, &[m(1, 2), m(2, 0), m(3, 1)], true, false);
         assert!(f.iter().all(|id| *id != 2));
         assert_eq!(f[1], 3);
         assert_eq!(f[0], 1);
@@ -219,14 +240,14 @@ mod tests {
     #[test]
     fn maglev_is_weighted_and_moves_only_the_removed_reals_share() {
         let reals: Vec<Member> = (1..=5).map(|i| m(i, 1)).collect();
-        let full = build_table(Scheduler::Mh, &reals, false);
+        let full = build_table(Scheduler::Mh, &reals, false, false);
         assert_eq!(full.len(), MH_TAB_SIZE as usize);
         for r in 1..=5 {
             let n = full.iter().filter(|x| **x == r).count();
             assert!((800..=840).contains(&n), "real {r}: {n} slots");
         }
         let without3: Vec<Member> = reals.iter().copied().filter(|x| x.id != 3).collect();
-        let less = build_table(Scheduler::Mh, &without3, false);
+        let less = build_table(Scheduler::Mh, &without3, false, false);
         let moved = full
             .iter()
             .zip(&less)
@@ -237,27 +258,27 @@ mod tests {
             moved < full.len() / 20,
             "{moved} slots of other reals moved"
         );
-        let weighted = build_table(Scheduler::Mh, &[m(1, 3), m(2, 1)], false);
+        let weighted = build_table(Scheduler::Mh, &[m(1, 3), m(2, 1)], false, false);
         let n1 = weighted.iter().filter(|x| **x == 1).count() as f64;
         assert!((n1 / weighted.len() as f64 - 0.75).abs() < 0.02, "{n1}");
     }
 
     #[test]
     fn rr_skips_quiesced_destinations_and_keeps_order() {
-        let t = build_table(Scheduler::Rr, &[m(7, 1), m(3, 0), m(9, 5)], false);
+        let t = build_table(Scheduler::Rr, &[m(7, 1), m(3, 0), m(9, 5)], false, false);
         assert_eq!(t, vec![7, 9]);
     }
 
     #[test]
     fn wrr_matches_ipvs_interleaving() {
         // IPVS with weights 4,3,2 hands out: A A B A B C A B C (cw 4,3,2,1).
-        let t = build_table(Scheduler::Wrr, &[m(1, 4), m(2, 3), m(3, 2)], false);
+        let t = build_table(Scheduler::Wrr, &[m(1, 4), m(2, 3), m(3, 2)], false, false);
         assert_eq!(t, vec![1, 1, 2, 1, 2, 3, 1, 2, 3]);
     }
 
     #[test]
     fn wrr_divides_by_gcd() {
-        let t = build_table(Scheduler::Wrr, &[m(1, 300), m(2, 100)], false);
+        let t = build_table(Scheduler::Wrr, &[m(1, 300), m(2, 100)], false, false);
         assert_eq!(t, vec![1, 1, 1, 2]);
     }
 
@@ -267,6 +288,7 @@ mod tests {
             Scheduler::Wrr,
             &[m(1, 1_000_000), m(2, 1), m(3, 500_000)],
             false,
+            false,
         );
         assert!(t.len() <= MAX_TABLE_LEN as usize);
         let count = |id| t.iter().filter(|x| **x == id).count() as f64;
@@ -275,8 +297,23 @@ mod tests {
     }
 
     #[test]
+    fn scan_schedulers_get_the_available_list_in_order() {
+        let ms = [m(7, 1), m(3, 0), m(9, 5)];
+        for s in [Scheduler::Lc, Scheduler::Wlc, Scheduler::Sed, Scheduler::Nq, Scheduler::Ovf] {
+            assert_eq!(build_table(s, &ms, false, false), vec![7, 9]);
+            assert!(scans(s, false));
+        }
+        // fo: one slot, unless thresholds make the packet path skip overloaded reals.
+        assert_eq!(build_table(Scheduler::Fo, &ms, false, false), vec![9]);
+        assert_eq!(build_table(Scheduler::Fo, &ms, false, true), vec![7, 9]);
+        assert!(!scans(Scheduler::Rr, false) && scans(Scheduler::Rr, true));
+        // wrr keeps its interleaved sequence with thresholds.
+        assert_eq!(build_table(Scheduler::Wrr, &ms, false, true).len(), 6);
+    }
+
+    #[test]
     fn no_available_destination_gives_an_empty_table() {
-        assert!(build_table(Scheduler::Wrr, &[m(1, 0)], false).is_empty());
-        assert!(build_table(Scheduler::Rr, &[], false).is_empty());
+        assert!(build_table(Scheduler::Wrr, &[m(1, 0)], false, false).is_empty());
+        assert!(build_table(Scheduler::Rr, &[], false, false).is_empty());
     }
 }

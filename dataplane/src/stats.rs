@@ -48,7 +48,7 @@ pub fn counters(maps: &Maps) -> Result<Vec<u64>> {
 }
 
 /// Names of the global counters, by index, as `xlvs status` prints them.
-pub const COUNTER_NAMES: [(u32, &str); 30] = [
+pub const COUNTER_NAMES: [(u32, &str); 32] = [
     (counter::PASS_NOT_VIP, "pass_not_vip"),
     (counter::PASS_MALFORMED, "pass_malformed"),
     (counter::PASS_FRAGMENT, "pass_fragment"),
@@ -68,6 +68,8 @@ pub const COUNTER_NAMES: [(u32, &str); 30] = [
     (counter::TOA_SKIPPED, "toa_skipped"),
     (counter::DROP_FRAGMENT, "drop_fragment"),
     (counter::DROP_NO_SERVICE, "drop_no_service"),
+    (counter::DROP_DENIED, "drop_denied"),
+    (counter::SCHED_SCAN_TRUNCATED, "sched_scan_truncated"),
     (counter::SYNPROXY_COOKIE_SENT, "synproxy_cookie_sent"),
     (counter::SYNPROXY_BAD_COOKIE, "synproxy_bad_cookie"),
     (counter::SYNPROXY_OPENED, "synproxy_opened"),
@@ -101,4 +103,17 @@ pub fn fill(maps: &Maps) -> Result<Fill> {
         conns: maps.conns.keys().count() as u32 / 2,
         conns_max: crate::conns::capacity(maps),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_counter_has_one_name() {
+        let mut seen: Vec<u32> = COUNTER_NAMES.iter().map(|(i, _)| *i).collect();
+        seen.sort();
+        seen.dedup();
+        assert_eq!(seen, (0..counter::COUNT).collect::<Vec<_>>());
+    }
 }

@@ -181,13 +181,15 @@ impl Snapshot {
     pub fn edit_service(&mut self, maps: &mut Maps, cfg: &ServiceConfig) -> Result<()> {
         let (key, old) = self.service(&cfg.addr, Error::NoSuchService)?;
         check_pe(cfg)?;
-        let svc = Service {
+        let mut svc = Service {
             id: old.id,
             table_base: old.table_base,
             table_len: old.table_len,
             dest_count: old.dest_count,
             ..service_value(cfg)
         };
+        // Internal: kept until the rebuild below recomputes it with the new scheduler.
+        svc.flags |= old.flags & c::SVC_F_SCHED_SCAN;
         maps.svc_meta
             .insert(old.id, service_meta(cfg), 0)
             .map_err(|e| err("write SVC_META", e))?;
@@ -259,6 +261,7 @@ impl Snapshot {
         let id = self.alloc_dest_id(maps)?;
         let dest = dest_value(svc.id, d);
         stats::zero_index(&mut maps.dest_stats, id)?;
+        maps.dest_conns.reset(id);
         let _ = maps.est.remove(&c::est_key_dest(id));
         maps.dest_nh
             .set(id, ebpf_common::NextHop::default(), 0)
@@ -296,7 +299,11 @@ impl Snapshot {
             .map_err(|e| err("write DESTS", e))?;
         list[pos].1 = dest;
         resolve_next_hop(d);
-        if old.weight != dest.weight {
+        // IPVS __ip_vs_update_dest: a removed or raised upper threshold lifts the overload.
+        if dest.u_threshold == 0 || dest.u_threshold > old.u_threshold {
+            maps.dest_conns.clear_overload(id);
+        }
+        if old.weight != dest.weight || (old.u_threshold == 0) != (dest.u_threshold == 0) {
             self.table_changed(maps, key)?;
         }
         Ok(())
@@ -412,7 +419,17 @@ impl Snapshot {
             })
             .unwrap_or_default();
         let fallback = svc.flags & c::SVC_F_SCHED1 != 0;
-        let table = build_table(Scheduler::from_raw(svc.sched), &members, fallback);
+        let thresholds = self
+            .dests
+            .get(&svc.id)
+            .is_some_and(|v| v.iter().any(|(_, d)| d.u_threshold != 0));
+        let sched = Scheduler::from_raw(svc.sched);
+        let table = build_table(sched, &members, fallback, thresholds);
+        if crate::sched::scans(sched, thresholds) {
+            svc.flags |= c::SVC_F_SCHED_SCAN;
+        } else {
+            svc.flags &= !c::SVC_F_SCHED_SCAN;
+        }
         let len = table.len() as u32;
         let base = self.pool.alloc(len).ok_or(Error::NoMemory)?;
         for (i, dest_id) in table.iter().enumerate() {
@@ -720,6 +737,20 @@ fn dest_config(d: &Dest) -> DestConfig {
             flags: d.tun_flags,
         },
     }
+}
+
+/// One rate-estimator sample of every service and destination (the timers' 2-second period).
+pub fn sample_rates(maps: &mut Maps) -> Result<()> {
+    let snap = Snapshot::load(maps)?;
+    for svc in snap.services.values() {
+        let s = stats::read(&maps.svc_stats, svc.id)?;
+        estimator::sample(&mut maps.est, c::est_key_service(svc.id), &s);
+        for (id, _) in snap.dests.get(&svc.id).map(|v| v.as_slice()).unwrap_or(&[]) {
+            let s = stats::read(&maps.dest_stats, *id)?;
+            estimator::sample(&mut maps.est, c::est_key_dest(*id), &s);
+        }
+    }
+    Ok(())
 }
 
 /// Services (all, or the one at `only`) with destinations, counters and connection counts.

@@ -31,7 +31,7 @@ pub const MAX_PORTS: u32 = 256;
 
 pub const DEFAULT_PIN_DIR: &str = "/sys/fs/bpf/xlvs";
 /// Slots of the JUMP program array (tail calls).
-pub const JUMP_SLOTS: u32 = 4;
+pub const JUMP_SLOTS: u32 = 8;
 /// JUMP slot of the ICMP-error program.
 pub const JUMP_ICMP: u32 = 0;
 /// Name of the ICMP-error program in the object.
@@ -45,12 +45,22 @@ pub const PROG_SYNPROXY: &str = "xlvs_synproxy";
 /// JUMP slot of the main program itself (SYNPROXY hands it the SYN it made to open a connection).
 pub const JUMP_MAIN: u32 = 3;
 pub const PROG_MAIN: &str = "xlvs";
+/// JUMP slot of the connection-count scheduler program (lc, wlc, sed, nq, ovf, lblc, lblcr and
+/// every scheduler of a service with thresholds): it scans the service's destinations.
+pub const JUMP_SCHED: u32 = 4;
+pub const PROG_SCHED: &str = "xlvs_sched";
+/// JUMP slot of the new-connection stage (service lookup, scheduling, entries), so the main
+/// program keeps the established paths only.
+pub const JUMP_NEW: u32 = 5;
+pub const PROG_NEW: &str = "xlvs_new";
 /// Every tail-call target: (JUMP slot, program name), installed by the loader.
-pub const TAIL_CALLS: [(u32, &str); 4] = [
+pub const TAIL_CALLS: [(u32, &str); 6] = [
     (JUMP_ICMP, PROG_ICMP),
     (JUMP_TOA, PROG_TOA),
     (JUMP_SYNPROXY, PROG_SYNPROXY),
     (JUMP_MAIN, PROG_MAIN),
+    (JUMP_SCHED, PROG_SCHED),
+    (JUMP_NEW, PROG_NEW),
 ];
 /// MSS SYNPROXY announces in its SYN to the real server (the client's own MSS is only encoded
 /// in the cookie, which cannot be decoded without the kernel's secret).
@@ -91,6 +101,9 @@ pub const SVC_F_SCHED2: u32 = 0x10;
 pub const SVC_F_SCHED3: u32 = 0x20;
 /// alibaba/DPVS: answer SYNs with cookies before opening the real-server side.
 pub const SVC_F_SYNPROXY: u32 = 0x10000;
+/// xlvs internal: new connections are scheduled by the `xlvs_sched` program (a scheduler that
+/// reads connection counts, or a destination with thresholds). Set by user space.
+pub const SVC_F_SCHED_SCAN: u32 = 0x20000;
 
 /// Scheduler identifiers (stored in [`Service::sched`]; names live in user space).
 pub const SCHED_RR: u32 = 0;
@@ -257,8 +270,11 @@ pub mod counter {
     /// New connection from a client on the service's deny list, or missing from its allow
     /// list (DPVS blklst / whtlst): dropped.
     pub const DROP_DENIED: u32 = 31;
+    /// Scan scheduler: the service has more available destinations than MAX_SCAN_DESTS (only
+    /// the first ones were considered).
+    pub const SCHED_SCAN_TRUNCATED: u32 = 32;
     /// Number of counters.
-    pub const COUNT: u32 = 32;
+    pub const COUNT: u32 = 33;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -454,6 +470,57 @@ pub const CONN_F_PERSIST: u8 = 0x2;
 /// `toa_ack` the client's ISN (to send the SYN again).
 pub const CONN_F_SYNPROXY: u8 = 0x4;
 
+/// CONNS flag (CLIENT entries): the connection is counted in its destination's DEST_CONNS
+/// (cleared when it is uncounted, so it is never taken off twice).
+pub const CONN_F_COUNTED: u8 = 0x10;
+
+/// DEST_CONNS value (index = destination id): IPVS' activeconns (TCP in ESTABLISHED) and
+/// inactconns (every other counted connection), kept by the packet path with atomic adds when a
+/// connection opens or changes state, and by user space when it expires (`dataplane::timers`).
+/// `overloaded` is IPVS' IP_VS_DEST_F_OVERLOAD (upper/lower thresholds).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct DestConns {
+    pub active: u64,
+    pub inactive: u64,
+    pub overloaded: u64,
+    pub _spare: u64,
+}
+
+/// Most destinations the scan schedulers look at per service (the first ones in the service's
+/// order; IPVS has no limit). A larger service schedules over its first `MAX_SCAN_DESTS`.
+pub const MAX_SCAN_DESTS: u32 = 32;
+/// lblcr: most destinations in one destination-address set.
+pub const LBLCR_SET_MAX: usize = 8;
+/// lblc/lblcr: a destination-address entry unused this long is forgotten (IPVS'
+/// lblc_expiration / lblcr_expiration default, 24 h).
+pub const LBLC_EXPIRATION_S: u64 = 24 * 60 * 60;
+
+/// LBLC key: (service, the packet's destination address).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct LblcKey {
+    pub daddr: [u32; 4],
+    pub svc_id: u32,
+    pub af: u8,
+    pub _pad: [u8; 3],
+}
+
+/// LBLC value: lblc uses `dests[0]`; lblcr a set of `len` destinations.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Lblc {
+    pub dests: [u32; LBLCR_SET_MAX],
+    pub len: u32,
+    pub _pad: u32,
+    /// bpf_ktime_get_coarse_ns() of the last use, and of the set's last change (lblcr).
+    pub last_use: u64,
+    pub last_mod: u64,
+}
+
+/// Most lblc/lblcr destination-address entries (LRU beyond).
+pub const MAX_LBLC: u32 = 65536;
+
 /// CONFIG array indexes (settings written by user space, read by the packet path).
 pub mod config {
     /// Number of port-zero services (IPVS' nullsvc_counter): when non-zero, a miss on
@@ -584,6 +651,9 @@ const _: () = assert!(core::mem::size_of::<Conn>() == 88);
 const _: () = assert!(core::mem::size_of::<NextHop>() == 24);
 const _: () = assert!(core::mem::size_of::<Stats>() == 40);
 const _: () = assert!(core::mem::size_of::<AclKey>() == 24);
+const _: () = assert!(core::mem::size_of::<DestConns>() == 32);
+const _: () = assert!(core::mem::size_of::<LblcKey>() == 24);
+const _: () = assert!(core::mem::size_of::<Lblc>() == 56);
 
 /// Map names, shared so user space opens exactly what the program declares.
 pub mod maps {
@@ -610,8 +680,10 @@ pub mod maps {
     pub const VIPS: &str = "VIPS";
     pub const ACL: &str = "ACL";
     pub const ACL_STATE: &str = "ACL_STATE";
+    pub const DEST_CONNS: &str = "DEST_CONNS";
+    pub const LBLC: &str = "LBLC";
     /// Every map the program declares (and pins), in one list for open/adopt/remove.
-    pub const ALL: [&str; 23] = [
+    pub const ALL: [&str; 25] = [
         SERVICES,
         DESTS,
         SCHED_TABLE,
@@ -635,6 +707,8 @@ pub mod maps {
         VIPS,
         ACL,
         ACL_STATE,
+        DEST_CONNS,
+        LBLC,
     ];
 }
 
@@ -653,6 +727,9 @@ mod pod {
     unsafe impl aya::Pod for LaddrKey {}
     unsafe impl aya::Pod for PersistKey {}
     unsafe impl aya::Pod for Persist {}
+    unsafe impl aya::Pod for DestConns {}
+    unsafe impl aya::Pod for LblcKey {}
+    unsafe impl aya::Pod for Lblc {}
     unsafe impl aya::Pod for Laddr {}
     unsafe impl aya::Pod for AclKey {}
 }

@@ -117,9 +117,10 @@ fn reclaimable(key: &FlowKey, client_key: &mut FlowKey, opening: &FlowKey, now: 
         af: old.af,
         _pad: [0; 2],
     };
-    let Some(client) = (unsafe { CONNS.get(&*client_key) }) else {
+    let Some(client) = CONNS.get_ptr_mut(&*client_key) else {
         return true;
     };
+    let client = unsafe { &mut *client };
     if client.via_addr != key.dst || client.via_port != key.dport || client.to_addr != key.src {
         return true;
     }
@@ -135,6 +136,7 @@ fn reclaimable(key: &FlowKey, client_key: &mut FlowKey, opening: &FlowKey, now: 
     if now.saturating_sub(last) <= (client.timeout as u64) * 1_000_000_000 {
         return false;
     }
+    crate::conncount::closed(client, key.proto);
     let _ = CONNS.remove(&*client_key);
     true
 }

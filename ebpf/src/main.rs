@@ -4,8 +4,12 @@
 //! Anything that is not ours, or that we cannot parse, goes to the kernel untouched.
 #![no_std]
 #![no_main]
+// atomic_xadd: the BPF target has no AtomicU64::fetch_add (conncount.rs).
+#![allow(internal_features)]
+#![feature(core_intrinsics)]
 
 mod acl;
+mod conncount;
 mod csum;
 mod forward;
 mod fullnat;
@@ -15,6 +19,7 @@ mod nat;
 mod parse;
 mod persist;
 mod sched;
+mod sched_scan;
 mod seqadj;
 mod state;
 mod synproxy;
@@ -25,16 +30,16 @@ use aya_ebpf::{
     bindings::xdp_action, helpers::bpf_ktime_get_coarse_ns, macros::xdp, programs::XdpContext,
 };
 use ebpf_common::{
-    CONN_F_PERSIST, CONN_F_REPLY, CONN_F_SYNPROXY, Conn, FWD_DROUTE, FWD_FULLNAT, FWD_LOCAL,
+    CONN_F_COUNTED, CONN_F_PERSIST, CONN_F_REPLY, CONN_F_SYNPROXY, Conn, FWD_DROUTE, FWD_FULLNAT, FWD_LOCAL,
     FWD_MASQ, FWD_TUNNEL, FlowKey, IPPROTO_TCP, S_CLOSE, S_NONE, S_TIME_WAIT, S_UDP,
-    SVC_F_PERSISTENT, SVC_F_SYNPROXY, Service, ServiceKey, Stats, config, counter, nh_stamp,
+    SVC_F_PERSISTENT, SVC_F_SCHED_SCAN, SVC_F_SYNPROXY, Service, ServiceKey, Stats, config, counter, nh_stamp,
     reply_key_of,
 };
 
 use forward::{Flow, Hop, NhSlot};
 use maps::{
-    CONFIG, CONNS, DEST_NH, DEST_STATS, JUMP, JUMP_ICMP, JUMP_SYNPROXY, JUMP_TOA, SERVICES,
-    SVC_STATS, count,
+    CONFIG, CONNS, DEST_NH, DEST_STATS, JUMP, JUMP_ICMP, JUMP_NEW, JUMP_SCHED, JUMP_SYNPROXY,
+    JUMP_TOA, SERVICES, SVC_STATS, count,
 };
 use nat::End;
 use parse::{Packet, TCP_ACK, TCP_FIN, TCP_RST, TCP_SYN};
@@ -93,8 +98,31 @@ pub fn xlvs(ctx: XdpContext) -> u32 {
             }
             return client_path(&ctx, pkt, entry, now);
         }
+        // This connection is over: a new one replaces its entry (or the packet is dropped).
+        conncount::closed(entry, pkt.proto);
+    } else if !is_vip(pkt.af, &pkt.dst) {
+        // Not ours: the common case for a host's other traffic, answered here.
+        count(counter::PASS_NOT_VIP);
+        return xdp_action::XDP_PASS;
     }
+    // A packet that may open a connection: that stage has its own program (its own verifier
+    // budget and stack; see ARCHITECTURE.md).
+    unsafe { JUMP.tail_call(&ctx, JUMP_NEW) };
+    count(counter::PASS_NOT_VIP);
+    xdp_action::XDP_PASS
+}
 
+/// The new-connection stage, reached by tail call from `xlvs` with a packet that matched no live
+/// connection and is addressed to a VIP (or replaces an ended connection): service lookup, flood
+/// policies, SYNPROXY, scheduling, the connection's entries, and its first packet forwarded.
+#[xdp]
+pub fn xlvs_new(ctx: XdpContext) -> u32 {
+    let pkt = &match parse::parse(&ctx) {
+        Ok(pkt) => pkt,
+        Err(_) => return xdp_action::XDP_PASS,
+    };
+    let flow = flow_of(pkt);
+    let now = unsafe { bpf_ktime_get_coarse_ns() };
     let Some(svc) = service_of(pkt) else {
         if policy(config::NO_SERVICE_DROP) && is_vip(pkt.af, &pkt.dst) {
             count(counter::DROP_NO_SERVICE);
@@ -209,6 +237,14 @@ fn new_connection(ctx: &XdpContext, pkt: &Packet, svc: &Service, flow: &FlowKey,
         return xdp_action::XDP_DROP;
     }
     let persistent = svc.flags & SVC_F_PERSISTENT != 0;
+    // Scan services: xlvs_sched picks (and counts the connection on its destination) first.
+    let counted = sched::scan_pick_ready(svc, flow);
+    if svc.flags & SVC_F_SCHED_SCAN != 0 && !counted && !persist::has_template(svc, pkt, now) {
+        // Scheduled by xlvs_sched (sched_scan.rs), which comes back here with its pick.
+        unsafe { JUMP.tail_call(ctx, JUMP_SCHED) };
+        count(counter::DROP_NO_DEST);
+        return xdp_action::XDP_DROP;
+    }
     let picked = if persistent {
         persist::pick(svc, pkt, now)
     } else {
@@ -246,7 +282,7 @@ fn new_connection(ctx: &XdpContext, pkt: &Packet, svc: &Service, flow: &FlowKey,
         state,
         fwd: dest.fwd,
         af: dest.af,
-        flags: if persistent { CONN_F_PERSIST } else { 0 },
+        flags: if counted { CONN_F_COUNTED } else { 0 } | if persistent { CONN_F_PERSIST } else { 0 },
         timeout: state::timeout_of(state),
         nh_ifindex: 0,
         last_seen: now,
@@ -273,10 +309,7 @@ fn new_connection(ctx: &XdpContext, pkt: &Packet, svc: &Service, flow: &FlowKey,
             count(reason);
             return xdp_action::XDP_DROP;
         }
-        count(counter::CONN_NEW);
-        add_conn(&SVC_STATS, svc.id);
-        add_conn(&DEST_STATS, dest_id);
-        add_traffic(svc.id, dest_id, pkt, Dir::In);
+        opened(svc.id, dest_id, pkt);
         return to_real(ctx, pkt, entry, now);
     }
     if CONNS.insert(flow, &*entry, 0).is_err() {
@@ -285,10 +318,7 @@ fn new_connection(ctx: &XdpContext, pkt: &Packet, svc: &Service, flow: &FlowKey,
     }
     if dest.fwd != FWD_MASQ {
         // Replies do not come back through us: no REPLY entry.
-        count(counter::CONN_NEW);
-        add_conn(&SVC_STATS, svc.id);
-        add_conn(&DEST_STATS, dest_id);
-        add_traffic(svc.id, dest_id, pkt, Dir::In);
+        opened(svc.id, dest_id, pkt);
         return to_real(ctx, pkt, entry, now);
     }
     let reply_key = reply_key_of(entry, flow);
@@ -306,14 +336,21 @@ fn new_connection(ctx: &XdpContext, pkt: &Packet, svc: &Service, flow: &FlowKey,
         count(counter::CONN_INSERT_FAIL);
         return xdp_action::XDP_DROP;
     }
-    count(counter::CONN_NEW);
-    add_conn(&SVC_STATS, svc.id);
-    add_conn(&DEST_STATS, dest_id);
-    add_traffic(svc.id, dest_id, pkt, Dir::In);
+    opened(svc.id, dest_id, pkt);
     entry.to_addr = dest.addr;
     entry.to_port = dport;
     entry.fwd = dest.fwd;
     to_real(ctx, pkt, entry, now)
+}
+
+/// A new connection's entries are in: counters. (Its destination's connection count was taken
+/// by xlvs_sched when it picked it, for the services that need counts.)
+#[inline(always)]
+fn opened(svc_id: u32, dest_id: u32, pkt: &Packet) {
+    count(counter::CONN_NEW);
+    add_conn(&SVC_STATS, svc_id);
+    add_conn(&DEST_STATS, dest_id);
+    add_traffic(svc_id, dest_id, pkt, Dir::In);
 }
 
 /// client -> real: track state, count, rewrite the destination, forward.
@@ -461,10 +498,12 @@ fn client_key_of(reply: &Conn, pkt: &Packet) -> FlowKey {
 #[inline(always)]
 fn track(conn: &mut Conn, pkt: &Packet, dir: Dir) {
     if pkt.proto == IPPROTO_TCP {
-        let next = state::tcp_next(conn.state, dir, pkt.tcp_flags);
-        if next != conn.state {
+        let old = conn.state;
+        let next = state::tcp_next(old, dir, pkt.tcp_flags);
+        if next != old {
             conn.state = next;
             conn.timeout = state::timeout_of(next);
+            conncount::moved(conn, pkt.proto, old);
         }
     }
 }
@@ -556,6 +595,32 @@ pub fn xlvs_toa(ctx: XdpContext) -> u32 {
         Ok(grown) => client_path(&ctx, &grown, entry, now),
         Err(_) => xdp_action::XDP_DROP,
     }
+}
+
+/// The scan schedulers (see sched_scan.rs), reached by tail call from `xlvs` with a packet that
+/// opens a connection; hands the pick back to `xlvs` (SCHED_PICK) by tail call.
+#[xdp]
+pub fn xlvs_sched(ctx: XdpContext) -> u32 {
+    let now = unsafe { bpf_ktime_get_coarse_ns() };
+    let Ok(pkt) = parse::parse(&ctx) else {
+        return xdp_action::XDP_PASS;
+    };
+    let Some(svc) = service_of(&pkt) else {
+        return xdp_action::XDP_PASS;
+    };
+    let flow = flow_of(&pkt);
+    let dest_id = sched_scan::pick(svc, &pkt, now);
+    if dest_id != sched::NO_DEST
+        && let Some(d) = unsafe { maps::DESTS.get(dest_id) }
+    {
+        conncount::opened(dest_id, d.u_threshold);
+    }
+    if sched::leave_scan_pick(&flow, dest_id) {
+        unsafe { JUMP.tail_call(&ctx, JUMP_NEW) };
+        sched::drop_scan_pick();
+    }
+    count(counter::DROP_NO_DEST);
+    xdp_action::XDP_DROP
 }
 
 /// SYNPROXY (see synproxy.rs), reached by tail call from `xlvs`.

@@ -150,6 +150,27 @@ pub static LADDR_COUNT: Array<u32> = Array::pinned(MAX_SERVICES, 0);
 #[map]
 pub static PORT_CURSOR: PerCpuArray<u32> = PerCpuArray::with_max_entries(1, 0);
 
+/// IPVS' activeconns/inactconns and overload flag per destination (index = destination id),
+/// kept with atomic adds here and by user space (through a shared mapping: BPF_F_MMAPABLE) when
+/// connections expire. Read by the scan schedulers (`sched_scan.rs`) and thresholds.
+#[map]
+pub static DEST_CONNS: Array<ebpf_common::DestConns> = Array::pinned(MAX_DESTS, BPF_F_MMAPABLE);
+
+const BPF_F_MMAPABLE: u32 = 1 << 10;
+
+/// lblc/lblcr: (service, destination address) -> its destination (set). LRU.
+#[map]
+pub static LBLC: LruHashMap<ebpf_common::LblcKey, ebpf_common::Lblc> =
+    LruHashMap::pinned(ebpf_common::MAX_LBLC, 0);
+
+/// The scan schedulers' best destination so far (see sched_scan.rs on why not a local).
+#[map]
+pub static SCRATCH_LOAD: PerCpuArray<crate::sched_scan::Load> = PerCpuArray::with_max_entries(1, 0);
+
+/// The scan scheduler's pick, handed back to the main program (see sched_scan.rs).
+#[map]
+pub static SCHED_PICK: PerCpuArray<crate::sched::PickMarker> = PerCpuArray::with_max_entries(1, 0);
+
 /// This CPU's slot of a scratch map (always present: one-entry per-CPU arrays).
 #[inline(always)]
 pub fn scratch<T>(map: &'static PerCpuArray<T>) -> Option<&'static mut T> {
@@ -164,6 +185,8 @@ pub const JUMP_ICMP: u32 = ebpf_common::JUMP_ICMP;
 pub const JUMP_TOA: u32 = ebpf_common::JUMP_TOA;
 pub const JUMP_SYNPROXY: u32 = ebpf_common::JUMP_SYNPROXY;
 pub const JUMP_MAIN: u32 = ebpf_common::JUMP_MAIN;
+pub const JUMP_SCHED: u32 = ebpf_common::JUMP_SCHED;
+pub const JUMP_NEW: u32 = ebpf_common::JUMP_NEW;
 
 /// SYNPROXY: the SYN made from a valid cookie ACK, handed to the main program (see synproxy.rs).
 #[map]

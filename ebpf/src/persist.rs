@@ -62,6 +62,19 @@ pub fn pick(svc: &Service, pkt: &Packet, now: u64) -> Option<(u32, Dest)> {
     Some((dest_id, dest))
 }
 
+/// Whether a persistent service has a live template for this client (its connection then goes
+/// where the template says, without a scheduler).
+#[inline(always)]
+pub fn has_template(svc: &Service, pkt: &Packet, now: u64) -> bool {
+    if svc.flags & SVC_F_PERSISTENT == 0 {
+        return false;
+    }
+    match unsafe { PERSIST.get(&key(svc, pkt)) } {
+        Some(t) => now.saturating_sub(t.last_seen) <= svc.persist_timeout as u64 * 1_000_000_000,
+        None => false,
+    }
+}
+
 /// A controlled connection is closing (FIN/RST): the template's timeout starts over, so it
 /// outlives its last connection by `persist_timeout`, as IPVS' does.
 #[inline(always)]

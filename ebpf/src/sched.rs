@@ -3,10 +3,59 @@
 //! table with one position shared by all CPUs; hash schedulers (sh, dh, mh) index it with a hash of the client
 //! address (sh, mh; plus port with sh-port/mh-port) or of the destination address (dh).
 
-use ebpf_common::{Dest, SCHED_DH, SCHED_MH, SCHED_SH, SVC_F_SCHED2, Service, mh_slot, sh_bucket};
+//!
+//! Services whose scheduler needs connection counts (lc, wlc, sed, nq, ovf, lblc, lblcr) or that
+//! have thresholds (`SVC_F_SCHED_SCAN`) are scheduled by their own program, `xlvs_sched`
+//! (`sched_scan.rs`, reached by tail call: its loop over the destinations would not fit in this
+//! program), which leaves its pick for this program in `SCHED_PICK`.
 
-use crate::maps::{DESTS, RR_POS, SCHED_TABLE};
+use ebpf_common::{
+    Dest, FlowKey, SCHED_DH, SCHED_MH, SCHED_SH, SVC_F_SCHED_SCAN, SVC_F_SCHED2, Service, mh_slot,
+    sh_bucket,
+};
+
+use crate::maps::{DESTS, RR_POS, SCHED_PICK, SCHED_TABLE, scratch};
 use crate::parse::Packet;
+
+/// The scan scheduler's answer for one flow, read back by the main program.
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct PickMarker {
+    pub flow: FlowKey,
+    /// The destination picked; NO_DEST when none was available.
+    pub dest_id: u32,
+    pub armed: u32,
+}
+
+pub const NO_DEST: u32 = u32::MAX;
+
+/// Whether `xlvs_sched` left its pick for this flow of scan service `svc`.
+#[inline(always)]
+pub fn scan_pick_ready(svc: &Service, flow: &FlowKey) -> bool {
+    if svc.flags & SVC_F_SCHED_SCAN == 0 {
+        return false;
+    }
+    match scratch(&SCHED_PICK) {
+        Some(m) => m.armed != 0 && same_flow(&m.flow, flow),
+        None => false,
+    }
+}
+
+/// Field by field: a derived comparison of the arrays may become a byte loop.
+#[inline(always)]
+fn same_flow(a: &FlowKey, b: &FlowKey) -> bool {
+    a.src[0] == b.src[0]
+        && a.src[1] == b.src[1]
+        && a.src[2] == b.src[2]
+        && a.src[3] == b.src[3]
+        && a.dst[0] == b.dst[0]
+        && a.dst[1] == b.dst[1]
+        && a.dst[2] == b.dst[2]
+        && a.dst[3] == b.dst[3]
+        && a.sport == b.sport
+        && a.dport == b.dport
+        && a.proto == b.proto
+}
 
 /// The destination for a new connection of `svc`, or `None` when none is available.
 #[inline(always)]
@@ -14,9 +63,45 @@ pub fn pick(svc: &Service, pkt: &Packet) -> Option<(u32, Dest)> {
     if svc.table_len == 0 {
         return None;
     }
+    if svc.flags & SVC_F_SCHED_SCAN != 0 {
+        // Only reached when scan_pick_ready said so.
+        return take_scan_pick(svc);
+    }
     match svc.sched {
         SCHED_SH | SCHED_DH | SCHED_MH => pick_hashed(svc, pkt),
         _ => pick_walk(svc),
+    }
+}
+
+/// The pick `xlvs_sched` left (for this flow: `needs_scan` said so), consumed.
+#[inline(always)]
+fn take_scan_pick(svc: &Service) -> Option<(u32, Dest)> {
+    let m = scratch(&SCHED_PICK)?;
+    m.armed = 0;
+    let dest = unsafe { DESTS.get(m.dest_id) }?;
+    if dest.svc_id != svc.id {
+        return None;
+    }
+    Some((m.dest_id, *dest))
+}
+
+/// Leaves the scan scheduler's pick for the main program.
+#[inline(always)]
+pub fn leave_scan_pick(flow: &FlowKey, dest_id: u32) -> bool {
+    let Some(m) = scratch(&SCHED_PICK) else {
+        return false;
+    };
+    m.flow = *flow;
+    m.dest_id = dest_id;
+    m.armed = 1;
+    true
+}
+
+/// Disarms a pick nobody took (the tail call back failed).
+#[inline(always)]
+pub fn drop_scan_pick() {
+    if let Some(m) = scratch(&SCHED_PICK) {
+        m.armed = 0;
     }
 }
 
@@ -37,7 +122,7 @@ fn pick_walk(svc: &Service) -> Option<(u32, Dest)> {
 }
 
 #[inline(always)]
-fn pick_hashed(svc: &Service, pkt: &Packet) -> Option<(u32, Dest)> {
+pub fn pick_hashed(svc: &Service, pkt: &Packet) -> Option<(u32, Dest)> {
     // Host-order address as IPVS hashes it (IPv6: the four words folded by xor first).
     let a = if svc.sched == SCHED_DH {
         &pkt.dst
@@ -62,7 +147,7 @@ fn pick_hashed(svc: &Service, pkt: &Packet) -> Option<(u32, Dest)> {
 
 /// The destination in `slot` of the service's table range, if it still belongs to the service.
 #[inline(always)]
-fn dest_at(svc: &Service, slot: u32) -> Option<(u32, Dest)> {
+pub fn dest_at(svc: &Service, slot: u32) -> Option<(u32, Dest)> {
     if slot >= svc.table_len {
         return None;
     }

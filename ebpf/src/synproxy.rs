@@ -237,8 +237,10 @@ fn from_real(ctx: &XdpContext, pkt: &Packet, reply: &mut Conn, now: u64) -> u32 
         return xdp_action::XDP_DROP;
     }
     settle(reply, client, cookie.wrapping_sub(real_seq));
+    let old = client.state;
     client.state = S_ESTABLISHED;
     client.timeout = crate::state::timeout_of(S_ESTABLISHED);
+    crate::conncount::moved(client, pkt.proto, old);
     client.last_seen = now;
     reply.last_seen = now;
     let fullnat = reply.fwd == FWD_FULLNAT;

@@ -610,6 +610,7 @@ fn sh_hashes_the_client_address_like_ipvs() {
             })
             .collect::<Vec<_>>(),
         false,
+        false,
     )
     .into_iter()
     .map(|i| i as usize)

@@ -35,7 +35,15 @@ enum Command {
         /// Connection-table capacity when the tables are first created [env: XLVS_MAX_CONNS]
         #[arg(long)]
         max_conns: Option<u32>,
+        /// Do not start the timer process (connection expiry, connection counts, rates); run
+        /// `xlvs timers` yourself, e.g. from a service manager.
+        #[arg(long)]
+        no_timers: bool,
     },
+    /// Run IPVS' timers in the foreground: expire idle connections, keep the connection counts
+    /// of the lc/wlc/... schedulers and thresholds exact, sample rates every 2 s. `attach` starts
+    /// one in the background; it ends by itself when the tables are unloaded.
+    Timers,
     /// Detach from interfaces (all attached ones if none is named). Tables are kept.
     Detach { interfaces: Vec<String> },
     /// Replace the running program by this build's (after an upgrade), atomically on every
@@ -76,6 +84,7 @@ fn run(cli: Cli) -> Result<()> {
             interfaces,
             mode,
             max_conns,
+            no_timers,
         } => {
             if let Some(n) = max_conns {
                 opts.max_conns = n;
@@ -94,6 +103,12 @@ fn run(cli: Cli) -> Result<()> {
                 };
                 println!("{i}: {what}");
             }
+            if !no_timers && !dataplane::timers::running(&opts.pin_dir) {
+                spawn_timers(&opts)?;
+            }
+        }
+        Command::Timers => {
+            dataplane::timers::run(&opts, &|| false)?;
         }
         Command::Detach { interfaces } => {
             for i in dataplane::detach(&opts, &interfaces)? {
@@ -111,6 +126,29 @@ fn run(cli: Cli) -> Result<()> {
             println!("unloaded {}", opts.pin_dir.display());
         }
     }
+    Ok(())
+}
+
+/// Starts `xlvs timers` for this pin directory in the background, detached from this process
+/// (own session, no inherited output), so it outlives `attach`.
+fn spawn_timers(opts: &Options) -> Result<()> {
+    use std::os::unix::process::CommandExt;
+    let exe = std::env::current_exe().context("finding the xlvs executable")?;
+    let mut cmd = std::process::Command::new(exe);
+    cmd.arg("--pin-dir")
+        .arg(&opts.pin_dir)
+        .arg("timers")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
+    // SAFETY: setsid is async-signal-safe.
+    unsafe {
+        cmd.pre_exec(|| {
+            let _ = nix::unistd::setsid();
+            Ok(())
+        });
+    }
+    cmd.spawn().context("starting xlvs timers")?;
     Ok(())
 }
 
@@ -132,6 +170,14 @@ fn status(opts: &Options) -> Result<()> {
             .map(|n| n.to_string())
             .unwrap_or_else(|| "?".into()),
         prog.jited_bytes
+    );
+    println!(
+        "timers      {}",
+        if dataplane::timers::running(&opts.pin_dir) {
+            "running"
+        } else {
+            "not running (connections expire only when reused; run `xlvs timers`)"
+        }
     );
     let ifaces = dataplane::attached(&opts.pin_dir);
     println!(

@@ -1,0 +1,199 @@
+//! IPVS' timers, which an XDP program does not have: a connection whose state timeout passed
+//! without a packet is freed (both entries), its destination's connection count goes down (and
+//! the overload flag of the thresholds may lift), and the counts are checked against the table
+//! so nothing drifts (entries the LRU evicted were never taken off). Rates are sampled too, so
+//! `--rate` follows IPVS' 2-second estimator even when nobody lists.
+//!
+//! One process per pin directory runs the ticks ([`run`], started by `xlvs attach` or the
+//! keepalived daemon): a lock file keeps a second one idle, since two correctors would correct
+//! twice.
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use ebpf_common::{self as c, CONN_F_COUNTED, CONN_F_REPLY, Conn, FlowKey, reply_key_of};
+
+use crate::error::{Error, Result};
+use crate::maps::{Maps, err};
+
+/// How often the timers run (IPVS' estimator period).
+pub const PERIOD: Duration = Duration::from_secs(2);
+
+/// What one tick did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Tick {
+    /// Connections freed because their timeout passed.
+    pub expired: u64,
+    /// Connections alive.
+    pub live: u64,
+    /// Destinations whose counts were corrected from the table.
+    pub corrected: u64,
+}
+
+fn is_active(proto: u8, conn: &Conn) -> bool {
+    proto == c::IPPROTO_TCP && conn.state == c::S_ESTABLISHED
+}
+
+/// One tick: expire, recount, sample rates.
+pub fn tick(maps: &mut Maps) -> Result<Tick> {
+    let before = snapshot(maps);
+    let now = crate::estimator::clock_ns(libc::CLOCK_MONOTONIC_COARSE);
+    let mut clients: Vec<(FlowKey, Conn)> = Vec::new();
+    let mut reply_seen: HashMap<FlowKey, u64> = HashMap::new();
+    for item in maps.conns.iter() {
+        let (k, v) = match item {
+            Ok(kv) => kv,
+            Err(aya::maps::MapError::KeyNotFound) => continue,
+            Err(e) => return Err(err("read CONNS", e)),
+        };
+        if v.flags & CONN_F_REPLY != 0 {
+            reply_seen.insert(k, v.last_seen);
+        } else {
+            clients.push((k, v));
+        }
+    }
+    let mut report = Tick::default();
+    // Our own changes, so a destination nobody else touched meanwhile can be corrected.
+    let mut ours: HashMap<u32, (i64, i64)> = HashMap::new();
+    let mut counted: HashMap<u32, (i64, i64)> = HashMap::new();
+    for (key, conn) in clients {
+        let reply_key = reply_key_of(&conn, &key);
+        let seen = reply_seen
+            .get(&reply_key)
+            .copied()
+            .unwrap_or(0)
+            .max(conn.last_seen);
+        let timeout = conn.timeout as u64 * 1_000_000_000;
+        if now.saturating_sub(seen) <= timeout {
+            report.live += 1;
+            if conn.flags & CONN_F_COUNTED != 0 {
+                let e = counted.entry(conn.dest_id).or_default();
+                if is_active(key.proto, &conn) {
+                    e.0 += 1;
+                } else {
+                    e.1 += 1;
+                }
+            }
+            continue;
+        }
+        // Expired, unless a packet came since the walk read it.
+        match maps.conns.get(&key, 0) {
+            Ok(fresh) if fresh.last_seen == conn.last_seen && fresh.state == conn.state => {}
+            _ => continue,
+        }
+        let _ = maps.conns.remove(&reply_key);
+        if maps.conns.remove(&key).is_err() {
+            continue;
+        }
+        report.expired += 1;
+        if conn.flags & CONN_F_COUNTED != 0 {
+            let (a, i) = if is_active(key.proto, &conn) {
+                (-1, 0)
+            } else {
+                (0, -1)
+            };
+            maps.dest_conns.add(conn.dest_id, a, i);
+            let e = ours.entry(conn.dest_id).or_default();
+            e.0 += a;
+            e.1 += i;
+            if let Ok(d) = maps.dests.get(&conn.dest_id, 0) {
+                maps.dest_conns
+                    .settle_overload(conn.dest_id, d.u_threshold, d.l_threshold);
+            }
+        }
+    }
+    let after = snapshot(maps);
+    let ids: std::collections::HashSet<u32> = before
+        .keys()
+        .chain(after.keys())
+        .chain(counted.keys())
+        .copied()
+        .collect();
+    for id in ids {
+        let b = before.get(&id).copied().unwrap_or((0, 0));
+        let a = after.get(&id).copied().unwrap_or((0, 0));
+        let (da, di) = ours.get(&id).copied().unwrap_or((0, 0));
+        // Only the packet path could have changed it meanwhile; then the walk may be stale.
+        let untouched = a.0 == b.0.wrapping_add(da as u64) && a.1 == b.1.wrapping_add(di as u64);
+        let (ca, ci) = counted.get(&id).copied().unwrap_or((0, 0));
+        let (fa, fi) = (ca.wrapping_sub(a.0 as i64), ci.wrapping_sub(a.1 as i64));
+        if untouched && (fa != 0 || fi != 0) {
+            maps.dest_conns.add(id, fa, fi);
+            report.corrected += 1;
+        }
+    }
+    crate::tables::sample_rates(maps)?;
+    Ok(report)
+}
+
+/// Non-zero raw counts by destination id.
+fn snapshot(maps: &Maps) -> HashMap<u32, (u64, u64)> {
+    let mut out = HashMap::new();
+    for id in 0..c::MAX_DESTS {
+        let raw = maps.dest_conns.raw(id);
+        if raw != (0, 0) {
+            out.insert(id, raw);
+        }
+    }
+    out
+}
+
+/// The lock file that makes one timer process per pin directory.
+fn lock_path(pin_dir: &Path) -> PathBuf {
+    let name: String = pin_dir
+        .to_string_lossy()
+        .chars()
+        .map(|ch| if ch.is_ascii_alphanumeric() { ch } else { '_' })
+        .collect();
+    PathBuf::from("/run/xlvs").join(format!("timers{name}.lock"))
+}
+
+/// Takes the per-pin-directory timer lock without waiting; `None` when another process has it.
+pub fn try_lock(pin_dir: &Path) -> Result<Option<nix::fcntl::Flock<File>>> {
+    let path = lock_path(pin_dir);
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent)
+            .map_err(|e| Error::map(format!("cannot create {}", parent.display()), e))?;
+    }
+    let file = File::create(&path)
+        .map_err(|e| Error::map(format!("cannot open {}", path.display()), e))?;
+    match nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusiveNonblock) {
+        Ok(lock) => Ok(Some(lock)),
+        Err((_, nix::errno::Errno::EWOULDBLOCK)) => Ok(None),
+        Err((_, e)) => Err(Error::map(
+            format!("cannot lock {}", path.display()),
+            std::io::Error::from(e),
+        )),
+    }
+}
+
+/// Whether a timer process holds the lock of `pin_dir`.
+pub fn running(pin_dir: &Path) -> bool {
+    matches!(try_lock(pin_dir), Ok(None))
+}
+
+/// Runs the timers of the data plane at `opts` until its tables are removed (`xlvs unload`, or a
+/// test's pin directory going away) or `stop` says so. Returns at once when another process
+/// already runs them.
+pub fn run(opts: &crate::Options, stop: &dyn Fn() -> bool) -> Result<()> {
+    let Some(_lock) = try_lock(&opts.pin_dir)? else {
+        log::info!("timers of {} already run elsewhere", opts.pin_dir.display());
+        return Ok(());
+    };
+    let mut dp = crate::Dataplane::open(opts)?;
+    while !stop() {
+        if !crate::loader::is_loaded(&opts.pin_dir) {
+            log::info!("{} is gone: timers stop", opts.pin_dir.display());
+            return Ok(());
+        }
+        match tick(&mut dp.maps) {
+            Ok(t) if t.expired > 0 || t.corrected > 0 => log::debug!("timers: {t:?}"),
+            Ok(_) => {}
+            Err(e) => log::warn!("timers: {e}"),
+        }
+        std::thread::sleep(PERIOD);
+    }
+    Ok(())
+}

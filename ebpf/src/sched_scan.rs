@@ -1,0 +1,394 @@
+//! The scan schedulers, run in their own program (`xlvs_sched`, by tail call from `xlvs`): the
+//! ones that compare destinations' connection counts (lc, wlc, sed, nq, ovf, lblc, lblcr) and
+//! every scheduler of a service with thresholds (an overloaded destination takes no new
+//! connection). They walk the service's table, which user space fills with the available
+//! destinations (weight > 0) in IPVS' list order (hash schedulers keep their hash table), and
+//! read each destination's counts from `DEST_CONNS`. The rules are IPVS' own, function by
+//! function (ip_vs_lc.c, ip_vs_wlc.c, ...), including their tie-breaking: the first destination
+//! in list order wins a tie.
+
+use ebpf_common::{
+    DestConns, LBLC_EXPIRATION_S, LBLCR_SET_MAX, Lblc, LblcKey, MAX_SCAN_DESTS, SCHED_DH,
+    SCHED_FO, SCHED_LBLC, SCHED_LBLCR, SCHED_LC, SCHED_MH, SCHED_NQ, SCHED_OVF, SCHED_SED,
+    SCHED_SH, Service, counter,
+};
+
+use crate::maps::{DEST_CONNS, DESTS, LBLC, RR_POS, SCHED_TABLE, SCRATCH_LOAD, count, scratch};
+use crate::parse::Packet;
+use crate::sched::{self, NO_DEST};
+
+/// What a scheduler needs to know about one destination. The best one so far lives in a
+/// per-CPU scratch slot, not in registers: loop-carried values of different ranges on every path
+/// would keep the verifier from merging paths, which then multiply with each iteration.
+#[derive(Clone, Copy, Default)]
+pub struct Load {
+    id: u32,
+    weight: u64,
+    active: u64,
+    inactive: u64,
+    /// IPVS' IP_VS_DEST_F_OVERLOAD (thresholds); a full word, so no part of the struct is ever
+    /// left undefined (LLVM then copies unset registers, which the verifier rejects).
+    overloaded: u32,
+}
+
+impl Load {
+    /// IPVS' ip_vs_dest_conn_overhead: active connections weigh 256 inactive ones.
+    fn conn_overhead(&self) -> u64 {
+        (self.active << 8).wrapping_add(self.inactive)
+    }
+}
+
+/// Counts as a signed quantity: a transient negative (an expiry seen before its open) reads 0.
+#[inline(always)]
+fn count_of(v: u64) -> u64 {
+    if (v as i64) < 0 { 0 } else { v }
+}
+
+/// Destination `id` of the service; `id` NO_DEST (and the rest zero) when it is not one.
+#[inline(always)]
+fn load_of(svc: &Service, id: u32) -> Load {
+    let mut l = Load {
+        id: NO_DEST,
+        weight: 0,
+        active: 0,
+        inactive: 0,
+        overloaded: 0,
+    };
+    let Some(d) = (unsafe { DESTS.get(id) }) else {
+        return l;
+    };
+    // A table range can be reused by another service right after a swap: never cross services.
+    if d.svc_id != svc.id {
+        return l;
+    }
+    let Some(c) = DEST_CONNS.get(id) else {
+        return l;
+    };
+    l.id = id;
+    l.weight = if d.weight > 0 { d.weight as u64 } else { 0 };
+    l.active = count_of(unsafe { core::ptr::read_volatile(&c.active) });
+    l.inactive = count_of(unsafe { core::ptr::read_volatile(&c.inactive) });
+    l.overloaded = (unsafe { core::ptr::read_volatile(&c.overloaded) } != 0) as u32;
+    l
+}
+
+/// The `i`-th destination of the service's table.
+#[inline(always)]
+fn load_at(svc: &Service, i: u32) -> Load {
+    match SCHED_TABLE.get(svc.table_base.wrapping_add(i)) {
+        Some(id) => load_of(svc, *id),
+        None => load_of(svc, NO_DEST),
+    }
+}
+
+/// The destination id for a new connection of `svc`, or NO_DEST.
+#[inline(always)]
+pub fn pick(svc: &Service, pkt: &Packet, now: u64) -> u32 {
+    if svc.table_len > MAX_SCAN_DESTS {
+        count(counter::SCHED_SCAN_TRUNCATED);
+    }
+    match svc.sched {
+        SCHED_LC | ebpf_common::SCHED_WLC | SCHED_SED | SCHED_NQ => least_loaded(svc),
+        SCHED_OVF => highest_weight(svc, true),
+        SCHED_FO => highest_weight(svc, false),
+        SCHED_LBLC => lblc(svc, pkt, now),
+        SCHED_LBLCR => lblcr(svc, pkt, now),
+        SCHED_SH | SCHED_DH | SCHED_MH => {
+            let d = match sched::pick_hashed(svc, pkt) {
+                Some((id, _)) => load_of(svc, id),
+                None => load_of(svc, NO_DEST),
+            };
+            if d.overloaded != 0 { NO_DEST } else { d.id }
+        }
+        _ => walk(svc),
+    }
+}
+
+/// Whether `d` should replace `best` for lc, wlc, sed or nq (IPVS' comparisons; `best` keeps
+/// ties).
+#[inline(always)]
+fn better(sched: u32, best: &Load, d: &Load) -> bool {
+    match sched {
+        SCHED_LC => d.conn_overhead() < best.conn_overhead(),
+        // sed, nq: ip_vs_sed_dest_overhead = active + 1, weighed like wlc.
+        SCHED_SED | SCHED_NQ => {
+            (best.active + 1).wrapping_mul(d.weight) > (d.active + 1).wrapping_mul(best.weight)
+        }
+        // wlc (and the wlc pass of lblc/lblcr): loh * dw > doh * lw.
+        _ => best.conn_overhead().wrapping_mul(d.weight) > d.conn_overhead().wrapping_mul(best.weight),
+    }
+}
+
+/// lc, wlc, sed, nq (and the "schedule anew" step of lblc/lblcr, which is wlc): the available,
+/// not overloaded destination with the least (weighted) load; nq takes an idle one at once.
+/// (The loops are BPF functions of their own: smaller code, and the verifier follows each once
+/// per call site instead of through every path of the caller.)
+#[inline(never)]
+fn least_loaded(svc: &Service) -> u32 {
+    let sched = match svc.sched {
+        SCHED_LBLC | SCHED_LBLCR => ebpf_common::SCHED_WLC,
+        s => s,
+    };
+    let Some(best) = scratch(&SCRATCH_LOAD) else {
+        return NO_DEST;
+    };
+    best.id = NO_DEST;
+    for i in 0..MAX_SCAN_DESTS {
+        if i >= svc.table_len {
+            break;
+        }
+        let d = load_at(svc, i);
+        if d.id == NO_DEST {
+            continue;
+        }
+        if d.overloaded != 0 || d.weight == 0 {
+            continue;
+        }
+        if sched == SCHED_NQ && d.active == 0 {
+            return d.id;
+        }
+        if best.id == NO_DEST || better(sched, best, &d) {
+            *best = d;
+        }
+    }
+    best.id
+}
+
+/// ovf (`overflow`): the highest-weight destination whose active connections do not exceed its
+/// weight; fo: the highest-weight destination. Not overloaded either way; the first on ties.
+#[inline(never)]
+fn highest_weight(svc: &Service, weight_is_limit: bool) -> u32 {
+    let Some(best) = scratch(&SCRATCH_LOAD) else {
+        return NO_DEST;
+    };
+    best.id = NO_DEST;
+    for i in 0..MAX_SCAN_DESTS {
+        if i >= svc.table_len {
+            break;
+        }
+        let d = load_at(svc, i);
+        if d.id == NO_DEST {
+            continue;
+        }
+        if d.overloaded != 0 || d.weight == 0 || (weight_is_limit && d.active > d.weight) {
+            continue;
+        }
+        if best.id == NO_DEST || d.weight > best.weight {
+            *best = d;
+        }
+    }
+    best.id
+}
+
+/// rr, wrr with thresholds: the next table slot whose destination is not overloaded.
+#[inline(never)]
+fn walk(svc: &Service) -> u32 {
+    let Some(pos_ptr) = RR_POS.get_ptr_mut(svc.id) else {
+        return NO_DEST;
+    };
+    let pos = unsafe { *pos_ptr };
+    for k in 0..MAX_SCAN_DESTS {
+        if k >= svc.table_len {
+            break;
+        }
+        let slot = (pos.wrapping_add(k as u64) % svc.table_len as u64) as u32;
+        let Some((id, _)) = sched::dest_at(svc, slot) else {
+            continue;
+        };
+        let d = load_of(svc, id);
+        if d.id != NO_DEST && d.overloaded == 0 && d.weight > 0 {
+            unsafe { *pos_ptr = pos.wrapping_add(k as u64 + 1) };
+            return id;
+        }
+    }
+    NO_DEST
+}
+
+/// lblc/lblcr's own overload test: more active connections than its weight while some other
+/// destination is below half of its own.
+#[inline(never)]
+fn lblc_overloaded(svc: &Service, active: u64, weight: u64) -> bool {
+    if active <= weight {
+        return false;
+    }
+    for i in 0..MAX_SCAN_DESTS {
+        if i >= svc.table_len {
+            break;
+        }
+        let o = load_at(svc, i);
+        if o.id != NO_DEST && o.active * 2 < o.weight {
+            return true;
+        }
+    }
+    false
+}
+
+#[inline(always)]
+fn lblc_key(svc: &Service, pkt: &Packet) -> LblcKey {
+    LblcKey {
+        daddr: pkt.dst,
+        svc_id: svc.id,
+        af: pkt.af,
+        _pad: [0; 3],
+    }
+}
+
+#[inline(always)]
+fn fresh(e: &Lblc, now: u64) -> bool {
+    now.saturating_sub(e.last_use) <= LBLC_EXPIRATION_S * 1_000_000_000
+}
+
+/// lblc: the destination this destination address used last, unless it is unavailable or
+/// overloaded; otherwise a wlc pick, remembered.
+#[inline(always)]
+fn lblc(svc: &Service, pkt: &Packet, now: u64) -> u32 {
+    let key = lblc_key(svc, pkt);
+    let cached = match unsafe { LBLC.get(&key) } {
+        Some(e) if fresh(e, now) && e.len > 0 => e.dests[0],
+        _ => NO_DEST,
+    };
+    let d = load_of(svc, cached);
+    if d.id != NO_DEST
+        && d.weight > 0
+        && !lblc_overloaded(svc, d.active, d.weight)
+    {
+        if let Some(e) = LBLC.get_ptr_mut(&key) {
+            unsafe { (*e).last_use = now };
+        }
+        return cached;
+    }
+    remember(&key, least_loaded(svc), now)
+}
+
+/// A new destination-address entry holding `id` (lblc, or a fresh lblcr set).
+#[inline(always)]
+fn remember(key: &LblcKey, id: u32, now: u64) -> u32 {
+    if id != NO_DEST {
+        let mut e = Lblc {
+            len: 1,
+            last_use: now,
+            last_mod: now,
+            ..Default::default()
+        };
+        e.dests[0] = id;
+        let _ = LBLC.insert(key, &e, 0);
+    }
+    id
+}
+
+/// lblcr: the least loaded of the set of destinations this destination address uses; a wlc
+/// pick joins the set when that one is overloaded; a set unchanged for the expiration time
+/// loses its most loaded member.
+#[inline(always)]
+fn lblcr(svc: &Service, pkt: &Packet, now: u64) -> u32 {
+    let key = lblc_key(svc, pkt);
+    let Some(e) = LBLC.get_ptr_mut(&key) else {
+        return remember(&key, least_loaded(svc), now);
+    };
+    let e = unsafe { &mut *e };
+    if !fresh(e, now) {
+        e.len = 0;
+        e.last_mod = now;
+    }
+    e.last_use = now;
+    let least = set_min(svc, e);
+    if e.len > 1 && now.saturating_sub(e.last_mod) > LBLC_EXPIRATION_S * 1_000_000_000 {
+        set_erase_most_loaded(svc, e);
+        e.last_mod = now;
+    }
+    let d = load_of(svc, least);
+    if d.id != NO_DEST && !lblc_overloaded(svc, d.active, d.weight)
+    {
+        return least;
+    }
+    let id = least_loaded(svc);
+    if id != NO_DEST {
+        set_insert(e, id, now);
+    }
+    id
+}
+
+/// IPVS ip_vs_dest_set_min: the set member with the least weighted load (not overloaded,
+/// weight > 0).
+#[inline(never)]
+fn set_min(svc: &Service, e: &Lblc) -> u32 {
+    let Some(best) = scratch(&SCRATCH_LOAD) else {
+        return NO_DEST;
+    };
+    best.id = NO_DEST;
+    for i in 0..LBLCR_SET_MAX {
+        if i as u32 >= e.len {
+            break;
+        }
+        let d = load_of(svc, e.dests[i]);
+        if d.id == NO_DEST {
+            continue;
+        }
+        if d.overloaded != 0 || d.weight == 0 {
+            continue;
+        }
+        if best.id == NO_DEST || better(ebpf_common::SCHED_WLC, best, &d) {
+            *best = d;
+        }
+    }
+    best.id
+}
+
+/// IPVS ip_vs_dest_set_max + erase: drops the member with the most weighted load.
+#[inline(never)]
+fn set_erase_most_loaded(svc: &Service, e: &mut Lblc) {
+    let Some(most) = scratch(&SCRATCH_LOAD) else {
+        return;
+    };
+    most.id = NO_DEST;
+    let mut at = LBLCR_SET_MAX;
+    for i in 0..LBLCR_SET_MAX {
+        if i as u32 >= e.len {
+            break;
+        }
+        let d = load_of(svc, e.dests[i]);
+        if d.id == NO_DEST {
+            continue;
+        }
+        if d.weight == 0 {
+            continue;
+        }
+        if most.id == NO_DEST
+            || most.conn_overhead().wrapping_mul(d.weight)
+                < d.conn_overhead().wrapping_mul(most.weight)
+        {
+            *most = d;
+            at = i;
+        }
+    }
+    if at >= LBLCR_SET_MAX || e.len == 0 {
+        return;
+    }
+    // Close the gap: members keep their order.
+    for i in 0..LBLCR_SET_MAX - 1 {
+        if i >= at && (i as u32) + 1 < e.len {
+            e.dests[i] = e.dests[i + 1];
+        }
+    }
+    e.len -= 1;
+}
+
+/// IPVS ip_vs_dest_set_insert: a new member goes first; a full set loses its last (oldest).
+#[inline(always)]
+fn set_insert(e: &mut Lblc, id: u32, now: u64) {
+    for i in 0..LBLCR_SET_MAX {
+        if (i as u32) < e.len && e.dests[i] == id {
+            return;
+        }
+    }
+    let mut i = LBLCR_SET_MAX - 1;
+    while i > 0 {
+        e.dests[i] = e.dests[i - 1];
+        i -= 1;
+    }
+    e.dests[0] = id;
+    if (e.len as usize) < LBLCR_SET_MAX {
+        e.len += 1;
+    }
+    e.last_mod = now;
+}
