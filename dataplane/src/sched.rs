@@ -34,7 +34,12 @@ pub struct Member {
 /// The table for `sched` over `members` (insertion order). Empty = no destination available.
 /// `fallback` is the sh-fallback flag (SCHED1); `thresholds`: some member has an upper
 /// threshold, so the packet path scans (see [`scans`]).
-pub fn build_table(sched: Scheduler, members: &[Member], fallback: bool, thresholds: bool) -> Vec<u32> {
+pub fn build_table(
+    sched: Scheduler,
+    members: &[Member],
+    fallback: bool,
+    thresholds: bool,
+) -> Vec<u32> {
     let available: Vec<Member> = members.iter().copied().filter(|m| m.weight > 0).collect();
     match sched {
         Scheduler::Rr => available.iter().map(|m| m.id).collect(),
@@ -299,7 +304,13 @@ mod tests {
     #[test]
     fn scan_schedulers_get_the_available_list_in_order() {
         let ms = [m(7, 1), m(3, 0), m(9, 5)];
-        for s in [Scheduler::Lc, Scheduler::Wlc, Scheduler::Sed, Scheduler::Nq, Scheduler::Ovf] {
+        for s in [
+            Scheduler::Lc,
+            Scheduler::Wlc,
+            Scheduler::Sed,
+            Scheduler::Nq,
+            Scheduler::Ovf,
+        ] {
             assert_eq!(build_table(s, &ms, false, false), vec![7, 9]);
             assert!(scans(s, false));
         }

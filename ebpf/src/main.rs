@@ -30,10 +30,10 @@ use aya_ebpf::{
     bindings::xdp_action, helpers::bpf_ktime_get_coarse_ns, macros::xdp, programs::XdpContext,
 };
 use ebpf_common::{
-    CONN_F_COUNTED, CONN_F_PERSIST, CONN_F_REPLY, CONN_F_SYNPROXY, Conn, FWD_DROUTE, FWD_FULLNAT, FWD_LOCAL,
-    FWD_MASQ, FWD_TUNNEL, FlowKey, IPPROTO_TCP, S_CLOSE, S_NONE, S_TIME_WAIT, S_UDP,
-    SVC_F_PERSISTENT, SVC_F_SCHED_SCAN, SVC_F_SYNPROXY, Service, ServiceKey, Stats, config, counter, nh_stamp,
-    reply_key_of,
+    CONN_F_COUNTED, CONN_F_PERSIST, CONN_F_REPLY, CONN_F_SYNPROXY, Conn, FWD_DROUTE, FWD_FULLNAT,
+    FWD_LOCAL, FWD_MASQ, FWD_TUNNEL, FlowKey, IPPROTO_TCP, S_CLOSE, S_NONE, S_TIME_WAIT, S_UDP,
+    SVC_F_PERSISTENT, SVC_F_SCHED_SCAN, SVC_F_SYNPROXY, Service, ServiceKey, Stats, config,
+    counter, nh_stamp, reply_key_of,
 };
 
 use forward::{Flow, Hop, NhSlot};
@@ -282,7 +282,8 @@ fn new_connection(ctx: &XdpContext, pkt: &Packet, svc: &Service, flow: &FlowKey,
         state,
         fwd: dest.fwd,
         af: dest.af,
-        flags: if counted { CONN_F_COUNTED } else { 0 } | if persistent { CONN_F_PERSIST } else { 0 },
+        flags: if counted { CONN_F_COUNTED } else { 0 }
+            | if persistent { CONN_F_PERSIST } else { 0 },
         timeout: state::timeout_of(state),
         nh_ifindex: 0,
         last_seen: now,

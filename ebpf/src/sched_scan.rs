@@ -8,9 +8,9 @@
 //! in list order wins a tie.
 
 use ebpf_common::{
-    DestConns, LBLC_EXPIRATION_S, LBLCR_SET_MAX, Lblc, LblcKey, MAX_SCAN_DESTS, SCHED_DH,
-    SCHED_FO, SCHED_LBLC, SCHED_LBLCR, SCHED_LC, SCHED_MH, SCHED_NQ, SCHED_OVF, SCHED_SED,
-    SCHED_SH, Service, counter,
+    DestConns, LBLC_EXPIRATION_S, LBLCR_SET_MAX, Lblc, LblcKey, MAX_SCAN_DESTS, SCHED_DH, SCHED_FO,
+    SCHED_LBLC, SCHED_LBLCR, SCHED_LC, SCHED_MH, SCHED_NQ, SCHED_OVF, SCHED_SED, SCHED_SH, Service,
+    counter,
 };
 
 use crate::maps::{DEST_CONNS, DESTS, LBLC, RR_POS, SCHED_TABLE, SCRATCH_LOAD, count, scratch};
@@ -115,7 +115,10 @@ fn better(sched: u32, best: &Load, d: &Load) -> bool {
             (best.active + 1).wrapping_mul(d.weight) > (d.active + 1).wrapping_mul(best.weight)
         }
         // wlc (and the wlc pass of lblc/lblcr): loh * dw > doh * lw.
-        _ => best.conn_overhead().wrapping_mul(d.weight) > d.conn_overhead().wrapping_mul(best.weight),
+        _ => {
+            best.conn_overhead().wrapping_mul(d.weight)
+                > d.conn_overhead().wrapping_mul(best.weight)
+        }
     }
 }
 
@@ -248,10 +251,7 @@ fn lblc(svc: &Service, pkt: &Packet, now: u64) -> u32 {
         _ => NO_DEST,
     };
     let d = load_of(svc, cached);
-    if d.id != NO_DEST
-        && d.weight > 0
-        && !lblc_overloaded(svc, d.active, d.weight)
-    {
+    if d.id != NO_DEST && d.weight > 0 && !lblc_overloaded(svc, d.active, d.weight) {
         if let Some(e) = LBLC.get_ptr_mut(&key) {
             unsafe { (*e).last_use = now };
         }
@@ -297,8 +297,7 @@ fn lblcr(svc: &Service, pkt: &Packet, now: u64) -> u32 {
         e.last_mod = now;
     }
     let d = load_of(svc, least);
-    if d.id != NO_DEST && !lblc_overloaded(svc, d.active, d.weight)
-    {
+    if d.id != NO_DEST && !lblc_overloaded(svc, d.active, d.weight) {
         return least;
     }
     let id = least_loaded(svc);

@@ -92,7 +92,7 @@ pub fn run(rounds: usize) -> Result<()> {
     if action != 3 {
         bail!("setup: expected XDP_TX for the first SYN, got {action}");
     }
-    let mut cases = [
+    let mut cases = vec![
         Case {
             name: "trivial XDP_PASS (floor)",
             runner: 0,
@@ -227,6 +227,15 @@ pub fn run(rounds: usize) -> Result<()> {
             expect_action: 3,
         },
     ];
+    // The scan schedulers (tail call into xlvs_sched, a walk over the reals' counts).
+    cases.extend(SCAN_PORTS.iter().map(|(port, sched)| Case {
+        name: Box::leak(format!("new connection, {}", sched.name()).into_boxed_str()),
+        runner: 1,
+        frame: Frame::tcp(CIP, 1, VIP, *port, SYN).build(),
+        new_flow: true,
+        flow: Flow::None,
+        expect_action: 3,
+    }));
     let mut results: Vec<Vec<f64>> = vec![Vec::new(); cases.len()];
     let mut flow_seq: u32 = 0;
     println!(
@@ -288,6 +297,20 @@ pub fn run(rounds: usize) -> Result<()> {
     println!(
         "reference (Katran, measured here the same way, DESIGN.md §8): floor 82 ns; established +153 ns; new flow +350 ns; non-VIP +58 ns"
     );
+    let rr_new = cases
+        .iter()
+        .position(|c| c.name == "new connection (schedule+insert)")
+        .map(|i| medians[i]);
+    if let Some(rr_new) = rr_new {
+        println!("new connection per scheduler, cost above the floor vs rr's:");
+        for (case, m) in cases.iter().zip(&medians) {
+            if let Some(s) = case.name.strip_prefix("new connection, ")
+                && !s.contains("table")
+            {
+                println!("  {s:<8} {:>8.2}x", (m - floor) / (rr_new - floor));
+            }
+        }
+    }
     let established = medians[2];
     let fnat = medians[4];
     println!(
@@ -316,7 +339,11 @@ const SMALL_TABLE: u32 = 65536;
 /// measured (see SCHED_PORTS).
 fn configure(opts: &Options) -> Result<()> {
     let mut dp = Dataplane::open(opts)?;
-    for (port, sched) in [(80, Scheduler::Rr)].into_iter().chain(SCHED_PORTS) {
+    for (port, sched) in [(80, Scheduler::Rr)]
+        .into_iter()
+        .chain(SCHED_PORTS)
+        .chain(SCAN_PORTS)
+    {
         let svc = ServiceAddr::Inet {
             proto: Protocol::Tcp,
             addr: IpAddr::V4(VIP),
@@ -441,6 +468,19 @@ const SCHED_PORTS: [(u16, Scheduler); 3] = [
     (81, Scheduler::Wrr),
     (82, Scheduler::Sh),
     (83, Scheduler::Mh),
+];
+
+/// Ports of the other schedulers' services (same four reals).
+const SCAN_PORTS: [(u16, Scheduler); 9] = [
+    (84, Scheduler::Lc),
+    (85, Scheduler::Wlc),
+    (86, Scheduler::Sed),
+    (87, Scheduler::Nq),
+    (88, Scheduler::Ovf),
+    (89, Scheduler::Lblc),
+    (94, Scheduler::Lblcr),
+    (92, Scheduler::Dh),
+    (93, Scheduler::Fo),
 ];
 
 struct Cleanup(Options);
