@@ -27,6 +27,7 @@ pub mod neigh;
 mod pool;
 pub mod sched;
 pub mod stats;
+pub mod sync;
 mod tables;
 pub mod testrun;
 
@@ -245,6 +246,17 @@ impl Dataplane {
     /// Live (not expired) connections.
     pub fn connections(&self) -> Result<Vec<model::ConnEntry>> {
         conns::list(&self.maps)
+    }
+
+    /// Connections and persistence templates as a sync master announces them (`sync.rs`).
+    pub fn sync_export(&self) -> Result<Vec<sync::SyncConn>> {
+        sync::export(&self.maps)
+    }
+
+    /// Writes connections a sync master announced into the table, as a backup (`sync.rs`).
+    /// Touches only the connection and template tables, so it takes no writer lock.
+    pub fn sync_import(&mut self, conns: &[sync::SyncConn]) -> Result<sync::ImportReport> {
+        sync::import(&mut self.maps, conns)
     }
 
     /// Capacity of the connection table (what IPVS prints as `size=` in its listing header).
