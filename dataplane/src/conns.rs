@@ -61,7 +61,9 @@ fn is_active(conn: &Conn, proto: u8) -> bool {
 }
 
 /// Live persistence templates: (key, template, service, seconds left).
-pub(crate) fn live_templates(maps: &Maps) -> Result<Vec<(c::PersistKey, c::Persist, c::ServiceKey, u32)>> {
+pub(crate) fn live_templates(
+    maps: &Maps,
+) -> Result<Vec<(c::PersistKey, c::Persist, c::ServiceKey, u32)>> {
     let now = now_ns();
     let mut services: HashMap<u32, (c::ServiceKey, c::Service)> = HashMap::new();
     for item in maps.services.iter() {

@@ -473,7 +473,10 @@ mod tests {
         let rs: Vec<Record> = (0..100).map(rec).collect();
         let msgs = encode(1, &rs, 1472);
         // (1472 - 8) / 36 = 40 records a message.
-        assert_eq!(msgs.iter().map(|m| m[4]).collect::<Vec<_>>(), vec![40, 40, 20]);
+        assert_eq!(
+            msgs.iter().map(|m| m[4]).collect::<Vec<_>>(),
+            vec![40, 40, 20]
+        );
         assert!(msgs.iter().all(|m| m.len() <= 1472));
         let rs: Vec<Record> = (0..300).map(rec).collect();
         let msgs = encode(1, &rs, 65507);
@@ -509,10 +512,19 @@ mod tests {
         // More records announced than present.
         assert!(matches!(decode(&set(4, 3), 0), Err(Drop::BadRecord(_))));
         // Record size past the end / record version / unknown type / size below the struct.
-        assert!(matches!(decode(&set(8 + 3, 200), 0), Err(Drop::BadRecord(_))));
-        assert!(matches!(decode(&set(8 + 2, 0x10), 0), Err(Drop::BadRecord(_))));
+        assert!(matches!(
+            decode(&set(8 + 3, 200), 0),
+            Err(Drop::BadRecord(_))
+        ));
+        assert!(matches!(
+            decode(&set(8 + 2, 0x10), 0),
+            Err(Drop::BadRecord(_))
+        ));
         assert!(matches!(decode(&set(8, 2), 0), Err(Drop::BadRecord(_))));
-        assert!(matches!(decode(&set(8 + 3, 20), 0), Err(Drop::BadRecord(_))));
+        assert!(matches!(
+            decode(&set(8 + 3, 20), 0),
+            Err(Drop::BadRecord(_))
+        ));
         // A v6 type on a v4-sized record.
         assert!(matches!(decode(&set(8, 1), 0), Err(Drop::BadRecord(_))));
     }
@@ -529,13 +541,28 @@ mod tests {
             r
         };
         // Truncated header, zero length, length past the record, wrong seq size, twice.
-        assert!(matches!(decode(&with_param(&[1]), 0), Err(Drop::BadRecord(_))));
-        assert!(matches!(decode(&with_param(&[2, 0]), 0), Err(Drop::BadRecord(_))));
-        assert!(matches!(decode(&with_param(&[2, 5, 1]), 0), Err(Drop::BadRecord(_))));
-        assert!(matches!(decode(&with_param(&[1, 2, 0, 0]), 0), Err(Drop::BadRecord(_))));
+        assert!(matches!(
+            decode(&with_param(&[1]), 0),
+            Err(Drop::BadRecord(_))
+        ));
+        assert!(matches!(
+            decode(&with_param(&[2, 0]), 0),
+            Err(Drop::BadRecord(_))
+        ));
+        assert!(matches!(
+            decode(&with_param(&[2, 5, 1]), 0),
+            Err(Drop::BadRecord(_))
+        ));
+        assert!(matches!(
+            decode(&with_param(&[1, 2, 0, 0]), 0),
+            Err(Drop::BadRecord(_))
+        ));
         let mut twice = vec![3, 3, b's', b'i', b'p'];
         twice.extend_from_slice(&[3, 3, b's', b'i', b'p']);
-        assert!(matches!(decode(&with_param(&twice), 0), Err(Drop::BadRecord(_))));
+        assert!(matches!(
+            decode(&with_param(&twice), 0),
+            Err(Drop::BadRecord(_))
+        ));
         // Unknown mandatory parameter: this record only is skipped.
         let m = decode(&with_param(&[9, 2, 0, 0]), 0).unwrap();
         assert_eq!((m.records.len(), m.skipped), (0, 1));
@@ -559,7 +586,11 @@ mod tests {
         let mut template = rec(4);
         template.flags = flags::TEMPLATE;
         template.state = 99;
-        let m = encode(1, &[bad_state, bad_proto, udp_state, rec(5), template.clone()], 1472);
+        let m = encode(
+            1,
+            &[bad_state, bad_proto, udp_state, rec(5), template.clone()],
+            1472,
+        );
         let d = decode(&m[0], 1).unwrap();
         assert_eq!(d.records, vec![rec(5), template]);
         assert_eq!(d.skipped, 3);

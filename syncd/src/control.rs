@@ -24,7 +24,9 @@ struct ChildArgs {
 }
 
 /// The exclusive lock of a data plane's daemon records (start/stop one at a time).
-struct Lock(fs::File);
+struct Lock {
+    _file: fs::File,
+}
 
 impl Lock {
     fn take(pin_dir: &Path) -> io::Result<Lock> {
@@ -38,7 +40,7 @@ impl Lock {
         if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX) } < 0 {
             return Err(io::Error::last_os_error());
         }
-        Ok(Lock(f))
+        Ok(Lock { _file: f })
     }
 }
 
@@ -95,7 +97,9 @@ pub fn start(pin_dir: &Path, req: &Request, program: &Path) -> io::Result<()> {
                 _ => Err(io::Error::other(text.to_string())),
             }
         }
-        None => Err(io::Error::other("the sync daemon exited before it was ready")),
+        None => Err(io::Error::other(
+            "the sync daemon exited before it was ready",
+        )),
     }
 }
 

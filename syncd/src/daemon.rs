@@ -12,9 +12,9 @@ use socket2::Socket;
 
 use crate::codec::{self, Drop};
 use crate::config::{Role, Settings};
+use crate::net;
 use crate::records::{Tracker, conn_of, record_of};
 use crate::state::{self, Running, Stats};
-use crate::net;
 
 /// How often a master scans the connection table (IPVS_SYNC_CHECK_PERIOD is 1 s; the kernel
 /// flushes a partly filled message after 2 s). `XLVS_SYNC_INTERVAL_MS` overrides it.
@@ -90,8 +90,7 @@ pub fn run(mut p: Prepared) {
         Role::Backup => backup(&mut p, &mut stats),
     }
     // Only our own record: a newer daemon may have replaced a stale one of ours.
-    if state::running(&p.pin_dir, p.settings.role).is_some_and(|r| r.pid == std::process::id())
-    {
+    if state::running(&p.pin_dir, p.settings.role).is_some_and(|r| r.pid == std::process::id()) {
         state::remove(&p.pin_dir, p.settings.role);
     }
     log::info!("sync daemon stopped: state = {}", p.settings.role.name());
@@ -131,7 +130,8 @@ fn master(p: &mut Prepared, stats: &mut Stats) {
                 if !due.is_empty() {
                     let records: Vec<_> = due.iter().map(record_of).collect();
                     let mut failed = false;
-                    for msg in codec::encode(p.settings.syncid, &records, p.settings.maxlen as usize)
+                    for msg in
+                        codec::encode(p.settings.syncid, &records, p.settings.maxlen as usize)
                     {
                         // A unicast peer's "port unreachable" surfaces on the next send: retry once.
                         let sent = p.sock.send(&msg).or_else(|_| p.sock.send(&msg));
@@ -180,7 +180,9 @@ fn backup(p: &mut Prepared, stats: &mut Stats) {
             Err(e)
                 if matches!(
                     e.kind(),
-                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut | io::ErrorKind::Interrupted
+                    io::ErrorKind::WouldBlock
+                        | io::ErrorKind::TimedOut
+                        | io::ErrorKind::Interrupted
                 ) =>
             {
                 continue;
@@ -191,7 +193,10 @@ fn backup(p: &mut Prepared, stats: &mut Stats) {
                 continue;
             }
         };
-        let data: Vec<u8> = buf[..n].iter().map(|b| unsafe { b.assume_init() }).collect();
+        let data: Vec<u8> = buf[..n]
+            .iter()
+            .map(|b| unsafe { b.assume_init() })
+            .collect();
         stats.received += 1;
         handle(p, stats, &data);
         write_stats(p, stats);

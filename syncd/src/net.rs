@@ -72,6 +72,13 @@ pub fn sender(s: &Settings) -> io::Result<Socket> {
 pub fn receiver(s: &Settings) -> io::Result<Socket> {
     let (sock, index) = socket(s)?;
     sock.set_reuse_address(true)?;
+    if !s.multicast() {
+        // A unicast backup address may be configured after the daemon starts (e.g. by VRRP).
+        match s.group {
+            IpAddr::V4(_) => sock.set_freebind(true)?,
+            IpAddr::V6(_) => sock.set_freebind_ipv6(true)?,
+        }
+    }
     let addr = group_addr(s, index);
     sock.bind(&SockAddr::from(addr))?;
     if s.multicast() {

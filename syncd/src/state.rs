@@ -57,7 +57,8 @@ pub fn dir(pin_dir: &Path) -> PathBuf {
         .chars()
         .map(|c| if c == '/' { '_' } else { c })
         .collect();
-    base.join("sync").join(if key.is_empty() { "root".into() } else { key })
+    base.join("sync")
+        .join(if key.is_empty() { "root".into() } else { key })
 }
 
 pub fn file(pin_dir: &Path, role: Role, ext: &str) -> PathBuf {

@@ -69,7 +69,15 @@ fn second_message_decodes_to_the_connections_and_templates() {
     assert_eq!((m.syncid, m.skipped), (7, 0));
     assert_eq!(m.records.len(), 14);
     let tpl = |state| {
-        let mut t = conn(6, 0, 82, 8080, state, 300, flags::TEMPLATE | flags::INACTIVE);
+        let mut t = conn(
+            6,
+            0,
+            82,
+            8080,
+            state,
+            300,
+            flags::TEMPLATE | flags::INACTIVE,
+        );
         t.cport = 0;
         t
     };
@@ -85,7 +93,12 @@ fn second_message_decodes_to_the_connections_and_templates() {
         .collect();
     assert_eq!(
         closing,
-        vec![(40003, 7, 60), (40003, 5, 120), (40001, 7, 60), (40001, 5, 120)]
+        vec![
+            (40003, 7, 60),
+            (40003, 5, 120),
+            (40001, 7, 60),
+            (40001, 5, 120)
+        ]
     );
     // Re-encoding what we decoded gives the kernel's bytes back.
     assert_eq!(codec::encode(7, &m.records, 1472), vec![msgs[1].clone()]);
@@ -94,9 +107,6 @@ fn second_message_decodes_to_the_connections_and_templates() {
 #[test]
 fn other_sync_ids_are_ignored() {
     let msgs = captured();
-    assert_eq!(
-        codec::decode(&msgs[0], 8),
-        Err(codec::Drop::OtherSyncId(7))
-    );
+    assert_eq!(codec::decode(&msgs[0], 8), Err(codec::Drop::OtherSyncId(7)));
     assert_eq!(codec::decode(&msgs[0], 0).unwrap().records.len(), 2);
 }
