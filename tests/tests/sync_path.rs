@@ -1,0 +1,145 @@
+//! Connections written by a sync backup (`dataplane::sync`) behave as the XDP program's own:
+//! checked on crafted frames through BPF_PROG_TEST_RUN. Needs root.
+
+use std::net::{IpAddr, Ipv4Addr};
+
+use dataplane::model::*;
+use dataplane::sync::{ImportReport, SyncConn};
+use xlvs_tests::packet::{ACK, Frame, SYN, decode};
+use xlvs_tests::testbed::{TestBed, XDP_DROP, XDP_PASS};
+
+const VIP: Ipv4Addr = Ipv4Addr::new(198, 18, 100, 1);
+const CIP: Ipv4Addr = Ipv4Addr::new(198, 18, 1, 2);
+const R1: Ipv4Addr = Ipv4Addr::new(198, 18, 2, 2);
+const R2: Ipv4Addr = Ipv4Addr::new(198, 18, 3, 2);
+
+fn service(b: &mut TestBed, persistent: Option<u32>) -> ServiceAddr {
+    let addr = ServiceAddr::Inet {
+        proto: Protocol::Tcp,
+        addr: IpAddr::V4(VIP),
+        port: 80,
+    };
+    let mut cfg = ServiceConfig::new(addr);
+    cfg.scheduler = Scheduler::Rr;
+    cfg.persistent = persistent;
+    b.dp.add_service(&cfg).unwrap();
+    for r in [R1, R2] {
+        let mut d = DestConfig::new(IpAddr::V4(r), 8080);
+        d.forward = Forward::Masq;
+        b.dp.add_dest(&addr, &d).unwrap();
+    }
+    addr
+}
+
+fn conn(cport: u16, real: Ipv4Addr, state: u16) -> SyncConn {
+    SyncConn {
+        proto: 6,
+        caddr: IpAddr::V4(CIP),
+        cport,
+        vaddr: IpAddr::V4(VIP),
+        vport: 80,
+        daddr: IpAddr::V4(real),
+        dport: 8080,
+        fwmark: 0,
+        state,
+        forward: Forward::Masq,
+        timeout: 900,
+        template: false,
+        last_seen: 0,
+    }
+}
+
+/// Where the program sends a client segment (action, destination).
+fn client_segment(b: &TestBed, cport: u16, flags: u8) -> (u32, Ipv4Addr, u16) {
+    let (action, out) = b.run(&Frame::tcp(CIP, cport, VIP, 80, flags).build());
+    let d = decode(&out).expect("decodable");
+    assert!(d.ip_checksum_ok && d.l4_checksum_ok);
+    (action, d.dst, d.dport)
+}
+
+#[test]
+fn imported_connection_is_forwarded_as_an_established_one() {
+    let Some(mut b) = TestBed::new(1024, false) else {
+        return;
+    };
+    service(&mut b, None);
+    // Without an entry, a segment that is not a SYN is dropped (no session).
+    assert_eq!(client_segment(&b, 40001, ACK).0, XDP_DROP);
+
+    let r = b.dp.sync_import(&[conn(40000, R2, 1)]).unwrap();
+    assert_eq!(
+        r,
+        ImportReport {
+            inserted: 1,
+            ..Default::default()
+        }
+    );
+    // Client side: rewritten to the announced real (rr alone would have picked R1 first).
+    assert_eq!(client_segment(&b, 40000, ACK), (XDP_PASS, R2, 8080));
+    // Reply side: the REPLY entry puts the VIP back as source.
+    let (action, out) = b.run(&Frame::tcp(R2, 8080, CIP, 40000, ACK).build());
+    let d = decode(&out).unwrap();
+    assert_eq!((action, d.src, d.sport, d.dst), (XDP_PASS, VIP, 80, CIP));
+    assert!(d.l4_checksum_ok);
+
+    let listed = b.dp.connections().unwrap();
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0].state, "ESTABLISHED");
+    assert!(listed[0].expires > 890, "{:?}", listed[0]);
+
+    // Announced again: refreshed; a closing state is taken over.
+    let r = b.dp.sync_import(&[conn(40000, R2, 4)]).unwrap();
+    assert_eq!(r.refreshed, 1);
+    assert_eq!(b.dp.connections().unwrap()[0].state, "FIN_WAIT");
+
+    // Announced with another real: replaced, as IPVS does.
+    let r = b.dp.sync_import(&[conn(40000, R1, 1)]).unwrap();
+    assert_eq!(r.inserted, 1);
+    assert_eq!(client_segment(&b, 40000, ACK), (XDP_PASS, R1, 8080));
+
+    // What a master would announce of it (export), round trip.
+    let out = b.dp.sync_export().unwrap();
+    assert_eq!(out.len(), 1);
+    let mut expect = conn(40000, R1, 1);
+    expect.last_seen = out[0].last_seen;
+    assert_eq!(out[0], expect);
+
+    // Unknown service, unknown real, unknown protocol state: skipped, counted.
+    let mut other_port = conn(40002, R1, 1);
+    other_port.vport = 81;
+    let unknown_real = conn(40003, Ipv4Addr::new(198, 18, 9, 9), 1);
+    let mut bad_state = conn(40004, R1, 1);
+    bad_state.state = 11;
+    let r = b
+        .dp
+        .sync_import(&[other_port, unknown_real, bad_state])
+        .unwrap();
+    assert_eq!((r.no_service, r.unsupported, r.inserted), (2, 1, 0));
+    assert_eq!(b.dp.connections().unwrap().len(), 1);
+}
+
+#[test]
+fn imported_template_keeps_the_client_on_its_real() {
+    let Some(mut b) = TestBed::new(1024, false) else {
+        return;
+    };
+    service(&mut b, Some(300));
+    let mut t = conn(0, R2, 1);
+    t.template = true;
+    t.timeout = 300;
+    assert_eq!(b.dp.sync_import(&[t]).unwrap().inserted, 1);
+    // New connections of that client follow the template (rr would start with R1).
+    for cport in [5000, 5001, 5002] {
+        assert_eq!(client_segment(&b, cport, SYN), (XDP_PASS, R2, 8080));
+    }
+    // Another client is scheduled.
+    let (_, out) = b.run(&Frame::tcp(Ipv4Addr::new(198, 18, 1, 3), 5000, VIP, 80, SYN).build());
+    assert_eq!(decode(&out).unwrap().dst, R1);
+    // Exported back as a template.
+    let ex = b.dp.sync_export().unwrap();
+    assert!(
+        ex.iter()
+            .any(|c| c.template && c.caddr == IpAddr::V4(CIP) && c.daddr == IpAddr::V4(R2)),
+        "{ex:?}"
+    );
+}
