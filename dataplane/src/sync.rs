@@ -8,7 +8,9 @@
 use std::collections::HashMap;
 use std::net::IpAddr;
 
-use ebpf_common::{self as c, CONN_F_PERSIST, CONN_F_REPLY, CONN_F_SYNPROXY, Conn, FlowKey};
+use ebpf_common::{
+    self as c, CONN_F_PERSIST, CONN_F_REPLY, CONN_F_SYNCED, CONN_F_SYNPROXY, Conn, FlowKey,
+};
 
 use crate::conns::{live, live_templates, now_ns};
 use crate::error::Result;
@@ -83,12 +85,16 @@ fn services_by_id(maps: &Maps) -> Result<HashMap<u32, (c::ServiceKey, c::Service
 
 /// Every live connection a master announces: CLIENT entries not expired, FULLNAT and SYNPROXY
 /// connections still setting up left out (the protocol carries no local address or sequence
-/// delta of ours); then the live persistence templates.
+/// delta of ours), and so are connections learnt from a master and not seen here since
+/// (`CONN_F_SYNCED`); then the live persistence templates not learnt from a master
+/// (`PERSIST_SYNCED`: the packet path refreshes templates in place, so unlike connections they
+/// stay marked; a director that took over announces the templates it creates, not those it
+/// learnt).
 pub fn export(maps: &Maps) -> Result<Vec<SyncConn>> {
     let services = services_by_id(maps)?;
     let mut out = Vec::new();
     for (k, v, _) in live(maps)? {
-        if v.fwd == c::FWD_FULLNAT || v.flags & CONN_F_SYNPROXY != 0 {
+        if v.fwd == c::FWD_FULLNAT || v.flags & (CONN_F_SYNPROXY | CONN_F_SYNCED) != 0 {
             continue;
         }
         let Some((skey, _)) = services.get(&v.svc_id) else {
@@ -116,6 +122,9 @@ pub fn export(maps: &Maps) -> Result<Vec<SyncConn>> {
         });
     }
     for (k, t, skey, _) in live_templates(maps)? {
+        if t._pad == c::PERSIST_SYNCED {
+            continue;
+        }
         let Some(dest) = lookup("read DESTS", maps.dests.get(&t.dest_id, 0))? else {
             continue;
         };
@@ -283,6 +292,7 @@ fn connection(
         cur.state = state;
         cur.timeout = timeout;
         cur.last_seen = now;
+        cur.flags |= CONN_F_SYNCED;
         maps.conns
             .insert(key, cur, 0)
             .map_err(|e| err("write CONNS", e))?;
@@ -297,11 +307,12 @@ fn connection(
         state,
         fwd: dest.fwd,
         af: dest.af,
-        flags: if svc.flags & c::SVC_F_PERSISTENT != 0 {
-            CONN_F_PERSIST
-        } else {
-            0
-        },
+        flags: CONN_F_SYNCED
+            | if svc.flags & c::SVC_F_PERSISTENT != 0 {
+                CONN_F_PERSIST
+            } else {
+                0
+            },
         timeout,
         last_seen: now,
         ..Default::default()
@@ -349,7 +360,7 @@ fn template(
     let known = lookup("read PERSIST", maps.persist.get(&key, 0))?;
     let t = c::Persist {
         dest_id,
-        _pad: 0,
+        _pad: c::PERSIST_SYNCED,
         last_seen: now,
     };
     maps.persist
