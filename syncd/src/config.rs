@@ -2,13 +2,13 @@
 //! (`start_sync_thread` in ip_vs_sync.c), and the record of a running daemon.
 
 use std::ffi::CString;
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::net::{IpAddr, Ipv4Addr};
 
 use serde::{Deserialize, Serialize};
 
-/// IP_VS_SYNC_GROUP (224.0.0.81) and its IPv6 counterpart (ff02::81).
+/// IP_VS_SYNC_GROUP (224.0.0.81). The kernel has no IPv6 default: an IPv6 group (usually
+/// ff02::81) is always given.
 pub const GROUP_V4: Ipv4Addr = Ipv4Addr::new(224, 0, 0, 81);
-pub const GROUP_V6: Ipv6Addr = Ipv6Addr::new(0xff02, 0, 0, 0, 0, 0, 0, 0x81);
 /// IP_VS_SYNC_PORT.
 pub const PORT: u16 = 8848;
 /// ipvsadm's default interface when `--mcast-interface` is not given.
