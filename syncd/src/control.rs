@@ -144,6 +144,10 @@ pub fn child_main(arg: &str) -> i32 {
 
 /// Stops the daemon of `role` (ESRCH when none runs), waiting for it to exit.
 pub fn stop(pin_dir: &Path, role: Role) -> io::Result<()> {
+    if !state::dir(pin_dir).exists() {
+        // Nothing was ever recorded (and nothing to create just to say so).
+        return Err(io::Error::from_raw_os_error(libc::ESRCH));
+    }
     let _lock = Lock::take(pin_dir)?;
     let Some(r) = state::running(pin_dir, role) else {
         state::remove(pin_dir, role);

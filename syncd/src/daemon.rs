@@ -119,10 +119,23 @@ fn coarse_now() -> u64 {
     ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
 }
 
+/// Whether the data plane is still pinned: after `xlvs unload` the daemon stops, as the
+/// kernel's threads go with the ip_vs module.
+fn unloaded(p: &Prepared) -> bool {
+    let gone = !p.pin_dir.join(ebpf_common::maps::CONNS).exists();
+    if gone {
+        log::warn!(
+            "the data plane at {} is gone: stopping",
+            p.pin_dir.display()
+        );
+    }
+    gone
+}
+
 fn master(p: &mut Prepared, stats: &mut Stats) {
     let period = scan_period();
     let mut tracker = Tracker::default();
-    while !STOP.load(Ordering::SeqCst) {
+    while !STOP.load(Ordering::SeqCst) && !unloaded(p) {
         let started = Instant::now();
         match p.dp.sync_export() {
             Ok(conns) => {
@@ -174,7 +187,14 @@ fn sleep_unless_stopped(d: Duration) {
 fn backup(p: &mut Prepared, stats: &mut Stats) {
     // A datagram longer than maxlen is cut and then fails the size check, as in the kernel.
     let mut buf = vec![MaybeUninit::<u8>::uninit(); p.settings.maxlen as usize];
+    let mut checked = Instant::now();
     while !STOP.load(Ordering::SeqCst) {
+        if checked.elapsed() >= Duration::from_secs(1) {
+            checked = Instant::now();
+            if unloaded(p) {
+                break;
+            }
+        }
         let n = match p.sock.recv(&mut buf) {
             Ok(n) => n,
             Err(e)

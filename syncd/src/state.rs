@@ -2,7 +2,8 @@
 //! regular files, so each data plane gets a directory under `/run/xlvs/sync/` (or
 //! `$XLVS_RUN_DIR/sync/`) named after its pin directory (`/sys/fs/bpf/xlvs` ->
 //! `sys_fs_bpf_xlvs`), holding per role: `<role>.json` (settings, pid, process start time),
-//! `<role>.stats` (counters, JSON), `<role>.log` (the daemon's stderr), and `lock`.
+//! `<role>.stats` (counters, JSON), `<role>.log` (the daemon's stderr, appended to and kept
+//! after it stops), and `lock`. Record and counters go when the daemon stops.
 
 use std::fs;
 use std::io;
@@ -118,21 +119,10 @@ pub fn stats(pin_dir: &Path, role: Role) -> Option<Stats> {
     serde_json::from_str(&text).ok()
 }
 
-/// Removes a daemon's files, and the directory once nothing else is left in it.
+/// Removes a daemon's record and counters (its log stays, for what happened).
 pub fn remove(pin_dir: &Path, role: Role) {
     for ext in ["json", "stats"] {
         let _ = fs::remove_file(file(pin_dir, role, ext));
-    }
-    let d = dir(pin_dir);
-    let others = [Role::Master, Role::Backup]
-        .iter()
-        .any(|r| file(pin_dir, *r, "json").exists());
-    if !others {
-        for r in [Role::Master, Role::Backup] {
-            let _ = fs::remove_file(file(pin_dir, r, "log"));
-        }
-        let _ = fs::remove_file(d.join("lock"));
-        let _ = fs::remove_dir(&d);
     }
 }
 

@@ -116,6 +116,12 @@ struct Bed {
 
 impl Drop for Bed {
     fn drop(&mut self) {
+        // Before the records go (the directors' own drop would find none).
+        for d in [&self.master, &self.backup] {
+            for role in ["master", "backup"] {
+                let _ = d.ipvsadm_raw(&["--stop-daemon", role]);
+            }
+        }
         let _ = std::fs::remove_dir_all(&self.run_dir);
     }
 }
@@ -393,6 +399,7 @@ fn daemon_commands_match_ipvsadm_1_31() -> Result<()> {
     // Unicast groups need a route: 198.18.0.0/16 and 2001:db8::/64 on lo, inside the namespace.
     d.ns.ip(&["addr", "add", "198.18.0.1/16", "dev", "lo"])?;
     d.ns.ip(&["-6", "addr", "add", "2001:db8::1/64", "dev", "lo", "nodad"])?;
+    let _cleanup = RemoveOnDrop(run_dir.clone());
     let mut groups: Vec<(String, String)> = Vec::new();
     let mut failures = Vec::new();
     for step in transcript() {
@@ -445,8 +452,20 @@ fn daemon_commands_match_ipvsadm_1_31() -> Result<()> {
     // Nothing left running or recorded.
     assert_eq!(d.ipvsadm("-L --daemon")?, "");
     let dir = temp_env(&run_dir, || syncd::state::dir(&d.opts().pin_dir));
-    assert!(!dir.exists(), "{} left behind", dir.display());
-    drop(d);
-    let _ = std::fs::remove_dir_all(&run_dir);
+    for role in ["master", "backup"] {
+        for ext in ["json", "stats"] {
+            let f = dir.join(format!("{role}.{ext}"));
+            assert!(!f.exists(), "{} left behind", f.display());
+        }
+    }
     Ok(())
+}
+
+/// Removes a directory when dropped (after the director declared later, which stops its daemons).
+struct RemoveOnDrop(PathBuf);
+
+impl Drop for RemoveOnDrop {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
 }
