@@ -110,3 +110,100 @@ fn other_sync_ids_are_ignored() {
     assert_eq!(codec::decode(&msgs[0], 8), Err(codec::Drop::OtherSyncId(7)));
     assert_eq!(codec::decode(&msgs[0], 0).unwrap().records.len(), 2);
 }
+
+/// The kernel's backup took a message of ours (`golden/kernel-accepts-ours.txt`): IPv6, a
+/// fwmark service, direct routing, a template and a closing connection, all listed by the
+/// guest's `ipvsadm -Lcn` afterwards. Our encoder must still produce exactly that message.
+#[test]
+fn kernel_backup_took_our_message() {
+    let text = include_str!("golden/kernel-accepts-ours.txt");
+    let hex = text
+        .lines()
+        .find_map(|l| l.strip_prefix("message "))
+        .expect("message line");
+    let r =
+        |proto, f, state, c: &str, cport, v: &str, vport, d: &str, dport, fwmark, timeout| Record {
+            protocol: proto,
+            flags: f,
+            state,
+            caddr: ip(c),
+            cport,
+            vaddr: ip(v),
+            vport,
+            daddr: ip(d),
+            dport,
+            fwmark,
+            timeout,
+            seq: None,
+            pe_data: None,
+            pe_name: None,
+        };
+    let dr = flags::DROUTE | flags::NOOUTPUT;
+    let records = [
+        r(
+            6,
+            dr,
+            1,
+            "2001:db8:1::2",
+            40010,
+            "2001:db8:100::1",
+            80,
+            "2001:db8:2::2",
+            80,
+            0,
+            900,
+        ),
+        r(
+            17,
+            dr | flags::INACTIVE,
+            0,
+            "198.18.1.1",
+            40011,
+            "198.18.0.1",
+            53,
+            "198.18.1.2",
+            53,
+            5,
+            300,
+        ),
+        r(
+            6,
+            flags::TEMPLATE | flags::INACTIVE,
+            1,
+            "198.18.1.1",
+            0,
+            "198.18.0.1",
+            82,
+            "198.18.1.2",
+            8080,
+            0,
+            300,
+        ),
+        r(
+            6,
+            flags::INACTIVE,
+            5,
+            "198.18.1.1",
+            40012,
+            "198.18.0.1",
+            82,
+            "198.18.1.2",
+            8080,
+            0,
+            120,
+        ),
+    ];
+    let ours: Vec<String> = codec::encode(7, &records, 1472)
+        .iter()
+        .map(|m| m.iter().map(|b| format!("{b:02x}")).collect())
+        .collect();
+    assert_eq!(ours, vec![hex.to_string()]);
+    for row in [
+        "TCP 14:57  ESTABLISHED [2001:db8:1::2]:40010 [2001:db8:100::1]:80 [2001:db8:2::2]:80",
+        "UDP 04:57  UDP         198.18.1.1:40011   198.18.0.1:53      198.18.1.2:53",
+        "TCP 04:57  ASSURED     198.18.1.1:0       198.18.0.1:82      198.18.1.2:8080",
+        "TCP 01:57  TIME_WAIT   198.18.1.1:40012   198.18.0.1:82      198.18.1.2:8080",
+    ] {
+        assert!(text.contains(row), "the kernel listed {row}");
+    }
+}

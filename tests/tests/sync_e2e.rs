@@ -5,6 +5,7 @@
 //!   (no multicast leaves anything); a TCP connection through the master keeps working after
 //!   the client and the real server are switched to the backup, while a connection opened after
 //!   the master daemon stopped does not. The backup shrugs off garbage datagrams.
+//! * `kernel_master_messages_fill_our_backup`: datagrams captured from Linux's own master.
 //! * `daemon_commands_match_ipvsadm_1_31`: the oracle's transcript
 //!   (`syncd/tests/golden/ipvsadm-daemon.txt`) replayed against our binary.
 //!
@@ -468,4 +469,100 @@ impl Drop for RemoveOnDrop {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.0);
     }
+}
+
+/// The datagrams Linux 6.1's own master sent (`syncd/tests/golden/kernel-capture.txt`), given to
+/// our backup: the kernel's connections and template appear in our table.
+#[test]
+fn kernel_master_messages_fill_our_backup() -> Result<()> {
+    if !is_root() {
+        eprintln!("skipped: needs root");
+        return Ok(());
+    }
+    let _serial = serial();
+    let prefix = unique_prefix("sk");
+    let run_dir = std::env::temp_dir().join(format!("xlvs-run-{prefix}"));
+    let _cleanup = RemoveOnDrop(run_dir.clone());
+    let d = Director::new(&format!("{prefix}d"), &run_dir)?;
+    // The guest's rules (see the capture's header).
+    for rule in [
+        "-A -t 198.18.0.1:80 -s rr",
+        "-a -t 198.18.0.1:80 -r 198.18.1.2:8080 -m",
+        "-A -u 198.18.0.1:53 -s rr",
+        "-a -u 198.18.0.1:53 -r 198.18.1.2:5353 -m",
+        "-A -t 198.18.0.1:82 -s rr -p 300",
+        "-a -t 198.18.0.1:82 -r 198.18.1.2:8080 -m",
+    ] {
+        d.ipvsadm(rule)?;
+    }
+    d.ns.ip(&["addr", "add", "198.18.0.5/32", "dev", "lo"])?;
+    d.ipvsadm("--start-daemon backup --mcast-interface lo --mcast-group 198.18.0.5 --syncid 7")?;
+    let datagrams: Vec<Vec<u8>> = include_str!("../../syncd/tests/golden/kernel-capture.txt")
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter_map(|l| l.split_whitespace().nth(2))
+        .map(|hex| {
+            (0..hex.len())
+                .step_by(2)
+                .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).expect("hex"))
+                .collect()
+        })
+        .collect();
+    assert_eq!(datagrams.len(), 2);
+    d.run_in_ns(move || -> Result<()> {
+        let u = UdpSocket::bind("198.18.0.5:0")?;
+        for m in &datagrams {
+            u.send_to(m, ("198.18.0.5", 8848))?;
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        Ok(())
+    })?;
+    wait_for("the backup to take both messages", 10, || {
+        d.stats(Role::Backup).received == 2
+    })?;
+    let s = d.stats(Role::Backup);
+    assert_eq!((s.malformed, s.skipped, s.no_service), (0, 0, 0), "{s:?}");
+    // 4 connections/templates, announced 16 times in all.
+    assert_eq!(s.inserted + s.refreshed, 16, "{s:?}");
+    let table = d.ipvsadm("-Lcn")?;
+    for (proto, state, client, virt, dest) in [
+        (
+            "TCP",
+            "TIME_WAIT",
+            "198.18.1.1:40001",
+            "198.18.0.1:80",
+            "198.18.1.2:8080",
+        ),
+        (
+            "UDP",
+            "UDP",
+            "198.18.1.1:40002",
+            "198.18.0.1:53",
+            "198.18.1.2:5353",
+        ),
+        (
+            "TCP",
+            "TIME_WAIT",
+            "198.18.1.1:40003",
+            "198.18.0.1:82",
+            "198.18.1.2:8080",
+        ),
+        (
+            "IP",
+            "NONE",
+            "198.18.1.1:0",
+            "198.18.0.1:82",
+            "198.18.1.2:8080",
+        ),
+    ] {
+        assert!(
+            table.lines().any(|l| {
+                let f: Vec<&str> = l.split_whitespace().collect();
+                f.len() == 6 && (f[0], f[2], f[3], f[4], f[5]) == (proto, state, client, virt, dest)
+            }),
+            "{proto} {state} {client} missing from\n{table}"
+        );
+    }
+    d.ipvsadm("--stop-daemon backup")?;
+    Ok(())
 }
