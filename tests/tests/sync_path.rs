@@ -150,3 +150,42 @@ fn imported_template_keeps_the_client_on_its_real() {
         (80, 8080, 300)
     );
 }
+
+#[test]
+fn imported_ipv6_connection_is_forwarded() {
+    use xlvs_tests::packet::{Frame6, decode6};
+    let Some(mut b) = TestBed::new(1024, false) else {
+        return;
+    };
+    let (vip, cip, real) = ("2001:db8:100::1", "2001:db8:1::2", "2001:db8:2::2");
+    let addr = ServiceAddr::Inet {
+        proto: Protocol::Tcp,
+        addr: vip.parse().unwrap(),
+        port: 80,
+    };
+    let mut cfg = ServiceConfig::new(addr);
+    cfg.scheduler = Scheduler::Rr;
+    b.dp.add_service(&cfg).unwrap();
+    let mut d = DestConfig::new(real.parse().unwrap(), 8080);
+    d.forward = Forward::Masq;
+    b.dp.add_dest(&addr, &d).unwrap();
+    assert_eq!(
+        b.run(&Frame6::tcp(cip, 40000, vip, 80, ACK).build()).0,
+        XDP_DROP
+    );
+    let c = SyncConn {
+        caddr: cip.parse().unwrap(),
+        vaddr: vip.parse().unwrap(),
+        daddr: real.parse().unwrap(),
+        ..conn(40000, R1, 1)
+    };
+    assert_eq!(b.dp.sync_import(&[c]).unwrap().inserted, 1);
+    let (action, out) = b.run(&Frame6::tcp(cip, 40000, vip, 80, ACK).build());
+    let o = decode6(&out).unwrap();
+    assert_eq!(action, XDP_PASS);
+    assert_eq!((o.dst.to_string(), o.dport), (real.to_string(), 8080));
+    assert!(o.l4_checksum_ok);
+    let (_, out) = b.run(&Frame6::tcp(real, 8080, cip, 40000, ACK).build());
+    let o = decode6(&out).unwrap();
+    assert_eq!((o.src.to_string(), o.sport), (vip.to_string(), 80));
+}
