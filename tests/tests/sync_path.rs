@@ -189,3 +189,49 @@ fn imported_ipv6_connection_is_forwarded() {
     let o = decode6(&out).unwrap();
     assert_eq!((o.src.to_string(), o.sport), (vip.to_string(), 80));
 }
+
+/// Cost of a sync scan and of importing, beside `ipvsadm -Lc`'s walk of the same table
+/// (the baseline). `cargo test -p xlvs-tests --test sync_path -- --ignored --nocapture`.
+#[test]
+#[ignore = "measurement, run by hand"]
+fn sync_scan_and_import_cost() {
+    let Some(mut b) = TestBed::new(1 << 18, false) else {
+        return;
+    };
+    service(&mut b, None);
+    let n: u32 = 100_000;
+    let conns: Vec<SyncConn> = (0..n)
+        .map(|i| {
+            let mut c = conn(
+                (i % 60000) as u16 + 1024,
+                if i % 2 == 0 { R1 } else { R2 },
+                1,
+            );
+            c.caddr = IpAddr::V4(Ipv4Addr::from(u32::from(CIP) + i / 60000));
+            c
+        })
+        .collect();
+    let t = std::time::Instant::now();
+    for chunk in conns.chunks(40) {
+        b.dp.sync_import(chunk).unwrap();
+    }
+    let import = t.elapsed();
+    // Seen locally, so they are exported (a master's view).
+    let t = std::time::Instant::now();
+    let listed = b.dp.connections().unwrap().len();
+    let list = t.elapsed();
+    let t = std::time::Instant::now();
+    let exported = b.dp.sync_export().unwrap().len();
+    let export = t.elapsed();
+    assert_eq!(listed, n as usize);
+    assert_eq!(exported, 0, "imported connections are not announced back");
+    println!(
+        "{n} connections: import {:.2} s ({:.1} µs/conn, in messages of 40), \
+         sync scan {:.2} s, ipvsadm -Lc walk (baseline) {:.2} s, ratio {:.2}",
+        import.as_secs_f64(),
+        import.as_secs_f64() * 1e6 / n as f64,
+        export.as_secs_f64(),
+        list.as_secs_f64(),
+        export.as_secs_f64() / list.as_secs_f64()
+    );
+}
