@@ -83,6 +83,8 @@ pub struct Dataplane {
     opts: Options,
     maps: Maps,
     held: Option<(WriteLock, Snapshot)>,
+    /// A sync backup's view of the destinations (`sync.rs`).
+    sync_dests: sync::DestCache,
 }
 
 impl Dataplane {
@@ -94,6 +96,7 @@ impl Dataplane {
             opts: opts.clone(),
             maps: Maps::open(&opts.pin_dir)?,
             held: None,
+            sync_dests: sync::DestCache::default(),
         })
     }
 
@@ -256,7 +259,7 @@ impl Dataplane {
     /// Writes connections a sync master announced into the table, as a backup (`sync.rs`).
     /// Touches only the connection and template tables, so it takes no writer lock.
     pub fn sync_import(&mut self, conns: &[sync::SyncConn]) -> Result<sync::ImportReport> {
-        sync::import(&mut self.maps, conns)
+        sync::import(&mut self.maps, &mut self.sync_dests, conns)
     }
 
     /// Capacity of the connection table (what IPVS prints as `size=` in its listing header).

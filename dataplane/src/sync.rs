@@ -7,6 +7,7 @@
 
 use std::collections::HashMap;
 use std::net::IpAddr;
+use std::time::{Duration, Instant};
 
 use ebpf_common::{
     self as c, CONN_F_PERSIST, CONN_F_REPLY, CONN_F_SYNCED, CONN_F_SYNPROXY, Conn, FlowKey,
@@ -165,74 +166,115 @@ fn fwmark_vaddr(mark: u32, fam: Family) -> IpAddr {
     words_to_ip(&words, fam)
 }
 
-/// A destination of the local tables: (id, value).
-struct Local {
-    services: HashMap<c::ServiceKey, c::Service>,
-    dests: HashMap<u32, Vec<(u32, c::Dest)>>,
+/// The destinations of each service, for a backup: read in one walk of `DESTS`, and again when
+/// a lookup misses (at most once a second), so a datagram costs point lookups, not a walk of
+/// every destination. A cached hit is checked against `DESTS` before use (ids are reused).
+#[derive(Default)]
+pub struct DestCache {
+    by_svc: HashMap<u32, Vec<(u32, c::Dest)>>,
+    loaded: Option<Instant>,
 }
 
-impl Local {
-    fn load(maps: &Maps) -> Result<Local> {
-        let mut services = HashMap::new();
-        for item in maps.services.iter() {
-            let (k, v) = item.map_err(|e| err("read SERVICES", e))?;
-            services.insert(k, v);
-        }
-        let mut dests: HashMap<u32, Vec<(u32, c::Dest)>> = HashMap::new();
+impl DestCache {
+    fn reload(&mut self, maps: &Maps) -> Result<()> {
+        let mut by_svc: HashMap<u32, Vec<(u32, c::Dest)>> = HashMap::new();
         for item in maps.dests.iter() {
             let (id, d) = item.map_err(|e| err("read DESTS", e))?;
-            dests.entry(d.svc_id).or_default().push((id, d));
+            by_svc.entry(d.svc_id).or_default().push((id, d));
         }
-        Ok(Local { services, dests })
+        self.by_svc = by_svc;
+        self.loaded = Some(Instant::now());
+        Ok(())
     }
 
-    /// IPVS' ip_vs_find_dest: the service by fwmark or (proto, vaddr, vport), then by port 0;
-    /// the destination by (daddr, dport), then by port 0 when dport is the virtual port.
-    fn find(&self, s: &SyncConn) -> Option<(c::Service, u32, c::Dest)> {
-        let fam = Family::of(&s.vaddr);
-        let key = |port: u16| {
-            if s.fwmark != 0 {
-                c::ServiceKey {
-                    addr: [s.fwmark, 0, 0, 0],
-                    port: 0,
-                    proto: c::PROTO_FWMARK,
-                    af: fam.raw(),
-                }
-            } else {
-                c::ServiceKey {
-                    addr: ip_to_words(&s.vaddr),
-                    port: port.to_be(),
-                    proto: s.proto,
-                    af: fam.raw(),
-                }
-            }
-        };
-        let svc = self
-            .services
-            .get(&key(s.vport))
-            .or_else(|| (s.vport != 0).then(|| self.services.get(&key(0))).flatten())?;
+    /// The destination (daddr, dport) of service `svc_id`, then its port-0 one when dport is
+    /// the virtual port (IPVS' `dport ^ vport` lookup), as it is in `DESTS` now.
+    fn find(&mut self, maps: &Maps, svc_id: u32, s: &SyncConn) -> Result<Option<(u32, c::Dest)>> {
+        if self.loaded.is_none() {
+            self.reload(maps)?;
+        }
+        if let Some(hit) = self.search(maps, svc_id, s)? {
+            return Ok(Some(hit));
+        }
+        if self
+            .loaded
+            .is_some_and(|t| t.elapsed() >= Duration::from_secs(1))
+        {
+            self.reload(maps)?;
+            return self.search(maps, svc_id, s);
+        }
+        Ok(None)
+    }
+
+    fn search(&self, maps: &Maps, svc_id: u32, s: &SyncConn) -> Result<Option<(u32, c::Dest)>> {
         let daddr = ip_to_words(&s.daddr);
         let dfam = Family::of(&s.daddr).raw();
-        let dests = self.dests.get(&svc.id)?;
-        let find = |port: u16| {
-            dests
-                .iter()
-                .find(|(_, d)| d.addr == daddr && d.af == dfam && d.port == port.to_be())
+        let same = |d: &c::Dest, port: u16| {
+            d.svc_id == svc_id && d.addr == daddr && d.af == dfam && d.port == port.to_be()
         };
-        let (id, d) = find(s.dport).or_else(|| (s.dport == s.vport).then(|| find(0)).flatten())?;
-        Some((*svc, *id, *d))
+        let Some(dests) = self.by_svc.get(&svc_id) else {
+            return Ok(None);
+        };
+        for port in [Some(s.dport), (s.dport == s.vport).then_some(0)]
+            .into_iter()
+            .flatten()
+        {
+            if let Some((id, _)) = dests.iter().find(|(_, d)| same(d, port)) {
+                // Still that destination? (removed, or its id reused since the walk)
+                if let Some(d) = lookup("read DESTS", maps.dests.get(id, 0))?
+                    && same(&d, port)
+                {
+                    return Ok(Some((*id, d)));
+                }
+            }
+        }
+        Ok(None)
     }
+}
+
+/// IPVS' ip_vs_find_dest: the service by fwmark or (proto, vaddr, vport), then by port 0
+/// (point lookups); the destination through `cache`.
+fn find(
+    maps: &Maps,
+    cache: &mut DestCache,
+    s: &SyncConn,
+) -> Result<Option<(c::Service, u32, c::Dest)>> {
+    let fam = Family::of(&s.vaddr);
+    let key = |port: u16| {
+        if s.fwmark != 0 {
+            c::ServiceKey {
+                addr: [s.fwmark, 0, 0, 0],
+                port: 0,
+                proto: c::PROTO_FWMARK,
+                af: fam.raw(),
+            }
+        } else {
+            c::ServiceKey {
+                addr: ip_to_words(&s.vaddr),
+                port: port.to_be(),
+                proto: s.proto,
+                af: fam.raw(),
+            }
+        }
+    };
+    let mut svc = lookup("read SERVICES", maps.services.get(&key(s.vport), 0))?;
+    if svc.is_none() && s.vport != 0 && s.fwmark == 0 {
+        svc = lookup("read SERVICES", maps.services.get(&key(0), 0))?;
+    }
+    let Some(svc) = svc else {
+        return Ok(None);
+    };
+    Ok(cache.find(maps, svc.id, s)?.map(|(id, d)| (svc, id, d)))
 }
 
 /// Writes announced connections into the table (a backup's job). A connection already known
 /// with the same destination gets the announced state and timeout and counts as just seen; one
 /// known with another destination is replaced (IPVS expires it and creates the new one).
-pub fn import(maps: &mut Maps, conns: &[SyncConn]) -> Result<ImportReport> {
-    let local = Local::load(maps)?;
+pub fn import(maps: &mut Maps, cache: &mut DestCache, conns: &[SyncConn]) -> Result<ImportReport> {
     let now = now_ns();
     let mut report = ImportReport::default();
     for s in conns {
-        let Some((svc, dest_id, dest)) = local.find(s) else {
+        let Some((svc, dest_id, dest)) = find(maps, cache, s)? else {
             report.no_service += 1;
             continue;
         };
