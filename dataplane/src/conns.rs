@@ -15,12 +15,13 @@ use crate::maps::{Maps, err};
 use crate::model::*;
 
 /// CLOCK_MONOTONIC_COARSE in ns: the clock of bpf_ktime_get_coarse_ns().
-fn now_ns() -> u64 {
+pub(crate) fn now_ns() -> u64 {
     crate::estimator::clock_ns(libc::CLOCK_MONOTONIC_COARSE)
 }
 
-/// Live connections: (client key, client entry, seconds left).
-fn live(maps: &Maps) -> Result<Vec<(FlowKey, Conn, u32)>> {
+/// Live connections: (client key, client entry, seconds left); the entry's `last_seen` is the
+/// later of both directions'.
+pub(crate) fn live(maps: &Maps) -> Result<Vec<(FlowKey, Conn, u32)>> {
     let now = now_ns();
     let mut clients = Vec::new();
     let mut reply_seen: HashMap<FlowKey, u64> = HashMap::new();
@@ -47,6 +48,8 @@ fn live(maps: &Maps) -> Result<Vec<(FlowKey, Conn, u32)>> {
         let age = now.saturating_sub(seen);
         let timeout = v.timeout as u64 * 1_000_000_000;
         if age <= timeout {
+            let mut v = v;
+            v.last_seen = seen;
             out.push((k, v, ((timeout - age) / 1_000_000_000) as u32));
         }
     }
@@ -58,7 +61,9 @@ fn is_active(conn: &Conn, proto: u8) -> bool {
 }
 
 /// Live persistence templates: (key, template, service, seconds left).
-fn live_templates(maps: &Maps) -> Result<Vec<(c::PersistKey, c::Persist, c::ServiceKey, u32)>> {
+pub(crate) fn live_templates(
+    maps: &Maps,
+) -> Result<Vec<(c::PersistKey, c::Persist, c::ServiceKey, u32)>> {
     let now = now_ns();
     let mut services: HashMap<u32, (c::ServiceKey, c::Service)> = HashMap::new();
     for item in maps.services.iter() {

@@ -28,6 +28,7 @@ pub mod neigh;
 mod pool;
 pub mod sched;
 pub mod stats;
+pub mod sync;
 mod tables;
 pub mod testrun;
 pub mod timers;
@@ -84,6 +85,8 @@ pub struct Dataplane {
     opts: Options,
     maps: Maps,
     held: Option<(WriteLock, Snapshot)>,
+    /// A sync backup's view of the destinations (`sync.rs`).
+    sync_dests: sync::DestCache,
 }
 
 impl Dataplane {
@@ -95,6 +98,7 @@ impl Dataplane {
             opts: opts.clone(),
             maps: Maps::open(&opts.pin_dir)?,
             held: None,
+            sync_dests: sync::DestCache::default(),
         })
     }
 
@@ -247,6 +251,17 @@ impl Dataplane {
     /// Live (not expired) connections.
     pub fn connections(&self) -> Result<Vec<model::ConnEntry>> {
         conns::list(&self.maps)
+    }
+
+    /// Connections and persistence templates as a sync master announces them (`sync.rs`).
+    pub fn sync_export(&self) -> Result<Vec<sync::SyncConn>> {
+        sync::export(&self.maps)
+    }
+
+    /// Writes connections a sync master announced into the table, as a backup (`sync.rs`).
+    /// Touches only the connection and template tables, so it takes no writer lock.
+    pub fn sync_import(&mut self, conns: &[sync::SyncConn]) -> Result<sync::ImportReport> {
+        sync::import(&mut self.maps, &mut self.sync_dests, conns)
     }
 
     /// Capacity of the connection table (what IPVS prints as `size=` in its listing header).

@@ -103,7 +103,7 @@ pub const SVC_F_SCHED3: u32 = 0x20;
 pub const SVC_F_SYNPROXY: u32 = 0x10000;
 /// xlvs internal: new connections are scheduled by the `xlvs_sched` program (a scheduler that
 /// reads connection counts, or a destination with thresholds). Set by user space.
-pub const SVC_F_SCHED_SCAN: u32 = 0x20000;
+pub const SVC_F_SCHED_SCAN: u32 = 0x40000;
 
 /// Scheduler identifiers (stored in [`Service::sched`]; names live in user space).
 pub const SCHED_RR: u32 = 0;
@@ -458,10 +458,15 @@ pub struct PersistKey {
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Persist {
     pub dest_id: u32,
+    /// 0 from the packet path; [`PERSIST_SYNCED`] when a sync backup wrote it.
     pub _pad: u32,
     /// bpf_ktime_get_coarse_ns() when a controlled connection last opened or closed.
     pub last_seen: u64,
 }
+
+/// `Persist::_pad` of a template learnt from a sync master: not announced back by a local
+/// master (the packet path never sets it).
+pub const PERSIST_SYNCED: u32 = 1;
 
 /// CONNS flag: the connection was placed by a persistence template (refreshes it when closing).
 pub const CONN_F_PERSIST: u8 = 0x2;
@@ -469,6 +474,11 @@ pub const CONN_F_PERSIST: u8 = 0x2;
 /// `seq_delta` holds the cookie (our ISN towards the client) and, in the CLIENT entry,
 /// `toa_ack` the client's ISN (to send the SYN again).
 pub const CONN_F_SYNPROXY: u8 = 0x4;
+/// CONNS flag (CLIENT entry): written by a sync backup from a master's announcement and not
+/// seen locally since (the packet path clears it). A sync master does not announce such
+/// connections back, so two directors running both daemons do not keep each other's copies
+/// alive forever.
+pub const CONN_F_SYNCED: u8 = 0x8;
 
 /// CONNS flag (CLIENT entries): the connection is counted in its destination's DEST_CONNS
 /// (cleared when it is uncounted, so it is never taken off twice).

@@ -30,10 +30,10 @@ use aya_ebpf::{
     bindings::xdp_action, helpers::bpf_ktime_get_coarse_ns, macros::xdp, programs::XdpContext,
 };
 use ebpf_common::{
-    CONN_F_COUNTED, CONN_F_PERSIST, CONN_F_REPLY, CONN_F_SYNPROXY, Conn, FWD_DROUTE, FWD_FULLNAT,
-    FWD_LOCAL, FWD_MASQ, FWD_TUNNEL, FlowKey, IPPROTO_TCP, S_CLOSE, S_NONE, S_TIME_WAIT, S_UDP,
-    SVC_F_PERSISTENT, SVC_F_SCHED_SCAN, SVC_F_SYNPROXY, Service, ServiceKey, Stats, config,
-    counter, nh_stamp, reply_key_of,
+    CONN_F_COUNTED, CONN_F_PERSIST, CONN_F_REPLY, CONN_F_SYNCED, CONN_F_SYNPROXY, Conn,
+    FWD_DROUTE, FWD_FULLNAT, FWD_LOCAL, FWD_MASQ, FWD_TUNNEL, FlowKey, IPPROTO_TCP, S_CLOSE,
+    S_NONE, S_TIME_WAIT, S_UDP, SVC_F_PERSISTENT, SVC_F_SCHED_SCAN, SVC_F_SYNPROXY, Service,
+    ServiceKey, Stats, config, counter, nh_stamp, reply_key_of,
 };
 
 use forward::{Flow, Hop, NhSlot};
@@ -363,6 +363,8 @@ fn client_path(ctx: &XdpContext, pkt: &Packet, conn: &mut Conn, now: u64) -> u32
     }
     track(conn, pkt, dir_in(conn.fwd));
     conn.last_seen = now;
+    // Seen here now: a sync master may announce it again (ebpf_common::CONN_F_SYNCED).
+    conn.flags &= !CONN_F_SYNCED;
     add_traffic(conn.svc_id, conn.dest_id, pkt, Dir::In);
     to_real(ctx, pkt, conn, now)
 }

@@ -206,6 +206,8 @@ pub struct Args {
     /// DPVS `-k` / `-2`: the deny- or allow-list address.
     pub acl_addr: Option<String>,
     pub daemon_state: Option<String>,
+    /// Sync-daemon options (`--mcast-interface`, `--syncid`, …) as given, checked.
+    pub mcast: Vec<(Opt, String)>,
     /// Options given, for the legality table and "multiple" checks.
     pub given: Vec<Opt>,
     /// Positional arguments (`--set tcp tcpfin udp`).
@@ -557,7 +559,11 @@ pub fn parse(argv: &[String], flavor: Flavor) -> Result<Args, Fail> {
                         ArgOpt::SchedFlags => {
                             value(&mut a, Opt::SchedFlags, v, |a, v| a.sched_flags = Some(v))?
                         }
-                        ArgOpt::Mcast(o) => value(&mut a, o, v, |_, _| {})?,
+                        ArgOpt::Mcast(o) => {
+                            set_opt(&mut a, o)?;
+                            check_mcast(o, &v)?;
+                            a.mcast.push((o, v));
+                        }
                         ArgOpt::TunType => {
                             value(&mut a, Opt::TunType, v, |a, v| a.tun_type = Some(v))?
                         }
@@ -589,6 +595,31 @@ pub fn parse(argv: &[String], flavor: Flavor) -> Result<Args, Fail> {
         }
     }
     Ok(a)
+}
+
+/// ipvsadm's checks of the sync-daemon values, made as each option is parsed. A unicast
+/// `--mcast-group` is accepted (xlvs extension: the master sends to it, the backup listens on
+/// it); ipvsadm 1.31 refuses it with "invalid IPv4 mcast-group".
+fn check_mcast(o: Opt, v: &str) -> Result<(), Fail> {
+    let range = |min: i64, max: i64, what: &str| match v.parse::<i64>() {
+        Ok(n) if (min..=max).contains(&n) => Ok(()),
+        _ => Err(fail(2, format!("illegal {what} specified"))),
+    };
+    match o {
+        Opt::SyncId => range(0, 255, "syncid"),
+        Opt::McastPort => range(1, 65535, "mcast-port"),
+        Opt::McastTtl => range(1, 255, "mcast-ttl"),
+        Opt::SyncMaxlen => range(1, 65535 - 28, "sync-maxlen"),
+        Opt::McastGroup if v.contains(':') => v
+            .parse::<std::net::Ipv6Addr>()
+            .map(|_| ())
+            .map_err(|_| fail(2, format!("invalid IPv6 mcast-group `{v}'"))),
+        Opt::McastGroup => v
+            .parse::<std::net::Ipv4Addr>()
+            .map(|_| ())
+            .map_err(|_| fail(2, format!("invalid IPv4 mcast-group `{v}'"))),
+        _ => Ok(()),
+    }
 }
 
 fn set_cmd(a: &mut Args, c: Cmd) -> Result<(), Fail> {

@@ -113,7 +113,7 @@ fn run_with(
         }
         Cmd::StartDaemon | Cmd::StopDaemon => {
             let state = a.daemon_state.as_deref().unwrap_or("");
-            if state != "master" && state != "backup" {
+            let Some(role) = syncd::config::Role::from_name(state) else {
                 return Err(fail(
                     2,
                     if cmd == Cmd::StartDaemon {
@@ -122,11 +122,11 @@ fn run_with(
                         "illegal start_daemon specified"
                     },
                 ));
+            };
+            if let Some(extra) = a.rest.first() {
+                return Err(fail(2, format!("unexpected argument {extra}")));
             }
-            Err(fail(
-                255,
-                "Operation not supported: xlvs has no connection-sync daemon yet",
-            ))
+            daemon(cmd, role, &a)
         }
         _ => {
             if let Some(extra) = a.rest.first() {
@@ -239,6 +239,14 @@ fn execute(cmd: Cmd, a: &Args, flavor: Flavor, dp: &mut Option<Dataplane>) -> Re
             }
             emit(&out)
         }
+        Cmd::List if a.has(Opt::Daemon) => {
+            // The daemons' own records (syncd::state); the tables are not needed.
+            let out: String = syncd::control::list(&Options::from_env().pin_dir)
+                .iter()
+                .map(|r| r.settings.line())
+                .collect();
+            emit(&out)
+        }
         Cmd::List => {
             let d = open(dp)?;
             let m = ListMode {
@@ -270,10 +278,6 @@ fn execute(cmd: Cmd, a: &Args, flavor: Flavor, dp: &mut Option<Dataplane>) -> Re
                     t.tcp, t.tcp_fin, t.udp
                 ));
             }
-            if a.has(Opt::Daemon) {
-                // No connection-sync daemon runs: ipvsadm prints nothing.
-                return Ok(0);
-            }
             if let Some(s) = svc {
                 let e = d.service(&s).map_err(|e| fail(1, e.to_string()))?;
                 let out = format!(
@@ -287,6 +291,35 @@ fn execute(cmd: Cmd, a: &Args, flavor: Flavor, dp: &mut Option<Dataplane>) -> Re
         }
         _ => Ok(0),
     }
+}
+
+/// `--start-daemon` / `--stop-daemon`: the sync daemon of this data plane (crate `syncd`),
+/// started as a detached copy of this binary in its hidden daemon mode.
+fn daemon(cmd: Cmd, role: syncd::config::Role, a: &Args) -> Result<i32, Fail> {
+    let pin_dir = Options::from_env().pin_dir;
+    if cmd == Cmd::StopDaemon {
+        return syncd::control::stop(&pin_dir, role)
+            .map(|_| 0)
+            .map_err(|e| fail(255, syncd::control::message(&e, false)));
+    }
+    let mut req = syncd::config::Request::new(role);
+    for (o, v) in &a.mcast {
+        // Checked by the parser already.
+        match o {
+            Opt::McastInterface => req.ifname = v.clone(),
+            Opt::SyncId => req.syncid = v.parse().unwrap_or(0),
+            Opt::SyncMaxlen => req.maxlen = v.parse().unwrap_or(0),
+            Opt::McastGroup => req.group = v.parse().ok(),
+            Opt::McastPort => req.port = v.parse().unwrap_or(0),
+            Opt::McastTtl => req.ttl = v.parse().unwrap_or(0),
+            _ => {}
+        }
+    }
+    let exe = std::env::current_exe()
+        .map_err(|e| fail(255, format!("cannot find the ipvsadm executable: {e}")))?;
+    syncd::control::start(&pin_dir, &req, &exe)
+        .map(|_| 0)
+        .map_err(|e| fail(255, syncd::control::message(&e, true)))
 }
 
 fn list_all(d: &mut Dataplane, m: &ListMode, flavor: Flavor) -> Result<i32, Fail> {

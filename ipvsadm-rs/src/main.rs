@@ -37,6 +37,11 @@ fn flavor(argv0: &str) -> Flavor {
 
 fn main() -> ExitCode {
     let argv: Vec<String> = std::env::args().collect();
+    if argv.get(1).map(String::as_str) == Some(syncd::state::DAEMON_ARG) {
+        // Hidden mode: the sync daemon `ipvsadm --start-daemon` started (see syncd::control).
+        let code = syncd::control::child_main(argv.get(2).map(String::as_str).unwrap_or(""));
+        return ExitCode::from(code as u8);
+    }
     let argv0 = argv.first().cloned().unwrap_or_else(|| "ipvsadm".into());
     let name = std::path::Path::new(&argv0)
         .file_name()

@@ -1,0 +1,158 @@
+//! Where a running sync daemon is recorded. The pin directory is on bpffs, which holds no
+//! regular files, so each data plane gets a directory under `/run/xlvs/sync/` (or
+//! `$XLVS_RUN_DIR/sync/`) named after its pin directory (`/sys/fs/bpf/xlvs` ->
+//! `sys_fs_bpf_xlvs`), holding per role: `<role>.json` (settings, pid, process start time),
+//! `<role>.stats` (counters, JSON), `<role>.log` (the daemon's stderr, appended to and kept
+//! after it stops), and `lock`. Record and counters go when the daemon stops.
+
+use std::fs;
+use std::io;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::config::{Role, Settings};
+
+/// The argument that marks a sync daemon process (hidden mode of `ipvsadm`, or `xlvs-syncd`).
+pub const DAEMON_ARG: &str = "--xlvs-sync-daemon";
+
+/// A running daemon as recorded by itself once its socket was set up.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Running {
+    pub settings: Settings,
+    pub pid: u32,
+    /// /proc/<pid>/stat start time: a pid reused by another process does not match.
+    pub start_time: u64,
+    pub pin_dir: PathBuf,
+}
+
+/// Counters a daemon keeps (written to `<role>.stats`).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Stats {
+    /// Master: datagrams and records sent, send failures.
+    pub sent_messages: u64,
+    pub sent_conns: u64,
+    pub send_errors: u64,
+    /// Backup: datagrams received, dropped whole (malformed), of another sync id; records
+    /// skipped one by one (protocol/state/parameters), imported new, refreshed, without a
+    /// local service or destination, unsupported.
+    pub received: u64,
+    pub malformed: u64,
+    pub other_syncid: u64,
+    pub skipped: u64,
+    pub inserted: u64,
+    pub refreshed: u64,
+    pub no_service: u64,
+    pub unsupported: u64,
+    pub import_errors: u64,
+}
+
+/// The state directory of the data plane pinned at `pin_dir`.
+pub fn dir(pin_dir: &Path) -> PathBuf {
+    let base = std::env::var_os("XLVS_RUN_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/run/xlvs"));
+    let key: String = pin_dir
+        .to_string_lossy()
+        .trim_matches('/')
+        .chars()
+        .map(|c| if c == '/' { '_' } else { c })
+        .collect();
+    base.join("sync")
+        .join(if key.is_empty() { "root".into() } else { key })
+}
+
+pub fn file(pin_dir: &Path, role: Role, ext: &str) -> PathBuf {
+    dir(pin_dir).join(format!("{}.{ext}", role.name()))
+}
+
+/// Writes a file atomically (temporary file, then rename), so readers never see half of it.
+pub fn write_atomic(path: &Path, text: &str) -> io::Result<()> {
+    if let Some(d) = path.parent() {
+        fs::create_dir_all(d)?;
+    }
+    let tmp = path.with_extension(format!("tmp{}", std::process::id()));
+    fs::write(&tmp, text)?;
+    fs::rename(&tmp, path)
+}
+
+/// The start time (clock ticks since boot) of a process, from /proc/<pid>/stat.
+pub fn start_time(pid: u32) -> Option<u64> {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name may hold spaces and parentheses: fields start after the last ')'.
+    let rest = &stat[stat.rfind(')')? + 2..];
+    rest.split(' ').nth(19)?.parse().ok()
+}
+
+/// Whether `r` is a live daemon of ours: the pid runs, started when recorded, with our marker.
+pub fn alive(r: &Running) -> bool {
+    if start_time(r.pid) != Some(r.start_time) {
+        return false;
+    }
+    fs::read(format!("/proc/{}/cmdline", r.pid))
+        .map(|c| {
+            let mut args = c.split(|b| *b == 0);
+            // `xlvs-syncd` in the foreground, or any binary in the hidden daemon mode.
+            let name = args.next().unwrap_or_default();
+            name.rsplit(|b| *b == b'/').next() == Some(b"xlvs-syncd".as_slice())
+                || args.any(|a| a == DAEMON_ARG.as_bytes())
+        })
+        .unwrap_or(false)
+}
+
+/// The recorded daemon of `role`, if any and alive (a stale record is removed).
+pub fn running(pin_dir: &Path, role: Role) -> Option<Running> {
+    let path = file(pin_dir, role, "json");
+    let text = fs::read_to_string(&path).ok()?;
+    match serde_json::from_str::<Running>(&text) {
+        Ok(r) if alive(&r) => Some(r),
+        _ => {
+            let _ = fs::remove_file(&path);
+            None
+        }
+    }
+}
+
+/// Counters last written by the daemon of `role`.
+pub fn stats(pin_dir: &Path, role: Role) -> Option<Stats> {
+    let text = fs::read_to_string(file(pin_dir, role, "stats")).ok()?;
+    serde_json::from_str(&text).ok()
+}
+
+/// Removes a daemon's record and counters (its log stays, for what happened).
+pub fn remove(pin_dir: &Path, role: Role) {
+    for ext in ["json", "stats"] {
+        let _ = fs::remove_file(file(pin_dir, role, ext));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_directory_per_pin_directory() {
+        let d = dir(Path::new("/sys/fs/bpf/xlvs"));
+        assert!(d.ends_with("sync/sys_fs_bpf_xlvs"), "{}", d.display());
+        assert_ne!(dir(Path::new("/sys/fs/bpf/xlvs-a")), d);
+    }
+
+    #[test]
+    fn our_own_process_is_alive_only_with_the_marker() {
+        let me = std::process::id();
+        let r = Running {
+            settings: crate::config::Settings::resolve(
+                &crate::config::Request::new(Role::Master),
+                1500,
+            ),
+            pid: me,
+            start_time: start_time(me).unwrap(),
+            pin_dir: "/x".into(),
+        };
+        // The test binary has no DAEMON_ARG in its command line.
+        assert!(!alive(&r));
+        let mut stale = r.clone();
+        stale.start_time += 1;
+        assert!(!alive(&stale));
+    }
+}
