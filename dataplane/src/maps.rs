@@ -2,10 +2,10 @@
 
 use std::path::Path;
 
-use aya::maps::{Array, DevMapHash, HashMap, Map, MapData, MapError, PerCpuArray};
+use aya::maps::{Array, DevMapHash, HashMap, LpmTrie, Map, MapData, MapError, PerCpuArray};
 use ebpf_common::{
-    AclKey, Conn, Dest, Estimate, FlowKey, Laddr, LaddrKey, NextHop, Persist, PersistKey, Service,
-    ServiceKey, ServiceMeta, Stats, maps as names,
+    AclKey, Conn, Dest, Estimate, FlowKey, FwmarkPrefix, FwmarkRuleKey, FwmarkRules, Laddr,
+    LaddrKey, NextHop, Persist, PersistKey, Service, ServiceKey, ServiceMeta, Stats, maps as names,
 };
 
 use crate::error::{Error, Result};
@@ -32,6 +32,8 @@ pub struct Maps {
     pub vips: HashMap<MapData, ServiceKey, u32>,
     pub acl: HashMap<MapData, AclKey, u32>,
     pub acl_state: Array<MapData, u32>,
+    pub fwmark_class: LpmTrie<MapData, FwmarkPrefix, FwmarkRules>,
+    pub fwmark_rules: HashMap<MapData, FwmarkRuleKey, u32>,
 }
 
 fn open(dir: &Path, name: &str, wrap: fn(MapData) -> Map) -> Result<Map> {
@@ -76,6 +78,8 @@ impl Maps {
             vips: m!(names::VIPS, HashMap),
             acl: m!(names::ACL, HashMap),
             acl_state: m!(names::ACL_STATE, Array),
+            fwmark_class: m!(names::FWMARK_CLASS, LpmTrie),
+            fwmark_rules: m!(names::FWMARK_RULES, HashMap),
         })
     }
 }

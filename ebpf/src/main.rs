@@ -9,6 +9,7 @@ mod acl;
 mod csum;
 mod forward;
 mod fullnat;
+mod fwmark;
 mod icmp;
 mod maps;
 mod nat;
@@ -26,9 +27,9 @@ use aya_ebpf::{
 };
 use ebpf_common::{
     CONN_F_PERSIST, CONN_F_REPLY, CONN_F_SYNPROXY, Conn, FWD_DROUTE, FWD_FULLNAT, FWD_LOCAL,
-    FWD_MASQ, FWD_TUNNEL, FlowKey, IPPROTO_TCP, S_CLOSE, S_NONE, S_TIME_WAIT, S_UDP,
-    SVC_F_PERSISTENT, SVC_F_SYNPROXY, Service, ServiceKey, Stats, config, counter, nh_stamp,
-    reply_key_of,
+    FWD_MASQ, FWD_TUNNEL, FlowKey, IPPROTO_TCP, PROTO_FWMARK, S_CLOSE, S_NONE, S_TIME_WAIT, S_UDP,
+    SVC_F_FWMARK_FIRST, SVC_F_PERSISTENT, SVC_F_SYNPROXY, Service, ServiceKey, Stats, config,
+    counter, nh_stamp, reply_key_of,
 };
 
 use forward::{Flow, Hop, NhSlot};
@@ -173,8 +174,11 @@ fn wants_toa(ctx: &XdpContext, pkt: &Packet, conn: &Conn) -> bool {
     }
 }
 
-/// The virtual service a packet is addressed to: (vip, vport), or (vip, 0) when port-zero
-/// (persistent, any port) services exist, as IPVS looks them up.
+/// The virtual service a packet is addressed to, in IPVS' order (ip_vs_service_find): the
+/// fwmark service of the packet's mark (from the classifier, fwmark.rs), then (vip, vport), then
+/// (vip, 0) while port-zero services exist. The classifier is asked only while fwmark services
+/// exist, and before a (vip, vport) hit only when user space marked that service as covered by
+/// a rule (SVC_F_FWMARK_FIRST): other services pay nothing for it.
 #[inline(always)]
 fn service_of(pkt: &Packet) -> Option<&'static Service> {
     let mut key = ServiceKey {
@@ -183,8 +187,27 @@ fn service_of(pkt: &Packet) -> Option<&'static Service> {
         proto: pkt.proto,
         af: pkt.af,
     };
-    if let Some(svc) = unsafe { SERVICES.get(&key) } {
+    let found = unsafe { SERVICES.get(&key) };
+    if let Some(svc) = found
+        && svc.flags & SVC_F_FWMARK_FIRST == 0
+    {
         return Some(svc);
+    }
+    if (found.is_some() || CONFIG.get(config::FWMARK_SERVICES).copied().unwrap_or(0) != 0)
+        && let Some(mark) = fwmark::mark_of(pkt)
+    {
+        // The same key variable: the main program's stack is nearly full.
+        key.addr = [mark, 0, 0, 0];
+        key.port = 0;
+        key.proto = PROTO_FWMARK;
+        if let Some(svc) = unsafe { SERVICES.get(&key) } {
+            return Some(svc);
+        }
+        key.addr = pkt.dst;
+        key.proto = pkt.proto;
+    }
+    if found.is_some() {
+        return found;
     }
     let port_zero = CONFIG.get(config::PORT_ZERO_SERVICES).copied().unwrap_or(0);
     if port_zero == 0 {
