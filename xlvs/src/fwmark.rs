@@ -128,8 +128,7 @@ impl RuleArgs {
         for p in protos {
             for range in &ports {
                 out.push(
-                    FwmarkRule::new(self.mark, p, net, plen, *range)
-                        .map_err(anyhow::Error::msg)?,
+                    FwmarkRule::new(self.mark, p, net, plen, *range).map_err(anyhow::Error::msg)?,
                 );
             }
         }
