@@ -21,6 +21,7 @@ pub mod error;
 pub mod estimator;
 pub mod fwmark;
 pub mod fwmark_import;
+pub mod fwmark_nft;
 pub mod loader;
 mod lock;
 mod maps;

@@ -293,3 +293,88 @@ fn real_iptables_and_ip6tables_save_output_imports_and_refusals_name_the_line() 
     assert!(err.trim_end().ends_with("nothing imported"), "{err}");
     Ok(())
 }
+
+#[test]
+fn real_nft_list_ruleset_output_imports_its_mark_rules() -> Result<()> {
+    if !is_root() {
+        eprintln!("skipped: needs root (nft in a namespace)");
+        return Ok(());
+    }
+    let ns = Netns::new(&unique_prefix("xfn"))?;
+    let ruleset = "table inet lvs {
+  chain pre {
+    type filter hook prerouting priority mangle; policy accept;
+    ip daddr 198.18.100.1 tcp dport { 80, 443 } counter meta mark set 0x1 comment \"web\"
+    ip6 daddr 2001:db8:100::/64 udp dport 5000-5010 meta mark set 7
+    ip daddr 198.18.100.9 accept
+  }
+  chain out {
+    type route hook output priority mangle; policy accept;
+    meta mark set 9
+  }
+}
+";
+    let file = std::env::temp_dir().join(format!("{}.nft", unique_prefix("xfn")));
+    std::fs::write(&file, ruleset)?;
+    let loaded = ns.exec("nft", &["-f", file.to_str().context("path")?]);
+    let _ = std::fs::remove_file(&file);
+    ensure!(loaded?.status.success(), "nft -f failed");
+    let listed = String::from_utf8(ns.exec("nft", &["list", "ruleset"])?.stdout)?;
+    let (ok, out, err, file) = dry_import(&listed)?;
+    assert!(ok, "{err}\n{listed}");
+    let rules: Vec<&str> = out
+        .lines()
+        .map(|l| l.split('\t').next().unwrap_or(""))
+        .collect();
+    assert_eq!(
+        rules,
+        [
+            "--mark 1 -p tcp -d 198.18.100.1/32 --dport 80",
+            "--mark 1 -p tcp -d 198.18.100.1/32 --dport 443",
+            "--mark 7 -p udp -d 2001:db8:100::/64 --dport 5000:5010",
+        ],
+        "{listed}"
+    );
+    let out_line = 1 + listed
+        .lines()
+        .position(|l| l.trim() == "meta mark set 0x00000009")
+        .context("out")?;
+    assert!(
+        err.contains(&format!("{file}:line {out_line}: skipped")),
+        "{err}"
+    );
+
+    // A source match in a mark rule: refused with its line.
+    let out = ns.exec(
+        "nft",
+        &[
+            "add",
+            "rule",
+            "inet",
+            "lvs",
+            "pre",
+            "ip",
+            "saddr",
+            "198.18.1.0/24",
+            "meta",
+            "mark",
+            "set",
+            "2",
+        ],
+    )?;
+    ensure!(out.status.success(), "nft add rule failed");
+    let listed = String::from_utf8(ns.exec("nft", &["list", "ruleset"])?.stdout)?;
+    let line = 1 + listed
+        .lines()
+        .position(|l| l.contains("ip saddr"))
+        .context("saddr")?;
+    let (ok, _, err, file) = dry_import(&listed)?;
+    assert!(!ok);
+    assert!(
+        err.starts_with(&format!(
+            "xlvs: {file}:line {line}: `ip saddr` cannot be represented"
+        )),
+        "{err}"
+    );
+    Ok(())
+}

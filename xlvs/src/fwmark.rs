@@ -24,11 +24,11 @@ pub enum FwmarkCommand {
     List,
     /// Remove every rule.
     Flush,
-    /// Add the mangle table's `-j MARK` rules of `iptables-save` / `ip6tables-save` output
-    /// (FILE, or standard input); a rule that cannot be represented stops the import, with its
-    /// line number, and nothing is added.
+    /// Add the mangle table's `-j MARK` rules of `iptables-save` / `ip6tables-save` output, or
+    /// the `meta mark set` rules of `nft list ruleset` output (FILE, or standard input); a rule
+    /// that cannot be represented stops the import, with its line number, and nothing is added.
     Import {
-        /// iptables-save output; `-` or nothing: standard input.
+        /// iptables-save or `nft list ruleset` output; `-` or nothing: standard input.
         file: Option<PathBuf>,
         /// Replace every existing rule instead of adding to them.
         #[arg(long)]
@@ -189,7 +189,12 @@ fn import(opts: &Options, file: Option<PathBuf>, replace: bool, dry_run: bool) -
             ("<stdin>".to_string(), s)
         }
     };
-    let parsed = fwmark_import::parse(&text).map_err(|n| anyhow::anyhow!("{name}:{n}"))?;
+    let parsed = if dataplane::fwmark_nft::is_nft(&text) {
+        dataplane::fwmark_nft::parse(&text)
+    } else {
+        fwmark_import::parse(&text)
+    }
+    .map_err(|n| anyhow::anyhow!("{name}:{n}"))?;
     for note in &parsed.skipped {
         eprintln!("{name}:{note}");
     }
