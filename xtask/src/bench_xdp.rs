@@ -282,6 +282,34 @@ pub fn run(rounds: usize) -> Result<()> {
             expect_action: 2,
             fwmark: false,
         },
+        // The service lookup alone: an ACK without a session is looked up, then dropped.
+        Case {
+            name: "VIP ACK, no session (lookup+drop)",
+            runner: 1,
+            frame: Frame::tcp(CIP, 50000, VIP, 80, ACK).build(),
+            new_flow: false,
+            flow: Flow::None,
+            expect_action: 1,
+            fwmark: true,
+        },
+        Case {
+            name: "same, no fwmark rules",
+            runner: 1,
+            frame: Frame::tcp(CIP, 50000, VIP, 80, ACK).build(),
+            new_flow: false,
+            flow: Flow::None,
+            expect_action: 1,
+            fwmark: false,
+        },
+        Case {
+            name: "fwmark ACK, no session (classify+drop)",
+            runner: 1,
+            frame: Frame::tcp(CIP, 50000, FWM_VIP, 443, ACK).build(),
+            new_flow: false,
+            flow: Flow::None,
+            expect_action: 1,
+            fwmark: true,
+        },
     ];
     let mut fwmark_on = true;
     let mut results: Vec<Vec<f64>> = vec![Vec::new(); cases.len()];
@@ -361,6 +389,11 @@ pub fn run(rounds: usize) -> Result<()> {
         "(vip, vport) new connection with fwmark rules present vs none: {:.2}x; non-VIP packet: {:.2}x (the classifier is asked on misses while fwmark services exist)",
         above(10) / above(17),
         above(1) / above(18)
+    );
+    println!(
+        "service lookup alone (ACK without session, dropped): (vip, vport) with fwmark rules vs none {:.2}x; fwmark (classifier) vs (vip, vport) {:.2}x",
+        above(19) / above(20),
+        above(21) / above(19)
     );
     println!(
         "FULLNAT established hit vs NAT established hit: {:.2}x",
