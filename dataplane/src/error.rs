@@ -50,6 +50,9 @@ pub enum Error {
     /// the data plane could not be loaded or opened (no BPF, no bpffs, ...): the text says which.
     #[error("{0}")]
     Unavailable(String),
+    /// a fwmark classifier rule that cannot be added or removed (`xlvs fwmark`): the text says why.
+    #[error("{0}")]
+    Fwmark(String),
     /// a map operation failed for another reason.
     #[error("{context}: {source}")]
     Map {

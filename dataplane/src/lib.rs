@@ -20,6 +20,9 @@ mod conncount;
 pub mod conns;
 pub mod error;
 pub mod estimator;
+pub mod fwmark;
+pub mod fwmark_import;
+pub mod fwmark_nft;
 pub mod loader;
 mod lock;
 mod maps;
@@ -217,6 +220,55 @@ impl Dataplane {
         self.write(|s, m| op(m, s.service_id(svc, Error::ServiceNotDefined)?))
     }
 
+    /// The fwmark classifier's rules (`xlvs fwmark list`), sorted.
+    pub fn fwmark_rules(&mut self) -> Result<Vec<fwmark::FwmarkRule>> {
+        self.write(|s, _| Ok(s.fwmark_rules().to_vec()))
+    }
+
+    /// Adds classifier rules, all or none (see [`fwmark::check`]); a refused rule is reported
+    /// with its index in `rules`.
+    pub fn add_fwmark_rules(
+        &mut self,
+        rules: &[fwmark::FwmarkRule],
+    ) -> std::result::Result<(), FwmarkError> {
+        self.write(|s, m| {
+            let existing = s.fwmark_rules().to_vec();
+            if let Err(r) = fwmark::check(&existing, rules) {
+                return Ok(Err(FwmarkError::Refused(r)));
+            }
+            s.set_fwmark_rules(m, fwmark::merged(&existing, rules))
+                .map(Ok)
+        })
+        .map_err(FwmarkError::Dataplane)?
+    }
+
+    /// Replaces every classifier rule by `rules` (all or none), e.g. a fresh import.
+    pub fn replace_fwmark_rules(
+        &mut self,
+        rules: &[fwmark::FwmarkRule],
+    ) -> std::result::Result<(), FwmarkError> {
+        self.write(|s, m| {
+            if let Err(r) = fwmark::check(&[], rules) {
+                return Ok(Err(FwmarkError::Refused(r)));
+            }
+            s.set_fwmark_rules(m, fwmark::merged(&[], rules)).map(Ok)
+        })
+        .map_err(FwmarkError::Dataplane)?
+    }
+
+    /// Removes one classifier rule (exactly as listed).
+    pub fn del_fwmark_rule(&mut self, rule: &fwmark::FwmarkRule) -> Result<()> {
+        self.write(|s, m| {
+            let mut rules = s.fwmark_rules().to_vec();
+            let before = rules.len();
+            rules.retain(|r| r != rule);
+            if rules.len() == before {
+                return Err(Error::Fwmark(format!("no such rule: {rule}")));
+            }
+            s.set_fwmark_rules(m, rules)
+        })
+    }
+
     /// Every service with its destinations (insertion order), counters and rates. Takes a
     /// rate-estimator sample, hence `&mut`.
     pub fn services(&mut self) -> Result<Vec<model::ServiceEntry>> {
@@ -290,6 +342,15 @@ impl Dataplane {
     pub fn fill(&self) -> Result<stats::Fill> {
         stats::fill(&self.maps)
     }
+}
+
+/// Why classifier rules were not added: a rule refused (nothing applied), or the tables.
+#[derive(Debug, thiserror::Error)]
+pub enum FwmarkError {
+    #[error("{}", .0.message)]
+    Refused(fwmark::Refused),
+    #[error(transparent)]
+    Dataplane(#[from] Error),
 }
 
 impl Drop for Dataplane {

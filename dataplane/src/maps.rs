@@ -2,10 +2,11 @@
 
 use std::path::Path;
 
-use aya::maps::{Array, DevMapHash, HashMap, Map, MapData, MapError, PerCpuArray};
+use aya::maps::{Array, DevMapHash, HashMap, LpmTrie, Map, MapData, MapError, PerCpuArray};
 use ebpf_common::{
-    AclKey, Conn, Dest, Estimate, FlowKey, Laddr, LaddrKey, Lblc, LblcKey, NextHop, Persist,
-    PersistKey, Service, ServiceKey, ServiceMeta, Stats, maps as names,
+    AclKey, Conn, Dest, Estimate, FlowKey, FwmarkPrefix, FwmarkRuleKey, FwmarkRules, Laddr,
+    LaddrKey, Lblc, LblcKey, NextHop, Persist, PersistKey, Service, ServiceKey, ServiceMeta, Stats,
+    maps as names,
 };
 
 use crate::conncount::DestConnsMap;
@@ -36,6 +37,8 @@ pub struct Maps {
     pub acl_state: Array<MapData, u32>,
     pub dest_conns: DestConnsMap,
     pub lblc: HashMap<MapData, LblcKey, Lblc>,
+    pub fwmark_class: LpmTrie<MapData, FwmarkPrefix, FwmarkRules>,
+    pub fwmark_rules: HashMap<MapData, FwmarkRuleKey, u32>,
 }
 
 fn open(dir: &Path, name: &str, wrap: fn(MapData) -> Map) -> Result<Map> {
@@ -82,6 +85,8 @@ impl Maps {
             acl_state: m!(names::ACL_STATE, Array),
             dest_conns: DestConnsMap::open(dir)?,
             lblc: m!(names::LBLC, LruHashMap),
+            fwmark_class: m!(names::FWMARK_CLASS, LpmTrie),
+            fwmark_rules: m!(names::FWMARK_RULES, HashMap),
         })
     }
 }

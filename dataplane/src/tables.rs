@@ -14,6 +14,7 @@ use ebpf_common::{
 };
 
 use crate::error::{Error, Result};
+use crate::fwmark::{self, FwmarkRule};
 use crate::maps::{Maps, err, lookup};
 use crate::model::*;
 use crate::pool::Pool;
@@ -35,6 +36,8 @@ pub struct Snapshot {
     /// In a batch (`Dataplane::hold_lock`): services whose scheduler table is rebuilt once, when
     /// the batch ends, instead of after every change.
     deferred: Option<HashSet<ServiceKey>>,
+    /// The fwmark classifier's rules (`xlvs fwmark`): they decide SVC_F_FWMARK_FIRST.
+    fwmark: Vec<FwmarkRule>,
 }
 
 impl Snapshot {
@@ -71,6 +74,7 @@ impl Snapshot {
             next_service_id,
             next_dest_id,
             deferred: None,
+            fwmark: fwmark::load(maps)?,
         })
     }
 
@@ -129,6 +133,7 @@ impl Snapshot {
             dest_count: 0,
             ..service_value(cfg)
         };
+        let svc = fwmark::with_flag(&self.fwmark, &key, svc);
         stats::zero_index(&mut maps.svc_stats, id)?;
         let _ = maps.est.remove(&c::est_key_service(id));
         maps.svc_meta
@@ -139,7 +144,8 @@ impl Snapshot {
             .map_err(|e| err("write SERVICES", e))?;
         self.services.insert(key, svc);
         self.publish_vip(maps, &key)?;
-        self.publish_port_zero_count(maps, &key)
+        self.publish_port_zero_count(maps, &key)?;
+        self.publish_fwmark_count(maps, &key)
     }
 
     /// VIPS: how many services use the address of `key` (flood policies look it up).
@@ -178,6 +184,36 @@ impl Snapshot {
             .map_err(|e| err("write CONFIG", e))
     }
 
+    /// The packet path asks the fwmark classifier on a (vip, vport) miss only while fwmark
+    /// services exist. Called after a service with `key` was added or removed.
+    fn publish_fwmark_count(&self, maps: &mut Maps, key: &ServiceKey) -> Result<()> {
+        if key.proto != c::PROTO_FWMARK {
+            return Ok(());
+        }
+        let n = self
+            .services
+            .keys()
+            .filter(|k| k.proto == c::PROTO_FWMARK)
+            .count() as u32;
+        maps.config
+            .set(c::config::FWMARK_SERVICES, n, 0)
+            .map_err(|e| err("write CONFIG", e))
+    }
+
+    /// The fwmark classifier's rules (sorted).
+    pub fn fwmark_rules(&self) -> &[FwmarkRule] {
+        &self.fwmark
+    }
+
+    /// Replaces the classifier's rules by `rules` (already checked with `fwmark::check`) and
+    /// flags the services they cover.
+    pub fn set_fwmark_rules(&mut self, maps: &mut Maps, rules: Vec<FwmarkRule>) -> Result<()> {
+        let changed = fwmark::publish(maps, &self.services, &self.fwmark, &rules)?;
+        self.services.extend(changed);
+        self.fwmark = rules;
+        Ok(())
+    }
+
     pub fn edit_service(&mut self, maps: &mut Maps, cfg: &ServiceConfig) -> Result<()> {
         let (key, old) = self.service(&cfg.addr, Error::NoSuchService)?;
         check_pe(cfg)?;
@@ -190,6 +226,7 @@ impl Snapshot {
         };
         // Internal: kept until the rebuild below recomputes it with the new scheduler.
         svc.flags |= old.flags & c::SVC_F_SCHED_SCAN;
+        let svc = fwmark::with_flag(&self.fwmark, &key, svc);
         maps.svc_meta
             .insert(old.id, service_meta(cfg), 0)
             .map_err(|e| err("write SVC_META", e))?;
@@ -227,7 +264,8 @@ impl Snapshot {
             let _ = maps.laddrs.remove(&key);
         }
         self.publish_vip(maps, &key)?;
-        self.publish_port_zero_count(maps, &key)
+        self.publish_port_zero_count(maps, &key)?;
+        self.publish_fwmark_count(maps, &key)
     }
 
     pub fn flush(&mut self, maps: &mut Maps) -> Result<()> {

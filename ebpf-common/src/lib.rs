@@ -104,6 +104,9 @@ pub const SVC_F_SYNPROXY: u32 = 0x10000;
 /// xlvs internal: new connections are scheduled by the `xlvs_sched` program (a scheduler that
 /// reads connection counts, or a destination with thresholds). Set by user space.
 pub const SVC_F_SCHED_SCAN: u32 = 0x40000;
+/// Internal (never listed): some fwmark classifier rule covers this (af, proto, vip, vport), so
+/// the packet path classifies first, as IPVS looks fwmark services up before the others.
+pub const SVC_F_FWMARK_FIRST: u32 = 0x20000;
 
 /// Scheduler identifiers (stored in [`Service::sched`]; names live in user space).
 pub const SCHED_RR: u32 = 0;
@@ -547,6 +550,9 @@ pub mod config {
     /// (floods at random ports; alibaba `defence_udp_drop`); 0: handed to the kernel (the VIP
     /// may be a local address with local services, e.g. sshd).
     pub const NO_SERVICE_DROP: u32 = 4;
+    /// Number of fwmark services: when non-zero, a miss on (vip, vport) asks the fwmark
+    /// classifier (`FWMARK_CLASS`) before trying port-zero services.
+    pub const FWMARK_SERVICES: u32 = 5;
     pub const COUNT: u32 = 8;
 }
 
@@ -632,6 +638,65 @@ pub mod acl {
 /// Capacity of the ACL map (entries over all services and both lists).
 pub const MAX_ACL: u32 = 65536;
 
+// ---------------------------------------------------------------------------------------------
+// fwmark classifier (XDP sees no netfilter marks: (af, proto, destination prefix, port range)
+// -> mark is configured with `xlvs fwmark` and looked up here)
+// ---------------------------------------------------------------------------------------------
+
+/// FWMARK_CLASS key data, after the LPM trie's prefix length: af, protocol and padding (always
+/// [`FWMARK_PREFIX_BASE`] bits of the prefix), then the destination address (network order).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct FwmarkPrefix {
+    pub af: u8,
+    pub proto: u8,
+    pub _pad: [u8; 2],
+    pub addr: [u32; 4],
+}
+
+/// Prefix bits of a [`FwmarkPrefix`] before the address (af, proto, padding).
+pub const FWMARK_PREFIX_BASE: u32 = 32;
+
+/// One destination-port range of a classifier entry (host order, inclusive).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct FwmarkPortRule {
+    pub port_lo: u16,
+    pub port_hi: u16,
+    pub mark: u32,
+}
+
+/// Port ranges one classifier entry (prefix) can hold, its own and those of every shorter
+/// prefix covering it (user space copies them in, so one longest-prefix lookup suffices).
+pub const MAX_FWMARK_PORT_RULES: u32 = 16;
+
+/// FWMARK_CLASS value: the port ranges that apply to a destination prefix (rules never
+/// overlap, so at most one matches).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct FwmarkRules {
+    pub count: u32,
+    pub rules: [FwmarkPortRule; MAX_FWMARK_PORT_RULES as usize],
+}
+
+/// FWMARK_RULES key (user space only): one classifier rule as configured, the source from
+/// which FWMARK_CLASS is computed. Ports in host order, inclusive.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct FwmarkRuleKey {
+    pub mark: u32,
+    pub af: u8,
+    pub proto: u8,
+    pub plen: u8,
+    pub _pad: u8,
+    pub addr: [u32; 4],
+    pub port_lo: u16,
+    pub port_hi: u16,
+}
+
+/// Classifier rules over all prefixes (FWMARK_RULES), and prefixes (FWMARK_CLASS).
+pub const MAX_FWMARK_RULES: u32 = 4096;
+
 /// EST key of a service id / destination id.
 pub const fn est_key_service(id: u32) -> u32 {
     id
@@ -664,6 +729,9 @@ const _: () = assert!(core::mem::size_of::<AclKey>() == 24);
 const _: () = assert!(core::mem::size_of::<DestConns>() == 32);
 const _: () = assert!(core::mem::size_of::<LblcKey>() == 24);
 const _: () = assert!(core::mem::size_of::<Lblc>() == 56);
+const _: () = assert!(core::mem::size_of::<FwmarkPrefix>() == 20);
+const _: () = assert!(core::mem::size_of::<FwmarkRules>() == 132);
+const _: () = assert!(core::mem::size_of::<FwmarkRuleKey>() == 28);
 
 /// Map names, shared so user space opens exactly what the program declares.
 pub mod maps {
@@ -692,8 +760,10 @@ pub mod maps {
     pub const ACL_STATE: &str = "ACL_STATE";
     pub const DEST_CONNS: &str = "DEST_CONNS";
     pub const LBLC: &str = "LBLC";
+    pub const FWMARK_CLASS: &str = "FWMARK_CLASS";
+    pub const FWMARK_RULES: &str = "FWMARK_RULES";
     /// Every map the program declares (and pins), in one list for open/adopt/remove.
-    pub const ALL: [&str; 25] = [
+    pub const ALL: [&str; 27] = [
         SERVICES,
         DESTS,
         SCHED_TABLE,
@@ -719,6 +789,8 @@ pub mod maps {
         ACL_STATE,
         DEST_CONNS,
         LBLC,
+        FWMARK_CLASS,
+        FWMARK_RULES,
     ];
 }
 
@@ -742,4 +814,7 @@ mod pod {
     unsafe impl aya::Pod for Lblc {}
     unsafe impl aya::Pod for Laddr {}
     unsafe impl aya::Pod for AclKey {}
+    unsafe impl aya::Pod for FwmarkPrefix {}
+    unsafe impl aya::Pod for FwmarkRules {}
+    unsafe impl aya::Pod for FwmarkRuleKey {}
 }

@@ -13,6 +13,7 @@ mod conncount;
 mod csum;
 mod forward;
 mod fullnat;
+mod fwmark;
 mod icmp;
 mod maps;
 mod nat;
@@ -30,10 +31,10 @@ use aya_ebpf::{
     bindings::xdp_action, helpers::bpf_ktime_get_coarse_ns, macros::xdp, programs::XdpContext,
 };
 use ebpf_common::{
-    CONN_F_COUNTED, CONN_F_PERSIST, CONN_F_REPLY, CONN_F_SYNCED, CONN_F_SYNPROXY, Conn,
-    FWD_DROUTE, FWD_FULLNAT, FWD_LOCAL, FWD_MASQ, FWD_TUNNEL, FlowKey, IPPROTO_TCP, S_CLOSE,
-    S_NONE, S_TIME_WAIT, S_UDP, SVC_F_PERSISTENT, SVC_F_SCHED_SCAN, SVC_F_SYNPROXY, Service,
-    ServiceKey, Stats, config, counter, nh_stamp, reply_key_of,
+    CONN_F_COUNTED, CONN_F_PERSIST, CONN_F_REPLY, CONN_F_SYNCED, CONN_F_SYNPROXY, Conn, FWD_DROUTE,
+    FWD_FULLNAT, FWD_LOCAL, FWD_MASQ, FWD_TUNNEL, FlowKey, IPPROTO_TCP, PROTO_FWMARK, S_CLOSE,
+    S_NONE, S_TIME_WAIT, S_UDP, SVC_F_FWMARK_FIRST, SVC_F_PERSISTENT, SVC_F_SCHED_SCAN,
+    SVC_F_SYNPROXY, Service, ServiceKey, Stats, config, counter, nh_stamp, reply_key_of,
 };
 
 use forward::{Flow, Hop, NhSlot};
@@ -100,8 +101,9 @@ pub fn xlvs(ctx: XdpContext) -> u32 {
         }
         // This connection is over: a new one replaces its entry (or the packet is dropped).
         conncount::closed(entry, pkt.proto);
-    } else if !is_vip(pkt.af, &pkt.dst) {
-        // Not ours: the common case for a host's other traffic, answered here.
+    } else if !is_vip(pkt.af, &pkt.dst) && !policy(config::FWMARK_SERVICES) {
+        // Not ours: the common case for a host's other traffic, answered here. (While fwmark
+        // services exist, any address may be classified into one: xlvs_new decides.)
         count(counter::PASS_NOT_VIP);
         return xdp_action::XDP_PASS;
     }
@@ -201,8 +203,11 @@ fn wants_toa(ctx: &XdpContext, pkt: &Packet, conn: &Conn) -> bool {
     }
 }
 
-/// The virtual service a packet is addressed to: (vip, vport), or (vip, 0) when port-zero
-/// (persistent, any port) services exist, as IPVS looks them up.
+/// The virtual service a packet is addressed to, in IPVS' order (ip_vs_service_find): the
+/// fwmark service of the packet's mark (from the classifier, fwmark.rs), then (vip, vport), then
+/// (vip, 0) while port-zero services exist. The classifier is asked only while fwmark services
+/// exist, and before a (vip, vport) hit only when user space marked that service as covered by
+/// a rule (SVC_F_FWMARK_FIRST): other services pay nothing for it.
 #[inline(always)]
 fn service_of(pkt: &Packet) -> Option<&'static Service> {
     let mut key = ServiceKey {
@@ -211,8 +216,27 @@ fn service_of(pkt: &Packet) -> Option<&'static Service> {
         proto: pkt.proto,
         af: pkt.af,
     };
-    if let Some(svc) = unsafe { SERVICES.get(&key) } {
+    let found = unsafe { SERVICES.get(&key) };
+    if let Some(svc) = found
+        && svc.flags & SVC_F_FWMARK_FIRST == 0
+    {
         return Some(svc);
+    }
+    if (found.is_some() || CONFIG.get(config::FWMARK_SERVICES).copied().unwrap_or(0) != 0)
+        && let Some(mark) = fwmark::mark_of(pkt)
+    {
+        // The same key variable: the main program's stack is nearly full.
+        key.addr = [mark, 0, 0, 0];
+        key.port = 0;
+        key.proto = PROTO_FWMARK;
+        if let Some(svc) = unsafe { SERVICES.get(&key) } {
+            return Some(svc);
+        }
+        key.addr = pkt.dst;
+        key.proto = pkt.proto;
+    }
+    if found.is_some() {
+        return found;
     }
     let port_zero = CONFIG.get(config::PORT_ZERO_SERVICES).copied().unwrap_or(0);
     if port_zero == 0 {

@@ -192,3 +192,21 @@ pub const JUMP_NEW: u32 = ebpf_common::JUMP_NEW;
 #[map]
 pub static SYNPROXY_OPEN: PerCpuArray<crate::synproxy::OpenMarker> =
     PerCpuArray::with_max_entries(1, 0);
+
+/// fwmark classifier: (af, proto, destination prefix) -> the port ranges and marks that apply
+/// (`ebpf_common::FwmarkRules`; see fwmark.rs). Written by user space (`xlvs fwmark`).
+#[map]
+pub static FWMARK_CLASS: aya_ebpf::maps::LpmTrie<
+    ebpf_common::FwmarkPrefix,
+    ebpf_common::FwmarkRules,
+> = aya_ebpf::maps::LpmTrie::pinned(ebpf_common::MAX_FWMARK_RULES, 0);
+
+/// The classifier rules as configured (user space only: FWMARK_CLASS is computed from them).
+#[map]
+pub static FWMARK_RULES: HashMap<ebpf_common::FwmarkRuleKey, u32> =
+    HashMap::pinned(ebpf_common::MAX_FWMARK_RULES, 0);
+
+/// The classifier's lookup key (the main program's stack has no room for it).
+#[map]
+pub static SCRATCH_FWMARK: PerCpuArray<aya_ebpf::maps::lpm_trie::Key<ebpf_common::FwmarkPrefix>> =
+    PerCpuArray::with_max_entries(1, 0);

@@ -1,5 +1,9 @@
 //! `xlvs`: what the kernel did implicitly for IPVS — put the data plane on interfaces, take it
-//! off, and show its state. Services themselves are managed with `ipvsadm` or keepalived.
+//! off, and show its state; and the fwmark classifier (`xlvs fwmark`), which does what iptables
+//! mangle rules did for fwmark services. Services themselves are managed with `ipvsadm` or
+//! keepalived.
+
+mod fwmark;
 
 use std::process::ExitCode;
 
@@ -53,6 +57,12 @@ enum Command {
     Status,
     /// Detach everywhere and remove the program and every table (all services and connections).
     Unload,
+    /// The fwmark classifier: which (protocol, destination, port) gets which mark, for fwmark
+    /// services (`ipvsadm -A -f MARK`, keepalived `virtual_server fwmark MARK`).
+    Fwmark {
+        #[command(subcommand)]
+        command: fwmark::FwmarkCommand,
+    },
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -121,6 +131,7 @@ fn run(cli: Cli) -> Result<()> {
             }
         }
         Command::Status => status(&opts)?,
+        Command::Fwmark { command } => fwmark::run(&opts, command)?,
         Command::Unload => {
             dataplane::unload(&opts)?;
             println!("unloaded {}", opts.pin_dir.display());

@@ -43,6 +43,8 @@ enum Flow {
     FullNat { reply: bool, toa: bool },
     /// SYNPROXY: every call is a new client's cookie ACK (its SYN is sent first, unmeasured).
     CookieAck,
+    /// The fwmark flow CIP:40003 -> FWM_VIP:443 (fwmark service, classifier rule).
+    Fwmark,
 }
 
 struct Case {
@@ -53,6 +55,9 @@ struct Case {
     new_flow: bool,
     flow: Flow,
     expect_action: u32,
+    /// Whether the fwmark service and classifier rules exist during this case (they do for
+    /// every case but the "no fwmark rules" baselines).
+    fwmark: bool,
 }
 
 pub fn run(rounds: usize) -> Result<()> {
@@ -100,6 +105,7 @@ pub fn run(rounds: usize) -> Result<()> {
             new_flow: false,
             flow: Flow::None,
             expect_action: 2,
+            fwmark: true,
         },
         Case {
             name: "non-VIP packet (pass)",
@@ -108,6 +114,7 @@ pub fn run(rounds: usize) -> Result<()> {
             new_flow: false,
             flow: Flow::None,
             expect_action: 2,
+            fwmark: true,
         },
         Case {
             name: "established NAT hit (client->real)",
@@ -116,6 +123,7 @@ pub fn run(rounds: usize) -> Result<()> {
             new_flow: false,
             flow: Flow::Nat { reply: false },
             expect_action: 3,
+            fwmark: true,
         },
         Case {
             name: "established NAT reply (real->client)",
@@ -124,6 +132,7 @@ pub fn run(rounds: usize) -> Result<()> {
             new_flow: false,
             flow: Flow::Nat { reply: true },
             expect_action: 3,
+            fwmark: true,
         },
         Case {
             name: "established FNAT hit (client->real)",
@@ -135,6 +144,7 @@ pub fn run(rounds: usize) -> Result<()> {
                 toa: false,
             },
             expect_action: 3,
+            fwmark: true,
         },
         Case {
             name: "established FNAT reply (real->client)",
@@ -146,6 +156,7 @@ pub fn run(rounds: usize) -> Result<()> {
                 toa: false,
             },
             expect_action: 3,
+            fwmark: true,
         },
         Case {
             name: "FNAT handshake ACK + TOA insert",
@@ -157,6 +168,7 @@ pub fn run(rounds: usize) -> Result<()> {
                 toa: true,
             },
             expect_action: 3,
+            fwmark: true,
         },
         Case {
             name: "new FNAT connection (port alloc)",
@@ -165,6 +177,7 @@ pub fn run(rounds: usize) -> Result<()> {
             new_flow: true,
             flow: Flow::None,
             expect_action: 3,
+            fwmark: true,
         },
         Case {
             name: "SYNPROXY SYN -> cookie SYN-ACK",
@@ -177,6 +190,7 @@ pub fn run(rounds: usize) -> Result<()> {
             new_flow: false,
             flow: Flow::None,
             expect_action: 3,
+            fwmark: true,
         },
         Case {
             name: "SYNPROXY cookie ACK -> real SYN",
@@ -185,6 +199,7 @@ pub fn run(rounds: usize) -> Result<()> {
             new_flow: false,
             flow: Flow::CookieAck,
             expect_action: 3,
+            fwmark: true,
         },
         Case {
             name: "new connection (schedule+insert)",
@@ -193,6 +208,7 @@ pub fn run(rounds: usize) -> Result<()> {
             new_flow: true,
             flow: Flow::None,
             expect_action: 3,
+            fwmark: true,
         },
         Case {
             name: "new connection, 64K-conn table",
@@ -201,6 +217,7 @@ pub fn run(rounds: usize) -> Result<()> {
             new_flow: true,
             flow: Flow::None,
             expect_action: 3,
+            fwmark: true,
         },
         Case {
             name: "new connection, wrr",
@@ -209,6 +226,7 @@ pub fn run(rounds: usize) -> Result<()> {
             new_flow: true,
             flow: Flow::None,
             expect_action: 3,
+            fwmark: true,
         },
         Case {
             name: "new connection, sh",
@@ -217,6 +235,7 @@ pub fn run(rounds: usize) -> Result<()> {
             new_flow: true,
             flow: Flow::None,
             expect_action: 3,
+            fwmark: true,
         },
         Case {
             name: "new connection, mh",
@@ -225,6 +244,71 @@ pub fn run(rounds: usize) -> Result<()> {
             new_flow: true,
             flow: Flow::None,
             expect_action: 3,
+            fwmark: true,
+        },
+        Case {
+            name: "fwmark: new connection (classify)",
+            runner: 1,
+            frame: Frame::tcp(CIP, 1, FWM_VIP, 443, SYN).build(),
+            new_flow: true,
+            flow: Flow::None,
+            expect_action: 3,
+            fwmark: true,
+        },
+        Case {
+            name: "fwmark: established hit",
+            runner: 1,
+            frame: Vec::new(),
+            new_flow: false,
+            flow: Flow::Fwmark,
+            expect_action: 3,
+            fwmark: true,
+        },
+        Case {
+            name: "new connection, no fwmark rules",
+            runner: 1,
+            frame: Frame::tcp(CIP, 1, VIP, 80, SYN).build(),
+            new_flow: true,
+            flow: Flow::None,
+            expect_action: 3,
+            fwmark: false,
+        },
+        Case {
+            name: "non-VIP packet, no fwmark rules",
+            runner: 1,
+            frame: Frame::tcp(CIP, 40000, Ipv4Addr::new(198, 18, 1, 1), 22, SYN).build(),
+            new_flow: false,
+            flow: Flow::None,
+            expect_action: 2,
+            fwmark: false,
+        },
+        // The service lookup alone: an ACK without a session is looked up, then dropped.
+        Case {
+            name: "VIP ACK, no session (lookup+drop)",
+            runner: 1,
+            frame: Frame::tcp(CIP, 50000, VIP, 80, ACK).build(),
+            new_flow: false,
+            flow: Flow::None,
+            expect_action: 1,
+            fwmark: true,
+        },
+        Case {
+            name: "same, no fwmark rules",
+            runner: 1,
+            frame: Frame::tcp(CIP, 50000, VIP, 80, ACK).build(),
+            new_flow: false,
+            flow: Flow::None,
+            expect_action: 1,
+            fwmark: false,
+        },
+        Case {
+            name: "fwmark ACK, no session (classify+drop)",
+            runner: 1,
+            frame: Frame::tcp(CIP, 50000, FWM_VIP, 443, ACK).build(),
+            new_flow: false,
+            flow: Flow::None,
+            expect_action: 1,
+            fwmark: true,
         },
     ];
     // The scan schedulers (tail call into xlvs_sched, a walk over the reals' counts).
@@ -235,7 +319,9 @@ pub fn run(rounds: usize) -> Result<()> {
         new_flow: true,
         flow: Flow::None,
         expect_action: 3,
+        fwmark: true,
     }));
+    let mut fwmark_on = true;
     let mut results: Vec<Vec<f64>> = vec![Vec::new(); cases.len()];
     let mut flow_seq: u32 = 0;
     println!(
@@ -245,6 +331,10 @@ pub fn run(rounds: usize) -> Result<()> {
         for k in 0..cases.len() {
             let i = (k + round) % cases.len();
             let case = &mut cases[i];
+            if case.fwmark != fwmark_on {
+                set_fwmark(&opts, case.fwmark)?;
+                fwmark_on = case.fwmark;
+            }
             // The new-connection cases may have evicted the established flows (LRU): reopen
             // them, and aim replies at whichever real and local address they got this time.
             if case.flow != Flow::None && case.flow != Flow::CookieAck {
@@ -313,6 +403,22 @@ pub fn run(rounds: usize) -> Result<()> {
     }
     let established = medians[2];
     let fnat = medians[4];
+    let above = |i: usize| medians[i] - floor;
+    println!(
+        "fwmark service vs (vip, vport) service: new connection {:.2}x, established hit {:.2}x (above floor)",
+        above(15) / above(10),
+        above(16) / above(2)
+    );
+    println!(
+        "(vip, vport) new connection with fwmark rules present vs none: {:.2}x; non-VIP packet: {:.2}x (the classifier is asked on misses while fwmark services exist)",
+        above(10) / above(17),
+        above(1) / above(18)
+    );
+    println!(
+        "service lookup alone (ACK without session, dropped): (vip, vport) with fwmark rules vs none {:.2}x; fwmark (classifier) vs (vip, vport) {:.2}x",
+        above(19) / above(20),
+        above(21) / above(19)
+    );
     println!(
         "FULLNAT established hit vs NAT established hit: {:.2}x",
         (fnat - floor) / (established - floor)
@@ -360,7 +466,39 @@ fn configure(opts: &Options) -> Result<()> {
         }
     }
     configure_fullnat(&mut dp)?;
-    configure_synproxy(&mut dp)
+    configure_synproxy(&mut dp)?;
+    drop(dp);
+    set_fwmark(opts, true)
+}
+
+/// The fwmark service's VIP (not a (vip, vport) service anywhere): rules mark tcp 80 and 443.
+const FWM_VIP: Ipv4Addr = Ipv4Addr::new(198, 18, 100, 2);
+
+/// Adds (or removes) fwmark service 1 with four NAT reals and the classifier rules feeding it.
+fn set_fwmark(opts: &Options, on: bool) -> Result<()> {
+    let mut dp = Dataplane::open(opts)?;
+    let svc = ServiceAddr::Fwmark {
+        mark: 1,
+        family: Family::V4,
+    };
+    if !on {
+        dp.replace_fwmark_rules(&[])?;
+        return Ok(dp.del_service(&svc)?);
+    }
+    dp.add_service(&ServiceConfig::new(svc))?;
+    for last in 2..6 {
+        let mut d = DestConfig::new(IpAddr::V4(Ipv4Addr::new(198, 18, 2, last)), 0);
+        d.forward = Forward::Masq;
+        dp.add_dest(&svc, &d)?;
+    }
+    let rules: Vec<_> = [(80, 80), (443, 443)]
+        .into_iter()
+        .map(|ports| {
+            dataplane::fwmark::FwmarkRule::new(1, Protocol::Tcp, IpAddr::V4(FWM_VIP), 32, ports)
+        })
+        .collect::<std::result::Result<_, _>>()
+        .map_err(anyhow::Error::msg)?;
+    Ok(dp.replace_fwmark_rules(&rules)?)
 }
 
 /// The FULLNAT service's port: four reals, 32 local addresses (so the port pools of the new-
@@ -433,11 +571,12 @@ fn cookie_ack(r: &Runner, seq: u32, ifindex: u32) -> Result<Vec<u8>> {
 
 /// (Re)opens an established flow and returns the frame its case sends.
 fn open_flow(r: &Runner, flow: Flow, ifindex: u32) -> Result<Vec<u8>> {
-    let (cport, vport) = match flow {
-        Flow::Nat { .. } => (40000, 80),
-        _ => (40001, FNAT_PORT),
+    let (cport, vip, vport) = match flow {
+        Flow::Nat { .. } => (40000, VIP, 80),
+        Flow::Fwmark => (40003, FWM_VIP, 443),
+        _ => (40001, VIP, FNAT_PORT),
     };
-    let syn = r.run_on(&Frame::tcp(CIP, cport, VIP, vport, SYN).build(), ifindex)?;
+    let syn = r.run_on(&Frame::tcp(CIP, cport, vip, vport, SYN).build(), ifindex)?;
     let out = decode(&syn.packet).context("the SYN's output")?;
     let mut synack = Frame::tcp(out.dst, out.dport, out.src, out.sport, SYN | ACK);
     synack.seq = 5000;
@@ -459,7 +598,7 @@ fn open_flow(r: &Runner, flow: Flow, ifindex: u32) -> Result<Vec<u8>> {
             ack.ack = 5001;
             ack.build()
         }
-        _ => Frame::tcp(CIP, cport, VIP, vport, ACK).build(),
+        _ => Frame::tcp(CIP, cport, vip, vport, ACK).build(),
     })
 }
 

@@ -7,6 +7,7 @@
 
 mod desired;
 mod fifo;
+mod fwmark_check;
 mod health;
 mod logging;
 mod pidfile;
@@ -286,6 +287,29 @@ impl Daemon {
             self.owned.len(),
             started.elapsed().as_millis()
         );
+        self.warn_unfed_fwmarks();
+    }
+
+    /// fwmark virtual servers that no `xlvs fwmark` rule feeds receive nothing: say so.
+    fn warn_unfed_fwmarks(&mut self) {
+        let Some(dp) = &mut self.dp else { return };
+        let has_fwmark = self.config.virtual_servers.iter().any(|vs| {
+            !matches!(
+                vs.address,
+                keepalived_conf::model::VirtualServerAddress::Ip { .. }
+            )
+        });
+        if !has_fwmark {
+            return;
+        }
+        match dp.fwmark_rules() {
+            Ok(rules) => {
+                for w in fwmark_check::unfed(&self.config, &rules) {
+                    warn!("{w}");
+                }
+            }
+            Err(e) => error!("IPVS: cannot read the fwmark classifier: {e}"),
+        }
     }
 
     /// Makes the data plane match the configuration and the current health; the number of
@@ -439,6 +463,7 @@ impl Daemon {
             "Reload finished: {writes} writes in {} ms",
             started.elapsed().as_millis()
         );
+        self.warn_unfed_fwmarks();
         sdnotify::notify("READY=1");
     }
 
