@@ -186,6 +186,7 @@ pub fn run(opts: &crate::Options, stop: &dyn Fn() -> bool) -> Result<()> {
     while !stop() {
         if !crate::loader::is_loaded(&opts.pin_dir) {
             log::info!("{} is gone: timers stop", opts.pin_dir.display());
+            let _ = std::fs::remove_file(lock_path(&opts.pin_dir));
             return Ok(());
         }
         match tick(&mut dp.maps) {

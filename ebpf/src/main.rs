@@ -32,9 +32,10 @@ use aya_ebpf::{
 };
 use ebpf_common::{
     CONN_F_COUNTED, CONN_F_PERSIST, CONN_F_REPLY, CONN_F_SYNCED, CONN_F_SYNPROXY, Conn, FWD_DROUTE,
-    FWD_FULLNAT, FWD_LOCAL, FWD_MASQ, FWD_TUNNEL, FlowKey, IPPROTO_TCP, PROTO_FWMARK, S_CLOSE,
-    S_NONE, S_TIME_WAIT, S_UDP, SVC_F_FWMARK_FIRST, SVC_F_PERSISTENT, SVC_F_SCHED_SCAN,
-    SVC_F_SYNPROXY, Service, ServiceKey, Stats, config, counter, nh_stamp, reply_key_of,
+    FWD_FULLNAT, FWD_LOCAL, FWD_MASQ, FWD_TUNNEL, FlowKey, IPPROTO_TCP, IPPROTO_UDP, PROTO_FWMARK,
+    S_CLOSE, S_NONE, S_TIME_WAIT, S_UDP, SVC_F_FWMARK_FIRST, SVC_F_ONEPACKET, SVC_F_PERSISTENT,
+    SVC_F_SCHED_SCAN, SVC_F_SYNPROXY, Service, ServiceKey, Stats, config, counter, nh_stamp,
+    reply_key_of,
 };
 
 use forward::{Flow, Hop, NhSlot};
@@ -337,7 +338,10 @@ fn new_connection(ctx: &XdpContext, pkt: &Packet, svc: &Service, flow: &FlowKey,
         opened(svc.id, dest_id, pkt);
         return to_real(ctx, pkt, entry, now);
     }
-    if CONNS.insert(flow, &*entry, 0).is_err() {
+    // One-packet scheduling (`-o`, UDP): every datagram is scheduled anew, so no CLIENT entry
+    // (NAT still gets its REPLY entry: the real's answers must come back from the VIP).
+    let one_packet = svc.flags & SVC_F_ONEPACKET != 0 && pkt.proto == IPPROTO_UDP;
+    if !one_packet && CONNS.insert(flow, &*entry, 0).is_err() {
         count(counter::CONN_INSERT_FAIL);
         return xdp_action::XDP_DROP;
     }

@@ -440,3 +440,54 @@ fn rules_set_with_ipvsadm_carry_real_traffic() -> Result<()> {
     );
     Ok(())
 }
+
+#[test]
+fn lc_sends_new_connections_to_the_real_with_fewest_and_the_timers_run() -> Result<()> {
+    if !is_root() {
+        eprintln!("skipped: needs root");
+        return Ok(());
+    }
+    let (lab, mut dp, _srv) = lab_with_service(Protocol::Tcp, Scheduler::Lc, &[1, 1])?;
+    let status = String::from_utf8(lab.xlvs(&["status"])?.stdout)?;
+    assert!(
+        status.contains("timers      running"),
+        "attach starts the timers: {status}"
+    );
+    let (close_tx, close_rx) = std::sync::mpsc::channel::<()>();
+    let (names_tx, names_rx) = std::sync::mpsc::channel::<Result<(String, Vec<String>)>>();
+    let client = lab.client.run_in(move || {
+        let run = || -> Result<(String, Vec<String>)> {
+            // One long connection: both reals idle, lc takes the first.
+            let mut long = connect()?;
+            let first = tcp_once(&mut long)?;
+            // Short ones: the long one weighs 256 (active), each closed one 1 (inactive).
+            let mut short = Vec::new();
+            for _ in 0..20 {
+                let mut s = connect()?;
+                short.push(tcp_once(&mut s)?);
+            }
+            names_tx.send(Ok((first.clone(), short.clone())))?;
+            close_rx.recv()?;
+            drop(long);
+            Ok((first, short))
+        };
+        if let Err(e) = run() {
+            let _ = names_tx.send(Err(e));
+        }
+    });
+    let (first, short) = names_rx.recv_timeout(Duration::from_secs(20))??;
+    assert_eq!(first, "r0");
+    assert!(short.iter().all(|n| n == "r1"), "{short:?}");
+    // The listing agrees: r0 one active, r1 twenty inactive (TIME_WAIT).
+    std::thread::sleep(Duration::from_millis(300));
+    let e = dp.service(&vip(Protocol::Tcp, PORT))?;
+    assert_eq!((e.dests[0].active_conns, e.dests[0].inact_conns), (1, 0));
+    assert_eq!((e.dests[1].active_conns, e.dests[1].inact_conns), (0, 20));
+    // Closing the long one makes r0 the least connected (1 inactive against 20).
+    close_tx.send(())?;
+    let _ = client.join();
+    std::thread::sleep(Duration::from_millis(300));
+    let next = tcp_distribution(&lab, 3)?;
+    assert_eq!(next.get("r0"), Some(&3), "{next:?}");
+    Ok(())
+}

@@ -421,3 +421,29 @@ fn timers_free_expired_connections_and_their_counts() {
     assert_eq!(send(&b, 7101), 0);
     assert_eq!(send(&b, 7102), 0);
 }
+
+#[test]
+fn one_packet_scheduling_schedules_every_udp_datagram_and_still_translates_replies() {
+    let Some(mut b) = TestBed::new(4096, false) else {
+        return;
+    };
+    let addr = service(&mut b, Protocol::Udp, Scheduler::Rr, &[w(1), w(1)]);
+    let mut cfg = b.dp.service(&addr).unwrap().config;
+    cfg.one_packet = true;
+    b.dp.edit_service(&cfg).unwrap();
+    // The same flow, datagram after datagram: rr goes on as if each were a new connection.
+    let picks: Vec<usize> = (0..4).map(|_| send(&b, 5353)).collect();
+    assert!(picks == [0, 1, 0, 1] || picks == [1, 0, 1, 0], "{picks:?}");
+    // No connection is kept for the client side...
+    assert!(b.dp.connections().unwrap().is_empty());
+    // ...but a real's answer still leaves from the VIP.
+    let (action, out) = b.run(&Frame::udp(real(1), RPORT, CIP, 5353, b"answer").build());
+    assert_eq!(action, XDP_PASS);
+    let d = decode(&out).unwrap();
+    assert_eq!((d.src, d.sport), (VIP, 80));
+    // Without -o the flow sticks to its real.
+    cfg.one_packet = false;
+    b.dp.edit_service(&cfg).unwrap();
+    let first = send(&b, 6000);
+    assert!((0..3).all(|_| send(&b, 6000) == first));
+}
