@@ -53,14 +53,18 @@ pub const PROG_SCHED: &str = "xlvs_sched";
 /// program keeps the established paths only.
 pub const JUMP_NEW: u32 = 5;
 pub const PROG_NEW: &str = "xlvs_new";
+/// JUMP slot of the ICMPv6-error program (reached from the ICMP one).
+pub const JUMP_ICMP6: u32 = 6;
+pub const PROG_ICMP6: &str = "xlvs_icmp6";
 /// Every tail-call target: (JUMP slot, program name), installed by the loader.
-pub const TAIL_CALLS: [(u32, &str); 6] = [
+pub const TAIL_CALLS: [(u32, &str); 7] = [
     (JUMP_ICMP, PROG_ICMP),
     (JUMP_TOA, PROG_TOA),
     (JUMP_SYNPROXY, PROG_SYNPROXY),
     (JUMP_MAIN, PROG_MAIN),
     (JUMP_SCHED, PROG_SCHED),
     (JUMP_NEW, PROG_NEW),
+    (JUMP_ICMP6, PROG_ICMP6),
 ];
 /// MSS SYNPROXY announces in its SYN to the real server (the client's own MSS is only encoded
 /// in the cookie, which cannot be decoded without the kernel's secret).

@@ -11,8 +11,8 @@
 //! FULLNAT connections also swap the local address and the client's address back and forth.
 //!
 //! The quoted packet's IP checksum and the ICMP checksum are updated incrementally (the quoted
-//! L4 checksum may be cut off, so it is left as IPVS leaves it). IPv4 without IP options only;
-//! anything else goes to the kernel.
+//! L4 checksum may be cut off, so it is left as IPVS leaves it). IPv4 without IP options here;
+//! ICMPv6 in icmp6.rs; anything else goes to the kernel.
 
 use aya_ebpf::{bindings::xdp_action, programs::XdpContext};
 use ebpf_common::{
@@ -23,7 +23,7 @@ use ebpf_common::{
 use crate::csum;
 use crate::forward::{self, Flow, Hop, NhSlot};
 use crate::maps::{CONNS, DEST_NH, count};
-use crate::parse::{self, ETH_P_IP, Packet, ptr_at};
+use crate::parse::{self, ETH_P_IP, ETH_P_IPV6, Packet, ptr_at};
 
 const ICMP_DEST_UNREACH: u8 = 3;
 const ICMP_TIME_EXCEEDED: u8 = 11;
@@ -48,6 +48,11 @@ pub fn handle(ctx: &XdpContext, now: u64) -> u32 {
 #[inline(always)]
 fn try_handle(ctx: &XdpContext, now: u64) -> Option<u32> {
     let (l3, ethertype) = parse::l3(ctx).ok()?;
+    if ethertype == ETH_P_IPV6 {
+        // Its own program: both families' frames do not fit one stack.
+        unsafe { crate::maps::JUMP.tail_call(ctx, crate::maps::JUMP_ICMP6) };
+        return None;
+    }
     if ethertype != ETH_P_IP || rd::<u8>(ctx, l3)? != 0x45 {
         return None;
     }

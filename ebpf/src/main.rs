@@ -15,6 +15,7 @@ mod forward;
 mod fullnat;
 mod fwmark;
 mod icmp;
+mod icmp6;
 mod maps;
 mod nat;
 mod parse;
@@ -602,6 +603,20 @@ static LICENSE: [u8; 4] = *b"GPL\0";
 #[xdp]
 pub fn xlvs_icmp(ctx: XdpContext) -> u32 {
     icmp::handle(&ctx, unsafe { bpf_ktime_get_coarse_ns() })
+}
+
+/// ICMPv6 errors about connections (see icmp6.rs), reached by tail call from `xlvs_icmp`.
+#[xdp]
+pub fn xlvs_icmp6(ctx: XdpContext) -> u32 {
+    let now = unsafe { bpf_ktime_get_coarse_ns() };
+    let translated = match parse::l3(&ctx) {
+        Ok((l3, _)) => icmp6::handle(&ctx, l3, now),
+        Err(_) => None,
+    };
+    translated.unwrap_or_else(|| {
+        count(counter::PASS_NOT_VIP);
+        xdp_action::XDP_PASS
+    })
 }
 
 /// TOA insertion for FULLNAT (see toa.rs), reached by tail call from `xlvs` with a client

@@ -187,6 +187,7 @@ pub const JUMP_SYNPROXY: u32 = ebpf_common::JUMP_SYNPROXY;
 pub const JUMP_MAIN: u32 = ebpf_common::JUMP_MAIN;
 pub const JUMP_SCHED: u32 = ebpf_common::JUMP_SCHED;
 pub const JUMP_NEW: u32 = ebpf_common::JUMP_NEW;
+pub const JUMP_ICMP6: u32 = ebpf_common::JUMP_ICMP6;
 
 /// SYNPROXY: the SYN made from a valid cookie ACK, handed to the main program (see synproxy.rs).
 #[map]

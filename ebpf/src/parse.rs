@@ -9,7 +9,7 @@ use ebpf_common::{AF_INET, AF_INET6, IPPROTO_ICMP, IPPROTO_TCP, IPPROTO_UDP, cou
 
 pub const ETH_HLEN: usize = 14;
 pub const ETH_P_IP: u16 = 0x0800;
-const ETH_P_IPV6: u16 = 0x86DD;
+pub const ETH_P_IPV6: u16 = 0x86DD;
 const ETH_P_8021Q: u16 = 0x8100;
 const ETH_P_8021AD: u16 = 0x88A8;
 
@@ -222,7 +222,9 @@ fn parse_ipv6(ctx: &XdpContext, l3_off: usize) -> Result<Packet, PassReason> {
         IPPROTO_TCP | IPPROTO_UDP => {}
         IPPROTO_FRAGMENT => return Err(counter::PASS_FRAGMENT),
         IPPROTO_HOPOPTS | IPPROTO_ROUTING | IPPROTO_DSTOPTS => return Err(counter::PASS_IPV6_EXT),
-        // ICMPv6 (neighbour discovery, errors) and everything else.
+        // ICMPv6 errors may be about a connection (icmp6.rs decides; neighbour discovery and
+        // the rest go to the kernel from there).
+        crate::icmp6::IPPROTO_ICMPV6 => return Err(counter::ICMP_CANDIDATE),
         _ => return Err(counter::PASS_NOT_VIP),
     }
     let l4_off = l3_off + 40;

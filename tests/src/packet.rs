@@ -345,3 +345,64 @@ pub fn decode_icmp(frame: &[u8]) -> Option<DecodedIcmp> {
             && fold(sum16(&q[..20], 0)) == 0,
     })
 }
+
+/// An Ethernet/IPv6/ICMPv6 error (`kind`, `code`) from `src` to `dst` quoting `quoted` (an IPv6
+/// packet, cut to its header + 8 bytes), checksum valid.
+pub fn icmp6_error(
+    src: std::net::Ipv6Addr,
+    dst: std::net::Ipv6Addr,
+    kind: u8,
+    code: u8,
+    quoted: &[u8],
+) -> Vec<u8> {
+    let cut = &quoted[..quoted.len().min(48)];
+    let mut icmp = vec![kind, code, 0, 0, 0, 0, 0x05, 0x00]; // MTU 1280 for packet-too-big
+    icmp.extend_from_slice(cut);
+    let csum = l4_checksum6(src, dst, 58, &icmp);
+    icmp[2..4].copy_from_slice(&csum.to_be_bytes());
+    let mut frame = vec![0x02, 0, 0, 0, 0, 0xd1, 0x02, 0, 0, 0, 0, 0xc1, 0x86, 0xdd];
+    frame.extend_from_slice(&[0x60, 0, 0, 0]);
+    frame.extend_from_slice(&(icmp.len() as u16).to_be_bytes());
+    frame.extend_from_slice(&[58, 64]);
+    frame.extend_from_slice(&src.octets());
+    frame.extend_from_slice(&dst.octets());
+    frame.extend_from_slice(&icmp);
+    frame
+}
+
+/// What an ICMPv6 error frame says, and whether its checksum (pseudo-header included) is right.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DecodedIcmp6 {
+    pub src: std::net::Ipv6Addr,
+    pub dst: std::net::Ipv6Addr,
+    pub quoted_src: std::net::Ipv6Addr,
+    pub quoted_dst: std::net::Ipv6Addr,
+    pub quoted_sport: u16,
+    pub quoted_dport: u16,
+    pub checksum_ok: bool,
+}
+
+pub fn decode_icmp6(frame: &[u8]) -> Option<DecodedIcmp6> {
+    if frame.get(12..14)? != [0x86, 0xdd] || *frame.get(20)? != 58 {
+        return None;
+    }
+    let ip = frame.get(14..54)?;
+    let plen = u16::from_be_bytes([ip[4], ip[5]]) as usize;
+    let icmp = frame.get(54..54 + plen)?;
+    let q = icmp.get(8..52)?;
+    let addr = |b: &[u8]| -> std::net::Ipv6Addr {
+        let mut o = [0u8; 16];
+        o.copy_from_slice(&b[..16]);
+        o.into()
+    };
+    let (src, dst) = (addr(&ip[8..24]), addr(&ip[24..40]));
+    Some(DecodedIcmp6 {
+        src,
+        dst,
+        quoted_src: addr(&q[8..24]),
+        quoted_dst: addr(&q[24..40]),
+        quoted_sport: u16::from_be_bytes([q[40], q[41]]),
+        quoted_dport: u16::from_be_bytes([q[42], q[43]]),
+        checksum_ok: l4_checksum6(src, dst, 58, icmp) == 0,
+    })
+}

@@ -1013,3 +1013,65 @@ fn ipip_tunnel_reals_get_the_original_packet_inside_an_outer_header_from_us() {
     let c = b.dp.connections().unwrap();
     assert_eq!((c[0].state, c[0].forward), ("ESTABLISHED", Forward::Tunnel));
 }
+
+#[test]
+fn icmpv6_errors_about_a_connection_reach_the_other_side_translated() {
+    use std::net::Ipv6Addr;
+    use xlvs_tests::packet::{Frame6, decode_icmp6, icmp6_error};
+    let Some(mut b) = setup(1024) else { return };
+    let (vip6, cip6, rip6): (Ipv6Addr, Ipv6Addr, Ipv6Addr) = (
+        "2001:db8:100::1".parse().unwrap(),
+        "2001:db8:1::2".parse().unwrap(),
+        "2001:db8:2::2".parse().unwrap(),
+    );
+    let addr = ServiceAddr::Inet {
+        proto: Protocol::Tcp,
+        addr: IpAddr::V6(vip6),
+        port: 80,
+    };
+    let mut cfg = ServiceConfig::new(addr);
+    cfg.scheduler = Scheduler::Rr;
+    b.dp.add_service(&cfg).unwrap();
+    let mut d = DestConfig::new(IpAddr::V6(rip6), 8080);
+    d.forward = Forward::Masq;
+    b.dp.add_dest(&addr, &d).unwrap();
+    let s = |a: &Ipv6Addr| a.to_string();
+    b.runner
+        .run(&Frame6::tcp(&s(&cip6), 40000, &s(&vip6), 80, SYN).build())
+        .unwrap();
+    // The reply as the client saw it (from the VIP), quoted in a router's "packet too big".
+    let reply = b
+        .runner
+        .run(&Frame6::tcp(&s(&rip6), 8080, &s(&cip6), 40000, SYN | ACK).build())
+        .unwrap()
+        .packet;
+    let router: Ipv6Addr = "2001:db8:1::fe".parse().unwrap();
+    let too_big = icmp6_error(router, vip6, 2, 0, &reply[14..]);
+    let d = decode_icmp6(&b.runner.run(&too_big).unwrap().packet).unwrap();
+    assert_eq!((d.src, d.dst), (router, rip6), "to the real server");
+    assert_eq!((d.quoted_src, d.quoted_sport), (rip6, 8080));
+    assert_eq!((d.quoted_dst, d.quoted_dport), (cip6, 40000));
+    assert!(d.checksum_ok, "{d:?}");
+    // The real refuses a segment of the client's: the error reaches the client from the VIP.
+    let forwarded = b
+        .runner
+        .run(&Frame6::tcp(&s(&cip6), 40000, &s(&vip6), 80, ACK).build())
+        .unwrap()
+        .packet;
+    let unreachable = icmp6_error(rip6, cip6, 1, 4, &forwarded[14..]);
+    let d = decode_icmp6(&b.runner.run(&unreachable).unwrap().packet).unwrap();
+    assert_eq!((d.src, d.dst), (vip6, cip6));
+    assert_eq!((d.quoted_src, d.quoted_sport), (cip6, 40000));
+    assert_eq!((d.quoted_dst, d.quoted_dport), (vip6, 80));
+    assert!(d.checksum_ok, "{d:?}");
+    assert_eq!(
+        b.dp.counters().unwrap()[ebpf_common::counter::ICMP_TRANSLATED as usize],
+        2
+    );
+    // About no connection of ours, or not an error (an echo request): untouched.
+    let stranger = Frame6::tcp(&s(&cip6), 1, "2001:db8:9::9", 80, SYN).build();
+    let other = icmp6_error(router, cip6, 1, 0, &stranger[14..]);
+    assert_eq!(b.runner.run(&other).unwrap().packet, other);
+    let echo = icmp6_error(router, vip6, 128, 0, &stranger[14..]);
+    assert_eq!(b.runner.run(&echo).unwrap().packet, echo);
+}

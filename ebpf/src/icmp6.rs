@@ -1,0 +1,212 @@
+//! ICMPv6 errors that belong to a connection (destination unreachable, packet too big — which
+//! IPv6 path-MTU discovery depends on —, time exceeded, parameter problem), translated and sent
+//! to the side that sent the packet they quote, as IPVS' ip_vs_in_icmp_v6/ip_vs_out_icmp_v6 do.
+//! The rules are icmp.rs's (see there); what differs is the layout and the checksum: ICMPv6's
+//! covers the outer addresses too (pseudo-header), so every address change, outer or quoted,
+//! is folded into it. Outer and quoted IPv6 headers without extension headers only; anything
+//! else goes to the kernel (neighbour discovery never comes here: the parser lets only error
+//! types through).
+
+use aya_ebpf::{bindings::xdp_action, programs::XdpContext};
+use ebpf_common::{
+    AF_INET6, CONN_F_REPLY, Conn, FWD_DROUTE, FWD_FULLNAT, FWD_MASQ, FlowKey, IPPROTO_TCP,
+    IPPROTO_UDP, counter, nh_stamp,
+};
+
+use crate::csum;
+use crate::forward::{self, Flow, Hop, NhSlot};
+use crate::maps::{CONNS, DEST_NH, SCRATCH_KEY, count, scratch};
+use crate::parse::{Packet, ptr_at};
+
+pub const IPPROTO_ICMPV6: u8 = 58;
+const IPV6_HLEN: usize = 40;
+
+/// ICMPv6 error types (RFC 4443): destination unreachable, packet too big, time exceeded,
+/// parameter problem.
+#[inline(always)]
+pub fn is_error(kind: u8) -> bool {
+    (1..=4).contains(&kind)
+}
+
+fn rd<T: Copy>(ctx: &XdpContext, off: usize) -> Option<T> {
+    ptr_at::<T>(ctx, off).map(|p| unsafe { p.read_unaligned() })
+}
+
+/// Handles an ICMPv6 error whose outer IPv6 header starts at `l3`.
+#[inline(always)]
+pub fn handle(ctx: &XdpContext, l3: usize, now: u64) -> Option<u32> {
+    if rd::<u8>(ctx, l3 + 6)? != IPPROTO_ICMPV6 {
+        return None;
+    }
+    let icmp = l3 + IPV6_HLEN;
+    if !is_error(rd::<u8>(ctx, icmp)?) {
+        return None;
+    }
+    // The quoted packet: IPv6 straight to TCP/UDP, then at least the ports.
+    let inner = icmp + 8;
+    if rd::<u8>(ctx, inner)? >> 4 != 6 {
+        return None;
+    }
+    let proto = rd::<u8>(ctx, inner + 6)?;
+    if proto != IPPROTO_TCP && proto != IPPROTO_UDP {
+        return None;
+    }
+    // The quoted packet went one way; its connection entry is keyed the other way. (The key
+    // lives in per-CPU scratch: this program's stack has no room for it.)
+    let key = scratch(&SCRATCH_KEY)?;
+    *key = FlowKey {
+        src: rd::<[u32; 4]>(ctx, inner + 24)?,
+        dst: rd::<[u32; 4]>(ctx, inner + 8)?,
+        sport: rd::<u16>(ctx, inner + IPV6_HLEN + 2)?,
+        dport: rd::<u16>(ctx, inner + IPV6_HLEN)?,
+        proto,
+        af: AF_INET6,
+        _pad: [0; 2],
+    };
+    let entry = unsafe { &mut *CONNS.get_ptr_mut(&*key)? };
+    let payload_len = u16::from_be(rd::<u16>(ctx, l3 + 4)?);
+    let outer = Packet {
+        l3_off: l3,
+        l4_off: icmp,
+        af: AF_INET6,
+        proto: IPPROTO_ICMPV6,
+        src: rd::<[u32; 4]>(ctx, l3 + 8)?,
+        dst: rd::<[u32; 4]>(ctx, l3 + 24)?,
+        sport: 0,
+        dport: 0,
+        tcp_flags: 0,
+        ttl: rd::<u8>(ctx, l3 + 7)?,
+        tos: 0,
+        tot_len: payload_len.wrapping_add(IPV6_HLEN as u16),
+        tcp_hdr_len: 0,
+    };
+    if outer.ttl <= 1 {
+        return None;
+    }
+    let action = if entry.flags & CONN_F_REPLY != 0 {
+        to_client(ctx, &outer, entry, now)?
+    } else {
+        to_real(ctx, &outer, entry, now)?
+    };
+    count(counter::ICMP_TRANSLATED);
+    Some(action)
+}
+
+/// An error from the client side about a reply: to the real server.
+#[inline(always)]
+fn to_real(ctx: &XdpContext, outer: &Packet, conn: &Conn, now: u64) -> Option<u32> {
+    let hop = match conn.fwd {
+        FWD_MASQ | FWD_FULLNAT => {
+            // Outer destination VIP -> real; quoted source VIP:vport -> real:rport.
+            rewrite_outer(ctx, outer, 24, &conn.to_addr)?;
+            rewrite_quoted(ctx, outer.l4_off, 8, 0, &conn.to_addr, conn.to_port)?;
+            if conn.fwd == FWD_FULLNAT {
+                // The client (quoted destination) becomes our local address.
+                rewrite_quoted(ctx, outer.l4_off, 24, 2, &conn.via_addr, conn.via_port)?;
+            }
+            Hop::Routed
+        }
+        FWD_DROUTE => Hop::Bridged,
+        _ => return None,
+    };
+    let flow = Flow {
+        saddr: outer.src,
+        daddr: conn.to_addr,
+        sport: 0,
+        dport: 0,
+    };
+    let nh = DEST_NH
+        .get_ptr_mut(conn.dest_id)
+        .map(|p| NhSlot::of(unsafe { &mut *p }));
+    Some(forward::send(ctx, outer, &flow, nh, nh_stamp(now), hop))
+}
+
+/// An error from the real-server side about a client packet: to the client.
+#[inline(always)]
+fn to_client(ctx: &XdpContext, outer: &Packet, reply: &mut Conn, now: u64) -> Option<u32> {
+    let quoted_dst_was_sender = rd::<[u32; 4]>(ctx, outer.l4_off + 8 + 24)? == outer.src;
+    let vip = reply.to_addr;
+    rewrite_quoted(ctx, outer.l4_off, 24, 2, &vip, reply.to_port)?;
+    let mut dst = outer.dst;
+    if reply.fwd == FWD_FULLNAT {
+        // The quoted source and the error's destination are our local address: the client.
+        rewrite_quoted(ctx, outer.l4_off, 8, 0, &reply.via_addr, reply.via_port)?;
+        rewrite_outer(ctx, outer, 24, &reply.via_addr)?;
+        dst = reply.via_addr;
+    }
+    let src = if quoted_dst_was_sender {
+        // The real server itself answered: it speaks as the VIP.
+        rewrite_outer(ctx, outer, 8, &vip)?;
+        vip
+    } else {
+        outer.src
+    };
+    let flow = Flow {
+        saddr: src,
+        daddr: dst,
+        sport: 0,
+        dport: 0,
+    };
+    let nh = NhSlot {
+        ifindex: &mut reply.nh_ifindex,
+        time: &mut reply.nh_time,
+        macs: &mut reply.nh_macs,
+    };
+    Some(forward::send(
+        ctx,
+        outer,
+        &flow,
+        Some(nh),
+        nh_stamp(now),
+        Hop::Routed,
+    ))
+}
+
+/// The ICMPv6 checksum after a 16-byte address in what it covers went from `old` to `new`.
+#[inline(always)]
+fn fold_address(check: u16, old: &[u32; 4], new: &[u32; 4]) -> u16 {
+    let mut c = check;
+    for i in 0..4 {
+        c = csum::replace4(c, old[i], new[i]);
+    }
+    c
+}
+
+/// Replaces the outer address at `off` (8 source, 24 destination): in the pseudo-header, so
+/// the ICMPv6 checksum changes with it.
+#[inline(always)]
+fn rewrite_outer(ctx: &XdpContext, outer: &Packet, off: usize, addr: &[u32; 4]) -> Option<()> {
+    let a = ptr_at::<[u32; 4]>(ctx, outer.l3_off + off)?;
+    let check = ptr_at::<u16>(ctx, outer.l4_off + 2)?;
+    unsafe {
+        let old = a.read_unaligned();
+        a.write_unaligned(*addr);
+        check.write_unaligned(fold_address(check.read_unaligned(), &old, addr));
+    }
+    Some(())
+}
+
+/// Replaces the quoted packet's address (at `addr_off` in its IPv6 header: 8 source, 24
+/// destination) and port (at `port_off` in its L4 header), fixing the ICMPv6 checksum.
+#[inline(always)]
+fn rewrite_quoted(
+    ctx: &XdpContext,
+    icmp: usize,
+    addr_off: usize,
+    port_off: usize,
+    addr: &[u32; 4],
+    port: u16,
+) -> Option<()> {
+    let inner = icmp + 8;
+    let check = ptr_at::<u16>(ctx, icmp + 2)?;
+    let a = ptr_at::<[u32; 4]>(ctx, inner + addr_off)?;
+    let p = ptr_at::<u16>(ctx, inner + IPV6_HLEN + port_off)?;
+    unsafe {
+        let (old_a, old_p) = (a.read_unaligned(), p.read_unaligned());
+        a.write_unaligned(*addr);
+        p.write_unaligned(port);
+        let c = fold_address(check.read_unaligned(), &old_a, addr);
+        check.write_unaligned(csum::replace2(c, old_p, port));
+    }
+    Some(())
+}
