@@ -48,7 +48,7 @@ pub fn counters(maps: &Maps) -> Result<Vec<u64>> {
 }
 
 /// Names of the global counters, by index, as `xlvs status` prints them.
-pub const COUNTER_NAMES: [(u32, &str); 30] = [
+pub const COUNTER_NAMES: [(u32, &str); 32] = [
     (counter::PASS_NOT_VIP, "pass_not_vip"),
     (counter::PASS_MALFORMED, "pass_malformed"),
     (counter::PASS_FRAGMENT, "pass_fragment"),
@@ -73,6 +73,8 @@ pub const COUNTER_NAMES: [(u32, &str); 30] = [
     (counter::SYNPROXY_OPENED, "synproxy_opened"),
     (counter::SYNPROXY_ESTABLISHED, "synproxy_established"),
     (counter::SYNPROXY_SYN_RESENT, "synproxy_syn_resent"),
+    (counter::SYNPROXY_OPTIONS, "synproxy_options"),
+    (counter::SYNPROXY_BAD_OPTIONS, "synproxy_bad_options"),
     (counter::CONN_NEW, "conn_new"),
     (counter::CONN_INSERT_FAIL, "conn_insert_fail"),
     (counter::FIB_LOOKUP, "fib_lookup"),

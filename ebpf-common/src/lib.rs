@@ -31,7 +31,7 @@ pub const MAX_PORTS: u32 = 256;
 
 pub const DEFAULT_PIN_DIR: &str = "/sys/fs/bpf/xlvs";
 /// Slots of the JUMP program array (tail calls).
-pub const JUMP_SLOTS: u32 = 4;
+pub const JUMP_SLOTS: u32 = 5;
 /// JUMP slot of the ICMP-error program.
 pub const JUMP_ICMP: u32 = 0;
 /// Name of the ICMP-error program in the object.
@@ -45,12 +45,16 @@ pub const PROG_SYNPROXY: &str = "xlvs_synproxy";
 /// JUMP slot of the main program itself (SYNPROXY hands it the SYN it made to open a connection).
 pub const JUMP_MAIN: u32 = 3;
 pub const PROG_MAIN: &str = "xlvs";
+/// JUMP slot of SYNPROXY's per-segment translation (established proxied connections).
+pub const JUMP_SEQADJ: u32 = 4;
+pub const PROG_SEQADJ: &str = "xlvs_seqadj";
 /// Every tail-call target: (JUMP slot, program name), installed by the loader.
-pub const TAIL_CALLS: [(u32, &str); 4] = [
+pub const TAIL_CALLS: [(u32, &str); 5] = [
     (JUMP_ICMP, PROG_ICMP),
     (JUMP_TOA, PROG_TOA),
     (JUMP_SYNPROXY, PROG_SYNPROXY),
     (JUMP_MAIN, PROG_MAIN),
+    (JUMP_SEQADJ, PROG_SEQADJ),
 ];
 /// MSS SYNPROXY announces in its SYN to the real server (the client's own MSS is only encoded
 /// in the cookie, which cannot be decoded without the kernel's secret).
@@ -257,8 +261,13 @@ pub mod counter {
     /// New connection from a client on the service's deny list, or missing from its allow
     /// list (DPVS blklst / whtlst): dropped.
     pub const DROP_DENIED: u32 = 31;
+    /// SYNPROXY: cookie SYN-ACK that offered window scaling/SACK/timestamps (the client sent
+    /// timestamps, so its options travel in our TSval).
+    pub const SYNPROXY_OPTIONS: u32 = 32;
+    /// SYNPROXY: segment with malformed TCP options (bad length, past the header): dropped.
+    pub const SYNPROXY_BAD_OPTIONS: u32 = 33;
     /// Number of counters.
-    pub const COUNT: u32 = 32;
+    pub const COUNT: u32 = 34;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -374,7 +383,45 @@ pub struct Conn {
     /// SYNPROXY: added to the real server's sequence numbers on the way to the client (and
     /// subtracted from the client's acknowledgements); 0 without SYNPROXY.
     pub seq_delta: u32,
+    /// SYNPROXY with timestamps (`sp_opts & SP_TS`): added to the real server's TSval on the
+    /// way to the client and taken off the client's TSecr. While the real's handshake is
+    /// pending (CONN_F_SYNPROXY): our cookie SYN-ACK's TSval, which encodes the client's
+    /// options (see `synproxy_ts`), 0 when the client sent no timestamps.
+    pub ts_delta: u32,
+    /// SYNPROXY window rescaling of real -> client segments: the window field is shifted left
+    /// by this (saturating at 65535) when positive, right when negative.
+    pub win_shift_out: i8,
+    /// The same for client -> real segments.
+    pub win_shift_in: i8,
+    /// SP_* bits: what SYNPROXY negotiated with the client.
+    pub sp_opts: u8,
+    pub _pad2: u8,
 }
+
+/// `Conn::sp_opts`: timestamps negotiated (TSval/TSecr translated by `ts_delta`).
+pub const SP_TS: u8 = 0x1;
+/// `Conn::sp_opts`: SACK permitted (client -> real SACK blocks translated by `seq_delta`).
+pub const SP_SACK: u8 = 0x2;
+/// `Conn::sp_opts`: window scaling negotiated with the client (we announced `SYNPROXY_WSCALE`).
+pub const SP_WSCALE: u8 = 0x4;
+
+/// SYNPROXY's cookie SYN-ACK carries the client's handshake options in the low bits of its
+/// TSval (as the kernel's `cookie_init_timestamp` does: the client echoes them in the TSecr of
+/// its ACK, so nothing is stored): bits 0-3 the client's window scale (0xf: none), bit 4 SACK
+/// permitted, bit 5 unused (the kernel's ECN bit: ECN is not negotiated), bits 6-7 (ours) the
+/// index of the client's MSS in [`SYNPROXY_MSS_TABLE`] (the kernel's cookie MSS table).
+pub mod synproxy_ts {
+    pub const BITS: u32 = 8;
+    pub const WSCALE_MASK: u32 = 0xf;
+    pub const SACK: u32 = 1 << 4;
+    pub const MSS_SHIFT: u32 = 6;
+}
+/// The kernel's IPv4 syncookie MSS table (`msstab`): the MSS a cookie can encode.
+pub const SYNPROXY_MSS_TABLE: [u16; 4] = [536, 1300, 1440, 1460];
+/// The window scale SYNPROXY announces to clients that offer window scaling (Linux's default
+/// with tcp_rmem's 6 MB maximum): when the real server announces another, its windows are
+/// rescaled on the way to the client.
+pub const SYNPROXY_WSCALE: u8 = 7;
 
 /// The REPLY entry's key of a CLIENT entry whose key is `client_key` (one definition for the
 /// packet path and for user space, which joins the two entries when listing).
@@ -453,6 +500,9 @@ pub const CONN_F_PERSIST: u8 = 0x2;
 /// `seq_delta` holds the cookie (our ISN towards the client) and, in the CLIENT entry,
 /// `toa_ack` the client's ISN (to send the SYN again).
 pub const CONN_F_SYNPROXY: u8 = 0x4;
+/// CONNS flag: SYNPROXY connection whose real server answered: every segment is translated
+/// (sequence numbers, timestamps, SACK blocks, windows; ebpf/src/seqadj.rs).
+pub const CONN_F_SEQADJ: u8 = 0x8;
 
 /// CONFIG array indexes (settings written by user space, read by the packet path).
 pub mod config {
@@ -580,7 +630,7 @@ const _: () = assert!(core::mem::size_of::<ServiceKey>() == 20);
 const _: () = assert!(core::mem::size_of::<Service>() == 32);
 const _: () = assert!(core::mem::size_of::<Dest>() == 40);
 const _: () = assert!(core::mem::size_of::<FlowKey>() == 40);
-const _: () = assert!(core::mem::size_of::<Conn>() == 88);
+const _: () = assert!(core::mem::size_of::<Conn>() == 96);
 const _: () = assert!(core::mem::size_of::<NextHop>() == 24);
 const _: () = assert!(core::mem::size_of::<Stats>() == 40);
 const _: () = assert!(core::mem::size_of::<AclKey>() == 24);

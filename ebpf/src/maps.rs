@@ -164,6 +164,11 @@ pub const JUMP_ICMP: u32 = ebpf_common::JUMP_ICMP;
 pub const JUMP_TOA: u32 = ebpf_common::JUMP_TOA;
 pub const JUMP_SYNPROXY: u32 = ebpf_common::JUMP_SYNPROXY;
 pub const JUMP_MAIN: u32 = ebpf_common::JUMP_MAIN;
+pub const JUMP_SEQADJ: u32 = ebpf_common::JUMP_SEQADJ;
+
+/// SYNPROXY: the TCP options of the segment being handled (see tcpopt.rs).
+#[map]
+pub static SCRATCH_OPTS: PerCpuArray<crate::tcpopt::Opts> = PerCpuArray::with_max_entries(1, 0);
 
 /// SYNPROXY: the SYN made from a valid cookie ACK, handed to the main program (see synproxy.rs).
 #[map]
