@@ -48,7 +48,7 @@ pub fn counters(maps: &Maps) -> Result<Vec<u64>> {
 }
 
 /// Names of the global counters, by index, as `xlvs status` prints them.
-pub const COUNTER_NAMES: [(u32, &str); 32] = [
+pub const COUNTER_NAMES: [(u32, &str); 33] = [
     (counter::PASS_NOT_VIP, "pass_not_vip"),
     (counter::PASS_MALFORMED, "pass_malformed"),
     (counter::PASS_FRAGMENT, "pass_fragment"),
@@ -75,6 +75,7 @@ pub const COUNTER_NAMES: [(u32, &str); 32] = [
     (counter::SYNPROXY_SYN_RESENT, "synproxy_syn_resent"),
     (counter::SYNPROXY_OPTIONS, "synproxy_options"),
     (counter::SYNPROXY_BAD_OPTIONS, "synproxy_bad_options"),
+    (counter::SYNPROXY_DEFERRED, "synproxy_deferred"),
     (counter::CONN_NEW, "conn_new"),
     (counter::CONN_INSERT_FAIL, "conn_insert_fail"),
     (counter::FIB_LOOKUP, "fib_lookup"),

@@ -266,8 +266,11 @@ pub mod counter {
     pub const SYNPROXY_OPTIONS: u32 = 32;
     /// SYNPROXY: segment with malformed TCP options (bad length, past the header): dropped.
     pub const SYNPROXY_BAD_OPTIONS: u32 = 33;
+    /// SYNPROXY defer mode: valid cookie ACK without data, dropped (the real server's side
+    /// waits for the client's first data).
+    pub const SYNPROXY_DEFERRED: u32 = 34;
     /// Number of counters.
-    pub const COUNT: u32 = 34;
+    pub const COUNT: u32 = 35;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -520,6 +523,9 @@ pub mod config {
     /// (floods at random ports; alibaba `defence_udp_drop`); 0: handed to the kernel (the VIP
     /// may be a local address with local services, e.g. sshd).
     pub const NO_SERVICE_DROP: u32 = 4;
+    /// Non-zero: SYNPROXY defer mode (alibaba `synproxy_defer`): a valid cookie ACK without
+    /// data opens nothing; the real server's side is opened by the client's first data segment.
+    pub const SYNPROXY_DEFER: u32 = 5;
     pub const COUNT: u32 = 8;
 }
 

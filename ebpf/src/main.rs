@@ -26,8 +26,8 @@ use aya_ebpf::{
     bindings::xdp_action, helpers::bpf_ktime_get_coarse_ns, macros::xdp, programs::XdpContext,
 };
 use ebpf_common::{
-    CONN_F_PERSIST, CONN_F_REPLY, CONN_F_SEQADJ, CONN_F_SYNPROXY, Conn, FWD_DROUTE, FWD_FULLNAT, FWD_LOCAL,
-    FWD_MASQ, FWD_TUNNEL, FlowKey, IPPROTO_TCP, S_CLOSE, S_NONE, S_TIME_WAIT, S_UDP,
+    CONN_F_PERSIST, CONN_F_REPLY, CONN_F_SEQADJ, CONN_F_SYNPROXY, Conn, FWD_DROUTE, FWD_FULLNAT,
+    FWD_LOCAL, FWD_MASQ, FWD_TUNNEL, FlowKey, IPPROTO_TCP, S_CLOSE, S_NONE, S_TIME_WAIT, S_UDP,
     SVC_F_PERSISTENT, SVC_F_SYNPROXY, Service, ServiceKey, Stats, config, counter, nh_stamp,
     reply_key_of,
 };
@@ -72,8 +72,8 @@ pub fn xlvs(ctx: XdpContext) -> u32 {
         }
         // SYNPROXY's own SYN (a valid cookie ACK: the client did a fresh handshake with us)
         // replaces whatever the flow had: a pending attempt or an older connection.
-        let restart = entry.flags & (CONN_F_SYNPROXY | CONN_F_SEQADJ) != 0
-            && synproxy::armed_for(&flow);
+        let restart =
+            entry.flags & (CONN_F_SYNPROXY | CONN_F_SEQADJ) != 0 && synproxy::armed_for(&flow);
         if entry.flags & CONN_F_SYNPROXY != 0 && !restart {
             // The real server's handshake is still ours to finish (synproxy.rs).
             unsafe { JUMP.tail_call(&ctx, JUMP_SYNPROXY) };

@@ -3,7 +3,10 @@
 //!
 //! 1. A SYN is answered here with a SYN-ACK whose ISN is a SYN cookie
 //!    (`bpf_tcp_raw_gen_syncookie_ipv4`), sent back with XDP_TX. Nothing is stored.
-//! 2. The client's ACK is checked (`bpf_tcp_raw_check_syncookie_ipv4`). A valid one is turned
+//! 2. The client's ACK is checked (`bpf_tcp_raw_check_syncookie_ipv4`). In defer mode
+//!    (`config::SYNPROXY_DEFER`, alibaba's `synproxy_defer`) one without data is dropped after
+//!    the check (nothing stored) and the client's first data segment, whose cookie checks the
+//!    same way, takes its place; its data is dropped and sent again by the client. A valid one is turned
 //!    into a SYN to the real server (the client's own ISN, so the client's sequence space needs
 //!    no translation) and handed to the main program (tail call), which schedules and opens the
 //!    connection as for any SYN; the entries are marked pending (`CONN_F_SYNPROXY`).
@@ -44,12 +47,10 @@ use ebpf_common::{
     synproxy_ts,
 };
 
-use crate::maps::{
-    CONFIG, CONNS, JUMP, JUMP_MAIN, SYNPROXY_OPEN, TX_PORTS, count, scratch,
-};
+use crate::maps::{CONFIG, CONNS, JUMP, JUMP_MAIN, SYNPROXY_OPEN, TX_PORTS, count, scratch};
 use crate::parse::{self, Packet, TCP_ACK, TCP_RST, TCP_SYN, ptr_at};
-use crate::tcpopt::{self, Opts};
 use crate::seqadj;
+use crate::tcpopt::{self, Opts};
 
 /// Window we announce in the packets we make (SYN windows are never scaled).
 const WINDOW: u16 = 64240;
@@ -242,6 +243,13 @@ fn cookie_ack(ctx: &XdpContext, pkt: &Packet, o: &Opts, flow: &FlowKey) -> u32 {
     };
     if unsafe { bpf_tcp_raw_check_syncookie_ipv4(iph as *mut iphdr, th as *mut tcphdr) } != 0 {
         count(counter::SYNPROXY_BAD_COOKIE);
+        return xdp_action::XDP_DROP;
+    }
+    if CONFIG.get(config::SYNPROXY_DEFER).copied().unwrap_or(0) != 0
+        && pkt.tot_len as usize <= 20 + pkt.tcp_hdr_len as usize
+    {
+        // Defer mode: a handshake alone opens nothing; the client's first data will.
+        count(counter::SYNPROXY_DEFERRED);
         return xdp_action::XDP_DROP;
     }
     let cookie = read_u32(ctx, pkt.l4_off + 8).wrapping_sub(1);

@@ -131,10 +131,7 @@ fn walk(ctx: &XdpContext, pkt: &Packet, hl: usize, o: *mut Opts) -> bool {
                 MSS if len == 4 => {
                     if let Some(p) = ptr_at::<[u8; 4]>(ctx, pkt.l4_off + (i & 63)) {
                         let b = *p;
-                        core::ptr::write_volatile(
-                            &mut (*o).mss,
-                            u16::from_be_bytes([b[2], b[3]]),
-                        );
+                        core::ptr::write_volatile(&mut (*o).mss, u16::from_be_bytes([b[2], b[3]]));
                     }
                 }
                 WSCALE if len == 3 => {

@@ -223,13 +223,20 @@ fn transfer(fullnat: bool) -> Result<()> {
         get(&r, "TcpExtTCPSackRecovery") > 0,
         "the real recovered with the client's (translated) SACK blocks"
     );
-    assert_eq!(get(&r, "TcpExtTCPSACKDiscard"), 0, "no SACK block out of window");
+    assert_eq!(
+        get(&r, "TcpExtTCPSACKDiscard"),
+        0,
+        "no SACK block out of window"
+    );
     assert_eq!(get(&c, "TcpExtPAWSEstab"), 0, "client: no PAWS drop");
     assert_eq!(get(&r, "TcpExtPAWSEstab"), 0, "real: no PAWS drop");
     let counters = dp.counters()?;
     assert!(counters[ebpf_common::counter::SYNPROXY_OPTIONS as usize] >= 1);
     assert!(counters[ebpf_common::counter::SYNPROXY_ESTABLISHED as usize] >= 1);
-    assert_eq!(counters[ebpf_common::counter::SYNPROXY_BAD_OPTIONS as usize], 0);
+    assert_eq!(
+        counters[ebpf_common::counter::SYNPROXY_BAD_OPTIONS as usize],
+        0
+    );
     Ok(())
 }
 
@@ -249,4 +256,84 @@ fn large_transfer_through_synproxy_fullnat_with_loss_uses_sack_and_window_scalin
         return Ok(());
     }
     transfer(true)
+}
+
+/// Defer mode, set with `xlvs set synproxy_defer 1`: the handshake's ACK opens nothing; the
+/// request (the client's first data) opens the real's side and is dropped, so the client's
+/// kernel sends it again after its retransmission timeout (>= 200 ms): the documented price.
+#[test]
+fn defer_mode_opens_the_real_side_with_the_first_data_and_the_client_resends_it() -> Result<()> {
+    if !is_root() {
+        eprintln!("skipped: needs root");
+        return Ok(());
+    }
+    let lab = Lab::new(1)?;
+    let (opts, real_ip) = (lab.opts.clone(), lab.real_ip(0));
+    lab.director
+        .run_in(move || configure(&opts, real_ip, false))
+        .join()
+        .map_err(|_| anyhow::anyhow!("configure thread panicked"))???;
+    let bad = lab.xlvs(&["set", "synproxy_defer", "yes"]);
+    let msg = format!("{:#}", bad.err().context("a bad value must be refused")?);
+    assert!(
+        msg.contains("synproxy_defer: value must be 0 or 1"),
+        "{msg}"
+    );
+    lab.xlvs(&["set", "synproxy_defer", "1"])?;
+    let dp = Dataplane::open(&lab.opts)?;
+    assert!(dp.path_settings()?.synproxy_defer);
+
+    let real_addr = SocketAddr::new(lab.real_ip(0), PORT);
+    let listener = lab.reals[0]
+        .run_in(move || TcpListener::bind(real_addr))
+        .join()
+        .map_err(|_| anyhow::anyhow!("bind thread panicked"))???;
+    let server = std::thread::spawn(move || -> Result<Vec<u8>> {
+        let (mut c, _) = listener.accept()?;
+        c.set_read_timeout(Some(Duration::from_secs(10)))?;
+        let mut req = [0u8; 5];
+        c.read_exact(&mut req)?;
+        c.write_all(b"pong\n")?;
+        Ok(req.to_vec())
+    });
+    let opts = lab.opts.clone();
+    let client = lab.client.run_in(move || -> Result<(Vec<u8>, Duration)> {
+        let vip = SocketAddr::new(IpAddr::V4(VIP), PORT);
+        let mut c = TcpStream::connect_timeout(&vip, Duration::from_secs(5))?;
+        c.set_read_timeout(Some(Duration::from_secs(10)))?;
+        // Connected (the cookie handshake), yet nothing was opened towards the real server.
+        std::thread::sleep(Duration::from_millis(50));
+        let counters = Dataplane::open(&opts)?.counters()?;
+        anyhow::ensure!(
+            counters[ebpf_common::counter::SYNPROXY_DEFERRED as usize] == 1
+                && counters[ebpf_common::counter::SYNPROXY_OPENED as usize] == 0,
+            "the handshake's ACK must open nothing in defer mode"
+        );
+        let t = std::time::Instant::now();
+        c.write_all(b"ping\n")?;
+        let mut resp = [0u8; 5];
+        c.read_exact(&mut resp)?;
+        Ok((resp.to_vec(), t.elapsed()))
+    });
+    let (resp, took) = client
+        .join()
+        .map_err(|_| anyhow::anyhow!("client thread panicked"))??
+        .context("client")?;
+    let req = server
+        .join()
+        .map_err(|_| anyhow::anyhow!("server thread panicked"))?
+        .context("server")?;
+    assert_eq!(req, b"ping\n");
+    assert_eq!(resp, b"pong\n");
+    let counters = dp.counters()?;
+    assert_eq!(
+        counters[ebpf_common::counter::SYNPROXY_DEFERRED as usize],
+        1
+    );
+    assert_eq!(counters[ebpf_common::counter::SYNPROXY_OPENED as usize], 1);
+    assert!(
+        took >= Duration::from_millis(200),
+        "the request was resent after the client's RTO: {took:?}"
+    );
+    Ok(())
 }

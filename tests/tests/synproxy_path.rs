@@ -281,7 +281,11 @@ fn timestamps_sack_and_window_scaling_are_negotiated_through_the_tsval_and_trans
     let (cookie, _, flags, opts) = tcp(&out);
     assert_eq!(flags, SYN | ACK);
     assert_eq!(opts.len(), 20, "{opts:?}");
-    assert_eq!(&opts[..8], &[2, 4, 0x05, 0xac, 4, 2, 8, 10], "MSS, SACK-perm, TS");
+    assert_eq!(
+        &opts[..8],
+        &[2, 4, 0x05, 0xac, 4, 2, 8, 10],
+        "MSS, SACK-perm, TS"
+    );
     let ours = u32::from_be_bytes([opts[8], opts[9], opts[10], opts[11]]);
     assert_eq!(&opts[12..16], &be(0x1122_3344), "TSecr echoes the client");
     assert_eq!(&opts[16..], &[1, 3, 3, 7], "we announce window scale 7");
@@ -320,15 +324,21 @@ fn timestamps_sack_and_window_scaling_are_negotiated_through_the_tsval_and_trans
     assert_eq!((seq, ack_no), (1001, 7001));
     assert_eq!(&opts[..2], &[254, 8]);
     assert_eq!(&opts[8..], &ts_opt(0x1122_3350, 0x0a00_0000)[..]);
-    assert_eq!(window(&out), 64240 >> 9, "in the client's scale, which the real uses");
+    assert_eq!(
+        window(&out),
+        64240 >> 9,
+        "in the client's scale, which the real uses"
+    );
 
     // Client data (gets TOA first, so its timestamps are found by the walk): TSecr back to the
     // real's clock, SACK edges into the real's sequence space.
     let mut data = segment(40000, ACK, 1001, cookie.wrapping_add(1));
     data.tcp_options = ts_opt(0x1122_3360, ours.wrapping_add(5));
     data.tcp_options.extend_from_slice(&[1, 1, 5, 10]);
-    data.tcp_options.extend_from_slice(&be(cookie.wrapping_add(101)));
-    data.tcp_options.extend_from_slice(&be(cookie.wrapping_add(201)));
+    data.tcp_options
+        .extend_from_slice(&be(cookie.wrapping_add(101)));
+    data.tcp_options
+        .extend_from_slice(&be(cookie.wrapping_add(201)));
     data.payload = b"GET /".to_vec();
     let mut frame = data.build();
     set_window(&mut frame, 1000);
@@ -342,7 +352,11 @@ fn timestamps_sack_and_window_scaling_are_negotiated_through_the_tsval_and_trans
     assert_eq!(&opts[20..24], &[1, 1, 5, 10]);
     assert_eq!(&opts[24..28], &be(7101));
     assert_eq!(&opts[28..32], &be(7201));
-    assert_eq!(window(&out), 1000, "the real reads the client's scale: unchanged");
+    assert_eq!(
+        window(&out),
+        1000,
+        "the real reads the client's scale: unchanged"
+    );
 
     // The real's data: seq and TSval into the client's view, window from scale 10 to 7.
     let mut answer = Frame::tcp(R1, 8080, L1, lport, ACK);
@@ -365,7 +379,8 @@ fn timestamps_sack_and_window_scaling_are_negotiated_through_the_tsval_and_trans
     let mut odd = segment(40000, ACK, 1006, cookie.wrapping_add(16));
     odd.tcp_options = vec![1, 8, 10];
     odd.tcp_options.extend_from_slice(&be(0x1122_3370));
-    odd.tcp_options.extend_from_slice(&be(ours.wrapping_add(0x10)));
+    odd.tcp_options
+        .extend_from_slice(&be(ours.wrapping_add(0x10)));
     odd.tcp_options.push(0);
     let (_, out) = b.run(&odd.build());
     let d = decode(&out).unwrap();
@@ -392,7 +407,11 @@ fn a_real_without_window_scaling_gets_the_clients_windows_scaled_up() {
     f.tcp_options.extend_from_slice(&[0, 0, 0, 0, 1, 3, 3, 2]);
     let (_, out) = b.run(&f.build());
     let (cookie, _, _, opts) = tcp(&out);
-    assert_eq!(&opts[4..6], &[1, 1], "no SACK-permitted: the client offered none");
+    assert_eq!(
+        &opts[4..6],
+        &[1, 1],
+        "no SACK-permitted: the client offered none"
+    );
     let ours = u32::from_be_bytes([opts[8], opts[9], opts[10], opts[11]]);
     assert_eq!(ours & 0x1f, 2);
     let mut ack = segment(40000, ACK, 1001, cookie.wrapping_add(1));
@@ -406,7 +425,11 @@ fn a_real_without_window_scaling_gets_the_clients_windows_scaled_up() {
     synack.ack = 1001;
     synack.tcp_options = vec![2, 4, 0x05, 0xb4];
     let (_, out) = b.run(&synack.build());
-    assert_eq!(tcp(&out).3.len(), 8, "TOA only: the real refused timestamps");
+    assert_eq!(
+        tcp(&out).3.len(),
+        8,
+        "TOA only: the real refused timestamps"
+    );
     assert_eq!(window(&out), 64240);
     let mut data = segment(40000, ACK, 1001, cookie.wrapping_add(2));
     data.tcp_options = ts_opt(502, ours);
@@ -423,4 +446,38 @@ fn a_real_without_window_scaling_gets_the_clients_windows_scaled_up() {
     let (_, out) = b.run(&frame);
     assert!(decode(&out).unwrap().l4_checksum_ok);
     assert_eq!(window(&out), 50, "6400 >> 7: the client applies scale 7");
+}
+
+#[test]
+fn defer_mode_opens_the_real_side_on_the_first_data_not_on_the_handshake_ack() {
+    let Some(mut b) = bed() else { return };
+    b.dp.set_path_settings(&PathSettings {
+        synproxy_defer: true,
+        ..PathSettings::default()
+    })
+    .unwrap();
+    assert!(b.dp.path_settings().unwrap().synproxy_defer);
+    let cookie = syn(&b, 40000);
+    // The handshake's ACK: checked, but nothing is opened and nothing is sent.
+    let (action, _) = b.run(&segment(40000, ACK, 1001, cookie.wrapping_add(1)).build());
+    assert_eq!(action, XDP_DROP);
+    assert_eq!(counter(&b, counter::SYNPROXY_DEFERRED), 1);
+    assert_eq!(counter(&b, counter::SYNPROXY_OPENED), 0);
+    assert!(b.dp.connections().unwrap().is_empty());
+    // A forged ACK is still refused as such.
+    let (action, _) = b.run(&segment(40001, ACK, 1001, cookie ^ 0x00ff_0000).build());
+    assert_eq!(action, XDP_DROP);
+    assert_eq!(counter(&b, counter::SYNPROXY_BAD_COOKIE), 1);
+    // The first data segment opens the real's side: it becomes the SYN to the real.
+    let mut data = segment(40000, ACK, 1001, cookie.wrapping_add(1));
+    data.payload = b"GET / HTTP/1.0\r\n\r\n".to_vec();
+    let (action, out) = b.run(&data.build());
+    assert_eq!(action, XDP_PASS);
+    let d = decode(&out).unwrap();
+    assert_eq!((d.src, d.dst, d.dport), (L1, R1, 8080));
+    assert!(d.l4_checksum_ok);
+    let (seq, _, flags, _) = tcp(&out);
+    assert_eq!((seq, flags), (1000, SYN));
+    assert_eq!(counter(&b, counter::SYNPROXY_OPENED), 1);
+    assert_eq!(b.dp.connections().unwrap().len(), 1);
 }
