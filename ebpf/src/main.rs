@@ -82,6 +82,16 @@ pub fn xlvs(ctx: XdpContext) -> u32 {
         if entry.flags & CONN_F_REPLY != 0 {
             return reply_path(&ctx, pkt, entry, now, false);
         }
+        if entry.flags & CONN_F_SEQADJ != 0
+            && !restart
+            && (entry.state == S_TIME_WAIT || entry.state == S_CLOSE)
+            && pkt.tcp_flags & (TCP_SYN | TCP_ACK | TCP_RST | TCP_FIN) == TCP_ACK
+        {
+            // A closed proxied connection's flow: this ACK may complete a new cookie handshake
+            // from the same port (session reuse); synproxy.rs checks, else it is the old one's.
+            unsafe { JUMP.tail_call(&ctx, JUMP_SYNPROXY) };
+            return xdp_action::XDP_DROP;
+        }
         if !restart && !expired(entry, &flow, now) && !reopens(entry, pkt) {
             if entry.flags & CONN_F_PERSIST != 0
                 && pkt.tcp_flags & (TCP_FIN | TCP_RST) != 0

@@ -112,8 +112,12 @@ pub fn handle(ctx: &XdpContext, now: u64) -> u32 {
         return xdp_action::XDP_DROP;
     };
     let flags = pkt.tcp_flags & (TCP_SYN | TCP_ACK | TCP_RST);
+    let mut reuse = false;
     if let Some(entry) = CONNS.get_ptr_mut(&flow) {
         let entry = unsafe { &mut *entry };
+        // A closed (or expired) proxied connection on this flow: an ACK without a valid cookie
+        // is still the old connection's (e.g. its last ACK sent again).
+        reuse = entry.flags & (CONN_F_SEQADJ | CONN_F_REPLY) == CONN_F_SEQADJ;
         if entry.flags & CONN_F_REPLY != 0 && entry.flags & CONN_F_SYNPROXY != 0 {
             return from_real(ctx, &pkt, &o, entry, now);
         }
@@ -126,7 +130,7 @@ pub fn handle(ctx: &XdpContext, now: u64) -> u32 {
         return cookie_synack(ctx, &pkt, &o, now);
     }
     if flags == TCP_ACK {
-        return cookie_ack(ctx, &pkt, &o, &flow);
+        return cookie_ack(ctx, &pkt, &o, &flow, reuse);
     }
     count(counter::DROP_NO_SESSION);
     xdp_action::XDP_DROP
@@ -234,7 +238,7 @@ fn gen_cookie<const N: usize>(ctx: &XdpContext, pkt: &Packet) -> i64 {
 
 /// 2. The client's ACK: a valid cookie opens the connection with a SYN to the real server.
 #[inline(always)]
-fn cookie_ack(ctx: &XdpContext, pkt: &Packet, o: &Opts, flow: &FlowKey) -> u32 {
+fn cookie_ack(ctx: &XdpContext, pkt: &Packet, o: &Opts, flow: &FlowKey, reuse: bool) -> u32 {
     let (Some(iph), Some(th)) = (
         ptr_at::<[u8; 20]>(ctx, pkt.l3_off),
         ptr_at::<[u8; 20]>(ctx, pkt.l4_off),
@@ -242,6 +246,9 @@ fn cookie_ack(ctx: &XdpContext, pkt: &Packet, o: &Opts, flow: &FlowKey) -> u32 {
         return xdp_action::XDP_DROP;
     };
     if unsafe { bpf_tcp_raw_check_syncookie_ipv4(iph as *mut iphdr, th as *mut tcphdr) } != 0 {
+        if reuse {
+            seqadj::call(ctx);
+        }
         count(counter::SYNPROXY_BAD_COOKIE);
         return xdp_action::XDP_DROP;
     }

@@ -481,3 +481,41 @@ fn defer_mode_opens_the_real_side_on_the_first_data_not_on_the_handshake_ack() {
     assert_eq!(counter(&b, counter::SYNPROXY_OPENED), 1);
     assert_eq!(b.dp.connections().unwrap().len(), 1);
 }
+
+#[test]
+fn a_new_handshake_reusing_a_closed_connections_port_opens_a_new_connection() {
+    let Some(b) = bed() else { return };
+    let cookie = syn(&b, 40000);
+    let (_, out) = b.run(&segment(40000, ACK, 1001, cookie.wrapping_add(1)).build());
+    let lport = decode(&out).unwrap().sport;
+    let mut synack = Frame::tcp(R1, 8080, L1, lport, SYN | ACK);
+    synack.seq = 7000;
+    synack.ack = 1001;
+    b.run(&synack.build());
+    // The real resets: the connection is closed.
+    let mut rst = Frame::tcp(R1, 8080, L1, lport, RST | ACK);
+    rst.seq = 7001;
+    rst.ack = 1001;
+    b.run(&rst.build());
+    assert_eq!(b.dp.connections().unwrap()[0].state, "CLOSE");
+
+    // A late segment of the old connection (no valid cookie): still translated and sent on.
+    let (action, out) = b.run(&segment(40000, ACK, 1001, cookie.wrapping_add(50)).build());
+    assert_ne!(action, XDP_DROP);
+    assert_eq!(tcp(&out).1, 7050, "acknowledgement in the real's space");
+
+    // The client connects again from the same port: cookie, then its ACK opens anew.
+    let mut f = segment(40000, SYN, 5000, 0);
+    f.tcp_options = vec![2, 4, 0x05, 0xb4];
+    let (action, out) = b.run(&f.build());
+    assert_eq!(action, XDP_TX);
+    let cookie2 = tcp(&out).0;
+    let (action, out) = b.run(&segment(40000, ACK, 5001, cookie2.wrapping_add(1)).build());
+    assert_eq!(action, XDP_PASS);
+    let (seq, _, flags, _) = tcp(&out);
+    assert_eq!((seq, flags), (5000, SYN), "a new SYN to the real");
+    assert_eq!(counter(&b, counter::SYNPROXY_OPENED), 2);
+    let conns = b.dp.connections().unwrap();
+    assert_eq!(conns.len(), 1);
+    assert_eq!(conns[0].state, "SYN_RECV");
+}
