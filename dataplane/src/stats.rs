@@ -48,7 +48,7 @@ pub fn counters(maps: &Maps) -> Result<Vec<u64>> {
 }
 
 /// Names of the global counters, by index, as `xlvs status` prints them.
-pub const COUNTER_NAMES: [(u32, &str); 33] = [
+pub const COUNTER_NAMES: [(u32, &str); 34] = [
     (counter::PASS_NOT_VIP, "pass_not_vip"),
     (counter::PASS_MALFORMED, "pass_malformed"),
     (counter::PASS_FRAGMENT, "pass_fragment"),
@@ -76,6 +76,7 @@ pub const COUNTER_NAMES: [(u32, &str); 33] = [
     (counter::SYNPROXY_OPTIONS, "synproxy_options"),
     (counter::SYNPROXY_BAD_OPTIONS, "synproxy_bad_options"),
     (counter::SYNPROXY_DEFERRED, "synproxy_deferred"),
+    (counter::SYNPROXY_REAL_TW_RESET, "synproxy_real_tw_reset"),
     (counter::CONN_NEW, "conn_new"),
     (counter::CONN_INSERT_FAIL, "conn_insert_fail"),
     (counter::FIB_LOOKUP, "fib_lookup"),

@@ -269,8 +269,12 @@ pub mod counter {
     /// SYNPROXY defer mode: valid cookie ACK without data, dropped (the real server's side
     /// waits for the client's first data).
     pub const SYNPROXY_DEFERRED: u32 = 34;
+    /// SYNPROXY: the real server answered our SYN with a bare ACK (a TIME_WAIT of an earlier
+    /// connection on the same addresses and ports refused it): answered with a RST that ends
+    /// that TIME_WAIT, so the SYN sent again (on the client's next segment) gets through.
+    pub const SYNPROXY_REAL_TW_RESET: u32 = 35;
     /// Number of counters.
-    pub const COUNT: u32 = 35;
+    pub const COUNT: u32 = 36;
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -331,57 +331,68 @@ fn from_real(ctx: &XdpContext, pkt: &Packet, o: &Opts, reply: &mut Conn, now: u6
         seqadj::call(ctx);
         return xdp_action::XDP_DROP;
     }
-    if pkt.tcp_flags & (TCP_SYN | TCP_ACK) != TCP_SYN | TCP_ACK {
+    // A bare ACK to our SYN: the real still holds a TIME_WAIT of an earlier connection on these
+    // addresses and ports (its PAWS check refused our SYN; the client, which would answer with
+    // a RST, never sees it). Our RST at the ACK's acknowledgement number ends that TIME_WAIT;
+    // the client's next segment makes us send the SYN again. (Same packet-making code as the
+    // ACK below: this program's stack is full.)
+    let tw = pkt.tcp_flags & (TCP_SYN | TCP_ACK) == TCP_ACK;
+    if !tw && pkt.tcp_flags & (TCP_SYN | TCP_ACK) != TCP_SYN | TCP_ACK {
         return xdp_action::XDP_DROP;
     }
-    let (mut real_tsval, mut real_tsecr) = (0, 0);
-    if o.ts != 0 {
-        real_tsval = tcpopt::get32(ctx, pkt, o.ts).unwrap_or(0);
-        real_tsecr = tcpopt::get32(ctx, pkt, o.ts + 4).unwrap_or(0);
-    }
-    let n = negotiate(client.ts_delta, o.ts != 0, real_tsval, o.wscale);
-    settle(reply, client, cookie.wrapping_sub(real_seq), &n);
-    client.state = S_ESTABLISHED;
-    client.timeout = crate::state::timeout_of(S_ESTABLISHED);
-    client.last_seen = now;
-    reply.last_seen = now;
-    let fullnat = reply.fwd == FWD_FULLNAT;
-    // The client's first data acknowledges our cookie + 1: that is where TOA goes.
-    client.toa_ack = if fullnat && toa_on() {
-        cookie.wrapping_add(1).to_be()
-    } else {
-        0
-    };
-    let hdr = Tcp {
+    let mut hdr = Tcp {
         sport: pkt.dport,
         dport: pkt.sport,
         seq: read_u32(ctx, pkt.l4_off + 8),
-        ack: real_seq.wrapping_add(1),
-        flags: TCP_ACK,
-        // In the real's units: the client's scale when both sides scale.
-        window: WINDOW >> n.ack_window_shift,
+        ack: 0,
+        flags: TCP_RST,
+        window: 0,
     };
     let mut opts = [0u8; 20];
     let mut len = 0;
-    if client.toa_ack != 0 {
-        // TOA in the ACK that completes the real's handshake (its TOA module reads it there).
-        let p = reply.via_port.to_ne_bytes();
-        let a = reply.via_addr[0].to_ne_bytes();
-        opts[..8].copy_from_slice(&[254, 8, p[0], p[1], a[0], a[1], a[2], a[3]]);
-        len = 8;
-    }
-    if o.ts != 0 {
-        // TSval: the client's, which the real just echoed; TSecr: the real's.
-        let mut ts = [0u8; 12];
-        ts[..4].copy_from_slice(&[1, 1, 8, 10]);
-        ts[4..8].copy_from_slice(&real_tsecr.to_be_bytes());
-        ts[8..12].copy_from_slice(&real_tsval.to_be_bytes());
-        if len == 8 {
-            opts[8..20].copy_from_slice(&ts);
-        } else {
-            opts[..12].copy_from_slice(&ts);
+    if !tw {
+        let (mut real_tsval, mut real_tsecr) = (0, 0);
+        if o.ts != 0 {
+            real_tsval = tcpopt::get32(ctx, pkt, o.ts).unwrap_or(0);
+            real_tsecr = tcpopt::get32(ctx, pkt, o.ts + 4).unwrap_or(0);
         }
-        len += 12;
+        let n = negotiate(client.ts_delta, o.ts != 0, real_tsval, o.wscale);
+        settle(reply, client, cookie.wrapping_sub(real_seq), &n);
+        client.state = S_ESTABLISHED;
+        client.timeout = crate::state::timeout_of(S_ESTABLISHED);
+        client.last_seen = now;
+        reply.last_seen = now;
+        let fullnat = reply.fwd == FWD_FULLNAT;
+        // The client's first data acknowledges our cookie + 1: that is where TOA goes.
+        client.toa_ack = if fullnat && toa_on() {
+            cookie.wrapping_add(1).to_be()
+        } else {
+            0
+        };
+        hdr.ack = real_seq.wrapping_add(1);
+        hdr.flags = TCP_ACK;
+        // In the real's units: the client's scale when both sides scale.
+        hdr.window = WINDOW >> n.ack_window_shift;
+        if client.toa_ack != 0 {
+            // TOA in the ACK that completes the real's handshake (its TOA module reads it there).
+            let p = reply.via_port.to_ne_bytes();
+            let a = reply.via_addr[0].to_ne_bytes();
+            opts[..8].copy_from_slice(&[254, 8, p[0], p[1], a[0], a[1], a[2], a[3]]);
+            len = 8;
+        }
+        if o.ts != 0 {
+            // TSval: the client's, which the real just echoed; TSecr: the real's.
+            let mut ts = [0u8; 12];
+            ts[..4].copy_from_slice(&[1, 1, 8, 10]);
+            ts[4..8].copy_from_slice(&real_tsecr.to_be_bytes());
+            ts[8..12].copy_from_slice(&real_tsval.to_be_bytes());
+            if len == 8 {
+                opts[8..20].copy_from_slice(&ts);
+            } else {
+                opts[..12].copy_from_slice(&ts);
+            }
+            len += 12;
+        }
     }
     let done = match len {
         20 => build::<40>(ctx, pkt, &hdr, &opts, true),
@@ -391,6 +402,10 @@ fn from_real(ctx: &XdpContext, pkt: &Packet, o: &Opts, reply: &mut Conn, now: u6
     };
     if !done {
         return xdp_action::XDP_DROP;
+    }
+    if tw {
+        count(counter::SYNPROXY_REAL_TW_RESET);
+        return back_out(ctx);
     }
     count(counter::SYNPROXY_ESTABLISHED);
     back_out(ctx)

@@ -519,3 +519,30 @@ fn a_new_handshake_reusing_a_closed_connections_port_opens_a_new_connection() {
     assert_eq!(conns.len(), 1);
     assert_eq!(conns[0].state, "SYN_RECV");
 }
+
+#[test]
+fn a_real_answering_our_syn_from_time_wait_gets_a_reset_that_ends_it() {
+    let Some(b) = bed() else { return };
+    let cookie = syn(&b, 40000);
+    let (_, out) = b.run(&segment(40000, ACK, 1001, cookie.wrapping_add(1)).build());
+    let lport = decode(&out).unwrap().sport;
+    // The real's TIME_WAIT answers the SYN with the ACK of its old connection.
+    let mut tw_ack = Frame::tcp(R1, 8080, L1, lport, ACK);
+    tw_ack.seq = 90_000;
+    tw_ack.ack = 55_555;
+    let (action, out) = b.run(&tw_ack.build());
+    assert_eq!(action, XDP_TX);
+    let d = decode(&out).unwrap();
+    assert_eq!((d.src, d.sport, d.dst, d.dport), (L1, lport, R1, 8080));
+    assert!(d.ip_checksum_ok && d.l4_checksum_ok, "{d:?}");
+    let (seq, _, flags, _) = tcp(&out);
+    assert_eq!(
+        (seq, flags),
+        (55_555, RST),
+        "RST at the ACK's acknowledgement number"
+    );
+    assert_eq!(counter(&b, counter::SYNPROXY_REAL_TW_RESET), 1);
+    // Still pending: the client's next segment sends the SYN again.
+    let (_, out) = b.run(&segment(40000, ACK, 1001, cookie.wrapping_add(1)).build());
+    assert_eq!(tcp(&out).2, SYN);
+}
