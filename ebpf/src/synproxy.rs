@@ -12,9 +12,13 @@
 //!    connection as for any SYN; the entries are marked pending (`CONN_F_SYNPROXY`).
 //! 3. The real server's SYN-ACK is answered here with the ACK that completes its handshake
 //!    (with TOA for FULLNAT), and the difference between our cookie and its ISN is recorded
-//!    (`Conn::seq_delta`): from then on the main program adds it to the real's sequence numbers
-//!    and takes it off the client's acknowledgements. A RST instead is translated to the client.
-//!    Client segments meanwhile make us send the SYN again (it may have been lost).
+//!    (`Conn::seq_delta`, with `ts_delta` and the window shifts): from then on `xlvs_seqadj`
+//!    (seqadj.rs) translates every segment both ways. A RST instead is translated to the client;
+//!    a bare ACK (a TIME_WAIT of an earlier connection on the real) is answered with a RST that
+//!    ends it. Client segments meanwhile make us send the SYN again (it may have been lost).
+//! 4. Session reuse: an ACK on the flow of a closed proxied connection is checked as a cookie
+//!    ACK (the client connected again from the same port); without a valid cookie it is the old
+//!    connection's and is translated as such.
 //!
 //! Options (as the kernel's own cookies do, `cookie_init_timestamp`): when the client's SYN
 //! carries timestamps, our SYN-ACK offers MSS, SACK-permitted, window scale
