@@ -31,7 +31,7 @@ pub const MAX_PORTS: u32 = 256;
 
 pub const DEFAULT_PIN_DIR: &str = "/sys/fs/bpf/xlvs";
 /// Slots of the JUMP program array (tail calls).
-pub const JUMP_SLOTS: u32 = 5;
+pub const JUMP_SLOTS: u32 = 8;
 /// JUMP slot of the ICMP-error program.
 pub const JUMP_ICMP: u32 = 0;
 /// Name of the ICMP-error program in the object.
@@ -46,7 +46,7 @@ pub const PROG_SYNPROXY: &str = "xlvs_synproxy";
 pub const JUMP_MAIN: u32 = 3;
 pub const PROG_MAIN: &str = "xlvs";
 /// JUMP slot of SYNPROXY's per-segment translation (established proxied connections).
-pub const JUMP_SEQADJ: u32 = 4;
+pub const JUMP_SEQADJ: u32 = 7;
 pub const PROG_SEQADJ: &str = "xlvs_seqadj";
 /// Every tail-call target: (JUMP slot, program name), installed by the loader.
 pub const TAIL_CALLS: [(u32, &str); 5] = [
@@ -263,18 +263,18 @@ pub mod counter {
     pub const DROP_DENIED: u32 = 31;
     /// SYNPROXY: cookie SYN-ACK that offered window scaling/SACK/timestamps (the client sent
     /// timestamps, so its options travel in our TSval).
-    pub const SYNPROXY_OPTIONS: u32 = 32;
+    pub const SYNPROXY_OPTIONS: u32 = 33;
     /// SYNPROXY: segment with malformed TCP options (bad length, past the header): dropped.
-    pub const SYNPROXY_BAD_OPTIONS: u32 = 33;
+    pub const SYNPROXY_BAD_OPTIONS: u32 = 34;
     /// SYNPROXY defer mode: valid cookie ACK without data, dropped (the real server's side
     /// waits for the client's first data).
-    pub const SYNPROXY_DEFERRED: u32 = 34;
+    pub const SYNPROXY_DEFERRED: u32 = 35;
     /// SYNPROXY: the real server answered our SYN with a bare ACK (a TIME_WAIT of an earlier
     /// connection on the same addresses and ports refused it): answered with a RST that ends
     /// that TIME_WAIT, so the SYN sent again (on the client's next segment) gets through.
-    pub const SYNPROXY_REAL_TW_RESET: u32 = 35;
-    /// Number of counters.
-    pub const COUNT: u32 = 36;
+    pub const SYNPROXY_REAL_TW_RESET: u32 = 36;
+    /// Number of counters. (32 is main's SCHED_SCAN_TRUNCATED, merged separately.)
+    pub const COUNT: u32 = 37;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -529,7 +529,7 @@ pub mod config {
     pub const NO_SERVICE_DROP: u32 = 4;
     /// Non-zero: SYNPROXY defer mode (alibaba `synproxy_defer`): a valid cookie ACK without
     /// data opens nothing; the real server's side is opened by the client's first data segment.
-    pub const SYNPROXY_DEFER: u32 = 5;
+    pub const SYNPROXY_DEFER: u32 = 6;
     pub const COUNT: u32 = 8;
 }
 
