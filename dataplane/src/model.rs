@@ -428,6 +428,12 @@ pub struct PathSettings {
     /// TCP/UDP to a VIP address on a port without a service is dropped instead of handed to the
     /// kernel (floods at random ports). Default off: the VIP may carry local services.
     pub no_service_drop: bool,
+    /// SYNPROXY defer mode (alibaba's `net.ipv4.vs.synproxy_defer`): the real server's side of
+    /// a proxied connection is opened by the client's first data segment, not by the ACK that
+    /// completes the handshake, so clients that complete handshakes and send nothing never
+    /// reach a real server. The data of that segment is dropped (XDP cannot hold it) and the
+    /// client sends it again after its retransmission timeout. Default off.
+    pub synproxy_defer: bool,
 }
 
 impl Default for PathSettings {
@@ -436,6 +442,7 @@ impl Default for PathSettings {
             toa: true,
             frag_drop: false,
             no_service_drop: false,
+            synproxy_defer: false,
         }
     }
 }

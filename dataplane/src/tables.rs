@@ -881,6 +881,7 @@ pub fn path_settings(maps: &Maps) -> Result<PathSettings> {
         toa: !on(c::config::TOA_OFF)?,
         frag_drop: on(c::config::FRAG_DROP)?,
         no_service_drop: on(c::config::NO_SERVICE_DROP)?,
+        synproxy_defer: on(c::config::SYNPROXY_DEFER)?,
     })
 }
 
@@ -889,6 +890,7 @@ pub fn set_path_settings(maps: &mut Maps, p: &PathSettings) -> Result<()> {
         (c::config::TOA_OFF, !p.toa),
         (c::config::FRAG_DROP, p.frag_drop),
         (c::config::NO_SERVICE_DROP, p.no_service_drop),
+        (c::config::SYNPROXY_DEFER, p.synproxy_defer),
     ] {
         maps.config
             .set(index, on as u32, 0)

@@ -56,8 +56,11 @@ pub const PROG_NEW: &str = "xlvs_new";
 /// JUMP slot of the ICMPv6-error program (reached from the ICMP one).
 pub const JUMP_ICMP6: u32 = 6;
 pub const PROG_ICMP6: &str = "xlvs_icmp6";
+/// JUMP slot of SYNPROXY's per-segment translation (established proxied connections).
+pub const JUMP_SEQADJ: u32 = 7;
+pub const PROG_SEQADJ: &str = "xlvs_seqadj";
 /// Every tail-call target: (JUMP slot, program name), installed by the loader.
-pub const TAIL_CALLS: [(u32, &str); 7] = [
+pub const TAIL_CALLS: [(u32, &str); 8] = [
     (JUMP_ICMP, PROG_ICMP),
     (JUMP_TOA, PROG_TOA),
     (JUMP_SYNPROXY, PROG_SYNPROXY),
@@ -65,6 +68,7 @@ pub const TAIL_CALLS: [(u32, &str); 7] = [
     (JUMP_SCHED, PROG_SCHED),
     (JUMP_NEW, PROG_NEW),
     (JUMP_ICMP6, PROG_ICMP6),
+    (JUMP_SEQADJ, PROG_SEQADJ),
 ];
 /// MSS SYNPROXY announces in its SYN to the real server (the client's own MSS is only encoded
 /// in the cookie, which cannot be decoded without the kernel's secret).
@@ -280,8 +284,20 @@ pub mod counter {
     /// Scan scheduler: the service has more available destinations than MAX_SCAN_DESTS (only
     /// the first ones were considered).
     pub const SCHED_SCAN_TRUNCATED: u32 = 32;
+    /// SYNPROXY: cookie SYN-ACK that offered window scaling/SACK/timestamps (the client sent
+    /// timestamps, so its options travel in our TSval).
+    pub const SYNPROXY_OPTIONS: u32 = 33;
+    /// SYNPROXY: segment with malformed TCP options (bad length, past the header): dropped.
+    pub const SYNPROXY_BAD_OPTIONS: u32 = 34;
+    /// SYNPROXY defer mode: valid cookie ACK without data, dropped (the real server's side
+    /// waits for the client's first data).
+    pub const SYNPROXY_DEFERRED: u32 = 35;
+    /// SYNPROXY: the real server answered our SYN with a bare ACK (a TIME_WAIT of an earlier
+    /// connection on the same addresses and ports refused it): answered with a RST that ends
+    /// that TIME_WAIT, so the SYN sent again (on the client's next segment) gets through.
+    pub const SYNPROXY_REAL_TW_RESET: u32 = 36;
     /// Number of counters.
-    pub const COUNT: u32 = 33;
+    pub const COUNT: u32 = 37;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -397,7 +413,45 @@ pub struct Conn {
     /// SYNPROXY: added to the real server's sequence numbers on the way to the client (and
     /// subtracted from the client's acknowledgements); 0 without SYNPROXY.
     pub seq_delta: u32,
+    /// SYNPROXY with timestamps (`sp_opts & SP_TS`): added to the real server's TSval on the
+    /// way to the client and taken off the client's TSecr. While the real's handshake is
+    /// pending (CONN_F_SYNPROXY): our cookie SYN-ACK's TSval, which encodes the client's
+    /// options (see `synproxy_ts`), 0 when the client sent no timestamps.
+    pub ts_delta: u32,
+    /// SYNPROXY window rescaling of real -> client segments: the window field is shifted left
+    /// by this (saturating at 65535) when positive, right when negative.
+    pub win_shift_out: i8,
+    /// The same for client -> real segments.
+    pub win_shift_in: i8,
+    /// SP_* bits: what SYNPROXY negotiated with the client.
+    pub sp_opts: u8,
+    pub _pad2: u8,
 }
+
+/// `Conn::sp_opts`: timestamps negotiated (TSval/TSecr translated by `ts_delta`).
+pub const SP_TS: u8 = 0x1;
+/// `Conn::sp_opts`: SACK permitted (client -> real SACK blocks translated by `seq_delta`).
+pub const SP_SACK: u8 = 0x2;
+/// `Conn::sp_opts`: window scaling negotiated with the client (we announced `SYNPROXY_WSCALE`).
+pub const SP_WSCALE: u8 = 0x4;
+
+/// SYNPROXY's cookie SYN-ACK carries the client's handshake options in the low bits of its
+/// TSval (as the kernel's `cookie_init_timestamp` does: the client echoes them in the TSecr of
+/// its ACK, so nothing is stored): bits 0-3 the client's window scale (0xf: none), bit 4 SACK
+/// permitted, bit 5 unused (the kernel's ECN bit: ECN is not negotiated), bits 6-7 (ours) the
+/// index of the client's MSS in [`SYNPROXY_MSS_TABLE`] (the kernel's cookie MSS table).
+pub mod synproxy_ts {
+    pub const BITS: u32 = 8;
+    pub const WSCALE_MASK: u32 = 0xf;
+    pub const SACK: u32 = 1 << 4;
+    pub const MSS_SHIFT: u32 = 6;
+}
+/// The kernel's IPv4 syncookie MSS table (`msstab`): the MSS a cookie can encode.
+pub const SYNPROXY_MSS_TABLE: [u16; 4] = [536, 1300, 1440, 1460];
+/// The window scale SYNPROXY announces to clients that offer window scaling (Linux's default
+/// with tcp_rmem's 6 MB maximum): when the real server announces another, its windows are
+/// rescaled on the way to the client.
+pub const SYNPROXY_WSCALE: u8 = 7;
 
 /// The REPLY entry's key of a CLIENT entry whose key is `client_key` (one definition for the
 /// packet path and for user space, which joins the two entries when listing).
@@ -538,6 +592,10 @@ pub struct Lblc {
 /// Most lblc/lblcr destination-address entries (LRU beyond).
 pub const MAX_LBLC: u32 = 65536;
 
+/// CONNS flag: SYNPROXY connection whose real server answered: every segment is translated
+/// (sequence numbers, timestamps, SACK blocks, windows; ebpf/src/seqadj.rs).
+pub const CONN_F_SEQADJ: u8 = 0x20;
+
 /// CONFIG array indexes (settings written by user space, read by the packet path).
 pub mod config {
     /// Number of port-zero services (IPVS' nullsvc_counter): when non-zero, a miss on
@@ -557,6 +615,9 @@ pub mod config {
     /// Number of fwmark services: when non-zero, a miss on (vip, vport) asks the fwmark
     /// classifier (`FWMARK_CLASS`) before trying port-zero services.
     pub const FWMARK_SERVICES: u32 = 5;
+    /// Non-zero: SYNPROXY defer mode (alibaba `synproxy_defer`): a valid cookie ACK without
+    /// data opens nothing; the real server's side is opened by the client's first data segment.
+    pub const SYNPROXY_DEFER: u32 = 6;
     pub const COUNT: u32 = 8;
 }
 
@@ -726,7 +787,7 @@ const _: () = assert!(core::mem::size_of::<ServiceKey>() == 20);
 const _: () = assert!(core::mem::size_of::<Service>() == 32);
 const _: () = assert!(core::mem::size_of::<Dest>() == 40);
 const _: () = assert!(core::mem::size_of::<FlowKey>() == 40);
-const _: () = assert!(core::mem::size_of::<Conn>() == 88);
+const _: () = assert!(core::mem::size_of::<Conn>() == 96);
 const _: () = assert!(core::mem::size_of::<NextHop>() == 24);
 const _: () = assert!(core::mem::size_of::<Stats>() == 40);
 const _: () = assert!(core::mem::size_of::<AclKey>() == 24);

@@ -25,6 +25,7 @@ mod sched_scan;
 mod seqadj;
 mod state;
 mod synproxy;
+mod tcpopt;
 mod toa;
 mod tunnel;
 
@@ -32,11 +33,11 @@ use aya_ebpf::{
     bindings::xdp_action, helpers::bpf_ktime_get_coarse_ns, macros::xdp, programs::XdpContext,
 };
 use ebpf_common::{
-    CONN_F_COUNTED, CONN_F_PERSIST, CONN_F_REPLY, CONN_F_SYNCED, CONN_F_SYNPROXY, Conn, FWD_DROUTE,
-    FWD_FULLNAT, FWD_LOCAL, FWD_MASQ, FWD_TUNNEL, FlowKey, IPPROTO_TCP, IPPROTO_UDP, PROTO_FWMARK,
-    S_CLOSE, S_NONE, S_TIME_WAIT, S_UDP, SVC_F_FWMARK_FIRST, SVC_F_ONEPACKET, SVC_F_PERSISTENT,
-    SVC_F_SCHED_SCAN, SVC_F_SYNPROXY, Service, ServiceKey, Stats, config, counter, nh_stamp,
-    reply_key_of,
+    CONN_F_COUNTED, CONN_F_PERSIST, CONN_F_REPLY, CONN_F_SEQADJ, CONN_F_SYNCED, CONN_F_SYNPROXY,
+    Conn, FWD_DROUTE, FWD_FULLNAT, FWD_LOCAL, FWD_MASQ, FWD_TUNNEL, FlowKey, IPPROTO_TCP,
+    IPPROTO_UDP, PROTO_FWMARK, S_CLOSE, S_NONE, S_TIME_WAIT, S_UDP, SVC_F_FWMARK_FIRST,
+    SVC_F_ONEPACKET, SVC_F_PERSISTENT, SVC_F_SCHED_SCAN, SVC_F_SYNPROXY, Service, ServiceKey,
+    Stats, config, counter, nh_stamp, reply_key_of,
 };
 
 use forward::{Flow, Hop, NhSlot};
@@ -77,15 +78,27 @@ pub fn xlvs(ctx: XdpContext) -> u32 {
             count(counter::PASS_TTL);
             return xdp_action::XDP_PASS;
         }
-        // SYNPROXY's own SYN for a client that started over replaces its pending attempt.
-        let restart = entry.flags & CONN_F_SYNPROXY != 0 && synproxy::armed_for(&flow);
+        // SYNPROXY's own SYN (a valid cookie ACK: the client did a fresh handshake with us)
+        // replaces whatever the flow had: a pending attempt or an older connection.
+        let restart =
+            entry.flags & (CONN_F_SYNPROXY | CONN_F_SEQADJ) != 0 && synproxy::armed_for(&flow);
         if entry.flags & CONN_F_SYNPROXY != 0 && !restart {
             // The real server's handshake is still ours to finish (synproxy.rs).
             unsafe { JUMP.tail_call(&ctx, JUMP_SYNPROXY) };
             return xdp_action::XDP_DROP;
         }
         if entry.flags & CONN_F_REPLY != 0 {
-            return reply_path(&ctx, pkt, entry, now);
+            return reply_path(&ctx, pkt, entry, now, false);
+        }
+        if entry.flags & CONN_F_SEQADJ != 0
+            && !restart
+            && (entry.state == S_TIME_WAIT || entry.state == S_CLOSE)
+            && pkt.tcp_flags & (TCP_SYN | TCP_ACK | TCP_RST | TCP_FIN) == TCP_ACK
+        {
+            // A closed proxied connection's flow: this ACK may complete a new cookie handshake
+            // from the same port (session reuse); synproxy.rs checks, else it is the old one's.
+            unsafe { JUMP.tail_call(&ctx, JUMP_SYNPROXY) };
+            return xdp_action::XDP_DROP;
         }
         if !restart && !expired(entry, &flow, now) && !reopens(entry, pkt) {
             if entry.flags & CONN_F_PERSIST != 0
@@ -99,7 +112,7 @@ pub fn xlvs(ctx: XdpContext) -> u32 {
                 unsafe { JUMP.tail_call(&ctx, JUMP_TOA) };
                 toa::skipped();
             }
-            return client_path(&ctx, pkt, entry, now);
+            return client_path(&ctx, pkt, entry, now, false);
         }
         // This connection is over: a new one replaces its entry (or the packet is dropped).
         conncount::closed(entry, pkt.proto);
@@ -317,9 +330,14 @@ fn new_connection(ctx: &XdpContext, pkt: &Packet, svc: &Service, flow: &FlowKey,
         nh_macs: [0; 12],
         toa_ack: 0,
         seq_delta: 0,
+        ts_delta: 0,
+        win_shift_out: 0,
+        win_shift_in: 0,
+        sp_opts: 0,
+        _pad2: 0,
     };
     if svc.flags & SVC_F_SYNPROXY != 0
-        && let Some((cookie, client_isn)) = synproxy::take_marker(flow)
+        && let Some((cookie, client_isn, tsecr)) = synproxy::take_marker(flow)
         && (dest.fwd == FWD_MASQ || fnat)
     {
         // The SYN synproxy.rs made from a valid cookie ACK: pending until the real answers.
@@ -327,6 +345,7 @@ fn new_connection(ctx: &XdpContext, pkt: &Packet, svc: &Service, flow: &FlowKey,
         entry.flags |= CONN_F_SYNPROXY;
         entry.seq_delta = cookie;
         entry.toa_ack = client_isn;
+        entry.ts_delta = tsecr;
     }
     if fnat {
         let Some(reply) = maps::scratch(&maps::SCRATCH_REPLY) else {
@@ -384,11 +403,13 @@ fn opened(svc_id: u32, dest_id: u32, pkt: &Packet) {
 }
 
 /// client -> real: track state, count, rewrite the destination, forward.
+/// `adjusted`: SYNPROXY's translation (seqadj.rs) is done; otherwise a SYNPROXY connection's
+/// segment goes to the `xlvs_synproxy` program for it (tail call), which comes back here.
 #[inline(always)]
-fn client_path(ctx: &XdpContext, pkt: &Packet, conn: &mut Conn, now: u64) -> u32 {
-    if conn.seq_delta != 0 && pkt.tcp_flags & TCP_ACK != 0 {
-        // SYNPROXY: the client acknowledges our cookie's sequence space, the real its own.
-        seqadj::shift(ctx, pkt, seqadj::ACK, 0u32.wrapping_sub(conn.seq_delta));
+fn client_path(ctx: &XdpContext, pkt: &Packet, conn: &mut Conn, now: u64, adjusted: bool) -> u32 {
+    if conn.flags & CONN_F_SEQADJ != 0 && !adjusted {
+        seqadj::call(ctx);
+        return xdp_action::XDP_DROP;
     }
     track(conn, pkt, dir_in(conn.fwd));
     conn.last_seen = now;
@@ -453,11 +474,12 @@ fn to_real(ctx: &XdpContext, pkt: &Packet, conn: &Conn, now: u64) -> u32 {
 /// real -> client: count, put the VIP back as source, forward. TCP flags that can change the
 /// connection's state (SYN, FIN, RST) are applied to the CLIENT entry, which holds it.
 #[inline(always)]
-fn reply_path(ctx: &XdpContext, pkt: &Packet, entry: &mut Conn, now: u64) -> u32 {
-    entry.last_seen = now;
-    if entry.seq_delta != 0 {
-        seqadj::shift(ctx, pkt, seqadj::SEQ, entry.seq_delta);
+fn reply_path(ctx: &XdpContext, pkt: &Packet, entry: &mut Conn, now: u64, adjusted: bool) -> u32 {
+    if entry.flags & CONN_F_SEQADJ != 0 && !adjusted {
+        seqadj::call(ctx);
+        return xdp_action::XDP_DROP;
     }
+    entry.last_seen = now;
     if pkt.proto == IPPROTO_TCP && pkt.tcp_flags & (TCP_SYN | TCP_FIN | TCP_RST) != 0 {
         let client_key = client_key_of(entry, pkt);
         if let Some(client) = CONNS.get_ptr_mut(&client_key) {
@@ -633,12 +655,12 @@ pub fn xlvs_toa(ctx: XdpContext) -> u32 {
     let entry = unsafe { &mut *entry };
     if !toa::insert(&ctx, &pkt) {
         toa::skipped();
-        return client_path(&ctx, &pkt, entry, now);
+        return client_path(&ctx, &pkt, entry, now, false);
     }
     count(counter::TOA_ADDED);
     // Lengths and the packet's extent changed: read it again.
     match parse::parse(&ctx) {
-        Ok(grown) => client_path(&ctx, &grown, entry, now),
+        Ok(grown) => client_path(&ctx, &grown, entry, now, false),
         Err(_) => xdp_action::XDP_DROP,
     }
 }
@@ -673,6 +695,13 @@ pub fn xlvs_sched(ctx: XdpContext) -> u32 {
 #[xdp]
 pub fn xlvs_synproxy(ctx: XdpContext) -> u32 {
     synproxy::handle(&ctx, unsafe { bpf_ktime_get_coarse_ns() })
+}
+
+/// SYNPROXY's per-segment translation (see seqadj.rs), reached by tail call from `xlvs` (and
+/// `xlvs_toa`) with a segment of an established proxied connection.
+#[xdp]
+pub fn xlvs_seqadj(ctx: XdpContext) -> u32 {
+    seqadj::handle(&ctx, unsafe { bpf_ktime_get_coarse_ns() })
 }
 
 /// The trivial program: the floor that benchmarks measure against (and a way to give a veth

@@ -188,6 +188,11 @@ pub const JUMP_MAIN: u32 = ebpf_common::JUMP_MAIN;
 pub const JUMP_SCHED: u32 = ebpf_common::JUMP_SCHED;
 pub const JUMP_NEW: u32 = ebpf_common::JUMP_NEW;
 pub const JUMP_ICMP6: u32 = ebpf_common::JUMP_ICMP6;
+pub const JUMP_SEQADJ: u32 = ebpf_common::JUMP_SEQADJ;
+
+/// SYNPROXY: the TCP options of the segment being handled (see tcpopt.rs).
+#[map]
+pub static SCRATCH_OPTS: PerCpuArray<crate::tcpopt::Opts> = PerCpuArray::with_max_entries(1, 0);
 
 /// SYNPROXY: the SYN made from a valid cookie ACK, handed to the main program (see synproxy.rs).
 #[map]

@@ -1,29 +1,111 @@
-//! SYNPROXY's sequence translation once a connection is set up: the real server's sequence
-//! numbers are `seq_delta` away from the cookie the client knows (see synproxy.rs).
+//! SYNPROXY's per-segment translation once the real server has answered (`CONN_F_SEQADJ`):
+//! the client negotiated with our cookie SYN-ACK, the real server with our SYN, so
+//! * sequence numbers: the real's are `seq_delta` away from the cookie the client knows
+//!   (added towards the client; taken off the client's acknowledgements and SACK blocks);
+//! * timestamps: the real's TSval moves into our clock (`+ ts_delta`) towards the client, the
+//!   client's TSecr moves back (`- ts_delta`); the client's TSval and the real's TSecr (the
+//!   client's clock) pass unchanged;
+//! * windows: rescaled when the real's window scale differs from the one the client was
+//!   promised (`win_shift_out`/`win_shift_in`, see synproxy.rs).
+//!
+//! SACK blocks from the real refer to the client's sequence space, which is never shifted.
+//! Runs in its own program (`xlvs_seqadj`, tail call): the main program's stack has no room.
 
-use aya_ebpf::programs::XdpContext;
+use aya_ebpf::{bindings::xdp_action, programs::XdpContext};
+use ebpf_common::{CONN_F_REPLY, Conn, SP_SACK, SP_TS, counter};
 
-use crate::csum;
-use crate::parse::{Packet, ptr_at};
+use crate::maps::{CONNS, JUMP, JUMP_SEQADJ, count};
+use crate::parse::{self, Packet, TCP_ACK, TCP_SYN};
+use crate::tcpopt::{self, Opts};
+
+/// The main program's side: hands the segment over (returns only if the tail call failed).
+#[inline(always)]
+pub fn call(ctx: &XdpContext) {
+    unsafe { JUMP.tail_call(ctx, JUMP_SEQADJ) };
+}
+
+/// Entry of `xlvs_seqadj`: translation, then the segment's usual path.
+#[inline(always)]
+pub fn handle(ctx: &XdpContext, now: u64) -> u32 {
+    let Ok(pkt) = parse::parse(ctx) else {
+        return xdp_action::XDP_PASS;
+    };
+    let Some(entry) = CONNS.get_ptr_mut(&crate::flow_of(&pkt)) else {
+        return xdp_action::XDP_DROP;
+    };
+    let entry = unsafe { &mut *entry };
+    // One walk of the options for both directions (each copy costs the verifier much).
+    let o = if entry.sp_opts & (SP_TS | SP_SACK) != 0 {
+        tcpopt::find(ctx, &pkt)
+    } else {
+        Some(tcpopt::NONE)
+    };
+    let Some(o) = o else {
+        count(counter::SYNPROXY_BAD_OPTIONS);
+        return xdp_action::XDP_DROP;
+    };
+    if entry.flags & CONN_F_REPLY != 0 {
+        if !real_to_client(ctx, &pkt, &o, entry) {
+            count(counter::SYNPROXY_BAD_OPTIONS);
+            return xdp_action::XDP_DROP;
+        }
+        return crate::reply_path(ctx, &pkt, entry, now, true);
+    }
+    if !client_to_real(ctx, &pkt, &o, entry) {
+        count(counter::SYNPROXY_BAD_OPTIONS);
+        return xdp_action::XDP_DROP;
+    }
+    crate::client_path(ctx, &pkt, entry, now, true)
+}
 
 /// Offset of the sequence number in the TCP header.
 pub const SEQ: usize = 4;
 /// Offset of the acknowledgement number.
 pub const ACK: usize = 8;
 
-/// Adds `delta` to the 32-bit number at `field` of the TCP header, fixing the checksum.
+/// A client -> real segment; false when its options are malformed (drop it).
 #[inline(always)]
-pub fn shift(ctx: &XdpContext, pkt: &Packet, field: usize, delta: u32) {
-    let (Some(p), Some(check)) = (
-        ptr_at::<u32>(ctx, pkt.l4_off + field),
-        ptr_at::<u16>(ctx, pkt.l4_off + 16),
-    ) else {
-        return;
-    };
-    unsafe {
-        let old = p.read_unaligned();
-        let new = u32::from_be(old).wrapping_add(delta).to_be();
-        p.write_unaligned(new);
-        check.write_unaligned(csum::replace4(check.read_unaligned(), old, new));
+pub fn client_to_real(ctx: &XdpContext, pkt: &Packet, o: &Opts, conn: &Conn) -> bool {
+    let ack = pkt.tcp_flags & TCP_ACK != 0;
+    let minus = 0u32.wrapping_sub(conn.seq_delta);
+    if ack && !tcpopt::add32(ctx, pkt, ACK, minus) {
+        return false;
     }
+    {
+        if ack && o.ts != 0 && conn.sp_opts & SP_TS != 0 {
+            // TSecr echoes a TSval of ours: back to the real's clock.
+            tcpopt::add32(ctx, pkt, o.ts + 4, 0u32.wrapping_sub(conn.ts_delta));
+        }
+        if o.sack != 0 {
+            // Each block's edges acknowledge the real's data in the cookie's space.
+            let mut e = 0;
+            while e < 8 {
+                if e < o.sack_blocks * 2 {
+                    tcpopt::add32(ctx, pkt, o.sack + 4 * e, minus);
+                }
+                e += 1;
+            }
+        }
+    }
+    if pkt.tcp_flags & TCP_SYN == 0 {
+        tcpopt::rescale_window(ctx, pkt, conn.win_shift_in);
+    }
+    true
+}
+
+/// A real -> client segment; false when its options are malformed (drop it).
+#[inline(always)]
+pub fn real_to_client(ctx: &XdpContext, pkt: &Packet, o: &Opts, conn: &Conn) -> bool {
+    if !tcpopt::add32(ctx, pkt, SEQ, conn.seq_delta) {
+        return false;
+    }
+    if conn.sp_opts & SP_TS != 0 {
+        if o.ts != 0 {
+            tcpopt::add32(ctx, pkt, o.ts, conn.ts_delta);
+        }
+    }
+    if pkt.tcp_flags & TCP_SYN == 0 {
+        tcpopt::rescale_window(ctx, pkt, conn.win_shift_out);
+    }
+    true
 }

@@ -3,20 +3,37 @@
 //!
 //! 1. A SYN is answered here with a SYN-ACK whose ISN is a SYN cookie
 //!    (`bpf_tcp_raw_gen_syncookie_ipv4`), sent back with XDP_TX. Nothing is stored.
-//! 2. The client's ACK is checked (`bpf_tcp_raw_check_syncookie_ipv4`). A valid one is turned
+//! 2. The client's ACK is checked (`bpf_tcp_raw_check_syncookie_ipv4`). In defer mode
+//!    (`config::SYNPROXY_DEFER`, alibaba's `synproxy_defer`) one without data is dropped after
+//!    the check (nothing stored) and the client's first data segment, whose cookie checks the
+//!    same way, takes its place; its data is dropped and sent again by the client. A valid one is turned
 //!    into a SYN to the real server (the client's own ISN, so the client's sequence space needs
 //!    no translation) and handed to the main program (tail call), which schedules and opens the
 //!    connection as for any SYN; the entries are marked pending (`CONN_F_SYNPROXY`).
 //! 3. The real server's SYN-ACK is answered here with the ACK that completes its handshake
 //!    (with TOA for FULLNAT), and the difference between our cookie and its ISN is recorded
-//!    (`Conn::seq_delta`): from then on the main program adds it to the real's sequence numbers
-//!    and takes it off the client's acknowledgements. A RST instead is translated to the client.
-//!    Client segments meanwhile make us send the SYN again (it may have been lost).
+//!    (`Conn::seq_delta`, with `ts_delta` and the window shifts): from then on `xlvs_seqadj`
+//!    (seqadj.rs) translates every segment both ways. A RST instead is translated to the client;
+//!    a bare ACK (a TIME_WAIT of an earlier connection on the real) is answered with a RST that
+//!    ends it. Client segments meanwhile make us send the SYN again (it may have been lost).
+//! 4. Session reuse: an ACK on the flow of a closed proxied connection is checked as a cookie
+//!    ACK (the client connected again from the same port); without a valid cookie it is the old
+//!    connection's and is translated as such.
 //!
-//! What the cookie cannot carry is not negotiated: the SYN-ACK offers only an MSS, so the
-//! connection runs without window scaling, SACK and timestamps (hence no SACK blocks to
-//! translate), and the real server is offered `SYNPROXY_MSS`. Data in the cookie ACK is dropped
-//! (the client sends it again). IPv6 SYNPROXY services are proxied like normal services.
+//! Options (as the kernel's own cookies do, `cookie_init_timestamp`): when the client's SYN
+//! carries timestamps, our SYN-ACK offers MSS, SACK-permitted, window scale
+//! `SYNPROXY_WSCALE` (7) and timestamps, and its TSval carries the client's window scale, SACK
+//! bit and MSS index in its low 8 bits (`ebpf_common::synproxy_ts`); the client echoes it in
+//! the TSecr of its ACK, so the SYN to the real server offers the client's own options (and its
+//! TSval). The real's SYN-ACK gives its TSval (`ts_delta` = our TSval - its TSval) and window
+//! scale: when that differs from 7, its windows are rescaled on the way to the client
+//! (`win_shift_out` = its scale - 7: shifted left, saturating, or right, rounding down); a real
+//! that refuses window scaling gets the client's windows scaled up (`win_shift_in`). seqadj.rs
+//! then translates every segment (sequence numbers, TSval/TSecr, SACK blocks, windows).
+//! A client without timestamps gets an MSS only (no window scaling, SACK or timestamps: the
+//! cookie has no room for them) and the real server is offered `SYNPROXY_MSS`. ECN is not
+//! negotiated. Data in the cookie ACK is dropped (the client sends it again).
+//! IPv6 SYNPROXY services are proxied like normal services.
 //! Only NAT and FULLNAT reals can be proxied (the real's SYN-ACK must come back through us);
 //! with DR/TUN reals the connection is opened unproxied and the client will refuse the real's
 //! own SYN-ACK, as with alibaba LVS, whose SYNPROXY needs NAT/FULLNAT too.
@@ -29,14 +46,17 @@ use aya_ebpf::{
     programs::XdpContext,
 };
 use ebpf_common::{
-    CONN_F_REPLY, CONN_F_SYNPROXY, Conn, FWD_FULLNAT, FlowKey, S_ESTABLISHED, SYNPROXY_MSS, config,
-    counter,
+    CONN_F_REPLY, CONN_F_SEQADJ, CONN_F_SYNPROXY, Conn, FWD_FULLNAT, FlowKey, S_ESTABLISHED,
+    SP_SACK, SP_TS, SP_WSCALE, SYNPROXY_MSS, SYNPROXY_MSS_TABLE, SYNPROXY_WSCALE, config, counter,
+    synproxy_ts,
 };
 
 use crate::maps::{CONFIG, CONNS, JUMP, JUMP_MAIN, SYNPROXY_OPEN, TX_PORTS, count, scratch};
 use crate::parse::{self, Packet, TCP_ACK, TCP_RST, TCP_SYN, ptr_at};
+use crate::seqadj;
+use crate::tcpopt::{self, Opts};
 
-/// Window we announce in the packets we make (no window scaling is negotiated).
+/// Window we announce in the packets we make (SYN windows are never scaled).
 const WINDOW: u16 = 64240;
 
 /// The SYN the ACK of a valid cookie became, on its way into the main program.
@@ -48,7 +68,9 @@ pub struct OpenMarker {
     pub cookie: u32,
     pub client_isn: u32,
     pub armed: u32,
-    pub _pad: u32,
+    /// The TSecr of the cookie ACK: our SYN-ACK's TSval (the client's options); 0 = none.
+    pub tsecr: u32,
+    pub _pad: [u32; 2],
 }
 
 /// Whether SYNPROXY can handle this packet's layout.
@@ -60,13 +82,13 @@ pub fn applies(pkt: &Packet) -> bool {
 /// The main program's side: is this SYN the one we made from a valid cookie ACK? Then it
 /// opens the connection (returns (cookie, client ISN)) instead of being answered with a cookie.
 #[inline(always)]
-pub fn take_marker(flow: &FlowKey) -> Option<(u32, u32)> {
+pub fn take_marker(flow: &FlowKey) -> Option<(u32, u32, u32)> {
     let m = scratch(&SYNPROXY_OPEN)?;
     if m.armed == 0 || m.flow != *flow {
         return None;
     }
     m.armed = 0;
-    Some((m.cookie, m.client_isn))
+    Some((m.cookie, m.client_isn, m.tsecr))
 }
 
 /// Whether the marker is armed for `flow` (without consuming it).
@@ -84,26 +106,35 @@ pub fn handle(ctx: &XdpContext, now: u64) -> u32 {
     let Ok(pkt) = parse::parse(ctx) else {
         return xdp_action::XDP_PASS;
     };
+    let flow = crate::flow_of(&pkt);
     if !applies(&pkt) {
         return xdp_action::XDP_DROP;
     }
-    let flow = crate::flow_of(&pkt);
+    // Options are looked at once here (a bounded walk costs the verifier much per copy).
+    let Some(o) = tcpopt::find(ctx, &pkt) else {
+        count(counter::SYNPROXY_BAD_OPTIONS);
+        return xdp_action::XDP_DROP;
+    };
     let flags = pkt.tcp_flags & (TCP_SYN | TCP_ACK | TCP_RST);
+    let mut reuse = false;
     if let Some(entry) = CONNS.get_ptr_mut(&flow) {
         let entry = unsafe { &mut *entry };
+        // A closed (or expired) proxied connection on this flow: an ACK without a valid cookie
+        // is still the old connection's (e.g. its last ACK sent again).
+        reuse = entry.flags & (CONN_F_SEQADJ | CONN_F_REPLY) == CONN_F_SEQADJ;
         if entry.flags & CONN_F_REPLY != 0 && entry.flags & CONN_F_SYNPROXY != 0 {
-            return from_real(ctx, &pkt, entry, now);
+            return from_real(ctx, &pkt, &o, entry, now);
         }
         // A bare SYN is a client starting over (its half-done attempt is forgotten): cookie.
         if entry.flags & CONN_F_SYNPROXY != 0 && flags != TCP_SYN {
-            return resend_syn(ctx, &pkt, entry, now);
+            return resend_syn(ctx, &pkt, &o, entry, now);
         }
     }
     if flags == TCP_SYN {
-        return cookie_synack(ctx, &pkt);
+        return cookie_synack(ctx, &pkt, &o, now);
     }
     if flags == TCP_ACK {
-        return cookie_ack(ctx, &pkt, &flow);
+        return cookie_ack(ctx, &pkt, &o, &flow, reuse);
     }
     count(counter::DROP_NO_SESSION);
     xdp_action::XDP_DROP
@@ -111,7 +142,7 @@ pub fn handle(ctx: &XdpContext, now: u64) -> u32 {
 
 /// 1. SYN -> cookie SYN-ACK, back where it came from.
 #[inline(always)]
-fn cookie_synack(ctx: &XdpContext, pkt: &Packet) -> u32 {
+fn cookie_synack(ctx: &XdpContext, pkt: &Packet, o: &Opts, now: u64) -> u32 {
     // The helper reads the TCP header with its options; the verifier only accepts a length it
     // can prove inside the packet, so each possible header length gets its own constant.
     let v = match pkt.tcp_hdr_len {
@@ -132,6 +163,13 @@ fn cookie_synack(ctx: &XdpContext, pkt: &Packet) -> u32 {
         return xdp_action::XDP_DROP;
     }
     let cookie = v as u32;
+    // The MSS the cookie encodes (an entry of the kernel's table, at most the client's).
+    let cookie_mss = (v >> 32) as u16;
+    let client_tsval = if o.ts != 0 {
+        tcpopt::get32(ctx, pkt, o.ts)
+    } else {
+        None
+    };
     let client_seq = read_u32(ctx, pkt.l4_off + 4);
     let mss = if toa_on() {
         SYNPROXY_MSS - 8
@@ -145,8 +183,45 @@ fn cookie_synack(ctx: &XdpContext, pkt: &Packet) -> u32 {
         seq: cookie,
         ack: client_seq.wrapping_add(1),
         flags: TCP_SYN | TCP_ACK,
+        window: WINDOW,
     };
-    if !build::<24>(ctx, pkt, &hdr, &[2, 4, m[0], m[1], 0, 0, 0, 0], true) {
+    let mut opts = [0u8; 20];
+    opts[..4].copy_from_slice(&[2, 4, m[0], m[1]]);
+    let done = if let Some(their_ts) = client_tsval {
+        // The client's options ride in the low bits of our TSval (it echoes them back).
+        let mut idx = 0u32;
+        let mut i = 1;
+        while i < 4 {
+            if cookie_mss >= SYNPROXY_MSS_TABLE[i] {
+                idx = i as u32;
+            }
+            i += 1;
+        }
+        let mut bits = (o.wscale as u32 & synproxy_ts::WSCALE_MASK)
+            | (idx << synproxy_ts::MSS_SHIFT)
+            | (1 << 5);
+        if o.sack_ok {
+            bits |= synproxy_ts::SACK;
+        }
+        let ours = (((now >> 20) as u32) & !((1 << synproxy_ts::BITS) - 1)) | bits;
+        let (a, b) = if o.sack_ok { (4, 2) } else { (1, 1) };
+        opts[4] = a;
+        opts[5] = b;
+        opts[6] = 8;
+        opts[7] = 10;
+        opts[8..12].copy_from_slice(&ours.to_be_bytes());
+        opts[12..16].copy_from_slice(&their_ts.to_be_bytes());
+        opts[16..20].copy_from_slice(&if o.wscale != 0xf {
+            [1, 3, 3, SYNPROXY_WSCALE]
+        } else {
+            [1, 1, 1, 1]
+        });
+        count(counter::SYNPROXY_OPTIONS);
+        build::<40>(ctx, pkt, &hdr, &opts, true)
+    } else {
+        build::<24>(ctx, pkt, &hdr, &opts, true)
+    };
+    if !done {
         return xdp_action::XDP_DROP;
     }
     count(counter::SYNPROXY_COOKIE_SENT);
@@ -167,7 +242,7 @@ fn gen_cookie<const N: usize>(ctx: &XdpContext, pkt: &Packet) -> i64 {
 
 /// 2. The client's ACK: a valid cookie opens the connection with a SYN to the real server.
 #[inline(always)]
-fn cookie_ack(ctx: &XdpContext, pkt: &Packet, flow: &FlowKey) -> u32 {
+fn cookie_ack(ctx: &XdpContext, pkt: &Packet, o: &Opts, flow: &FlowKey, reuse: bool) -> u32 {
     let (Some(iph), Some(th)) = (
         ptr_at::<[u8; 20]>(ctx, pkt.l3_off),
         ptr_at::<[u8; 20]>(ctx, pkt.l4_off),
@@ -175,12 +250,27 @@ fn cookie_ack(ctx: &XdpContext, pkt: &Packet, flow: &FlowKey) -> u32 {
         return xdp_action::XDP_DROP;
     };
     if unsafe { bpf_tcp_raw_check_syncookie_ipv4(iph as *mut iphdr, th as *mut tcphdr) } != 0 {
+        if reuse {
+            seqadj::call(ctx);
+        }
         count(counter::SYNPROXY_BAD_COOKIE);
+        return xdp_action::XDP_DROP;
+    }
+    if CONFIG.get(config::SYNPROXY_DEFER).copied().unwrap_or(0) != 0
+        && pkt.tot_len as usize <= 20 + pkt.tcp_hdr_len as usize
+    {
+        // Defer mode: a handshake alone opens nothing; the client's first data will.
+        count(counter::SYNPROXY_DEFERRED);
         return xdp_action::XDP_DROP;
     }
     let cookie = read_u32(ctx, pkt.l4_off + 8).wrapping_sub(1);
     let client_isn = read_u32(ctx, pkt.l4_off + 4).wrapping_sub(1);
-    if !to_syn(ctx, pkt, client_isn) {
+    let (mut tsecr, mut tsval) = (0, 0);
+    if o.ts != 0 {
+        tsval = tcpopt::get32(ctx, pkt, o.ts).unwrap_or(0);
+        tsecr = tcpopt::get32(ctx, pkt, o.ts + 4).unwrap_or(0);
+    }
+    if !to_syn(ctx, pkt, client_isn, tsecr, tsval) {
         return xdp_action::XDP_DROP;
     }
     let Some(m) = scratch(&SYNPROXY_OPEN) else {
@@ -191,7 +281,8 @@ fn cookie_ack(ctx: &XdpContext, pkt: &Packet, flow: &FlowKey) -> u32 {
         cookie,
         client_isn,
         armed: 1,
-        _pad: 0,
+        tsecr,
+        _pad: [0; 2],
     };
     count(counter::SYNPROXY_OPENED);
     unsafe { JUMP.tail_call(ctx, JUMP_MAIN) };
@@ -201,8 +292,17 @@ fn cookie_ack(ctx: &XdpContext, pkt: &Packet, flow: &FlowKey) -> u32 {
 
 /// A client segment while the real server has not answered: the SYN again (it may be lost).
 #[inline(always)]
-fn resend_syn(ctx: &XdpContext, pkt: &Packet, client: &mut Conn, now: u64) -> u32 {
-    if pkt.tcp_flags & (TCP_RST | TCP_SYN) != 0 || !to_syn(ctx, pkt, client.toa_ack) {
+fn resend_syn(ctx: &XdpContext, pkt: &Packet, o: &Opts, client: &mut Conn, now: u64) -> u32 {
+    if pkt.tcp_flags & (TCP_RST | TCP_SYN) != 0 {
+        return xdp_action::XDP_DROP;
+    }
+    // The client's current TSval (the encoded options are the pending entry's `ts_delta`).
+    let tsval = if o.ts != 0 {
+        tcpopt::get32(ctx, pkt, o.ts).unwrap_or(0)
+    } else {
+        0
+    };
+    if !to_syn(ctx, pkt, client.toa_ack, client.ts_delta, tsval) {
         return xdp_action::XDP_DROP;
     }
     let Ok(syn) = parse::parse(ctx) else {
@@ -215,7 +315,7 @@ fn resend_syn(ctx: &XdpContext, pkt: &Packet, client: &mut Conn, now: u64) -> u3
 /// 3. From the real server while its handshake is pending: its SYN-ACK is answered with the ACK
 /// that completes it; a RST goes on to the client in the client's sequence space.
 #[inline(always)]
-fn from_real(ctx: &XdpContext, pkt: &Packet, reply: &mut Conn, now: u64) -> u32 {
+fn from_real(ctx: &XdpContext, pkt: &Packet, o: &Opts, reply: &mut Conn, now: u64) -> u32 {
     let client_key = crate::client_key_of(reply, pkt);
     let Some(client) = CONNS.get_ptr_mut(&client_key) else {
         return xdp_action::XDP_DROP;
@@ -230,52 +330,144 @@ fn from_real(ctx: &XdpContext, pkt: &Packet, reply: &mut Conn, now: u64) -> u32 
     if pkt.tcp_flags & TCP_RST != 0 {
         // Shifted so that the RST carries the sequence number the client expects next.
         let delta = cookie.wrapping_add(1).wrapping_sub(real_seq);
-        settle(reply, client, delta);
-        return crate::reply_path(ctx, pkt, reply, now);
-    }
-    if pkt.tcp_flags & (TCP_SYN | TCP_ACK) != TCP_SYN | TCP_ACK {
+        settle(reply, client, delta, &Negotiated::NONE);
+        // Translated and sent on by the translation program, like every later segment.
+        seqadj::call(ctx);
         return xdp_action::XDP_DROP;
     }
-    settle(reply, client, cookie.wrapping_sub(real_seq));
-    let old = client.state;
-    client.state = S_ESTABLISHED;
-    client.timeout = crate::state::timeout_of(S_ESTABLISHED);
-    crate::conncount::moved(client, pkt.proto, old);
-    client.last_seen = now;
-    reply.last_seen = now;
-    let fullnat = reply.fwd == FWD_FULLNAT;
-    // The client's first data acknowledges our cookie + 1: that is where TOA goes.
-    client.toa_ack = if fullnat && toa_on() {
-        cookie.wrapping_add(1).to_be()
-    } else {
-        0
-    };
-    let hdr = Tcp {
+    // A bare ACK to our SYN: the real still holds a TIME_WAIT of an earlier connection on these
+    // addresses and ports (its PAWS check refused our SYN; the client, which would answer with
+    // a RST, never sees it). Our RST at the ACK's acknowledgement number ends that TIME_WAIT;
+    // the client's next segment makes us send the SYN again. (Same packet-making code as the
+    // ACK below: this program's stack is full.)
+    let tw = pkt.tcp_flags & (TCP_SYN | TCP_ACK) == TCP_ACK;
+    if !tw && pkt.tcp_flags & (TCP_SYN | TCP_ACK) != TCP_SYN | TCP_ACK {
+        return xdp_action::XDP_DROP;
+    }
+    let mut hdr = Tcp {
         sport: pkt.dport,
         dport: pkt.sport,
         seq: read_u32(ctx, pkt.l4_off + 8),
-        ack: real_seq.wrapping_add(1),
-        flags: TCP_ACK,
+        ack: 0,
+        flags: TCP_RST,
+        window: 0,
     };
-    let done = if client.toa_ack != 0 {
-        // TOA in the ACK that completes the real's handshake (its TOA module reads it there).
-        let p = reply.via_port.to_ne_bytes();
-        let a = reply.via_addr[0].to_ne_bytes();
-        build::<28>(
-            ctx,
-            pkt,
-            &hdr,
-            &[254, 8, p[0], p[1], a[0], a[1], a[2], a[3]],
-            true,
-        )
-    } else {
-        build::<20>(ctx, pkt, &hdr, &[0; 8], true)
+    let mut opts = [0u8; 20];
+    let mut len = 0;
+    if !tw {
+        let (mut real_tsval, mut real_tsecr) = (0, 0);
+        if o.ts != 0 {
+            real_tsval = tcpopt::get32(ctx, pkt, o.ts).unwrap_or(0);
+            real_tsecr = tcpopt::get32(ctx, pkt, o.ts + 4).unwrap_or(0);
+        }
+        let n = negotiate(client.ts_delta, o.ts != 0, real_tsval, o.wscale);
+        settle(reply, client, cookie.wrapping_sub(real_seq), &n);
+        let old = client.state;
+        client.state = S_ESTABLISHED;
+        client.timeout = crate::state::timeout_of(S_ESTABLISHED);
+        crate::conncount::moved(client, pkt.proto, old);
+        client.last_seen = now;
+        reply.last_seen = now;
+        let fullnat = reply.fwd == FWD_FULLNAT;
+        // The client's first data acknowledges our cookie + 1: that is where TOA goes.
+        client.toa_ack = if fullnat && toa_on() {
+            cookie.wrapping_add(1).to_be()
+        } else {
+            0
+        };
+        hdr.ack = real_seq.wrapping_add(1);
+        hdr.flags = TCP_ACK;
+        // In the real's units: the client's scale when both sides scale.
+        hdr.window = WINDOW >> n.ack_window_shift;
+        if client.toa_ack != 0 {
+            // TOA in the ACK that completes the real's handshake (its TOA module reads it there).
+            let p = reply.via_port.to_ne_bytes();
+            let a = reply.via_addr[0].to_ne_bytes();
+            opts[..8].copy_from_slice(&[254, 8, p[0], p[1], a[0], a[1], a[2], a[3]]);
+            len = 8;
+        }
+        if o.ts != 0 {
+            // TSval: the client's, which the real just echoed; TSecr: the real's.
+            let mut ts = [0u8; 12];
+            ts[..4].copy_from_slice(&[1, 1, 8, 10]);
+            ts[4..8].copy_from_slice(&real_tsecr.to_be_bytes());
+            ts[8..12].copy_from_slice(&real_tsval.to_be_bytes());
+            if len == 8 {
+                opts[8..20].copy_from_slice(&ts);
+            } else {
+                opts[..12].copy_from_slice(&ts);
+            }
+            len += 12;
+        }
+    }
+    let done = match len {
+        20 => build::<40>(ctx, pkt, &hdr, &opts, true),
+        12 => build::<32>(ctx, pkt, &hdr, &opts, true),
+        8 => build::<28>(ctx, pkt, &hdr, &opts, true),
+        _ => build::<20>(ctx, pkt, &hdr, &opts, true),
     };
     if !done {
         return xdp_action::XDP_DROP;
     }
+    if tw {
+        count(counter::SYNPROXY_REAL_TW_RESET);
+        return back_out(ctx);
+    }
     count(counter::SYNPROXY_ESTABLISHED);
     back_out(ctx)
+}
+
+/// What the two handshakes agreed, as the translation needs it.
+struct Negotiated {
+    ts_delta: u32,
+    sp_opts: u8,
+    win_shift_out: i8,
+    win_shift_in: i8,
+    /// The scale the real applies to our (the client's) windows.
+    ack_window_shift: u32,
+}
+
+impl Negotiated {
+    const NONE: Negotiated = Negotiated {
+        ts_delta: 0,
+        sp_opts: 0,
+        win_shift_out: 0,
+        win_shift_in: 0,
+        ack_window_shift: 0,
+    };
+}
+
+/// From our SYN-ACK's TSval (`ours`: the client's options; 0 = the client sent no timestamps)
+/// and the real's SYN-ACK (timestamps, its TSval, its window scale, 0xf = none).
+/// Window rule: the client was promised scale 7, so a real announcing scale r has its window
+/// fields shifted by r - 7 towards the client (left saturating, or right rounding down); a real
+/// refusing window scaling (r = 0 for its own windows) reads the client's windows unscaled, so
+/// those are shifted left by the client's scale.
+#[inline(always)]
+fn negotiate(ours: u32, real_ts: bool, real_tsval: u32, real_ws: u8) -> Negotiated {
+    let mut n = Negotiated::NONE;
+    if ours == 0 {
+        return n;
+    }
+    if real_ts {
+        n.sp_opts |= SP_TS;
+        n.ts_delta = ours.wrapping_sub(real_tsval);
+    }
+    if ours & synproxy_ts::SACK != 0 {
+        n.sp_opts |= SP_SACK;
+    }
+    let client_ws = (ours & synproxy_ts::WSCALE_MASK) as u8;
+    if client_ws != 0xf {
+        n.sp_opts |= SP_WSCALE;
+        if real_ws != 0xf {
+            n.win_shift_out = real_ws as i8 - SYNPROXY_WSCALE as i8;
+            n.ack_window_shift = client_ws as u32 & 15;
+        } else {
+            n.win_shift_out = -(SYNPROXY_WSCALE as i8);
+            n.win_shift_in = client_ws as i8;
+        }
+    }
+    n
 }
 
 /// Sends the packet we made back out of the interface it came in on: through the devmap when
@@ -294,28 +486,58 @@ fn back_out(ctx: &XdpContext) -> u32 {
     xdp_action::XDP_TX
 }
 
-/// The handshake with the real server is over: both entries get the sequence delta.
+/// The handshake with the real server is over: both entries get the translation.
 #[inline(always)]
-fn settle(reply: &mut Conn, client: &mut Conn, delta: u32) {
-    reply.seq_delta = delta;
-    client.seq_delta = delta;
-    reply.flags &= !CONN_F_SYNPROXY;
-    client.flags &= !CONN_F_SYNPROXY;
+fn settle(reply: &mut Conn, client: &mut Conn, delta: u32, n: &Negotiated) {
+    for c in [reply, client] {
+        c.seq_delta = delta;
+        c.ts_delta = n.ts_delta;
+        c.sp_opts = n.sp_opts;
+        c.win_shift_out = n.win_shift_out;
+        c.win_shift_in = n.win_shift_in;
+        c.flags = (c.flags & !CONN_F_SYNPROXY) | CONN_F_SEQADJ;
+    }
 }
 
 /// Turns a client segment into the SYN that opens the real server's side (same addresses and
-/// ports, the client's ISN, an MSS option).
+/// ports, the client's ISN). `ours`: our SYN-ACK's TSval echoed by the client (its options;
+/// 0 = no timestamps: an MSS only), `tsval`: the client's TSval.
 #[inline(always)]
-fn to_syn(ctx: &XdpContext, pkt: &Packet, client_isn: u32) -> bool {
-    let m = SYNPROXY_MSS.to_be_bytes();
+fn to_syn(ctx: &XdpContext, pkt: &Packet, client_isn: u32, ours: u32, tsval: u32) -> bool {
     let hdr = Tcp {
         sport: pkt.sport,
         dport: pkt.dport,
         seq: client_isn,
         ack: 0,
         flags: TCP_SYN,
+        window: WINDOW,
     };
-    build::<24>(ctx, pkt, &hdr, &[2, 4, m[0], m[1], 0, 0, 0, 0], false)
+    let mut opts = [0u8; 20];
+    if ours == 0 {
+        let m = SYNPROXY_MSS.to_be_bytes();
+        opts[..4].copy_from_slice(&[2, 4, m[0], m[1]]);
+        return build::<24>(ctx, pkt, &hdr, &opts, false);
+    }
+    let idx = (ours >> synproxy_ts::MSS_SHIFT) as usize & 3;
+    let m = SYNPROXY_MSS_TABLE[idx].to_be_bytes();
+    let ws = (ours & synproxy_ts::WSCALE_MASK) as u8;
+    opts[..4].copy_from_slice(&[2, 4, m[0], m[1]]);
+    if ours & synproxy_ts::SACK != 0 {
+        opts[4] = 4;
+        opts[5] = 2;
+    } else {
+        opts[4] = 1;
+        opts[5] = 1;
+    }
+    opts[6] = 8;
+    opts[7] = 10;
+    opts[8..12].copy_from_slice(&tsval.to_be_bytes());
+    opts[16..20].copy_from_slice(&if ws != 0xf {
+        [1, 3, 3, ws]
+    } else {
+        [1, 1, 1, 1]
+    });
+    build::<40>(ctx, pkt, &hdr, &opts, false)
 }
 
 fn toa_on() -> bool {
@@ -329,6 +551,7 @@ struct Tcp {
     seq: u32,
     ack: u32,
     flags: u8,
+    window: u16,
 }
 
 /// Host-order 32-bit field of the packet (0 if out of bounds, never expected after parsing).
@@ -352,7 +575,7 @@ fn resize(ctx: &XdpContext, len: usize) -> bool {
     unsafe { bpf_xdp_adjust_tail(ctx.ctx, (len as i64 - cur as i64) as i32) == 0 }
 }
 
-/// Rewrites the packet as IPv4 + a TCP header of `N` bytes (20 + `opts[..N-20]`), no payload,
+/// Rewrites the packet as IPv4 + a TCP header of `N` bytes (20 + `opts[..N-20]`, N <= 40), no payload,
 /// checksums computed. With `turn`, it goes back where it came from: MACs and addresses
 /// swapped, a fresh TTL.
 #[inline(always)]
@@ -360,7 +583,7 @@ fn build<const N: usize>(
     ctx: &XdpContext,
     pkt: &Packet,
     hdr: &Tcp,
-    opts: &[u8; 8],
+    opts: &[u8; 20],
     turn: bool,
 ) -> bool {
     if !resize(ctx, pkt.l4_off + N) {
@@ -406,7 +629,7 @@ fn build<const N: usize>(
     tcp[8..12].copy_from_slice(&hdr.ack.to_be_bytes());
     tcp[12] = ((N / 4) as u8) << 4;
     tcp[13] = hdr.flags;
-    tcp[14..16].copy_from_slice(&WINDOW.to_be_bytes());
+    tcp[14..16].copy_from_slice(&hdr.window.to_be_bytes());
     tcp[16] = 0;
     tcp[17] = 0;
     tcp[18] = 0;

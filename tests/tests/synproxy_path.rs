@@ -239,3 +239,310 @@ fn a_client_starting_over_gets_a_cookie_even_while_its_old_attempt_is_pending() 
     );
     assert_eq!(counter(&b, counter::SYNPROXY_COOKIE_SENT), 2);
 }
+
+/// Sets the window of an untagged IPv4 TCP frame, fixing the checksum (RFC 1624).
+fn set_window(frame: &mut [u8], w: u16) {
+    let old = u16::from_be_bytes([frame[48], frame[49]]);
+    let check = u16::from_be_bytes([frame[50], frame[51]]);
+    let mut sum = (!check as u32) + (!old as u32) + w as u32;
+    sum = (sum & 0xffff) + (sum >> 16);
+    sum = (sum & 0xffff) + (sum >> 16);
+    frame[48..50].copy_from_slice(&w.to_be_bytes());
+    frame[50..52].copy_from_slice(&(!(sum as u16)).to_be_bytes());
+}
+
+fn window(frame: &[u8]) -> u16 {
+    u16::from_be_bytes([frame[48], frame[49]])
+}
+
+fn be(v: u32) -> [u8; 4] {
+    v.to_be_bytes()
+}
+
+/// NOP,NOP,TS(tsval, tsecr) as Linux sends it in every segment.
+fn ts_opt(tsval: u32, tsecr: u32) -> Vec<u8> {
+    let mut o = vec![1, 1, 8, 10];
+    o.extend_from_slice(&be(tsval));
+    o.extend_from_slice(&be(tsecr));
+    o
+}
+
+#[test]
+fn timestamps_sack_and_window_scaling_are_negotiated_through_the_tsval_and_translated() {
+    let Some(b) = bed() else { return };
+    // Linux's SYN: MSS 1460, SACK-permitted, TS, window scale 9.
+    let mut f = segment(40000, SYN, 1000, 0);
+    f.tcp_options = vec![2, 4, 0x05, 0xb4, 4, 2, 8, 10];
+    f.tcp_options.extend_from_slice(&be(0x1122_3344));
+    f.tcp_options.extend_from_slice(&[0, 0, 0, 0, 1, 3, 3, 9]);
+    let (action, out) = b.run(&f.build());
+    assert_eq!(action, XDP_TX);
+    assert!(decode(&out).unwrap().l4_checksum_ok);
+    let (cookie, _, flags, opts) = tcp(&out);
+    assert_eq!(flags, SYN | ACK);
+    assert_eq!(opts.len(), 20, "{opts:?}");
+    assert_eq!(
+        &opts[..8],
+        &[2, 4, 0x05, 0xac, 4, 2, 8, 10],
+        "MSS, SACK-perm, TS"
+    );
+    let ours = u32::from_be_bytes([opts[8], opts[9], opts[10], opts[11]]);
+    assert_eq!(&opts[12..16], &be(0x1122_3344), "TSecr echoes the client");
+    assert_eq!(&opts[16..], &[1, 3, 3, 7], "we announce window scale 7");
+    // The client's options in our TSval: scale 9, SACK, MSS index 3 (1460).
+    assert_eq!(ours & 0xf, 9);
+    assert_eq!(ours & 0x10, 0x10);
+    assert_eq!((ours >> 6) & 3, 3);
+    assert_eq!(counter(&b, counter::SYNPROXY_OPTIONS), 1);
+
+    // The ACK echoes our TSval: the SYN to the real offers the client's own options.
+    let mut ack = segment(40000, ACK, 1001, cookie.wrapping_add(1));
+    ack.tcp_options = ts_opt(0x1122_3350, ours);
+    let (_, out) = b.run(&ack.build());
+    let d = decode(&out).unwrap();
+    assert!(d.l4_checksum_ok);
+    let lport = d.sport;
+    let (seq, _, flags, opts) = tcp(&out);
+    assert_eq!((seq, flags), (1000, SYN));
+    let mut want = vec![2, 4, 0x05, 0xb4, 4, 2, 8, 10];
+    want.extend_from_slice(&be(0x1122_3350));
+    want.extend_from_slice(&[0, 0, 0, 0, 1, 3, 3, 9]);
+    assert_eq!(opts, want);
+
+    // The real answers with scale 10 and its own clock: our ACK carries TOA and timestamps.
+    let mut synack = Frame::tcp(R1, 8080, L1, lport, SYN | ACK);
+    synack.seq = 7000;
+    synack.ack = 1001;
+    synack.tcp_options = vec![2, 4, 0x05, 0xb4, 4, 2, 8, 10];
+    synack.tcp_options.extend_from_slice(&be(0x0a00_0000));
+    synack.tcp_options.extend_from_slice(&be(0x1122_3350));
+    synack.tcp_options.extend_from_slice(&[1, 3, 3, 10]);
+    let (action, out) = b.run(&synack.build());
+    assert_eq!(action, XDP_TX);
+    assert!(decode(&out).unwrap().l4_checksum_ok);
+    let (seq, ack_no, _, opts) = tcp(&out);
+    assert_eq!((seq, ack_no), (1001, 7001));
+    assert_eq!(&opts[..2], &[254, 8]);
+    assert_eq!(&opts[8..], &ts_opt(0x1122_3350, 0x0a00_0000)[..]);
+    assert_eq!(
+        window(&out),
+        64240 >> 9,
+        "in the client's scale, which the real uses"
+    );
+
+    // Client data (gets TOA first, so its timestamps are found by the walk): TSecr back to the
+    // real's clock, SACK edges into the real's sequence space.
+    let mut data = segment(40000, ACK, 1001, cookie.wrapping_add(1));
+    data.tcp_options = ts_opt(0x1122_3360, ours.wrapping_add(5));
+    data.tcp_options.extend_from_slice(&[1, 1, 5, 10]);
+    data.tcp_options
+        .extend_from_slice(&be(cookie.wrapping_add(101)));
+    data.tcp_options
+        .extend_from_slice(&be(cookie.wrapping_add(201)));
+    data.payload = b"GET /".to_vec();
+    let mut frame = data.build();
+    set_window(&mut frame, 1000);
+    let (_, out) = b.run(&frame);
+    let d = decode(&out).unwrap();
+    assert!(d.ip_checksum_ok && d.l4_checksum_ok, "{d:?}");
+    let (_, ack_no, _, opts) = tcp(&out);
+    assert_eq!(ack_no, 7001);
+    assert_eq!(&opts[..2], &[254, 8], "TOA first");
+    assert_eq!(&opts[8..20], &ts_opt(0x1122_3360, 0x0a00_0005)[..]);
+    assert_eq!(&opts[20..24], &[1, 1, 5, 10]);
+    assert_eq!(&opts[24..28], &be(7101));
+    assert_eq!(&opts[28..32], &be(7201));
+    assert_eq!(
+        window(&out),
+        1000,
+        "the real reads the client's scale: unchanged"
+    );
+
+    // The real's data: seq and TSval into the client's view, window from scale 10 to 7.
+    let mut answer = Frame::tcp(R1, 8080, L1, lport, ACK);
+    answer.seq = 7001;
+    answer.ack = 1006;
+    answer.tcp_options = ts_opt(0x0a00_0010, 0x1122_3360);
+    answer.payload = b"HTTP/1.1 200 OK".to_vec();
+    let mut frame = answer.build();
+    set_window(&mut frame, 100);
+    let (_, out) = b.run(&frame);
+    let d = decode(&out).unwrap();
+    assert_eq!((d.src, d.dst), (VIP, CIP));
+    assert!(d.ip_checksum_ok && d.l4_checksum_ok, "{d:?}");
+    let (seq, _, _, opts) = tcp(&out);
+    assert_eq!(seq, cookie.wrapping_add(1));
+    assert_eq!(opts, ts_opt(ours.wrapping_add(0x10), 0x1122_3360));
+    assert_eq!(window(&out), 800, "100 << (10 - 7)");
+
+    // Another layout: one NOP, then TS at an odd offset (checksum over straddled words).
+    let mut odd = segment(40000, ACK, 1006, cookie.wrapping_add(16));
+    odd.tcp_options = vec![1, 8, 10];
+    odd.tcp_options.extend_from_slice(&be(0x1122_3370));
+    odd.tcp_options
+        .extend_from_slice(&be(ours.wrapping_add(0x10)));
+    odd.tcp_options.push(0);
+    let (_, out) = b.run(&odd.build());
+    let d = decode(&out).unwrap();
+    assert!(d.l4_checksum_ok, "{d:?}");
+    let (_, ack_no, _, opts) = tcp(&out);
+    assert_eq!(ack_no, 7016);
+    assert_eq!(&opts[3..7], &be(0x1122_3370));
+    assert_eq!(&opts[7..11], &be(0x0a00_0010));
+
+    // Malformed options (a length running past the header): dropped and counted.
+    let mut bad = segment(40000, ACK, 1006, cookie.wrapping_add(16));
+    bad.tcp_options = vec![8, 40, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0];
+    let (action, _) = b.run(&bad.build());
+    assert_eq!(action, XDP_DROP);
+    assert_eq!(counter(&b, counter::SYNPROXY_BAD_OPTIONS), 1);
+}
+
+#[test]
+fn a_real_without_window_scaling_gets_the_clients_windows_scaled_up() {
+    let Some(b) = bed() else { return };
+    let mut f = segment(40000, SYN, 1000, 0);
+    f.tcp_options = vec![2, 4, 0x05, 0xb4, 1, 1, 8, 10];
+    f.tcp_options.extend_from_slice(&be(500));
+    f.tcp_options.extend_from_slice(&[0, 0, 0, 0, 1, 3, 3, 2]);
+    let (_, out) = b.run(&f.build());
+    let (cookie, _, _, opts) = tcp(&out);
+    assert_eq!(
+        &opts[4..6],
+        &[1, 1],
+        "no SACK-permitted: the client offered none"
+    );
+    let ours = u32::from_be_bytes([opts[8], opts[9], opts[10], opts[11]]);
+    assert_eq!(ours & 0x1f, 2);
+    let mut ack = segment(40000, ACK, 1001, cookie.wrapping_add(1));
+    ack.tcp_options = ts_opt(501, ours);
+    let (_, out) = b.run(&ack.build());
+    let lport = decode(&out).unwrap().sport;
+    assert_eq!(&tcp(&out).3[4..6], &[1, 1]);
+    // The real answers without window scale (and without timestamps).
+    let mut synack = Frame::tcp(R1, 8080, L1, lport, SYN | ACK);
+    synack.seq = 7000;
+    synack.ack = 1001;
+    synack.tcp_options = vec![2, 4, 0x05, 0xb4];
+    let (_, out) = b.run(&synack.build());
+    assert_eq!(
+        tcp(&out).3.len(),
+        8,
+        "TOA only: the real refused timestamps"
+    );
+    assert_eq!(window(&out), 64240);
+    let mut data = segment(40000, ACK, 1001, cookie.wrapping_add(2));
+    data.tcp_options = ts_opt(502, ours);
+    let mut frame = data.build();
+    set_window(&mut frame, 300);
+    let (_, out) = b.run(&frame);
+    assert!(decode(&out).unwrap().l4_checksum_ok);
+    assert_eq!(window(&out), 1200, "300 << 2: the real reads it unscaled");
+    let mut answer = Frame::tcp(R1, 8080, L1, lport, ACK);
+    answer.seq = 7001;
+    answer.ack = 1001;
+    let mut frame = answer.build();
+    set_window(&mut frame, 6400);
+    let (_, out) = b.run(&frame);
+    assert!(decode(&out).unwrap().l4_checksum_ok);
+    assert_eq!(window(&out), 50, "6400 >> 7: the client applies scale 7");
+}
+
+#[test]
+fn defer_mode_opens_the_real_side_on_the_first_data_not_on_the_handshake_ack() {
+    let Some(mut b) = bed() else { return };
+    b.dp.set_path_settings(&PathSettings {
+        synproxy_defer: true,
+        ..PathSettings::default()
+    })
+    .unwrap();
+    assert!(b.dp.path_settings().unwrap().synproxy_defer);
+    let cookie = syn(&b, 40000);
+    // The handshake's ACK: checked, but nothing is opened and nothing is sent.
+    let (action, _) = b.run(&segment(40000, ACK, 1001, cookie.wrapping_add(1)).build());
+    assert_eq!(action, XDP_DROP);
+    assert_eq!(counter(&b, counter::SYNPROXY_DEFERRED), 1);
+    assert_eq!(counter(&b, counter::SYNPROXY_OPENED), 0);
+    assert!(b.dp.connections().unwrap().is_empty());
+    // A forged ACK is still refused as such.
+    let (action, _) = b.run(&segment(40001, ACK, 1001, cookie ^ 0x00ff_0000).build());
+    assert_eq!(action, XDP_DROP);
+    assert_eq!(counter(&b, counter::SYNPROXY_BAD_COOKIE), 1);
+    // The first data segment opens the real's side: it becomes the SYN to the real.
+    let mut data = segment(40000, ACK, 1001, cookie.wrapping_add(1));
+    data.payload = b"GET / HTTP/1.0\r\n\r\n".to_vec();
+    let (action, out) = b.run(&data.build());
+    assert_eq!(action, XDP_PASS);
+    let d = decode(&out).unwrap();
+    assert_eq!((d.src, d.dst, d.dport), (L1, R1, 8080));
+    assert!(d.l4_checksum_ok);
+    let (seq, _, flags, _) = tcp(&out);
+    assert_eq!((seq, flags), (1000, SYN));
+    assert_eq!(counter(&b, counter::SYNPROXY_OPENED), 1);
+    assert_eq!(b.dp.connections().unwrap().len(), 1);
+}
+
+#[test]
+fn a_new_handshake_reusing_a_closed_connections_port_opens_a_new_connection() {
+    let Some(b) = bed() else { return };
+    let cookie = syn(&b, 40000);
+    let (_, out) = b.run(&segment(40000, ACK, 1001, cookie.wrapping_add(1)).build());
+    let lport = decode(&out).unwrap().sport;
+    let mut synack = Frame::tcp(R1, 8080, L1, lport, SYN | ACK);
+    synack.seq = 7000;
+    synack.ack = 1001;
+    b.run(&synack.build());
+    // The real resets: the connection is closed.
+    let mut rst = Frame::tcp(R1, 8080, L1, lport, RST | ACK);
+    rst.seq = 7001;
+    rst.ack = 1001;
+    b.run(&rst.build());
+    assert_eq!(b.dp.connections().unwrap()[0].state, "CLOSE");
+
+    // A late segment of the old connection (no valid cookie): still translated and sent on.
+    let (action, out) = b.run(&segment(40000, ACK, 1001, cookie.wrapping_add(50)).build());
+    assert_ne!(action, XDP_DROP);
+    assert_eq!(tcp(&out).1, 7050, "acknowledgement in the real's space");
+
+    // The client connects again from the same port: cookie, then its ACK opens anew.
+    let mut f = segment(40000, SYN, 5000, 0);
+    f.tcp_options = vec![2, 4, 0x05, 0xb4];
+    let (action, out) = b.run(&f.build());
+    assert_eq!(action, XDP_TX);
+    let cookie2 = tcp(&out).0;
+    let (action, out) = b.run(&segment(40000, ACK, 5001, cookie2.wrapping_add(1)).build());
+    assert_eq!(action, XDP_PASS);
+    let (seq, _, flags, _) = tcp(&out);
+    assert_eq!((seq, flags), (5000, SYN), "a new SYN to the real");
+    assert_eq!(counter(&b, counter::SYNPROXY_OPENED), 2);
+    let conns = b.dp.connections().unwrap();
+    assert_eq!(conns.len(), 1);
+    assert_eq!(conns[0].state, "SYN_RECV");
+}
+
+#[test]
+fn a_real_answering_our_syn_from_time_wait_gets_a_reset_that_ends_it() {
+    let Some(b) = bed() else { return };
+    let cookie = syn(&b, 40000);
+    let (_, out) = b.run(&segment(40000, ACK, 1001, cookie.wrapping_add(1)).build());
+    let lport = decode(&out).unwrap().sport;
+    // The real's TIME_WAIT answers the SYN with the ACK of its old connection.
+    let mut tw_ack = Frame::tcp(R1, 8080, L1, lport, ACK);
+    tw_ack.seq = 90_000;
+    tw_ack.ack = 55_555;
+    let (action, out) = b.run(&tw_ack.build());
+    assert_eq!(action, XDP_TX);
+    let d = decode(&out).unwrap();
+    assert_eq!((d.src, d.sport, d.dst, d.dport), (L1, lport, R1, 8080));
+    assert!(d.ip_checksum_ok && d.l4_checksum_ok, "{d:?}");
+    let (seq, _, flags, _) = tcp(&out);
+    assert_eq!(
+        (seq, flags),
+        (55_555, RST),
+        "RST at the ACK's acknowledgement number"
+    );
+    assert_eq!(counter(&b, counter::SYNPROXY_REAL_TW_RESET), 1);
+    // Still pending: the client's next segment sends the SYN again.
+    let (_, out) = b.run(&segment(40000, ACK, 1001, cookie.wrapping_add(1)).build());
+    assert_eq!(tcp(&out).2, SYN);
+}

@@ -63,6 +63,11 @@ enum Command {
         #[command(subcommand)]
         command: fwmark::FwmarkCommand,
     },
+    /// Set a packet-path switch (alibaba LVS has them as sysctls): synproxy_defer (SYNPROXY
+    /// opens the real server's side on the client's first data, not on its handshake ACK),
+    /// toa (FULLNAT inserts the client's address), frag_drop (fragments to a VIP are dropped),
+    /// no_service_drop (traffic to a VIP port without a service is dropped). VALUE: 0 or 1.
+    Set { name: String, value: String },
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -135,6 +140,26 @@ fn run(cli: Cli) -> Result<()> {
         Command::Unload => {
             dataplane::unload(&opts)?;
             println!("unloaded {}", opts.pin_dir.display());
+        }
+        Command::Set { name, value } => {
+            let on = match value.as_str() {
+                "0" => false,
+                "1" => true,
+                _ => anyhow::bail!("{name}: value must be 0 or 1, not {value:?}"),
+            };
+            let mut dp = Dataplane::open(&opts)?;
+            let mut s = dp.path_settings()?;
+            match name.as_str() {
+                "synproxy_defer" => s.synproxy_defer = on,
+                "toa" => s.toa = on,
+                "frag_drop" => s.frag_drop = on,
+                "no_service_drop" => s.no_service_drop = on,
+                _ => anyhow::bail!(
+                    "unknown setting {name:?} (synproxy_defer, toa, frag_drop, no_service_drop)"
+                ),
+            }
+            dp.set_path_settings(&s)?;
+            println!("{name} = {value}");
         }
     }
     Ok(())

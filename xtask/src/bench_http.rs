@@ -9,7 +9,9 @@
 //! * xlvs x2     VIP 198.18.100.2 -> reals 0,1 rr
 //! * nft x2      VIP 198.18.100.4 -> reals 0,1 (numgen inc mod 2)
 //!
-//! Also a new-connection-per-request variant of direct / xlvs x1 / nft x1.
+//! Also a new-connection-per-request variant of direct / xlvs x1 / nft x1, and of a SYNPROXY
+//! VIP (198.18.100.5 -> real 0, `-j enable`): with a new connection per request, req/s is
+//! connections/s, so the last two rows compare connections/s with and without SYNPROXY.
 
 use std::net::{IpAddr, Ipv4Addr};
 use std::process::Command;
@@ -80,7 +82,7 @@ struct Case {
     close: bool,
 }
 
-const CASES: [Case; 8] = [
+const CASES: [Case; 9] = [
     Case {
         name: "direct (routed, no XDP)",
         path: Path::Direct,
@@ -129,6 +131,12 @@ const CASES: [Case; 8] = [
         url: "http://198.18.100.3/",
         close: true,
     },
+    Case {
+        name: "xlvs SYNPROXY VIP, new conn/req",
+        path: Path::Xlvs,
+        url: "http://198.18.100.5/",
+        close: true,
+    },
 ];
 
 const NFT_RULES: &str = "table ip xlvsbench {
@@ -162,9 +170,10 @@ pub fn run(rounds: usize) -> Result<()> {
     let _n0 = Nginx::start(&lab.reals[0], lab.real_ip(0), "r0")?;
     let _n1 = Nginx::start(&lab.reals[1], lab.real_ip(1), "r1")?;
     let mut dp = Dataplane::open(&lab.opts)?;
-    for (vip, reals) in [
-        (Ipv4Addr::new(198, 18, 100, 1), 1),
-        (Ipv4Addr::new(198, 18, 100, 2), 2),
+    for (vip, reals, synproxy) in [
+        (Ipv4Addr::new(198, 18, 100, 1), 1, false),
+        (Ipv4Addr::new(198, 18, 100, 2), 2, false),
+        (Ipv4Addr::new(198, 18, 100, 5), 1, true),
     ] {
         let svc = ServiceAddr::Inet {
             proto: Protocol::Tcp,
@@ -173,6 +182,7 @@ pub fn run(rounds: usize) -> Result<()> {
         };
         let mut cfg = ServiceConfig::new(svc);
         cfg.scheduler = Scheduler::Rr;
+        cfg.synproxy = synproxy;
         dp.add_service(&cfg)?;
         for i in 0..reals {
             let mut d = DestConfig::new(lab.real_ip(i), 80);
@@ -207,6 +217,12 @@ pub fn run(rounds: usize) -> Result<()> {
         let _ = i;
         println!("{:<32} {:>12.0} {:>12.2}", case.name, m, m / base);
     }
+    println!(
+        "connections/s through the VIP (new conn/request): SYNPROXY {:.0} vs plain {:.0}: {:.2}x",
+        medians[8],
+        medians[6],
+        medians[8] / medians[6]
+    );
     let (direct, x1, n1) = (medians[0], medians[1], medians[2]);
     println!(
         "targets: xlvs >= 0.95x direct: {:.2}x -> {}; xlvs above nftables: {:.2}x nft -> {}",
