@@ -31,7 +31,7 @@ pub const MAX_PORTS: u32 = 256;
 
 pub const DEFAULT_PIN_DIR: &str = "/sys/fs/bpf/xlvs";
 /// Slots of the JUMP program array (tail calls).
-pub const JUMP_SLOTS: u32 = 4;
+pub const JUMP_SLOTS: u32 = 5;
 /// JUMP slot of the ICMP-error program.
 pub const JUMP_ICMP: u32 = 0;
 /// Name of the ICMP-error program in the object.
@@ -45,12 +45,17 @@ pub const PROG_SYNPROXY: &str = "xlvs_synproxy";
 /// JUMP slot of the main program itself (SYNPROXY hands it the SYN it made to open a connection).
 pub const JUMP_MAIN: u32 = 3;
 pub const PROG_MAIN: &str = "xlvs";
+/// JUMP slot of the tunnel program (IPIP/GUE/GRE encapsulation, both families, and the ICMP
+/// "too big" answer when the encapsulated packet would not fit).
+pub const JUMP_TUNNEL: u32 = 4;
+pub const PROG_TUNNEL: &str = "xlvs_tunnel";
 /// Every tail-call target: (JUMP slot, program name), installed by the loader.
-pub const TAIL_CALLS: [(u32, &str); 4] = [
+pub const TAIL_CALLS: [(u32, &str); 5] = [
     (JUMP_ICMP, PROG_ICMP),
     (JUMP_TOA, PROG_TOA),
     (JUMP_SYNPROXY, PROG_SYNPROXY),
     (JUMP_MAIN, PROG_MAIN),
+    (JUMP_TUNNEL, PROG_TUNNEL),
 ];
 /// MSS SYNPROXY announces in its SYN to the real server (the client's own MSS is only encoded
 /// in the cookie, which cannot be decoded without the kernel's secret).
@@ -226,9 +231,10 @@ pub mod counter {
     pub const ICMP_TRANSLATED: u32 = 16;
     /// Internal: the parser found an ICMPv4 message (not a counter that is ever incremented).
     pub const ICMP_CANDIDATE: u32 = 17;
-    /// Tunnelled packets that would exceed the path MTU once encapsulated: dropped.
+    /// Tunnelled packets that would exceed the path MTU once encapsulated: dropped (and
+    /// answered with ICMP when they forbid fragmentation, see ICMP_TOO_BIG_SENT).
     pub const DROP_TOO_BIG: u32 = 18;
-    /// Packets encapsulated (IPIP) towards tunnel real servers.
+    /// Packets encapsulated (IPIP, GUE, GRE; either family) towards tunnel real servers.
     pub const FWD_TUNNEL: u32 = 19;
     /// New FULLNAT connection to a service without local addresses (`ipvsadm -P`): dropped.
     pub const DROP_NO_LADDR: u32 = 20;
@@ -257,8 +263,11 @@ pub mod counter {
     /// New connection from a client on the service's deny list, or missing from its allow
     /// list (DPVS blklst / whtlst): dropped.
     pub const DROP_DENIED: u32 = 31;
+    /// Tunnelled packets too big for the path once encapsulated, answered with ICMP
+    /// "fragmentation needed" / ICMPv6 "packet too big" (also counted in DROP_TOO_BIG).
+    pub const ICMP_TOO_BIG_SENT: u32 = 32;
     /// Number of counters.
-    pub const COUNT: u32 = 32;
+    pub const COUNT: u32 = 33;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -400,6 +409,23 @@ pub fn reply_key_of(client: &Conn, client_key: &FlowKey) -> FlowKey {
     }
 }
 
+/// Tunnel connections (FWD_TUNNEL, no REPLY entry, no local address) keep their destination's
+/// tunnel settings in `Conn::via_addr[0]` (IPVS keeps them in the destination, which outlives
+/// the connection; ours may be removed first), recorded by the tunnel program on the first
+/// packet: type | flags << 8 | port (host order) << 16 | [`TUN_PACKED`].
+#[inline(always)]
+pub const fn tun_pack(tun_type: u8, tun_flags: u8, tun_port: u16) -> u32 {
+    tun_type as u32 | (tun_flags as u32) << 8 | (tun_port as u32) << 16 | TUN_PACKED
+}
+/// Set in a recorded [`tun_pack`] value (0 = not recorded yet).
+pub const TUN_PACKED: u32 = 0x8000;
+/// Tunnel types and checksum flags (IPVS' IP_VS_CONN_F_TUNNEL_TYPE_* / IP_VS_TUNNEL_ENCAP_FLAG_*).
+pub const TUN_IPIP: u8 = 0;
+pub const TUN_GUE: u8 = 1;
+pub const TUN_GRE: u8 = 2;
+pub const TUN_F_CSUM: u8 = 0x1;
+pub const TUN_F_REMCSUM: u8 = 0x2;
+
 /// CONNS flag: this is the REPLY entry of its connection.
 pub const CONN_F_REPLY: u8 = 0x1;
 
@@ -413,7 +439,7 @@ pub struct NextHop {
     pub time: u32,
     /// Destination MAC then source MAC.
     pub macs: [u8; 12],
-    /// Our source address towards it (IPv4 tunnels' outer header); 0 = not looked up.
+    /// Unused (was the IPv4 tunnels' source address; tunnels keep their own cache now).
     pub src: u32,
 }
 

@@ -91,7 +91,7 @@ pub fn xlvs(ctx: XdpContext) -> u32 {
                 unsafe { JUMP.tail_call(&ctx, JUMP_TOA) };
                 toa::skipped();
             }
-            return client_path(&ctx, pkt, entry, now);
+            return tunnel::finish(&ctx, client_path(&ctx, pkt, entry, now));
         }
     }
 
@@ -116,7 +116,7 @@ pub fn xlvs(ctx: XdpContext) -> u32 {
         unsafe { JUMP.tail_call(&ctx, JUMP_SYNPROXY) };
         return xdp_action::XDP_DROP;
     }
-    new_connection(&ctx, pkt, svc, &flow, now)
+    tunnel::finish(&ctx, new_connection(&ctx, pkt, svc, &flow, now))
 }
 
 /// Whether a flood-policy switch (`CONFIG[index]`) is on.
@@ -218,9 +218,13 @@ fn new_connection(ctx: &XdpContext, pkt: &Packet, svc: &Service, flow: &FlowKey,
         count(counter::DROP_NO_DEST);
         return xdp_action::XDP_DROP;
     };
-    let ipip = dest.fwd == FWD_TUNNEL && dest.tun_type == 0 && dest.af == pkt.af;
     let fnat = dest.fwd == FWD_FULLNAT && dest.af == pkt.af;
-    if dest.fwd != FWD_MASQ && dest.fwd != FWD_DROUTE && dest.fwd != FWD_LOCAL && !ipip && !fnat {
+    if dest.fwd != FWD_MASQ
+        && dest.fwd != FWD_DROUTE
+        && dest.fwd != FWD_LOCAL
+        && dest.fwd != FWD_TUNNEL
+        && !fnat
+    {
         count(counter::DROP_UNSUPPORTED);
         return xdp_action::XDP_DROP;
     }
@@ -363,13 +367,18 @@ fn to_real(ctx: &XdpContext, pkt: &Packet, conn: &Conn, now: u64) -> u32 {
             Hop::Routed
         }
         FWD_DROUTE => Hop::Bridged,
-        FWD_TUNNEL => return tunnel::ipip(ctx, pkt, conn.dest_id, daddr[0], now),
+        // In its own program (tail call): see tunnel.rs.
+        FWD_TUNNEL => return tunnel::prepare(conn, now),
         _ => {
             count(counter::PASS_LOCAL);
             return xdp_action::XDP_PASS;
         }
     };
-    let flow = Flow {
+    // In per-CPU scratch: this program's stack is nearly full.
+    let Some(flow) = maps::scratch(&maps::SCRATCH_FLOW) else {
+        return xdp_action::XDP_PASS;
+    };
+    *flow = Flow {
         saddr,
         daddr,
         sport,
@@ -378,7 +387,7 @@ fn to_real(ctx: &XdpContext, pkt: &Packet, conn: &Conn, now: u64) -> u32 {
     let nh = DEST_NH
         .get_ptr_mut(conn.dest_id)
         .map(|p| NhSlot::of(unsafe { &mut *p }));
-    forward::send(ctx, pkt, &flow, nh, nh_stamp(now), hop)
+    forward::send(ctx, pkt, flow, nh, nh_stamp(now), hop)
 }
 
 /// real -> client: count, put the VIP back as source, forward. TCP flags that can change the
@@ -556,6 +565,12 @@ pub fn xlvs_toa(ctx: XdpContext) -> u32 {
         Ok(grown) => client_path(&ctx, &grown, entry, now),
         Err(_) => xdp_action::XDP_DROP,
     }
+}
+
+/// Tunnel encapsulation and "too big" answers (see tunnel.rs), reached by tail call from `xlvs`.
+#[xdp]
+pub fn xlvs_tunnel(ctx: XdpContext) -> u32 {
+    tunnel::handle(&ctx)
 }
 
 /// SYNPROXY (see synproxy.rs), reached by tail call from `xlvs`.
