@@ -1006,8 +1006,8 @@ fn ipip_tunnel_reals_get_the_original_packet_inside_an_outer_header_from_us() {
     // The client's packet, its TTL one lower as IPVS sends it (checksum updated).
     let mut inner = syn[14..].to_vec();
     inner[8] -= 1;
-    inner[10..12]
-        .copy_from_slice(&(u16::from_be_bytes([inner[10], inner[11]]) + 0x100).to_be_bytes());
+    let check = u16::from_be_bytes([inner[10], inner[11]]) + 0x100; // TTL is the high byte
+    inner[10..12].copy_from_slice(&check.to_be_bytes());
     assert_eq!(&p[34..], &inner[..], "the client's packet inside");
     assert_eq!(outer[8], 63, "outer TTL = inner TTL");
     // The rest of the flow follows (INPUT-ONLY states: replies go straight to the client).
