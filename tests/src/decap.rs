@@ -110,11 +110,10 @@ pub fn start(
                     continue;
                 }
                 match inner(&buf[..n as usize], local4, local6, gue_port) {
-                    Some(Ok(pkt)) => {
-                        if dev.write_all(pkt).is_ok() {
-                            d.fetch_add(1, Ordering::Relaxed);
-                        }
+                    Some(Ok(pkt)) if dev.write_all(pkt).is_ok() => {
+                        d.fetch_add(1, Ordering::Relaxed);
                     }
+                    Some(Ok(_)) => {}
                     Some(Err(())) => {
                         b.fetch_add(1, Ordering::Relaxed);
                     }
