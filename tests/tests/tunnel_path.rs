@@ -445,3 +445,118 @@ fn too_big_ipv6_gets_packet_too_big_with_the_gre_overhead_taken_off() {
     assert!(folds_to_ffff(sum), "ICMPv6 checksum");
     assert_eq!(&icmp[8..], &big[14..14 + 48]);
 }
+
+/// `frame` with an 802.1Q tag (VLAN `vid`) after its MACs.
+fn tagged(frame: &[u8], vid: u16) -> Vec<u8> {
+    let mut f = frame[..12].to_vec();
+    f.extend_from_slice(&[0x81, 0x00]);
+    f.extend_from_slice(&vid.to_be_bytes());
+    f.extend_from_slice(&frame[12..]);
+    f
+}
+
+#[test]
+fn vlan_tags_stay_in_front_of_the_tunnel_and_of_the_icmp_answer() {
+    let Some(mut b) = bed() else { return };
+    run(
+        "ip",
+        &[
+            "route",
+            "add",
+            "198.18.2.2/32",
+            "dev",
+            "b0",
+            "src",
+            "198.18.2.1",
+            "mtu",
+            "lock",
+            "1000",
+        ],
+    )
+    .unwrap();
+    tunnel_service(
+        &mut b,
+        IpAddr::V4(VIP),
+        IpAddr::V4(R1),
+        tun(TunnelType::Gue, 6080, tun_flags::CSUM),
+    );
+    let syn = Frame::tcp(CIP, 40000, VIP, 80, SYN).build();
+    let (action, p) = run_b0(&b, &tagged(&syn, 100));
+    assert_eq!(action, XDP_TX);
+    assert_eq!(
+        &p[12..18],
+        &[0x81, 0x00, 0, 100, 0x08, 0x00],
+        "tag, then IPv4"
+    );
+    // Without the tag it is the untagged encapsulation, byte for byte.
+    let (_, untagged) = run_b0(&b, &syn);
+    assert_eq!(&p[..12], &untagged[..12]);
+    assert_eq!(&p[18..], &untagged[14..]);
+    let (_, rest) = outer4(&untagged, syn.len() - 14, 12);
+    let sum = sum16(
+        rest,
+        pseudo4(&[198, 18, 2, 1], &R1.octets(), 17, rest.len()),
+    );
+    assert!(folds_to_ffff(sum));
+    // Too big: the answer keeps the tag too.
+    let mut f = Frame::tcp(CIP, 40000, VIP, 80, ACK);
+    f.payload = vec![7; 1000 - 40];
+    let big = tagged(&f.build(), 100);
+    let (action, p) = run_b0(&b, &big);
+    assert_eq!(action, XDP_TX);
+    assert_eq!(p.len(), 18 + 20 + 8 + 28);
+    assert_eq!(&p[12..18], &[0x81, 0x00, 0, 100, 0x08, 0x00]);
+    let icmp = &p[38..];
+    // 1000 - IPv4 20 - UDP 8 - GUE 4.
+    assert_eq!(
+        (icmp[0], icmp[1], u16::from_be_bytes([icmp[6], icmp[7]])),
+        (3, 4, 968)
+    );
+    assert!(folds_to_ffff(sum16(icmp, 0)));
+}
+
+#[test]
+fn udp_without_checksum_and_ecn_ce() {
+    let Some(mut b) = bed() else { return };
+    let udp = |vip| ServiceAddr::Inet {
+        proto: Protocol::Udp,
+        addr: IpAddr::V4(vip),
+        port: 53,
+    };
+    let (v1, v2) = (VIP, Ipv4Addr::new(198, 18, 100, 2));
+    for (vip, tunnel) in [
+        (v1, tun(TunnelType::Gue, 6080, tun_flags::CSUM)),
+        (v2, tun(TunnelType::Gre, 0, tun_flags::CSUM)),
+    ] {
+        b.dp.add_service(&ServiceConfig::new(udp(vip))).unwrap();
+        let mut d = DestConfig::new(IpAddr::V4(R1), 53);
+        d.forward = Forward::Tunnel;
+        d.tunnel = tunnel;
+        b.dp.add_dest(&udp(vip), &d).unwrap();
+    }
+    // An IPv4 datagram without a UDP checksum, ECN CE: nothing stands for its payload's sum.
+    let mut q = Frame::udp(CIP, 5353, v1, 53, b"query").build();
+    q[14 + 1] = 0xb8 | 3; // DSCP EF, CE
+    q[14 + 10..14 + 12].copy_from_slice(&[0, 0]);
+    let c = !fold(sum16(&q[14..34], 0));
+    q[14 + 10..14 + 12].copy_from_slice(&c.to_be_bytes());
+    q[34 + 6..34 + 8].copy_from_slice(&[0, 0]);
+    let (action, p) = run_b0(&b, &q);
+    assert_eq!(action, XDP_TX);
+    let (_, rest) = outer4(&p, q.len() - 14, 12);
+    assert_eq!(
+        &rest[6..8],
+        &[0, 0],
+        "GUE over IPv4 goes without a checksum too"
+    );
+    assert_eq!(p[14 + 1], 0xb8 | 2, "outer DS field: CE becomes ECT(0)");
+    // GRE with checksum cannot be made for it: dropped, counted.
+    let mut q2 = q.clone();
+    q2[14 + 16..14 + 20].copy_from_slice(&v2.octets());
+    q2[14 + 10..14 + 12].copy_from_slice(&[0, 0]);
+    let c = !fold(sum16(&q2[14..34], 0));
+    q2[14 + 10..14 + 12].copy_from_slice(&c.to_be_bytes());
+    assert_eq!(run_b0(&b, &q2).0, XDP_DROP);
+    let c = b.dp.counters().unwrap();
+    assert_eq!(c[counter::DROP_UNSUPPORTED as usize], 1);
+}
