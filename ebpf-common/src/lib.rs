@@ -220,8 +220,8 @@ pub mod counter {
     pub const PASS_IPV6_EXT: u32 = 11;
     /// TTL would reach 0: handed to the kernel so it answers with ICMP time exceeded.
     pub const PASS_TTL: u32 = 12;
-    /// New connection to a destination whose forwarding method is not built yet (TUN, FULLNAT):
-    /// dropped rather than forwarded the wrong way.
+    /// Packets of a forwarding method or layout the path cannot handle (an unknown method; a
+    /// tunnel checksum it cannot compute, see tunnel.rs): dropped rather than forwarded wrong.
     pub const DROP_UNSUPPORTED: u32 = 13;
     /// Packets handed to the local stack for a `Local` destination.
     pub const PASS_LOCAL: u32 = 14;
