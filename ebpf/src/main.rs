@@ -112,7 +112,7 @@ pub fn xlvs(ctx: XdpContext) -> u32 {
                 unsafe { JUMP.tail_call(&ctx, JUMP_TOA) };
                 toa::skipped();
             }
-            return client_path(&ctx, pkt, entry, now, false);
+            return tunnel::finish(&ctx, client_path(&ctx, pkt, entry, now, false));
         }
         // This connection is over: a new one replaces its entry (or the packet is dropped).
         conncount::closed(entry, pkt.proto);
@@ -161,7 +161,7 @@ pub fn xlvs_new(ctx: XdpContext) -> u32 {
         unsafe { JUMP.tail_call(&ctx, JUMP_SYNPROXY) };
         return xdp_action::XDP_DROP;
     }
-    new_connection(&ctx, pkt, svc, &flow, now)
+    tunnel::finish(&ctx, new_connection(&ctx, pkt, svc, &flow, now))
 }
 
 /// Whether a flood-policy switch (`CONFIG[index]`) is on.
@@ -293,9 +293,13 @@ fn new_connection(ctx: &XdpContext, pkt: &Packet, svc: &Service, flow: &FlowKey,
         count(counter::DROP_NO_DEST);
         return xdp_action::XDP_DROP;
     };
-    let ipip = dest.fwd == FWD_TUNNEL && dest.tun_type == 0 && dest.af == pkt.af;
     let fnat = dest.fwd == FWD_FULLNAT && dest.af == pkt.af;
-    if dest.fwd != FWD_MASQ && dest.fwd != FWD_DROUTE && dest.fwd != FWD_LOCAL && !ipip && !fnat {
+    if dest.fwd != FWD_MASQ
+        && dest.fwd != FWD_DROUTE
+        && dest.fwd != FWD_LOCAL
+        && dest.fwd != FWD_TUNNEL
+        && !fnat
+    {
         count(counter::DROP_UNSUPPORTED);
         return xdp_action::XDP_DROP;
     }
@@ -311,31 +315,30 @@ fn new_connection(ctx: &XdpContext, pkt: &Packet, svc: &Service, flow: &FlowKey,
     let Some(entry) = maps::scratch(&maps::SCRATCH_CONN) else {
         return xdp_action::XDP_PASS;
     };
-    *entry = Conn {
-        to_addr: dest.addr,
-        via_addr: [0; 4],
-        to_port: dport,
-        via_port: 0,
-        dest_id,
-        svc_id: svc.id,
-        state,
-        fwd: dest.fwd,
-        af: dest.af,
-        flags: if counted { CONN_F_COUNTED } else { 0 }
-            | if persistent { CONN_F_PERSIST } else { 0 },
-        timeout: state::timeout_of(state),
-        nh_ifindex: 0,
-        last_seen: now,
-        nh_time: 0,
-        nh_macs: [0; 12],
-        toa_ack: 0,
-        seq_delta: 0,
-        ts_delta: 0,
-        win_shift_out: 0,
-        win_shift_in: 0,
-        sp_opts: 0,
-        _pad2: 0,
-    };
+    // Field by field: a whole `Conn` would be built on this program's full stack first.
+    entry.to_addr = dest.addr;
+    entry.via_addr = [0; 4];
+    entry.to_port = dport;
+    entry.via_port = 0;
+    entry.dest_id = dest_id;
+    entry.svc_id = svc.id;
+    entry.state = state;
+    entry.fwd = dest.fwd;
+    entry.af = dest.af;
+    entry.flags =
+        if counted { CONN_F_COUNTED } else { 0 } | if persistent { CONN_F_PERSIST } else { 0 };
+    entry.timeout = state::timeout_of(state);
+    entry.nh_ifindex = 0;
+    entry.last_seen = now;
+    entry.nh_time = 0;
+    entry.nh_macs = [0; 12];
+    entry.toa_ack = 0;
+    entry.seq_delta = 0;
+    entry.ts_delta = 0;
+    entry.win_shift_out = 0;
+    entry.win_shift_in = 0;
+    entry.sp_opts = 0;
+    entry._pad2 = 0;
     if svc.flags & SVC_F_SYNPROXY != 0
         && let Some((cookie, client_isn, tsecr)) = synproxy::take_marker(flow)
         && (dest.fwd == FWD_MASQ || fnat)
@@ -453,7 +456,8 @@ fn to_real(ctx: &XdpContext, pkt: &Packet, conn: &Conn, now: u64) -> u32 {
             Hop::Routed
         }
         FWD_DROUTE => Hop::Bridged,
-        FWD_TUNNEL => return tunnel::ipip(ctx, pkt, conn.dest_id, daddr[0], now),
+        // In its own program (tail call): see tunnel.rs.
+        FWD_TUNNEL => return tunnel::prepare(conn, now),
         _ => {
             count(counter::PASS_LOCAL);
             return xdp_action::XDP_PASS;
@@ -468,7 +472,7 @@ fn to_real(ctx: &XdpContext, pkt: &Packet, conn: &Conn, now: u64) -> u32 {
     let nh = DEST_NH
         .get_ptr_mut(conn.dest_id)
         .map(|p| NhSlot::of(unsafe { &mut *p }));
-    forward::send(ctx, pkt, &flow, nh, nh_stamp(now), hop)
+    forward::send_out(ctx, pkt, &flow, nh, forward::stamp_hop(nh_stamp(now), hop))
 }
 
 /// real -> client: count, put the VIP back as source, forward. TCP flags that can change the
@@ -689,6 +693,12 @@ pub fn xlvs_sched(ctx: XdpContext) -> u32 {
     }
     count(counter::DROP_NO_DEST);
     xdp_action::XDP_DROP
+}
+
+/// Tunnel encapsulation and "too big" answers (see tunnel.rs), reached by tail call from `xlvs`.
+#[xdp]
+pub fn xlvs_tunnel(ctx: XdpContext) -> u32 {
+    tunnel::handle(&ctx)
 }
 
 /// SYNPROXY (see synproxy.rs), reached by tail call from `xlvs`.
