@@ -156,9 +156,15 @@ pub fn try_lock(pin_dir: &Path) -> Result<Option<nix::fcntl::Flock<File>>> {
     }
 }
 
-/// Whether a timer process holds the lock of `pin_dir`.
+/// Whether a timer process holds the lock of `pin_dir` (asking leaves no file behind).
 pub fn running(pin_dir: &Path) -> bool {
-    matches!(try_lock(pin_dir), Ok(None))
+    let Ok(file) = File::open(lock_path(pin_dir)) else {
+        return false;
+    };
+    matches!(
+        nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockSharedNonblock),
+        Err((_, nix::errno::Errno::EWOULDBLOCK))
+    )
 }
 
 /// Runs the timers of the data plane at `opts` until its tables are removed (`xlvs unload`, or a
