@@ -19,10 +19,11 @@ pub(crate) fn now_ns() -> u64 {
     crate::estimator::clock_ns(libc::CLOCK_MONOTONIC_COARSE)
 }
 
-/// Live connections: (client key, client entry, seconds left); the entry's `last_seen` is the
-/// later of both directions'.
-pub(crate) fn live(maps: &Maps) -> Result<Vec<(FlowKey, Conn, u32)>> {
-    let now = now_ns();
+/// Every CLIENT entry, and when each REPLY entry was last seen (by its key).
+pub(crate) type Walk = (Vec<(FlowKey, Conn)>, HashMap<FlowKey, u64>);
+
+/// One pass over the connection table.
+pub(crate) fn walk(maps: &Maps) -> Result<Walk> {
     let mut clients = Vec::new();
     let mut reply_seen: HashMap<FlowKey, u64> = HashMap::new();
     for item in maps.conns.iter() {
@@ -38,6 +39,14 @@ pub(crate) fn live(maps: &Maps) -> Result<Vec<(FlowKey, Conn, u32)>> {
             clients.push((k, v));
         }
     }
+    Ok((clients, reply_seen))
+}
+
+/// Live connections: (client key, client entry, seconds left); the entry's `last_seen` is the
+/// later of both directions'.
+pub(crate) fn live(maps: &Maps) -> Result<Vec<(FlowKey, Conn, u32)>> {
+    let now = now_ns();
+    let (clients, reply_seen) = walk(maps)?;
     let mut out = Vec::with_capacity(clients.len());
     for (k, v) in clients {
         let seen = reply_seen

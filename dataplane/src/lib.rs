@@ -332,12 +332,6 @@ impl Dataplane {
         timers::tick(&mut self.maps)
     }
 
-    /// The packet path's connection counts of destination id `id` (active, inactive,
-    /// overloaded), as the connection-count schedulers see them.
-    pub fn dest_load(&self, id: u32) -> (u64, u64, bool) {
-        self.maps.dest_conns.get(id)
-    }
-
     /// Fill levels of the main tables, for `xlvs status`.
     pub fn fill(&self) -> Result<stats::Fill> {
         stats::fill(&self.maps)

@@ -13,10 +13,10 @@ use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use ebpf_common::{self as c, CONN_F_COUNTED, CONN_F_REPLY, Conn, FlowKey, reply_key_of};
+use ebpf_common::{self as c, CONN_F_COUNTED, Conn, reply_key_of};
 
 use crate::error::{Error, Result};
-use crate::maps::{Maps, err};
+use crate::maps::Maps;
 
 /// How often the timers run (IPVS' estimator period).
 pub const PERIOD: Duration = Duration::from_secs(2);
@@ -40,20 +40,7 @@ fn is_active(proto: u8, conn: &Conn) -> bool {
 pub fn tick(maps: &mut Maps) -> Result<Tick> {
     let before = snapshot(maps);
     let now = crate::estimator::clock_ns(libc::CLOCK_MONOTONIC_COARSE);
-    let mut clients: Vec<(FlowKey, Conn)> = Vec::new();
-    let mut reply_seen: HashMap<FlowKey, u64> = HashMap::new();
-    for item in maps.conns.iter() {
-        let (k, v) = match item {
-            Ok(kv) => kv,
-            Err(aya::maps::MapError::KeyNotFound) => continue,
-            Err(e) => return Err(err("read CONNS", e)),
-        };
-        if v.flags & CONN_F_REPLY != 0 {
-            reply_seen.insert(k, v.last_seen);
-        } else {
-            clients.push((k, v));
-        }
-    }
+    let (clients, reply_seen) = crate::conns::walk(maps)?;
     let mut report = Tick::default();
     // Our own changes, so a destination nobody else touched meanwhile can be corrected.
     let mut ours: HashMap<u32, (i64, i64)> = HashMap::new();
@@ -169,9 +156,15 @@ pub fn try_lock(pin_dir: &Path) -> Result<Option<nix::fcntl::Flock<File>>> {
     }
 }
 
-/// Whether a timer process holds the lock of `pin_dir`.
+/// Whether a timer process holds the lock of `pin_dir` (asking leaves no file behind).
 pub fn running(pin_dir: &Path) -> bool {
-    matches!(try_lock(pin_dir), Ok(None))
+    let Ok(file) = File::open(lock_path(pin_dir)) else {
+        return false;
+    };
+    matches!(
+        nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockSharedNonblock),
+        Err((_, nix::errno::Errno::EWOULDBLOCK))
+    )
 }
 
 /// Runs the timers of the data plane at `opts` until its tables are removed (`xlvs unload`, or a

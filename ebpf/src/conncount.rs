@@ -103,7 +103,7 @@ pub fn closed(conn: &mut Conn, proto: u8) {
 
 /// active + inactive, read fresh (other CPUs add concurrently).
 #[inline(always)]
-pub fn total(c: &DestConns) -> u64 {
+fn total(c: &DestConns) -> u64 {
     let a = unsafe { core::ptr::read_volatile(&c.active) };
     let i = unsafe { core::ptr::read_volatile(&c.inactive) };
     a.wrapping_add(i)
