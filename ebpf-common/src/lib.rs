@@ -63,8 +63,13 @@ pub const PROG_SEQADJ: &str = "xlvs_seqadj";
 /// "too big" answer when the encapsulated packet would not fit).
 pub const JUMP_TUNNEL: u32 = 8;
 pub const PROG_TUNNEL: &str = "xlvs_tunnel";
+/// JUMP slot of the program that forwards a connection's first packet to its real server (and
+/// SYNPROXY's SYN towards it), with the connection left in the per-CPU scratch entry: the
+/// programs that open connections keep their stack and verifier budget for that.
+pub const JUMP_FWD: u32 = 11;
+pub const PROG_FWD: &str = "xlvs_fwd";
 /// Every tail-call target: (JUMP slot, program name), installed by the loader.
-pub const TAIL_CALLS: [(u32, &str); 9] = [
+pub const TAIL_CALLS: [(u32, &str); 10] = [
     (JUMP_ICMP, PROG_ICMP),
     (JUMP_TOA, PROG_TOA),
     (JUMP_SYNPROXY, PROG_SYNPROXY),
@@ -74,6 +79,7 @@ pub const TAIL_CALLS: [(u32, &str); 9] = [
     (JUMP_ICMP6, PROG_ICMP6),
     (JUMP_SEQADJ, PROG_SEQADJ),
     (JUMP_TUNNEL, PROG_TUNNEL),
+    (JUMP_FWD, PROG_FWD),
 ];
 /// MSS SYNPROXY announces in its SYN to the real server (the client's own MSS is only encoded
 /// in the cookie, which cannot be decoded without the kernel's secret).

@@ -50,32 +50,6 @@ pub enum Hop {
     Bridged,
 }
 
-/// [`send`] as a BPF function of its own (five arguments at most: the stamp and the hop share
-/// one): the programs that reach it from several places (the new-connection stage, SYNPROXY)
-/// have no stack left for its locals inlined beside theirs.
-#[inline(never)]
-pub fn send_out(
-    ctx: &XdpContext,
-    pkt: &Packet,
-    flow: &Flow,
-    nh: Option<NhSlot>,
-    stamp_hop: u64,
-) -> u32 {
-    let hop = if stamp_hop >> 32 != 0 {
-        Hop::Bridged
-    } else {
-        Hop::Routed
-    };
-    send(ctx, pkt, flow, nh, stamp_hop as u32, hop)
-}
-
-/// The stamp and hop of [`send_out`] in one argument.
-#[inline(always)]
-pub fn stamp_hop(stamp: u32, hop: Hop) -> u64 {
-    let bridged = matches!(hop, Hop::Bridged) as u64;
-    (bridged << 32) | stamp as u64
-}
-
 /// Forwards the packet (headers at `pkt`, already rewritten to `flow`; `flow.daddr` is the next
 /// hop's address to resolve), using and refreshing the cache `nh` (`stamp` = nh_stamp(now)).
 #[inline(always)]

@@ -42,7 +42,7 @@ use ebpf_common::{
 
 use forward::{Flow, Hop, NhSlot};
 use maps::{
-    CONFIG, CONNS, DEST_NH, DEST_STATS, JUMP, JUMP_ICMP, JUMP_NEW, JUMP_SCHED, JUMP_SYNPROXY,
+    CONFIG, CONNS, DEST_NH, DEST_STATS, JUMP, JUMP_FWD, JUMP_ICMP, JUMP_NEW, JUMP_SCHED, JUMP_SYNPROXY,
     JUMP_TOA, SERVICES, SVC_STATS, count,
 };
 use nat::End;
@@ -161,7 +161,7 @@ pub fn xlvs_new(ctx: XdpContext) -> u32 {
         unsafe { JUMP.tail_call(&ctx, JUMP_SYNPROXY) };
         return xdp_action::XDP_DROP;
     }
-    tunnel::finish(&ctx, new_connection(&ctx, pkt, svc, &flow, now))
+    new_connection(&ctx, pkt, svc, &flow, now)
 }
 
 /// Whether a flood-policy switch (`CONFIG[index]`) is on.
@@ -261,7 +261,8 @@ fn service_of(pkt: &Packet) -> Option<&'static Service> {
     unsafe { SERVICES.get(&key) }
 }
 
-/// Schedules a new connection, records both directions and forwards its first packet.
+/// Schedules a new connection, records both directions and hands its first packet (with the
+/// connection in SCRATCH_CONN) to `xlvs_fwd`.
 #[inline(always)]
 fn new_connection(ctx: &XdpContext, pkt: &Packet, svc: &Service, flow: &FlowKey, now: u64) -> u32 {
     // Only a bare SYN opens a TCP connection (IPVS without sloppy_tcp); the rest is noise or attack.
@@ -359,7 +360,7 @@ fn new_connection(ctx: &XdpContext, pkt: &Packet, svc: &Service, flow: &FlowKey,
             return xdp_action::XDP_DROP;
         }
         opened(svc.id, dest_id, pkt);
-        return to_real(ctx, pkt, entry, now);
+        return forward_first(ctx);
     }
     // One-packet scheduling (`-o`, UDP): every datagram is scheduled anew, so no CLIENT entry
     // (NAT still gets its REPLY entry: the real's answers must come back from the VIP).
@@ -371,7 +372,7 @@ fn new_connection(ctx: &XdpContext, pkt: &Packet, svc: &Service, flow: &FlowKey,
     if dest.fwd != FWD_MASQ {
         // Replies do not come back through us: no REPLY entry.
         opened(svc.id, dest_id, pkt);
-        return to_real(ctx, pkt, entry, now);
+        return forward_first(ctx);
     }
     let reply_key = reply_key_of(entry, flow);
     entry.to_addr = flow.dst;
@@ -392,7 +393,17 @@ fn new_connection(ctx: &XdpContext, pkt: &Packet, svc: &Service, flow: &FlowKey,
     entry.to_addr = dest.addr;
     entry.to_port = dport;
     entry.fwd = dest.fwd;
-    to_real(ctx, pkt, entry, now)
+    forward_first(ctx)
+}
+
+/// Forwards the packet being handled with the connection in SCRATCH_CONN, in `xlvs_fwd` (tail
+/// call): `to_real` with its rewrites and next-hop lookup does not fit beside the programs that
+/// open connections (stack, verifier budget). The entries are in the table already.
+#[inline(always)]
+pub fn forward_first(ctx: &XdpContext) -> u32 {
+    unsafe { JUMP.tail_call(ctx, JUMP_FWD) };
+    count(counter::DROP_UNSUPPORTED);
+    xdp_action::XDP_DROP
 }
 
 /// A new connection's entries are in: counters. (Its destination's connection count was taken
@@ -472,7 +483,7 @@ fn to_real(ctx: &XdpContext, pkt: &Packet, conn: &Conn, now: u64) -> u32 {
     let nh = DEST_NH
         .get_ptr_mut(conn.dest_id)
         .map(|p| NhSlot::of(unsafe { &mut *p }));
-    forward::send_out(ctx, pkt, &flow, nh, forward::stamp_hop(nh_stamp(now), hop))
+    forward::send(ctx, pkt, &flow, nh, nh_stamp(now), hop)
 }
 
 /// real -> client: count, put the VIP back as source, forward. TCP flags that can change the
@@ -693,6 +704,20 @@ pub fn xlvs_sched(ctx: XdpContext) -> u32 {
     }
     count(counter::DROP_NO_DEST);
     xdp_action::XDP_DROP
+}
+
+/// Forwards a connection's first packet (or SYNPROXY's SYN) to the real server of the connection
+/// left in SCRATCH_CONN, reached by tail call from `xlvs_new` and `xlvs_synproxy`.
+#[xdp]
+pub fn xlvs_fwd(ctx: XdpContext) -> u32 {
+    let now = unsafe { bpf_ktime_get_coarse_ns() };
+    let Ok(pkt) = parse::parse(&ctx) else {
+        return xdp_action::XDP_PASS;
+    };
+    let Some(conn) = maps::scratch(&maps::SCRATCH_CONN) else {
+        return xdp_action::XDP_PASS;
+    };
+    tunnel::finish(&ctx, to_real(&ctx, &pkt, conn, now))
 }
 
 /// Tunnel encapsulation and "too big" answers (see tunnel.rs), reached by tail call from `xlvs`.

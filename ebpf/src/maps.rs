@@ -217,6 +217,7 @@ pub static FWMARK_RULES: HashMap<ebpf_common::FwmarkRuleKey, u32> =
 pub static SCRATCH_FWMARK: PerCpuArray<aya_ebpf::maps::lpm_trie::Key<ebpf_common::FwmarkPrefix>> =
     PerCpuArray::with_max_entries(1, 0);
 pub const JUMP_TUNNEL: u32 = ebpf_common::JUMP_TUNNEL;
+pub const JUMP_FWD: u32 = ebpf_common::JUMP_FWD;
 
 /// The addresses and ports a packet leaves with (`forward::send`), off the main stack.
 #[map]
