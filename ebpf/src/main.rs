@@ -42,8 +42,8 @@ use ebpf_common::{
 
 use forward::{Flow, Hop, NhSlot};
 use maps::{
-    CONFIG, CONNS, DEST_NH, DEST_STATS, JUMP, JUMP_FWD, JUMP_ICMP, JUMP_NEW, JUMP_SCHED, JUMP_SYNPROXY,
-    JUMP_TOA, SERVICES, SVC_STATS, count,
+    CONFIG, CONNS, DEST_NH, DEST_STATS, JUMP, JUMP_FWD, JUMP_ICMP, JUMP_NEW, JUMP_SCHED,
+    JUMP_SYNPROXY, JUMP_TOA, SERVICES, SVC_STATS, count,
 };
 use nat::End;
 use parse::{Packet, TCP_ACK, TCP_FIN, TCP_RST, TCP_SYN};

@@ -545,7 +545,7 @@ fn configure(opts: &Options) -> Result<()> {
     }
     configure_fullnat(&mut dp)?;
     configure_synproxy(&mut dp)?;
-configure_tunnels(&mut dp)?;
+    configure_tunnels(&mut dp)?;
     drop(dp);
     set_fwmark(opts, true)
 }
@@ -578,7 +578,7 @@ fn set_fwmark(opts: &Options, on: bool) -> Result<()> {
         .collect::<std::result::Result<_, _>>()
         .map_err(anyhow::Error::msg)?;
     Ok(dp.replace_fwmark_rules(&rules)?)
-
+}
 
 /// Tunnel services, one real each (198.18.2.2, or 2001:db8:2::2 for ip6ip6): ipip, GUE to
 /// port 6080 with checksum, GRE with checksum.
@@ -657,6 +657,7 @@ fn tun_case(name: &'static str, port: u16, new_flow: bool) -> Case {
             Flow::Tun { port, v6 }
         },
         expect_action: 3,
+        fwmark: true,
     }
 }
 
@@ -779,10 +780,6 @@ fn synproxy_flow(r: &Runner, port: u16, ifindex: u32) -> Result<Vec<u8>> {
 
 /// (Re)opens an established flow and returns the frame its case sends.
 fn open_flow(r: &Runner, flow: Flow, ifindex: u32) -> Result<Vec<u8>> {
-    let (cport, vip, vport) = match flow {
-        Flow::Nat { .. } => (40000, VIP, 80),
-        Flow::Fwmark => (40003, FWM_VIP, 443),
-        _ => (40001, VIP, FNAT_PORT),
     if let Flow::Tun { port, v6 } = flow {
         // Replies bypass the director: the client's SYN opens it, its ACKs are the hits.
         let (syn, ack) = if v6 {
@@ -802,9 +799,10 @@ fn open_flow(r: &Runner, flow: Flow, ifindex: u32) -> Result<Vec<u8>> {
         }
         return Ok(ack);
     }
-    let (cport, vport) = match flow {
-        Flow::Nat { .. } => (40000, 80),
-        _ => (40001, FNAT_PORT),
+    let (cport, vip, vport) = match flow {
+        Flow::Nat { .. } => (40000, VIP, 80),
+        Flow::Fwmark => (40003, FWM_VIP, 443),
+        _ => (40001, VIP, FNAT_PORT),
     };
     let syn = r.run_on(&Frame::tcp(CIP, cport, vip, vport, SYN).build(), ifindex)?;
     let out = decode(&syn.packet).context("the SYN's output")?;
