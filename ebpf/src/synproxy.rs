@@ -10,12 +10,16 @@
 //!    into a SYN to the real server (the client's own ISN, so the client's sequence space needs
 //!    no translation) and handed to the main program (tail call), which schedules and opens the
 //!    connection as for any SYN; the entries are marked pending (`CONN_F_SYNPROXY`).
-//! 3. The real server's SYN-ACK is answered here with the ACK that completes its handshake
-//!    (with TOA for FULLNAT), and the difference between our cookie and its ISN is recorded
+//!    Our SYN-ACK closes the client's window (zero; not in defer mode), so the client sends
+//!    nothing that could overtake the real's SYN-ACK and be lost.
+//! 3. The real server's SYN-ACK becomes the segment that opens the client's window
+//!    (`open_client_window`; in defer mode it is answered with the ACK that completes the
+//!    real's handshake, with TOA for FULLNAT), and the difference between our cookie and its ISN is recorded
 //!    (`Conn::seq_delta`, with `ts_delta` and the window shifts): from then on `xlvs_seqadj`
 //!    (seqadj.rs) translates every segment both ways. A RST instead is translated to the client;
 //!    a bare ACK (a TIME_WAIT of an earlier connection on the real) is answered with a RST that
-//!    ends it. Client segments meanwhile make us send the SYN again (it may have been lost).
+//!    ends it. Client segments meanwhile (zero-window probes) make us send the SYN again (it may
+//!    have been lost).
 //! 4. Session reuse: an ACK on the flow of a closed proxied connection is checked as a cookie
 //!    ACK (the client connected again from the same port); without a valid cookie it is the old
 //!    connection's and is translated as such.
@@ -185,7 +189,10 @@ fn cookie_synack(ctx: &XdpContext, pkt: &Packet, o: &Opts, now: u64) -> u32 {
         seq: cookie,
         ack: client_seq.wrapping_add(1),
         flags: TCP_SYN | TCP_ACK,
-        window: WINDOW,
+        // A closed window: the client sends nothing until the real's handshake is done (we
+        // open it then, see `from_real`), so no data races the real's SYN-ACK and is lost.
+        // Defer mode needs the client's first data to open the real's side: window open.
+        window: if defer() { WINDOW } else { 0 },
     };
     let mut opts = [0u8; 20];
     opts[..4].copy_from_slice(&[2, 4, m[0], m[1]]);
@@ -258,7 +265,7 @@ fn cookie_ack(ctx: &XdpContext, pkt: &Packet, o: &Opts, flow: &FlowKey, reuse: b
         count(counter::SYNPROXY_BAD_COOKIE);
         return xdp_action::XDP_DROP;
     }
-    if CONFIG.get(config::SYNPROXY_DEFER).copied().unwrap_or(0) != 0
+    if defer()
         && pkt.tot_len as usize <= 20 + pkt.tcp_hdr_len as usize
     {
         // Defer mode: a handshake alone opens nothing; the client's first data will.
@@ -315,8 +322,9 @@ fn resend_syn(ctx: &XdpContext, pkt: &Packet, o: &Opts, client: &mut Conn, now: 
     crate::forward_first(ctx)
 }
 
-/// 3. From the real server while its handshake is pending: its SYN-ACK is answered with the ACK
-/// that completes it; a RST goes on to the client in the client's sequence space.
+/// 3. From the real server while its handshake is pending: its SYN-ACK opens the client's window
+/// (or, in defer mode, is answered with the ACK that completes it); a RST goes on to the client
+/// in the client's sequence space.
 #[inline(always)]
 fn from_real(ctx: &XdpContext, pkt: &Packet, o: &Opts, reply: &mut Conn, now: u64) -> u32 {
     let client_key = crate::client_key_of(reply, pkt);
@@ -372,12 +380,15 @@ fn from_real(ctx: &XdpContext, pkt: &Packet, o: &Opts, reply: &mut Conn, now: u6
         client.last_seen = now;
         reply.last_seen = now;
         let fullnat = reply.fwd == FWD_FULLNAT;
-        // The client's first data acknowledges our cookie + 1: that is where TOA goes.
+        // The client's first segments acknowledge our cookie + 1: that is where TOA goes.
         client.toa_ack = if fullnat && toa_on() {
             cookie.wrapping_add(1).to_be()
         } else {
             0
         };
+        if !defer() {
+            return open_client_window(ctx, pkt, o, real_seq, real_tsval, real_tsecr);
+        }
         hdr.ack = real_seq.wrapping_add(1);
         hdr.flags = TCP_ACK;
         // In the real's units: the client's scale when both sides scale.
@@ -418,6 +429,84 @@ fn from_real(ctx: &XdpContext, pkt: &Packet, o: &Opts, reply: &mut Conn, now: u6
     }
     count(counter::SYNPROXY_ESTABLISHED);
     back_out(ctx)
+}
+
+/// 3b. (Not in defer mode.) The real's SYN-ACK becomes a segment from the real carrying one byte
+/// at its ISN, with its window and timestamps, then goes to the client translated like any
+/// later segment (seqadj.rs). The client sees one byte at our cookie's sequence number, which
+/// it has already received: that segment opens the window our SYN-ACK closed (RFC 9293 window
+/// update: same sequence as the SYN-ACK, larger window), its byte is dropped as a duplicate and
+/// acknowledged at once. That acknowledgement, or the client's first data, completes the real's
+/// handshake (with TOA for FULLNAT, as the first client segments carry it). Nothing the client
+/// sends can race the real's SYN-ACK, and server-first protocols (SMTP, SSH) get their banner
+/// without waiting for a retransmission.
+#[inline(always)]
+fn open_client_window(
+    ctx: &XdpContext,
+    pkt: &Packet,
+    o: &Opts,
+    real_seq: u32,
+    tsval: u32,
+    tsecr: u32,
+) -> u32 {
+    // A SYN's window is never scaled; the real's later segments are (by what it announced).
+    let syn_window = read_u32(ctx, pkt.l4_off + 12) as u16;
+    let window = if o.wscale != 0xf {
+        syn_window >> (o.wscale & 15)
+    } else {
+        syn_window
+    };
+    let hdr = Tcp {
+        sport: pkt.sport,
+        dport: pkt.dport,
+        seq: real_seq,
+        ack: read_u32(ctx, pkt.l4_off + 8),
+        flags: TCP_ACK,
+        window,
+    };
+    let mut opts = [0u8; 20];
+    let done = if o.ts != 0 {
+        opts[..4].copy_from_slice(&[1, 1, 8, 10]);
+        opts[4..8].copy_from_slice(&tsval.to_be_bytes());
+        opts[8..12].copy_from_slice(&tsecr.to_be_bytes());
+        build::<32>(ctx, pkt, &hdr, &opts, false) && append_zero_byte(ctx, pkt, 32)
+    } else {
+        build::<20>(ctx, pkt, &hdr, &opts, false) && append_zero_byte(ctx, pkt, 20)
+    };
+    if !done {
+        return xdp_action::XDP_DROP;
+    }
+    count(counter::SYNPROXY_ESTABLISHED);
+    seqadj::call(ctx);
+    xdp_action::XDP_DROP
+}
+
+/// Grows the segment `build` made (TCP header of `n` bytes, no payload) by one zero byte of
+/// payload: lengths and checksums follow (a zero byte adds nothing to the TCP sum itself).
+#[inline(always)]
+fn append_zero_byte(ctx: &XdpContext, pkt: &Packet, n: usize) -> bool {
+    if !resize(ctx, pkt.l4_off + n + 1) {
+        return false;
+    }
+    let (Some(ip), Some(tcp), Some(byte)) = (
+        ptr_at::<[u8; 20]>(ctx, pkt.l3_off),
+        ptr_at::<[u8; 20]>(ctx, pkt.l4_off),
+        ptr_at::<u8>(ctx, pkt.l4_off + n),
+    ) else {
+        return false;
+    };
+    let (ip, tcp) = unsafe { (&mut *ip, &mut *tcp) };
+    unsafe { *byte = 0 };
+    let word = |v: usize| u16::from_ne_bytes((v as u16).to_be_bytes());
+    let ip_check = u16::from_ne_bytes([ip[10], ip[11]]);
+    let ip_check = crate::csum::replace2(ip_check, word(20 + n), word(20 + n + 1));
+    ip[2..4].copy_from_slice(&((20 + n + 1) as u16).to_be_bytes());
+    ip[10..12].copy_from_slice(&ip_check.to_ne_bytes());
+    // The pseudo-header's TCP length is the only term that changes.
+    let tcp_check = u16::from_ne_bytes([tcp[16], tcp[17]]);
+    let tcp_check = crate::csum::replace2(tcp_check, word(n), word(n + 1));
+    tcp[16..18].copy_from_slice(&tcp_check.to_ne_bytes());
+    true
 }
 
 /// What the two handshakes agreed, as the translation needs it.
@@ -541,6 +630,12 @@ fn to_syn(ctx: &XdpContext, pkt: &Packet, client_isn: u32, ours: u32, tsval: u32
         [1, 1, 1, 1]
     });
     build::<40>(ctx, pkt, &hdr, &opts, false)
+}
+
+/// Defer mode (`xlvs set synproxy_defer 1`).
+#[inline(always)]
+fn defer() -> bool {
+    CONFIG.get(config::SYNPROXY_DEFER).copied().unwrap_or(0) != 0
 }
 
 fn toa_on() -> bool {

@@ -55,6 +55,17 @@ fn tcp(frame: &[u8]) -> (u32, u32, u8, Vec<u8>) {
     )
 }
 
+/// (window, payload) of an untagged IPv4/TCP frame.
+fn window_and_payload(frame: &[u8]) -> (u16, Vec<u8>) {
+    let t = &frame[34..];
+    let doff = (t[12] >> 4) as usize * 4;
+    let tot = u16::from_be_bytes([frame[16], frame[17]]) as usize;
+    (
+        u16::from_be_bytes([t[14], t[15]]),
+        frame[34 + doff..14 + tot].to_vec(),
+    )
+}
+
 fn segment(sport: u16, flags: u8, seq: u32, ack: u32) -> Frame {
     let mut f = Frame::tcp(CIP, sport, VIP, 80, flags);
     f.seq = seq;
@@ -90,6 +101,11 @@ fn a_syn_is_answered_with_a_cookie_and_nothing_is_stored() {
     let (_, ack, flags, opts) = tcp(&out);
     assert_eq!((ack, flags), (1001, SYN | ACK));
     assert_eq!(opts, vec![2, 4, 0x05, 0xac], "only an MSS (1460 - TOA)");
+    assert_eq!(
+        window_and_payload(&out).0,
+        0,
+        "closed until the real's side is open"
+    );
     assert!(b.dp.connections().unwrap().is_empty());
     assert_eq!(counter(&b, counter::SYNPROXY_COOKIE_SENT), 1);
     // Two SYNs of the same flow get the same cookie (stateless).
@@ -120,13 +136,28 @@ fn the_whole_handshake_then_translated_sequence_numbers_and_toa() {
     let lport = d.sport;
     assert_eq!(b.dp.connections().unwrap().len(), 1);
 
-    // The real's SYN-ACK is answered here with the ACK that completes its handshake, with TOA.
+    // The real's SYN-ACK becomes, for the client, one byte it already has (at our cookie's
+    // sequence number) with the real's window: the window our SYN-ACK closed opens, and the
+    // client acknowledges at once.
     let mut synack = Frame::tcp(R1, 8080, L1, lport, SYN | ACK);
     synack.seq = 7000;
     synack.ack = 1001;
     synack.tcp_options = vec![2, 4, 0x05, 0xb4];
     let (action, out) = b.run(&synack.build());
-    assert_eq!(action, XDP_TX);
+    assert_eq!(action, XDP_PASS, "routed by the kernel");
+    let d = decode(&out).unwrap();
+    assert_eq!((d.src, d.sport, d.dst, d.dport), (VIP, 80, CIP, 40000));
+    assert!(d.ip_checksum_ok && d.l4_checksum_ok, "{d:?}");
+    let (seq, ack, flags, opts) = tcp(&out);
+    assert_eq!((seq, ack, flags), (cookie, 1001, ACK));
+    assert!(opts.is_empty(), "no SYN options on a later segment: {opts:?}");
+    assert_eq!(window_and_payload(&out), (64240, vec![0]));
+    assert_eq!(counter(&b, counter::SYNPROXY_ESTABLISHED), 1);
+    let conns = b.dp.connections().unwrap();
+    assert_eq!(conns[0].state, "ESTABLISHED");
+
+    // The client's immediate acknowledgement completes the real's handshake, with TOA.
+    let (_, out) = b.run(&segment(40000, ACK, 1001, cookie.wrapping_add(1)).build());
     let d = decode(&out).unwrap();
     assert_eq!((d.src, d.sport, d.dst, d.dport), (L1, lport, R1, 8080));
     assert!(d.ip_checksum_ok && d.l4_checksum_ok, "{d:?}");
@@ -136,9 +167,6 @@ fn the_whole_handshake_then_translated_sequence_numbers_and_toa() {
     toa.extend_from_slice(&40000u16.to_be_bytes());
     toa.extend_from_slice(&CIP.octets());
     assert_eq!(opts, toa);
-    assert_eq!(counter(&b, counter::SYNPROXY_ESTABLISHED), 1);
-    let conns = b.dp.connections().unwrap();
-    assert_eq!(conns[0].state, "ESTABLISHED");
 
     // Client data: its acknowledgement moves into the real's space (and carries TOA).
     let mut data = segment(40000, ACK, 1001, cookie.wrapping_add(1));
@@ -309,7 +337,8 @@ fn timestamps_sack_and_window_scaling_are_negotiated_through_the_tsval_and_trans
     want.extend_from_slice(&[0, 0, 0, 0, 1, 3, 3, 9]);
     assert_eq!(opts, want);
 
-    // The real answers with scale 10 and its own clock: our ACK carries TOA and timestamps.
+    // The real answers with scale 10 and its own clock: the client gets the window opening
+    // segment with the real's TSval in our clock and the real's window in scale 7.
     let mut synack = Frame::tcp(R1, 8080, L1, lport, SYN | ACK);
     synack.seq = 7000;
     synack.ack = 1001;
@@ -317,18 +346,27 @@ fn timestamps_sack_and_window_scaling_are_negotiated_through_the_tsval_and_trans
     synack.tcp_options.extend_from_slice(&be(0x0a00_0000));
     synack.tcp_options.extend_from_slice(&be(0x1122_3350));
     synack.tcp_options.extend_from_slice(&[1, 3, 3, 10]);
-    let (action, out) = b.run(&synack.build());
-    assert_eq!(action, XDP_TX);
+    let (_, out) = b.run(&synack.build());
+    let d = decode(&out).unwrap();
+    assert_eq!((d.src, d.dst), (VIP, CIP));
+    assert!(d.ip_checksum_ok && d.l4_checksum_ok, "{d:?}");
+    let (seq, ack_no, _, opts) = tcp(&out);
+    assert_eq!((seq, ack_no), (cookie, 1001));
+    assert_eq!(opts, ts_opt(ours, 0x1122_3350));
+    assert_eq!(
+        window_and_payload(&out),
+        ((64240 >> 10) << 3, vec![0]),
+        "the real's window in scale 7"
+    );
+    // The client's acknowledgement completes the real's handshake: TOA and timestamps.
+    let mut ack = segment(40000, ACK, 1001, cookie.wrapping_add(1));
+    ack.tcp_options = ts_opt(0x1122_3355, ours);
+    let (_, out) = b.run(&ack.build());
     assert!(decode(&out).unwrap().l4_checksum_ok);
     let (seq, ack_no, _, opts) = tcp(&out);
     assert_eq!((seq, ack_no), (1001, 7001));
     assert_eq!(&opts[..2], &[254, 8]);
-    assert_eq!(&opts[8..], &ts_opt(0x1122_3350, 0x0a00_0000)[..]);
-    assert_eq!(
-        window(&out),
-        64240 >> 9,
-        "in the client's scale, which the real uses"
-    );
+    assert_eq!(&opts[8..], &ts_opt(0x1122_3355, 0x0a00_0000)[..]);
 
     // Client data (gets TOA first, so its timestamps are found by the walk): TSecr back to the
     // real's clock, SACK edges into the real's sequence space.
@@ -425,12 +463,12 @@ fn a_real_without_window_scaling_gets_the_clients_windows_scaled_up() {
     synack.ack = 1001;
     synack.tcp_options = vec![2, 4, 0x05, 0xb4];
     let (_, out) = b.run(&synack.build());
+    assert!(tcp(&out).3.is_empty(), "the real refused timestamps");
     assert_eq!(
-        tcp(&out).3.len(),
-        8,
-        "TOA only: the real refused timestamps"
+        window_and_payload(&out),
+        (64240 >> 7, vec![0]),
+        "the real's unscaled window in the client's scale 7"
     );
-    assert_eq!(window(&out), 64240);
     let mut data = segment(40000, ACK, 1001, cookie.wrapping_add(2));
     data.tcp_options = ts_opt(502, ours);
     let mut frame = data.build();
