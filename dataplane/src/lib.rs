@@ -16,7 +16,7 @@
 //! ```
 
 mod acl;
-mod conncount;
+pub mod conncount;
 pub mod conns;
 pub mod error;
 pub mod estimator;

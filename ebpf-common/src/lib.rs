@@ -915,3 +915,6 @@ mod pod {
     unsafe impl aya::Pod for FwmarkRules {}
     unsafe impl aya::Pod for FwmarkRuleKey {}
 }
+// The packet path changes a connection's state with a compare-and-exchange on the aligned
+// 32-bit word that `state` opens (ebpf/src/state.rs `claim`).
+const _: () = assert!(core::mem::offset_of!(Conn, state) % 4 == 0);

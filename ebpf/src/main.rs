@@ -569,8 +569,7 @@ fn track(conn: &mut Conn, pkt: &Packet, dir: Dir) {
     if pkt.proto == IPPROTO_TCP {
         let old = conn.state;
         let next = state::tcp_next(old, dir, pkt.tcp_flags);
-        if next != old {
-            conn.state = next;
+        if next != old && state::claim(conn, old, next) {
             conn.timeout = state::timeout_of(next);
             conncount::moved(conn, pkt.proto, old);
         }

@@ -84,3 +84,33 @@ pub fn timeout_of(state: u8) -> u32 {
         _ => DEFAULT_TIMEOUTS.get(idx as usize).copied().unwrap_or(0),
     }
 }
+
+/// Moves `conn` from state `old` to `next` unless another CPU changed its state first (the
+/// client's and the real's FIN, seen on two interfaces at once, both leave ESTABLISHED): only
+/// the CPU that wins moves the connection between its real's counts (IPVS holds the
+/// connection's lock for this). An atomic compare-and-exchange on the 32-bit word that holds
+/// the state (with fwd, af and flags beside it: a concurrent flag change makes us try again).
+#[inline(always)]
+pub fn claim(conn: &mut ebpf_common::Conn, old: u8, next: u8) -> bool {
+    use core::intrinsics::{AtomicOrdering, atomic_cxchg};
+    // `state` opens its 4-byte-aligned word (little-endian: the low byte); see ebpf_common::Conn.
+    let word = (&mut conn.state as *mut u8).cast::<u32>();
+    let mut tries = 0;
+    while tries < 4 {
+        let cur = unsafe { core::ptr::read_volatile(word) };
+        if cur as u8 != old {
+            return false;
+        }
+        let new = (cur & !0xff) | next as u32;
+        let (_, won) = unsafe {
+            atomic_cxchg::<u32, { AtomicOrdering::Relaxed }, { AtomicOrdering::Relaxed }>(
+                word, cur, new,
+            )
+        };
+        if won {
+            return true;
+        }
+        tries += 1;
+    }
+    false
+}

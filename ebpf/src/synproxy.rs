@@ -265,9 +265,7 @@ fn cookie_ack(ctx: &XdpContext, pkt: &Packet, o: &Opts, flow: &FlowKey, reuse: b
         count(counter::SYNPROXY_BAD_COOKIE);
         return xdp_action::XDP_DROP;
     }
-    if defer()
-        && pkt.tot_len as usize <= 20 + pkt.tcp_hdr_len as usize
-    {
+    if defer() && pkt.tot_len as usize <= 20 + pkt.tcp_hdr_len as usize {
         // Defer mode: a handshake alone opens nothing; the client's first data will.
         count(counter::SYNPROXY_DEFERRED);
         return xdp_action::XDP_DROP;

@@ -12,7 +12,7 @@
 use std::net::{IpAddr, Ipv4Addr};
 
 use dataplane::model::*;
-use xlvs_tests::packet::{ACK, Frame, RST, SYN, decode};
+use xlvs_tests::packet::{ACK, FIN, Frame, RST, SYN, decode};
 use xlvs_tests::testbed::{TestBed, XDP_DROP, XDP_PASS};
 
 const VIP: Ipv4Addr = Ipv4Addr::new(198, 18, 100, 1);
@@ -446,4 +446,66 @@ fn one_packet_scheduling_schedules_every_udp_datagram_and_still_translates_repli
     b.dp.edit_service(&cfg).unwrap();
     let first = send(&b, 6000);
     assert!((0..3).all(|_| send(&b, 6000) == first));
+}
+
+/// Pins the calling thread to `cpu` (BPF_PROG_TEST_RUN runs the program on the caller's CPU).
+fn pin_to_cpu(cpu: usize) {
+    let mut set = nix::sched::CpuSet::new();
+    set.set(cpu).expect("cpu index");
+    nix::sched::sched_setaffinity(nix::unistd::Pid::from_raw(0), &set).expect("sched_setaffinity");
+}
+
+/// The client's and the real's FIN of one connection, handled at the same moment on two CPUs
+/// (two interfaces, two NAPI contexts), both see it leave ESTABLISHED: only one may move it
+/// from its real's active count to the inactive one (the other saw a lost race), or the active
+/// count goes below zero and wraps — lc then sees that real as endlessly loaded.
+#[test]
+fn concurrent_fins_of_one_connection_move_its_count_once() {
+    let Some(mut b) = TestBed::new(1 << 16, true) else {
+        return;
+    };
+    if std::thread::available_parallelism().map_or(1, |n| n.get()) < 2 {
+        eprintln!("skipped: needs two CPUs");
+        return;
+    }
+    service(&mut b, Protocol::Tcp, Scheduler::Lc, &[w(1)]);
+    const N: u16 = 4000;
+    for i in 0..N {
+        let port = 20000 + i;
+        assert_eq!(open(&b, port), Some(0));
+        establish(&b, port, 0);
+    }
+    let counts = dataplane::conncount::DestConnsMap::open(&b.opts.pin_dir).unwrap();
+    let total = |c: &dataplane::conncount::DestConnsMap| {
+        (0..ebpf_common::MAX_DESTS)
+            .map(|id| c.raw(id))
+            .fold((0u64, 0u64), |(a, i), (x, y)| {
+                (a.wrapping_add(x), i.wrapping_add(y))
+            })
+    };
+    assert_eq!(total(&counts), (N as u64, 0), "all established");
+    let client_fins: Vec<Vec<u8>> = (0..N)
+        .map(|i| Frame::tcp(CIP, 20000 + i, VIP, 80, FIN | ACK).build())
+        .collect();
+    let real_fins: Vec<Vec<u8>> = (0..N)
+        .map(|i| Frame::tcp(real(0), RPORT, CIP, 20000 + i, FIN | ACK).build())
+        .collect();
+    let barrier = std::sync::Barrier::new(2);
+    std::thread::scope(|s| {
+        for (cpu, frames) in [(0, &client_fins), (1, &real_fins)] {
+            let (b, barrier) = (&b, &barrier);
+            s.spawn(move || {
+                pin_to_cpu(cpu);
+                barrier.wait();
+                for f in frames {
+                    b.run(f);
+                }
+            });
+        }
+    });
+    assert_eq!(
+        total(&counts),
+        (0, N as u64),
+        "each connection moved once from active to inactive"
+    );
 }

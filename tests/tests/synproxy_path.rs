@@ -150,7 +150,10 @@ fn the_whole_handshake_then_translated_sequence_numbers_and_toa() {
     assert!(d.ip_checksum_ok && d.l4_checksum_ok, "{d:?}");
     let (seq, ack, flags, opts) = tcp(&out);
     assert_eq!((seq, ack, flags), (cookie, 1001, ACK));
-    assert!(opts.is_empty(), "no SYN options on a later segment: {opts:?}");
+    assert!(
+        opts.is_empty(),
+        "no SYN options on a later segment: {opts:?}"
+    );
     assert_eq!(window_and_payload(&out), (64240, vec![0]));
     assert_eq!(counter(&b, counter::SYNPROXY_ESTABLISHED), 1);
     let conns = b.dp.connections().unwrap();

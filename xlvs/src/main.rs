@@ -184,7 +184,20 @@ fn spawn_timers(opts: &Options) -> Result<()> {
             Ok(())
         });
     }
-    cmd.spawn().context("starting xlvs timers")?;
+    let mut child = cmd.spawn().context("starting xlvs timers")?;
+    // Return once they run (their lock is taken), so a `status` right after `attach` says so;
+    // an early exit is reported instead of passing unnoticed.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while !dataplane::timers::running(&opts.pin_dir) {
+        if let Some(code) = child.try_wait().context("waiting for xlvs timers")? {
+            anyhow::bail!("xlvs timers exited at once ({code}); run `xlvs timers` to see why");
+        }
+        if std::time::Instant::now() > deadline {
+            eprintln!("xlvs: warning: the timers have not started within 5 s");
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
     Ok(())
 }
 
