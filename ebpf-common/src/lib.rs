@@ -31,7 +31,7 @@ pub const MAX_PORTS: u32 = 256;
 
 pub const DEFAULT_PIN_DIR: &str = "/sys/fs/bpf/xlvs";
 /// Slots of the JUMP program array (tail calls).
-pub const JUMP_SLOTS: u32 = 8;
+pub const JUMP_SLOTS: u32 = 10;
 /// JUMP slot of the ICMP-error program.
 pub const JUMP_ICMP: u32 = 0;
 /// Name of the ICMP-error program in the object.
@@ -59,8 +59,11 @@ pub const PROG_ICMP6: &str = "xlvs_icmp6";
 /// JUMP slot of SYNPROXY's per-segment translation (established proxied connections).
 pub const JUMP_SEQADJ: u32 = 7;
 pub const PROG_SEQADJ: &str = "xlvs_seqadj";
+/// JUMP slot of the fragment program (first fragments recorded, later ones follow them).
+pub const JUMP_FRAG: u32 = 9;
+pub const PROG_FRAG: &str = "xlvs_frag";
 /// Every tail-call target: (JUMP slot, program name), installed by the loader.
-pub const TAIL_CALLS: [(u32, &str); 8] = [
+pub const TAIL_CALLS: [(u32, &str); 9] = [
     (JUMP_ICMP, PROG_ICMP),
     (JUMP_TOA, PROG_TOA),
     (JUMP_SYNPROXY, PROG_SYNPROXY),
@@ -69,6 +72,7 @@ pub const TAIL_CALLS: [(u32, &str); 8] = [
     (JUMP_NEW, PROG_NEW),
     (JUMP_ICMP6, PROG_ICMP6),
     (JUMP_SEQADJ, PROG_SEQADJ),
+    (JUMP_FRAG, PROG_FRAG),
 ];
 /// MSS SYNPROXY announces in its SYN to the real server (the client's own MSS is only encoded
 /// in the cookie, which cannot be decoded without the kernel's secret).
@@ -217,7 +221,7 @@ pub mod counter {
     pub const PASS_NOT_VIP: u32 = 0;
     /// Could not be parsed (truncated, bad header): handed to the kernel, never forwarded.
     pub const PASS_MALFORMED: u32 = 1;
-    /// IP fragments: handed to the kernel (policy: the data plane does not reassemble).
+    /// IP fragments handed to the kernel: not addressed to a VIP or a known connection.
     pub const PASS_FRAGMENT: u32 = 2;
     /// TCP to a VIP without a session and without SYN: dropped.
     pub const DROP_NO_SESSION: u32 = 3;
@@ -235,7 +239,8 @@ pub mod counter {
     pub const CONN_INSERT_FAIL: u32 = 9;
     /// Next-hop lookups in the FIB (cache misses and refreshes).
     pub const FIB_LOOKUP: u32 = 10;
-    /// IPv6 packets with extension headers before TCP/UDP: handed to the kernel.
+    /// IPv6 packets with extension headers we do not walk (more than four, routing with
+    /// segments left, AH and other unknown ones): handed to the kernel.
     pub const PASS_IPV6_EXT: u32 = 11;
     /// TTL would reach 0: handed to the kernel so it answers with ICMP time exceeded.
     pub const PASS_TTL: u32 = 12;
@@ -296,8 +301,20 @@ pub mod counter {
     /// connection on the same addresses and ports refused it): answered with a RST that ends
     /// that TIME_WAIT, so the SYN sent again (on the client's next segment) gets through.
     pub const SYNPROXY_REAL_TW_RESET: u32 = 36;
+    /// First fragments (offset 0) of a connection's datagram (or of a new connection's),
+    /// recorded so that the later fragments follow them (see frag.rs in the eBPF crate).
+    pub const FRAG_FIRST: u32 = 44;
+    /// Later fragments forwarded like their first fragment (same rewrite and next hop).
+    pub const FRAG_FORWARDED: u32 = 45;
+    /// Later fragments to a VIP whose first fragment was not seen (out of order, expired, or a
+    /// one-packet-scheduling service): handed to the kernel (or dropped by `FRAG_DROP`,
+    /// counted in `DROP_FRAGMENT` then).
+    pub const FRAG_UNTRACKED: u32 = 46;
+    /// Fragments of a connection whose handling cannot work on fragments (SYNPROXY
+    /// handshake): handed to the kernel (or dropped by `FRAG_DROP`).
+    pub const FRAG_REFUSED: u32 = 47;
     /// Number of counters.
-    pub const COUNT: u32 = 37;
+    pub const COUNT: u32 = 48;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -605,8 +622,9 @@ pub mod config {
     pub const NR_CPUS: u32 = 1;
     /// Non-zero: FULLNAT does not insert TOA options.
     pub const TOA_OFF: u32 = 2;
-    /// Non-zero: IP fragments addressed to a VIP are dropped (alibaba `defence_frag_drop`);
-    /// 0: handed to the kernel like every fragment.
+    /// Non-zero: IP fragments addressed to a VIP that the packet path does not forward (a
+    /// later fragment whose first was not seen, no service, refused) are dropped (alibaba
+    /// `defence_frag_drop`); 0: handed to the kernel.
     pub const FRAG_DROP: u32 = 3;
     /// Non-zero: TCP/UDP addressed to a VIP address on a port no service listens on is dropped
     /// (floods at random ports; alibaba `defence_udp_drop`); 0: handed to the kernel (the VIP

@@ -216,3 +216,20 @@ pub static FWMARK_RULES: HashMap<ebpf_common::FwmarkRuleKey, u32> =
 #[map]
 pub static SCRATCH_FWMARK: PerCpuArray<aya_ebpf::maps::lpm_trie::Key<ebpf_common::FwmarkPrefix>> =
     PerCpuArray::with_max_entries(1, 0);
+
+/// Fragments: (af, proto, source, destination, IP id) of a datagram whose first fragment was
+/// seen -> the ports of its flow, so its later fragments find the same connection (frag.rs).
+/// Small, LRU and not pinned: an entry matters for a few seconds only.
+#[map]
+pub static FRAGS: LruHashMap<crate::frag::FragKey, crate::frag::FragFlow> =
+    LruHashMap::with_max_entries(crate::frag::MAX_FRAGS, 0);
+pub const JUMP_FRAG: u32 = ebpf_common::JUMP_FRAG;
+
+/// Set by `xlvs_frag` when it hands a recorded first fragment to the main program (which
+/// would otherwise send it back); see frag.rs.
+#[map]
+pub static FRAG_MARK: PerCpuArray<u32> = PerCpuArray::with_max_entries(1, 0);
+
+/// The fragment being handled and its FRAGS key (per CPU: stack room; see frag.rs).
+#[map]
+pub static SCRATCH_FRAG: PerCpuArray<crate::frag::FragKey> = PerCpuArray::with_max_entries(1, 0);

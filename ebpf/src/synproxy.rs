@@ -103,7 +103,7 @@ pub fn armed_for(flow: &FlowKey) -> bool {
 /// Entry of the `xlvs_synproxy` program.
 #[inline(always)]
 pub fn handle(ctx: &XdpContext, now: u64) -> u32 {
-    let Ok(pkt) = parse::parse(ctx) else {
+    let Ok(pkt) = parse::parse_ipv4_only(ctx) else {
         return xdp_action::XDP_PASS;
     };
     let flow = crate::flow_of(&pkt);
@@ -305,7 +305,7 @@ fn resend_syn(ctx: &XdpContext, pkt: &Packet, o: &Opts, client: &mut Conn, now: 
     if !to_syn(ctx, pkt, client.toa_ack, client.ts_delta, tsval) {
         return xdp_action::XDP_DROP;
     }
-    let Ok(syn) = parse::parse(ctx) else {
+    let Ok(syn) = parse::parse_ipv4_only(ctx) else {
         return xdp_action::XDP_DROP;
     };
     count(counter::SYNPROXY_SYN_RESENT);
