@@ -233,3 +233,8 @@ pub static FRAG_MARK: PerCpuArray<u32> = PerCpuArray::with_max_entries(1, 0);
 /// The fragment being handled and its FRAGS key (per CPU: stack room; see frag.rs).
 #[map]
 pub static SCRATCH_FRAG: PerCpuArray<crate::frag::FragKey> = PerCpuArray::with_max_entries(1, 0);
+
+/// The IPv6 extension-header walk's result, stored and read back so the verifier sees one
+/// unknown value instead of one exact value per way the walk can end (see parse.rs).
+#[map]
+pub static SCRATCH_WALK: PerCpuArray<u64> = PerCpuArray::with_max_entries(1, 0);
