@@ -299,8 +299,7 @@ fn set_addr(ctx: &XdpContext, pkt: &Packet, src: bool, addr: &[u32; 4]) {
     }
     let old = if src { pkt.src[0] } else { pkt.dst[0] };
     let off = pkt.l3_off + if src { 12 } else { 16 };
-    if let (Some(p), Some(check)) = (ptr_at::<u32>(ctx, off), ptr_at::<u16>(ctx, pkt.l3_off + 10))
-    {
+    if let (Some(p), Some(check)) = (ptr_at::<u32>(ctx, off), ptr_at::<u16>(ctx, pkt.l3_off + 10)) {
         unsafe {
             p.write_unaligned(addr[0]);
             check.write_unaligned(csum::replace4(check.read_unaligned(), old, addr[0]));

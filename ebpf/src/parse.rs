@@ -383,7 +383,14 @@ fn ipv6_step(
         // AH, mobility, HIP, shim6, experimental: not walked.
         51 | 135 | 139 | 140 | 253 | 254 => return refuse(counter::PASS_IPV6_EXT),
         // The upper-layer header (or something the caller refuses).
-        _ => return Some(*off as u64 | (next as u64) << 16 | (*state & 0x100) << 16 | (*state & !0xffff_ffff)),
+        _ => {
+            return Some(
+                *off as u64
+                    | (next as u64) << 16
+                    | (*state & 0x100) << 16
+                    | (*state & !0xffff_ffff),
+            );
+        }
     }
     // Reads are whole words from `off`: a 1-byte read at a variable offset becomes a
     // `p >= end` check, from which the verifier learns no range.
@@ -417,7 +424,12 @@ fn ipv6_step(
     }
     // Hop-by-hop may only come first: after the first step it counts as unknown.
     let following = h[0];
-    *state = (*state & !0xff) | if following == IPPROTO_HOPOPTS { 51 } else { following } as u64;
+    *state = (*state & !0xff)
+        | if following == IPPROTO_HOPOPTS {
+            51
+        } else {
+            following
+        } as u64;
     None
 }
 

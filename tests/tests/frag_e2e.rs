@@ -37,8 +37,7 @@ fn add_ipv6(lab: &Lab) -> Result<()> {
             ns.ip(&["-6", "route", "add", "default", "via", gw])?;
         }
     }
-    lab.director
-        .sysctl("net.ipv6.conf.all.forwarding", "1")?;
+    lab.director.sysctl("net.ipv6.conf.all.forwarding", "1")?;
     Ok(())
 }
 
@@ -85,7 +84,10 @@ fn exchange(lab: &Lab, bind: SocketAddr, vip: SocketAddr) -> Result<()> {
                 s.send_to(&data, vip)?;
                 let (n, from) = s.recv_from(&mut buf)?;
                 ensure!(from == vip, "echo from {from}, not the VIP");
-                ensure!(buf[..n] == data[..], "datagram {k}: {n} bytes came back, not the same");
+                ensure!(
+                    buf[..n] == data[..],
+                    "datagram {k}: {n} bytes came back, not the same"
+                );
             }
             Ok(())
         })
@@ -126,8 +128,16 @@ fn udp_datagrams_larger_than_the_mtu_cross_a_nat_service_both_ways() -> Result<(
     )?;
     let c = dp.counters()?;
     // 3008 bytes of UDP in 1480-byte pieces: 3 fragments, 2 of them later ones, each way.
-    assert_eq!(c[counter::FRAG_FIRST as usize], 2 * DATAGRAMS as u64, "{c:?}");
-    assert_eq!(c[counter::FRAG_FORWARDED as usize], 4 * DATAGRAMS as u64, "{c:?}");
+    assert_eq!(
+        c[counter::FRAG_FIRST as usize],
+        2 * DATAGRAMS as u64,
+        "{c:?}"
+    );
+    assert_eq!(
+        c[counter::FRAG_FORWARDED as usize],
+        4 * DATAGRAMS as u64,
+        "{c:?}"
+    );
 
     exchange(
         &lab,
@@ -135,8 +145,16 @@ fn udp_datagrams_larger_than_the_mtu_cross_a_nat_service_both_ways() -> Result<(
         SocketAddr::new(vip6, PORT),
     )?;
     let c = dp.counters()?;
-    assert_eq!(c[counter::FRAG_FIRST as usize], 4 * DATAGRAMS as u64, "{c:?}");
-    assert_eq!(c[counter::FRAG_FORWARDED as usize], 8 * DATAGRAMS as u64, "{c:?}");
+    assert_eq!(
+        c[counter::FRAG_FIRST as usize],
+        4 * DATAGRAMS as u64,
+        "{c:?}"
+    );
+    assert_eq!(
+        c[counter::FRAG_FORWARDED as usize],
+        8 * DATAGRAMS as u64,
+        "{c:?}"
+    );
     assert_eq!(c[counter::FRAG_UNTRACKED as usize], 0);
     // One connection per family, and the service saw one packet per datagram.
     assert_eq!(dp.connections()?.len(), 2);
@@ -145,7 +163,13 @@ fn udp_datagrams_larger_than_the_mtu_cross_a_nat_service_both_ways() -> Result<(
         addr: IpAddr::V4(VIP),
         port: PORT,
     })?;
-    assert_eq!((e.stats.inpkts, e.stats.outpkts), (DATAGRAMS as u64, DATAGRAMS as u64));
-    assert_eq!(e.stats.inbytes, DATAGRAMS as u64 * (SIZE as u64 + 8 + 3 * 20));
+    assert_eq!(
+        (e.stats.inpkts, e.stats.outpkts),
+        (DATAGRAMS as u64, DATAGRAMS as u64)
+    );
+    assert_eq!(
+        e.stats.inbytes,
+        DATAGRAMS as u64 * (SIZE as u64 + 8 + 3 * 20)
+    );
     Ok(())
 }

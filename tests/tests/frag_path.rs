@@ -42,7 +42,11 @@ fn ifindex_b0() -> u32 {
 fn nat_services(b: &mut TestBed, vip: IpAddr, real: IpAddr) {
     for proto in [Protocol::Tcp, Protocol::Udp] {
         let port = if proto == Protocol::Tcp { 80 } else { 53 };
-        let addr = ServiceAddr::Inet { proto, addr: vip, port };
+        let addr = ServiceAddr::Inet {
+            proto,
+            addr: vip,
+            port,
+        };
         b.dp.add_service(&ServiceConfig::new(addr)).unwrap();
         let mut d = DestConfig::new(real, 8080);
         d.forward = Forward::Masq;
@@ -116,7 +120,14 @@ fn ipv6_with_one_to_four_extension_headers_is_forwarded_with_them_intact() {
         let ext_len: usize = headers.iter().map(|(_, h)| h.len()).sum();
         for (i, plain) in [
             Frame6::tcp(CIP6, 41000 + n as u16, VIP6, 80, SYN).build(),
-            udp6(CIP6, 42000 + n as u16, VIP6, 53, b"a question with some bytes").build(),
+            udp6(
+                CIP6,
+                42000 + n as u16,
+                VIP6,
+                53,
+                b"a question with some bytes",
+            )
+            .build(),
         ]
         .into_iter()
         .enumerate()
@@ -134,7 +145,10 @@ fn ipv6_with_one_to_four_extension_headers_is_forwarded_with_them_intact() {
             );
             assert_eq!(out.packet[20], pkt[20], "first next header intact");
             let d = decode6(&strip_ext(&out.packet, ext_len, upper)).unwrap();
-            assert_eq!((d.dst, d.dport, d.hop_limit), (R16.parse().unwrap(), 8080, 63));
+            assert_eq!(
+                (d.dst, d.dport, d.hop_limit),
+                (R16.parse().unwrap(), 8080, 63)
+            );
             assert!(d.l4_checksum_ok, "{n} headers, packet {i}: L4 checksum");
             // The real's answer, with the same headers, leaves from the VIP.
             let answer = if i == 0 {
@@ -176,7 +190,13 @@ fn ipv6_extension_headers_we_do_not_walk_go_to_the_kernel_counted() {
         // Hop-by-hop anywhere but first.
         with_ext(&syn, &[h(DSTOPTS), h(HOPOPTS)]),
         // AH: not walked.
-        with_ext(&syn, &[h(DSTOPTS), (AH, vec![0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0])]),
+        with_ext(
+            &syn,
+            &[
+                h(DSTOPTS),
+                (AH, vec![0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]),
+            ],
+        ),
     ];
     for (i, pkt) in unsupported.iter().enumerate() {
         let out = b.runner.run(pkt).unwrap();
@@ -328,7 +348,10 @@ fn ipv4_fragments_of_a_nat_connection_follow_their_first_fragment_both_ways() {
     assert_eq!(&out[0][0..6], &MAC_R1);
     let got = reassemble4(&out);
     let d = decode(&got).unwrap();
-    assert_eq!((d.src, d.dst, d.sport, d.dport, d.ttl), (CIP, R1, 5000, 8080, 63));
+    assert_eq!(
+        (d.src, d.dst, d.sport, d.dport, d.ttl),
+        (CIP, R1, 5000, 8080, 63)
+    );
     assert!(d.l4_checksum_ok, "UDP checksum of the reassembled datagram");
     assert_eq!(&got[42..], &data[..], "payload untouched");
     assert_eq!(counter(&b, counter::FRAG_FIRST), 1);
@@ -344,9 +367,8 @@ fn ipv4_fragments_of_a_nat_connection_follow_their_first_fragment_both_ways() {
     assert!(d.l4_checksum_ok);
     assert_eq!(counter(&b, counter::FRAG_FORWARDED), 3);
     // One datagram each way: one packet each, the later fragments' bytes added.
-    let svc = b
-        .dp
-        .service(&ServiceAddr::Inet {
+    let svc =
+        b.dp.service(&ServiceAddr::Inet {
             proto: Protocol::Udp,
             addr: IpAddr::V4(VIP),
             port: 53,
@@ -407,7 +429,11 @@ fn a_later_fragment_without_its_first_goes_to_the_kernel_or_is_dropped_by_policy
     // Out of order: the second before the first.
     for f in [&frags[1], &frags6[1]] {
         let out = b.runner.run_on(f, ifindex_b0()).unwrap();
-        assert_eq!((out.action, &out.packet), (XDP_PASS, f), "to the kernel, unchanged");
+        assert_eq!(
+            (out.action, &out.packet),
+            (XDP_PASS, f),
+            "to the kernel, unchanged"
+        );
     }
     assert_eq!(counter(&b, counter::FRAG_UNTRACKED), 2);
     // The first arrives: the following ones are forwarded (the kernel has the early one).
@@ -423,7 +449,10 @@ fn a_later_fragment_without_its_first_goes_to_the_kernel_or_is_dropped_by_policy
         ..PathSettings::default()
     })
     .unwrap();
-    assert_eq!(b.runner.run_on(&stray, ifindex_b0()).unwrap().action, XDP_DROP);
+    assert_eq!(
+        b.runner.run_on(&stray, ifindex_b0()).unwrap().action,
+        XDP_DROP
+    );
     assert_eq!(counter(&b, counter::DROP_FRAGMENT), 1);
     // Known datagrams still pass under the policy; the host's own fragments are not touched.
     let again = fragments4(&whole, 3, 1480);
