@@ -491,3 +491,54 @@ fn dr_fragments_keep_their_addresses_and_get_the_real_servers_mac() {
         assert_eq!(o[12..], f[12..], "IP packet untouched");
     }
 }
+
+#[test]
+fn fullnat_fragments_get_both_ends_rewritten_both_ways() {
+    // No route in this namespace: rewritten packets go to the kernel (XDP_PASS), rewritten.
+    let Some(mut b) = TestBed::new(1024, false) else {
+        return;
+    };
+    let addr = ServiceAddr::Inet {
+        proto: Protocol::Udp,
+        addr: IpAddr::V4(VIP),
+        port: 53,
+    };
+    b.dp.add_service(&ServiceConfig::new(addr)).unwrap();
+    let mut d = DestConfig::new(IpAddr::V4(R1), 8080);
+    d.forward = Forward::FullNat;
+    b.dp.add_dest(&addr, &d).unwrap();
+    let lip = Ipv4Addr::new(198, 18, 9, 1);
+    let la = LocalAddr {
+        addr: IpAddr::V4(lip),
+        ifname: None,
+        conns: 0,
+        port_conflicts: 0,
+    };
+    b.dp.add_laddr(&addr, &la).unwrap();
+    let run_all = |frags: &[Vec<u8>]| -> Vec<Vec<u8>> {
+        frags
+            .iter()
+            .map(|f| {
+                let (action, out) = b.run(f);
+                assert_eq!(action, XDP_PASS);
+                out
+            })
+            .collect()
+    };
+    let data: Vec<u8> = (0..3000u32).map(|i| (i * 3) as u8).collect();
+    let mut whole = Frame::udp(CIP, 5000, VIP, 53, &data).build();
+    whole[20] = 0;
+    let d = decode(&reassemble4(&run_all(&fragments4(&whole, 5, 1480)))).unwrap();
+    assert_eq!((d.src, d.dst, d.dport), (lip, R1, 8080));
+    assert!(d.sport >= 1024, "a local port: {d:?}");
+    assert!(d.l4_checksum_ok);
+    let mut answer = Frame::udp(R1, 8080, lip, d.sport, &data[..2000]).build();
+    answer[20] = 0;
+    let back = decode(&reassemble4(&run_all(&fragments4(&answer, 6, 1480)))).unwrap();
+    assert_eq!(
+        (back.src, back.sport, back.dst, back.dport),
+        (VIP, 53, CIP, 5000)
+    );
+    assert!(back.l4_checksum_ok);
+    assert_eq!(counter(&b, counter::FRAG_FORWARDED), 3);
+}
