@@ -542,3 +542,33 @@ fn fullnat_fragments_get_both_ends_rewritten_both_ways() {
     assert!(back.l4_checksum_ok);
     assert_eq!(counter(&b, counter::FRAG_FORWARDED), 3);
 }
+
+#[test]
+fn ipip_tunnel_fragments_are_encapsulated_like_their_first() {
+    let Some(mut b) = TestBed::new(1024, true) else {
+        return;
+    };
+    let addr = ServiceAddr::Inet {
+        proto: Protocol::Udp,
+        addr: IpAddr::V4(VIP),
+        port: 53,
+    };
+    b.dp.add_service(&ServiceConfig::new(addr)).unwrap();
+    let mut d = DestConfig::new(IpAddr::V4(R1), 53);
+    d.forward = Forward::Tunnel;
+    b.dp.add_dest(&addr, &d).unwrap();
+    let mut whole = Frame::udp(CIP, 5000, VIP, 53, &[9u8; 2500]).build();
+    whole[20] = 0;
+    // Pieces small enough to fit the MTU with the outer header (bigger ones: drop_too_big).
+    let frags = fragments4(&whole, 11, 1000);
+    assert_eq!(frags.len(), 3);
+    for (i, out) in run_all(&b, &frags).iter().enumerate() {
+        assert_eq!(&out[0..6], &MAC_R1);
+        assert_eq!(out.len(), frags[i].len() + 20);
+        assert_eq!((out[14], out[23]), (0x45, 4), "IPv4 carrying IPIP");
+        assert_eq!(&out[30..34], &R1.octets(), "outer destination: the real");
+        assert_eq!(checksum(&out[14..34]), 0, "outer checksum");
+        assert_eq!(&out[34..], &frags[i][14..], "the fragment, untouched");
+    }
+    assert_eq!(counter(&b, counter::FWD_TUNNEL), 3);
+}
