@@ -572,3 +572,42 @@ fn ipip_tunnel_fragments_are_encapsulated_like_their_first() {
     }
     assert_eq!(counter(&b, counter::FWD_TUNNEL), 3);
 }
+
+#[test]
+fn a_fragmented_syn_to_a_synproxy_service_is_refused() {
+    let Some(mut b) = TestBed::new(1024, false) else {
+        return;
+    };
+    let addr = ServiceAddr::Inet {
+        proto: Protocol::Tcp,
+        addr: IpAddr::V4(VIP),
+        port: 80,
+    };
+    let mut cfg = ServiceConfig::new(addr);
+    cfg.synproxy = true;
+    b.dp.add_service(&cfg).unwrap();
+    let mut d = DestConfig::new(IpAddr::V4(R1), 8080);
+    d.forward = Forward::Masq;
+    b.dp.add_dest(&addr, &d).unwrap();
+    let mut syn = Frame::tcp(CIP, 40000, VIP, 80, SYN);
+    syn.payload = vec![0; 40];
+    let mut whole = syn.build();
+    whole[20] = 0;
+    let first = fragments4(&whole, 3, 32).remove(0);
+    let (action, out) = b.run(&first);
+    assert_eq!(
+        (action, &out),
+        (XDP_PASS, &first),
+        "no cookie for a fragment"
+    );
+    assert_eq!(counter(&b, counter::FRAG_REFUSED), 1);
+    assert_eq!(counter(&b, counter::SYNPROXY_COOKIE_SENT), 0);
+    b.dp.set_path_settings(&PathSettings {
+        frag_drop: true,
+        ..PathSettings::default()
+    })
+    .unwrap();
+    assert_eq!(b.run(&first).0, XDP_DROP);
+    assert_eq!(counter(&b, counter::DROP_FRAGMENT), 1);
+    assert!(b.dp.connections().unwrap().is_empty());
+}
