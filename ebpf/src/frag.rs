@@ -13,13 +13,15 @@
 //! * A **later fragment** (no ports) finds its flow through that record and the flow's
 //!   connection entry, and gets the same treatment as the first: addresses rewritten (IPv4
 //!   header checksum updated; its L4 checksum lives in the first fragment), same next hop and
-//!   MACs (NAT and FULLNAT both ways, DR MACs only, IPIP tunnel encapsulated like the rest).
+//!   MACs (NAT and FULLNAT both ways, DR MACs only). Tunnel reals: refused (`FRAG_REFUSED`;
+//!   `xlvs_tunnel` needs a whole inner packet).
 //!   Counted as bytes of the connection's service and real, not as packets (IPVS counts the
 //!   reassembled datagram once).
 //! * A later fragment whose first was not seen (out of order, record expired, one-packet
 //!   scheduling which keeps no entry) goes to the kernel (`FRAG_UNTRACKED`), or is dropped when
 //!   it is addressed to a VIP and `config::FRAG_DROP` is on (`DROP_FRAGMENT`). Fragments of a
-//!   SYNPROXY handshake are refused the same way (`FRAG_REFUSED`); TOA is never inserted into a
+//!   SYNPROXY handshake and later fragments towards tunnel reals are refused the same way
+//!   (`FRAG_REFUSED`); TOA is never inserted into a
 //!   fragment (it would shift the later fragments' offsets).
 
 use aya_ebpf::{bindings::xdp_action, programs::XdpContext};
@@ -244,9 +246,9 @@ fn to_real(ctx: &XdpContext, pkt: &Packet, conn: &Conn, now: u64) -> u32 {
             Hop::Routed
         }
         FWD_DROUTE => Hop::Bridged,
-        FWD_TUNNEL => {
-            return crate::tunnel::ipip(ctx, pkt, conn.dest_id, conn.to_addr[0], now);
-        }
+        // xlvs_tunnel parses the packet it encapsulates (a later fragment has no ports) and
+        // derives GUE/GRE checksums from a whole inner packet's: not for fragments.
+        FWD_TUNNEL => return refuse(pkt.af, &pkt.dst, counter::FRAG_REFUSED),
         _ => {
             count(counter::PASS_LOCAL);
             return xdp_action::XDP_PASS;

@@ -51,7 +51,9 @@ use ebpf_common::{
     synproxy_ts,
 };
 
-use crate::maps::{CONFIG, CONNS, JUMP, JUMP_MAIN, SYNPROXY_OPEN, TX_PORTS, count, scratch};
+use crate::maps::{
+    CONFIG, CONNS, JUMP, JUMP_MAIN, SCRATCH_CONN, SYNPROXY_OPEN, TX_PORTS, count, scratch,
+};
 use crate::parse::{self, Packet, TCP_ACK, TCP_RST, TCP_SYN, ptr_at};
 use crate::seqadj;
 use crate::tcpopt::{self, Opts};
@@ -305,11 +307,12 @@ fn resend_syn(ctx: &XdpContext, pkt: &Packet, o: &Opts, client: &mut Conn, now: 
     if !to_syn(ctx, pkt, client.toa_ack, client.ts_delta, tsval) {
         return xdp_action::XDP_DROP;
     }
-    let Ok(syn) = parse::parse_ipv4_only(ctx) else {
+    let Some(job) = scratch(&SCRATCH_CONN) else {
         return xdp_action::XDP_DROP;
     };
+    *job = *client;
     count(counter::SYNPROXY_SYN_RESENT);
-    crate::to_real(ctx, &syn, client, now)
+    crate::forward_first(ctx)
 }
 
 /// 3. From the real server while its handshake is pending: its SYN-ACK is answered with the ACK
