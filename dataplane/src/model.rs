@@ -422,8 +422,10 @@ pub struct LocalAddr {
 pub struct PathSettings {
     /// FULLNAT inserts TOA (the client's address for the real server). Default on.
     pub toa: bool,
-    /// IP fragments addressed to a VIP are dropped (`defence_frag_drop`) instead of handed to
-    /// the kernel. Default off.
+    /// IP fragments addressed to a VIP that the packet path does not forward (a later fragment
+    /// whose first fragment was not seen, no service on the port, a fragmented SYN to a
+    /// SYNPROXY service) are dropped (`defence_frag_drop`) instead of handed to the kernel.
+    /// Fragments of connections are forwarded either way. Default off.
     pub frag_drop: bool,
     /// TCP/UDP to a VIP address on a port without a service is dropped instead of handed to the
     /// kernel (floods at random ports). Default off: the VIP may carry local services.

@@ -68,8 +68,11 @@ pub const PROG_TUNNEL: &str = "xlvs_tunnel";
 /// programs that open connections keep their stack and verifier budget for that.
 pub const JUMP_FWD: u32 = 11;
 pub const PROG_FWD: &str = "xlvs_fwd";
+/// JUMP slot of the fragment program (first fragments recorded, later ones follow them).
+pub const JUMP_FRAG: u32 = 9;
+pub const PROG_FRAG: &str = "xlvs_frag";
 /// Every tail-call target: (JUMP slot, program name), installed by the loader.
-pub const TAIL_CALLS: [(u32, &str); 10] = [
+pub const TAIL_CALLS: [(u32, &str); 11] = [
     (JUMP_ICMP, PROG_ICMP),
     (JUMP_TOA, PROG_TOA),
     (JUMP_SYNPROXY, PROG_SYNPROXY),
@@ -80,6 +83,7 @@ pub const TAIL_CALLS: [(u32, &str); 10] = [
     (JUMP_SEQADJ, PROG_SEQADJ),
     (JUMP_TUNNEL, PROG_TUNNEL),
     (JUMP_FWD, PROG_FWD),
+    (JUMP_FRAG, PROG_FRAG),
 ];
 /// MSS SYNPROXY announces in its SYN to the real server (the client's own MSS is only encoded
 /// in the cookie, which cannot be decoded without the kernel's secret).
@@ -228,7 +232,7 @@ pub mod counter {
     pub const PASS_NOT_VIP: u32 = 0;
     /// Could not be parsed (truncated, bad header): handed to the kernel, never forwarded.
     pub const PASS_MALFORMED: u32 = 1;
-    /// IP fragments: handed to the kernel (policy: the data plane does not reassemble).
+    /// IP fragments handed to the kernel: not addressed to a VIP or a known connection.
     pub const PASS_FRAGMENT: u32 = 2;
     /// TCP to a VIP without a session and without SYN: dropped.
     pub const DROP_NO_SESSION: u32 = 3;
@@ -246,7 +250,8 @@ pub mod counter {
     pub const CONN_INSERT_FAIL: u32 = 9;
     /// Next-hop lookups in the FIB (cache misses and refreshes).
     pub const FIB_LOOKUP: u32 = 10;
-    /// IPv6 packets with extension headers before TCP/UDP: handed to the kernel.
+    /// IPv6 packets with extension headers we do not walk (more than four, routing with
+    /// segments left, AH and other unknown ones): handed to the kernel.
     pub const PASS_IPV6_EXT: u32 = 11;
     /// TTL would reach 0: handed to the kernel so it answers with ICMP time exceeded.
     pub const PASS_TTL: u32 = 12;
@@ -311,8 +316,20 @@ pub mod counter {
     /// Tunnelled packets too big for the path once encapsulated, answered with ICMP
     /// "fragmentation needed" / ICMPv6 "packet too big" (also counted in DROP_TOO_BIG).
     pub const ICMP_TOO_BIG_SENT: u32 = 37;
+    /// First fragments (offset 0) of a connection's datagram (or of a new connection's),
+    /// recorded so that the later fragments follow them (see frag.rs in the eBPF crate).
+    pub const FRAG_FIRST: u32 = 44;
+    /// Later fragments forwarded like their first fragment (same rewrite and next hop).
+    pub const FRAG_FORWARDED: u32 = 45;
+    /// Later fragments to a VIP whose first fragment was not seen (out of order, expired, or a
+    /// one-packet-scheduling service): handed to the kernel (or dropped by `FRAG_DROP`,
+    /// counted in `DROP_FRAGMENT` then).
+    pub const FRAG_UNTRACKED: u32 = 46;
+    /// Fragments of a connection whose handling cannot work on fragments (SYNPROXY
+    /// handshake): handed to the kernel (or dropped by `FRAG_DROP`).
+    pub const FRAG_REFUSED: u32 = 47;
     /// Number of counters.
-    pub const COUNT: u32 = 38;
+    pub const COUNT: u32 = 48;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -637,8 +654,9 @@ pub mod config {
     pub const NR_CPUS: u32 = 1;
     /// Non-zero: FULLNAT does not insert TOA options.
     pub const TOA_OFF: u32 = 2;
-    /// Non-zero: IP fragments addressed to a VIP are dropped (alibaba `defence_frag_drop`);
-    /// 0: handed to the kernel like every fragment.
+    /// Non-zero: IP fragments addressed to a VIP that the packet path does not forward (a
+    /// later fragment whose first was not seen, no service, refused) are dropped (alibaba
+    /// `defence_frag_drop`); 0: handed to the kernel.
     pub const FRAG_DROP: u32 = 3;
     /// Non-zero: TCP/UDP addressed to a VIP address on a port no service listens on is dropped
     /// (floods at random ports; alibaba `defence_udp_drop`); 0: handed to the kernel (the VIP

@@ -97,6 +97,7 @@ fn try_handle(ctx: &XdpContext, now: u64) -> Option<u32> {
         tos: rd::<u8>(ctx, l3 + 1)?,
         tot_len: u16::from_be(rd::<u16>(ctx, l3 + 2)?),
         tcp_hdr_len: 0,
+        frag: 0,
     };
     if outer.ttl <= 1 {
         return None;

@@ -79,6 +79,7 @@ pub fn handle(ctx: &XdpContext, l3: usize, now: u64) -> Option<u32> {
         tos: 0,
         tot_len: payload_len.wrapping_add(IPV6_HLEN as u16),
         tcp_hdr_len: 0,
+        frag: 0,
     };
     if outer.ttl <= 1 {
         return None;

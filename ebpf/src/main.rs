@@ -12,6 +12,7 @@ mod acl;
 mod conncount;
 mod csum;
 mod forward;
+mod frag;
 mod fullnat;
 mod fwmark;
 mod icmp;
@@ -42,7 +43,7 @@ use ebpf_common::{
 
 use forward::{Flow, Hop, NhSlot};
 use maps::{
-    CONFIG, CONNS, DEST_NH, DEST_STATS, JUMP, JUMP_FWD, JUMP_ICMP, JUMP_NEW, JUMP_SCHED,
+    CONFIG, CONNS, DEST_NH, DEST_STATS, JUMP, JUMP_FRAG, JUMP_FWD, JUMP_ICMP, JUMP_NEW, JUMP_SCHED,
     JUMP_SYNPROXY, JUMP_TOA, SERVICES, SVC_STATS, count,
 };
 use nat::End;
@@ -59,15 +60,23 @@ pub fn xlvs(ctx: XdpContext) -> u32 {
             count(counter::PASS_NOT_VIP);
             return xdp_action::XDP_PASS;
         }
-        Err(counter::PASS_FRAGMENT) if policy(config::FRAG_DROP) && fragment_to_vip(&ctx) => {
-            count(counter::DROP_FRAGMENT);
-            return xdp_action::XDP_DROP;
+        Err(counter::PASS_FRAGMENT) => {
+            // A later fragment: it follows its first fragment's connection (frag.rs).
+            unsafe { JUMP.tail_call(&ctx, JUMP_FRAG) };
+            count(counter::PASS_FRAGMENT);
+            return xdp_action::XDP_PASS;
         }
         Err(reason) => {
             count(reason);
             return xdp_action::XDP_PASS;
         }
     };
+    if pkt.frag != 0 && !frag::recorded() {
+        // A first fragment: xlvs_frag records it for the later ones and sends it back here.
+        unsafe { JUMP.tail_call(&ctx, JUMP_FRAG) };
+        count(counter::PASS_FRAGMENT);
+        return xdp_action::XDP_PASS;
+    }
     let flow = flow_of(pkt);
     let now = unsafe { bpf_ktime_get_coarse_ns() };
 
@@ -141,6 +150,9 @@ pub fn xlvs_new(ctx: XdpContext) -> u32 {
     let flow = flow_of(pkt);
     let now = unsafe { bpf_ktime_get_coarse_ns() };
     let Some(svc) = service_of(pkt) else {
+        if pkt.frag != 0 {
+            return frag::refuse(pkt.af, &pkt.dst, counter::PASS_FRAGMENT);
+        }
         if policy(config::NO_SERVICE_DROP) && is_vip(pkt.af, &pkt.dst) {
             count(counter::DROP_NO_SERVICE);
             return xdp_action::XDP_DROP;
@@ -151,6 +163,10 @@ pub fn xlvs_new(ctx: XdpContext) -> u32 {
     if pkt.ttl <= 1 {
         count(counter::PASS_TTL);
         return xdp_action::XDP_PASS;
+    }
+    if svc.flags & SVC_F_SYNPROXY != 0 && pkt.proto == IPPROTO_TCP && pkt.frag != 0 {
+        // Cookies are answered to whole SYNs only.
+        return frag::refuse(pkt.af, &pkt.dst, counter::FRAG_REFUSED);
     }
     if svc.flags & SVC_F_SYNPROXY != 0
         && pkt.proto == IPPROTO_TCP
@@ -180,15 +196,6 @@ fn is_vip(af: u8, addr: &[u32; 4]) -> bool {
         af,
     };
     unsafe { maps::VIPS.get(&key) }.is_some()
-}
-
-/// Whether the fragment being handled is addressed to a VIP.
-#[inline(always)]
-fn fragment_to_vip(ctx: &XdpContext) -> bool {
-    match parse::l3_destination(ctx) {
-        Some((af, dst)) => is_vip(af, &dst),
-        None => false,
-    }
 }
 
 /// The connection-table key of a packet: its flow as seen on the wire.
@@ -703,6 +710,13 @@ pub fn xlvs_sched(ctx: XdpContext) -> u32 {
     }
     count(counter::DROP_NO_DEST);
     xdp_action::XDP_DROP
+}
+
+/// IP fragments (see frag.rs), reached by tail call from `xlvs`: first fragments are recorded
+/// and handed back to it, later ones follow them.
+#[xdp]
+pub fn xlvs_frag(ctx: XdpContext) -> u32 {
+    frag::handle(&ctx, unsafe { bpf_ktime_get_coarse_ns() })
 }
 
 /// Forwards a connection's first packet (or SYNPROXY's SYN) to the real server of the connection

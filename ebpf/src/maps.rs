@@ -232,3 +232,25 @@ pub static TUN_NH: LruHashMap<u32, crate::tunnel::TunHop> = LruHashMap::with_max
 /// Tunnels: what the main program hands `xlvs_tunnel` about the packet's connection.
 #[map]
 pub static TUN_JOB: PerCpuArray<crate::tunnel::Job> = PerCpuArray::with_max_entries(1, 0);
+
+/// Fragments: (af, proto, source, destination, IP id) of a datagram whose first fragment was
+/// seen -> the ports of its flow, so its later fragments find the same connection (frag.rs).
+/// Small, LRU and not pinned: an entry matters for a few seconds only.
+#[map]
+pub static FRAGS: LruHashMap<crate::frag::FragKey, crate::frag::FragFlow> =
+    LruHashMap::with_max_entries(crate::frag::MAX_FRAGS, 0);
+pub const JUMP_FRAG: u32 = ebpf_common::JUMP_FRAG;
+
+/// Set by `xlvs_frag` when it hands a recorded first fragment to the main program (which
+/// would otherwise send it back); see frag.rs.
+#[map]
+pub static FRAG_MARK: PerCpuArray<u32> = PerCpuArray::with_max_entries(1, 0);
+
+/// The fragment being handled and its FRAGS key (per CPU: stack room; see frag.rs).
+#[map]
+pub static SCRATCH_FRAG: PerCpuArray<crate::frag::FragKey> = PerCpuArray::with_max_entries(1, 0);
+
+/// The IPv6 extension-header walk's result, stored and read back so the verifier sees one
+/// unknown value instead of one exact value per way the walk can end (see parse.rs).
+#[map]
+pub static SCRATCH_WALK: PerCpuArray<u64> = PerCpuArray::with_max_entries(1, 0);

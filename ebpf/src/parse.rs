@@ -1,7 +1,9 @@
 //! Stage 1: parse Ethernet (+ up to two VLAN tags), IPv4 or IPv6 (with up to four extension
-//! headers) and the TCP/UDP ports, with a bounds check before every access. Anything we cannot
-//! read precisely is handed to the kernel, never forwarded; so are fragments and ICMP/ICMPv6
-//! (neighbour discovery always reaches the kernel).
+//! headers: hop-by-hop, destination options, routing with no segments left, fragment) and the
+//! TCP/UDP ports, with a bounds check before every access. Anything we cannot read precisely is
+//! handed to the kernel, never forwarded; so is ICMP/ICMPv6 (neighbour discovery always reaches
+//! the kernel). A first fragment (offset 0, it carries the ports) parses like any packet, marked
+//! `frag`; later fragments are refused here (`PASS_FRAGMENT`) and handled by `frag.rs`.
 
 use aya_ebpf::programs::XdpContext;
 use core::mem::size_of;
@@ -39,6 +41,8 @@ pub struct Packet {
     pub tot_len: u16,
     /// TCP header length with options (doff * 4); 0 for UDP.
     pub tcp_hdr_len: u8,
+    /// Non-zero for the first fragment of a fragmented datagram (frag.rs records it).
+    pub frag: u8,
 }
 
 impl Packet {
@@ -101,16 +105,90 @@ pub fn parse(ctx: &XdpContext) -> Result<Packet, PassReason> {
     }
 }
 
-/// (af, destination) of an IPv4 or IPv6 packet, for policies on packets `parse` refused
-/// (fragments).
+/// `parse` for IPv4 only (IPv6 → `PASS_NOT_VIP`), for stages that handle IPv4 only
+/// (SYNPROXY): they do not carry the extension-header walk, whose call frame their full stack
+/// has no room for.
 #[inline(always)]
-pub fn l3_destination(ctx: &XdpContext) -> Option<(u8, [u32; 4])> {
-    let (l3_off, ethertype) = l3(ctx).ok()?;
-    match ethertype {
-        ETH_P_IP => Some((AF_INET, [read::<u32>(ctx, l3_off + 16).ok()?, 0, 0, 0])),
-        ETH_P_IPV6 => Some((AF_INET6, read::<[u32; 4]>(ctx, l3_off + 24).ok()?)),
-        _ => None,
+pub fn parse_ipv4_only(ctx: &XdpContext) -> Result<Packet, PassReason> {
+    match l3(ctx)? {
+        (l3_off, ETH_P_IP) => parse_ipv4(ctx, l3_off),
+        _ => Err(counter::PASS_NOT_VIP),
     }
+}
+
+/// What `frag.rs` needs of a fragment (a later fragment carries no ports).
+pub struct Fragment {
+    pub l3_off: usize,
+    pub af: u8,
+    /// IPv4: the protocol; IPv6: the fragment header's next header (a later fragment's
+    /// fragmentable part may start with an extension header).
+    pub proto: u8,
+    /// Offset 0: it carries the upper-layer header.
+    pub first: bool,
+    pub ttl: u8,
+    pub tos: u8,
+    pub tot_len: u16,
+    /// IP identification, raw (IPv4: 16 bits in the low bytes).
+    pub id: u32,
+    pub src: [u32; 4],
+    pub dst: [u32; 4],
+}
+
+/// The fragment fields of an IPv4 or IPv6 fragment; an error for anything else.
+#[inline(always)]
+pub fn fragment(ctx: &XdpContext) -> Result<Fragment, PassReason> {
+    let (l3_off, ethertype) = l3(ctx)?;
+    let frame_len = ctx.data_end() - ctx.data();
+    if ethertype == ETH_P_IP {
+        let vihl = read::<u8>(ctx, l3_off)?;
+        let tot_len = u16::from_be(read::<u16>(ctx, l3_off + 2)?);
+        if vihl >> 4 != 4 || vihl & 0x0f < 5 || tot_len < 20 {
+            return Err(counter::PASS_MALFORMED);
+        }
+        if l3_off + tot_len as usize > frame_len {
+            return Err(counter::PASS_MALFORMED);
+        }
+        let frag = u16::from_be(read::<u16>(ctx, l3_off + 6)?);
+        if frag & 0x3fff == 0 {
+            return Err(counter::PASS_NOT_VIP);
+        }
+        return Ok(Fragment {
+            l3_off,
+            af: AF_INET,
+            proto: read::<u8>(ctx, l3_off + 9)?,
+            first: frag & 0x1fff == 0,
+            ttl: read::<u8>(ctx, l3_off + 8)?,
+            tos: read::<u8>(ctx, l3_off + 1)?,
+            tot_len,
+            id: read::<u16>(ctx, l3_off + 4)? as u32,
+            src: [read::<u32>(ctx, l3_off + 12)?, 0, 0, 0],
+            dst: [read::<u32>(ctx, l3_off + 16)?, 0, 0, 0],
+        });
+    }
+    if ethertype != ETH_P_IPV6 {
+        return Err(counter::PASS_NOT_VIP);
+    }
+    let first_word = u32::from_be(read::<u32>(ctx, l3_off)?);
+    let payload_len = u16::from_be(read::<u16>(ctx, l3_off + 4)?) as usize;
+    if first_word >> 28 != 6 || l3_off + 40 + payload_len > frame_len {
+        return Err(counter::PASS_MALFORMED);
+    }
+    let ext = ipv6_ext(ctx, l3_off, read::<u8>(ctx, l3_off + 6)?, payload_len)?;
+    if ext.frag == 0 {
+        return Err(counter::PASS_NOT_VIP);
+    }
+    Ok(Fragment {
+        l3_off,
+        af: AF_INET6,
+        proto: ext.next,
+        first: ext.frag == 1,
+        ttl: read::<u8>(ctx, l3_off + 7)?,
+        tos: (first_word >> 20) as u8,
+        tot_len: (40 + payload_len) as u16,
+        id: read::<u32>(ctx, ext.frag_off + 4)?,
+        src: read::<[u32; 4]>(ctx, l3_off + 8)?,
+        dst: read::<[u32; 4]>(ctx, l3_off + 24)?,
+    })
 }
 
 #[inline(always)]
@@ -142,8 +220,8 @@ fn parse_ipv4(ctx: &XdpContext, l3_off: usize) -> Result<Packet, PassReason> {
     if proto != IPPROTO_TCP && proto != IPPROTO_UDP {
         return Err(counter::PASS_NOT_VIP);
     }
-    // MF set or a non-zero offset: only the kernel can reassemble.
-    if frag & 0x3fff != 0 {
+    // A later fragment (non-zero offset) has no ports: frag.rs follows its first fragment.
+    if frag & 0x1fff != 0 {
         return Err(counter::PASS_FRAGMENT);
     }
     let l4_off = l3_off + (ihl & 0x3c);
@@ -163,6 +241,8 @@ fn parse_ipv4(ctx: &XdpContext, l3_off: usize) -> Result<Packet, PassReason> {
         tos,
         tot_len,
         tcp_hdr_len,
+        // MF with offset 0: the first fragment.
+        frag: (frag >> 13) as u8 & 1,
     })
 }
 
@@ -196,10 +276,162 @@ fn parse_l4(
     Ok((sport, dport, tcp_flags, hdr_len))
 }
 
-const IPPROTO_HOPOPTS: u8 = 0;
-const IPPROTO_ROUTING: u8 = 43;
-const IPPROTO_FRAGMENT: u8 = 44;
-const IPPROTO_DSTOPTS: u8 = 60;
+pub const IPPROTO_HOPOPTS: u8 = 0;
+pub const IPPROTO_ROUTING: u8 = 43;
+pub const IPPROTO_FRAGMENT: u8 = 44;
+pub const IPPROTO_DSTOPTS: u8 = 60;
+/// Extension headers walked before the upper-layer header; more go to the kernel.
+pub const MAX_IPV6_EXT: usize = 4;
+/// Bytes the walked extension headers may take (4 x the largest, 2 KiB): a constant bound the
+/// verifier can use for every offset behind them.
+const MAX_IPV6_EXT_BYTES: usize = MAX_IPV6_EXT * 2048;
+
+/// What follows the IPv6 header's extension headers.
+pub struct Ipv6Ext {
+    /// Offset of the upper-layer header (from the start of the frame).
+    pub l4_off: usize,
+    /// Its protocol; for a later fragment, the fragment header's next header.
+    pub next: u8,
+    /// 0: not fragmented; 1: first fragment (offset 0); 2: a later fragment (the walk stopped
+    /// at its fragment header).
+    pub frag: u8,
+    /// Offset of the fragment header (0 when not fragmented).
+    pub frag_off: usize,
+}
+
+/// Walks at most `MAX_IPV6_EXT` extension headers (hop-by-hop only first, destination options,
+/// routing with segments left 0 — with segments left, this node is not the final destination —
+/// and fragment), each length-checked against the payload. More headers, other extension
+/// headers (AH, mobility, HIP, shim6, experimental) or routing with segments left → kernel
+/// (`PASS_IPV6_EXT`); a header past the payload → `PASS_MALFORMED`. Stops at a later fragment's
+/// header (no upper-layer header behind it).
+#[inline(always)]
+pub fn ipv6_ext(
+    ctx: &XdpContext,
+    l3_off: usize,
+    first_next: u8,
+    payload_len: usize,
+) -> Result<Ipv6Ext, PassReason> {
+    let packed = ipv6_walk(ctx, l3_off, first_next, payload_len);
+    // Through per-CPU memory: the verifier then continues with one unknown result instead of
+    // one exact value per way the walk ends (which verified the rest of every program once
+    // per way: 2.7 times the main program's instructions).
+    let Some(slot) = crate::maps::scratch(&crate::maps::SCRATCH_WALK) else {
+        return Err(counter::PASS_MALFORMED);
+    };
+    *slot = packed;
+    let packed = unsafe { core::ptr::read_volatile(slot) };
+    let l4_off = (packed & 0xffff) as usize;
+    if l4_off == 0 {
+        return Err((packed >> 16) as u32);
+    }
+    Ok(Ipv6Ext {
+        // The masks are no-ops (offsets < 22 + 40 + MAX_IPV6_EXT_BYTES) that tell the verifier
+        // so: packet offsets must stay below 64 KiB for it.
+        l4_off: l4_off & 0x3fff,
+        next: (packed >> 16) as u8,
+        frag: ((packed >> 24) & 3) as u8,
+        frag_off: ((packed >> 32) & 0x3fff) as usize,
+    })
+}
+
+/// Walk state between headers: next header | first-fragment flag << 8 | fragment header
+/// offset << 32.
+type WalkState = u64;
+
+/// The walk, as a BPF subprogram (its frame is not added to every caller's, which are full;
+/// written so it needs no stack) returning one packed word: l4_off | next << 16 | frag << 24 |
+/// fragment header offset << 32, or reason << 16 (l4_off 0) on refusal.
+#[inline(never)]
+fn ipv6_walk(ctx: &XdpContext, l3_off: usize, first_next: u8, payload_len: usize) -> u64 {
+    if l3_off > 22 {
+        return (counter::PASS_MALFORMED as u64) << 16;
+    }
+    let end = l3_off + 40 + payload_len;
+    let mut off = l3_off + 40;
+    let mut state: WalkState = first_next as u64;
+    // Unrolled: one step per header, then one to see what follows the last.
+    macro_rules! step {
+        ($last:expr) => {
+            if let Some(done) = ipv6_step(ctx, &mut off, end, &mut state, $last) {
+                return done;
+            }
+        };
+    }
+    step!(false);
+    step!(false);
+    step!(false);
+    step!(false);
+    step!(true);
+    (counter::PASS_IPV6_EXT as u64) << 16
+}
+
+/// One extension header at `off`: Some(result) when the walk ends here, else `off` and `state`
+/// move past it. `last`: no more headers may follow (the limit is reached).
+#[inline(always)]
+fn ipv6_step(
+    ctx: &XdpContext,
+    off: &mut usize,
+    end: usize,
+    state: &mut WalkState,
+    last: bool,
+) -> Option<u64> {
+    let refuse = |reason: u32| Some((reason as u64) << 16);
+    let next = *state as u8;
+    match next {
+        IPPROTO_HOPOPTS | IPPROTO_DSTOPTS | IPPROTO_ROUTING | IPPROTO_FRAGMENT => {}
+        // AH, mobility, HIP, shim6, experimental: not walked.
+        51 | 135 | 139 | 140 | 253 | 254 => return refuse(counter::PASS_IPV6_EXT),
+        // The upper-layer header (or something the caller refuses).
+        _ => {
+            return Some(
+                *off as u64
+                    | (next as u64) << 16
+                    | (*state & 0x100) << 16
+                    | (*state & !0xffff_ffff),
+            );
+        }
+    }
+    // Reads are whole words from `off`: a 1-byte read at a variable offset becomes a
+    // `p >= end` check, from which the verifier learns no range.
+    let Ok(h) = read::<[u8; 4]>(ctx, *off) else {
+        return refuse(counter::PASS_MALFORMED);
+    };
+    let len = match next {
+        IPPROTO_ROUTING if h[3] != 0 => return refuse(counter::PASS_IPV6_EXT),
+        IPPROTO_FRAGMENT if *state & 0x100 != 0 => return refuse(counter::PASS_IPV6_EXT),
+        IPPROTO_FRAGMENT => {
+            if *off + 8 > end {
+                return refuse(counter::PASS_MALFORMED);
+            }
+            if u16::from_be_bytes([h[2], h[3]]) & 0xfff8 != 0 {
+                // A later fragment: nothing to walk behind it.
+                return Some(
+                    (*off + 8) as u64 | (h[0] as u64) << 16 | 2 << 24 | (*off as u64) << 32,
+                );
+            }
+            *state |= 0x100 | (*off as u64) << 32;
+            8
+        }
+        _ => 8 * (h[1] as usize + 1),
+    };
+    if last {
+        return refuse(counter::PASS_IPV6_EXT);
+    }
+    *off += len;
+    if *off > end || *off > 22 + 40 + MAX_IPV6_EXT_BYTES {
+        return refuse(counter::PASS_MALFORMED);
+    }
+    // Hop-by-hop may only come first: after the first step it counts as unknown.
+    let following = h[0];
+    *state = (*state & !0xff)
+        | if following == IPPROTO_HOPOPTS {
+            51
+        } else {
+            following
+        } as u64;
+    None
+}
 
 #[inline(always)]
 fn parse_ipv6(ctx: &XdpContext, l3_off: usize) -> Result<Packet, PassReason> {
@@ -207,28 +439,36 @@ fn parse_ipv6(ctx: &XdpContext, l3_off: usize) -> Result<Packet, PassReason> {
     if first >> 28 != 6 {
         return Err(counter::PASS_MALFORMED);
     }
-    let tos = (first >> 20) as u8;
     let payload_len = u16::from_be(read::<u16>(ctx, l3_off + 4)?) as usize;
-    let mut next = read::<u8>(ctx, l3_off + 6)?;
-    let ttl = read::<u8>(ctx, l3_off + 7)?;
-    let src = read::<[u32; 4]>(ctx, l3_off + 8)?;
-    let dst = read::<[u32; 4]>(ctx, l3_off + 24)?;
+    let next = read::<u8>(ctx, l3_off + 6)?;
     if l3_off + 40 + payload_len > ctx.data_end() - ctx.data() || payload_len > 0xffff - 40 {
         return Err(counter::PASS_MALFORMED);
     }
-    // Extension headers (rare on TCP/UDP) go to the kernel: a variable-length walk would need
-    // packet offsets the verifier cannot bound. Fragments are counted as such.
+    let (l4_off, next, frag) = match next {
+        // The common case: straight to TCP/UDP, no walk.
+        IPPROTO_TCP | IPPROTO_UDP => (l3_off + 40, next, 0),
+        _ => {
+            let ext = ipv6_ext(ctx, l3_off, next, payload_len)?;
+            if ext.frag == 2 {
+                return Err(counter::PASS_FRAGMENT);
+            }
+            (ext.l4_off, ext.next, ext.frag)
+        }
+    };
     match next {
         IPPROTO_TCP | IPPROTO_UDP => {}
-        IPPROTO_FRAGMENT => return Err(counter::PASS_FRAGMENT),
-        IPPROTO_HOPOPTS | IPPROTO_ROUTING | IPPROTO_DSTOPTS => return Err(counter::PASS_IPV6_EXT),
-        // ICMPv6 errors may be about a connection (icmp6.rs decides; neighbour discovery and
-        // the rest go to the kernel from there).
-        crate::icmp6::IPPROTO_ICMPV6 => return Err(counter::ICMP_CANDIDATE),
+        // ICMPv6 errors may be about a connection (icmp6.rs decides: only those right behind
+        // the IPv6 header; neighbour discovery and the rest go to the kernel from there).
+        crate::icmp6::IPPROTO_ICMPV6 if frag == 0 => return Err(counter::ICMP_CANDIDATE),
         _ => return Err(counter::PASS_NOT_VIP),
     }
-    let l4_off = l3_off + 40;
-    let (sport, dport, tcp_flags, tcp_hdr_len) = parse_l4(ctx, next, l4_off, payload_len)?;
+    // Read after the walk (a call): nothing large is live across it.
+    let tos = (first >> 20) as u8;
+    let ttl = read::<u8>(ctx, l3_off + 7)?;
+    let src = read::<[u32; 4]>(ctx, l3_off + 8)?;
+    let dst = read::<[u32; 4]>(ctx, l3_off + 24)?;
+    let (sport, dport, tcp_flags, tcp_hdr_len) =
+        parse_l4(ctx, next, l4_off, payload_len + 40 - (l4_off - l3_off))?;
     Ok(Packet {
         l3_off,
         l4_off,
@@ -243,5 +483,6 @@ fn parse_ipv6(ctx: &XdpContext, l3_off: usize) -> Result<Packet, PassReason> {
         tos,
         tot_len: (40 + payload_len) as u16,
         tcp_hdr_len,
+        frag,
     })
 }

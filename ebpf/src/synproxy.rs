@@ -109,7 +109,7 @@ pub fn armed_for(flow: &FlowKey) -> bool {
 /// Entry of the `xlvs_synproxy` program.
 #[inline(always)]
 pub fn handle(ctx: &XdpContext, now: u64) -> u32 {
-    let Ok(pkt) = parse::parse(ctx) else {
+    let Ok(pkt) = parse::parse_ipv4_only(ctx) else {
         return xdp_action::XDP_PASS;
     };
     let flow = crate::flow_of(&pkt);

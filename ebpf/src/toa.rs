@@ -33,7 +33,11 @@ pub fn option_len(pkt: &Packet) -> usize {
 /// segment that has not been rewritten yet. False (packet unchanged) when it cannot.
 #[inline(always)]
 pub fn insert(ctx: &XdpContext, pkt: &Packet) -> bool {
-    if pkt.proto != IPPROTO_TCP || pkt.l4_off - pkt.l3_off != if pkt.is_v6() { 40 } else { 20 } {
+    // Not into a fragment either: the later fragments' offsets would no longer fit.
+    if pkt.proto != IPPROTO_TCP
+        || pkt.frag != 0
+        || pkt.l4_off - pkt.l3_off != if pkt.is_v6() { 40 } else { 20 }
+    {
         return false;
     }
     let grow = option_len(pkt);

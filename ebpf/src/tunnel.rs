@@ -520,6 +520,11 @@ fn write_gre<const N: usize>(ctx: &XdpContext, at: usize, inner6: bool, sum: u32
 #[inline(always)]
 fn inner_sum_of(ctx: &XdpContext, pkt: &Packet) -> Option<u32> {
     let ihl = pkt.l4_off - pkt.l3_off;
+    // IPv6 extension headers (not summed below) or a first fragment (its L4 checksum covers
+    // the whole datagram): nothing stands for the packet, as without a checksum.
+    if (pkt.is_v6() && ihl != 40) || pkt.frag != 0 {
+        return None;
+    }
     let l4_len = (pkt.tot_len as u32).checked_sub(ihl as u32)?;
     // An IPv4 header with a valid checksum sums to 0 (-0); an IPv6 one is summed.
     let mut sum = 0u32;

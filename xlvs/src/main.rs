@@ -65,7 +65,8 @@ enum Command {
     },
     /// Set a packet-path switch (alibaba LVS has them as sysctls): synproxy_defer (SYNPROXY
     /// opens the real server's side on the client's first data, not on its handshake ACK),
-    /// toa (FULLNAT inserts the client's address), frag_drop (fragments to a VIP are dropped),
+    /// toa (FULLNAT inserts the client's address), frag_drop (fragments to a VIP that are not
+    /// forwarded, e.g. out of order, are dropped),
     /// no_service_drop (traffic to a VIP port without a service is dropped). VALUE: 0 or 1.
     Set { name: String, value: String },
 }
