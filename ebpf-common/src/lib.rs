@@ -318,18 +318,18 @@ pub mod counter {
     pub const ICMP_TOO_BIG_SENT: u32 = 37;
     /// First fragments (offset 0) of a connection's datagram (or of a new connection's),
     /// recorded so that the later fragments follow them (see frag.rs in the eBPF crate).
-    pub const FRAG_FIRST: u32 = 44;
+    pub const FRAG_FIRST: u32 = 38;
     /// Later fragments forwarded like their first fragment (same rewrite and next hop).
-    pub const FRAG_FORWARDED: u32 = 45;
+    pub const FRAG_FORWARDED: u32 = 39;
     /// Later fragments to a VIP whose first fragment was not seen (out of order, expired, or a
     /// one-packet-scheduling service): handed to the kernel (or dropped by `FRAG_DROP`,
     /// counted in `DROP_FRAGMENT` then).
-    pub const FRAG_UNTRACKED: u32 = 46;
+    pub const FRAG_UNTRACKED: u32 = 40;
     /// Fragments of a connection whose handling cannot work on fragments (SYNPROXY
     /// handshake): handed to the kernel (or dropped by `FRAG_DROP`).
-    pub const FRAG_REFUSED: u32 = 47;
+    pub const FRAG_REFUSED: u32 = 41;
     /// Number of counters.
-    pub const COUNT: u32 = 48;
+    pub const COUNT: u32 = 42;
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -486,15 +486,17 @@ fn append_zero_byte(ctx: &XdpContext, pkt: &Packet, n: usize) -> bool {
     if !resize(ctx, pkt.l4_off + n + 1) {
         return false;
     }
-    let (Some(ip), Some(tcp), Some(byte)) = (
+    // The new byte with the header's last one before it: the verifier does not accept a
+    // one-byte check at a variable offset (it compiles to `p >= end`).
+    let (Some(ip), Some(tcp), Some(tail)) = (
         ptr_at::<[u8; 20]>(ctx, pkt.l3_off),
         ptr_at::<[u8; 20]>(ctx, pkt.l4_off),
-        ptr_at::<u8>(ctx, pkt.l4_off + n),
+        ptr_at::<[u8; 2]>(ctx, pkt.l4_off + n - 1),
     ) else {
         return false;
     };
     let (ip, tcp) = unsafe { (&mut *ip, &mut *tcp) };
-    unsafe { *byte = 0 };
+    unsafe { (*tail)[1] = 0 };
     let word = |v: usize| u16::from_ne_bytes((v as u16).to_be_bytes());
     let ip_check = u16::from_ne_bytes([ip[10], ip[11]]);
     let ip_check = crate::csum::replace2(ip_check, word(20 + n), word(20 + n + 1));
