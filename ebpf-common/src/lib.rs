@@ -31,7 +31,7 @@ pub const MAX_PORTS: u32 = 256;
 
 pub const DEFAULT_PIN_DIR: &str = "/sys/fs/bpf/xlvs";
 /// Slots of the JUMP program array (tail calls).
-pub const JUMP_SLOTS: u32 = 8;
+pub const JUMP_SLOTS: u32 = 11;
 /// JUMP slot of the ICMP-error program.
 pub const JUMP_ICMP: u32 = 0;
 /// Name of the ICMP-error program in the object.
@@ -59,8 +59,12 @@ pub const PROG_ICMP6: &str = "xlvs_icmp6";
 /// JUMP slot of SYNPROXY's per-segment translation (established proxied connections).
 pub const JUMP_SEQADJ: u32 = 7;
 pub const PROG_SEQADJ: &str = "xlvs_seqadj";
+/// JUMP slot of the IPv6 SYNPROXY program (the IPv4 one's code for IPv6 headers: one program
+/// for both families would not fit the verifier's limits).
+pub const JUMP_SYNPROXY6: u32 = 10;
+pub const PROG_SYNPROXY6: &str = "xlvs_synproxy6";
 /// Every tail-call target: (JUMP slot, program name), installed by the loader.
-pub const TAIL_CALLS: [(u32, &str); 8] = [
+pub const TAIL_CALLS: [(u32, &str); 9] = [
     (JUMP_ICMP, PROG_ICMP),
     (JUMP_TOA, PROG_TOA),
     (JUMP_SYNPROXY, PROG_SYNPROXY),
@@ -69,10 +73,13 @@ pub const TAIL_CALLS: [(u32, &str); 8] = [
     (JUMP_NEW, PROG_NEW),
     (JUMP_ICMP6, PROG_ICMP6),
     (JUMP_SEQADJ, PROG_SEQADJ),
+    (JUMP_SYNPROXY6, PROG_SYNPROXY6),
 ];
 /// MSS SYNPROXY announces in its SYN to the real server (the client's own MSS is only encoded
 /// in the cookie, which cannot be decoded without the kernel's secret).
 pub const SYNPROXY_MSS: u16 = 1460;
+/// The same for IPv6 (1500 - 40 - 20).
+pub const SYNPROXY_MSS6: u16 = 1440;
 
 /// Pinned program, so a later `attach` (or upgrade) reuses the loaded one.
 pub const PIN_PROG: &str = "prog_xlvs";
@@ -439,7 +446,8 @@ pub const SP_WSCALE: u8 = 0x4;
 /// TSval (as the kernel's `cookie_init_timestamp` does: the client echoes them in the TSecr of
 /// its ACK, so nothing is stored): bits 0-3 the client's window scale (0xf: none), bit 4 SACK
 /// permitted, bit 5 unused (the kernel's ECN bit: ECN is not negotiated), bits 6-7 (ours) the
-/// index of the client's MSS in [`SYNPROXY_MSS_TABLE`] (the kernel's cookie MSS table).
+/// index of the client's MSS in [`SYNPROXY_MSS_TABLE`] (IPv6: [`SYNPROXY_MSS_TABLE6`]; the
+/// kernel's cookie MSS tables).
 pub mod synproxy_ts {
     pub const BITS: u32 = 8;
     pub const WSCALE_MASK: u32 = 0xf;
@@ -448,6 +456,9 @@ pub mod synproxy_ts {
 }
 /// The kernel's IPv4 syncookie MSS table (`msstab`): the MSS a cookie can encode.
 pub const SYNPROXY_MSS_TABLE: [u16; 4] = [536, 1300, 1440, 1460];
+/// The kernel's IPv6 syncookie MSS table (net/ipv6/syncookies.c `msstab`: 1280, 1480, 1500
+/// and 9000 bytes of MTU minus 60), used for IPv6 clients.
+pub const SYNPROXY_MSS_TABLE6: [u16; 4] = [1220, 1420, 1440, 8940];
 /// The window scale SYNPROXY announces to clients that offer window scaling (Linux's default
 /// with tcp_rmem's 6 MB maximum): when the real server announces another, its windows are
 /// rescaled on the way to the client.

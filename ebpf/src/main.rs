@@ -42,8 +42,8 @@ use ebpf_common::{
 
 use forward::{Flow, Hop, NhSlot};
 use maps::{
-    CONFIG, CONNS, DEST_NH, DEST_STATS, JUMP, JUMP_ICMP, JUMP_NEW, JUMP_SCHED, JUMP_SYNPROXY,
-    JUMP_TOA, SERVICES, SVC_STATS, count,
+    CONFIG, CONNS, DEST_NH, DEST_STATS, JUMP, JUMP_ICMP, JUMP_NEW, JUMP_SCHED, JUMP_TOA, SERVICES,
+    SVC_STATS, count,
 };
 use nat::End;
 use parse::{Packet, TCP_ACK, TCP_FIN, TCP_RST, TCP_SYN};
@@ -84,7 +84,7 @@ pub fn xlvs(ctx: XdpContext) -> u32 {
             entry.flags & (CONN_F_SYNPROXY | CONN_F_SEQADJ) != 0 && synproxy::armed_for(&flow);
         if entry.flags & CONN_F_SYNPROXY != 0 && !restart {
             // The real server's handshake is still ours to finish (synproxy.rs).
-            unsafe { JUMP.tail_call(&ctx, JUMP_SYNPROXY) };
+            synproxy::call(&ctx, pkt);
             return xdp_action::XDP_DROP;
         }
         if entry.flags & CONN_F_REPLY != 0 {
@@ -97,7 +97,7 @@ pub fn xlvs(ctx: XdpContext) -> u32 {
         {
             // A closed proxied connection's flow: this ACK may complete a new cookie handshake
             // from the same port (session reuse); synproxy.rs checks, else it is the old one's.
-            unsafe { JUMP.tail_call(&ctx, JUMP_SYNPROXY) };
+            synproxy::call(&ctx, pkt);
             return xdp_action::XDP_DROP;
         }
         if !restart && !expired(entry, &flow, now) && !reopens(entry, pkt) {
@@ -158,7 +158,7 @@ pub fn xlvs_new(ctx: XdpContext) -> u32 {
         && !synproxy::armed_for(&flow)
     {
         // Cookies first: the real server sees only clients that completed a handshake.
-        unsafe { JUMP.tail_call(&ctx, JUMP_SYNPROXY) };
+        synproxy::call(&ctx, pkt);
         return xdp_action::XDP_DROP;
     }
     new_connection(&ctx, pkt, svc, &flow, now)
@@ -691,10 +691,16 @@ pub fn xlvs_sched(ctx: XdpContext) -> u32 {
     xdp_action::XDP_DROP
 }
 
-/// SYNPROXY (see synproxy.rs), reached by tail call from `xlvs`.
+/// SYNPROXY for IPv4 (see synproxy.rs), reached by tail call from `xlvs` and `xlvs_new`.
 #[xdp]
 pub fn xlvs_synproxy(ctx: XdpContext) -> u32 {
-    synproxy::handle(&ctx, unsafe { bpf_ktime_get_coarse_ns() })
+    synproxy::handle::<false>(&ctx, unsafe { bpf_ktime_get_coarse_ns() })
+}
+
+/// SYNPROXY for IPv6: the same code for IPv6 headers, its own program (verifier budget, stack).
+#[xdp]
+pub fn xlvs_synproxy6(ctx: XdpContext) -> u32 {
+    synproxy::handle::<true>(&ctx, unsafe { bpf_ktime_get_coarse_ns() })
 }
 
 /// SYNPROXY's per-segment translation (see seqadj.rs), reached by tail call from `xlvs` (and
