@@ -1,9 +1,10 @@
 //! SYNPROXY (alibaba LVS `-j enable`): a SYN flood never reaches the real servers nor fills the
-//! connection table. For a SYNPROXY service (IPv4 without IP options):
+//! connection table. For a SYNPROXY service (IPv4 without IP options, IPv6 without extension
+//! headers):
 //!
 //! 1. A SYN is answered here with a SYN-ACK whose ISN is a SYN cookie
-//!    (`bpf_tcp_raw_gen_syncookie_ipv4`), sent back with XDP_TX. Nothing is stored.
-//! 2. The client's ACK is checked (`bpf_tcp_raw_check_syncookie_ipv4`). In defer mode
+//!    (`bpf_tcp_raw_gen_syncookie_ipv4/6`), sent back with XDP_TX. Nothing is stored.
+//! 2. The client's ACK is checked (`bpf_tcp_raw_check_syncookie_ipv4/6`). In defer mode
 //!    (`config::SYNPROXY_DEFER`, alibaba's `synproxy_defer`) one without data is dropped after
 //!    the check (nothing stored) and the client's first data segment, whose cookie checks the
 //!    same way, takes its place; its data is dropped and sent again by the client. A valid one is turned
@@ -33,7 +34,17 @@
 //! A client without timestamps gets an MSS only (no window scaling, SACK or timestamps: the
 //! cookie has no room for them) and the real server is offered `SYNPROXY_MSS`. ECN is not
 //! negotiated. Data in the cookie ACK is dropped (the client sends it again).
-//! IPv6 SYNPROXY services are proxied like normal services.
+//!
+//! IPv6: the same code, monomorphised (`handle::<true>`) into its own program `xlvs_synproxy6`
+//! (JUMP slot `JUMP_SYNPROXY6`; one program for both families does not fit the stack). The
+//! cookie comes from `bpf_tcp_raw_gen_syncookie_ipv6`, whose MSS is an entry of the kernel's
+//! IPv6 table (`SYNPROXY_MSS_TABLE6`: 1220, 1420, 1440, 8940), so the MSS index in our TSval
+//! refers to that table; without timestamps the real is offered `SYNPROXY_MSS6` (1440) and the
+//! client 1440 (minus 20 for TOA). Packets we make have no IP checksum; their TCP checksum
+//! covers the IPv6 pseudo-header (both addresses, 32-bit length, next header). FULLNAT's TOA
+//! is alibaba's 253/20 (port, IPv6 address) in the handshake's ACK to the real. IPv6 packets
+//! with extension headers never get here: the parser hands them to the kernel (`pass_ipv6_ext`),
+//! so a SYN carrying one is not answered (as for any IPv6 service).
 //! Only NAT and FULLNAT reals can be proxied (the real's SYN-ACK must come back through us);
 //! with DR/TUN reals the connection is opened unproxied and the client will refuse the real's
 //! own SYN-ACK, as with alibaba LVS, whose SYNPROXY needs NAT/FULLNAT too.
