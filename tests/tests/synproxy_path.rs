@@ -964,6 +964,32 @@ mod v6 {
         assert_eq!(counter(&b, counter::SYNPROXY_OPENED), 1);
     }
 
+    #[test]
+    fn ipv6_icmp_errors_quoting_our_replies_reach_the_real_in_its_own_sequence_space() {
+        use xlvs_tests::packet::{decode_icmp6, icmp6_error};
+        let Some(b) = bed(true) else { return };
+        let mut syn = segment(40000, SYN, 1000, 0);
+        syn.tcp_options = vec![2, 4, 0x05, 0xa0];
+        let cookie = tcp(&b.run(&syn.build()).1).0;
+        let (_, out) = b.run(&segment(40000, ACK, 1001, cookie.wrapping_add(1)).build());
+        let lport = decode6(&out).unwrap().sport;
+        b.run(&from_real(lport, SYN | ACK, 7000, 1001, L1).build());
+        // A reply of the real (seq 7001) as the client side saw it (cookie space), quoted by a
+        // router there in a "packet too big": the real gets it in its own sequence space.
+        let (_, sent) = b.run(&from_real(lport, ACK, 7001, 1001, L1).build());
+        assert_eq!(tcp(&sent).0, cookie.wrapping_add(1));
+        let router = ip("2001:db8:1::fe");
+        let (_, o) = b.run(&icmp6_error(router, ip(VIP), 2, 0, &sent[14..]));
+        let d = decode_icmp6(&o).unwrap();
+        assert!(d.checksum_ok, "{d:?}");
+        assert_eq!(
+            (d.dst, d.quoted_src, d.quoted_dst),
+            (ip(R1), ip(R1), ip(L1))
+        );
+        let quoted_seq = u32::from_be_bytes([o[106], o[107], o[108], o[109]]);
+        assert_eq!(quoted_seq, 7001);
+    }
+
     /// IPv6 with an extension header before TCP is not proxied: the parser hands it to the
     /// kernel untouched (walking extension headers needs offsets the verifier cannot bound).
     #[test]
