@@ -48,7 +48,7 @@ pub fn counters(maps: &Maps) -> Result<Vec<u64>> {
 }
 
 /// Names of the global counters, by index, as `xlvs status` prints them.
-pub const COUNTER_NAMES: [(u32, &str); 36] = [
+pub const COUNTER_NAMES: [(u32, &str); 37] = [
     (counter::PASS_NOT_VIP, "pass_not_vip"),
     (counter::PASS_MALFORMED, "pass_malformed"),
     (counter::PASS_FRAGMENT, "pass_fragment"),
@@ -62,6 +62,7 @@ pub const COUNTER_NAMES: [(u32, &str); 36] = [
     (counter::ICMP_TRANSLATED, "icmp_translated"),
     (counter::DROP_TOO_BIG, "drop_too_big"),
     (counter::FWD_TUNNEL, "fwd_tunnel"),
+    (counter::ICMP_TOO_BIG_SENT, "icmp_too_big_sent"),
     (counter::DROP_NO_LADDR, "drop_no_laddr"),
     (counter::DROP_LADDR_EXHAUSTED, "drop_laddr_exhausted"),
     (counter::TOA_ADDED, "toa_added"),

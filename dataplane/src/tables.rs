@@ -623,10 +623,8 @@ fn check_pe(cfg: &ServiceConfig) -> Result<()> {
 
 /// IPVS allows a destination of another family only for tunnelling.
 fn check_dest_family(addr: &ServiceAddr, d: &DestConfig) -> Result<()> {
-    if matches!(addr, ServiceAddr::Inet { .. })
-        && addr.family() != Family::of(&d.addr)
-        && d.forward != Forward::Tunnel
-    {
+    // fwmark services too: they have a family (-6 or IPv4), as in IPVS.
+    if addr.family() != Family::of(&d.addr) && d.forward != Forward::Tunnel {
         return Err(Error::AfNotSupported);
     }
     Ok(())

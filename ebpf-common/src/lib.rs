@@ -31,7 +31,7 @@ pub const MAX_PORTS: u32 = 256;
 
 pub const DEFAULT_PIN_DIR: &str = "/sys/fs/bpf/xlvs";
 /// Slots of the JUMP program array (tail calls).
-pub const JUMP_SLOTS: u32 = 11;
+pub const JUMP_SLOTS: u32 = 16;
 /// JUMP slot of the ICMP-error program.
 pub const JUMP_ICMP: u32 = 0;
 /// Name of the ICMP-error program in the object.
@@ -63,8 +63,17 @@ pub const PROG_SEQADJ: &str = "xlvs_seqadj";
 /// for both families would not fit the verifier's limits).
 pub const JUMP_SYNPROXY6: u32 = 10;
 pub const PROG_SYNPROXY6: &str = "xlvs_synproxy6";
+/// JUMP slot of the tunnel program (IPIP/GUE/GRE encapsulation, both families, and the ICMP
+/// "too big" answer when the encapsulated packet would not fit).
+pub const JUMP_TUNNEL: u32 = 8;
+pub const PROG_TUNNEL: &str = "xlvs_tunnel";
+/// JUMP slot of the program that forwards a connection's first packet to its real server (and
+/// SYNPROXY's SYN towards it), with the connection left in the per-CPU scratch entry: the
+/// programs that open connections keep their stack and verifier budget for that.
+pub const JUMP_FWD: u32 = 11;
+pub const PROG_FWD: &str = "xlvs_fwd";
 /// Every tail-call target: (JUMP slot, program name), installed by the loader.
-pub const TAIL_CALLS: [(u32, &str); 9] = [
+pub const TAIL_CALLS: [(u32, &str); 11] = [
     (JUMP_ICMP, PROG_ICMP),
     (JUMP_TOA, PROG_TOA),
     (JUMP_SYNPROXY, PROG_SYNPROXY),
@@ -73,6 +82,8 @@ pub const TAIL_CALLS: [(u32, &str); 9] = [
     (JUMP_NEW, PROG_NEW),
     (JUMP_ICMP6, PROG_ICMP6),
     (JUMP_SEQADJ, PROG_SEQADJ),
+    (JUMP_TUNNEL, PROG_TUNNEL),
+    (JUMP_FWD, PROG_FWD),
     (JUMP_SYNPROXY6, PROG_SYNPROXY6),
 ];
 /// MSS SYNPROXY announces in its SYN to the real server (the client's own MSS is only encoded
@@ -246,8 +257,8 @@ pub mod counter {
     pub const PASS_IPV6_EXT: u32 = 11;
     /// TTL would reach 0: handed to the kernel so it answers with ICMP time exceeded.
     pub const PASS_TTL: u32 = 12;
-    /// New connection to a destination whose forwarding method is not built yet (TUN, FULLNAT):
-    /// dropped rather than forwarded the wrong way.
+    /// Packets of a forwarding method or layout the path cannot handle (an unknown method; a
+    /// tunnel checksum it cannot compute, see tunnel.rs): dropped rather than forwarded wrong.
     pub const DROP_UNSUPPORTED: u32 = 13;
     /// Packets handed to the local stack for a `Local` destination.
     pub const PASS_LOCAL: u32 = 14;
@@ -257,9 +268,10 @@ pub mod counter {
     pub const ICMP_TRANSLATED: u32 = 16;
     /// Internal: the parser found an ICMPv4 message (not a counter that is ever incremented).
     pub const ICMP_CANDIDATE: u32 = 17;
-    /// Tunnelled packets that would exceed the path MTU once encapsulated: dropped.
+    /// Tunnelled packets that would exceed the path MTU once encapsulated: dropped (and
+    /// answered with ICMP when they forbid fragmentation, see ICMP_TOO_BIG_SENT).
     pub const DROP_TOO_BIG: u32 = 18;
-    /// Packets encapsulated (IPIP) towards tunnel real servers.
+    /// Packets encapsulated (IPIP, GUE, GRE; either family) towards tunnel real servers.
     pub const FWD_TUNNEL: u32 = 19;
     /// New FULLNAT connection to a service without local addresses (`ipvsadm -P`): dropped.
     pub const DROP_NO_LADDR: u32 = 20;
@@ -303,8 +315,11 @@ pub mod counter {
     /// connection on the same addresses and ports refused it): answered with a RST that ends
     /// that TIME_WAIT, so the SYN sent again (on the client's next segment) gets through.
     pub const SYNPROXY_REAL_TW_RESET: u32 = 36;
+    /// Tunnelled packets too big for the path once encapsulated, answered with ICMP
+    /// "fragmentation needed" / ICMPv6 "packet too big" (also counted in DROP_TOO_BIG).
+    pub const ICMP_TOO_BIG_SENT: u32 = 37;
     /// Number of counters.
-    pub const COUNT: u32 = 37;
+    pub const COUNT: u32 = 38;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -488,6 +503,23 @@ pub fn reply_key_of(client: &Conn, client_key: &FlowKey) -> FlowKey {
     }
 }
 
+/// Tunnel connections (FWD_TUNNEL, no REPLY entry, no local address) keep their destination's
+/// tunnel settings in `Conn::via_addr[0]` (IPVS keeps them in the destination, which outlives
+/// the connection; ours may be removed first), recorded by the tunnel program on the first
+/// packet: type | flags << 8 | port (host order) << 16 | [`TUN_PACKED`].
+#[inline(always)]
+pub const fn tun_pack(tun_type: u8, tun_flags: u8, tun_port: u16) -> u32 {
+    tun_type as u32 | (tun_flags as u32) << 8 | (tun_port as u32) << 16 | TUN_PACKED
+}
+/// Set in a recorded [`tun_pack`] value (0 = not recorded yet).
+pub const TUN_PACKED: u32 = 0x8000;
+/// Tunnel types and checksum flags (IPVS' IP_VS_CONN_F_TUNNEL_TYPE_* / IP_VS_TUNNEL_ENCAP_FLAG_*).
+pub const TUN_IPIP: u8 = 0;
+pub const TUN_GUE: u8 = 1;
+pub const TUN_GRE: u8 = 2;
+pub const TUN_F_CSUM: u8 = 0x1;
+pub const TUN_F_REMCSUM: u8 = 0x2;
+
 /// CONNS flag: this is the REPLY entry of its connection.
 pub const CONN_F_REPLY: u8 = 0x1;
 
@@ -501,7 +533,7 @@ pub struct NextHop {
     pub time: u32,
     /// Destination MAC then source MAC.
     pub macs: [u8; 12],
-    /// Our source address towards it (IPv4 tunnels' outer header); 0 = not looked up.
+    /// Unused (was the IPv4 tunnels' source address; tunnels keep their own cache now).
     pub src: u32,
 }
 

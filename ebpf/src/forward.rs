@@ -133,23 +133,28 @@ pub fn emit(ctx: &XdpContext, ingress: u32, ifindex: u32, macs: [u8; 12]) -> u32
         .unwrap_or(xdp_action::XDP_PASS)
 }
 
-/// IPv4 FIB lookup for a packet we originate (a tunnel's outer header): the kernel also picks our
-/// source address (BPF_FIB_LOOKUP_SRC). (ifindex, macs, source), or the lookup's return code.
+/// FIB lookup for a packet we originate towards `daddr` (a tunnel's outer header, family
+/// `af`): the kernel also picks our source address (BPF_FIB_LOOKUP_SRC). With `tot_len`
+/// 0xffff the lookup stops at the MTU check: `Err(FRAG_NEEDED)` then carries the path MTU in
+/// `mtu_result`, read back by [`path_mtu`]. (ifindex, macs, source), or the return code.
 #[inline(always)]
-pub fn fib_v4_out(
+pub fn fib_out(
     ctx: &XdpContext,
     ingress: u32,
-    daddr: u32,
+    af: u8,
+    daddr: &[u32; 4],
     tot_len: u16,
-    proto: u8,
-) -> Result<(u32, [u8; 12], u32), i64> {
+) -> Result<(u32, [u8; 12], [u32; 4]), i64> {
     count(counter::FIB_LOOKUP);
     let fib: &mut FibParams = crate::maps::scratch(&crate::maps::SCRATCH_FIB).ok_or(-1i64)?;
     *fib = unsafe { core::mem::zeroed() };
-    fib.family = ebpf_common::AF_INET;
-    fib.l4_protocol = proto;
+    fib.family = af;
     fib.__bindgen_anon_1.tot_len = tot_len;
-    fib.__bindgen_anon_4.ipv4_dst = daddr;
+    if af == ebpf_common::AF_INET6 {
+        fib.__bindgen_anon_4.ipv6_dst = *daddr;
+    } else {
+        fib.__bindgen_anon_4.ipv4_dst = daddr[0];
+    }
     fib.ifindex = ingress;
     let rc = unsafe {
         bpf_fib_lookup(
@@ -165,7 +170,25 @@ pub fn fib_v4_out(
     let mut macs = [0u8; 12];
     macs[..6].copy_from_slice(&fib.dmac);
     macs[6..].copy_from_slice(&fib.smac);
-    Ok((fib.ifindex, macs, unsafe { fib.__bindgen_anon_3.ipv4_src }))
+    let src = if af == ebpf_common::AF_INET6 {
+        unsafe { fib.__bindgen_anon_3.ipv6_src }
+    } else {
+        [unsafe { fib.__bindgen_anon_3.ipv4_src }, 0, 0, 0]
+    };
+    Ok((fib.ifindex, macs, src))
+}
+
+/// The path MTU towards `daddr`: a lookup with the largest length fails the MTU check, and the
+/// kernel reports the MTU it checked against (route metric, PMTU exception or device MTU).
+#[inline(always)]
+pub fn path_mtu(ctx: &XdpContext, ingress: u32, af: u8, daddr: &[u32; 4]) -> Option<u32> {
+    match fib_out(ctx, ingress, af, daddr, 0xffff) {
+        Err(rc) if rc == aya_ebpf::bindings::BPF_FIB_LKUP_RET_FRAG_NEEDED as i64 => {
+            let fib: &mut FibParams = crate::maps::scratch(&crate::maps::SCRATCH_FIB)?;
+            Some(unsafe { fib.__bindgen_anon_1.mtu_result } as u32)
+        }
+        _ => None,
+    }
 }
 
 /// bpf_fib_lookup flag: fill in the source address the kernel would use (Linux 6.8+).

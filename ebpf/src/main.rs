@@ -42,8 +42,8 @@ use ebpf_common::{
 
 use forward::{Flow, Hop, NhSlot};
 use maps::{
-    CONFIG, CONNS, DEST_NH, DEST_STATS, JUMP, JUMP_ICMP, JUMP_NEW, JUMP_SCHED, JUMP_TOA, SERVICES,
-    SVC_STATS, count,
+    CONFIG, CONNS, DEST_NH, DEST_STATS, JUMP, JUMP_FWD, JUMP_ICMP, JUMP_NEW, JUMP_SCHED, JUMP_TOA,
+    SERVICES, SVC_STATS, count,
 };
 use nat::End;
 use parse::{Packet, TCP_ACK, TCP_FIN, TCP_RST, TCP_SYN};
@@ -112,7 +112,7 @@ pub fn xlvs(ctx: XdpContext) -> u32 {
                 unsafe { JUMP.tail_call(&ctx, JUMP_TOA) };
                 toa::skipped();
             }
-            return client_path(&ctx, pkt, entry, now, false);
+            return tunnel::finish(&ctx, client_path(&ctx, pkt, entry, now, false));
         }
         // This connection is over: a new one replaces its entry (or the packet is dropped).
         conncount::closed(entry, pkt.proto);
@@ -261,7 +261,8 @@ fn service_of(pkt: &Packet) -> Option<&'static Service> {
     unsafe { SERVICES.get(&key) }
 }
 
-/// Schedules a new connection, records both directions and forwards its first packet.
+/// Schedules a new connection, records both directions and hands its first packet (with the
+/// connection in SCRATCH_CONN) to `xlvs_fwd`.
 #[inline(always)]
 fn new_connection(ctx: &XdpContext, pkt: &Packet, svc: &Service, flow: &FlowKey, now: u64) -> u32 {
     // Only a bare SYN opens a TCP connection (IPVS without sloppy_tcp); the rest is noise or attack.
@@ -293,9 +294,13 @@ fn new_connection(ctx: &XdpContext, pkt: &Packet, svc: &Service, flow: &FlowKey,
         count(counter::DROP_NO_DEST);
         return xdp_action::XDP_DROP;
     };
-    let ipip = dest.fwd == FWD_TUNNEL && dest.tun_type == 0 && dest.af == pkt.af;
     let fnat = dest.fwd == FWD_FULLNAT && dest.af == pkt.af;
-    if dest.fwd != FWD_MASQ && dest.fwd != FWD_DROUTE && dest.fwd != FWD_LOCAL && !ipip && !fnat {
+    if dest.fwd != FWD_MASQ
+        && dest.fwd != FWD_DROUTE
+        && dest.fwd != FWD_LOCAL
+        && dest.fwd != FWD_TUNNEL
+        && !fnat
+    {
         count(counter::DROP_UNSUPPORTED);
         return xdp_action::XDP_DROP;
     }
@@ -311,31 +316,30 @@ fn new_connection(ctx: &XdpContext, pkt: &Packet, svc: &Service, flow: &FlowKey,
     let Some(entry) = maps::scratch(&maps::SCRATCH_CONN) else {
         return xdp_action::XDP_PASS;
     };
-    *entry = Conn {
-        to_addr: dest.addr,
-        via_addr: [0; 4],
-        to_port: dport,
-        via_port: 0,
-        dest_id,
-        svc_id: svc.id,
-        state,
-        fwd: dest.fwd,
-        af: dest.af,
-        flags: if counted { CONN_F_COUNTED } else { 0 }
-            | if persistent { CONN_F_PERSIST } else { 0 },
-        timeout: state::timeout_of(state),
-        nh_ifindex: 0,
-        last_seen: now,
-        nh_time: 0,
-        nh_macs: [0; 12],
-        toa_ack: 0,
-        seq_delta: 0,
-        ts_delta: 0,
-        win_shift_out: 0,
-        win_shift_in: 0,
-        sp_opts: 0,
-        _pad2: 0,
-    };
+    // Field by field: a whole `Conn` would be built on this program's full stack first.
+    entry.to_addr = dest.addr;
+    entry.via_addr = [0; 4];
+    entry.to_port = dport;
+    entry.via_port = 0;
+    entry.dest_id = dest_id;
+    entry.svc_id = svc.id;
+    entry.state = state;
+    entry.fwd = dest.fwd;
+    entry.af = dest.af;
+    entry.flags =
+        if counted { CONN_F_COUNTED } else { 0 } | if persistent { CONN_F_PERSIST } else { 0 };
+    entry.timeout = state::timeout_of(state);
+    entry.nh_ifindex = 0;
+    entry.last_seen = now;
+    entry.nh_time = 0;
+    entry.nh_macs = [0; 12];
+    entry.toa_ack = 0;
+    entry.seq_delta = 0;
+    entry.ts_delta = 0;
+    entry.win_shift_out = 0;
+    entry.win_shift_in = 0;
+    entry.sp_opts = 0;
+    entry._pad2 = 0;
     if svc.flags & SVC_F_SYNPROXY != 0
         && let Some((cookie, client_isn, tsecr)) = synproxy::take_marker(flow)
         && (dest.fwd == FWD_MASQ || fnat)
@@ -356,7 +360,7 @@ fn new_connection(ctx: &XdpContext, pkt: &Packet, svc: &Service, flow: &FlowKey,
             return xdp_action::XDP_DROP;
         }
         opened(svc.id, dest_id, pkt);
-        return to_real(ctx, pkt, entry, now);
+        return forward_first(ctx);
     }
     // One-packet scheduling (`-o`, UDP): every datagram is scheduled anew, so no CLIENT entry
     // (NAT still gets its REPLY entry: the real's answers must come back from the VIP).
@@ -368,7 +372,7 @@ fn new_connection(ctx: &XdpContext, pkt: &Packet, svc: &Service, flow: &FlowKey,
     if dest.fwd != FWD_MASQ {
         // Replies do not come back through us: no REPLY entry.
         opened(svc.id, dest_id, pkt);
-        return to_real(ctx, pkt, entry, now);
+        return forward_first(ctx);
     }
     let reply_key = reply_key_of(entry, flow);
     entry.to_addr = flow.dst;
@@ -389,7 +393,17 @@ fn new_connection(ctx: &XdpContext, pkt: &Packet, svc: &Service, flow: &FlowKey,
     entry.to_addr = dest.addr;
     entry.to_port = dport;
     entry.fwd = dest.fwd;
-    to_real(ctx, pkt, entry, now)
+    forward_first(ctx)
+}
+
+/// Forwards the packet being handled with the connection in SCRATCH_CONN, in `xlvs_fwd` (tail
+/// call): `to_real` with its rewrites and next-hop lookup does not fit beside the programs that
+/// open connections (stack, verifier budget). The entries are in the table already.
+#[inline(always)]
+pub fn forward_first(ctx: &XdpContext) -> u32 {
+    unsafe { JUMP.tail_call(ctx, JUMP_FWD) };
+    count(counter::DROP_UNSUPPORTED);
+    xdp_action::XDP_DROP
 }
 
 /// A new connection's entries are in: counters. (Its destination's connection count was taken
@@ -453,7 +467,8 @@ fn to_real(ctx: &XdpContext, pkt: &Packet, conn: &Conn, now: u64) -> u32 {
             Hop::Routed
         }
         FWD_DROUTE => Hop::Bridged,
-        FWD_TUNNEL => return tunnel::ipip(ctx, pkt, conn.dest_id, daddr[0], now),
+        // In its own program (tail call): see tunnel.rs.
+        FWD_TUNNEL => return tunnel::prepare(conn, now),
         _ => {
             count(counter::PASS_LOCAL);
             return xdp_action::XDP_PASS;
@@ -689,6 +704,26 @@ pub fn xlvs_sched(ctx: XdpContext) -> u32 {
     }
     count(counter::DROP_NO_DEST);
     xdp_action::XDP_DROP
+}
+
+/// Forwards a connection's first packet (or SYNPROXY's SYN) to the real server of the connection
+/// left in SCRATCH_CONN, reached by tail call from `xlvs_new` and `xlvs_synproxy`.
+#[xdp]
+pub fn xlvs_fwd(ctx: XdpContext) -> u32 {
+    let now = unsafe { bpf_ktime_get_coarse_ns() };
+    let Ok(pkt) = parse::parse(&ctx) else {
+        return xdp_action::XDP_PASS;
+    };
+    let Some(conn) = maps::scratch(&maps::SCRATCH_CONN) else {
+        return xdp_action::XDP_PASS;
+    };
+    tunnel::finish(&ctx, to_real(&ctx, &pkt, conn, now))
+}
+
+/// Tunnel encapsulation and "too big" answers (see tunnel.rs), reached by tail call from `xlvs`.
+#[xdp]
+pub fn xlvs_tunnel(ctx: XdpContext) -> u32 {
+    tunnel::handle(&ctx)
 }
 
 /// SYNPROXY for IPv4 (see synproxy.rs), reached by tail call from `xlvs` and `xlvs_new`.

@@ -221,3 +221,19 @@ pub static FWMARK_RULES: HashMap<ebpf_common::FwmarkRuleKey, u32> =
 #[map]
 pub static SCRATCH_FWMARK: PerCpuArray<aya_ebpf::maps::lpm_trie::Key<ebpf_common::FwmarkPrefix>> =
     PerCpuArray::with_max_entries(1, 0);
+pub const JUMP_TUNNEL: u32 = ebpf_common::JUMP_TUNNEL;
+pub const JUMP_FWD: u32 = ebpf_common::JUMP_FWD;
+
+/// The addresses and ports a packet leaves with (`forward::send`), off the main stack.
+#[map]
+pub static SCRATCH_FLOW: PerCpuArray<crate::forward::Flow> = PerCpuArray::with_max_entries(1, 0);
+
+/// Tunnels: next hop, our source address and the path MTU towards each tunnel real server
+/// (by destination id), cached by `xlvs_tunnel` alone: an entry is trusted only for the address
+/// it was looked up for and for ~1 s, so user space never has to reset it. Not pinned.
+#[map]
+pub static TUN_NH: LruHashMap<u32, crate::tunnel::TunHop> = LruHashMap::with_max_entries(65536, 0);
+
+/// Tunnels: what the main program hands `xlvs_tunnel` about the packet's connection.
+#[map]
+pub static TUN_JOB: PerCpuArray<crate::tunnel::Job> = PerCpuArray::with_max_entries(1, 0);

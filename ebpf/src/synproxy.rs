@@ -64,8 +64,8 @@ use ebpf_common::{
 };
 
 use crate::maps::{
-    CONFIG, CONNS, JUMP, JUMP_MAIN, JUMP_SYNPROXY, JUMP_SYNPROXY6, SCRATCH_SP_OPTS, SYNPROXY_OPEN,
-    TX_PORTS, count, scratch,
+    CONFIG, CONNS, JUMP, JUMP_MAIN, JUMP_SYNPROXY, JUMP_SYNPROXY6, SCRATCH_CONN, SCRATCH_SP_OPTS,
+    SYNPROXY_OPEN, TX_PORTS, count, scratch,
 };
 use crate::parse::{self, Packet, TCP_ACK, TCP_RST, TCP_SYN, ptr_at};
 use crate::seqadj;
@@ -154,7 +154,7 @@ pub fn armed_for(flow: &FlowKey) -> bool {
 /// monomorphised per family, so each program is verified with its own budget and stack.
 #[inline(always)]
 pub fn handle<const V6: bool>(ctx: &XdpContext, now: u64) -> u32 {
-    let Ok(mut pkt) = parse::parse(ctx) else {
+    let Ok(pkt) = parse::parse(ctx) else {
         return xdp_action::XDP_PASS;
     };
     let flow = crate::flow_of(&pkt);
@@ -178,7 +178,7 @@ pub fn handle<const V6: bool>(ctx: &XdpContext, now: u64) -> u32 {
         }
         // A bare SYN is a client starting over (its half-done attempt is forgotten): cookie.
         if entry.flags & CONN_F_SYNPROXY != 0 && flags != TCP_SYN {
-            return resend_syn::<V6>(ctx, &mut pkt, &o, entry, now);
+            return resend_syn::<V6>(ctx, &pkt, &o, entry);
         }
     }
     if flags == TCP_SYN {
@@ -374,13 +374,7 @@ fn cookie_ack<const V6: bool>(
 
 /// A client segment while the real server has not answered: the SYN again (it may be lost).
 #[inline(always)]
-fn resend_syn<const V6: bool>(
-    ctx: &XdpContext,
-    pkt: &mut Packet,
-    o: &Opts,
-    client: &mut Conn,
-    now: u64,
-) -> u32 {
+fn resend_syn<const V6: bool>(ctx: &XdpContext, pkt: &Packet, o: &Opts, client: &Conn) -> u32 {
     if pkt.tcp_flags & (TCP_RST | TCP_SYN) != 0 {
         return xdp_action::XDP_DROP;
     }
@@ -390,17 +384,15 @@ fn resend_syn<const V6: bool>(
     } else {
         0
     };
-    let hl = to_syn::<V6>(ctx, pkt, client.toa_ack, client.ts_delta, tsval);
-    if hl == 0 {
+    if to_syn::<V6>(ctx, pkt, client.toa_ack, client.ts_delta, tsval) == 0 {
         return xdp_action::XDP_DROP;
     }
-    // The packet is now that SYN (same offsets; not parsed again: that would take another
-    // `Packet` of stack).
-    pkt.tcp_flags = TCP_SYN;
-    pkt.tcp_hdr_len = hl;
-    pkt.tot_len = (ip_len::<V6>() + hl as usize) as u16;
+    let Some(job) = scratch(&SCRATCH_CONN) else {
+        return xdp_action::XDP_DROP;
+    };
+    *job = *client;
     count(counter::SYNPROXY_SYN_RESENT);
-    crate::to_real(ctx, pkt, client, now)
+    crate::forward_first(ctx)
 }
 
 /// 3. From the real server while its handshake is pending: its SYN-ACK is answered with the ACK

@@ -159,7 +159,8 @@ fn execute(cmd: Cmd, a: &Args, flavor: Flavor, dp: &mut Option<Dataplane>) -> Re
         Cmd::Zero => op(open(dp)?.zero(svc.as_ref())),
         Cmd::AddServer | Cmd::EditServer | Cmd::DelServer => {
             let svc = svc.expect("required");
-            let dest = dest_config(&svc, a)?;
+            // Deleting takes any family (ipvsadm 1.31 and the kernel check adds and edits only).
+            let dest = dest_config(&svc, a, cmd != Cmd::DelServer)?;
             let d = open(dp)?;
             match cmd {
                 Cmd::AddServer => op(d.add_dest(&svc, &dest)),
@@ -527,7 +528,7 @@ fn sched_flags(list: &str, sched: &str) -> Result<u32, Fail> {
     Ok(flags)
 }
 
-fn dest_config(svc: &ServiceAddr, a: &Args) -> Result<DestConfig, Fail> {
+fn dest_config(svc: &ServiceAddr, a: &Args, check_family: bool) -> Result<DestConfig, Fail> {
     let proto = match svc {
         ServiceAddr::Inet { proto, .. } => *proto,
         ServiceAddr::Fwmark { .. } => Protocol::Tcp,
@@ -571,10 +572,9 @@ fn dest_config(svc: &ServiceAddr, a: &Args) -> Result<DestConfig, Fail> {
         d.l_threshold = y;
     }
     tunnel(&mut d, a)?;
-    if matches!(svc, ServiceAddr::Inet { .. })
-        && svc.family() != Family::of(&d.addr)
-        && d.forward != Forward::Tunnel
-    {
+    // fwmark services too: their family is -6 or IPv4 (ipvsadm 1.31 and the kernel refuse
+    // `-A -f 7; -a -f 7 -r [2001:db8::21]:0 -g`).
+    if check_family && svc.family() != Family::of(&d.addr) && d.forward != Forward::Tunnel {
         return Err(fail(
             2,
             "Different address family is allowed only for tunneling servers",

@@ -265,6 +265,42 @@ fn errors_and_exit_codes_are_ipvsadms() {
     );
     // A failed command changed nothing.
     assert_eq!(ipvs.run("-S -n").stdout, "-A -t 198.18.0.1:80 -s rr\n");
+    // Recorded from ipvsadm 1.31 on kernel 6.1: other families only for tunnels, fwmark
+    // services (IPv4 unless -6) included, also when -e changes the method.
+    for (args, code) in [
+        ("-a -t 198.18.0.1:80 -r [2001:db8::1]:80 -i", 0),
+        (
+            "-a -t 198.18.0.1:80 -r [2001:db8::5]:80 -i --tun-type gre --tun-csum",
+            0,
+        ),
+        ("-e -t 198.18.0.1:80 -r [2001:db8::1]:80 -g", 2),
+        ("-A -f 7 -s rr", 0),
+        ("-a -f 7 -r [2001:db8::20]:0 -i", 0),
+        ("-a -f 7 -r [2001:db8::21]:0 -g", 2),
+        ("-A -f 8 -6 -s rr", 0),
+        ("-a -f 8 -6 -r 198.18.1.31 -m", 2),
+    ] {
+        let o = ipvs.run(args);
+        assert_eq!(o.code, code, "ipvsadm {args}: {}", o.stderr);
+        if code == 2 {
+            assert_eq!(
+                o.stderr,
+                "Different address family is allowed only for tunneling servers\n"
+            );
+        }
+    }
+    // Deleting is not checked for the family (as ipvsadm 1.31).
+    for args in [
+        "-d -t 198.18.0.1:80 -r [2001:db8::1]:80",
+        "-d -t 198.18.0.1:80 -r [2001:db8::5]:80",
+        "-d -f 7 -r [2001:db8::20]:0",
+        "-D -f 7",
+        "-D -f 8 -6",
+    ] {
+        assert_eq!(ipvs.run(args).code, 0, "ipvsadm {args}");
+    }
+    let o = ipvs.run("-d -t 198.18.0.1:80 -r [2001:db8::7]:80");
+    assert_eq!((o.code, o.stderr.as_str()), (255, "No such destination\n"));
     let v = ipvs.run("-v");
     assert_eq!(
         v.stdout,

@@ -48,6 +48,8 @@ enum Flow {
     /// SYNPROXY with timestamps, established (handshakes done once per round): a client ACK
     /// whose ack number and TSecr are translated (tail call into xlvs_seqadj).
     SynproxyEstablished,
+    /// A tunnel flow CIP:40010 -> VIP:port (VIP6 with `v6`), client->real ACKs.
+    Tun { port: u16, v6: bool },
 }
 
 struct Case {
@@ -69,6 +71,16 @@ pub fn run(rounds: usize) -> Result<()> {
     }
     let prefix = unique_prefix("xb");
     let (ns, dev) = fib_namespace(&prefix)?;
+    // Our IPv6 source towards the ip6ip6 real (tunnels' outer header).
+    ns.ip(&[
+        "-6",
+        "addr",
+        "add",
+        "2001:db8:2::1/128",
+        "dev",
+        "b0",
+        "nodad",
+    ])?;
     enter(&format!("/run/netns/{prefix}"))?;
     let ifindex = dataplane::loader::ifindex(&dev).context("fib namespace device")?;
     let opts = Options {
@@ -335,6 +347,14 @@ pub fn run(rounds: usize) -> Result<()> {
             expect_action: 1,
             fwmark: true,
         },
+        tun_case("established TUN ipip hit", TUN_PORTS[0], false),
+        tun_case("established TUN GUE+csum hit", TUN_PORTS[1], false),
+        tun_case("established TUN GRE+csum hit", TUN_PORTS[2], false),
+        tun_case("established TUN ip6ip6 hit", TUN6_PORT, false),
+        tun_case("new connection, TUN ipip", TUN_PORTS[0], true),
+        tun_case("new connection, TUN GUE+csum", TUN_PORTS[1], true),
+        tun_case("new connection, TUN GRE+csum", TUN_PORTS[2], true),
+        tun_case("new connection, TUN ip6ip6", TUN6_PORT, true),
     ];
     // The scan schedulers (tail call into xlvs_sched, a walk over the reals' counts).
     cases.extend(SCAN_PORTS.iter().map(|(port, sched)| Case {
@@ -369,7 +389,14 @@ pub fn run(rounds: usize) -> Result<()> {
             }
             let mut total: u64 = 0;
             for _ in 0..CALLS_PER_ROUND {
-                if case.new_flow {
+                if case.new_flow && case.frame[12..14] == [0x86, 0xdd] {
+                    // IPv6: the source's last two bytes and the source port.
+                    flow_seq = flow_seq.wrapping_add(1);
+                    let addr = (flow_seq >> 14) as u16;
+                    case.frame[36..38].copy_from_slice(&addr.to_be_bytes());
+                    let port = 1024 + (flow_seq & 0x3fff) as u16;
+                    case.frame[54..56].copy_from_slice(&port.to_be_bytes());
+                } else if case.new_flow {
                     flow_seq = flow_seq.wrapping_add(1);
                     // Source 198.18.(64+x).y:port, all different.
                     let addr = 0x40_0000 + (flow_seq >> 14);
@@ -472,6 +499,26 @@ pub fn run(rounds: usize) -> Result<()> {
         "FULLNAT established hit vs NAT established hit: {:.2}x",
         (fnat - floor) / (established - floor)
     );
+    // Tunnels (tail call to xlvs_tunnel, headers pushed) beside NAT, above the floor.
+    let at = |name: &str| {
+        cases
+            .iter()
+            .position(|c| c.name == name)
+            .map(|i| medians[i] - floor)
+    };
+    let nat_new = at("new connection (schedule+insert)").unwrap_or(f64::NAN);
+    for kind in ["ipip", "GUE+csum", "GRE+csum", "ip6ip6"] {
+        if let (Some(hit), Some(new)) = (
+            at(&format!("established TUN {kind} hit")),
+            at(&format!("new connection, TUN {kind}")),
+        ) {
+            println!(
+                "TUN {kind}: established hit {:.2}x NAT's, new connection {:.2}x NAT's (above floor)",
+                hit / (established - floor),
+                new / nat_new
+            );
+        }
+    }
     println!(
         "target: established hit <= 3x the trivial program: {:.2}x -> {}",
         established / floor,
@@ -516,6 +563,7 @@ fn configure(opts: &Options) -> Result<()> {
     }
     configure_fullnat(&mut dp)?;
     configure_synproxy(&mut dp)?;
+    configure_tunnels(&mut dp)?;
     drop(dp);
     set_fwmark(opts, true)
 }
@@ -548,6 +596,87 @@ fn set_fwmark(opts: &Options, on: bool) -> Result<()> {
         .collect::<std::result::Result<_, _>>()
         .map_err(anyhow::Error::msg)?;
     Ok(dp.replace_fwmark_rules(&rules)?)
+}
+
+/// Tunnel services, one real each (198.18.2.2, or 2001:db8:2::2 for ip6ip6): ipip, GUE to
+/// port 6080 with checksum, GRE with checksum.
+const TUN_PORTS: [u16; 3] = [96, 97, 98];
+const TUN6_PORT: u16 = 95;
+const VIP6: &str = "2001:db8:100::1";
+const CIP6: &str = "2001:db8:1::2";
+
+fn configure_tunnels(dp: &mut Dataplane) -> Result<()> {
+    let tunnels = [
+        (
+            TUN_PORTS[0],
+            Tunnel::default(),
+            IpAddr::V4(VIP),
+            IpAddr::V4(RIP),
+        ),
+        (
+            TUN_PORTS[1],
+            Tunnel {
+                kind: TunnelType::Gue,
+                port: 6080,
+                flags: tun_flags::CSUM,
+            },
+            IpAddr::V4(VIP),
+            IpAddr::V4(RIP),
+        ),
+        (
+            TUN_PORTS[2],
+            Tunnel {
+                kind: TunnelType::Gre,
+                port: 0,
+                flags: tun_flags::CSUM,
+            },
+            IpAddr::V4(VIP),
+            IpAddr::V4(RIP),
+        ),
+        (
+            TUN6_PORT,
+            Tunnel::default(),
+            VIP6.parse()?,
+            "2001:db8:2::2".parse()?,
+        ),
+    ];
+    for (port, tunnel, vip, rip) in tunnels {
+        let svc = ServiceAddr::Inet {
+            proto: Protocol::Tcp,
+            addr: vip,
+            port,
+        };
+        dp.add_service(&ServiceConfig::new(svc))?;
+        let mut d = DestConfig::new(rip, port);
+        d.forward = Forward::Tunnel;
+        d.tunnel = tunnel;
+        dp.add_dest(&svc, &d)?;
+    }
+    Ok(())
+}
+
+/// A tunnel case on `port` (ip6ip6 when it is TUN6_PORT): new connections, or the hit of an
+/// established flow.
+fn tun_case(name: &'static str, port: u16, new_flow: bool) -> Case {
+    let v6 = port == TUN6_PORT;
+    let frame = match (new_flow, v6) {
+        (true, false) => Frame::tcp(CIP, 1, VIP, port, SYN).build(),
+        (true, true) => Frame6::tcp(CIP6, 1, VIP6, port, SYN).build(),
+        (false, _) => Vec::new(),
+    };
+    Case {
+        name,
+        runner: 1,
+        frame,
+        new_flow,
+        flow: if new_flow {
+            Flow::None
+        } else {
+            Flow::Tun { port, v6 }
+        },
+        expect_action: 3,
+        fwmark: true,
+    }
 }
 
 /// The FULLNAT service's port: four reals, 32 local addresses (so the port pools of the new-
@@ -596,7 +725,7 @@ fn configure_synproxy(dp: &mut Dataplane) -> Result<()> {
         d.forward = Forward::Masq;
         dp.add_dest(&svc, &d)?;
     }
-    // The same for IPv6 (xlvs_synproxy6).
+    // The same for IPv6 (xlvs_synproxy6), on the IPv6 VIP (VIP6).
     let svc6 = ServiceAddr::Inet {
         proto: Protocol::Tcp,
         addr: VIP6.parse()?,
@@ -610,10 +739,6 @@ fn configure_synproxy(dp: &mut Dataplane) -> Result<()> {
     dp.add_dest(&svc6, &d)?;
     Ok(())
 }
-
-/// The IPv6 SYNPROXY service's VIP (same port, NAT reals) and client.
-const VIP6: &str = "2001:db8:100::1";
-const CIP6: &str = "2001:db8:1::2";
 
 /// A new client's SYN to the SYNPROXY service (run here, unmeasured) and the ACK that
 /// completes its handshake with the cookie it got back.
@@ -685,6 +810,25 @@ fn synproxy_flow(r: &Runner, port: u16, ifindex: u32) -> Result<Vec<u8>> {
 
 /// (Re)opens an established flow and returns the frame its case sends.
 fn open_flow(r: &Runner, flow: Flow, ifindex: u32) -> Result<Vec<u8>> {
+    if let Flow::Tun { port, v6 } = flow {
+        // Replies bypass the director: the client's SYN opens it, its ACKs are the hits.
+        let (syn, ack) = if v6 {
+            (
+                Frame6::tcp(CIP6, 40010, VIP6, port, SYN).build(),
+                Frame6::tcp(CIP6, 40010, VIP6, port, ACK).build(),
+            )
+        } else {
+            (
+                Frame::tcp(CIP, 40010, VIP, port, SYN).build(),
+                Frame::tcp(CIP, 40010, VIP, port, ACK).build(),
+            )
+        };
+        let out = r.run_on(&syn, ifindex)?;
+        if out.action != 3 {
+            bail!("setup: the SYN of {flow:?} was not sent: {}", out.action);
+        }
+        return Ok(ack);
+    }
     let (cport, vip, vport) = match flow {
         Flow::Nat { .. } => (40000, VIP, 80),
         Flow::Fwmark => (40003, FWM_VIP, 443),

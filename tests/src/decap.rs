@@ -1,0 +1,206 @@
+//! A user-space tunnel endpoint for real servers on kernels built without ipip/sit/ip6tnl/gre/fou
+//! (the tests prefer the kernel's devices when they exist). It reads the frames reaching `r0`
+//! (AF_PACKET), takes those addressed to the real that carry IPIP (4), IPv6 (41), GRE (47) or
+//! GUE (UDP to the GUE port), checks the outer GRE/UDP checksums when present (counting bad
+//! ones, which are dropped), and writes the inner packet to a TUN device, where the kernel takes
+//! it as received (and checks the inner IP/TCP checksums itself). Stops when dropped.
+
+use std::fs::OpenOptions;
+use std::io::Write;
+use std::net::{Ipv4Addr, Ipv6Addr};
+use std::os::fd::AsRawFd;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+use anyhow::{Context, Result, bail};
+
+use crate::netns::Netns;
+
+pub struct Decap {
+    stop: Arc<AtomicBool>,
+    /// Inner packets handed to the kernel.
+    pub delivered: Arc<AtomicU64>,
+    /// Tunnel packets whose outer checksum was wrong (dropped).
+    pub bad_checksums: Arc<AtomicU64>,
+}
+
+impl Drop for Decap {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
+}
+
+const TUNSETIFF: libc::c_ulong = 0x4004_54ca;
+const IFF_TUN: i16 = 0x0001;
+const IFF_NO_PI: i16 = 0x1000;
+
+/// Starts the endpoint in `ns` on `ifname`, delivering through a new TUN device `tun` (up,
+/// without addresses; the VIPs are expected on the loopback).
+pub fn start(
+    ns: &Netns,
+    ifname: &str,
+    tun: &str,
+    local4: Ipv4Addr,
+    local6: Ipv6Addr,
+    gue_port: u16,
+) -> Result<Decap> {
+    let stop = Arc::new(AtomicBool::new(false));
+    let delivered = Arc::new(AtomicU64::new(0));
+    let bad = Arc::new(AtomicU64::new(0));
+    let (ifname, tun_name) = (ifname.to_string(), tun.to_string());
+    let (s, d, b) = (stop.clone(), delivered.clone(), bad.clone());
+    let ready = ns.run_in(move || -> Result<()> {
+        let mut dev = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open("/dev/net/tun")
+            .context("open /dev/net/tun")?;
+        let mut ifr = [0u8; 40];
+        ifr[..tun_name.len()].copy_from_slice(tun_name.as_bytes());
+        ifr[16..18].copy_from_slice(&(IFF_TUN | IFF_NO_PI).to_ne_bytes());
+        if unsafe { libc::ioctl(dev.as_raw_fd(), TUNSETIFF, ifr.as_mut_ptr()) } < 0 {
+            bail!("TUNSETIFF: {}", std::io::Error::last_os_error());
+        }
+        let sock = unsafe {
+            libc::socket(
+                libc::AF_PACKET,
+                libc::SOCK_RAW,
+                (libc::ETH_P_ALL as u16).to_be() as i32,
+            )
+        };
+        if sock < 0 {
+            bail!("AF_PACKET socket: {}", std::io::Error::last_os_error());
+        }
+        let cname = std::ffi::CString::new(ifname.clone())?;
+        let ifindex = unsafe { libc::if_nametoindex(cname.as_ptr()) };
+        let mut sll: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
+        sll.sll_family = libc::AF_PACKET as u16;
+        sll.sll_protocol = (libc::ETH_P_ALL as u16).to_be();
+        sll.sll_ifindex = ifindex as i32;
+        let rc = unsafe {
+            libc::bind(
+                sock,
+                &sll as *const _ as *const libc::sockaddr,
+                std::mem::size_of::<libc::sockaddr_ll>() as u32,
+            )
+        };
+        if rc < 0 {
+            bail!("bind {ifname}: {}", std::io::Error::last_os_error());
+        }
+        let tv = libc::timeval {
+            tv_sec: 0,
+            tv_usec: 50_000,
+        };
+        unsafe {
+            libc::setsockopt(
+                sock,
+                libc::SOL_SOCKET,
+                libc::SO_RCVTIMEO,
+                &tv as *const _ as *const libc::c_void,
+                std::mem::size_of::<libc::timeval>() as u32,
+            )
+        };
+        std::thread::spawn(move || {
+            let mut buf = vec![0u8; 65536];
+            while !s.load(Ordering::Relaxed) {
+                let n = unsafe {
+                    libc::recv(sock, buf.as_mut_ptr() as *mut libc::c_void, buf.len(), 0)
+                };
+                if n <= 0 {
+                    continue;
+                }
+                match inner(&buf[..n as usize], local4, local6, gue_port) {
+                    Some(Ok(pkt)) if dev.write_all(pkt).is_ok() => {
+                        d.fetch_add(1, Ordering::Relaxed);
+                    }
+                    Some(Ok(_)) => {}
+                    Some(Err(())) => {
+                        b.fetch_add(1, Ordering::Relaxed);
+                    }
+                    None => {}
+                }
+            }
+            unsafe { libc::close(sock) };
+        });
+        Ok(())
+    });
+    ready
+        .join()
+        .map_err(|_| anyhow::anyhow!("decap thread panicked"))???;
+    ns.ip(&["link", "set", tun, "up"])?;
+    Ok(Decap {
+        stop,
+        delivered,
+        bad_checksums: bad,
+    })
+}
+
+fn sum16(b: &[u8], mut sum: u32) -> u32 {
+    for w in b.chunks(2) {
+        sum += u16::from_be_bytes([w[0], *w.get(1).unwrap_or(&0)]) as u32;
+    }
+    sum
+}
+
+fn folds_to_ffff(mut sum: u32) -> bool {
+    while sum > 0xffff {
+        sum = (sum & 0xffff) + (sum >> 16);
+    }
+    sum == 0xffff
+}
+
+/// The inner packet of a tunnel frame for us: `None` if not one, `Err` if its outer checksum
+/// is wrong.
+fn inner(
+    frame: &[u8],
+    local4: Ipv4Addr,
+    local6: Ipv6Addr,
+    gue_port: u16,
+) -> Option<Result<&[u8], ()>> {
+    if frame.len() < 14 {
+        return None;
+    }
+    let l3 = &frame[14..];
+    let (proto, payload, pseudo) = match u16::from_be_bytes([frame[12], frame[13]]) {
+        0x0800 if l3.len() >= 20 && l3[16..20] == local4.octets() => {
+            let ihl = ((l3[0] & 0xf) as usize) * 4;
+            let tot = u16::from_be_bytes([l3[2], l3[3]]) as usize;
+            let payload = l3.get(ihl..tot)?;
+            let mut p = l3[12..20].to_vec();
+            p.extend_from_slice(&[0, l3[9]]);
+            p.extend_from_slice(&(payload.len() as u16).to_be_bytes());
+            (l3[9], payload, sum16(&p, 0))
+        }
+        0x86dd if l3.len() >= 40 && l3[24..40] == local6.octets() => {
+            let plen = u16::from_be_bytes([l3[4], l3[5]]) as usize;
+            let payload = l3.get(40..40 + plen)?;
+            let mut p = l3[8..40].to_vec();
+            p.extend_from_slice(&(payload.len() as u32).to_be_bytes());
+            p.extend_from_slice(&[0, 0, 0, l3[6]]);
+            (l3[6], payload, sum16(&p, 0))
+        }
+        _ => return None,
+    };
+    match proto {
+        4 | 41 => Some(Ok(payload)),
+        47 => {
+            let flags = *payload.first()?;
+            if flags & 0x80 != 0 {
+                if !folds_to_ffff(sum16(payload, 0)) {
+                    return Some(Err(()));
+                }
+                Some(Ok(payload.get(8..)?))
+            } else {
+                Some(Ok(payload.get(4..)?))
+            }
+        }
+        17 if payload.len() >= 12 && u16::from_be_bytes([payload[2], payload[3]]) == gue_port => {
+            if payload[6..8] != [0, 0] && !folds_to_ffff(sum16(payload, pseudo)) {
+                return Some(Err(()));
+            }
+            let hlen = 4 + ((payload[8] & 0x1f) as usize) * 4;
+            Some(Ok(payload.get(8 + hlen..)?))
+        }
+        _ => None,
+    }
+}
