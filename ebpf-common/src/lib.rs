@@ -59,6 +59,10 @@ pub const PROG_ICMP6: &str = "xlvs_icmp6";
 /// JUMP slot of SYNPROXY's per-segment translation (established proxied connections).
 pub const JUMP_SEQADJ: u32 = 7;
 pub const PROG_SEQADJ: &str = "xlvs_seqadj";
+/// JUMP slot of the IPv6 SYNPROXY program (the IPv4 one's code for IPv6 headers: one program
+/// for both families would not fit the verifier's limits).
+pub const JUMP_SYNPROXY6: u32 = 10;
+pub const PROG_SYNPROXY6: &str = "xlvs_synproxy6";
 /// JUMP slot of the tunnel program (IPIP/GUE/GRE encapsulation, both families, and the ICMP
 /// "too big" answer when the encapsulated packet would not fit).
 pub const JUMP_TUNNEL: u32 = 8;
@@ -72,7 +76,7 @@ pub const PROG_FWD: &str = "xlvs_fwd";
 pub const JUMP_FRAG: u32 = 9;
 pub const PROG_FRAG: &str = "xlvs_frag";
 /// Every tail-call target: (JUMP slot, program name), installed by the loader.
-pub const TAIL_CALLS: [(u32, &str); 11] = [
+pub const TAIL_CALLS: [(u32, &str); 12] = [
     (JUMP_ICMP, PROG_ICMP),
     (JUMP_TOA, PROG_TOA),
     (JUMP_SYNPROXY, PROG_SYNPROXY),
@@ -84,10 +88,13 @@ pub const TAIL_CALLS: [(u32, &str); 11] = [
     (JUMP_TUNNEL, PROG_TUNNEL),
     (JUMP_FWD, PROG_FWD),
     (JUMP_FRAG, PROG_FRAG),
+    (JUMP_SYNPROXY6, PROG_SYNPROXY6),
 ];
 /// MSS SYNPROXY announces in its SYN to the real server (the client's own MSS is only encoded
 /// in the cookie, which cannot be decoded without the kernel's secret).
 pub const SYNPROXY_MSS: u16 = 1460;
+/// The same for IPv6 (1500 - 40 - 20).
+pub const SYNPROXY_MSS6: u16 = 1440;
 
 /// Pinned program, so a later `attach` (or upgrade) reuses the loaded one.
 pub const PIN_PROG: &str = "prog_xlvs";
@@ -471,7 +478,8 @@ pub const SP_WSCALE: u8 = 0x4;
 /// TSval (as the kernel's `cookie_init_timestamp` does: the client echoes them in the TSecr of
 /// its ACK, so nothing is stored): bits 0-3 the client's window scale (0xf: none), bit 4 SACK
 /// permitted, bit 5 unused (the kernel's ECN bit: ECN is not negotiated), bits 6-7 (ours) the
-/// index of the client's MSS in [`SYNPROXY_MSS_TABLE`] (the kernel's cookie MSS table).
+/// index of the client's MSS in [`SYNPROXY_MSS_TABLE`] (IPv6: [`SYNPROXY_MSS_TABLE6`]; the
+/// kernel's cookie MSS tables).
 pub mod synproxy_ts {
     pub const BITS: u32 = 8;
     pub const WSCALE_MASK: u32 = 0xf;
@@ -480,6 +488,9 @@ pub mod synproxy_ts {
 }
 /// The kernel's IPv4 syncookie MSS table (`msstab`): the MSS a cookie can encode.
 pub const SYNPROXY_MSS_TABLE: [u16; 4] = [536, 1300, 1440, 1460];
+/// The kernel's IPv6 syncookie MSS table (net/ipv6/syncookies.c `msstab`: 1280, 1480, 1500
+/// and 9000 bytes of MTU minus 60), used for IPv6 clients.
+pub const SYNPROXY_MSS_TABLE6: [u16; 4] = [1220, 1420, 1440, 8940];
 /// The window scale SYNPROXY announces to clients that offer window scaling (Linux's default
 /// with tcp_rmem's 6 MB maximum): when the real server announces another, its windows are
 /// rescaled on the way to the client.

@@ -110,6 +110,11 @@ fn to_real(ctx: &XdpContext, outer: &Packet, conn: &Conn, now: u64) -> Option<u3
         FWD_DROUTE => Hop::Bridged,
         _ => return None,
     };
+    if conn.seq_delta != 0 && rd::<u8>(ctx, outer.l4_off + 8 + 6)? == IPPROTO_TCP {
+        // SYNPROXY: the quoted reply carries our cookie's sequence numbers; the real server
+        // only recognises its own.
+        unshift_quoted_seq(ctx, outer.l4_off, conn.seq_delta)?;
+    }
     let flow = Flow {
         saddr: outer.src,
         daddr: conn.to_addr,
@@ -161,6 +166,21 @@ fn to_client(ctx: &XdpContext, outer: &Packet, reply: &mut Conn, now: u64) -> Op
         nh_stamp(now),
         Hop::Routed,
     ))
+}
+
+/// Takes `delta` off the quoted TCP sequence number (SYNPROXY), fixing the ICMPv6 checksum
+/// (the quoted TCP checksum is left as IPVS leaves quoted L4 checksums).
+#[inline(always)]
+fn unshift_quoted_seq(ctx: &XdpContext, icmp: usize, delta: u32) -> Option<()> {
+    let seq = ptr_at::<u32>(ctx, icmp + 8 + IPV6_HLEN + 4)?;
+    let check = ptr_at::<u16>(ctx, icmp + 2)?;
+    unsafe {
+        let old = seq.read_unaligned();
+        let new = u32::from_be(old).wrapping_sub(delta).to_be();
+        seq.write_unaligned(new);
+        check.write_unaligned(csum::replace4(check.read_unaligned(), old, new));
+    }
+    Some(())
 }
 
 /// The ICMPv6 checksum after a 16-byte address in what it covers went from `old` to `new`.

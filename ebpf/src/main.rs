@@ -44,7 +44,7 @@ use ebpf_common::{
 use forward::{Flow, Hop, NhSlot};
 use maps::{
     CONFIG, CONNS, DEST_NH, DEST_STATS, JUMP, JUMP_FRAG, JUMP_FWD, JUMP_ICMP, JUMP_NEW, JUMP_SCHED,
-    JUMP_SYNPROXY, JUMP_TOA, SERVICES, SVC_STATS, count,
+    JUMP_TOA, SERVICES, SVC_STATS, count,
 };
 use nat::End;
 use parse::{Packet, TCP_ACK, TCP_FIN, TCP_RST, TCP_SYN};
@@ -93,7 +93,7 @@ pub fn xlvs(ctx: XdpContext) -> u32 {
             entry.flags & (CONN_F_SYNPROXY | CONN_F_SEQADJ) != 0 && synproxy::armed_for(&flow);
         if entry.flags & CONN_F_SYNPROXY != 0 && !restart {
             // The real server's handshake is still ours to finish (synproxy.rs).
-            unsafe { JUMP.tail_call(&ctx, JUMP_SYNPROXY) };
+            synproxy::call(&ctx, pkt);
             return xdp_action::XDP_DROP;
         }
         if entry.flags & CONN_F_REPLY != 0 {
@@ -106,7 +106,7 @@ pub fn xlvs(ctx: XdpContext) -> u32 {
         {
             // A closed proxied connection's flow: this ACK may complete a new cookie handshake
             // from the same port (session reuse); synproxy.rs checks, else it is the old one's.
-            unsafe { JUMP.tail_call(&ctx, JUMP_SYNPROXY) };
+            synproxy::call(&ctx, pkt);
             return xdp_action::XDP_DROP;
         }
         if !restart && !expired(entry, &flow, now) && !reopens(entry, pkt) {
@@ -168,13 +168,16 @@ pub fn xlvs_new(ctx: XdpContext) -> u32 {
         // Cookies are answered to whole SYNs only.
         return frag::refuse(pkt.af, &pkt.dst, counter::FRAG_REFUSED);
     }
-    if svc.flags & SVC_F_SYNPROXY != 0
-        && pkt.proto == IPPROTO_TCP
-        && synproxy::applies(pkt)
-        && !synproxy::armed_for(&flow)
+    if svc.flags & SVC_F_SYNPROXY != 0 && pkt.proto == IPPROTO_TCP && !synproxy::armed_for(&flow)
     {
+        if !synproxy::applies(pkt) {
+            // IPv4 options or IPv6 extension headers: no cookie can be made for it, and opening
+            // it unproxied would let a flood past SYNPROXY.
+            count(counter::DROP_UNSUPPORTED);
+            return xdp_action::XDP_DROP;
+        }
         // Cookies first: the real server sees only clients that completed a handshake.
-        unsafe { JUMP.tail_call(&ctx, JUMP_SYNPROXY) };
+        synproxy::call(&ctx, pkt);
         return xdp_action::XDP_DROP;
     }
     new_connection(&ctx, pkt, svc, &flow, now)
@@ -739,10 +742,16 @@ pub fn xlvs_tunnel(ctx: XdpContext) -> u32 {
     tunnel::handle(&ctx)
 }
 
-/// SYNPROXY (see synproxy.rs), reached by tail call from `xlvs`.
+/// SYNPROXY for IPv4 (see synproxy.rs), reached by tail call from `xlvs` and `xlvs_new`.
 #[xdp]
 pub fn xlvs_synproxy(ctx: XdpContext) -> u32 {
-    synproxy::handle(&ctx, unsafe { bpf_ktime_get_coarse_ns() })
+    synproxy::handle::<false>(&ctx, unsafe { bpf_ktime_get_coarse_ns() })
+}
+
+/// SYNPROXY for IPv6: the same code for IPv6 headers, its own program (verifier budget, stack).
+#[xdp]
+pub fn xlvs_synproxy6(ctx: XdpContext) -> u32 {
+    synproxy::handle::<true>(&ctx, unsafe { bpf_ktime_get_coarse_ns() })
 }
 
 /// SYNPROXY's per-segment translation (see seqadj.rs), reached by tail call from `xlvs` (and

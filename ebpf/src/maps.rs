@@ -189,10 +189,15 @@ pub const JUMP_SCHED: u32 = ebpf_common::JUMP_SCHED;
 pub const JUMP_NEW: u32 = ebpf_common::JUMP_NEW;
 pub const JUMP_ICMP6: u32 = ebpf_common::JUMP_ICMP6;
 pub const JUMP_SEQADJ: u32 = ebpf_common::JUMP_SEQADJ;
+pub const JUMP_SYNPROXY6: u32 = ebpf_common::JUMP_SYNPROXY6;
 
 /// SYNPROXY: the TCP options of the segment being handled (see tcpopt.rs).
 #[map]
 pub static SCRATCH_OPTS: PerCpuArray<crate::tcpopt::Opts> = PerCpuArray::with_max_entries(1, 0);
+
+/// SYNPROXY: the TCP options of a packet being made (the IPv6 program's stack has no room).
+#[map]
+pub static SCRATCH_SP_OPTS: PerCpuArray<[u8; 32]> = PerCpuArray::with_max_entries(1, 0);
 
 /// SYNPROXY: the SYN made from a valid cookie ACK, handed to the main program (see synproxy.rs).
 #[map]

@@ -1,9 +1,10 @@
 //! SYNPROXY (alibaba LVS `-j enable`): a SYN flood never reaches the real servers nor fills the
-//! connection table. For a SYNPROXY service (IPv4 without IP options):
+//! connection table. For a SYNPROXY service (IPv4 without IP options, IPv6 without extension
+//! headers):
 //!
 //! 1. A SYN is answered here with a SYN-ACK whose ISN is a SYN cookie
-//!    (`bpf_tcp_raw_gen_syncookie_ipv4`), sent back with XDP_TX. Nothing is stored.
-//! 2. The client's ACK is checked (`bpf_tcp_raw_check_syncookie_ipv4`). In defer mode
+//!    (`bpf_tcp_raw_gen_syncookie_ipv4/6`), sent back with XDP_TX. Nothing is stored.
+//! 2. The client's ACK is checked (`bpf_tcp_raw_check_syncookie_ipv4/6`). In defer mode
 //!    (`config::SYNPROXY_DEFER`, alibaba's `synproxy_defer`) one without data is dropped after
 //!    the check (nothing stored) and the client's first data segment, whose cookie checks the
 //!    same way, takes its place; its data is dropped and sent again by the client. A valid one is turned
@@ -37,26 +38,38 @@
 //! A client without timestamps gets an MSS only (no window scaling, SACK or timestamps: the
 //! cookie has no room for them) and the real server is offered `SYNPROXY_MSS`. ECN is not
 //! negotiated. Data in the cookie ACK is dropped (the client sends it again).
-//! IPv6 SYNPROXY services are proxied like normal services.
+//!
+//! IPv6: the same code, monomorphised (`handle::<true>`) into its own program `xlvs_synproxy6`
+//! (JUMP slot `JUMP_SYNPROXY6`; one program for both families does not fit the stack). The
+//! cookie comes from `bpf_tcp_raw_gen_syncookie_ipv6`, whose MSS is an entry of the kernel's
+//! IPv6 table (`SYNPROXY_MSS_TABLE6`: 1220, 1420, 1440, 8940), so the MSS index in our TSval
+//! refers to that table; without timestamps the real is offered `SYNPROXY_MSS6` (1440) and the
+//! client 1440 (minus 20 for TOA). Packets we make have no IP checksum; their TCP checksum
+//! covers the IPv6 pseudo-header (both addresses, 32-bit length, next header). FULLNAT's TOA
+//! is alibaba's 253/20 (port, IPv6 address) in the handshake's ACK to the real. IPv6 packets
+//! with extension headers never get here: the parser hands them to the kernel (`pass_ipv6_ext`),
+//! so a SYN carrying one is not answered (as for any IPv6 service).
 //! Only NAT and FULLNAT reals can be proxied (the real's SYN-ACK must come back through us);
 //! with DR/TUN reals the connection is opened unproxied and the client will refuse the real's
 //! own SYN-ACK, as with alibaba LVS, whose SYNPROXY needs NAT/FULLNAT too.
 
 use aya_ebpf::{
-    bindings::{iphdr, tcphdr, xdp_action},
+    bindings::{iphdr, ipv6hdr, tcphdr, xdp_action},
     helpers::{
-        bpf_tcp_raw_check_syncookie_ipv4, bpf_tcp_raw_gen_syncookie_ipv4, bpf_xdp_adjust_tail,
+        bpf_tcp_raw_check_syncookie_ipv4, bpf_tcp_raw_check_syncookie_ipv6,
+        bpf_tcp_raw_gen_syncookie_ipv4, bpf_tcp_raw_gen_syncookie_ipv6, bpf_xdp_adjust_tail,
     },
     programs::XdpContext,
 };
 use ebpf_common::{
     CONN_F_REPLY, CONN_F_SEQADJ, CONN_F_SYNPROXY, Conn, FWD_FULLNAT, FlowKey, S_ESTABLISHED,
-    SP_SACK, SP_TS, SP_WSCALE, SYNPROXY_MSS, SYNPROXY_MSS_TABLE, SYNPROXY_WSCALE, config, counter,
-    synproxy_ts,
+    SP_SACK, SP_TS, SP_WSCALE, SYNPROXY_MSS, SYNPROXY_MSS_TABLE, SYNPROXY_MSS_TABLE6,
+    SYNPROXY_MSS6, SYNPROXY_WSCALE, config, counter, synproxy_ts,
 };
 
 use crate::maps::{
-    CONFIG, CONNS, JUMP, JUMP_MAIN, SCRATCH_CONN, SYNPROXY_OPEN, TX_PORTS, count, scratch,
+    CONFIG, CONNS, JUMP, JUMP_MAIN, JUMP_SYNPROXY, JUMP_SYNPROXY6, SCRATCH_CONN, SCRATCH_SP_OPTS,
+    SYNPROXY_OPEN, TX_PORTS, count, scratch,
 };
 use crate::parse::{self, Packet, TCP_ACK, TCP_RST, TCP_SYN, ptr_at};
 use crate::seqadj;
@@ -79,10 +92,45 @@ pub struct OpenMarker {
     pub _pad: [u32; 2],
 }
 
-/// Whether SYNPROXY can handle this packet's layout.
+/// Whether SYNPROXY can handle this packet's layout: IPv4 without options, IPv6 without
+/// extension headers (the parser hands those to the kernel before we see them).
 #[inline(always)]
 pub fn applies(pkt: &Packet) -> bool {
-    !pkt.is_v6() && pkt.l4_off - pkt.l3_off == 20
+    pkt.l4_off - pkt.l3_off == if pkt.is_v6() { 40 } else { 20 }
+}
+
+/// Hands the packet to the SYNPROXY program of its family (returns only if the tail call
+/// failed).
+#[inline(always)]
+pub fn call(ctx: &XdpContext, pkt: &Packet) {
+    let slot = if pkt.is_v6() {
+        JUMP_SYNPROXY6
+    } else {
+        JUMP_SYNPROXY
+    };
+    unsafe { JUMP.tail_call(ctx, slot) };
+}
+
+/// Bytes of the IP header this program's family makes (no options, no extension headers).
+#[inline(always)]
+const fn ip_len<const V6: bool>() -> usize {
+    if V6 { 40 } else { 20 }
+}
+
+/// The MSS we announce without knowing better, and the kernel's cookie MSS table.
+#[inline(always)]
+const fn mss_of<const V6: bool>() -> (u16, [u16; 4]) {
+    if V6 {
+        (SYNPROXY_MSS6, SYNPROXY_MSS_TABLE6)
+    } else {
+        (SYNPROXY_MSS, SYNPROXY_MSS_TABLE)
+    }
+}
+
+/// Size of the TOA option for this family (alibaba: 254/8 for IPv4, 253/20 for IPv6).
+#[inline(always)]
+const fn toa_len<const V6: bool>() -> u16 {
+    if V6 { 20 } else { 8 }
 }
 
 /// The main program's side: is this SYN the one we made from a valid cookie ACK? Then it
@@ -106,14 +154,21 @@ pub fn armed_for(flow: &FlowKey) -> bool {
     }
 }
 
-/// Entry of the `xlvs_synproxy` program.
+/// Entry of the `xlvs_synproxy` (IPv4) and `xlvs_synproxy6` (`V6`) programs: the same code,
+/// monomorphised per family, so each program is verified with its own budget and stack.
 #[inline(always)]
-pub fn handle(ctx: &XdpContext, now: u64) -> u32 {
-    let Ok(pkt) = parse::parse_ipv4_only(ctx) else {
+pub fn handle<const V6: bool>(ctx: &XdpContext, now: u64) -> u32 {
+    // IPv4's program need not carry the IPv6 extension-header walk (stack, verifier budget).
+    let parsed = if V6 {
+        parse::parse(ctx)
+    } else {
+        parse::parse_ipv4_only(ctx)
+    };
+    let Ok(pkt) = parsed else {
         return xdp_action::XDP_PASS;
     };
     let flow = crate::flow_of(&pkt);
-    if !applies(&pkt) {
+    if pkt.is_v6() != V6 || pkt.l4_off - pkt.l3_off != ip_len::<V6>() {
         return xdp_action::XDP_DROP;
     }
     // Options are looked at once here (a bounded walk costs the verifier much per copy).
@@ -129,18 +184,18 @@ pub fn handle(ctx: &XdpContext, now: u64) -> u32 {
         // is still the old connection's (e.g. its last ACK sent again).
         reuse = entry.flags & (CONN_F_SEQADJ | CONN_F_REPLY) == CONN_F_SEQADJ;
         if entry.flags & CONN_F_REPLY != 0 && entry.flags & CONN_F_SYNPROXY != 0 {
-            return from_real(ctx, &pkt, &o, entry, now);
+            return from_real::<V6>(ctx, &pkt, &o, entry, now);
         }
         // A bare SYN is a client starting over (its half-done attempt is forgotten): cookie.
         if entry.flags & CONN_F_SYNPROXY != 0 && flags != TCP_SYN {
-            return resend_syn(ctx, &pkt, &o, entry, now);
+            return resend_syn::<V6>(ctx, &pkt, &o, entry);
         }
     }
     if flags == TCP_SYN {
-        return cookie_synack(ctx, &pkt, &o, now);
+        return cookie_synack::<V6>(ctx, &pkt, &o, now);
     }
     if flags == TCP_ACK {
-        return cookie_ack(ctx, &pkt, &o, &flow, reuse);
+        return cookie_ack::<V6>(ctx, &pkt, &o, &flow, reuse);
     }
     count(counter::DROP_NO_SESSION);
     xdp_action::XDP_DROP
@@ -148,21 +203,21 @@ pub fn handle(ctx: &XdpContext, now: u64) -> u32 {
 
 /// 1. SYN -> cookie SYN-ACK, back where it came from.
 #[inline(always)]
-fn cookie_synack(ctx: &XdpContext, pkt: &Packet, o: &Opts, now: u64) -> u32 {
+fn cookie_synack<const V6: bool>(ctx: &XdpContext, pkt: &Packet, o: &Opts, now: u64) -> u32 {
     // The helper reads the TCP header with its options; the verifier only accepts a length it
     // can prove inside the packet, so each possible header length gets its own constant.
     let v = match pkt.tcp_hdr_len {
-        20 => gen_cookie::<20>(ctx, pkt),
-        24 => gen_cookie::<24>(ctx, pkt),
-        28 => gen_cookie::<28>(ctx, pkt),
-        32 => gen_cookie::<32>(ctx, pkt),
-        36 => gen_cookie::<36>(ctx, pkt),
-        40 => gen_cookie::<40>(ctx, pkt),
-        44 => gen_cookie::<44>(ctx, pkt),
-        48 => gen_cookie::<48>(ctx, pkt),
-        52 => gen_cookie::<52>(ctx, pkt),
-        56 => gen_cookie::<56>(ctx, pkt),
-        60 => gen_cookie::<60>(ctx, pkt),
+        20 => gen_cookie::<V6, 20>(ctx, pkt),
+        24 => gen_cookie::<V6, 24>(ctx, pkt),
+        28 => gen_cookie::<V6, 28>(ctx, pkt),
+        32 => gen_cookie::<V6, 32>(ctx, pkt),
+        36 => gen_cookie::<V6, 36>(ctx, pkt),
+        40 => gen_cookie::<V6, 40>(ctx, pkt),
+        44 => gen_cookie::<V6, 44>(ctx, pkt),
+        48 => gen_cookie::<V6, 48>(ctx, pkt),
+        52 => gen_cookie::<V6, 52>(ctx, pkt),
+        56 => gen_cookie::<V6, 56>(ctx, pkt),
+        60 => gen_cookie::<V6, 60>(ctx, pkt),
         _ => -1,
     };
     if v < 0 {
@@ -177,11 +232,9 @@ fn cookie_synack(ctx: &XdpContext, pkt: &Packet, o: &Opts, now: u64) -> u32 {
         None
     };
     let client_seq = read_u32(ctx, pkt.l4_off + 4);
-    let mss = if toa_on() {
-        SYNPROXY_MSS - 8
-    } else {
-        SYNPROXY_MSS
-    };
+    let (mss, table) = mss_of::<V6>();
+    // Room for TOA (FULLNAT) in the client's full-size segments.
+    let mss = if toa_on() { mss - toa_len::<V6>() } else { mss };
     let m = mss.to_be_bytes();
     let hdr = Tcp {
         sport: pkt.dport,
@@ -194,14 +247,16 @@ fn cookie_synack(ctx: &XdpContext, pkt: &Packet, o: &Opts, now: u64) -> u32 {
         // Defer mode needs the client's first data to open the real's side: window open.
         window: if defer() { WINDOW } else { 0 },
     };
-    let mut opts = [0u8; 20];
+    let Some(opts) = opts_buffer() else {
+        return xdp_action::XDP_DROP;
+    };
     opts[..4].copy_from_slice(&[2, 4, m[0], m[1]]);
-    let done = if let Some(their_ts) = client_tsval {
+    let n = if let Some(their_ts) = client_tsval {
         // The client's options ride in the low bits of our TSval (it echoes them back).
         let mut idx = 0u32;
         let mut i = 1;
         while i < 4 {
-            if cookie_mss >= SYNPROXY_MSS_TABLE[i] {
+            if cookie_mss >= table[i] {
                 idx = i as u32;
             }
             i += 1;
@@ -226,46 +281,77 @@ fn cookie_synack(ctx: &XdpContext, pkt: &Packet, o: &Opts, now: u64) -> u32 {
             [1, 1, 1, 1]
         });
         count(counter::SYNPROXY_OPTIONS);
-        build::<40>(ctx, pkt, &hdr, &opts, true)
+        40
     } else {
-        build::<24>(ctx, pkt, &hdr, &opts, true)
+        24
     };
-    if !done {
+    if !build::<V6>(ctx, pkt, &hdr, opts, true, n) {
         return xdp_action::XDP_DROP;
     }
     count(counter::SYNPROXY_COOKIE_SENT);
     back_out(ctx)
 }
 
-/// `bpf_tcp_raw_gen_syncookie_ipv4` on a TCP header of `N` bytes (options included).
+/// `bpf_tcp_raw_gen_syncookie_ipv4/6` on a TCP header of `N` bytes (options included).
 #[inline(always)]
-fn gen_cookie<const N: usize>(ctx: &XdpContext, pkt: &Packet) -> i64 {
-    let (Some(iph), Some(th)) = (
-        ptr_at::<[u8; 20]>(ctx, pkt.l3_off),
-        ptr_at::<[u8; N]>(ctx, pkt.l4_off),
-    ) else {
+fn gen_cookie<const V6: bool, const N: usize>(ctx: &XdpContext, pkt: &Packet) -> i64 {
+    let Some(th) = ptr_at::<[u8; N]>(ctx, pkt.l4_off) else {
         return -1;
     };
-    unsafe { bpf_tcp_raw_gen_syncookie_ipv4(iph as *mut iphdr, th as *mut tcphdr, N as u32) }
+    let th = th as *mut tcphdr;
+    if V6 {
+        match ptr_at::<[u8; 40]>(ctx, pkt.l3_off) {
+            Some(iph) => unsafe {
+                bpf_tcp_raw_gen_syncookie_ipv6(iph as *mut ipv6hdr, th, N as u32)
+            },
+            None => -1,
+        }
+    } else {
+        match ptr_at::<[u8; 20]>(ctx, pkt.l3_off) {
+            Some(iph) => unsafe { bpf_tcp_raw_gen_syncookie_ipv4(iph as *mut iphdr, th, N as u32) },
+            None => -1,
+        }
+    }
+}
+
+/// `bpf_tcp_raw_check_syncookie_ipv4/6` on the packet: whether the ACK's cookie is ours.
+#[inline(always)]
+fn cookie_valid<const V6: bool>(ctx: &XdpContext, pkt: &Packet) -> bool {
+    let Some(th) = ptr_at::<[u8; 20]>(ctx, pkt.l4_off) else {
+        return false;
+    };
+    let th = th as *mut tcphdr;
+    let rc = if V6 {
+        match ptr_at::<[u8; 40]>(ctx, pkt.l3_off) {
+            Some(iph) => unsafe { bpf_tcp_raw_check_syncookie_ipv6(iph as *mut ipv6hdr, th) },
+            None => -1,
+        }
+    } else {
+        match ptr_at::<[u8; 20]>(ctx, pkt.l3_off) {
+            Some(iph) => unsafe { bpf_tcp_raw_check_syncookie_ipv4(iph as *mut iphdr, th) },
+            None => -1,
+        }
+    };
+    rc == 0
 }
 
 /// 2. The client's ACK: a valid cookie opens the connection with a SYN to the real server.
 #[inline(always)]
-fn cookie_ack(ctx: &XdpContext, pkt: &Packet, o: &Opts, flow: &FlowKey, reuse: bool) -> u32 {
-    let (Some(iph), Some(th)) = (
-        ptr_at::<[u8; 20]>(ctx, pkt.l3_off),
-        ptr_at::<[u8; 20]>(ctx, pkt.l4_off),
-    ) else {
-        return xdp_action::XDP_DROP;
-    };
-    if unsafe { bpf_tcp_raw_check_syncookie_ipv4(iph as *mut iphdr, th as *mut tcphdr) } != 0 {
+fn cookie_ack<const V6: bool>(
+    ctx: &XdpContext,
+    pkt: &Packet,
+    o: &Opts,
+    flow: &FlowKey,
+    reuse: bool,
+) -> u32 {
+    if !cookie_valid::<V6>(ctx, pkt) {
         if reuse {
             seqadj::call(ctx);
         }
         count(counter::SYNPROXY_BAD_COOKIE);
         return xdp_action::XDP_DROP;
     }
-    if defer() && pkt.tot_len as usize <= 20 + pkt.tcp_hdr_len as usize {
+    if defer() && pkt.tot_len as usize <= ip_len::<V6>() + pkt.tcp_hdr_len as usize {
         // Defer mode: a handshake alone opens nothing; the client's first data will.
         count(counter::SYNPROXY_DEFERRED);
         return xdp_action::XDP_DROP;
@@ -277,7 +363,7 @@ fn cookie_ack(ctx: &XdpContext, pkt: &Packet, o: &Opts, flow: &FlowKey, reuse: b
         tsval = tcpopt::get32(ctx, pkt, o.ts).unwrap_or(0);
         tsecr = tcpopt::get32(ctx, pkt, o.ts + 4).unwrap_or(0);
     }
-    if !to_syn(ctx, pkt, client_isn, tsecr, tsval) {
+    if to_syn::<V6>(ctx, pkt, client_isn, tsecr, tsval) == 0 {
         return xdp_action::XDP_DROP;
     }
     let Some(m) = scratch(&SYNPROXY_OPEN) else {
@@ -299,7 +385,7 @@ fn cookie_ack(ctx: &XdpContext, pkt: &Packet, o: &Opts, flow: &FlowKey, reuse: b
 
 /// A client segment while the real server has not answered: the SYN again (it may be lost).
 #[inline(always)]
-fn resend_syn(ctx: &XdpContext, pkt: &Packet, o: &Opts, client: &mut Conn, now: u64) -> u32 {
+fn resend_syn<const V6: bool>(ctx: &XdpContext, pkt: &Packet, o: &Opts, client: &Conn) -> u32 {
     if pkt.tcp_flags & (TCP_RST | TCP_SYN) != 0 {
         return xdp_action::XDP_DROP;
     }
@@ -309,7 +395,7 @@ fn resend_syn(ctx: &XdpContext, pkt: &Packet, o: &Opts, client: &mut Conn, now: 
     } else {
         0
     };
-    if !to_syn(ctx, pkt, client.toa_ack, client.ts_delta, tsval) {
+    if to_syn::<V6>(ctx, pkt, client.toa_ack, client.ts_delta, tsval) == 0 {
         return xdp_action::XDP_DROP;
     }
     let Some(job) = scratch(&SCRATCH_CONN) else {
@@ -324,7 +410,13 @@ fn resend_syn(ctx: &XdpContext, pkt: &Packet, o: &Opts, client: &mut Conn, now: 
 /// (or, in defer mode, is answered with the ACK that completes it); a RST goes on to the client
 /// in the client's sequence space.
 #[inline(always)]
-fn from_real(ctx: &XdpContext, pkt: &Packet, o: &Opts, reply: &mut Conn, now: u64) -> u32 {
+fn from_real<const V6: bool>(
+    ctx: &XdpContext,
+    pkt: &Packet,
+    o: &Opts,
+    reply: &mut Conn,
+    now: u64,
+) -> u32 {
     let client_key = crate::client_key_of(reply, pkt);
     let Some(client) = CONNS.get_ptr_mut(&client_key) else {
         return xdp_action::XDP_DROP;
@@ -361,7 +453,10 @@ fn from_real(ctx: &XdpContext, pkt: &Packet, o: &Opts, reply: &mut Conn, now: u6
         flags: TCP_RST,
         window: 0,
     };
-    let mut opts = [0u8; 20];
+    // TOA (8 or 20 bytes) and timestamps (12).
+    let Some(opts) = opts_buffer() else {
+        return xdp_action::XDP_DROP;
+    };
     let mut len = 0;
     if !tw {
         let (mut real_tsval, mut real_tsecr) = (0, 0);
@@ -385,7 +480,7 @@ fn from_real(ctx: &XdpContext, pkt: &Packet, o: &Opts, reply: &mut Conn, now: u6
             0
         };
         if !defer() {
-            return open_client_window(ctx, pkt, o, real_seq, real_tsval, real_tsecr);
+            return open_client_window::<V6>(ctx, pkt, o, real_seq, real_tsval, real_tsecr);
         }
         hdr.ack = real_seq.wrapping_add(1);
         hdr.flags = TCP_ACK;
@@ -394,9 +489,19 @@ fn from_real(ctx: &XdpContext, pkt: &Packet, o: &Opts, reply: &mut Conn, now: u6
         if client.toa_ack != 0 {
             // TOA in the ACK that completes the real's handshake (its TOA module reads it there).
             let p = reply.via_port.to_ne_bytes();
-            let a = reply.via_addr[0].to_ne_bytes();
-            opts[..8].copy_from_slice(&[254, 8, p[0], p[1], a[0], a[1], a[2], a[3]]);
-            len = 8;
+            opts[..4].copy_from_slice(&[
+                if V6 { 253 } else { 254 },
+                toa_len::<V6>() as u8,
+                p[0],
+                p[1],
+            ]);
+            let words = if V6 { 4 } else { 1 };
+            let mut w = 0;
+            while w < words {
+                opts[4 + 4 * w..8 + 4 * w].copy_from_slice(&reply.via_addr[w].to_ne_bytes());
+                w += 1;
+            }
+            len = toa_len::<V6>() as usize;
         }
         if o.ts != 0 {
             // TSval: the client's, which the real just echoed; TSecr: the real's.
@@ -404,21 +509,16 @@ fn from_real(ctx: &XdpContext, pkt: &Packet, o: &Opts, reply: &mut Conn, now: u6
             ts[..4].copy_from_slice(&[1, 1, 8, 10]);
             ts[4..8].copy_from_slice(&real_tsecr.to_be_bytes());
             ts[8..12].copy_from_slice(&real_tsval.to_be_bytes());
-            if len == 8 {
-                opts[8..20].copy_from_slice(&ts);
+            if len != 0 {
+                let t = toa_len::<V6>() as usize;
+                opts[t..t + 12].copy_from_slice(&ts);
             } else {
                 opts[..12].copy_from_slice(&ts);
             }
             len += 12;
         }
     }
-    let done = match len {
-        20 => build::<40>(ctx, pkt, &hdr, &opts, true),
-        12 => build::<32>(ctx, pkt, &hdr, &opts, true),
-        8 => build::<28>(ctx, pkt, &hdr, &opts, true),
-        _ => build::<20>(ctx, pkt, &hdr, &opts, true),
-    };
-    if !done {
+    if !build::<V6>(ctx, pkt, &hdr, opts, true, 20 + len) {
         return xdp_action::XDP_DROP;
     }
     if tw {
@@ -439,7 +539,7 @@ fn from_real(ctx: &XdpContext, pkt: &Packet, o: &Opts, reply: &mut Conn, now: u6
 /// sends can race the real's SYN-ACK, and server-first protocols (SMTP, SSH) get their banner
 /// without waiting for a retransmission.
 #[inline(always)]
-fn open_client_window(
+fn open_client_window<const V6: bool>(
     ctx: &XdpContext,
     pkt: &Packet,
     o: &Opts,
@@ -462,16 +562,18 @@ fn open_client_window(
         flags: TCP_ACK,
         window,
     };
-    let mut opts = [0u8; 20];
-    let done = if o.ts != 0 {
+    let Some(opts) = opts_buffer() else {
+        return xdp_action::XDP_DROP;
+    };
+    let n = if o.ts != 0 {
         opts[..4].copy_from_slice(&[1, 1, 8, 10]);
         opts[4..8].copy_from_slice(&tsval.to_be_bytes());
         opts[8..12].copy_from_slice(&tsecr.to_be_bytes());
-        build::<32>(ctx, pkt, &hdr, &opts, false) && append_zero_byte(ctx, pkt, 32)
+        32
     } else {
-        build::<20>(ctx, pkt, &hdr, &opts, false) && append_zero_byte(ctx, pkt, 20)
+        20
     };
-    if !done {
+    if !build::<V6>(ctx, pkt, &hdr, opts, false, n) || !append_zero_byte::<V6>(ctx, pkt, n) {
         return xdp_action::XDP_DROP;
     }
     count(counter::SYNPROXY_ESTABLISHED);
@@ -480,29 +582,41 @@ fn open_client_window(
 }
 
 /// Grows the segment `build` made (TCP header of `n` bytes, no payload) by one zero byte of
-/// payload: lengths and checksums follow (a zero byte adds nothing to the TCP sum itself).
+/// payload: lengths and checksums follow (a zero byte adds nothing to the TCP sum itself; the
+/// pseudo-header's length does).
 #[inline(always)]
-fn append_zero_byte(ctx: &XdpContext, pkt: &Packet, n: usize) -> bool {
+fn append_zero_byte<const V6: bool>(ctx: &XdpContext, pkt: &Packet, n: usize) -> bool {
+    let n = n & 0x3f;
     if !resize(ctx, pkt.l4_off + n + 1) {
         return false;
     }
     // The new byte with the header's last one before it: the verifier does not accept a
     // one-byte check at a variable offset (it compiles to `p >= end`).
-    let (Some(ip), Some(tcp), Some(tail)) = (
-        ptr_at::<[u8; 20]>(ctx, pkt.l3_off),
+    let (Some(tcp), Some(tail)) = (
         ptr_at::<[u8; 20]>(ctx, pkt.l4_off),
         ptr_at::<[u8; 2]>(ctx, pkt.l4_off + n - 1),
     ) else {
         return false;
     };
-    let (ip, tcp) = unsafe { (&mut *ip, &mut *tcp) };
+    let tcp = unsafe { &mut *tcp };
     unsafe { (*tail)[1] = 0 };
     let word = |v: usize| u16::from_ne_bytes((v as u16).to_be_bytes());
-    let ip_check = u16::from_ne_bytes([ip[10], ip[11]]);
-    let ip_check = crate::csum::replace2(ip_check, word(20 + n), word(20 + n + 1));
-    ip[2..4].copy_from_slice(&((20 + n + 1) as u16).to_be_bytes());
-    ip[10..12].copy_from_slice(&ip_check.to_ne_bytes());
-    // The pseudo-header's TCP length is the only term that changes.
+    if V6 {
+        // Payload length (no header checksum in IPv6).
+        let Some(plen) = ptr_at::<[u8; 2]>(ctx, pkt.l3_off + 4) else {
+            return false;
+        };
+        unsafe { *plen = ((n + 1) as u16).to_be_bytes() };
+    } else {
+        let Some(ip) = ptr_at::<[u8; 20]>(ctx, pkt.l3_off) else {
+            return false;
+        };
+        let ip = unsafe { &mut *ip };
+        let ip_check = u16::from_ne_bytes([ip[10], ip[11]]);
+        let ip_check = crate::csum::replace2(ip_check, word(20 + n), word(20 + n + 1));
+        ip[2..4].copy_from_slice(&((20 + n + 1) as u16).to_be_bytes());
+        ip[10..12].copy_from_slice(&ip_check.to_ne_bytes());
+    }
     let tcp_check = u16::from_ne_bytes([tcp[16], tcp[17]]);
     let tcp_check = crate::csum::replace2(tcp_check, word(n), word(n + 1));
     tcp[16..18].copy_from_slice(&tcp_check.to_ne_bytes());
@@ -593,9 +707,16 @@ fn settle(reply: &mut Conn, client: &mut Conn, delta: u32, n: &Negotiated) {
 
 /// Turns a client segment into the SYN that opens the real server's side (same addresses and
 /// ports, the client's ISN). `ours`: our SYN-ACK's TSval echoed by the client (its options;
-/// 0 = no timestamps: an MSS only), `tsval`: the client's TSval.
+/// 0 = no timestamps: an MSS only), `tsval`: the client's TSval. Returns the SYN's TCP header
+/// length (0: failed).
 #[inline(always)]
-fn to_syn(ctx: &XdpContext, pkt: &Packet, client_isn: u32, ours: u32, tsval: u32) -> bool {
+fn to_syn<const V6: bool>(
+    ctx: &XdpContext,
+    pkt: &Packet,
+    client_isn: u32,
+    ours: u32,
+    tsval: u32,
+) -> u8 {
     let hdr = Tcp {
         sport: pkt.sport,
         dport: pkt.dport,
@@ -604,14 +725,37 @@ fn to_syn(ctx: &XdpContext, pkt: &Packet, client_isn: u32, ours: u32, tsval: u32
         flags: TCP_SYN,
         window: WINDOW,
     };
-    let mut opts = [0u8; 20];
-    if ours == 0 {
-        let m = SYNPROXY_MSS.to_be_bytes();
+    let Some(opts) = opts_buffer() else {
+        return 0;
+    };
+    let n = if ours == 0 {
+        let (mss, _) = mss_of::<V6>();
+        let m = mss.to_be_bytes();
         opts[..4].copy_from_slice(&[2, 4, m[0], m[1]]);
-        return build::<24>(ctx, pkt, &hdr, &opts, false);
+        24
+    } else {
+        syn_options::<V6>(opts, ours, tsval);
+        40
+    };
+    if build::<V6>(ctx, pkt, &hdr, opts, false, n) {
+        n as u8
+    } else {
+        0
     }
+}
+
+/// The options of our SYN to the real server: the client's own (MSS, SACK-permitted, window
+/// scale, from `ours`) and its TSval.
+#[inline(always)]
+fn syn_options<const V6: bool>(opts: &mut [u8; 32], ours: u32, tsval: u32) {
     let idx = (ours >> synproxy_ts::MSS_SHIFT) as usize & 3;
-    let m = SYNPROXY_MSS_TABLE[idx].to_be_bytes();
+    // Straight from the constant (a copy on the stack indexed by a variable is refused).
+    let m = if V6 {
+        SYNPROXY_MSS_TABLE6[idx]
+    } else {
+        SYNPROXY_MSS_TABLE[idx]
+    }
+    .to_be_bytes();
     let ws = (ours & synproxy_ts::WSCALE_MASK) as u8;
     opts[..4].copy_from_slice(&[2, 4, m[0], m[1]]);
     if ours & synproxy_ts::SACK != 0 {
@@ -629,7 +773,14 @@ fn to_syn(ctx: &XdpContext, pkt: &Packet, client_isn: u32, ours: u32, tsval: u32
     } else {
         [1, 1, 1, 1]
     });
-    build::<40>(ctx, pkt, &hdr, &opts, false)
+}
+
+/// This CPU's buffer for the options of a packet being made, zeroed.
+#[inline(always)]
+fn opts_buffer() -> Option<&'static mut [u8; 32]> {
+    let b = scratch(&SCRATCH_SP_OPTS)?;
+    *b = [0; 32];
+    Some(b)
 }
 
 /// Defer mode (`xlvs set synproxy_defer 1`).
@@ -673,54 +824,67 @@ fn resize(ctx: &XdpContext, len: usize) -> bool {
     unsafe { bpf_xdp_adjust_tail(ctx.ctx, (len as i64 - cur as i64) as i32) == 0 }
 }
 
-/// Rewrites the packet as IPv4 + a TCP header of `N` bytes (20 + `opts[..N-20]`, N <= 40), no payload,
-/// checksums computed. With `turn`, it goes back where it came from: MACs and addresses
-/// swapped, a fresh TTL.
+/// Rewrites the packet as IPv4 (IPv6 with `V6`) + a TCP header of `n` bytes (20 +
+/// `opts[..n-20]`; n is one of 20, 24, 28, 32, 40, 52), no payload, checksums computed. With
+/// `turn`, it goes back where it came from: MACs and addresses swapped, a fresh TTL (hop
+/// limit). The headers in front of TCP are written once for every size (a copy per size
+/// spills past this program's stack).
 #[inline(always)]
-fn build<const N: usize>(
+fn build<const V6: bool>(
     ctx: &XdpContext,
     pkt: &Packet,
     hdr: &Tcp,
-    opts: &[u8; 20],
+    opts: &[u8; 32],
     turn: bool,
+    n: usize,
 ) -> bool {
-    if !resize(ctx, pkt.l4_off + N) {
-        return false;
-    }
-    let (Some(eth), Some(ip), Some(tcp)) = (
-        ptr_at::<[u8; 12]>(ctx, 0),
-        ptr_at::<[u8; 20]>(ctx, pkt.l3_off),
-        ptr_at::<[u8; N]>(ctx, pkt.l4_off),
-    ) else {
-        return false;
-    };
-    let (ip, tcp) = unsafe { (&mut *ip, &mut *tcp) };
     if turn {
+        let Some(eth) = ptr_at::<[u8; 12]>(ctx, 0) else {
+            return false;
+        };
         let e = unsafe { &mut *eth };
         let mut swapped = [0u8; 12];
         swapped[..6].copy_from_slice(&e[6..]);
         swapped[6..].copy_from_slice(&e[..6]);
         *e = swapped;
-        let mut src = [0u8; 4];
-        src.copy_from_slice(&ip[12..16]);
-        let mut dst = [0u8; 4];
-        dst.copy_from_slice(&ip[16..20]);
-        ip[12..16].copy_from_slice(&dst);
-        ip[16..20].copy_from_slice(&src);
-        ip[8] = 64;
     }
-    let tot = ((20 + N) as u16).to_be_bytes();
-    ip[2] = tot[0];
-    ip[3] = tot[1];
-    ip[4] = 0; // id
-    ip[5] = 0;
-    ip[6] = 0x40; // DF, no fragment
-    ip[7] = 0;
-    ip[10] = 0;
-    ip[11] = 0;
-    let ip_sum = fold(sum_words::<20>(ip, 0));
-    ip[10..12].copy_from_slice(&ip_sum.to_ne_bytes());
+    // The IP header's part, and the pseudo-header's sum (over the final addresses).
+    let n16 = (n & 0x3f) as u16;
+    let Some(pseudo) = (if V6 {
+        ip6_header(ctx, pkt, turn, n16)
+    } else {
+        ip4_header(ctx, pkt, turn, n16)
+    }) else {
+        return false;
+    };
+    match n {
+        20 => tcp_header::<20>(ctx, pkt, hdr, opts, pseudo),
+        24 => tcp_header::<24>(ctx, pkt, hdr, opts, pseudo),
+        28 => tcp_header::<28>(ctx, pkt, hdr, opts, pseudo),
+        32 => tcp_header::<32>(ctx, pkt, hdr, opts, pseudo),
+        40 => tcp_header::<40>(ctx, pkt, hdr, opts, pseudo),
+        52 => tcp_header::<52>(ctx, pkt, hdr, opts, pseudo),
+        _ => false,
+    }
+}
 
+/// The TCP header (`N` bytes, one constant per size: the verifier bounds the writes by it),
+/// the frame cut right after it, the checksum from the pseudo-header's sum `pseudo`.
+#[inline(always)]
+fn tcp_header<const N: usize>(
+    ctx: &XdpContext,
+    pkt: &Packet,
+    hdr: &Tcp,
+    opts: &[u8; 32],
+    pseudo: u32,
+) -> bool {
+    if !resize(ctx, pkt.l4_off + N) {
+        return false;
+    }
+    let Some(tcp) = ptr_at::<[u8; N]>(ctx, pkt.l4_off) else {
+        return false;
+    };
+    let tcp = unsafe { &mut *tcp };
     tcp[0..2].copy_from_slice(&hdr.sport.to_ne_bytes());
     tcp[2..4].copy_from_slice(&hdr.dport.to_ne_bytes());
     tcp[4..8].copy_from_slice(&hdr.seq.to_be_bytes());
@@ -733,19 +897,82 @@ fn build<const N: usize>(
     tcp[18] = 0;
     tcp[19] = 0;
     let mut i = 20;
-    while i < N {
+    while i < N && i < 52 {
         tcp[i] = opts[i - 20];
         i += 1;
     }
+    let tcp_sum = fold(sum_words::<N>(tcp, pseudo));
+    tcp[16..18].copy_from_slice(&tcp_sum.to_ne_bytes());
+    true
+}
+
+/// IPv4 header of a packet we make (TCP header of `n` bytes, no payload): addresses swapped
+/// with `turn`, length, no fragmentation, checksum. Returns the pseudo-header's sum.
+#[inline(always)]
+fn ip4_header(ctx: &XdpContext, pkt: &Packet, turn: bool, n: u16) -> Option<u32> {
+    let ip = unsafe { &mut *ptr_at::<[u8; 20]>(ctx, pkt.l3_off)? };
+    if turn {
+        let mut src = [0u8; 4];
+        src.copy_from_slice(&ip[12..16]);
+        let mut dst = [0u8; 4];
+        dst.copy_from_slice(&ip[16..20]);
+        ip[12..16].copy_from_slice(&dst);
+        ip[16..20].copy_from_slice(&src);
+        ip[8] = 64;
+    }
+    let tot = (20 + n).to_be_bytes();
+    ip[2] = tot[0];
+    ip[3] = tot[1];
+    ip[4] = 0; // id
+    ip[5] = 0;
+    ip[6] = 0x40; // DF, no fragment
+    ip[7] = 0;
+    ip[10] = 0;
+    ip[11] = 0;
+    let ip_sum = fold(sum_words::<20>(ip, 0));
+    ip[10..12].copy_from_slice(&ip_sum.to_ne_bytes());
     // Pseudo-header: addresses, protocol, TCP length.
     let mut pseudo = [0u8; 12];
     pseudo[..8].copy_from_slice(&ip[12..20]);
     pseudo[9] = 6;
-    pseudo[10..12].copy_from_slice(&(N as u16).to_be_bytes());
-    let sum = sum_words::<12>(&pseudo, 0);
-    let tcp_sum = fold(sum_words::<N>(tcp, sum));
-    tcp[16..18].copy_from_slice(&tcp_sum.to_ne_bytes());
-    true
+    pseudo[10..12].copy_from_slice(&n.to_be_bytes());
+    Some(sum_words::<12>(&pseudo, 0))
+}
+
+/// IPv6 header of a packet we make: addresses swapped with `turn` (and a fresh hop limit),
+/// payload length; IPv6 has no header checksum. Returns the pseudo-header's sum (addresses,
+/// 32-bit TCP length, next header).
+#[inline(always)]
+fn ip6_header(ctx: &XdpContext, pkt: &Packet, turn: bool, n: u16) -> Option<u32> {
+    let (src, dst) = if turn {
+        (pkt.dst, pkt.src)
+    } else {
+        (pkt.src, pkt.dst)
+    };
+    if turn {
+        // Written from the parsed addresses: reading and swapping the packet's bytes made LLVM
+        // spill all 32 of them (this program's stack is nearly full).
+        let (s, d) = (
+            ptr_at::<[u32; 4]>(ctx, pkt.l3_off + 8)?,
+            ptr_at::<[u32; 4]>(ctx, pkt.l3_off + 24)?,
+        );
+        let hop = ptr_at::<u8>(ctx, pkt.l3_off + 7)?;
+        unsafe {
+            s.write_unaligned(src);
+            d.write_unaligned(dst);
+            hop.write(64);
+        }
+    }
+    let len = ptr_at::<u16>(ctx, pkt.l3_off + 4)?;
+    unsafe { len.write_unaligned(n.to_be()) };
+    // Pseudo-header: both addresses (either order), the TCP length, the next header.
+    let mut sum = n.to_be() as u32 + u16::from_ne_bytes([0, 6]) as u32;
+    let mut i = 0;
+    while i < 4 {
+        sum += (src[i] & 0xffff) + (src[i] >> 16) + (dst[i] & 0xffff) + (dst[i] >> 16);
+        i += 1;
+    }
+    Some(sum)
 }
 
 /// One's-complement sum of `N` bytes as 16-bit words (native loads, like the packet's).

@@ -7,7 +7,7 @@
 //! invalid and no segment dropped by PAWS (timestamps translated right). Needs root.
 
 use std::io::{Read, Write};
-use std::net::{IpAddr, Ipv4Addr, Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
@@ -73,10 +73,14 @@ fn ss_info(ns: &str) -> Result<String> {
 }
 
 fn configure(opts: &dataplane::Options, real: IpAddr, fullnat: bool) -> Result<()> {
+    let (vip, laddr) = match real {
+        IpAddr::V4(_) => (IpAddr::V4(VIP), IpAddr::V4(LADDR)),
+        IpAddr::V6(_) => (IpAddr::V6(VIP6), IpAddr::V6(LADDR6)),
+    };
     let mut dp = Dataplane::open(opts)?;
     let svc = ServiceAddr::Inet {
         proto: Protocol::Tcp,
-        addr: IpAddr::V4(VIP),
+        addr: vip,
         port: PORT,
     };
     let mut cfg = ServiceConfig::new(svc);
@@ -93,7 +97,7 @@ fn configure(opts: &dataplane::Options, real: IpAddr, fullnat: bool) -> Result<(
         dp.add_laddr(
             &svc,
             &LocalAddr {
-                addr: IpAddr::V4(LADDR),
+                addr: laddr,
                 ifname: None,
                 conns: 0,
                 port_conflicts: 0,
@@ -103,16 +107,23 @@ fn configure(opts: &dataplane::Options, real: IpAddr, fullnat: bool) -> Result<(
     Ok(())
 }
 
-fn transfer(fullnat: bool) -> Result<()> {
+fn transfer(fullnat: bool, v6: bool) -> Result<()> {
     let lab = Lab::new(1)?;
     let real = &lab.reals[0];
-    if fullnat {
+    if v6 {
+        ipv6_lab(&lab, fullnat)?;
+    } else if fullnat {
         // The real knows only the local-address network.
         real.ip(&["route", "del", "default"])?;
         real.ip(&["route", "add", "198.18.9.0/24", "via", "198.18.2.1"])?;
         lab.director
             .ip(&["addr", "add", &format!("{LADDR}/32"), "dev", "lo"])?;
     }
+    let (vip, real_ip) = if v6 {
+        (IpAddr::V6(VIP6), real6(0))
+    } else {
+        (IpAddr::V4(VIP), lab.real_ip(0))
+    };
     // Window scale 9 on the real (16 MB buffers), 7 promised to the client: rescaled windows.
     real.sysctl("net.ipv4.tcp_rmem", "4096 131072 16777216")?;
     // Loss: every 25th data packet, dropped as the client and the real server receive it (tc netem would do, but this kernel is built without it; a drop on the
@@ -128,7 +139,7 @@ fn transfer(fullnat: bool) -> Result<()> {
     }
     // Configured from the director's namespace: adding a FULLNAT real resolves its next hop
     // there (the kernel refuses to forward packets from our local address itself).
-    let (opts, real_ip) = (lab.opts.clone(), lab.real_ip(0));
+    let opts = lab.opts.clone();
     lab.director
         .run_in(move || configure(&opts, real_ip, fullnat))
         .join()
@@ -136,7 +147,7 @@ fn transfer(fullnat: bool) -> Result<()> {
     let dp = Dataplane::open(&lab.opts)?;
     let up = payload(UP, 1);
     let down = payload(DOWN, 2);
-    let real_addr = SocketAddr::new(lab.real_ip(0), PORT);
+    let real_addr = SocketAddr::new(real_ip, PORT);
     let listener = real
         .run_in(move || TcpListener::bind(real_addr))
         .join()
@@ -160,7 +171,7 @@ fn transfer(fullnat: bool) -> Result<()> {
     let up2 = up.clone();
     let client = std::thread::spawn(move || -> Result<(Vec<u8>, String)> {
         xlvs_tests::netns::enter(&format!("/run/netns/{client_ns}"))?;
-        let vip = SocketAddr::new(IpAddr::V4(VIP), PORT);
+        let vip = SocketAddr::new(vip, PORT);
         let mut c = TcpStream::connect_timeout(&vip, Duration::from_secs(10))?;
         // What the client's kernel agreed with our cookie SYN-ACK.
         let negotiated = ss_info(&client_ns)?;
@@ -246,7 +257,7 @@ fn large_transfer_through_synproxy_nat_with_loss_uses_sack_and_window_scaling() 
         eprintln!("skipped: needs root");
         return Ok(());
     }
-    transfer(false)
+    transfer(false, false)
 }
 
 #[test]
@@ -255,7 +266,7 @@ fn large_transfer_through_synproxy_fullnat_with_loss_uses_sack_and_window_scalin
         eprintln!("skipped: needs root");
         return Ok(());
     }
-    transfer(true)
+    transfer(true, false)
 }
 
 /// Defer mode, set with `xlvs set synproxy_defer 1`: the handshake's ACK opens nothing; the
@@ -581,4 +592,445 @@ fn concurrent_short_connections_through_synproxy() -> Result<()> {
         "{c:?}"
     );
     Ok(())
+}
+
+// ---------------------------------------------------------------------------------------------
+// IPv6 (xlvs_synproxy6): the lab's links get 2001:db8:N::/64 addresses (no link-local ones, no
+// DAD), the VIP is 2001:db8:100::1, FULLNAT's local address 2001:db8:9::1.
+// ---------------------------------------------------------------------------------------------
+
+const VIP6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0x100, 0, 0, 0, 0, 1);
+const CLIENT6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 1, 0, 0, 0, 0, 2);
+const LADDR6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 9, 0, 0, 0, 0, 1);
+/// The second client (SYN flood) namespace's address.
+const FLOODER6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0x50, 0, 0, 0, 0, 2);
+
+/// Address of real server `i` in the IPv6 lab.
+fn real6(i: usize) -> IpAddr {
+    IpAddr::V6(Ipv6Addr::new(0x2001, 0xdb8, 2 + i as u16, 0, 0, 0, 0, 2))
+}
+
+/// IPv6 on `ifname` in `ns` without a link-local address, with `addr` (no DAD).
+fn add6(ns: &Netns, ifname: &str, addr: &str) -> Result<()> {
+    ns.sysctl(&format!("net.ipv6.conf.{ifname}.addr_gen_mode"), "1")?;
+    ns.sysctl(&format!("net.ipv6.conf.{ifname}.disable_ipv6"), "0")?;
+    ns.ip(&["-6", "addr", "add", addr, "dev", ifname, "nodad"])?;
+    Ok(())
+}
+
+/// MAC address of `ifname` in `ns`.
+fn mac(ns: &Netns, ifname: &str) -> Result<String> {
+    let out = ns.ip(&["-o", "link", "show", "dev", ifname])?;
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let mut words = text.split_whitespace();
+    words
+        .find(|w| *w == "link/ether")
+        .and_then(|_| words.next())
+        .map(str::to_string)
+        .context("no MAC address")
+}
+
+/// Joins `a_if` (address `a_ip`) in `a` and `b_if` (`b_ip`) in `b` with permanent IPv6
+/// neighbour entries both ways: without link-local addresses the kernel sends no neighbour
+/// solicitation for packets it forwards.
+fn neighbours6(a: &Netns, a_if: &str, a_ip: &str, b: &Netns, b_if: &str, b_ip: &str) -> Result<()> {
+    let (a_mac, b_mac) = (mac(a, a_if)?, mac(b, b_if)?);
+    a.ip(&[
+        "-6",
+        "neigh",
+        "add",
+        b_ip,
+        "lladdr",
+        &b_mac,
+        "dev",
+        a_if,
+        "nud",
+        "permanent",
+    ])?;
+    b.ip(&[
+        "-6",
+        "neigh",
+        "add",
+        a_ip,
+        "lladdr",
+        &a_mac,
+        "dev",
+        b_if,
+        "nud",
+        "permanent",
+    ])?;
+    Ok(())
+}
+
+/// IPv6 addresses and routes on the lab's links. With `fullnat`, the reals know only the
+/// local-address network (2001:db8:9::/64, through the director).
+fn ipv6_lab(lab: &Lab, fullnat: bool) -> Result<()> {
+    add6(&lab.client, "c0", "2001:db8:1::2/64")?;
+    lab.client
+        .ip(&["-6", "route", "add", "default", "via", "2001:db8:1::1"])?;
+    // Forwarding on every link (`all` reaches only the links with IPv6 on at the time, hence
+    // `default` first: it is what links get when IPv6 is switched on for them).
+    lab.director
+        .sysctl("net.ipv6.conf.default.forwarding", "1")?;
+    add6(&lab.director, "l0", "2001:db8:1::1/64")?;
+    neighbours6(
+        &lab.client,
+        "c0",
+        "2001:db8:1::2",
+        &lab.director,
+        "l0",
+        "2001:db8:1::1",
+    )?;
+    if fullnat {
+        add6(&lab.director, "lo", &format!("{LADDR6}/128"))?;
+    }
+    for (i, real) in lab.reals.iter().enumerate() {
+        let net = 2 + i;
+        add6(
+            &lab.director,
+            &format!("l{}", i + 1),
+            &format!("2001:db8:{net}::1/64"),
+        )?;
+        add6(real, "r0", &format!("2001:db8:{net}::2/64"))?;
+        let gw = format!("2001:db8:{net}::1");
+        let lif = format!("l{}", i + 1);
+        let rip = format!("2001:db8:{net}::2");
+        neighbours6(real, "r0", &rip, &lab.director, &lif, &gw)?;
+        if fullnat {
+            real.ip(&["-6", "route", "add", "2001:db8:9::/64", "via", &gw])?;
+            let route = real
+                .command("ip")
+                .args(["-6", "route", "get", &CLIENT6.to_string()])
+                .output()?;
+            anyhow::ensure!(!route.status.success(), "real {i} can reach the client");
+        } else {
+            real.ip(&["-6", "route", "add", "default", "via", &gw])?;
+        }
+    }
+    lab.director.sysctl("net.ipv6.conf.all.forwarding", "1")?;
+    Ok(())
+}
+
+/// A second client namespace on its own director link (`lf`, attached too), 2001:db8:50::/64.
+fn flood_client(lab: &Lab) -> Result<Netns> {
+    let ns = Netns::new(&format!("{}f", lab.prefix))?;
+    xlvs_tests::netns::veth(&ns, "f0", &lab.director, "lf")?;
+    xlvs_tests::netns::prepare_endpoint(&ns, "f0")?;
+    add6(&ns, "f0", &format!("{FLOODER6}/64"))?;
+    ns.ip(&["-6", "route", "add", "default", "via", "2001:db8:50::1"])?;
+    add6(&lab.director, "lf", "2001:db8:50::1/64")?;
+    neighbours6(
+        &ns,
+        "f0",
+        &FLOODER6.to_string(),
+        &lab.director,
+        "lf",
+        "2001:db8:50::1",
+    )?;
+    lab.xlvs(&["attach", "lf"])?;
+    Ok(ns)
+}
+
+/// Sends `n` bare SYNs to [VIP6]:80 from the namespace `ns` through a raw IPv6 socket (ports
+/// 20000.., checksums computed here), paced: a bounded flood of half-open connections.
+fn syn_flood6(ns: String, n: u16) -> Result<()> {
+    std::thread::spawn(move || -> Result<()> {
+        xlvs_tests::netns::enter(&format!("/run/netns/{ns}"))?;
+        let fd = unsafe { libc::socket(libc::AF_INET6, libc::SOCK_RAW, libc::IPPROTO_TCP) };
+        anyhow::ensure!(fd >= 0, "raw socket: {}", std::io::Error::last_os_error());
+        let mut to: libc::sockaddr_in6 = unsafe { std::mem::zeroed() };
+        to.sin6_family = libc::AF_INET6 as u16;
+        to.sin6_addr.s6_addr = VIP6.octets();
+        let mut from = to;
+        from.sin6_addr.s6_addr = FLOODER6.octets();
+        let len = std::mem::size_of_val(&to) as u32;
+        let rc = unsafe { libc::bind(fd, &from as *const _ as *const libc::sockaddr, len) };
+        anyhow::ensure!(rc == 0, "bind: {}", std::io::Error::last_os_error());
+        let (src, dst) = (FLOODER6.to_string(), VIP6.to_string());
+        for i in 0..n {
+            let mut f = xlvs_tests::packet::Frame6::tcp(&src, 20000 + i, &dst, PORT, 0x02);
+            f.tcp_options = vec![2, 4, 0x05, 0xa0];
+            let frame = f.build();
+            let seg = &frame[54..];
+            std::thread::sleep(Duration::from_micros(300));
+            let rc = unsafe {
+                libc::sendto(
+                    fd,
+                    seg.as_ptr() as *const libc::c_void,
+                    seg.len(),
+                    0,
+                    &to as *const _ as *const libc::sockaddr,
+                    len,
+                )
+            };
+            anyhow::ensure!(
+                rc == seg.len() as isize,
+                "raw send: {}",
+                std::io::Error::last_os_error()
+            );
+        }
+        unsafe { libc::close(fd) };
+        Ok(())
+    })
+    .join()
+    .map_err(|_| anyhow::anyhow!("flood thread panicked"))?
+}
+
+/// Frames received on `ifname` inside `ns` while `f` runs (AF_PACKET, all protocols).
+fn capture<T>(ns: &Netns, ifname: &str, f: impl FnOnce() -> T) -> Result<(T, Vec<Vec<u8>>)> {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let stop = Arc::new(AtomicBool::new(false));
+    let stop2 = stop.clone();
+    let ifname = std::ffi::CString::new(ifname)?;
+    let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+    let handle = ns.run_in(move || -> Result<Vec<Vec<u8>>> {
+        let proto = (libc::ETH_P_ALL as u16).to_be() as i32;
+        let fd = unsafe { libc::socket(libc::AF_PACKET, libc::SOCK_RAW, proto) };
+        anyhow::ensure!(fd >= 0, "AF_PACKET: {}", std::io::Error::last_os_error());
+        let mut sll: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
+        sll.sll_family = libc::AF_PACKET as u16;
+        sll.sll_protocol = proto as u16;
+        sll.sll_ifindex = unsafe { libc::if_nametoindex(ifname.as_ptr()) } as i32;
+        let tv = libc::timeval {
+            tv_sec: 0,
+            tv_usec: 50_000,
+        };
+        unsafe {
+            libc::bind(
+                fd,
+                &sll as *const _ as *const libc::sockaddr,
+                std::mem::size_of_val(&sll) as u32,
+            );
+            libc::setsockopt(
+                fd,
+                libc::SOL_SOCKET,
+                libc::SO_RCVTIMEO,
+                &tv as *const _ as *const libc::c_void,
+                std::mem::size_of_val(&tv) as u32,
+            );
+        }
+        let _ = ready_tx.send(());
+        let mut frames = Vec::new();
+        let mut buf = vec![0u8; 65536];
+        while !stop2.load(Ordering::Relaxed) {
+            let n = unsafe { libc::recv(fd, buf.as_mut_ptr() as *mut libc::c_void, buf.len(), 0) };
+            if n > 0 {
+                frames.push(buf[..n as usize].to_vec());
+            }
+        }
+        unsafe { libc::close(fd) };
+        Ok(frames)
+    });
+    let _ = ready_rx.recv_timeout(Duration::from_secs(2));
+    let out = f();
+    std::thread::sleep(Duration::from_millis(200));
+    stop.store(true, Ordering::Relaxed);
+    let frames = handle
+        .join()
+        .map_err(|_| anyhow::anyhow!("capture thread panicked"))???;
+    Ok((out, frames))
+}
+
+/// An untagged Ethernet/IPv6/TCP frame's source address and TCP flags.
+fn tcp6_of(frame: &[u8]) -> Option<(Ipv6Addr, u8)> {
+    if frame.len() < 74 || frame[12..14] != [0x86, 0xdd] || frame[20] != 6 {
+        return None;
+    }
+    let src: [u8; 16] = frame[22..38].try_into().ok()?;
+    Some((src.into(), frame[54 + 13]))
+}
+
+/// The TOA option for IPv6 (kind 253, length 20) of an untagged Ethernet/IPv6/TCP frame:
+/// (client port, client address).
+fn toa6_of(frame: &[u8]) -> Option<(u16, Ipv6Addr)> {
+    tcp6_of(frame)?;
+    let doff = (frame[54 + 12] >> 4) as usize * 4;
+    let opts = frame.get(74..54 + doff)?;
+    let mut i = 0;
+    while i < opts.len() {
+        match opts[i] {
+            0 => break,
+            1 => i += 1,
+            253 if opts.get(i + 1) == Some(&20) => {
+                let o = opts.get(i..i + 20)?;
+                let a: [u8; 16] = o[4..20].try_into().ok()?;
+                return Some((u16::from_be_bytes([o[2], o[3]]), a.into()));
+            }
+            _ => i += (*opts.get(i + 1)? as usize).max(2),
+        }
+    }
+    None
+}
+
+/// One HTTP GET through [VIP6]:80 from the client namespace with curl -6: the body.
+fn curl6(lab: &Lab) -> Result<String> {
+    let out = lab.client.exec(
+        "curl",
+        &[
+            "-6",
+            "-s",
+            "--max-time",
+            "5",
+            &format!("http://[{VIP6}]:{PORT}/"),
+        ],
+    )?;
+    Ok(String::from_utf8(out.stdout)?)
+}
+
+/// IPv6 NAT through SYNPROXY with curl, while a second client floods SYNs: the flood is
+/// answered with cookies by the director and none of its SYNs reaches the real server, the
+/// normal client keeps getting its answers from the real.
+#[test]
+fn ipv6_nat_http_through_synproxy_while_another_client_floods_syns() -> Result<()> {
+    if !is_root() {
+        eprintln!("skipped: needs root");
+        return Ok(());
+    }
+    let lab = Lab::new(1)?;
+    ipv6_lab(&lab, false)?;
+    let flooder = flood_client(&lab)?;
+    let (opts, real_ip) = (lab.opts.clone(), real6(0));
+    lab.director
+        .run_in(move || configure(&opts, real_ip, false))
+        .join()
+        .map_err(|_| anyhow::anyhow!("configure thread panicked"))???;
+    let _srv = xlvs_tests::servers::http(&lab.reals[0], SocketAddr::new(real6(0), PORT), "r0")?;
+    let dp = Dataplane::open(&lab.opts)?;
+    let count = |c: u32| -> Result<u64> { Ok(dp.counters()?[c as usize]) };
+
+    // NAT: the real sees the client's own address.
+    let body = curl6(&lab)?;
+    assert!(body.starts_with(&format!("r0 [{CLIENT6}]:")), "{body:?}");
+    assert_eq!(count(ebpf_common::counter::SYNPROXY_ESTABLISHED)?, 1);
+
+    // The flood (600 SYNs, paced, from another namespace) while the client keeps fetching.
+    const FLOOD: u16 = 600;
+    let (answers, frames) = capture(&lab.reals[0], "r0", || -> Result<Vec<String>> {
+        let name = flooder.name.clone();
+        let flood = std::thread::spawn(move || syn_flood6(name, FLOOD));
+        let mut answers = Vec::new();
+        for _ in 0..5 {
+            answers.push(curl6(&lab)?);
+        }
+        flood
+            .join()
+            .map_err(|_| anyhow::anyhow!("flood panicked"))??;
+        Ok(answers)
+    })?;
+    let answers = answers?;
+    for a in &answers {
+        assert!(a.starts_with(&format!("r0 [{CLIENT6}]:")), "{answers:?}");
+    }
+    let syns: Vec<Ipv6Addr> = frames
+        .iter()
+        .filter_map(|f| tcp6_of(f))
+        .filter(|(_, flags)| flags & 0x02 != 0)
+        .map(|(src, _)| src)
+        .collect();
+    assert_eq!(
+        syns.iter().filter(|s| **s == FLOODER6).count(),
+        0,
+        "no SYN of the flood reached the real server"
+    );
+    assert!(
+        syns.iter().filter(|s| **s == CLIENT6).count() >= 5,
+        "the capture saw the normal client's SYNs: {syns:?}"
+    );
+    assert!(count(ebpf_common::counter::SYNPROXY_COOKIE_SENT)? >= FLOOD as u64 + 6);
+    assert_eq!(count(ebpf_common::counter::SYNPROXY_OPENED)?, 6);
+    assert_eq!(count(ebpf_common::counter::SYNPROXY_ESTABLISHED)?, 6);
+    assert_eq!(count(ebpf_common::counter::SYNPROXY_BAD_COOKIE)?, 0);
+    // Half-open flood clients hold nothing (the client's connections, closed, may remain).
+    let conns = dp.connections()?;
+    assert!(
+        conns.iter().all(|c| c.client.ip() == IpAddr::V6(CLIENT6)),
+        "{conns:?}"
+    );
+    drop(flooder);
+    Ok(())
+}
+
+/// IPv6 FULLNAT through SYNPROXY: the real (which knows only the local-address network) sees
+/// the local address, and the client's address and port in TOA (253) on its capture.
+#[test]
+fn ipv6_fullnat_through_synproxy_carries_the_client_in_toa_253() -> Result<()> {
+    use std::io::{Read, Write};
+    if !is_root() {
+        eprintln!("skipped: needs root");
+        return Ok(());
+    }
+    let lab = Lab::new(1)?;
+    ipv6_lab(&lab, true)?;
+    let (opts, real_ip) = (lab.opts.clone(), real6(0));
+    lab.director
+        .run_in(move || configure(&opts, real_ip, true))
+        .join()
+        .map_err(|_| anyhow::anyhow!("configure thread panicked"))???;
+    let _srv = xlvs_tests::servers::http(&lab.reals[0], SocketAddr::new(real6(0), PORT), "r0")?;
+    // curl -6 first (the real must answer a local address).
+    let body = curl6(&lab)?;
+    assert!(body.starts_with(&format!("r0 [{LADDR6}]:")), "{body:?}");
+
+    let ((port, body), frames) = capture(&lab.reals[0], "r0", || -> Result<(u16, String)> {
+        lab.client
+            .run_in(|| -> Result<(u16, String)> {
+                let vip = SocketAddr::new(IpAddr::V6(VIP6), PORT);
+                let mut s = TcpStream::connect_timeout(&vip, Duration::from_secs(3))?;
+                s.set_read_timeout(Some(Duration::from_secs(3)))?;
+                s.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")?;
+                let mut body = String::new();
+                s.read_to_string(&mut body)?;
+                Ok((s.local_addr()?.port(), body))
+            })
+            .join()
+            .map_err(|_| anyhow::anyhow!("client panicked"))??
+    })
+    .and_then(|(r, f)| Ok((r?, f)))?;
+    assert!(body.contains("200 OK"), "{body}");
+    let peer = body.lines().last().unwrap_or("").split_whitespace().nth(1);
+    let peer: SocketAddr = peer.unwrap_or("").parse().context("peer in the answer")?;
+    assert_eq!(
+        peer.ip(),
+        IpAddr::V6(LADDR6),
+        "the real saw the local address"
+    );
+    let toa: Vec<(u16, Ipv6Addr)> = frames.iter().filter_map(|f| toa6_of(f)).collect();
+    assert!(
+        !toa.is_empty(),
+        "the handshake's ACK towards the real carries TOA"
+    );
+    for t in &toa {
+        assert_eq!(*t, (port, CLIENT6), "the true client address and port");
+    }
+    // Every frame the real received from us has a valid checksum.
+    for f in frames.iter().filter(|f| tcp6_of(f).is_some()) {
+        let d = xlvs_tests::packet::decode6(f).context("IPv6 TCP")?;
+        if d.dst == real6(0) && f.len() <= 1514 {
+            assert!(d.l4_checksum_ok, "{d:?}");
+        }
+    }
+    let dp = Dataplane::open(&lab.opts)?;
+    let c = dp.counters()?;
+    assert_eq!(c[ebpf_common::counter::SYNPROXY_ESTABLISHED as usize], 2);
+    Ok(())
+}
+
+#[test]
+fn ipv6_large_transfer_through_synproxy_nat_with_loss_uses_sack_and_window_scaling() -> Result<()> {
+    if !is_root() {
+        eprintln!("skipped: needs root");
+        return Ok(());
+    }
+    transfer(false, true)
+}
+
+#[test]
+fn ipv6_large_transfer_through_synproxy_fullnat_with_loss_uses_sack_and_window_scaling()
+-> Result<()> {
+    if !is_root() {
+        eprintln!("skipped: needs root");
+        return Ok(());
+    }
+    transfer(true, true)
 }

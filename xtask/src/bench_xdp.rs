@@ -208,6 +208,19 @@ pub fn run(rounds: usize) -> Result<()> {
             fwmark: true,
         },
         Case {
+            name: "SYNPROXY IPv6 SYN -> cookie SYN-ACK",
+            runner: 1,
+            frame: {
+                let mut f = Frame6::tcp(CIP6, 40002, VIP6, SYNPROXY_PORT, SYN);
+                f.tcp_options = vec![2, 4, 0x05, 0xa0];
+                f.build()
+            },
+            new_flow: false,
+            flow: Flow::None,
+            expect_action: 3,
+            fwmark: true,
+        },
+        Case {
             name: "SYNPROXY cookie ACK -> real SYN",
             runner: 1,
             frame: Vec::new(),
@@ -478,6 +491,11 @@ pub fn run(rounds: usize) -> Result<()> {
             / above_of("established NAT hit (client->real)")
     );
     println!(
+        "SYNPROXY cookie SYN-ACK, IPv6 vs IPv4 (above floor): {:.2}x",
+        above_of("SYNPROXY IPv6 SYN -> cookie SYN-ACK")
+            / above_of("SYNPROXY SYN -> cookie SYN-ACK")
+    );
+    println!(
         "FULLNAT established hit vs NAT established hit: {:.2}x",
         (fnat - floor) / (established - floor)
     );
@@ -707,6 +725,18 @@ fn configure_synproxy(dp: &mut Dataplane) -> Result<()> {
         d.forward = Forward::Masq;
         dp.add_dest(&svc, &d)?;
     }
+    // The same for IPv6 (xlvs_synproxy6), on the IPv6 VIP (VIP6).
+    let svc6 = ServiceAddr::Inet {
+        proto: Protocol::Tcp,
+        addr: VIP6.parse()?,
+        port: SYNPROXY_PORT,
+    };
+    let mut cfg6 = ServiceConfig::new(svc6);
+    cfg6.synproxy = true;
+    dp.add_service(&cfg6)?;
+    let mut d = DestConfig::new("2001:db8:2::2".parse()?, 8080);
+    d.forward = Forward::Masq;
+    dp.add_dest(&svc6, &d)?;
     Ok(())
 }
 
