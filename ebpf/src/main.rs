@@ -168,8 +168,7 @@ pub fn xlvs_new(ctx: XdpContext) -> u32 {
         // Cookies are answered to whole SYNs only.
         return frag::refuse(pkt.af, &pkt.dst, counter::FRAG_REFUSED);
     }
-    if svc.flags & SVC_F_SYNPROXY != 0 && pkt.proto == IPPROTO_TCP && !synproxy::armed_for(&flow)
-    {
+    if svc.flags & SVC_F_SYNPROXY != 0 && pkt.proto == IPPROTO_TCP && !synproxy::armed_for(&flow) {
         if !synproxy::applies(pkt) {
             // IPv4 options or IPv6 extension headers: no cookie can be made for it, and opening
             // it unproxied would let a flood past SYNPROXY.

@@ -795,7 +795,11 @@ mod v6 {
         assert_eq!((seq, ack_no, flags), (cookie, 1001, ACK));
         assert_eq!(opts, ts_opt(ours, 0x1122_3350));
         assert_eq!(out[out.len() - 1], 0);
-        assert_eq!(window(&out), (64240 >> 10) << 3, "the real's window in scale 7");
+        assert_eq!(
+            window(&out),
+            (64240 >> 10) << 3,
+            "the real's window in scale 7"
+        );
         assert_eq!(counter(&b, counter::SYNPROXY_ESTABLISHED), 1);
         assert_eq!(b.dp.connections().unwrap()[0].state, "ESTABLISHED");
         let mut toa = vec![253, 20];
@@ -835,7 +839,11 @@ mod v6 {
         assert_eq!(&opts[..20], &toa[..], "TOA first");
         assert_eq!(&opts[20..], &ts_opt(0x1122_3360, 0x0a00_0005)[..]);
         assert_eq!(window(&out), 64240);
-        assert_eq!(counter(&b, counter::TOA_ADDED), 2, "in the ACK and the data");
+        assert_eq!(
+            counter(&b, counter::TOA_ADDED),
+            2,
+            "in the ACK and the data"
+        );
         // With SACK blocks too there is no room for the 20 bytes of TOA (skipped, counted):
         // SACK edges move into the real's sequence space.
         let mut sack = segment(40000, ACK, 1006, cookie.wrapping_add(1));
