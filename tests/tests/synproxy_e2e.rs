@@ -496,17 +496,35 @@ fn a_server_first_banner_arrives_without_waiting() -> Result<()> {
 /// Many short connections at once (as wrk -c32 with a new connection per request).
 #[test]
 fn concurrent_short_connections_through_synproxy() -> Result<()> {
+    concurrent_short_connections(false)
+}
+
+#[test]
+fn ipv6_concurrent_short_connections_through_synproxy() -> Result<()> {
+    concurrent_short_connections(true)
+}
+
+fn concurrent_short_connections(v6: bool) -> Result<()> {
     if !is_root() {
         eprintln!("skipped: needs root");
         return Ok(());
     }
     let lab = Lab::new(1)?;
-    let (opts, real_ip) = (lab.opts.clone(), lab.real_ip(0));
+    if v6 {
+        ipv6_lab(&lab, false)?;
+    }
+    let real_ip = if v6 { real6(0) } else { lab.real_ip(0) };
+    let vip_ip = if v6 {
+        IpAddr::V6(VIP6)
+    } else {
+        IpAddr::V4(VIP)
+    };
+    let opts = lab.opts.clone();
     lab.director
         .run_in(move || configure(&opts, real_ip, false))
         .join()
         .map_err(|_| anyhow::anyhow!("configure thread panicked"))???;
-    let real_addr = SocketAddr::new(lab.real_ip(0), PORT);
+    let real_addr = SocketAddr::new(real_ip, PORT);
     let listener = lab.reals[0]
         .run_in(move || TcpListener::bind(real_addr))
         .join()
@@ -531,7 +549,7 @@ fn concurrent_short_connections_through_synproxy() -> Result<()> {
         clients.push(
             lab.client
                 .run_in(move || -> Vec<std::io::Result<Duration>> {
-                    let vip = SocketAddr::new(IpAddr::V4(VIP), PORT);
+                    let vip = SocketAddr::new(vip_ip, PORT);
                     (0..PER)
                         .map(|_| {
                             let t = std::time::Instant::now();
