@@ -28,6 +28,7 @@ mod lock;
 mod maps;
 pub mod model;
 pub mod neigh;
+mod pins;
 mod pool;
 pub mod sched;
 pub mod stats;

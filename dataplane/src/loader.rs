@@ -84,12 +84,15 @@ pub(crate) fn load_object(opts: &Options) -> Result<aya::Ebpf> {
             "this build has no XDP program (built with XLVS_EBPF_SKIP=1)".into(),
         ));
     }
-    EbpfLoader::new()
+    let kept_config = crate::pins::reconcile(&opts.pin_dir)?;
+    let mut ebpf = EbpfLoader::new()
         .default_map_pin_directory(&opts.pin_dir)
         // Two entries per connection, one per direction.
         .map_max_entries(names::CONNS, opts.max_conns.saturating_mul(2))
         .load(PROGRAM_OBJECT)
-        .map_err(|e| load_error(format!("cannot load the XDP program: {e}"), &e))
+        .map_err(|e| load_error(format!("cannot load the XDP program: {e}"), &e))?;
+    crate::pins::restore_config(&mut ebpf, &kept_config)?;
+    Ok(ebpf)
 }
 
 /// Loads the object's programs into the kernel (tail-call targets installed) and returns the main

@@ -222,3 +222,72 @@ fn local_addresses_are_stored_listed_in_order_and_go_with_their_service() {
         "gone with the service"
     );
 }
+
+/// Pins left by an earlier build with fewer counters, settings and tail-call slots (as after an
+/// upgrade): the arrays are made anew at their new size, the settings carried over; nothing
+/// reads past an old array's end.
+#[test]
+fn pins_of_an_older_build_with_smaller_arrays_are_resized_keeping_the_settings() {
+    let Some(p) = pins() else { return };
+    let dir = &p.0.pin_dir;
+    std::fs::create_dir_all(dir).unwrap();
+    let bpftool = |args: &[&str]| {
+        let out = Command::new("bpftool").args(args).output().unwrap();
+        assert!(out.status.success(), "bpftool {args:?}: {out:?}");
+    };
+    let pin = |name: &str| dir.join(name).to_str().unwrap().to_string();
+    let (counters, config, jump) = (pin("COUNTERS"), pin("CONFIG"), pin("JUMP"));
+    bpftool(&[
+        "map",
+        "create",
+        &counters,
+        "type",
+        "percpu_array",
+        "key",
+        "4",
+        "value",
+        "8",
+        "entries",
+        "37",
+        "name",
+        "COUNTERS",
+    ]);
+    bpftool(&[
+        "map", "create", &config, "type", "array", "key", "4", "value", "4", "entries", "5",
+        "name", "CONFIG",
+    ]);
+    bpftool(&[
+        "map",
+        "create",
+        &jump,
+        "type",
+        "prog_array",
+        "key",
+        "4",
+        "value",
+        "4",
+        "entries",
+        "8",
+        "name",
+        "JUMP",
+    ]);
+    // TOA off (CONFIG[TOA_OFF] = 1) in the old settings.
+    let toa_off = ebpf_common::config::TOA_OFF
+        .to_le_bytes()
+        .map(|b| b.to_string());
+    let mut args = vec!["map", "update", "pinned", config.as_str(), "key"];
+    args.extend(toa_off.iter().map(|s| s.as_str()));
+    args.extend(["value", "1", "0", "0", "0"]);
+    bpftool(&args);
+
+    let dp = Dataplane::open(&p.0).unwrap();
+    assert_eq!(
+        dp.counters().unwrap().len(),
+        ebpf_common::counter::COUNT as usize,
+        "every counter readable"
+    );
+    assert!(
+        !dp.path_settings().unwrap().toa,
+        "the old settings carried over"
+    );
+}
