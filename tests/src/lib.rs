@@ -2,6 +2,7 @@
 //! client/director/reals topology with xlvs attached ([`lab`]), and tiny real servers
 //! ([`servers`]). Used by the end-to-end tests in `tests/tests/` and by the demo and benchmarks.
 
+pub mod capture;
 pub mod decap;
 pub mod keepalived;
 pub mod lab;
