@@ -230,3 +230,19 @@ fn fib(ctx: &XdpContext, pkt: &Packet, flow: &Flow, ingress: u32) -> Option<(u32
     macs[6..].copy_from_slice(&fib.smac);
     Some((fib.ifindex, macs))
 }
+
+/// Sends the packet we made back out of the interface it came in on: through the devmap when
+/// that interface is attached (the path every other forwarded packet takes; a plain XDP_TX
+/// from a veth whose peer is an ordinary stack was seen to vanish), XDP_TX otherwise.
+#[inline(always)]
+pub fn back_out(ctx: &XdpContext) -> u32 {
+    let ingress = ctx.ingress_ifindex() as u32;
+    if TX_PORTS.get(ingress).is_some() {
+        count(counter::FWD_REDIRECT);
+        return TX_PORTS
+            .redirect(ingress, 0)
+            .unwrap_or(xdp_action::XDP_DROP);
+    }
+    count(counter::FWD_TX);
+    xdp_action::XDP_TX
+}

@@ -69,7 +69,7 @@ use ebpf_common::{
 
 use crate::maps::{
     CONFIG, CONNS, JUMP, JUMP_MAIN, JUMP_SYNPROXY, JUMP_SYNPROXY6, SCRATCH_CONN, SCRATCH_SP_OPTS,
-    SYNPROXY_OPEN, TX_PORTS, count, scratch,
+    SYNPROXY_OPEN, count, scratch,
 };
 use crate::parse::{self, Packet, TCP_ACK, TCP_RST, TCP_SYN, ptr_at};
 use crate::seqadj;
@@ -289,7 +289,7 @@ fn cookie_synack<const V6: bool>(ctx: &XdpContext, pkt: &Packet, o: &Opts, now: 
         return xdp_action::XDP_DROP;
     }
     count(counter::SYNPROXY_COOKIE_SENT);
-    back_out(ctx)
+    crate::forward::back_out(ctx)
 }
 
 /// `bpf_tcp_raw_gen_syncookie_ipv4/6` on a TCP header of `N` bytes (options included).
@@ -523,10 +523,10 @@ fn from_real<const V6: bool>(
     }
     if tw {
         count(counter::SYNPROXY_REAL_TW_RESET);
-        return back_out(ctx);
+        return crate::forward::back_out(ctx);
     }
     count(counter::SYNPROXY_ESTABLISHED);
-    back_out(ctx)
+    crate::forward::back_out(ctx)
 }
 
 /// 3b. (Not in defer mode.) The real's SYN-ACK becomes a segment from the real carrying one byte
@@ -674,22 +674,6 @@ fn negotiate(ours: u32, real_ts: bool, real_tsval: u32, real_ws: u8) -> Negotiat
         }
     }
     n
-}
-
-/// Sends the packet we made back out of the interface it came in on: through the devmap when
-/// that interface is attached (the path every other forwarded packet takes; a plain XDP_TX
-/// from a veth whose peer is an ordinary stack was seen to vanish), XDP_TX otherwise.
-#[inline(always)]
-fn back_out(ctx: &XdpContext) -> u32 {
-    let ingress = ctx.ingress_ifindex() as u32;
-    if TX_PORTS.get(ingress).is_some() {
-        count(counter::FWD_REDIRECT);
-        return TX_PORTS
-            .redirect(ingress, 0)
-            .unwrap_or(xdp_action::XDP_DROP);
-    }
-    count(counter::FWD_TX);
-    xdp_action::XDP_TX
 }
 
 /// The handshake with the real server is over: both entries get the translation.

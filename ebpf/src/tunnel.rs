@@ -574,16 +574,7 @@ fn too_big(ctx: &XdpContext, pkt: &Packet, mtu: u32) -> u32 {
         return xdp_action::XDP_DROP;
     }
     count(counter::ICMP_TOO_BIG_SENT);
-    // Back out of the interface it came in on (devmap when attached, see synproxy.rs).
-    let ingress = ctx.ingress_ifindex() as u32;
-    if TX_PORTS.get(ingress).is_some() {
-        count(counter::FWD_REDIRECT);
-        return TX_PORTS
-            .redirect(ingress, 0)
-            .unwrap_or(xdp_action::XDP_DROP);
-    }
-    count(counter::FWD_TX);
-    xdp_action::XDP_TX
+    forward::back_out(ctx)
 }
 
 /// Turns the frame into ICMP "fragmentation needed" (type 3 code 4, next-hop MTU `mtu`) from
