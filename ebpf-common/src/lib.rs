@@ -656,6 +656,12 @@ pub const MAX_LBLC: u32 = 65536;
 /// (sequence numbers, timestamps, SACK blocks, windows; ebpf/src/seqadj.rs).
 pub const CONN_F_SEQADJ: u8 = 0x20;
 
+/// CONNS flag: a closed SYNPROXY connection on whose flow the client sent a new SYN: its next
+/// ACK with a valid cookie opens a new connection (session reuse). Without it an ACK is the old
+/// connection's: its last ACK checks as a cookie whenever both sides sent as many bytes (a
+/// health check that connects and closes), and must not open anything.
+pub const CONN_F_REUSE_SYN: u8 = 0x40;
+
 /// CONFIG array indexes (settings written by user space, read by the packet path).
 pub mod config {
     /// Number of port-zero services (IPVS' nullsvc_counter): when non-zero, a miss on

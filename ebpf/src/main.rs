@@ -34,11 +34,11 @@ use aya_ebpf::{
     bindings::xdp_action, helpers::bpf_ktime_get_coarse_ns, macros::xdp, programs::XdpContext,
 };
 use ebpf_common::{
-    CONN_F_COUNTED, CONN_F_PERSIST, CONN_F_REPLY, CONN_F_SEQADJ, CONN_F_SYNCED, CONN_F_SYNPROXY,
-    Conn, FWD_DROUTE, FWD_FULLNAT, FWD_LOCAL, FWD_MASQ, FWD_TUNNEL, FlowKey, IPPROTO_TCP,
-    IPPROTO_UDP, PROTO_FWMARK, S_CLOSE, S_NONE, S_TIME_WAIT, S_UDP, SVC_F_FWMARK_FIRST,
-    SVC_F_ONEPACKET, SVC_F_PERSISTENT, SVC_F_SCHED_SCAN, SVC_F_SYNPROXY, Service, ServiceKey,
-    Stats, config, counter, nh_stamp, reply_key_of,
+    CONN_F_COUNTED, CONN_F_PERSIST, CONN_F_REPLY, CONN_F_REUSE_SYN, CONN_F_SEQADJ, CONN_F_SYNCED,
+    CONN_F_SYNPROXY, Conn, FWD_DROUTE, FWD_FULLNAT, FWD_LOCAL, FWD_MASQ, FWD_TUNNEL, FlowKey,
+    IPPROTO_TCP, IPPROTO_UDP, PROTO_FWMARK, S_CLOSE, S_NONE, S_TIME_WAIT, S_UDP,
+    SVC_F_FWMARK_FIRST, SVC_F_ONEPACKET, SVC_F_PERSISTENT, SVC_F_SCHED_SCAN, SVC_F_SYNPROXY,
+    Service, ServiceKey, Stats, config, counter, nh_stamp, reply_key_of,
 };
 
 use forward::{Flow, Hop, NhSlot};
@@ -99,13 +99,14 @@ pub fn xlvs(ctx: XdpContext) -> u32 {
         if entry.flags & CONN_F_REPLY != 0 {
             return reply_path(&ctx, pkt, entry, now, false);
         }
-        if entry.flags & CONN_F_SEQADJ != 0
+        if entry.flags & (CONN_F_SEQADJ | CONN_F_REUSE_SYN) == CONN_F_SEQADJ | CONN_F_REUSE_SYN
             && !restart
             && (entry.state == S_TIME_WAIT || entry.state == S_CLOSE)
             && pkt.tcp_flags & (TCP_SYN | TCP_ACK | TCP_RST | TCP_FIN) == TCP_ACK
         {
-            // A closed proxied connection's flow: this ACK may complete a new cookie handshake
-            // from the same port (session reuse); synproxy.rs checks, else it is the old one's.
+            // A closed proxied connection's flow where the client sent a new SYN: this ACK may
+            // complete the new cookie handshake (session reuse); synproxy.rs checks, else it
+            // is the old one's.
             synproxy::call(&ctx, pkt);
             return xdp_action::XDP_DROP;
         }
@@ -125,6 +126,10 @@ pub fn xlvs(ctx: XdpContext) -> u32 {
         }
         // This connection is over: a new one replaces its entry (or the packet is dropped).
         conncount::closed(entry, pkt.proto);
+        if entry.flags & CONN_F_SEQADJ != 0 && pkt.tcp_flags & (TCP_SYN | TCP_ACK) == TCP_SYN {
+            // Answered with a cookie; the ACK completing that handshake reopens (see above).
+            entry.flags |= CONN_F_REUSE_SYN;
+        }
     } else if !is_vip(pkt.af, &pkt.dst) && !policy(config::FWMARK_SERVICES) {
         // Not ours: the common case for a host's other traffic, answered here. (While fwmark
         // services exist, any address may be classified into one: xlvs_new decides.)

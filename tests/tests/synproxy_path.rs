@@ -561,6 +561,37 @@ fn a_new_handshake_reusing_a_closed_connections_port_opens_a_new_connection() {
     assert_eq!(conns[0].state, "SYN_RECV");
 }
 
+/// SYN cookies are linear in the sequence numbers: after both sides sent as many bytes (a
+/// health check that connects and closes, an echo), the client's last ACK of a closed
+/// connection checks as a cookie ACK. Without a new SYN from the client on that flow it is the
+/// old connection's: translated and sent on, nothing opened.
+#[test]
+fn the_last_ack_of_a_closed_connection_is_not_taken_for_a_new_handshake() {
+    let Some(b) = bed() else { return };
+    let cookie = syn(&b, 40000);
+    let (_, out) = b.run(&segment(40000, ACK, 1001, cookie.wrapping_add(1)).build());
+    let lport = decode(&out).unwrap().sport;
+    let mut synack = Frame::tcp(R1, 8080, L1, lport, SYN | ACK);
+    synack.seq = 7000;
+    synack.ack = 1001;
+    b.run(&synack.build());
+    let mut rst = Frame::tcp(R1, 8080, L1, lport, RST | ACK);
+    rst.seq = 7001;
+    rst.ack = 1001;
+    b.run(&rst.build());
+    assert_eq!(b.dp.connections().unwrap()[0].state, "CLOSE");
+    // Both sides 6 further on: a valid cookie by the kernel's arithmetic.
+    let (action, out) = b.run(&segment(40000, ACK, 1007, cookie.wrapping_add(7)).build());
+    assert_ne!(action, XDP_DROP);
+    let (seq, ack, flags, _) = tcp(&out);
+    assert_eq!(
+        (seq, ack, flags),
+        (1007, 7007, ACK),
+        "the old connection's ACK, in the real's space"
+    );
+    assert_eq!(counter(&b, counter::SYNPROXY_OPENED), 1, "nothing reopened");
+}
+
 #[test]
 fn a_real_answering_our_syn_from_time_wait_gets_a_reset_that_ends_it() {
     let Some(b) = bed() else { return };
