@@ -111,7 +111,10 @@ fn keepalived_programs_reloads_and_survives_kill9() -> Result<()> {
     // Reload: a third real, new weights. Only the difference is written; the stream goes on.
     std::fs::write(&conf, config(&[(0, 3), (1, 1), (2, 2)]))?;
     ka.signal(libc::SIGHUP)?;
-    let listing = wait_listing(&lab, SECS, |t| t.matches("Masq").count() == 3)?;
+    // Until the whole difference is applied (the new real may show before the weights).
+    let listing = wait_listing(&lab, SECS, |t| {
+        t.matches("Masq").count() == 3 && t.contains("  -> 198.18.2.2:80                Masq    3")
+    })?;
     assert!(
         listing.contains("  -> 198.18.2.2:80                Masq    3"),
         "{listing}"
