@@ -48,7 +48,7 @@ pub fn counters(maps: &Maps) -> Result<Vec<u64>> {
 }
 
 /// Names of the global counters, by index, as `xlvs status` prints them.
-pub const COUNTER_NAMES: [(u32, &str); 41] = [
+pub const COUNTER_NAMES: [(u32, &str); 42] = [
     (counter::PASS_NOT_VIP, "pass_not_vip"),
     (counter::PASS_MALFORMED, "pass_malformed"),
     (counter::PASS_FRAGMENT, "pass_fragment"),
@@ -56,6 +56,7 @@ pub const COUNTER_NAMES: [(u32, &str); 41] = [
     (counter::FRAG_FORWARDED, "frag_forwarded"),
     (counter::FRAG_UNTRACKED, "frag_untracked"),
     (counter::FRAG_REFUSED, "frag_refused"),
+    (counter::TUN_KERNEL_FRAG, "tun_kernel_frag"),
     (counter::PASS_IPV6_EXT, "pass_ipv6_ext"),
     (counter::PASS_TTL, "pass_ttl"),
     (counter::DROP_NO_SESSION, "drop_no_session"),

@@ -335,8 +335,11 @@ pub mod counter {
     /// Fragments of a connection whose handling cannot work on fragments (SYNPROXY
     /// handshake): handed to the kernel (or dropped by `FRAG_DROP`).
     pub const FRAG_REFUSED: u32 = 41;
+    /// Tunnelled IPv4 packets without DF too big for the tunnel's MTU, encapsulated and handed
+    /// to the kernel to forward and fragment (IPVS fragments them; XDP sends one packet).
+    pub const TUN_KERNEL_FRAG: u32 = 42;
     /// Number of counters.
-    pub const COUNT: u32 = 42;
+    pub const COUNT: u32 = 43;
 }
 
 // ---------------------------------------------------------------------------------------------

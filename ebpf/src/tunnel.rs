@@ -22,7 +22,9 @@
 //!   GUE/GRE header; below 68 (IPv4 path) or 1280 (IPv6 path) nothing is sent. A packet longer
 //!   than mtu gets ICMP "fragmentation needed" (IPv4 with DF) or ICMPv6 "packet too big" with
 //!   that mtu, sent back to the client from the VIP. IPv4 without DF: IPVS fragments the outer
-//!   packet; XDP cannot send two packets for one, so it is dropped (counted, `drop_too_big`).
+//!   packet; XDP cannot send two packets for one, so it is encapsulated with the client as
+//!   outer source and passed to the kernel, which forwards and fragments it
+//!   (`tun_kernel_frag`; needs net.ipv4.ip_forward on the director).
 //! * VLAN tags (0–2) stay in front of the new headers.
 
 use aya_ebpf::{
@@ -97,6 +99,10 @@ pub struct Job {
     pub now: u64,
     /// Scratch space for a fresh TUN_NH entry.
     pub hop: TunHop,
+    /// IPv4 without DF too big for the tunnel: handed to the kernel to forward (and fragment)
+    /// with the frame's own MACs, kept here (see `handle`).
+    pub via_kernel: u8,
+    pub frame_macs: [u8; 12],
 }
 
 /// Returned by [`prepare`] through the main program's stages: its top level then tail-calls
@@ -168,17 +174,28 @@ pub fn handle(ctx: &XdpContext) -> u32 {
         count(counter::DROP_TOO_BIG);
         return xdp_action::XDP_DROP;
     }
+    let df = !pkt.is_v6()
+        && ptr_at::<u8>(ctx, pkt.l3_off + 6).is_some_and(|p| unsafe { p.read() } & 0x40 != 0);
+    job.via_kernel = 0;
     if pkt.tot_len as u32 > mtu {
-        return too_big(ctx, &pkt, mtu);
-    }
-    if ifindex != ingress && TX_PORTS.get(ifindex).is_none() {
+        if df || pkt.is_v6() || outer6 {
+            return too_big(ctx, &pkt, mtu);
+        }
+        // IPv4 without DF: IPVS fragments the outer packet. XDP sends one packet for one, so
+        // the kernel does it: encapsulated with the client as outer source (our own address
+        // would be a martian source to our stack) and passed up, it is forwarded to the real
+        // and fragmented on the way (needs net.ipv4.ip_forward, as NAT does).
+        let Some(front) = ptr_at::<[u8; 12]>(ctx, 0) else {
+            return xdp_action::XDP_DROP;
+        };
+        job.frame_macs = unsafe { *front };
+        job.via_kernel = 1;
+    } else if ifindex != ingress && TX_PORTS.get(ifindex).is_none() {
         count(counter::DROP_NO_NEIGH);
         return xdp_action::XDP_DROP;
     }
 
     // The inner packet as IPVS sends it: TTL/hop limit one lower.
-    let df = !pkt.is_v6()
-        && ptr_at::<u8>(ctx, pkt.l3_off + 6).is_some_and(|p| unsafe { p.read() } & 0x40 != 0);
     decrement_ttl(ctx, &pkt);
     let mut csum = flags & (TUN_F_CSUM | TUN_F_REMCSUM) != 0 && tun_type != 0;
     let mut inner_sum = 0;
@@ -237,7 +254,11 @@ pub fn handle(ctx: &XdpContext) -> u32 {
             df,
             next,
             ttl,
-            src[0],
+            if job.via_kernel != 0 {
+                pkt.src[0]
+            } else {
+                src[0]
+            },
             job.daddr[0],
         )
     };
@@ -271,6 +292,14 @@ pub fn handle(ctx: &XdpContext) -> u32 {
         return xdp_action::XDP_DROP;
     }
     count(counter::FWD_TUNNEL);
+    if job.via_kernel != 0 {
+        let Some(front) = ptr_at::<[u8; 12]>(ctx, 0) else {
+            return xdp_action::XDP_DROP;
+        };
+        unsafe { *front = job.frame_macs };
+        count(counter::TUN_KERNEL_FRAG);
+        return xdp_action::XDP_PASS;
+    }
     forward::emit(ctx, ingress, ifindex, macs)
 }
 
@@ -566,7 +595,8 @@ fn too_big(ctx: &XdpContext, pkt: &Packet, mtu: u32) -> u32 {
     let sent = if pkt.is_v6() {
         frag_needed_v6(ctx, pkt, mtu)
     } else {
-        // Without DF IPVS fragments the outer packet; we cannot (see the module comment).
+        // Without DF (only an IPv6 outer header gets here, see `handle`): IPVS fragments the
+        // outer packet; we cannot.
         let df = ptr_at::<u8>(ctx, pkt.l3_off + 6).is_some_and(|p| unsafe { p.read() } & 0x40 != 0);
         df && frag_needed_v4(ctx, pkt, mtu)
     };

@@ -3,7 +3,8 @@
 //! (AF_PACKET), takes those addressed to the real that carry IPIP (4), IPv6 (41), GRE (47) or
 //! GUE (UDP to the GUE port), checks the outer GRE/UDP checksums when present (counting bad
 //! ones, which are dropped), and writes the inner packet to a TUN device, where the kernel takes
-//! it as received (and checks the inner IP/TCP checksums itself). Stops when dropped.
+//! it as received (and checks the inner IP/TCP checksums itself). Outer IPv4 fragments are
+//! reassembled first. Stops when dropped.
 
 use std::fs::OpenOptions;
 use std::io::Write;
@@ -102,6 +103,7 @@ pub fn start(
         };
         std::thread::spawn(move || {
             let mut buf = vec![0u8; 65536];
+            let mut frags = Reassembly::default();
             while !s.load(Ordering::Relaxed) {
                 let n = unsafe {
                     libc::recv(sock, buf.as_mut_ptr() as *mut libc::c_void, buf.len(), 0)
@@ -109,7 +111,18 @@ pub fn start(
                 if n <= 0 {
                     continue;
                 }
-                match inner(&buf[..n as usize], local4, local6, gue_port) {
+                // Outer IPv4 fragments (a director's kernel fragmented the tunnel packet):
+                // whole again before decapsulation, as a kernel endpoint would do.
+                let whole;
+                let frame = match frags.add(&buf[..n as usize], local4) {
+                    Fragment::Not => &buf[..n as usize],
+                    Fragment::Pending => continue,
+                    Fragment::Whole(f) => {
+                        whole = f;
+                        &whole[..]
+                    }
+                };
+                match inner(frame, local4, local6, gue_port) {
                     Some(Ok(pkt)) if dev.write_all(pkt).is_ok() => {
                         d.fetch_add(1, Ordering::Relaxed);
                     }
@@ -133,6 +146,70 @@ pub fn start(
         delivered,
         bad_checksums: bad,
     })
+}
+
+enum Fragment {
+    Not,
+    Pending,
+    Whole(Vec<u8>),
+}
+
+/// A fragment's (offset, data, more fragments follow).
+type Part = (usize, Vec<u8>, bool);
+
+/// IPv4 reassembly of the fragments addressed to us, by (source, id).
+#[derive(Default)]
+struct Reassembly {
+    parts: std::collections::HashMap<([u8; 4], u16), Vec<Part>>,
+}
+
+impl Reassembly {
+    fn add(&mut self, frame: &[u8], local4: Ipv4Addr) -> Fragment {
+        if frame.len() < 34 || frame[12..14] != [8, 0] || frame[30..34] != local4.octets() {
+            return Fragment::Not;
+        }
+        let ip = &frame[14..];
+        let frag = u16::from_be_bytes([ip[6], ip[7]]);
+        let (more, offset) = (frag & 0x2000 != 0, (frag & 0x1fff) as usize * 8);
+        if !more && offset == 0 {
+            return Fragment::Not;
+        }
+        let ihl = ((ip[0] & 0xf) as usize) * 4;
+        let tot = (u16::from_be_bytes([ip[2], ip[3]]) as usize).min(ip.len());
+        let key = (
+            [ip[12], ip[13], ip[14], ip[15]],
+            u16::from_be_bytes([ip[4], ip[5]]),
+        );
+        let parts = self.parts.entry(key).or_default();
+        parts.push((offset, ip[ihl..tot].to_vec(), more));
+        parts.sort_by_key(|p| p.0);
+        // Complete: contiguous from 0 to a last fragment.
+        let mut next = 0;
+        for (off, data, more) in parts.iter() {
+            if *off != next {
+                return Fragment::Pending;
+            }
+            next += data.len();
+            if !more {
+                let parts = self.parts.remove(&key).unwrap_or_default();
+                let mut whole = frame[..14 + ihl].to_vec();
+                for (_, data, _) in parts {
+                    whole.extend_from_slice(&data);
+                }
+                let len = (whole.len() - 14) as u16;
+                whole[16..18].copy_from_slice(&len.to_be_bytes());
+                whole[20..22].copy_from_slice(&[0, 0]);
+                whole[24..26].copy_from_slice(&[0, 0]);
+                let mut sum = sum16(&whole[14..14 + ihl], 0);
+                while sum > 0xffff {
+                    sum = (sum & 0xffff) + (sum >> 16);
+                }
+                whole[24..26].copy_from_slice(&(!(sum as u16)).to_be_bytes());
+                return Fragment::Whole(whole);
+            }
+        }
+        Fragment::Pending
+    }
 }
 
 fn sum16(b: &[u8], mut sum: u32) -> u32 {

@@ -418,3 +418,81 @@ fn nat_and_dr_over_ipv6_carry_real_tcp() -> Result<()> {
     assert!(conns.contains(&format!("[{REAL6}]:81")), "{conns}");
     Ok(())
 }
+
+/// IPv4 without DF, too big once encapsulated: IPVS fragments the outer packet; XDP sends one
+/// packet for one, so we hand it encapsulated (the client as outer source) to our kernel, which
+/// forwards and fragments it. A 1472-byte UDP datagram sent without DF (1500 bytes of IP,
+/// 1520 with IPIP, over 1500-byte links) reaches the real whole and its echo comes back.
+#[test]
+fn a_too_big_datagram_without_df_reaches_the_real_fragmented_by_our_kernel() -> Result<()> {
+    if !is_root() {
+        eprintln!("skipped: needs root");
+        return Ok(());
+    }
+    let lab = dual_stack_lab()?;
+    let real = &lab.reals[0];
+    let decap = tunnel_endpoints(real)?;
+    let echo_at = addr(VIP4, 5353);
+    let echo = real
+        .run_in(move || -> Result<std::net::UdpSocket> {
+            let s = std::net::UdpSocket::bind(echo_at)?;
+            s.set_read_timeout(Some(Duration::from_secs(5)))?;
+            Ok(s)
+        })
+        .join()
+        .map_err(|_| anyhow::anyhow!("echo thread panicked"))???;
+    let echoing = std::thread::spawn(move || -> Result<usize> {
+        let mut buf = [0u8; 2048];
+        let (n, from) = echo.recv_from(&mut buf)?;
+        echo.send_to(&buf[..n], from)?;
+        Ok(n)
+    });
+    ipvsadm(&lab, &format!("-A -u {VIP4}:5353 -s rr"))?;
+    ipvsadm(&lab, &format!("-a -u {VIP4}:5353 -r {REAL4}:5353 -i"))?;
+    let datagram: Vec<u8> = (0..1472u32).map(|i| (i * 7 % 251) as u8).collect();
+    let sent = datagram.clone();
+    let answer = lab
+        .client
+        .run_in(move || -> Result<Vec<u8>> {
+            use std::os::fd::AsRawFd;
+            let s = std::net::UdpSocket::bind("0.0.0.0:0")?;
+            // No DF (IP_PMTUDISC_DONT), as a sender that leaves fragmentation to the path.
+            let dont: libc::c_int = libc::IP_PMTUDISC_DONT;
+            let rc = unsafe {
+                libc::setsockopt(
+                    s.as_raw_fd(),
+                    libc::IPPROTO_IP,
+                    libc::IP_MTU_DISCOVER,
+                    &dont as *const _ as *const libc::c_void,
+                    std::mem::size_of::<libc::c_int>() as u32,
+                )
+            };
+            anyhow::ensure!(
+                rc == 0,
+                "IP_MTU_DISCOVER: {}",
+                std::io::Error::last_os_error()
+            );
+            s.set_read_timeout(Some(Duration::from_secs(5)))?;
+            s.connect(echo_at)?;
+            s.send(&sent)?;
+            let mut buf = [0u8; 2048];
+            let n = s.recv(&mut buf)?;
+            Ok(buf[..n].to_vec())
+        })
+        .join()
+        .map_err(|_| anyhow::anyhow!("client thread panicked"))???;
+    let received = echoing
+        .join()
+        .map_err(|_| anyhow::anyhow!("echo thread panicked"))??;
+    assert_eq!(received, datagram.len(), "the real got the whole datagram");
+    assert_eq!(answer, datagram, "byte for byte, there and back");
+    let c = dataplane::Dataplane::open(&lab.opts)?.counters()?;
+    assert_eq!(c[counter::TUN_KERNEL_FRAG as usize], 1, "{c:?}");
+    if let Some((d, _)) = &decap {
+        assert_eq!(
+            d.bad_checksums.load(std::sync::atomic::Ordering::Relaxed),
+            0
+        );
+    }
+    Ok(())
+}

@@ -8,7 +8,7 @@ use dataplane::model::*;
 use ebpf_common::counter;
 use xlvs_tests::netns::run;
 use xlvs_tests::packet::{ACK, Frame, Frame6, SYN};
-use xlvs_tests::testbed::{TestBed, XDP_DROP, XDP_TX};
+use xlvs_tests::testbed::{TestBed, XDP_DROP, XDP_PASS, XDP_TX};
 
 const VIP: Ipv4Addr = Ipv4Addr::new(198, 18, 100, 1);
 const CIP: Ipv4Addr = Ipv4Addr::new(198, 18, 1, 2);
@@ -386,16 +386,42 @@ fn too_big_packets_get_fragmentation_needed_with_the_tunnel_mtu() {
     // 980 bytes fit.
     f.payload = vec![7; 980 - 40];
     assert_eq!(run_b0(&b, &f.build()).1.len(), 14 + 20 + 980);
-    // Without DF IPVS would fragment the outer packet; we drop (counted).
+    // Without DF IPVS fragments the outer packet: encapsulated here with the client as outer
+    // source (not a martian to our own stack), without DF, the frame's own MACs, and passed to
+    // the kernel, which forwards and fragments it.
     let mut nodf = big.clone();
     nodf[14 + 6] = 0;
     nodf[14 + 10..14 + 12].copy_from_slice(&[0, 0]);
     let c = !fold(sum16(&nodf[14..34], 0));
     nodf[14 + 10..14 + 12].copy_from_slice(&c.to_be_bytes());
-    assert_eq!(run_b0(&b, &nodf).0, XDP_DROP);
+    let (action, p) = run_b0(&b, &nodf);
+    assert_eq!(action, XDP_PASS);
+    assert_eq!(
+        &p[..12],
+        &nodf[..12],
+        "addressed to us: the kernel forwards it"
+    );
+    let outer = &p[14..34];
+    assert_eq!(outer[9], 4, "IPIP");
+    assert_eq!(outer[6] & 0x40, 0, "no DF: the kernel may fragment it");
+    assert_eq!(
+        (&outer[12..16], &outer[16..20]),
+        (&CIP.octets()[..], &R1.octets()[..])
+    );
+    assert_eq!(
+        u16::from_be_bytes([outer[2], outer[3]]) as usize,
+        20 + (nodf.len() - 14)
+    );
+    assert!(folds_to_ffff(sum16(outer, 0)), "outer header checksum");
+    assert_eq!(
+        &p[34..],
+        &decremented(&nodf[14..])[..],
+        "the client's packet inside, TTL one lower"
+    );
     let c = b.dp.counters().unwrap();
-    assert_eq!(c[counter::DROP_TOO_BIG as usize], 2);
+    assert_eq!(c[counter::DROP_TOO_BIG as usize], 1);
     assert_eq!(c[counter::ICMP_TOO_BIG_SENT as usize], 1);
+    assert_eq!(c[counter::TUN_KERNEL_FRAG as usize], 1);
 }
 
 #[test]
