@@ -523,22 +523,28 @@ fn defer_mode_opens_the_real_side_on_the_first_data_not_on_the_handshake_ack() {
     assert_eq!(b.dp.connections().unwrap().len(), 1);
 }
 
-#[test]
-fn a_new_handshake_reusing_a_closed_connections_port_opens_a_new_connection() {
-    let Some(b) = bed() else { return };
-    let cookie = syn(&b, 40000);
+/// CIP:40000's proxied connection (client ISN 1000, real ISN 7000), reset by the real: CLOSE.
+/// Returns the cookie (our ISN towards the client).
+fn closed_connection(b: &TestBed) -> u32 {
+    let cookie = syn(b, 40000);
     let (_, out) = b.run(&segment(40000, ACK, 1001, cookie.wrapping_add(1)).build());
     let lport = decode(&out).unwrap().sport;
     let mut synack = Frame::tcp(R1, 8080, L1, lport, SYN | ACK);
     synack.seq = 7000;
     synack.ack = 1001;
     b.run(&synack.build());
-    // The real resets: the connection is closed.
     let mut rst = Frame::tcp(R1, 8080, L1, lport, RST | ACK);
     rst.seq = 7001;
     rst.ack = 1001;
     b.run(&rst.build());
     assert_eq!(b.dp.connections().unwrap()[0].state, "CLOSE");
+    cookie
+}
+
+#[test]
+fn a_new_handshake_reusing_a_closed_connections_port_opens_a_new_connection() {
+    let Some(b) = bed() else { return };
+    let cookie = closed_connection(&b);
 
     // A late segment of the old connection (no valid cookie): still translated and sent on.
     let (action, out) = b.run(&segment(40000, ACK, 1001, cookie.wrapping_add(50)).build());
@@ -568,18 +574,7 @@ fn a_new_handshake_reusing_a_closed_connections_port_opens_a_new_connection() {
 #[test]
 fn the_last_ack_of_a_closed_connection_is_not_taken_for_a_new_handshake() {
     let Some(b) = bed() else { return };
-    let cookie = syn(&b, 40000);
-    let (_, out) = b.run(&segment(40000, ACK, 1001, cookie.wrapping_add(1)).build());
-    let lport = decode(&out).unwrap().sport;
-    let mut synack = Frame::tcp(R1, 8080, L1, lport, SYN | ACK);
-    synack.seq = 7000;
-    synack.ack = 1001;
-    b.run(&synack.build());
-    let mut rst = Frame::tcp(R1, 8080, L1, lport, RST | ACK);
-    rst.seq = 7001;
-    rst.ack = 1001;
-    b.run(&rst.build());
-    assert_eq!(b.dp.connections().unwrap()[0].state, "CLOSE");
+    let cookie = closed_connection(&b);
     // Both sides 6 further on: a valid cookie by the kernel's arithmetic.
     let (action, out) = b.run(&segment(40000, ACK, 1007, cookie.wrapping_add(7)).build());
     assert_ne!(action, XDP_DROP);
