@@ -880,6 +880,7 @@ pub fn path_settings(maps: &Maps) -> Result<PathSettings> {
         frag_drop: on(c::config::FRAG_DROP)?,
         no_service_drop: on(c::config::NO_SERVICE_DROP)?,
         synproxy_defer: on(c::config::SYNPROXY_DEFER)?,
+        sloppy_tcp: on(c::config::SLOPPY_TCP)?,
     })
 }
 
@@ -889,6 +890,7 @@ pub fn set_path_settings(maps: &mut Maps, p: &PathSettings) -> Result<()> {
         (c::config::FRAG_DROP, p.frag_drop),
         (c::config::NO_SERVICE_DROP, p.no_service_drop),
         (c::config::SYNPROXY_DEFER, p.synproxy_defer),
+        (c::config::SLOPPY_TCP, p.sloppy_tcp),
     ] {
         maps.config
             .set(index, on as u32, 0)

@@ -688,6 +688,10 @@ pub mod config {
     /// Non-zero: SYNPROXY defer mode (alibaba `synproxy_defer`): a valid cookie ACK without
     /// data opens nothing; the real server's side is opened by the client's first data segment.
     pub const SYNPROXY_DEFER: u32 = 6;
+    /// Non-zero: IPVS' `sloppy_tcp`: a TCP segment without a connection (other than a RST)
+    /// is scheduled like a SYN, so a connection moved to this director mid-stream (ECMP
+    /// re-hash after another director failed) continues; 0: only a bare SYN opens one.
+    pub const SLOPPY_TCP: u32 = 7;
     pub const COUNT: u32 = 8;
 }
 

@@ -279,9 +279,11 @@ fn service_of(pkt: &Packet) -> Option<&'static Service> {
 /// connection in SCRATCH_CONN) to `xlvs_fwd`.
 #[inline(always)]
 fn new_connection(ctx: &XdpContext, pkt: &Packet, svc: &Service, flow: &FlowKey, now: u64) -> u32 {
-    // Only a bare SYN opens a TCP connection (IPVS without sloppy_tcp); the rest is noise or attack.
+    // Only a bare SYN opens a TCP connection; the rest is noise or attack. With IPVS'
+    // sloppy_tcp any segment but a RST does (a flow another director served, re-hashed here).
     if pkt.proto == IPPROTO_TCP
         && pkt.tcp_flags & (TCP_SYN | TCP_ACK | TCP_RST | TCP_FIN) != TCP_SYN
+        && (pkt.tcp_flags & TCP_RST != 0 || !policy(config::SLOPPY_TCP))
     {
         count(counter::DROP_NO_SESSION);
         return xdp_action::XDP_DROP;

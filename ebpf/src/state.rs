@@ -25,11 +25,13 @@ pub enum Dir {
 /// Next state by [direction * 4 + event][current state]; events are syn, fin, ack, rst.
 /// Columns: NONE, ESTABLISHED, SYN_SENT, SYN_RECV, FIN_WAIT, TIME_WAIT, CLOSE, CLOSE_WAIT,
 /// LAST_ACK, LISTEN, SYNACK (IPVS ip_vs_proto_tcp.c: INPUT, OUTPUT, INPUT-ONLY tables).
+/// An ACK on NONE (only with sloppy_tcp: a connection opened mid-stream) is ESTABLISHED, as
+/// Linux 6.1's IPVS lists it.
 static TCP_NEXT: [[u8; 11]; 12] = [
     // INPUT
     [SR, ES, ES, SR, SR, SR, SR, SR, SR, SR, SR], // syn
     [CL, CW, SS, TW, TW, TW, CL, CW, LA, LI, TW], // fin
-    [CL, ES, SS, ES, FW, TW, CL, CW, CL, LI, ES], // ack
+    [ES, ES, SS, ES, FW, TW, CL, CW, CL, LI, ES], // ack
     [CL, CL, CL, SR, CL, CL, CL, CL, LA, LI, SR], // rst
     // OUTPUT
     [SS, ES, SS, SR, SS, SS, SS, SS, SS, LI, SR], // syn
@@ -39,7 +41,7 @@ static TCP_NEXT: [[u8; 11]; 12] = [
     // INPUT-ONLY
     [SR, ES, ES, SR, SR, SR, SR, SR, SR, SR, SR], // syn
     [CL, FW, SS, TW, FW, TW, CL, CW, LA, LI, TW], // fin
-    [CL, ES, SS, ES, FW, TW, CL, CW, CL, LI, ES], // ack
+    [ES, ES, SS, ES, FW, TW, CL, CW, CL, LI, ES], // ack
     [CL, CL, CL, SR, CL, CL, CL, CL, LA, LI, CL], // rst
 ];
 

@@ -67,7 +67,9 @@ enum Command {
     /// opens the real server's side on the client's first data, not on its handshake ACK),
     /// toa (FULLNAT inserts the client's address), frag_drop (fragments to a VIP that are not
     /// forwarded, e.g. out of order, are dropped),
-    /// no_service_drop (traffic to a VIP port without a service is dropped). VALUE: 0 or 1.
+    /// no_service_drop (traffic to a VIP port without a service is dropped), sloppy_tcp (IPVS'
+    /// sysctl: a TCP segment without a connection, other than a RST, is scheduled like a SYN;
+    /// for ECMP director clusters). VALUE: 0 or 1.
     Set { name: String, value: String },
 }
 
@@ -155,8 +157,9 @@ fn run(cli: Cli) -> Result<()> {
                 "toa" => s.toa = on,
                 "frag_drop" => s.frag_drop = on,
                 "no_service_drop" => s.no_service_drop = on,
+                "sloppy_tcp" => s.sloppy_tcp = on,
                 _ => anyhow::bail!(
-                    "unknown setting {name:?} (synproxy_defer, toa, frag_drop, no_service_drop)"
+                    "unknown setting {name:?} (synproxy_defer, toa, frag_drop, no_service_drop, sloppy_tcp)"
                 ),
             }
             dp.set_path_settings(&s)?;
