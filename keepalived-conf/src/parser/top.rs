@@ -11,6 +11,7 @@ pub fn parse_lines(lines: &[Line], diags: &mut Diagnostics) -> KeepalivedConfig 
     p.run_block(false, &mut |p: &mut Parser<'_>, l: &Line| top_keyword(p, l));
     let mut config = std::mem::take(&mut p.config);
     super::lvs::finalize(&mut config);
+    super::route_bridge::check(&config, p.diags);
     config
 }
 
@@ -73,6 +74,8 @@ fn top_keyword<'a>(p: &mut Parser<'a>, l: &'a Line) -> bool {
             }
         }
         "tunnel_group" => p.tunnel_group(l),
+        // xlvs extension: VIP announcement through a routing daemon.
+        "route_bridge" => p.route_bridge(l),
         "net_namespace" => p.config.top_level.net_namespace = p.read_string(l, 1),
         "net_namespace_ipvs" => p.config.top_level.net_namespace_ipvs = p.read_string(l, 1),
         "namespace_with_ipsets" => p.config.top_level.namespace_with_ipsets = true,
