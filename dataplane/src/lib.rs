@@ -30,6 +30,7 @@ pub mod model;
 pub mod neigh;
 mod pins;
 mod pool;
+pub mod rundir;
 pub mod sched;
 pub mod stats;
 pub mod sync;

@@ -13,6 +13,10 @@ const VERSION_TEXT: &str = "Keepalived v2.2.8 (xlvs keepalived-conf)\n\nCopyrigh
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
+    if args.get(1).map(String::as_str) == Some(quagga_bridge::lease::ARG) {
+        // Hidden mode: the route bridge's lease holder across a --dont-release-ipvs restart.
+        std::process::exit(quagga_bridge::lease::hold(&args[2..]));
+    }
     let code = match parse_args(args) {
         CliOutcome::Exit(text, code, to_stderr) => {
             if to_stderr {

@@ -573,6 +573,18 @@ pub(crate) fn check(config: &KeepalivedConfig, diags: &mut Diagnostics) {
                 .to_string(),
         );
     }
+    for n in &rb.neighbors {
+        if n.multihop.is_some() && n.bfd.unwrap_or(rb.bfd) && n.source.is_none() {
+            warn(
+                diags,
+                &n.span,
+                format!(
+                    "route_bridge: neighbor {} is multihop with BFD: it needs a source address",
+                    n.address
+                ),
+            );
+        }
+    }
     if let Some(o) = &rb.ospf
         && o.interfaces.is_empty()
     {

@@ -13,7 +13,7 @@ use keepalived_conf::model::{
     self as kc, AddressGroup, ForwardingMethod, KeepalivedConfig, LvsMethod, VirtualServer,
     VirtualServerAddress, VsgEntry,
 };
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::net::{IpAddr, Ipv4Addr};
 
 /// One IPVS service as keepalived wants it.
 #[derive(Clone, Debug, PartialEq)]

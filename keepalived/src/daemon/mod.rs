@@ -14,6 +14,7 @@ mod pidfile;
 mod reconcile;
 mod reload;
 mod reports;
+mod route_bridge;
 mod sdnotify;
 
 use crate::check::{self, Loaded};
@@ -56,6 +57,8 @@ struct Daemon {
     /// syncs diff against memory (as keepalived diffs old and new config) instead of rereading
     /// every map; `None` after a failure or at start: read the tables.
     applied: Option<Vec<dataplane::model::ServiceEntry>>,
+    /// The route bridge (VIP announcement), fed after every change of health, quorum or VRRP.
+    bridge: route_bridge::Hook,
 }
 
 pub fn run(cli: &Cli, opts: &ParseOptions) -> i32 {
@@ -173,6 +176,7 @@ async fn async_main(cli: Cli, opts: ParseOptions, config: Arc<KeepalivedConfig>)
     let (vrrp_tx, mut vrrp_events) = mpsc::channel::<StateEvent>(64);
     let vrrp = (!cli.check && !config.vrrp_instances.is_empty())
         .then(|| start_vrrp(config.clone(), vrrp_tx));
+    let bridge = route_bridge::Hook::new(!cli.vrrp, !cli.check);
     let mut d = Daemon {
         config,
         cli,
@@ -186,10 +190,12 @@ async fn async_main(cli: Cli, opts: ParseOptions, config: Arc<KeepalivedConfig>)
         vrrp,
         fifos: fifo::LvsFifos::open(&config_for_fifos),
         applied: None,
+        bridge,
     };
     d.seed_health().await;
     d.init_ha_suspend().await;
     d.start();
+    d.bridge.start(&d.config, &d.health, &d.quorum);
     sdnotify::notify(&format!("READY=1\nMAINPID={}", std::process::id()));
     loop {
         tokio::select! {
@@ -204,6 +210,8 @@ async fn async_main(cli: Cli, opts: ParseOptions, config: Arc<KeepalivedConfig>)
         }
     }
     sdnotify::notify("STOPPING=1");
+    // Withdraw before anything goes: routers move the traffic first.
+    d.bridge.stop(d.cli.dont_release_ipvs).await;
     if let Some(c) = &d.checkers {
         c.shutdown().await;
     }
@@ -243,6 +251,8 @@ impl Daemon {
             "VRRP instance {} (vrid {}) {:?} -> {:?}",
             ev.instance, ev.vrid, ev.from, ev.to
         );
+        self.bridge
+            .vrrp(&ev.instance, ev.to, &self.config, &self.health, &self.quorum);
         let Some(c) = &self.checkers else { return };
         let master = ev.to == vrrp::state::State::Master;
         for vs in self.config.virtual_servers.iter().filter(|v| v.ha_suspend) {
@@ -370,6 +380,7 @@ impl Daemon {
         };
         self.update_quorum(&vs);
         self.sync();
+        self.bridge.update(&self.config, &self.health, &self.quorum);
     }
 
     fn update_quorums(&mut self) {
@@ -459,6 +470,9 @@ impl Daemon {
         self.config = new;
         self.update_quorums();
         let writes = self.sync();
+        self.bridge
+            .reload(&self.config, &self.health, &self.quorum)
+            .await;
         info!(
             "Reload finished: {writes} writes in {} ms",
             started.elapsed().as_millis()
