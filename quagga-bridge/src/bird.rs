@@ -98,6 +98,16 @@ impl Control {
     }
 }
 
+/// Whether the bird behind `socket` sees interface `name` with index `ifindex`, i.e. runs in
+/// our network namespace (the socket's creator pid says nothing: bird forks after creating it).
+pub fn sees_interface(socket: &Path, name: &str, ifindex: u32) -> Result<bool> {
+    let mut ctl = Control::connect(socket)?;
+    let r = ctl.command("show interfaces")?;
+    let want = format!("{name} ");
+    let index = format!("(index={ifindex})");
+    Ok(r.lines.iter().any(|l| l.starts_with(&want) && l.contains(&index)))
+}
+
 /// bird's protocol name of a neighbor.
 pub fn protocol_name(addr: IpAddr) -> String {
     let a: String = addr

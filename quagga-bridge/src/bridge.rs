@@ -21,7 +21,7 @@ use anyhow::{Result, bail};
 use keepalived_conf::model::{DaemonInstance, RoutingDaemon};
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::mpsc::{self, RecvTimeoutError};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
@@ -418,6 +418,7 @@ impl Runner {
             ospf_area: self.settings.ospf.as_ref().map(|o| o.area.to_string()),
             error: self.error.clone(),
             maintenance: self.local.maintenance,
+            maintenance_file: self.settings.maintenance_file.clone(),
             attached: self.local.attached.clone(),
             timers: self.local.timers,
             vips,
@@ -542,8 +543,31 @@ fn existing_control(s: &Settings) -> Result<Option<PathBuf>> {
     })
 }
 
+/// An existing bird must see our liveness device: otherwise it runs in another namespace.
+fn bird_is_local(s: &Settings, socket: &Path) -> Result<bool> {
+    let Some(ifindex) = dataplane::loader::ifindex(&s.device) else {
+        return Ok(false);
+    };
+    bird::sees_interface(socket, &s.device, ifindex)
+}
+
 fn make_driver(s: &Settings) -> Result<Box<dyn Driver>> {
-    let existing = existing_control(s)?;
+    let mut existing = existing_control(s)?;
+    if s.daemon == RoutingDaemon::Bird
+        && let Some(sock) = &existing
+        && !bird_is_local(s, sock)?
+    {
+        if s.instance == DaemonInstance::Auto && s.control.is_none() {
+            existing = None;
+        } else {
+            bail!(
+                "the bird at {} does not see interface {}: it runs in another network namespace, not this director's ({})",
+                sock.display(),
+                s.device,
+                s.origin
+            );
+        }
+    }
     Ok(match (s.daemon, existing) {
         (RoutingDaemon::Bird, Some(sock)) => Box::new(BirdDriver::existing(s, sock)?),
         (RoutingDaemon::Bird, None) => Box::new(BirdDriver::own(s)?),

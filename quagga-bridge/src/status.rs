@@ -49,6 +49,8 @@ pub struct BridgeStatus {
     /// The last problem (control socket unreachable, a refused configuration …); None: fine.
     pub error: Option<String>,
     pub maintenance: bool,
+    /// The file whose existence means maintenance (`xlvs routes drain` creates it).
+    pub maintenance_file: PathBuf,
     /// Interfaces the data plane is attached to, and whether its timers run.
     pub attached: Vec<String>,
     pub timers: bool,

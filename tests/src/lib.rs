@@ -3,10 +3,12 @@
 //! ([`servers`]). Used by the end-to-end tests in `tests/tests/` and by the demo and benchmarks.
 
 pub mod capture;
+pub mod cluster;
 pub mod decap;
 pub mod keepalived;
 pub mod lab;
 pub mod netns;
 pub mod packet;
+pub mod routing;
 pub mod servers;
 pub mod testbed;

@@ -4,6 +4,7 @@
 //! keepalived.
 
 mod fwmark;
+mod routes;
 
 use std::process::ExitCode;
 
@@ -71,6 +72,16 @@ enum Command {
     /// sysctl: a TCP segment without a connection, other than a RST, is scheduled like a SYN;
     /// for ECMP director clusters). VALUE: 0 or 1.
     Set { name: String, value: String },
+    /// The route bridge of keepalived (route_bridge block) for this pin directory: each VIP's
+    /// eligibility, why, since when, and what the routing daemon sends to each neighbor;
+    /// `drain`/`undrain` switch this director's maintenance.
+    Routes {
+        #[command(subcommand)]
+        command: Option<routes::RoutesCommand>,
+        /// Print JSON (the bridge's status and the daemon's view of each neighbor).
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -140,6 +151,7 @@ fn run(cli: Cli) -> Result<()> {
         }
         Command::Status => status(&opts)?,
         Command::Fwmark { command } => fwmark::run(&opts, command)?,
+        Command::Routes { command, json } => routes::run(&opts, command, json)?,
         Command::Unload => {
             dataplane::unload(&opts)?;
             println!("unloaded {}", opts.pin_dir.display());
