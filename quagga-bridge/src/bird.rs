@@ -84,7 +84,10 @@ impl Control {
             }
             let line = line.trim_end_matches('\n');
             let b = line.as_bytes();
-            if b.len() >= 5 && b[..4].iter().all(u8::is_ascii_digit) && (b[4] == b' ' || b[4] == b'-') {
+            if b.len() >= 5
+                && b[..4].iter().all(u8::is_ascii_digit)
+                && (b[4] == b' ' || b[4] == b'-')
+            {
                 lines.push(line[5..].to_string());
                 if b[4] == b' ' {
                     let code = line[..4].parse().unwrap_or(9999);
@@ -105,7 +108,9 @@ pub fn sees_interface(socket: &Path, name: &str, ifindex: u32) -> Result<bool> {
     let r = ctl.command("show interfaces")?;
     let want = format!("{name} ");
     let index = format!("(index={ifindex})");
-    Ok(r.lines.iter().any(|l| l.starts_with(&want) && l.contains(&index)))
+    Ok(r.lines
+        .iter()
+        .any(|l| l.starts_with(&want) && l.contains(&index)))
 }
 
 /// bird's protocol name of a neighbor.
@@ -360,10 +365,15 @@ impl BirdDriver {
             return Ok(false);
         }
         let bin = process::find_binary(&["/usr/sbin/bird", "/usr/local/sbin/bird", "/sbin/bird"])
-            .context("bird is not installed (no /usr/sbin/bird): install bird2 or set `daemon`")?;
+            .context(
+            "bird is not installed (no /usr/sbin/bird): install bird2 or set `daemon`",
+        )?;
         let part = render_part(&self.settings, &self.announced, true);
         dataplane::rundir::write_atomic(&self.part, &part)?;
-        dataplane::rundir::write_atomic(&f.main(), &render_main(&self.settings, &self.part, &f.log()))?;
+        dataplane::rundir::write_atomic(
+            &f.main(),
+            &render_main(&self.settings, &self.part, &f.log()),
+        )?;
         let _ = std::fs::remove_file(f.socket());
         process::start_daemonizing(
             Command::new(bin)
@@ -391,7 +401,11 @@ impl Driver for BirdDriver {
             kind: "bird".into(),
             own: self.own.is_some(),
             control: self.socket.clone(),
-            pids: self.own_pid().map(|p| ("bird".to_string(), p)).into_iter().collect(),
+            pids: self
+                .own_pid()
+                .map(|p| ("bird".to_string(), p))
+                .into_iter()
+                .collect(),
         }
     }
 
@@ -477,7 +491,10 @@ pub fn peers(socket: &Path, neighbors: &[(IpAddr, u32)]) -> Result<Vec<PeerView>
             .cloned()
             .unwrap_or_default();
         let cols: Vec<&str> = row.split_whitespace().collect();
-        let state = cols.get(5).copied().unwrap_or(cols.get(3).copied().unwrap_or("?"));
+        let state = cols
+            .get(5)
+            .copied()
+            .unwrap_or(cols.get(3).copied().unwrap_or("?"));
         let since = cols.get(4).copied().unwrap_or("").to_string();
         let r = ctl.command(&format!("show route export {name} all"))?;
         out.push(PeerView {
@@ -497,8 +514,17 @@ fn export_routes(lines: &[String]) -> Vec<RouteView> {
     for l in lines {
         let t = l.trim();
         let first = t.split_whitespace().next().unwrap_or("");
-        if first.contains('/') && first.parse::<IpAddr>().is_err() && !l.starts_with(' ') && !l.starts_with('\t') {
-            if first.split('/').next().and_then(|a| a.parse::<IpAddr>().ok()).is_some() {
+        if first.contains('/')
+            && first.parse::<IpAddr>().is_err()
+            && !l.starts_with(' ')
+            && !l.starts_with('\t')
+        {
+            if first
+                .split('/')
+                .next()
+                .and_then(|a| a.parse::<IpAddr>().ok())
+                .is_some()
+            {
                 out.push(RouteView {
                     prefix: first.to_string(),
                     attributes: String::new(),
@@ -540,7 +566,9 @@ mod tests {
             "virtual_server 198.18.99.1 80 {{\n lb_kind DR\n protocol TCP\n real_server 198.18.30.21 80 {{ }}\n}}\n{rb}"
         );
         let c = parse_str(&text, "k.conf", &ParseOptions::default()).config;
-        resolve(&c, Path::new("/sys/fs/bpf/xlvs-t")).unwrap().unwrap()
+        resolve(&c, Path::new("/sys/fs/bpf/xlvs-t"))
+            .unwrap()
+            .unwrap()
     }
 
     #[test]
@@ -567,9 +595,15 @@ mod tests {
         assert!(part.contains("neighbor 2001:db8::1 port 1179 as 65000;"));
         assert!(part.contains("    ipv6 { import none; export filter xlvs_export; };"));
         assert!(part.contains("protocol bfd xlvs_bfd"));
-        assert!(!render_part(&s, &a, false).contains("protocol bfd"), "an existing bird keeps its own");
+        assert!(
+            !render_part(&s, &a, false).contains("protocol bfd"),
+            "an existing bird keeps its own"
+        );
         let none = render_part(&s, &Announced::new(), true);
-        assert!(!none.contains("if net ="), "nothing announced, nothing accepted");
+        assert!(
+            !none.contains("if net ="),
+            "nothing announced, nothing accepted"
+        );
     }
 
     #[test]
@@ -590,9 +624,18 @@ mod tests {
         std::fs::write(&part, render_part(&s, &a, true)).unwrap();
         let main = dir.join("bird.conf");
         std::fs::write(&main, render_main(&s, &part, &dir.join("bird.log"))).unwrap();
-        let out = Command::new(bin).arg("-p").arg("-c").arg(&main).output().unwrap();
+        let out = Command::new(bin)
+            .arg("-p")
+            .arg("-c")
+            .arg(&main)
+            .output()
+            .unwrap();
         let _ = std::fs::remove_dir_all(&dir);
-        assert!(out.status.success(), "bird -p: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "bird -p: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
 
     #[test]
@@ -616,7 +659,10 @@ mod tests {
         let r = export_routes(&lines);
         assert_eq!(r.len(), 2);
         assert_eq!(r[0].prefix, "198.18.99.1/32");
-        assert_eq!(r[0].attributes, "as-path 65101 65101 med 200 community (65000,666)");
+        assert_eq!(
+            r[0].attributes,
+            "as-path 65101 65101 med 200 community (65000,666)"
+        );
         assert_eq!(r[1].attributes, "");
     }
 }

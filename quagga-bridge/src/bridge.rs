@@ -91,7 +91,8 @@ impl Bridge {
     /// a blocking context.
     pub fn stop(mut self, mode: StopMode, timeout: Duration) {
         let (done_tx, done_rx) = mpsc::channel();
-        if self.tx.send(Msg::Stop(mode, done_tx)).is_ok() && done_rx.recv_timeout(timeout).is_err() {
+        if self.tx.send(Msg::Stop(mode, done_tx)).is_ok() && done_rx.recv_timeout(timeout).is_err()
+        {
             log::warn!("route bridge: did not stop within {timeout:?}");
             return;
         }
@@ -478,11 +479,19 @@ impl Runner {
             && let Some(device) = &self.device
             && !device.addresses().is_empty()
         {
-            let own = self.driver.as_ref().map(|d| d.own_processes()).unwrap_or_default();
-            match device
-                .queue_fd()
-                .and_then(|fd| lease::spawn(&self.settings.run_dir, fd, self.settings.restart_grace, &own))
-            {
+            let own = self
+                .driver
+                .as_ref()
+                .map(|d| d.own_processes())
+                .unwrap_or_default();
+            match device.queue_fd().and_then(|fd| {
+                lease::spawn(
+                    &self.settings.run_dir,
+                    fd,
+                    self.settings.restart_grace,
+                    &own,
+                )
+            }) {
                 Ok(pid) => {
                     log::info!(
                         "route bridge: announcements kept for {} s by pid {pid}, for a restart to take over",

@@ -225,7 +225,8 @@ impl Tracker {
             }
         };
         let held = now.saturating_duration_since(since);
-        let evaluations = |n: u32| Duration::from_secs_f64(f64::from(n.saturating_sub(1)) * policy.interval);
+        let evaluations =
+            |n: u32| Duration::from_secs_f64(f64::from(n.saturating_sub(1)) * policy.interval);
         let ready = match (self.announced, v.profile) {
             (Some(_), None) => v.immediate || held >= evaluations(policy.fall),
             (None, Some(_)) => {
@@ -296,7 +297,10 @@ mod tests {
 
     fn inputs() -> Inputs {
         Inputs {
-            servers: vec![server("[198.18.99.1]:tcp:80", true, 4), server("[198.18.99.1]:tcp:443", true, 4)],
+            servers: vec![
+                server("[198.18.99.1]:tcp:80", true, 4),
+                server("[198.18.99.1]:tcp:443", true, 4),
+            ],
             vrrp: BTreeMap::from([("VI_1".to_string(), VrrpRole::Master)]),
             vrrp_running: true,
             stopping: false,
@@ -324,13 +328,20 @@ mod tests {
         let e = evaluate(&v, &i, &local(), &p);
         assert_eq!(
             (e.profile, e.reason.as_str(), e.immediate),
-            (None, "VS [198.18.99.1]:tcp:443 lost quorum (live weight 0 < quorum 1)", false)
+            (
+                None,
+                "VS [198.18.99.1]:tcp:443 lost quorum (live weight 0 < quorum 1)",
+                false
+            )
         );
 
         let mut i = inputs();
         i.vrrp.insert("VI_1".into(), VrrpRole::Backup);
         let e = evaluate(&v, &i, &local(), &p);
-        assert_eq!((e.reason.as_str(), e.immediate), ("vrrp_instance VI_1 is BACKUP", true));
+        assert_eq!(
+            (e.reason.as_str(), e.immediate),
+            ("vrrp_instance VI_1 is BACKUP", true)
+        );
         assert_eq!(
             evaluate(&vip(None), &i, &local(), &p).profile,
             Some(Profile::Healthy),
@@ -338,7 +349,10 @@ mod tests {
         );
         let mut i = inputs();
         i.vrrp.clear();
-        assert_eq!(evaluate(&v, &i, &local(), &p).reason, "vrrp_instance VI_1 is not started");
+        assert_eq!(
+            evaluate(&v, &i, &local(), &p).reason,
+            "vrrp_instance VI_1 is not started"
+        );
 
         let mut l = local();
         l.timers = false;
@@ -353,7 +367,10 @@ mod tests {
         );
         let mut i = inputs();
         i.stopping = true;
-        assert_eq!(evaluate(&v, &i, &local(), &p).reason, "keepalived is stopping");
+        assert_eq!(
+            evaluate(&v, &i, &local(), &p).reason,
+            "keepalived is stopping"
+        );
     }
 
     #[test]
@@ -365,20 +382,30 @@ mod tests {
             ..server("[198.18.99.1]:tcp:80", false, 0)
         };
         let mut v = vip(None);
-        assert_eq!(evaluate(&v, &i, &local(), &p).profile, None, "sorry-only is down");
+        assert_eq!(
+            evaluate(&v, &i, &local(), &p).profile,
+            None,
+            "sorry-only is down"
+        );
         v.degraded = Some(AnnounceAttributes {
             med: Some(900),
             ..Default::default()
         });
         let d = evaluate(&v, &i, &local(), &p);
         assert_eq!(d.profile, Some(Profile::Degraded));
-        assert_eq!(d.reason, "VS [198.18.99.1]:tcp:80 lost quorum, its sorry server serves");
+        assert_eq!(
+            d.reason,
+            "VS [198.18.99.1]:tcp:80 lost quorum, its sorry server serves"
+        );
 
         let mut l = local();
         l.maintenance = true;
         assert_eq!(evaluate(&v, &inputs(), &l, &p).reason, "maintenance");
         v.draining = Some(AnnounceAttributes::default());
-        assert_eq!(evaluate(&v, &inputs(), &l, &p).profile, Some(Profile::Draining));
+        assert_eq!(
+            evaluate(&v, &inputs(), &l, &p).profile,
+            Some(Profile::Draining)
+        );
         l.drain_expired = true;
         assert_eq!(evaluate(&v, &inputs(), &l, &p).profile, None);
     }
@@ -427,7 +454,10 @@ mod tests {
         assert!(t.step(&up, at(2.0), &p), "third evaluation in a row");
         assert_eq!(t.announced, Some(Profile::Healthy));
         assert!(!t.step(&down, at(3.0), &p));
-        assert!(!t.step(&up, at(3.5), &p), "one good evaluation resets the fall");
+        assert!(
+            !t.step(&up, at(3.5), &p),
+            "one good evaluation resets the fall"
+        );
         assert!(!t.step(&down, at(4.0), &p));
         assert!(t.step(&down, at(5.0), &p), "second failure in a row");
         assert_eq!(t.announced, None);
@@ -451,6 +481,9 @@ mod tests {
         assert!(!t.step(&withdraw("still".into(), false), now, &p));
         assert_eq!(t.reason, "still");
         let mut a = Tracker::adopted(Some(Profile::Healthy), now);
-        assert!(!a.step(&announce(Profile::Healthy, "ok".into()), now, &p), "no flap");
+        assert!(
+            !a.step(&announce(Profile::Healthy, "ok".into()), now, &p),
+            "no flap"
+        );
     }
 }

@@ -127,8 +127,24 @@ type Sections = BTreeMap<(Daemon, u8, Vec<String>), Section>;
 fn key_of(line: &str) -> String {
     let w: Vec<&str> = line.split_whitespace().collect();
     let n = match w.as_slice() {
+        // FRR numbers entries itself: the sequence number is not part of what it says.
+        [
+            ip @ ("ip" | "ipv6"),
+            "prefix-list",
+            name,
+            "seq",
+            _,
+            rest @ ..,
+        ] => {
+            return format!("{ip} prefix-list {name} {}", rest.join(" "));
+        }
+        ["ip" | "ipv6", "prefix-list", ..] => w.len(),
         ["neighbor", _, "timers", "connect", ..] => 4,
-        ["neighbor", _, "route-map", _, dir] => return format!("neighbor {} route-map {dir}", w[1]),
+        ["neighbor", _, "route-map", _, dir] => {
+            return format!("neighbor {} route-map {dir}", w[1]);
+        }
+        // The session itself: sorts before its settings, which need it.
+        ["neighbor", _, "remote-as", ..] => 2,
         ["neighbor", ..] => 3,
         ["network", ..] => 2,
         ["set", "as-path", "prepend", ..] => 3,
@@ -140,7 +156,11 @@ fn key_of(line: &str) -> String {
 }
 
 fn stmt(text: impl Into<String>) -> (String, Stmt) {
-    let text = text.into();
+    let mut text = text.into();
+    if text.starts_with("ip prefix-list ") || text.starts_with("ipv6 prefix-list ") {
+        // What FRR prints carries its own sequence numbers.
+        text = key_of(&text);
+    }
     let key = key_of(&text);
     let w: Vec<&str> = text.split_whitespace().collect();
     let undo = match w.as_slice() {
@@ -149,6 +169,7 @@ fn stmt(text: impl Into<String>) -> (String, Stmt) {
         ["neighbor", _, "route-map", ..] | ["network", _, "area", _] | ["passive-interface", _] => {
             format!("no {text}")
         }
+        ["ip" | "ipv6", "prefix-list", ..] => format!("no {key}"),
         _ => format!("no {key}"),
     };
     (key, Stmt { text, undo })
@@ -185,7 +206,10 @@ fn route_map_lines(attrs: &AnnounceAttributes, local_as: u32) -> BTreeMap<String
     }
     if !large.is_empty() {
         let list: Vec<&str> = large.iter().map(|s| s.as_str()).collect();
-        v.push(stmt(format!("set large-community {} additive", list.join(" "))));
+        v.push(stmt(format!(
+            "set large-community {} additive",
+            list.join(" ")
+        )));
     }
     if attrs.prepend > 0 {
         let asns = vec![local_as.to_string(); attrs.prepend as usize].join(" ");
@@ -235,11 +259,43 @@ fn sections(s: &Settings, announced: &Announced, own: bool) -> Sections {
         );
     }
     if !s.neighbors.is_empty() || !announced.is_empty() {
+        // Our neighbors are sent the VIPs only (bgpd would pass on anything it has; `match peer
+        // local` does not work in outbound route-maps).
+        let mut lists = BTreeMap::new();
+        for v in &s.vips {
+            let (ip, list) = if v.address.is_ipv4() {
+                ("ip", "XLVS-VIPS4")
+            } else {
+                ("ipv6", "XLVS-VIPS6")
+            };
+            lists.extend([stmt(format!(
+                "{ip} prefix-list {list} permit {}",
+                net(v.address)
+            ))]);
+        }
+        out.insert(
+            (Daemon::Bgpd, 0, vec![]),
+            Section {
+                remove: None,
+                lines: lists,
+            },
+        );
         out.insert(
             (Daemon::Bgpd, 0, vec!["route-map XLVS-OUT permit 10".into()]),
             Section {
                 remove: Some("no route-map XLVS-OUT".into()),
-                lines: [stmt("match peer local")].into_iter().collect(),
+                lines: [stmt("match ip address prefix-list XLVS-VIPS4")]
+                    .into_iter()
+                    .collect(),
+            },
+        );
+        out.insert(
+            (Daemon::Bgpd, 0, vec!["route-map XLVS-OUT permit 20".into()]),
+            Section {
+                remove: Some("no route-map XLVS-OUT".into()),
+                lines: [stmt("match ipv6 address prefix-list XLVS-VIPS6")]
+                    .into_iter()
+                    .collect(),
             },
         );
         out.insert(
@@ -272,7 +328,10 @@ fn sections(s: &Settings, announced: &Announced, own: bool) -> Sections {
             bgp.extend([
                 stmt(format!("neighbor {a} remote-as {}", n.remote_as)),
                 stmt(format!("neighbor {a} description {DESCRIPTION}")),
-                stmt(format!("neighbor {a} timers {} {}", s.keepalive, s.hold_time)),
+                stmt(format!(
+                    "neighbor {a} timers {} {}",
+                    s.keepalive, s.hold_time
+                )),
                 stmt(format!("neighbor {a} timers connect {}", s.connect_retry)),
             ]);
             if n.bfd {
@@ -427,7 +486,7 @@ fn diff(old: &Sections, new: &Sections) -> Vec<(Daemon, Vec<String>)> {
             .filter(|(k, s)| before.and_then(|b| b.lines.get(*k)) != Some(*s))
             .map(|(_, s)| s.text.clone())
             .collect();
-        if before.is_none() && added.is_empty() {
+        if before.is_none() && added.is_empty() && sec.remove.is_some() {
             // A context without lines (route-map XLVS-IN deny) exists once entered.
             push(*d, &ctx[..ctx.len() - 1], vec![ctx[ctx.len() - 1].clone()]);
         } else {
@@ -547,7 +606,21 @@ fn owned_sections(daemon: Daemon, running: &str, ours: &Sections) -> Sections {
         }
         let ctx: Vec<String> = stack.iter().map(|(_, c)| c.clone()).collect();
         let (key, s) = stmt(t);
-        let in_route_map = ctx.first().is_some_and(|c| c.starts_with("route-map XLVS-"));
+        let in_route_map = ctx
+            .first()
+            .is_some_and(|c| c.starts_with("route-map XLVS-"));
+        let our_list = ctx.is_empty()
+            && (t.starts_with("ip prefix-list XLVS-") || t.starts_with("ipv6 prefix-list XLVS-"));
+        if our_list {
+            out.entry((daemon, 0, ctx))
+                .or_insert(Section {
+                    remove: None,
+                    lines: BTreeMap::new(),
+                })
+                .lines
+                .insert(key, s);
+            continue;
+        }
         let mine = in_route_map
             || ours
                 .iter()
@@ -644,7 +717,8 @@ impl FrrDriver {
     /// otherwise.
     pub fn own(settings: &Settings) -> Result<FrrDriver> {
         let dir = settings.run_dir.join(settings.daemon.name());
-        std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+        std::fs::create_dir_all(&dir)
+            .with_context(|| format!("cannot create {}", dir.display()))?;
         let mut d = FrrDriver {
             settings: settings.clone(),
             layout: Layout {
@@ -718,7 +792,9 @@ impl FrrDriver {
             };
             let text = match daemon {
                 Some(d) => render_file(&format!("xlvs-{name}"), d, &all),
-                None => "! Written by keepalived (xlvs route bridge).\nhostname xlvs-zebra\n".into(),
+                None => {
+                    "! Written by keepalived (xlvs route bridge).\nhostname xlvs-zebra\n".into()
+                }
             };
             dataplane::rundir::write_atomic(&conf, &text)?;
             if let Ok(Some(u)) = nix::unistd::User::from_name(user) {
@@ -739,7 +815,10 @@ impl FrrDriver {
                 .arg(dir)
                 .args(["-P", "0", "-u", user, "-g", user])
                 .arg("--log")
-                .arg(format!("file:{}", dir.join(format!("{name}.log")).display()));
+                .arg(format!(
+                    "file:{}",
+                    dir.join(format!("{name}.log")).display()
+                ));
             if name == "bfdd" {
                 cmd.arg("--bfdctl").arg(dir.join("bfdd.sock"));
             }
@@ -867,7 +946,10 @@ impl Driver for FrrDriver {
         if self.layout.own {
             let restarted = self.ensure_running()?;
             if restarted {
-                log::warn!("route bridge: an own {} daemon had stopped: restarted", self.settings.daemon.name());
+                log::warn!(
+                    "route bridge: an own {} daemon had stopped: restarted",
+                    self.settings.daemon.name()
+                );
             }
             return Ok(restarted);
         }
@@ -956,7 +1038,9 @@ mod tests {
             "virtual_server 198.18.99.1 80 {{\n lb_kind DR\n protocol TCP\n real_server 198.18.30.21 80 {{ }}\n}}\nvirtual_server 198.18.99.2 80 {{\n lb_kind DR\n protocol TCP\n real_server 198.18.30.21 80 {{ }}\n}}\n{rb}"
         );
         let c = parse_str(&text, "k.conf", &ParseOptions::default()).config;
-        resolve(&c, Path::new("/sys/fs/bpf/xlvs-t")).unwrap().unwrap()
+        resolve(&c, Path::new("/sys/fs/bpf/xlvs-t"))
+            .unwrap()
+            .unwrap()
     }
 
     const RB: &str = "route_bridge {\n daemon frr\n local_as 65101\n router_id 198.18.30.11\n neighbor 198.18.30.1 remote_as 65000 bfd on\n hold_time 3\n keepalive 1\n connect_retry 1\n healthy {\n med 100\n }\n degraded {\n med 900\n prepend 2\n community 65000:666\n }\n}";
@@ -968,7 +1052,11 @@ mod tests {
                 let d = degraded.contains(&v.address.to_string().as_str());
                 (
                     v.address,
-                    if d { v.degraded.clone().unwrap() } else { v.healthy.clone() },
+                    if d {
+                        v.degraded.clone().unwrap()
+                    } else {
+                        v.healthy.clone()
+                    },
                 )
             })
             .collect()
@@ -1003,11 +1091,23 @@ mod tests {
         let c = cmds(&diff(&both, &sections(&s, &one, true)));
         assert_eq!(
             c,
-            ["configure terminal", "router bgp 65101", "address-family ipv4 unicast", "no network 198.18.99.2/32", "end"]
+            [
+                "configure terminal",
+                "router bgp 65101",
+                "address-family ipv4 unicast",
+                "no network 198.18.99.2/32",
+                "end"
+            ]
         );
         // Degrading one: its route-map appears first, the network is pointed at it.
-        let c = cmds(&diff(&both, &sections(&s, &announced(&s, &["198.18.99.1"]), true)));
-        let rm = c.iter().position(|l| *l == format!("route-map {degraded} permit 10")).unwrap();
+        let c = cmds(&diff(
+            &both,
+            &sections(&s, &announced(&s, &["198.18.99.1"]), true),
+        ));
+        let rm = c
+            .iter()
+            .position(|l| *l == format!("route-map {degraded} permit 10"))
+            .unwrap();
         let net = c
             .iter()
             .position(|l| *l == format!("network 198.18.99.1/32 route-map {degraded}"))
@@ -1015,7 +1115,10 @@ mod tests {
         assert!(rm < net, "{c:?}");
         assert!(c.contains(&"set as-path prepend 65101 65101".to_string()));
         assert!(c.contains(&"set community 65000:666 additive".to_string()));
-        assert!(!c.iter().any(|l| l.starts_with("neighbor")), "sessions untouched: {c:?}");
+        assert!(
+            !c.iter().any(|l| l.starts_with("neighbor")),
+            "sessions untouched: {c:?}"
+        );
         // Nothing changed: nothing sent.
         assert!(diff(&both, &both).is_empty());
         // From nothing: the BFD profile, route-maps, the neighbor with its policies.
@@ -1024,7 +1127,8 @@ mod tests {
             "profile xlvs",
             "transmit-interval 300",
             "route-map XLVS-IN deny 10",
-            "match peer local",
+            "match ip address prefix-list XLVS-VIPS4",
+            "ip prefix-list XLVS-VIPS4 permit 198.18.99.1/32",
             "neighbor 198.18.30.1 remote-as 65000",
             "neighbor 198.18.30.1 timers 1 3",
             "neighbor 198.18.30.1 bfd profile xlvs",
@@ -1044,11 +1148,31 @@ mod tests {
             "frr version 8.4.4\nfrr defaults traditional\n!\n{}\n!\nip prefix-list OTHER seq 5 permit 10.0.0.0/8\n!\nend\n",
             text.replace("router bgp 65101\n", "router bgp 65101\n no bgp ebgp-requires-policy\n neighbor 198.18.30.9 remote-as 1\n")
         );
+        // FRR numbers prefix-list entries itself.
+        let mut seq = 0;
+        let running: String = running
+            .lines()
+            .map(
+                |l| match l.strip_prefix("ip prefix-list XLVS-VIPS4 permit ") {
+                    Some(p) => {
+                        seq += 5;
+                        format!("ip prefix-list XLVS-VIPS4 seq {seq} permit {p}\n")
+                    }
+                    None => format!("{l}\n"),
+                },
+            )
+            .collect();
+        assert_eq!(seq, 10, "{running}");
         let back = owned_sections(Daemon::Bgpd, &running, &want);
-        let bgp_only: Sections = want.into_iter().filter(|((d, _, _), _)| *d == Daemon::Bgpd).collect();
+        let bgp_only: Sections = want
+            .into_iter()
+            .filter(|((d, _, _), _)| *d == Daemon::Bgpd)
+            .collect();
         assert_eq!(diff(&back, &bgp_only), vec![], "{back:#?}");
         // A network of ours left over from an older configuration is taken back.
-        let stale = format!("{running}router bgp 65101\n address-family ipv4 unicast\n  network 198.18.99.77/32 route-map XLVS-00000000\n exit-address-family\nexit\n");
+        let stale = format!(
+            "{running}router bgp 65101\n address-family ipv4 unicast\n  network 198.18.99.77/32 route-map XLVS-00000000\n exit-address-family\nexit\n"
+        );
         let back = owned_sections(Daemon::Bgpd, &stale, &bgp_only);
         assert!(cmds(&diff(&back, &bgp_only)).contains(&"no network 198.18.99.77/32".to_string()));
     }
@@ -1065,9 +1189,18 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         let conf = dir.join("bgpd.conf");
         std::fs::write(&conf, render_file("x", Daemon::Bgpd, &all)).unwrap();
-        let out = Command::new(bgpd).arg("-C").arg("-f").arg(&conf).arg("-Z").output().unwrap();
+        let out = Command::new(bgpd)
+            .arg("-C")
+            .arg("-f")
+            .arg(&conf)
+            .arg("-Z")
+            .output()
+            .unwrap();
         let _ = std::fs::remove_dir_all(&dir);
         let err = String::from_utf8_lossy(&out.stderr);
-        assert!(out.status.success() && !err.contains("rror"), "bgpd -C: {err}");
+        assert!(
+            out.status.success() && !err.contains("rror"),
+            "bgpd -C: {err}"
+        );
     }
 }

@@ -82,7 +82,10 @@ pub fn release(run_dir: &Path) {
             .unwrap_or(false);
     if ours {
         process::stop(r.pid, Duration::from_secs(1));
-        log::info!("route bridge: took the announcements over from the lease holder (pid {})", r.pid);
+        log::info!(
+            "route bridge: took the announcements over from the lease holder (pid {})",
+            r.pid
+        );
     }
 }
 

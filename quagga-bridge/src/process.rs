@@ -48,7 +48,11 @@ pub fn connect_local(path: &Path, timeout: Duration) -> Result<UnixStream> {
 /// The pid recorded in `pid_file` if that process runs, in our namespace, with `marker` in its
 /// command line (a stale file or a reused pid does not count).
 pub fn running(pid_file: &Path, marker: &str) -> Option<u32> {
-    let pid: u32 = std::fs::read_to_string(pid_file).ok()?.trim().parse().ok()?;
+    let pid: u32 = std::fs::read_to_string(pid_file)
+        .ok()?
+        .trim()
+        .parse()
+        .ok()?;
     let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
     let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
     (cmdline.contains(marker) && same_netns(pid)).then_some(pid)

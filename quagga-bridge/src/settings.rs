@@ -4,8 +4,8 @@
 
 use keepalived_conf::KeepalivedConfig;
 use keepalived_conf::model::{
-    AnnounceAttributes, DaemonInstance, Exclude, OspfSettings, RouteBridge, RoutingDaemon,
-    VipGate, VirtualServerAddress, VsgEntry, address_range,
+    AnnounceAttributes, DaemonInstance, Exclude, OspfSettings, RouteBridge, RoutingDaemon, VipGate,
+    VirtualServerAddress, VsgEntry, address_range,
 };
 use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr};
@@ -374,14 +374,20 @@ virtual_server fwmark 7 {{
                 }
             }",
         );
-        let s = resolve(&c, Path::new("/sys/fs/bpf/xlvs-t1")).unwrap().unwrap();
+        let s = resolve(&c, Path::new("/sys/fs/bpf/xlvs-t1"))
+            .unwrap()
+            .unwrap();
         assert_eq!(s.vips.len(), 2);
         let v1 = s.vip(a("198.18.99.1")).unwrap();
         assert_eq!(v1.servers, [0], "the excluded 443 server does not gate it");
         assert_eq!(v1.healthy.med, Some(100));
         assert_eq!(v1.degraded.as_ref().unwrap().med, Some(900));
         let drain = v1.draining.as_ref().unwrap();
-        assert_eq!((drain.prepend, drain.med), (2, Some(100)), "healthy + override");
+        assert_eq!(
+            (drain.prepend, drain.med),
+            (2, Some(100)),
+            "healthy + override"
+        );
         let v2 = s.vip(a("198.18.99.2")).unwrap();
         assert_eq!(v2.vrrp, None, "ecmp: VRRP does not gate it");
         assert_eq!(v2.healthy.med, Some(50));
@@ -398,9 +404,16 @@ virtual_server fwmark 7 {{
         assert!(s.vip(a("198.18.99.1")).is_none());
         let c = config("route_bridge {\n daemon zebra\n}");
         let e = resolve(&c, Path::new("/p")).unwrap_err();
-        assert!(e.starts_with("(t.conf: Line 37) route_bridge: no usable daemon"), "{e}");
+        assert!(
+            e.starts_with("(t.conf: Line 37) route_bridge: no usable daemon"),
+            "{e}"
+        );
         let c = config("route_bridge {\n neighbor 198.18.30.1 remote_as 1\n}");
-        assert!(resolve(&c, Path::new("/p")).unwrap_err().contains("local_as"));
+        assert!(
+            resolve(&c, Path::new("/p"))
+                .unwrap_err()
+                .contains("local_as")
+        );
         assert_eq!(resolve(&config(""), Path::new("/p")), Ok(None));
     }
 }

@@ -175,7 +175,11 @@ pub fn render(s: &BridgeStatus, alive: bool, peers: &Result<Vec<PeerView>>) -> S
         o,
         "route bridge of keepalived pid {}{} ({}): daemon {daemon}, device {}",
         s.pid,
-        if alive { "" } else { " (not running: announcements are gone with its device)" },
+        if alive {
+            ""
+        } else {
+            " (not running: announcements are gone with its device)"
+        },
         s.origin,
         s.device
     );
@@ -204,7 +208,11 @@ pub fn render(s: &BridgeStatus, alive: bool, peers: &Result<Vec<PeerView>>) -> S
             "{:<24} {:<8} {:<10} {:<9} {:<25} {}",
             v.address.to_string(),
             if v.eligible { "yes" } else { "no" },
-            if v.announced.is_some() { "announced" } else { "withdrawn" },
+            if v.announced.is_some() {
+                "announced"
+            } else {
+                "withdrawn"
+            },
             v.announced.map_or("-", |p| p.name()),
             clock(v.since_ms),
             v.reason
@@ -317,11 +325,19 @@ mod tests {
             lines[0],
             "route bridge of keepalived pid 42 (k.conf: Line 9): daemon own bird (/run/xlvs/bridge/x/bird/bird.ctl, bird pid 77), device xlvs"
         );
-        assert_eq!(lines[1], "data plane: attached to eth0; timers running; maintenance off");
+        assert_eq!(
+            lines[1],
+            "data plane: attached to eth0; timers running; maintenance off"
+        );
         assert!(lines[3].starts_with("198.18.99.1              yes      announced  healthy   2026-12-06 21:47:13.000Z  quorum held"));
         assert!(lines[4].ends_with("attributes: med 100"));
-        assert!(lines[5].contains("withdrawn  -") && lines[5].ends_with("vrrp_instance VI_1 is BACKUP"));
-        assert_eq!(lines[6], "neighbor 198.18.30.1 AS 65000: Established since 21:47:13.000");
+        assert!(
+            lines[5].contains("withdrawn  -") && lines[5].ends_with("vrrp_instance VI_1 is BACKUP")
+        );
+        assert_eq!(
+            lines[6],
+            "neighbor 198.18.30.1 AS 65000: Established since 21:47:13.000"
+        );
         assert_eq!(lines[7], "    sent 198.18.99.1/32 med 100");
         let down = render(&s, false, &Err(anyhow::anyhow!("cannot connect")));
         assert!(down.contains("(not running: announcements are gone with its device)"));

@@ -94,11 +94,22 @@ impl Cluster {
         run(
             "ip",
             &[
-                "link", "add", "e0", "netns", &ns.name, "type", "veth", "peer", "name", port,
-                "netns", &self.router.name,
+                "link",
+                "add",
+                "e0",
+                "netns",
+                &ns.name,
+                "type",
+                "veth",
+                "peer",
+                "name",
+                port,
+                "netns",
+                &self.router.name,
             ],
         )?;
-        self.router.ip(&["link", "set", port, "master", "br0", "up"])?;
+        self.router
+            .ip(&["link", "set", port, "master", "br0", "up"])?;
         ns.ip(&["link", "set", "e0", "up"])?;
         // The router's side receives what XDP sends back out of e0 (DR to a real); e0 sends
         // full checksums.
@@ -116,8 +127,18 @@ impl Cluster {
         run(
             "ip",
             &[
-                "link", "add", "c0", "netns", &self.client.name, "type", "veth", "peer", "name",
-                "r0", "netns", &r.name,
+                "link",
+                "add",
+                "c0",
+                "netns",
+                &self.client.name,
+                "type",
+                "veth",
+                "peer",
+                "name",
+                "r0",
+                "netns",
+                &r.name,
             ],
         )?;
         r.ip(&["link", "set", "r0", "up"])?;

@@ -82,11 +82,24 @@ pub struct Frr {
 
 impl Frr {
     pub fn start(ns: &Netns, name: &str, bgpd: &str, extra: &[(&str, &str)]) -> Result<Frr> {
-        let dir = Dir::new(name)?;
-        let mut procs = Processes { pid_files: vec![] };
-        let mut daemons = vec![("zebra", "hostname r\n".to_string()), ("bgpd", bgpd.to_string())];
-        daemons.extend(extra.iter().map(|(d, c)| (*d, c.to_string())));
-        for (d, conf) in daemons {
+        let mut frr = Frr {
+            procs: Processes { pid_files: vec![] },
+            dir: Dir::new(name)?,
+            ns: ns.name.clone(),
+        };
+        frr.add(ns, "zebra", "hostname r\n")?;
+        frr.add(ns, "bgpd", bgpd)?;
+        for (d, conf) in extra {
+            frr.add(ns, d, conf)?;
+        }
+        Ok(frr)
+    }
+
+    /// Starts one more daemon (`ospfd`, `bfdd`) of this router.
+    pub fn add(&mut self, ns: &Netns, d: &str, conf: &str) -> Result<()> {
+        let dir = &self.dir;
+        let procs = &mut self.procs;
+        {
             let cf = dir.path(&format!("{d}.conf"));
             std::fs::write(&cf, conf)?;
             if let Ok(Some(u)) = nix::unistd::User::from_name("frr") {
@@ -125,11 +138,7 @@ impl Frr {
             wait_until(Duration::from_secs(10), || vty.exists())
                 .with_context(|| format!("{d} did not open its vty"))?;
         }
-        Ok(Frr {
-            dir,
-            ns: ns.name.clone(),
-            procs,
-        })
+        Ok(())
     }
 
     /// `vtysh -c CMD` against this router's daemons.
@@ -211,9 +220,11 @@ impl BridgeRun {
         let mut files = Vec::new();
         for sub in ["", "bird", "frr", "quagga"] {
             if let Ok(rd) = std::fs::read_dir(self.0.join(sub)) {
-                files.extend(rd.flatten().map(|e| e.path()).filter(|p| {
-                    p.extension().is_some_and(|e| e == "pid")
-                }));
+                files.extend(
+                    rd.flatten()
+                        .map(|e| e.path())
+                        .filter(|p| p.extension().is_some_and(|e| e == "pid")),
+                );
             }
         }
         let mut pids: Vec<i32> = files

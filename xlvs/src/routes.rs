@@ -41,7 +41,10 @@ pub fn run(opts: &Options, command: Option<RoutesCommand>, json: bool) -> Result
             let peers = if alive {
                 quagga_bridge::status::peers(&status)
             } else {
-                Err(anyhow::anyhow!("keepalived (pid {}) is not running", status.pid))
+                Err(anyhow::anyhow!(
+                    "keepalived (pid {}) is not running",
+                    status.pid
+                ))
             };
             if json {
                 let v = serde_json::json!({

@@ -251,8 +251,13 @@ impl Daemon {
             "VRRP instance {} (vrid {}) {:?} -> {:?}",
             ev.instance, ev.vrid, ev.from, ev.to
         );
-        self.bridge
-            .vrrp(&ev.instance, ev.to, &self.config, &self.health, &self.quorum);
+        self.bridge.vrrp(
+            &ev.instance,
+            ev.to,
+            &self.config,
+            &self.health,
+            &self.quorum,
+        );
         let Some(c) = &self.checkers else { return };
         let master = ev.to == vrrp::state::State::Master;
         for vs in self.config.virtual_servers.iter().filter(|v| v.ha_suspend) {

@@ -59,7 +59,11 @@ impl Hook {
                         name: key.to_string(),
                         quorum_up: quorum.is_up(&key),
                         live_weight: live_weight(vs, health),
-                        total_weight: vs.real_servers.iter().map(|r| i64::from(r.weight.max(0))).sum(),
+                        total_weight: vs
+                            .real_servers
+                            .iter()
+                            .map(|r| i64::from(r.weight.max(0)))
+                            .sum(),
                         quorum: vs.quorum,
                         sorry_server: vs.sorry_server.is_some(),
                     }
@@ -106,7 +110,12 @@ impl Hook {
 
     /// SIGHUP: the new configuration (the bridge applies only the difference; a block added or
     /// removed starts or stops it).
-    pub async fn reload(&mut self, config: &KeepalivedConfig, health: &HealthTable, quorum: &Quorum) {
+    pub async fn reload(
+        &mut self,
+        config: &KeepalivedConfig,
+        health: &HealthTable,
+        quorum: &Quorum,
+    ) {
         self.vrrp
             .retain(|name, _| config.vrrp_instance(name).is_some());
         match (self.settings(config), self.bridge.take()) {
@@ -115,7 +124,9 @@ impl Hook {
                 b.update(self.inputs(config, health, quorum));
                 self.bridge = Some(b);
             }
-            (Some(s), None) => self.bridge = Some(Bridge::start(s, self.inputs(config, health, quorum))),
+            (Some(s), None) => {
+                self.bridge = Some(Bridge::start(s, self.inputs(config, health, quorum)))
+            }
             (None, Some(b)) => stop(b, StopMode::Withdraw).await,
             (None, None) => {}
         }
