@@ -519,7 +519,7 @@ fn member_seed(d: &Dest) -> u64 {
 /// Direct routing (and tunnels) forward packets still addressed to the VIP, which the kernel
 /// cannot forward for us while the real server's MAC is unknown: have it resolved now. FULLNAT
 /// packets come from a local address, which the kernel refuses to forward (martian source).
-fn resolve_next_hop(d: &DestConfig) {
+pub(crate) fn resolve_next_hop(d: &DestConfig) {
     if matches!(
         d.forward,
         Forward::Route | Forward::Tunnel | Forward::FullNat
