@@ -514,23 +514,16 @@ fn export_routes(lines: &[String]) -> Vec<RouteView> {
     for l in lines {
         let t = l.trim();
         let first = t.split_whitespace().next().unwrap_or("");
-        if first.contains('/')
-            && first.parse::<IpAddr>().is_err()
-            && !l.starts_with(' ')
-            && !l.starts_with('\t')
-        {
-            if first
-                .split('/')
-                .next()
-                .and_then(|a| a.parse::<IpAddr>().ok())
-                .is_some()
-            {
-                out.push(RouteView {
-                    prefix: first.to_string(),
-                    attributes: String::new(),
-                });
-                continue;
-            }
+        // A route line starts at the margin with its prefix; attribute lines are indented.
+        let is_prefix = first
+            .split_once('/')
+            .is_some_and(|(a, _)| a.parse::<IpAddr>().is_ok());
+        if is_prefix && !l.starts_with(' ') && !l.starts_with('\t') {
+            out.push(RouteView {
+                prefix: first.to_string(),
+                attributes: String::new(),
+            });
+            continue;
         }
         let Some(last) = out.last_mut() else { continue };
         for (key, label) in [

@@ -31,6 +31,8 @@ use std::time::{Duration, Instant};
 const TICK: Duration = Duration::from_millis(200);
 /// How often own daemons are checked (and a failed setup retried).
 const SUPERVISE: Duration = Duration::from_secs(1);
+/// A session not established for this long is reported (once, until it comes up).
+const NEIGHBOR_DOWN: Duration = Duration::from_secs(30);
 
 /// How the bridge ends.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -115,6 +117,8 @@ struct Runner {
     next_setup: Instant,
     next_supervise: Instant,
     maintenance_since: Option<Instant>,
+    /// Since when each neighbor's session has not been established, and whether that was said.
+    down_since: BTreeMap<IpAddr, (Instant, bool)>,
     local: Local,
     shared: Arc<Mutex<BridgeStatus>>,
     written: Option<BridgeStatus>,
@@ -137,6 +141,7 @@ impl Runner {
             next_setup: now,
             next_supervise: now + SUPERVISE,
             maintenance_since: None,
+            down_since: BTreeMap::new(),
             local: Local::default(),
             shared,
             written: None,
@@ -192,6 +197,7 @@ impl Runner {
         if now >= self.next_supervise {
             self.next_supervise = now + SUPERVISE;
             self.supervise();
+            self.check_neighbors(now);
         }
         self.evaluate(now);
         self.apply();
@@ -257,6 +263,48 @@ impl Runner {
                 self.driver = None;
                 self.applied = None;
                 self.fail(format!("{e:#}"));
+            }
+        }
+    }
+
+    /// Reports a neighbor whose session has not come up for `NEIGHBOR_DOWN`, with its line.
+    fn check_neighbors(&mut self, now: Instant) {
+        let Some(d) = &self.driver else { return };
+        if self.settings.neighbors.is_empty() {
+            return;
+        }
+        let info = d.info();
+        let list: Vec<(IpAddr, u32)> = self
+            .settings
+            .neighbors
+            .iter()
+            .map(|n| (n.address, n.remote_as))
+            .collect();
+        let views = match info.kind.as_str() {
+            "bird" => bird::peers(&info.control, &list),
+            _ => frr::peers(&info.control, &list),
+        };
+        let Ok(views) = views else { return };
+        for (n, v) in self.settings.neighbors.iter().zip(&views) {
+            if v.state == "Established" {
+                if let Some((_, true)) = self.down_since.remove(&n.address) {
+                    log::info!("route bridge: neighbor {} ({}) is up", n.address, n.origin);
+                }
+                continue;
+            }
+            let (since, said) = self.down_since.entry(n.address).or_insert((now, false));
+            if !*said && now.duration_since(*since) >= NEIGHBOR_DOWN {
+                *said = true;
+                let msg = format!(
+                    "({}) route_bridge: neighbor {} (AS {}) has not come up for {} s (state {})",
+                    n.origin,
+                    n.address,
+                    n.remote_as,
+                    NEIGHBOR_DOWN.as_secs(),
+                    v.state
+                );
+                log::error!("{msg}");
+                self.error.get_or_insert(msg);
             }
         }
     }

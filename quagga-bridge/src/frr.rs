@@ -900,10 +900,12 @@ impl Driver for FrrDriver {
         let mut sessions: BTreeMap<Daemon, Vty> = BTreeMap::new();
         let mut result = Ok(());
         for (d, cmds) in diff(&old, &new) {
-            if !sessions.contains_key(&d) {
-                sessions.insert(d, Vty::connect(&self.layout.vty(d))?);
-            }
-            let vty = sessions.get_mut(&d).expect("inserted");
+            let vty = match sessions.entry(d) {
+                std::collections::btree_map::Entry::Occupied(e) => e.into_mut(),
+                std::collections::btree_map::Entry::Vacant(e) => {
+                    e.insert(Vty::connect(&self.layout.vty(d))?)
+                }
+            };
             for c in &cmds {
                 let (status, out) = vty.raw(c)?;
                 if status != 0 {

@@ -21,6 +21,8 @@ pub struct Neighbor {
     pub multihop: Option<u8>,
     pub password: Option<String>,
     pub source: Option<IpAddr>,
+    /// `FILE: Line N` of its `neighbor` line, for messages.
+    pub origin: String,
 }
 
 /// exabgp-like timing of announcements (see `eligibility::Debounce`).
@@ -137,6 +139,7 @@ pub fn resolve(config: &KeepalivedConfig, pin_dir: &Path) -> Result<Option<Setti
                 multihop: n.multihop,
                 password: n.password.clone(),
                 source: n.source,
+                origin: format!("{}: Line {}", n.span.file, n.span.line),
             })
         })
         .collect::<Vec<_>>();

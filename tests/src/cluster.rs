@@ -90,6 +90,16 @@ impl Cluster {
         Ok(c)
     }
 
+    /// One more host on the LAN (no data plane): `name` under the cluster's prefix, address
+    /// `addr`/24, default route via the router. For routing daemons driven by hand.
+    pub fn add_host(&self, name: &str, addr: Ipv4Addr) -> Result<Netns> {
+        let ns = Netns::new(&format!("{}{name}", self.prefix))?;
+        self.port(&ns, &format!("p{name}"))?;
+        ns.ip(&["addr", "add", &format!("{addr}/24"), "dev", "e0"])?;
+        ns.ip(&["route", "add", "default", "via", "198.18.30.1"])?;
+        Ok(ns)
+    }
+
     fn port(&self, ns: &Netns, port: &str) -> Result<()> {
         run(
             "ip",

@@ -10,6 +10,7 @@
 //! * a director that dies silently is routed around once BFD notices, and the FULLNAT
 //!   connections it carried end (their replies go to its local address) while the others run;
 //! * SIGKILL of keepalived withdraws its VIPs within 1.5 s.
+//!
 //! Needs root, FRR and bird.
 
 use std::collections::BTreeMap;

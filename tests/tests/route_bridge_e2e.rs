@@ -12,6 +12,7 @@
 //!    part, when its socket does not answer, when it runs in another namespace);
 //! 6. own FRR (zebra + bgpd): announce, SIGKILL withdraw within 1.5 s, SIGTERM;
 //! 7. OSPF: the VIP as a stub /32 of the area at the router (own bird).
+//!
 //! Needs root, FRR and bird.
 
 use std::net::Ipv4Addr;

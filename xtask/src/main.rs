@@ -1,6 +1,7 @@
-//! `cargo xtask bench [xdp|http|ipvsadm|keepalived|all]`: the data-plane benchmarks. Each prints its figures beside a
+//! `cargo xtask bench [xdp|http|ipvsadm|keepalived|bridge|all]`: the data-plane benchmarks. Each prints its figures beside a
 //! baseline measured in the same run, with ratios (the machine is noisy: compare ratios).
 
+mod bench_bridge;
 mod bench_http;
 mod bench_ipvsadm;
 mod bench_keepalived;
@@ -21,7 +22,8 @@ struct Cli {
 enum Task {
     /// Benchmarks (needs root): xdp = ns/packet via BPF_PROG_TEST_RUN; http = req/s through the
     /// VIP; ipvsadm = -R and -Ln of 10 000 services x 10 reals; keepalived = start and
-    /// SIGHUP reload of 2000 virtual servers beside ipvsadm -R / -e.
+    /// SIGHUP reload of 2000 virtual servers beside ipvsadm -R / -e; bridge = route bridge
+    /// withdraw/announce times at an FRR router beside hand-driven birdc/vtysh changes.
     Bench {
         #[arg(default_value = "all")]
         which: Which,
@@ -38,6 +40,7 @@ enum Which {
     Http,
     Ipvsadm,
     Keepalived,
+    Bridge,
 }
 
 /// Benchmarks time release builds: build the binaries they drive next to this one.
@@ -75,6 +78,9 @@ fn main() -> Result<()> {
             }
             if matches!(which, Which::All | Which::Keepalived) {
                 bench_keepalived::run()?;
+            }
+            if matches!(which, Which::All | Which::Bridge) {
+                bench_bridge::run(rounds.min(5))?;
             }
         }
     }
