@@ -31,8 +31,6 @@ use std::time::{Duration, Instant};
 const TICK: Duration = Duration::from_millis(200);
 /// How often own daemons are checked (and a failed setup retried).
 const SUPERVISE: Duration = Duration::from_secs(1);
-/// A session not established for this long is reported (once, until it comes up).
-const NEIGHBOR_DOWN: Duration = Duration::from_secs(30);
 
 /// How the bridge ends.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -267,7 +265,7 @@ impl Runner {
         }
     }
 
-    /// Reports a neighbor whose session has not come up for `NEIGHBOR_DOWN`, with its line.
+    /// Reports a neighbor whose session has not come up for two hold times, with its line.
     fn check_neighbors(&mut self, now: Instant) {
         let Some(d) = &self.driver else { return };
         if self.settings.neighbors.is_empty() {
@@ -292,15 +290,17 @@ impl Runner {
                 }
                 continue;
             }
+            // Reported (once, until it comes up) when down for two hold times (10 s at least).
+            let patience = Duration::from_secs(u64::from(self.settings.hold_time).max(5) * 2);
             let (since, said) = self.down_since.entry(n.address).or_insert((now, false));
-            if !*said && now.duration_since(*since) >= NEIGHBOR_DOWN {
+            if !*said && now.duration_since(*since) >= patience {
                 *said = true;
                 let msg = format!(
                     "({}) route_bridge: neighbor {} (AS {}) has not come up for {} s (state {})",
                     n.origin,
                     n.address,
                     n.remote_as,
-                    NEIGHBOR_DOWN.as_secs(),
+                    patience.as_secs(),
                     v.state
                 );
                 log::error!("{msg}");
@@ -600,25 +600,29 @@ fn existing_control(s: &Settings) -> Result<Option<PathBuf>> {
     })
 }
 
-/// An existing bird must see our liveness device: otherwise it runs in another namespace.
-fn bird_is_local(s: &Settings, socket: &Path) -> Result<bool> {
+/// An existing daemon must see our liveness device (bird through its control socket, FRR and
+/// quagga through zebra): otherwise it runs in another network namespace.
+fn daemon_is_local(s: &Settings, control: &Path) -> Result<bool> {
     let Some(ifindex) = dataplane::loader::ifindex(&s.device) else {
         return Ok(false);
     };
-    bird::sees_interface(socket, &s.device, ifindex)
+    match s.daemon {
+        RoutingDaemon::Bird => bird::sees_interface(control, &s.device, ifindex),
+        _ => frr::sees_interface(control, &s.device, ifindex),
+    }
 }
 
 fn make_driver(s: &Settings) -> Result<Box<dyn Driver>> {
     let mut existing = existing_control(s)?;
-    if s.daemon == RoutingDaemon::Bird
-        && let Some(sock) = &existing
-        && !bird_is_local(s, sock)?
+    if let Some(sock) = &existing
+        && !daemon_is_local(s, sock)?
     {
         if s.instance == DaemonInstance::Auto && s.control.is_none() {
             existing = None;
         } else {
             bail!(
-                "the bird at {} does not see interface {}: it runs in another network namespace, not this director's ({})",
+                "the {} at {} does not see interface {}: it runs in another network namespace, not this director's ({})",
+                s.daemon.name(),
                 sock.display(),
                 s.device,
                 s.origin

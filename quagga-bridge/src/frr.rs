@@ -105,6 +105,16 @@ impl Vty {
     }
 }
 
+/// Whether the zebra whose vty socket is in `dir` sees interface `name` with index `ifindex`,
+/// i.e. runs in our network namespace.
+pub fn sees_interface(dir: &Path, name: &str, ifindex: u32) -> Result<bool> {
+    let mut vty = Vty::connect(&dir.join("zebra.vty"))?;
+    let (status, out) = vty.raw(&format!("show interface {name}"))?;
+    Ok(status == 0
+        && out.contains(&format!("Interface {name} "))
+        && out.contains(&format!("index {ifindex} ")))
+}
+
 /// A configuration line and how to take it back.
 #[derive(Clone, Debug, PartialEq, Eq)]
 struct Stmt {

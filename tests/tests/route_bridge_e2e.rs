@@ -10,7 +10,8 @@
 //! 4. SIGTERM: withdrawn before keepalived exits, own bird stopped;
 //! 5. an existing bird driven through its socket (and refused when it does not include the
 //!    part, when its socket does not answer, when it runs in another namespace);
-//! 6. own FRR (zebra + bgpd): announce, SIGKILL withdraw within 1.5 s, SIGTERM;
+//! 6. own FRR (zebra + bgpd): announce, SIGKILL withdraw within 1.5 s, SIGTERM; an existing
+//!    FRR gets the bridge's part beside the user's own (and one of another AS is refused);
 //! 7. OSPF: the VIP as a stub /32 of the area at the router (own bird).
 //!
 //! Needs root, FRR and bird.
@@ -186,8 +187,11 @@ fn one_director_announces_through_bird_and_frr() -> Result<()> {
     };
     let d = &b.c.directors[0];
 
-    // --- 1. own bird ---------------------------------------------------------------------
-    let mut ka = b.start(&bird_bridge(""), &[])?;
+    // --- 1. own bird (and a neighbor that never answers) ------------------------------------
+    let mut ka = b.start(
+        &bird_bridge("    neighbor 198.18.30.99 remote_as 65000\n"),
+        &[],
+    )?;
     b.wait(VIP_S, true, &ka, Duration::from_secs(20))?;
     b.wait(VRRP_VIP_S, true, &ka, Duration::from_secs(10))?;
     assert_eq!(fib_nexthops(&b.c.router.name, VIP_S), ["198.18.30.11"]);
@@ -235,6 +239,17 @@ fn one_director_announces_through_bird_and_frr() -> Result<()> {
     assert!(b.routes().contains("announced  draining"), "{}", b.routes());
     d.xlvs(&["routes", "undrain"])?;
     wait_until(Duration::from_secs(5), || b.med(VIP_S) == Some(0))?;
+
+    // The dead neighbor is reported with its line; the next reload drops it.
+    ka.wait_log(
+        "route_bridge: neighbor 198.18.30.99 (AS 65000) has not come up for 10 s",
+        Duration::from_secs(20),
+    )?;
+    assert!(
+        b.routes().contains("neighbor 198.18.30.99 AS 65000: "),
+        "{}",
+        b.routes()
+    );
 
     // Reload: new attributes, the same session; a broken block is refused as a whole.
     b.write(&bird_bridge("    healthy {\n        med 70\n    }\n"));
@@ -440,6 +455,50 @@ fn one_director_announces_through_bird_and_frr() -> Result<()> {
     assert!(!b.routed(VIP_S));
     wait_until(Duration::from_secs(5), || pids.iter().all(|p| !alive(*p)))
         .context("own zebra/bgpd stopped with keepalived")?;
+
+    // --- 6b. an existing FRR: the bridge adds its part beside the user's, only that ------------
+    let user_bgp = "hostname mine\nrouter bgp 65101\n bgp router-id 198.18.30.11\n neighbor 198.18.30.250 remote-as 65999\n";
+    let existing = Frr::start(&d.ns, &format!("{}ef", b.c.prefix), user_bgp, &[])?;
+    let block = format!("    control_socket {}\n", existing.dir.0.display());
+    let mut ka = b.start(
+        &frr.replace("route_bridge {\n", &format!("route_bridge {{\n{block}")),
+        &[],
+    )?;
+    b.wait(VIP_S, true, &ka, Duration::from_secs(30))?;
+    assert!(b.routes().contains("daemon existing frr"), "{}", b.routes());
+    let running = existing.vtysh(&["show running-config"])?;
+    for want in [
+        "neighbor 198.18.30.250 remote-as 65999",
+        "neighbor 198.18.30.1 description xlvs-route-bridge",
+        &format!("network {VIP_S}/32 route-map XLVS-"),
+    ] {
+        assert!(running.contains(want), "{want:?} not in\n{running}");
+    }
+    let took = crash_withdraw(&b, &mut ka)?;
+    assert!(
+        took <= CRASH_BOUND,
+        "existing FRR: withdrawn {took:?} after SIGKILL"
+    );
+    drop(existing);
+    let other_as = Frr::start(
+        &d.ns,
+        &format!("{}oa", b.c.prefix),
+        "hostname mine\nrouter bgp 65555\n",
+        &[],
+    )?;
+    let block = format!("    control_socket {}\n", other_as.dir.0.display());
+    let mut ka = b.start(
+        &frr.replace("route_bridge {\n", &format!("route_bridge {{\n{block}")),
+        &[],
+    )?;
+    ka.wait_log(
+        "runs `router bgp 65555`, but route_bridge",
+        Duration::from_secs(10),
+    )?;
+    assert!(!b.routed(VIP_S));
+    ka.signal(libc::SIGTERM)?;
+    ka.wait(Duration::from_secs(10))?;
+    drop(other_as);
 
     // --- 7. OSPF (own bird): the VIP as a stub /32 of area 0 ------------------------------------
     let mut b = b;
