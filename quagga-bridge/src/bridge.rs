@@ -155,31 +155,26 @@ impl Runner {
             self.settings.device
         );
         loop {
-            match rx.recv_timeout(TICK) {
-                Ok(Msg::Inputs(i)) => self.inputs = i,
-                Ok(Msg::Reload(s)) => self.reload(*s),
-                Ok(Msg::Stop(mode, done)) => {
-                    self.stop(mode);
-                    let _ = done.send(());
-                    return;
-                }
-                Err(RecvTimeoutError::Timeout) => {}
+            let first = match rx.recv_timeout(TICK) {
+                Ok(m) => Some(m),
+                Err(RecvTimeoutError::Timeout) => None,
                 Err(RecvTimeoutError::Disconnected) => {
-                    self.stop(StopMode::Withdraw);
-                    return;
+                    Some(Msg::Stop(StopMode::Withdraw, mpsc::channel().0))
                 }
-            }
+            };
             // Several snapshots may be queued: the last one is what is true now.
-            loop {
-                match rx.try_recv() {
-                    Ok(Msg::Inputs(i)) => self.inputs = i,
-                    Ok(Msg::Reload(s)) => self.reload(*s),
-                    Ok(Msg::Stop(mode, done)) => {
+            for msg in first
+                .into_iter()
+                .chain(std::iter::from_fn(|| rx.try_recv().ok()))
+            {
+                match msg {
+                    Msg::Inputs(i) => self.inputs = i,
+                    Msg::Reload(s) => self.reload(*s),
+                    Msg::Stop(mode, done) => {
                         self.stop(mode);
                         let _ = done.send(());
                         return;
                     }
-                    Err(_) => break,
                 }
             }
             self.step();
@@ -377,27 +372,23 @@ impl Runner {
         if self.applied.as_ref() == Some(&want) {
             return;
         }
-        let (Some(device), Some(driver)) = (&mut self.device, &mut self.driver) else {
-            // No daemon: at least nothing stays on the device that is not eligible.
-            if let Some(device) = &mut self.device {
-                let keep: BTreeSet<IpAddr> = device
-                    .addresses()
-                    .iter()
-                    .filter(|a| want.contains_key(a))
-                    .copied()
-                    .collect();
-                if let Err(e) = device.set(&keep) {
-                    log::error!("route bridge: {e:#}");
-                }
-            }
+        let Some(device) = &mut self.device else {
             return;
         };
+        // Withdrawals first: only what stays wanted stays on the device.
         let keep: BTreeSet<IpAddr> = device
             .addresses()
             .iter()
             .filter(|a| want.contains_key(a))
             .copied()
             .collect();
+        let Some(driver) = &mut self.driver else {
+            // No daemon to drive: at least nothing stays announced that is not eligible.
+            if let Err(e) = device.set(&keep) {
+                log::error!("route bridge: {e:#}");
+            }
+            return;
+        };
         let result = device
             .set(&keep)
             .and_then(|_| driver.apply(&want))

@@ -12,7 +12,7 @@
 use std::net::Ipv4Addr;
 use std::path::PathBuf;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Result, bail};
 use dataplane::Options;
 
 use crate::lab::binary;
@@ -38,14 +38,7 @@ pub struct Director {
 impl Director {
     /// Runs the `xlvs` binary in this director's namespace on its pin directory.
     pub fn xlvs(&self, args: &[&str]) -> Result<std::process::Output> {
-        let bin = binary("xlvs")?;
-        let mut a = vec![
-            bin.to_str().context("path")?,
-            "--pin-dir",
-            self.opts.pin_dir.to_str().context("path")?,
-        ];
-        a.extend_from_slice(args);
-        self.ns.exec(a[0], &a[1..])
+        crate::lab::xlvs_in(&self.ns, &self.opts, args)
     }
 }
 

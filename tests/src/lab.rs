@@ -93,14 +93,7 @@ impl Lab {
 
     /// Runs the `xlvs` binary in the director's namespace with this lab's pin directory.
     pub fn xlvs(&self, args: &[&str]) -> Result<std::process::Output> {
-        let bin = binary("xlvs")?;
-        let mut a = vec![
-            bin.to_str().context("path")?,
-            "--pin-dir",
-            self.opts.pin_dir.to_str().context("path")?,
-        ];
-        a.extend_from_slice(args);
-        self.director.exec(a[0], &a[1..])
+        xlvs_in(&self.director, &self.opts, args)
     }
 
     pub fn real_ip(&self, i: usize) -> IpAddr {
@@ -133,6 +126,18 @@ impl Drop for Pins {
     fn drop(&mut self) {
         let _ = dataplane::unload(&self.0);
     }
+}
+
+/// Runs the `xlvs` binary in `ns` on the tables pinned at `opts`.
+pub fn xlvs_in(ns: &Netns, opts: &Options, args: &[&str]) -> Result<std::process::Output> {
+    let bin = binary("xlvs")?;
+    let mut a = vec![
+        bin.to_str().context("path")?,
+        "--pin-dir",
+        opts.pin_dir.to_str().context("path")?,
+    ];
+    a.extend_from_slice(args);
+    ns.exec(a[0], &a[1..])
 }
 
 /// Path of a binary built by this workspace: next to the running executable, or next to its

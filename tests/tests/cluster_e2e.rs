@@ -146,11 +146,48 @@ fn holders(c: &Cluster, vip: Ipv4Addr) -> Result<BTreeMap<u16, usize>> {
     Ok(out)
 }
 
+/// Each director's non-zero packet-path counters, for failure messages.
+fn counters(c: &Cluster) -> String {
+    c.directors
+        .iter()
+        .map(|d| {
+            let v = Dataplane::open(&d.opts)
+                .and_then(|dp| dp.counters())
+                .unwrap_or_default();
+            dataplane::stats::COUNTER_NAMES
+                .iter()
+                .filter_map(|(i, n)| {
+                    v.get(*i as usize)
+                        .filter(|x| **x > 0)
+                        .map(|x| format!("{n}={x}"))
+                })
+                .collect::<Vec<_>>()
+                .join(" ")
+        })
+        .collect::<Vec<_>>()
+        .join(" | ")
+}
+
 fn paths(c: &Cluster, vip: Ipv4Addr) -> usize {
     fib_nexthops(&c.router.name, &vip.to_string())
         .iter()
         .filter(|h| h.starts_with("198.18.30."))
         .count()
+}
+
+/// Waits until every VIP has `n` paths at the router, unchanged for a second: a change of the
+/// ECMP set moves flows (hash-threshold), which FULLNAT connections do not survive.
+fn settled(c: &Cluster, n: usize, timeout: Duration) -> Result<()> {
+    let mut since: Option<Instant> = None;
+    wait_until(timeout, || {
+        if [DR, TUN, FNAT].iter().all(|v| paths(c, *v) == n) {
+            since.get_or_insert_with(Instant::now).elapsed() >= Duration::from_secs(1)
+        } else {
+            since = None;
+            false
+        }
+    })
+    .map(|_| ())
 }
 
 #[test]
@@ -205,18 +242,16 @@ fn ecmp_cluster_spreads_withdraws_and_survives_director_loss() -> Result<()> {
             .collect::<Vec<_>>()
             .join("\n=====\n")
     };
-    for vip in [DR, TUN, FNAT] {
-        wait_until(Duration::from_secs(40), || paths(&c, vip) == DIRECTORS).with_context(|| {
-            format!(
-                "{vip}: {:?}\n{}\n{}",
-                fib_nexthops(&c.router.name, &vip.to_string()),
-                router
-                    .vtysh(&["show bgp summary", "show bfd peers brief"])
-                    .unwrap_or_default(),
-                logs(&kas)
-            )
-        })?;
-    }
+    settled(&c, DIRECTORS, Duration::from_secs(40)).with_context(|| {
+        format!(
+            "{:?}\n{}\n{}",
+            [DR, TUN, FNAT].map(|v| fib_nexthops(&c.router.name, &v.to_string())),
+            router
+                .vtysh(&["show bgp summary", "show bfd peers brief"])
+                .unwrap_or_default(),
+            logs(&kas)
+        )
+    })?;
 
     // New connections spread over the directors, for every forwarding method.
     for vip in [DR, TUN, FNAT] {
@@ -235,10 +270,10 @@ fn ecmp_cluster_spreads_withdraws_and_survives_director_loss() -> Result<()> {
     }
 
     // Long-lived connections, to see which survive what.
-    let mut dr = open(&c, DR, 24)?;
-    let mut tun = open(&c, TUN, 24)?;
+    let mut dr = open(&c, DR, 24).context("DR connections")?;
+    let mut tun = open(&c, TUN, 24).context("TUN connections")?;
     for conn in dr.iter_mut().chain(tun.iter_mut()) {
-        conn.ask("hello")?;
+        conn.ask("hello").context("hello")?;
     }
     let held_dr = holders(&c, DR)?;
     let held_tun = holders(&c, TUN)?;
@@ -267,8 +302,18 @@ fn ecmp_cluster_spreads_withdraws_and_survives_director_loss() -> Result<()> {
     });
     std::thread::sleep(Duration::from_millis(300));
     std::fs::write(dirs[0].path("reals-fail"), "")?;
-    wait_until(Duration::from_secs(10), || paths(&c, DR) == DIRECTORS - 1)
-        .with_context(|| logs(&kas))?;
+    wait_until(Duration::from_secs(20), || paths(&c, DR) == DIRECTORS - 1).with_context(|| {
+        format!(
+            "director 0 did not withdraw: {:?}\n{}\n{}\n{}",
+            fib_nexthops(&c.router.name, &DR.to_string()),
+            router.vtysh(&["show bgp summary"]).unwrap_or_default(),
+            c.directors[0]
+                .xlvs(&["routes"])
+                .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+                .unwrap_or_default(),
+            kas[0].log_text()
+        )
+    })?;
     let (ok, failed) = load.join().map_err(|_| anyhow::anyhow!("load"))??;
     assert_eq!(
         failed, 0,
@@ -290,13 +335,20 @@ fn ecmp_cluster_spreads_withdraws_and_survives_director_loss() -> Result<()> {
         }
     }
     std::fs::remove_file(dirs[0].path("reals-fail"))?;
-    wait_until(Duration::from_secs(10), || paths(&c, DR) == DIRECTORS)?;
+    settled(&c, DIRECTORS, Duration::from_secs(15))?;
 
     // FULLNAT connections, opened now that the router's ECMP set is whole again: a change of
     // the set may move any flow (hash-threshold), and a FULLNAT flow lives on one director.
-    let mut fnat = open(&c, FNAT, 24)?;
+    let mut fnat = open(&c, FNAT, 24).context("FULLNAT connections")?;
     for conn in fnat.iter_mut() {
-        conn.ask("hello")?;
+        let port = conn.port;
+        conn.ask("hello").with_context(|| {
+            format!(
+                "FULLNAT hello from port {port} (held by director {:?}; counters {})",
+                holders(&c, FNAT).ok().and_then(|h| h.get(&port).copied()),
+                counters(&c)
+            )
+        })?;
     }
     let held_fnat = holders(&c, FNAT)?;
 
@@ -347,7 +399,7 @@ fn ecmp_cluster_spreads_withdraws_and_survives_director_loss() -> Result<()> {
         "FULLNAT connections of the live directors went on"
     );
     c.directors[1].ns.ip(&["link", "set", "e0", "up"])?;
-    wait_until(Duration::from_secs(15), || paths(&c, DR) == DIRECTORS)?;
+    settled(&c, DIRECTORS, Duration::from_secs(20))?;
 
     // keepalived of director 2 (own FRR) is killed: its VIPs leave the router within 1.5 s.
     let t = Instant::now();
