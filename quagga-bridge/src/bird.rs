@@ -241,13 +241,18 @@ fn render_neighbor(o: &mut String, s: &Settings, n: &Neighbor) {
     let port = n.port.map(|p| format!(" port {p}")).unwrap_or_default();
     let _ = writeln!(
         o,
-        "protocol bgp {} {{\n    {local};\n    neighbor {}{port} as {};\n    hold time {};\n    keepalive time {};\n    connect retry time {};",
+        "protocol bgp {} {{\n    {local};\n    neighbor {}{port} as {};\n    hold time {};\n    keepalive time {};\n    connect retry time {};\n    connect delay time {};\n    error wait time {},{};",
         protocol_name(n.address),
         n.address,
         n.remote_as,
         s.hold_time,
         s.keepalive,
-        s.connect_retry
+        s.connect_retry,
+        s.connect_retry,
+        // bird waits 60-300 s after a session error (a BFD flap) by default: as long as a
+        // director stays out of the ECMP set.
+        s.connect_retry,
+        u32::from(s.connect_retry) * 30
     );
     if let Some(m) = n.multihop {
         let _ = writeln!(o, "    multihop {m};");
@@ -584,7 +589,7 @@ mod tests {
         assert!(part.contains(
             "    if net = 198.18.99.1/32 then { bgp_med = 200; bgp_community.add((65000,666)); bgp_large_community.add((65000,1,2)); bgp_path.prepend(65101); bgp_path.prepend(65101); return true; }"
         ), "{part}");
-        assert!(part.contains("protocol bgp xlvs_198_18_30_1 {\n    local as 65101;\n    neighbor 198.18.30.1 as 65000;\n    hold time 3;\n    keepalive time 1;\n    connect retry time 1;\n    bfd on;\n    ipv4 { import none; export filter xlvs_export; };\n}"), "{part}");
+        assert!(part.contains("protocol bgp xlvs_198_18_30_1 {\n    local as 65101;\n    neighbor 198.18.30.1 as 65000;\n    hold time 3;\n    keepalive time 1;\n    connect retry time 1;\n    connect delay time 1;\n    error wait time 1,30;\n    bfd on;\n    ipv4 { import none; export filter xlvs_export; };\n}"), "{part}");
         assert!(part.contains("neighbor 2001:db8::1 port 1179 as 65000;"));
         assert!(part.contains("    ipv6 { import none; export filter xlvs_export; };"));
         assert!(part.contains("protocol bfd xlvs_bfd"));
