@@ -22,8 +22,7 @@ struct Out {
 
 impl Ipvs {
     fn new() -> Option<Ipvs> {
-        if !nix_is_root() {
-            eprintln!("skipped: needs root");
+        if !xlvs_tests::require_root() {
             return None;
         }
         let pin = PathBuf::from(format!(
@@ -77,16 +76,6 @@ impl Drop for Ipvs {
             max_conns: 1024,
         });
     }
-}
-
-fn nix_is_root() -> bool {
-    // SAFETY: geteuid has no preconditions.
-    unsafe { libc_geteuid() == 0 }
-}
-
-unsafe extern "C" {
-    #[link_name = "geteuid"]
-    fn libc_geteuid() -> u32;
 }
 
 fn fixture(name: &str) -> String {

@@ -9,4 +9,7 @@ pub mod lab;
 pub mod netns;
 pub mod packet;
 pub mod servers;
+pub mod skip;
 pub mod testbed;
+
+pub use skip::{require_root, require_tool, skip};
