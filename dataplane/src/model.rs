@@ -442,6 +442,9 @@ pub struct PathSettings {
     /// loss of their director: the router sends them to another one, which picks the same
     /// real. Default off, as in IPVS.
     pub sloppy_tcp: bool,
+    /// What a full connection table does with a new connection (see [`crate::fill`]). Default
+    /// evict.
+    pub table_full: crate::fill::TableFull,
 }
 
 impl Default for PathSettings {
@@ -452,6 +455,7 @@ impl Default for PathSettings {
             no_service_drop: false,
             synproxy_defer: false,
             sloppy_tcp: false,
+            table_full: crate::fill::TableFull::Evict,
         }
     }
 }

@@ -881,6 +881,7 @@ pub fn path_settings(maps: &Maps) -> Result<PathSettings> {
         no_service_drop: on(c::config::NO_SERVICE_DROP)?,
         synproxy_defer: on(c::config::SYNPROXY_DEFER)?,
         sloppy_tcp: on(c::config::SLOPPY_TCP)?,
+        table_full: maps.conn_fill.policy(),
     })
 }
 
@@ -896,6 +897,8 @@ pub fn set_path_settings(maps: &mut Maps, p: &PathSettings) -> Result<()> {
             .set(index, on as u32, 0)
             .map_err(|e| err("write CONFIG", e))?;
     }
+    let capacity = crate::conns::capacity_entries(maps) as u64;
+    maps.conn_fill.set_policy(p.table_full, capacity);
     Ok(())
 }
 

@@ -75,8 +75,12 @@ pub const PROG_FWD: &str = "xlvs_fwd";
 /// JUMP slot of the fragment program (first fragments recorded, later ones follow them).
 pub const JUMP_FRAG: u32 = 9;
 pub const PROG_FRAG: &str = "xlvs_frag";
+/// JUMP slot of the program that answers a TCP segment of no (or an orphaned) connection with
+/// a RST.
+pub const JUMP_RESET: u32 = 12;
+pub const PROG_RESET: &str = "xlvs_reset";
 /// Every tail-call target: (JUMP slot, program name), installed by the loader.
-pub const TAIL_CALLS: [(u32, &str); 12] = [
+pub const TAIL_CALLS: [(u32, &str); 13] = [
     (JUMP_ICMP, PROG_ICMP),
     (JUMP_TOA, PROG_TOA),
     (JUMP_SYNPROXY, PROG_SYNPROXY),
@@ -89,6 +93,7 @@ pub const TAIL_CALLS: [(u32, &str); 12] = [
     (JUMP_FWD, PROG_FWD),
     (JUMP_FRAG, PROG_FRAG),
     (JUMP_SYNPROXY6, PROG_SYNPROXY6),
+    (JUMP_RESET, PROG_RESET),
 ];
 /// MSS SYNPROXY announces in its SYN to the real server (the client's own MSS is only encoded
 /// in the cookie, which cannot be decoded without the kernel's secret).
@@ -338,8 +343,18 @@ pub mod counter {
     /// Tunnelled IPv4 packets without DF too big for the tunnel's MTU, encapsulated and handed
     /// to the kernel to forward and fragment (IPVS fragments them; XDP sends one packet).
     pub const TUN_KERNEL_FRAG: u32 = 42;
+    /// Packets the kernel would drop as invalid, addressed to a VIP or a connection: an IPv4
+    /// header whose checksum is wrong, an IPv6 UDP datagram without a checksum (mandatory in
+    /// IPv6). Dropped: never forwarded, no connection opened.
+    pub const DROP_INVALID: u32 = 43;
+    /// New connections refused because the connection table is full and the table-full
+    /// policy is `refuse` (see [`super::ConnFill`]).
+    pub const DROP_TABLE_FULL: u32 = 44;
+    /// TCP segments of no known connection (an evicted or expired one, or stray traffic)
+    /// answered with a RST, so neither end waits on a connection the director forgot.
+    pub const RST_SENT: u32 = 45;
     /// Number of counters.
-    pub const COUNT: u32 = 43;
+    pub const COUNT: u32 = 46;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -523,6 +538,30 @@ pub fn reply_key_of(client: &Conn, client_key: &FlowKey) -> FlowKey {
     }
 }
 
+/// The CLIENT entry's key of a REPLY entry whose key is `reply_key` (the inverse of
+/// [`reply_key_of`]).
+#[inline(always)]
+pub fn client_key_of(reply: &Conn, reply_key: &FlowKey) -> FlowKey {
+    let fullnat = reply.fwd == FWD_FULLNAT;
+    FlowKey {
+        src: if fullnat {
+            reply.via_addr
+        } else {
+            reply_key.dst
+        },
+        dst: reply.to_addr,
+        sport: if fullnat {
+            reply.via_port
+        } else {
+            reply_key.dport
+        },
+        dport: reply.to_port,
+        proto: reply_key.proto,
+        af: reply.af,
+        _pad: [0; 2],
+    }
+}
+
 /// Tunnel connections (FWD_TUNNEL, no REPLY entry, no local address) keep their destination's
 /// tunnel settings in `Conn::via_addr[0]` (IPVS keeps them in the destination, which outlives
 /// the connection; ours may be removed first), recorded by the tunnel program on the first
@@ -665,6 +704,30 @@ pub const CONN_F_SEQADJ: u8 = 0x20;
 /// health check that connects and closes), and must not open anything.
 pub const CONN_F_REUSE_SYN: u8 = 0x40;
 
+/// CONNS flag: the other entry of this entry's connection is gone (the full table evicted it).
+/// Set by user space (`dataplane::timers`); the packet path answers the next TCP segment that
+/// matches it with a RST to its sender and removes the entry, so that end learns at once that
+/// the connection is over instead of retransmitting into a half-forgotten one.
+pub const CONN_F_ORPHAN: u8 = 0x80;
+
+/// CONN_FILL value (one entry, BPF_F_MMAPABLE): how full the connection table is and what to
+/// do when it is. The packet path adds one to `entries` (atomically) for every entry it
+/// creates and takes one off for every entry it removes; user space does the same through a
+/// shared mapping, and `dataplane::timers` moves what the LRU evicted silently (the count
+/// exceeds what the table holds) into `evicted`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ConnFill {
+    /// Entries in CONNS (two per NAT/FULLNAT connection, one per DR/TUN connection).
+    pub entries: u64,
+    /// Table-full policy. 0: evict (a new connection takes the least recently used entry's
+    /// place, IPVS' drop_entry defence). Otherwise refuse: a new connection that would bring
+    /// `entries` above this is dropped (counter DROP_TABLE_FULL); established ones never go.
+    pub refuse_above: u64,
+    /// Entries evicted by the LRU since the table was made (user space only).
+    pub evicted: u64,
+    pub _spare: u64,
+}
 /// CONFIG array indexes (settings written by user space, read by the packet path).
 pub mod config {
     /// Number of port-zero services (IPVS' nullsvc_counter): when non-zero, a miss on
@@ -866,6 +929,7 @@ const _: () = assert!(core::mem::size_of::<NextHop>() == 24);
 const _: () = assert!(core::mem::size_of::<Stats>() == 40);
 const _: () = assert!(core::mem::size_of::<AclKey>() == 24);
 const _: () = assert!(core::mem::size_of::<DestConns>() == 32);
+const _: () = assert!(core::mem::size_of::<ConnFill>() == 32);
 const _: () = assert!(core::mem::size_of::<LblcKey>() == 24);
 const _: () = assert!(core::mem::size_of::<Lblc>() == 56);
 const _: () = assert!(core::mem::size_of::<FwmarkPrefix>() == 20);
@@ -891,7 +955,10 @@ pub mod maps {
     pub const LADDRS: &str = "LADDRS";
     pub const PERSIST: &str = "PERSIST";
     pub const CONFIG: &str = "CONFIG";
+    /// The tail-call array. Not pinned by name: every loaded version of the program has its
+    /// own (pinned as `JUMP_<program id>`), so a packet's whole path runs one version.
     pub const JUMP: &str = "JUMP";
+    pub const JUMP_PIN_PREFIX: &str = "JUMP_";
     pub const LADDR_POOL: &str = "LADDR_POOL";
     pub const LADDR_COUNT: &str = "LADDR_COUNT";
     pub const VIPS: &str = "VIPS";
@@ -901,7 +968,8 @@ pub mod maps {
     pub const LBLC: &str = "LBLC";
     pub const FWMARK_CLASS: &str = "FWMARK_CLASS";
     pub const FWMARK_RULES: &str = "FWMARK_RULES";
-    /// Every map the program declares (and pins), in one list for open/adopt/remove.
+    pub const CONN_FILL: &str = "CONN_FILL";
+    /// Every map the program pins by name, in one list for open/adopt/remove.
     pub const ALL: [&str; 27] = [
         SERVICES,
         DESTS,
@@ -920,7 +988,6 @@ pub mod maps {
         LADDRS,
         PERSIST,
         CONFIG,
-        JUMP,
         LADDR_POOL,
         LADDR_COUNT,
         VIPS,
@@ -930,6 +997,7 @@ pub mod maps {
         LBLC,
         FWMARK_CLASS,
         FWMARK_RULES,
+        CONN_FILL,
     ];
 }
 
@@ -949,6 +1017,7 @@ mod pod {
     unsafe impl aya::Pod for PersistKey {}
     unsafe impl aya::Pod for Persist {}
     unsafe impl aya::Pod for DestConns {}
+    unsafe impl aya::Pod for ConnFill {}
     unsafe impl aya::Pod for LblcKey {}
     unsafe impl aya::Pod for Lblc {}
     unsafe impl aya::Pod for Laddr {}

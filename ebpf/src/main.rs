@@ -11,6 +11,7 @@
 mod acl;
 mod conncount;
 mod csum;
+mod fill;
 mod forward;
 mod frag;
 mod fullnat;
@@ -21,6 +22,7 @@ mod maps;
 mod nat;
 mod parse;
 mod persist;
+mod reset;
 mod sched;
 mod sched_scan;
 mod seqadj;
@@ -34,9 +36,9 @@ use aya_ebpf::{
     bindings::xdp_action, helpers::bpf_ktime_get_coarse_ns, macros::xdp, programs::XdpContext,
 };
 use ebpf_common::{
-    CONN_F_COUNTED, CONN_F_PERSIST, CONN_F_REPLY, CONN_F_REUSE_SYN, CONN_F_SEQADJ, CONN_F_SYNCED,
-    CONN_F_SYNPROXY, Conn, FWD_DROUTE, FWD_FULLNAT, FWD_LOCAL, FWD_MASQ, FWD_TUNNEL, FlowKey,
-    IPPROTO_TCP, IPPROTO_UDP, PROTO_FWMARK, S_CLOSE, S_NONE, S_TIME_WAIT, S_UDP,
+    CONN_F_COUNTED, CONN_F_ORPHAN, CONN_F_PERSIST, CONN_F_REPLY, CONN_F_REUSE_SYN, CONN_F_SEQADJ,
+    CONN_F_SYNCED, CONN_F_SYNPROXY, Conn, FWD_DROUTE, FWD_FULLNAT, FWD_LOCAL, FWD_MASQ, FWD_TUNNEL,
+    FlowKey, IPPROTO_TCP, IPPROTO_UDP, PROTO_FWMARK, S_CLOSE, S_NONE, S_TIME_WAIT, S_UDP,
     SVC_F_FWMARK_FIRST, SVC_F_ONEPACKET, SVC_F_PERSISTENT, SVC_F_SCHED_SCAN, SVC_F_SYNPROXY,
     Service, ServiceKey, Stats, config, counter, nh_stamp, reply_key_of,
 };
@@ -83,6 +85,14 @@ pub fn xlvs(ctx: XdpContext) -> u32 {
     // One lookup finds either direction of a known connection.
     if let Some(entry) = CONNS.get_ptr_mut(&flow) {
         let entry = unsafe { &mut *entry };
+        if parse::invalid(&ctx, pkt) {
+            count(counter::DROP_INVALID);
+            return xdp_action::XDP_DROP;
+        }
+        if entry.flags & CONN_F_ORPHAN != 0 {
+            // The other half of this connection was evicted: end it at this end too.
+            return reset::call(&ctx);
+        }
         if pkt.ttl <= 1 {
             count(counter::PASS_TTL);
             return xdp_action::XDP_PASS;
@@ -135,6 +145,10 @@ pub fn xlvs(ctx: XdpContext) -> u32 {
         // services exist, any address may be classified into one: xlvs_new decides.)
         count(counter::PASS_NOT_VIP);
         return xdp_action::XDP_PASS;
+    }
+    if parse::invalid(&ctx, pkt) {
+        count(counter::DROP_INVALID);
+        return xdp_action::XDP_DROP;
     }
     // A packet that may open a connection: that stage has its own program (its own verifier
     // budget and stack; see ARCHITECTURE.md).
@@ -279,13 +293,18 @@ fn service_of(pkt: &Packet) -> Option<&'static Service> {
 /// connection in SCRATCH_CONN) to `xlvs_fwd`.
 #[inline(always)]
 fn new_connection(ctx: &XdpContext, pkt: &Packet, svc: &Service, flow: &FlowKey, now: u64) -> u32 {
-    // Only a bare SYN opens a TCP connection; the rest is noise or attack. With IPVS'
-    // sloppy_tcp any segment but a RST does (a flow another director served, re-hashed here).
+    // Only a bare SYN opens a TCP connection. Anything else belongs to a connection we do not
+    // know (evicted, expired, another director's): its sender gets a RST, as the kernel's stack
+    // answers it behind IPVS, instead of retransmitting into nothing. With IPVS' sloppy_tcp any
+    // segment but a RST opens one instead (a flow another director served, re-hashed here).
     if pkt.proto == IPPROTO_TCP
         && pkt.tcp_flags & (TCP_SYN | TCP_ACK | TCP_RST | TCP_FIN) != TCP_SYN
         && (pkt.tcp_flags & TCP_RST != 0 || !policy(config::SLOPPY_TCP))
     {
-        count(counter::DROP_NO_SESSION);
+        return reset::call(ctx);
+    }
+    if fill::refuses() {
+        count(counter::DROP_TABLE_FULL);
         return xdp_action::XDP_DROP;
     }
     if !acl::allowed(svc, pkt) {
@@ -381,7 +400,7 @@ fn new_connection(ctx: &XdpContext, pkt: &Packet, svc: &Service, flow: &FlowKey,
     // One-packet scheduling (`-o`, UDP): every datagram is scheduled anew, so no CLIENT entry
     // (NAT still gets its REPLY entry: the real's answers must come back from the VIP).
     let one_packet = svc.flags & SVC_F_ONEPACKET != 0 && pkt.proto == IPPROTO_UDP;
-    if !one_packet && CONNS.insert(flow, &*entry, 0).is_err() {
+    if !one_packet && fill::insert(flow, entry).is_err() {
         count(counter::CONN_INSERT_FAIL);
         return xdp_action::XDP_DROP;
     }
@@ -400,8 +419,8 @@ fn new_connection(ctx: &XdpContext, pkt: &Packet, svc: &Service, flow: &FlowKey,
     entry.state = 0;
     entry.timeout = 0;
     entry.last_seen = 0;
-    if CONNS.insert(&reply_key, &*entry, 0).is_err() {
-        let _ = CONNS.remove(flow);
+    if fill::insert(&reply_key, entry).is_err() {
+        fill::remove(flow);
         count(counter::CONN_INSERT_FAIL);
         return xdp_action::XDP_DROP;
     }
@@ -765,6 +784,13 @@ pub fn xlvs_synproxy6(ctx: XdpContext) -> u32 {
 #[xdp]
 pub fn xlvs_seqadj(ctx: XdpContext) -> u32 {
     seqadj::handle(&ctx, unsafe { bpf_ktime_get_coarse_ns() })
+}
+
+/// Answers a TCP segment of no connection (or of an orphaned entry) with a RST (see reset.rs),
+/// reached by tail call from `xlvs` and `xlvs_new`.
+#[xdp]
+pub fn xlvs_reset(ctx: XdpContext) -> u32 {
+    reset::handle(&ctx)
 }
 
 /// The trivial program: the floor that benchmarks measure against (and a way to give a veth

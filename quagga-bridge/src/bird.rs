@@ -608,7 +608,7 @@ mod tests {
     fn bird_accepts_what_we_render() {
         // bird -p parses a configuration without running it.
         let Some(bin) = process::find_binary(&["/usr/sbin/bird"]) else {
-            eprintln!("skipped: bird is not installed");
+            xlvs_tests::skip::skip("bird is not installed");
             return;
         };
         let s = settings(

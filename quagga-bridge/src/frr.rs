@@ -1192,7 +1192,7 @@ mod tests {
     #[test]
     fn frr_accepts_the_files_we_render() {
         let Some(bgpd) = process::find_binary(&["/usr/lib/frr/bgpd"]) else {
-            eprintln!("skipped: FRR is not installed");
+            xlvs_tests::skip::skip("FRR is not installed");
             return;
         };
         let s = settings(RB);

@@ -11,4 +11,7 @@ pub mod netns;
 pub mod packet;
 pub mod routing;
 pub mod servers;
+pub mod skip;
 pub mod testbed;
+
+pub use skip::{require_root, require_tool, skip};

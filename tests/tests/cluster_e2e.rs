@@ -24,7 +24,6 @@ use dataplane::Dataplane;
 use xlvs_tests::cluster::{CLIENT, Cluster, real_addr};
 use xlvs_tests::decap;
 use xlvs_tests::keepalived::{Keepalived, Workdir};
-use xlvs_tests::netns::is_root;
 use xlvs_tests::routing::{BridgeRun, Frr, daemons_installed, fib_nexthops, wait_until};
 use xlvs_tests::servers;
 
@@ -205,8 +204,11 @@ fn settled(c: &Cluster, n: usize, timeout: Duration) -> Result<()> {
 
 #[test]
 fn ecmp_cluster_spreads_withdraws_and_survives_director_loss() -> Result<()> {
-    if !is_root() || !daemons_installed() {
-        eprintln!("skipped: needs root, FRR and bird");
+    if !xlvs_tests::skip::require_root() {
+        return Ok(());
+    }
+    if !daemons_installed() {
+        xlvs_tests::skip::skip("FRR and bird are not installed");
         return Ok(());
     }
     let c = Cluster::new(DIRECTORS, REALS, &[DR, TUN])?;

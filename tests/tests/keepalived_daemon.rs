@@ -70,7 +70,7 @@ fn new_connection() -> Result<String> {
 #[test]
 fn keepalived_programs_reloads_and_survives_kill9() -> Result<()> {
     if !is_root() {
-        eprintln!("skipped: needs root");
+        xlvs_tests::skip("needs root");
         return Ok(());
     }
     let lab = Lab::new(3)?;
@@ -213,7 +213,7 @@ fn keepalived_speaks_systemd_notify_and_honours_omega() -> Result<()> {
     use std::os::unix::net::UnixDatagram;
     use xlvs_tests::netns::{Netns, unique_prefix};
     if !is_root() {
-        eprintln!("skipped: needs root");
+        xlvs_tests::skip("needs root");
         return Ok(());
     }
     let prefix = unique_prefix("xn");
@@ -283,7 +283,7 @@ fn keepalived_speaks_systemd_notify_and_honours_omega() -> Result<()> {
 #[test]
 fn health_checks_quorum_and_sorry_server() -> Result<()> {
     if !is_root() {
-        eprintln!("skipped: needs root");
+        xlvs_tests::skip("needs root");
         return Ok(());
     }
     let lab = Lab::new(3)?;
@@ -382,7 +382,7 @@ fn health_checks_quorum_and_sorry_server() -> Result<()> {
 fn keepalived_refuses_a_broken_start_like_2_2_7() -> Result<()> {
     use xlvs_tests::netns::{Netns, unique_prefix};
     if !is_root() {
-        eprintln!("skipped: needs root");
+        xlvs_tests::skip("needs root");
         return Ok(());
     }
     let prefix = unique_prefix("xb");

@@ -46,7 +46,7 @@ fn normalise(listing: &str) -> String {
 #[test]
 fn fixtures_start_as_keepalived_2_2_7_does() -> Result<()> {
     if !is_root() {
-        eprintln!("skipped: needs root");
+        xlvs_tests::skip("needs root");
         return Ok(());
     }
     let cases = golden()?;

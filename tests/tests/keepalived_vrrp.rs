@@ -71,7 +71,7 @@ fn pair(tag: &str) -> Result<(String, Netns, Netns, Pins)> {
 #[test]
 fn ha_pair_with_keepalived_2_2_7() -> Result<()> {
     if !is_root() || !std::path::Path::new(REAL_KEEPALIVED).exists() {
-        eprintln!("skipped: needs root and {REAL_KEEPALIVED}");
+        xlvs_tests::skip("needs root and {REAL_KEEPALIVED}");
         return Ok(());
     }
     let (p, a, b, pins) = pair("xv")?;
@@ -157,7 +157,7 @@ fn ha_pair_with_keepalived_2_2_7() -> Result<()> {
 fn no_accept_master_drops_traffic_to_its_vip() -> Result<()> {
     use std::net::{SocketAddr, TcpListener, TcpStream};
     if !is_root() {
-        eprintln!("skipped: needs root");
+        xlvs_tests::skip("needs root");
         return Ok(());
     }
     let (p, a, b, pins) = pair("xa")?;

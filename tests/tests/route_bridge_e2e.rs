@@ -23,7 +23,6 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, ensure};
 use xlvs_tests::cluster::{Cluster, real_addr};
 use xlvs_tests::keepalived::{Keepalived, Workdir, ipvsadm_on};
-use xlvs_tests::netns::is_root;
 use xlvs_tests::routing::{Bird, BridgeRun, Frr, daemons_installed, fib_nexthops, wait_until};
 
 const VIP: Ipv4Addr = Ipv4Addr::new(198, 18, 99, 1);
@@ -170,8 +169,11 @@ fn crash_withdraw(b: &Bed, ka: &mut Keepalived, what: &str) -> Result<()> {
 
 #[test]
 fn one_director_announces_through_bird_and_frr() -> Result<()> {
-    if !is_root() || !daemons_installed() {
-        eprintln!("skipped: needs root, FRR and bird");
+    if !xlvs_tests::skip::require_root() {
+        return Ok(());
+    }
+    if !daemons_installed() {
+        xlvs_tests::skip::skip("FRR and bird are not installed");
         return Ok(());
     }
     let c = Cluster::new(1, 1, &[VIP])?;

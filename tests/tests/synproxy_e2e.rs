@@ -255,7 +255,7 @@ fn transfer(fullnat: bool, v6: bool) -> Result<()> {
 #[test]
 fn large_transfer_through_synproxy_nat_with_loss_uses_sack_and_window_scaling() -> Result<()> {
     if !is_root() {
-        eprintln!("skipped: needs root");
+        xlvs_tests::skip("needs root");
         return Ok(());
     }
     transfer(false, false)
@@ -264,7 +264,7 @@ fn large_transfer_through_synproxy_nat_with_loss_uses_sack_and_window_scaling() 
 #[test]
 fn large_transfer_through_synproxy_fullnat_with_loss_uses_sack_and_window_scaling() -> Result<()> {
     if !is_root() {
-        eprintln!("skipped: needs root");
+        xlvs_tests::skip("needs root");
         return Ok(());
     }
     transfer(true, false)
@@ -276,7 +276,7 @@ fn large_transfer_through_synproxy_fullnat_with_loss_uses_sack_and_window_scalin
 #[test]
 fn defer_mode_opens_the_real_side_with_the_first_data_and_the_client_resends_it() -> Result<()> {
     if !is_root() {
-        eprintln!("skipped: needs root");
+        xlvs_tests::skip("needs root");
         return Ok(());
     }
     let lab = Lab::new(1)?;
@@ -355,7 +355,7 @@ fn defer_mode_opens_the_real_side_with_the_first_data_and_the_client_resends_it(
 #[test]
 fn short_connections_through_synproxy_complete_without_waiting() -> Result<()> {
     if !is_root() {
-        eprintln!("skipped: needs root");
+        xlvs_tests::skip("needs root");
         return Ok(());
     }
     let lab = Lab::new(1)?;
@@ -437,7 +437,7 @@ fn short_connections_through_synproxy_complete_without_waiting() -> Result<()> {
 #[test]
 fn a_server_first_banner_arrives_without_waiting() -> Result<()> {
     if !is_root() {
-        eprintln!("skipped: needs root");
+        xlvs_tests::skip("needs root");
         return Ok(());
     }
     let lab = Lab::new(1)?;
@@ -507,7 +507,7 @@ fn ipv6_concurrent_short_connections_through_synproxy() -> Result<()> {
 
 fn concurrent_short_connections(v6: bool) -> Result<()> {
     if !is_root() {
-        eprintln!("skipped: needs root");
+        xlvs_tests::skip("needs root");
         return Ok(());
     }
     let lab = Lab::new(1)?;
@@ -855,7 +855,7 @@ fn curl6(lab: &Lab) -> Result<String> {
 #[test]
 fn ipv6_nat_http_through_synproxy_while_another_client_floods_syns() -> Result<()> {
     if !is_root() {
-        eprintln!("skipped: needs root");
+        xlvs_tests::skip("needs root");
         return Ok(());
     }
     let lab = Lab::new(1)?;
@@ -928,7 +928,7 @@ fn ipv6_nat_http_through_synproxy_while_another_client_floods_syns() -> Result<(
 fn ipv6_fullnat_through_synproxy_carries_the_client_in_toa_253() -> Result<()> {
     use std::io::{Read, Write};
     if !is_root() {
-        eprintln!("skipped: needs root");
+        xlvs_tests::skip("needs root");
         return Ok(());
     }
     let lab = Lab::new(1)?;
@@ -990,7 +990,7 @@ fn ipv6_fullnat_through_synproxy_carries_the_client_in_toa_253() -> Result<()> {
 #[test]
 fn ipv6_large_transfer_through_synproxy_nat_with_loss_uses_sack_and_window_scaling() -> Result<()> {
     if !is_root() {
-        eprintln!("skipped: needs root");
+        xlvs_tests::skip("needs root");
         return Ok(());
     }
     transfer(false, true)
@@ -1000,7 +1000,7 @@ fn ipv6_large_transfer_through_synproxy_nat_with_loss_uses_sack_and_window_scali
 fn ipv6_large_transfer_through_synproxy_fullnat_with_loss_uses_sack_and_window_scaling()
 -> Result<()> {
     if !is_root() {
-        eprintln!("skipped: needs root");
+        xlvs_tests::skip("needs root");
         return Ok(());
     }
     transfer(true, true)

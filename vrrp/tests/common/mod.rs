@@ -31,7 +31,7 @@ pub fn skip_reason() -> Option<String> {
 macro_rules! skip_unless_ready {
     () => {
         if let Some(r) = common::skip_reason() {
-            eprintln!("SKIPPED: {r}");
+            xlvs_tests::skip(&r);
             return;
         }
     };
