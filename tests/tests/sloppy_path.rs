@@ -83,8 +83,8 @@ fn flows(port: u16, flags: u8) -> impl Iterator<Item = Vec<u8>> {
     (0..FLOWS).map(move |i| Frame::tcp(client(i), 40000 + i, VIP, port, flags).build())
 }
 
-/// Director A (sloppy_tcp off, the default) opens each flow with its SYN and drops a segment
-/// without a connection; director B (sloppy_tcp on) sees the same flows only from their next
+/// Director A (sloppy_tcp off, the default) opens each flow with its SYN and answers a segment
+/// without a connection with a RST; director B (sloppy_tcp on) sees the same flows only from their next
 /// ACK on, as after an ECMP re-hash: it must send each to A's real (mh and sh, DR and TUN), list
 /// them ESTABLISHED as IPVS does, and never open a connection on a reset.
 #[test]
@@ -92,16 +92,16 @@ fn with_sloppy_tcp_another_director_continues_a_flow_on_the_same_real() {
     let picks_a = on_director(|| {
         let b = director(false)?;
         assert!(!b.dp.path_settings().unwrap().sloppy_tcp, "off by default");
+        // No connection, no sloppy_tcp: not scheduled, its sender is reset.
         let stray = Frame::tcp(client(0), 39999, VIP, 80, ACK).build();
+        let out = b.runner.run_on(&stray, ifindex_b0()).expect("test run");
         assert_eq!(
-            real_of(&b, &stray),
-            None,
-            "no connection, no sloppy_tcp: dropped"
+            &out.packet[0..6],
+            &stray[6..12],
+            "back to the client, a RST"
         );
-        assert_eq!(
-            b.dp.counters().unwrap()[counter::DROP_NO_SESSION as usize],
-            1
-        );
+        assert_eq!(b.dp.counters().unwrap()[counter::RST_SENT as usize], 1);
+        assert!(b.dp.connections().unwrap().is_empty());
         Some(SERVICES.map(|(port, ..)| {
             flows(port, SYN)
                 .map(|f| real_of(&b, &f))
