@@ -6,7 +6,8 @@
 //!    broken reload changes nothing; `xlvs routes` shows it all;
 //! 2. SIGKILL of keepalived: withdrawn at the router within 1.5 s (the liveness device), bird
 //!    left running; the restart adopts it (same pid) and announces again;
-//! 3. `--dont-release-ipvs` stop and restart: the VIP never leaves the router's FIB;
+//! 3. `--dont-release-ipvs` stop and restart: the VIP never leaves the router's FIB; without a
+//!    restart it leaves when `restart_grace` ends, and the own bird stops;
 //! 4. SIGTERM: withdrawn before keepalived exits, own bird stopped;
 //! 5. an existing bird driven through its socket (and refused when it does not include the
 //!    part, when its socket does not answer, when it runs in another namespace);
@@ -331,6 +332,20 @@ fn one_director_announces_through_bird_and_frr() -> Result<()> {
         "SIGTERM withdraws before keepalived exits"
     );
     wait_until(Duration::from_secs(3), || !alive(bird))?;
+
+    // --- 4b. --dont-release-ipvs and no restart: the holder keeps the VIP for restart_grace,
+    // then the VIP goes with it and so does the own bird ------------------------------------
+    let short = bird_bridge("").replace("restart_grace 10", "restart_grace 2");
+    let mut ka = b.start(&short, &["--dont-release-ipvs"])?;
+    b.wait(VIP_S, true, &ka, Duration::from_secs(10))?;
+    let bird = b.bird_pid().context("own bird")?;
+    ka.signal(libc::SIGTERM)?;
+    ka.wait(Duration::from_secs(10))?;
+    std::thread::sleep(Duration::from_millis(1000));
+    assert!(b.routed(VIP_S), "kept during the grace");
+    b.wait(VIP_S, false, &ka, Duration::from_secs(5))?;
+    wait_until(Duration::from_secs(5), || !alive(bird))
+        .context("own bird stopped by the holder")?;
 
     // --- 5. an existing bird -----------------------------------------------------------------
     let part = b.dir.path("xlvs-part.conf");
