@@ -54,6 +54,8 @@ pub struct Step {
     pub next: Duration,
     /// Index of the URL to probe next ([`Style::Http`]; 0 otherwise).
     pub url: usize,
+    /// Retries made before this result (keepalived's "failed after N retries").
+    pub retries: u32,
 }
 
 #[derive(Debug, Clone)]
@@ -119,6 +121,7 @@ impl Fsm {
 
     /// Feeds the result of one probe.
     pub fn on_result(&mut self, success: bool) -> Step {
+        let retries = u32::from(self.retry_it);
         let (report, next) = match self.style {
             Style::Tcp => self.tcp(success),
             Style::Standard => self.standard(success),
@@ -132,6 +135,7 @@ impl Fsm {
             report,
             next,
             url: self.url_it,
+            retries,
         }
     }
 

@@ -156,13 +156,5 @@ pub fn parse_args(args: Vec<String>) -> CliOutcome {
 
 /// `--signum=NAME`: the signal keepalived uses for that function.
 pub fn signum(name: &str) -> Option<i32> {
-    Some(match name {
-        "STOP" => libc::SIGTERM,
-        "RELOAD" => libc::SIGHUP,
-        "DATA" => libc::SIGUSR1,
-        "STATS" => libc::SIGUSR2,
-        "STATS_CLEAR" => libc::SIGRTMIN() + 2,
-        "JSON" => libc::SIGRTMIN() + 3,
-        _ => return None,
-    })
+    crate::daemon::signals::signum(name)
 }

@@ -9,7 +9,23 @@ use keepalived_conf::validate::SystemEnvironment;
 use keepalived_conf::{LexOptions, ParseOptions};
 use std::io::Write;
 
-const VERSION_TEXT: &str = "Keepalived v2.2.8 (xlvs keepalived-conf)\n\nCopyright(C) 2001-2022 Alexandre Cassen, <acassen@gmail.com>\n";
+/// The keepalived release whose behaviour (options, configuration, signals, logs, dumps) this
+/// drop-in follows, and what it is.
+pub const FOLLOWS: &str = concat!("Keepalived v2.2.7 (xlvs ", env!("CARGO_PKG_VERSION"), ")");
+
+/// `keepalived --version` (on stderr, as keepalived prints it). The first line keeps
+/// keepalived's shape (`Keepalived vX.Y.Z …`: keepalived-exporter reads the version from its
+/// second word); the rest says what this is, without another author's copyright line.
+const VERSION_TEXT: &str = concat!(
+    "Keepalived v2.2.7 (xlvs ",
+    env!("CARGO_PKG_VERSION"),
+    ")\n\n",
+    "xlvs keepalived ",
+    env!("CARGO_PKG_VERSION"),
+    ": a drop-in for keepalived 2.2.7 on the xlvs XDP data plane.\n",
+    "It reads keepalived 2.2.7 configurations and follows its options, signals, dumps and\n",
+    "log lines; it is not keepalived's code. Licence: GPL-2.0-or-later.\n",
+);
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
