@@ -34,6 +34,8 @@ pub struct RealEvent {
     pub checker: &'static str,
     /// Retries that checker made before this verdict.
     pub retries: u32,
+    /// The checker's first verdict (keepalived logs it even when the real was already up).
+    pub first: bool,
 }
 
 /// The last probe of one real server's checkers (for metrics).
@@ -224,7 +226,11 @@ impl Supervisor {
 
     /// The last probe of every real server that has been probed (latency, result).
     pub fn last_probes(&self) -> Vec<LastProbe> {
-        let known = self.inner.last_probes.lock().unwrap_or_else(|e| e.into_inner());
+        let known = self
+            .inner
+            .last_probes
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
         known.values().cloned().collect()
     }
 
@@ -365,6 +371,7 @@ impl Supervisor {
                             reason: "configuration reloaded".into(),
                             checker: "",
                             retries: 0,
+                            first: false,
                         });
                     }
                 }
@@ -383,7 +390,11 @@ impl Supervisor {
         for ev in events {
             let _ = self.inner.events.send(ev);
         }
-        let mut known = self.inner.last_probes.lock().unwrap_or_else(|e| e.into_inner());
+        let mut known = self
+            .inner
+            .last_probes
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
         known.retain(|k, _| st.reals.contains_key(k));
         report
     }
@@ -471,6 +482,7 @@ async fn checker_task(
             }
         }
         let started = Instant::now();
+        let first = !fsm.has_run();
         let outcome = probe.run(fsm.url()).await;
         inner.record_probe(&k, probe.keyword(), outcome.ok, started.elapsed());
         let step = fsm.on_result(outcome.ok);
@@ -488,6 +500,7 @@ async fn checker_task(
             let why = Why {
                 checker: probe.keyword(),
                 retries: step.retries,
+                first: first && step.report.is_some(),
             };
             inner.report(&k, id, &outcome, step.report, why).await;
         }
@@ -519,6 +532,7 @@ async fn file_task(
         let why = Why {
             checker: probe.keyword(),
             retries: 0,
+            first: false,
         };
         inner.report(&k, id, &now, report, why).await;
         last = Some(now);
@@ -529,10 +543,17 @@ async fn file_task(
 struct Why {
     checker: &'static str,
     retries: u32,
+    first: bool,
 }
 
 impl Inner {
-    fn record_probe(&self, k: &(VsKey, RealKey), checker: &'static str, ok: bool, latency: Duration) {
+    fn record_probe(
+        &self,
+        k: &(VsKey, RealKey),
+        checker: &'static str,
+        ok: bool,
+        latency: Duration,
+    ) {
         let mut known = self.last_probes.lock().unwrap_or_else(|e| e.into_inner());
         known.insert(
             k.clone(),
@@ -568,7 +589,24 @@ impl Inner {
         if let Some(up) = state {
             e.agg.set_checker(id, up);
         }
-        let Some(c) = e.agg.publish() else { return };
+        let published = e.agg.publish();
+        if published.is_none() && why.first && state == Some(true) {
+            // Nothing changed for the real, but keepalived logs a checker's first success.
+            let (up, weight) = e.agg.published();
+            let _ = self.events.send(RealEvent {
+                vs: k.0.clone(),
+                real: k.1,
+                up,
+                weight,
+                transition: false,
+                reason: o.reason.clone(),
+                checker: why.checker,
+                retries: why.retries,
+                first: true,
+            });
+            return;
+        }
+        let Some(c) = published else { return };
         let script = match (c.transition, c.up) {
             (true, true) => e.notify_up.clone(),
             (true, false) => e.notify_down.clone(),
@@ -588,6 +626,7 @@ impl Inner {
             reason: o.reason.clone(),
             checker: why.checker,
             retries: why.retries,
+            first: why.first,
         };
         // Queued under the lock so that a real's events keep their order.
         let _ = self.events.send(ev);

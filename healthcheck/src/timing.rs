@@ -121,7 +121,8 @@ impl Fsm {
 
     /// Feeds the result of one probe.
     pub fn on_result(&mut self, success: bool) -> Step {
-        let retries = u32::from(self.retry_it);
+        // A checker's first verdict is final at once (retry_it starts at `retry`): no retries.
+        let retries = if self.has_run { self.retry_it } else { 0 };
         let (report, next) = match self.style {
             Style::Tcp => self.tcp(success),
             Style::Standard => self.standard(success),

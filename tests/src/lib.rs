@@ -4,6 +4,7 @@
 
 pub mod capture;
 pub mod decap;
+pub mod ka_exporter;
 pub mod keepalived;
 pub mod lab;
 pub mod netns;

@@ -703,7 +703,12 @@ impl Engine {
     fn transition(&mut self, idx: usize, from: State, to: State, reason: Reason) {
         let name = self.insts[idx].cfg.name.clone();
         // keepalived 2.2.7's line, which people alert on; the reason is detail.
-        log::info!("({name}) Entering {} STATE", to.keyword());
+        if to == State::Init {
+            // Stopping: keepalived 2.2.7 logs no transition for it.
+            log::debug!("({name}) Entering {} STATE", to.keyword());
+        } else {
+            log::info!("({name}) Entering {} STATE", to.keyword());
+        }
         log::debug!("({name}) transition reason: {reason:?}");
         if to == State::Master {
             self.insts[idx].tx_stats.became_master += 1;

@@ -110,7 +110,10 @@ mod tests {
     fn idents_follow_keepalived_2_2_7s_processes() {
         assert_eq!(ident("vrrp::daemon"), c"Keepalived_vrrp");
         assert_eq!(ident(VRRP), c"Keepalived_vrrp");
-        assert_eq!(ident("healthcheck::supervisor"), c"Keepalived_healthcheckers");
+        assert_eq!(
+            ident("healthcheck::supervisor"),
+            c"Keepalived_healthcheckers"
+        );
         assert_eq!(ident(CHECKER), c"Keepalived_healthcheckers");
         assert_eq!(ident("keepalived::daemon"), c"Keepalived");
         // A crate whose name merely starts like one of them is not it.

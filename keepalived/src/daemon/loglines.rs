@@ -8,7 +8,7 @@
 //! * VRRP transitions (`(VI_1) Entering MASTER STATE`) are the `vrrp` crate's.
 
 use dataplane::model::{Family, Protocol, ServiceAddr};
-use healthcheck::RealEvent;
+use healthcheck::{RealEvent, RealKey, VsKey};
 use std::net::IpAddr;
 
 fn proto_lc(p: Protocol) -> &'static str {
@@ -43,7 +43,11 @@ pub fn rs(service: &ServiceAddr, addr: &IpAddr, port: u16) -> String {
 }
 
 pub fn adding_real(service: &ServiceAddr, addr: &IpAddr, port: u16) -> String {
-    format!("Adding service {} to VS {}", rs(service, addr, port), vs(service))
+    format!(
+        "Adding service {} to VS {}",
+        rs(service, addr, port),
+        vs(service)
+    )
 }
 
 pub fn removing_real(service: &ServiceAddr, addr: &IpAddr, port: u16) -> String {
@@ -54,12 +58,9 @@ pub fn removing_real(service: &ServiceAddr, addr: &IpAddr, port: u16) -> String 
     )
 }
 
-pub fn shutting_down_real(service: &ServiceAddr, addr: &IpAddr, port: u16) -> String {
-    format!(
-        "Shutting down service {} from VS {}",
-        rs(service, addr, port),
-        vs(service)
-    )
+pub fn shutting_down_real(vs: &VsKey, real: &RealKey) -> String {
+    let service = format!("[{}]:{}:{}", real.addr, vs.protocol_lc(), real.port);
+    format!("Shutting down service {service} from VS {vs}")
 }
 
 /// The line a checker's verdict is logged with. Successes are the probe's own words; a
@@ -68,7 +69,12 @@ pub fn checker_verdict(ev: &RealEvent) -> String {
     if ev.up || ev.checker != "TCP_CHECK" {
         return ev.reason.clone();
     }
-    let service = format!("[{}]:{}:{}", ev.real.addr, ev.vs.protocol_lc(), ev.real.port);
+    let service = format!(
+        "[{}]:{}:{}",
+        ev.real.addr,
+        ev.vs.protocol_lc(),
+        ev.real.port
+    );
     match ev.retries {
         0 => format!("TCP_CHECK on service {service} failed."),
         n => format!("TCP_CHECK on service {service} failed after {n} retries."),
@@ -78,7 +84,6 @@ pub fn checker_verdict(ev: &RealEvent) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use healthcheck::{RealKey, VsKey};
 
     fn svc() -> ServiceAddr {
         ServiceAddr::Inet {
@@ -100,10 +105,7 @@ mod tests {
             removing_real(&svc(), &real, 80),
             "Removing service [198.18.2.3]:tcp:80 from VS [198.18.100.1]:tcp:80"
         );
-        assert_eq!(
-            shutting_down_real(&svc(), &real, 80),
-            "Shutting down service [198.18.2.3]:tcp:80 from VS [198.18.100.1]:tcp:80"
-        );
+
         let fw = ServiceAddr::Fwmark {
             mark: 7,
             family: Family::V4,
@@ -129,6 +131,7 @@ mod tests {
             reason: "TCP connection to [198.18.2.2]:tcp:80 failed (refused).".into(),
             checker: "TCP_CHECK",
             retries: 1,
+            first: false,
         };
         assert_eq!(
             checker_verdict(&ev),
@@ -142,5 +145,9 @@ mod tests {
         ev.up = true;
         ev.reason = "TCP connection to [198.18.2.2]:tcp:80 success.".into();
         assert_eq!(checker_verdict(&ev), ev.reason);
+        assert_eq!(
+            shutting_down_real(&ev.vs, &ev.real),
+            "Shutting down service [198.18.2.2]:tcp:80 from VS [198.18.100.1]:tcp:80"
+        );
     }
 }

@@ -222,6 +222,7 @@ async fn async_main(cli: Cli, opts: ParseOptions, config: Arc<KeepalivedConfig>)
         }
     }
     sdnotify::notify("STOPPING=1");
+    info!("Stopping");
     if let Some(c) = &d.checkers {
         c.shutdown().await;
     }
@@ -304,7 +305,7 @@ impl Daemon {
         }
         self.update_quorums();
         let started = Instant::now();
-        let writes = self.sync();
+        let writes = self.sync(false);
         info!(
             target: CHECKER,
             "Programmed {} virtual services with {writes} writes in {} ms",
@@ -345,8 +346,10 @@ impl Daemon {
     }
 
     /// Makes the data plane match the configuration and the current health; the number of
-    /// writes it took.
-    fn sync(&mut self) -> usize {
+    /// writes it took. `health`: a checker's verdict caused it, and its writes are logged in
+    /// keepalived's words (`Adding service … to VS …`); the writes of a start or reload are
+    /// detail (keepalived logs none of them).
+    fn sync(&mut self, health: bool) -> usize {
         let Some(dp) = &mut self.dp else { return 0 };
         let t = Instant::now();
         let quorum = &self.quorum;
@@ -370,7 +373,11 @@ impl Daemon {
             t.elapsed().as_millis()
         );
         for op in &ops {
-            info!(target: CHECKER, "{op}");
+            if health {
+                info!(target: CHECKER, "{op}");
+            } else {
+                debug!(target: CHECKER, "{op}");
+            }
         }
         let failed = reconcile::apply(dp, &ops);
         for (op, e) in &failed {
@@ -384,8 +391,10 @@ impl Daemon {
     }
 
     fn on_health(&mut self, ev: RealEvent) {
-        if ev.transition {
+        if ev.transition || (ev.first && ev.up) {
             info!(target: CHECKER, "{}", loglines::checker_verdict(&ev));
+        }
+        if ev.transition {
             self.fifos.rs(&ev.vs, &ev.real, ev.up);
         }
         if !self.health.set(&ev.vs, ev.real, ev.up, Some(ev.weight)) {
@@ -400,19 +409,26 @@ impl Daemon {
         else {
             return;
         };
-        self.update_quorum(&vs);
-        self.sync();
+        // keepalived's order: the real goes (or comes) first, then the quorum is weighed; a
+        // changed quorum may bring or take away the sorry server.
+        self.sync(true);
+        if self.update_quorum(&vs) {
+            self.sync(true);
+        }
     }
 
     fn update_quorums(&mut self) {
         for vs in self.config.clone().virtual_servers.iter() {
-            self.update_quorum(vs);
+            let _ = self.update_quorum(vs);
         }
     }
 
     /// Re-evaluates a virtual server's quorum; on a change, logs it and runs its script.
-    fn update_quorum(&mut self, vs: &keepalived_conf::model::VirtualServer) {
-        if let Some(change) = self.quorum.update(vs, &self.health) {
+    /// Whether it changed.
+    fn update_quorum(&mut self, vs: &keepalived_conf::model::VirtualServer) -> bool {
+        let changed = self.quorum.update(vs, &self.health);
+        let any = changed.is_some();
+        if let Some(change) = changed {
             info!(target: CHECKER, "{}", change.message);
             self.fifos.vs(&VsKey::of(vs), change.up);
             let script = if change.up {
@@ -424,6 +440,7 @@ impl Daemon {
                 scripts::spawn_script(s);
             }
         }
+        any
     }
 
     /// SIGHUP: a configuration that does not load cleanly is refused and the running one stays.
@@ -490,7 +507,7 @@ impl Daemon {
         self.fifos = fifo::LvsFifos::open(&new);
         self.config = new;
         self.update_quorums();
-        let writes = self.sync();
+        let writes = self.sync(false);
         info!(
             "Reload finished: {writes} writes in {} ms",
             started.elapsed().as_millis()
@@ -503,7 +520,6 @@ impl Daemon {
     /// SIGTERM/SIGINT: keepalived removes its virtual servers (all of IPVS with
     /// `lvs_flush_on_stop`) unless `--dont-release-ipvs`.
     async fn stop(&mut self) {
-        info!("Stopping");
         if self.dp.is_some() && !self.cli.dont_release_ipvs {
             self.omega_notifies().await;
         }
@@ -518,14 +534,11 @@ impl Daemon {
                 v.sort_by_key(|a| a.to_string());
                 v.into_iter().map(reconcile::Op::DelService).collect()
             };
-            // keepalived's words for what goes: every real of every service it removes.
-            for s in self.applied.iter().flatten() {
-                for d in &s.dests {
-                    let line = loglines::shutting_down_real(
-                        &s.config.addr,
-                        &d.config.addr,
-                        d.config.port,
-                    );
+            // keepalived's words for what goes: every configured real, alive or not.
+            for vs in &self.config.virtual_servers {
+                let key = VsKey::of(vs);
+                for rs in &vs.real_servers {
+                    let line = loglines::shutting_down_real(&key, &RealKey::of(rs));
                     info!(target: CHECKER, "{line}");
                 }
             }
@@ -536,7 +549,6 @@ impl Daemon {
                 warn!("IPVS: {op}: {e}");
             }
         }
-        info!("Stopped");
     }
 
     /// keepalived's `omega`: when the daemon takes a virtual server down on stop, the live
@@ -609,7 +621,11 @@ impl Daemon {
             }
             Sig::Stats | Sig::StatsClear if vrrp_runs => {
                 let clearing = sig == Sig::StatsClear;
-                let how = if clearing { "Printing and clearing" } else { "Printing" };
+                let how = if clearing {
+                    "Printing and clearing"
+                } else {
+                    "Printing"
+                };
                 info!(target: logging::VRRP, "{how} VRRP stats for process({pid}) on signal");
                 files.push(("keepalived.stats", dumps::vrrp_stats(&views)));
                 if clearing {

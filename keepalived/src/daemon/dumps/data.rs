@@ -50,9 +50,7 @@ fn timeval(t: SystemTime) -> String {
 
 /// `Sun Dec  6 21:31:46.851173 2026`, keepalived's ctime with microseconds (local time).
 fn chrono_like(t: SystemTime) -> String {
-    let d = t
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .unwrap_or_default();
+    let d = t.duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default();
     let secs = d.as_secs() as libc::time_t;
     // SAFETY: localtime_r writes into our zeroed struct; strftime reads it.
     let mut tm: libc::tm = unsafe { std::mem::zeroed() };
@@ -127,7 +125,11 @@ pub fn vrrp_data(config: &KeepalivedConfig, views: &[InstanceView]) -> String {
         if c.version == 2 {
             let _ = writeln!(out, "   Advert interval = {} sec", c.adver_int);
         } else {
-            let _ = writeln!(out, "   Advert interval = {} milli-sec", u32::from(c.adver_int) * 10);
+            let _ = writeln!(
+                out,
+                "   Advert interval = {} milli-sec",
+                u32::from(c.adver_int) * 10
+            );
         }
         let on = |b: bool| if b { "enabled" } else { "disabled" };
         let _ = writeln!(out, "   Accept = {}", on(c.accept));
@@ -214,7 +216,11 @@ pub fn check_data(config: &KeepalivedConfig, health: &HealthTable, quorum: &Quor
         let _ = writeln!(out, "   delay_loop = {:.6}", vs.delay_loop);
         let _ = writeln!(out, "   lvs_sched = {}", vs.scheduler);
         let _ = writeln!(out, "   protocol = {}", key.protocol);
-        let _ = writeln!(out, "   quorum = {}, hysteresis = {}", vs.quorum, vs.hysteresis);
+        let _ = writeln!(
+            out,
+            "   quorum = {}, hysteresis = {}",
+            vs.quorum, vs.hysteresis
+        );
         let _ = writeln!(out, "   quorum_state_up = {}", u8::from(quorum.is_up(&key)));
         for rs in &vs.real_servers {
             let st = health.real(&key, rs);

@@ -29,7 +29,8 @@ struct Data {
     base_priority: u8,
     effective_priority: u8,
     vipset: bool,
-    adver_int: f64,
+    /// Seconds: an integer for VRRPv2 as keepalived prints it, fractional for v3.
+    adver_int: serde_json::Number,
     accept: u8,
     nopreempt: bool,
     preempt_delay: f64,
@@ -68,9 +69,10 @@ fn entry(v: &InstanceView) -> Entry {
     let c = &v.cfg;
     let master = v.state == vrrp::state::State::Master;
     let adver_int = if c.version == 2 {
-        f64::from(c.adver_int)
+        serde_json::Number::from(c.adver_int)
     } else {
-        f64::from(c.adver_int) / 100.0
+        serde_json::Number::from_f64(f64::from(c.adver_int) / 100.0)
+            .unwrap_or_else(|| serde_json::Number::from(0))
     };
     let k = &v.counters;
     Entry {
