@@ -412,6 +412,76 @@ pub fn program_status(dir: &Path) -> Result<ProgramStatus> {
     })
 }
 
+/// Every program of the data plane (the main one and each tail-call stage) with what the
+/// verifier reported, in `ebpf_common::TAIL_CALLS` order after the main program.
+pub fn programs_status(dir: &Path) -> Result<Vec<(String, ProgramStatus)>> {
+    let mut out = vec![(ebpf_common::PROG_MAIN.to_string(), program_status(dir)?)];
+    let jump = aya::maps::MapData::from_pin(dir.join(names::JUMP))
+        .map_err(|e| Error::Unavailable(format!("cannot open the pinned JUMP table: {e}")))?;
+    use std::os::fd::{AsFd, AsRawFd};
+    let fd = jump.fd().as_fd().as_raw_fd();
+    let mut ids = Vec::new();
+    for (slot, name) in ebpf_common::TAIL_CALLS {
+        if name == ebpf_common::PROG_MAIN {
+            continue;
+        }
+        if let Some(id) = prog_array_id(fd, slot) {
+            ids.push((name, id));
+        }
+    }
+    let mut infos: std::collections::HashMap<u32, ProgramStatus> = aya::programs::loaded_programs()
+        .filter_map(|p| p.ok())
+        .filter(|p| ids.iter().any(|(_, id)| *id == p.id()))
+        .map(|p| {
+            let st = ProgramStatus {
+                id: p.id(),
+                verified_insns: p.verified_instruction_count(),
+                jited_bytes: p.size_jitted(),
+            };
+            (p.id(), st)
+        })
+        .collect();
+    for (name, id) in ids {
+        if let Some(st) = infos.remove(&id) {
+            out.push((name.to_string(), st));
+        }
+    }
+    Ok(out)
+}
+
+/// The id of the program in slot `key` of a program array (the kernel answers a user-space
+/// lookup of a program array with the program's id), `None` for an empty slot.
+fn prog_array_id(map_fd: i32, key: u32) -> Option<u32> {
+    #[repr(C)]
+    struct LookupAttr {
+        map_fd: u32,
+        _pad: u32,
+        key: u64,
+        value: u64,
+        flags: u64,
+    }
+    let mut value: u32 = 0;
+    let attr = LookupAttr {
+        map_fd: map_fd as u32,
+        _pad: 0,
+        key: &key as *const u32 as u64,
+        value: &mut value as *mut u32 as u64,
+        flags: 0,
+    };
+    const BPF_MAP_LOOKUP_ELEM: libc::c_long = 1;
+    // SAFETY: attr points at live key/value buffers of the sizes the map has (u32 each) for
+    // the call's duration; the kernel reads attr's first size_of bytes.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_bpf,
+            BPF_MAP_LOOKUP_ELEM,
+            &attr as *const LookupAttr,
+            std::mem::size_of::<LookupAttr>() as u32,
+        )
+    };
+    (rc == 0).then_some(value)
+}
+
 /// Detaches everywhere and removes every pin: the program and all tables are freed.
 pub fn unload(opts: &Options) -> Result<()> {
     let dir = &opts.pin_dir;

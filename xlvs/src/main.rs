@@ -3,7 +3,10 @@
 //! mangle rules did for fwmark services. Services themselves are managed with `ipvsadm` or
 //! keepalived.
 
+mod boot;
 mod fwmark;
+mod metrics;
+mod report;
 
 use std::process::ExitCode;
 
@@ -44,17 +47,47 @@ enum Command {
         #[arg(long)]
         no_timers: bool,
     },
+    /// Attach as the boot configuration says (xlvs.service): `interfaces = …`, `mode = …`,
+    /// `max_conns = …` lines. The timers are not started (xlvs-timers.service runs them).
+    Boot {
+        /// The boot configuration.
+        #[arg(long, default_value = boot::DEFAULT_CONFIG)]
+        config: std::path::PathBuf,
+    },
     /// Run IPVS' timers in the foreground: expire idle connections, keep the connection counts
     /// of the lc/wlc/... schedulers and thresholds exact, sample rates every 2 s. `attach` starts
     /// one in the background; it ends by itself when the tables are unloaded.
-    Timers,
+    Timers {
+        /// When another process runs them (keepalived does when nobody else does), wait and
+        /// take over when it stops, instead of exiting (for a service manager).
+        #[arg(long)]
+        wait: bool,
+    },
+    /// Serve Prometheus metrics: node_exporter's IPVS series (same names and labels), xlvs'
+    /// counters and tables, keepalived's VRRP and checker state.
+    Metrics {
+        /// Address and port to listen on, e.g. 127.0.0.1:9587 or [::]:9587.
+        #[arg(long, value_name = "ADDR:PORT")]
+        listen: std::net::SocketAddr,
+    },
+    /// Every service with its reals, counters and rates as JSON (`ipvsadm -Ln` for programs).
+    Services {
+        /// JSON (the only format; accepted for symmetry with `status --json`).
+        #[arg(long)]
+        json: bool,
+    },
     /// Detach from interfaces (all attached ones if none is named). Tables are kept.
     Detach { interfaces: Vec<String> },
     /// Replace the running program by this build's (after an upgrade), atomically on every
     /// attached interface, keeping all tables and connections.
     Reload,
-    /// Show interfaces, program, table fill levels and counters.
-    Status,
+    /// Show interfaces, programs, table fill levels and counters, and warn when programmed
+    /// tables balance nothing (no interface attached, no timers).
+    Status {
+        /// As JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Detach everywhere and remove the program and every table (all services and connections).
     Unload,
     /// The fwmark classifier: which (protocol, destination, port) gets which mark, for fwmark
@@ -123,8 +156,27 @@ fn run(cli: Cli) -> Result<()> {
                 spawn_timers(&opts)?;
             }
         }
-        Command::Timers => {
-            dataplane::timers::run(&opts, &|| false)?;
+        Command::Boot { config } => {
+            let c = boot::load(&config)?;
+            if let Some(n) = c.max_conns {
+                opts.max_conns = n;
+            }
+            let done = dataplane::attach(&opts, &c.interfaces, c.mode)?;
+            for i in &c.interfaces {
+                let what = if done.contains(i) {
+                    "attached"
+                } else {
+                    "already attached"
+                };
+                println!("{i}: {what}");
+            }
+        }
+        Command::Timers { wait } => timers(&opts, wait)?,
+        Command::Metrics { listen } => metrics::serve(&opts, listen)?,
+        Command::Services { json: _ } => {
+            let mut dp = Dataplane::open(&opts)?;
+            let list: Vec<_> = dp.services()?.iter().map(report::service_json).collect();
+            println!("{}", serde_json::to_string_pretty(&list)?);
         }
         Command::Detach { interfaces } => {
             for i in dataplane::detach(&opts, &interfaces)? {
@@ -136,7 +188,7 @@ fn run(cli: Cli) -> Result<()> {
                 println!("{i}: reloaded");
             }
         }
-        Command::Status => status(&opts)?,
+        Command::Status { json } => status(&opts, json)?,
         Command::Fwmark { command } => fwmark::run(&opts, command)?,
         Command::Unload => {
             dataplane::unload(&opts)?;
@@ -202,47 +254,73 @@ fn spawn_timers(opts: &Options) -> Result<()> {
     Ok(())
 }
 
-fn status(opts: &Options) -> Result<()> {
-    if !dataplane::loader::is_loaded(&opts.pin_dir) {
+/// `xlvs timers`: run them; with `wait`, keep trying while another process holds them, until
+/// the tables are unloaded.
+fn timers(opts: &Options, wait: bool) -> Result<()> {
+    loop {
+        dataplane::timers::run(opts, &|| false)?;
+        if !wait || !dataplane::loader::is_loaded(&opts.pin_dir) {
+            return Ok(());
+        }
+        std::thread::sleep(std::time::Duration::from_secs(2));
+    }
+}
+
+fn status(opts: &Options, json: bool) -> Result<()> {
+    let mut dp = report::open_if_loaded(opts)?;
+    let st = report::status(opts, dp.as_mut())?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&st)?);
+        return Ok(());
+    }
+    if !st.loaded {
         println!(
             "not loaded ({} has no xlvs program)",
             opts.pin_dir.display()
         );
         return Ok(());
     }
-    let dp = Dataplane::open(opts)?;
-    let prog = dataplane::loader::program_status(&opts.pin_dir)?;
-    println!("pin dir     {}", opts.pin_dir.display());
-    println!(
-        "program     id {} ({} verified insns, {} bytes jited)",
-        prog.id,
-        prog.verified_insns
-            .map(|n| n.to_string())
-            .unwrap_or_else(|| "?".into()),
-        prog.jited_bytes
-    );
+    for w in &st.warnings {
+        eprintln!("xlvs: WARNING: {w}");
+    }
+    println!("pin dir     {}", st.pin_dir);
+    // The main program, then each tail-call stage.
+    for (i, p) in st.programs.iter().enumerate() {
+        let figures = format!(
+            "id {} ({} verified insns, {} bytes jited)",
+            p.id,
+            p.verified_insns
+                .map(|n| n.to_string())
+                .unwrap_or_else(|| "?".into()),
+            p.jited_bytes
+        );
+        if i == 0 {
+            println!("program     {figures}");
+        } else {
+            println!("  stage     {:<15} {figures}", p.name);
+        }
+    }
     println!(
         "timers      {}",
-        if dataplane::timers::running(&opts.pin_dir) {
+        if st.timers_running {
             "running"
         } else {
-            "not running (connections expire only when reused; run `xlvs timers`)"
+            "NOT RUNNING (connections expire only when reused; run `xlvs timers`)"
         }
     );
-    let ifaces = dataplane::attached(&opts.pin_dir);
     println!(
         "interfaces  {}",
-        if ifaces.is_empty() {
+        if st.interfaces.is_empty() {
             "(none)".to_string()
         } else {
-            ifaces.join(" ")
+            st.interfaces.join(" ")
         }
     );
-    let f = dp.fill().context("reading table sizes")?;
-    println!("services    {}/{}", f.services, f.services_max);
-    println!("dests       {}/{}", f.dests, f.dests_max);
-    println!("conns       {}/{}", f.conns, f.conns_max);
-    let counters = dp.counters()?;
+    for name in ["services", "dests", "conns"] {
+        if let Some(f) = st.tables.get(name) {
+            println!("{name:<12}{}/{}", f.used, f.capacity);
+        }
+    }
     println!("counters");
     let width = COUNTER_NAMES
         .iter()
@@ -250,10 +328,10 @@ fn status(opts: &Options) -> Result<()> {
         .max()
         .unwrap_or(0)
         + 1;
-    for (idx, name) in COUNTER_NAMES {
+    for (_, name) in COUNTER_NAMES {
         println!(
             "  {name:<width$}{}",
-            counters.get(idx as usize).copied().unwrap_or(0)
+            st.counters.get(name).copied().unwrap_or(0)
         );
     }
     Ok(())
