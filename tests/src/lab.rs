@@ -35,6 +35,13 @@ pub fn real_addr(i: usize) -> Ipv4Addr {
 impl Lab {
     /// Builds the topology and attaches xlvs (through the `xlvs` binary) to the director's links.
     pub fn new(reals: usize) -> Result<Lab> {
+        let lab = Lab::unattached(reals)?;
+        lab.attach()?;
+        Ok(lab)
+    }
+
+    /// The topology with nothing loaded or attached (as a director right after boot).
+    pub fn unattached(reals: usize) -> Result<Lab> {
         let prefix = unique_prefix("xt");
         let client = Netns::new(&format!("{prefix}c"))?;
         let director = Netns::new(&format!("{prefix}d"))?;
@@ -57,6 +64,17 @@ impl Lab {
         Ok(lab)
     }
 
+    fn attach(&self) -> Result<()> {
+        let mut args = vec!["attach".to_string()];
+        args.extend(self.director_links());
+        let out = self.xlvs(&args.iter().map(|s| s.as_str()).collect::<Vec<_>>())?;
+        let text = String::from_utf8_lossy(&out.stdout);
+        if !text.contains("l0: attached") {
+            bail!("unexpected attach output: {text}");
+        }
+        Ok(())
+    }
+
     fn wire(&self) -> Result<()> {
         veth(&self.client, "c0", &self.director, "l0")?;
         self.client
@@ -75,13 +93,6 @@ impl Lab {
             self.director
                 .ip(&["addr", "add", &format!("198.18.{net}.1/24"), "dev", &lif])?;
             prepare_endpoint(ns, "r0")?;
-        }
-        let mut args = vec!["attach".to_string()];
-        args.extend(self.director_links());
-        let out = self.xlvs(&args.iter().map(|s| s.as_str()).collect::<Vec<_>>())?;
-        let text = String::from_utf8_lossy(&out.stdout);
-        if !text.contains("l0: attached") {
-            bail!("unexpected attach output: {text}");
         }
         Ok(())
     }

@@ -11,3 +11,4 @@ pub mod netns;
 pub mod packet;
 pub mod servers;
 pub mod testbed;
+pub mod units;
