@@ -74,6 +74,9 @@ pub struct Cli {
     /// Dump the configuration data as JSON on stdout (xlvs extension)
     #[arg(long = "dump-json")]
     pub dump_json: bool,
+    /// List the directives accepted but not acted on, with file and line (xlvs extension)
+    #[arg(long = "migration-check")]
+    pub migration_check: bool,
     /// Use specified pidfile for parent process
     #[arg(short = 'p', long = "pid", value_name = "FILE")]
     pub pid: Option<PathBuf>,

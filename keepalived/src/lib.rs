@@ -4,6 +4,7 @@
 mod check;
 mod cli;
 mod daemon;
+mod migration;
 
 use cli::{CliOutcome, parse_args};
 use keepalived_conf::validate::SystemEnvironment;
@@ -73,6 +74,9 @@ fn run(c: &cli::Cli) -> i32 {
     }
     let opts = parse_options(c);
     let env = SystemEnvironment;
+    if c.migration_check {
+        return migration_check(c, &opts);
+    }
     let dump_requested = c.dump_conf || c.dump_json;
     if let Some(log_file) = &c.config_test {
         let (code, parsed) = check::run(&c.use_file, &opts, c.all_config, Some(log_file), &env);
@@ -98,6 +102,25 @@ fn run(c: &cli::Cli) -> i32 {
         };
     }
     run_daemon(c, &opts)
+}
+
+/// `--migration-check`: what this configuration has that will do nothing here.
+fn migration_check(c: &cli::Cli, opts: &ParseOptions) -> i32 {
+    let parsed = match keepalived_conf::parse_file(&c.use_file, opts) {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("{}: {e}", c.use_file.display());
+            return check::EXIT_NO_CONFIG;
+        }
+    };
+    let found = migration::check(&c.use_file, &parsed.config, opts);
+    for f in &found {
+        println!("{f}");
+    }
+    if found.is_empty() {
+        println!("{}: every directive is acted on", c.use_file.display());
+    }
+    0
 }
 
 fn dump(c: &cli::Cli, config: &keepalived_conf::KeepalivedConfig) {

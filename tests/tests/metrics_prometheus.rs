@@ -66,7 +66,10 @@ fn scalar(port: u16, q: &str) -> Result<f64> {
 fn ipvsadm_totals(lab: &Lab) -> Result<[u64; 5]> {
     let text = ipvsadm(lab, &["-Ln", "--stats", "--exact"])?;
     let mut t = [0u64; 5];
-    for l in text.lines().filter(|l| l.starts_with("TCP ") || l.starts_with("UDP ")) {
+    for l in text
+        .lines()
+        .filter(|l| l.starts_with("TCP ") || l.starts_with("UDP "))
+    {
         let f: Vec<&str> = l.split_whitespace().collect();
         for (i, x) in f[2..7].iter().enumerate() {
             t[i] += x.parse::<u64>()?;
@@ -93,12 +96,42 @@ fn prometheus_sees_what_ipvsadm_shows() -> Result<()> {
     }
     let lab = Lab::new(2)?;
     let _srv: Vec<_> = (0..2)
-        .map(|i| servers::tcp(&lab.reals[i], SocketAddr::new(lab.real_ip(i), 80), &format!("r{i}")))
+        .map(|i| {
+            servers::tcp(
+                &lab.reals[i],
+                SocketAddr::new(lab.real_ip(i), 80),
+                &format!("r{i}"),
+            )
+        })
         .collect::<Result<_>>()?;
     let (r0, r1) = (lab.real_ip(0), lab.real_ip(1));
     ipvsadm(&lab, &["-A", "-t", &format!("{VIP}:80"), "-s", "wrr"])?;
-    ipvsadm(&lab, &["-a", "-t", &format!("{VIP}:80"), "-r", &format!("{r0}:80"), "-m", "-w", "3"])?;
-    ipvsadm(&lab, &["-a", "-t", &format!("{VIP}:80"), "-r", &format!("{r1}:80"), "-m", "-w", "1"])?;
+    ipvsadm(
+        &lab,
+        &[
+            "-a",
+            "-t",
+            &format!("{VIP}:80"),
+            "-r",
+            &format!("{r0}:80"),
+            "-m",
+            "-w",
+            "3",
+        ],
+    )?;
+    ipvsadm(
+        &lab,
+        &[
+            "-a",
+            "-t",
+            &format!("{VIP}:80"),
+            "-r",
+            &format!("{r1}:80"),
+            "-m",
+            "-w",
+            "1",
+        ],
+    )?;
 
     // 12 short connections, and 2 that stay open (ActiveConn).
     let open = lab.client.run_in(|| -> Result<Vec<TcpStream>> {
@@ -122,7 +155,9 @@ fn prometheus_sees_what_ipvsadm_shows() -> Result<()> {
         }
         Ok(keep)
     });
-    let _open = open.join().map_err(|_| anyhow::anyhow!("client panicked"))??;
+    let _open = open
+        .join()
+        .map_err(|_| anyhow::anyhow!("client panicked"))??;
 
     let dir = Workdir::new(&lab.prefix)?;
     let (mport, pport) = (free_port()?, free_port()?);
@@ -148,8 +183,14 @@ fn prometheus_sees_what_ipvsadm_shows() -> Result<()> {
     let plog = std::fs::File::create(dir.path("prometheus.log"))?;
     let _prom = Killed(
         Command::new(PROMETHEUS)
-            .arg(format!("--config.file={}", dir.path("prometheus.yml").display()))
-            .arg(format!("--storage.tsdb.path={}", dir.path("tsdb").display()))
+            .arg(format!(
+                "--config.file={}",
+                dir.path("prometheus.yml").display()
+            ))
+            .arg(format!(
+                "--storage.tsdb.path={}",
+                dir.path("tsdb").display()
+            ))
             .arg(format!("--web.listen-address=127.0.0.1:{pport}"))
             .stdin(Stdio::null())
             .stdout(plog.try_clone()?)
@@ -196,16 +237,30 @@ fn prometheus_sees_what_ipvsadm_shows() -> Result<()> {
             "{{local_address=\"{VIP}\",local_port=\"80\",remote_address=\"{real}\",\
              remote_port=\"80\",proto=\"TCP\",local_mark=\"\"}}"
         );
-        assert_eq!(scalar(pport, &format!("node_ipvs_backend_weight{sel}"))?, weight);
+        assert_eq!(
+            scalar(pport, &format!("node_ipvs_backend_weight{sel}"))?,
+            weight
+        );
         let active = scalar(pport, &format!("node_ipvs_backend_connections_active{sel}"))?;
-        let inactive = scalar(pport, &format!("node_ipvs_backend_connections_inactive{sel}"))?;
+        let inactive = scalar(
+            pport,
+            &format!("node_ipvs_backend_connections_inactive{sel}"),
+        )?;
         let line = listing
             .lines()
             .find(|l| l.contains(&format!("-> {real}:80")))
             .context("real listed")?;
         let f: Vec<&str> = line.split_whitespace().collect();
-        assert_eq!(active, f[4].parse::<f64>()?, "ActiveConn of {real}: {listing}");
-        assert_eq!(inactive, f[5].parse::<f64>()?, "InActConn of {real}: {listing}");
+        assert_eq!(
+            active,
+            f[4].parse::<f64>()?,
+            "ActiveConn of {real}: {listing}"
+        );
+        assert_eq!(
+            inactive,
+            f[5].parse::<f64>()?,
+            "InActConn of {real}: {listing}"
+        );
     }
     assert_eq!(
         scalar(pport, "sum(node_ipvs_backend_connections_active)")?,
@@ -219,7 +274,10 @@ fn prometheus_sees_what_ipvsadm_shows() -> Result<()> {
     );
     assert!(scalar(pport, "xlvs_datapath_total{counter=\"conn_new\"}")? >= 14.0);
     assert!(
-        scalar(pport, "xlvs_program_verified_instructions{program=\"xlvs_new\"}")? > 1000.0
+        scalar(
+            pport,
+            "xlvs_program_verified_instructions{program=\"xlvs_new\"}"
+        )? > 1000.0
     );
     Ok(())
 }
