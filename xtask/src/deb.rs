@@ -430,8 +430,9 @@ fn assemble(p: &Package, version: &str, arch: &str, out: &Path, compress: &str) 
     }
     let _ = write!(
         control,
-        "Section: net\nPriority: optional\nHomepage: {}\nDescription: {}\n",
-        "https://example.invalid/xlvs", p.description
+        "Section: net\nPriority: optional\nHomepage: https://example.invalid/xlvs\n\
+         Description: {}\n",
+        p.description
     );
     std::fs::write(debian.join("control"), control)?;
     std::fs::write(debian.join("md5sums"), md5sums)?;
