@@ -117,6 +117,16 @@ impl Lab {
     pub fn real_ip(&self, i: usize) -> IpAddr {
         IpAddr::V4(real_addr(i))
     }
+
+    /// A [`crate::servers::tcp`] server named `r<i>` on `port` of every real.
+    pub fn tcp_servers(&self, port: u16) -> Result<Vec<crate::servers::Server>> {
+        (0..self.reals.len())
+            .map(|i| {
+                let addr = std::net::SocketAddr::new(self.real_ip(i), port);
+                crate::servers::tcp(&self.reals[i], addr, &format!("r{i}"))
+            })
+            .collect()
+    }
 }
 
 impl Drop for Lab {

@@ -7,8 +7,7 @@
 //! line naming it and attaches nothing. Needs root.
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader, Write};
-use std::net::{IpAddr, SocketAddr, TcpStream};
+use std::net::{IpAddr, SocketAddr};
 use std::os::unix::net::UnixDatagram;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Stdio};
@@ -47,19 +46,8 @@ fn served_by(port: u16, n: usize, lab: &Lab) -> Result<BTreeMap<String, usize>> 
         .run_in(move || -> Result<BTreeMap<String, usize>> {
             let mut by = BTreeMap::new();
             for _ in 0..n {
-                let mut s = TcpStream::connect_timeout(
-                    &SocketAddr::new(IpAddr::V4(VIP), port),
-                    Duration::from_secs(3),
-                )?;
-                s.set_read_timeout(Some(Duration::from_secs(3)))?;
-                let mut r = BufReader::new(s.try_clone()?);
-                let mut hello = String::new();
-                r.read_line(&mut hello)?;
-                writeln!(s, "x")?;
-                let mut echo = String::new();
-                r.read_line(&mut echo)?;
-                ensure!(echo.trim() == format!("{} x", hello.trim()));
-                *by.entry(hello.trim().to_string()).or_default() += 1;
+                let (name, _) = servers::exchange(SocketAddr::new(IpAddr::V4(VIP), port))?;
+                *by.entry(name).or_default() += 1;
             }
             Ok(by)
         });
@@ -96,15 +84,7 @@ fn units_boot_a_director_from_nothing() -> Result<()> {
     }
 
     let lab = Lab::unattached(2)?;
-    let _srv: Vec<_> = (0..2)
-        .map(|i| {
-            servers::tcp(
-                &lab.reals[i],
-                SocketAddr::new(lab.real_ip(i), 80),
-                &format!("r{i}"),
-            )
-        })
-        .collect::<Result<_>>()?;
+    let _srv = lab.tcp_servers(80)?;
     let dir = Workdir::new(&lab.prefix)?;
     let (r0, r1) = (lab.real_ip(0), lab.real_ip(1));
     let files: BTreeMap<&str, PathBuf> = [

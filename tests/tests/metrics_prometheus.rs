@@ -4,7 +4,6 @@
 //! series are there. Needs root and /usr/bin/prometheus.
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader, Write};
 use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -78,16 +77,6 @@ fn ipvsadm_totals(lab: &Lab) -> Result<[u64; 5]> {
     Ok(t)
 }
 
-fn talk(s: &mut TcpStream) -> Result<String> {
-    let mut r = BufReader::new(s.try_clone()?);
-    let mut hello = String::new();
-    r.read_line(&mut hello)?;
-    writeln!(s, "ping")?;
-    let mut echo = String::new();
-    r.read_line(&mut echo)?;
-    Ok(hello.trim().to_string())
-}
-
 #[test]
 fn prometheus_sees_what_ipvsadm_shows() -> Result<()> {
     if !is_root() || !Path::new(PROMETHEUS).exists() {
@@ -95,15 +84,7 @@ fn prometheus_sees_what_ipvsadm_shows() -> Result<()> {
         return Ok(());
     }
     let lab = Lab::new(2)?;
-    let _srv: Vec<_> = (0..2)
-        .map(|i| {
-            servers::tcp(
-                &lab.reals[i],
-                SocketAddr::new(lab.real_ip(i), 80),
-                &format!("r{i}"),
-            )
-        })
-        .collect::<Result<_>>()?;
+    let _srv = lab.tcp_servers(80)?;
     let (r0, r1) = (lab.real_ip(0), lab.real_ip(1));
     ipvsadm(&lab, &["-A", "-t", &format!("{VIP}:80"), "-s", "wrr"])?;
     ipvsadm(
@@ -135,25 +116,11 @@ fn prometheus_sees_what_ipvsadm_shows() -> Result<()> {
 
     // 12 short connections, and 2 that stay open (ActiveConn).
     let open = lab.client.run_in(|| -> Result<Vec<TcpStream>> {
+        let vip = SocketAddr::new(IpAddr::V4(VIP), 80);
         for _ in 0..12 {
-            let mut s = TcpStream::connect_timeout(
-                &SocketAddr::new(IpAddr::V4(VIP), 80),
-                Duration::from_secs(3),
-            )?;
-            s.set_read_timeout(Some(Duration::from_secs(3)))?;
-            talk(&mut s)?;
+            servers::exchange(vip)?;
         }
-        let mut keep = Vec::new();
-        for _ in 0..2 {
-            let mut s = TcpStream::connect_timeout(
-                &SocketAddr::new(IpAddr::V4(VIP), 80),
-                Duration::from_secs(3),
-            )?;
-            s.set_read_timeout(Some(Duration::from_secs(3)))?;
-            talk(&mut s)?;
-            keep.push(s);
-        }
-        Ok(keep)
+        (0..2).map(|_| Ok(servers::exchange(vip)?.1)).collect()
     });
     let _open = open
         .join()
