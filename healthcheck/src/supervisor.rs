@@ -34,7 +34,8 @@ pub struct RealEvent {
     pub checker: &'static str,
     /// Retries that checker made before this verdict.
     pub retries: u32,
-    /// The checker's first verdict (keepalived logs it even when the real was already up).
+    /// Only this: a checker's first success on a real already up (nothing changed; keepalived
+    /// logs the success all the same).
     pub first: bool,
 }
 
@@ -626,7 +627,7 @@ impl Inner {
             reason: o.reason.clone(),
             checker: why.checker,
             retries: why.retries,
-            first: why.first,
+            first: false,
         };
         // Queued under the lock so that a real's events keep their order.
         let _ = self.events.send(ev);

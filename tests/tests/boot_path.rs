@@ -274,6 +274,27 @@ fn units_boot_a_director_from_nothing() -> Result<()> {
         4,
         "{scraped}"
     );
+    // ... and keepalived's published state (reals' verdicts, quorum) once it has written it.
+    for _ in 0..60 {
+        if scraped.contains("xlvs_keepalived_up 1") {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+        let out = lab
+            .director
+            .exec("curl", &["-s", "http://127.0.0.1:9587/metrics"])?;
+        scraped = String::from_utf8_lossy(&out.stdout).into_owned();
+    }
+    assert!(scraped.contains("xlvs_keepalived_up 1"), "{scraped}");
+    assert_eq!(
+        scraped.matches("xlvs_keepalived_real_up{").count(),
+        2,
+        "{scraped}"
+    );
+    assert!(
+        scraped.contains("xlvs_keepalived_quorum_up{virtual_server=\"[198.18.100.1]:tcp:81\"} 1"),
+        "{scraped}"
+    );
     let status = String::from_utf8(lab.xlvs(&["status"])?.stderr)?;
     assert!(status.is_empty(), "no warning once booted: {status}");
     Ok(())

@@ -248,3 +248,24 @@ fn prometheus_sees_what_ipvsadm_shows() -> Result<()> {
     );
     Ok(())
 }
+
+/// A port that cannot be bound is one error line naming it, and a non-zero exit.
+#[test]
+fn metrics_bind_failure_is_one_clear_line() -> Result<()> {
+    let taken = TcpListener::bind("127.0.0.1:0")?;
+    let addr = taken.local_addr()?;
+    let out = Command::new(binary("xlvs")?)
+        .args(["--pin-dir", "/sys/fs/bpf/xlvs-nonexistent-metrics-test"])
+        .args(["metrics", "--listen", &addr.to_string()])
+        .output()?;
+    assert!(!out.status.success());
+    let err = String::from_utf8(out.stderr)?;
+    assert_eq!(
+        err.lines().collect::<Vec<_>>(),
+        [format!(
+            "xlvs: metrics: cannot listen on {addr}: Address already in use (os error 98)"
+        )],
+        "{err}"
+    );
+    Ok(())
+}

@@ -242,7 +242,7 @@ fn packages(bin: &Path, version: &str) -> Result<Vec<Package>> {
             description: "XDP load balancer replacing kernel LVS (IPVS)\n \
                  The xlvs data plane: an XDP program and pinned tables doing what kernel IPVS\n \
                  does, with the xlvs command to attach, inspect and export metrics.",
-            depends: "libc6".into(),
+            depends: "libc6, libgcc-s1".into(),
             relations: Vec::new(),
             items: xlvs_items,
             conffiles: vec!["/etc/xlvs/xlvs.conf", "/etc/default/xlvs-metrics"],
@@ -253,7 +253,7 @@ fn packages(bin: &Path, version: &str) -> Result<Vec<Package>> {
             description: "ipvsadm for the xlvs XDP load balancer\n \
                  ipvsadm 1.31's commands, output and exit codes on the xlvs data plane,\n \
                  with ipvsadm-save, ipvsadm-restore and ipvsadm.service.",
-            depends: format!("libc6, {depends_xlvs}"),
+            depends: format!("libc6, libgcc-s1, {depends_xlvs}"),
             relations: vec![
                 ("Conflicts", "ipvsadm".into()),
                 ("Replaces", "ipvsadm".into()),
@@ -268,7 +268,7 @@ fn packages(bin: &Path, version: &str) -> Result<Vec<Package>> {
             description: "keepalived for the xlvs XDP load balancer\n \
                  Reads keepalived 2.2 configurations: health checkers, VRRP and virtual\n \
                  servers programmed into the xlvs data plane.",
-            depends: format!("libc6, {depends_xlvs}"),
+            depends: format!("libc6, libgcc-s1, {depends_xlvs}"),
             relations: vec![
                 ("Conflicts", "keepalived".into()),
                 ("Replaces", "keepalived".into()),

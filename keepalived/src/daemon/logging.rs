@@ -71,17 +71,25 @@ impl Log for Logger {
     fn flush(&self) {}
 }
 
-/// keepalived's `-S` facility number (0..7 → local0..local7).
-fn facility(n: Option<&str>) -> libc::c_int {
-    match n.and_then(|s| s.parse::<u8>().ok()) {
-        Some(0) => libc::LOG_LOCAL0,
-        Some(1) => libc::LOG_LOCAL1,
-        Some(2) => libc::LOG_LOCAL2,
-        Some(3) => libc::LOG_LOCAL3,
-        Some(4) => libc::LOG_LOCAL4,
-        Some(5) => libc::LOG_LOCAL5,
-        Some(6) => libc::LOG_LOCAL6,
-        Some(7) => libc::LOG_LOCAL7,
+/// keepalived's `-S` facility: 0..7 or local0..local7, user, daemon (the default).
+fn facility(arg: Option<&str>) -> libc::c_int {
+    const LOCAL: [libc::c_int; 8] = [
+        libc::LOG_LOCAL0,
+        libc::LOG_LOCAL1,
+        libc::LOG_LOCAL2,
+        libc::LOG_LOCAL3,
+        libc::LOG_LOCAL4,
+        libc::LOG_LOCAL5,
+        libc::LOG_LOCAL6,
+        libc::LOG_LOCAL7,
+    ];
+    let Some(a) = arg else {
+        return libc::LOG_DAEMON;
+    };
+    let n = a.strip_prefix("local").unwrap_or(a);
+    match (a, n.parse::<usize>()) {
+        ("user", _) => libc::LOG_USER,
+        (_, Ok(i)) if i < 8 => LOCAL[i],
         _ => libc::LOG_DAEMON,
     }
 }
@@ -118,5 +126,14 @@ mod tests {
         assert_eq!(ident("keepalived::daemon"), c"Keepalived");
         // A crate whose name merely starts like one of them is not it.
         assert_eq!(ident("vrrpish"), c"Keepalived");
+    }
+
+    #[test]
+    fn facilities_as_keepalived_2_2_7_takes_them() {
+        assert_eq!(facility(Some("3")), libc::LOG_LOCAL3);
+        assert_eq!(facility(Some("local7")), libc::LOG_LOCAL7);
+        assert_eq!(facility(Some("user")), libc::LOG_USER);
+        assert_eq!(facility(Some("daemon")), libc::LOG_DAEMON);
+        assert_eq!(facility(None), libc::LOG_DAEMON);
     }
 }
