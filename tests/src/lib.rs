@@ -9,6 +9,7 @@ pub mod keepalived;
 pub mod lab;
 pub mod netns;
 pub mod packet;
+pub mod poll;
 pub mod servers;
 pub mod testbed;
 pub mod units;

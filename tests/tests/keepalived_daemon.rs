@@ -234,7 +234,8 @@ fn keepalived_speaks_systemd_notify_and_honours_omega() -> Result<()> {
     )?;
     let sock_path = dir.path("notify.sock");
     let sock = UnixDatagram::bind(&sock_path)?;
-    sock.set_read_timeout(Some(SECS))?;
+    // READY=1 comes after the program is loaded and verified (>10 s on a loaded machine).
+    sock.set_read_timeout(Some(Duration::from_secs(30)))?;
     let recv = || -> Result<String> {
         let mut buf = [0u8; 512];
         loop {

@@ -10,11 +10,12 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result, bail, ensure};
+use anyhow::{Context, Result, ensure};
 use xlvs_tests::ka_exporter;
 use xlvs_tests::keepalived::{Keepalived, Workdir, wait_listing};
 use xlvs_tests::lab::{Lab, VIP, binary};
 use xlvs_tests::netns::{Netns, is_root, unique_prefix, veth};
+use xlvs_tests::poll::wait_for;
 use xlvs_tests::servers;
 
 const REAL_KEEPALIVED: &str = "/usr/sbin/keepalived";
@@ -24,17 +25,6 @@ fn golden(name: &str) -> String {
         .join("../keepalived/tests/golden/keepalived-2.2.7")
         .join(name);
     std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
-}
-
-fn wait_for(what: &str, limit: Duration, f: impl Fn() -> bool) -> Result<()> {
-    let t0 = Instant::now();
-    while t0.elapsed() < limit {
-        if f() {
-            return Ok(());
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    bail!("{what}: not within {limit:?}")
 }
 
 #[test]

@@ -18,14 +18,15 @@
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpStream, UdpSocket};
 use std::path::Path;
 use std::process::{Child, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use anyhow::{Context, Result, bail, ensure};
+use anyhow::{Context, Result, ensure};
 use std::io::{BufRead, BufReader, Write};
 use syncd::codec::{self, Record, flags};
 use xlvs_tests::keepalived::{Keepalived, Workdir};
 use xlvs_tests::lab::{Pins, binary};
 use xlvs_tests::netns::{Netns, is_root, prepare_endpoint, unique_prefix, veth};
+use xlvs_tests::poll::wait_for;
 use xlvs_tests::servers;
 
 const REAL_KEEPALIVED: &str = "/usr/sbin/keepalived";
@@ -41,17 +42,6 @@ impl Drop for Killed {
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
-}
-
-fn wait_for(what: &str, limit: Duration, f: impl Fn() -> bool) -> Result<()> {
-    let t0 = Instant::now();
-    while t0.elapsed() < limit {
-        if f() {
-            return Ok(());
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    bail!("{what}: not within {limit:?}")
 }
 
 fn vrrp(ifname: &str, state: &str, priority: u8) -> String {
