@@ -44,7 +44,8 @@ impl VsKey {
     }
 
     /// keepalived's lower-case protocol in `[ip]:proto:port` strings.
-    fn proto_lc(&self) -> &'static str {
+    /// The protocol as keepalived writes it in addresses (`tcp`, `udp`…).
+    pub fn protocol_lc(&self) -> &'static str {
         match self.protocol {
             "TCP" => "tcp",
             "UDP" => "udp",
@@ -69,7 +70,7 @@ pub fn proto_name(p: Protocol) -> &'static str {
 impl fmt::Display for VsKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match &self.addr {
-            VsAddr::Ip(sa) => write!(f, "[{}]:{}:{}", sa.ip(), self.proto_lc(), sa.port()),
+            VsAddr::Ip(sa) => write!(f, "[{}]:{}:{}", sa.ip(), self.protocol_lc(), sa.port()),
             VsAddr::Fwmark(m) => write!(f, "FWM {m}"),
             VsAddr::Group(n) => write!(f, "group {n}"),
             VsAddr::Match(n) => write!(f, "match {n}"),

@@ -30,6 +30,23 @@ pub struct RealEvent {
     pub transition: bool,
     /// The checker result that caused it, in keepalived's words.
     pub reason: String,
+    /// The keyword of the checker that caused it (`TCP_CHECK`…; empty for a reload).
+    pub checker: &'static str,
+    /// Retries that checker made before this verdict.
+    pub retries: u32,
+    /// Only this: a checker's first success on a real already up (nothing changed; keepalived
+    /// logs the success all the same).
+    pub first: bool,
+}
+
+/// The last probe of one real server's checkers (for metrics).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LastProbe {
+    pub vs: VsKey,
+    pub real: RealKey,
+    pub checker: &'static str,
+    pub ok: bool,
+    pub latency: Duration,
 }
 
 /// One probe's result (for [`Supervisor::spawn_with_probe_log`]).
@@ -106,6 +123,8 @@ struct Inner {
     events: mpsc::UnboundedSender<RealEvent>,
     probe_log: Option<mpsc::UnboundedSender<ProbeLog>>,
     state: Mutex<State>,
+    /// Every real's last probe; a plain mutex held for one insert, never across an await.
+    last_probes: std::sync::Mutex<BTreeMap<(VsKey, RealKey), LastProbe>>,
 }
 
 /// The running health checkers of one configuration.
@@ -145,6 +164,7 @@ impl Supervisor {
                 events,
                 probe_log,
                 state: Mutex::new(State::default()),
+                last_probes: Default::default(),
             }),
         };
         sup.apply(config, false).await;
@@ -203,6 +223,16 @@ impl Supervisor {
                 }
             })
             .collect()
+    }
+
+    /// The last probe of every real server that has been probed (latency, result).
+    pub fn last_probes(&self) -> Vec<LastProbe> {
+        let known = self
+            .inner
+            .last_probes
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        known.values().cloned().collect()
     }
 
     /// Messages about checkers that were not started (unsupported, script
@@ -340,6 +370,9 @@ impl Supervisor {
                             weight: c.weight,
                             transition: c.transition,
                             reason: "configuration reloaded".into(),
+                            checker: "",
+                            retries: 0,
+                            first: false,
                         });
                     }
                 }
@@ -358,6 +391,12 @@ impl Supervisor {
         for ev in events {
             let _ = self.inner.events.send(ev);
         }
+        let mut known = self
+            .inner
+            .last_probes
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        known.retain(|k, _| st.reals.contains_key(k));
         report
     }
 
@@ -444,7 +483,9 @@ async fn checker_task(
             }
         }
         let started = Instant::now();
+        let first = !fsm.has_run();
         let outcome = probe.run(fsm.url()).await;
+        inner.record_probe(&k, probe.keyword(), outcome.ok, started.elapsed());
         let step = fsm.on_result(outcome.ok);
         if let Some(log) = &inner.probe_log {
             let _ = log.send(ProbeLog {
@@ -457,7 +498,12 @@ async fn checker_task(
         // Most probes change nothing: only lock the shared state when the
         // checker's state or a weight may change.
         if step.report.is_some() || outcome.dynamic_weight.is_some() {
-            inner.report(&k, id, &outcome, step.report).await;
+            let why = Why {
+                checker: probe.keyword(),
+                retries: step.retries,
+                first: first && step.report.is_some(),
+            };
+            inner.report(&k, id, &outcome, step.report, why).await;
         }
         let next = if matches!(probe, Probe::Misc(_)) {
             // MISC_CHECK: the next run is timed from this run's start.
@@ -484,13 +530,52 @@ async fn file_task(
             continue;
         }
         let report = Some(now.ok);
-        inner.report(&k, id, &now, report).await;
+        let why = Why {
+            checker: probe.keyword(),
+            retries: 0,
+            first: false,
+        };
+        inner.report(&k, id, &now, report, why).await;
         last = Some(now);
     }
 }
 
+/// Which checker reported, and after how many retries.
+struct Why {
+    checker: &'static str,
+    retries: u32,
+    first: bool,
+}
+
 impl Inner {
-    async fn report(&self, k: &(VsKey, RealKey), id: CheckerId, o: &Outcome, state: Option<bool>) {
+    fn record_probe(
+        &self,
+        k: &(VsKey, RealKey),
+        checker: &'static str,
+        ok: bool,
+        latency: Duration,
+    ) {
+        let mut known = self.last_probes.lock().unwrap_or_else(|e| e.into_inner());
+        known.insert(
+            k.clone(),
+            LastProbe {
+                vs: k.0.clone(),
+                real: k.1,
+                checker,
+                ok,
+                latency,
+            },
+        );
+    }
+
+    async fn report(
+        &self,
+        k: &(VsKey, RealKey),
+        id: CheckerId,
+        o: &Outcome,
+        state: Option<bool>,
+        why: Why,
+    ) {
         let mut st = self.state.lock().await;
         let Some(e) = st.reals.get_mut(k) else { return };
         if !e.agg.has_checker(id) {
@@ -505,7 +590,24 @@ impl Inner {
         if let Some(up) = state {
             e.agg.set_checker(id, up);
         }
-        let Some(c) = e.agg.publish() else { return };
+        let published = e.agg.publish();
+        if published.is_none() && why.first && state == Some(true) {
+            // Nothing changed for the real, but keepalived logs a checker's first success.
+            let (up, weight) = e.agg.published();
+            let _ = self.events.send(RealEvent {
+                vs: k.0.clone(),
+                real: k.1,
+                up,
+                weight,
+                transition: false,
+                reason: o.reason.clone(),
+                checker: why.checker,
+                retries: why.retries,
+                first: true,
+            });
+            return;
+        }
+        let Some(c) = published else { return };
         let script = match (c.transition, c.up) {
             (true, true) => e.notify_up.clone(),
             (true, false) => e.notify_down.clone(),
@@ -523,6 +625,9 @@ impl Inner {
             weight: c.weight,
             transition: c.transition,
             reason: o.reason.clone(),
+            checker: why.checker,
+            retries: why.retries,
+            first: false,
         };
         // Queued under the lock so that a real's events keep their order.
         let _ = self.events.send(ev);

@@ -4,12 +4,15 @@
 
 pub mod capture;
 pub mod decap;
+pub mod ka_exporter;
 pub mod keepalived;
 pub mod lab;
 pub mod netns;
 pub mod packet;
+pub mod poll;
 pub mod servers;
 pub mod skip;
 pub mod testbed;
+pub mod units;
 
 pub use skip::{require_root, require_tool, skip};

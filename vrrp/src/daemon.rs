@@ -46,6 +46,20 @@ pub struct InstanceStatus {
     pub effective_priority: u8,
     /// Accepted adverts and drops per reason ([`codec::RX_ERROR_NAMES`]).
     pub rx: RxStats,
+    /// Adverts sent, priority-0 adverts, MASTER transitions (keepalived's SIGUSR2 counters).
+    pub tx: TxStats,
+    /// The vrrp_scripts this instance tracks, and whether each is good now.
+    pub scripts: Vec<(String, bool)>,
+}
+
+/// The counters keepalived's `keepalived.stats` has beside the receive ones.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TxStats {
+    pub adverts_sent: u64,
+    pub pri_zero_sent: u64,
+    pub pri_zero_rcvd: u64,
+    pub became_master: u64,
+    pub released_master: u64,
 }
 
 /// A state transition of one instance.
@@ -77,6 +91,7 @@ struct Inst {
     reader: JoinHandle<()>,
     garp: Option<JoinHandle<()>>,
     stats: RxStats,
+    tx_stats: TxStats,
     /// The peer uses the pre-2.x unicast v3 checksum (detected or configured).
     old_checksum: bool,
     /// use_vmac: the macvlan we created (name, index), deleted on stop.
@@ -205,6 +220,16 @@ pub async fn run(
                                 state: i.sm.state(),
                                 effective_priority: i.sm.effective_priority(),
                                 rx: i.stats.clone(),
+                                tx: i.tx_stats,
+                                scripts: i
+                                    .cfg
+                                    .track_scripts
+                                    .iter()
+                                    .map(|t| {
+                                        let ok = e.scripts.get(&t.name).is_none_or(|s| s.ok());
+                                        (t.name.clone(), ok)
+                                    })
+                                    .collect(),
                             })
                             .collect(),
                     );
@@ -479,6 +504,7 @@ impl Engine {
             reader,
             garp: None,
             stats: RxStats::default(),
+            tx_stats: TxStats::default(),
             vmac,
         })
     }
@@ -571,6 +597,9 @@ impl Engine {
         inst.stats.record(&res);
         match res {
             Ok(c) => {
+                if c.advert.priority == 0 {
+                    inst.tx_stats.pri_zero_rcvd += 1;
+                }
                 let actions = inst.sm.on_advert(now, ip.src, &c.advert);
                 self.apply(idx, actions, now);
             }
@@ -578,7 +607,12 @@ impl Engine {
         }
     }
 
-    fn send_advert(&self, idx: usize, priority: u8) {
+    fn send_advert(&mut self, idx: usize, priority: u8) {
+        let counters = &mut self.insts[idx].tx_stats;
+        counters.adverts_sent += 1;
+        if priority == 0 {
+            counters.pri_zero_sent += 1;
+        }
         let inst = &self.insts[idx];
         let adv = Advert {
             version: inst.cfg.version,
@@ -668,7 +702,19 @@ impl Engine {
 
     fn transition(&mut self, idx: usize, from: State, to: State, reason: Reason) {
         let name = self.insts[idx].cfg.name.clone();
-        log::info!("({name}) Entering {} STATE ({reason:?})", to.keyword());
+        // keepalived 2.2.7's line, which people alert on; the reason is detail.
+        if to == State::Init {
+            // Stopping: keepalived 2.2.7 logs no transition for it.
+            log::debug!("({name}) Entering {} STATE", to.keyword());
+        } else {
+            log::info!("({name}) Entering {} STATE", to.keyword());
+        }
+        log::debug!("({name}) transition reason: {reason:?}");
+        if to == State::Master {
+            self.insts[idx].tx_stats.became_master += 1;
+        } else if from == State::Master {
+            self.insts[idx].tx_stats.released_master += 1;
+        }
         if to == State::Master {
             let (v, r) = (self.insts[idx].vips.clone(), self.insts[idx].routes.clone());
             // no_accept: the drop rules go in before the addresses, so no packet slips through.

@@ -1,10 +1,12 @@
 //! `cargo xtask bench [xdp|http|ipvsadm|keepalived|all]`: the data-plane benchmarks. Each prints its figures beside a
 //! baseline measured in the same run, with ratios (the machine is noisy: compare ratios).
+//! `cargo xtask deb`: the Debian packages (`deb.rs`).
 
 mod bench_http;
 mod bench_ipvsadm;
 mod bench_keepalived;
 mod bench_xdp;
+mod deb;
 mod stats;
 
 use anyhow::Result;
@@ -28,6 +30,19 @@ enum Task {
         /// Rounds per case (cases are interleaved and rotated across rounds).
         #[arg(long, default_value_t = 7)]
         rounds: usize,
+    },
+    /// The Debian packages (xlvs, xlvs-ipvsadm, xlvs-keepalived) from the release binaries,
+    /// into target/deb (dpkg-deb).
+    Deb {
+        /// Take the binaries from this directory instead of building them.
+        #[arg(long)]
+        bin_dir: Option<std::path::PathBuf>,
+        /// Where to write the .deb files.
+        #[arg(long, default_value = "target/deb")]
+        out: std::path::PathBuf,
+        /// Compression: xz, gzip or none.
+        #[arg(long, default_value = "xz")]
+        compress: String,
     },
 }
 
@@ -75,6 +90,19 @@ fn main() -> Result<()> {
             }
             if matches!(which, Which::All | Which::Keepalived) {
                 bench_keepalived::run()?;
+            }
+        }
+        Task::Deb {
+            bin_dir,
+            out,
+            compress,
+        } => {
+            for deb in deb::build(&deb::Options {
+                bin_dir,
+                out,
+                compress,
+            })? {
+                println!("{}", deb.display());
             }
         }
     }

@@ -58,6 +58,21 @@ pub enum Probe {
 }
 
 impl Probe {
+    /// The checker's keyword in keepalived.conf (logs, metrics).
+    pub fn keyword(&self) -> &'static str {
+        match self {
+            Probe::Tcp(_) => "TCP_CHECK",
+            Probe::Http(p) if p.tls.is_some() => "SSL_GET",
+            Probe::Http(_) => "HTTP_GET",
+            Probe::Misc(_) => "MISC_CHECK",
+            Probe::Udp(_) => "UDP_CHECK",
+            Probe::Ping(_) => "PING_CHECK",
+            Probe::Dns(_) => "DNS_CHECK",
+            Probe::Smtp(_) => "SMTP_CHECK",
+            Probe::File(_) => "FILE_CHECK",
+        }
+    }
+
     /// Runs one attempt (`url`: which HTTP URL).
     pub async fn run(&self, url: usize) -> Outcome {
         match self {

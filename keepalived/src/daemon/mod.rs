@@ -5,16 +5,21 @@
 //! keepalived writes all hold this pid, so `kill -HUP $(cat /run/keepalived.pid)` and systemd
 //! units keep working.
 
+mod dataplane_watch;
 mod desired;
+mod dumps;
 mod fifo;
 mod fwmark_check;
 mod health;
 mod logging;
+mod loglines;
 mod pidfile;
 mod reconcile;
 mod reload;
-mod reports;
+mod runstate_writer;
+mod scripts;
 mod sdnotify;
+pub(crate) mod signals;
 
 use crate::check::{self, Loaded};
 use crate::cli::Cli;
@@ -25,11 +30,12 @@ use healthcheck::{RealEvent, Supervisor};
 use keepalived_conf::validate::SystemEnvironment;
 use keepalived_conf::{KeepalivedConfig, ParseOptions};
 use log::{debug, error, info, warn};
+use logging::CHECKER;
+use signals::{Sig, Signals};
 use std::collections::HashSet;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
-use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::mpsc;
 use vrrp::daemon::{Control as VrrpControl, StateEvent};
 
@@ -56,6 +62,11 @@ struct Daemon {
     /// syncs diff against memory (as keepalived diffs old and new config) instead of rereading
     /// every map; `None` after a failure or at start: read the tables.
     applied: Option<Vec<dataplane::model::ServiceEntry>>,
+    /// Attachment and timers of the data plane we program.
+    watch: dataplane_watch::Watch,
+    /// VRRP transitions (times, counts) and the STATS_CLEAR baseline, for dumps and metrics.
+    transitions: dumps::Transitions,
+    baseline: dumps::Baseline,
 }
 
 pub fn run(cli: &Cli, opts: &ParseOptions) -> i32 {
@@ -149,7 +160,8 @@ async fn async_main(cli: Cli, opts: ParseOptions, config: Arc<KeepalivedConfig>)
             return 1;
         }
     };
-    info!("Starting Keepalived (xlvs) with {}", cli.use_file.display());
+    info!("Starting {}", crate::FOLLOWS);
+    info!("Configuration file {}", cli.use_file.display());
     let lvs_wanted = !cli.vrrp && !config.virtual_servers.is_empty();
     let dp = if lvs_wanted {
         match Dataplane::open(&dataplane::Options::from_env()) {
@@ -186,29 +198,39 @@ async fn async_main(cli: Cli, opts: ParseOptions, config: Arc<KeepalivedConfig>)
         vrrp,
         fifos: fifo::LvsFifos::open(&config_for_fifos),
         applied: None,
+        watch: dataplane_watch::Watch::new(dataplane::Options::from_env()),
+        transitions: dumps::Transitions::default(),
+        baseline: dumps::Baseline::default(),
     };
     d.seed_health().await;
     d.init_ha_suspend().await;
     d.start();
     sdnotify::notify(&format!("READY=1\nMAINPID={}", std::process::id()));
+    info!("Startup complete");
+    let mut tick = tokio::time::interval(runstate_writer::PERIOD);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
             Some(ev) = health_rx.recv() => d.on_health(ev),
             Some(ev) = vrrp_events.recv() => d.on_vrrp(ev).await,
+            _ = tick.tick() => d.on_tick().await,
             s = signals.next() => match s {
                 Sig::Reload => d.reload().await,
                 Sig::Stop => break,
-                Sig::Data => d.write_report(reports::Kind::Data),
-                Sig::Stats => d.write_report(reports::Kind::Stats),
+                other => d.dump(other).await,
             },
         }
     }
     sdnotify::notify("STOPPING=1");
+    info!("Stopping");
     if let Some(c) = &d.checkers {
         c.shutdown().await;
     }
     d.stop_vrrp().await;
     d.stop().await;
+    d.watch.stop();
+    runstate_writer::remove();
+    info!("Stopped {}", crate::FOLLOWS);
     0
 }
 
@@ -239,10 +261,12 @@ impl Daemon {
 
     /// A VRRP transition: logged by the engine; here it moves ha_suspend checkers.
     async fn on_vrrp(&mut self, ev: StateEvent) {
-        info!(
+        debug!(
+            target: logging::VRRP,
             "VRRP instance {} (vrid {}) {:?} -> {:?}",
             ev.instance, ev.vrid, ev.from, ev.to
         );
+        self.transitions.record(&ev.instance);
         let Some(c) = &self.checkers else { return };
         let master = ev.to == vrrp::state::State::Master;
         for vs in self.config.virtual_servers.iter().filter(|v| v.ha_suspend) {
@@ -281,13 +305,22 @@ impl Daemon {
         }
         self.update_quorums();
         let started = Instant::now();
-        let writes = self.sync();
+        let writes = self.sync(false);
         info!(
+            target: CHECKER,
             "Programmed {} virtual services with {writes} writes in {} ms",
             self.owned.len(),
             started.elapsed().as_millis()
         );
         self.warn_unfed_fwmarks();
+        self.watch_dataplane(true);
+    }
+
+    /// Warns when our services sit in tables no interface uses; runs the timers if nobody does.
+    fn watch_dataplane(&mut self, force: bool) {
+        if self.dp.is_some() {
+            self.watch.check(!self.owned.is_empty(), force);
+        }
     }
 
     /// fwmark virtual servers that no `xlvs fwmark` rule feeds receive nothing: say so.
@@ -313,8 +346,10 @@ impl Daemon {
     }
 
     /// Makes the data plane match the configuration and the current health; the number of
-    /// writes it took.
-    fn sync(&mut self) -> usize {
+    /// writes it took. `health`: a checker's verdict caused it, and its writes are logged in
+    /// keepalived's words (`Adding service … to VS …`); the writes of a start or reload are
+    /// detail (keepalived logs none of them).
+    fn sync(&mut self, health: bool) -> usize {
         let Some(dp) = &mut self.dp else { return 0 };
         let t = Instant::now();
         let quorum = &self.quorum;
@@ -338,11 +373,15 @@ impl Daemon {
             t.elapsed().as_millis()
         );
         for op in &ops {
-            info!("{op}");
+            if health {
+                info!(target: CHECKER, "{op}");
+            } else {
+                debug!(target: CHECKER, "{op}");
+            }
         }
         let failed = reconcile::apply(dp, &ops);
         for (op, e) in &failed {
-            error!("IPVS: {op}: {e}");
+            error!(target: CHECKER, "IPVS: {op}: {e}");
         }
         if failed.is_empty() {
             self.applied = Some(reconcile::as_entries(&want));
@@ -352,8 +391,10 @@ impl Daemon {
     }
 
     fn on_health(&mut self, ev: RealEvent) {
+        if ev.transition || (ev.first && ev.up) {
+            info!(target: CHECKER, "{}", loglines::checker_verdict(&ev));
+        }
         if ev.transition {
-            info!("{}", ev.reason);
             self.fifos.rs(&ev.vs, &ev.real, ev.up);
         }
         if !self.health.set(&ev.vs, ev.real, ev.up, Some(ev.weight)) {
@@ -368,20 +409,27 @@ impl Daemon {
         else {
             return;
         };
-        self.update_quorum(&vs);
-        self.sync();
+        // keepalived's order: the real goes (or comes) first, then the quorum is weighed; a
+        // changed quorum may bring or take away the sorry server.
+        self.sync(true);
+        if self.update_quorum(&vs) {
+            self.sync(true);
+        }
     }
 
     fn update_quorums(&mut self) {
         for vs in self.config.clone().virtual_servers.iter() {
-            self.update_quorum(vs);
+            let _ = self.update_quorum(vs);
         }
     }
 
     /// Re-evaluates a virtual server's quorum; on a change, logs it and runs its script.
-    fn update_quorum(&mut self, vs: &keepalived_conf::model::VirtualServer) {
-        if let Some(change) = self.quorum.update(vs, &self.health) {
-            info!("{}", change.message);
+    /// Whether it changed.
+    fn update_quorum(&mut self, vs: &keepalived_conf::model::VirtualServer) -> bool {
+        let changed = self.quorum.update(vs, &self.health);
+        let any = changed.is_some();
+        if let Some(change) = changed {
+            info!(target: CHECKER, "{}", change.message);
             self.fifos.vs(&VsKey::of(vs), change.up);
             let script = if change.up {
                 &vs.quorum_up
@@ -389,9 +437,10 @@ impl Daemon {
                 &vs.quorum_down
             };
             if let Some(s) = script {
-                reports::spawn_script(s);
+                scripts::spawn_script(s);
             }
         }
+        any
     }
 
     /// SIGHUP: a configuration that does not load cleanly is refused and the running one stays.
@@ -458,19 +507,19 @@ impl Daemon {
         self.fifos = fifo::LvsFifos::open(&new);
         self.config = new;
         self.update_quorums();
-        let writes = self.sync();
+        let writes = self.sync(false);
         info!(
             "Reload finished: {writes} writes in {} ms",
             started.elapsed().as_millis()
         );
         self.warn_unfed_fwmarks();
+        self.watch_dataplane(true);
         sdnotify::notify("READY=1");
     }
 
     /// SIGTERM/SIGINT: keepalived removes its virtual servers (all of IPVS with
     /// `lvs_flush_on_stop`) unless `--dont-release-ipvs`.
     async fn stop(&mut self) {
-        info!("Stopping");
         if self.dp.is_some() && !self.cli.dont_release_ipvs {
             self.omega_notifies().await;
         }
@@ -485,14 +534,21 @@ impl Daemon {
                 v.sort_by_key(|a| a.to_string());
                 v.into_iter().map(reconcile::Op::DelService).collect()
             };
+            // keepalived's words for what goes: every configured real, alive or not.
+            for vs in &self.config.virtual_servers {
+                let key = VsKey::of(vs);
+                for rs in &vs.real_servers {
+                    let line = loglines::shutting_down_real(&key, &RealKey::of(rs));
+                    info!(target: CHECKER, "{line}");
+                }
+            }
             for op in &ops {
-                info!("{op}");
+                debug!(target: CHECKER, "{op}");
             }
             for (op, e) in reconcile::apply(dp, &ops) {
                 warn!("IPVS: {op}: {e}");
             }
         }
-        info!("Stopped");
     }
 
     /// keepalived's `omega`: when the daemon takes a virtual server down on stop, the live
@@ -525,54 +581,80 @@ impl Daemon {
         }
     }
 
-    fn write_report(&mut self, kind: reports::Kind) {
-        match reports::write(
-            kind,
-            &self.config,
-            &self.health,
-            &self.quorum,
-            self.dp.as_mut(),
-        ) {
-            Ok(path) => info!("Wrote {}", path.display()),
-            Err(e) => error!("Unable to write the {kind:?} report: {e}"),
+    /// The live state of every VRRP instance, as the engine reports it now.
+    async fn vrrp_views(&self) -> Vec<dumps::InstanceView> {
+        let Some((ctl, _)) = &self.vrrp else {
+            return Vec::new();
+        };
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        if ctl.send(VrrpControl::Status(tx)).await.is_err() {
+            return Vec::new();
+        }
+        match tokio::time::timeout(std::time::Duration::from_secs(2), rx).await {
+            Ok(Ok(live)) => dumps::views(&self.config, &live, &self.baseline, &self.transitions),
+            _ => Vec::new(),
         }
     }
-}
 
-enum Sig {
-    Reload,
-    Stop,
-    Data,
-    Stats,
-}
-
-struct Signals {
-    hup: tokio::signal::unix::Signal,
-    term: tokio::signal::unix::Signal,
-    int: tokio::signal::unix::Signal,
-    usr1: tokio::signal::unix::Signal,
-    usr2: tokio::signal::unix::Signal,
-}
-
-impl Signals {
-    fn new() -> std::io::Result<Signals> {
-        Ok(Signals {
-            hup: signal(SignalKind::hangup())?,
-            term: signal(SignalKind::terminate())?,
-            int: signal(SignalKind::interrupt())?,
-            usr1: signal(SignalKind::user_defined1())?,
-            usr2: signal(SignalKind::user_defined2())?,
-        })
+    /// SIGUSR1, SIGUSR2, STATS_CLEAR, SIGJSON: keepalived's files, as its processes write them
+    /// (the VRRP ones when VRRP runs, the checker's when virtual servers do).
+    async fn dump(&mut self, sig: Sig) {
+        let dir = dumps::dir();
+        let pid = std::process::id();
+        let vrrp_runs = self.vrrp.is_some();
+        let checkers_run = self.checkers.is_some() || self.dp.is_some();
+        let views = self.vrrp_views().await;
+        let mut files: Vec<(&str, String)> = Vec::new();
+        match sig {
+            Sig::Data => {
+                info!("Printing parent data for process({pid}) on signal");
+                files.push(("keepalived_parent.data", dumps::parent_data(&self.config)));
+                if vrrp_runs {
+                    info!(target: logging::VRRP, "Printing VRRP data for process({pid}) on signal");
+                    files.push(("keepalived.data", dumps::vrrp_data(&self.config, &views)));
+                }
+                if checkers_run {
+                    info!(target: CHECKER, "Printing checker data for process({pid}) on signal");
+                    let text = dumps::check_data(&self.config, &self.health, &self.quorum);
+                    files.push(("keepalived_check.data", text));
+                }
+            }
+            Sig::Stats | Sig::StatsClear if vrrp_runs => {
+                let clearing = sig == Sig::StatsClear;
+                let how = if clearing {
+                    "Printing and clearing"
+                } else {
+                    "Printing"
+                };
+                info!(target: logging::VRRP, "{how} VRRP stats for process({pid}) on signal");
+                files.push(("keepalived.stats", dumps::vrrp_stats(&views)));
+                if clearing {
+                    self.baseline.clear(&views);
+                }
+            }
+            Sig::Json if vrrp_runs => {
+                info!(target: logging::VRRP, "Printing VRRP as json for process({pid}) on signal");
+                files.push(("keepalived.json", dumps::vrrp_json(&views)));
+            }
+            // keepalived's checker process writes no stats or JSON: nothing to do.
+            _ => {}
+        }
+        for (name, text) in files {
+            if let Err(e) = dumps::write_file(&dir, name, &text) {
+                error!("Unable to write {}/{name}: {e}", dir.display());
+            }
+        }
     }
 
-    async fn next(&mut self) -> Sig {
-        tokio::select! {
-            _ = self.hup.recv() => Sig::Reload,
-            _ = self.term.recv() => Sig::Stop,
-            _ = self.int.recv() => Sig::Stop,
-            _ = self.usr1.recv() => Sig::Data,
-            _ = self.usr2.recv() => Sig::Stats,
-        }
+    /// Every few seconds: the live state for `xlvs metrics`, and the data-plane checks.
+    async fn on_tick(&mut self) {
+        self.watch_dataplane(false);
+        let views = self.vrrp_views().await;
+        let probes = match &self.checkers {
+            Some(c) => c.last_probes(),
+            None => Vec::new(),
+        };
+        runstate_writer::write(&self.config, &views, &self.health, &self.quorum, &probes);
     }
 }
 
