@@ -1,0 +1,250 @@
+use super::*;
+
+impl Engine {
+    pub(super) fn build(&mut self, cfg: InstanceConfig) -> Result<Inst> {
+        let v6 = cfg.family == Family::V6;
+        let link = link::link(&cfg.interface)
+            .ok_or_else(|| anyhow!("({}) interface {} doesn't exist", cfg.name, cfg.interface))?;
+        let src = if cfg.is_unicast() {
+            cfg.unicast_src_ip
+        } else {
+            cfg.mcast_src_ip
+        }
+        .or_else(|| link.primary(v6))
+        .ok_or_else(|| anyhow!("({}) no source address on {}", cfg.name, cfg.interface))?;
+        let ttl = if cfg.is_unicast() {
+            cfg.unicast_ttl
+        } else {
+            255
+        };
+        let vmac = match &cfg.use_vmac {
+            Some(name) => Some(self.create_vmac(&cfg, name, link.index)?),
+            None => None,
+        };
+        // Adverts leave through the vmac (virtual source MAC) unless vmac_xmit_base; IPv6
+        // keeps the base interface, which holds the link-local source.
+        let (tx_if, tx_index) = match &vmac {
+            Some((n, i)) if !cfg.vmac_xmit_base && !v6 => (n.clone(), *i),
+            _ => (cfg.interface.clone(), link.index),
+        };
+        let tx = TxSocket::open(src, &tx_if, tx_index, ttl)
+            .with_context(|| format!("({}) send socket", cfg.name))?;
+        // With a vmac, multicast from a peer using the same virtual MAC is handed by the
+        // macvlan driver to the vmac, not to the base interface; the vmac also sees every
+        // other multicast frame. Unicast adverts arrive on the base interface.
+        let (rx_if, rx_index) = match &vmac {
+            Some((n, i)) if !cfg.is_unicast() && !v6 => (n.clone(), *i),
+            _ => (cfg.interface.clone(), link.index),
+        };
+        let rx = RxSocket::open(v6, &rx_if, rx_index, !cfg.is_unicast())
+            .with_context(|| format!("({}) receive socket", cfg.name))?;
+        let idx = self.insts.len();
+        let pkt_tx = self.pkt_tx.clone();
+        let generation = self.generation;
+        let reader = tokio::spawn(async move {
+            let mut buf = vec![0u8; 9000];
+            loop {
+                match rx.recv(&mut buf).await {
+                    Ok((n, info)) => {
+                        let pkt = buf[..n.min(buf.len())].to_vec();
+                        if pkt_tx.send((generation, idx, pkt, info)).await.is_err() {
+                            return;
+                        }
+                    }
+                    Err(e) => {
+                        log::warn!("vrrp receive: {e}");
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                    }
+                }
+            }
+        });
+        let vips: Vec<Vip> = cfg
+            .vips
+            .iter()
+            .chain(cfg.vips_excluded.iter())
+            .map(|e| {
+                let default_if = vmac.as_ref().map_or(&cfg.interface, |v| &v.0);
+                let ifname = e.dev.clone().unwrap_or_else(|| default_if.clone());
+                let ifindex = nix::net::if_::if_nametoindex(ifname.as_str()).unwrap_or(link.index);
+                Vip {
+                    addr: e.address.addr,
+                    prefix_len: e.address.prefix_len,
+                    ifindex,
+                    ifname,
+                    broadcast: config::broadcast(e),
+                    scope: e.scope.as_deref().and_then(scope_number).unwrap_or(0),
+                    label: e.label.clone(),
+                    // keepalived adds IPv6 VIPs without duplicate address detection.
+                    nodad: e.address.addr.is_ipv6(),
+                }
+            })
+            .collect();
+        let rules = cfg
+            .rules
+            .iter()
+            .map(|r| Rule {
+                v6: r
+                    .from
+                    .or(r.to)
+                    .map_or(cfg.family == Family::V6, |p| p.addr.is_ipv6()),
+                from: r.from.map(|p| (p.addr, p.prefix_len)),
+                to: r.to.map(|p| (p.addr, p.prefix_len)),
+                table: config::table_number(r.table.as_deref()),
+                preference: r.preference,
+            })
+            .collect();
+        let routes = cfg
+            .routes
+            .iter()
+            .filter_map(|r| {
+                let d = r.destination?;
+                Some(Route {
+                    dst: d.addr,
+                    prefix_len: d.prefix_len,
+                    via: r.via,
+                    src: r.src,
+                    oif: r
+                        .dev
+                        .as_deref()
+                        .and_then(|n| nix::net::if_::if_nametoindex(n).ok()),
+                    table: config::table_number(r.table.as_deref()),
+                    metric: r.metric,
+                    scope: r.scope.as_deref().and_then(scope_number),
+                    kind: match r.route_type.as_deref() {
+                        Some("blackhole") => 6,
+                        Some("unreachable") => 7,
+                        Some("prohibit") => 8,
+                        _ => 1,
+                    },
+                })
+            })
+            .collect();
+        let params = Params {
+            version: cfg.version,
+            base_priority: cfg.priority,
+            adver_int_cs: if cfg.version == 2 {
+                u32::from(cfg.adver_int) * 100
+            } else {
+                u32::from(cfg.adver_int)
+            },
+            preempt: cfg.preempt,
+            preempt_delay_us: cfg.preempt_delay_us,
+            down_timer_adverts: cfg.down_timer_adverts,
+            own_addr: src,
+            lower_prio_no_advert: cfg.lower_prio_no_advert,
+        };
+        Ok(Inst {
+            advert_vips: cfg.vip_addrs(),
+            old_checksum: cfg.old_unicast_checksum,
+            sm: Instance::new(params),
+            cfg,
+            link,
+            tx,
+            src,
+            vips,
+            routes,
+            rules,
+            reader,
+            garp: None,
+            stats: RxStats::default(),
+            vmac,
+        })
+    }
+
+    pub(super) fn packet(&mut self, idx: usize, pkt: &[u8], info: Option<IpInfo>) {
+        let now = self.now();
+        let Some(inst) = self.insts.get_mut(idx) else {
+            return;
+        };
+        let (ip, msg) = match info {
+            Some(ip) => (ip, pkt),
+            None => match codec::parse_ipv4(pkt) {
+                Ok(x) => x,
+                Err(err) => {
+                    inst.stats.record::<()>(&Err(err));
+                    log_drop(&inst.cfg.name, &inst.stats, &err);
+                    return;
+                }
+            },
+        };
+        if ip.src == inst.src {
+            return; // our own advert (unicast to ourselves or a looped multicast)
+        }
+        let exp = RxExpect {
+            version: inst.cfg.version,
+            family: inst.cfg.family,
+            vrid: inst.cfg.vrid,
+            adver_int: inst.cfg.adver_int,
+            auth_pass: inst.cfg.auth_pass,
+            unicast: inst.cfg.is_unicast(),
+            vips: (!inst.cfg.skip_check_adv_addr).then_some(&inst.advert_vips[..]),
+            v3_checksum_as_v2: inst.cfg.v3_checksum_as_v2,
+            // keepalived detects the old checksum by itself in unicast mode.
+            old_unicast_checksum: true,
+        };
+        let mut res = codec::check(msg, &ip, &exp);
+        if let Ok(c) = &res
+            && inst.cfg.is_unicast()
+        {
+            let peer = inst.cfg.unicast_peers.iter().find(|p| p.0 == ip.src);
+            let ttl_ok = peer.is_none_or(|p| {
+                p.1.is_none_or(|min| ip.ttl >= min) && p.2.is_none_or(|max| ip.ttl <= max)
+            });
+            if (inst.cfg.check_unicast_src && peer.is_none()) || !ttl_ok {
+                res = Err(RxError::UnknownSource);
+            } else if c.old_checksum && !inst.old_checksum {
+                log::info!(
+                    "({}) Setting unicast VRRPv3 checksum to old version",
+                    inst.cfg.name
+                );
+                inst.old_checksum = true;
+            }
+        }
+        inst.stats.record(&res);
+        match res {
+            Ok(c) => {
+                let actions = inst.sm.on_advert(now, ip.src, &c.advert);
+                self.apply(idx, actions, now);
+            }
+            Err(err) => log_drop(&inst.cfg.name, &inst.stats, &err),
+        }
+    }
+
+    pub(super) fn send_advert(&self, idx: usize, priority: u8) {
+        let inst = &self.insts[idx];
+        let adv = Advert {
+            version: inst.cfg.version,
+            vrid: inst.cfg.vrid,
+            priority,
+            adver_int: inst.cfg.adver_int,
+            auth_type: if inst.cfg.auth_pass.is_some() {
+                codec::AUTH_PASS
+            } else {
+                codec::AUTH_NONE
+            },
+            auth_data: inst.cfg.auth_pass.unwrap_or([0; 8]),
+            addresses: inst.advert_vips.clone(),
+        };
+        let dsts: Vec<IpAddr> = if inst.cfg.is_unicast() {
+            inst.cfg.unicast_peers.iter().map(|p| p.0).collect()
+        } else {
+            vec![group(inst.cfg.family == Family::V6)]
+        };
+        for dst in dsts {
+            let csum = if inst.cfg.v3_checksum_as_v2 {
+                Checksum::MessageOnly
+            } else if inst.old_checksum && inst.cfg.is_unicast() && dst.is_ipv4() {
+                Checksum::Pseudo {
+                    src: inst.src,
+                    dst: IpAddr::V4(MCAST_GROUP4),
+                }
+            } else {
+                Checksum::Pseudo { src: inst.src, dst }
+            };
+            let msg = codec::encode(&adv, inst.cfg.family, csum);
+            if let Err(e) = inst.tx.send(&msg, dst) {
+                log::warn!("({}) cannot send advert to {dst}: {e}", inst.cfg.name);
+            }
+        }
+    }
+}

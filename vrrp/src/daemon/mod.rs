@@ -1,0 +1,233 @@
+//! The VRRP daemon: the state machines of every instance on real sockets, VIPs through
+//! netlink, GARPs, notify scripts, tracking. One task owns everything; socket readers and
+//! script checkers are small tasks feeding it through channels.
+//!
+//! Split along keepalived's own seams: `instance` (sockets, adverts in and out, as
+//! vrrp.c), `transition` (state changes and what they trigger, vrrp_scheduler.c), `sync`
+//! (sync groups, vrrp_sync.c), `addresses` (VIPs, routes, rules, GARPs: vrrp_ipaddress.c,
+//! vrrp_iproute.c, vrrp_arp.c), `vmac` (vrrp_vmac.c), `track` (vrrp_track.c), `reload`
+//! (start, reload, shutdown: vrrp_daemon.c).
+
+mod addresses;
+mod instance;
+mod reload;
+mod sync;
+mod track;
+mod transition;
+mod vmac;
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, Result, anyhow};
+use keepalived_conf::model::KeepalivedConfig;
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+
+use crate::codec::{
+    self, Advert, Checksum, Family, IpInfo, MCAST_GROUP4, RxError, RxExpect, RxStats,
+};
+use crate::config::{self, InstanceConfig};
+use crate::link::{self, LinkInfo};
+use crate::netlink::{Netlink, Route, Rule, Vip, scope_number};
+use crate::noaccept;
+use crate::notify::{self, Fifo};
+use crate::sock::{RxSocket, TxSocket, group};
+use crate::state::{Action, Instance, Micros, Params, Reason, State};
+use crate::track::{ScriptStatus, TrackKind, Tracked, effective_priority};
+
+/// Commands from the embedding daemon.
+#[derive(Debug)]
+pub enum Control {
+    /// Apply a new configuration: instances kept by name keep their state.
+    Reload(Arc<KeepalivedConfig>),
+    /// Stop: masters send priority 0, VIPs are removed, notify_stop scripts run.
+    Shutdown,
+    /// Current state and receive counters of every instance (for status dumps).
+    Status(tokio::sync::oneshot::Sender<Vec<InstanceStatus>>),
+}
+
+/// One instance as [`Control::Status`] reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InstanceStatus {
+    pub instance: String,
+    pub vrid: u8,
+    pub state: State,
+    pub effective_priority: u8,
+    /// Accepted adverts and drops per reason ([`codec::RX_ERROR_NAMES`]).
+    pub rx: RxStats,
+}
+
+/// A state transition of one instance.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StateEvent {
+    pub instance: String,
+    pub vrid: u8,
+    pub interface: String,
+    pub from: State,
+    pub to: State,
+    pub reason: Reason,
+    /// The instance's VIPs (virtual_ipaddress then virtual_ipaddress_excluded).
+    pub vips: Vec<IpAddr>,
+}
+
+/// How often interface states and track files are polled.
+const POLL: Duration = Duration::from_millis(100);
+
+struct Inst {
+    cfg: InstanceConfig,
+    sm: Instance,
+    link: LinkInfo,
+    tx: TxSocket,
+    src: IpAddr,
+    vips: Vec<Vip>,
+    routes: Vec<Route>,
+    rules: Vec<Rule>,
+    advert_vips: Vec<IpAddr>,
+    reader: JoinHandle<()>,
+    garp: Option<JoinHandle<()>>,
+    stats: RxStats,
+    /// The peer uses the pre-2.x unicast v3 checksum (detected or configured).
+    old_checksum: bool,
+    /// use_vmac: the macvlan we created (name, index), deleted on stop.
+    vmac: Option<(String, u32)>,
+}
+
+type Packet = (u64, usize, Vec<u8>, Option<IpInfo>);
+
+struct Engine {
+    epoch: Instant,
+    nl: Netlink,
+    config: Arc<KeepalivedConfig>,
+    insts: Vec<Inst>,
+    generation: u64,
+    pkt_tx: mpsc::Sender<Packet>,
+    script_tx: mpsc::Sender<(u64, String, bool)>,
+    scripts: HashMap<String, ScriptStatus>,
+    script_tasks: Vec<JoinHandle<()>>,
+    fifos: Vec<Fifo>,
+    events: mpsc::Sender<StateEvent>,
+    /// Last state each sync group was notified in.
+    group_state: HashMap<String, State>,
+}
+
+/// Runs every `vrrp_instance` of `config` until [`Control::Shutdown`] (or the control channel
+/// closes). Must run inside a tokio runtime, as root (raw sockets, netlink).
+pub async fn run(
+    config: Arc<KeepalivedConfig>,
+    mut control: mpsc::Receiver<Control>,
+    events: mpsc::Sender<StateEvent>,
+) -> Result<()> {
+    let (pkt_tx, mut pkt_rx) = mpsc::channel::<Packet>(1024);
+    let (script_tx, mut script_rx) = mpsc::channel(64);
+    let mut e = Engine {
+        epoch: Instant::now(),
+        nl: Netlink::open().context("netlink")?,
+        config: config.clone(),
+        insts: Vec::new(),
+        generation: 0,
+        pkt_tx,
+        script_tx,
+        scripts: HashMap::new(),
+        script_tasks: Vec::new(),
+        fifos: Vec::new(),
+        events,
+        group_state: HashMap::new(),
+    };
+    e.load(config, &HashMap::new())?;
+    let timer = crate::timer::PreciseTimer::new().context("timerfd")?;
+    let mut link_events = link::watch().context("netlink link events")?;
+    let mut poll = tokio::time::interval(POLL);
+    poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        let deadline = e
+            .insts
+            .iter()
+            .filter_map(|i| i.sm.next_deadline())
+            .min()
+            .map(|us| e.epoch + Duration::from_micros(us))
+            .unwrap_or_else(|| Instant::now() + Duration::from_secs(3600));
+        tokio::select! {
+            Some((generation, idx, pkt, info)) = pkt_rx.recv() => {
+                if generation == e.generation {
+                    e.packet(idx, &pkt, info);
+                }
+            }
+            _ = timer.sleep_until(deadline.into_std()) => {
+                let now = e.now();
+                for idx in 0..e.insts.len() {
+                    if e.insts[idx].sm.master_down_due(now) && e.group_holds_back(idx, now) {
+                        e.insts[idx].sm.defer(now);
+                        continue;
+                    }
+                    let actions = e.insts[idx].sm.on_timer(now);
+                    e.apply(idx, actions, now);
+                }
+            }
+            Some((generation, name, ok)) = script_rx.recv() => {
+                if generation == e.generation
+                    && let Some(s) = e.scripts.get_mut(&name)
+                    && s.record(ok)
+                {
+                    log::info!("VRRP_Script({name}) {}", if ok { "succeeded" } else { "failed" });
+                    e.retrack();
+                }
+            }
+            _ = poll.tick() => e.retrack(),
+            Some(()) = link_events.recv() => e.retrack(),
+            c = control.recv() => match c {
+                Some(Control::Reload(cfg)) => e.reload(cfg),
+                Some(Control::Status(reply)) => {
+                    let _ = reply.send(
+                        e.insts
+                            .iter()
+                            .map(|i| InstanceStatus {
+                                instance: i.cfg.name.clone(),
+                                vrid: i.cfg.vrid,
+                                state: i.sm.state(),
+                                effective_priority: i.sm.effective_priority(),
+                                rx: i.stats.clone(),
+                            })
+                            .collect(),
+                    );
+                }
+                Some(Control::Shutdown) | None => {
+                    e.shutdown();
+                    return Ok(());
+                }
+            },
+        }
+    }
+}
+
+/// Log once per power of two, so a flood of bad packets cannot flood the log.
+fn log_drop(name: &str, stats: &RxStats, err: &RxError) {
+    if matches!(err, RxError::OtherVrid(_)) {
+        return;
+    }
+    let n = stats.total_dropped();
+    if n.is_power_of_two() {
+        log::warn!("({name}) {} (dropped {n} so far)", err.message());
+    }
+}
+
+impl Engine {
+    pub(super) fn now(&self) -> Micros {
+        self.epoch.elapsed().as_micros() as Micros
+    }
+}
+
+/// Per-instance receive counters (for status output and tests).
+pub fn counters_line(name: &str, s: &RxStats) -> String {
+    let mut out = format!("{name}: accepted {}", s.accepted);
+    for (n, c) in codec::RX_ERROR_NAMES.iter().zip(s.dropped.iter()) {
+        if *c > 0 {
+            out.push_str(&format!(" {n} {c}"));
+        }
+    }
+    out
+}

@@ -1,0 +1,181 @@
+use super::*;
+
+impl Engine {
+    /// SIGHUP: instances kept by name keep their state; addresses of instances gone (or no
+    /// longer master) are removed.
+    pub(super) fn reload(&mut self, cfg: Arc<KeepalivedConfig>) {
+        let prev: HashMap<String, (State, Vec<Vip>, Vec<Route>)> = self
+            .insts
+            .iter()
+            .map(|i| {
+                (
+                    i.cfg.name.clone(),
+                    (i.sm.state(), i.vips.clone(), i.routes.clone()),
+                )
+            })
+            .collect();
+        self.stop_tasks();
+        let old = std::mem::take(&mut self.insts);
+        if let Err(err) = self.load(cfg, &prev) {
+            log::error!("reload: {err:#}");
+        }
+        for o in old {
+            if let Some((name, index)) = &o.vmac
+                && !self
+                    .insts
+                    .iter()
+                    .any(|i| i.vmac.as_ref().is_some_and(|v| &v.0 == name))
+            {
+                let _ = self.nl.delete_link(*index);
+            }
+            let keeps = self
+                .insts
+                .iter()
+                .any(|i| i.cfg.name == o.cfg.name && i.sm.state() == State::Master);
+            if o.sm.state() == State::Master && !keeps {
+                self.remove_addresses(&o.vips, &o.routes);
+                self.remove_rules(&o.rules);
+            } else if o.sm.state() == State::Master {
+                let new = self
+                    .insts
+                    .iter()
+                    .find(|i| i.cfg.name == o.cfg.name)
+                    .map(|i| i.vips.clone())
+                    .unwrap_or_default();
+                let gone: Vec<Vip> = o
+                    .vips
+                    .iter()
+                    .filter(|v| !new.contains(v))
+                    .cloned()
+                    .collect();
+                self.remove_addresses(&gone, &[]);
+            }
+        }
+    }
+
+    /// Builds every instance of `cfg`; instances named in `prev` that were MASTER resume as
+    /// MASTER.
+    pub(super) fn load(
+        &mut self,
+        cfg: Arc<KeepalivedConfig>,
+        prev: &HashMap<String, (State, Vec<Vip>, Vec<Route>)>,
+    ) -> Result<()> {
+        self.generation += 1;
+        self.config = cfg.clone();
+        self.fifos.clear();
+        for p in [&cfg.global.notify_fifo, &cfg.global.vrrp_notify_fifo]
+            .into_iter()
+            .flatten()
+        {
+            match Fifo::open(Path::new(p)) {
+                Ok(f) => self.fifos.push(f),
+                Err(err) => log::warn!("cannot open notify fifo {p}: {err}"),
+            }
+        }
+        for v in &cfg.vrrp_instances {
+            let built = config::instance(&cfg, v)
+                .map_err(|m| anyhow!(m))
+                .and_then(|ic| self.build(ic));
+            match built {
+                Ok(inst) => self.insts.push(inst),
+                // At startup the caller gets the error; on reload the others keep running.
+                Err(e) if prev.is_empty() => {
+                    self.stop_tasks();
+                    return Err(e);
+                }
+                Err(e) => log::error!("{e:#}"),
+            }
+        }
+        // Scripts referenced by instances or sync groups.
+        self.scripts.clear();
+        let mut used: Vec<String> = self
+            .insts
+            .iter()
+            .flat_map(|i| i.cfg.track_scripts.iter().map(|t| t.name.clone()))
+            .collect();
+        for g in &cfg.sync_groups {
+            used.extend(g.track_scripts.iter().map(|t| t.name.clone()));
+        }
+        used.sort();
+        used.dedup();
+        for name in used {
+            let Some(s) = cfg.vrrp_script(&name) else {
+                log::warn!("track_script {name} not found, ignoring");
+                continue;
+            };
+            self.scripts
+                .insert(name.clone(), ScriptStatus::new(s.rise, s.fall, s.init_fail));
+            if let Some(script) = s.script.clone() {
+                let interval = Duration::from_secs_f64(s.interval.max(0.01));
+                let timeout = Duration::from_secs_f64(s.timeout.unwrap_or(s.interval).max(0.01));
+                let tx = self.script_tx.clone();
+                let generation = self.generation;
+                self.script_tasks.push(tokio::spawn(async move {
+                    loop {
+                        let ok = notify::run_check(&script, timeout).await;
+                        if tx.send((generation, name.clone(), ok)).await.is_err() {
+                            return;
+                        }
+                        tokio::time::sleep(interval).await;
+                    }
+                }));
+            }
+        }
+        let now = self.now();
+        // Leftovers from a previous run (killed daemon) go first, as keepalived does.
+        for idx in 0..self.insts.len() {
+            if !prev.contains_key(&self.insts[idx].cfg.name) {
+                let (v, r) = (self.insts[idx].vips.clone(), self.insts[idx].routes.clone());
+                self.remove_addresses(&v, &r);
+                let rules = self.insts[idx].rules.clone();
+                self.remove_rules(&rules);
+            }
+        }
+        self.retrack_at(now, false);
+        for idx in 0..self.insts.len() {
+            match prev.get(&self.insts[idx].cfg.name) {
+                // Kept across a reload: same state, no notify, no event.
+                Some((state, _, _)) => {
+                    let actions = self.insts[idx].sm.resume(now, *state);
+                    if self.insts[idx].sm.state() == State::Master {
+                        let (v, r) = (self.insts[idx].vips.clone(), self.insts[idx].routes.clone());
+                        self.add_addresses(idx, &v, &r);
+                    }
+                    self.apply(idx, actions, now);
+                }
+                None => {
+                    let actions = self.insts[idx].sm.start(now);
+                    self.apply(idx, actions, now);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    pub(super) fn stop_tasks(&mut self) {
+        for i in &mut self.insts {
+            i.reader.abort();
+            if let Some(g) = i.garp.take() {
+                g.abort();
+            }
+        }
+        for t in self.script_tasks.drain(..) {
+            t.abort();
+        }
+    }
+
+    pub(super) fn shutdown(&mut self) {
+        let now = self.now();
+        log::info!("Stopping");
+        for idx in 0..self.insts.len() {
+            let actions = self.insts[idx].sm.shutdown(now);
+            self.apply(idx, actions, now);
+            let i = &self.insts[idx];
+            log::info!("{}", counters_line(&i.cfg.name, &i.stats));
+            if let Some((_, index)) = self.insts[idx].vmac.clone() {
+                let _ = self.nl.delete_link(index);
+            }
+        }
+        self.stop_tasks();
+    }
+}

@@ -1,0 +1,96 @@
+use super::*;
+
+impl Engine {
+    pub(super) fn retrack(&mut self) {
+        let now = self.now();
+        self.retrack_at(now, true);
+    }
+
+    /// Recomputes every instance's effective priority and fault from interfaces, scripts and
+    /// files; `apply` feeds changes to the state machines.
+    pub(super) fn retrack_at(&mut self, now: Micros, apply: bool) {
+        let cfg = self.config.clone();
+        let Some(links) = link::states() else {
+            log::warn!("cannot read interface states; tracking unchanged");
+            return;
+        };
+        for idx in 0..self.insts.len() {
+            let inst = &mut self.insts[idx];
+            if let Some((up, mac)) = links.get(&inst.cfg.interface) {
+                inst.link.up = *up;
+                inst.link.mac = *mac;
+            } else {
+                inst.link.up = false;
+            }
+            let mut tracked = Vec::new();
+            if !inst.cfg.dont_track_primary {
+                tracked.push(Tracked {
+                    weight: 0,
+                    reverse: false,
+                    kind: TrackKind::Up(inst.link.up),
+                });
+            }
+            let group = inst
+                .cfg
+                .sync_group
+                .as_deref()
+                .and_then(|g| cfg.sync_groups.iter().find(|s| s.name == g));
+            let ifaces = inst
+                .cfg
+                .track_interfaces
+                .iter()
+                .chain(group.into_iter().flat_map(|g| g.track_interfaces.iter()));
+            for t in ifaces {
+                tracked.push(Tracked {
+                    weight: t.weight.unwrap_or(0),
+                    reverse: t.reverse,
+                    kind: TrackKind::Up(links.get(&t.name).is_some_and(|l| l.0)),
+                });
+            }
+            let scripts = inst
+                .cfg
+                .track_scripts
+                .iter()
+                .chain(group.into_iter().flat_map(|g| g.track_scripts.iter()));
+            for t in scripts {
+                let Some(def) = cfg.vrrp_script(&t.name) else {
+                    continue;
+                };
+                let ok = self.scripts.get(&t.name).is_none_or(|s| s.ok());
+                tracked.push(Tracked {
+                    weight: t.weight.unwrap_or(def.weight),
+                    reverse: t.reverse || def.weight_reverse,
+                    kind: TrackKind::Up(ok),
+                });
+            }
+            let files = inst
+                .cfg
+                .track_files
+                .iter()
+                .chain(group.into_iter().flat_map(|g| g.track_files.iter()));
+            for t in files {
+                let Some(def) = cfg.track_files.iter().find(|f| f.name == t.name) else {
+                    continue;
+                };
+                let value = def
+                    .file
+                    .as_deref()
+                    .and_then(|p| std::fs::read_to_string(p).ok())
+                    .and_then(|s| s.split_whitespace().next()?.parse::<i64>().ok())
+                    .unwrap_or(0);
+                tracked.push(Tracked {
+                    weight: t.weight.unwrap_or(def.weight),
+                    reverse: t.reverse || def.weight_reverse,
+                    kind: TrackKind::File(value),
+                });
+            }
+            let (prio, fault) = effective_priority(inst.cfg.priority, &tracked);
+            if prio != inst.sm.effective_priority() || fault != (inst.sm.state() == State::Fault) {
+                let actions = inst.sm.set_tracking(now, prio, fault);
+                if apply {
+                    self.apply(idx, actions, now);
+                }
+            }
+        }
+    }
+}

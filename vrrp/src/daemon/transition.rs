@@ -1,0 +1,123 @@
+use super::addresses::garp_burst;
+use super::*;
+
+impl Engine {
+    pub(super) fn apply(&mut self, idx: usize, actions: Vec<Action>, now: Micros) {
+        for a in actions {
+            match a {
+                Action::SendAdvert { priority } => self.send_advert(idx, priority),
+                Action::LowerPriorityMaster { from } => {
+                    let inst = &self.insts[idx];
+                    log::info!(
+                        "({}) Received advert from {from} with lower priority, ours {}, forcing new election",
+                        inst.cfg.name,
+                        inst.sm.effective_priority()
+                    );
+                    if let Some(s) = &inst.cfg.notify.master_rx_lower_pri {
+                        notify::spawn(s, &[]);
+                    }
+                    let g = inst.cfg.garp;
+                    if g.lower_prio_repeat > 0 {
+                        let targets = self.garp_targets(idx);
+                        tokio::spawn(async move {
+                            if g.lower_prio_delay > 0 {
+                                tokio::time::sleep(Duration::from_secs(u64::from(
+                                    g.lower_prio_delay,
+                                )))
+                                .await;
+                            }
+                            garp_burst(g.lower_prio_repeat, g.interval, &targets).await;
+                        });
+                    }
+                }
+                Action::Transition { from, to, reason } => {
+                    self.transition(idx, from, to, reason);
+                    // Sync group: the other members follow (not for shutdown/INIT).
+                    if reason != Reason::SyncGroup
+                        && to != State::Init
+                        && let Some(g) = self.insts[idx].cfg.sync_group.clone()
+                    {
+                        for j in 0..self.insts.len() {
+                            if j != idx && self.insts[j].cfg.sync_group.as_deref() == Some(&g) {
+                                let acts = self.insts[j].sm.force(now, to);
+                                self.apply(j, acts, now);
+                            }
+                        }
+                    }
+                    if reason != Reason::SyncGroup {
+                        self.group_notify(idx);
+                    }
+                }
+            }
+        }
+    }
+
+    pub(super) fn transition(&mut self, idx: usize, from: State, to: State, reason: Reason) {
+        let name = self.insts[idx].cfg.name.clone();
+        log::info!("({name}) Entering {} STATE ({reason:?})", to.keyword());
+        if to == State::Master {
+            let (v, r) = (self.insts[idx].vips.clone(), self.insts[idx].routes.clone());
+            // no_accept: the drop rules go in before the addresses, so no packet slips through.
+            let cfg = &self.insts[idx].cfg;
+            if !cfg.accept && cfg.priority != 255 {
+                let addrs: Vec<IpAddr> = v.iter().map(|x| x.addr).collect();
+                noaccept::block(&name, &addrs);
+            }
+            log::info!("({name}) setting VIPs.");
+            self.add_addresses(idx, &v, &r);
+            self.start_garp(idx);
+        } else if from == State::Master {
+            if !self.insts[idx].cfg.accept {
+                noaccept::unblock(&name);
+            }
+            if let Some(t) = self.insts[idx].garp.take() {
+                t.abort();
+            }
+            log::info!("({name}) removing VIPs.");
+            let (v, r) = (self.insts[idx].vips.clone(), self.insts[idx].routes.clone());
+            self.remove_addresses(&v, &r);
+            let rules = self.insts[idx].rules.clone();
+            self.remove_rules(&rules);
+        }
+        let inst = &self.insts[idx];
+        let prio = inst.sm.effective_priority();
+        let word = if to == State::Init {
+            "STOP"
+        } else {
+            to.keyword()
+        };
+        let n = &inst.cfg.notify;
+        let specific = match to {
+            State::Master => &n.master,
+            State::Backup => &n.backup,
+            State::Fault => &n.fault,
+            State::Init => &n.stop,
+        };
+        if let Some(s) = specific {
+            notify::spawn(s, &[]);
+        }
+        if let Some(s) = &n.notify {
+            notify::spawn(
+                s,
+                &[
+                    "INSTANCE".into(),
+                    name.clone(),
+                    word.into(),
+                    prio.to_string(),
+                ],
+            );
+        }
+        for f in &mut self.fifos {
+            f.write_line("INSTANCE", &name, word, prio);
+        }
+        let _ = self.events.try_send(StateEvent {
+            instance: name,
+            vrid: inst.cfg.vrid,
+            interface: inst.cfg.interface.clone(),
+            from,
+            to,
+            reason,
+            vips: inst.vips.iter().map(|v| v.addr).collect(),
+        });
+    }
+}
