@@ -4,10 +4,11 @@
 use std::net::{IpAddr, Ipv4Addr};
 
 use keepalived_conf::model::{
-    IpAddressEntry, KeepalivedConfig, RouteEntry, RuleEntry, Script, TrackRef, VrrpInstance,
+    AuthType, IpAddressEntry, KeepalivedConfig, RouteEntry, RuleEntry, Script, TrackRef,
+    VrrpInstance,
 };
 
-use crate::codec::{Family, auth_pass_bytes};
+use crate::codec::{Auth, Family, auth_pass_bytes};
 
 /// Everything one instance needs, resolved.
 #[derive(Debug, Clone, PartialEq)]
@@ -23,8 +24,14 @@ pub struct InstanceConfig {
     pub preempt: bool,
     pub preempt_delay_us: u64,
     pub down_timer_adverts: u32,
-    pub auth_pass: Option<[u8; 8]>,
+    /// v2 over IPv4 only, as keepalived (cleared for v3, IPv6 AH and strict mode).
+    pub auth: Auth,
     pub mcast_src_ip: Option<IpAddr>,
+    /// Where multicast adverts go and which group is joined: `mcast_dst_ip`, else global
+    /// `vrrp_mcast_group4`/`vrrp_mcast_group6`.
+    pub mcast_group: IpAddr,
+    /// Global `vrrp_mcast_group4`: the pseudo-header destination of `old_unicast_checksum`.
+    pub mcast_group4: IpAddr,
     pub unicast_src_ip: Option<IpAddr>,
     pub unicast_peers: Vec<(IpAddr, Option<u8>, Option<u8>)>,
     pub unicast_ttl: u8,
@@ -90,6 +97,16 @@ fn raw_flag(v: &VrrpInstance, cfg: &KeepalivedConfig, word: &str) -> bool {
     v.extra.iter().any(|o| o.keyword == word) || cfg.global.extra.iter().any(|o| o.keyword == word)
 }
 
+/// The first argument of an instance keyword the model keeps as a raw option.
+fn raw_value<'a>(v: &'a VrrpInstance, word: &str) -> Option<&'a str> {
+    v.extra
+        .iter()
+        .rev()
+        .find(|o| o.keyword == word)
+        .and_then(|o| o.args.first())
+        .map(String::as_str)
+}
+
 /// Converts one instance. Errors name the instance, like keepalived's messages.
 pub fn instance(cfg: &KeepalivedConfig, v: &VrrpInstance) -> Result<InstanceConfig, String> {
     let interface = v
@@ -115,13 +132,8 @@ pub fn instance(cfg: &KeepalivedConfig, v: &VrrpInstance) -> Result<InstanceConf
     } else {
         ((v.advert_int * 100.0).round() as u16).clamp(1, 4095)
     };
-    let auth_pass = v
-        .authentication
-        .as_ref()
-        .filter(|_| version == 2)
-        .and_then(|a| a.auth_pass.as_deref())
-        .map(auth_pass_bytes);
     let g = &cfg.global;
+    let auth = authentication(v, version, family, v.strict_mode.unwrap_or(g.vrrp_strict));
     let sync_group = cfg
         .sync_groups
         .iter()
@@ -138,8 +150,17 @@ pub fn instance(cfg: &KeepalivedConfig, v: &VrrpInstance) -> Result<InstanceConf
         preempt: v.preempt,
         preempt_delay_us: v.preempt_delay.map_or(0, |d| (d * 1e6) as u64),
         down_timer_adverts: v.down_timer_adverts.max(1),
-        auth_pass,
+        auth,
         mcast_src_ip: v.mcast_src_ip,
+        mcast_group: raw_value(v, "mcast_dst_ip")
+            .and_then(|a| a.parse().ok())
+            .filter(|a: &IpAddr| a.is_ipv6() == (family == Family::V6))
+            .unwrap_or(if family == Family::V6 {
+                g.vrrp_mcast_group6
+            } else {
+                g.vrrp_mcast_group4
+            }),
+        mcast_group4: g.vrrp_mcast_group4,
         unicast_src_ip: v.unicast_src_ip,
         unicast_peers: v
             .unicast_peers
@@ -218,6 +239,23 @@ pub fn instance(cfg: &KeepalivedConfig, v: &VrrpInstance) -> Result<InstanceConf
     })
 }
 
+/// keepalived's authentication after its end-of-instance checks: none for VRRPv3, in strict
+/// mode, or AH over IPv6; the password is the first 8 bytes, zero padded.
+fn authentication(v: &VrrpInstance, version: u8, family: Family, strict: bool) -> Auth {
+    let Some(a) = v.authentication.as_ref() else {
+        return Auth::None;
+    };
+    if version != 2 || strict {
+        return Auth::None;
+    }
+    let key = auth_pass_bytes(a.auth_pass.as_deref().unwrap_or(""));
+    match a.auth_type {
+        Some(AuthType::Pass) => Auth::Pass(key),
+        Some(AuthType::Ah) if family == Family::V4 => Auth::Ah(key),
+        _ => Auth::None,
+    }
+}
+
 /// `brd` option: an address, `+` (last address of the prefix) or `-` (none).
 pub fn broadcast(entry: &IpAddressEntry) -> Option<Ipv4Addr> {
     let IpAddr::V4(a) = entry.address.addr else {
@@ -281,6 +319,6 @@ mod tests {
         assert_eq!((b.version, b.adver_int), (2, 1), "v2 rounds to seconds");
         let c = instance(&cfg, &cfg.vrrp_instances[2]).unwrap();
         assert_eq!((c.family, c.version, c.adver_int), (Family::V6, 3, 100));
-        assert_eq!(b.auth_pass, Some(*b"secret12"));
+        assert_eq!(b.auth, Auth::Pass(*b"secret12"));
     }
 }

@@ -27,7 +27,8 @@ impl Engine {
             Some((n, i)) if !cfg.vmac_xmit_base && !v6 => (n.clone(), *i),
             _ => (cfg.interface.clone(), link.index),
         };
-        let tx = TxSocket::open(src, &tx_if, tx_index, ttl)
+        let ah = matches!(cfg.auth, Auth::Ah(_));
+        let tx = TxSocket::open(src, &tx_if, tx_index, ttl, ah)
             .with_context(|| format!("({}) send socket", cfg.name))?;
         // With a vmac, multicast from a peer using the same virtual MAC is handed by the
         // macvlan driver to the vmac, not to the base interface; the vmac also sees every
@@ -36,7 +37,9 @@ impl Engine {
             Some((n, i)) if !cfg.is_unicast() && !v6 => (n.clone(), *i),
             _ => (cfg.interface.clone(), link.index),
         };
-        let rx = RxSocket::open(v6, &rx_if, rx_index, !cfg.is_unicast())
+        let proto = if ah { IPPROTO_AH } else { IPPROTO_VRRP };
+        let rx_group = (!cfg.is_unicast()).then_some(cfg.mcast_group);
+        let rx = RxSocket::open(v6, &rx_if, rx_index, rx_group, proto)
             .with_context(|| format!("({}) receive socket", cfg.name))?;
         let idx = self.insts.len();
         let pkt_tx = self.pkt_tx.clone();
@@ -148,6 +151,9 @@ impl Engine {
             garp: None,
             stats: RxStats::default(),
             vmac,
+            ah: SeqCounter::default(),
+            ip_id: 0,
+            tx_ttl: ttl,
         })
     }
 
@@ -156,16 +162,24 @@ impl Engine {
         let Some(inst) = self.insts.get_mut(idx) else {
             return;
         };
-        let (ip, msg) = match info {
-            Some(ip) => (ip, pkt),
-            None => match codec::parse_ipv4(pkt) {
-                Ok(x) => x,
-                Err(err) => {
-                    inst.stats.record::<()>(&Err(err));
-                    log_drop(&inst.cfg.name, &inst.stats, &err);
-                    return;
+        let unicast = inst.cfg.is_unicast();
+        let parsed = match (info, inst.cfg.auth) {
+            (Some(ip), _) => Ok((ip, pkt)),
+            (None, Auth::Ah(key)) => ah::check(pkt, &key, unicast).and_then(|r| {
+                if r.ip.src == inst.src {
+                    return Ok((r.ip, r.msg));
                 }
-            },
+                inst.ah.accept_rx(r.seq).map(|()| (r.ip, r.msg))
+            }),
+            (None, _) => codec::parse_ipv4(pkt),
+        };
+        let (ip, msg) = match parsed {
+            Ok(x) => x,
+            Err(err) => {
+                inst.stats.record::<()>(&Err(err));
+                log_drop(&inst.cfg.name, &inst.stats, &err);
+                return;
+            }
         };
         if ip.src == inst.src {
             return; // our own advert (unicast to ourselves or a looped multicast)
@@ -175,7 +189,7 @@ impl Engine {
             family: inst.cfg.family,
             vrid: inst.cfg.vrid,
             adver_int: inst.cfg.adver_int,
-            auth_pass: inst.cfg.auth_pass,
+            auth: inst.cfg.auth,
             unicast: inst.cfg.is_unicast(),
             vips: (!inst.cfg.skip_check_adv_addr).then_some(&inst.advert_vips[..]),
             v3_checksum_as_v2: inst.cfg.v3_checksum_as_v2,
@@ -210,39 +224,61 @@ impl Engine {
         }
     }
 
-    pub(super) fn send_advert(&self, idx: usize, priority: u8) {
-        let inst = &self.insts[idx];
+    pub(super) fn send_advert(&mut self, idx: usize, priority: u8) {
+        let inst = &mut self.insts[idx];
         let adv = Advert {
             version: inst.cfg.version,
             vrid: inst.cfg.vrid,
             priority,
             adver_int: inst.cfg.adver_int,
-            auth_type: if inst.cfg.auth_pass.is_some() {
-                codec::AUTH_PASS
-            } else {
-                codec::AUTH_NONE
+            auth_type: inst.cfg.auth.type_code(),
+            auth_data: match inst.cfg.auth {
+                Auth::Pass(p) => p,
+                _ => [0; 8],
             },
-            auth_data: inst.cfg.auth_pass.unwrap_or([0; 8]),
             addresses: inst.advert_vips.clone(),
         };
         let dsts: Vec<IpAddr> = if inst.cfg.is_unicast() {
             inst.cfg.unicast_peers.iter().map(|p| p.0).collect()
         } else {
-            vec![group(inst.cfg.family == Family::V6)]
+            vec![inst.cfg.mcast_group]
         };
+        // AH: one sequence number and IP id per advert, whatever the number of peers.
+        let ah_seq = matches!(inst.cfg.auth, Auth::Ah(_)).then(|| {
+            inst.ip_id = inst.ip_id.checked_add(1).unwrap_or(1);
+            inst.ah.next_tx()
+        });
         for dst in dsts {
             let csum = if inst.cfg.v3_checksum_as_v2 {
                 Checksum::MessageOnly
             } else if inst.old_checksum && inst.cfg.is_unicast() && dst.is_ipv4() {
                 Checksum::Pseudo {
                     src: inst.src,
-                    dst: IpAddr::V4(MCAST_GROUP4),
+                    dst: inst.cfg.mcast_group4,
                 }
             } else {
                 Checksum::Pseudo { src: inst.src, dst }
             };
             let msg = codec::encode(&adv, inst.cfg.family, csum);
-            if let Err(e) = inst.tx.send(&msg, dst) {
+            let sent = match (inst.cfg.auth, ah_seq, inst.src, dst) {
+                (Auth::Ah(key), Some(seq), IpAddr::V4(src), IpAddr::V4(dst4)) => {
+                    let pkt = ah::encode(
+                        &ah::AhSend {
+                            src,
+                            dst: dst4,
+                            ip_id: inst.ip_id,
+                            ttl: inst.tx_ttl,
+                            seq,
+                            key: &key,
+                            unicast: inst.cfg.is_unicast(),
+                        },
+                        &msg,
+                    );
+                    inst.tx.send(&pkt, dst)
+                }
+                _ => inst.tx.send(&msg, dst),
+            };
+            if let Err(e) = sent {
                 log::warn!("({}) cannot send advert to {dst}: {e}", inst.cfg.name);
             }
         }

@@ -28,15 +28,16 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
+use crate::codec::ah::{self, IPPROTO_AH, SeqCounter};
 use crate::codec::{
-    self, Advert, Checksum, Family, IpInfo, MCAST_GROUP4, RxError, RxExpect, RxStats,
+    self, Advert, Auth, Checksum, Family, IPPROTO_VRRP, IpInfo, RxError, RxExpect, RxStats,
 };
 use crate::config::{self, InstanceConfig};
 use crate::link::{self, LinkInfo};
 use crate::netlink::{Netlink, Route, Rule, Vip, scope_number};
 use crate::noaccept;
 use crate::notify::{self, Fifo};
-use crate::sock::{RxSocket, TxSocket, group};
+use crate::sock::{RxSocket, TxSocket};
 use crate::state::{Action, Instance, Micros, Params, Reason, State};
 use crate::track::{ScriptStatus, TrackKind, Tracked, effective_priority};
 
@@ -95,6 +96,11 @@ struct Inst {
     old_checksum: bool,
     /// use_vmac: the macvlan we created (name, index), deleted on stop.
     vmac: Option<(String, u32)>,
+    /// `auth_type AH`: the anti-replay counter and the IP id of what we send.
+    ah: SeqCounter,
+    ip_id: u16,
+    /// TTL of what we send (unicast_ttl, or 255).
+    tx_ttl: u8,
 }
 
 type Packet = (u64, usize, Vec<u8>, Option<IpInfo>);

@@ -56,6 +56,7 @@ impl Engine {
         let name = self.insts[idx].cfg.name.clone();
         log::info!("({name}) Entering {} STATE ({reason:?})", to.keyword());
         if to == State::Master {
+            self.insts[idx].ah.reset_if_cycled();
             let (v, r) = (self.insts[idx].vips.clone(), self.insts[idx].routes.clone());
             // no_accept: the drop rules go in before the addresses, so no packet slips through.
             let cfg = &self.insts[idx].cfg;
