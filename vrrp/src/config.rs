@@ -40,7 +40,12 @@ pub struct InstanceConfig {
     pub v3_checksum_as_v2: bool,
     pub old_unicast_checksum: bool,
     pub lower_prio_no_advert: bool,
+    /// A master hearing a higher priority answers with one advert before it steps down.
+    pub higher_prio_send_advert: bool,
+    /// Traffic to the VIPs is accepted (else nftables drops it while MASTER).
     pub accept: bool,
+    /// `strict_mode` / global `vrrp_strict` (RFC compliance: see [`instance`]).
+    pub strict: bool,
     pub dont_track_primary: bool,
     pub vips: Vec<IpAddressEntry>,
     pub vips_excluded: Vec<IpAddressEntry>,
@@ -125,15 +130,23 @@ pub fn instance(cfg: &KeepalivedConfig, v: &VrrpInstance) -> Result<InstanceConf
     } else {
         Family::V4
     };
-    let version = v.version;
+    let g = &cfg.global;
+    let strict = v.strict_mode.unwrap_or(g.vrrp_strict);
+    // Strict mode: no VRRPv2 over IPv6.
+    let version = if strict && family == Family::V6 {
+        3
+    } else {
+        v.version
+    };
     // keepalived: v2 rounds to whole seconds, v3 counts centiseconds (< 40.96 s).
     let adver_int = if version == 2 {
         (v.advert_int.round() as u16).clamp(1, 255)
     } else {
         ((v.advert_int * 100.0).round() as u16).clamp(1, 4095)
     };
-    let g = &cfg.global;
-    let auth = authentication(v, version, family, v.strict_mode.unwrap_or(g.vrrp_strict));
+    let auth = authentication(v, version, family, strict);
+    // keepalived: accept unless strict; never for a non-owner in strict VRRPv2 (RFC 3768).
+    let accept = v.accept.unwrap_or(!strict) && !(strict && version == 2 && v.priority != 255);
     let sync_group = cfg
         .sync_groups
         .iter()
@@ -148,7 +161,11 @@ pub fn instance(cfg: &KeepalivedConfig, v: &VrrpInstance) -> Result<InstanceConf
         priority: v.priority,
         adver_int,
         preempt: v.preempt,
-        preempt_delay_us: v.preempt_delay.map_or(0, |d| (d * 1e6) as u64),
+        preempt_delay_us: if strict {
+            0
+        } else {
+            v.preempt_delay.map_or(0, |d| (d * 1e6) as u64)
+        },
         down_timer_adverts: v.down_timer_adverts.max(1),
         auth,
         mcast_src_ip: v.mcast_src_ip,
@@ -172,11 +189,16 @@ pub fn instance(cfg: &KeepalivedConfig, v: &VrrpInstance) -> Result<InstanceConf
         skip_check_adv_addr: v.skip_check_adv_addr || g.vrrp_skip_check_adv_addr,
         v3_checksum_as_v2: raw_flag(v, cfg, "v3_checksum_as_v2"),
         old_unicast_checksum: raw_flag(v, cfg, "old_unicast_checksum"),
-        lower_prio_no_advert: v
-            .lower_prio_no_advert
-            .or(g.vrrp_lower_prio_no_advert)
-            .unwrap_or(g.vrrp_strict),
-        accept: v.accept,
+        lower_prio_no_advert: strict
+            || v.lower_prio_no_advert
+                .or(g.vrrp_lower_prio_no_advert)
+                .unwrap_or(false),
+        higher_prio_send_advert: !strict
+            && v.higher_prio_send_advert
+                .or(g.vrrp_higher_prio_send_advert)
+                .unwrap_or(false),
+        accept,
+        strict,
         dont_track_primary: v.dont_track_primary,
         vips: v.virtual_ipaddresses.clone(),
         vips_excluded: v.virtual_ipaddresses_excluded.clone(),
@@ -193,22 +215,21 @@ pub fn instance(cfg: &KeepalivedConfig, v: &VrrpInstance) -> Result<InstanceConf
             master_refresh_repeat: v
                 .garp_master_refresh_repeat
                 .unwrap_or(g.vrrp_garp_master_refresh_repeat),
-            lower_prio_delay: v
-                .garp_lower_prio_delay
-                .or(g.vrrp_garp_lower_prio_delay)
-                .unwrap_or(if g.vrrp_strict {
-                    0
-                } else {
-                    v.garp_master_delay.unwrap_or(g.vrrp_garp_master_delay)
-                }),
-            lower_prio_repeat: v
-                .garp_lower_prio_repeat
-                .or(g.vrrp_garp_lower_prio_repeat)
-                .unwrap_or(if g.vrrp_strict {
-                    0
-                } else {
-                    v.garp_master_repeat.unwrap_or(g.vrrp_garp_master_repeat)
-                }),
+            // Strict mode: no GARPs on hearing a lower priority.
+            lower_prio_delay: if strict {
+                0
+            } else {
+                v.garp_lower_prio_delay
+                    .or(g.vrrp_garp_lower_prio_delay)
+                    .unwrap_or(v.garp_master_delay.unwrap_or(g.vrrp_garp_master_delay))
+            },
+            lower_prio_repeat: if strict {
+                0
+            } else {
+                v.garp_lower_prio_repeat
+                    .or(g.vrrp_garp_lower_prio_repeat)
+                    .unwrap_or(v.garp_master_repeat.unwrap_or(g.vrrp_garp_master_repeat))
+            },
             interval: if family == Family::V6 {
                 g.vrrp_gna_interval
             } else {
@@ -235,8 +256,24 @@ pub fn instance(cfg: &KeepalivedConfig, v: &VrrpInstance) -> Result<InstanceConf
                 n.clone()
             }
         }),
-        vmac_xmit_base: v.vmac_xmit_base,
+        vmac_xmit_base: v.vmac_xmit_base && !strict,
     })
+}
+
+/// Why keepalived would drop this instance at its end-of-configuration checks (it logs the
+/// reason and runs the others), or None.
+pub fn dropped(cfg: &KeepalivedConfig, v: &VrrpInstance) -> Option<String> {
+    let strict = v.strict_mode.unwrap_or(cfg.global.vrrp_strict);
+    let version = if strict && v.is_ipv6() { 3 } else { v.version };
+    if v.virtual_ipaddresses.is_empty() && (version == 3 || v.is_ipv6() || strict) {
+        return Some(format!(
+            "({}) No VIP specified; at least one is required",
+            v.name
+        ));
+    }
+    // (keepalived 2.2.7 does not refuse unicast peers in strict mode, whatever its man page
+    // says: it checks the interface's multicast flag before it knows the interface.)
+    None
 }
 
 /// keepalived's authentication after its end-of-instance checks: none for VRRPv3, in strict
@@ -320,5 +357,39 @@ mod tests {
         let c = instance(&cfg, &cfg.vrrp_instances[2]).unwrap();
         assert_eq!((c.family, c.version, c.adver_int), (Family::V6, 3, 100));
         assert_eq!(b.auth, Auth::Pass(*b"secret12"));
+    }
+
+    #[test]
+    fn strict_mode_turns_off_and_implies_what_keepalived_does() {
+        let text = "global_defs { vrrp_strict\n vrrp_higher_prio_send_advert\n }\n\
+             vrrp_instance S { interface eth0\n virtual_router_id 5\n priority 150\n\
+             preempt_delay 5\n accept\n lower_prio_no_advert false\n use_vmac\n vmac_xmit_base\n\
+             authentication { auth_type PASS\n auth_pass secret }\n\
+             virtual_ipaddress { 198.18.0.100 }\n}\n\
+             vrrp_instance N { interface eth0\n virtual_router_id 6\n priority 150\n\
+             virtual_ipaddress { 198.18.0.101 }\n}\n\
+             vrrp_instance E { interface eth0\n virtual_router_id 7\n }\n";
+        let mut cfg = parse(text);
+        let s = instance(&cfg, &cfg.vrrp_instances[0]).unwrap();
+        assert!(s.strict);
+        assert_eq!(s.auth, Auth::None, "no authentication in strict mode");
+        assert!(!s.accept, "no accept mode for a VRRPv2 non-owner");
+        assert_eq!(s.preempt_delay_us, 0);
+        assert!(s.lower_prio_no_advert && !s.higher_prio_send_advert);
+        assert_eq!((s.garp.lower_prio_repeat, s.garp.lower_prio_delay), (0, 0));
+        assert!(!s.vmac_xmit_base);
+        assert_eq!(
+            dropped(&cfg, &cfg.vrrp_instances[2]).as_deref(),
+            Some("(E) No VIP specified; at least one is required")
+        );
+        // Without strict mode: accept by default, the global higher_prio_send_advert.
+        cfg.global.vrrp_strict = false;
+        let n = instance(&cfg, &cfg.vrrp_instances[1]).unwrap();
+        assert!(n.accept && n.higher_prio_send_advert && !n.lower_prio_no_advert);
+        assert_eq!(
+            dropped(&cfg, &cfg.vrrp_instances[2]),
+            None,
+            "a v2 instance may run"
+        );
     }
 }

@@ -93,7 +93,8 @@ pub struct VrrpInstance {
     pub preempt: bool,
     /// Seconds.
     pub preempt_delay: Option<f64>,
-    pub accept: bool,
+    /// `accept` / `no_accept`; unset: accept unless strict mode (keepalived's default).
+    pub accept: Option<bool>,
     pub use_vmac: Option<String>,
     pub vmac_xmit_base: bool,
     pub use_ipvlan: bool,
@@ -151,7 +152,7 @@ impl VrrpInstance {
             version: 2,
             preempt: true,
             preempt_delay: None,
-            accept: true,
+            accept: None,
             use_vmac: None,
             vmac_xmit_base: false,
             use_ipvlan: false,

@@ -141,8 +141,8 @@ impl<'a> Parser<'a> {
             "preempt" => v.preempt = true,
             "nopreempt" => v.preempt = false,
             "preempt_delay" => v.preempt_delay = self.read_timer(l, 1, 0.0, 1000.0),
-            "accept" => v.accept = true,
-            "no_accept" => v.accept = false,
+            "accept" => v.accept = Some(true),
+            "no_accept" => v.accept = Some(false),
             "use_vmac" => {
                 v.use_vmac = Some(
                     l.word(1)

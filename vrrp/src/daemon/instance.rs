@@ -135,6 +135,7 @@ impl Engine {
             down_timer_adverts: cfg.down_timer_adverts,
             own_addr: src,
             lower_prio_no_advert: cfg.lower_prio_no_advert,
+            higher_prio_send_advert: cfg.higher_prio_send_advert,
         };
         Ok(Inst {
             advert_vips: cfg.vip_addrs(),

@@ -73,6 +73,10 @@ impl Engine {
             }
         }
         for v in &cfg.vrrp_instances {
+            if let Some(why) = config::dropped(&cfg, v) {
+                log::error!("{why}");
+                continue;
+            }
             let built = config::instance(&cfg, v)
                 .map_err(|m| anyhow!(m))
                 .and_then(|ic| self.build(ic));
