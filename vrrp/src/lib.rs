@@ -51,6 +51,7 @@ pub mod link;
 pub mod netlink;
 pub mod noaccept;
 pub mod notify;
+pub mod priority;
 pub mod sock;
 pub mod state;
 pub mod timer;

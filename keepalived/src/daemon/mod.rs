@@ -48,8 +48,8 @@ struct Daemon {
     /// The health checkers (when there are virtual servers), reporting on `health_tx`.
     checkers: Option<Supervisor>,
     health_tx: mpsc::Sender<RealEvent>,
-    /// The VRRP engine's control channel and task (when there are vrrp_instances).
-    vrrp: Option<(mpsc::Sender<VrrpControl>, tokio::task::JoinHandle<()>)>,
+    /// The VRRP engine's control channel and thread (when there are vrrp_instances).
+    vrrp: Option<(mpsc::Sender<VrrpControl>, VrrpThread)>,
     /// notify_fifo / lvs_notify_fifo.
     fifos: fifo::LvsFifos,
     /// What the tables hold for our services after the last fully successful sync, so later
@@ -261,10 +261,11 @@ impl Daemon {
             return;
         };
         let _ = ctl.send(VrrpControl::Shutdown).await;
-        if tokio::time::timeout(std::time::Duration::from_secs(5), task)
-            .await
-            .is_err()
-        {
+        let deadline = Instant::now() + std::time::Duration::from_secs(5);
+        while !task.is_finished() && Instant::now() < deadline {
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+        if !task.is_finished() {
             warn!("VRRP did not stop within 5 s");
         }
     }
@@ -576,18 +577,21 @@ impl Signals {
     }
 }
 
-/// Starts the VRRP engine on `config`; its transitions arrive on `events`.
+/// The VRRP engine's thread (it logs its own failure).
+type VrrpThread = std::thread::JoinHandle<vrrp::daemon::RunResult>;
+
+/// Starts the VRRP engine on `config`, on its own thread (nothing this runtime does can delay
+/// an advert); its transitions arrive on `events`.
 fn start_vrrp(
     config: Arc<KeepalivedConfig>,
     events: mpsc::Sender<StateEvent>,
-) -> (mpsc::Sender<VrrpControl>, tokio::task::JoinHandle<()>) {
+) -> (mpsc::Sender<VrrpControl>, VrrpThread) {
     let (ctl_tx, ctl_rx) = mpsc::channel(4);
-    let task = tokio::spawn(async move {
-        if let Err(e) = vrrp::daemon::run(config, ctl_rx, events).await {
-            error!("VRRP: {e:#}");
-        }
+    let thread = vrrp::daemon::spawn(config, ctl_rx, events).unwrap_or_else(|e| {
+        error!("VRRP: cannot start its thread: {e}");
+        std::thread::spawn(|| Ok(()))
     });
-    (ctl_tx, task)
+    (ctl_tx, thread)
 }
 
 /// Whether `ip` is an address of this host (binding to it works).

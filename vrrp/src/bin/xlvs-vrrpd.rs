@@ -95,7 +95,11 @@ fn main() -> Result<()> {
         });
         // Nobody else consumes the events here: drain them.
         tokio::spawn(async move { while ev_rx.recv().await.is_some() {} });
-        daemon::run(Arc::new(config), ctl_rx, ev_tx).await
+        // The engine runs on its own thread, as in the keepalived daemon.
+        let engine = daemon::spawn(Arc::new(config), ctl_rx, ev_tx)?;
+        tokio::task::spawn_blocking(move || engine.join())
+            .await?
+            .map_err(|_| anyhow::anyhow!("VRRP thread panicked"))?
     });
     for p in [&args.pid, &args.vrrp_pid].into_iter().flatten() {
         let _ = std::fs::remove_file(p);

@@ -2,39 +2,28 @@ use super::*;
 
 impl Engine {
     pub(super) fn add_addresses(&mut self, idx: usize, vips: &[Vip], routes: &[Route]) {
-        let name = &self.insts[idx].cfg.name;
-        for rule in &self.insts[idx].rules {
-            if let Err(e) = self.nl.add_rule(rule) {
-                log::warn!("({name}) cannot add rule: {e}");
-            }
-        }
-        for vip in vips {
-            if let Err(e) = self.nl.add_address(vip) {
-                log::warn!("({name}) cannot add {}: {e}", vip.addr);
-            }
-        }
-        for route in routes {
-            if let Err(e) = self.nl.add_route(route) {
-                log::warn!("({name}) cannot add route to {}: {e}", route.dst);
-            }
-        }
+        self.effects.push(Effect::AddAddresses {
+            instance: self.insts[idx].cfg.name.clone(),
+            rules: self.insts[idx].rules.clone(),
+            vips: vips.to_vec(),
+            routes: routes.to_vec(),
+        });
     }
 
     pub(super) fn remove_rules(&mut self, rules: &[Rule]) {
-        for rule in rules {
-            let _ = self.nl.del_rule(rule);
-        }
+        self.effects.push(Effect::RemoveAddresses {
+            vips: Vec::new(),
+            routes: Vec::new(),
+            rules: rules.to_vec(),
+        });
     }
 
     pub(super) fn remove_addresses(&mut self, vips: &[Vip], routes: &[Route]) {
-        for route in routes {
-            let _ = self.nl.del_route(route);
-        }
-        for vip in vips {
-            if let Err(e) = self.nl.del_address(vip) {
-                log::warn!("cannot remove {}: {e}", vip.addr);
-            }
-        }
+        self.effects.push(Effect::RemoveAddresses {
+            vips: vips.to_vec(),
+            routes: routes.to_vec(),
+            rules: Vec::new(),
+        });
     }
 
     /// Interface index, MAC and address of every VIP, for GARPs / NAs.

@@ -9,6 +9,7 @@
 //! (start, reload, shutdown: vrrp_daemon.c).
 
 mod addresses;
+mod effects;
 mod instance;
 mod reload;
 mod sync;
@@ -18,7 +19,6 @@ mod vmac;
 
 use std::collections::HashMap;
 use std::net::IpAddr;
-use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -35,8 +35,8 @@ use crate::codec::{
 use crate::config::{self, InstanceConfig};
 use crate::link::{self, LinkInfo};
 use crate::netlink::{Netlink, Route, Rule, Vip, scope_number};
-use crate::noaccept;
-use crate::notify::{self, Fifo};
+use crate::notify;
+use effects::{Effect, Effects};
 use crate::sock::{RxSocket, TxSocket};
 use crate::state::{Action, Instance, Micros, Params, Reason, State};
 use crate::track::{ScriptStatus, TrackKind, Tracked, effective_priority};
@@ -115,11 +115,42 @@ struct Engine {
     script_tx: mpsc::Sender<(u64, String, bool)>,
     scripts: HashMap<String, ScriptStatus>,
     script_tasks: Vec<JoinHandle<()>>,
-    fifos: Vec<Fifo>,
+    /// Netlink, firewall, scripts and FIFOs, off this thread.
+    effects: Effects,
     events: mpsc::Sender<StateEvent>,
     /// Last state each sync group was notified in.
     group_state: HashMap<String, State>,
 }
+
+/// Runs [`run`] on a thread of its own (named `vrrp`) with its own runtime and the
+/// scheduling the configuration asks for (`vrrp_priority`, `vrrp_rt_priority`, …), so that
+/// nothing else the process does — data-plane writes, the writer lock, checkers, a reload of
+/// thousands of virtual servers — delays an advert or a state change. The thread ends with
+/// [`run`]'s result.
+pub fn spawn(
+    config: Arc<KeepalivedConfig>,
+    control: mpsc::Receiver<Control>,
+    events: mpsc::Sender<StateEvent>,
+) -> std::io::Result<std::thread::JoinHandle<RunResult>> {
+    let prio = crate::priority::ThreadPriority::from_config(&config);
+    std::thread::Builder::new()
+        .name("vrrp".into())
+        .spawn(move || {
+            prio.apply_to_current_thread();
+            let res = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .map_err(anyhow::Error::from)
+                .and_then(|rt| rt.block_on(run(config, control, events)));
+            if let Err(e) = &res {
+                log::error!("VRRP: {e:#}");
+            }
+            res
+        })
+}
+
+/// How the VRRP engine ended ([`run`]'s result).
+pub type RunResult = Result<()>;
 
 /// Runs every `vrrp_instance` of `config` until [`Control::Shutdown`] (or the control channel
 /// closes). Must run inside a tokio runtime, as root (raw sockets, netlink).
@@ -140,10 +171,12 @@ pub async fn run(
         script_tx,
         scripts: HashMap::new(),
         script_tasks: Vec::new(),
-        fifos: Vec::new(),
+        effects: Effects::start().context("VRRP effects worker")?,
         events,
         group_state: HashMap::new(),
     };
+    let mut auto_priority =
+        crate::priority::AutoPriority::new(&crate::priority::ThreadPriority::from_config(&config));
     e.load(config, &HashMap::new())?;
     let timer = crate::timer::PreciseTimer::new().context("timerfd")?;
     let mut link_events = link::watch().context("netlink link events")?;
@@ -164,6 +197,7 @@ pub async fn run(
                 }
             }
             _ = timer.sleep_until(deadline.into_std()) => {
+                auto_priority.timer_late(Instant::now().saturating_duration_since(deadline));
                 let now = e.now();
                 for idx in 0..e.insts.len() {
                     if e.insts[idx].sm.master_down_due(now) && e.group_holds_back(idx, now) {
@@ -203,6 +237,7 @@ pub async fn run(
                 }
                 Some(Control::Shutdown) | None => {
                     e.shutdown();
+                    e.effects.flush().await;
                     return Ok(());
                 }
             },

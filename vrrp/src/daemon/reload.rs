@@ -62,16 +62,13 @@ impl Engine {
     ) -> Result<()> {
         self.generation += 1;
         self.config = cfg.clone();
-        self.fifos.clear();
-        for p in [&cfg.global.notify_fifo, &cfg.global.vrrp_notify_fifo]
-            .into_iter()
-            .flatten()
-        {
-            match Fifo::open(Path::new(p)) {
-                Ok(f) => self.fifos.push(f),
-                Err(err) => log::warn!("cannot open notify fifo {p}: {err}"),
-            }
-        }
+        self.effects.push(Effect::OpenFifos(
+            [&cfg.global.notify_fifo, &cfg.global.vrrp_notify_fifo]
+                .into_iter()
+                .flatten()
+                .cloned()
+                .collect(),
+        ));
         for v in &cfg.vrrp_instances {
             if let Some(why) = config::dropped(&cfg, v) {
                 log::error!("{why}");

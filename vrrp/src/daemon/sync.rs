@@ -41,14 +41,19 @@ impl Engine {
                 State::Init => &n.notify_stop,
             };
             if let Some(s) = specific {
-                notify::spawn(s, &[]);
+                self.effects.push(Effect::Spawn {
+                    script: s.clone(),
+                    args: Vec::new(),
+                });
             }
             if let Some(s) = &n.notify {
-                notify::spawn(s, &["GROUP".into(), g.clone(), word.into(), "0".into()]);
+                self.effects.push(Effect::Spawn {
+                    script: s.clone(),
+                    args: vec!["GROUP".into(), g.clone(), word.into(), "0".into()],
+                });
             }
         }
-        for f in &mut self.fifos {
-            f.write_line("GROUP", &g, word, 0);
-        }
+        self.effects
+            .push(Effect::FifoLine(notify::fifo_line("GROUP", &g, word, 0)));
     }
 }

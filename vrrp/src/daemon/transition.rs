@@ -14,7 +14,10 @@ impl Engine {
                         inst.sm.effective_priority()
                     );
                     if let Some(s) = &inst.cfg.notify.master_rx_lower_pri {
-                        notify::spawn(s, &[]);
+                        self.effects.push(Effect::Spawn {
+                            script: s.clone(),
+                            args: Vec::new(),
+                        });
                     }
                     let g = inst.cfg.garp;
                     if g.lower_prio_repeat > 0 {
@@ -62,14 +65,19 @@ impl Engine {
             let cfg = &self.insts[idx].cfg;
             if !cfg.accept && cfg.priority != 255 {
                 let addrs: Vec<IpAddr> = v.iter().map(|x| x.addr).collect();
-                noaccept::block(&name, &addrs);
+                self.effects.push(Effect::Block {
+                    instance: name.clone(),
+                    addrs,
+                });
             }
             log::info!("({name}) setting VIPs.");
             self.add_addresses(idx, &v, &r);
             self.start_garp(idx);
         } else if from == State::Master {
             if !self.insts[idx].cfg.accept {
-                noaccept::unblock(&name);
+                self.effects.push(Effect::Unblock {
+                    instance: name.clone(),
+                });
             }
             if let Some(t) = self.insts[idx].garp.take() {
                 t.abort();
@@ -95,22 +103,25 @@ impl Engine {
             State::Init => &n.stop,
         };
         if let Some(s) = specific {
-            notify::spawn(s, &[]);
+            self.effects.push(Effect::Spawn {
+                script: s.clone(),
+                args: Vec::new(),
+            });
         }
         if let Some(s) = &n.notify {
-            notify::spawn(
-                s,
-                &[
+            self.effects.push(Effect::Spawn {
+                script: s.clone(),
+                args: vec![
                     "INSTANCE".into(),
                     name.clone(),
                     word.into(),
                     prio.to_string(),
                 ],
-            );
+            });
         }
-        for f in &mut self.fifos {
-            f.write_line("INSTANCE", &name, word, prio);
-        }
+        self.effects.push(Effect::FifoLine(notify::fifo_line(
+            "INSTANCE", &name, word, prio,
+        )));
         let _ = self.events.try_send(StateEvent {
             instance: name,
             vrid: inst.cfg.vrid,
