@@ -131,7 +131,7 @@ fn pid_paths(cli: &Cli, config: &KeepalivedConfig) -> Vec<PathBuf> {
                 .unwrap_or_else(|| PathBuf::from("/run/keepalived_checkers.pid")),
         );
     }
-    if !config.vrrp_instances.is_empty() && !cli.check {
+    if vrrp::daemon::needed(config) && !cli.check {
         v.push(
             cli.vrrp_pid
                 .clone()
@@ -171,7 +171,7 @@ async fn async_main(cli: Cli, opts: ParseOptions, config: Arc<KeepalivedConfig>)
     fifo::start_fifo_scripts(&config);
     let config_for_fifos = config.clone();
     let (vrrp_tx, mut vrrp_events) = mpsc::channel::<StateEvent>(64);
-    let vrrp = (!cli.check && !config.vrrp_instances.is_empty())
+    let vrrp = (!cli.check && vrrp::daemon::needed(&config))
         .then(|| start_vrrp(config.clone(), vrrp_tx));
     let mut d = Daemon {
         config,
@@ -450,7 +450,7 @@ impl Daemon {
         }
         if let Some((ctl, _)) = &self.vrrp {
             let _ = ctl.send(VrrpControl::Reload(new.clone())).await;
-        } else if !self.cli.check && !new.vrrp_instances.is_empty() {
+        } else if !self.cli.check && vrrp::daemon::needed(&new) {
             // The first vrrp_instances arrive with this reload; their events are not watched
             // (ha_suspend follows VRRP only for instances known at start).
             let (tx, _rx) = mpsc::channel(64);

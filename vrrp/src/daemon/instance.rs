@@ -61,67 +61,19 @@ impl Engine {
                 }
             }
         });
+        let default_if = vmac.as_ref().map_or(&cfg.interface, |v| &v.0).clone();
         let vips: Vec<Vip> = cfg
             .vips
             .iter()
             .chain(cfg.vips_excluded.iter())
-            .map(|e| {
-                let default_if = vmac.as_ref().map_or(&cfg.interface, |v| &v.0);
-                let ifname = e.dev.clone().unwrap_or_else(|| default_if.clone());
-                let ifindex = nix::net::if_::if_nametoindex(ifname.as_str()).unwrap_or(link.index);
-                Vip {
-                    addr: e.address.addr,
-                    prefix_len: e.address.prefix_len,
-                    ifindex,
-                    ifname,
-                    broadcast: config::broadcast(e),
-                    scope: e.scope.as_deref().and_then(scope_number).unwrap_or(0),
-                    label: e.label.clone(),
-                    // keepalived adds IPv6 VIPs without duplicate address detection.
-                    nodad: e.address.addr.is_ipv6(),
-                }
-            })
+            .map(|e| resolve::vip(e, &default_if, link.index))
             .collect();
         let rules = cfg
             .rules
             .iter()
-            .map(|r| Rule {
-                v6: r
-                    .from
-                    .or(r.to)
-                    .map_or(cfg.family == Family::V6, |p| p.addr.is_ipv6()),
-                from: r.from.map(|p| (p.addr, p.prefix_len)),
-                to: r.to.map(|p| (p.addr, p.prefix_len)),
-                table: config::table_number(r.table.as_deref()),
-                preference: r.preference,
-            })
+            .map(|r| resolve::rule(r, cfg.family == Family::V6))
             .collect();
-        let routes = cfg
-            .routes
-            .iter()
-            .filter_map(|r| {
-                let d = r.destination?;
-                Some(Route {
-                    dst: d.addr,
-                    prefix_len: d.prefix_len,
-                    via: r.via,
-                    src: r.src,
-                    oif: r
-                        .dev
-                        .as_deref()
-                        .and_then(|n| nix::net::if_::if_nametoindex(n).ok()),
-                    table: config::table_number(r.table.as_deref()),
-                    metric: r.metric,
-                    scope: r.scope.as_deref().and_then(scope_number),
-                    kind: match r.route_type.as_deref() {
-                        Some("blackhole") => 6,
-                        Some("unreachable") => 7,
-                        Some("prohibit") => 8,
-                        _ => 1,
-                    },
-                })
-            })
-            .collect();
+        let routes = cfg.routes.iter().filter_map(resolve::route).collect();
         let params = Params {
             version: cfg.version,
             base_priority: cfg.priority,

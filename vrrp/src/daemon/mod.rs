@@ -12,6 +12,8 @@ mod addresses;
 mod effects;
 mod instance;
 mod reload;
+mod resolve;
+mod statics;
 mod sync;
 mod track;
 mod transition;
@@ -34,7 +36,7 @@ use crate::codec::{
 };
 use crate::config::{self, InstanceConfig};
 use crate::link::{self, LinkInfo};
-use crate::netlink::{Netlink, Route, Rule, Vip, scope_number};
+use crate::netlink::{Netlink, Route, Rule, Vip};
 use crate::notify;
 use effects::{Effect, Effects};
 use crate::sock::{RxSocket, TxSocket};
@@ -120,6 +122,19 @@ struct Engine {
     events: mpsc::Sender<StateEvent>,
     /// Last state each sync group was notified in.
     group_state: HashMap<String, State>,
+    /// static_ipaddress / static_routes / static_rules as installed.
+    statics: statics::Statics,
+    /// track_groups with a static address that could not be restored.
+    failed_track_groups: std::collections::HashSet<String>,
+}
+
+/// Whether `config` gives the VRRP side anything to do (keepalived starts its VRRP process
+/// for instances and for static addresses, routes and rules).
+pub fn needed(config: &KeepalivedConfig) -> bool {
+    !config.vrrp_instances.is_empty()
+        || !config.static_ipaddresses.is_empty()
+        || !config.static_routes.is_empty()
+        || !config.static_rules.is_empty()
 }
 
 /// Runs [`run`] on a thread of its own (named `vrrp`) with its own runtime and the
@@ -174,6 +189,8 @@ pub async fn run(
         effects: Effects::start().context("VRRP effects worker")?,
         events,
         group_state: HashMap::new(),
+        statics: statics::Statics::default(),
+        failed_track_groups: Default::default(),
     };
     let mut auto_priority =
         crate::priority::AutoPriority::new(&crate::priority::ThreadPriority::from_config(&config));
@@ -217,7 +234,12 @@ pub async fn run(
                     e.retrack();
                 }
             }
-            _ = poll.tick() => e.retrack(),
+            _ = poll.tick() => {
+                if let Some(present) = statics::addresses_by_index() {
+                    e.check_statics(&present);
+                }
+                e.retrack();
+            }
             Some(()) = link_events.recv() => e.retrack(),
             c = control.recv() => match c {
                 Some(Control::Reload(cfg)) => e.reload(cfg),

@@ -87,6 +87,7 @@ impl Engine {
                 Err(e) => log::error!("{e:#}"),
             }
         }
+        self.apply_statics(&cfg);
         // Scripts referenced by instances or sync groups.
         self.scripts.clear();
         let mut used: Vec<String> = self
@@ -177,6 +178,7 @@ impl Engine {
                 let _ = self.nl.delete_link(index);
             }
         }
+        self.remove_statics();
         self.stop_tasks();
     }
 }

@@ -30,6 +30,17 @@ impl Engine {
                     kind: TrackKind::Up(inst.link.up),
                 });
             }
+            // A static address of one of its track groups could not be restored.
+            let group_failed = cfg.track_groups.iter().any(|g| {
+                self.failed_track_groups.contains(&g.name) && g.group.contains(&inst.cfg.name)
+            });
+            if group_failed {
+                tracked.push(Tracked {
+                    weight: 0,
+                    reverse: false,
+                    kind: TrackKind::Up(false),
+                });
+            }
             let group = inst
                 .cfg
                 .sync_group

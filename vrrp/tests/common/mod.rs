@@ -230,6 +230,8 @@ pub struct Node {
     pub pid: i32,
     vrrp_pidfile: PathBuf,
     pub log: PathBuf,
+    /// The configuration file it runs (rewrite it, then [`Node::reload`]).
+    pub conf: PathBuf,
 }
 
 impl Node {
@@ -279,7 +281,15 @@ impl Node {
             pid,
             vrrp_pidfile: vpidf,
             log,
+            conf,
         })
+    }
+
+    /// Reload (SIGHUP to the main process) after writing `text` as its configuration.
+    pub fn reload(&self, text: &str) -> Result<()> {
+        std::fs::write(&self.conf, text)?;
+        self.signal(nix::sys::signal::Signal::SIGHUP);
+        Ok(())
     }
 
     /// Graceful stop (SIGTERM to the main process), waits for exit.
