@@ -13,6 +13,12 @@ const VERSION_TEXT: &str = "Keepalived v2.2.8 (xlvs keepalived-conf)\n\nCopyrigh
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
+    // `lvs_sync_daemon`: this binary is also the sync daemon it starts (as ipvsadm is).
+    if args.get(1).map(String::as_str) == Some(syncd::state::DAEMON_ARG) {
+        std::process::exit(syncd::control::child_main(
+            args.get(2).map(String::as_str).unwrap_or(""),
+        ));
+    }
     let code = match parse_args(args) {
         CliOutcome::Exit(text, code, to_stderr) => {
             if to_stderr {

@@ -10,6 +10,7 @@ mod fifo;
 mod fwmark_check;
 mod health;
 mod logging;
+mod lvs_syncd;
 mod pidfile;
 mod reconcile;
 mod reload;
@@ -52,6 +53,8 @@ struct Daemon {
     vrrp: Option<(mpsc::Sender<VrrpControl>, VrrpThread)>,
     /// notify_fifo / lvs_notify_fifo.
     fifos: fifo::LvsFifos,
+    /// `lvs_sync_daemon`.
+    syncd: Option<lvs_syncd::SyncDaemon>,
     /// What the tables hold for our services after the last fully successful sync, so later
     /// syncs diff against memory (as keepalived diffs old and new config) instead of rereading
     /// every map; `None` after a failure or at start: read the tables.
@@ -186,7 +189,11 @@ async fn async_main(cli: Cli, opts: ParseOptions, config: Arc<KeepalivedConfig>)
         vrrp,
         fifos: fifo::LvsFifos::open(&config_for_fifos),
         applied: None,
+        syncd: lvs_syncd::SyncDaemon::from_config(&config_for_fifos),
     };
+    if let Some(s) = &d.syncd {
+        s.start().await;
+    }
     d.seed_health().await;
     d.init_ha_suspend().await;
     d.start();
@@ -208,6 +215,9 @@ async fn async_main(cli: Cli, opts: ParseOptions, config: Arc<KeepalivedConfig>)
         c.shutdown().await;
     }
     d.stop_vrrp().await;
+    if let Some(s) = &d.syncd {
+        s.stop().await;
+    }
     d.stop().await;
     0
 }
@@ -243,6 +253,13 @@ impl Daemon {
             "VRRP instance {} (vrid {}) {:?} -> {:?}",
             ev.instance, ev.vrid, ev.from, ev.to
         );
+        let master = vrrp::state::State::Master;
+        if let Some(s) = &self.syncd
+            && s.instance() == Some(ev.instance.as_str())
+            && (ev.to == master || ev.from == master)
+        {
+            s.follow(ev.to == master).await;
+        }
         let Some(c) = &self.checkers else { return };
         let master = ev.to == vrrp::state::State::Master;
         for vs in self.config.virtual_servers.iter().filter(|v| v.ha_suspend) {
@@ -457,6 +474,15 @@ impl Daemon {
             self.vrrp = Some(start_vrrp(new.clone(), tx));
         }
         self.fifos = fifo::LvsFifos::open(&new);
+        if !lvs_syncd::same(&self.config, &new) {
+            if let Some(s) = &self.syncd {
+                s.stop().await;
+            }
+            self.syncd = lvs_syncd::SyncDaemon::from_config(&new);
+            if let Some(s) = &self.syncd {
+                s.start().await;
+            }
+        }
         self.config = new;
         self.update_quorums();
         let writes = self.sync();
