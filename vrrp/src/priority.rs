@@ -83,7 +83,11 @@ impl ThreadPriority {
             // below CPU_SETSIZE, which the filter guarantees.
             unsafe {
                 let mut set: libc::cpu_set_t = std::mem::zeroed();
-                for &c in self.cpus.iter().filter(|c| **c < libc::CPU_SETSIZE as usize) {
+                for &c in self
+                    .cpus
+                    .iter()
+                    .filter(|c| **c < libc::CPU_SETSIZE as usize)
+                {
                     libc::CPU_SET(c, &mut set);
                 }
                 if libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set) != 0 {

@@ -20,7 +20,11 @@ fn snapshot(pair: &Pair) -> Vec<String> {
             .unwrap_or_default()
     };
     for l in run(&["-o", "-4", "addr", "show", "dev", "va"]).lines() {
-        if let Some(a) = l.split_whitespace().nth(3).filter(|a| a.contains("198.18.200.2")) {
+        if let Some(a) = l
+            .split_whitespace()
+            .nth(3)
+            .filter(|a| a.contains("198.18.200.2"))
+        {
             out.push(format!("addr {a}"));
         }
     }
@@ -82,8 +86,13 @@ fn scenario(which: Impl, net: u8) -> [Vec<String>; 4] {
     );
     let n = Node::start_text(which, &pair, &pair.a, &start_text, "static").expect("start");
     let mut snaps: Vec<Vec<String>> = Vec::new();
-    wait_until(Duration::from_secs(5), || snapshot(&pair).len() >= 5)
-        .unwrap_or_else(|e| panic!("{which:?} start: {e:#} {:?}\n{}", snapshot(&pair), n.log_text()));
+    wait_until(Duration::from_secs(5), || snapshot(&pair).len() >= 5).unwrap_or_else(|e| {
+        panic!(
+            "{which:?} start: {e:#} {:?}\n{}",
+            snapshot(&pair),
+            n.log_text()
+        )
+    });
     snaps.push(snapshot(&pair));
     // Someone deletes a static address: it comes back.
     pair.a
@@ -101,7 +110,13 @@ fn scenario(which: Impl, net: u8) -> [Vec<String>; 4] {
         let s = snapshot(&pair);
         s.contains(&want) && !s.iter().any(|l| l.contains("blackhole"))
     })
-    .unwrap_or_else(|e| panic!("{which:?} reload: {e:#} {:?}\n{}", snapshot(&pair), n.log_text()));
+    .unwrap_or_else(|e| {
+        panic!(
+            "{which:?} reload: {e:#} {:?}\n{}",
+            snapshot(&pair),
+            n.log_text()
+        )
+    });
     std::thread::sleep(Duration::from_millis(500));
     snaps.push(snapshot(&pair));
     let mut n = n;
@@ -121,12 +136,18 @@ fn static_entries_like_keepalived() {
     let theirs = scenario(Impl::Keepalived, 91);
     let ours = scenario(Impl::Ours, 92);
     let [start, _, reloaded, stopped] = &ours;
-    assert!(start.contains(&"addr 198.18.200.201/24".to_string()), "{start:?}");
+    assert!(
+        start.contains(&"addr 198.18.200.201/24".to_string()),
+        "{start:?}"
+    );
     assert!(
         start.iter().any(|l| l.contains("blackhole 198.18.22.0/24")),
         "{start:?}"
     );
-    assert!(!reloaded.iter().any(|l| l.contains(".202/")), "{reloaded:?}");
+    assert!(
+        !reloaded.iter().any(|l| l.contains(".202/")),
+        "{reloaded:?}"
+    );
     assert!(stopped.is_empty(), "removed at stop: {stopped:?}");
     // Same tables as keepalived 2.2.7 at every step (protocols differ: keepalived marks its
     // routes and rules `proto keepalived`, as we do).

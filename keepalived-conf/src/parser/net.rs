@@ -51,7 +51,13 @@ impl<'a> Parser<'a> {
             let val = l.word(i + 1).map(str::to_string);
             let takes_value = matches!(
                 kw,
-                "brd" | "broadcast" | "dev" | "scope" | "label" | "peer" | "preferred_lft"
+                "brd"
+                    | "broadcast"
+                    | "dev"
+                    | "scope"
+                    | "label"
+                    | "peer"
+                    | "preferred_lft"
                     | "track_group"
             );
             if takes_value && val.is_none() {

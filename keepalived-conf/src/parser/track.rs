@@ -33,7 +33,7 @@ impl<'a> Parser<'a> {
         };
         self.sub_block(&mut |p: &mut Parser<'a>, l: &'a Line| {
             match l.first() {
-                "script" => s.script = p.script(l, 1),
+                "script" => s.script = p.script_without_user(l, 1),
                 "interval" => {
                     if let Some(v) = p.read_timer(l, 1, 0.000001, 4294.967295) {
                         s.interval = v;

@@ -153,6 +153,8 @@ async fn async_main(cli: Cli, opts: ParseOptions, config: Arc<KeepalivedConfig>)
         }
     };
     info!("Starting Keepalived (xlvs) with {}", cli.use_file.display());
+    // startup_script: once, before anything else runs (keepalived waits for it).
+    run_global_script(&config, true).await;
     let lvs_wanted = !cli.vrrp && !config.virtual_servers.is_empty();
     let dp = if lvs_wanted {
         match Dataplane::open(&dataplane::Options::from_env()) {
@@ -174,8 +176,8 @@ async fn async_main(cli: Cli, opts: ParseOptions, config: Arc<KeepalivedConfig>)
     fifo::start_fifo_scripts(&config);
     let config_for_fifos = config.clone();
     let (vrrp_tx, mut vrrp_events) = mpsc::channel::<StateEvent>(64);
-    let vrrp = (!cli.check && vrrp::daemon::needed(&config))
-        .then(|| start_vrrp(config.clone(), vrrp_tx));
+    let vrrp =
+        (!cli.check && vrrp::daemon::needed(&config)).then(|| start_vrrp(config.clone(), vrrp_tx));
     let mut d = Daemon {
         config,
         cli,
@@ -219,7 +221,44 @@ async fn async_main(cli: Cli, opts: ParseOptions, config: Arc<KeepalivedConfig>)
         s.stop().await;
     }
     d.stop().await;
+    // shutdown_script: once everything else has stopped.
+    run_global_script(&d.config, false).await;
     0
+}
+
+/// `startup_script` / `shutdown_script`, waited for up to `startup_script_timeout` /
+/// `shutdown_script_timeout` seconds (default 10, keepalived's range 1..1000); a script still
+/// running then is killed with its process group.
+async fn run_global_script(config: &KeepalivedConfig, startup: bool) {
+    let g = &config.global;
+    let (script, kw) = if startup {
+        (&g.startup_script, "startup_script_timeout")
+    } else {
+        (&g.shutdown_script, "shutdown_script_timeout")
+    };
+    let Some(script) = script else { return };
+    let secs = g
+        .extra
+        .iter()
+        .rev()
+        .find(|o| o.keyword == kw)
+        .and_then(|o| o.args.first())
+        .and_then(|v| v.parse::<u64>().ok())
+        .filter(|v| (1..=1000).contains(v))
+        .unwrap_or(10);
+    let what = if startup { "Startup" } else { "Shutdown" };
+    info!("{what} script [{}] starting", script.command);
+    match healthcheck::run_script(script, Some(std::time::Duration::from_secs(secs))).await {
+        Ok(healthcheck::ScriptExit::Exited(0)) => {}
+        Ok(healthcheck::ScriptExit::TimedOut) => {
+            warn!(
+                "{what} script [{}] timed out after {secs} s - killed",
+                script.command
+            )
+        }
+        Ok(exit) => warn!("{what} script [{}] {exit}", script.command),
+        Err(e) => error!("Unable to run the {what} script [{}]: {e}", script.command),
+    }
 }
 
 impl Daemon {

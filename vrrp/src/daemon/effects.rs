@@ -45,8 +45,9 @@ pub(crate) enum Effect {
     FifoLine(String),
     /// (Re)opens the notify FIFOs (start and reload).
     OpenFifos(Vec<String>),
-    /// Answers once everything before it is done.
-    Barrier(oneshot::Sender<()>),
+    /// Answers once the scripts started so far have ended (or the time is up), as keepalived
+    /// waits for its notify scripts before it exits.
+    WaitScripts(std::time::Duration, oneshot::Sender<()>),
 }
 
 /// The queue to the worker. Sending never blocks.
@@ -78,16 +79,18 @@ impl Effects {
         }
     }
 
-    /// Waits until everything queued so far is done.
-    pub(crate) async fn flush(&self) {
+    /// Waits until everything queued so far is done and the scripts it started have ended,
+    /// for at most `limit` (shutdown: the stop notifications must run).
+    pub(crate) async fn finish(&self, limit: std::time::Duration) {
         let (tx, rx) = oneshot::channel();
-        self.push(Effect::Barrier(tx));
+        self.push(Effect::WaitScripts(limit, tx));
         let _ = rx.await;
     }
 }
 
 async fn worker(mut nl: Netlink, mut rx: mpsc::UnboundedReceiver<Effect>) {
     let mut fifos: Vec<Fifo> = Vec::new();
+    let mut scripts: Vec<tokio::task::JoinHandle<()>> = Vec::new();
     while let Some(e) = rx.recv().await {
         match e {
             Effect::Block { instance, addrs } => noaccept::block(&instance, &addrs),
@@ -131,7 +134,10 @@ async fn worker(mut nl: Netlink, mut rx: mpsc::UnboundedReceiver<Effect>) {
                     let _ = nl.del_rule(rule);
                 }
             }
-            Effect::Spawn { script, args } => notify::spawn(&script, &args),
+            Effect::Spawn { script, args } => {
+                scripts.retain(|t| !t.is_finished());
+                scripts.extend(notify::spawn(&script, &args));
+            }
             Effect::FifoLine(line) => {
                 for f in &mut fifos {
                     f.write_raw(&line);
@@ -146,9 +152,19 @@ async fn worker(mut nl: Netlink, mut rx: mpsc::UnboundedReceiver<Effect>) {
                     }
                 }
             }
-            Effect::Barrier(done) => {
+            Effect::WaitScripts(limit, done) => {
+                let all = futures_all(std::mem::take(&mut scripts));
+                if tokio::time::timeout(limit, all).await.is_err() {
+                    log::warn!("notify scripts still running at stop");
+                }
                 let _ = done.send(());
             }
         }
+    }
+}
+
+async fn futures_all(tasks: Vec<tokio::task::JoinHandle<()>>) {
+    for t in tasks {
+        let _ = t.await;
     }
 }

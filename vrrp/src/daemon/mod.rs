@@ -38,10 +38,10 @@ use crate::config::{self, InstanceConfig};
 use crate::link::{self, LinkInfo};
 use crate::netlink::{Netlink, Route, Rule, Vip};
 use crate::notify;
-use effects::{Effect, Effects};
 use crate::sock::{RxSocket, TxSocket};
 use crate::state::{Action, Instance, Micros, Params, Reason, State};
 use crate::track::{ScriptStatus, TrackKind, Tracked, effective_priority};
+use effects::{Effect, Effects};
 
 /// Commands from the embedding daemon.
 #[derive(Debug)]
@@ -77,6 +77,9 @@ pub struct StateEvent {
     /// The instance's VIPs (virtual_ipaddress then virtual_ipaddress_excluded).
     pub vips: Vec<IpAddr>,
 }
+
+/// How long the stop waits for notify scripts (keepalived's `child_wait_time` default).
+const SCRIPTS_AT_STOP: Duration = Duration::from_secs(5);
 
 /// How often interface states and track files are polled.
 const POLL: Duration = Duration::from_millis(100);
@@ -259,7 +262,7 @@ pub async fn run(
                 }
                 Some(Control::Shutdown) | None => {
                     e.shutdown();
-                    e.effects.flush().await;
+                    e.effects.finish(SCRIPTS_AT_STOP).await;
                     return Ok(());
                 }
             },

@@ -58,11 +58,7 @@ impl Engine {
     pub(super) fn apply_statics(&mut self, cfg: &KeepalivedConfig) {
         for e in &cfg.static_ipaddresses {
             let default_if = cfg.global.default_interface.as_deref();
-            let ifname = e
-                .dev
-                .as_deref()
-                .or(default_if)
-                .unwrap_or(DEFAULT_INTERFACE);
+            let ifname = e.dev.as_deref().or(default_if).unwrap_or(DEFAULT_INTERFACE);
             if nix::net::if_::if_nametoindex(ifname).is_err() {
                 log::warn!(
                     "static address {}: interface {ifname} doesn't exist - ignoring",
