@@ -52,6 +52,7 @@ pub mod netlink;
 pub mod noaccept;
 pub mod notify;
 pub mod priority;
+pub mod process_track;
 pub mod sock;
 pub mod state;
 pub mod timer;

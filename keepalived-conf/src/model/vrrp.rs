@@ -237,17 +237,40 @@ pub struct VrrpScript {
     pub init_fail: bool,
 }
 
+/// How a tracked process's parameters are compared (`param_match`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ParamMatch {
+    /// Exactly these parameters (also: parameters given, or `param_match` alone).
+    Exact,
+    /// The first parameters match exactly, more may follow.
+    Partial,
+    /// As partial, and the last given one may be a prefix of the process's.
+    Initial,
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct TrackProcess {
     pub name: String,
     pub span: Span,
+    /// The process name (`/proc/PID/comm`), or the program of the command line.
     pub process: Option<String>,
-    pub param_match: Option<String>,
+    /// Parameters to match (their presence means the command line is matched).
+    pub params: Vec<String>,
+    pub param_match: Option<ParamMatch>,
+    /// Match `/proc/PID/cmdline` instead of the process name.
+    pub full_command: bool,
+    /// Default 0: FAULT while the quorum is not met.
     pub weight: i32,
     pub weight_reverse: bool,
+    /// Default 1.
     pub quorum: u32,
+    /// Default unlimited.
     pub quorum_max: Option<u32>,
-    pub delay: Option<f64>,
+    /// Seconds a gained quorum must hold before it counts (`fork_delay`, `delay`).
+    pub fork_delay: Option<f64>,
+    /// Seconds a lost quorum must stay lost (`terminate_delay`, `delay`).
+    pub terminate_delay: Option<f64>,
     pub extra: Vec<RawOption>,
 }
 

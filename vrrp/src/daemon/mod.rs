@@ -11,6 +11,7 @@
 mod addresses;
 mod effects;
 mod instance;
+mod processes;
 mod reload;
 mod resolve;
 mod statics;
@@ -129,6 +130,10 @@ struct Engine {
     statics: statics::Statics,
     /// track_groups with a static address that could not be restored.
     failed_track_groups: std::collections::HashSet<String>,
+    /// vrrp_track_process: the scanner's counts and each tracked process's state.
+    proc_rx: Option<mpsc::Receiver<HashMap<String, usize>>>,
+    processes: HashMap<String, crate::process_track::ProcessStatus>,
+    proc_counts: Option<HashMap<String, usize>>,
 }
 
 /// Whether `config` gives the VRRP side anything to do (keepalived starts its VRRP process
@@ -194,6 +199,9 @@ pub async fn run(
         group_state: HashMap::new(),
         statics: statics::Statics::default(),
         failed_track_groups: Default::default(),
+        proc_rx: None,
+        processes: HashMap::new(),
+        proc_counts: None,
     };
     let mut auto_priority =
         crate::priority::AutoPriority::new(&crate::priority::ThreadPriority::from_config(&config));
@@ -237,7 +245,15 @@ pub async fn run(
                     e.retrack();
                 }
             }
+            Some(counts) = recv_opt(&mut e.proc_rx) => {
+                if e.process_counts(counts) {
+                    e.retrack();
+                }
+            }
             _ = poll.tick() => {
+                if e.process_delays() {
+                    e.retrack();
+                }
                 if let Some(present) = statics::addresses_by_index() {
                     e.check_statics(&present);
                 }
@@ -267,6 +283,14 @@ pub async fn run(
                 }
             },
         }
+    }
+}
+
+/// The next message of an optional channel (never, without one).
+async fn recv_opt<T>(rx: &mut Option<mpsc::Receiver<T>>) -> Option<T> {
+    match rx {
+        Some(r) => r.recv().await,
+        None => std::future::pending().await,
     }
 }
 

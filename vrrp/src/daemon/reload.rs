@@ -88,6 +88,7 @@ impl Engine {
             }
         }
         self.apply_statics(&cfg);
+        self.start_process_tracking(&cfg);
         // Scripts referenced by instances or sync groups.
         self.scripts.clear();
         let mut used: Vec<String> = self

@@ -95,6 +95,21 @@ impl Engine {
                     kind: TrackKind::File(value),
                 });
             }
+            let procs = inst
+                .cfg
+                .track_processes
+                .iter()
+                .chain(group.into_iter().flat_map(|g| g.track_processes.iter()));
+            for t in procs {
+                let Some(def) = cfg.track_processes.iter().find(|p| p.name == t.name) else {
+                    continue;
+                };
+                tracked.push(Tracked {
+                    weight: t.weight.unwrap_or(def.weight),
+                    reverse: t.reverse || def.weight_reverse,
+                    kind: TrackKind::Up(self.processes.get(&t.name).is_none_or(|s| s.up)),
+                });
+            }
             let (prio, fault) = effective_priority(inst.cfg.priority, &tracked);
             if prio != inst.sm.effective_priority() || fault != (inst.sm.state() == State::Fault) {
                 let actions = inst.sm.set_tracking(now, prio, fault);
