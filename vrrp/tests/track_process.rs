@@ -30,7 +30,7 @@ fn track_process_moves_the_vip_with_a_keepalived_peer() {
     let prog = pair.dir.join(&name);
     std::fs::copy("/bin/sleep", &prog).expect("copy sleep");
     let start = || Sleeper(Command::new(&prog).arg("600").spawn().expect("sleeper"));
-    let mut sleeper = Some(start());
+    let sleeper = start();
 
     let backup = Node::start(
         Impl::Keepalived,
@@ -51,7 +51,7 @@ fn track_process_moves_the_vip_with_a_keepalived_peer() {
     let hold = Duration::from_millis(500);
     converge_on(&pair, &pair.a, &pair.b, Duration::from_secs(4), hold)
         .unwrap_or_else(|e| panic!("process running: {e:#}\n{}", master.log_text()));
-    sleeper = None;
+    drop(sleeper);
     converge_on(&pair, &pair.b, &pair.a, Duration::from_secs(3), hold).unwrap_or_else(|e| {
         panic!(
             "process gone: {e:#}\n{}\n{}",
@@ -60,7 +60,7 @@ fn track_process_moves_the_vip_with_a_keepalived_peer() {
         )
     });
     assert!(master.log_text().contains("FAULT"), "{}", master.log_text());
-    sleeper = Some(start());
+    let sleeper = start();
     converge_on(&pair, &pair.a, &pair.b, Duration::from_secs(4), hold)
         .unwrap_or_else(|e| panic!("process back: {e:#}\n{}", master.log_text()));
     drop(sleeper);
