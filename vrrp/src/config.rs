@@ -61,6 +61,23 @@ pub struct InstanceConfig {
     /// use_vmac interface name (default `vrrp.VRID`).
     pub use_vmac: Option<String>,
     pub vmac_xmit_base: bool,
+    /// use_ipvlan: (interface name, its address, mode).
+    pub use_ipvlan: Option<Ipvlan>,
+    /// `vrf`: the sockets are bound to this VRF device instead of the interface.
+    pub vrf: Option<String>,
+    /// The instance stays in FAULT, as keepalived sets it: `unicast_fault_no_peer` without
+    /// peers, an IPv4 `use_ipvlan` without an address.
+    pub config_fault: bool,
+    /// `track_src_ip` (unicast): FAULT until the configured source address is on the host
+    /// (as keepalived 2.2.7, which does not react when it goes later).
+    pub track_src_ip: bool,
+    /// `promote_secondaries` on the instance's interface while it runs.
+    pub promote_secondaries: bool,
+    /// `linkbeat_use_polling` (instance, top level or global): link state by ethtool.
+    pub linkbeat_polling: bool,
+    /// `garp_extra_if [all] DELAY`: periodic GARP/NA on the other interfaces of the VIPs
+    /// (seconds, `all`: every such interface, else only vmacs).
+    pub garp_extra_if: Option<(u32, bool)>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -71,6 +88,8 @@ pub struct NotifyConfig {
     pub fault: Option<Script>,
     pub stop: Option<Script>,
     pub master_rx_lower_pri: Option<Script>,
+    /// `notify_deleted`: (given, its script).
+    pub deleted: (bool, Option<Script>),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -81,8 +100,6 @@ pub struct GarpParams {
     /// Seconds between refreshes (0 = off).
     pub master_refresh: u32,
     pub master_refresh_repeat: u32,
-    /// Seconds between two packets of a burst.
-    pub interval: f64,
     /// When MASTER hears a lower priority: delay (s) and count of GARPs.
     pub lower_prio_delay: u32,
     pub lower_prio_repeat: u32,
@@ -101,6 +118,34 @@ impl InstanceConfig {
 
 fn raw_flag(v: &VrrpInstance, cfg: &KeepalivedConfig, word: &str) -> bool {
     v.extra.iter().any(|o| o.keyword == word) || cfg.global.extra.iter().any(|o| o.keyword == word)
+}
+
+/// An instance keyword the model keeps as a raw option is present.
+fn raw_flag_only(v: &VrrpInstance, word: &str) -> bool {
+    v.extra.iter().any(|o| o.keyword == word)
+}
+
+/// `garp_extra_if [all] DELAY` (instance, else global `vrrp_garp_extra_if`; 0 turns it off;
+/// `vmac_garp_intvl` is the older name).
+fn garp_extra_if(v: &VrrpInstance, cfg: &KeepalivedConfig) -> Option<(u32, bool)> {
+    let opt =
+        v.extra
+            .iter()
+            .rev()
+            .find(|o| o.keyword == "garp_extra_if" || o.keyword == "vmac_garp_intvl")
+            .or_else(|| {
+                cfg.global.extra.iter().rev().find(|o| {
+                    o.keyword == "vrrp_garp_extra_if" || o.keyword == "vrrp_vmac_garp_intvl"
+                })
+            })?;
+    let all = opt.args.iter().any(|a| a == "all");
+    let secs: u32 = opt
+        .args
+        .iter()
+        .find(|a| *a != "all")
+        .and_then(|a| a.parse().ok())
+        .filter(|s| *s <= 86400)?;
+    (secs > 0).then_some((secs, all))
 }
 
 /// The first argument of an instance keyword the model keeps as a raw option.
@@ -231,11 +276,6 @@ pub fn instance(cfg: &KeepalivedConfig, v: &VrrpInstance) -> Result<InstanceConf
                     .or(g.vrrp_garp_lower_prio_repeat)
                     .unwrap_or(v.garp_master_repeat.unwrap_or(g.vrrp_garp_master_repeat))
             },
-            interval: if family == Family::V6 {
-                g.vrrp_gna_interval
-            } else {
-                g.vrrp_garp_interval
-            },
         },
         notify: NotifyConfig {
             notify: v.notify.notify.clone(),
@@ -244,6 +284,7 @@ pub fn instance(cfg: &KeepalivedConfig, v: &VrrpInstance) -> Result<InstanceConf
             fault: v.notify.notify_fault.clone(),
             stop: v.notify.notify_stop.clone(),
             master_rx_lower_pri: v.notify.notify_master_rx_lower_pri.clone(),
+            deleted: (v.notify.notify_deleted_set, v.notify.notify_deleted.clone()),
         },
         track_interfaces: v.track_interfaces.clone(),
         track_scripts: v.track_scripts.clone(),
@@ -259,6 +300,31 @@ pub fn instance(cfg: &KeepalivedConfig, v: &VrrpInstance) -> Result<InstanceConf
             }
         }),
         vmac_xmit_base: v.vmac_xmit_base && !strict,
+        use_ipvlan: v.use_ipvlan.as_ref().map(|i| {
+            (
+                i.name.clone().unwrap_or_else(|| format!("vrrp.{vrid}")),
+                i.address.map(|a| (a.addr, a.prefix_len)),
+                i.mode.clone().unwrap_or_else(|| "bridge".into()),
+            )
+        }),
+        vrf: raw_value(v, "vrf").map(str::to_string),
+        config_fault: (v.unicast_fault_no_peer && v.unicast_peers.is_empty())
+            || v.use_ipvlan
+                .as_ref()
+                .is_some_and(|i| family == Family::V4 && i.address.is_none()),
+        // keepalived 2.2.7 acts on it in unicast mode only (its bind of the source fails).
+        track_src_ip: raw_flag_only(v, "track_src_ip")
+            && v.unicast_src_ip.is_some()
+            && !v.unicast_peers.is_empty(),
+        promote_secondaries: raw_flag_only(v, "promote_secondaries"),
+        linkbeat_polling: raw_flag_only(v, "linkbeat_use_polling")
+            || cfg.top_level.linkbeat_use_polling
+            || cfg
+                .global
+                .extra
+                .iter()
+                .any(|o| o.keyword == "linkbeat_use_polling"),
+        garp_extra_if: garp_extra_if(v, cfg),
     })
 }
 
@@ -294,6 +360,9 @@ fn authentication(v: &VrrpInstance, version: u8, family: Family, strict: bool) -
         _ => Auth::None,
     }
 }
+
+/// use_ipvlan, resolved: (interface name, its address and prefix length, mode).
+pub type Ipvlan = (String, Option<(IpAddr, u8)>, String);
 
 /// `brd` option: an address, `+` (last address of the prefix) or `-` (none).
 pub fn broadcast(entry: &IpAddressEntry) -> Option<Ipv4Addr> {

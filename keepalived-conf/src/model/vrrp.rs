@@ -35,6 +35,9 @@ pub struct NotifyScripts {
     pub notify_fault: Option<Script>,
     pub notify_stop: Option<Script>,
     pub notify_deleted: Option<Script>,
+    /// `notify_deleted` was given (with or without a script): a deleted instance notifies
+    /// DELETED instead of FAULT.
+    pub notify_deleted_set: bool,
     pub notify_master_rx_lower_pri: Option<Script>,
 }
 
@@ -61,6 +64,16 @@ pub struct TrackRef {
     pub weight: Option<i32>,
     pub reverse: bool,
     pub span: Span,
+}
+
+/// `use_ipvlan`: an L2 ipvlan on the instance's interface carries the VIPs and adverts.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct UseIpvlan {
+    pub name: Option<String>,
+    /// The ipvlan's own address (required for IPv4: the adverts' source).
+    pub address: Option<super::IpPrefix>,
+    /// bridge (default), private or vepa.
+    pub mode: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -97,7 +110,8 @@ pub struct VrrpInstance {
     pub accept: Option<bool>,
     pub use_vmac: Option<String>,
     pub vmac_xmit_base: bool,
-    pub use_ipvlan: bool,
+    /// `use_ipvlan [NAME] [IP[/LEN]] [bridge|private|vepa]`.
+    pub use_ipvlan: Option<UseIpvlan>,
     pub native_ipv6: bool,
     pub dont_track_primary: bool,
     pub mcast_src_ip: Option<IpAddr>,
@@ -155,7 +169,7 @@ impl VrrpInstance {
             accept: None,
             use_vmac: None,
             vmac_xmit_base: false,
-            use_ipvlan: false,
+            use_ipvlan: None,
             native_ipv6: false,
             dont_track_primary: false,
             mcast_src_ip: None,

@@ -1,3 +1,4 @@
+use super::garp_pace::{SharedPacer, wait_turn};
 use super::*;
 
 impl Engine {
@@ -26,8 +27,8 @@ impl Engine {
         });
     }
 
-    /// Interface index, MAC and address of every VIP, for GARPs / NAs.
-    pub(super) fn garp_targets(&self, idx: usize) -> Vec<(u32, [u8; 6], IpAddr)> {
+    /// Interface, MAC and address of every VIP, for GARPs / NAs.
+    pub(super) fn garp_targets(&self, idx: usize) -> Vec<GarpTarget> {
         let inst = &self.insts[idx];
         inst.vips
             .iter()
@@ -37,44 +38,92 @@ impl Engine {
                 } else {
                     link::link(&v.ifname).map_or(inst.link.mac, |l| l.mac)
                 };
-                (v.ifindex, mac, v.addr)
+                GarpTarget {
+                    ifindex: v.ifindex,
+                    ifname: v.ifname.clone(),
+                    mac,
+                    addr: v.addr,
+                }
             })
             .collect()
     }
 
-    /// Gratuitous ARPs / NAs: a burst now, another after garp_master_delay, then refreshes.
+    /// Gratuitous ARPs / NAs: a burst now, another after garp_master_delay, then refreshes;
+    /// with `garp_extra_if`, also periodic ones on the VIPs' other interfaces.
     pub(super) fn start_garp(&mut self, idx: usize) {
         let targets = self.garp_targets(idx);
+        let pacer = self.garp_pacer.clone();
         let inst = &mut self.insts[idx];
         let g = inst.cfg.garp;
+        let own = inst.link.index;
+        let vmac = inst.vmac.as_ref().map(|v| v.1);
+        let extra: Option<(Duration, Vec<GarpTarget>)> =
+            inst.cfg.garp_extra_if.map(|(secs, all)| {
+                let others = targets
+                    .iter()
+                    .filter(|t| t.ifindex != own && (all || Some(t.ifindex) == vmac))
+                    .cloned()
+                    .collect();
+                (Duration::from_secs(u64::from(secs)), others)
+            });
         if let Some(t) = inst.garp.take() {
             t.abort();
         }
         inst.garp = Some(tokio::spawn(async move {
-            garp_burst(g.master_repeat, g.interval, &targets).await;
+            let extra_task = extra.filter(|(_, t)| !t.is_empty()).map(|(every, others)| {
+                let pacer = pacer.clone();
+                tokio::spawn(async move {
+                    loop {
+                        tokio::time::sleep(every).await;
+                        garp_burst(1, &others, &pacer).await;
+                    }
+                })
+            });
+            let _stop_extra = AbortOnDrop(extra_task);
+            garp_burst(g.master_repeat, &targets, &pacer).await;
             if g.master_delay > 0 {
                 tokio::time::sleep(Duration::from_secs(u64::from(g.master_delay))).await;
-                garp_burst(g.master_repeat, g.interval, &targets).await;
+                garp_burst(g.master_repeat, &targets, &pacer).await;
             }
             if g.master_refresh > 0 {
                 loop {
                     tokio::time::sleep(Duration::from_secs(u64::from(g.master_refresh))).await;
-                    garp_burst(g.master_refresh_repeat, g.interval, &targets).await;
+                    garp_burst(g.master_refresh_repeat, &targets, &pacer).await;
                 }
             }
+            std::future::pending::<()>().await;
         }));
     }
 }
 
-/// `count` rounds of one GARP / NA per VIP, `interval` seconds apart.
-pub(super) async fn garp_burst(count: u32, interval: f64, targets: &[(u32, [u8; 6], IpAddr)]) {
-    for n in 0..count {
-        if n > 0 && interval > 0.0 {
-            tokio::time::sleep(Duration::from_secs_f64(interval)).await;
+/// One VIP to announce.
+#[derive(Debug, Clone)]
+pub(super) struct GarpTarget {
+    pub ifindex: u32,
+    pub ifname: String,
+    pub mac: [u8; 6],
+    pub addr: IpAddr,
+}
+
+/// Aborts a task when dropped (the GARP task's periodic helper ends with it).
+struct AbortOnDrop(Option<JoinHandle<()>>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        if let Some(t) = &self.0 {
+            t.abort();
         }
-        for (ifindex, mac, addr) in targets {
-            if let Err(e) = crate::garp::announce(*ifindex, *mac, *addr) {
-                log::warn!("gratuitous ARP/NA for {addr}: {e}");
+    }
+}
+
+/// `count` rounds of one GARP / NA per VIP, each packet waiting for its interface's turn
+/// (`vrrp_garp_interval`, `vrrp_gna_interval`, `garp_group`).
+pub(super) async fn garp_burst(count: u32, targets: &[GarpTarget], pacer: &SharedPacer) {
+    for _ in 0..count {
+        for t in targets {
+            wait_turn(pacer, &t.ifname, t.addr.is_ipv6()).await;
+            if let Err(e) = crate::garp::announce(t.ifindex, t.mac, t.addr) {
+                log::warn!("gratuitous ARP/NA for {}: {e}", t.addr);
             }
         }
     }

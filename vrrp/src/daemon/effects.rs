@@ -10,6 +10,7 @@ use std::path::Path;
 use keepalived_conf::model::Script;
 use tokio::sync::{mpsc, oneshot};
 
+use super::StateEvent;
 use crate::netlink::{Netlink, Route, Rule, Vip};
 use crate::noaccept;
 use crate::notify::{self, Fifo};
@@ -45,6 +46,8 @@ pub(crate) enum Effect {
     FifoLine(String),
     /// (Re)opens the notify FIFOs (start and reload).
     OpenFifos(Vec<String>),
+    /// A transition for the embedding daemon, after what it set off (addresses in place).
+    Event(StateEvent),
     /// Answers once the scripts started so far have ended (or the time is up), as keepalived
     /// waits for its notify scripts before it exits.
     WaitScripts(std::time::Duration, oneshot::Sender<()>),
@@ -58,7 +61,7 @@ pub(crate) struct Effects {
 
 impl Effects {
     /// Starts the worker thread (named `vrrp-effects`).
-    pub(crate) fn start() -> std::io::Result<Effects> {
+    pub(crate) fn start(events: mpsc::Sender<StateEvent>) -> std::io::Result<Effects> {
         let nl = Netlink::open()?;
         let (tx, rx) = mpsc::unbounded_channel();
         std::thread::Builder::new()
@@ -68,7 +71,7 @@ impl Effects {
                     .enable_all()
                     .build()
                     .expect("effects runtime");
-                rt.block_on(worker(nl, rx));
+                rt.block_on(worker(nl, rx, events));
             })?;
         Ok(Effects { tx })
     }
@@ -88,7 +91,11 @@ impl Effects {
     }
 }
 
-async fn worker(mut nl: Netlink, mut rx: mpsc::UnboundedReceiver<Effect>) {
+async fn worker(
+    mut nl: Netlink,
+    mut rx: mpsc::UnboundedReceiver<Effect>,
+    events: mpsc::Sender<StateEvent>,
+) {
     let mut fifos: Vec<Fifo> = Vec::new();
     let mut scripts: Vec<tokio::task::JoinHandle<()>> = Vec::new();
     while let Some(e) = rx.recv().await {
@@ -151,6 +158,10 @@ async fn worker(mut nl: Netlink, mut rx: mpsc::UnboundedReceiver<Effect>) {
                         Err(err) => log::warn!("cannot open notify fifo {p}: {err}"),
                     }
                 }
+            }
+            // A full or closed channel never blocks us (nor, through us, the protocol).
+            Effect::Event(ev) => {
+                let _ = events.try_send(ev);
             }
             Effect::WaitScripts(limit, done) => {
                 let all = futures_all(std::mem::take(&mut scripts));

@@ -1,7 +1,7 @@
 use super::*;
 
 impl Engine {
-    pub(super) fn build(&mut self, cfg: InstanceConfig) -> Result<Inst> {
+    pub(super) fn build(&mut self, mut cfg: InstanceConfig) -> Result<Inst> {
         let v6 = cfg.family == Family::V6;
         let link = link::link(&cfg.interface)
             .ok_or_else(|| anyhow!("({}) interface {} doesn't exist", cfg.name, cfg.interface))?;
@@ -19,8 +19,20 @@ impl Engine {
         };
         let vmac = match &cfg.use_vmac {
             Some(name) => Some(self.create_vmac(&cfg, name, link.index)?),
-            None => None,
+            // An ipvlan the kernel cannot make (no ipvlan support) leaves the instance in
+            // FAULT, as keepalived's does; the others run.
+            None => self.create_ipvlan(&cfg, link.index).unwrap_or_else(|e| {
+                log::error!("{e:#} - setting instance to fault state");
+                cfg.config_fault = true;
+                None
+            }),
         };
+        // The ipvlan's own address is the adverts' source.
+        let src = cfg
+            .use_ipvlan
+            .as_ref()
+            .and_then(|i| i.1)
+            .map_or(src, |(a, _)| a);
         // Adverts leave through the vmac (virtual source MAC) unless vmac_xmit_base; IPv6
         // keeps the base interface, which holds the link-local source.
         let (tx_if, tx_index) = match &vmac {
@@ -28,6 +40,8 @@ impl Engine {
             _ => (cfg.interface.clone(), link.index),
         };
         let ah = matches!(cfg.auth, Auth::Ah(_));
+        // vrf: the sockets live in the VRF (bound to its device).
+        let tx_if = cfg.vrf.clone().unwrap_or(tx_if);
         let tx = TxSocket::open(src, &tx_if, tx_index, ttl, ah)
             .with_context(|| format!("({}) send socket", cfg.name))?;
         // With a vmac, multicast from a peer using the same virtual MAC is handed by the
@@ -39,6 +53,7 @@ impl Engine {
         };
         let proto = if ah { IPPROTO_AH } else { IPPROTO_VRRP };
         let rx_group = (!cfg.is_unicast()).then_some(cfg.mcast_group);
+        let rx_if = cfg.vrf.clone().unwrap_or(rx_if);
         let rx = RxSocket::open(v6, &rx_if, rx_index, rx_group, proto)
             .with_context(|| format!("({}) receive socket", cfg.name))?;
         let idx = self.insts.len();
@@ -61,6 +76,10 @@ impl Engine {
                 }
             }
         });
+        // promote_secondaries: removing one VIP must not take the others of its subnet.
+        if cfg.promote_secondaries && set_promote_secondaries(&cfg.interface, true) {
+            self.promoted.insert(cfg.interface.clone());
+        }
         let default_if = vmac.as_ref().map_or(&cfg.interface, |v| &v.0).clone();
         let vips: Vec<Vip> = cfg
             .vips
@@ -107,6 +126,7 @@ impl Engine {
             ah: SeqCounter::default(),
             ip_id: 0,
             tx_ttl: ttl,
+            src_seen: false,
         })
     }
 
@@ -236,4 +256,14 @@ impl Engine {
             }
         }
     }
+}
+
+/// Sets the interface's `promote_secondaries`; true when it was off and is now on.
+pub(super) fn set_promote_secondaries(ifname: &str, on: bool) -> bool {
+    let path = format!("/proc/sys/net/ipv4/conf/{ifname}/promote_secondaries");
+    let was_on = std::fs::read_to_string(&path).is_ok_and(|v| v.trim() == "1");
+    if was_on == on {
+        return false;
+    }
+    std::fs::write(&path, if on { "1" } else { "0" }).is_ok()
 }

@@ -10,7 +10,9 @@
 
 mod addresses;
 mod effects;
+mod garp_pace;
 mod instance;
+mod links;
 mod processes;
 mod reload;
 mod resolve;
@@ -107,6 +109,8 @@ struct Inst {
     ip_id: u16,
     /// TTL of what we send (unicast_ttl, or 255).
     tx_ttl: u8,
+    /// track_src_ip: the source address has been on the host.
+    src_seen: bool,
 }
 
 type Packet = (u64, usize, Vec<u8>, Option<IpInfo>);
@@ -123,7 +127,6 @@ struct Engine {
     script_tasks: Vec<JoinHandle<()>>,
     /// Netlink, firewall, scripts and FIFOs, off this thread.
     effects: Effects,
-    events: mpsc::Sender<StateEvent>,
     /// Last state each sync group was notified in.
     group_state: HashMap<String, State>,
     /// static_ipaddress / static_routes / static_rules as installed.
@@ -134,6 +137,14 @@ struct Engine {
     proc_rx: Option<mpsc::Receiver<HashMap<String, usize>>>,
     processes: HashMap<String, crate::process_track::ProcessStatus>,
     proc_counts: Option<HashMap<String, usize>>,
+    /// Link states with linkbeat polling and up/down delays.
+    links: links::LinkWatch,
+    /// Interfaces whose promote_secondaries we turned on (turned off again at stop).
+    promoted: std::collections::HashSet<String>,
+    /// vrrp_startup_delay: when the instances leave INIT.
+    delayed_start: Option<Micros>,
+    /// Spacing of GARPs/NAs per interface and garp_group.
+    garp_pacer: garp_pace::SharedPacer,
 }
 
 /// Whether `config` gives the VRRP side anything to do (keepalived starts its VRRP process
@@ -194,14 +205,17 @@ pub async fn run(
         script_tx,
         scripts: HashMap::new(),
         script_tasks: Vec::new(),
-        effects: Effects::start().context("VRRP effects worker")?,
-        events,
+        effects: Effects::start(events).context("VRRP effects worker")?,
         group_state: HashMap::new(),
         statics: statics::Statics::default(),
         failed_track_groups: Default::default(),
         proc_rx: None,
         processes: HashMap::new(),
         proc_counts: None,
+        links: links::LinkWatch::default(),
+        promoted: Default::default(),
+        delayed_start: None,
+        garp_pacer: garp_pace::GarpPacer::new(&config),
     };
     let mut auto_priority =
         crate::priority::AutoPriority::new(&crate::priority::ThreadPriority::from_config(&config));
@@ -215,6 +229,7 @@ pub async fn run(
             .insts
             .iter()
             .filter_map(|i| i.sm.next_deadline())
+            .chain(e.delayed_start)
             .min()
             .map(|us| e.epoch + Duration::from_micros(us))
             .unwrap_or_else(|| Instant::now() + Duration::from_secs(3600));
@@ -227,6 +242,7 @@ pub async fn run(
             _ = timer.sleep_until(deadline.into_std()) => {
                 auto_priority.timer_late(Instant::now().saturating_duration_since(deadline));
                 let now = e.now();
+                e.delayed_start_due(now);
                 for idx in 0..e.insts.len() {
                     if e.insts[idx].sm.master_down_due(now) && e.group_holds_back(idx, now) {
                         e.insts[idx].sm.defer(now);

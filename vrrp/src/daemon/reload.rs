@@ -20,6 +20,9 @@ impl Engine {
             log::error!("reload: {err:#}");
         }
         for o in old {
+            if !self.insts.iter().any(|i| i.cfg.name == o.cfg.name) {
+                self.notify_deleted(&o);
+            }
             if let Some((name, index)) = &o.vmac
                 && !self
                     .insts
@@ -87,6 +90,14 @@ impl Engine {
                 Err(e) => log::error!("{e:#}"),
             }
         }
+        let polled: Vec<String> = self
+            .insts
+            .iter()
+            .filter(|i| i.cfg.linkbeat_polling)
+            .map(|i| i.cfg.interface.clone())
+            .collect();
+        self.links.configure(&cfg, &polled);
+        self.garp_pacer = super::garp_pace::GarpPacer::new(&cfg);
         self.apply_statics(&cfg);
         self.start_process_tracking(&cfg);
         // Scripts referenced by instances or sync groups.
@@ -125,6 +136,13 @@ impl Engine {
             }
         }
         let now = self.now();
+        if prev.is_empty()
+            && self.generation == 1
+            && let Some(d) = cfg.global.vrrp_startup_delay.filter(|d| *d > 0.0)
+        {
+            log::info!("Delaying startup for {d} seconds");
+            self.delayed_start = Some(now + (d * 1e6) as Micros);
+        }
         // Leftovers from a previous run (killed daemon) go first, as keepalived does.
         for idx in 0..self.insts.len() {
             if !prev.contains_key(&self.insts[idx].cfg.name) {
@@ -137,6 +155,8 @@ impl Engine {
         self.retrack_at(now, false);
         for idx in 0..self.insts.len() {
             match prev.get(&self.insts[idx].cfg.name) {
+                // Still waiting for vrrp_startup_delay: stays in INIT.
+                Some((State::Init, _, _)) if self.delayed_start.is_some() => {}
                 // Kept across a reload: same state, no notify, no event.
                 Some((state, _, _)) => {
                     let actions = self.insts[idx].sm.resume(now, *state);
@@ -146,6 +166,8 @@ impl Engine {
                     }
                     self.apply(idx, actions, now);
                 }
+                // vrrp_startup_delay: new instances wait in INIT (at startup only).
+                None if self.delayed_start.is_some() => {}
                 None => {
                     let actions = self.insts[idx].sm.start(now);
                     self.apply(idx, actions, now);
@@ -167,6 +189,53 @@ impl Engine {
         }
     }
 
+    /// An instance gone with a reload: its notifies say FAULT, or DELETED with
+    /// `notify_deleted` (whose script runs too), as keepalived's do.
+    fn notify_deleted(&mut self, o: &Inst) {
+        let n = &o.cfg.notify;
+        let (word, script) = if n.deleted.0 {
+            ("DELETED", n.deleted.1.clone())
+        } else {
+            ("FAULT", n.fault.clone())
+        };
+        let prio = o.sm.effective_priority();
+        log::info!("({}) removed by the reload - notifying {word}", o.cfg.name);
+        if let Some(s) = script {
+            self.effects.push(Effect::Spawn {
+                script: s,
+                args: Vec::new(),
+            });
+        }
+        if let Some(s) = &n.notify {
+            self.effects.push(Effect::Spawn {
+                script: s.clone(),
+                args: vec![
+                    "INSTANCE".into(),
+                    o.cfg.name.clone(),
+                    word.into(),
+                    prio.to_string(),
+                ],
+            });
+        }
+        self.effects.push(Effect::FifoLine(notify::fifo_line(
+            "INSTANCE",
+            &o.cfg.name,
+            word,
+            prio,
+        )));
+    }
+
+    /// vrrp_startup_delay over: every instance leaves INIT.
+    pub(super) fn delayed_start_due(&mut self, now: Micros) {
+        if self.delayed_start.is_some_and(|t| now >= t) {
+            self.delayed_start = None;
+            for idx in 0..self.insts.len() {
+                let actions = self.insts[idx].sm.start(now);
+                self.apply(idx, actions, now);
+            }
+        }
+    }
+
     pub(super) fn shutdown(&mut self) {
         let now = self.now();
         log::info!("Stopping");
@@ -180,6 +249,9 @@ impl Engine {
             }
         }
         self.remove_statics();
+        for ifname in std::mem::take(&mut self.promoted) {
+            super::instance::set_promote_secondaries(&ifname, false);
+        }
         self.stop_tasks();
     }
 }

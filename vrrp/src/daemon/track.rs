@@ -14,20 +14,42 @@ impl Engine {
             log::warn!("cannot read interface states; tracking unchanged");
             return;
         };
+        let addresses = self
+            .insts
+            .iter()
+            .any(|i| i.cfg.track_src_ip)
+            .then(super::statics::addresses_by_index)
+            .flatten();
         for idx in 0..self.insts.len() {
             let inst = &mut self.insts[idx];
-            if let Some((up, mac)) = links.get(&inst.cfg.interface) {
-                inst.link.up = *up;
+            let flags = links.get(&inst.cfg.interface).map(|(up, mac)| {
                 inst.link.mac = *mac;
-            } else {
-                inst.link.up = false;
-            }
+                *up
+            });
+            inst.link.up = self.links.up(&inst.cfg.interface, flags, now);
             let mut tracked = Vec::new();
             if !inst.cfg.dont_track_primary {
                 tracked.push(Tracked {
                     weight: 0,
                     reverse: false,
                     kind: TrackKind::Up(inst.link.up),
+                });
+            }
+            // unicast_fault_no_peer without peers, ipvlan without address; track_src_ip without it.
+            if inst.cfg.track_src_ip
+                && !inst.src_seen
+                && addresses
+                    .as_ref()
+                    .is_some_and(|a| a.values().any(|v| v.contains(&inst.src)))
+            {
+                inst.src_seen = true;
+            }
+            let src_missing = inst.cfg.track_src_ip && !inst.src_seen;
+            if inst.cfg.config_fault || src_missing {
+                tracked.push(Tracked {
+                    weight: 0,
+                    reverse: false,
+                    kind: TrackKind::Up(false),
                 });
             }
             // A static address of one of its track groups could not be restored.
@@ -52,10 +74,11 @@ impl Engine {
                 .iter()
                 .chain(group.into_iter().flat_map(|g| g.track_interfaces.iter()));
             for t in ifaces {
+                let flags = links.get(&t.name).map(|l| l.0);
                 tracked.push(Tracked {
                     weight: t.weight.unwrap_or(0),
                     reverse: t.reverse,
-                    kind: TrackKind::Up(links.get(&t.name).is_some_and(|l| l.0)),
+                    kind: TrackKind::Up(self.links.up(&t.name, flags, now)),
                 });
             }
             let scripts = inst

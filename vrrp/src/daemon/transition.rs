@@ -22,6 +22,7 @@ impl Engine {
                     let g = inst.cfg.garp;
                     if g.lower_prio_repeat > 0 {
                         let targets = self.garp_targets(idx);
+                        let pacer = self.garp_pacer.clone();
                         tokio::spawn(async move {
                             if g.lower_prio_delay > 0 {
                                 tokio::time::sleep(Duration::from_secs(u64::from(
@@ -29,7 +30,7 @@ impl Engine {
                                 )))
                                 .await;
                             }
-                            garp_burst(g.lower_prio_repeat, g.interval, &targets).await;
+                            garp_burst(g.lower_prio_repeat, &targets, &pacer).await;
                         });
                     }
                 }
@@ -122,7 +123,8 @@ impl Engine {
         self.effects.push(Effect::FifoLine(notify::fifo_line(
             "INSTANCE", &name, word, prio,
         )));
-        let _ = self.events.try_send(StateEvent {
+        // Sent by the effects worker once the addresses queued before are in place.
+        self.effects.push(Effect::Event(StateEvent {
             instance: name,
             vrid: inst.cfg.vrid,
             interface: inst.cfg.interface.clone(),
@@ -130,6 +132,6 @@ impl Engine {
             to,
             reason,
             vips: inst.vips.iter().map(|v| v.addr).collect(),
-        });
+        }));
     }
 }

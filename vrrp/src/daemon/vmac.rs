@@ -36,4 +36,44 @@ impl Engine {
         log::info!("({}) vmac {name} created", cfg.name);
         Ok((name.to_string(), index))
     }
+
+    /// use_ipvlan: an L2 ipvlan on the interface carrying its own address (the adverts'
+    /// source), up; a leftover of the same name is replaced.
+    pub(super) fn create_ipvlan(
+        &mut self,
+        cfg: &InstanceConfig,
+        base: u32,
+    ) -> Result<Option<(String, u32)>> {
+        let Some((name, addr, mode)) = &cfg.use_ipvlan else {
+            return Ok(None);
+        };
+        if let Ok(old) = nix::net::if_::if_nametoindex(name.as_str()) {
+            let _ = self.nl.delete_link(old);
+        }
+        self.nl
+            .create_ipvlan(name, base, mode)
+            .with_context(|| format!("({}) cannot create ipvlan {name}", cfg.name))?;
+        let index = nix::net::if_::if_nametoindex(name.as_str())
+            .with_context(|| format!("({}) ipvlan {name} vanished", cfg.name))?;
+        let _ = std::fs::write(format!("/proc/sys/net/ipv6/conf/{name}/addr_gen_mode"), "1");
+        if let Some((a, len)) = addr {
+            self.nl
+                .add_address(&Vip {
+                    addr: *a,
+                    prefix_len: *len,
+                    ifindex: index,
+                    ifname: name.clone(),
+                    broadcast: None,
+                    scope: 0,
+                    label: None,
+                    nodad: a.is_ipv6(),
+                })
+                .with_context(|| format!("({}) cannot address ipvlan {name}", cfg.name))?;
+        }
+        self.nl
+            .set_up(index)
+            .with_context(|| format!("({}) cannot set {name} up", cfg.name))?;
+        log::info!("({}) ipvlan {name} created", cfg.name);
+        Ok(Some((name.clone(), index)))
+    }
 }

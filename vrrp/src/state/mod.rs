@@ -286,6 +286,10 @@ impl Instance {
         self.fault = fault;
         match (self.state, fault) {
             (State::Init, _) => vec![],
+            // keepalived's try_up_instance: the address owner goes straight back to MASTER.
+            (State::Fault, false) if self.effective_priority == PRIO_OWNER => {
+                self.go(now, State::Master, Reason::Tracking)
+            }
             (State::Fault, false) => self.go(now, State::Backup, Reason::Tracking),
             (State::Fault, true) => vec![],
             (_, true) => self.go(now, State::Fault, Reason::Tracking),
