@@ -56,6 +56,18 @@ impl Keepalived {
         conf: &Path,
         env: &[(&str, &str)],
     ) -> Result<Keepalived> {
+        Keepalived::start_with_args(ns, opts, dir, conf, &[], env)
+    }
+
+    /// [`Keepalived::start_with_env`] with extra command-line options (`-V`, `-P`, ...).
+    pub fn start_with_args(
+        ns: &Netns,
+        opts: &Options,
+        dir: &Workdir,
+        conf: &Path,
+        extra: &[&str],
+        env: &[(&str, &str)],
+    ) -> Result<Keepalived> {
         let bin = binary("keepalived")?;
         let log = dir.path("keepalived.log");
         let pid_file = dir.path("keepalived.pid");
@@ -73,6 +85,7 @@ impl Keepalived {
             .arg(dir.path("checkers.pid"))
             .arg("-r")
             .arg(dir.path("vrrp.pid"))
+            .args(extra)
             .env("XLVS_PIN_DIR", &opts.pin_dir)
             .env("XLVS_MAX_CONNS", opts.max_conns.to_string())
             .env("TMPDIR", &dir.0)

@@ -316,7 +316,13 @@ impl Daemon {
         let Some((ctl, task)) = self.vrrp.take() else {
             return;
         };
-        let _ = ctl.send(VrrpControl::Shutdown).await;
+        // -V: no priority 0, VIPs left; a quick restart resumes MASTER without an election.
+        let stop = if self.cli.dont_release_vrrp {
+            VrrpControl::Detach
+        } else {
+            VrrpControl::Shutdown
+        };
+        let _ = ctl.send(stop).await;
         let deadline = Instant::now() + std::time::Duration::from_secs(5);
         while !task.is_finished() && Instant::now() < deadline {
             tokio::time::sleep(std::time::Duration::from_millis(5)).await;

@@ -127,6 +127,7 @@ impl Engine {
             ip_id: 0,
             tx_ttl: ttl,
             src_seen: false,
+            last_advert_us: None,
         })
     }
 
@@ -199,6 +200,9 @@ impl Engine {
 
     pub(super) fn send_advert(&mut self, idx: usize, priority: u8) {
         let inst = &mut self.insts[idx];
+        if priority != 0 {
+            inst.last_advert_us = Some(super::restart::monotonic_us());
+        }
         let adv = Advert {
             version: inst.cfg.version,
             vrid: inst.cfg.vrid,

@@ -16,6 +16,7 @@ mod links;
 mod processes;
 mod reload;
 mod resolve;
+mod restart;
 mod statics;
 mod sync;
 mod track;
@@ -53,6 +54,10 @@ pub enum Control {
     Reload(Arc<KeepalivedConfig>),
     /// Stop: masters send priority 0, VIPs are removed, notify_stop scripts run.
     Shutdown,
+    /// Stop as keepalived's `-V` (`--dont-release-vrrp`): no priority 0, VIPs, routes and
+    /// rules left in place; a restart within the master-down interval resumes MASTER without
+    /// an election (see `restart`).
+    Detach,
     /// Current state and receive counters of every instance (for status dumps).
     Status(tokio::sync::oneshot::Sender<Vec<InstanceStatus>>),
 }
@@ -111,6 +116,8 @@ struct Inst {
     tx_ttl: u8,
     /// track_src_ip: the source address has been on the host.
     src_seen: bool,
+    /// CLOCK_MONOTONIC µs of the last advert sent (restart records).
+    last_advert_us: Option<u64>,
 }
 
 type Packet = (u64, usize, Vec<u8>, Option<IpInfo>);
@@ -291,6 +298,11 @@ pub async fn run(
                             })
                             .collect(),
                     );
+                }
+                Some(Control::Detach) => {
+                    e.detach();
+                    e.effects.finish(SCRIPTS_AT_STOP).await;
+                    return Ok(());
                 }
                 Some(Control::Shutdown) | None => {
                     e.shutdown();

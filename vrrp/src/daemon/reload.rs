@@ -143,9 +143,16 @@ impl Engine {
             log::info!("Delaying startup for {d} seconds");
             self.delayed_start = Some(now + (d * 1e6) as Micros);
         }
+        // A restart with -V shortly after the last advert: those resume MASTER.
+        let resume = if prev.is_empty() && self.generation == 1 {
+            self.resumable()
+        } else {
+            HashMap::new()
+        };
         // Leftovers from a previous run (killed daemon) go first, as keepalived does.
         for idx in 0..self.insts.len() {
-            if !prev.contains_key(&self.insts[idx].cfg.name) {
+            let name = &self.insts[idx].cfg.name;
+            if !prev.contains_key(name) && !resume.contains_key(name) {
                 let (v, r) = (self.insts[idx].vips.clone(), self.insts[idx].routes.clone());
                 self.remove_addresses(&v, &r);
                 let rules = self.insts[idx].rules.clone();
@@ -165,6 +172,10 @@ impl Engine {
                         self.add_addresses(idx, &v, &r);
                     }
                     self.apply(idx, actions, now);
+                }
+                None if resume.contains_key(&self.insts[idx].cfg.name) => {
+                    let r = resume[&self.insts[idx].cfg.name].clone();
+                    self.resume_master(idx, now, &r);
                 }
                 // vrrp_startup_delay: new instances wait in INIT (at startup only).
                 None if self.delayed_start.is_some() => {}
