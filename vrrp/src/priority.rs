@@ -3,7 +3,8 @@
 //! `vrrp_no_swap` (mlockall: the whole process here), `vrrp_rlimit_rttime`, and
 //! `max_auto_priority` / `min_auto_priority_delay`: when a timer fires more than the delay
 //! late, the thread switches to SCHED_RR and then goes up one realtime priority each time,
-//! up to the maximum ("A thread timer expired … seconds ago").
+//! up to the maximum ("A thread timer expired … seconds ago"). With neither `vrrp_priority`
+//! nor `vrrp_rt_priority` the thread runs SCHED_RR at priority 1 (see `implicit_realtime`).
 
 use std::time::Duration;
 
@@ -109,7 +110,26 @@ impl ThreadPriority {
         }
         if let Some(p) = self.rt_priority {
             set_realtime(p, self.rlimit_rttime_us);
+        } else if self.nice.is_none() {
+            implicit_realtime();
         }
+    }
+}
+
+/// Without `vrrp_rt_priority` or `vrrp_priority` the VRRP thread still runs SCHED_RR at the
+/// lowest realtime priority. keepalived's VRRP is a process of its own; here it shares the
+/// process with the checkers and the table writer, and on a busy machine the fair scheduler
+/// can keep a woken thread waiting for a tick or more (4 ms each at HZ=250) — too long for
+/// 10 ms adverts. The thread only ever runs for short bursts, so no RLIMIT_RTTIME is set
+/// (the kernel's realtime throttling still bounds it). Not permitted (no root): stays as is.
+fn implicit_realtime() {
+    let param = libc::sched_param { sched_priority: 1 };
+    // SAFETY: sched_setscheduler(0) on the calling thread with a valid param.
+    if unsafe { libc::sched_setscheduler(0, libc::SCHED_RR, &param) } != 0 {
+        log::debug!(
+            "VRRP thread stays SCHED_OTHER: {}",
+            std::io::Error::last_os_error()
+        );
     }
 }
 

@@ -202,7 +202,17 @@ async fn async_main(cli: Cli, opts: ParseOptions, config: Arc<KeepalivedConfig>)
     sdnotify::notify(&format!("READY=1\nMAINPID={}", std::process::id()));
     loop {
         tokio::select! {
-            Some(ev) = health_rx.recv() => d.on_health(ev),
+            Some(ev) = health_rx.recv() => {
+                // Every event already queued joins this one: one table sync for the batch
+                // (500 checkers failing together cost one sync, not 500).
+                let mut changed = d.on_health(ev);
+                while let Ok(ev) = health_rx.try_recv() {
+                    changed |= d.on_health(ev);
+                }
+                if changed {
+                    d.sync();
+                }
+            }
             Some(ev) = vrrp_events.recv() => d.on_vrrp(ev).await,
             s = signals.next() => match s {
                 Sig::Reload => d.reload().await,
@@ -414,13 +424,15 @@ impl Daemon {
         ops.len()
     }
 
-    fn on_health(&mut self, ev: RealEvent) {
+    /// A checker's verdict: the health table and the quorum updated; whether the tables
+    /// need a sync.
+    fn on_health(&mut self, ev: RealEvent) -> bool {
         if ev.transition {
             info!("{}", ev.reason);
             self.fifos.rs(&ev.vs, &ev.real, ev.up);
         }
         if !self.health.set(&ev.vs, ev.real, ev.up, Some(ev.weight)) {
-            return;
+            return false;
         }
         let Some(vs) = self
             .config
@@ -429,10 +441,10 @@ impl Daemon {
             .find(|v| VsKey::of(v) == ev.vs)
             .cloned()
         else {
-            return;
+            return false;
         };
         self.update_quorum(&vs);
-        self.sync();
+        true
     }
 
     fn update_quorums(&mut self) {
