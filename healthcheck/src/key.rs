@@ -44,6 +44,11 @@ impl VsKey {
     }
 
     /// keepalived's lower-case protocol in `[ip]:proto:port` strings.
+    /// The protocol as keepalived writes it in `[addr]:proto:port`.
+    pub fn proto_word(&self) -> &'static str {
+        self.proto_lc()
+    }
+
     fn proto_lc(&self) -> &'static str {
         match self.protocol {
             "TCP" => "tcp",

@@ -87,6 +87,18 @@ struct RealEntry {
     notify_up: Option<Script>,
     notify_down: Option<Script>,
     checkers: Vec<Running>,
+    /// SMTP alerts for this real (its `smtp_alert`, else its virtual server's, else the
+    /// global `smtp_alert_checker` / `smtp_alert`), and the names keepalived puts in the
+    /// subject.
+    alert: Option<RealAlert>,
+}
+
+struct RealAlert {
+    mailer: Arc<keepalived_scripts::smtp::Mailer>,
+    rs: String,
+    vs: String,
+    /// `no_checker_emails`: only when the real itself changes state.
+    only_real_changes: bool,
 }
 
 #[derive(Default)]
@@ -217,6 +229,7 @@ impl Supervisor {
         let mut events = Vec::new();
         let mut report = ReloadReport::default();
         let mut old_active = std::mem::take(&mut st.active);
+        let mailer = keepalived_scripts::smtp::Mailer::from_config(config);
         for vs in &config.virtual_servers {
             let vkey = VsKey::of(vs);
             let active = vs.ha_suspend.then(|| {
@@ -241,8 +254,24 @@ impl Supervisor {
                     notify_up: None,
                     notify_down: None,
                     checkers: Vec::new(),
+                    alert: None,
                 });
                 entry.agg.set_base_weight(rs.weight);
+                entry.alert = mailer
+                    .as_ref()
+                    .filter(|_| {
+                        keepalived_scripts::smtp::checker_alert(
+                            config,
+                            vs.smtp_alert,
+                            rs.smtp_alert,
+                        )
+                    })
+                    .map(|m| RealAlert {
+                        mailer: m.clone(),
+                        rs: format!("[{}]:{}:{}", rkey.addr, vkey.proto_word(), rkey.port),
+                        vs: vkey.to_string(),
+                        only_real_changes: config.global.extra_flag("no_checker_emails"),
+                    });
                 entry.notify_up = rs.notify_up.clone();
                 entry.notify_down = rs.notify_down.clone();
                 let mut previous = std::mem::take(&mut entry.checkers);
@@ -412,6 +441,30 @@ fn stop(agg: &mut RealAgg, r: Running) {
 }
 
 impl Probe {
+    /// The SMTP alert body keepalived's checker of this kind sends when it reports `up`,
+    /// and whether it sends one on every report (MISC_CHECK) rather than on changes only.
+    fn alert_body(&self, up: bool, o: &Outcome) -> Option<(bool, String)> {
+        use keepalived_scripts::smtp::bodies as b;
+        let pick = |u: &str, d: &str| if up { u.to_string() } else { d.to_string() };
+        Some(match self {
+            Probe::Tcp(_) => (false, pick(b::TCP_UP, b::TCP_DOWN)),
+            Probe::Http(_) => (false, pick(b::HTTP_UP, b::HTTP_DOWN)),
+            Probe::Misc(_) => (true, pick(b::MISC_UP, b::MISC_DOWN)),
+            Probe::Udp(_) => (false, pick(b::UDP_UP, b::UDP_DOWN)),
+            Probe::Ping(_) => (false, pick(b::PING_UP, b::PING_DOWN)),
+            Probe::Dns(_) => (false, pick(b::DNS_UP, b::DNS_DOWN)),
+            Probe::Smtp(_) => (
+                false,
+                if up {
+                    b::SMTP_UP.to_string()
+                } else {
+                    b::smtp_down(&o.reason)
+                },
+            ),
+            Probe::File(_) => return None,
+        })
+    }
+
     /// FILE_CHECK's synchronous read (None for other probes).
     fn run_sync(&self) -> Option<Outcome> {
         match self {
@@ -457,7 +510,8 @@ async fn checker_task(
         // Most probes change nothing: only lock the shared state when the
         // checker's state or a weight may change.
         if step.report.is_some() || outcome.dynamic_weight.is_some() {
-            inner.report(&k, id, &outcome, step.report).await;
+            let body = step.report.and_then(|up| probe.alert_body(up, &outcome));
+            inner.report(&k, id, &outcome, step.report, body).await;
         }
         let next = if matches!(probe, Probe::Misc(_)) {
             // MISC_CHECK: the next run is timed from this run's start.
@@ -484,18 +538,30 @@ async fn file_task(
             continue;
         }
         let report = Some(now.ok);
-        inner.report(&k, id, &now, report).await;
+        inner.report(&k, id, &now, report, None).await;
         last = Some(now);
     }
 }
 
 impl Inner {
-    async fn report(&self, k: &(VsKey, RealKey), id: CheckerId, o: &Outcome, state: Option<bool>) {
+    /// A checker's result: `state` when its FSM reports one, `alert` the body of the SMTP
+    /// alert keepalived's checker of that kind sends for it (`(misc, body)`: MISC_CHECK
+    /// alerts on every report, the others only when the checker's state changes).
+    async fn report(
+        &self,
+        k: &(VsKey, RealKey),
+        id: CheckerId,
+        o: &Outcome,
+        state: Option<bool>,
+        alert: Option<(bool, String)>,
+    ) {
         let mut st = self.state.lock().await;
         let Some(e) = st.reals.get_mut(k) else { return };
         if !e.agg.has_checker(id) {
             return;
         }
+        let was_up = e.agg.checker_up(id);
+        let was_alive = e.agg.published().0;
         if let Some(w) = o.dynamic_weight {
             e.agg.set_dynamic_weight(w);
         }
@@ -505,7 +571,19 @@ impl Inner {
         if let Some(up) = state {
             e.agg.set_checker(id, up);
         }
-        let Some(c) = e.agg.publish() else { return };
+        let change = e.agg.publish();
+        if let (Some(up), Some((misc, body)), Some(a)) = (state, alert, &e.alert) {
+            let alive = e.agg.published().0;
+            if (misc || was_up != Some(up)) && (alive != was_alive || !a.only_real_changes) {
+                let about = keepalived_scripts::smtp::About::Real {
+                    rs: &a.rs,
+                    vs: &a.vs,
+                };
+                a.mailer
+                    .send(&about, if alive { "UP" } else { "DOWN" }, &body);
+            }
+        }
+        let Some(c) = change else { return };
         let script = match (c.transition, c.up) {
             (true, true) => e.notify_up.clone(),
             (true, false) => e.notify_down.clone(),

@@ -9,6 +9,8 @@
 //! On timeout: SIGTERM to the group, SIGKILL to the group 2 s later (as
 //! keepalived's misc checker).
 
+pub mod smtp;
+
 use keepalived_conf::model::Script;
 use nix::sys::signal::{Signal, killpg};
 use nix::unistd::{Gid, Group, Pid, Uid, User};

@@ -9,4 +9,5 @@ pub mod lab;
 pub mod netns;
 pub mod packet;
 pub mod servers;
+pub mod smtp_sink;
 pub mod testbed;

@@ -5,6 +5,7 @@
 //! keepalived writes all hold this pid, so `kill -HUP $(cat /run/keepalived.pid)` and systemd
 //! units keep working.
 
+mod alerts;
 mod desired;
 mod fifo;
 mod fwmark_check;
@@ -457,6 +458,7 @@ impl Daemon {
     fn update_quorum(&mut self, vs: &keepalived_conf::model::VirtualServer) {
         if let Some(change) = self.quorum.update(vs, &self.health) {
             info!("{}", change.message);
+            alerts::quorum(&self.config, vs, &change);
             self.fifos.vs(&VsKey::of(vs), change.up);
             let script = if change.up {
                 &vs.quorum_up
@@ -497,6 +499,7 @@ impl Daemon {
                     .map(move |r| (k.clone(), RealKey::of(r)))
             })
             .collect();
+        alerts::removed_reals(&self.config, &new, &self.health);
         self.health.retain(|v, r| keep.contains(&(v.clone(), *r)));
         let vs_keys: HashSet<VsKey> = new.virtual_servers.iter().map(VsKey::of).collect();
         self.quorum.retain(|k| vs_keys.contains(k));

@@ -46,6 +46,8 @@ pub(crate) enum Effect {
     FifoLine(String),
     /// (Re)opens the notify FIFOs (start and reload).
     OpenFifos(Vec<String>),
+    /// An SMTP alert (sent in the background).
+    Mail(super::mail::Mail),
     /// A transition for the embedding daemon, after what it set off (addresses in place).
     Event(StateEvent),
     /// Answers once the scripts started so far have ended (or the time is up), as keepalived
@@ -98,6 +100,7 @@ async fn worker(
 ) {
     let mut fifos: Vec<Fifo> = Vec::new();
     let mut scripts: Vec<tokio::task::JoinHandle<()>> = Vec::new();
+    let mut mails: Vec<tokio::task::JoinHandle<()>> = Vec::new();
     while let Some(e) = rx.recv().await {
         match e {
             Effect::Block { instance, addrs } => noaccept::block(&instance, &addrs),
@@ -159,6 +162,10 @@ async fn worker(
                     }
                 }
             }
+            Effect::Mail(m) => {
+                mails.retain(|t| !t.is_finished());
+                mails.push(m.send());
+            }
             // A full or closed channel never blocks us (nor, through us, the protocol).
             Effect::Event(ev) => {
                 let _ = events.try_send(ev);
@@ -168,11 +175,18 @@ async fn worker(
                 if tokio::time::timeout(limit, all).await.is_err() {
                     log::warn!("notify scripts still running at stop");
                 }
+                // The stop alerts get a moment; an unreachable mail server never holds the
+                // stop up for long.
+                let all = futures_all(std::mem::take(&mut mails));
+                let _ = tokio::time::timeout(MAILS_AT_STOP, all).await;
                 let _ = done.send(());
             }
         }
     }
 }
+
+/// How long a stop waits for SMTP alerts still being sent.
+const MAILS_AT_STOP: std::time::Duration = std::time::Duration::from_secs(2);
 
 async fn futures_all(tasks: Vec<tokio::task::JoinHandle<()>>) {
     for t in tasks {

@@ -128,6 +128,7 @@ impl Engine {
             tx_ttl: ttl,
             src_seen: false,
             last_advert_us: None,
+            last_mail: None,
         })
     }
 

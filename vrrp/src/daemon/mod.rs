@@ -13,6 +13,7 @@ mod effects;
 mod garp_pace;
 mod instance;
 mod links;
+mod mail;
 mod processes;
 mod reload;
 mod resolve;
@@ -118,6 +119,8 @@ struct Inst {
     src_seen: bool,
     /// CLOCK_MONOTONIC µs of the last advert sent (restart records).
     last_advert_us: Option<u64>,
+    /// The state of the last SMTP alert (keepalived's `last_email_state`).
+    last_mail: Option<&'static str>,
 }
 
 type Packet = (u64, usize, Vec<u8>, Option<IpInfo>);
@@ -152,6 +155,8 @@ struct Engine {
     delayed_start: Option<Micros>,
     /// Spacing of GARPs/NAs per interface and garp_group.
     garp_pacer: garp_pace::SharedPacer,
+    /// SMTP alerts: where they go (none without smtp_server and notification_email).
+    mailer: Option<Arc<keepalived_scripts::smtp::Mailer>>,
 }
 
 /// Whether `config` gives the VRRP side anything to do (keepalived starts its VRRP process
@@ -223,6 +228,7 @@ pub async fn run(
         promoted: Default::default(),
         delayed_start: None,
         garp_pacer: garp_pace::GarpPacer::new(&config),
+        mailer: None,
     };
     let mut auto_priority =
         crate::priority::AutoPriority::new(&crate::priority::ThreadPriority::from_config(&config));

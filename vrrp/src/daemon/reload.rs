@@ -65,6 +65,7 @@ impl Engine {
     ) -> Result<()> {
         self.generation += 1;
         self.config = cfg.clone();
+        self.mailer = keepalived_scripts::smtp::Mailer::from_config(&cfg);
         self.effects.push(Effect::OpenFifos(
             [&cfg.global.notify_fifo, &cfg.global.vrrp_notify_fifo]
                 .into_iter()
@@ -234,6 +235,7 @@ impl Engine {
             word,
             prio,
         )));
+        self.mail_removed(o, word);
     }
 
     /// vrrp_startup_delay over: every instance leaves INIT.

@@ -55,5 +55,6 @@ impl Engine {
         }
         self.effects
             .push(Effect::FifoLine(notify::fifo_line("GROUP", &g, word, 0)));
+        self.mail_group(&g, word);
     }
 }

@@ -123,6 +123,8 @@ impl Engine {
         self.effects.push(Effect::FifoLine(notify::fifo_line(
             "INSTANCE", &name, word, prio,
         )));
+        self.mail_instance(idx, word);
+        let inst = &self.insts[idx];
         // Sent by the effects worker once the addresses queued before are in place.
         self.effects.push(Effect::Event(StateEvent {
             instance: name,
