@@ -11,7 +11,7 @@ cd "$(dirname "$0")/.."
 EBPF_NIGHTLY_DATE=2026-05-19          # the eBPF toolchain: bpf-linker is bound to its libLLVM
 EBPF_TOOLCHAIN=xlvs-ebpf              # name the build uses (ebpf toolchain pin, see dataplane/build.rs)
 BPF_LINKER_VERSION=0.13.0
-APT_PACKAGES=(iproute2 ethtool tcpdump nginx-light wrk nftables iptables keepalived curl procps psmisc bpftool python3 openssl)
+APT_PACKAGES=(iproute2 ethtool tcpdump nginx-light wrk nftables iptables keepalived curl procps psmisc bpftool python3 openssl frr bird2)
 
 log() { printf '[setup] %s\n' "$*"; }
 

@@ -21,6 +21,8 @@ pub struct CheckerSpec {
     pub virtualhost: Option<String>,
     /// FILE_CHECK: the tracked file's path, weight, reverse.
     pub track_file: Option<(String, i32, bool)>,
+    /// BFD_CHECK: its bfd_instance exists.
+    pub bfd_configured: bool,
 }
 
 /// The checkers a checker block stands for: an SMTP_CHECK with the
@@ -104,6 +106,13 @@ impl CheckerSpec {
             vs_delay_loop: vs.delay_loop,
             virtualhost: rs.virtualhost.clone().or_else(|| vs.virtualhost.clone()),
             track_file,
+            bfd_configured: match &c.kind {
+                CheckerKind::BfdCheck(b) => b
+                    .name
+                    .as_ref()
+                    .is_some_and(|n| cfg.bfd_instances.iter().any(|i| &i.name == n)),
+                _ => false,
+            },
         }
     }
 
@@ -252,10 +261,20 @@ impl CheckerSpec {
                     warmup: Duration::ZERO,
                 });
             }
-            CheckerKind::BfdCheck(_) => {
-                return Err(format!(
-                    "BFD_CHECK {real} of {vs}: unsupported (BFD is not implemented) - ignoring"
-                ));
+            CheckerKind::BfdCheck(b) => {
+                let name = b.name.clone().unwrap_or_default();
+                if !self.bfd_configured {
+                    return Err(format!(
+                        "({}) BFD_CHECK - BFD {name} not configured",
+                        real.trio(vs)
+                    ));
+                }
+                return Ok(Built {
+                    probe: Probe::Bfd(name),
+                    style: None,
+                    timing,
+                    warmup: Duration::ZERO,
+                });
             }
         };
         Ok(Built {

@@ -103,6 +103,13 @@ impl RealKey {
     }
 }
 
+impl RealKey {
+    /// `[addr]:proto:port` with the virtual server's protocol, as keepalived's FMT_RS.
+    pub fn trio(&self, vs: &VsKey) -> String {
+        format!("[{}]:{}:{}", self.addr, vs.proto_word(), self.port)
+    }
+}
+
 impl fmt::Display for RealKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "[{}]:{}", self.addr, self.port)

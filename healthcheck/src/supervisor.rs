@@ -12,6 +12,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
+use tokio::sync::watch;
 use tokio::sync::{Mutex, mpsc};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
@@ -118,7 +119,12 @@ struct Inner {
     events: mpsc::UnboundedSender<RealEvent>,
     probe_log: Option<mpsc::UnboundedSender<ProbeLog>>,
     state: Mutex<State>,
+    /// The BFD thread's session states (name → up), for BFD_CHECK.
+    bfd: Option<watch::Receiver<BfdStates>>,
 }
+
+/// BFD session states as the BFD thread publishes them.
+pub type BfdStates = std::collections::BTreeMap<String, bool>;
 
 /// The running health checkers of one configuration.
 ///
@@ -144,6 +150,25 @@ impl Supervisor {
         tx: mpsc::Sender<RealEvent>,
         probe_log: Option<mpsc::UnboundedSender<ProbeLog>>,
     ) -> Supervisor {
+        Self::spawn_full(config, tx, probe_log, None).await
+    }
+
+    /// Like [`Supervisor::spawn`]; BFD_CHECK checkers follow the sessions in `bfd` (without
+    /// it they keep their starting state).
+    pub async fn spawn_with_bfd(
+        config: &KeepalivedConfig,
+        tx: mpsc::Sender<RealEvent>,
+        bfd: Option<watch::Receiver<BfdStates>>,
+    ) -> Supervisor {
+        Self::spawn_full(config, tx, None, bfd).await
+    }
+
+    async fn spawn_full(
+        config: &KeepalivedConfig,
+        tx: mpsc::Sender<RealEvent>,
+        probe_log: Option<mpsc::UnboundedSender<ProbeLog>>,
+        bfd: Option<watch::Receiver<BfdStates>>,
+    ) -> Supervisor {
         let (events, mut queue) = mpsc::unbounded_channel::<RealEvent>();
         tokio::spawn(async move {
             while let Some(ev) = queue.recv().await {
@@ -157,6 +182,7 @@ impl Supervisor {
                 events,
                 probe_log,
                 state: Mutex::new(State::default()),
+                bfd,
             }),
         };
         sup.apply(config, false).await;
@@ -268,7 +294,7 @@ impl Supervisor {
                     })
                     .map(|m| RealAlert {
                         mailer: m.clone(),
-                        rs: format!("[{}]:{}:{}", rkey.addr, vkey.proto_word(), rkey.port),
+                        rs: rkey.trio(&vkey),
                         vs: vkey.to_string(),
                         only_real_changes: config.global.extra_flag("no_checker_emails"),
                     });
@@ -403,6 +429,12 @@ impl Supervisor {
     ) -> JoinHandle<()> {
         let inner = self.inner.clone();
         let k = k.clone();
+        if let Probe::Bfd(name) = built.probe {
+            // BFD_CHECK: up unless alpha, then as its session goes.
+            let up = resume.unwrap_or(!built.timing.alpha);
+            agg.add_checker(id, up);
+            return tokio::spawn(bfd_task(inner, k, id, name));
+        }
         match built.style {
             None => {
                 // FILE_CHECK: its state is known at once (no alpha).
@@ -461,7 +493,7 @@ impl Probe {
                     b::smtp_down(&o.reason)
                 },
             ),
-            Probe::File(_) => return None,
+            Probe::File(_) | Probe::Bfd(_) => return None,
         })
     }
 
@@ -543,7 +575,47 @@ async fn file_task(
     }
 }
 
+/// BFD_CHECK: the checker follows its BFD session's state (keepalived's
+/// `bfd_check_handle_event`), from the first state the BFD thread publishes on; the BFD
+/// thread gone means down.
+async fn bfd_task(inner: Arc<Inner>, k: (VsKey, RealKey), id: CheckerId, name: String) {
+    let Some(mut rx) = inner.bfd.clone() else {
+        return std::future::pending().await;
+    };
+    loop {
+        let up = rx.borrow_and_update().get(&name).copied().unwrap_or(false);
+        inner.bfd_event(&k, id, &name, up).await;
+        if rx.changed().await.is_err() {
+            inner.bfd_event(&k, id, &name, false).await;
+            return;
+        }
+    }
+}
+
 impl Inner {
+    async fn bfd_event(&self, k: &(VsKey, RealKey), id: CheckerId, name: &str, up: bool) {
+        {
+            let st = self.state.lock().await;
+            let Some(e) = st.reals.get(k) else { return };
+            if e.agg.checker_up(id) == Some(up) {
+                return;
+            }
+        }
+        // keepalived's log line; the daemon logs it when the real changes.
+        let o = Outcome {
+            ok: up,
+            reason: format!(
+                "BFD check of [{name}] RS({}) is {}",
+                k.1.trio(&k.0),
+                if up { "UP" } else { "DOWN" }
+            ),
+            dynamic_weight: None,
+            weight_delta: None,
+        };
+        let body = keepalived_scripts::smtp::bodies::bfd(name, up);
+        self.report(k, id, &o, Some(up), Some((false, body))).await;
+    }
+
     /// A checker's result: `state` when its FSM reports one, `alert` the body of the SMTP
     /// alert keepalived's checker of that kind sends for it (`(misc, body)`: MISC_CHECK
     /// alerts on every report, the others only when the checker's state changes).

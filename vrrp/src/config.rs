@@ -57,6 +57,7 @@ pub struct InstanceConfig {
     pub track_scripts: Vec<TrackRef>,
     pub track_files: Vec<TrackRef>,
     pub track_processes: Vec<TrackRef>,
+    pub track_bfds: Vec<TrackRef>,
     pub sync_group: Option<String>,
     /// use_vmac interface name (default `vrrp.VRID`).
     pub use_vmac: Option<String>,
@@ -290,6 +291,7 @@ pub fn instance(cfg: &KeepalivedConfig, v: &VrrpInstance) -> Result<InstanceConf
         track_scripts: v.track_scripts.clone(),
         track_files: v.track_files.clone(),
         track_processes: v.track_processes.clone(),
+        track_bfds: v.track_bfds.clone(),
         sync_group,
         // The model names the vmac before virtual_router_id may have been read ("vrrp.0").
         use_vmac: v.use_vmac.as_ref().map(|n| {

@@ -47,7 +47,7 @@ pub fn removed_reals(old: &KeepalivedConfig, new: &KeepalivedConfig, health: &He
             {
                 continue;
             }
-            let rs_name = format!("[{}]:{}:{}", rk.addr, key.proto_word(), rk.port);
+            let rs_name = rk.trio(&key);
             let vs_name = key.to_string();
             m.send(
                 &About::Real {

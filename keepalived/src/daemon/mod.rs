@@ -6,6 +6,7 @@
 //! units keep working.
 
 mod alerts;
+mod bfd_link;
 mod desired;
 mod fifo;
 mod fwmark_check;
@@ -56,6 +57,8 @@ struct Daemon {
     fifos: fifo::LvsFifos,
     /// `lvs_sync_daemon`.
     syncd: Option<lvs_syncd::SyncDaemon>,
+    /// keepalived's BFD child (`bfd_instance`s).
+    bfd: Option<bfd_link::BfdThread>,
     /// What the tables hold for our services after the last fully successful sync, so later
     /// syncs diff against memory (as keepalived diffs old and new config) instead of rereading
     /// every map; `None` after a failure or at start: read the tables.
@@ -168,9 +171,11 @@ async fn async_main(cli: Cli, opts: ParseOptions, config: Arc<KeepalivedConfig>)
     } else {
         None
     };
+    let bfd = bfd_link::BfdThread::start(&config, cli.no_bfd);
     let (health_tx, mut health_rx) = mpsc::channel::<RealEvent>(1024);
     let checkers = if lvs_wanted {
-        Some(Supervisor::spawn(&config, health_tx.clone()).await)
+        let states = bfd.as_ref().map(|b| b.states());
+        Some(Supervisor::spawn_with_bfd(&config, health_tx.clone(), states).await)
     } else {
         None
     };
@@ -179,6 +184,9 @@ async fn async_main(cli: Cli, opts: ParseOptions, config: Arc<KeepalivedConfig>)
     let (vrrp_tx, mut vrrp_events) = mpsc::channel::<StateEvent>(64);
     let vrrp =
         (!cli.check && vrrp::daemon::needed(&config)).then(|| start_vrrp(config.clone(), vrrp_tx));
+    if let (Some((ctl, _)), Some(b)) = (&vrrp, &bfd) {
+        let _ = ctl.send(VrrpControl::Bfd(b.states())).await;
+    }
     let mut d = Daemon {
         config,
         cli,
@@ -193,6 +201,7 @@ async fn async_main(cli: Cli, opts: ParseOptions, config: Arc<KeepalivedConfig>)
         fifos: fifo::LvsFifos::open(&config_for_fifos),
         applied: None,
         syncd: lvs_syncd::SyncDaemon::from_config(&config_for_fifos),
+        bfd,
     };
     if let Some(s) = &d.syncd {
         s.start().await;
@@ -228,6 +237,9 @@ async fn async_main(cli: Cli, opts: ParseOptions, config: Arc<KeepalivedConfig>)
         c.shutdown().await;
     }
     d.stop_vrrp().await;
+    if let Some(b) = d.bfd.take() {
+        b.stop().await;
+    }
     if let Some(s) = &d.syncd {
         s.stop().await;
     }
@@ -525,13 +537,27 @@ impl Daemon {
             self.checkers = Some(Supervisor::spawn(&new, self.health_tx.clone()).await);
             self.seed_health().await;
         }
+        match &self.bfd {
+            Some(b) => b.reload(&new).await,
+            None => {
+                // The first bfd_instances arrive with this reload.
+                self.bfd = bfd_link::BfdThread::start(&new, self.cli.no_bfd);
+                if let (Some((ctl, _)), Some(b)) = (&self.vrrp, &self.bfd) {
+                    let _ = ctl.send(VrrpControl::Bfd(b.states())).await;
+                }
+            }
+        }
         if let Some((ctl, _)) = &self.vrrp {
             let _ = ctl.send(VrrpControl::Reload(new.clone())).await;
         } else if !self.cli.check && vrrp::daemon::needed(&new) {
             // The first vrrp_instances arrive with this reload; their events are not watched
             // (ha_suspend follows VRRP only for instances known at start).
             let (tx, _rx) = mpsc::channel(64);
-            self.vrrp = Some(start_vrrp(new.clone(), tx));
+            let (ctl, thread) = start_vrrp(new.clone(), tx);
+            if let Some(b) = &self.bfd {
+                let _ = ctl.send(VrrpControl::Bfd(b.states())).await;
+            }
+            self.vrrp = Some((ctl, thread));
         }
         self.fifos = fifo::LvsFifos::open(&new);
         if !lvs_syncd::same(&self.config, &new) {

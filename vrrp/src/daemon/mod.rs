@@ -59,6 +59,8 @@ pub enum Control {
     /// rules left in place; a restart within the master-down interval resumes MASTER without
     /// an election (see `restart`).
     Detach,
+    /// The BFD thread's session states, for `track_bfd` (sent once, after the start).
+    Bfd(tokio::sync::watch::Receiver<bfd::States>),
     /// Current state and receive counters of every instance (for status dumps).
     Status(tokio::sync::oneshot::Sender<Vec<InstanceStatus>>),
 }
@@ -157,6 +159,9 @@ struct Engine {
     garp_pacer: garp_pace::SharedPacer,
     /// SMTP alerts: where they go (none without smtp_server and notification_email).
     mailer: Option<Arc<keepalived_scripts::smtp::Mailer>>,
+    /// track_bfd: the BFD thread's states as last seen (unknown sessions count as down).
+    bfd: Option<tokio::sync::watch::Receiver<bfd::States>>,
+    bfd_up: bfd::States,
 }
 
 /// Whether `config` gives the VRRP side anything to do (keepalived starts its VRRP process
@@ -229,6 +234,8 @@ pub async fn run(
         delayed_start: None,
         garp_pacer: garp_pace::GarpPacer::new(&config),
         mailer: None,
+        bfd: None,
+        bfd_up: bfd::States::new(),
     };
     let mut auto_priority =
         crate::priority::AutoPriority::new(&crate::priority::ThreadPriority::from_config(&config));
@@ -289,8 +296,20 @@ pub async fn run(
                 e.retrack();
             }
             Some(()) = link_events.recv() => e.retrack(),
+            Some(states) = bfd_changed(&mut e.bfd) => {
+                if e.bfd_states(states) {
+                    e.retrack();
+                }
+            }
             c = control.recv() => match c {
                 Some(Control::Reload(cfg)) => e.reload(cfg),
+                Some(Control::Bfd(rx)) => {
+                    let states = rx.borrow().clone();
+                    e.bfd = Some(rx);
+                    if e.bfd_states(states) {
+                        e.retrack();
+                    }
+                }
                 Some(Control::Status(reply)) => {
                     let _ = reply.send(
                         e.insts
@@ -317,6 +336,23 @@ pub async fn run(
                 }
             },
         }
+    }
+}
+
+/// The BFD states after their next change (never, without the BFD thread).
+async fn bfd_changed(
+    rx: &mut Option<tokio::sync::watch::Receiver<bfd::States>>,
+) -> Option<bfd::States> {
+    match rx {
+        Some(r) => match r.changed().await {
+            Ok(()) => Some(r.borrow_and_update().clone()),
+            Err(_) => {
+                // The BFD thread is gone: its sessions are down from now on.
+                *rx = None;
+                Some(bfd::States::new())
+            }
+        },
+        None => std::future::pending().await,
     }
 }
 

@@ -133,6 +133,21 @@ impl Engine {
                     kind: TrackKind::Up(self.processes.get(&t.name).is_none_or(|s| s.up)),
                 });
             }
+            let bfds = inst
+                .cfg
+                .track_bfds
+                .iter()
+                .chain(group.into_iter().flat_map(|g| g.track_bfds.iter()));
+            for t in bfds {
+                let Some(def) = cfg.bfd_instances.iter().find(|b| b.name == t.name) else {
+                    continue;
+                };
+                tracked.push(Tracked {
+                    weight: t.weight.or(def.weight).unwrap_or(0),
+                    reverse: t.reverse,
+                    kind: TrackKind::Up(self.bfd_up.get(&t.name) == Some(&true)),
+                });
+            }
             let (prio, fault) = effective_priority(inst.cfg.priority, &tracked);
             if prio != inst.sm.effective_priority() || fault != (inst.sm.state() == State::Fault) {
                 let actions = inst.sm.set_tracking(now, prio, fault);
@@ -141,5 +156,42 @@ impl Engine {
                 }
             }
         }
+    }
+}
+
+impl Engine {
+    /// New BFD session states; true when one an instance or sync group tracks changed (each
+    /// tracking instance logs it, as keepalived's VRRP process does).
+    pub(super) fn bfd_states(&mut self, states: bfd::States) -> bool {
+        let mut changed = false;
+        for (name, &up) in &states {
+            if self.bfd_up.get(name).copied().unwrap_or(false) == up {
+                continue;
+            }
+            for inst in &self.insts {
+                let group = inst
+                    .cfg
+                    .sync_group
+                    .as_deref()
+                    .and_then(|g| self.config.sync_groups.iter().find(|s| s.name == g));
+                let tracks = inst.cfg.track_bfds.iter().any(|t| &t.name == name)
+                    || group.is_some_and(|g| g.track_bfds.iter().any(|t| &t.name == name));
+                if tracks {
+                    changed = true;
+                    log::info!(
+                        "VRRP_Instance({}) Tracked BFD instance {name} is {}",
+                        inst.cfg.name,
+                        if up { "UP" } else { "DOWN" }
+                    );
+                }
+            }
+        }
+        // Sessions no longer reported are down.
+        changed |= self
+            .bfd_up
+            .iter()
+            .any(|(n, up)| *up && !states.contains_key(n));
+        self.bfd_up = states;
+        changed
     }
 }
