@@ -23,6 +23,8 @@ pub struct CheckerSpec {
     pub track_file: Option<(String, i32, bool)>,
     /// BFD_CHECK: its bfd_instance exists.
     pub bfd_configured: bool,
+    /// SSL_GET: the `SSL { }` block (client certificate).
+    pub ssl: Option<keepalived_conf::model::SslConfig>,
 }
 
 /// The checkers a checker block stands for: an SMTP_CHECK with the
@@ -106,6 +108,14 @@ impl CheckerSpec {
             vs_delay_loop: vs.delay_loop,
             virtualhost: rs.virtualhost.clone().or_else(|| vs.virtualhost.clone()),
             track_file,
+            ssl: matches!(c.kind, CheckerKind::SslGet(_))
+                .then(|| {
+                    cfg.ssl.clone().map(|mut s| {
+                        s.span = None;
+                        s
+                    })
+                })
+                .flatten(),
             bfd_configured: match &c.kind {
                 CheckerKind::BfdCheck(b) => b
                     .name
@@ -157,9 +167,16 @@ impl CheckerSpec {
                 Style::Tcp,
             ),
             CheckerKind::HttpGet(h) | CheckerKind::SslGet(h) => {
-                let ssl = matches!(c.kind, CheckerKind::SslGet(_));
+                let tls = if matches!(c.kind, CheckerKind::SslGet(_)) {
+                    Some(
+                        probe::http::tls_client(self.ssl.as_ref())
+                            .map_err(|e| format!("SSL_GET {real} of {vs}: {e} - disabled"))?,
+                    )
+                } else {
+                    None
+                };
                 let p =
-                    probe::http::HttpProbe::new(conn(None), h, ssl, self.virtualhost.as_deref())
+                    probe::http::HttpProbe::new(conn(None), h, tls, self.virtualhost.as_deref())
                         .map_err(|e| {
                             format!("{} {real} of {vs}: {e} - disabled", c.kind.keyword())
                         })?;

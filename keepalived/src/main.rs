@@ -3,6 +3,7 @@
 mod check;
 mod cli;
 mod daemon;
+mod genhash;
 
 use cli::{CliOutcome, parse_args};
 use keepalived_conf::validate::SystemEnvironment;
@@ -18,6 +19,15 @@ fn main() {
         std::process::exit(syncd::control::child_main(
             args.get(2).map(String::as_str).unwrap_or(""),
         ));
+    }
+    // -T / --genhash: the rest of the line is genhash's (its -s, -p, -u differ from ours).
+    if let Some(i) = args.iter().position(|a| a == "-T" || a == "--genhash") {
+        let mut rest = args.clone();
+        let prog = rest.remove(0);
+        rest.remove(i - 1);
+        let code = genhash::main(&prog, &rest);
+        let _ = std::io::stdout().flush();
+        std::process::exit(code);
     }
     let code = match parse_args(args) {
         CliOutcome::Exit(text, code, to_stderr) => {

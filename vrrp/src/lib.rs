@@ -43,6 +43,7 @@
 //! The `xlvs-vrrpd` binary (`-f FILE`, `-n`, keepalived's `-l -D -G -P -p -r -c` accepted) runs
 //! the same API, logs to stderr, stops on SIGTERM/SIGINT and reloads on SIGHUP.
 
+pub mod addrmon;
 pub mod codec;
 pub mod config;
 pub mod daemon;

@@ -14,6 +14,7 @@ mod health;
 mod logging;
 mod lvs_syncd;
 mod pidfile;
+mod process;
 mod reconcile;
 mod reload;
 mod reports;
@@ -29,7 +30,6 @@ use keepalived_conf::validate::SystemEnvironment;
 use keepalived_conf::{KeepalivedConfig, ParseOptions};
 use log::{debug, error, info, warn};
 use std::collections::HashSet;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
 use tokio::signal::unix::{SignalKind, signal};
@@ -80,7 +80,15 @@ pub fn run(cli: &Cli, opts: &ParseOptions) -> i32 {
     if parsed.diagnostics.has_fatal() {
         return check::exit_code(&parsed.diagnostics, cli.all_config);
     }
-    let pid_files = pid_paths(cli, &parsed.config);
+    process::apply_umask(cli, &parsed.config);
+    // The namespace first (while single-threaded): pid files live in its mount namespace.
+    if let Some(ns) = process::namespace(cli, &parsed.config)
+        && let Err(e) = process::enter_namespace(&ns)
+    {
+        eprintln!("Unable to set network namespace {ns} - exiting ({e})");
+        return 1;
+    }
+    let pid_files = process::pid_paths(cli, &parsed.config);
     for p in &pid_files {
         if let Some(pid) = pidfile::running(p) {
             eprintln!("daemon is already running (pid {pid} in {})", p.display());
@@ -99,6 +107,12 @@ pub fn run(cli: &Cli, opts: &ParseOptions) -> i32 {
         cli.log_detail,
         cli.log_facility.as_deref(),
     );
+    let _core = process::CoreDumps::set(cli);
+    if cli.address_monitoring
+        && let Err(e) = vrrp::addrmon::spawn()
+    {
+        error!("Unable to monitor addresses: {e}");
+    }
     let _pids = match pidfile::PidFiles::write(&pid_files) {
         Ok(p) => p,
         Err(e) => {
@@ -121,31 +135,6 @@ pub fn run(cli: &Cli, opts: &ParseOptions) -> i32 {
         opts.clone(),
         Arc::new(parsed.config),
     ))
-}
-
-/// keepalived's pid files: the main one always, the checker's when there are virtual servers,
-/// VRRP's when there are instances (the same pid in each).
-fn pid_paths(cli: &Cli, config: &KeepalivedConfig) -> Vec<PathBuf> {
-    let mut v = vec![
-        cli.pid
-            .clone()
-            .unwrap_or_else(|| PathBuf::from("/run/keepalived.pid")),
-    ];
-    if !config.virtual_servers.is_empty() && !cli.vrrp {
-        v.push(
-            cli.checkers_pid
-                .clone()
-                .unwrap_or_else(|| PathBuf::from("/run/keepalived_checkers.pid")),
-        );
-    }
-    if vrrp::daemon::needed(config) && !cli.check {
-        v.push(
-            cli.vrrp_pid
-                .clone()
-                .unwrap_or_else(|| PathBuf::from("/run/keepalived_vrrp.pid")),
-        );
-    }
-    v
 }
 
 async fn async_main(cli: Cli, opts: ParseOptions, config: Arc<KeepalivedConfig>) -> i32 {
