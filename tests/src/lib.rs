@@ -4,6 +4,7 @@
 
 pub mod capture;
 pub mod decap;
+pub mod kadiff;
 pub mod keepalived;
 pub mod lab;
 pub mod netns;

@@ -5,6 +5,7 @@ mod bench_http;
 mod bench_ipvsadm;
 mod bench_keepalived;
 mod bench_xdp;
+mod kadiff;
 mod stats;
 
 use anyhow::Result;
@@ -28,6 +29,17 @@ enum Task {
         /// Rounds per case (cases are interleaved and rotated across rounds).
         #[arg(long, default_value_t = 7)]
         rounds: usize,
+    },
+    /// `keepalived -t` differential run (needs root and /usr/sbin/keepalived): N generated
+    /// configurations checked by ours and by keepalived 2.2.7; agreement and classes.
+    Kadiff {
+        #[arg(long, default_value_t = 5000)]
+        count: usize,
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Print this many differing cases in full.
+        #[arg(long, default_value_t = 0)]
+        show: usize,
     },
 }
 
@@ -76,6 +88,10 @@ fn main() -> Result<()> {
             if matches!(which, Which::All | Which::Keepalived) {
                 bench_keepalived::run()?;
             }
+        }
+        Task::Kadiff { count, seed, show } => {
+            build_release_binaries()?;
+            kadiff::run(count, seed, show)?;
         }
     }
     Ok(())
