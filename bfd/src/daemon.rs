@@ -309,17 +309,23 @@ fn send(status: &mut Status, c: &InstanceConfig, sock: Option<&UdpSocket>, p: &P
     }
 }
 
+/// A non-blocking UDP socket of the family.
+fn udp(v4: bool) -> io::Result<socket2::Socket> {
+    let domain = if v4 {
+        socket2::Domain::IPV4
+    } else {
+        socket2::Domain::IPV6
+    };
+    let s = socket2::Socket::new(domain, socket2::Type::DGRAM, Some(socket2::Protocol::UDP))?;
+    s.set_nonblocking(true)?;
+    Ok(s)
+}
+
 /// The sending socket of a session: bound to its source and a port in 49152–65535.
 fn open_tx(c: &InstanceConfig) -> Option<UdpSocket> {
     let res = (|| -> io::Result<UdpSocket> {
         let v4 = c.neighbor.is_ipv4();
-        let domain = if v4 {
-            socket2::Domain::IPV4
-        } else {
-            socket2::Domain::IPV6
-        };
-        let s = socket2::Socket::new(domain, socket2::Type::DGRAM, Some(socket2::Protocol::UDP))?;
-        s.set_nonblocking(true)?;
+        let s = udp(v4)?;
         if v4 {
             s.set_ttl(u32::from(c.ttl))?;
         } else {
@@ -354,13 +360,7 @@ fn open_tx(c: &InstanceConfig) -> Option<UdpSocket> {
 
 /// The listening socket of one family on port 3784, reporting each packet's TTL.
 fn open_rx(v4: bool) -> io::Result<UdpSocket> {
-    let domain = if v4 {
-        socket2::Domain::IPV4
-    } else {
-        socket2::Domain::IPV6
-    };
-    let s = socket2::Socket::new(domain, socket2::Type::DGRAM, Some(socket2::Protocol::UDP))?;
-    s.set_nonblocking(true)?;
+    let s = udp(v4)?;
     s.set_reuse_address(true)?;
     let on: libc::c_int = 1;
     let (level, opt) = if v4 {

@@ -142,17 +142,7 @@ impl Keepalived {
 
     /// Waits until `cond` holds on the log text.
     pub fn wait_log(&self, what: &str, timeout: Duration) -> Result<()> {
-        let deadline = Instant::now() + timeout;
-        while Instant::now() < deadline {
-            if self.log_text().contains(what) {
-                return Ok(());
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        bail!(
-            "no `{what}` in the log within {timeout:?}:\n{}",
-            self.log_text()
-        )
+        wait_in_log(&self.log, what, timeout)
     }
 }
 
@@ -204,6 +194,23 @@ pub fn wait_listing_on(
         }
         std::thread::sleep(Duration::from_millis(50));
     }
+}
+
+/// Waits until the file at `log` contains `what`; the error shows the log.
+pub fn wait_in_log(log: &Path, what: &str, timeout: Duration) -> Result<()> {
+    let text = || std::fs::read_to_string(log).unwrap_or_default();
+    let deadline = Instant::now() + timeout;
+    while Instant::now() < deadline {
+        if text().contains(what) {
+            return Ok(());
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    bail!(
+        "no `{what}` in {} within {timeout:?}:\n{}",
+        log.display(),
+        text()
+    )
 }
 
 /// Debian's keepalived 2.2.7, where the comparison tests expect it.
@@ -258,17 +265,7 @@ impl RealKeepalived {
 
     /// Waits until its log contains `what`.
     pub fn wait_log(&self, what: &str, timeout: Duration) -> Result<()> {
-        let deadline = Instant::now() + timeout;
-        while Instant::now() < deadline {
-            if self.log_text().contains(what) {
-                return Ok(());
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        bail!(
-            "2.2.7: no `{what}` within {timeout:?}:\n{}",
-            self.log_text()
-        )
+        wait_in_log(&self.log, what, timeout)
     }
 }
 

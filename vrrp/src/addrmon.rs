@@ -43,22 +43,7 @@ pub fn spawn() -> io::Result<()> {
     sock.bind(&SocketAddr::new(0, 0))?;
     sock.add_membership(libc::RTNLGRP_IPV4_IFADDR)?;
     sock.add_membership(libc::RTNLGRP_IPV6_IFADDR)?;
-    let mut present: Vec<(IpAddr, u32)> = Vec::new();
-    if let Ok(all) = nix::ifaddrs::getifaddrs() {
-        for ifa in all {
-            let Some(a) = ifa.address else { continue };
-            let ip = if let Some(s) = a.as_sockaddr_in() {
-                IpAddr::V4(s.ip())
-            } else if let Some(s) = a.as_sockaddr_in6() {
-                IpAddr::V6(s.ip())
-            } else {
-                continue;
-            };
-            if let Ok(i) = nix::net::if_::if_nametoindex(ifa.interface_name.as_str()) {
-                present.push((ip, i));
-            }
-        }
-    }
+    let mut present = crate::link::addresses().unwrap_or_default();
     present.sort_by_key(|(ip, _)| ip.is_ipv6());
     for (ip, i) in present {
         log::info!("{}", line(ip, true, i));

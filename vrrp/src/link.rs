@@ -77,6 +77,25 @@ pub fn link(name: &str) -> Option<LinkInfo> {
     Some(info)
 }
 
+/// Every address on the host with its interface index (getifaddrs order).
+pub fn addresses() -> Option<Vec<(IpAddr, u32)>> {
+    let mut out = Vec::new();
+    for ifa in getifaddrs().ok()? {
+        let Some(a) = ifa.address else { continue };
+        let ip = if let Some(s) = a.as_sockaddr_in() {
+            IpAddr::V4(s.ip())
+        } else if let Some(s) = a.as_sockaddr_in6() {
+            IpAddr::V6(s.ip())
+        } else {
+            continue;
+        };
+        if let Ok(i) = nix::net::if_::if_nametoindex(ifa.interface_name.as_str()) {
+            out.push((ip, i));
+        }
+    }
+    Some(out)
+}
+
 /// Link events (RTNLGRP_LINK): every up/down/carrier change of any interface wakes the
 /// returned channel, so tracking reacts at once instead of at the next poll.
 pub fn watch() -> std::io::Result<tokio::sync::mpsc::Receiver<()>> {

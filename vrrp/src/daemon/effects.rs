@@ -78,6 +78,28 @@ impl Effects {
         Ok(Effects { tx })
     }
 
+    /// A transition's scripts: the state's own (`notify_master`…, no arguments) and the
+    /// generic `notify` with `args` (TYPE NAME STATE PRIORITY).
+    pub(crate) fn notify_scripts(
+        &self,
+        specific: Option<&Script>,
+        generic: Option<&Script>,
+        args: Vec<String>,
+    ) {
+        if let Some(s) = specific {
+            self.push(Effect::Spawn {
+                script: s.clone(),
+                args: Vec::new(),
+            });
+        }
+        if let Some(s) = generic {
+            self.push(Effect::Spawn {
+                script: s.clone(),
+                args,
+            });
+        }
+    }
+
     pub(crate) fn push(&self, e: Effect) {
         if self.tx.send(e).is_err() {
             log::error!("VRRP effects worker gone");

@@ -174,18 +174,8 @@ impl Engine {
 /// Every interface's addresses, by index (one dump).
 pub(super) fn addresses_by_index() -> Option<HashMap<u32, Vec<IpAddr>>> {
     let mut out: HashMap<u32, Vec<IpAddr>> = HashMap::new();
-    for ifa in nix::ifaddrs::getifaddrs().ok()? {
-        let Some(a) = ifa.address else { continue };
-        let ip = if let Some(s) = a.as_sockaddr_in() {
-            IpAddr::V4(s.ip())
-        } else if let Some(s) = a.as_sockaddr_in6() {
-            IpAddr::V6(s.ip())
-        } else {
-            continue;
-        };
-        if let Ok(i) = nix::net::if_::if_nametoindex(ifa.interface_name.as_str()) {
-            out.entry(i).or_default().push(ip);
-        }
+    for (ip, i) in crate::link::addresses()? {
+        out.entry(i).or_default().push(ip);
     }
     Some(out)
 }

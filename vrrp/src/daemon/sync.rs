@@ -40,18 +40,11 @@ impl Engine {
                 State::Fault => &n.notify_fault,
                 State::Init => &n.notify_stop,
             };
-            if let Some(s) = specific {
-                self.effects.push(Effect::Spawn {
-                    script: s.clone(),
-                    args: Vec::new(),
-                });
-            }
-            if let Some(s) = &n.notify {
-                self.effects.push(Effect::Spawn {
-                    script: s.clone(),
-                    args: vec!["GROUP".into(), g.clone(), word.into(), "0".into()],
-                });
-            }
+            self.effects.notify_scripts(
+                specific.as_ref(),
+                n.notify.as_ref(),
+                vec!["GROUP".into(), g.clone(), word.into(), "0".into()],
+            );
         }
         self.effects
             .push(Effect::FifoLine(notify::fifo_line("GROUP", &g, word, 0)));

@@ -103,23 +103,16 @@ impl Engine {
             State::Fault => &n.fault,
             State::Init => &n.stop,
         };
-        if let Some(s) = specific {
-            self.effects.push(Effect::Spawn {
-                script: s.clone(),
-                args: Vec::new(),
-            });
-        }
-        if let Some(s) = &n.notify {
-            self.effects.push(Effect::Spawn {
-                script: s.clone(),
-                args: vec![
-                    "INSTANCE".into(),
-                    name.clone(),
-                    word.into(),
-                    prio.to_string(),
-                ],
-            });
-        }
+        self.effects.notify_scripts(
+            specific.as_ref(),
+            n.notify.as_ref(),
+            vec![
+                "INSTANCE".into(),
+                name.clone(),
+                word.into(),
+                prio.to_string(),
+            ],
+        );
         self.effects.push(Effect::FifoLine(notify::fifo_line(
             "INSTANCE", &name, word, prio,
         )));
