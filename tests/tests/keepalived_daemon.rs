@@ -251,7 +251,11 @@ fn keepalived_speaks_systemd_notify_and_honours_omega() -> Result<()> {
     let sock_env = sock_path.to_string_lossy().into_owned();
     let mut ka =
         Keepalived::start_with_env(&ns, &opts, &dir, &conf, &[("NOTIFY_SOCKET", &sock_env)])?;
-    let ready = recv()?;
+    // READY=1 comes after the first load of the XDP program into these pins (the verifier
+    // takes seconds on a busy machine).
+    sock.set_read_timeout(Some(Duration::from_secs(60)))?;
+    let ready = recv().map_err(|e| anyhow::anyhow!("{e}: {}", ka.log_text()))?;
+    sock.set_read_timeout(Some(SECS))?;
     assert!(ready.starts_with("READY=1"), "{ready}");
     assert!(
         ready.contains(&format!("MAINPID={}", ka.pid().unwrap())),
