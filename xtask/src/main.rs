@@ -7,6 +7,7 @@ mod bench_ipvsadm;
 mod bench_keepalived;
 mod bench_xdp;
 mod deb;
+mod kadiff;
 mod stats;
 
 use anyhow::Result;
@@ -43,6 +44,17 @@ enum Task {
         /// Compression: xz, gzip or none.
         #[arg(long, default_value = "xz")]
         compress: String,
+    },
+    /// `keepalived -t` differential run (needs root and /usr/sbin/keepalived): N generated
+    /// configurations checked by ours and by keepalived 2.2.7; agreement and classes.
+    Kadiff {
+        #[arg(long, default_value_t = 5000)]
+        count: usize,
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Print this many differing cases in full.
+        #[arg(long, default_value_t = 0)]
+        show: usize,
     },
 }
 
@@ -104,6 +116,10 @@ fn main() -> Result<()> {
             })? {
                 println!("{}", deb.display());
             }
+        }
+        Task::Kadiff { count, seed, show } => {
+            build_release_binaries()?;
+            kadiff::run(count, seed, show)?;
         }
     }
     Ok(())
