@@ -10,6 +10,7 @@ pub mod lab;
 pub mod netns;
 pub mod packet;
 pub mod poll;
+pub mod rng;
 pub mod servers;
 pub mod skip;
 pub mod testbed;
