@@ -12,7 +12,7 @@ EBPF_NIGHTLY_DATE=2026-05-19          # the eBPF toolchain: bpf-linker is bound 
 EBPF_TOOLCHAIN=xlvs-ebpf              # name the build uses (ebpf toolchain pin, see dataplane/build.rs)
 BPF_LINKER_VERSION=0.13.0
 APT_PACKAGES=(iproute2 ethtool tcpdump nginx-light wrk nftables iptables keepalived curl procps psmisc bpftool python3 openssl
-  prometheus binutils systemd dpkg-dev util-linux build-essential)
+  prometheus binutils systemd dpkg-dev util-linux build-essential frr bird2)
 
 log() { printf '[setup] %s\n' "$*"; }
 

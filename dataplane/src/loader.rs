@@ -294,11 +294,7 @@ fn is_bpffs(path: &Path) -> bool {
 
 /// The index of interface `name` in the current network namespace.
 pub fn ifindex(name: &str) -> Option<u32> {
-    let c = CString::new(name).ok()?;
-    match unsafe { libc::if_nametoindex(c.as_ptr()) } {
-        0 => None,
-        i => Some(i),
-    }
+    nix::net::if_::if_nametoindex(name).ok()
 }
 
 /// Attaches the (loaded once) program to each interface. All names are checked first; if any

@@ -43,8 +43,7 @@ impl VsKey {
         }
     }
 
-    /// keepalived's lower-case protocol in `[ip]:proto:port` strings.
-    /// The protocol as keepalived writes it in addresses (`tcp`, `udp`…).
+    /// The protocol as keepalived writes it in `[ip]:proto:port` strings (`tcp`, `udp`…).
     pub fn protocol_lc(&self) -> &'static str {
         match self.protocol {
             "TCP" => "tcp",
@@ -96,6 +95,13 @@ impl RealKey {
 
     pub fn socket_addr(&self) -> SocketAddr {
         SocketAddr::new(self.addr, self.port)
+    }
+}
+
+impl RealKey {
+    /// `[addr]:proto:port` with the virtual server's protocol, as keepalived's FMT_RS.
+    pub fn trio(&self, vs: &VsKey) -> String {
+        format!("[{}]:{}:{}", self.addr, vs.protocol_lc(), self.port)
     }
 }
 

@@ -4,6 +4,7 @@
 mod check;
 mod cli;
 mod daemon;
+mod genhash;
 mod migration;
 
 use cli::{CliOutcome, parse_args};
@@ -37,6 +38,21 @@ pub fn main() {
     let args: Vec<String> = std::env::args_os()
         .map(|a| a.to_string_lossy().into_owned())
         .collect();
+    // `lvs_sync_daemon`: this binary is also the sync daemon it starts (as ipvsadm is).
+    if args.get(1).map(String::as_str) == Some(syncd::state::DAEMON_ARG) {
+        std::process::exit(syncd::control::child_main(
+            args.get(2).map(String::as_str).unwrap_or(""),
+        ));
+    }
+    // -T / --genhash: the rest of the line is genhash's (its -s, -p, -u differ from ours).
+    if let Some(i) = args.iter().position(|a| a == "-T" || a == "--genhash") {
+        let mut rest = args.clone();
+        let prog = rest.remove(0);
+        rest.remove(i - 1);
+        let code = genhash::main(&prog, &rest);
+        let _ = std::io::stdout().flush();
+        std::process::exit(code);
+    }
     let code = match parse_args(args) {
         CliOutcome::Exit(text, code, to_stderr) => {
             if to_stderr {

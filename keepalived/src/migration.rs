@@ -4,8 +4,8 @@
 //!
 //! Two sources: the directives the parser keeps verbatim (its `extra` lists: accepted, read by
 //! nothing; two VRRP flags the engine does read are left out), and the typed directives of
-//! features xlvs does not have (SMTP alerts, SNMP, D-Bus, BFD, the sync daemon started from
-//! keepalived, process priorities), found by a walk over the lexed lines with their block.
+//! features xlvs does not have (SNMP, D-Bus, process priorities), found by a walk over the
+//! lexed lines with their block.
 
 use keepalived_conf::diag::Diagnostics;
 use keepalived_conf::lexer::Lexer;
@@ -18,30 +18,6 @@ const READ_FROM_EXTRA: &[&str] = &["v3_checksum_as_v2", "old_unicast_checksum"];
 
 /// (block, keyword) of typed directives whose feature xlvs does not have; `*` is any block.
 const NOT_ACTED_ON: &[(&str, &str, &str)] = &[
-    (
-        "global_defs",
-        "notification_email",
-        "SMTP alerts are not sent",
-    ),
-    (
-        "global_defs",
-        "notification_email_from",
-        "SMTP alerts are not sent",
-    ),
-    ("global_defs", "smtp_server", "SMTP alerts are not sent"),
-    ("global_defs", "smtp_helo_name", "SMTP alerts are not sent"),
-    (
-        "global_defs",
-        "smtp_connect_timeout",
-        "SMTP alerts are not sent",
-    ),
-    ("*", "smtp_alert", "SMTP alerts are not sent"),
-    ("global_defs", "smtp_alert_vrrp", "SMTP alerts are not sent"),
-    (
-        "global_defs",
-        "smtp_alert_checker",
-        "SMTP alerts are not sent",
-    ),
     ("global_defs", "enable_snmp_vrrp", "no SNMP agent"),
     ("global_defs", "enable_snmp_checker", "no SNMP agent"),
     ("global_defs", "enable_snmp_rfc", "no SNMP agent"),
@@ -52,16 +28,6 @@ const NOT_ACTED_ON: &[(&str, &str, &str)] = &[
     ("global_defs", "enable_dbus", "no D-Bus interface"),
     ("global_defs", "enable_dbus_instance", "no D-Bus interface"),
     ("global_defs", "dbus_service_name", "no D-Bus interface"),
-    (
-        "global_defs",
-        "lvs_sync_daemon",
-        "start it with ipvsadm --start-daemon (ipvsadm.service)",
-    ),
-    (
-        "vrrp_instance",
-        "lvs_sync_daemon_interface",
-        "start it with ipvsadm --start-daemon (ipvsadm.service)",
-    ),
     (
         "global_defs",
         "vrrp_priority",
@@ -82,8 +48,6 @@ const NOT_ACTED_ON: &[(&str, &str, &str)] = &[
         "checker_no_swap",
         "no process priorities (one process)",
     ),
-    ("*", "bfd_instance", "no BFD"),
-    ("*", "track_bfd", "no BFD"),
 ];
 
 /// One directive that will do nothing.

@@ -165,12 +165,7 @@ fn migration_check_lists_directives_not_acted_on() {
         .collect();
     assert_eq!(
         lines,
-        [
-            (3, "enable_snmp_vrrp"),
-            (4, "process_names"),
-            (10, "lvs_sync_daemon_interface"),
-            (11, "smtp_alert")
-        ],
+        [(3, "enable_snmp_vrrp"), (4, "process_names"),],
         "{out}"
     );
     let clean = dir.join("clean.conf");

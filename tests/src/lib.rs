@@ -5,6 +5,7 @@
 pub mod capture;
 pub mod decap;
 pub mod ka_exporter;
+pub mod kadiff;
 pub mod keepalived;
 pub mod lab;
 pub mod netns;
@@ -13,6 +14,7 @@ pub mod poll;
 pub mod rng;
 pub mod servers;
 pub mod skip;
+pub mod smtp_sink;
 pub mod testbed;
 pub mod units;
 

@@ -8,6 +8,7 @@ mod bench_ipvsadm;
 mod bench_keepalived;
 mod bench_xdp;
 mod deb;
+mod kadiff;
 mod nginx;
 mod soak;
 mod stats;
@@ -66,6 +67,17 @@ enum Task {
         /// Connections the table holds (small: it is full within seconds).
         #[arg(long, default_value_t = 2048)]
         max_conns: u32,
+    },
+    /// `keepalived -t` differential run (needs root and /usr/sbin/keepalived): N generated
+    /// configurations checked by ours and by keepalived 2.2.7; agreement and classes.
+    Kadiff {
+        #[arg(long, default_value_t = 5000)]
+        count: usize,
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Print this many differing cases in full.
+        #[arg(long, default_value_t = 0)]
+        show: usize,
     },
 }
 
@@ -165,6 +177,10 @@ fn main() -> Result<()> {
             })? {
                 println!("{}", deb.display());
             }
+        }
+        Task::Kadiff { count, seed, show } => {
+            build_release_binaries()?;
+            kadiff::run(count, seed, show)?;
         }
     }
     Ok(())

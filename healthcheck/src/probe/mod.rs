@@ -55,6 +55,8 @@ pub enum Probe {
     Dns(dns::DnsProbe),
     Smtp(smtp::SmtpProbe),
     File(file::FileProbe),
+    /// BFD_CHECK: follows the named BFD session (driven by its state, never probed).
+    Bfd(String),
 }
 
 impl Probe {
@@ -70,6 +72,7 @@ impl Probe {
             Probe::Dns(_) => "DNS_CHECK",
             Probe::Smtp(_) => "SMTP_CHECK",
             Probe::File(_) => "FILE_CHECK",
+            Probe::Bfd(_) => "BFD_CHECK",
         }
     }
 
@@ -84,6 +87,7 @@ impl Probe {
             Probe::Dns(p) => p.run().await,
             Probe::Smtp(p) => p.run().await,
             Probe::File(p) => p.run(),
+            Probe::Bfd(name) => Outcome::fail(format!("BFD {name} is not probed")),
         }
     }
 }

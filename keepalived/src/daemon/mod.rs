@@ -5,6 +5,8 @@
 //! keepalived writes all hold this pid, so `kill -HUP $(cat /run/keepalived.pid)` and systemd
 //! units keep working.
 
+mod alerts;
+mod bfd_link;
 mod dataplane_watch;
 mod desired;
 mod dumps;
@@ -13,7 +15,9 @@ mod fwmark_check;
 mod health;
 mod logging;
 mod loglines;
+mod lvs_syncd;
 mod pidfile;
+mod process;
 mod reconcile;
 mod reload;
 mod runstate_writer;
@@ -33,7 +37,6 @@ use log::{debug, error, info, warn};
 use logging::CHECKER;
 use signals::{Sig, Signals};
 use std::collections::HashSet;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
 use tokio::sync::mpsc;
@@ -54,10 +57,14 @@ struct Daemon {
     /// The health checkers (when there are virtual servers), reporting on `health_tx`.
     checkers: Option<Supervisor>,
     health_tx: mpsc::Sender<RealEvent>,
-    /// The VRRP engine's control channel and task (when there are vrrp_instances).
-    vrrp: Option<(mpsc::Sender<VrrpControl>, tokio::task::JoinHandle<()>)>,
+    /// The VRRP engine's control channel and thread (when there are vrrp_instances).
+    vrrp: Option<(mpsc::Sender<VrrpControl>, VrrpThread)>,
     /// notify_fifo / lvs_notify_fifo.
     fifos: fifo::LvsFifos,
+    /// `lvs_sync_daemon`.
+    syncd: Option<lvs_syncd::SyncDaemon>,
+    /// keepalived's BFD child (`bfd_instance`s).
+    bfd: Option<bfd_link::BfdThread>,
     /// What the tables hold for our services after the last fully successful sync, so later
     /// syncs diff against memory (as keepalived diffs old and new config) instead of rereading
     /// every map; `None` after a failure or at start: read the tables.
@@ -84,7 +91,15 @@ pub fn run(cli: &Cli, opts: &ParseOptions) -> i32 {
     if parsed.diagnostics.has_fatal() {
         return check::exit_code(&parsed.diagnostics, cli.all_config);
     }
-    let pid_files = pid_paths(cli, &parsed.config);
+    process::apply_umask(cli, &parsed.config);
+    // The namespace first (while single-threaded): pid files live in its mount namespace.
+    if let Some(ns) = process::namespace(cli, &parsed.config)
+        && let Err(e) = process::enter_namespace(&ns)
+    {
+        eprintln!("Unable to set network namespace {ns} - exiting ({e})");
+        return 1;
+    }
+    let pid_files = process::pid_paths(cli, &parsed.config);
     for p in &pid_files {
         if let Some(pid) = pidfile::running(p) {
             eprintln!("daemon is already running (pid {pid} in {})", p.display());
@@ -103,6 +118,12 @@ pub fn run(cli: &Cli, opts: &ParseOptions) -> i32 {
         cli.log_detail,
         cli.log_facility.as_deref(),
     );
+    let _core = process::CoreDumps::set(cli);
+    if cli.address_monitoring
+        && let Err(e) = vrrp::addrmon::spawn()
+    {
+        error!("Unable to monitor addresses: {e}");
+    }
     let _pids = match pidfile::PidFiles::write(&pid_files) {
         Ok(p) => p,
         Err(e) => {
@@ -127,31 +148,6 @@ pub fn run(cli: &Cli, opts: &ParseOptions) -> i32 {
     ))
 }
 
-/// keepalived's pid files: the main one always, the checker's when there are virtual servers,
-/// VRRP's when there are instances (the same pid in each).
-fn pid_paths(cli: &Cli, config: &KeepalivedConfig) -> Vec<PathBuf> {
-    let mut v = vec![
-        cli.pid
-            .clone()
-            .unwrap_or_else(|| PathBuf::from("/run/keepalived.pid")),
-    ];
-    if !config.virtual_servers.is_empty() && !cli.vrrp {
-        v.push(
-            cli.checkers_pid
-                .clone()
-                .unwrap_or_else(|| PathBuf::from("/run/keepalived_checkers.pid")),
-        );
-    }
-    if !config.vrrp_instances.is_empty() && !cli.check {
-        v.push(
-            cli.vrrp_pid
-                .clone()
-                .unwrap_or_else(|| PathBuf::from("/run/keepalived_vrrp.pid")),
-        );
-    }
-    v
-}
-
 async fn async_main(cli: Cli, opts: ParseOptions, config: Arc<KeepalivedConfig>) -> i32 {
     let mut signals = match Signals::new() {
         Ok(s) => s,
@@ -162,6 +158,8 @@ async fn async_main(cli: Cli, opts: ParseOptions, config: Arc<KeepalivedConfig>)
     };
     info!("Starting {}", crate::FOLLOWS);
     info!("Configuration file {}", cli.use_file.display());
+    // startup_script: once, before anything else runs (keepalived waits for it).
+    run_global_script(&config, true).await;
     let lvs_wanted = !cli.vrrp && !config.virtual_servers.is_empty();
     let dp = if lvs_wanted {
         match Dataplane::open(&dataplane::Options::from_env()) {
@@ -174,17 +172,22 @@ async fn async_main(cli: Cli, opts: ParseOptions, config: Arc<KeepalivedConfig>)
     } else {
         None
     };
+    let bfd = bfd_link::BfdThread::start(&config, cli.no_bfd);
     let (health_tx, mut health_rx) = mpsc::channel::<RealEvent>(1024);
     let checkers = if lvs_wanted {
-        Some(Supervisor::spawn(&config, health_tx.clone()).await)
+        let states = bfd.as_ref().map(|b| b.states());
+        Some(Supervisor::spawn_with_bfd(&config, health_tx.clone(), states).await)
     } else {
         None
     };
     fifo::start_fifo_scripts(&config);
     let config_for_fifos = config.clone();
     let (vrrp_tx, mut vrrp_events) = mpsc::channel::<StateEvent>(64);
-    let vrrp = (!cli.check && !config.vrrp_instances.is_empty())
-        .then(|| start_vrrp(config.clone(), vrrp_tx));
+    let vrrp =
+        (!cli.check && vrrp::daemon::needed(&config)).then(|| start_vrrp(config.clone(), vrrp_tx));
+    if let (Some((ctl, _)), Some(b)) = (&vrrp, &bfd) {
+        let _ = ctl.send(VrrpControl::Bfd(b.states())).await;
+    }
     let mut d = Daemon {
         config,
         cli,
@@ -201,7 +204,12 @@ async fn async_main(cli: Cli, opts: ParseOptions, config: Arc<KeepalivedConfig>)
         watch: dataplane_watch::Watch::new(dataplane::Options::from_env()),
         transitions: dumps::Transitions::default(),
         baseline: dumps::Baseline::default(),
+        syncd: lvs_syncd::SyncDaemon::from_config(&config_for_fifos),
+        bfd,
     };
+    if let Some(s) = &d.syncd {
+        s.start().await;
+    }
     d.seed_health().await;
     d.init_ha_suspend().await;
     d.start();
@@ -211,7 +219,21 @@ async fn async_main(cli: Cli, opts: ParseOptions, config: Arc<KeepalivedConfig>)
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
-            Some(ev) = health_rx.recv() => d.on_health(ev),
+            Some(ev) = health_rx.recv() => {
+                // Every event already queued joins this one: one table sync for the batch
+                // (500 checkers failing together cost one sync, not 500).
+                let mut touched: Vec<_> = d.on_health(ev).into_iter().collect();
+                while let Ok(ev) = health_rx.try_recv() {
+                    if let Some(vs) = d.on_health(ev)
+                        && !touched.iter().any(|t| VsKey::of(t) == VsKey::of(&vs))
+                    {
+                        touched.push(vs);
+                    }
+                }
+                if !touched.is_empty() {
+                    d.settle_health(&touched);
+                }
+            }
             Some(ev) = vrrp_events.recv() => d.on_vrrp(ev).await,
             _ = tick.tick() => d.on_tick().await,
             s = signals.next() => match s {
@@ -227,11 +249,54 @@ async fn async_main(cli: Cli, opts: ParseOptions, config: Arc<KeepalivedConfig>)
         c.shutdown().await;
     }
     d.stop_vrrp().await;
+    if let Some(b) = d.bfd.take() {
+        b.stop().await;
+    }
+    if let Some(s) = &d.syncd {
+        s.stop().await;
+    }
     d.stop().await;
     d.watch.stop();
     runstate_writer::remove();
+    // shutdown_script: once everything else has stopped.
+    run_global_script(&d.config, false).await;
     info!("Stopped {}", crate::FOLLOWS);
     0
+}
+
+/// `startup_script` / `shutdown_script`, waited for up to `startup_script_timeout` /
+/// `shutdown_script_timeout` seconds (default 10, keepalived's range 1..1000); a script still
+/// running then is killed with its process group.
+async fn run_global_script(config: &KeepalivedConfig, startup: bool) {
+    let g = &config.global;
+    let (script, kw) = if startup {
+        (&g.startup_script, "startup_script_timeout")
+    } else {
+        (&g.shutdown_script, "shutdown_script_timeout")
+    };
+    let Some(script) = script else { return };
+    let secs = g
+        .extra
+        .iter()
+        .rev()
+        .find(|o| o.keyword == kw)
+        .and_then(|o| o.args.first())
+        .and_then(|v| v.parse::<u64>().ok())
+        .filter(|v| (1..=1000).contains(v))
+        .unwrap_or(10);
+    let what = if startup { "Startup" } else { "Shutdown" };
+    info!("{what} script [{}] starting", script.command);
+    match healthcheck::run_script(script, Some(std::time::Duration::from_secs(secs))).await {
+        Ok(healthcheck::ScriptExit::Exited(0)) => {}
+        Ok(healthcheck::ScriptExit::TimedOut) => {
+            warn!(
+                "{what} script [{}] timed out after {secs} s - killed",
+                script.command
+            )
+        }
+        Ok(exit) => warn!("{what} script [{}] {exit}", script.command),
+        Err(e) => error!("Unable to run the {what} script [{}]: {e}", script.command),
+    }
 }
 
 impl Daemon {
@@ -267,6 +332,13 @@ impl Daemon {
             ev.instance, ev.vrid, ev.from, ev.to
         );
         self.transitions.record(&ev.instance);
+        let master = vrrp::state::State::Master;
+        if let Some(s) = &self.syncd
+            && s.instance() == Some(ev.instance.as_str())
+            && (ev.to == master || ev.from == master)
+        {
+            s.follow(ev.to == master).await;
+        }
         let Some(c) = &self.checkers else { return };
         let master = ev.to == vrrp::state::State::Master;
         for vs in self.config.virtual_servers.iter().filter(|v| v.ha_suspend) {
@@ -284,11 +356,18 @@ impl Daemon {
         let Some((ctl, task)) = self.vrrp.take() else {
             return;
         };
-        let _ = ctl.send(VrrpControl::Shutdown).await;
-        if tokio::time::timeout(std::time::Duration::from_secs(5), task)
-            .await
-            .is_err()
-        {
+        // -V: no priority 0, VIPs left; a quick restart resumes MASTER without an election.
+        let stop = if self.cli.dont_release_vrrp {
+            VrrpControl::Detach
+        } else {
+            VrrpControl::Shutdown
+        };
+        let _ = ctl.send(stop).await;
+        let deadline = Instant::now() + std::time::Duration::from_secs(5);
+        while !task.is_finished() && Instant::now() < deadline {
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+        if !task.is_finished() {
             warn!("VRRP did not stop within 5 s");
         }
     }
@@ -390,7 +469,9 @@ impl Daemon {
         ops.len()
     }
 
-    fn on_health(&mut self, ev: RealEvent) {
+    /// A checker's verdict: the health table updated; the virtual server whose reals changed
+    /// (its tables and quorum are brought up to date by the caller, once per batch).
+    fn on_health(&mut self, ev: RealEvent) -> Option<keepalived_conf::model::VirtualServer> {
         if ev.transition || (ev.first && ev.up) {
             info!(target: CHECKER, "{}", loglines::checker_verdict(&ev));
         }
@@ -398,21 +479,25 @@ impl Daemon {
             self.fifos.rs(&ev.vs, &ev.real, ev.up);
         }
         if !self.health.set(&ev.vs, ev.real, ev.up, Some(ev.weight)) {
-            return;
+            return None;
         }
-        let Some(vs) = self
-            .config
+        self.config
             .virtual_servers
             .iter()
             .find(|v| VsKey::of(v) == ev.vs)
             .cloned()
-        else {
-            return;
-        };
-        // keepalived's order: the real goes (or comes) first, then the quorum is weighed; a
-        // changed quorum may bring or take away the sorry server.
+    }
+
+    /// After a batch of checker verdicts: the reals go (or come) first, then the quorums of
+    /// their virtual servers are weighed (keepalived's order), and a changed quorum may bring or
+    /// take away the sorry server.
+    fn settle_health(&mut self, touched: &[keepalived_conf::model::VirtualServer]) {
         self.sync(true);
-        if self.update_quorum(&vs) {
+        let mut quorum_changed = false;
+        for vs in touched {
+            quorum_changed |= self.update_quorum(vs);
+        }
+        if quorum_changed {
             self.sync(true);
         }
     }
@@ -430,6 +515,7 @@ impl Daemon {
         let any = changed.is_some();
         if let Some(change) = changed {
             info!(target: CHECKER, "{}", change.message);
+            alerts::quorum(&self.config, vs, &change);
             self.fifos.vs(&VsKey::of(vs), change.up);
             let script = if change.up {
                 &vs.quorum_up
@@ -471,6 +557,7 @@ impl Daemon {
                     .map(move |r| (k.clone(), RealKey::of(r)))
             })
             .collect();
+        alerts::removed_reals(&self.config, &new, &self.health);
         self.health.retain(|v, r| keep.contains(&(v.clone(), *r)));
         let vs_keys: HashSet<VsKey> = new.virtual_servers.iter().map(VsKey::of).collect();
         self.quorum.retain(|k| vs_keys.contains(k));
@@ -496,15 +583,38 @@ impl Daemon {
             self.checkers = Some(Supervisor::spawn(&new, self.health_tx.clone()).await);
             self.seed_health().await;
         }
+        match &self.bfd {
+            Some(b) => b.reload(&new).await,
+            None => {
+                // The first bfd_instances arrive with this reload.
+                self.bfd = bfd_link::BfdThread::start(&new, self.cli.no_bfd);
+                if let (Some((ctl, _)), Some(b)) = (&self.vrrp, &self.bfd) {
+                    let _ = ctl.send(VrrpControl::Bfd(b.states())).await;
+                }
+            }
+        }
         if let Some((ctl, _)) = &self.vrrp {
             let _ = ctl.send(VrrpControl::Reload(new.clone())).await;
-        } else if !self.cli.check && !new.vrrp_instances.is_empty() {
+        } else if !self.cli.check && vrrp::daemon::needed(&new) {
             // The first vrrp_instances arrive with this reload; their events are not watched
             // (ha_suspend follows VRRP only for instances known at start).
             let (tx, _rx) = mpsc::channel(64);
-            self.vrrp = Some(start_vrrp(new.clone(), tx));
+            let (ctl, thread) = start_vrrp(new.clone(), tx);
+            if let Some(b) = &self.bfd {
+                let _ = ctl.send(VrrpControl::Bfd(b.states())).await;
+            }
+            self.vrrp = Some((ctl, thread));
         }
         self.fifos = fifo::LvsFifos::open(&new);
+        if !lvs_syncd::same(&self.config, &new) {
+            if let Some(s) = &self.syncd {
+                s.stop().await;
+            }
+            self.syncd = lvs_syncd::SyncDaemon::from_config(&new);
+            if let Some(s) = &self.syncd {
+                s.start().await;
+            }
+        }
         self.config = new;
         self.update_quorums();
         let writes = self.sync(false);
@@ -658,18 +768,21 @@ impl Daemon {
     }
 }
 
-/// Starts the VRRP engine on `config`; its transitions arrive on `events`.
+/// The VRRP engine's thread (it logs its own failure).
+type VrrpThread = std::thread::JoinHandle<vrrp::daemon::RunResult>;
+
+/// Starts the VRRP engine on `config`, on its own thread (nothing this runtime does can delay
+/// an advert); its transitions arrive on `events`.
 fn start_vrrp(
     config: Arc<KeepalivedConfig>,
     events: mpsc::Sender<StateEvent>,
-) -> (mpsc::Sender<VrrpControl>, tokio::task::JoinHandle<()>) {
+) -> (mpsc::Sender<VrrpControl>, VrrpThread) {
     let (ctl_tx, ctl_rx) = mpsc::channel(4);
-    let task = tokio::spawn(async move {
-        if let Err(e) = vrrp::daemon::run(config, ctl_rx, events).await {
-            error!("VRRP: {e:#}");
-        }
+    let thread = vrrp::daemon::spawn(config, ctl_rx, events).unwrap_or_else(|e| {
+        error!("VRRP: cannot start its thread: {e}");
+        std::thread::spawn(|| Ok(()))
     });
-    (ctl_tx, task)
+    (ctl_tx, thread)
 }
 
 /// Whether `ip` is an address of this host (binding to it works).

@@ -137,10 +137,10 @@ pub fn vrrp_data(config: &KeepalivedConfig, views: &[InstanceView]) -> String {
         let _ = writeln!(
             out,
             "   Authentication type = {}",
-            if c.auth_pass.is_some() {
-                "SIMPLE_PASSWORD"
-            } else {
-                "none"
+            match c.auth {
+                vrrp::codec::Auth::Pass(_) => "SIMPLE_PASSWORD",
+                vrrp::codec::Auth::Ah(_) => "IPSEC_AH",
+                vrrp::codec::Auth::None => "none",
             }
         );
         let set = v.state == vrrp::state::State::Master;

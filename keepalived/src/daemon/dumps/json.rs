@@ -105,7 +105,7 @@ fn entry(v: &InstanceView) -> Entry {
                 .map(|vip| super::data::vip_text(vip, &c.interface, master))
                 .collect(),
             track_script: v.scripts.iter().map(|(n, _)| n.clone()).collect(),
-            auth_type: u8::from(c.auth_pass.is_some()),
+            auth_type: c.auth.type_code(),
         },
         stats: Stats {
             advert_rcvd: k.advert_rcvd,
