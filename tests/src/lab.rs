@@ -50,7 +50,9 @@ impl Lab {
         Lab::unattached_with(reals, 65536)
     }
 
-    fn unattached_with(reals: usize, max_conns: u32) -> Result<Lab> {
+    /// [`Lab::unattached`] with a connection table of `max_conns` connections (the soak attaches
+    /// it itself, without the timers it runs and kills on its own).
+    pub fn unattached_with(reals: usize, max_conns: u32) -> Result<Lab> {
         let prefix = unique_prefix("xt");
         let client = Netns::new(&format!("{prefix}c"))?;
         let director = Netns::new(&format!("{prefix}d"))?;

@@ -11,6 +11,7 @@ pub mod lab;
 pub mod netns;
 pub mod packet;
 pub mod poll;
+pub mod rng;
 pub mod servers;
 pub mod skip;
 pub mod smtp_sink;
