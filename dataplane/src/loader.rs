@@ -113,7 +113,7 @@ fn pin_jump(ebpf: &mut aya::Ebpf, dir: &Path) -> Result<PathBuf> {
         .info()
         .map_err(|e| Error::Unavailable(format!("cannot read program info: {e}")))?
         .id();
-    let path = dir.join(format!("{}{id}", names::JUMP_PIN_PREFIX));
+    let path = jump_pin(dir, id);
     let map = ebpf
         .map_mut(names::JUMP)
         .ok_or_else(|| Error::Unavailable("object has no JUMP map".into()))?;
@@ -124,6 +124,11 @@ fn pin_jump(ebpf: &mut aya::Ebpf, dir: &Path) -> Result<PathBuf> {
     data.pin(&path)
         .map_err(|e| Error::Unavailable(format!("cannot pin {}: {e}", path.display())))?;
     Ok(path)
+}
+
+/// Where the tail-call array of the program with id `prog_id` is pinned.
+fn jump_pin(dir: &Path, prog_id: u32) -> PathBuf {
+    dir.join(format!("{}{prog_id}", names::JUMP_PIN_PREFIX))
 }
 
 fn main_program(ebpf: &mut aya::Ebpf) -> Result<&mut Xdp> {
@@ -289,11 +294,7 @@ fn is_bpffs(path: &Path) -> bool {
 
 /// The index of interface `name` in the current network namespace.
 pub fn ifindex(name: &str) -> Option<u32> {
-    let c = CString::new(name).ok()?;
-    match unsafe { libc::if_nametoindex(c.as_ptr()) } {
-        0 => None,
-        i => Some(i),
-    }
+    nix::net::if_::if_nametoindex(name).ok()
 }
 
 /// Attaches the (loaded once) program to each interface. All names are checked first; if any
@@ -475,6 +476,82 @@ pub fn program_status(dir: &Path) -> Result<ProgramStatus> {
         verified_insns: info.verified_instruction_count(),
         jited_bytes: info.size_jitted(),
     })
+}
+
+/// Every program of the data plane (the main one and each tail-call stage) with what the
+/// verifier reported, in `ebpf_common::TAIL_CALLS` order after the main program.
+pub fn programs_status(dir: &Path) -> Result<Vec<(String, ProgramStatus)>> {
+    let main = program_status(dir)?;
+    let path = jump_pin(dir, main.id);
+    let mut out = vec![(ebpf_common::PROG_MAIN.to_string(), main)];
+    let jump = aya::maps::MapData::from_pin(&path).map_err(|e| {
+        Error::Unavailable(format!(
+            "cannot open the pinned tail-call table {}: {e}",
+            path.display()
+        ))
+    })?;
+    use std::os::fd::{AsFd, AsRawFd};
+    let fd = jump.fd().as_fd().as_raw_fd();
+    let mut ids = Vec::new();
+    for (slot, name) in ebpf_common::TAIL_CALLS {
+        if name == ebpf_common::PROG_MAIN {
+            continue;
+        }
+        if let Some(id) = prog_array_id(fd, slot) {
+            ids.push((name, id));
+        }
+    }
+    let mut infos: std::collections::HashMap<u32, ProgramStatus> = aya::programs::loaded_programs()
+        .filter_map(|p| p.ok())
+        .filter(|p| ids.iter().any(|(_, id)| *id == p.id()))
+        .map(|p| {
+            let st = ProgramStatus {
+                id: p.id(),
+                verified_insns: p.verified_instruction_count(),
+                jited_bytes: p.size_jitted(),
+            };
+            (p.id(), st)
+        })
+        .collect();
+    for (name, id) in ids {
+        if let Some(st) = infos.remove(&id) {
+            out.push((name.to_string(), st));
+        }
+    }
+    Ok(out)
+}
+
+/// The id of the program in slot `key` of a program array (the kernel answers a user-space
+/// lookup of a program array with the program's id), `None` for an empty slot.
+fn prog_array_id(map_fd: i32, key: u32) -> Option<u32> {
+    #[repr(C)]
+    struct LookupAttr {
+        map_fd: u32,
+        _pad: u32,
+        key: u64,
+        value: u64,
+        flags: u64,
+    }
+    let mut value: u32 = 0;
+    let attr = LookupAttr {
+        map_fd: map_fd as u32,
+        _pad: 0,
+        key: &key as *const u32 as u64,
+        value: &mut value as *mut u32 as u64,
+        flags: 0,
+    };
+    const BPF_MAP_LOOKUP_ELEM: libc::c_long = 1;
+    // SAFETY: attr points at live key/value buffers of the sizes the map has (u32 each) for
+    // the call's duration; the kernel reads attr's first size_of bytes.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_bpf,
+            BPF_MAP_LOOKUP_ELEM,
+            &attr as *const LookupAttr,
+            std::mem::size_of::<LookupAttr>() as u32,
+        )
+    };
+    (rc == 0).then_some(value)
 }
 
 /// Detaches everywhere and removes every pin: the program and all tables are freed.

@@ -120,6 +120,8 @@ struct Runner {
     local: Local,
     shared: Arc<Mutex<BridgeStatus>>,
     written: Option<BridgeStatus>,
+    /// Announce/withdraw changes per VIP since the bridge started (for `xlvs metrics`).
+    changes: std::collections::BTreeMap<std::net::IpAddr, u64>,
     /// Wall clock and monotonic clock at the same moment (status times are wall clock).
     epoch: (u64, Instant),
 }
@@ -143,6 +145,7 @@ impl Runner {
             local: Local::default(),
             shared,
             written: None,
+            changes: Default::default(),
             epoch: (status::now_ms(), now),
         }
     }
@@ -466,10 +469,25 @@ impl Runner {
         };
         let _ = now;
         if self.written.as_ref() != Some(&s) {
+            for v in &s.vips {
+                let before = self.written.as_ref().and_then(|w| {
+                    w.vips
+                        .iter()
+                        .find(|o| o.address == v.address)
+                        .map(|o| o.announced.is_some())
+                });
+                if before.unwrap_or(false) != v.announced.is_some() {
+                    *self.changes.entry(v.address).or_default() += 1;
+                }
+            }
             self.written = Some(s.clone());
             s.updated_ms = status::now_ms();
             if let Err(e) = status::write(&self.settings.run_dir, &s) {
                 log::warn!("route bridge: {e:#}");
+            }
+            let published = status::for_metrics(&s, &self.changes);
+            if let Err(e) = runstate::write(&runstate::dir(), runstate::BRIDGE_FILE, &published) {
+                log::debug!("route bridge: cannot publish its state for metrics: {e}");
             }
             if let Ok(mut shared) = self.shared.lock() {
                 *shared = s;

@@ -84,6 +84,32 @@ pub fn describe(a: &AnnounceAttributes) -> String {
     v.join(" ")
 }
 
+/// What `xlvs metrics` exports: each VIP's prefix, whether it is announced, and how often that
+/// changed (`changes`, counted by the bridge).
+pub fn for_metrics(
+    s: &BridgeStatus,
+    changes: &std::collections::BTreeMap<IpAddr, u64>,
+) -> runstate::Bridge {
+    let via = s.daemon.as_ref().map(|d| d.kind.clone()).unwrap_or_default();
+    runstate::Bridge {
+        pid: s.pid,
+        written: runstate::now(),
+        announcements: s
+            .vips
+            .iter()
+            .map(|v| runstate::Announcement {
+                prefix: match v.address {
+                    IpAddr::V4(a) => format!("{a}/32"),
+                    IpAddr::V6(a) => format!("{a}/128"),
+                },
+                via: via.clone(),
+                announced: v.announced.is_some(),
+                changes: changes.get(&v.address).copied().unwrap_or(0),
+            })
+            .collect(),
+    }
+}
+
 pub fn path(run_dir: &Path) -> PathBuf {
     run_dir.join("status.json")
 }

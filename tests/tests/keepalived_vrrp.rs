@@ -107,9 +107,11 @@ fn ha_pair_with_keepalived_2_2_7() -> Result<()> {
         ),
     )?;
     let mut ours = Keepalived::start_in(&a, &pins.0, &dir, &ours_conf)?;
-    wait_listing_on(&pins.0, Duration::from_secs(10), |t| {
+    // The first user of a pin directory loads the XDP program (seconds on a busy machine).
+    wait_listing_on(&pins.0, Duration::from_secs(30), |t| {
         t.contains("198.18.71.50:80")
-    })?;
+    })
+    .with_context(|| ours.log_text())?;
     wait_for("ours becomes master", Duration::from_secs(10), || {
         has_vip(&a)
     })?;

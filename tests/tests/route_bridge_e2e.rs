@@ -109,7 +109,7 @@ impl Bed {
         for f in ["keepalived.pid", "checkers.pid", "vrrp.pid"] {
             let _ = std::fs::remove_file(self.dir.path(f));
         }
-        Keepalived::start_with(&d.ns, &d.opts, &self.dir, &conf, &[], args)
+        Keepalived::start_with_args(&d.ns, &d.opts, &self.dir, &conf, args, &[])
     }
 
     fn routes(&self) -> String {
