@@ -175,7 +175,6 @@ fn config_test_checks_the_route_bridge_block() {
     );
 }
 
-
 /// `--migration-check` lists what will do nothing, with file and line: directives the parser
 /// keeps verbatim, and those of features xlvs lacks; acted-on ones are not listed.
 #[test]

@@ -90,7 +90,11 @@ pub fn for_metrics(
     s: &BridgeStatus,
     changes: &std::collections::BTreeMap<IpAddr, u64>,
 ) -> runstate::Bridge {
-    let via = s.daemon.as_ref().map(|d| d.kind.clone()).unwrap_or_default();
+    let via = s
+        .daemon
+        .as_ref()
+        .map(|d| d.kind.clone())
+        .unwrap_or_default();
     runstate::Bridge {
         pid: s.pid,
         written: runstate::now(),

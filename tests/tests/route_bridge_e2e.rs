@@ -112,6 +112,43 @@ impl Bed {
         Keepalived::start_with_args(&d.ns, &d.opts, &self.dir, &conf, args, &[])
     }
 
+    /// One scrape of `xlvs metrics` reading the state keepalived publishes (in the default run
+    /// directory, where the route bridge keeps its own files too).
+    fn scrape_metrics(&self) -> Result<String> {
+        use std::io::{Read, Write};
+        let port = std::net::TcpListener::bind("127.0.0.1:0")?
+            .local_addr()?
+            .port();
+        let d = &self.c.directors[0];
+        let mut child = std::process::Command::new(xlvs_tests::lab::binary("xlvs")?)
+            .arg("--pin-dir")
+            .arg(&d.opts.pin_dir)
+            .args(["metrics", "--listen", &format!("127.0.0.1:{port}")])
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()?;
+        let got = (|| -> Result<String> {
+            let t0 = Instant::now();
+            loop {
+                if let Ok(mut c) = std::net::TcpStream::connect(("127.0.0.1", port)) {
+                    c.write_all(b"GET /metrics HTTP/1.0\r\nHost: x\r\n\r\n")?;
+                    let mut text = String::new();
+                    c.read_to_string(&mut text)?;
+                    return Ok(text);
+                }
+                ensure!(
+                    t0.elapsed() < Duration::from_secs(10),
+                    "xlvs metrics never listened"
+                );
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        })();
+        let _ = child.kill();
+        let _ = child.wait();
+        got
+    }
+
     fn routes(&self) -> String {
         match self.c.directors[0].xlvs(&["routes"]) {
             Ok(o) => String::from_utf8_lossy(&o.stdout).into_owned(),
@@ -131,13 +168,15 @@ impl Bed {
     }
 
     /// When the router's session with the director was established (changes on a reset).
-    fn session_epoch(&self) -> Option<u64> {
+    /// How many times the router's session with us came up (FRR's establishment time is
+    /// derived from the uptime and may differ by a second between two reads).
+    fn sessions_established(&self) -> Option<u64> {
         let j = self
             .router
             .vtysh(&["show bgp neighbors 198.18.30.11 json"])
             .ok()?;
         let v: serde_json::Value = serde_json::from_str(&j).ok()?;
-        v["198.18.30.11"]["bgpTimerUpEstablishedEpoch"].as_u64()
+        v["198.18.30.11"]["connectionsEstablished"].as_u64()
     }
 
     fn bird_pid(&self) -> Option<i32> {
@@ -213,8 +252,19 @@ fn one_director_announces_through_bird_and_frr() -> Result<()> {
     ] {
         assert!(view.contains(&want), "{want:?} not in\n{view}");
     }
+    // `xlvs metrics` exports what the bridge announces.
+    let metrics = b.scrape_metrics()?;
+    for want in [
+        format!("xlvs_bridge_announced{{prefix=\"{VIP_S}/32\",via=\"bird\"}} 1"),
+        format!("xlvs_bridge_changes_total{{prefix=\"{VIP_S}/32\",via=\"bird\"}} 1"),
+    ] {
+        assert!(metrics.contains(&want), "{want:?} not in\n{metrics}");
+    }
     let bird = b.bird_pid().context("own bird's pid file")?;
-    let epoch = b.session_epoch();
+    let sessions = Some(
+        b.sessions_established()
+            .context("the router's session count")?,
+    );
 
     // Quorum loss withdraws (both VIPs' real is the same), recovery announces.
     std::fs::write(b.dir.path("fail"), "")?;
@@ -275,8 +325,8 @@ fn one_director_announces_through_bird_and_frr() -> Result<()> {
         "a refused reload changed the announcement"
     );
     assert_eq!(
-        b.session_epoch(),
-        epoch,
+        b.sessions_established(),
+        sessions,
         "no session reset for attribute changes"
     );
     assert_eq!(b.bird_pid(), Some(bird));

@@ -5,9 +5,9 @@
 
 mod boot;
 mod fwmark;
-mod routes;
 mod metrics;
 mod report;
+mod routes;
 
 use std::process::ExitCode;
 
