@@ -22,7 +22,7 @@ use crate::maps::Maps;
 /// The XDP object built by build.rs.
 static PROGRAM_OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/xlvs-xdp"));
 /// Name of the XDP function in the object.
-const PROGRAM_NAME: &str = "xlvs";
+const PROGRAM_NAME: &str = ebpf_common::PROG_MAIN;
 /// bpffs magic (statfs f_type).
 const BPF_FS_MAGIC: i64 = 0xcafe4a11;
 
@@ -134,7 +134,8 @@ fn load_retrying(prog: &mut Xdp) -> std::result::Result<(), aya::programs::Progr
 /// Loads the programs the main one tail-calls and puts them in the (pinned) JUMP array, where the
 /// kernel keeps them alive.
 fn install_tail_calls(ebpf: &mut aya::Ebpf) -> Result<()> {
-    for (slot, name) in ebpf_common::TAIL_CALLS {
+    for stage in ebpf_common::Stage::ALL {
+        let (slot, name) = (stage.slot(), stage.name());
         let prog: &mut Xdp = ebpf
             .program_mut(name)
             .ok_or_else(|| Error::Unavailable(format!("object has no {name} program")))?

@@ -4,15 +4,21 @@
 //! whose entry lists every port range that applies there (user space copies the ranges of
 //! shorter covering prefixes in, and refuses overlapping rules, so at most one range matches).
 
-use ebpf_common::{FWMARK_PREFIX_BASE, MAX_FWMARK_PORT_RULES};
+use aya_ebpf::{macros::map, maps::lpm_trie::Key};
+use ebpf_common::{FWMARK_PREFIX_BASE, FwmarkPrefix, MAX_FWMARK_PORT_RULES};
 
-use crate::maps::{FWMARK_CLASS, SCRATCH_FWMARK, scratch};
+use crate::maps::FWMARK_CLASS;
 use crate::parse::Packet;
+use crate::stage::Scratch;
+
+/// The classifier's lookup key (the stacks that classify have no room for it).
+#[map]
+static SCRATCH_FWMARK: Scratch<Key<FwmarkPrefix>> = Scratch::new();
 
 /// The mark of a packet, if a classifier rule covers its (proto, destination, port).
 #[inline(always)]
 pub fn mark_of(pkt: &Packet) -> Option<u32> {
-    let key = scratch(&SCRATCH_FWMARK)?;
+    let key = SCRATCH_FWMARK.get()?;
     key.prefix_len = FWMARK_PREFIX_BASE + if pkt.is_v6() { 128 } else { 32 };
     key.data.af = pkt.af;
     key.data.proto = pkt.proto;

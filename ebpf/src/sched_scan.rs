@@ -13,7 +13,14 @@ use ebpf_common::{
     counter,
 };
 
-use crate::maps::{DEST_CONNS, DESTS, LBLC, RR_POS, SCHED_TABLE, SCRATCH_LOAD, count, scratch};
+use aya_ebpf::macros::map;
+
+use crate::maps::{DEST_CONNS, DESTS, LBLC, RR_POS, SCHED_TABLE, count};
+use crate::stage::Scratch;
+
+/// The best destination so far (see `least_loaded` on why not a local).
+#[map]
+static SCRATCH_LOAD: Scratch<Load> = Scratch::new();
 use crate::parse::Packet;
 use crate::sched::{self, NO_DEST};
 
@@ -132,7 +139,7 @@ fn least_loaded(svc: &Service) -> u32 {
         SCHED_LBLC | SCHED_LBLCR => ebpf_common::SCHED_WLC,
         s => s,
     };
-    let Some(best) = scratch(&SCRATCH_LOAD) else {
+    let Some(best) = SCRATCH_LOAD.get() else {
         return NO_DEST;
     };
     best.id = NO_DEST;
@@ -161,7 +168,7 @@ fn least_loaded(svc: &Service) -> u32 {
 /// weight; fo: the highest-weight destination. Not overloaded either way; the first on ties.
 #[inline(never)]
 fn highest_weight(svc: &Service, weight_is_limit: bool) -> u32 {
-    let Some(best) = scratch(&SCRATCH_LOAD) else {
+    let Some(best) = SCRATCH_LOAD.get() else {
         return NO_DEST;
     };
     best.id = NO_DEST;
@@ -311,7 +318,7 @@ fn lblcr(svc: &Service, pkt: &Packet, now: u64) -> u32 {
 /// weight > 0).
 #[inline(never)]
 fn set_min(svc: &Service, e: &Lblc) -> u32 {
-    let Some(best) = scratch(&SCRATCH_LOAD) else {
+    let Some(best) = SCRATCH_LOAD.get() else {
         return NO_DEST;
     };
     best.id = NO_DEST;
@@ -336,7 +343,7 @@ fn set_min(svc: &Service, e: &Lblc) -> u32 {
 /// IPVS ip_vs_dest_set_max + erase: drops the member with the most weighted load.
 #[inline(never)]
 fn set_erase_most_loaded(svc: &Service, e: &mut Lblc) {
-    let Some(most) = scratch(&SCRATCH_LOAD) else {
+    let Some(most) = SCRATCH_LOAD.get() else {
         return;
     };
     most.id = NO_DEST;

@@ -7,7 +7,7 @@ use ebpf_common::{
 };
 
 use crate::maps::TIMEOUTS;
-use crate::parse::{TCP_ACK, TCP_FIN, TCP_RST, TCP_SYN};
+use crate::proto::{TCP_ACK, TCP_FIN, TCP_RST, TCP_SYN};
 
 const CL: u8 = S_CLOSE;
 
