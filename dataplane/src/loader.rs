@@ -413,6 +413,63 @@ pub fn program_status(dir: &Path) -> Result<ProgramStatus> {
     })
 }
 
+/// One loaded program of the packet path, as the kernel reports it.
+pub struct StageStatus {
+    pub name: &'static str,
+    pub id: u32,
+    /// Instructions the verifier processed (its limit is 1 000 000 per program).
+    pub verified_insns: Option<u32>,
+    pub jited_bytes: u32,
+}
+
+/// The verifier's limit on processed instructions per program.
+pub const VERIFIER_LIMIT: u32 = 1_000_000;
+
+/// Every stage program installed in the pinned JUMP array (the attached program is `Main`), in
+/// the order a packet meets them; a stage whose slot is empty is left out.
+pub fn stage_status(dir: &Path) -> Result<Vec<StageStatus>> {
+    use std::os::fd::{AsFd, AsRawFd};
+    let path = dir.join(names::JUMP);
+    let jump = aya::maps::MapData::from_pin(&path)
+        .map_err(|e| Error::Unavailable(format!("cannot open {}: {e}", path.display())))?;
+    let mut ids = Vec::new();
+    for stage in ebpf_common::Stage::ALL {
+        let key = stage.slot();
+        let mut value = 0u32;
+        // BPF_MAP_LOOKUP_ELEM on a program array gives the program's id (aya has no getter).
+        let mut attr = [0u64; 4];
+        attr[0] = jump.fd().as_fd().as_raw_fd() as u64;
+        attr[1] = &key as *const u32 as u64;
+        attr[2] = &mut value as *mut u32 as u64;
+        let rc = unsafe {
+            libc::syscall(
+                libc::SYS_bpf,
+                1, // BPF_MAP_LOOKUP_ELEM
+                attr.as_mut_ptr(),
+                std::mem::size_of_val(&attr),
+            )
+        };
+        if rc == 0 {
+            ids.push((stage.name(), value));
+        }
+    }
+    let mut out = Vec::new();
+    let infos: Vec<_> = aya::programs::loaded_programs()
+        .filter_map(|p| p.ok())
+        .collect();
+    for (name, id) in ids {
+        if let Some(info) = infos.iter().find(|i| i.id() == id) {
+            out.push(StageStatus {
+                name,
+                id,
+                verified_insns: info.verified_instruction_count(),
+                jited_bytes: info.size_jitted(),
+            });
+        }
+    }
+    Ok(out)
+}
+
 /// Detaches everywhere and removes every pin: the program and all tables are freed.
 pub fn unload(opts: &Options) -> Result<()> {
     let dir = &opts.pin_dir;

@@ -164,14 +164,14 @@ pub fn fragment(ctx: &XdpContext) -> Result<Fragment, PassReason> {
             return Err(counter::PASS_MALFORMED);
         }
         let frag = u16::from_be(read::<u16>(ctx, l3_off + IP4_FRAG)?);
-        if frag & 0x3fff == 0 {
+        if frag & IP4_MF_OFFSET == 0 {
             return Err(counter::PASS_NOT_VIP);
         }
         return Ok(Fragment {
             l3_off,
             af: AF_INET,
             proto: read::<u8>(ctx, l3_off + IP4_PROTO)?,
-            first: frag & 0x1fff == 0,
+            first: frag & IP4_OFFSET == 0,
             ttl: read::<u8>(ctx, l3_off + IP4_TTL)?,
             tos: read::<u8>(ctx, l3_off + IP4_TOS)?,
             tot_len,
@@ -233,7 +233,7 @@ fn parse_ipv4(ctx: &XdpContext, l3_off: usize) -> Result<Packet, PassReason> {
     if (tot_len as usize) < ihl || l3_off + tot_len as usize > ctx.data_end() - ctx.data() {
         return Err(counter::PASS_MALFORMED);
     }
-    if proto == IPPROTO_ICMP && frag & 0x3fff == 0 {
+    if proto == IPPROTO_ICMP && frag & IP4_MF_OFFSET == 0 {
         // Maybe an error about one of our connections: icmp.rs decides.
         return Err(ICMP_CANDIDATE);
     }
@@ -241,7 +241,7 @@ fn parse_ipv4(ctx: &XdpContext, l3_off: usize) -> Result<Packet, PassReason> {
         return Err(counter::PASS_NOT_VIP);
     }
     // A later fragment (non-zero offset) has no ports: frag.rs follows its first fragment.
-    if frag & 0x1fff != 0 {
+    if frag & IP4_OFFSET != 0 {
         return Err(counter::PASS_FRAGMENT);
     }
     let l4_off = l3_off + (ihl & 0x3c);

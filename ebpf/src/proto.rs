@@ -82,7 +82,6 @@ pub const TCPOPT_TIMESTAMP: u8 = 8;
 
 // UDP header fields.
 pub const UDP_HLEN: usize = 8;
-pub const UDP_LEN: usize = 4;
 pub const UDP_CHECK: usize = 6;
 
 /// Offset of the L4 checksum (TCP or UDP).

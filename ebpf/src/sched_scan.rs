@@ -8,7 +8,7 @@
 //! in list order wins a tie.
 
 use ebpf_common::{
-    DestConns, LBLC_EXPIRATION_S, LBLCR_SET_MAX, Lblc, LblcKey, MAX_SCAN_DESTS, SCHED_DH, SCHED_FO,
+    LBLC_EXPIRATION_S, LBLCR_SET_MAX, Lblc, LblcKey, MAX_SCAN_DESTS, SCHED_DH, SCHED_FO,
     SCHED_LBLC, SCHED_LBLCR, SCHED_LC, SCHED_MH, SCHED_NQ, SCHED_OVF, SCHED_SED, SCHED_SH, Service,
     counter,
 };

@@ -74,7 +74,7 @@ use crate::csum;
 use crate::forward;
 use crate::maps::{CONNS, count, setting};
 use crate::parse::{self, Packet, ptr_at};
-use crate::proto::{TCP_ACK, TCP_ACK_SEQ, TCP_DOFF, TCP_RST, TCP_SEQ, TCP_SYN};
+use crate::proto::{IP4_HLEN, IP6_HLEN, TCP_ACK, TCP_ACK_SEQ, TCP_DOFF, TCP_RST, TCP_SEQ, TCP_SYN};
 use crate::stage::{Handoff, Scratch, jump};
 use crate::tcpopt::{self, Opts};
 
@@ -125,7 +125,7 @@ pub fn call(ctx: &XdpContext, pkt: &Packet) -> u32 {
 /// Bytes of the IP header this program's family makes (no options, no extension headers).
 #[inline(always)]
 const fn ip_len<const V6: bool>() -> usize {
-    if V6 { 40 } else { 20 }
+    if V6 { IP6_HLEN } else { IP4_HLEN }
 }
 
 /// The MSS we announce without knowing better, and the kernel's cookie MSS table.

@@ -10,7 +10,7 @@ use aya_ebpf::{macros::map, programs::XdpContext};
 use crate::csum;
 use crate::parse::{Packet, ptr_at};
 use crate::proto::{
-    TCPOPT_EOL as EOL, TCPOPT_MSS as MSS, TCPOPT_NOP as NOP, TCPOPT_SACK as SACK,
+    TCP_WINDOW, TCPOPT_EOL as EOL, TCPOPT_MSS as MSS, TCPOPT_NOP as NOP, TCPOPT_SACK as SACK,
     TCPOPT_SACK_PERM as SACK_PERM, TCPOPT_TIMESTAMP as TIMESTAMP, TCPOPT_WSCALE as WSCALE,
 };
 use crate::stage::Scratch;
@@ -215,7 +215,7 @@ pub fn rescale_window(ctx: &XdpContext, pkt: &Packet, shift: i8) {
         return;
     }
     let (Some(w), Some(check)) = (
-        ptr_at::<u16>(ctx, pkt.l4_off + 14),
+        ptr_at::<u16>(ctx, pkt.l4_off + TCP_WINDOW),
         ptr_at::<u16>(ctx, pkt.l4_off + 16),
     ) else {
         return;

@@ -44,7 +44,9 @@ use crate::csum;
 use crate::forward;
 use crate::maps::{CONNS, DESTS, TX_PORTS, count};
 use crate::parse::{Packet, parse, ptr_at};
-use crate::proto::{IPPROTO_GRE, IPPROTO_ICMPV6, IPPROTO_IPIP, IPPROTO_IPV6};
+use crate::proto::{
+    IP4_DF_BYTE, IP4_FRAG, IPPROTO_GRE, IPPROTO_ICMPV6, IPPROTO_IPIP, IPPROTO_IPV6,
+};
 use crate::stage::{Handoff, jump};
 
 /// Next hop, our source address and the path MTU towards each tunnel real server (by
@@ -185,7 +187,8 @@ pub fn handle(ctx: &XdpContext) -> u32 {
         return xdp_action::XDP_DROP;
     }
     let df = !pkt.is_v6()
-        && ptr_at::<u8>(ctx, pkt.l3_off + 6).is_some_and(|p| unsafe { p.read() } & 0x40 != 0);
+        && ptr_at::<u8>(ctx, pkt.l3_off + IP4_FRAG)
+            .is_some_and(|p| unsafe { p.read() } & IP4_DF_BYTE != 0);
     job.via_kernel = 0;
     if pkt.tot_len as u32 > mtu {
         if df || pkt.is_v6() || outer6 {
@@ -592,7 +595,8 @@ fn too_big(ctx: &XdpContext, pkt: &Packet, mtu: u32) -> u32 {
     } else {
         // Without DF (only an IPv6 outer header gets here, see `handle`): IPVS fragments the
         // outer packet; we cannot.
-        let df = ptr_at::<u8>(ctx, pkt.l3_off + 6).is_some_and(|p| unsafe { p.read() } & 0x40 != 0);
+        let df = ptr_at::<u8>(ctx, pkt.l3_off + IP4_FRAG)
+            .is_some_and(|p| unsafe { p.read() } & IP4_DF_BYTE != 0);
         df && frag_needed_v4(ctx, pkt, mtu)
     };
     if !sent {

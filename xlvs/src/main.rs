@@ -221,6 +221,21 @@ fn status(opts: &Options) -> Result<()> {
             .unwrap_or_else(|| "?".into()),
         prog.jited_bytes
     );
+    // Every stage's verified instructions against the verifier's limit: the headroom left
+    // for changes to the packet path.
+    if let Ok(stages) = dataplane::loader::stage_status(&opts.pin_dir) {
+        for s in stages {
+            let insns = s.verified_insns.unwrap_or(0);
+            println!(
+                "  {:<14} id {:<6} {:>7} verified insns ({:>4.1}% of the limit), {} bytes jited",
+                s.name,
+                s.id,
+                insns,
+                insns as f64 * 100.0 / dataplane::loader::VERIFIER_LIMIT as f64,
+                s.jited_bytes
+            );
+        }
+    }
     println!(
         "timers      {}",
         if dataplane::timers::running(&opts.pin_dir) {

@@ -453,6 +453,20 @@ pub fn run(rounds: usize) -> Result<()> {
     println!(
         "reference (Katran's XDP program, default options, 4M-entry per-CPU LRU tables, its new-flow rate limit raised so every new flow is inserted; measured here the same way): floor 78-79 ns; established hit +139..+155 ns; new flow +639..+714 ns; non-VIP +50..+60 ns"
     );
+    // The verifier's budget each program of the packet path uses (limit: 1M per program).
+    println!(
+        "verified instructions per program (limit {}):",
+        dataplane::loader::VERIFIER_LIMIT
+    );
+    for st in dataplane::loader::stage_status(&opts.pin_dir)? {
+        let insns = st.verified_insns.unwrap_or(0);
+        println!(
+            "  {:<16} {:>8} ({:>4.1}%)",
+            st.name,
+            insns,
+            insns as f64 * 100.0 / dataplane::loader::VERIFIER_LIMIT as f64
+        );
+    }
     if filtered {
         return Ok(());
     }
