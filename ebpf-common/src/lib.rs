@@ -7,6 +7,7 @@
 #![no_std]
 
 pub mod csum;
+pub mod tcp_state;
 
 // ---------------------------------------------------------------------------------------------
 // Limits
@@ -518,12 +519,7 @@ pub const SP_WSCALE: u8 = 0x4;
 /// permitted, bit 5 unused (the kernel's ECN bit: ECN is not negotiated), bits 6-7 (ours) the
 /// index of the client's MSS in [`SYNPROXY_MSS_TABLE`] (IPv6: [`SYNPROXY_MSS_TABLE6`]; the
 /// kernel's cookie MSS tables).
-pub mod synproxy_ts {
-    pub const BITS: u32 = 8;
-    pub const WSCALE_MASK: u32 = 0xf;
-    pub const SACK: u32 = 1 << 4;
-    pub const MSS_SHIFT: u32 = 6;
-}
+pub mod synproxy_ts;
 /// The kernel's IPv4 syncookie MSS table (`msstab`): the MSS a cookie can encode.
 pub const SYNPROXY_MSS_TABLE: [u16; 4] = [536, 1300, 1440, 1460];
 /// The kernel's IPv6 syncookie MSS table (net/ipv6/syncookies.c `msstab`: 1280, 1480, 1500

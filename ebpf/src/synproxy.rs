@@ -63,11 +63,12 @@ use aya_ebpf::{
 };
 use ebpf_common::{
     CONN_F_REPLY, CONN_F_SEQADJ, CONN_F_SYNPROXY, Conn, FWD_FULLNAT, FlowKey, S_ESTABLISHED,
-    SP_SACK, SP_TS, SP_WSCALE, SYNPROXY_MSS, SYNPROXY_MSS_TABLE, SYNPROXY_MSS_TABLE6,
-    SYNPROXY_MSS6, SYNPROXY_WSCALE, config, counter, synproxy_ts,
+    SYNPROXY_MSS, SYNPROXY_MSS_TABLE, SYNPROXY_MSS_TABLE6, SYNPROXY_MSS6, SYNPROXY_WSCALE, config,
+    counter, synproxy_ts,
 };
 
 use aya_ebpf::macros::map;
+use ebpf_common::synproxy_ts::{Negotiated, negotiate};
 use ebpf_common::{Stage, client_key_of};
 
 use crate::csum;
@@ -264,21 +265,12 @@ fn cookie_synack<const V6: bool>(ctx: &XdpContext, pkt: &Packet, o: &Opts, now: 
     opts[..4].copy_from_slice(&[2, 4, m[0], m[1]]);
     let n = if let Some(their_ts) = client_tsval {
         // The client's options ride in the low bits of our TSval (it echoes them back).
-        let mut idx = 0u32;
-        let mut i = 1;
-        while i < 4 {
-            if cookie_mss >= table[i] {
-                idx = i as u32;
-            }
-            i += 1;
-        }
-        let mut bits = (o.wscale as u32 & synproxy_ts::WSCALE_MASK)
-            | (idx << synproxy_ts::MSS_SHIFT)
-            | (1 << 5);
-        if o.sack_ok {
-            bits |= synproxy_ts::SACK;
-        }
-        let ours = (((now >> 20) as u32) & !((1 << synproxy_ts::BITS) - 1)) | bits;
+        let ours = synproxy_ts::encode(
+            (now >> 20) as u32,
+            o.wscale,
+            o.sack_ok,
+            synproxy_ts::mss_index(cookie_mss, &table),
+        );
         let (a, b) = if o.sack_ok { (4, 2) } else { (1, 1) };
         opts[4] = a;
         opts[5] = b;
@@ -631,59 +623,6 @@ fn append_zero_byte<const V6: bool>(ctx: &XdpContext, pkt: &Packet, n: usize) ->
     let tcp_check = csum::replace2(tcp_check, word(n), word(n + 1));
     tcp[16..18].copy_from_slice(&tcp_check.to_ne_bytes());
     true
-}
-
-/// What the two handshakes agreed, as the translation needs it.
-struct Negotiated {
-    ts_delta: u32,
-    sp_opts: u8,
-    win_shift_out: i8,
-    win_shift_in: i8,
-    /// The scale the real applies to our (the client's) windows.
-    ack_window_shift: u32,
-}
-
-impl Negotiated {
-    const NONE: Negotiated = Negotiated {
-        ts_delta: 0,
-        sp_opts: 0,
-        win_shift_out: 0,
-        win_shift_in: 0,
-        ack_window_shift: 0,
-    };
-}
-
-/// From our SYN-ACK's TSval (`ours`: the client's options; 0 = the client sent no timestamps)
-/// and the real's SYN-ACK (timestamps, its TSval, its window scale, 0xf = none).
-/// Window rule: the client was promised scale 7, so a real announcing scale r has its window
-/// fields shifted by r - 7 towards the client (left saturating, or right rounding down); a real
-/// refusing window scaling (r = 0 for its own windows) reads the client's windows unscaled, so
-/// those are shifted left by the client's scale.
-#[inline(always)]
-fn negotiate(ours: u32, real_ts: bool, real_tsval: u32, real_ws: u8) -> Negotiated {
-    let mut n = Negotiated::NONE;
-    if ours == 0 {
-        return n;
-    }
-    if real_ts {
-        n.sp_opts |= SP_TS;
-        n.ts_delta = ours.wrapping_sub(real_tsval);
-    }
-    if ours & synproxy_ts::SACK != 0 {
-        n.sp_opts |= SP_SACK;
-    }
-    let client_ws = (ours & synproxy_ts::WSCALE_MASK) as u8;
-    if client_ws != 0xf {
-        n.sp_opts |= SP_WSCALE;
-        if real_ws != 0xf {
-            n.win_shift_out = real_ws as i8 - SYNPROXY_WSCALE as i8;
-            n.ack_window_shift = client_ws as u32 & 15;
-        } else {
-            n.win_shift_out = -(SYNPROXY_WSCALE as i8);
-            n.win_shift_in = client_ws as i8;
-        }
-    }
-    n
 }
 
 /// The handshake with the real server is over: both entries get the translation.
