@@ -4,15 +4,13 @@
 //! created BPF_F_MMAPABLE and mapped here, and every change is an atomic operation on the shared
 //! memory.
 
-use std::os::fd::AsFd;
 use std::path::Path;
-use std::ptr::NonNull;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use aya::maps::MapData;
 use ebpf_common::{DestConns, maps as names};
 
-use crate::error::{Error, Result};
+use crate::error::Result;
+use crate::shared::SharedArray;
 
 /// DestConns, field by field, as atomics over the shared mapping.
 #[repr(C)]
@@ -25,53 +23,16 @@ struct Shared {
 
 const _: () = assert!(std::mem::size_of::<Shared>() == std::mem::size_of::<DestConns>());
 
-pub struct DestConnsMap {
-    base: NonNull<Shared>,
-    entries: u32,
-    len: usize,
-    /// Keeps the map alive while mapped.
-    _map: MapData,
-}
-
-// The mapping is plain shared memory accessed only through atomics.
-unsafe impl Send for DestConnsMap {}
-unsafe impl Sync for DestConnsMap {}
+pub struct DestConnsMap(SharedArray<Shared>);
 
 impl DestConnsMap {
     pub fn open(dir: &Path) -> Result<DestConnsMap> {
-        let path = dir.join(names::DEST_CONNS);
-        let unavailable =
-            |e: String| Error::Unavailable(format!("pinned map {}: {e}", path.display()));
-        let map = MapData::from_pin(&path).map_err(|e| unavailable(e.to_string()))?;
-        let info = map.info().map_err(|e| unavailable(e.to_string()))?;
-        if info.value_size() as usize != std::mem::size_of::<DestConns>() {
-            return Err(unavailable("unexpected layout".into()));
-        }
-        let entries = info.max_entries();
-        let len = entries as usize * std::mem::size_of::<DestConns>();
-        // SAFETY: a fresh shared mapping of the whole array; the kernel checks size and flags.
-        let ptr = unsafe {
-            nix::sys::mman::mmap(
-                None,
-                std::num::NonZeroUsize::new(len).ok_or_else(|| unavailable("empty".into()))?,
-                nix::sys::mman::ProtFlags::PROT_READ | nix::sys::mman::ProtFlags::PROT_WRITE,
-                nix::sys::mman::MapFlags::MAP_SHARED,
-                map.fd().as_fd(),
-                0,
-            )
-        }
-        .map_err(|e| unavailable(format!("cannot map it: {e}")))?;
-        Ok(DestConnsMap {
-            base: ptr.cast(),
-            entries,
-            len,
-            _map: map,
-        })
+        SharedArray::open(dir, names::DEST_CONNS, std::mem::size_of::<DestConns>())
+            .map(DestConnsMap)
     }
 
     fn slot(&self, id: u32) -> Option<&Shared> {
-        // SAFETY: in bounds of the mapping, which lives as long as self.
-        (id < self.entries).then(|| unsafe { &*self.base.as_ptr().add(id as usize) })
+        self.0.slot(id)
     }
 
     /// The counts of destination `id` (active, inactive, overloaded); negative transients read 0.
@@ -139,15 +100,6 @@ impl DestConnsMap {
         };
         if clear {
             s.overloaded.store(0, Ordering::Relaxed);
-        }
-    }
-}
-
-impl Drop for DestConnsMap {
-    fn drop(&mut self) {
-        // SAFETY: the mapping made in open, unmapped once.
-        unsafe {
-            let _ = nix::sys::mman::munmap(self.base.cast(), self.len);
         }
     }
 }

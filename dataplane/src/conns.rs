@@ -19,13 +19,13 @@ pub(crate) fn now_ns() -> u64 {
     crate::estimator::clock_ns(libc::CLOCK_MONOTONIC_COARSE)
 }
 
-/// Every CLIENT entry, and when each REPLY entry was last seen (by its key).
-pub(crate) type Walk = (Vec<(FlowKey, Conn)>, HashMap<FlowKey, u64>);
+/// Every CLIENT entry, and every REPLY entry by its key.
+pub(crate) type Walk = (Vec<(FlowKey, Conn)>, HashMap<FlowKey, Conn>);
 
 /// One pass over the connection table.
 pub(crate) fn walk(maps: &Maps) -> Result<Walk> {
     let mut clients = Vec::new();
-    let mut reply_seen: HashMap<FlowKey, u64> = HashMap::new();
+    let mut replies: HashMap<FlowKey, Conn> = HashMap::new();
     for item in maps.conns.iter() {
         let (k, v) = match item {
             Ok(kv) => kv,
@@ -34,25 +34,24 @@ pub(crate) fn walk(maps: &Maps) -> Result<Walk> {
             Err(e) => return Err(err("read CONNS", e)),
         };
         if v.flags & CONN_F_REPLY != 0 {
-            reply_seen.insert(k, v.last_seen);
+            replies.insert(k, v);
         } else {
             clients.push((k, v));
         }
     }
-    Ok((clients, reply_seen))
+    Ok((clients, replies))
 }
 
 /// Live connections: (client key, client entry, seconds left); the entry's `last_seen` is the
 /// later of both directions'.
 pub(crate) fn live(maps: &Maps) -> Result<Vec<(FlowKey, Conn, u32)>> {
     let now = now_ns();
-    let (clients, reply_seen) = walk(maps)?;
+    let (clients, replies) = walk(maps)?;
     let mut out = Vec::with_capacity(clients.len());
     for (k, v) in clients {
-        let seen = reply_seen
+        let seen = replies
             .get(&reply_key_of(&v, &k))
-            .copied()
-            .unwrap_or(0)
+            .map_or(0, |r| r.last_seen)
             .max(v.last_seen);
         let age = now.saturating_sub(seen);
         let timeout = v.timeout as u64 * 1_000_000_000;
@@ -187,11 +186,33 @@ pub fn per_laddr_counts(maps: &Maps) -> Result<HashMap<(u32, [u32; 4]), u64>> {
     Ok(counts)
 }
 
-/// Connections the table holds (two entries each).
-pub fn capacity(maps: &Maps) -> u32 {
+/// Writes a connection-table entry from user space, counting it when it is new (see
+/// [`crate::fill`]).
+pub(crate) fn insert(maps: &mut Maps, key: FlowKey, conn: Conn) -> Result<()> {
+    const BPF_NOEXIST: u64 = 1;
+    match maps.conns.insert(key, conn, BPF_NOEXIST) {
+        Ok(()) => {
+            maps.conn_fill.add(1);
+            Ok(())
+        }
+        // There already: replaced, not added.
+        Err(_) => maps
+            .conns
+            .insert(key, conn, 0)
+            .map_err(|e| err("write CONNS", e)),
+    }
+}
+
+/// Entries the table holds before it is full (its size less the LRU's headroom).
+pub fn capacity_entries(maps: &Maps) -> u32 {
     maps.conns
         .map()
         .info()
-        .map(|i| i.max_entries() / 2)
-        .unwrap_or(c::DEFAULT_MAX_CONNS)
+        .map(|i| i.max_entries().saturating_sub(crate::fill::lru_headroom()))
+        .unwrap_or(c::DEFAULT_MAX_CONNS * 2)
+}
+
+/// Connections the table holds (two entries each).
+pub fn capacity(maps: &Maps) -> u32 {
+    capacity_entries(maps) / 2
 }

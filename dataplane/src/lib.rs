@@ -20,6 +20,7 @@ pub mod conncount;
 pub mod conns;
 pub mod error;
 pub mod estimator;
+pub mod fill;
 pub mod fwmark;
 pub mod fwmark_import;
 pub mod fwmark_nft;
@@ -31,6 +32,7 @@ pub mod neigh;
 mod pins;
 mod pool;
 pub mod sched;
+mod shared;
 pub mod stats;
 pub mod sync;
 mod tables;
@@ -46,6 +48,20 @@ pub use loader::{ProgramStatus, attach, attached, detach, ensure_loaded, reload,
 use lock::WriteLock;
 use maps::Maps;
 use tables::Snapshot;
+
+/// For commands that print and exit: a closed stdout (`xlvs status | head`) ends the process
+/// quietly, as it ends C tools, instead of a panic in `println!`. Rust ignores SIGPIPE, so the
+/// write fails with EPIPE and printing panics; the default disposition restores the usual end.
+/// Not for daemons, whose sockets and pipes must survive a peer that went away.
+pub fn exit_quietly_on_closed_pipe() {
+    // SAFETY: setting a signal's disposition to its default has no memory-safety concerns.
+    unsafe {
+        let _ = nix::sys::signal::signal(
+            nix::sys::signal::Signal::SIGPIPE,
+            nix::sys::signal::SigHandler::SigDfl,
+        );
+    }
+}
 
 /// Where the data plane lives and how big its connection table is.
 #[derive(Clone, Debug)]

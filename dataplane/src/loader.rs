@@ -1,9 +1,16 @@
 //! Loading the XDP program, pinning it and its maps, and attaching it to interfaces.
 //!
 //! Everything lives under the pin directory (default /sys/fs/bpf/xlvs): the maps by name, the
-//! program as `prog_xlvs`, and one bpf_link per attached interface under `links/IFNAME`. Pins
-//! keep the program attached and the tables alive after the process that made them exits; a
-//! later process adopts them.
+//! program as `prog_xlvs`, its tail-call array as `JUMP_<program id>`, and one bpf_link per
+//! attached interface under `links/IFNAME`. Pins keep the program attached and the tables alive
+//! after the process that made them exits; a later process adopts them.
+//!
+//! Each loaded version of the program has its own tail-call array, filled with that version's
+//! stages: a reload swaps the main program on every interface while packets in flight finish
+//! their whole path (main program, new-connection stage, scheduler, forwarding) in the version
+//! they started in, with the hand-off state between stages of that version. (One shared array,
+//! refilled stage by stage, sent a packet from an old stage into a new one that read what the
+//! old one had not written: connections opened during a reload went to two different reals.)
 
 use std::ffi::CString;
 use std::fs;
@@ -37,6 +44,23 @@ fn link_pin(dir: &Path, ifname: &str) -> PathBuf {
 /// True when the program and every map are pinned under `dir`.
 pub fn is_loaded(dir: &Path) -> bool {
     prog_pin(dir).exists() && names::ALL.iter().all(|m| dir.join(m).exists())
+}
+
+/// The pins of tail-call arrays under `dir` (this build's `JUMP_<id>` and an older build's
+/// `JUMP`).
+fn jump_pins(dir: &Path) -> Vec<PathBuf> {
+    fs::read_dir(dir)
+        .map(|rd| {
+            rd.filter_map(|e| e.ok())
+                .filter(|e| {
+                    let name = e.file_name();
+                    let name = name.to_string_lossy();
+                    name == names::JUMP || name.starts_with(names::JUMP_PIN_PREFIX)
+                })
+                .map(|e| e.path())
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 /// Makes sure the program and its maps exist and are pinned, loading them if needed.
@@ -73,8 +97,40 @@ fn load_and_pin(opts: &Options) -> Result<()> {
     if !pin.exists() {
         prog.pin(&pin)
             .map_err(|e| Error::Unavailable(format!("cannot pin {}: {e}", pin.display())))?;
+        // Tail-call arrays of a program no longer pinned are nobody's.
+        for stale in jump_pins(dir) {
+            let _ = fs::remove_file(stale);
+        }
+        pin_jump(&mut ebpf, dir)?;
     }
     Ok(())
+}
+
+/// Pins the loaded version's tail-call array as `JUMP_<main program id>`: a pin keeps its
+/// entries (the kernel empties a program array when the last user-space reference goes).
+fn pin_jump(ebpf: &mut aya::Ebpf, dir: &Path) -> Result<PathBuf> {
+    let id = main_program(ebpf)?
+        .info()
+        .map_err(|e| Error::Unavailable(format!("cannot read program info: {e}")))?
+        .id();
+    let path = dir.join(format!("{}{id}", names::JUMP_PIN_PREFIX));
+    let map = ebpf
+        .map_mut(names::JUMP)
+        .ok_or_else(|| Error::Unavailable("object has no JUMP map".into()))?;
+    let data = match map {
+        aya::maps::Map::ProgramArray(d) => d,
+        _ => return Err(Error::Unavailable("JUMP is not a program array".into())),
+    };
+    data.pin(&path)
+        .map_err(|e| Error::Unavailable(format!("cannot pin {}: {e}", path.display())))?;
+    Ok(path)
+}
+
+fn main_program(ebpf: &mut aya::Ebpf) -> Result<&mut Xdp> {
+    ebpf.program_mut(PROGRAM_NAME)
+        .ok_or_else(|| Error::Unavailable("object has no xlvs program".into()))?
+        .try_into()
+        .map_err(|e| Error::Unavailable(format!("xlvs is not an XDP program: {e}")))
 }
 
 /// Loads the object with its maps pinned under the pin directory (existing pins are adopted).
@@ -87,8 +143,13 @@ pub(crate) fn load_object(opts: &Options) -> Result<aya::Ebpf> {
     let kept_config = crate::pins::reconcile(&opts.pin_dir)?;
     let mut ebpf = EbpfLoader::new()
         .default_map_pin_directory(&opts.pin_dir)
-        // Two entries per connection, one per direction.
-        .map_max_entries(names::CONNS, opts.max_conns.saturating_mul(2))
+        // Two entries per connection, one per direction, and the LRU's headroom.
+        .map_max_entries(
+            names::CONNS,
+            opts.max_conns
+                .saturating_mul(2)
+                .saturating_add(crate::fill::lru_headroom()),
+        )
         .load(PROGRAM_OBJECT)
         .map_err(|e| load_error(format!("cannot load the XDP program: {e}"), &e))?;
     crate::pins::restore_config(&mut ebpf, &kept_config)?;
@@ -98,20 +159,10 @@ pub(crate) fn load_object(opts: &Options) -> Result<aya::Ebpf> {
 /// Loads the object's programs into the kernel (tail-call targets installed) and returns the main
 /// one.
 fn load_programs(ebpf: &mut aya::Ebpf) -> Result<&mut Xdp> {
-    let prog: &mut Xdp = ebpf
-        .program_mut(PROGRAM_NAME)
-        .ok_or_else(|| Error::Unavailable("object has no xlvs program".into()))?
-        .try_into()
-        .map_err(|e| Error::Unavailable(format!("xlvs is not an XDP program: {e}")))?;
-    load_retrying(prog)
+    load_retrying(main_program(ebpf)?)
         .map_err(|e| Error::Unavailable(format!("the kernel rejected the XDP program: {e}")))?;
     install_tail_calls(ebpf)?;
-    let prog: &mut Xdp = ebpf
-        .program_mut(PROGRAM_NAME)
-        .ok_or_else(|| Error::Unavailable("object has no xlvs program".into()))?
-        .try_into()
-        .map_err(|e| Error::Unavailable(format!("xlvs is not an XDP program: {e}")))?;
-    Ok(prog)
+    main_program(ebpf)
 }
 
 /// Loads a program, again when the verifier gave up with EAGAIN: it does when a signal arrives
@@ -131,8 +182,8 @@ fn load_retrying(prog: &mut Xdp) -> std::result::Result<(), aya::programs::Progr
     }
 }
 
-/// Loads the programs the main one tail-calls and puts them in the (pinned) JUMP array, where the
-/// kernel keeps them alive.
+/// Loads the programs the main one tail-calls and puts them in this version's JUMP array, where
+/// the kernel keeps them alive.
 fn install_tail_calls(ebpf: &mut aya::Ebpf) -> Result<()> {
     for stage in ebpf_common::Stage::ALL {
         let (slot, name) = (stage.slot(), stage.name());
@@ -173,26 +224,28 @@ fn load_error(text: String, e: &aya::EbpfError) -> Error {
     Error::Unavailable(msg)
 }
 
-/// Loading XDP needs CAP_BPF + CAP_NET_ADMIN + CAP_PERFMON (or CAP_SYS_ADMIN): say so up front
-/// instead of failing halfway through map creation.
-fn check_privileges() -> Result<()> {
+/// Whether this process may load and use the data plane: CAP_NET_ADMIN and CAP_BPF +
+/// CAP_PERFMON (or CAP_SYS_ADMIN), as root has them. (`None` when it cannot tell.)
+pub fn has_privileges() -> Option<bool> {
     const CAP_NET_ADMIN: u32 = 12;
     const CAP_SYS_ADMIN: u32 = 21;
     const CAP_PERFMON: u32 = 38;
     const CAP_BPF: u32 = 39;
-    let status = fs::read_to_string("/proc/self/status").unwrap_or_default();
-    let Some(eff) = status
+    let status = fs::read_to_string("/proc/self/status").ok()?;
+    let eff = status
         .lines()
         .find_map(|l| l.strip_prefix("CapEff:"))
-        .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
-    else {
-        return Ok(()); // cannot tell: let the kernel decide
-    };
+        .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())?;
     let has = |cap: u32| eff & (1u64 << cap) != 0;
-    let ok = has(CAP_NET_ADMIN) && (has(CAP_SYS_ADMIN) || (has(CAP_BPF) && has(CAP_PERFMON)));
-    if !ok {
+    Some(has(CAP_NET_ADMIN) && (has(CAP_SYS_ADMIN) || (has(CAP_BPF) && has(CAP_PERFMON))))
+}
+
+/// Loading XDP needs CAP_BPF + CAP_NET_ADMIN + CAP_PERFMON (or CAP_SYS_ADMIN): say so up front
+/// instead of failing halfway through map creation.
+fn check_privileges() -> Result<()> {
+    if has_privileges() == Some(false) {
         return Err(Error::Unavailable(
-            "permission denied: loading the XDP data plane needs root \
+            "Permission denied: loading the XDP data plane needs root \
              (CAP_BPF, CAP_NET_ADMIN and CAP_PERFMON)"
                 .into(),
         ));
@@ -334,21 +387,27 @@ pub fn detach(opts: &Options, ifnames: &[String]) -> Result<Vec<String>> {
 }
 
 /// Replaces the running program by this build's, keeping every table and connection: the new
-/// program is loaded against the pinned maps and swapped into each interface's link atomically
-/// (bpf_link_update), so no packet meets a detached interface. Returns the interfaces switched.
+/// program is loaded against the pinned maps with its own tail-call array and swapped into each
+/// interface's link atomically (bpf_link_update), so no packet meets a detached interface and
+/// every packet runs all its stages in one version. The old version's tail-call array is
+/// released once packets still in it are done. Returns the interfaces switched.
 pub fn reload(opts: &Options) -> Result<Vec<String>> {
     let dir = &opts.pin_dir;
-    if !is_loaded(dir) {
+    // (Not is_loaded: an older build's tables may lack maps this build adds; loading makes them.)
+    if !prog_pin(dir).exists() {
         return Err(Error::Unavailable(format!(
             "nothing to reload: {} holds no xlvs program",
             dir.display()
         )));
     }
     check_privileges()?;
+    let old_jumps = jump_pins(dir);
+    let mut ebpf = load_object(opts)?;
     // Tables of another layout cannot be adopted by this program.
     Maps::open(dir)?;
-    let mut ebpf = load_object(opts)?;
-    let prog = load_programs(&mut ebpf)?;
+    load_programs(&mut ebpf)?;
+    let new_jump = pin_jump(&mut ebpf, dir)?;
+    let prog = main_program(&mut ebpf)?;
     let mut switched = Vec::new();
     for name in attached(dir) {
         let pin = link_pin(dir, &name);
@@ -377,6 +436,12 @@ pub fn reload(opts: &Options) -> Result<Vec<String>> {
     let _ = fs::remove_file(&pin);
     prog.pin(&pin)
         .map_err(|e| Error::Unavailable(format!("cannot pin {}: {e}", pin.display())))?;
+    // A packet runs its stages within one NAPI poll (microseconds); this is ample for the
+    // last ones that entered the old version to leave it before its stages go.
+    std::thread::sleep(std::time::Duration::from_millis(50));
+    for old in old_jumps.iter().filter(|p| **p != new_jump) {
+        let _ = fs::remove_file(old);
+    }
     Ok(switched)
 }
 
@@ -425,11 +490,18 @@ pub struct StageStatus {
 /// The verifier's limit on processed instructions per program.
 pub const VERIFIER_LIMIT: u32 = 1_000_000;
 
-/// Every stage program installed in the pinned JUMP array (the attached program is `Main`), in
-/// the order a packet meets them; a stage whose slot is empty is left out.
+/// The pin of the running version's tail-call array (`JUMP_<id>` of the pinned program).
+pub fn running_jump_pin(dir: &Path) -> Result<PathBuf> {
+    let running = program_status(dir)?.id;
+    Ok(dir.join(format!("{}{running}", names::JUMP_PIN_PREFIX)))
+}
+
+/// Every stage program installed in the running version's tail-call array (`JUMP_<id>` of the
+/// pinned program; the attached program is `Main`), in the order a packet meets them; a stage
+/// whose slot is empty is left out.
 pub fn stage_status(dir: &Path) -> Result<Vec<StageStatus>> {
     use std::os::fd::{AsFd, AsRawFd};
-    let path = dir.join(names::JUMP);
+    let path = running_jump_pin(dir)?;
     let jump = aya::maps::MapData::from_pin(&path)
         .map_err(|e| Error::Unavailable(format!("cannot open {}: {e}", path.display())))?;
     let mut ids = Vec::new();
@@ -479,6 +551,9 @@ pub fn unload(opts: &Options) -> Result<()> {
     detach(opts, &[])?;
     for name in names::ALL.iter().copied().chain([PIN_PROG]) {
         let _ = fs::remove_file(dir.join(name));
+    }
+    for jump in jump_pins(dir) {
+        let _ = fs::remove_file(jump);
     }
     let _ = fs::remove_dir(dir.join(PIN_LINKS_DIR));
     fs::remove_dir(dir).map_err(|e| Error::map(format!("remove {}", dir.display()), e))?;

@@ -10,6 +10,7 @@ use ebpf_common::{
 };
 
 use crate::conncount::DestConnsMap;
+use crate::fill::ConnFillMap;
 
 use crate::error::{Error, Result};
 
@@ -36,6 +37,7 @@ pub struct Maps {
     pub acl: HashMap<MapData, AclKey, u32>,
     pub acl_state: Array<MapData, u32>,
     pub dest_conns: DestConnsMap,
+    pub conn_fill: ConnFillMap,
     pub lblc: HashMap<MapData, LblcKey, Lblc>,
     pub fwmark_class: LpmTrie<MapData, FwmarkPrefix, FwmarkRules>,
     pub fwmark_rules: HashMap<MapData, FwmarkRuleKey, u32>,
@@ -84,6 +86,7 @@ impl Maps {
             acl: m!(names::ACL, HashMap),
             acl_state: m!(names::ACL_STATE, Array),
             dest_conns: DestConnsMap::open(dir)?,
+            conn_fill: ConnFillMap::open(dir)?,
             lblc: m!(names::LBLC, LruHashMap),
             fwmark_class: m!(names::FWMARK_CLASS, LpmTrie),
             fwmark_rules: m!(names::FWMARK_RULES, HashMap),

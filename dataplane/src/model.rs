@@ -436,6 +436,9 @@ pub struct PathSettings {
     /// reach a real server. The data of that segment is dropped (XDP cannot hold it) and the
     /// client sends it again after its retransmission timeout. Default off.
     pub synproxy_defer: bool,
+    /// What a full connection table does with a new connection (see [`crate::fill`]). Default
+    /// evict.
+    pub table_full: crate::fill::TableFull,
 }
 
 impl Default for PathSettings {
@@ -445,6 +448,7 @@ impl Default for PathSettings {
             frag_drop: false,
             no_service_drop: false,
             synproxy_defer: false,
+            table_full: crate::fill::TableFull::Evict,
         }
     }
 }

@@ -1,7 +1,8 @@
-//! Pinned maps left by an earlier build whose size this build changed (more counters, settings
-//! or tail-call slots): adopting them as they are would make every access past their end fail.
-//! These arrays only hold counters, program references and settings: they are made anew
-//! (counters restart at zero; the settings are carried over). The other maps are sized by
+//! Pinned maps left by an earlier build whose size this build changed (more counters or
+//! settings): adopting them as they are would make every access past their end fail. These
+//! arrays only hold counters and settings: they are made anew (counters restart at zero; the
+//! settings are carried over). (Tail-call arrays belong to one loaded version each, see
+//! loader.rs.) The other maps are sized by
 //! limits that do not change between builds, or by options (the connection table).
 
 use std::path::Path;
@@ -12,10 +13,9 @@ use ebpf_common::maps as names;
 use crate::error::{Error, Result};
 
 /// (map, entries this build needs).
-const RESIZABLE: [(&str, u32); 3] = [
+const RESIZABLE: [(&str, u32); 2] = [
     (names::COUNTERS, ebpf_common::counter::COUNT),
     (names::CONFIG, ebpf_common::config::COUNT),
-    (names::JUMP, ebpf_common::JUMP_SLOTS),
 ];
 
 /// Entries of a pinned map, if it is pinned.

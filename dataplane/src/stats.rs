@@ -18,7 +18,7 @@ pub fn read(map: &PerCpuArray<MapData, c::Stats>, index: u32) -> Result<Stats> {
 }
 
 /// Number of possible CPUs (read from sysfs once per process).
-fn nr_cpus() -> Result<usize> {
+pub(crate) fn nr_cpus() -> Result<usize> {
     static N: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
     if let Some(n) = N.get() {
         return Ok(*n);
@@ -52,7 +52,7 @@ pub fn counters(maps: &Maps) -> Result<Vec<u64>> {
 pub const COUNTER_NAMES: [(u32, &str); counter::NAMES.len()] = counter::NAMES;
 
 /// How full the main tables are.
-#[derive(Clone, Copy, Debug, Default)]
+#[derive(Clone, Copy, Debug)]
 pub struct Fill {
     pub services: u32,
     pub services_max: u32,
@@ -60,6 +60,13 @@ pub struct Fill {
     pub dests_max: u32,
     pub conns: u32,
     pub conns_max: u32,
+    /// Entries the connection table holds (two per NAT/FULLNAT connection), as counted.
+    pub conn_entries: u64,
+    /// Entries of the connection table's capacity.
+    pub conn_entries_max: u64,
+    /// Entries the full table evicted since it was made.
+    pub conn_evicted: u64,
+    pub table_full: crate::fill::TableFull,
 }
 
 pub fn fill(maps: &Maps) -> Result<Fill> {
@@ -70,6 +77,10 @@ pub fn fill(maps: &Maps) -> Result<Fill> {
         dests_max: c::MAX_DESTS,
         conns: maps.conns.keys().count() as u32 / 2,
         conns_max: crate::conns::capacity(maps),
+        conn_entries: maps.conn_fill.entries(),
+        conn_entries_max: crate::conns::capacity_entries(maps) as u64,
+        conn_evicted: maps.conn_fill.evicted(),
+        table_full: maps.conn_fill.policy(),
     })
 }
 

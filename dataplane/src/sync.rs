@@ -374,13 +374,9 @@ fn connection(
             flags: CONN_F_REPLY,
             ..Default::default()
         };
-        maps.conns
-            .insert(reply_key, reply, 0)
-            .map_err(|e| err("write CONNS", e))?;
+        crate::conns::insert(maps, reply_key, reply)?;
     }
-    maps.conns
-        .insert(key, client, 0)
-        .map_err(|e| err("write CONNS", e))?;
+    crate::conns::insert(maps, key, client)?;
     report.inserted += 1;
     Ok(())
 }

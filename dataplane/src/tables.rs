@@ -880,6 +880,7 @@ pub fn path_settings(maps: &Maps) -> Result<PathSettings> {
         frag_drop: on(c::config::FRAG_DROP)?,
         no_service_drop: on(c::config::NO_SERVICE_DROP)?,
         synproxy_defer: on(c::config::SYNPROXY_DEFER)?,
+        table_full: maps.conn_fill.policy(),
     })
 }
 
@@ -894,6 +895,8 @@ pub fn set_path_settings(maps: &mut Maps, p: &PathSettings) -> Result<()> {
             .set(index, on as u32, 0)
             .map_err(|e| err("write CONFIG", e))?;
     }
+    let capacity = crate::conns::capacity_entries(maps) as u64;
+    maps.conn_fill.set_policy(p.table_full, capacity);
     Ok(())
 }
 

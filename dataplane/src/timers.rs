@@ -1,8 +1,11 @@
 //! IPVS' timers, which an XDP program does not have: a connection whose state timeout passed
 //! without a packet is freed (both entries), its destination's connection count goes down (and
 //! the overload flag of the thresholds may lift), and the counts are checked against the table
-//! so nothing drifts (entries the LRU evicted were never taken off). Rates are sampled too, so
-//! `--rate` follows IPVS' 2-second estimator even when nobody lists.
+//! so nothing drifts (entries the LRU evicted were never taken off). The table's entry count is
+//! checked the same way: what the count has beyond the table's entries was evicted (counted),
+//! and an entry whose other half was evicted is marked for the packet path, which resets that
+//! end on its next segment. Rates are sampled too, so `--rate` follows IPVS' 2-second estimator
+//! even when nobody lists.
 //!
 //! One process per pin directory runs the ticks ([`run`], started by `xlvs attach` or the
 //! keepalived daemon): a lock file keeps a second one idle, since two correctors would correct
@@ -13,7 +16,10 @@ use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use ebpf_common::{self as c, CONN_F_COUNTED, Conn, reply_key_of};
+use ebpf_common::{
+    self as c, CONN_F_COUNTED, CONN_F_ORPHAN, Conn, FWD_FULLNAT, FWD_MASQ, FlowKey, client_key_of,
+    reply_key_of,
+};
 
 use crate::error::{Error, Result};
 use crate::maps::Maps;
@@ -30,7 +36,17 @@ pub struct Tick {
     pub live: u64,
     /// Destinations whose counts were corrected from the table.
     pub corrected: u64,
+    /// Table entries the LRU evicted since the last tick.
+    pub evicted: u64,
+    /// TCP entries whose other half is gone, marked to be reset (or removed when idle).
+    pub orphans: u64,
 }
+
+/// Map update flag: only if the key exists.
+const BPF_EXIST: u64 = 2;
+
+/// An orphaned TCP entry nobody sent anything through for this long is removed: its end is gone.
+const ORPHAN_IDLE_NS: u64 = 60_000_000_000;
 
 fn is_active(proto: u8, conn: &Conn) -> bool {
     proto == c::IPPROTO_TCP && conn.state == c::S_ESTABLISHED
@@ -40,17 +56,21 @@ fn is_active(proto: u8, conn: &Conn) -> bool {
 pub fn tick(maps: &mut Maps) -> Result<Tick> {
     let before = snapshot(maps);
     let now = crate::estimator::clock_ns(libc::CLOCK_MONOTONIC_COARSE);
-    let (clients, reply_seen) = crate::conns::walk(maps)?;
-    let mut report = Tick::default();
+    let counted_before = maps.conn_fill.entries();
+    let (clients, replies) = crate::conns::walk(maps)?;
+    let mut report = Tick {
+        evicted: settle_fill(maps, counted_before, clients.len() + replies.len()),
+        orphans: orphans(maps, &clients, &replies, now),
+        ..Tick::default()
+    };
     // Our own changes, so a destination nobody else touched meanwhile can be corrected.
     let mut ours: HashMap<u32, (i64, i64)> = HashMap::new();
     let mut counted: HashMap<u32, (i64, i64)> = HashMap::new();
     for (key, conn) in clients {
         let reply_key = reply_key_of(&conn, &key);
-        let seen = reply_seen
+        let seen = replies
             .get(&reply_key)
-            .copied()
-            .unwrap_or(0)
+            .map_or(0, |r| r.last_seen)
             .max(conn.last_seen);
         let timeout = conn.timeout as u64 * 1_000_000_000;
         if now.saturating_sub(seen) <= timeout {
@@ -70,10 +90,13 @@ pub fn tick(maps: &mut Maps) -> Result<Tick> {
             Ok(fresh) if fresh.last_seen == conn.last_seen && fresh.state == conn.state => {}
             _ => continue,
         }
-        let _ = maps.conns.remove(&reply_key);
+        if maps.conns.remove(&reply_key).is_ok() {
+            maps.conn_fill.add(-1);
+        }
         if maps.conns.remove(&key).is_err() {
             continue;
         }
+        maps.conn_fill.add(-1);
         report.expired += 1;
         if conn.flags & CONN_F_COUNTED != 0 {
             let (a, i) = if is_active(key.proto, &conn) {
@@ -113,6 +136,77 @@ pub fn tick(maps: &mut Maps) -> Result<Tick> {
     }
     crate::tables::sample_rates(maps)?;
     Ok(report)
+}
+
+/// Checks the table's entry count against the `present` entries the walk saw (the count was
+/// `counted` before it): a count above the table means the LRU evicted that many (moved into
+/// `evicted`); a count below it (entries made by an older build, or written while the count
+/// was read) is raised. Returns the evictions found.
+fn settle_fill(maps: &Maps, counted: u64, present: usize) -> u64 {
+    let present = present as u64;
+    if counted > present {
+        // Entries made during the walk can hide evictions until the next tick, never invent
+        // them: the walk saw at most what existed before plus what was made meanwhile.
+        let evicted = counted - present;
+        maps.conn_fill.note_evicted(evicted);
+        return evicted;
+    }
+    let now = maps.conn_fill.entries();
+    if present > now {
+        maps.conn_fill.add((present - now) as i64);
+    }
+    0
+}
+
+/// TCP entries of NAT/FULLNAT connections whose other half the LRU evicted: marked
+/// CONN_F_ORPHAN, so the packet path answers that end's next segment with a RST and removes the
+/// entry; removed here when nothing used them for a minute. Returns how many were marked.
+fn orphans(
+    maps: &mut Maps,
+    clients: &[(FlowKey, Conn)],
+    replies: &HashMap<FlowKey, Conn>,
+    now: u64,
+) -> u64 {
+    let client_keys: std::collections::HashSet<FlowKey> = clients.iter().map(|(k, _)| *k).collect();
+    // (entry key, entry, its other half's key)
+    let mut lone: Vec<(FlowKey, Conn, FlowKey)> = Vec::new();
+    for (key, conn) in clients {
+        let other = reply_key_of(conn, key);
+        if key.proto == c::IPPROTO_TCP
+            && (conn.fwd == FWD_MASQ || conn.fwd == FWD_FULLNAT)
+            && !replies.contains_key(&other)
+        {
+            lone.push((*key, *conn, other));
+        }
+    }
+    for (key, conn) in replies {
+        let other = client_key_of(conn, key);
+        if key.proto == c::IPPROTO_TCP && !client_keys.contains(&other) {
+            lone.push((*key, *conn, other));
+        }
+    }
+    let mut marked = 0;
+    for (key, conn, other) in lone {
+        // A connection being opened has one half for an instant: look again.
+        if maps.conns.get(&other, 0).is_ok() {
+            continue;
+        }
+        if conn.flags & CONN_F_ORPHAN != 0 {
+            if now.saturating_sub(conn.last_seen) > ORPHAN_IDLE_NS
+                && maps.conns.remove(&key).is_ok()
+            {
+                maps.conn_fill.add(-1);
+            }
+            continue;
+        }
+        let mut orphan = conn;
+        orphan.flags |= CONN_F_ORPHAN;
+        // Only if it is still there (the packet path may have replaced or removed it).
+        if maps.conns.insert(key, orphan, BPF_EXIST).is_ok() {
+            marked += 1;
+        }
+    }
+    marked
 }
 
 /// Non-zero raw counts by destination id.

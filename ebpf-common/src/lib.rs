@@ -98,6 +98,9 @@ stages! {
     Icmp = 0, "xlvs_icmp";
     /// ICMPv6 errors about connections (reached from `Icmp`).
     Icmp6 = 6, "xlvs_icmp6";
+    /// A TCP segment of no connection (or of an orphaned entry) answered with a RST
+    /// (reached from `Main` and `New`).
+    Reset = 12, "xlvs_reset";
 }
 
 /// The attached program's name (also [`Stage::Main`]'s).
@@ -293,6 +296,16 @@ counters! {
     /// Tunnelled IPv4 packets without DF too big for the tunnel's MTU, encapsulated and handed
     /// to the kernel to forward and fragment (IPVS fragments them; XDP sends one packet).
     TUN_KERNEL_FRAG = 42, "tun_kernel_frag";
+    /// Packets the kernel would drop as invalid, addressed to a VIP or a connection: an IPv4
+    /// header whose checksum is wrong, an IPv6 UDP datagram without a checksum (mandatory in
+    /// IPv6). Dropped: never forwarded, no connection opened.
+    DROP_INVALID = 43, "drop_invalid";
+    /// New connections refused because the connection table is full and the table-full
+    /// policy is `refuse` (see [`super::ConnFill`]).
+    DROP_TABLE_FULL = 44, "drop_table_full";
+    /// TCP segments of no known connection (an evicted or expired one, or stray traffic)
+    /// answered with a RST, so neither end waits on a connection the director forgot.
+    RST_SENT = 45, "rst_sent";
     /// IPv6 packets with extension headers we do not walk (more than four, routing with
     /// segments left, AH and other unknown ones): handed to the kernel.
     PASS_IPV6_EXT = 11, "pass_ipv6_ext";
@@ -557,7 +570,7 @@ pub fn reply_key_of(client: &Conn, client_key: &FlowKey) -> FlowKey {
 /// The CLIENT entry's key of a connection whose REPLY entry `reply` matched a packet of
 /// protocol `proto` addressed to `dst`:`dport` (the client, or for FULLNAT the local address).
 #[inline(always)]
-pub fn client_key_of(reply: &Conn, proto: u8, dst: &[u32; 4], dport: u16) -> FlowKey {
+pub fn client_key_at(reply: &Conn, proto: u8, dst: &[u32; 4], dport: u16) -> FlowKey {
     let fullnat = reply.fwd == FWD_FULLNAT;
     FlowKey {
         src: if fullnat { reply.via_addr } else { *dst },
@@ -568,6 +581,13 @@ pub fn client_key_of(reply: &Conn, proto: u8, dst: &[u32; 4], dport: u16) -> Flo
         af: reply.af,
         _pad: [0; 2],
     }
+}
+
+/// The CLIENT entry's key of a REPLY entry whose key is `reply_key` (the inverse of
+/// [`reply_key_of`]).
+#[inline(always)]
+pub fn client_key_of(reply: &Conn, reply_key: &FlowKey) -> FlowKey {
+    client_key_at(reply, reply_key.proto, &reply_key.dst, reply_key.dport)
 }
 
 /// Tunnel connections (FWD_TUNNEL, no REPLY entry, no local address) keep their destination's
@@ -712,6 +732,30 @@ pub const CONN_F_SEQADJ: u8 = 0x20;
 /// health check that connects and closes), and must not open anything.
 pub const CONN_F_REUSE_SYN: u8 = 0x40;
 
+/// CONNS flag: the other entry of this entry's connection is gone (the full table evicted it).
+/// Set by user space (`dataplane::timers`); the packet path answers the next TCP segment that
+/// matches it with a RST to its sender and removes the entry, so that end learns at once that
+/// the connection is over instead of retransmitting into a half-forgotten one.
+pub const CONN_F_ORPHAN: u8 = 0x80;
+
+/// CONN_FILL value (one entry, BPF_F_MMAPABLE): how full the connection table is and what to
+/// do when it is. The packet path adds one to `entries` (atomically) for every entry it
+/// creates and takes one off for every entry it removes; user space does the same through a
+/// shared mapping, and `dataplane::timers` moves what the LRU evicted silently (the count
+/// exceeds what the table holds) into `evicted`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ConnFill {
+    /// Entries in CONNS (two per NAT/FULLNAT connection, one per DR/TUN connection).
+    pub entries: u64,
+    /// Table-full policy. 0: evict (a new connection takes the least recently used entry's
+    /// place, IPVS' drop_entry defence). Otherwise refuse: a new connection that would bring
+    /// `entries` above this is dropped (counter DROP_TABLE_FULL); established ones never go.
+    pub refuse_above: u64,
+    /// Entries evicted by the LRU since the table was made (user space only).
+    pub evicted: u64,
+    pub _spare: u64,
+}
 /// CONFIG array indexes (settings written by user space, read by the packet path).
 pub mod config {
     /// Number of port-zero services (IPVS' nullsvc_counter): when non-zero, a miss on
@@ -904,8 +948,13 @@ macro_rules! map_names {
         /// Names of the pinned maps.
         pub mod maps {
             $(pub const $name: &str = stringify!($name);)*
-            /// Every map the program declares and pins, in one list for open/adopt/remove.
+            /// Every map the program pins by name, in one list for open/adopt/remove.
             pub const ALL: [&str; [$($name),*].len()] = [$($name),*];
+            /// The tail-call array. Not pinned by name: every loaded version of the program
+            /// has its own (pinned as `JUMP_<program id>`), so a packet's whole path runs one
+            /// version.
+            pub const JUMP: &str = "JUMP";
+            pub const JUMP_PIN_PREFIX: &str = "JUMP_";
         }
     };
 }
@@ -928,7 +977,6 @@ map_names! {
     LADDRS,
     PERSIST,
     CONFIG,
-    JUMP,
     LADDR_POOL,
     LADDR_COUNT,
     VIPS,
@@ -938,6 +986,7 @@ map_names! {
     LBLC,
     FWMARK_CLASS,
     FWMARK_RULES,
+    CONN_FILL,
 }
 
 /// Declares the map keys and values shared with user space once: each one's size is checked
@@ -967,6 +1016,7 @@ abi_types! {
     PersistKey = 24,
     Persist = 16,
     DestConns = 32,
+    ConnFill = 32,
     LblcKey = 24,
     Lblc = 56,
     Laddr = 40,

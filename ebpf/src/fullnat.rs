@@ -29,9 +29,6 @@ static SCRATCH_KEY: Scratch<FlowKey> = Scratch::new();
 #[map]
 static SCRATCH_KEY2: Scratch<FlowKey> = Scratch::new();
 
-/// BPF_NOEXIST: insert only if the key is not there yet.
-const BPF_NOEXIST: u64 = 1;
-
 /// Binds a local address and port for a new connection and inserts both entries.
 /// `client` is the CLIENT entry (to = rip:rport; its `via` is filled in here), `reply` scratch
 /// space for the REPLY entry. Returns the counter saying why it failed.
@@ -88,16 +85,16 @@ pub fn open(flow: &FlowKey, client: &mut Conn, reply: &mut Conn) -> Result<(), u
         }
         key.dst = laddr.addr;
         key.dport = ((base + (c / n) % slice) as u16).to_be();
-        let bound = CONNS.insert(&*key, &*reply, BPF_NOEXIST).is_ok()
-            || (reclaimable(key, old_key, flow, now) && CONNS.insert(&*key, &*reply, 0).is_ok());
+        let bound = crate::fill::insert_new(key, reply)
+            || (reclaimable(key, old_key, flow, now) && crate::fill::insert(key, reply).is_ok());
         if !bound {
             conflict(laddr);
             continue;
         }
         client.via_addr = key.dst;
         client.via_port = key.dport;
-        if CONNS.insert(flow, &*client, 0).is_err() {
-            let _ = CONNS.remove(&*key);
+        if crate::fill::insert(flow, client).is_err() {
+            crate::fill::remove(key);
             return Err(counter::CONN_INSERT_FAIL);
         }
         return Ok(());
@@ -146,7 +143,7 @@ fn reclaimable(key: &FlowKey, client_key: &mut FlowKey, opening: &FlowKey, now: 
         return false;
     }
     crate::conncount::closed(client, key.proto);
-    let _ = CONNS.remove(&*client_key);
+    crate::fill::remove(client_key);
     true
 }
 

@@ -18,6 +18,7 @@
 mod acl;
 mod conncount;
 mod csum;
+mod fill;
 mod forward;
 mod frag;
 mod fullnat;
@@ -30,6 +31,7 @@ mod parse;
 mod path;
 mod persist;
 mod proto;
+mod reset;
 mod sched;
 mod sched_scan;
 mod seqadj;
@@ -153,6 +155,13 @@ pub fn xlvs_icmp6(ctx: XdpContext) -> u32 {
         count(counter::PASS_NOT_VIP);
         xdp_action::XDP_PASS
     })
+}
+
+/// From `xlvs` (an orphaned entry) and `xlvs_new` (a TCP segment of no connection that is not a
+/// SYN): answered with a RST (see reset.rs). Split: making a packet needs its own stack.
+#[xdp]
+pub fn xlvs_reset(ctx: XdpContext) -> u32 {
+    reset::handle(&ctx)
 }
 
 /// Not a stage: the trivial program, the floor benchmarks measure against (and a way to give

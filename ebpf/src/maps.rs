@@ -1,6 +1,6 @@
 //! The pinned maps: the ABI between the packet path and user space (layouts and names in
-//! `ebpf-common`), what each holds and who writes it. All are pinned by name under the pin
-//! directory, so they outlive any process and a reloaded program adopts them. Scratch space
+//! `ebpf-common`), what each holds and who writes it. All but JUMP are pinned by name under the
+//! pin directory, so they outlive any process and a reloaded program adopts them. Scratch space
 //! and hand-offs between stages live with the module that owns them.
 
 use aya_ebpf::{
@@ -31,19 +31,23 @@ pub static SCHED_TABLE: Array<u32> = Array::pinned(SCHED_POOL_SLOTS, 0);
 pub static RR_POS: Array<u64> = Array::pinned(MAX_SERVICES, 0);
 
 /// Connections: two entries each, one per direction (see `ebpf_common::Conn`). Created and
-/// updated here; listed by user space. LRU: a full table evicts the least recently used entry.
-/// BPF_F_NO_COMMON_LRU: one LRU list per CPU, so inserts take no global lock (user space sizes the
-/// map with `max_conns * 2`).
+/// updated here; listed by user space. LRU: a full table evicts the least recently used entry
+/// (or refuses new connections first: see `fill.rs`). One LRU for all CPUs: per-CPU lists
+/// (BPF_F_NO_COMMON_LRU) split the table into one share per possible CPU, so a director whose
+/// new connections arrive on a few CPUs evicted at a fraction of its size. User space sizes it
+/// (`max_conns * 2` plus the LRU's per-CPU free-list headroom).
 #[map]
-pub static CONNS: LruHashMap<FlowKey, Conn> =
-    LruHashMap::pinned(DEFAULT_MAX_CONNS * 2, BPF_F_NO_COMMON_LRU);
+pub static CONNS: LruHashMap<FlowKey, Conn> = LruHashMap::pinned(DEFAULT_MAX_CONNS * 2, 0);
+
+/// How full CONNS is and the table-full policy (one entry; `ebpf_common::ConnFill`). Counted
+/// here with atomic adds and by user space through a shared mapping (BPF_F_MMAPABLE).
+#[map]
+pub static CONN_FILL: Array<ebpf_common::ConnFill> = Array::pinned(1, BPF_F_MMAPABLE);
 
 /// Next hop towards each destination (index = destination id), cached from the FIB by the packet
 /// path. Zeroed by user space when a destination id is (re)used.
 #[map]
 pub static DEST_NH: Array<NextHop> = Array::pinned(MAX_DESTS, 0);
-
-const BPF_F_NO_COMMON_LRU: u32 = 1 << 1;
 
 /// Per-service counters (index = service id). Written here; read and zeroed by user space.
 #[map]
@@ -162,9 +166,11 @@ pub static LBLC: LruHashMap<ebpf_common::LblcKey, ebpf_common::Lblc> =
     LruHashMap::pinned(ebpf_common::MAX_LBLC, 0);
 
 /// Tail-call targets: programs of the same object that run with a stack of their own. Filled
-/// by user space when the program is loaded or reloaded (pinned, so entries stay).
+/// by user space when the program is loaded. One array per loaded version (not pinned by name:
+/// user space pins each as `JUMP_<program id>`), so a reload never mixes the stages of two
+/// versions in one packet's path.
 #[map]
-pub static JUMP: ProgramArray = ProgramArray::pinned(ebpf_common::JUMP_SLOTS, 0);
+pub static JUMP: ProgramArray = ProgramArray::with_max_entries(ebpf_common::JUMP_SLOTS, 0);
 
 /// fwmark classifier: (af, proto, destination prefix) -> the port ranges and marks that apply
 /// (`ebpf_common::FwmarkRules`; see fwmark.rs). Written by user space (`xlvs fwmark`).

@@ -167,6 +167,10 @@ pub fn fragment(ctx: &XdpContext) -> Result<Fragment, PassReason> {
         if frag & IP4_MF_OFFSET == 0 {
             return Err(counter::PASS_NOT_VIP);
         }
+        if !ipv4_header_sums_right(ctx, l3_off, ((vihl & 0x0f) as usize) * 4) {
+            // The kernel drops it; it must not follow a connection's rewrite.
+            return Err(counter::PASS_MALFORMED);
+        }
         return Ok(Fragment {
             l3_off,
             af: AF_INET,
@@ -264,6 +268,62 @@ fn parse_ipv4(ctx: &XdpContext, l3_off: usize) -> Result<Packet, PassReason> {
         // MF with offset 0: the first fragment.
         frag: (frag >> 13) as u8 & 1,
     })
+}
+
+/// Whether the kernel would drop this packet as invalid, so it must not be forwarded nor open
+/// anything: an IPv4 header whose checksum is wrong (ip_rcv checks it, and our incremental
+/// rewrites would carry the error to the real server), an IPv6 UDP datagram with checksum 0
+/// (mandatory in IPv6; rewritten, it would reach the real with a wrong non-zero one).
+/// Asked only of packets that are ours (a connection's, or to a VIP): others go to the kernel,
+/// which judges them itself.
+#[inline(always)]
+pub fn invalid(ctx: &XdpContext, pkt: &Packet) -> bool {
+    if pkt.is_v6() {
+        return pkt.proto == IPPROTO_UDP
+            && matches!(read::<u16>(ctx, pkt.l4_off + UDP_CHECK), Ok(0));
+    }
+    !ipv4_header_sums_right(ctx, pkt.l3_off, pkt.l4_off - pkt.l3_off)
+}
+
+/// The one's-complement sum of an IPv4 header of `ihl` bytes (its checksum included) is 0xffff.
+/// A BPF subprogram returning an opaque word: the verifier then continues with one state,
+/// whatever the header's length (inlined, each length's bounds check multiplied the paths of
+/// everything after it).
+#[inline(never)]
+fn ipv4_header_sums_right(ctx: &XdpContext, l3_off: usize, ihl: usize) -> bool {
+    let sum = match ihl {
+        20 => sum_words::<5>(ctx, l3_off),
+        24 => sum_words::<6>(ctx, l3_off),
+        28 => sum_words::<7>(ctx, l3_off),
+        32 => sum_words::<8>(ctx, l3_off),
+        36 => sum_words::<9>(ctx, l3_off),
+        40 => sum_words::<10>(ctx, l3_off),
+        44 => sum_words::<11>(ctx, l3_off),
+        48 => sum_words::<12>(ctx, l3_off),
+        52 => sum_words::<13>(ctx, l3_off),
+        56 => sum_words::<14>(ctx, l3_off),
+        60 => sum_words::<15>(ctx, l3_off),
+        _ => None,
+    };
+    let Some(mut sum) = sum else {
+        return false;
+    };
+    sum = (sum & 0xffff_ffff) + (sum >> 32);
+    sum = (sum & 0xffff) + (sum >> 16);
+    sum = (sum & 0xffff) + (sum >> 16);
+    sum = (sum & 0xffff) + (sum >> 16);
+    sum == 0xffff
+}
+
+/// The sum of `N` 32-bit words at `off` (one bounds check for all of them).
+#[inline(always)]
+fn sum_words<const N: usize>(ctx: &XdpContext, off: usize) -> Option<u64> {
+    let words = read::<[u32; N]>(ctx, off).ok()?;
+    let mut sum = 0u64;
+    for w in words {
+        sum += w as u64;
+    }
+    Some(sum)
 }
 
 /// Ports and TCP flags; `l4_len` is what the IP header says follows it.

@@ -69,7 +69,7 @@ use ebpf_common::{
 
 use aya_ebpf::macros::map;
 use ebpf_common::synproxy_ts::{Negotiated, negotiate};
-use ebpf_common::{Stage, client_key_of};
+use ebpf_common::{Stage, client_key_at};
 
 use crate::csum;
 use crate::forward;
@@ -420,7 +420,7 @@ fn from_real<const V6: bool>(
     reply: &mut Conn,
     now: u64,
 ) -> u32 {
-    let client_key = client_key_of(reply, pkt.proto, &pkt.dst, pkt.dport);
+    let client_key = client_key_at(reply, pkt.proto, &pkt.dst, pkt.dport);
     let Some(client) = CONNS.get_ptr_mut(&client_key) else {
         return xdp_action::XDP_DROP;
     };
@@ -728,18 +728,18 @@ fn toa_on() -> bool {
 }
 
 /// A TCP header to write (ports in network order as in `Packet`, numbers in host order).
-struct Tcp {
-    sport: u16,
-    dport: u16,
-    seq: u32,
-    ack: u32,
-    flags: u8,
-    window: u16,
+pub(crate) struct Tcp {
+    pub sport: u16,
+    pub dport: u16,
+    pub seq: u32,
+    pub ack: u32,
+    pub flags: u8,
+    pub window: u16,
 }
 
 /// Host-order 32-bit field of the packet (0 if out of bounds, never expected after parsing).
 #[inline(always)]
-fn read_u32(ctx: &XdpContext, off: usize) -> u32 {
+pub(crate) fn read_u32(ctx: &XdpContext, off: usize) -> u32 {
     match ptr_at::<u32>(ctx, off) {
         Some(p) => u32::from_be(unsafe { p.read_unaligned() }),
         None => 0,
@@ -764,7 +764,7 @@ fn resize(ctx: &XdpContext, len: usize) -> bool {
 /// limit). The headers in front of TCP are written once for every size (a copy per size
 /// spills past this program's stack).
 #[inline(always)]
-fn build<const V6: bool>(
+pub(crate) fn build<const V6: bool>(
     ctx: &XdpContext,
     pkt: &Packet,
     hdr: &Tcp,

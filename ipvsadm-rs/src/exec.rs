@@ -26,6 +26,14 @@ pub fn run(argv: &[String], flavor: Flavor) -> i32 {
     }
 }
 
+/// Standard input as text. ipvsadm reads bytes: a byte that is not UTF-8 (in a comment, a
+/// name) must not cost the whole file, so it is replaced and only a line that needs it fails.
+pub fn read_stdin() -> Option<String> {
+    let mut bytes = Vec::new();
+    std::io::stdin().read_to_end(&mut bytes).ok()?;
+    Some(String::from_utf8_lossy(&bytes).into_owned())
+}
+
 /// `-R` on the given text (ipvsadm-restore uses it after filtering comments).
 pub fn restore_from(text: &str, flavor: Flavor) -> i32 {
     let mut dp = None;
@@ -87,10 +95,7 @@ fn run_with(
             if in_restore {
                 return Err(fail(255, "ipvsadm: -R is not allowed inside a restore"));
             }
-            let mut text = String::new();
-            std::io::stdin()
-                .read_to_string(&mut text)
-                .map_err(|e| fail(255, format!("cannot read standard input: {e}")))?;
+            let text = read_stdin().ok_or_else(|| fail(255, "cannot read standard input"))?;
             restore(&text, flavor, dp)
         }
         Cmd::Set => {
@@ -159,8 +164,7 @@ fn execute(cmd: Cmd, a: &Args, flavor: Flavor, dp: &mut Option<Dataplane>) -> Re
         Cmd::Zero => op(open(dp)?.zero(svc.as_ref())),
         Cmd::AddServer | Cmd::EditServer | Cmd::DelServer => {
             let svc = svc.expect("required");
-            // Deleting takes any family (ipvsadm 1.31 and the kernel check adds and edits only).
-            let dest = dest_config(&svc, a, cmd != Cmd::DelServer)?;
+            let dest = dest_config(&svc, a, cmd)?;
             let d = open(dp)?;
             match cmd {
                 Cmd::AddServer => op(d.add_dest(&svc, &dest)),
@@ -528,7 +532,11 @@ fn sched_flags(list: &str, sched: &str) -> Result<u32, Fail> {
     Ok(flags)
 }
 
-fn dest_config(svc: &ServiceAddr, a: &Args, check_family: bool) -> Result<DestConfig, Fail> {
+/// The real server a `-a`/`-e`/`-d` names. Only adding and editing force a DR/tunnel real's port
+/// to the service's and check its family (ipvsadm 1.31 and the kernel do so for those two only):
+/// `-d` takes no forwarding option, and its real is exactly the address and port given.
+fn dest_config(svc: &ServiceAddr, a: &Args, cmd: Cmd) -> Result<DestConfig, Fail> {
+    let adds = matches!(cmd, Cmd::AddServer | Cmd::EditServer);
     let proto = match svc {
         ServiceAddr::Inet { proto, .. } => *proto,
         ServiceAddr::Fwmark { .. } => Protocol::Tcp,
@@ -548,7 +556,8 @@ fn dest_config(svc: &ServiceAddr, a: &Args, check_family: bool) -> Result<DestCo
         Some(Fwd::Gate) | None => Forward::Route,
     };
     // DR and tunnels cannot change the port (ipvsadm forces it, except for fwmark services).
-    if matches!(d.forward, Forward::Route | Forward::Tunnel)
+    if adds
+        && matches!(d.forward, Forward::Route | Forward::Tunnel)
         && matches!(svc, ServiceAddr::Inet { .. })
     {
         d.port = vport;
@@ -574,7 +583,7 @@ fn dest_config(svc: &ServiceAddr, a: &Args, check_family: bool) -> Result<DestCo
     tunnel(&mut d, a)?;
     // fwmark services too: their family is -6 or IPv4 (ipvsadm 1.31 and the kernel refuse
     // `-A -f 7; -a -f 7 -r [2001:db8::21]:0 -g`).
-    if check_family && svc.family() != Family::of(&d.addr) && d.forward != Forward::Tunnel {
+    if adds && svc.family() != Family::of(&d.addr) && d.forward != Forward::Tunnel {
         return Err(fail(
             2,
             "Different address family is allowed only for tunneling servers",

@@ -6,7 +6,6 @@ mod exec;
 mod format;
 mod names;
 
-use std::io::Read;
 use std::process::ExitCode;
 
 /// Which ipvsadm the user expects: upstream 1.31, alibaba's fork (where `-b` means `--fullnat`,
@@ -36,11 +35,25 @@ fn flavor(argv0: &str) -> Flavor {
 }
 
 fn main() -> ExitCode {
-    let argv: Vec<String> = std::env::args().collect();
+    // ipvsadm takes bytes: an argument that is not UTF-8 is refused by the option checks, never
+    // by a panic.
+    let argv: Vec<String> = std::env::args_os()
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect();
     if argv.get(1).map(String::as_str) == Some(syncd::state::DAEMON_ARG) {
         // Hidden mode: the sync daemon `ipvsadm --start-daemon` started (see syncd::control).
         let code = syncd::control::child_main(argv.get(2).map(String::as_str).unwrap_or(""));
         return ExitCode::from(code as u8);
+    }
+    dataplane::exit_quietly_on_closed_pipe();
+    if dataplane::loader::has_privileges() == Some(false) {
+        // ipvsadm 1.31 opens IPVS before it reads its arguments: every command, --help and
+        // --version included, fails this way without privileges.
+        eprintln!(
+            "Can't initialize ipvs: Permission denied (you must be root)\n\
+             Are you sure that IP Virtual Server is built in the kernel or as module?"
+        );
+        return ExitCode::from(2);
     }
     let argv0 = argv.first().cloned().unwrap_or_else(|| "ipvsadm".into());
     let name = std::path::Path::new(&argv0)
@@ -74,11 +87,10 @@ fn save_script(args: &[String], flavor: Flavor) -> i32 {
 
 /// `ipvsadm-restore`: drop comment lines, flush, then `ipvsadm -R` with the rest.
 fn restore_script(flavor: Flavor) -> i32 {
-    let mut input = String::new();
-    if std::io::stdin().read_to_string(&mut input).is_err() {
+    let Some(input) = exec::read_stdin() else {
         eprintln!("ipvsadm-restore: cannot read standard input");
         return 1;
-    }
+    };
     let rules: String = input
         .lines()
         .filter(|l| !l.starts_with('#'))

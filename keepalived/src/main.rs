@@ -12,7 +12,12 @@ use std::io::Write;
 const VERSION_TEXT: &str = "Keepalived v2.2.8 (xlvs keepalived-conf)\n\nCopyright(C) 2001-2022 Alexandre Cassen, <acassen@gmail.com>\n";
 
 fn main() {
-    let args: Vec<String> = std::env::args().collect();
+    // Printing modes (-t, -d, --signum, --help) end quietly on a closed pipe; the daemon puts
+    // SIGPIPE back to ignored before it starts.
+    dataplane::exit_quietly_on_closed_pipe();
+    let args: Vec<String> = std::env::args_os()
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect();
     let code = match parse_args(args) {
         CliOutcome::Exit(text, code, to_stderr) => {
             if to_stderr {
@@ -92,5 +97,12 @@ fn dump(c: &cli::Cli, config: &keepalived_conf::KeepalivedConfig) {
 
 /// Daemon mode: load, program the data plane, run until SIGTERM.
 fn run_daemon(c: &cli::Cli, opts: &ParseOptions) -> i32 {
+    // SAFETY: setting a signal's disposition has no memory-safety concerns.
+    unsafe {
+        let _ = nix::sys::signal::signal(
+            nix::sys::signal::Signal::SIGPIPE,
+            nix::sys::signal::SigHandler::SigIgn,
+        );
+    }
     daemon::run(c, opts)
 }

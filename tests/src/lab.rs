@@ -35,6 +35,11 @@ pub fn real_addr(i: usize) -> Ipv4Addr {
 impl Lab {
     /// Builds the topology and attaches xlvs (through the `xlvs` binary) to the director's links.
     pub fn new(reals: usize) -> Result<Lab> {
+        Lab::with_max_conns(reals, 65536)
+    }
+
+    /// The same with a connection table of `max_conns` connections.
+    pub fn with_max_conns(reals: usize, max_conns: u32) -> Result<Lab> {
         let prefix = unique_prefix("xt");
         let client = Netns::new(&format!("{prefix}c"))?;
         let director = Netns::new(&format!("{prefix}d"))?;
@@ -44,7 +49,7 @@ impl Lab {
         }
         let opts = Options {
             pin_dir: PathBuf::from(format!("/sys/fs/bpf/xlvs-{prefix}")),
-            max_conns: 65536,
+            max_conns,
         };
         let lab = Lab {
             prefix,
@@ -76,7 +81,11 @@ impl Lab {
                 .ip(&["addr", "add", &format!("198.18.{net}.1/24"), "dev", &lif])?;
             prepare_endpoint(ns, "r0")?;
         }
-        let mut args = vec!["attach".to_string()];
+        let mut args = vec![
+            "attach".to_string(),
+            "--max-conns".to_string(),
+            self.opts.max_conns.to_string(),
+        ];
         args.extend(self.director_links());
         let out = self.xlvs(&args.iter().map(|s| s.as_str()).collect::<Vec<_>>())?;
         let text = String::from_utf8_lossy(&out.stdout);
@@ -105,6 +114,33 @@ impl Lab {
 
     pub fn real_ip(&self, i: usize) -> IpAddr {
         IpAddr::V4(real_addr(i))
+    }
+
+    /// A TCP line server named `r<i>` (see [`crate::servers::tcp`]) on every real's `port`, and
+    /// a round-robin service VIP:`port` with all of them as NAT reals.
+    pub fn tcp_nat_service(
+        &self,
+        port: u16,
+    ) -> Result<(dataplane::Dataplane, Vec<crate::servers::Server>)> {
+        use dataplane::model::{DestConfig, Forward, Protocol, ServiceAddr, ServiceConfig};
+        let mut srv = Vec::new();
+        for (i, ns) in self.reals.iter().enumerate() {
+            let addr = std::net::SocketAddr::new(self.real_ip(i), port);
+            srv.push(crate::servers::tcp(ns, addr, &format!("r{i}"))?);
+        }
+        let svc = ServiceAddr::Inet {
+            proto: Protocol::Tcp,
+            addr: IpAddr::V4(VIP),
+            port,
+        };
+        let mut dp = dataplane::Dataplane::open(&self.opts)?;
+        dp.add_service(&ServiceConfig::new(svc))?;
+        for i in 0..self.reals.len() {
+            let mut d = DestConfig::new(self.real_ip(i), port);
+            d.forward = Forward::Masq;
+            dp.add_dest(&svc, &d)?;
+        }
+        Ok((dp, srv))
     }
 }
 

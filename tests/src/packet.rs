@@ -38,6 +38,15 @@ fn l4_checksum(src: Ipv4Addr, dst: Ipv4Addr, proto: u8, l4: &[u8]) -> u16 {
     fold(sum16(l4, sum16(&pseudo, 0)))
 }
 
+/// Recomputes the IPv4 header checksum of an untagged Ethernet frame after a test changed the
+/// header (the packet path drops IPv4 headers whose checksum is wrong, as the kernel does).
+pub fn set_ipv4_checksum(frame: &mut [u8]) {
+    let ihl = (frame[14] & 0x0f) as usize * 4;
+    frame[24..26].copy_from_slice(&[0, 0]);
+    let c = fold(sum16(&frame[14..14 + ihl], 0));
+    frame[24..26].copy_from_slice(&c.to_be_bytes());
+}
+
 /// A frame to build.
 #[derive(Clone, Debug)]
 pub struct Frame {

@@ -225,7 +225,8 @@ fn local_addresses_are_stored_listed_in_order_and_go_with_their_service() {
 
 /// Pins left by an earlier build with fewer counters, settings and tail-call slots (as after an
 /// upgrade): the arrays are made anew at their new size, the settings carried over; nothing
-/// reads past an old array's end.
+/// reads past an old array's end; the old tail-call array is not adopted (each loaded version
+/// has its own) and its pin goes.
 #[test]
 fn pins_of_an_older_build_with_smaller_arrays_are_resized_keeping_the_settings() {
     let Some(p) = pins() else { return };
@@ -289,5 +290,9 @@ fn pins_of_an_older_build_with_smaller_arrays_are_resized_keeping_the_settings()
     assert!(
         !dp.path_settings().unwrap().toa,
         "the old settings carried over"
+    );
+    assert!(
+        !dir.join("JUMP").exists(),
+        "the old tail-call array's pin is gone"
     );
 }

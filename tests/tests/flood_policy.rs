@@ -6,8 +6,8 @@ use std::net::{IpAddr, Ipv4Addr};
 
 use dataplane::model::*;
 use ebpf_common::counter;
-use xlvs_tests::packet::{ACK, FIN, Frame, RST, SYN};
-use xlvs_tests::testbed::{TestBed, XDP_DROP, XDP_PASS};
+use xlvs_tests::packet::{ACK, FIN, Frame, RST, SYN, set_ipv4_checksum};
+use xlvs_tests::testbed::{TestBed, XDP_DROP, XDP_PASS, XDP_TX};
 
 const VIP: Ipv4Addr = Ipv4Addr::new(198, 18, 100, 1);
 const OTHER: Ipv4Addr = Ipv4Addr::new(198, 18, 100, 2);
@@ -35,17 +35,26 @@ fn counter(b: &TestBed, c: u32) -> u64 {
 fn fragment(dst: Ipv4Addr) -> Vec<u8> {
     let mut f = Frame::udp(CIP, 5000, dst, 53, &[0u8; 64]).build();
     f[20] = 0x20; // MF, offset 0 (the builder sets DF)
+    set_ipv4_checksum(&mut f);
     f
 }
 
 #[test]
-fn tcp_without_a_session_is_dropped_unless_it_is_a_syn() {
+fn tcp_without_a_session_is_reset_or_dropped_unless_it_is_a_syn() {
     let Some(b) = bed_with_service() else { return };
-    for flags in [ACK, FIN | ACK, RST, RST | ACK, SYN | ACK] {
+    // Segments with an ACK get a RST back; RSTs are never answered.
+    for (flags, want) in [
+        (ACK, XDP_TX),
+        (FIN | ACK, XDP_TX),
+        (SYN | ACK, XDP_TX),
+        (RST, XDP_DROP),
+        (RST | ACK, XDP_DROP),
+    ] {
         let (action, _) = b.run(&Frame::tcp(CIP, 40000, VIP, 80, flags).build());
-        assert_eq!(action, XDP_DROP, "flags {flags:#x}");
+        assert_eq!(action, want, "flags {flags:#x}");
     }
-    assert_eq!(counter(&b, counter::DROP_NO_SESSION), 5);
+    assert_eq!(counter(&b, counter::RST_SENT), 3);
+    assert_eq!(counter(&b, counter::DROP_NO_SESSION), 2);
     assert!(b.dp.connections().unwrap().is_empty());
 }
 

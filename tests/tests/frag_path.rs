@@ -9,7 +9,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use dataplane::model::*;
 use ebpf_common::counter;
-use xlvs_tests::packet::{Frame, Frame6, SYN, UDP, decode, decode6};
+use xlvs_tests::packet::{Frame, Frame6, SYN, UDP, decode, decode6, set_ipv4_checksum};
 use xlvs_tests::testbed::{TestBed, XDP_DROP, XDP_PASS, XDP_TX};
 
 const VIP: Ipv4Addr = Ipv4Addr::new(198, 18, 100, 1);
@@ -231,7 +231,7 @@ fn fragments4(frame: &[u8], id: u16, piece: usize) -> Vec<Vec<u8>> {
         f[18..20].copy_from_slice(&id.to_be_bytes());
         let field = (off / 8) as u16 | if more { 0x2000 } else { 0 };
         f[20..22].copy_from_slice(&field.to_be_bytes());
-        set_ip_checksum(&mut f);
+        set_ipv4_checksum(&mut f);
         f.extend_from_slice(chunk);
         out.push(f);
     }
@@ -247,12 +247,6 @@ fn checksum(data: &[u8]) -> u16 {
         sum = (sum & 0xffff) + (sum >> 16);
     }
     !(sum as u16)
-}
-
-fn set_ip_checksum(f: &mut [u8]) {
-    f[24..26].copy_from_slice(&[0, 0]);
-    let c = checksum(&f[14..34]);
-    f[24..26].copy_from_slice(&c.to_be_bytes());
 }
 
 /// Reassembles IPv4 fragments (as they left the program) into one frame; checks every
@@ -271,7 +265,7 @@ fn reassemble4(frags: &[Vec<u8>]) -> Vec<u8> {
     let mut whole = frags[0][..34].to_vec();
     whole[16..18].copy_from_slice(&((20 + payload.len()) as u16).to_be_bytes());
     whole[20..22].copy_from_slice(&[0, 0]);
-    set_ip_checksum(&mut whole);
+    set_ipv4_checksum(&mut whole);
     whole.extend_from_slice(&payload);
     whole
 }
@@ -342,6 +336,7 @@ fn ipv4_fragments_of_a_nat_connection_follow_their_first_fragment_both_ways() {
     let data: Vec<u8> = (0..3000u32).map(|i| (i * 7) as u8).collect();
     let mut whole = Frame::udp(CIP, 5000, VIP, 53, &data).build();
     whole[20] = 0; // no DF
+    set_ipv4_checksum(&mut whole);
     let frags = fragments4(&whole, 0x4242, 1480);
     assert_eq!(frags.len(), 3);
     let out = run_all(&b, &frags);
@@ -360,6 +355,7 @@ fn ipv4_fragments_of_a_nat_connection_follow_their_first_fragment_both_ways() {
     // The real's answer, fragmented too, comes back from the VIP.
     let mut answer = Frame::udp(R1, 8080, CIP, 5000, &data[..2000]).build();
     answer[20] = 0;
+    set_ipv4_checksum(&mut answer);
     let out = run_all(&b, &fragments4(&answer, 0x4243, 1480));
     assert_eq!(&out[0][0..6], &MAC_CIP);
     let d = decode(&reassemble4(&out)).unwrap();
@@ -424,6 +420,7 @@ fn a_later_fragment_without_its_first_goes_to_the_kernel_or_is_dropped_by_policy
     let data = [7u8; 3000];
     let mut whole = Frame::udp(CIP, 5000, VIP, 53, &data).build();
     whole[20] = 0;
+    set_ipv4_checksum(&mut whole);
     let frags = fragments4(&whole, 1, 1480);
     let frags6 = fragments6(&udp6(CIP6, 5000, VIP6, 53, &data).build(), 1, 1448);
     // Out of order: the second before the first.
@@ -459,6 +456,7 @@ fn a_later_fragment_without_its_first_goes_to_the_kernel_or_is_dropped_by_policy
     run_all(&b, &again);
     let mut other = Frame::udp(CIP, 5000, Ipv4Addr::new(198, 18, 2, 3), 53, &data).build();
     other[20] = 0;
+    set_ipv4_checksum(&mut other);
     let theirs = fragments4(&other, 4, 1480);
     for f in &theirs {
         let out = b.runner.run_on(f, ifindex_b0()).unwrap();
@@ -484,6 +482,7 @@ fn dr_fragments_keep_their_addresses_and_get_the_real_servers_mac() {
     b.dp.add_dest(&addr, &d).unwrap();
     let mut whole = Frame::udp(CIP, 5000, VIP, 53, &[1u8; 2000]).build();
     whole[20] = 0;
+    set_ipv4_checksum(&mut whole);
     let frags = fragments4(&whole, 9, 1480);
     let out = run_all(&b, &frags);
     for (o, f) in out.iter().zip(&frags) {
@@ -528,12 +527,14 @@ fn fullnat_fragments_get_both_ends_rewritten_both_ways() {
     let data: Vec<u8> = (0..3000u32).map(|i| (i * 3) as u8).collect();
     let mut whole = Frame::udp(CIP, 5000, VIP, 53, &data).build();
     whole[20] = 0;
+    set_ipv4_checksum(&mut whole);
     let d = decode(&reassemble4(&run_all(&fragments4(&whole, 5, 1480)))).unwrap();
     assert_eq!((d.src, d.dst, d.dport), (lip, R1, 8080));
     assert!(d.sport >= 1024, "a local port: {d:?}");
     assert!(d.l4_checksum_ok);
     let mut answer = Frame::udp(R1, 8080, lip, d.sport, &data[..2000]).build();
     answer[20] = 0;
+    set_ipv4_checksum(&mut answer);
     let back = decode(&reassemble4(&run_all(&fragments4(&answer, 6, 1480)))).unwrap();
     assert_eq!(
         (back.src, back.sport, back.dst, back.dport),
@@ -559,6 +560,7 @@ fn later_fragments_towards_tunnel_reals_are_refused() {
     b.dp.add_dest(&addr, &d).unwrap();
     let mut whole = Frame::udp(CIP, 5000, VIP, 53, &[9u8; 2500]).build();
     whole[20] = 0;
+    set_ipv4_checksum(&mut whole);
     // Pieces small enough to fit the MTU with the outer header.
     let frags = fragments4(&whole, 11, 1000);
     // The first is encapsulated (xlvs_tunnel parses it like any packet).
@@ -599,6 +601,7 @@ fn a_fragmented_syn_to_a_synproxy_service_is_refused() {
     syn.payload = vec![0; 40];
     let mut whole = syn.build();
     whole[20] = 0;
+    set_ipv4_checksum(&mut whole);
     let first = fragments4(&whole, 3, 32).remove(0);
     let (action, out) = b.run(&first);
     assert_eq!(

@@ -9,7 +9,7 @@ use dataplane::FwmarkError;
 use dataplane::fwmark::FwmarkRule;
 use dataplane::model::*;
 use xlvs_tests::packet::{ACK, Frame, Frame6, SYN, decode, decode6};
-use xlvs_tests::testbed::{TestBed, XDP_DROP, XDP_PASS};
+use xlvs_tests::testbed::{TestBed, XDP_PASS, XDP_TX};
 
 const VIP: Ipv4Addr = Ipv4Addr::new(198, 18, 100, 1);
 const CIP: Ipv4Addr = Ipv4Addr::new(198, 18, 1, 2);
@@ -321,7 +321,7 @@ fn fwmark_services_come_first_as_in_ipvs_then_vip_port_then_port_zero() {
 }
 
 #[test]
-fn non_syn_to_a_marked_destination_without_session_is_dropped() {
+fn non_syn_to_a_marked_destination_without_session_is_reset_not_forwarded() {
     let Some(mut b) = TestBed::new(1024, false) else {
         return;
     };
@@ -329,7 +329,10 @@ fn non_syn_to_a_marked_destination_without_session_is_dropped() {
     b.dp.add_fwmark_rules(&[rule(1, Protocol::Tcp, "198.18.100.1", 32, (80, 80))])
         .unwrap();
     let ack = Frame::tcp(CIP, 1000, VIP, 80, ACK).build();
-    assert_eq!(b.run(&ack).0, XDP_DROP);
+    let (action, out) = b.run(&ack);
+    assert_eq!(action, XDP_TX, "answered with a RST");
+    assert_eq!(out[14 + 20 + 13], xlvs_tests::packet::RST);
+    assert!(b.dp.connections().unwrap().is_empty());
 }
 
 #[test]

@@ -311,14 +311,18 @@ fn established_connection_survives_failover() -> Result<()> {
 
     exchange(&mut synced, "after-failover").context("the synced connection")?;
     exchange(&mut synced, "still-there").context("the synced connection")?;
-    // Without the backup's entry, its packets are not a new connection (no SYN): dropped.
+    // Without the backup's entry, its packets are not a new connection (no SYN): reset.
     unsynced.set_read_timeout(Some(Duration::from_millis(1500)))?;
     assert!(
         exchange(&mut unsynced, "lost").is_err(),
         "an unsynced connection should not survive"
     );
     let c = dataplane::Dataplane::open(b.backup.opts())?.counters()?;
-    assert!(c[ebpf_common::counter::DROP_NO_SESSION as usize] > 0);
+    assert!(
+        c[ebpf_common::counter::RST_SENT as usize]
+            + c[ebpf_common::counter::DROP_NO_SESSION as usize]
+            > 0
+    );
     drop(synced);
     Ok(())
 }

@@ -6,7 +6,7 @@ use std::net::{IpAddr, Ipv4Addr};
 use dataplane::model::*;
 use dataplane::sync::{ImportReport, SyncConn};
 use xlvs_tests::packet::{ACK, Frame, SYN, decode};
-use xlvs_tests::testbed::{TestBed, XDP_DROP, XDP_PASS};
+use xlvs_tests::testbed::{TestBed, XDP_PASS, XDP_TX};
 
 const VIP: Ipv4Addr = Ipv4Addr::new(198, 18, 100, 1);
 const CIP: Ipv4Addr = Ipv4Addr::new(198, 18, 1, 2);
@@ -63,8 +63,8 @@ fn imported_connection_is_forwarded_as_an_established_one() {
         return;
     };
     service(&mut b, None);
-    // Without an entry, a segment that is not a SYN is dropped (no session).
-    assert_eq!(client_segment(&b, 40001, ACK).0, XDP_DROP);
+    // Without an entry, a segment that is not a SYN is answered with a RST (no session).
+    assert_eq!(client_segment(&b, 40001, ACK).0, XDP_TX);
 
     let r = b.dp.sync_import(&[conn(40000, R2, 1)]).unwrap();
     assert_eq!(
@@ -171,7 +171,8 @@ fn imported_ipv6_connection_is_forwarded() {
     b.dp.add_dest(&addr, &d).unwrap();
     assert_eq!(
         b.run(&Frame6::tcp(cip, 40000, vip, 80, ACK).build()).0,
-        XDP_DROP
+        XDP_TX,
+        "no session yet: reset"
     );
     let c = SyncConn {
         caddr: cip.parse().unwrap(),

@@ -67,7 +67,10 @@ enum Command {
     /// opens the real server's side on the client's first data, not on its handshake ACK),
     /// toa (FULLNAT inserts the client's address), frag_drop (fragments to a VIP that are not
     /// forwarded, e.g. out of order, are dropped),
-    /// no_service_drop (traffic to a VIP port without a service is dropped). VALUE: 0 or 1.
+    /// no_service_drop (traffic to a VIP port without a service is dropped): VALUE 0 or 1;
+    /// table_full (what a full connection table does with a new connection): VALUE evict (the
+    /// least recently used entry makes room; default) or refuse (the new connection is dropped,
+    /// established ones stay).
     Set { name: String, value: String },
 }
 
@@ -81,6 +84,9 @@ enum Mode {
 fn main() -> ExitCode {
     env_logger::init();
     let cli = Cli::parse();
+    if !matches!(cli.command, Command::Timers) {
+        dataplane::exit_quietly_on_closed_pipe();
+    }
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -94,6 +100,15 @@ fn run(cli: Cli) -> Result<()> {
     let mut opts = Options::from_env();
     if let Some(dir) = cli.pin_dir {
         opts.pin_dir = dir;
+    }
+    let needs_tables = !matches!(
+        cli.command,
+        Command::Fwmark {
+            command: fwmark::FwmarkCommand::Import { dry_run: true, .. }
+        }
+    );
+    if needs_tables && dataplane::loader::has_privileges() == Some(false) {
+        anyhow::bail!("Permission denied: the data plane's tables need root");
     }
     match cli.command {
         Command::Attach {
@@ -143,25 +158,37 @@ fn run(cli: Cli) -> Result<()> {
             println!("unloaded {}", opts.pin_dir.display());
         }
         Command::Set { name, value } => {
-            let on = match value.as_str() {
-                "0" => false,
-                "1" => true,
-                _ => anyhow::bail!("{name}: value must be 0 or 1, not {value:?}"),
-            };
             let mut dp = Dataplane::open(&opts)?;
             let mut s = dp.path_settings()?;
-            match name.as_str() {
-                "synproxy_defer" => s.synproxy_defer = on,
-                "toa" => s.toa = on,
-                "frag_drop" => s.frag_drop = on,
-                "no_service_drop" => s.no_service_drop = on,
-                _ => anyhow::bail!(
-                    "unknown setting {name:?} (synproxy_defer, toa, frag_drop, no_service_drop)"
-                ),
-            }
+            apply_setting(&mut s, &name, &value)?;
             dp.set_path_settings(&s)?;
             println!("{name} = {value}");
         }
+    }
+    Ok(())
+}
+
+/// `xlvs set NAME VALUE` on the settings read from the tables; nothing is written on an error.
+fn apply_setting(s: &mut dataplane::model::PathSettings, name: &str, value: &str) -> Result<()> {
+    if name == "table_full" {
+        s.table_full = dataplane::fill::TableFull::from_name(value).ok_or_else(|| {
+            anyhow::anyhow!("table_full: value must be evict or refuse, not {value:?}")
+        })?;
+        return Ok(());
+    }
+    let on = match value {
+        "0" => false,
+        "1" => true,
+        _ => anyhow::bail!("{name}: value must be 0 or 1, not {value:?}"),
+    };
+    match name {
+        "synproxy_defer" => s.synproxy_defer = on,
+        "toa" => s.toa = on,
+        "frag_drop" => s.frag_drop = on,
+        "no_service_drop" => s.no_service_drop = on,
+        _ => anyhow::bail!(
+            "unknown setting {name:?} (synproxy_defer, toa, frag_drop, no_service_drop, table_full)"
+        ),
     }
     Ok(())
 }
@@ -257,6 +284,13 @@ fn status(opts: &Options) -> Result<()> {
     println!("services    {}/{}", f.services, f.services_max);
     println!("dests       {}/{}", f.dests, f.dests_max);
     println!("conns       {}/{}", f.conns, f.conns_max);
+    println!(
+        "conn table  {}/{} entries, {} evicted, when full: {}",
+        f.conn_entries,
+        f.conn_entries_max,
+        f.conn_evicted,
+        f.table_full.name()
+    );
     let counters = dp.counters()?;
     println!("counters");
     let width = COUNTER_NAMES

@@ -417,6 +417,8 @@ pub fn run(rounds: usize) -> Result<()> {
                     case.frame[29] = addr as u8;
                     let port = 1024 + (flow_seq & 0x3fff) as u16;
                     case.frame[34..36].copy_from_slice(&port.to_be_bytes());
+                    // A wrong header checksum is dropped as invalid.
+                    xlvs_tests::packet::set_ipv4_checksum(&mut case.frame);
                 }
                 if case.flow == Flow::CookieAck {
                     flow_seq = flow_seq.wrapping_add(1);

@@ -6,7 +6,7 @@
 use aya_ebpf::{bindings::xdp_action, programs::XdpContext};
 use ebpf_common::{
     CONN_F_REPLY, CONN_F_SEQADJ, CONN_F_SYNCED, Conn, FWD_DROUTE, FWD_FULLNAT, FWD_MASQ,
-    FWD_TUNNEL, SP_SACK, SP_TS, Stage, client_key_of, config, counter, nh_stamp,
+    FWD_TUNNEL, SP_SACK, SP_TS, Stage, client_key_at, config, counter, nh_stamp,
 };
 
 use crate::conncount;
@@ -114,7 +114,7 @@ pub fn to_client_path(
     }
     entry.last_seen = now;
     if pkt.proto == IPPROTO_TCP && pkt.tcp_flags & (TCP_SYN | TCP_FIN | TCP_RST) != 0 {
-        let client_key = client_key_of(entry, pkt.proto, &pkt.dst, pkt.dport);
+        let client_key = client_key_at(entry, pkt.proto, &pkt.dst, pkt.dport);
         if let Some(client) = CONNS.get_ptr_mut(&client_key) {
             let client = unsafe { &mut *client };
             track(client, pkt, Dir::Out);

@@ -5,8 +5,8 @@
 
 use aya_ebpf::{bindings::xdp_action, helpers::bpf_ktime_get_coarse_ns, programs::XdpContext};
 use ebpf_common::{
-    CONN_F_PERSIST, CONN_F_REPLY, CONN_F_REUSE_SYN, CONN_F_SEQADJ, CONN_F_SYNPROXY, Conn, FlowKey,
-    S_CLOSE, S_TIME_WAIT, Stage, config, counter, reply_key_of,
+    CONN_F_ORPHAN, CONN_F_PERSIST, CONN_F_REPLY, CONN_F_REUSE_SYN, CONN_F_SEQADJ, CONN_F_SYNPROXY,
+    Conn, FlowKey, S_CLOSE, S_TIME_WAIT, Stage, config, counter, reply_key_of,
 };
 
 use crate::conncount;
@@ -16,6 +16,7 @@ use crate::parse::{self, ICMP_CANDIDATE, Packet};
 use crate::path::established;
 use crate::persist;
 use crate::proto::{IPPROTO_TCP, TCP_ACK, TCP_FIN, TCP_RST, TCP_SYN};
+use crate::reset;
 use crate::service;
 use crate::stage::jump;
 use crate::synproxy;
@@ -45,6 +46,14 @@ pub fn main(ctx: &XdpContext) -> u32 {
     // One lookup finds either direction of a known connection.
     if let Some(entry) = CONNS.get_ptr_mut(&flow) {
         let entry = unsafe { &mut *entry };
+        if parse::invalid(ctx, pkt) {
+            count(counter::DROP_INVALID);
+            return xdp_action::XDP_DROP;
+        }
+        if entry.flags & CONN_F_ORPHAN != 0 {
+            // The other half of this connection was evicted: end it at this end too.
+            return reset::call(ctx);
+        }
         if pkt.ttl <= 1 {
             count(counter::PASS_TTL);
             return xdp_action::XDP_PASS;
@@ -94,6 +103,10 @@ pub fn main(ctx: &XdpContext) -> u32 {
         // services exist, any address may be classified into one: xlvs_new decides.)
         count(counter::PASS_NOT_VIP);
         return xdp_action::XDP_PASS;
+    }
+    if parse::invalid(ctx, pkt) {
+        count(counter::DROP_INVALID);
+        return xdp_action::XDP_DROP;
     }
     // A packet that may open a connection: that stage has its own program (its own verifier
     // budget and stack; see ARCHITECTURE.md).

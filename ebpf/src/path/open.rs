@@ -12,14 +12,16 @@ use ebpf_common::{
 
 use crate::acl;
 use crate::conncount;
+use crate::fill;
 use crate::forward;
 use crate::frag;
 use crate::fullnat;
-use crate::maps::{CONNS, DESTS, count, is_vip, setting};
+use crate::maps::{DESTS, count, is_vip, setting};
 use crate::parse::{self, Packet};
 use crate::path::established::dir_in;
 use crate::persist;
 use crate::proto::{IPPROTO_TCP, IPPROTO_UDP, TCP_ACK, TCP_FIN, TCP_RST, TCP_SYN};
+use crate::reset;
 use crate::sched;
 use crate::sched_scan;
 use crate::service;
@@ -76,11 +78,16 @@ pub fn new_stage(ctx: &XdpContext, now: u64) -> u32 {
 /// connection) to `xlvs_fwd`.
 #[inline(always)]
 fn new_connection(ctx: &XdpContext, pkt: &Packet, svc: &Service, flow: &FlowKey, now: u64) -> u32 {
-    // Only a bare SYN opens a TCP connection (IPVS without sloppy_tcp); the rest is noise or attack.
+    // Only a bare SYN opens a TCP connection (IPVS without sloppy_tcp). Anything else belongs to
+    // a connection we do not know (evicted, expired, another director's): its sender gets a RST,
+    // as the kernel's stack answers it behind IPVS, instead of retransmitting into nothing.
     if pkt.proto == IPPROTO_TCP
         && pkt.tcp_flags & (TCP_SYN | TCP_ACK | TCP_RST | TCP_FIN) != TCP_SYN
     {
-        count(counter::DROP_NO_SESSION);
+        return reset::call(ctx);
+    }
+    if fill::refuses() {
+        count(counter::DROP_TABLE_FULL);
         return xdp_action::XDP_DROP;
     }
     if !acl::allowed(svc, pkt) {
@@ -174,7 +181,7 @@ fn new_connection(ctx: &XdpContext, pkt: &Packet, svc: &Service, flow: &FlowKey,
     // One-packet scheduling (`-o`, UDP): every datagram is scheduled anew, so no CLIENT entry
     // (NAT still gets its REPLY entry: the real's answers must come back from the VIP).
     let one_packet = svc.flags & SVC_F_ONEPACKET != 0 && pkt.proto == IPPROTO_UDP;
-    if !one_packet && CONNS.insert(flow, &*entry, 0).is_err() {
+    if !one_packet && fill::insert(flow, entry).is_err() {
         count(counter::CONN_INSERT_FAIL);
         return xdp_action::XDP_DROP;
     }
@@ -193,8 +200,8 @@ fn new_connection(ctx: &XdpContext, pkt: &Packet, svc: &Service, flow: &FlowKey,
     entry.state = 0;
     entry.timeout = 0;
     entry.last_seen = 0;
-    if CONNS.insert(&reply_key, &*entry, 0).is_err() {
-        let _ = CONNS.remove(flow);
+    if fill::insert(&reply_key, entry).is_err() {
+        fill::remove(flow);
         count(counter::CONN_INSERT_FAIL);
         return xdp_action::XDP_DROP;
     }
