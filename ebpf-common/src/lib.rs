@@ -923,6 +923,24 @@ pub struct FwmarkRuleKey {
 /// Classifier rules over all prefixes (FWMARK_RULES), and prefixes (FWMARK_CLASS).
 pub const MAX_FWMARK_RULES: u32 = 4096;
 
+/// FWMARK_PORTS_FREE: for TCP then UDP, one bit per destination port, set when no classifier
+/// rule covers that port (at any address). While fwmark services exist, a packet to an address
+/// that is no VIP is asked to the classifier only when its port's bit is clear (all clear, as
+/// a new map is, means "ask"). Entries of [`FWMARK_PORT_WORDS`] words of 32 ports each.
+pub const FWMARK_PORT_WORDS: u32 = 64;
+/// Entries of FWMARK_PORTS_FREE: 65536 ports per protocol, two protocols.
+pub const FWMARK_PORT_ENTRIES: u32 = 2 * 65536 / (32 * FWMARK_PORT_WORDS);
+
+/// The FWMARK_PORTS_FREE entry and bit of a (protocol, host-order port): (entry, word, bit).
+#[inline(always)]
+pub const fn fwmark_port_bit(udp: bool, port: u16) -> (u32, u32, u32) {
+    let per_entry = 32 * FWMARK_PORT_WORDS;
+    let port = port as u32;
+    let entry = if udp { FWMARK_PORT_ENTRIES / 2 } else { 0 } + port / per_entry;
+    let in_entry = port % per_entry;
+    (entry, in_entry / 32, in_entry % 32)
+}
+
 /// EST key of a service id / destination id.
 pub const fn est_key_service(id: u32) -> u32 {
     id
@@ -987,6 +1005,7 @@ map_names! {
     FWMARK_CLASS,
     FWMARK_RULES,
     CONN_FILL,
+    FWMARK_PORTS_FREE,
 }
 
 /// Declares the map keys and values shared with user space once: each one's size is checked

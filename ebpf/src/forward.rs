@@ -30,10 +30,14 @@ static SCRATCH_FIB: Scratch<FibParams> = Scratch::new();
 #[map]
 pub static FIRST_PACKET: Handoff<Conn> = Handoff::new();
 
-/// Hands the packet being handled to `xlvs_fwd`, with its connection in [`FIRST_PACKET`].
+/// Hands the packet being handled to `xlvs_fwd`, with its connection in [`FIRST_PACKET`] and,
+/// when it is unchanged since it was parsed, `parsed`.
 #[inline(always)]
-pub fn first_packet(ctx: &XdpContext) -> u32 {
-    jump(ctx, Stage::Fwd)
+pub fn first_packet(ctx: &XdpContext, parsed: Option<&Packet>) -> u32 {
+    match parsed {
+        Some(pkt) => crate::parse::jump_parsed(ctx, Stage::Fwd, pkt),
+        None => jump(ctx, Stage::Fwd),
+    }
 }
 
 /// A next-hop cache slot: a destination's entry in DEST_NH, or the one inside a REPLY entry.

@@ -184,3 +184,10 @@ pub static FWMARK_CLASS: aya_ebpf::maps::LpmTrie<
 #[map]
 pub static FWMARK_RULES: HashMap<ebpf_common::FwmarkRuleKey, u32> =
     HashMap::pinned(ebpf_common::MAX_FWMARK_RULES, 0);
+
+/// fwmark classifier: destination ports no rule covers (`ebpf_common::fwmark_port_bit`), so
+/// traffic to other addresses on those ports passes without a classifier lookup. Written by
+/// user space with the classifier.
+#[map]
+pub static FWMARK_PORTS_FREE: Array<[u32; ebpf_common::FWMARK_PORT_WORDS as usize]> =
+    Array::pinned(ebpf_common::FWMARK_PORT_ENTRIES, 0);

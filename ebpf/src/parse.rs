@@ -10,12 +10,49 @@ use core::mem::size_of;
 use ebpf_common::{FlowKey, counter};
 
 use crate::proto::*;
-use crate::stage::Scratch;
+use crate::stage::{Handoff, Scratch, jump};
 
 /// The IPv6 extension-header walk's result, stored and read back so the verifier sees one
 /// unknown value instead of one exact value per way the walk can end (see `ipv6_ext`).
 #[map]
 static SCRATCH_WALK: Scratch<u64> = Scratch::new();
+
+/// The parsed packet, handed to the stage jumped to (see [`jump_parsed`], [`handed_or`]): a
+/// packet is parsed once on its way through the stages, not once per stage.
+#[map]
+static PARSED: Handoff<Packet> = Handoff::new();
+
+/// Continues in `stage` with `pkt` (the packet as it is now, unchanged since it was parsed)
+/// handed over; returns only if the tail call failed, the hand-over then withdrawn so no
+/// other packet finds it.
+#[inline(always)]
+pub fn jump_parsed(ctx: &XdpContext, stage: ebpf_common::Stage, pkt: &Packet) -> u32 {
+    if let Some(slot) = PARSED.put() {
+        *slot = *pkt;
+    }
+    let verdict = jump(ctx, stage);
+    PARSED.cancel();
+    verdict
+}
+
+/// The packet handed over by the stage that jumped here, or `parse` of it.
+#[inline(always)]
+pub fn handed_or(
+    ctx: &XdpContext,
+    parse: fn(&XdpContext) -> Result<Packet, PassReason>,
+) -> Result<Packet, PassReason> {
+    match PARSED.take() {
+        Some(pkt) => {
+            let mut pkt = *pkt;
+            // No-ops on what `parse` produced (see `ipv6_ext` for the bounds) that tell the
+            // verifier the offsets read back from the map are bounded.
+            pkt.l3_off &= 0x1f;
+            pkt.l4_off &= 0x3fff;
+            Ok(pkt)
+        }
+        None => parse(ctx),
+    }
+}
 
 /// The parser's verdict for an ICMP/ICMPv6 message (maybe an error about one of our
 /// connections: the ICMP stage decides). Not a counter.
@@ -23,6 +60,7 @@ pub const ICMP_CANDIDATE: u32 = u32::MAX;
 
 /// Where the headers of a parsed packet are and what they say. Addresses and ports keep network
 /// byte order (as raw words), exactly as they are compared with map keys.
+#[derive(Clone, Copy)]
 pub struct Packet {
     pub l3_off: usize,
     pub l4_off: usize,

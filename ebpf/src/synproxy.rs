@@ -113,14 +113,12 @@ pub fn applies(pkt: &Packet) -> bool {
 /// Hands the packet to the SYNPROXY program of its family.
 #[inline(always)]
 pub fn call(ctx: &XdpContext, pkt: &Packet) -> u32 {
-    jump(
-        ctx,
-        if pkt.is_v6() {
-            Stage::Synproxy6
-        } else {
-            Stage::Synproxy
-        },
-    )
+    let stage = if pkt.is_v6() {
+        Stage::Synproxy6
+    } else {
+        Stage::Synproxy
+    };
+    parse::jump_parsed(ctx, stage, pkt)
 }
 
 /// Bytes of the IP header this program's family makes (no options, no extension headers).
@@ -172,9 +170,9 @@ pub fn armed_for(flow: &FlowKey) -> bool {
 pub fn handle<const V6: bool>(ctx: &XdpContext, now: u64) -> u32 {
     // IPv4's program need not carry the IPv6 extension-header walk (stack, verifier budget).
     let parsed = if V6 {
-        parse::parse(ctx)
+        parse::handed_or(ctx, parse::parse)
     } else {
-        parse::parse_ipv4_only(ctx)
+        parse::handed_or(ctx, parse::parse_ipv4_only)
     };
     let Ok(pkt) = parsed else {
         return xdp_action::XDP_PASS;
@@ -406,7 +404,8 @@ fn resend_syn<const V6: bool>(ctx: &XdpContext, pkt: &Packet, o: &Opts, client: 
     };
     *job = *client;
     count(counter::SYNPROXY_SYN_RESENT);
-    forward::first_packet(ctx)
+    // (The packet was rewritten: xlvs_fwd parses it again.)
+    forward::first_packet(ctx, None)
 }
 
 /// 3. From the real server while its handshake is pending: its SYN-ACK opens the client's window

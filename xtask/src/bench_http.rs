@@ -26,13 +26,13 @@ use crate::stats::median;
 
 const SECONDS: u32 = 5;
 
-struct Nginx {
+pub(crate) struct Nginx {
     pid_file: String,
     dir: String,
 }
 
 impl Nginx {
-    fn start(ns: &Netns, addr: IpAddr, name: &str) -> Result<Nginx> {
+    pub(crate) fn start(ns: &Netns, addr: IpAddr, name: &str) -> Result<Nginx> {
         let dir = format!("/tmp/xlvs-bench-nginx-{}-{name}", std::process::id());
         std::fs::create_dir_all(format!("{dir}/tmp"))?;
         let conf = format!(
@@ -276,8 +276,36 @@ fn switch(lab: &Lab, current: &mut Path, want: Path, nft_file: &str) -> Result<(
 
 /// Runs wrk from the client namespace; requests per second.
 fn wrk(lab: &Lab, url: &str, close: bool) -> Result<f64> {
-    let d = format!("{SECONDS}s");
-    let mut args = vec!["-t1", "-c32", "-d", d.as_str(), "--timeout", "2s"];
+    let run = wrk_run(lab, url, close, 32, SECONDS)?;
+    if run.non_2xx {
+        bail!("{url}: errors in wrk output: {}", run.text);
+    }
+    Ok(run.rps)
+}
+
+/// What one wrk run reports.
+pub(crate) struct WrkRun {
+    pub rps: f64,
+    /// Requests completed.
+    pub requests: u64,
+    /// Socket errors (connect, read, write, timeout) added up.
+    pub errors: u64,
+    pub non_2xx: bool,
+    pub text: String,
+}
+
+/// wrk -t1 -c`conns` for `seconds` from the client namespace (`close`: a new connection per
+/// request), with a 1 s timeout per request.
+pub(crate) fn wrk_run(
+    lab: &Lab,
+    url: &str,
+    close: bool,
+    conns: u32,
+    seconds: u32,
+) -> Result<WrkRun> {
+    let d = format!("{seconds}s");
+    let c = format!("-c{conns}");
+    let mut args = vec!["-t1", c.as_str(), "-d", d.as_str(), "--timeout", "2s"];
     if close {
         args.extend(["-H", "Connection: close"]);
     }
@@ -285,19 +313,37 @@ fn wrk(lab: &Lab, url: &str, close: bool) -> Result<f64> {
     let out = lab
         .client
         .command("timeout")
-        .arg(format!("{}", SECONDS + 20))
+        .arg(format!("{}", seconds + 20))
         .arg("wrk")
         .args(&args)
         .output()
         .context("running wrk")?;
-    let text = String::from_utf8_lossy(&out.stdout);
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
     let rps = text
         .lines()
         .find_map(|l| l.strip_prefix("Requests/sec:"))
         .and_then(|v| v.trim().parse::<f64>().ok())
         .with_context(|| format!("no Requests/sec in wrk output for {url}: {text}"))?;
-    if text.contains("Non-2xx") {
-        bail!("{url}: errors in wrk output: {text}");
-    }
-    Ok(rps)
+    // "  12345 requests in 5.00s, ..." and "  Socket errors: connect 0, read 0, write 0, timeout 3"
+    let requests = text
+        .lines()
+        .find_map(|l| l.trim().split_once(" requests in "))
+        .and_then(|(n, _)| n.trim().parse().ok())
+        .unwrap_or(0);
+    let errors = text
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("Socket errors:"))
+        .map(|l| {
+            l.split(',')
+                .filter_map(|kv| kv.split_whitespace().last()?.parse::<u64>().ok())
+                .sum()
+        })
+        .unwrap_or(0);
+    Ok(WrkRun {
+        rps,
+        requests,
+        errors,
+        non_2xx: text.contains("Non-2xx"),
+        text,
+    })
 }

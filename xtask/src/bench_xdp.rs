@@ -319,14 +319,14 @@ pub fn run(rounds: usize) -> Result<()> {
             expect_action: 2,
             fwmark: false,
         },
-        // The service lookup alone: an ACK without a session is looked up, then dropped.
+        // The service lookup alone: an ACK without a session is looked up, then answered with a RST.
         Case {
-            name: "VIP ACK, no session (lookup+drop)",
+            name: "VIP ACK, no session (lookup+RST)",
             runner: 1,
             frame: Frame::tcp(CIP, 50000, VIP, 80, ACK).build(),
             new_flow: false,
             flow: Flow::None,
-            expect_action: 1,
+            expect_action: 3,
             fwmark: true,
         },
         Case {
@@ -335,16 +335,16 @@ pub fn run(rounds: usize) -> Result<()> {
             frame: Frame::tcp(CIP, 50000, VIP, 80, ACK).build(),
             new_flow: false,
             flow: Flow::None,
-            expect_action: 1,
+            expect_action: 3,
             fwmark: false,
         },
         Case {
-            name: "fwmark ACK, no session (classify+drop)",
+            name: "fwmark ACK, no session (classify+RST)",
             runner: 1,
             frame: Frame::tcp(CIP, 50000, FWM_VIP, 443, ACK).build(),
             new_flow: false,
             flow: Flow::None,
-            expect_action: 1,
+            expect_action: 3,
             fwmark: true,
         },
         tun_case("established TUN ipip hit", TUN_PORTS[0], false),
@@ -508,10 +508,10 @@ pub fn run(rounds: usize) -> Result<()> {
         above_of("non-VIP packet (pass)") / above_of("non-VIP packet, no fwmark rules")
     );
     println!(
-        "service lookup alone (ACK without session, dropped): (vip, vport) with fwmark rules vs none {:.2}x; fwmark (classifier) vs (vip, vport) {:.2}x",
-        above_of("VIP ACK, no session (lookup+drop)") / above_of("same, no fwmark rules"),
-        above_of("fwmark ACK, no session (classify+drop)")
-            / above_of("VIP ACK, no session (lookup+drop)")
+        "service lookup alone (ACK without session, answered with a RST): (vip, vport) with fwmark rules vs none {:.2}x; fwmark (classifier) vs (vip, vport) {:.2}x",
+        above_of("VIP ACK, no session (lookup+RST)") / above_of("same, no fwmark rules"),
+        above_of("fwmark ACK, no session (classify+RST)")
+            / above_of("VIP ACK, no session (lookup+RST)")
     );
     println!(
         "SYNPROXY vs NAT established hit (above floor): cookie SYN-ACK {:.2}x, cookie ACK -> real SYN {:.2}x, established SYNPROXY hit {:.2}x",

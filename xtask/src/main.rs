@@ -1,9 +1,10 @@
-//! `cargo xtask bench [xdp|http|ipvsadm|keepalived|all]`: the data-plane benchmarks. Each prints its figures beside a
+//! `cargo xtask bench [xdp|http|synflood|ipvsadm|keepalived|all]`: the data-plane benchmarks. Each prints its figures beside a
 //! baseline measured in the same run, with ratios (the machine is noisy: compare ratios).
 
 mod bench_http;
 mod bench_ipvsadm;
 mod bench_keepalived;
+mod bench_synflood;
 mod bench_xdp;
 mod stats;
 
@@ -20,7 +21,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Task {
     /// Benchmarks (needs root): xdp = ns/packet via BPF_PROG_TEST_RUN; http = req/s through the
-    /// VIP; ipvsadm = -R and -Ln of 10 000 services x 10 reals; keepalived = start and
+    /// VIP; synflood = a SYN flood on a SYNPROXY VIP beside the kernel's syncookies; ipvsadm = -R and -Ln of 10 000 services x 10 reals; keepalived = start and
     /// SIGHUP reload of 2000 virtual servers beside ipvsadm -R / -e.
     Bench {
         #[arg(default_value = "all")]
@@ -36,6 +37,7 @@ enum Which {
     All,
     Xdp,
     Http,
+    Synflood,
     Ipvsadm,
     Keepalived,
 }
@@ -72,6 +74,9 @@ fn main() -> Result<()> {
             }
             if matches!(which, Which::All | Which::Http) {
                 bench_http::run(rounds.min(5))?;
+            }
+            if matches!(which, Which::All | Which::Synflood) {
+                bench_synflood::run(rounds.min(3))?;
             }
             if matches!(which, Which::All | Which::Ipvsadm) {
                 bench_ipvsadm::run()?;

@@ -256,7 +256,7 @@ pub fn seqadj_stage(ctx: &XdpContext, now: u64) -> u32 {
 /// server, the connection handed over in `forward::FIRST_PACKET`.
 #[inline(always)]
 pub fn fwd_stage(ctx: &XdpContext, now: u64) -> u32 {
-    let Ok(pkt) = parse::parse(ctx) else {
+    let Ok(pkt) = parse::handed_or(ctx, parse::parse) else {
         return xdp_action::XDP_PASS;
     };
     let Some(conn) = forward::FIRST_PACKET.take() else {

@@ -11,6 +11,7 @@ use ebpf_common::{
 
 use crate::conncount;
 use crate::frag;
+use crate::fwmark;
 use crate::maps::{CONNS, count, is_vip, setting};
 use crate::parse::{self, ICMP_CANDIDATE, Packet};
 use crate::path::established;
@@ -98,9 +99,12 @@ pub fn main(ctx: &XdpContext) -> u32 {
             // Answered with a cookie; the ACK completing that handshake reopens (see above).
             entry.flags |= CONN_F_REUSE_SYN;
         }
-    } else if !is_vip(pkt.af, &pkt.dst) && !setting(config::FWMARK_SERVICES) {
+    } else if !is_vip(pkt.af, &pkt.dst)
+        && (!setting(config::FWMARK_SERVICES) || fwmark::port_free(pkt))
+    {
         // Not ours: the common case for a host's other traffic, answered here. (While fwmark
-        // services exist, any address may be classified into one: xlvs_new decides.)
+        // services exist, any address may be classified into one on the ports their rules
+        // cover: xlvs_new decides.)
         count(counter::PASS_NOT_VIP);
         return xdp_action::XDP_PASS;
     }
@@ -110,7 +114,7 @@ pub fn main(ctx: &XdpContext) -> u32 {
     }
     // A packet that may open a connection: that stage has its own program (its own verifier
     // budget and stack; see ARCHITECTURE.md).
-    jump(ctx, Stage::New)
+    parse::jump_parsed(ctx, Stage::New, pkt)
 }
 
 /// Expired when neither direction was seen within the state's timeout. The REPLY entry is only

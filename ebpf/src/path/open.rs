@@ -37,7 +37,7 @@ static SCRATCH_REPLY: Scratch<Conn> = Scratch::new();
 /// Body of `xlvs_new`.
 #[inline(always)]
 pub fn new_stage(ctx: &XdpContext, now: u64) -> u32 {
-    let pkt = &match parse::parse(ctx) {
+    let pkt = &match parse::handed_or(ctx, parse::parse) {
         Ok(pkt) => pkt,
         Err(_) => return xdp_action::XDP_PASS,
     };
@@ -99,7 +99,7 @@ fn new_connection(ctx: &XdpContext, pkt: &Packet, svc: &Service, flow: &FlowKey,
     let counted = sched::scan_pick_ready(svc, flow);
     if svc.flags & SVC_F_SCHED_SCAN != 0 && !counted && !persist::has_template(svc, pkt, now) {
         // Scheduled by xlvs_sched (sched_scan.rs), which comes back here with its pick.
-        return jump(ctx, Stage::Sched);
+        return parse::jump_parsed(ctx, Stage::Sched, pkt);
     }
     let picked = if persistent {
         persist::pick(svc, pkt, now)
@@ -176,7 +176,7 @@ fn new_connection(ctx: &XdpContext, pkt: &Packet, svc: &Service, flow: &FlowKey,
             return xdp_action::XDP_DROP;
         }
         opened(svc.id, dest_id, pkt);
-        return forward::first_packet(ctx);
+        return forward::first_packet(ctx, Some(pkt));
     }
     // One-packet scheduling (`-o`, UDP): every datagram is scheduled anew, so no CLIENT entry
     // (NAT still gets its REPLY entry: the real's answers must come back from the VIP).
@@ -188,7 +188,7 @@ fn new_connection(ctx: &XdpContext, pkt: &Packet, svc: &Service, flow: &FlowKey,
     if dest.fwd != FWD_MASQ {
         // Replies do not come back through us: no REPLY entry.
         opened(svc.id, dest_id, pkt);
-        return forward::first_packet(ctx);
+        return forward::first_packet(ctx, Some(pkt));
     }
     let reply_key = reply_key_of(entry, flow);
     entry.to_addr = flow.dst;
@@ -209,7 +209,7 @@ fn new_connection(ctx: &XdpContext, pkt: &Packet, svc: &Service, flow: &FlowKey,
     entry.to_addr = dest.addr;
     entry.to_port = dport;
     entry.fwd = dest.fwd;
-    forward::first_packet(ctx)
+    forward::first_packet(ctx, Some(pkt))
 }
 
 /// A new connection's entries are in: counters. (Its destination's connection count was taken
@@ -224,7 +224,7 @@ fn opened(svc_id: u32, dest_id: u32, pkt: &Packet) {
 /// connection; the pick goes back to `xlvs_new`.
 #[inline(always)]
 pub fn sched_stage(ctx: &XdpContext, now: u64) -> u32 {
-    let Ok(pkt) = parse::parse(ctx) else {
+    let Ok(pkt) = parse::handed_or(ctx, parse::parse) else {
         return xdp_action::XDP_PASS;
     };
     let Some(svc) = service::of(&pkt) else {
@@ -241,7 +241,7 @@ pub fn sched_stage(ctx: &XdpContext, now: u64) -> u32 {
         count(counter::DROP_NO_DEST);
         return xdp_action::XDP_DROP;
     }
-    let verdict = jump(ctx, Stage::New);
+    let verdict = parse::jump_parsed(ctx, Stage::New, &pkt);
     sched::drop_scan_pick();
     verdict
 }
