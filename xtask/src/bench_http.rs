@@ -149,24 +149,7 @@ const NFT_RULES: &str = "table ip xlvsbench {
 ";
 
 pub fn run(rounds: usize) -> Result<()> {
-    if !is_root() {
-        bail!("the HTTP benchmark needs root (network namespaces)");
-    }
-    for tool in ["wrk", "nginx", "nft"] {
-        if Command::new("which").arg(tool).output()?.stdout.is_empty() {
-            bail!("{tool} is not installed (scripts/setup.sh installs it)");
-        }
-    }
-    let lab = Lab::new(2)?;
-    for ns in [&lab.client, &lab.director, &lab.reals[0], &lab.reals[1]] {
-        for (k, v) in [
-            ("net.ipv4.ip_local_port_range", "10000 65000"),
-            ("net.ipv4.tcp_tw_reuse", "1"),
-            ("net.core.somaxconn", "4096"),
-        ] {
-            ns.sysctl(k, v)?;
-        }
-    }
+    let lab = client_server_lab("HTTP", &["wrk", "nginx", "nft"])?;
     let _n0 = Nginx::start(&lab.reals[0], lab.real_ip(0), "r0")?;
     let _n1 = Nginx::start(&lab.reals[1], lab.real_ip(1), "r1")?;
     let mut dp = Dataplane::open(&lab.opts)?;
@@ -242,6 +225,30 @@ pub fn run(rounds: usize) -> Result<()> {
         if x1 > n1 { "met" } else { "NOT met" }
     );
     Ok(())
+}
+
+/// The lab with two reals, set up for many short connections (wide port range, TIME_WAIT reuse,
+/// deep listen queues), after checking root and the `tools` a benchmark drives.
+pub(crate) fn client_server_lab(bench: &str, tools: &[&str]) -> Result<Lab> {
+    if !is_root() {
+        bail!("the {bench} benchmark needs root (network namespaces)");
+    }
+    for tool in tools {
+        if Command::new("which").arg(tool).output()?.stdout.is_empty() {
+            bail!("{tool} is not installed (scripts/setup.sh installs it)");
+        }
+    }
+    let lab = Lab::new(2)?;
+    for ns in [&lab.client, &lab.director, &lab.reals[0], &lab.reals[1]] {
+        for (k, v) in [
+            ("net.ipv4.ip_local_port_range", "10000 65000"),
+            ("net.ipv4.tcp_tw_reuse", "1"),
+            ("net.core.somaxconn", "4096"),
+        ] {
+            ns.sysctl(k, v)?;
+        }
+    }
+    Ok(lab)
 }
 
 /// Puts the director in the state a path needs: XDP attached (xlvs) or not, nft table or not.

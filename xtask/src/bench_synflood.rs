@@ -18,15 +18,14 @@
 //! their attempts that succeeded.
 
 use std::net::{IpAddr, Ipv4Addr};
-use std::process::Command;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 use dataplane::Dataplane;
 use dataplane::model::*;
 use xlvs_tests::lab::Lab;
-use xlvs_tests::netns::{Netns, is_root};
+use xlvs_tests::netns::Netns;
 
-use crate::bench_http::{Nginx, wrk_run};
+use crate::bench_http::{Nginx, client_server_lab, wrk_run};
 use crate::stats::median;
 
 const SECONDS: u32 = 5;
@@ -79,24 +78,7 @@ struct Sample {
 }
 
 pub fn run(rounds: usize) -> Result<()> {
-    if !is_root() {
-        bail!("the SYN-flood benchmark needs root (network namespaces)");
-    }
-    for tool in ["trafgen", "wrk", "nginx"] {
-        if Command::new("which").arg(tool).output()?.stdout.is_empty() {
-            bail!("{tool} is not installed (scripts/setup.sh installs it)");
-        }
-    }
-    let lab = Lab::new(2)?;
-    for ns in [&lab.client, &lab.director, &lab.reals[0], &lab.reals[1]] {
-        for (k, v) in [
-            ("net.ipv4.ip_local_port_range", "10000 65000"),
-            ("net.ipv4.tcp_tw_reuse", "1"),
-            ("net.core.somaxconn", "4096"),
-        ] {
-            ns.sysctl(k, v)?;
-        }
-    }
+    let lab = client_server_lab("SYN-flood", &["trafgen", "wrk", "nginx"])?;
     lab.reals[1].sysctl("net.ipv4.tcp_syncookies", "1")?;
     let _n0 = Nginx::start(&lab.reals[0], lab.real_ip(0), "r0")?;
     let _n1 = Nginx::start(&lab.reals[1], lab.real_ip(1), "r1")?;
@@ -236,20 +218,28 @@ fn netstat(text: &str, group: &str, name: &str) -> u64 {
         .unwrap_or(0)
 }
 
+/// Packets `dev` sent (`ip -s link`: the line after "TX:", second column). (`nsenter --net`
+/// does not remount /sys, so sysfs would show the host's interfaces.)
 fn tx_packets(ns: &Netns, dev: &str) -> Result<u64> {
-    let out = ns.exec(
-        "cat",
-        &[&format!("/sys/class/net/{dev}/statistics/tx_packets")],
-    )?;
-    String::from_utf8_lossy(&out.stdout)
-        .trim()
-        .parse()
-        .with_context(|| format!("tx_packets of {dev}"))
+    let out = ns.ip(&["-s", "link", "show", "dev", dev])?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let mut lines = text.lines();
+    lines
+        .find(|l| l.trim_start().starts_with("TX:"))
+        .and_then(|_| lines.next())
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+        .with_context(|| format!("no TX packets for {dev} in: {text}"))
 }
 
 fn mac_of(ns: &Netns, dev: &str) -> Result<String> {
-    let out = ns.exec("cat", &[&format!("/sys/class/net/{dev}/address")])?;
-    Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
+    let out = ns.ip(&["link", "show", "dev", dev])?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    text.split_whitespace()
+        .skip_while(|w| *w != "link/ether")
+        .nth(1)
+        .map(str::to_string)
+        .with_context(|| format!("no MAC for {dev} in: {text}"))
 }
 
 /// SYNs to `target`:80 from random sources in 198.19.64.0/18 (inside the test range; no host
