@@ -11,7 +11,8 @@ cd "$(dirname "$0")/.."
 EBPF_NIGHTLY_DATE=2026-05-19          # the eBPF toolchain: bpf-linker is bound to its libLLVM
 EBPF_TOOLCHAIN=xlvs-ebpf              # name the build uses (ebpf toolchain pin, see dataplane/build.rs)
 BPF_LINKER_VERSION=0.13.0
-APT_PACKAGES=(iproute2 ethtool tcpdump nginx-light wrk nftables iptables keepalived curl procps psmisc bpftool python3 openssl netsniff-ng)
+APT_PACKAGES=(iproute2 ethtool tcpdump nginx-light wrk nftables iptables keepalived curl procps psmisc bpftool python3 openssl
+  prometheus binutils systemd dpkg-dev util-linux build-essential frr bird2 netsniff-ng)
 
 log() { printf '[setup] %s\n' "$*"; }
 
@@ -24,10 +25,30 @@ if ((${#missing[@]})); then
   log "apt install ${missing[*]}"
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
-  # policy-rc.d keeps the packages' services (nginx, keepalived) from being started by the install.
-  if [ ! -e /usr/sbin/policy-rc.d ]; then printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d; chmod +x /usr/sbin/policy-rc.d; fi
+  # policy-rc.d keeps the packages' services (nginx, keepalived, prometheus) from being started
+  # by the install; one we create is removed right after, so the machine's own policy is intact.
+  made_policy=""
+  if [ ! -e /usr/sbin/policy-rc.d ]; then
+    printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d; chmod +x /usr/sbin/policy-rc.d; made_policy=1
+  fi
+  trap '[ -n "$made_policy" ] && rm -f /usr/sbin/policy-rc.d' EXIT
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  [ -n "$made_policy" ] && rm -f /usr/sbin/policy-rc.d
+  made_policy=""
 fi
+
+# --- Rust (rustup), when the machine has none ------------------------------------------------
+if ! command -v rustup >/dev/null 2>&1 && [ ! -x "$HOME/.cargo/bin/rustup" ]; then
+  log "installing rustup (stable toolchain)"
+  if apt-cache show rustup >/dev/null 2>&1; then
+    apt-get install -y -qq --no-install-recommends rustup >/dev/null
+    rustup default stable
+  else
+    curl --proto '=https' --tlsv1.2 -sSf https://sh.rustup.rs | sh -s -- -y --profile minimal --component clippy,rustfmt
+  fi
+fi
+export PATH="$HOME/.cargo/bin:$PATH"
+rustup component add clippy rustfmt >/dev/null 2>&1 || true
 
 # --- eBPF toolchain, pinned ------------------------------------------------------------------
 have_date() { rustc +"$1" -vV 2>/dev/null | grep -q "commit-date: $EBPF_NIGHTLY_DATE"; }

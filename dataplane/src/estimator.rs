@@ -14,13 +14,10 @@ pub const PERIOD_NS: u64 = 2_000_000_000;
 const SCALE: u64 = 1 << 10;
 
 /// Nanoseconds of the clock `id` (CLOCK_MONOTONIC and friends).
-pub(crate) fn clock_ns(id: libc::clockid_t) -> u64 {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    unsafe { libc::clock_gettime(id, &mut ts) };
-    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+pub fn clock_ns(id: libc::clockid_t) -> u64 {
+    nix::time::clock_gettime(nix::time::ClockId::from_raw(id))
+        .map(|ts| ts.tv_sec() as u64 * 1_000_000_000 + ts.tv_nsec() as u64)
+        .unwrap_or(0)
 }
 
 fn now_ns() -> u64 {

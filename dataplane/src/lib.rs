@@ -43,7 +43,9 @@ use std::path::PathBuf;
 
 pub use aya::programs::xdp::XdpMode;
 pub use error::{Error, Result};
-pub use loader::{ProgramStatus, attach, attached, detach, ensure_loaded, reload, unload};
+pub use loader::{
+    ProgramStatus, attach, attached, detach, ensure_loaded, programs_status, reload, unload,
+};
 
 use lock::WriteLock;
 use maps::Maps;

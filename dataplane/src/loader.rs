@@ -113,7 +113,7 @@ fn pin_jump(ebpf: &mut aya::Ebpf, dir: &Path) -> Result<PathBuf> {
         .info()
         .map_err(|e| Error::Unavailable(format!("cannot read program info: {e}")))?
         .id();
-    let path = dir.join(format!("{}{id}", names::JUMP_PIN_PREFIX));
+    let path = jump_pin(dir, id);
     let map = ebpf
         .map_mut(names::JUMP)
         .ok_or_else(|| Error::Unavailable("object has no JUMP map".into()))?;
@@ -124,6 +124,11 @@ fn pin_jump(ebpf: &mut aya::Ebpf, dir: &Path) -> Result<PathBuf> {
     data.pin(&path)
         .map_err(|e| Error::Unavailable(format!("cannot pin {}: {e}", path.display())))?;
     Ok(path)
+}
+
+/// Where the tail-call array of the program with id `prog_id` is pinned.
+fn jump_pin(dir: &Path, prog_id: u32) -> PathBuf {
+    dir.join(format!("{}{prog_id}", names::JUMP_PIN_PREFIX))
 }
 
 fn main_program(ebpf: &mut aya::Ebpf) -> Result<&mut Xdp> {
@@ -290,11 +295,7 @@ fn is_bpffs(path: &Path) -> bool {
 
 /// The index of interface `name` in the current network namespace.
 pub fn ifindex(name: &str) -> Option<u32> {
-    let c = CString::new(name).ok()?;
-    match unsafe { libc::if_nametoindex(c.as_ptr()) } {
-        0 => None,
-        i => Some(i),
-    }
+    nix::net::if_::if_nametoindex(name).ok()
 }
 
 /// Attaches the (loaded once) program to each interface. All names are checked first; if any
@@ -478,68 +479,89 @@ pub fn program_status(dir: &Path) -> Result<ProgramStatus> {
     })
 }
 
-/// One loaded program of the packet path, as the kernel reports it.
-pub struct StageStatus {
-    pub name: &'static str,
-    pub id: u32,
-    /// Instructions the verifier processed (its limit is 1 000 000 per program).
-    pub verified_insns: Option<u32>,
-    pub jited_bytes: u32,
-}
-
 /// The verifier's limit on processed instructions per program.
 pub const VERIFIER_LIMIT: u32 = 1_000_000;
 
 /// The pin of the running version's tail-call array (`JUMP_<id>` of the pinned program).
 pub fn running_jump_pin(dir: &Path) -> Result<PathBuf> {
-    let running = program_status(dir)?.id;
-    Ok(dir.join(format!("{}{running}", names::JUMP_PIN_PREFIX)))
+    Ok(jump_pin(dir, program_status(dir)?.id))
 }
 
-/// Every stage program installed in the running version's tail-call array (`JUMP_<id>` of the
-/// pinned program; the attached program is `Main`), in the order a packet meets them; a stage
-/// whose slot is empty is left out.
-pub fn stage_status(dir: &Path) -> Result<Vec<StageStatus>> {
+/// Every program of the data plane (the main one and each tail-call stage installed in the
+/// running version's tail-call array) with what the verifier reported, in the order a packet
+/// meets them (`ebpf_common::Stage::ALL`); a stage whose slot is empty is left out.
+pub fn programs_status(dir: &Path) -> Result<Vec<(String, ProgramStatus)>> {
+    let main = program_status(dir)?;
+    let path = jump_pin(dir, main.id);
+    let mut out = vec![(ebpf_common::Stage::Main.name().to_string(), main)];
+    let jump = aya::maps::MapData::from_pin(&path).map_err(|e| {
+        Error::Unavailable(format!(
+            "cannot open the pinned tail-call table {}: {e}",
+            path.display()
+        ))
+    })?;
     use std::os::fd::{AsFd, AsRawFd};
-    let path = running_jump_pin(dir)?;
-    let jump = aya::maps::MapData::from_pin(&path)
-        .map_err(|e| Error::Unavailable(format!("cannot open {}: {e}", path.display())))?;
+    let fd = jump.fd().as_fd().as_raw_fd();
     let mut ids = Vec::new();
     for stage in ebpf_common::Stage::ALL {
-        let key = stage.slot();
-        let mut value = 0u32;
-        // BPF_MAP_LOOKUP_ELEM on a program array gives the program's id (aya has no getter).
-        let mut attr = [0u64; 4];
-        attr[0] = jump.fd().as_fd().as_raw_fd() as u64;
-        attr[1] = &key as *const u32 as u64;
-        attr[2] = &mut value as *mut u32 as u64;
-        let rc = unsafe {
-            libc::syscall(
-                libc::SYS_bpf,
-                1, // BPF_MAP_LOOKUP_ELEM
-                attr.as_mut_ptr(),
-                std::mem::size_of_val(&attr),
-            )
-        };
-        if rc == 0 {
-            ids.push((stage.name(), value));
+        if stage == ebpf_common::Stage::Main {
+            continue;
+        }
+        if let Some(id) = prog_array_id(fd, stage.slot()) {
+            ids.push((stage.name(), id));
         }
     }
-    let mut out = Vec::new();
-    let infos: Vec<_> = aya::programs::loaded_programs()
+    let mut infos: std::collections::HashMap<u32, ProgramStatus> = aya::programs::loaded_programs()
         .filter_map(|p| p.ok())
+        .filter(|p| ids.iter().any(|(_, id)| *id == p.id()))
+        .map(|p| {
+            let st = ProgramStatus {
+                id: p.id(),
+                verified_insns: p.verified_instruction_count(),
+                jited_bytes: p.size_jitted(),
+            };
+            (p.id(), st)
+        })
         .collect();
     for (name, id) in ids {
-        if let Some(info) = infos.iter().find(|i| i.id() == id) {
-            out.push(StageStatus {
-                name,
-                id,
-                verified_insns: info.verified_instruction_count(),
-                jited_bytes: info.size_jitted(),
-            });
+        if let Some(st) = infos.remove(&id) {
+            out.push((name.to_string(), st));
         }
     }
     Ok(out)
+}
+
+/// The id of the program in slot `key` of a program array (the kernel answers a user-space
+/// lookup of a program array with the program's id), `None` for an empty slot.
+fn prog_array_id(map_fd: i32, key: u32) -> Option<u32> {
+    #[repr(C)]
+    struct LookupAttr {
+        map_fd: u32,
+        _pad: u32,
+        key: u64,
+        value: u64,
+        flags: u64,
+    }
+    let mut value: u32 = 0;
+    let attr = LookupAttr {
+        map_fd: map_fd as u32,
+        _pad: 0,
+        key: &key as *const u32 as u64,
+        value: &mut value as *mut u32 as u64,
+        flags: 0,
+    };
+    const BPF_MAP_LOOKUP_ELEM: libc::c_long = 1;
+    // SAFETY: attr points at live key/value buffers of the sizes the map has (u32 each) for
+    // the call's duration; the kernel reads attr's first size_of bytes.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_bpf,
+            BPF_MAP_LOOKUP_ELEM,
+            &attr as *const LookupAttr,
+            std::mem::size_of::<LookupAttr>() as u32,
+        )
+    };
+    (rc == 0).then_some(value)
 }
 
 /// Detaches everywhere and removes every pin: the program and all tables are freed.

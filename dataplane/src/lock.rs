@@ -2,13 +2,12 @@
 //! a `Dataplane` that writes. Readers (listings) take no lock: every map update is atomic per entry.
 
 use std::fs::File;
-use std::os::fd::AsRawFd;
 use std::path::Path;
 
 use crate::error::{Error, Result};
 
 pub struct WriteLock {
-    _dir: File,
+    _dir: nix::fcntl::Flock<File>,
 }
 
 impl WriteLock {
@@ -16,9 +15,8 @@ impl WriteLock {
         let dir = File::open(pin_dir)
             .map_err(|e| Error::map(format!("open {}", pin_dir.display()), e))?;
         // Blocks while another writer holds it; released when the file is closed (also on crash).
-        if unsafe { libc::flock(dir.as_raw_fd(), libc::LOCK_EX) } != 0 {
-            return Err(Error::map("flock", std::io::Error::last_os_error()));
-        }
+        let dir = nix::fcntl::Flock::lock(dir, nix::fcntl::FlockArg::LockExclusive)
+            .map_err(|(_, e)| Error::map("flock", std::io::Error::from(e)))?;
         Ok(WriteLock { _dir: dir })
     }
 }

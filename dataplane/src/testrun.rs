@@ -1,5 +1,5 @@
 //! Running the XDP program on crafted packets through BPF_PROG_TEST_RUN: the packet path without
-//! interfaces, for unit tests and for the ns/packet benchmarks (DESIGN.md §8).
+//! interfaces, for unit tests and for the ns/packet benchmarks (`cargo xtask bench xdp`).
 
 use std::time::Duration;
 

@@ -101,6 +101,12 @@ fn try_handle(ctx: &XdpContext, now: u64) -> Option<u32> {
         tcp_hdr_len: 0,
         frag: 0,
     };
+    if parse::invalid(ctx, &outer) {
+        // About a connection, but the kernel would drop it (ip_rcv): translated, the wrong
+        // header checksum would travel on with it.
+        count(counter::DROP_INVALID);
+        return Some(xdp_action::XDP_DROP);
+    }
     if outer.ttl <= 1 {
         return None;
     }

@@ -112,7 +112,7 @@ pub static META: Array<u32> = Array::pinned(ebpf_common::meta::COUNT, 0);
 pub static EST: HashMap<u32, ebpf_common::Estimate> = HashMap::pinned(MAX_SERVICES + MAX_DESTS, 0);
 
 /// FULLNAT local addresses per service (`ipvsadm -P/-Q/-G`). Written by user space; the FULLNAT
-/// path counts port conflicts into them.
+/// path allocates source ports from them and counts into them (`fullnat.rs`).
 #[map]
 pub static LADDRS: HashMap<ebpf_common::LaddrKey, ebpf_common::Laddr> =
     HashMap::pinned(ebpf_common::MAX_LADDRS, 0);

@@ -21,6 +21,10 @@ pub struct CheckerSpec {
     pub virtualhost: Option<String>,
     /// FILE_CHECK: the tracked file's path, weight, reverse.
     pub track_file: Option<(String, i32, bool)>,
+    /// BFD_CHECK: its bfd_instance exists.
+    pub bfd_configured: bool,
+    /// SSL_GET: the `SSL { }` block (client certificate).
+    pub ssl: Option<keepalived_conf::model::SslConfig>,
 }
 
 /// The checkers a checker block stands for: an SMTP_CHECK with the
@@ -104,6 +108,21 @@ impl CheckerSpec {
             vs_delay_loop: vs.delay_loop,
             virtualhost: rs.virtualhost.clone().or_else(|| vs.virtualhost.clone()),
             track_file,
+            ssl: matches!(c.kind, CheckerKind::SslGet(_))
+                .then(|| {
+                    cfg.ssl.clone().map(|mut s| {
+                        s.span = None;
+                        s
+                    })
+                })
+                .flatten(),
+            bfd_configured: match &c.kind {
+                CheckerKind::BfdCheck(b) => b
+                    .name
+                    .as_ref()
+                    .is_some_and(|n| cfg.bfd_instances.iter().any(|i| &i.name == n)),
+                _ => false,
+            },
         }
     }
 
@@ -148,9 +167,16 @@ impl CheckerSpec {
                 Style::Tcp,
             ),
             CheckerKind::HttpGet(h) | CheckerKind::SslGet(h) => {
-                let ssl = matches!(c.kind, CheckerKind::SslGet(_));
+                let tls = if matches!(c.kind, CheckerKind::SslGet(_)) {
+                    Some(
+                        probe::http::tls_client(self.ssl.as_ref())
+                            .map_err(|e| format!("SSL_GET {real} of {vs}: {e} - disabled"))?,
+                    )
+                } else {
+                    None
+                };
                 let p =
-                    probe::http::HttpProbe::new(conn(None), h, ssl, self.virtualhost.as_deref())
+                    probe::http::HttpProbe::new(conn(None), h, tls, self.virtualhost.as_deref())
                         .map_err(|e| {
                             format!("{} {real} of {vs}: {e} - disabled", c.kind.keyword())
                         })?;
@@ -252,10 +278,20 @@ impl CheckerSpec {
                     warmup: Duration::ZERO,
                 });
             }
-            CheckerKind::BfdCheck(_) => {
-                return Err(format!(
-                    "BFD_CHECK {real} of {vs}: unsupported (BFD is not implemented) - ignoring"
-                ));
+            CheckerKind::BfdCheck(b) => {
+                let name = b.name.clone().unwrap_or_default();
+                if !self.bfd_configured {
+                    return Err(format!(
+                        "({}) BFD_CHECK - BFD {name} not configured",
+                        real.trio(vs)
+                    ));
+                }
+                return Ok(Built {
+                    probe: Probe::Bfd(name),
+                    style: None,
+                    timing,
+                    warmup: Duration::ZERO,
+                });
             }
         };
         Ok(Built {

@@ -43,8 +43,8 @@ impl VsKey {
         }
     }
 
-    /// keepalived's lower-case protocol in `[ip]:proto:port` strings.
-    fn proto_lc(&self) -> &'static str {
+    /// The protocol as keepalived writes it in `[ip]:proto:port` strings (`tcp`, `udp`…).
+    pub fn protocol_lc(&self) -> &'static str {
         match self.protocol {
             "TCP" => "tcp",
             "UDP" => "udp",
@@ -69,7 +69,7 @@ pub fn proto_name(p: Protocol) -> &'static str {
 impl fmt::Display for VsKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match &self.addr {
-            VsAddr::Ip(sa) => write!(f, "[{}]:{}:{}", sa.ip(), self.proto_lc(), sa.port()),
+            VsAddr::Ip(sa) => write!(f, "[{}]:{}:{}", sa.ip(), self.protocol_lc(), sa.port()),
             VsAddr::Fwmark(m) => write!(f, "FWM {m}"),
             VsAddr::Group(n) => write!(f, "group {n}"),
             VsAddr::Match(n) => write!(f, "match {n}"),
@@ -95,6 +95,13 @@ impl RealKey {
 
     pub fn socket_addr(&self) -> SocketAddr {
         SocketAddr::new(self.addr, self.port)
+    }
+}
+
+impl RealKey {
+    /// `[addr]:proto:port` with the virtual server's protocol, as keepalived's FMT_RS.
+    pub fn trio(&self, vs: &VsKey) -> String {
+        format!("[{}]:{}:{}", self.addr, vs.protocol_lc(), self.port)
     }
 }
 

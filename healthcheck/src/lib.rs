@@ -44,4 +44,4 @@ pub mod timing;
 
 pub use key::{RealKey, VsAddr, VsKey};
 pub use script::{ScriptExit, run_script};
-pub use supervisor::{ProbeLog, RealEvent, RealStatus, ReloadReport, Supervisor};
+pub use supervisor::{LastProbe, ProbeLog, RealEvent, RealStatus, ReloadReport, Supervisor};

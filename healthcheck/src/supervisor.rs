@@ -12,6 +12,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
+use tokio::sync::watch;
 use tokio::sync::{Mutex, mpsc};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
@@ -30,6 +31,23 @@ pub struct RealEvent {
     pub transition: bool,
     /// The checker result that caused it, in keepalived's words.
     pub reason: String,
+    /// The keyword of the checker that caused it (`TCP_CHECK`…; empty for a reload).
+    pub checker: &'static str,
+    /// Retries that checker made before this verdict.
+    pub retries: u32,
+    /// Only this: a checker's first success on a real already up (nothing changed; keepalived
+    /// logs the success all the same).
+    pub first: bool,
+}
+
+/// The last probe of one real server's checkers (for metrics).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LastProbe {
+    pub vs: VsKey,
+    pub real: RealKey,
+    pub checker: &'static str,
+    pub ok: bool,
+    pub latency: Duration,
 }
 
 /// One probe's result (for [`Supervisor::spawn_with_probe_log`]).
@@ -87,6 +105,18 @@ struct RealEntry {
     notify_up: Option<Script>,
     notify_down: Option<Script>,
     checkers: Vec<Running>,
+    /// SMTP alerts for this real (its `smtp_alert`, else its virtual server's, else the
+    /// global `smtp_alert_checker` / `smtp_alert`), and the names keepalived puts in the
+    /// subject.
+    alert: Option<RealAlert>,
+}
+
+struct RealAlert {
+    mailer: Arc<keepalived_scripts::smtp::Mailer>,
+    rs: String,
+    vs: String,
+    /// `no_checker_emails`: only when the real itself changes state.
+    only_real_changes: bool,
 }
 
 #[derive(Default)]
@@ -106,7 +136,14 @@ struct Inner {
     events: mpsc::UnboundedSender<RealEvent>,
     probe_log: Option<mpsc::UnboundedSender<ProbeLog>>,
     state: Mutex<State>,
+    /// Every real's last probe; a plain mutex held for one insert, never across an await.
+    last_probes: std::sync::Mutex<BTreeMap<(VsKey, RealKey), LastProbe>>,
+    /// The BFD thread's session states (name → up), for BFD_CHECK.
+    bfd: Option<watch::Receiver<BfdStates>>,
 }
+
+/// BFD session states as the BFD thread publishes them.
+pub type BfdStates = std::collections::BTreeMap<String, bool>;
 
 /// The running health checkers of one configuration.
 ///
@@ -132,6 +169,25 @@ impl Supervisor {
         tx: mpsc::Sender<RealEvent>,
         probe_log: Option<mpsc::UnboundedSender<ProbeLog>>,
     ) -> Supervisor {
+        Self::spawn_full(config, tx, probe_log, None).await
+    }
+
+    /// Like [`Supervisor::spawn`]; BFD_CHECK checkers follow the sessions in `bfd` (without
+    /// it they keep their starting state).
+    pub async fn spawn_with_bfd(
+        config: &KeepalivedConfig,
+        tx: mpsc::Sender<RealEvent>,
+        bfd: Option<watch::Receiver<BfdStates>>,
+    ) -> Supervisor {
+        Self::spawn_full(config, tx, None, bfd).await
+    }
+
+    async fn spawn_full(
+        config: &KeepalivedConfig,
+        tx: mpsc::Sender<RealEvent>,
+        probe_log: Option<mpsc::UnboundedSender<ProbeLog>>,
+        bfd: Option<watch::Receiver<BfdStates>>,
+    ) -> Supervisor {
         let (events, mut queue) = mpsc::unbounded_channel::<RealEvent>();
         tokio::spawn(async move {
             while let Some(ev) = queue.recv().await {
@@ -145,6 +201,8 @@ impl Supervisor {
                 events,
                 probe_log,
                 state: Mutex::new(State::default()),
+                last_probes: Default::default(),
+                bfd,
             }),
         };
         sup.apply(config, false).await;
@@ -205,6 +263,16 @@ impl Supervisor {
             .collect()
     }
 
+    /// The last probe of every real server that has been probed (latency, result).
+    pub fn last_probes(&self) -> Vec<LastProbe> {
+        let known = self
+            .inner
+            .last_probes
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        known.values().cloned().collect()
+    }
+
     /// Messages about checkers that were not started (unsupported, script
     /// not found, invalid regex…), since the last call.
     pub async fn take_warnings(&self) -> Vec<String> {
@@ -217,6 +285,7 @@ impl Supervisor {
         let mut events = Vec::new();
         let mut report = ReloadReport::default();
         let mut old_active = std::mem::take(&mut st.active);
+        let mailer = keepalived_scripts::smtp::Mailer::from_config(config);
         for vs in &config.virtual_servers {
             let vkey = VsKey::of(vs);
             let active = vs.ha_suspend.then(|| {
@@ -241,8 +310,24 @@ impl Supervisor {
                     notify_up: None,
                     notify_down: None,
                     checkers: Vec::new(),
+                    alert: None,
                 });
                 entry.agg.set_base_weight(rs.weight);
+                entry.alert = mailer
+                    .as_ref()
+                    .filter(|_| {
+                        keepalived_scripts::smtp::checker_alert(
+                            config,
+                            vs.smtp_alert,
+                            rs.smtp_alert,
+                        )
+                    })
+                    .map(|m| RealAlert {
+                        mailer: m.clone(),
+                        rs: rkey.trio(&vkey),
+                        vs: vkey.to_string(),
+                        only_real_changes: config.global.extra_flag("no_checker_emails"),
+                    });
                 entry.notify_up = rs.notify_up.clone();
                 entry.notify_down = rs.notify_down.clone();
                 let mut previous = std::mem::take(&mut entry.checkers);
@@ -340,6 +425,9 @@ impl Supervisor {
                             weight: c.weight,
                             transition: c.transition,
                             reason: "configuration reloaded".into(),
+                            checker: "",
+                            retries: 0,
+                            first: false,
                         });
                     }
                 }
@@ -358,6 +446,12 @@ impl Supervisor {
         for ev in events {
             let _ = self.inner.events.send(ev);
         }
+        let mut known = self
+            .inner
+            .last_probes
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        known.retain(|k, _| st.reals.contains_key(k));
         report
     }
 
@@ -374,6 +468,12 @@ impl Supervisor {
     ) -> JoinHandle<()> {
         let inner = self.inner.clone();
         let k = k.clone();
+        if let Probe::Bfd(name) = built.probe {
+            // BFD_CHECK: up unless alpha, then as its session goes.
+            let up = resume.unwrap_or(!built.timing.alpha);
+            agg.add_checker(id, up);
+            return tokio::spawn(bfd_task(inner, k, id, name));
+        }
         match built.style {
             None => {
                 // FILE_CHECK: its state is known at once (no alpha).
@@ -412,6 +512,30 @@ fn stop(agg: &mut RealAgg, r: Running) {
 }
 
 impl Probe {
+    /// The SMTP alert body keepalived's checker of this kind sends when it reports `up`,
+    /// and whether it sends one on every report (MISC_CHECK) rather than on changes only.
+    fn alert_body(&self, up: bool, o: &Outcome) -> Option<(bool, String)> {
+        use keepalived_scripts::smtp::bodies as b;
+        let pick = |u: &str, d: &str| if up { u.to_string() } else { d.to_string() };
+        Some(match self {
+            Probe::Tcp(_) => (false, pick(b::TCP_UP, b::TCP_DOWN)),
+            Probe::Http(_) => (false, pick(b::HTTP_UP, b::HTTP_DOWN)),
+            Probe::Misc(_) => (true, pick(b::MISC_UP, b::MISC_DOWN)),
+            Probe::Udp(_) => (false, pick(b::UDP_UP, b::UDP_DOWN)),
+            Probe::Ping(_) => (false, pick(b::PING_UP, b::PING_DOWN)),
+            Probe::Dns(_) => (false, pick(b::DNS_UP, b::DNS_DOWN)),
+            Probe::Smtp(_) => (
+                false,
+                if up {
+                    b::SMTP_UP.to_string()
+                } else {
+                    b::smtp_down(&o.reason)
+                },
+            ),
+            Probe::File(_) | Probe::Bfd(_) => return None,
+        })
+    }
+
     /// FILE_CHECK's synchronous read (None for other probes).
     fn run_sync(&self) -> Option<Outcome> {
         match self {
@@ -444,7 +568,9 @@ async fn checker_task(
             }
         }
         let started = Instant::now();
+        let first = !fsm.has_run();
         let outcome = probe.run(fsm.url()).await;
+        inner.record_probe(&k, probe.keyword(), outcome.ok, started.elapsed());
         let step = fsm.on_result(outcome.ok);
         if let Some(log) = &inner.probe_log {
             let _ = log.send(ProbeLog {
@@ -457,7 +583,13 @@ async fn checker_task(
         // Most probes change nothing: only lock the shared state when the
         // checker's state or a weight may change.
         if step.report.is_some() || outcome.dynamic_weight.is_some() {
-            inner.report(&k, id, &outcome, step.report).await;
+            let why = Why {
+                checker: probe.keyword(),
+                retries: step.retries,
+                first: first && step.report.is_some(),
+            };
+            let body = step.report.and_then(|up| probe.alert_body(up, &outcome));
+            inner.report(&k, id, &outcome, step.report, why, body).await;
         }
         let next = if matches!(probe, Probe::Misc(_)) {
             // MISC_CHECK: the next run is timed from this run's start.
@@ -484,18 +616,109 @@ async fn file_task(
             continue;
         }
         let report = Some(now.ok);
-        inner.report(&k, id, &now, report).await;
+        let why = Why {
+            checker: probe.keyword(),
+            retries: 0,
+            first: false,
+        };
+        inner.report(&k, id, &now, report, why, None).await;
         last = Some(now);
     }
 }
 
+/// Which checker reported, and after how many retries.
+struct Why {
+    checker: &'static str,
+    retries: u32,
+    first: bool,
+}
+
+/// BFD_CHECK: the checker follows its BFD session's state (keepalived's
+/// `bfd_check_handle_event`), from the first state the BFD thread publishes on; the BFD
+/// thread gone means down.
+async fn bfd_task(inner: Arc<Inner>, k: (VsKey, RealKey), id: CheckerId, name: String) {
+    let Some(mut rx) = inner.bfd.clone() else {
+        return std::future::pending().await;
+    };
+    loop {
+        let up = rx.borrow_and_update().get(&name).copied().unwrap_or(false);
+        inner.bfd_event(&k, id, &name, up).await;
+        if rx.changed().await.is_err() {
+            inner.bfd_event(&k, id, &name, false).await;
+            return;
+        }
+    }
+}
+
 impl Inner {
-    async fn report(&self, k: &(VsKey, RealKey), id: CheckerId, o: &Outcome, state: Option<bool>) {
+    fn record_probe(
+        &self,
+        k: &(VsKey, RealKey),
+        checker: &'static str,
+        ok: bool,
+        latency: Duration,
+    ) {
+        let mut known = self.last_probes.lock().unwrap_or_else(|e| e.into_inner());
+        known.insert(
+            k.clone(),
+            LastProbe {
+                vs: k.0.clone(),
+                real: k.1,
+                checker,
+                ok,
+                latency,
+            },
+        );
+    }
+
+    async fn bfd_event(&self, k: &(VsKey, RealKey), id: CheckerId, name: &str, up: bool) {
+        {
+            let st = self.state.lock().await;
+            let Some(e) = st.reals.get(k) else { return };
+            if e.agg.checker_up(id) == Some(up) {
+                return;
+            }
+        }
+        // keepalived's log line; the daemon logs it when the real changes.
+        let o = Outcome {
+            ok: up,
+            reason: format!(
+                "BFD check of [{name}] RS({}) is {}",
+                k.1.trio(&k.0),
+                if up { "UP" } else { "DOWN" }
+            ),
+            dynamic_weight: None,
+            weight_delta: None,
+        };
+        let body = keepalived_scripts::smtp::bodies::bfd(name, up);
+        let why = Why {
+            checker: "BFD_CHECK",
+            retries: 0,
+            first: false,
+        };
+        self.report(k, id, &o, Some(up), why, Some((false, body)))
+            .await;
+    }
+
+    /// A checker's result: `state` when its FSM reports one, `alert` the body of the SMTP
+    /// alert keepalived's checker of that kind sends for it (`(misc, body)`: MISC_CHECK
+    /// alerts on every report, the others only when the checker's state changes).
+    async fn report(
+        &self,
+        k: &(VsKey, RealKey),
+        id: CheckerId,
+        o: &Outcome,
+        state: Option<bool>,
+        why: Why,
+        alert: Option<(bool, String)>,
+    ) {
         let mut st = self.state.lock().await;
         let Some(e) = st.reals.get_mut(k) else { return };
         if !e.agg.has_checker(id) {
             return;
         }
+        let was_up = e.agg.checker_up(id);
+        let was_alive = e.agg.published().0;
         if let Some(w) = o.dynamic_weight {
             e.agg.set_dynamic_weight(w);
         }
@@ -505,7 +728,35 @@ impl Inner {
         if let Some(up) = state {
             e.agg.set_checker(id, up);
         }
-        let Some(c) = e.agg.publish() else { return };
+        let published = e.agg.publish();
+        if let (Some(up), Some((misc, body)), Some(a)) = (state, alert, &e.alert) {
+            let alive = e.agg.published().0;
+            if (misc || was_up != Some(up)) && (alive != was_alive || !a.only_real_changes) {
+                let about = keepalived_scripts::smtp::About::Real {
+                    rs: &a.rs,
+                    vs: &a.vs,
+                };
+                a.mailer
+                    .send(&about, if alive { "UP" } else { "DOWN" }, &body);
+            }
+        }
+        if published.is_none() && why.first && state == Some(true) {
+            // Nothing changed for the real, but keepalived logs a checker's first success.
+            let (up, weight) = e.agg.published();
+            let _ = self.events.send(RealEvent {
+                vs: k.0.clone(),
+                real: k.1,
+                up,
+                weight,
+                transition: false,
+                reason: o.reason.clone(),
+                checker: why.checker,
+                retries: why.retries,
+                first: true,
+            });
+            return;
+        }
+        let Some(c) = published else { return };
         let script = match (c.transition, c.up) {
             (true, true) => e.notify_up.clone(),
             (true, false) => e.notify_down.clone(),
@@ -523,6 +774,9 @@ impl Inner {
             weight: c.weight,
             transition: c.transition,
             reason: o.reason.clone(),
+            checker: why.checker,
+            retries: why.retries,
+            first: false,
         };
         // Queued under the lock so that a real's events keep their order.
         let _ = self.events.send(ev);

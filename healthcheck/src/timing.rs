@@ -54,6 +54,8 @@ pub struct Step {
     pub next: Duration,
     /// Index of the URL to probe next ([`Style::Http`]; 0 otherwise).
     pub url: usize,
+    /// Retries made before this result (keepalived's "failed after N retries").
+    pub retries: u32,
 }
 
 #[derive(Debug, Clone)]
@@ -119,6 +121,8 @@ impl Fsm {
 
     /// Feeds the result of one probe.
     pub fn on_result(&mut self, success: bool) -> Step {
+        // A checker's first verdict is final at once (retry_it starts at `retry`): no retries.
+        let retries = if self.has_run { self.retry_it } else { 0 };
         let (report, next) = match self.style {
             Style::Tcp => self.tcp(success),
             Style::Standard => self.standard(success),
@@ -132,6 +136,7 @@ impl Fsm {
             report,
             next,
             url: self.url_it,
+            retries,
         }
     }
 

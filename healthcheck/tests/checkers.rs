@@ -470,3 +470,106 @@ fn md5_hex(b: &[u8]) -> String {
     use md5::{Digest, Md5};
     Md5::digest(b).iter().map(|x| format!("{x:02x}")).collect()
 }
+
+/// keepalived's `SSL { certificate; key; ca }`: SSL_GET presents the client certificate, so a
+/// server that requires one (openssl s_server -Verify) answers; without the block the
+/// handshake fails and the real stays down.
+#[test]
+fn ssl_get_presents_the_ssl_block_client_certificate() {
+    let Some(bed) = bed("hcc") else { return };
+    let openssl = |args: &[&str]| {
+        let st = std::process::Command::new("openssl")
+            .args(args)
+            .current_dir(bed.path(""))
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .status()
+            .unwrap();
+        assert!(st.success(), "openssl {args:?}");
+    };
+    openssl(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-days",
+        "1",
+        "-subj",
+        "/CN=ca.test",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.pem",
+    ]);
+    openssl(&[
+        "req",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-subj",
+        "/CN=client.test",
+        "-keyout",
+        "client.key",
+        "-out",
+        "client.csr",
+    ]);
+    openssl(&[
+        "x509",
+        "-req",
+        "-in",
+        "client.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-days",
+        "1",
+        "-out",
+        "client.pem",
+    ]);
+    let p = |f: &str| bed.path(f).display().to_string();
+    let _server = bed.in_rs(
+        "openssl",
+        &[
+            "s_server",
+            "-accept",
+            "8444",
+            "-cert",
+            &p("ca.pem"),
+            "-key",
+            &p("ca.key"),
+            "-CAfile",
+            &p("ca.pem"),
+            "-Verify",
+            "1",
+            "-verify_return_error",
+            "-www",
+            "-quiet",
+        ],
+    );
+    bed.wait_tcp(RS[0], 8444);
+    let real = format!(
+        "real_server {} 8444 {{ alpha\n SSL_GET {{ url {{ path /\n status_code 200 }} connect_timeout 1 }} }}",
+        RS[0]
+    );
+    let with = format!(
+        "SSL {{\n certificate {}\n key {}\n ca {}\n}}\n{}",
+        p("client.pem"),
+        p("client.key"),
+        p("ca.pem"),
+        vs(&real)
+    );
+    let c = bed.checker(&with);
+    c.expect(0, &["UP", "[198.18.60.2]:8444"], secs(LOOP + SLACK));
+    drop(c);
+    let c = bed.checker(&vs(&real));
+    c.expect(0, &["INIT", "[198.18.60.2]:8444", "DOWN"], secs(5.0));
+    std::thread::sleep(secs(2.0 * LOOP + 1.0));
+    assert!(
+        !c.since(0).iter().any(|l| l.starts_with("UP")),
+        "{:#?}",
+        c.since(0)
+    );
+}

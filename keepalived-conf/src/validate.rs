@@ -21,10 +21,7 @@ impl Environment for SystemEnvironment {
         // Asked of the kernel in the caller's network namespace (as keepalived does), not of
         // /sys, which shows the namespace sysfs was mounted in (`nsenter --net` keeps the
         // host's).
-        match std::ffi::CString::new(name) {
-            Ok(c) if !name.is_empty() => (unsafe { libc::if_nametoindex(c.as_ptr()) }) != 0,
-            _ => false,
-        }
+        !name.is_empty() && nix::net::if_::if_nametoindex(name).is_ok()
     }
 
     fn find_executable(&self, program: &str) -> Option<PathBuf> {

@@ -74,6 +74,9 @@ pub struct Cli {
     /// Dump the configuration data as JSON on stdout (xlvs extension)
     #[arg(long = "dump-json")]
     pub dump_json: bool,
+    /// List the directives accepted but not acted on, with file and line (xlvs extension)
+    #[arg(long = "migration-check")]
+    pub migration_check: bool,
     /// Use specified pidfile for parent process
     #[arg(short = 'p', long = "pid", value_name = "FILE")]
     pub pid: Option<PathBuf>,
@@ -156,13 +159,5 @@ pub fn parse_args(args: Vec<String>) -> CliOutcome {
 
 /// `--signum=NAME`: the signal keepalived uses for that function.
 pub fn signum(name: &str) -> Option<i32> {
-    Some(match name {
-        "STOP" => libc::SIGTERM,
-        "RELOAD" => libc::SIGHUP,
-        "DATA" => libc::SIGUSR1,
-        "STATS" => libc::SIGUSR2,
-        "STATS_CLEAR" => libc::SIGRTMIN() + 2,
-        "JSON" => libc::SIGRTMIN() + 3,
-        _ => return None,
-    })
+    crate::daemon::signals::signum(name)
 }

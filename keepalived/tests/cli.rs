@@ -43,7 +43,7 @@ fn unknown_option_like_keepalived() {
 fn version_and_signum() {
     let o = run(&["-v"]);
     assert_eq!(o.status.code(), Some(0));
-    assert!(stderr(&o).starts_with("Keepalived v2.2.8"));
+    assert!(stderr(&o).starts_with("Keepalived v2.2.7 (xlvs "));
     let o = run(&["--signum=STOP"]);
     assert_eq!(String::from_utf8_lossy(&o.stdout), "15\n");
 }
@@ -135,4 +135,42 @@ fn config_id_option() {
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).expect("json");
     assert_eq!(v["vrrp_instances"][0]["priority"], 170);
     assert_eq!(v["top_level"]["net_namespace"], "high");
+}
+
+/// `--migration-check` lists what will do nothing, with file and line: directives the parser
+/// keeps verbatim, and those of features xlvs lacks; acted-on ones are not listed.
+#[test]
+fn migration_check_lists_directives_not_acted_on() {
+    let dir = std::env::temp_dir().join(format!("ka-migration-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let conf = dir.join("keepalived.conf");
+    std::fs::write(
+        &conf,
+        "global_defs {\n    router_id lb1\n    enable_snmp_vrrp\n    process_names\n}\n\
+         vrrp_instance VI_1 {\n    interface lo\n    virtual_router_id 1\n    priority 100\n    \
+         lvs_sync_daemon_interface lo\n    smtp_alert\n    virtual_ipaddress {\n        \
+         198.18.0.1/32\n    }\n}\n",
+    )
+    .unwrap();
+    let o = run(&["--migration-check", "-f", conf.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(0));
+    let out = String::from_utf8_lossy(&o.stdout);
+    let lines: Vec<(u32, &str)> = out
+        .lines()
+        .map(|l| {
+            let rest = l.strip_prefix(&format!("{}:", conf.display())).unwrap();
+            let (n, r) = rest.split_once(": ").unwrap();
+            (n.parse().unwrap(), r.split(' ').next().unwrap())
+        })
+        .collect();
+    assert_eq!(
+        lines,
+        [(3, "enable_snmp_vrrp"), (4, "process_names"),],
+        "{out}"
+    );
+    let clean = dir.join("clean.conf");
+    std::fs::write(&clean, "global_defs {\n    router_id lb1\n}\n").unwrap();
+    let o = run(&["--migration-check", "-f", clean.to_str().unwrap()]);
+    assert!(String::from_utf8_lossy(&o.stdout).ends_with("every directive is acted on\n"));
+    std::fs::remove_dir_all(&dir).unwrap();
 }

@@ -89,8 +89,7 @@ fn flagged_lines(out: &str) -> BTreeSet<u32> {
 }
 
 fn skip_reason() -> Option<&'static str> {
-    // SAFETY: geteuid has no preconditions.
-    if unsafe { libc::geteuid() } != 0 {
+    if !xlvs_tests::netns::is_root() {
         return Some("oracle tests need root (network namespaces)");
     }
     None
@@ -133,7 +132,7 @@ fn compare(files: &[PathBuf], extra: &[&str]) -> Vec<String> {
 
 fn run_oracle(files: Vec<PathBuf>, extra: &[&str]) {
     if let Some(r) = skip_reason() {
-        println!("SKIPPED: {r}");
+        xlvs_tests::skip(r);
         return;
     }
     assert!(
@@ -202,7 +201,7 @@ fn oracle_missing_includes_with_all_config() {
 #[test]
 fn oracle_missing_main_file() {
     if let Some(r) = skip_reason() {
-        println!("SKIPPED: {r}");
+        xlvs_tests::skip(r);
         return;
     }
     let ns = NetNs::new();

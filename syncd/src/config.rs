@@ -1,7 +1,6 @@
 //! What a sync daemon was asked to do, with the kernel's defaults and clamps
 //! (`start_sync_thread` in ip_vs_sync.c), and the record of a running daemon.
 
-use std::ffi::CString;
 use std::net::{IpAddr, Ipv4Addr};
 
 use serde::{Deserialize, Serialize};
@@ -126,10 +125,7 @@ impl Settings {
 
 /// The interface's index in the caller's network namespace (0: no such interface).
 pub fn ifindex(name: &str) -> u32 {
-    match CString::new(name) {
-        Ok(c) => unsafe { libc::if_nametoindex(c.as_ptr()) },
-        Err(_) => 0,
-    }
+    nix::net::if_::if_nametoindex(name).unwrap_or(0)
 }
 
 /// The interface's MTU (SIOCGIFMTU, so it answers for the caller's namespace, unlike /sys).

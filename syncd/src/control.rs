@@ -25,7 +25,7 @@ struct ChildArgs {
 
 /// The exclusive lock of a data plane's daemon records (start/stop one at a time).
 struct Lock {
-    _file: fs::File,
+    _file: nix::fcntl::Flock<fs::File>,
 }
 
 impl Lock {
@@ -37,9 +37,8 @@ impl Lock {
             .truncate(false)
             .write(true)
             .open(dir.join("lock"))?;
-        if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX) } < 0 {
-            return Err(io::Error::last_os_error());
-        }
+        let f = nix::fcntl::Flock::lock(f, nix::fcntl::FlockArg::LockExclusive)
+            .map_err(|(_, e)| io::Error::from(e))?;
         Ok(Lock { _file: f })
     }
 }

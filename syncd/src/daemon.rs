@@ -111,12 +111,7 @@ fn scan_period() -> Duration {
 }
 
 fn coarse_now() -> u64 {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC_COARSE, &mut ts) };
-    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+    dataplane::estimator::clock_ns(libc::CLOCK_MONOTONIC_COARSE)
 }
 
 /// Whether the data plane is still pinned: after `xlvs unload` the daemon stops, as the

@@ -52,7 +52,7 @@ pub fn sender(s: &Settings) -> io::Result<Socket> {
         IpAddr::V4(_) => {
             sock.set_multicast_loop_v4(false)?;
             sock.set_multicast_ttl_v4(s.ttl as u32)?;
-            sock.set_ttl(s.ttl as u32)?;
+            sock.set_ttl_v4(s.ttl as u32)?;
             // IP_PMTUDISC_DONT: let the datagram be fragmented if the path MTU shrinks.
             let v: libc::c_int = libc::IP_PMTUDISC_DONT;
             setsockopt(&sock, libc::IPPROTO_IP, libc::IP_MTU_DISCOVER, v)?;
@@ -75,8 +75,8 @@ pub fn receiver(s: &Settings) -> io::Result<Socket> {
     if !s.multicast() {
         // A unicast backup address may be configured after the daemon starts (e.g. by VRRP).
         match s.group {
-            IpAddr::V4(_) => sock.set_freebind(true)?,
-            IpAddr::V6(_) => sock.set_freebind_ipv6(true)?,
+            IpAddr::V4(_) => sock.set_freebind_v4(true)?,
+            IpAddr::V6(_) => sock.set_freebind_v6(true)?,
         }
     }
     let addr = group_addr(s, index);

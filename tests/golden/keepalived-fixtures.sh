@@ -1,6 +1,7 @@
-# Recorded on the ipvs-oracle guest (Debian 12, kernel 6.1 IPVS, keepalived 2.2.7, ipvsadm 1.31):
-#   args=""; for f in $(grep -l '^\s*virtual_server' compat-fixtures/keepalived/*); do args="$args -a $f"; done
-#   ../shared/tools/ipvs-oracle/run-in-lvs-vm.sh $args -f tests/golden/keepalived-fixtures.sh
+# Recorded on a Debian 12 machine with kernel IPVS (kernel 6.1, keepalived 2.2.7, ipvsadm 1.31),
+# with the keepalived fixtures that have virtual servers copied into /job:
+#   mkdir /job; cp $(grep -l '^\s*virtual_server' compat-fixtures/keepalived/*) /job
+#   sh tests/golden/keepalived-fixtures.sh > tests/golden/keepalived-fixtures.ipvs-1.31.out
 # (then drop the sections of files that are not fixtures). For every fixture: start keepalived's
 # checker side, take `ipvsadm -Ln` as soon as its services appear (before the first health
 # check can remove a real), stop it, clear IPVS.

@@ -20,7 +20,7 @@ pub fn capture<T>(ns: &Netns, ifname: &str, f: impl FnOnce() -> T) -> Result<(T,
             "AF_PACKET socket: {}",
             std::io::Error::last_os_error()
         );
-        let ifindex = unsafe { libc::if_nametoindex(ifname.as_ptr()) };
+        let ifindex = dataplane::loader::ifindex(ifname.to_str()?).unwrap_or(0);
         let mut sll: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
         sll.sll_family = libc::AF_PACKET as u16;
         sll.sll_protocol = proto as u16;

@@ -72,8 +72,7 @@ pub fn start(
         if sock < 0 {
             bail!("AF_PACKET socket: {}", std::io::Error::last_os_error());
         }
-        let cname = std::ffi::CString::new(ifname.clone())?;
-        let ifindex = unsafe { libc::if_nametoindex(cname.as_ptr()) };
+        let ifindex = dataplane::loader::ifindex(&ifname).unwrap_or(0);
         let mut sll: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
         sll.sll_family = libc::AF_PACKET as u16;
         sll.sll_protocol = (libc::ETH_P_ALL as u16).to_be();

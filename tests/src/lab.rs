@@ -40,6 +40,19 @@ impl Lab {
 
     /// The same with a connection table of `max_conns` connections.
     pub fn with_max_conns(reals: usize, max_conns: u32) -> Result<Lab> {
+        let lab = Lab::unattached_with(reals, max_conns)?;
+        lab.attach()?;
+        Ok(lab)
+    }
+
+    /// The topology with nothing loaded or attached (as a director right after boot).
+    pub fn unattached(reals: usize) -> Result<Lab> {
+        Lab::unattached_with(reals, 65536)
+    }
+
+    /// [`Lab::unattached`] with a connection table of `max_conns` connections (the soak attaches
+    /// it itself, without the timers it runs and kills on its own).
+    pub fn unattached_with(reals: usize, max_conns: u32) -> Result<Lab> {
         let prefix = unique_prefix("xt");
         let client = Netns::new(&format!("{prefix}c"))?;
         let director = Netns::new(&format!("{prefix}d"))?;
@@ -62,6 +75,21 @@ impl Lab {
         Ok(lab)
     }
 
+    fn attach(&self) -> Result<()> {
+        let mut args = vec![
+            "attach".to_string(),
+            "--max-conns".to_string(),
+            self.opts.max_conns.to_string(),
+        ];
+        args.extend(self.director_links());
+        let out = self.xlvs(&args.iter().map(|s| s.as_str()).collect::<Vec<_>>())?;
+        let text = String::from_utf8_lossy(&out.stdout);
+        if !text.contains("l0: attached") {
+            bail!("unexpected attach output: {text}");
+        }
+        Ok(())
+    }
+
     fn wire(&self) -> Result<()> {
         veth(&self.client, "c0", &self.director, "l0")?;
         self.client
@@ -80,17 +108,6 @@ impl Lab {
             self.director
                 .ip(&["addr", "add", &format!("198.18.{net}.1/24"), "dev", &lif])?;
             prepare_endpoint(ns, "r0")?;
-        }
-        let mut args = vec![
-            "attach".to_string(),
-            "--max-conns".to_string(),
-            self.opts.max_conns.to_string(),
-        ];
-        args.extend(self.director_links());
-        let out = self.xlvs(&args.iter().map(|s| s.as_str()).collect::<Vec<_>>())?;
-        let text = String::from_utf8_lossy(&out.stdout);
-        if !text.contains("l0: attached") {
-            bail!("unexpected attach output: {text}");
         }
         Ok(())
     }
@@ -116,18 +133,24 @@ impl Lab {
         IpAddr::V4(real_addr(i))
     }
 
-    /// A TCP line server named `r<i>` (see [`crate::servers::tcp`]) on every real's `port`, and
-    /// a round-robin service VIP:`port` with all of them as NAT reals.
+    /// A [`crate::servers::tcp`] server named `r<i>` on `port` of every real.
+    pub fn tcp_servers(&self, port: u16) -> Result<Vec<crate::servers::Server>> {
+        (0..self.reals.len())
+            .map(|i| {
+                let addr = std::net::SocketAddr::new(self.real_ip(i), port);
+                crate::servers::tcp(&self.reals[i], addr, &format!("r{i}"))
+            })
+            .collect()
+    }
+
+    /// [`Lab::tcp_servers`] on `port`, and a round-robin service VIP:`port` with all the reals as
+    /// NAT reals.
     pub fn tcp_nat_service(
         &self,
         port: u16,
     ) -> Result<(dataplane::Dataplane, Vec<crate::servers::Server>)> {
         use dataplane::model::{DestConfig, Forward, Protocol, ServiceAddr, ServiceConfig};
-        let mut srv = Vec::new();
-        for (i, ns) in self.reals.iter().enumerate() {
-            let addr = std::net::SocketAddr::new(self.real_ip(i), port);
-            srv.push(crate::servers::tcp(ns, addr, &format!("r{i}"))?);
-        }
+        let srv = self.tcp_servers(port)?;
         let svc = ServiceAddr::Inet {
             proto: Protocol::Tcp,
             addr: IpAddr::V4(VIP),

@@ -4,9 +4,18 @@
 
 pub mod capture;
 pub mod decap;
+pub mod ka_exporter;
+pub mod kadiff;
 pub mod keepalived;
 pub mod lab;
 pub mod netns;
 pub mod packet;
+pub mod poll;
+pub mod rng;
 pub mod servers;
+pub mod skip;
+pub mod smtp_sink;
 pub mod testbed;
+pub mod units;
+
+pub use skip::{require_root, require_tool, skip};

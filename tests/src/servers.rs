@@ -143,3 +143,23 @@ fn serve_http(conn: std::net::TcpStream, peer: SocketAddr, name: &str) {
         body.len()
     );
 }
+
+/// Connects to `addr` (from the calling thread's namespace), reads the greeting of a [`tcp`]
+/// server, sends a line and checks the echo comes from the same server. Returns the server's
+/// name and the open connection.
+pub fn exchange(addr: SocketAddr) -> Result<(String, std::net::TcpStream)> {
+    let mut s = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(3))?;
+    s.set_read_timeout(Some(Duration::from_secs(3)))?;
+    let mut r = BufReader::new(s.try_clone()?);
+    let mut hello = String::new();
+    r.read_line(&mut hello)?;
+    writeln!(s, "ping")?;
+    let mut echo = String::new();
+    r.read_line(&mut echo)?;
+    let name = hello.trim().to_string();
+    anyhow::ensure!(
+        echo.trim() == format!("{name} ping"),
+        "echo {echo:?} from {name}"
+    );
+    Ok((name, s))
+}

@@ -31,7 +31,7 @@ impl TestBed {
     /// resolves the next hops of `netns::fib_namespace`. The calling thread enters the namespace.
     pub fn new(max_conns: u32, routed: bool) -> Option<TestBed> {
         if !is_root() {
-            eprintln!("skipped: BPF_PROG_TEST_RUN needs root");
+            crate::skip("BPF_PROG_TEST_RUN needs root");
             return None;
         }
         let prefix = unique_prefix("xf");

@@ -56,7 +56,7 @@ fn shell(script: &str, pins: &Path) -> (Option<i32>, String) {
 #[test]
 fn a_closed_pipe_ends_every_listing_quietly() {
     if !is_root() {
-        eprintln!("skipped: needs root (BPF)");
+        xlvs_tests::skip("needs root (BPF)");
         return;
     }
     let pins = Pins::new("pipe");
@@ -98,7 +98,7 @@ fn a_closed_pipe_ends_every_listing_quietly() {
 #[test]
 fn without_privileges_the_tools_say_permission_denied_and_change_nothing() {
     if !is_root() {
-        eprintln!("skipped: needs root (to drop to another user)");
+        xlvs_tests::skip("needs root (to drop to another user)");
         return;
     }
     let pins = Pins::new("perm");

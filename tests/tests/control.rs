@@ -13,7 +13,7 @@ use xlvs_tests::netns::{is_root, unique_prefix};
 
 fn pins() -> Option<Pins> {
     if !is_root() {
-        eprintln!("skipped: needs root");
+        xlvs_tests::skip("needs root");
         return None;
     }
     Some(Pins::scratch(&unique_prefix("xc"), 1024))

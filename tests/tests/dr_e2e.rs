@@ -16,7 +16,7 @@ use xlvs_tests::servers;
 #[test]
 fn dr_reals_receive_the_vip_packet_and_answer_the_client_directly() -> Result<()> {
     if !is_root() {
-        eprintln!("skipped: needs root");
+        xlvs_tests::skip("needs root");
         return Ok(());
     }
     let lab = Lab::new(2)?;

@@ -98,7 +98,7 @@ fn exchange(lab: &Lab, bind: SocketAddr, vip: SocketAddr) -> Result<()> {
 #[test]
 fn udp_datagrams_larger_than_the_mtu_cross_a_nat_service_both_ways() -> Result<()> {
     if !is_root() {
-        eprintln!("skipped: needs root");
+        xlvs_tests::skip("needs root");
         return Ok(());
     }
     let lab = Lab::new(1)?;

@@ -72,7 +72,7 @@ fn curl(lab: &Lab) -> Result<String> {
 #[test]
 fn http_through_the_vip_reaches_reals_that_only_know_the_local_addresses() -> Result<()> {
     if !is_root() {
-        eprintln!("skipped: needs root");
+        xlvs_tests::skip("needs root");
         return Ok(());
     }
     let (lab, _srv) = fullnat_lab(2)?;
@@ -171,7 +171,7 @@ fn toa_of(frame: &[u8]) -> Option<(u16, std::net::Ipv4Addr)> {
 fn the_real_server_receives_the_client_address_in_toa_and_full_segments_fit() -> Result<()> {
     use std::io::{Read, Write};
     if !is_root() {
-        eprintln!("skipped: needs root");
+        xlvs_tests::skip("needs root");
         return Ok(());
     }
     let (lab, _srv) = fullnat_lab(1)?;
@@ -313,7 +313,7 @@ fn syn_flood(lab: &Lab, n: u16) -> Result<()> {
 #[test]
 fn synproxy_answers_syns_itself_and_hands_real_clients_to_the_real() -> Result<()> {
     if !is_root() {
-        eprintln!("skipped: needs root");
+        xlvs_tests::skip("needs root");
         return Ok(());
     }
     let (lab, _srv) = fullnat_lab(1)?;
@@ -366,7 +366,7 @@ fn synproxy_answers_syns_itself_and_hands_real_clients_to_the_real() -> Result<(
 fn keepalived_fnat_config_with_local_address_group_and_syn_proxy() -> Result<()> {
     use xlvs_tests::keepalived::{Keepalived, Workdir, wait_listing};
     if !is_root() {
-        eprintln!("skipped: needs root");
+        xlvs_tests::skip("needs root");
         return Ok(());
     }
     let (lab, _srv) = fullnat_lab(2)?;

@@ -120,7 +120,7 @@ fn saved(tool: &str, rules: &[&[&str]]) -> Result<String> {
 #[test]
 fn real_iptables_and_ip6tables_save_output_imports_and_refusals_name_the_line() -> Result<()> {
     if !is_root() {
-        eprintln!("skipped: needs root (iptables in a namespace)");
+        xlvs_tests::skip("needs root (iptables in a namespace)");
         return Ok(());
     }
     let v4 = saved(
@@ -297,7 +297,7 @@ fn real_iptables_and_ip6tables_save_output_imports_and_refusals_name_the_line() 
 #[test]
 fn real_nft_list_ruleset_output_imports_its_mark_rules() -> Result<()> {
     if !is_root() {
-        eprintln!("skipped: needs root (nft in a namespace)");
+        xlvs_tests::skip("needs root (nft in a namespace)");
         return Ok(());
     }
     let ns = Netns::new(&unique_prefix("xfn"))?;

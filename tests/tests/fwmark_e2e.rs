@@ -125,7 +125,7 @@ fn reals(names: &[String], ports: &[u16]) -> Vec<String> {
 #[test]
 fn one_fwmark_service_serves_80_and_443_and_persistence_sticks_across_them() -> Result<()> {
     if !is_root() {
-        eprintln!("skipped: needs root");
+        xlvs_tests::skip("needs root");
         return Ok(());
     }
     let (lab, _srv) = lab()?;
@@ -214,7 +214,7 @@ fn one_fwmark_service_serves_80_and_443_and_persistence_sticks_across_them() -> 
 #[test]
 fn keepalived_virtual_server_fwmark_is_fed_by_the_classifier_and_warns_when_not() -> Result<()> {
     if !is_root() {
-        eprintln!("skipped: needs root");
+        xlvs_tests::skip("needs root");
         return Ok(());
     }
     let (lab, _srv) = lab()?;

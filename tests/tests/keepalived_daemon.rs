@@ -70,7 +70,7 @@ fn new_connection() -> Result<String> {
 #[test]
 fn keepalived_programs_reloads_and_survives_kill9() -> Result<()> {
     if !is_root() {
-        eprintln!("skipped: needs root");
+        xlvs_tests::skip("needs root");
         return Ok(());
     }
     let lab = Lab::new(3)?;
@@ -132,25 +132,23 @@ fn keepalived_programs_reloads_and_survives_kill9() -> Result<()> {
         stream.ping(n)?;
     }
 
-    // SIGUSR1 / SIGUSR2: keepalived's data and stats reports.
+    // SIGUSR1: keepalived's checker data (keepalived_check.data, its layout), with the live
+    // verdicts and weights; SIGUSR2 writes nothing without VRRP, as keepalived's checker.
     ka.signal(libc::SIGUSR1)?;
+    ka.wait_log("Printing checker data", SECS)?;
+    let data = std::fs::read_to_string(dir.path("keepalived_check.data"))?;
+    assert!(
+        data.contains(&format!(" VS VIP = {VIP}, VPORT = 80")),
+        "{data}"
+    );
+    assert!(
+        data.contains("   RIP = 198.18.4.2, RPORT = 80, WEIGHT = 2 EFF WEIGHT = 2\n"),
+        "{data}"
+    );
+    assert!(data.contains("   quorum_state_up = 1\n"), "{data}");
     ka.signal(libc::SIGUSR2)?;
-    ka.wait_log("keepalived.stats", SECS)?;
-    ka.wait_log("keepalived.data", SECS)?;
-    let data = std::fs::read_to_string(dir.path("keepalived.data"))?;
-    assert!(
-        data.contains(&format!(" VS [{VIP}]:tcp:80: quorum up")),
-        "{data}"
-    );
-    assert!(
-        data.contains("   RS [198.18.4.2]:80 alive weight 2"),
-        "{data}"
-    );
-    let stats = std::fs::read_to_string(dir.path("keepalived.stats"))?;
-    assert!(
-        stats.contains(&format!(" VS TCP {VIP}:80: conns 1 ")),
-        "the stream is one connection:\n{stats}"
-    );
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(!dir.path("keepalived.stats").exists());
 
     // A broken configuration is refused with file:line, and nothing changes.
     std::fs::write(
@@ -213,7 +211,7 @@ fn keepalived_speaks_systemd_notify_and_honours_omega() -> Result<()> {
     use std::os::unix::net::UnixDatagram;
     use xlvs_tests::netns::{Netns, unique_prefix};
     if !is_root() {
-        eprintln!("skipped: needs root");
+        xlvs_tests::skip("needs root");
         return Ok(());
     }
     let prefix = unique_prefix("xn");
@@ -236,7 +234,6 @@ fn keepalived_speaks_systemd_notify_and_honours_omega() -> Result<()> {
     )?;
     let sock_path = dir.path("notify.sock");
     let sock = UnixDatagram::bind(&sock_path)?;
-    sock.set_read_timeout(Some(SECS))?;
     let recv = || -> Result<String> {
         let mut buf = [0u8; 512];
         loop {
@@ -251,7 +248,11 @@ fn keepalived_speaks_systemd_notify_and_honours_omega() -> Result<()> {
     let sock_env = sock_path.to_string_lossy().into_owned();
     let mut ka =
         Keepalived::start_with_env(&ns, &opts, &dir, &conf, &[("NOTIFY_SOCKET", &sock_env)])?;
-    let ready = recv()?;
+    // READY=1 comes after the first load of the XDP program into these pins (the verifier
+    // takes seconds on a busy machine).
+    sock.set_read_timeout(Some(Duration::from_secs(60)))?;
+    let ready = recv().map_err(|e| anyhow::anyhow!("no READY=1 ({e}):\n{}", ka.log_text()))?;
+    sock.set_read_timeout(Some(SECS))?;
     assert!(ready.starts_with("READY=1"), "{ready}");
     assert!(
         ready.contains(&format!("MAINPID={}", ka.pid().unwrap())),
@@ -283,7 +284,7 @@ fn keepalived_speaks_systemd_notify_and_honours_omega() -> Result<()> {
 #[test]
 fn health_checks_quorum_and_sorry_server() -> Result<()> {
     if !is_root() {
-        eprintln!("skipped: needs root");
+        xlvs_tests::skip("needs root");
         return Ok(());
     }
     let lab = Lab::new(3)?;
@@ -382,7 +383,7 @@ fn health_checks_quorum_and_sorry_server() -> Result<()> {
 fn keepalived_refuses_a_broken_start_like_2_2_7() -> Result<()> {
     use xlvs_tests::netns::{Netns, unique_prefix};
     if !is_root() {
-        eprintln!("skipped: needs root");
+        xlvs_tests::skip("needs root");
         return Ok(());
     }
     let prefix = unique_prefix("xb");

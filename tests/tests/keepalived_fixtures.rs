@@ -46,7 +46,7 @@ fn normalise(listing: &str) -> String {
 #[test]
 fn fixtures_start_as_keepalived_2_2_7_does() -> Result<()> {
     if !is_root() {
-        eprintln!("skipped: needs root");
+        xlvs_tests::skip("needs root");
         return Ok(());
     }
     let cases = golden()?;
@@ -60,7 +60,8 @@ fn fixtures_start_as_keepalived_2_2_7_does() -> Result<()> {
         let conf = repo().join("compat-fixtures/keepalived").join(name);
         let mut ka = Keepalived::start_in(&ns, &pins.0, &dir, &conf)?;
         let services = want.lines().filter(|l| !l.starts_with(' ')).count() - 2;
-        let got = wait_listing_on(&pins.0, Duration::from_secs(10), |t| {
+        // Fresh pins: the daemon first loads the XDP program (tens of seconds under load).
+        let got = wait_listing_on(&pins.0, Duration::from_secs(60), |t| {
             t.lines().filter(|l| !l.starts_with(' ')).count() - 2 >= services
         })
         .with_context(|| format!("{name}: {}", ka.log_text()))?;

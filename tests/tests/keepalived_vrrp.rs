@@ -71,7 +71,7 @@ fn pair(tag: &str) -> Result<(String, Netns, Netns, Pins)> {
 #[test]
 fn ha_pair_with_keepalived_2_2_7() -> Result<()> {
     if !is_root() || !std::path::Path::new(REAL_KEEPALIVED).exists() {
-        eprintln!("skipped: needs root and {REAL_KEEPALIVED}");
+        xlvs_tests::skip("needs root and {REAL_KEEPALIVED}");
         return Ok(());
     }
     let (p, a, b, pins) = pair("xv")?;
@@ -107,9 +107,11 @@ fn ha_pair_with_keepalived_2_2_7() -> Result<()> {
         ),
     )?;
     let mut ours = Keepalived::start_in(&a, &pins.0, &dir, &ours_conf)?;
-    wait_listing_on(&pins.0, Duration::from_secs(10), |t| {
+    // The first user of a pin directory loads the XDP program (seconds on a busy machine).
+    wait_listing_on(&pins.0, Duration::from_secs(30), |t| {
         t.contains("198.18.71.50:80")
-    })?;
+    })
+    .with_context(|| ours.log_text())?;
     wait_for("ours becomes master", Duration::from_secs(10), || {
         has_vip(&a)
     })?;
@@ -157,7 +159,7 @@ fn ha_pair_with_keepalived_2_2_7() -> Result<()> {
 fn no_accept_master_drops_traffic_to_its_vip() -> Result<()> {
     use std::net::{SocketAddr, TcpListener, TcpStream};
     if !is_root() {
-        eprintln!("skipped: needs root");
+        xlvs_tests::skip("needs root");
         return Ok(());
     }
     let (p, a, b, pins) = pair("xa")?;

@@ -96,7 +96,7 @@ fn tcp_distribution(lab: &Lab, n: usize) -> Result<HashMap<String, usize>> {
 #[test]
 fn tcp_round_robin_through_the_vip() -> Result<()> {
     if !is_root() {
-        eprintln!("skipped: needs root");
+        xlvs_tests::skip("needs root");
         return Ok(());
     }
     let (lab, mut dp, _srv) = lab_with_service(Protocol::Tcp, Scheduler::Rr, &[1, 1])?;
@@ -137,7 +137,7 @@ fn tcp_round_robin_through_the_vip() -> Result<()> {
 #[test]
 fn tcp_weighted_round_robin_and_quiescing() -> Result<()> {
     if !is_root() {
-        eprintln!("skipped: needs root");
+        xlvs_tests::skip("needs root");
         return Ok(());
     }
     let (lab, mut dp, _srv) = lab_with_service(Protocol::Tcp, Scheduler::Wrr, &[3, 1])?;
@@ -222,7 +222,7 @@ fn tcp_weighted_round_robin_and_quiescing() -> Result<()> {
 #[test]
 fn udp_sessions_stick_replies_come_from_the_vip_and_counters_match() -> Result<()> {
     if !is_root() {
-        eprintln!("skipped: needs root");
+        xlvs_tests::skip("needs root");
         return Ok(());
     }
     let (lab, mut dp, _srv) = lab_with_service(Protocol::Udp, Scheduler::Rr, &[1, 1])?;
@@ -276,7 +276,7 @@ fn udp_sessions_stick_replies_come_from_the_vip_and_counters_match() -> Result<(
 #[test]
 fn traffic_not_for_a_vip_is_left_to_the_kernel() -> Result<()> {
     if !is_root() {
-        eprintln!("skipped: needs root");
+        xlvs_tests::skip("needs root");
         return Ok(());
     }
     let (lab, dp, _srv) = lab_with_service(Protocol::Tcp, Scheduler::Rr, &[1])?;
@@ -307,7 +307,7 @@ fn traffic_not_for_a_vip_is_left_to_the_kernel() -> Result<()> {
 #[test]
 fn attach_errors_are_clear_and_leave_nothing_attached() -> Result<()> {
     if !is_root() {
-        eprintln!("skipped: needs root");
+        xlvs_tests::skip("needs root");
         return Ok(());
     }
     let lab = Lab::new(1)?;
@@ -344,7 +344,7 @@ fn program_id(lab: &Lab) -> Result<String> {
 #[test]
 fn reload_swaps_the_program_and_keeps_connections() -> Result<()> {
     if !is_root() {
-        eprintln!("skipped: needs root");
+        xlvs_tests::skip("needs root");
         return Ok(());
     }
     let (lab, mut dp, _srv) = lab_with_service(Protocol::Tcp, Scheduler::Rr, &[1, 1])?;
@@ -388,7 +388,7 @@ fn reload_swaps_the_program_and_keeps_connections() -> Result<()> {
 #[test]
 fn rules_set_with_ipvsadm_carry_real_traffic() -> Result<()> {
     if !is_root() {
-        eprintln!("skipped: needs root");
+        xlvs_tests::skip("needs root");
         return Ok(());
     }
     let lab = Lab::new(2)?;
@@ -444,7 +444,7 @@ fn rules_set_with_ipvsadm_carry_real_traffic() -> Result<()> {
 #[test]
 fn lc_sends_new_connections_to_the_real_with_fewest_and_the_timers_run() -> Result<()> {
     if !is_root() {
-        eprintln!("skipped: needs root");
+        xlvs_tests::skip("needs root");
         return Ok(());
     }
     let (lab, mut dp, _srv) = lab_with_service(Protocol::Tcp, Scheduler::Lc, &[1, 1])?;

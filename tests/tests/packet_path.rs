@@ -43,7 +43,7 @@ fn setup(max_conns: u32) -> Option<Bench> {
 /// (see `fib_namespace`): run with `run_on` to see XDP_TX and the MACs.
 fn setup_in(max_conns: u32, routed: bool) -> Option<Bench> {
     if !is_root() {
-        eprintln!("skipped: BPF_PROG_TEST_RUN needs root");
+        xlvs_tests::skip("BPF_PROG_TEST_RUN needs root");
         return None;
     }
     let prefix = unique_prefix("xp");

@@ -80,7 +80,7 @@ impl Tally {
 #[test]
 fn reloads_under_new_connections_and_streams_lose_nothing() -> Result<()> {
     if !is_root() {
-        eprintln!("skipped: needs root");
+        xlvs_tests::skip("needs root");
         return Ok(());
     }
     let rounds: usize = std::env::var("XLVS_RELOAD_ROUNDS")
@@ -194,7 +194,7 @@ fn reloads_under_new_connections_and_streams_lose_nothing() -> Result<()> {
 #[test]
 fn a_reload_releases_the_old_versions_stages() -> Result<()> {
     if !is_root() {
-        eprintln!("skipped: needs root");
+        xlvs_tests::skip("needs root");
         return Ok(());
     }
     let lab = Lab::new(1)?;

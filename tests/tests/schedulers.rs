@@ -465,7 +465,7 @@ fn concurrent_fins_of_one_connection_move_its_count_once() {
         return;
     };
     if std::thread::available_parallelism().map_or(1, |n| n.get()) < 2 {
-        eprintln!("skipped: needs two CPUs");
+        xlvs_tests::skip("needs two CPUs");
         return;
     }
     service(&mut b, Protocol::Tcp, Scheduler::Lc, &[w(1)]);

@@ -227,7 +227,7 @@ fn wait_for(what: &str, secs: u64, mut ok: impl FnMut() -> bool) -> Result<()> {
 #[test]
 fn established_connection_survives_failover() -> Result<()> {
     if !is_root() {
-        eprintln!("skipped: needs root");
+        xlvs_tests::skip("needs root");
         return Ok(());
     }
     let _serial = serial();
@@ -392,7 +392,7 @@ fn replay_group(args: &[String]) -> Option<(String, String)> {
 #[test]
 fn daemon_commands_match_ipvsadm_1_31() -> Result<()> {
     if !is_root() {
-        eprintln!("skipped: needs root");
+        xlvs_tests::skip("needs root");
         return Ok(());
     }
     let _serial = serial();
@@ -480,7 +480,7 @@ impl Drop for RemoveOnDrop {
 #[test]
 fn kernel_master_messages_fill_our_backup() -> Result<()> {
     if !is_root() {
-        eprintln!("skipped: needs root");
+        xlvs_tests::skip("needs root");
         return Ok(());
     }
     let _serial = serial();

@@ -103,7 +103,7 @@ fn count(fates: &[Fate], f: Fate) -> usize {
 #[test]
 fn evicted_connections_are_reset_not_left_hanging() -> Result<()> {
     if !is_root() {
-        eprintln!("skipped: needs root");
+        xlvs_tests::skip("needs root");
         return Ok(());
     }
     raise_fd_limit();
@@ -133,7 +133,7 @@ fn evicted_connections_are_reset_not_left_hanging() -> Result<()> {
 #[test]
 fn the_refuse_policy_keeps_every_established_connection() -> Result<()> {
     if !is_root() {
-        eprintln!("skipped: needs root");
+        xlvs_tests::skip("needs root");
         return Ok(());
     }
     raise_fd_limit();

@@ -263,7 +263,7 @@ fn addr(ip: &str, port: u16) -> SocketAddr {
 #[test]
 fn every_tunnel_type_and_family_pair_carries_real_tcp() -> Result<()> {
     if !is_root() {
-        eprintln!("skipped: needs root");
+        xlvs_tests::skip("needs root");
         return Ok(());
     }
     let lab = dual_stack_lab()?;
@@ -345,7 +345,7 @@ fn every_tunnel_type_and_family_pair_carries_real_tcp() -> Result<()> {
 #[test]
 fn a_too_big_upload_gets_through_after_our_fragmentation_needed() -> Result<()> {
     if !is_root() {
-        eprintln!("skipped: needs root");
+        xlvs_tests::skip("needs root");
         return Ok(());
     }
     let lab = dual_stack_lab()?;
@@ -388,7 +388,7 @@ fn a_too_big_upload_gets_through_after_our_fragmentation_needed() -> Result<()> 
 #[test]
 fn nat_and_dr_over_ipv6_carry_real_tcp() -> Result<()> {
     if !is_root() {
-        eprintln!("skipped: needs root");
+        xlvs_tests::skip("needs root");
         return Ok(());
     }
     let lab = dual_stack_lab()?;
@@ -426,7 +426,7 @@ fn nat_and_dr_over_ipv6_carry_real_tcp() -> Result<()> {
 #[test]
 fn a_too_big_datagram_without_df_reaches_the_real_fragmented_by_our_kernel() -> Result<()> {
     if !is_root() {
-        eprintln!("skipped: needs root");
+        xlvs_tests::skip("needs root");
         return Ok(());
     }
     let lab = dual_stack_lab()?;

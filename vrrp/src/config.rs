@@ -4,10 +4,11 @@
 use std::net::{IpAddr, Ipv4Addr};
 
 use keepalived_conf::model::{
-    IpAddressEntry, KeepalivedConfig, RouteEntry, RuleEntry, Script, TrackRef, VrrpInstance,
+    AuthType, IpAddressEntry, KeepalivedConfig, RouteEntry, RuleEntry, Script, TrackRef,
+    VrrpInstance,
 };
 
-use crate::codec::{Family, auth_pass_bytes};
+use crate::codec::{Auth, Family, auth_pass_bytes};
 
 /// Everything one instance needs, resolved.
 #[derive(Debug, Clone, PartialEq)]
@@ -23,8 +24,14 @@ pub struct InstanceConfig {
     pub preempt: bool,
     pub preempt_delay_us: u64,
     pub down_timer_adverts: u32,
-    pub auth_pass: Option<[u8; 8]>,
+    /// v2 over IPv4 only, as keepalived (cleared for v3, IPv6 AH and strict mode).
+    pub auth: Auth,
     pub mcast_src_ip: Option<IpAddr>,
+    /// Where multicast adverts go and which group is joined: `mcast_dst_ip`, else global
+    /// `vrrp_mcast_group4`/`vrrp_mcast_group6`.
+    pub mcast_group: IpAddr,
+    /// Global `vrrp_mcast_group4`: the pseudo-header destination of `old_unicast_checksum`.
+    pub mcast_group4: IpAddr,
     pub unicast_src_ip: Option<IpAddr>,
     pub unicast_peers: Vec<(IpAddr, Option<u8>, Option<u8>)>,
     pub unicast_ttl: u8,
@@ -33,7 +40,12 @@ pub struct InstanceConfig {
     pub v3_checksum_as_v2: bool,
     pub old_unicast_checksum: bool,
     pub lower_prio_no_advert: bool,
+    /// A master hearing a higher priority answers with one advert before it steps down.
+    pub higher_prio_send_advert: bool,
+    /// Traffic to the VIPs is accepted (else nftables drops it while MASTER).
     pub accept: bool,
+    /// `strict_mode` / global `vrrp_strict` (RFC compliance: see [`instance`]).
+    pub strict: bool,
     pub dont_track_primary: bool,
     pub vips: Vec<IpAddressEntry>,
     pub vips_excluded: Vec<IpAddressEntry>,
@@ -44,10 +56,29 @@ pub struct InstanceConfig {
     pub track_interfaces: Vec<TrackRef>,
     pub track_scripts: Vec<TrackRef>,
     pub track_files: Vec<TrackRef>,
+    pub track_processes: Vec<TrackRef>,
+    pub track_bfds: Vec<TrackRef>,
     pub sync_group: Option<String>,
     /// use_vmac interface name (default `vrrp.VRID`).
     pub use_vmac: Option<String>,
     pub vmac_xmit_base: bool,
+    /// use_ipvlan: (interface name, its address, mode).
+    pub use_ipvlan: Option<Ipvlan>,
+    /// `vrf`: the sockets are bound to this VRF device instead of the interface.
+    pub vrf: Option<String>,
+    /// The instance stays in FAULT, as keepalived sets it: `unicast_fault_no_peer` without
+    /// peers, an IPv4 `use_ipvlan` without an address.
+    pub config_fault: bool,
+    /// `track_src_ip` (unicast): FAULT until the configured source address is on the host
+    /// (as keepalived 2.2.7, which does not react when it goes later).
+    pub track_src_ip: bool,
+    /// `promote_secondaries` on the instance's interface while it runs.
+    pub promote_secondaries: bool,
+    /// `linkbeat_use_polling` (instance, top level or global): link state by ethtool.
+    pub linkbeat_polling: bool,
+    /// `garp_extra_if [all] DELAY`: periodic GARP/NA on the other interfaces of the VIPs
+    /// (seconds, `all`: every such interface, else only vmacs).
+    pub garp_extra_if: Option<(u32, bool)>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -58,6 +89,8 @@ pub struct NotifyConfig {
     pub fault: Option<Script>,
     pub stop: Option<Script>,
     pub master_rx_lower_pri: Option<Script>,
+    /// `notify_deleted`: (given, its script).
+    pub deleted: (bool, Option<Script>),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -68,8 +101,6 @@ pub struct GarpParams {
     /// Seconds between refreshes (0 = off).
     pub master_refresh: u32,
     pub master_refresh_repeat: u32,
-    /// Seconds between two packets of a burst.
-    pub interval: f64,
     /// When MASTER hears a lower priority: delay (s) and count of GARPs.
     pub lower_prio_delay: u32,
     pub lower_prio_repeat: u32,
@@ -90,6 +121,44 @@ fn raw_flag(v: &VrrpInstance, cfg: &KeepalivedConfig, word: &str) -> bool {
     v.extra.iter().any(|o| o.keyword == word) || cfg.global.extra.iter().any(|o| o.keyword == word)
 }
 
+/// An instance keyword the model keeps as a raw option is present.
+fn raw_flag_only(v: &VrrpInstance, word: &str) -> bool {
+    v.extra.iter().any(|o| o.keyword == word)
+}
+
+/// `garp_extra_if [all] DELAY` (instance, else global `vrrp_garp_extra_if`; 0 turns it off;
+/// `vmac_garp_intvl` is the older name).
+fn garp_extra_if(v: &VrrpInstance, cfg: &KeepalivedConfig) -> Option<(u32, bool)> {
+    let opt =
+        v.extra
+            .iter()
+            .rev()
+            .find(|o| o.keyword == "garp_extra_if" || o.keyword == "vmac_garp_intvl")
+            .or_else(|| {
+                cfg.global.extra.iter().rev().find(|o| {
+                    o.keyword == "vrrp_garp_extra_if" || o.keyword == "vrrp_vmac_garp_intvl"
+                })
+            })?;
+    let all = opt.args.iter().any(|a| a == "all");
+    let secs: u32 = opt
+        .args
+        .iter()
+        .find(|a| *a != "all")
+        .and_then(|a| a.parse().ok())
+        .filter(|s| *s <= 86400)?;
+    (secs > 0).then_some((secs, all))
+}
+
+/// The first argument of an instance keyword the model keeps as a raw option.
+fn raw_value<'a>(v: &'a VrrpInstance, word: &str) -> Option<&'a str> {
+    v.extra
+        .iter()
+        .rev()
+        .find(|o| o.keyword == word)
+        .and_then(|o| o.args.first())
+        .map(String::as_str)
+}
+
 /// Converts one instance. Errors name the instance, like keepalived's messages.
 pub fn instance(cfg: &KeepalivedConfig, v: &VrrpInstance) -> Result<InstanceConfig, String> {
     let interface = v
@@ -108,20 +177,23 @@ pub fn instance(cfg: &KeepalivedConfig, v: &VrrpInstance) -> Result<InstanceConf
     } else {
         Family::V4
     };
-    let version = v.version;
+    let g = &cfg.global;
+    let strict = v.strict_mode.unwrap_or(g.vrrp_strict);
+    // Strict mode: no VRRPv2 over IPv6.
+    let version = if strict && family == Family::V6 {
+        3
+    } else {
+        v.version
+    };
     // keepalived: v2 rounds to whole seconds, v3 counts centiseconds (< 40.96 s).
     let adver_int = if version == 2 {
         (v.advert_int.round() as u16).clamp(1, 255)
     } else {
         ((v.advert_int * 100.0).round() as u16).clamp(1, 4095)
     };
-    let auth_pass = v
-        .authentication
-        .as_ref()
-        .filter(|_| version == 2)
-        .and_then(|a| a.auth_pass.as_deref())
-        .map(auth_pass_bytes);
-    let g = &cfg.global;
+    let auth = authentication(v, version, family, strict);
+    // keepalived: accept unless strict; never for a non-owner in strict VRRPv2 (RFC 3768).
+    let accept = v.accept.unwrap_or(!strict) && !(strict && version == 2 && v.priority != 255);
     let sync_group = cfg
         .sync_groups
         .iter()
@@ -136,10 +208,23 @@ pub fn instance(cfg: &KeepalivedConfig, v: &VrrpInstance) -> Result<InstanceConf
         priority: v.priority,
         adver_int,
         preempt: v.preempt,
-        preempt_delay_us: v.preempt_delay.map_or(0, |d| (d * 1e6) as u64),
+        preempt_delay_us: if strict {
+            0
+        } else {
+            v.preempt_delay.map_or(0, |d| (d * 1e6) as u64)
+        },
         down_timer_adverts: v.down_timer_adverts.max(1),
-        auth_pass,
+        auth,
         mcast_src_ip: v.mcast_src_ip,
+        mcast_group: raw_value(v, "mcast_dst_ip")
+            .and_then(|a| a.parse().ok())
+            .filter(|a: &IpAddr| a.is_ipv6() == (family == Family::V6))
+            .unwrap_or(if family == Family::V6 {
+                g.vrrp_mcast_group6
+            } else {
+                g.vrrp_mcast_group4
+            }),
+        mcast_group4: g.vrrp_mcast_group4,
         unicast_src_ip: v.unicast_src_ip,
         unicast_peers: v
             .unicast_peers
@@ -151,11 +236,16 @@ pub fn instance(cfg: &KeepalivedConfig, v: &VrrpInstance) -> Result<InstanceConf
         skip_check_adv_addr: v.skip_check_adv_addr || g.vrrp_skip_check_adv_addr,
         v3_checksum_as_v2: raw_flag(v, cfg, "v3_checksum_as_v2"),
         old_unicast_checksum: raw_flag(v, cfg, "old_unicast_checksum"),
-        lower_prio_no_advert: v
-            .lower_prio_no_advert
-            .or(g.vrrp_lower_prio_no_advert)
-            .unwrap_or(g.vrrp_strict),
-        accept: v.accept,
+        lower_prio_no_advert: strict
+            || v.lower_prio_no_advert
+                .or(g.vrrp_lower_prio_no_advert)
+                .unwrap_or(false),
+        higher_prio_send_advert: !strict
+            && v.higher_prio_send_advert
+                .or(g.vrrp_higher_prio_send_advert)
+                .unwrap_or(false),
+        accept,
+        strict,
         dont_track_primary: v.dont_track_primary,
         vips: v.virtual_ipaddresses.clone(),
         vips_excluded: v.virtual_ipaddresses_excluded.clone(),
@@ -172,26 +262,20 @@ pub fn instance(cfg: &KeepalivedConfig, v: &VrrpInstance) -> Result<InstanceConf
             master_refresh_repeat: v
                 .garp_master_refresh_repeat
                 .unwrap_or(g.vrrp_garp_master_refresh_repeat),
-            lower_prio_delay: v
-                .garp_lower_prio_delay
-                .or(g.vrrp_garp_lower_prio_delay)
-                .unwrap_or(if g.vrrp_strict {
-                    0
-                } else {
-                    v.garp_master_delay.unwrap_or(g.vrrp_garp_master_delay)
-                }),
-            lower_prio_repeat: v
-                .garp_lower_prio_repeat
-                .or(g.vrrp_garp_lower_prio_repeat)
-                .unwrap_or(if g.vrrp_strict {
-                    0
-                } else {
-                    v.garp_master_repeat.unwrap_or(g.vrrp_garp_master_repeat)
-                }),
-            interval: if family == Family::V6 {
-                g.vrrp_gna_interval
+            // Strict mode: no GARPs on hearing a lower priority.
+            lower_prio_delay: if strict {
+                0
             } else {
-                g.vrrp_garp_interval
+                v.garp_lower_prio_delay
+                    .or(g.vrrp_garp_lower_prio_delay)
+                    .unwrap_or(v.garp_master_delay.unwrap_or(g.vrrp_garp_master_delay))
+            },
+            lower_prio_repeat: if strict {
+                0
+            } else {
+                v.garp_lower_prio_repeat
+                    .or(g.vrrp_garp_lower_prio_repeat)
+                    .unwrap_or(v.garp_master_repeat.unwrap_or(g.vrrp_garp_master_repeat))
             },
         },
         notify: NotifyConfig {
@@ -201,10 +285,13 @@ pub fn instance(cfg: &KeepalivedConfig, v: &VrrpInstance) -> Result<InstanceConf
             fault: v.notify.notify_fault.clone(),
             stop: v.notify.notify_stop.clone(),
             master_rx_lower_pri: v.notify.notify_master_rx_lower_pri.clone(),
+            deleted: (v.notify.notify_deleted_set, v.notify.notify_deleted.clone()),
         },
         track_interfaces: v.track_interfaces.clone(),
         track_scripts: v.track_scripts.clone(),
         track_files: v.track_files.clone(),
+        track_processes: v.track_processes.clone(),
+        track_bfds: v.track_bfds.clone(),
         sync_group,
         // The model names the vmac before virtual_router_id may have been read ("vrrp.0").
         use_vmac: v.use_vmac.as_ref().map(|n| {
@@ -214,9 +301,70 @@ pub fn instance(cfg: &KeepalivedConfig, v: &VrrpInstance) -> Result<InstanceConf
                 n.clone()
             }
         }),
-        vmac_xmit_base: v.vmac_xmit_base,
+        vmac_xmit_base: v.vmac_xmit_base && !strict,
+        use_ipvlan: v.use_ipvlan.as_ref().map(|i| {
+            (
+                i.name.clone().unwrap_or_else(|| format!("vrrp.{vrid}")),
+                i.address.map(|a| (a.addr, a.prefix_len)),
+                i.mode.clone().unwrap_or_else(|| "bridge".into()),
+            )
+        }),
+        vrf: raw_value(v, "vrf").map(str::to_string),
+        config_fault: (v.unicast_fault_no_peer && v.unicast_peers.is_empty())
+            || v.use_ipvlan
+                .as_ref()
+                .is_some_and(|i| family == Family::V4 && i.address.is_none()),
+        // keepalived 2.2.7 acts on it in unicast mode only (its bind of the source fails).
+        track_src_ip: raw_flag_only(v, "track_src_ip")
+            && v.unicast_src_ip.is_some()
+            && !v.unicast_peers.is_empty(),
+        promote_secondaries: raw_flag_only(v, "promote_secondaries"),
+        linkbeat_polling: raw_flag_only(v, "linkbeat_use_polling")
+            || cfg.top_level.linkbeat_use_polling
+            || cfg
+                .global
+                .extra
+                .iter()
+                .any(|o| o.keyword == "linkbeat_use_polling"),
+        garp_extra_if: garp_extra_if(v, cfg),
     })
 }
+
+/// Why keepalived would drop this instance at its end-of-configuration checks (it logs the
+/// reason and runs the others), or None.
+pub fn dropped(cfg: &KeepalivedConfig, v: &VrrpInstance) -> Option<String> {
+    let strict = v.strict_mode.unwrap_or(cfg.global.vrrp_strict);
+    let version = if strict && v.is_ipv6() { 3 } else { v.version };
+    if v.virtual_ipaddresses.is_empty() && (version == 3 || v.is_ipv6() || strict) {
+        return Some(format!(
+            "({}) No VIP specified; at least one is required",
+            v.name
+        ));
+    }
+    // (keepalived 2.2.7 does not refuse unicast peers in strict mode, whatever its man page
+    // says: it checks the interface's multicast flag before it knows the interface.)
+    None
+}
+
+/// keepalived's authentication after its end-of-instance checks: none for VRRPv3, in strict
+/// mode, or AH over IPv6; the password is the first 8 bytes, zero padded.
+fn authentication(v: &VrrpInstance, version: u8, family: Family, strict: bool) -> Auth {
+    let Some(a) = v.authentication.as_ref() else {
+        return Auth::None;
+    };
+    if version != 2 || strict {
+        return Auth::None;
+    }
+    let key = auth_pass_bytes(a.auth_pass.as_deref().unwrap_or(""));
+    match a.auth_type {
+        Some(AuthType::Pass) => Auth::Pass(key),
+        Some(AuthType::Ah) if family == Family::V4 => Auth::Ah(key),
+        _ => Auth::None,
+    }
+}
+
+/// use_ipvlan, resolved: (interface name, its address and prefix length, mode).
+pub type Ipvlan = (String, Option<(IpAddr, u8)>, String);
 
 /// `brd` option: an address, `+` (last address of the prefix) or `-` (none).
 pub fn broadcast(entry: &IpAddressEntry) -> Option<Ipv4Addr> {
@@ -281,6 +429,40 @@ mod tests {
         assert_eq!((b.version, b.adver_int), (2, 1), "v2 rounds to seconds");
         let c = instance(&cfg, &cfg.vrrp_instances[2]).unwrap();
         assert_eq!((c.family, c.version, c.adver_int), (Family::V6, 3, 100));
-        assert_eq!(b.auth_pass, Some(*b"secret12"));
+        assert_eq!(b.auth, Auth::Pass(*b"secret12"));
+    }
+
+    #[test]
+    fn strict_mode_turns_off_and_implies_what_keepalived_does() {
+        let text = "global_defs { vrrp_strict\n vrrp_higher_prio_send_advert\n }\n\
+             vrrp_instance S { interface eth0\n virtual_router_id 5\n priority 150\n\
+             preempt_delay 5\n accept\n lower_prio_no_advert false\n use_vmac\n vmac_xmit_base\n\
+             authentication { auth_type PASS\n auth_pass secret }\n\
+             virtual_ipaddress { 198.18.0.100 }\n}\n\
+             vrrp_instance N { interface eth0\n virtual_router_id 6\n priority 150\n\
+             virtual_ipaddress { 198.18.0.101 }\n}\n\
+             vrrp_instance E { interface eth0\n virtual_router_id 7\n }\n";
+        let mut cfg = parse(text);
+        let s = instance(&cfg, &cfg.vrrp_instances[0]).unwrap();
+        assert!(s.strict);
+        assert_eq!(s.auth, Auth::None, "no authentication in strict mode");
+        assert!(!s.accept, "no accept mode for a VRRPv2 non-owner");
+        assert_eq!(s.preempt_delay_us, 0);
+        assert!(s.lower_prio_no_advert && !s.higher_prio_send_advert);
+        assert_eq!((s.garp.lower_prio_repeat, s.garp.lower_prio_delay), (0, 0));
+        assert!(!s.vmac_xmit_base);
+        assert_eq!(
+            dropped(&cfg, &cfg.vrrp_instances[2]).as_deref(),
+            Some("(E) No VIP specified; at least one is required")
+        );
+        // Without strict mode: accept by default, the global higher_prio_send_advert.
+        cfg.global.vrrp_strict = false;
+        let n = instance(&cfg, &cfg.vrrp_instances[1]).unwrap();
+        assert!(n.accept && n.higher_prio_send_advert && !n.lower_prio_no_advert);
+        assert_eq!(
+            dropped(&cfg, &cfg.vrrp_instances[2]),
+            None,
+            "a v2 instance may run"
+        );
     }
 }

@@ -43,6 +43,7 @@
 //! The `xlvs-vrrpd` binary (`-f FILE`, `-n`, keepalived's `-l -D -G -P -p -r -c` accepted) runs
 //! the same API, logs to stderr, stops on SIGTERM/SIGINT and reloads on SIGHUP.
 
+pub mod addrmon;
 pub mod codec;
 pub mod config;
 pub mod daemon;
@@ -51,6 +52,8 @@ pub mod link;
 pub mod netlink;
 pub mod noaccept;
 pub mod notify;
+pub mod priority;
+pub mod process_track;
 pub mod sock;
 pub mod state;
 pub mod timer;

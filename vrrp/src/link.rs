@@ -77,6 +77,25 @@ pub fn link(name: &str) -> Option<LinkInfo> {
     Some(info)
 }
 
+/// Every address on the host with its interface index (getifaddrs order).
+pub fn addresses() -> Option<Vec<(IpAddr, u32)>> {
+    let mut out = Vec::new();
+    for ifa in getifaddrs().ok()? {
+        let Some(a) = ifa.address else { continue };
+        let ip = if let Some(s) = a.as_sockaddr_in() {
+            IpAddr::V4(s.ip())
+        } else if let Some(s) = a.as_sockaddr_in6() {
+            IpAddr::V6(s.ip())
+        } else {
+            continue;
+        };
+        if let Ok(i) = nix::net::if_::if_nametoindex(ifa.interface_name.as_str()) {
+            out.push((ip, i));
+        }
+    }
+    Some(out)
+}
+
 /// Link events (RTNLGRP_LINK): every up/down/carrier change of any interface wakes the
 /// returned channel, so tracking reacts at once instead of at the next poll.
 pub fn watch() -> std::io::Result<tokio::sync::mpsc::Receiver<()>> {
@@ -110,4 +129,42 @@ pub fn watch() -> std::io::Result<tokio::sync::mpsc::Receiver<()>> {
         }
     });
     Ok(rx)
+}
+
+/// The driver's link state (ETHTOOL_GLINK), as keepalived's linkbeat polling reads it; None
+/// when the interface or the driver does not say.
+pub fn ethtool_link(ifname: &str) -> Option<bool> {
+    #[repr(C)]
+    struct EthtoolValue {
+        cmd: u32,
+        data: u32,
+    }
+    const ETHTOOL_GLINK: u32 = 0x0000_000a;
+    if ifname.len() >= libc::IFNAMSIZ {
+        return None;
+    }
+    let mut value = EthtoolValue {
+        cmd: ETHTOOL_GLINK,
+        data: 0,
+    };
+    // SAFETY: a zeroed ifreq is valid; the name fits (checked above) and ifr_data points to
+    // `value`, alive for the ioctl; the socket is closed by OwnedFd.
+    unsafe {
+        let fd = libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0);
+        if fd < 0 {
+            return None;
+        }
+        let fd = <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd);
+        let mut ifr: libc::ifreq = std::mem::zeroed();
+        for (d, s) in ifr.ifr_name.iter_mut().zip(ifname.bytes()) {
+            *d = s as libc::c_char;
+        }
+        ifr.ifr_ifru.ifru_data = (&mut value as *mut EthtoolValue).cast();
+        let r = libc::ioctl(
+            std::os::fd::AsRawFd::as_raw_fd(&fd),
+            libc::SIOCETHTOOL,
+            &mut ifr,
+        );
+        (r == 0).then_some(value.data != 0)
+    }
 }

@@ -12,8 +12,8 @@ use netlink_packet_route::{
     AddressFamily, RouteNetlinkMessage,
     address::{AddressAttribute, AddressHeaderFlags, AddressMessage, AddressScope},
     link::{
-        InfoData, InfoKind, InfoMacVlan, LinkAttribute, LinkFlags, LinkInfo, LinkMessage,
-        MacVlanMode,
+        InfoData, InfoIpVlan, InfoKind, InfoMacVlan, IpVlanFlags, IpVlanMode, LinkAttribute,
+        LinkFlags, LinkInfo, LinkMessage, MacVlanMode,
     },
     route::{RouteAddress, RouteAttribute, RouteMessage, RouteProtocol, RouteScope, RouteType},
     rule::{RuleAction, RuleAttribute, RuleMessage},
@@ -257,6 +257,30 @@ impl Netlink {
             LinkInfo::Data(InfoData::MacVlan(vec![InfoMacVlan::Mode(
                 MacVlanMode::Private,
             )])),
+        ]));
+        self.request(
+            RouteNetlinkMessage::NewLink(m),
+            NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL,
+        )
+    }
+
+    /// An L2 ipvlan `name` on `base` (`mode`: bridge, private or vepa), as keepalived's
+    /// `use_ipvlan` makes.
+    pub fn create_ipvlan(&mut self, name: &str, base: u32, mode: &str) -> io::Result<()> {
+        let flags = match mode {
+            "private" => IpVlanFlags::Private,
+            "vepa" => IpVlanFlags::Vepa,
+            _ => IpVlanFlags::empty(),
+        };
+        let mut m = LinkMessage::default();
+        m.attributes.push(LinkAttribute::IfName(name.to_string()));
+        m.attributes.push(LinkAttribute::Link(base));
+        m.attributes.push(LinkAttribute::LinkInfo(vec![
+            LinkInfo::Kind(InfoKind::IpVlan),
+            LinkInfo::Data(InfoData::IpVlan(vec![
+                InfoIpVlan::Mode(IpVlanMode::L2),
+                InfoIpVlan::Flags(flags),
+            ])),
         ]));
         self.request(
             RouteNetlinkMessage::NewLink(m),

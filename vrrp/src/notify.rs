@@ -9,41 +9,44 @@ use std::time::Duration;
 
 use keepalived_conf::model::Script;
 
-/// Starts `script` with `extra` arguments appended; never waits for it (a task reaps it).
-pub fn spawn(script: &Script, extra: &[String]) {
-    let Some((prog, args)) = script.argv.split_first() else {
-        return;
-    };
-    let mut cmd = tokio::process::Command::new(prog);
-    cmd.args(args).args(extra);
-    match cmd.spawn() {
-        Ok(mut child) => {
-            tokio::spawn(async move {
-                let _ = child.wait().await;
-            });
+/// Starts `script` with `extra` arguments appended (as keepalived runs it: direct exec or
+/// `/bin/sh -c`, its own process group, its user/group); never waits for it: the returned
+/// task reaps it.
+pub fn spawn(script: &Script, extra: &[String]) -> Option<tokio::task::JoinHandle<()>> {
+    let with_extra;
+    let script = if extra.is_empty() {
+        script
+    } else {
+        let mut s = script.clone();
+        s.argv.extend(extra.iter().cloned());
+        if let Some(raw) = &mut s.argv_bytes {
+            raw.extend(extra.iter().map(|e| e.as_bytes().to_vec()));
         }
-        Err(e) => log::warn!("cannot run {}: {e}", script.command),
+        s.command = format!("{} {}", s.command, extra.join(" "));
+        with_extra = s;
+        &with_extra
+    };
+    match keepalived_scripts::command_for(script, None, None).spawn() {
+        Ok(mut child) => Some(tokio::spawn(async move {
+            let _ = child.wait().await;
+        })),
+        Err(e) => {
+            log::warn!("cannot run {}: {e}", script.command);
+            None
+        }
     }
 }
 
-/// Runs a vrrp_script once; success is exit status 0 within `timeout`.
+/// Runs a vrrp_script once; success is exit status 0 within `timeout` (its process group is
+/// killed at the timeout).
 pub async fn run_check(script: &Script, timeout: Duration) -> bool {
-    let Some((prog, args)) = script.argv.split_first() else {
-        return false;
-    };
-    let mut cmd = tokio::process::Command::new(prog);
-    cmd.args(args)
-        .kill_on_drop(true)
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::null())
+    let mut cmd = keepalived_scripts::command_for(script, None, None);
+    cmd.stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null());
-    let Ok(mut child) = cmd.spawn() else {
-        return false;
-    };
-    match tokio::time::timeout(timeout, child.wait()).await {
-        Ok(Ok(status)) => status.success(),
-        _ => false,
-    }
+    matches!(
+        keepalived_scripts::run_command(cmd, Some(timeout)).await,
+        Ok(keepalived_scripts::ScriptExit::Exited(0))
+    )
 }
 
 /// A notify FIFO, created if missing and held open read-write so writes never block or fail

@@ -92,27 +92,34 @@ pub struct RxSocket {
 }
 
 impl RxSocket {
-    /// `multicast`: join 224.0.0.18 / ff02::12 on `ifindex`.
-    pub fn open(v6: bool, ifname: &str, ifindex: u32, multicast: bool) -> io::Result<RxSocket> {
-        let fd = raw_socket(v6, i32::from(IPPROTO_VRRP))?;
+    /// `group`: the multicast group to join on `ifindex` (none in unicast mode). `proto`: 112,
+    /// or 51 for `auth_type AH` (keepalived's AH instances see only AH packets).
+    pub fn open(
+        v6: bool,
+        ifname: &str,
+        ifindex: u32,
+        group: Option<IpAddr>,
+        proto: u8,
+    ) -> io::Result<RxSocket> {
+        let fd = raw_socket(v6, i32::from(proto))?;
         bind_device(&fd, ifname)?;
         let one: libc::c_int = 1;
         if v6 {
             setsockopt(&fd, libc::IPPROTO_IPV6, libc::IPV6_RECVHOPLIMIT, &one)?;
             setsockopt(&fd, libc::IPPROTO_IPV6, libc::IPV6_RECVPKTINFO, &one)?;
-            if multicast {
+            if let Some(IpAddr::V6(g)) = group {
                 let mreq = libc::ipv6_mreq {
                     ipv6mr_multiaddr: libc::in6_addr {
-                        s6_addr: MCAST_GROUP6.octets(),
+                        s6_addr: g.octets(),
                     },
                     ipv6mr_interface: ifindex,
                 };
                 setsockopt(&fd, libc::IPPROTO_IPV6, libc::IPV6_ADD_MEMBERSHIP, &mreq)?;
             }
-        } else if multicast {
+        } else if let Some(IpAddr::V4(g)) = group {
             let mreq = libc::ip_mreqn {
                 imr_multiaddr: libc::in_addr {
-                    s_addr: u32::from_ne_bytes(MCAST_GROUP4.octets()),
+                    s_addr: u32::from_ne_bytes(g.octets()),
                 },
                 imr_address: libc::in_addr { s_addr: 0 },
                 imr_ifindex: ifindex as libc::c_int,
@@ -209,9 +216,22 @@ pub struct TxSocket {
 }
 
 impl TxSocket {
-    pub fn open(src: IpAddr, ifname: &str, ifindex: u32, ttl: u8) -> io::Result<TxSocket> {
+    /// `header_included`: IPv4 packets are sent whole, IP header included (`auth_type AH`,
+    /// whose ICV covers the header keepalived writes itself).
+    pub fn open(
+        src: IpAddr,
+        ifname: &str,
+        ifindex: u32,
+        ttl: u8,
+        header_included: bool,
+    ) -> io::Result<TxSocket> {
         let v6 = src.is_ipv6();
-        let fd = raw_socket(v6, i32::from(IPPROTO_VRRP))?;
+        let proto = if header_included {
+            crate::codec::ah::IPPROTO_AH
+        } else {
+            IPPROTO_VRRP
+        };
+        let fd = raw_socket(v6, i32::from(proto))?;
         bind_device(&fd, ifname)?;
         let ttl_i: libc::c_int = ttl.into();
         let mttl: libc::c_int = 255;
@@ -238,6 +258,10 @@ impl TxSocket {
                 imr_ifindex: ifindex as libc::c_int,
             };
             setsockopt(&fd, libc::IPPROTO_IP, libc::IP_MULTICAST_IF, &mreq)?;
+            if header_included {
+                let one: libc::c_int = 1;
+                setsockopt(&fd, libc::IPPROTO_IP, libc::IP_HDRINCL, &one)?;
+            }
         }
         let scope_id = if v6 { ifindex } else { 0 };
         if !src.is_unspecified() {
@@ -279,7 +303,7 @@ impl TxSocket {
     }
 }
 
-/// The IPv4 all-VRRP-routers group as an address.
+/// The default VRRP multicast group of a family (224.0.0.18 / ff02::12).
 pub fn group(v6: bool) -> IpAddr {
     if v6 {
         IpAddr::V6(MCAST_GROUP6)

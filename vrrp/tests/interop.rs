@@ -14,7 +14,8 @@ struct Case {
     advert_int: &'static str,
     unicast: bool,
     v6: bool,
-    auth: bool,
+    /// "", "PASS" or "AH".
+    auth: &'static str,
     net: u8,
     vmac: bool,
 }
@@ -38,7 +39,7 @@ fn failover(c: Case) {
     let conf = |prio| {
         let mut n = NodeConf::new(prio, c.version, c.advert_int);
         n.unicast = c.unicast;
-        n.auth_pass = c.auth.then(|| "s3cret-pw".to_string());
+        n.auth = (!c.auth.is_empty()).then(|| (c.auth, "s3cret-pw".to_string()));
         n.vmac = c.vmac;
         n
     };
@@ -102,7 +103,7 @@ case!(
     "1",
     false,
     false,
-    false,
+    "",
     61
 );
 case!(
@@ -112,7 +113,7 @@ case!(
     "1",
     false,
     false,
-    false,
+    "",
     62
 );
 case!(
@@ -122,7 +123,7 @@ case!(
     "0.1",
     false,
     false,
-    false,
+    "",
     63
 );
 case!(
@@ -132,7 +133,7 @@ case!(
     "0.1",
     false,
     false,
-    false,
+    "",
     64
 );
 case!(
@@ -142,7 +143,7 @@ case!(
     "1",
     true,
     false,
-    false,
+    "",
     65
 );
 case!(
@@ -152,7 +153,7 @@ case!(
     "1",
     true,
     false,
-    false,
+    "",
     66
 );
 case!(
@@ -162,7 +163,7 @@ case!(
     "0.1",
     true,
     false,
-    false,
+    "",
     67
 );
 case!(
@@ -172,7 +173,7 @@ case!(
     "0.1",
     true,
     false,
-    false,
+    "",
     68
 );
 case!(
@@ -182,7 +183,7 @@ case!(
     "0.1",
     false,
     true,
-    false,
+    "",
     69
 );
 case!(
@@ -192,7 +193,7 @@ case!(
     "0.1",
     false,
     true,
-    false,
+    "",
     70
 );
 case!(
@@ -202,7 +203,7 @@ case!(
     "1",
     false,
     false,
-    true,
+    "PASS",
     71
 );
 case!(
@@ -212,7 +213,7 @@ case!(
     "1",
     false,
     false,
-    true,
+    "PASS",
     72
 );
 
@@ -272,7 +273,7 @@ case!(
     "0.1",
     true,
     true,
-    false,
+    "",
     77
 );
 case!(
@@ -282,7 +283,7 @@ case!(
     "0.1",
     true,
     true,
-    false,
+    "",
     78
 );
 case!(
@@ -292,7 +293,7 @@ case!(
     "0.1",
     false,
     false,
-    false,
+    "",
     100,
     true
 );
@@ -303,7 +304,27 @@ case!(
     "0.1",
     false,
     false,
-    false,
+    "",
     101,
     true
+);
+case!(
+    v2_auth_ah_ours_master,
+    Impl::Ours,
+    2,
+    "1",
+    false,
+    false,
+    "AH",
+    79
+);
+case!(
+    v2_auth_ah_unicast_keepalived_master,
+    Impl::Keepalived,
+    2,
+    "1",
+    true,
+    false,
+    "AH",
+    80
 );

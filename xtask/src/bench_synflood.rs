@@ -25,7 +25,8 @@ use dataplane::model::*;
 use xlvs_tests::lab::Lab;
 use xlvs_tests::netns::Netns;
 
-use crate::bench_http::{Nginx, client_server_lab, wrk_run};
+use crate::bench_http::{client_server_lab, wrk_run};
+use crate::nginx::Nginx;
 use crate::stats::median;
 
 const SECONDS: u32 = 5;

@@ -460,11 +460,11 @@ pub fn run(rounds: usize) -> Result<()> {
         "verified instructions per program (limit {}):",
         dataplane::loader::VERIFIER_LIMIT
     );
-    for st in dataplane::loader::stage_status(&opts.pin_dir)? {
+    for (name, st) in dataplane::programs_status(&opts.pin_dir)? {
         let insns = st.verified_insns.unwrap_or(0);
         println!(
             "  {:<16} {:>8} ({:>4.1}%)",
-            st.name,
+            name,
             insns,
             insns as f64 * 100.0 / dataplane::loader::VERIFIER_LIMIT as f64
         );

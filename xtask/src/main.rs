@@ -1,11 +1,17 @@
 //! `cargo xtask bench [xdp|http|synflood|ipvsadm|keepalived|all]`: the data-plane benchmarks. Each prints its figures beside a
 //! baseline measured in the same run, with ratios (the machine is noisy: compare ratios).
+//! `cargo xtask deb`: the Debian packages (`deb.rs`).
+//! `cargo xtask soak [--duration 30m | --quick]`: fault injection under load (`soak.rs`).
 
 mod bench_http;
 mod bench_ipvsadm;
 mod bench_keepalived;
 mod bench_synflood;
 mod bench_xdp;
+mod deb;
+mod kadiff;
+mod nginx;
+mod soak;
 mod stats;
 
 use anyhow::Result;
@@ -30,6 +36,65 @@ enum Task {
         #[arg(long, default_value_t = 7)]
         rounds: usize,
     },
+    /// The Debian packages (xlvs, xlvs-ipvsadm, xlvs-keepalived) from the release binaries,
+    /// into target/deb (dpkg-deb).
+    Deb {
+        /// Take the binaries from this directory instead of building them.
+        #[arg(long)]
+        bin_dir: Option<std::path::PathBuf>,
+        /// Where to write the .deb files.
+        #[arg(long, default_value = "target/deb")]
+        out: std::path::PathBuf,
+        /// Compression: xz, gzip or none.
+        #[arg(long, default_value = "xz")]
+        compress: String,
+    },
+    /// Fault injection under wrk load (needs root, wrk, nginx): kill -9 of keepalived, the
+    /// timers and the sync daemon, SIGHUP storms, interface flaps, reals failing their checks,
+    /// a full connection table; reports failed requests, RSS and table fill over time.
+    Soak {
+        /// How long: 90s, 30m, 2h.
+        #[arg(long, default_value = "30m", value_parser = parse_duration)]
+        duration: std::time::Duration,
+        /// Two minutes in windows of 10 s (overrides --duration and --window).
+        #[arg(long)]
+        quick: bool,
+        /// One wrk run and one report line per window.
+        #[arg(long, default_value = "30s", value_parser = parse_duration)]
+        window: std::time::Duration,
+        /// Seed of the fault schedule.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Connections the table holds (small: it is full within seconds).
+        #[arg(long, default_value_t = 2048)]
+        max_conns: u32,
+    },
+    /// `keepalived -t` differential run (needs root and /usr/sbin/keepalived): N generated
+    /// configurations checked by ours and by keepalived 2.2.7; agreement and classes.
+    Kadiff {
+        #[arg(long, default_value_t = 5000)]
+        count: usize,
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Print this many differing cases in full.
+        #[arg(long, default_value_t = 0)]
+        show: usize,
+    },
+}
+
+/// `90s`, `30m`, `2h` (a bare number is seconds).
+fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
+    let (n, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
+    let n: u64 = n
+        .parse()
+        .map_err(|_| format!("`{s}`: a number and s, m or h"))?;
+    let secs = match unit {
+        "" | "s" => n,
+        "m" => n * 60,
+        "h" => n * 3600,
+        _ => return Err(format!("`{s}`: the unit is s, m or h")),
+    };
+    Ok(std::time::Duration::from_secs(secs))
 }
 
 #[derive(Clone, Copy, clap::ValueEnum, PartialEq)]
@@ -84,6 +149,46 @@ fn main() -> Result<()> {
             if matches!(which, Which::All | Which::Keepalived) {
                 bench_keepalived::run()?;
             }
+        }
+        Task::Soak {
+            duration,
+            quick,
+            window,
+            seed,
+            max_conns,
+        } => {
+            build_release_binaries()?;
+            let (duration, window) = if quick {
+                (
+                    std::time::Duration::from_secs(120),
+                    std::time::Duration::from_secs(10),
+                )
+            } else {
+                (duration, window)
+            };
+            soak::run(&soak::Options {
+                duration,
+                window,
+                seed,
+                max_conns,
+            })?;
+        }
+        Task::Deb {
+            bin_dir,
+            out,
+            compress,
+        } => {
+            for deb in deb::build(&deb::Options {
+                bin_dir,
+                out,
+                compress,
+            })? {
+                println!("{}", deb.display());
+            }
+        }
+        Task::Kadiff { count, seed, show } => {
+            build_release_binaries()?;
+            kadiff::run(count, seed, show)?;
         }
     }
     Ok(())

@@ -145,6 +145,10 @@ async fn run(args: Args, parsed: Parsed) -> ExitCode {
     loop {
         tokio::select! {
             Some(ev) = rx.recv() => {
+                if ev.first && !ev.transition {
+                    // A checker's first success on a real already up: nothing changed.
+                    continue;
+                }
                 let what = match (ev.transition, ev.up) {
                     (false, _) => "WEIGHT",
                     (true, true) => "UP",

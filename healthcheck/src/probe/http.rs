@@ -45,10 +45,11 @@ pub struct HttpProbe {
 
 impl HttpProbe {
     /// Builds the probe; `vhost` is the real's or service's virtualhost.
+    /// `tls`: the TLS client for SSL_GET (none for HTTP_GET).
     pub fn new(
         conn: Conn,
         h: &HttpCheck,
-        ssl: bool,
+        tls: Option<Arc<rustls::ClientConfig>>,
         vhost: Option<&str>,
     ) -> Result<HttpProbe, String> {
         let mut urls = Vec::new();
@@ -106,7 +107,7 @@ impl HttpProbe {
         Ok(HttpProbe {
             conn,
             urls,
-            tls: ssl.then(no_verify_tls),
+            tls,
             sni: h.enable_sni,
             version,
             close,
@@ -237,6 +238,54 @@ impl Drop for AbortOnDrop {
     fn drop(&mut self) {
         self.0.abort();
     }
+}
+
+/// The TLS client of SSL_GET and genhash: keepalived's `SSL { }` block gives the client
+/// certificate chain and key it presents (`certificate`, `key`); the server's certificate is
+/// not verified, as keepalived does not (its `ca` is loaded but never checked against), so a
+/// `ca` file only has to be readable. Keys must be unencrypted PEM (PKCS#8, PKCS#1 or SEC1):
+/// a `password` for an encrypted key is refused with keepalived's "Cant load key file".
+pub fn tls_client(
+    ssl: Option<&keepalived_conf::model::SslConfig>,
+) -> Result<Arc<rustls::ClientConfig>, String> {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let Some(ssl) = ssl.filter(|s| s.certificate.is_some() || s.key.is_some() || s.ca.is_some())
+    else {
+        return Ok(no_verify_tls());
+    };
+    if let Some(ca) = &ssl.ca {
+        std::fs::metadata(ca).map_err(|e| format!("SSL error : Cant load CA file {ca} ({e})"))?;
+    }
+    let (Some(cert), Some(key)) = (&ssl.certificate, &ssl.key) else {
+        return Ok(no_verify_tls());
+    };
+    let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert)
+        .and_then(|i| i.collect::<Result<Vec<_>, _>>())
+        .map_err(|e| format!("SSL error : Cant load certificate file {cert} ({e})"))?;
+    if chain.is_empty() {
+        return Err(format!(
+            "SSL error : Cant load certificate file {cert} (no certificate)"
+        ));
+    }
+    let text = std::fs::read_to_string(key)
+        .map_err(|e| format!("SSL error : Cant load key file {key} ({e})"))?;
+    if text.contains("ENCRYPTED") {
+        return Err(format!(
+            "SSL error : Cant load key file {key} (encrypted keys are not supported; decrypt it)"
+        ));
+    }
+    let pk = PrivateKeyDer::from_pem_slice(text.as_bytes())
+        .map_err(|e| format!("SSL error : Cant load key file {key} ({e})"))?;
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let cfg = rustls::ClientConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()
+        .map_err(|e| e.to_string())?
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(NoVerify(provider)))
+        .with_client_auth_cert(chain, pk)
+        .map_err(|e| format!("SSL error : Cant load key file {key} ({e})"))?;
+    Ok(Arc::new(cfg))
 }
 
 /// TLS client that accepts any certificate (keepalived does not verify).

@@ -55,9 +55,27 @@ pub enum Probe {
     Dns(dns::DnsProbe),
     Smtp(smtp::SmtpProbe),
     File(file::FileProbe),
+    /// BFD_CHECK: follows the named BFD session (driven by its state, never probed).
+    Bfd(String),
 }
 
 impl Probe {
+    /// The checker's keyword in keepalived.conf (logs, metrics).
+    pub fn keyword(&self) -> &'static str {
+        match self {
+            Probe::Tcp(_) => "TCP_CHECK",
+            Probe::Http(p) if p.tls.is_some() => "SSL_GET",
+            Probe::Http(_) => "HTTP_GET",
+            Probe::Misc(_) => "MISC_CHECK",
+            Probe::Udp(_) => "UDP_CHECK",
+            Probe::Ping(_) => "PING_CHECK",
+            Probe::Dns(_) => "DNS_CHECK",
+            Probe::Smtp(_) => "SMTP_CHECK",
+            Probe::File(_) => "FILE_CHECK",
+            Probe::Bfd(_) => "BFD_CHECK",
+        }
+    }
+
     /// Runs one attempt (`url`: which HTTP URL).
     pub async fn run(&self, url: usize) -> Outcome {
         match self {
@@ -69,6 +87,7 @@ impl Probe {
             Probe::Dns(p) => p.run().await,
             Probe::Smtp(p) => p.run().await,
             Probe::File(p) => p.run(),
+            Probe::Bfd(name) => Outcome::fail(format!("BFD {name} is not probed")),
         }
     }
 }

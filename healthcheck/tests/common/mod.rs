@@ -23,7 +23,7 @@ pub const RS: [&str; 5] = [
 /// Skips (returns None) when not root: namespaces need it.
 pub fn bed(tag: &str) -> Option<Bed> {
     if !is_root() {
-        eprintln!("skipped: needs root for network namespaces");
+        xlvs_tests::skip("needs root for network namespaces");
         return None;
     }
     let p = unique_prefix(tag);

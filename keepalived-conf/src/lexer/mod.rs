@@ -27,6 +27,11 @@ pub struct Token {
 pub struct Line {
     pub span: Span,
     pub tokens: Vec<Token>,
+    /// The line as keepalived's handlers see it (`buf_extern`): after comments, definitions
+    /// and brace splitting, before word splitting. Script keywords re-split it with quotes
+    /// and escapes.
+    #[serde(skip)]
+    pub raw: String,
 }
 
 impl Line {
@@ -465,6 +470,7 @@ impl<'d> Lexer<'d> {
         self.out.push(Line {
             span: Self::span(origin, col + first_col),
             tokens,
+            raw: text.to_string(),
         });
     }
 

@@ -164,6 +164,27 @@ impl Default for GlobalDefs {
     }
 }
 
+impl GlobalDefs {
+    /// The words after the last occurrence of a keyword kept verbatim in `extra`.
+    pub fn extra_args(&self, keyword: &str) -> Option<&[String]> {
+        self.extra
+            .iter()
+            .rev()
+            .find(|o| o.keyword == keyword)
+            .map(|o| o.args.as_slice())
+    }
+
+    /// A flag kept in `extra`: present without a value, or with a true one (keepalived's
+    /// `check_true_false`).
+    pub fn extra_flag(&self, keyword: &str) -> bool {
+        match self.extra_args(keyword) {
+            None => false,
+            Some([]) => true,
+            Some([v, ..]) => matches!(v.to_ascii_lowercase().as_str(), "true" | "on" | "yes"),
+        }
+    }
+}
+
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct SslConfig {
     pub span: Option<Span>,

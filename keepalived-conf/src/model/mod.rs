@@ -32,6 +32,10 @@ pub struct Script {
     pub command: String,
     /// The command split the way keepalived runs it (escapes applied).
     pub argv: Vec<String>,
+    /// The same as bytes, when an escape made a word that is not UTF-8 (`\xff`): what is
+    /// passed to exec then.
+    #[serde(skip)]
+    pub argv_bytes: Option<Vec<Vec<u8>>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub user: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]

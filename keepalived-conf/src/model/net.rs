@@ -32,6 +32,8 @@ pub struct IpAddressEntry {
     pub peer: Option<IpPrefix>,
     pub use_vmac: bool,
     pub no_track: bool,
+    /// Static addresses: the `track_group` whose instances go FAULT if it cannot be restored.
+    pub track_group: Option<String>,
     /// Other flags (home, -nodad, noprefixroute, autojoin, preferred_lft …).
     pub flags: Vec<String>,
     pub span: Span,
@@ -50,6 +52,8 @@ pub struct RouteEntry {
     pub metric: Option<u32>,
     pub scope: Option<String>,
     pub no_track: bool,
+    /// Static routes: `track_group`.
+    pub track_group: Option<String>,
     /// Every word after the destination, verbatim.
     pub options: Vec<String>,
     pub span: Span,
@@ -62,6 +66,8 @@ pub struct RuleEntry {
     pub to: Option<IpPrefix>,
     pub table: Option<String>,
     pub preference: Option<u32>,
+    /// Static rules: `track_group`.
+    pub track_group: Option<String>,
     pub options: Vec<String>,
     pub span: Span,
 }

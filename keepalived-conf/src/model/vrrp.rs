@@ -35,6 +35,9 @@ pub struct NotifyScripts {
     pub notify_fault: Option<Script>,
     pub notify_stop: Option<Script>,
     pub notify_deleted: Option<Script>,
+    /// `notify_deleted` was given (with or without a script): a deleted instance notifies
+    /// DELETED instead of FAULT.
+    pub notify_deleted_set: bool,
     pub notify_master_rx_lower_pri: Option<Script>,
 }
 
@@ -61,6 +64,16 @@ pub struct TrackRef {
     pub weight: Option<i32>,
     pub reverse: bool,
     pub span: Span,
+}
+
+/// `use_ipvlan`: an L2 ipvlan on the instance's interface carries the VIPs and adverts.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct UseIpvlan {
+    pub name: Option<String>,
+    /// The ipvlan's own address (required for IPv4: the adverts' source).
+    pub address: Option<super::IpPrefix>,
+    /// bridge (default), private or vepa.
+    pub mode: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -93,10 +106,12 @@ pub struct VrrpInstance {
     pub preempt: bool,
     /// Seconds.
     pub preempt_delay: Option<f64>,
-    pub accept: bool,
+    /// `accept` / `no_accept`; unset: accept unless strict mode (keepalived's default).
+    pub accept: Option<bool>,
     pub use_vmac: Option<String>,
     pub vmac_xmit_base: bool,
-    pub use_ipvlan: bool,
+    /// `use_ipvlan [NAME] [IP[/LEN]] [bridge|private|vepa]`.
+    pub use_ipvlan: Option<UseIpvlan>,
     pub native_ipv6: bool,
     pub dont_track_primary: bool,
     pub mcast_src_ip: Option<IpAddr>,
@@ -151,10 +166,10 @@ impl VrrpInstance {
             version: 2,
             preempt: true,
             preempt_delay: None,
-            accept: true,
+            accept: None,
             use_vmac: None,
             vmac_xmit_base: false,
-            use_ipvlan: false,
+            use_ipvlan: None,
             native_ipv6: false,
             dont_track_primary: false,
             mcast_src_ip: None,
@@ -236,17 +251,40 @@ pub struct VrrpScript {
     pub init_fail: bool,
 }
 
+/// How a tracked process's parameters are compared (`param_match`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ParamMatch {
+    /// Exactly these parameters (also: parameters given, or `param_match` alone).
+    Exact,
+    /// The first parameters match exactly, more may follow.
+    Partial,
+    /// As partial, and the last given one may be a prefix of the process's.
+    Initial,
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct TrackProcess {
     pub name: String,
     pub span: Span,
+    /// The process name (`/proc/PID/comm`), or the program of the command line.
     pub process: Option<String>,
-    pub param_match: Option<String>,
+    /// Parameters to match (their presence means the command line is matched).
+    pub params: Vec<String>,
+    pub param_match: Option<ParamMatch>,
+    /// Match `/proc/PID/cmdline` instead of the process name.
+    pub full_command: bool,
+    /// Default 0: FAULT while the quorum is not met.
     pub weight: i32,
     pub weight_reverse: bool,
+    /// Default 1.
     pub quorum: u32,
+    /// Default unlimited.
     pub quorum_max: Option<u32>,
-    pub delay: Option<f64>,
+    /// Seconds a gained quorum must hold before it counts (`fork_delay`, `delay`).
+    pub fork_delay: Option<f64>,
+    /// Seconds a lost quorum must stay lost (`terminate_delay`, `delay`).
+    pub terminate_delay: Option<f64>,
     pub extra: Vec<RawOption>,
 }
 

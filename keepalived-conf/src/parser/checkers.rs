@@ -127,7 +127,7 @@ impl<'a> Parser<'a> {
                 _ => return false,
             },
             CheckerKind::Misc(m) => match kw {
-                "misc_path" => m.path = self.script(l, 1),
+                "misc_path" => m.path = self.script_without_user(l, 1),
                 "misc_timeout" => m.timeout = self.read_timer(l, 1, 0.000001, TMAX),
                 "misc_dynamic" => m.dynamic = true,
                 "user" => m.user = self.read_string(l, 1),

@@ -67,6 +67,10 @@ impl<'a> Parser<'a> {
 
     /// keepalived's process_stream for one block level.
     pub(crate) fn run_block(&mut self, mut need_bob: bool, handler: &mut Handler<'_, 'a>) {
+        // keepalived 2.2.7: a top-level block without its '{' is parsed by the parent, but its
+        // child processes (which re-read the file) report every line of it, the closing '}'
+        // included, as an unknown keyword.
+        let mut unbraced = false;
         while let Some(line) = self.next_line() {
             let first = line.first();
             if need_bob {
@@ -79,14 +83,18 @@ impl<'a> Parser<'a> {
                     line,
                     "Missing '{' at beginning of configuration block",
                 );
+                unbraced = self.kw_level == 1;
             } else if first == "{" {
                 self.warn(DiagKind::Braces, line, "Unexpected '{' - ignoring");
                 continue;
             }
+            if unbraced {
+                self.unknown(line);
+            }
             if first == "}" && self.kw_level > 0 {
                 return;
             }
-            if !handler(self, line) {
+            if !handler(self, line) && !unbraced {
                 self.unknown(line);
             }
         }
@@ -259,24 +267,52 @@ impl<'a> Parser<'a> {
         None
     }
 
-    /// A script given as the rest of the line (`notify "/x a b"`).
+    /// A script as keepalived reads one (`notify_script_init`): the whole line is split again
+    /// with quotes and escapes (`alloc_strvec_quoted_escaped`), its second word is the command
+    /// line, itself split the same way into the program and its arguments; the third and
+    /// fourth words are the user and group to run it as.
     pub(crate) fn script(&mut self, line: &'a Line, from: usize) -> Option<Script> {
-        let first = self.arg(line, from)?;
-        let words: Vec<&str> = line.tokens[from..]
-            .iter()
-            .map(|t| t.text.as_str())
-            .collect();
-        let command = words.join(" ");
-        let argv = if words.len() == 1 {
-            values::split_escaped(first)
-        } else {
-            words.iter().map(|w| w.to_string()).collect()
+        self.script_as(line, from, true)
+    }
+
+    /// A script whose user is set by a keyword of its own (`vrrp_script`'s `script`,
+    /// `misc_path`): words after the command line are ignored, as keepalived does.
+    pub(crate) fn script_without_user(&mut self, line: &'a Line, from: usize) -> Option<Script> {
+        self.script_as(line, from, false)
+    }
+
+    fn script_as(&mut self, line: &'a Line, from: usize, with_user: bool) -> Option<Script> {
+        self.arg(line, from)?;
+        let words = match values::split_quoted_escaped(&line.raw) {
+            Ok(w) => w,
+            Err(e) => {
+                let msg = match e {
+                    values::QuotedError::MissingTerminating(q) => {
+                        format!("String '{}': missing terminating {q}", line.raw)
+                    }
+                    values::QuotedError::MissingEscape => {
+                        format!("Missing escape char at end: '{}'", line.raw)
+                    }
+                };
+                self.warn(DiagKind::Quote, line, msg);
+                return None;
+            }
         };
+        let text = |w: &Vec<u8>| String::from_utf8_lossy(w).into_owned();
+        let command_bytes = words.get(from)?;
+        let command = text(command_bytes);
+        let argv_raw = values::split_quoted_escaped_bytes(command_bytes).unwrap_or_default();
+        let argv: Vec<String> = argv_raw.iter().map(text).collect();
+        let argv_bytes = argv_raw
+            .iter()
+            .any(|w| std::str::from_utf8(w).is_err())
+            .then_some(argv_raw);
         Some(Script {
             command,
             argv,
-            user: None,
-            group: None,
+            argv_bytes,
+            user: words.get(from + 1).filter(|_| with_user).map(text),
+            group: words.get(from + 2).filter(|_| with_user).map(text),
             span: line.span.clone(),
         })
     }

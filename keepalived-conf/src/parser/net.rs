@@ -41,6 +41,7 @@ impl<'a> Parser<'a> {
             peer: None,
             use_vmac: false,
             no_track: false,
+            track_group: None,
             flags: Vec::new(),
             span: l.span.clone(),
         };
@@ -50,7 +51,14 @@ impl<'a> Parser<'a> {
             let val = l.word(i + 1).map(str::to_string);
             let takes_value = matches!(
                 kw,
-                "brd" | "broadcast" | "dev" | "scope" | "label" | "peer" | "preferred_lft"
+                "brd"
+                    | "broadcast"
+                    | "dev"
+                    | "scope"
+                    | "label"
+                    | "peer"
+                    | "preferred_lft"
+                    | "track_group"
             );
             if takes_value && val.is_none() {
                 self.arg(l, i + 1);
@@ -65,6 +73,7 @@ impl<'a> Parser<'a> {
                 "preferred_lft" => e
                     .flags
                     .push(format!("preferred_lft {}", val.unwrap_or_default())),
+                "track_group" => e.track_group = val,
                 "use_vmac" => e.use_vmac = true,
                 "no_track" => e.no_track = true,
                 "home" | "-nodad" | "nodad" | "mngtmpaddr" | "noprefixroute" | "autojoin" => {
@@ -100,6 +109,7 @@ impl<'a> Parser<'a> {
             metric: None,
             scope: None,
             no_track: false,
+            track_group: None,
             options: Vec::new(),
             span: l.span.clone(),
         };
@@ -158,6 +168,7 @@ impl<'a> Parser<'a> {
                 "metric" | "priority" | "preference" => r.metric = val.and_then(|v| v.parse().ok()),
                 "scope" => r.scope = val.map(str::to_string),
                 "src" => r.src = val.and_then(parse_ip),
+                "track_group" => r.track_group = val.map(str::to_string),
                 "no_track" => {
                     r.no_track = true;
                     i += 1;
@@ -194,6 +205,7 @@ impl<'a> Parser<'a> {
             to: None,
             table: None,
             preference: None,
+            track_group: None,
             options: Vec::new(),
             span: l.span.clone(),
         };
@@ -231,6 +243,7 @@ impl<'a> Parser<'a> {
                     }
                 }
                 "table" | "lookup" => r.table = val.map(str::to_string),
+                "track_group" => r.track_group = val.map(str::to_string),
                 "preference" | "prio" | "priority" | "pref" => {
                     r.preference = val.and_then(|v| v.parse().ok())
                 }

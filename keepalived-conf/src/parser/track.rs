@@ -7,8 +7,8 @@ use super::values::parse_ip;
 use crate::diag::{DiagKind, Severity};
 use crate::lexer::Line;
 use crate::model::{
-    BfdInstance, GarpGroup, NotifyScripts, SyncGroup, TrackFile, TrackGroup, TrackProcess,
-    UpDownDelay, VrrpScript,
+    BfdInstance, GarpGroup, NotifyScripts, ParamMatch, SyncGroup, TrackFile, TrackGroup,
+    TrackProcess, UpDownDelay, VrrpScript,
 };
 
 impl<'a> Parser<'a> {
@@ -33,7 +33,7 @@ impl<'a> Parser<'a> {
         };
         self.sub_block(&mut |p: &mut Parser<'a>, l: &'a Line| {
             match l.first() {
-                "script" => s.script = p.script(l, 1),
+                "script" => s.script = p.script_without_user(l, 1),
                 "interval" => {
                     if let Some(v) = p.read_timer(l, 1, 0.000001, 4294.967295) {
                         s.interval = v;
@@ -92,24 +92,42 @@ impl<'a> Parser<'a> {
             name,
             span: l.span.clone(),
             process: None,
+            params: Vec::new(),
             param_match: None,
+            full_command: false,
             weight: 0,
             weight_reverse: false,
             quorum: 1,
             quorum_max: None,
-            delay: None,
+            fork_delay: None,
+            terminate_delay: None,
             extra: Vec::new(),
         };
         self.sub_block(&mut |p: &mut Parser<'a>, l: &'a Line| {
             match l.first() {
                 "process" => {
-                    let words: Vec<&str> = l.args().collect();
-                    if words.is_empty() {
-                        p.arg(l, 1);
+                    if let Some(first) = p.arg(l, 1) {
+                        t.process = Some(first.to_string());
+                        t.params = l.args().skip(1).map(str::to_string).collect();
+                        if !t.params.is_empty() {
+                            t.param_match.get_or_insert(ParamMatch::Exact);
+                            t.full_command = true;
+                        }
                     }
-                    t.process = Some(words.join(" "));
                 }
-                "param_match" => t.param_match = p.read_string(l, 1),
+                "param_match" => {
+                    t.param_match = match l.word(1) {
+                        None => Some(ParamMatch::Exact),
+                        Some("initial") => Some(ParamMatch::Initial),
+                        Some("partial") => Some(ParamMatch::Partial),
+                        Some(other) => {
+                            let msg = format!("Invalid param_match type {other} - ignoring");
+                            p.warn(DiagKind::InvalidValue, l, msg);
+                            return true;
+                        }
+                    };
+                    t.full_command = true;
+                }
                 "weight" => {
                     if let Some(w) = p.read_i32(l, 1, -254, 254) {
                         t.weight = w;
@@ -121,12 +139,22 @@ impl<'a> Parser<'a> {
                         t.quorum = q;
                     }
                 }
-                "quorum_max" => t.quorum_max = p.read_u32(l, 1, 0, 65535),
-                "delay" => t.delay = p.read_timer(l, 1, 0.0, 4294.967295),
-                "terminate_delay" | "fork_delay" | "full_command" => {
-                    let o = p.raw_option(l, false);
-                    t.extra.push(o);
+                "quorum_max" => {
+                    t.quorum_max = p.read_u32(l, 1, 0, 65535);
+                    if t.quorum_max == Some(0) {
+                        t.quorum = 0;
+                    }
                 }
+                "delay" | "fork_delay" | "terminate_delay" => {
+                    let d = p.read_timer(l, 1, 0.000001, 3600.0);
+                    if l.first() != "fork_delay" {
+                        t.terminate_delay = d.or(t.terminate_delay);
+                    }
+                    if l.first() != "terminate_delay" {
+                        t.fork_delay = d.or(t.fork_delay);
+                    }
+                }
+                "full_command" => t.full_command = true,
                 _ => return false,
             }
             true

@@ -256,78 +256,120 @@ pub fn parse_range(s: &str) -> Option<(IpAddr, IpAddr)> {
     }
 }
 
-/// keepalived's alloc_strvec_quoted_escaped(): shell-like split of a script
-/// command with `"…"`, `'…'` and C escapes.
-pub fn split_escaped(src: &str) -> Vec<String> {
+/// Why keepalived's `alloc_strvec_quoted_escaped` refused a string.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum QuotedError {
+    /// `String '%s': missing terminating %c`.
+    MissingTerminating(char),
+    /// `Missing escape char at end: '%s'`.
+    MissingEscape,
+}
+
+/// keepalived's `alloc_strvec_quoted_escaped`, byte for byte: words split on blanks, `"…"`
+/// and `'…'` quote (a closing quote continues the word), `\` escapes everywhere (also inside
+/// either quote): `\a \b \E \f \n \r \t \v`, `\xHH…` (every hex digit that follows),
+/// `\cC` (control C), `\nnn` (up to three octal digits), `\C` = C. Words are bytes: an
+/// escape may make one that is not UTF-8.
+pub fn split_quoted_escaped(src: &str) -> Result<Vec<Vec<u8>>, QuotedError> {
+    split_quoted_escaped_bytes(src.as_bytes())
+}
+
+/// [`split_quoted_escaped`] of bytes (a word the first split made, split again).
+pub fn split_quoted_escaped_bytes(b: &[u8]) -> Result<Vec<Vec<u8>>, QuotedError> {
+    const WHITE: &[u8] = b" \t\x0c\n\r\x0b";
     let mut out = Vec::new();
-    let mut cur = String::new();
-    let mut in_word = false;
-    let mut quote: Option<char> = None;
-    let mut chars = src.chars().peekable();
-    while let Some(c) = chars.next() {
-        match (quote, c) {
-            (_, '\\') => {
-                in_word = true;
-                match chars.next() {
-                    Some('a') => cur.push('\x07'),
-                    Some('b') => cur.push('\x08'),
-                    Some('E') => cur.push('\x1b'),
-                    Some('f') => cur.push('\x0c'),
-                    Some('n') => cur.push('\n'),
-                    Some('r') => cur.push('\r'),
-                    Some('t') => cur.push('\t'),
-                    Some('v') => cur.push('\x0b'),
-                    Some('x') => {
-                        let mut v = 0u32;
-                        while let Some(d) = chars.peek().and_then(|d| d.to_digit(16)) {
-                            v = (v << 4 | d) & 0xff;
-                            chars.next();
-                        }
-                        cur.push(char::from_u32(v).unwrap_or('?'));
-                    }
-                    Some('c') => {
-                        let n = chars.next().map(|n| (n as u32) & 0x1f).unwrap_or(0);
-                        cur.push(char::from_u32(n).unwrap_or('?'));
-                    }
-                    Some(d @ '0'..='7') => {
-                        let mut v = d as u32 - '0' as u32;
-                        for _ in 0..2 {
-                            match chars.peek() {
-                                Some(&n @ '0'..='7') => {
-                                    v = v * 8 + (n as u32 - '0' as u32);
-                                    chars.next();
-                                }
-                                _ => break,
-                            }
-                        }
-                        cur.push(char::from_u32(v & 0xff).unwrap_or('?'));
-                    }
-                    Some(o) => cur.push(o),
-                    None => {}
-                }
-            }
-            (Some(q), c) if c == q => quote = None,
-            (Some(_), c) => cur.push(c),
-            (None, '"' | '\'') => {
-                quote = Some(c);
-                in_word = true;
-            }
-            (None, ' ' | '\t') => {
-                if in_word {
-                    out.push(std::mem::take(&mut cur));
-                    in_word = false;
-                }
-            }
-            (None, c) => {
-                cur.push(c);
-                in_word = true;
-            }
+    let mut i = 0;
+    while i < b.len() {
+        while i < b.len() && WHITE.contains(&b[i]) {
+            i += 1;
         }
+        if i >= b.len() {
+            break;
+        }
+        let mut word = Vec::new();
+        let mut quote = 0u8;
+        while i < b.len() {
+            let special = |c: u8| match quote {
+                b'"' => c == b'"' || c == b'\\',
+                b'\'' => c == b'\'' || c == b'\\',
+                _ => WHITE.contains(&c) || c == b'\'' || c == b'"' || c == b'\\',
+            };
+            let Some(j) = b[i..].iter().position(|&c| special(c)).map(|p| p + i) else {
+                if quote != 0 {
+                    return Err(QuotedError::MissingTerminating(quote as char));
+                }
+                word.extend_from_slice(&b[i..]);
+                i = b.len();
+                break;
+            };
+            word.extend_from_slice(&b[i..j]);
+            i = j;
+            if b[i] == b'\\' {
+                i += 1;
+                let Some(&c) = b.get(i) else {
+                    return Err(QuotedError::MissingEscape);
+                };
+                let hex = |c: u8| (c as char).to_digit(16).map(|d| d as u8);
+                let byte = if c == b'x' && b.get(i + 1).and_then(|&n| hex(n)).is_some() {
+                    i += 1;
+                    let mut v = 0u8;
+                    while let Some(d) = b.get(i).and_then(|&n| hex(n)) {
+                        v = (v << 4) | d;
+                        i += 1;
+                    }
+                    v
+                } else if c == b'c' && i + 1 < b.len() {
+                    i += 2;
+                    b[i - 1] & 0x1f
+                } else if (b'0'..=b'7').contains(&c) {
+                    let mut v = c - b'0';
+                    i += 1;
+                    for _ in 0..2 {
+                        match b.get(i) {
+                            Some(&d @ b'0'..=b'7') => {
+                                v = (v << 3).wrapping_add(d - b'0');
+                                i += 1;
+                            }
+                            _ => break,
+                        }
+                    }
+                    v
+                } else {
+                    i += 1;
+                    match c {
+                        b'a' => 0x07,
+                        b'b' => 0x08,
+                        b'E' => 0x1b,
+                        b'f' => 0x0c,
+                        b'n' => b'\n',
+                        b'r' => b'\r',
+                        b't' => b'\t',
+                        b'v' => 0x0b,
+                        other => other,
+                    }
+                };
+                word.push(byte);
+                continue;
+            }
+            if quote != 0 {
+                i += 1;
+                quote = 0;
+                continue;
+            }
+            if b[i] == b'"' || b[i] == b'\'' {
+                quote = b[i];
+                i += 1;
+                continue;
+            }
+            break;
+        }
+        // keepalived keeps C strings: a word ends at an escaped NUL.
+        if let Some(nul) = word.iter().position(|&c| c == 0) {
+            word.truncate(nul);
+        }
+        out.push(word);
     }
-    if in_word {
-        out.push(cur);
-    }
-    out
+    Ok(out)
 }
 
 #[cfg(test)]
@@ -359,12 +401,45 @@ mod tests {
         );
     }
 
+    fn words(s: &str) -> Vec<String> {
+        split_quoted_escaped(s)
+            .unwrap()
+            .iter()
+            .map(|w| String::from_utf8_lossy(w).into_owned())
+            .collect()
+    }
+
+    #[test]
+    fn quoted_escaped_like_keepalived() {
+        // A closing quote continues the word; escapes work inside either quote.
+        assert_eq!(words(r#"x"y z"w 'a\'b' "c\"d""#), ["xy zw", "a'b", "c\"d"]);
+        // \x takes every hex digit that follows (wrapping to a byte); \x alone is x.
+        assert_eq!(
+            split_quoted_escaped(r"\x4142 \xg").unwrap(),
+            [vec![0x42], b"xg".to_vec()]
+        );
+        // \c: control character; \c at the end is c; octal up to 3 digits.
+        assert_eq!(
+            split_quoted_escaped(r"\cA \c").unwrap(),
+            [vec![1], b"c".to_vec()]
+        );
+        assert_eq!(
+            split_quoted_escaped(r"\0101 \c ").unwrap(),
+            [vec![0o10, b'1'], vec![]]
+        );
+        // A quote opened at the very end is not an error (the loop ends first).
+        assert_eq!(words("abc\""), ["abc"]);
+        assert_eq!(
+            split_quoted_escaped("a \"b"),
+            Err(QuotedError::MissingTerminating('"'))
+        );
+        assert_eq!(split_quoted_escaped("a\\"), Err(QuotedError::MissingEscape));
+        assert_eq!(words(r#""" ''"#), ["", ""]);
+    }
+
     #[test]
     fn escaped_split() {
-        assert_eq!(
-            split_escaped("/bin/x 'a b' \"c\\td\""),
-            ["/bin/x", "a b", "c\td"]
-        );
-        assert_eq!(split_escaped("a\\x41 \\101"), ["aA", "A"]);
+        assert_eq!(words("/bin/x 'a b' \"c\\td\""), ["/bin/x", "a b", "c\td"]);
+        assert_eq!(words("a\\x41 \\101"), ["aA", "A"]);
     }
 }

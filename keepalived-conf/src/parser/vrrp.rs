@@ -4,7 +4,9 @@ use super::Parser;
 use super::values::parse_ip;
 use crate::diag::{DiagKind, Severity};
 use crate::lexer::Line;
-use crate::model::{AuthType, Authentication, TrackRef, UnicastPeer, VrrpInstance, VrrpState};
+use crate::model::{
+    AuthType, Authentication, TrackRef, UnicastPeer, UseIpvlan, VrrpInstance, VrrpState,
+};
 
 /// vrrp_instance keywords accepted but kept verbatim.
 const OTHER_VRRP: &[&str] = &[
@@ -141,8 +143,8 @@ impl<'a> Parser<'a> {
             "preempt" => v.preempt = true,
             "nopreempt" => v.preempt = false,
             "preempt_delay" => v.preempt_delay = self.read_timer(l, 1, 0.0, 1000.0),
-            "accept" => v.accept = true,
-            "no_accept" => v.accept = false,
+            "accept" => v.accept = Some(true),
+            "no_accept" => v.accept = Some(false),
             "use_vmac" => {
                 v.use_vmac = Some(
                     l.word(1)
@@ -151,7 +153,23 @@ impl<'a> Parser<'a> {
                 )
             }
             "vmac_xmit_base" => v.vmac_xmit_base = true,
-            "use_ipvlan" => v.use_ipvlan = true,
+            "use_ipvlan" => {
+                let mut spec = UseIpvlan {
+                    name: None,
+                    address: None,
+                    mode: None,
+                };
+                for w in l.args() {
+                    if matches!(w, "bridge" | "private" | "vepa") {
+                        spec.mode = Some(w.to_string());
+                    } else if let Some((a, _)) = super::values::parse_prefix(w) {
+                        spec.address = Some(a);
+                    } else if spec.name.is_none() {
+                        spec.name = Some(w.to_string());
+                    }
+                }
+                v.use_ipvlan = Some(spec);
+            }
             "native_ipv6" => v.native_ipv6 = true,
             "dont_track_primary" => v.dont_track_primary = true,
             "mcast_src_ip" => v.mcast_src_ip = self.read_ip(l, 1),
@@ -297,7 +315,12 @@ impl<'a> Parser<'a> {
             "notify_backup" => v.notify.notify_backup = self.script(l, 1),
             "notify_fault" => v.notify.notify_fault = self.script(l, 1),
             "notify_stop" => v.notify.notify_stop = self.script(l, 1),
-            "notify_deleted" => v.notify.notify_deleted = self.script(l, 1),
+            "notify_deleted" => {
+                v.notify.notify_deleted_set = true;
+                if l.len() > 1 {
+                    v.notify.notify_deleted = self.script(l, 1);
+                }
+            }
             "notify_master_rx_lower_pri" => v.notify.notify_master_rx_lower_pri = self.script(l, 1),
             "smtp_alert" => v.smtp_alert = self.read_flag(l, 1),
             "strict_mode" => v.strict_mode = self.read_flag(l, 1),

@@ -74,7 +74,7 @@ pub fn start_fifo_scripts(config: &KeepalivedConfig) {
         let mut s: Script = script.clone();
         s.argv.push(path.clone());
         s.command = format!("{} {path}", s.command);
-        super::reports::spawn_script_unbounded(&s);
+        super::scripts::spawn_script_unbounded(&s);
     }
 }
 

@@ -59,6 +59,11 @@ pub fn live_weight(vs: &VirtualServer, health: &HealthTable) -> i64 {
 pub struct QuorumChange {
     pub up: bool,
     pub message: String,
+    /// The starting state (keepalived's `init`: "Starting with quorum …" in alerts).
+    pub init: bool,
+    /// quorum ± hysteresis, and the live weight, as keepalived reports them.
+    pub threshold: i64,
+    pub sum: i64,
 }
 
 /// Quorum state per virtual server, with keepalived's hysteresis.
@@ -78,12 +83,16 @@ impl Quorum {
         let sum = live_weight(vs, health);
         let quorum = i64::from(vs.quorum);
         let hysteresis = i64::from(vs.hysteresis);
+        let init = !self.up.contains_key(&key);
         let gained = || QuorumChange {
             up: true,
             message: format!(
                 "Gained quorum {quorum}+{hysteresis}={} <= {sum} for VS {key}",
                 quorum + hysteresis
             ),
+            init,
+            threshold: quorum + hysteresis,
+            sum,
         };
         let lost = |how: &str| QuorumChange {
             up: false,
@@ -91,6 +100,9 @@ impl Quorum {
                 "{how} {quorum}-{hysteresis}={} > {sum} for VS {key}",
                 quorum - hysteresis
             ),
+            init,
+            threshold: quorum - hysteresis,
+            sum,
         };
         let change = match self.up.get(&key).copied() {
             // keepalived reports (and runs quorum_up / quorum_down for) the starting state.

@@ -4,6 +4,7 @@
 //! established connections keep their real (IPVS semantics for weight changes and removals).
 
 use super::desired::DesiredService;
+use super::loglines;
 use dataplane::model::{
     AclKind, DestConfig, DestEntry, LocalAddr, ServiceAddr, ServiceConfig, ServiceEntry, Stats,
 };
@@ -35,19 +36,14 @@ impl fmt::Display for Op {
             Op::AddService(c) => write!(f, "Adding virtual server {}", c.addr),
             Op::EditService(c) => write!(f, "Updating virtual server {}", c.addr),
             Op::DelService(a) => write!(f, "Removing virtual server {a}"),
-            Op::AddDest(s, d) => write!(
-                f,
-                "Adding service {} to VS {s} (weight {})",
-                rs(&d.addr, &d.port),
-                d.weight
-            ),
+            Op::AddDest(s, d) => f.write_str(&loglines::adding_real(s, &d.addr, d.port)),
             Op::EditDest(s, d) => write!(
                 f,
                 "Updating service {} of VS {s} (weight {})",
                 rs(&d.addr, &d.port),
                 d.weight
             ),
-            Op::DelDest(s, a, p) => write!(f, "Removing service {} from VS {s}", rs(a, p)),
+            Op::DelDest(s, a, p) => f.write_str(&loglines::removing_real(s, a, *p)),
             Op::AddLaddr(s, l) => write!(f, "Adding local address {} to VS {s}", l.addr),
             Op::DelLaddr(s, a) => write!(f, "Removing local address {a} from VS {s}"),
             Op::AddAcl(s, k, a) => write!(f, "Adding {a} to the {} list of VS {s}", acl_name(*k)),

@@ -46,6 +46,10 @@ struct Args {
     /// Checkers pid file (accepted, unused).
     #[arg(short = 'c', long = "checkers_pid")]
     _checkers_pid: Option<PathBuf>,
+    /// Don't remove VIPs on stop and send no priority 0 (keepalived's -V): a restart within
+    /// the master-down interval resumes MASTER without an election.
+    #[arg(short = 'V', long = "dont-release-vrrp")]
+    dont_release: bool,
 }
 
 fn load(path: &std::path::Path) -> Result<keepalived_conf::KeepalivedConfig> {
@@ -77,6 +81,7 @@ fn main() -> Result<()> {
         let (ctl_tx, ctl_rx) = tokio::sync::mpsc::channel(4);
         let (ev_tx, mut ev_rx) = tokio::sync::mpsc::channel(64);
         let file = args.file.clone();
+        let dont_release = args.dont_release;
         tokio::spawn(async move {
             let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
             let mut int = signal(SignalKind::interrupt()).expect("SIGINT handler");
@@ -91,11 +96,20 @@ fn main() -> Result<()> {
                     },
                 }
             }
-            let _ = ctl_tx.send(Control::Shutdown).await;
+            let stop = if dont_release {
+                Control::Detach
+            } else {
+                Control::Shutdown
+            };
+            let _ = ctl_tx.send(stop).await;
         });
         // Nobody else consumes the events here: drain them.
         tokio::spawn(async move { while ev_rx.recv().await.is_some() {} });
-        daemon::run(Arc::new(config), ctl_rx, ev_tx).await
+        // The engine runs on its own thread, as in the keepalived daemon.
+        let engine = daemon::spawn(Arc::new(config), ctl_rx, ev_tx)?;
+        tokio::task::spawn_blocking(move || engine.join())
+            .await?
+            .map_err(|_| anyhow::anyhow!("VRRP thread panicked"))?
     });
     for p in [&args.pid, &args.vrrp_pid].into_iter().flatten() {
         let _ = std::fs::remove_file(p);

@@ -7,6 +7,8 @@
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
+pub mod ah;
+
 /// IP protocol number of VRRP.
 pub const IPPROTO_VRRP: u8 = 112;
 /// VRRP message type: advertisement (the only one).
@@ -23,6 +25,28 @@ pub const MCAST_GROUP6: Ipv6Addr = Ipv6Addr::new(0xff02, 0, 0, 0, 0, 0, 0, 0x12)
 pub const AUTH_NONE: u8 = 0;
 pub const AUTH_PASS: u8 = 1;
 pub const AUTH_AH: u8 = 2;
+
+/// An instance's v2 authentication (keepalived's `authentication` block).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Auth {
+    #[default]
+    None,
+    /// `auth_type PASS`: the 8 bytes in the advert's authentication data.
+    Pass([u8; 8]),
+    /// `auth_type AH`: the 8 bytes key an IPsec AH header's HMAC-MD5-96 ([`ah`]).
+    Ah([u8; 8]),
+}
+
+impl Auth {
+    /// The v2 header's auth type field.
+    pub fn type_code(&self) -> u8 {
+        match self {
+            Auth::None => AUTH_NONE,
+            Auth::Pass(_) => AUTH_PASS,
+            Auth::Ah(_) => AUTH_AH,
+        }
+    }
+}
 
 /// One advertisement, decoded.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -255,6 +279,10 @@ pub enum RxError {
     },
     /// Unicast peer check (`check_unicast_src`): source not a configured peer.
     UnknownSource,
+    /// `IPSEC-AH : invalid IPSEC HMAC-MD5 value` (or an SPI that is not the source).
+    AhInvalid,
+    /// `IPSEC-AH : sequence number %u already processed`.
+    AhReplay,
 }
 
 impl RxError {
@@ -284,6 +312,13 @@ impl RxError {
                 format!("advertisement interval mismatch mine={mine} sec rcv'd={got} sec")
             }
             RxError::UnknownSource => "advert from an address that is not a unicast peer".into(),
+            RxError::AhInvalid => {
+                "IPSEC-AH : invalid IPSEC HMAC-MD5 value. Due to fields mutation or bad password !"
+                    .into()
+            }
+            RxError::AhReplay => {
+                "IPSEC-AH : sequence number already processed. Packet dropped.".into()
+            }
         }
     }
 
@@ -303,12 +338,14 @@ impl RxError {
             RxError::AuthPass => 11,
             RxError::IntervalMismatch { .. } => 12,
             RxError::UnknownSource => 13,
+            RxError::AhInvalid => 14,
+            RxError::AhReplay => 15,
         }
     }
 }
 
 /// Counter names, in [`RxError`] index order.
-pub const RX_ERROR_NAMES: [&str; 14] = [
+pub const RX_ERROR_NAMES: [&str; 16] = [
     "too_short",
     "not_vrrp",
     "bad_length",
@@ -323,13 +360,15 @@ pub const RX_ERROR_NAMES: [&str; 14] = [
     "auth_pass",
     "interval_mismatch",
     "unknown_source",
+    "ah_invalid",
+    "ah_replay",
 ];
 
 /// Receive counters of one instance.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct RxStats {
     pub accepted: u64,
-    pub dropped: [u64; 14],
+    pub dropped: [u64; 16],
 }
 
 impl RxStats {
@@ -358,8 +397,8 @@ pub struct RxExpect<'a> {
     pub vrid: u8,
     /// Own interval in the version's unit (checked for v2 only, as keepalived does).
     pub adver_int: u16,
-    /// v2: PASS password bytes, if authentication is configured.
-    pub auth_pass: Option<[u8; 8]>,
+    /// v2 authentication (AH's header was checked by [`ah::check`] before).
+    pub auth: Auth,
     /// Unicast mode: the TTL 255 rule does not apply.
     pub unicast: bool,
     /// Addresses to compare with the advert's, unless `skip_check_adv_addr`.
@@ -447,11 +486,7 @@ pub fn check(msg: &[u8], ip: &IpInfo, exp: &RxExpect<'_>) -> Result<Checked, RxE
         (0, u16::from_be_bytes([msg[4], msg[5]]) & 0x0fff)
     };
     if version == 2 {
-        let want = if exp.auth_pass.is_some() {
-            AUTH_PASS
-        } else {
-            AUTH_NONE
-        };
+        let want = exp.auth.type_code();
         if auth_type != want {
             return Err(RxError::AuthType {
                 got: auth_type,
@@ -461,7 +496,7 @@ pub fn check(msg: &[u8], ip: &IpInfo, exp: &RxExpect<'_>) -> Result<Checked, RxE
         if exp.family == Family::V4 {
             auth_data.copy_from_slice(&msg[msg.len() - AUTH_LEN..]);
         }
-        if let Some(pass) = exp.auth_pass
+        if let Auth::Pass(pass) = exp.auth
             && auth_data != pass
         {
             return Err(RxError::AuthPass);

@@ -49,7 +49,7 @@ fn expect(version: u8, vrid: u8, adver_int: u16) -> RxExpect<'static> {
         family: Family::V4,
         vrid,
         adver_int,
-        auth_pass: None,
+        auth: Auth::None,
         unicast: false,
         vips: None,
         v3_checksum_as_v2: false,
@@ -75,7 +75,7 @@ fn roundtrip(pkt: &str, csum: impl Fn(&IpInfo) -> Checksum, exp: &RxExpect<'_>) 
 fn v2_auth_pass_decodes_and_reencodes() {
     let vips = [v4([198, 18, 20, 100]), v4([198, 18, 20, 101])];
     let mut e = expect(2, 7, 1);
-    e.auth_pass = Some(auth_pass_bytes("secret12345"));
+    e.auth = Auth::Pass(auth_pass_bytes("secret12345"));
     e.vips = Some(&vips);
     let c = rx(V2_AUTH, &e).unwrap();
     assert_eq!(c.advert.priority, 200);
@@ -91,9 +91,9 @@ fn v2_auth_pass_decodes_and_reencodes() {
 #[test]
 fn v2_wrong_or_missing_password_is_dropped() {
     let mut e = expect(2, 7, 1);
-    e.auth_pass = Some(auth_pass_bytes("secret99"));
+    e.auth = Auth::Pass(auth_pass_bytes("secret99"));
     assert_eq!(rx(V2_AUTH, &e), Err(RxError::AuthPass));
-    e.auth_pass = None;
+    e.auth = Auth::None;
     assert_eq!(
         rx(V2_AUTH, &e),
         Err(RxError::AuthType {
@@ -102,7 +102,7 @@ fn v2_wrong_or_missing_password_is_dropped() {
         })
     );
     let mut e = expect(2, 12, 1);
-    e.auth_pass = Some(auth_pass_bytes("x"));
+    e.auth = Auth::Pass(auth_pass_bytes("x"));
     assert_eq!(
         rx(V2_NOAUTH, &e),
         Err(RxError::AuthType {
@@ -325,7 +325,11 @@ fn no_panic_on_any_input() {
                     family: fam,
                     vrid: p.get(21).copied().unwrap_or(0),
                     adver_int: 1,
-                    auth_pass: (round % 3 == 0).then(|| auth_pass_bytes("secret12")),
+                    auth: if round % 3 == 0 {
+                        Auth::Pass(auth_pass_bytes("secret12"))
+                    } else {
+                        Auth::None
+                    },
                     unicast: round % 2 == 0,
                     vips: (round % 5 == 0).then_some(&vips[..]),
                     v3_checksum_as_v2: round % 7 == 0,
@@ -346,4 +350,96 @@ fn no_panic_on_any_input() {
     }
     // Unmutated seeds are among the inputs: something must have passed.
     assert!(accepted > 0);
+}
+
+/// `auth_type AH`, auth_pass "secretpw123" (key "secretpw"), vrid 51, prio 150, multicast:
+/// sequence numbers 1 and 2 of a keepalived 2.2.7 master.
+const V2_AH_MCAST: [&str; 2] = [
+    "45c0 0040 0001 0000 ff33 c7a3 c612 4d01 e000 0012 7004 0000 c612 4d01 0000 0001
+     cc2b aa19 71e2 883a f438 3cda 2133 9601 0201 3353 c612 4d64 0000 0000 0000 0000",
+    "45c0 0040 0002 0000 ff33 c7a2 c612 4d01 e000 0012 7004 0000 c612 4d01 0000 0002
+     8489 cd58 d2a4 b5f5 f658 a7ba 2133 9601 0201 3353 c612 4d64 0000 0000 0000 0000",
+];
+/// The same in unicast mode (198.18.77.1 → .2): the TTL is left out of the ICV.
+const V2_AH_UNICAST: &str =
+    "45c0 0040 0001 0000 ff33 94a1 c612 4d01 c612 4d02 7004 0000 c612 4d01 0000 0001
+     2d19 363c c12a 7e02 6ac7 35ee 2133 9601 0201 3353 c612 4d64 0000 0000 0000 0000";
+
+#[test]
+fn v2_ah_decodes_and_reencodes_byte_for_byte() {
+    let key = auth_pass_bytes("secretpw123");
+    let vips = [v4([198, 18, 77, 100])];
+    let mut e = expect(2, 51, 1);
+    e.auth = Auth::Ah(key);
+    e.vips = Some(&vips);
+    for (pkt, unicast, seq) in [
+        (V2_AH_MCAST[0], false, 1),
+        (V2_AH_MCAST[1], false, 2),
+        (V2_AH_UNICAST, true, 1),
+    ] {
+        let bytes = hex(pkt);
+        let r = ah::check(&bytes, &key, unicast).unwrap();
+        assert_eq!(r.seq, seq);
+        e.unicast = unicast;
+        let c = check(r.msg, &r.ip, &e).unwrap();
+        assert_eq!((c.advert.priority, c.advert.auth_type), (150, AUTH_AH));
+        let (IpAddr::V4(src), IpAddr::V4(dst)) = (r.ip.src, r.ip.dst) else {
+            panic!()
+        };
+        let msg = encode(&c.advert, Family::V4, Checksum::MessageOnly);
+        let ours = ah::encode(
+            &ah::AhSend {
+                src,
+                dst,
+                ip_id: u16::from_be_bytes([bytes[4], bytes[5]]),
+                ttl: 255,
+                seq,
+                key: &key,
+                unicast,
+            },
+            &msg,
+        );
+        assert_eq!(ours, bytes, "{pkt}");
+    }
+}
+
+#[test]
+fn v2_ah_rejects_wrong_key_mutation_spi_and_replay() {
+    let key = auth_pass_bytes("secretpw");
+    let good = hex(V2_AH_MCAST[0]);
+    assert_eq!(
+        ah::check(&good, &auth_pass_bytes("other"), false).unwrap_err(),
+        RxError::AhInvalid
+    );
+    // A multicast ICV does not cover TTL changes only in unicast mode.
+    let mut ttl = good.clone();
+    ttl[8] = 64;
+    assert_eq!(
+        ah::check(&ttl, &key, false).unwrap_err(),
+        RxError::AhInvalid
+    );
+    // TOS is mutable: a changed TOS still verifies.
+    let mut tos = good.clone();
+    tos[1] = 0;
+    assert!(ah::check(&tos, &key, false).is_ok());
+    let mut body = good.clone();
+    body[46] ^= 1; // priority
+    assert_eq!(
+        ah::check(&body, &key, false).unwrap_err(),
+        RxError::AhInvalid
+    );
+    // Plain VRRP to an AH instance: keepalived's "No AH header but auth type is AH".
+    assert!(matches!(
+        ah::check(&hex(V2_NOAUTH), &key, false).unwrap_err(),
+        RxError::AuthType { .. }
+    ));
+    let mut seq = ah::SeqCounter::default();
+    assert!(seq.accept_rx(1).is_ok());
+    assert_eq!(seq.accept_rx(1).unwrap_err(), RxError::AhReplay);
+    assert!(seq.accept_rx(5).is_ok());
+    // The counter is shared with what we send: a new master continues after what it saw.
+    assert_eq!(seq.next_tx(), 6);
+    for cut in 0..good.len() {
+        let _ = ah::check(&good[..cut], &key, false);
+    }
 }

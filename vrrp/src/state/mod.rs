@@ -79,6 +79,9 @@ pub struct Params {
     pub own_addr: IpAddr,
     /// `lower_prio_no_advert`: a master hearing a lower priority does not answer at once.
     pub lower_prio_no_advert: bool,
+    /// `higher_prio_send_advert`: a master hearing a higher priority sends one advert of its
+    /// own before it steps down.
+    pub higher_prio_send_advert: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -208,11 +211,18 @@ impl Instance {
                     || (adv.priority == self.effective_priority
                         && addr_greater(src, self.params.own_addr));
                 if wins {
+                    let mut out = Vec::new();
+                    if self.params.higher_prio_send_advert {
+                        out.push(Action::SendAdvert {
+                            priority: self.effective_priority,
+                        });
+                    }
                     if self.params.version == 3 {
                         self.master_adver_int_cs = adv.interval_cs().max(1);
                     }
                     self.master_addr = Some(src);
-                    return self.go(now, State::Backup, Reason::HigherPriority);
+                    out.extend(self.go(now, State::Backup, Reason::HigherPriority));
+                    return out;
                 }
                 // Another master with a lower priority: GARPs (garp_lower_prio_*) and
                 // notify_master_rx_lower_pri, and unless lower_prio_no_advert an advert at
@@ -276,6 +286,10 @@ impl Instance {
         self.fault = fault;
         match (self.state, fault) {
             (State::Init, _) => vec![],
+            // keepalived's try_up_instance: the address owner goes straight back to MASTER.
+            (State::Fault, false) if self.effective_priority == PRIO_OWNER => {
+                self.go(now, State::Master, Reason::Tracking)
+            }
             (State::Fault, false) => self.go(now, State::Backup, Reason::Tracking),
             (State::Fault, true) => vec![],
             (_, true) => self.go(now, State::Fault, Reason::Tracking),

@@ -16,6 +16,7 @@ fn params(version: u8, prio: u8, adver_int_cs: u32) -> Params {
         down_timer_adverts: 3,
         own_addr: IpAddr::from(OWN),
         lower_prio_no_advert: false,
+        higher_prio_send_advert: false,
     }
 }
 
@@ -423,4 +424,20 @@ fn sync_group_member_hearing_a_master_defers_the_others() {
     assert!(!other.master_down_due(361_000));
     assert_eq!(other.next_deadline(), Some(361_000 + other.skew_us()));
     assert_eq!(other.state(), Backup);
+}
+
+#[test]
+fn higher_prio_send_advert_answers_before_stepping_down() {
+    let mut p = params(2, 100, 100);
+    p.higher_prio_send_advert = true;
+    run(
+        "higher-prio-send-advert",
+        p,
+        &[
+            (0, Start, Backup, &[]),
+            (3610, Timer, Master, &[100]),
+            // A higher priority: one advert of ours, then BACKUP.
+            (3700, Adv(PEER_LOW, 101, 100), Backup, &[100]),
+        ],
+    );
 }

@@ -31,7 +31,7 @@ pub fn skip_reason() -> Option<String> {
 macro_rules! skip_unless_ready {
     () => {
         if let Some(r) = common::skip_reason() {
-            eprintln!("SKIPPED: {r}");
+            xlvs_tests::skip(&r);
             return;
         }
     };
@@ -165,7 +165,8 @@ pub struct NodeConf {
     pub advert_int: String,
     pub unicast: bool,
     pub nopreempt: bool,
-    pub auth_pass: Option<String>,
+    /// `authentication { auth_type TYPE auth_pass PASS }`.
+    pub auth: Option<(&'static str, String)>,
     /// `use_vmac` (the VIP then goes on the vmac, not on the base interface).
     pub vmac: bool,
 }
@@ -178,7 +179,7 @@ impl NodeConf {
             advert_int: advert_int.into(),
             unicast: false,
             nopreempt: false,
-            auth_pass: None,
+            auth: None,
             vmac: false,
         }
     }
@@ -204,9 +205,9 @@ pub fn config_text(pair: &Pair, me: &Side, peer: &Side, c: &NodeConf) -> String 
             me.addr, peer.addr
         ));
     }
-    if let Some(p) = &c.auth_pass {
+    if let Some((t, p)) = &c.auth {
         s.push_str(&format!(
-            " authentication {{\n  auth_type PASS\n  auth_pass {p}\n }}\n"
+            " authentication {{\n  auth_type {t}\n  auth_pass {p}\n }}\n"
         ));
     }
     let plen = if pair.v6 { 128 } else { 32 };
@@ -229,6 +230,8 @@ pub struct Node {
     pub pid: i32,
     vrrp_pidfile: PathBuf,
     pub log: PathBuf,
+    /// The configuration file it runs (rewrite it, then [`Node::reload`]).
+    pub conf: PathBuf,
 }
 
 impl Node {
@@ -278,7 +281,15 @@ impl Node {
             pid,
             vrrp_pidfile: vpidf,
             log,
+            conf,
         })
+    }
+
+    /// Reload (SIGHUP to the main process) after writing `text` as its configuration.
+    pub fn reload(&self, text: &str) -> Result<()> {
+        std::fs::write(&self.conf, text)?;
+        self.signal(nix::sys::signal::Signal::SIGHUP);
+        Ok(())
     }
 
     /// Graceful stop (SIGTERM to the main process), waits for exit.
