@@ -108,24 +108,7 @@ const NFT_RULES: &str = "table ip xlvsbench {
 ";
 
 pub fn run(rounds: usize) -> Result<()> {
-    if !is_root() {
-        bail!("the HTTP benchmark needs root (network namespaces)");
-    }
-    for tool in ["wrk", "nginx", "nft"] {
-        if Command::new("which").arg(tool).output()?.stdout.is_empty() {
-            bail!("{tool} is not installed (scripts/setup.sh installs it)");
-        }
-    }
-    let lab = Lab::new(2)?;
-    for ns in [&lab.client, &lab.director, &lab.reals[0], &lab.reals[1]] {
-        for (k, v) in [
-            ("net.ipv4.ip_local_port_range", "10000 65000"),
-            ("net.ipv4.tcp_tw_reuse", "1"),
-            ("net.core.somaxconn", "4096"),
-        ] {
-            ns.sysctl(k, v)?;
-        }
-    }
+    let lab = client_server_lab("HTTP", &["wrk", "nginx", "nft"])?;
     let _n0 = Nginx::start(&lab.reals[0], lab.real_ip(0), "r0")?;
     let _n1 = Nginx::start(&lab.reals[1], lab.real_ip(1), "r1")?;
     let mut dp = Dataplane::open(&lab.opts)?;
@@ -203,6 +186,30 @@ pub fn run(rounds: usize) -> Result<()> {
     Ok(())
 }
 
+/// The lab with two reals, set up for many short connections (wide port range, TIME_WAIT reuse,
+/// deep listen queues), after checking root and the `tools` a benchmark drives.
+pub(crate) fn client_server_lab(bench: &str, tools: &[&str]) -> Result<Lab> {
+    if !is_root() {
+        bail!("the {bench} benchmark needs root (network namespaces)");
+    }
+    for tool in tools {
+        if Command::new("which").arg(tool).output()?.stdout.is_empty() {
+            bail!("{tool} is not installed (scripts/setup.sh installs it)");
+        }
+    }
+    let lab = Lab::new(2)?;
+    for ns in [&lab.client, &lab.director, &lab.reals[0], &lab.reals[1]] {
+        for (k, v) in [
+            ("net.ipv4.ip_local_port_range", "10000 65000"),
+            ("net.ipv4.tcp_tw_reuse", "1"),
+            ("net.core.somaxconn", "4096"),
+        ] {
+            ns.sysctl(k, v)?;
+        }
+    }
+    Ok(lab)
+}
+
 /// Puts the director in the state a path needs: XDP attached (xlvs) or not, nft table or not.
 fn switch(lab: &Lab, current: &mut Path, want: Path, nft_file: &str) -> Result<()> {
     if *current == want {
@@ -235,8 +242,36 @@ fn switch(lab: &Lab, current: &mut Path, want: Path, nft_file: &str) -> Result<(
 
 /// Runs wrk from the client namespace; requests per second.
 fn wrk(lab: &Lab, url: &str, close: bool) -> Result<f64> {
-    let d = format!("{SECONDS}s");
-    let mut args = vec!["-t1", "-c32", "-d", d.as_str(), "--timeout", "2s"];
+    let run = wrk_run(lab, url, close, 32, SECONDS)?;
+    if run.non_2xx {
+        bail!("{url}: errors in wrk output: {}", run.text);
+    }
+    Ok(run.rps)
+}
+
+/// What one wrk run reports.
+pub(crate) struct WrkRun {
+    pub rps: f64,
+    /// Requests completed.
+    pub requests: u64,
+    /// Socket errors (connect, read, write, timeout) added up.
+    pub errors: u64,
+    pub non_2xx: bool,
+    pub text: String,
+}
+
+/// wrk -t1 -c`conns` for `seconds` from the client namespace (`close`: a new connection per
+/// request), with a 1 s timeout per request.
+pub(crate) fn wrk_run(
+    lab: &Lab,
+    url: &str,
+    close: bool,
+    conns: u32,
+    seconds: u32,
+) -> Result<WrkRun> {
+    let d = format!("{seconds}s");
+    let c = format!("-c{conns}");
+    let mut args = vec!["-t1", c.as_str(), "-d", d.as_str(), "--timeout", "2s"];
     if close {
         args.extend(["-H", "Connection: close"]);
     }
@@ -244,19 +279,37 @@ fn wrk(lab: &Lab, url: &str, close: bool) -> Result<f64> {
     let out = lab
         .client
         .command("timeout")
-        .arg(format!("{}", SECONDS + 20))
+        .arg(format!("{}", seconds + 20))
         .arg("wrk")
         .args(&args)
         .output()
         .context("running wrk")?;
-    let text = String::from_utf8_lossy(&out.stdout);
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
     let rps = text
         .lines()
         .find_map(|l| l.strip_prefix("Requests/sec:"))
         .and_then(|v| v.trim().parse::<f64>().ok())
         .with_context(|| format!("no Requests/sec in wrk output for {url}: {text}"))?;
-    if text.contains("Non-2xx") {
-        bail!("{url}: errors in wrk output: {text}");
-    }
-    Ok(rps)
+    // "  12345 requests in 5.00s, ..." and "  Socket errors: connect 0, read 0, write 0, timeout 3"
+    let requests = text
+        .lines()
+        .find_map(|l| l.trim().split_once(" requests in "))
+        .and_then(|(n, _)| n.trim().parse().ok())
+        .unwrap_or(0);
+    let errors = text
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("Socket errors:"))
+        .map(|l| {
+            l.split(',')
+                .filter_map(|kv| kv.split_whitespace().last()?.parse::<u64>().ok())
+                .sum()
+        })
+        .unwrap_or(0);
+    Ok(WrkRun {
+        rps,
+        requests,
+        errors,
+        non_2xx: text.contains("Non-2xx"),
+        text,
+    })
 }

@@ -1,4 +1,4 @@
-//! `cargo xtask bench [xdp|http|ipvsadm|keepalived|bridge|all]`: the data-plane benchmarks. Each prints its figures beside a
+//! `cargo xtask bench [xdp|http|synflood|ipvsadm|keepalived|bridge|all]`: the data-plane benchmarks. Each prints its figures beside a
 //! baseline measured in the same run, with ratios (the machine is noisy: compare ratios).
 //! `cargo xtask deb`: the Debian packages (`deb.rs`).
 //! `cargo xtask soak [--duration 30m | --quick]`: fault injection under load (`soak.rs`).
@@ -7,6 +7,7 @@ mod bench_bridge;
 mod bench_http;
 mod bench_ipvsadm;
 mod bench_keepalived;
+mod bench_synflood;
 mod bench_xdp;
 mod deb;
 mod kadiff;
@@ -27,9 +28,10 @@ struct Cli {
 #[derive(Subcommand)]
 enum Task {
     /// Benchmarks (needs root): xdp = ns/packet via BPF_PROG_TEST_RUN; http = req/s through the
-    /// VIP; ipvsadm = -R and -Ln of 10 000 services x 10 reals; keepalived = start and
-    /// SIGHUP reload of 2000 virtual servers beside ipvsadm -R / -e; bridge = route bridge
-    /// withdraw/announce times at an FRR router beside hand-driven birdc/vtysh changes.
+    /// VIP; synflood = a SYN flood on a SYNPROXY VIP beside the kernel's syncookies; ipvsadm = -R
+    /// and -Ln of 10 000 services x 10 reals; keepalived = start and SIGHUP reload of 2000
+    /// virtual servers beside ipvsadm -R / -e; bridge = route bridge withdraw/announce times at
+    /// an FRR router beside hand-driven birdc/vtysh changes.
     Bench {
         #[arg(default_value = "all")]
         which: Which,
@@ -103,6 +105,7 @@ enum Which {
     All,
     Xdp,
     Http,
+    Synflood,
     Ipvsadm,
     Keepalived,
     Bridge,
@@ -131,12 +134,18 @@ fn build_release_binaries() -> Result<()> {
 fn main() -> Result<()> {
     match Cli::parse().task {
         Task::Bench { which, rounds } => {
-            build_release_binaries()?;
+            // The XDP bench runs the data plane in this process: it needs no other binary.
+            if which != Which::Xdp {
+                build_release_binaries()?;
+            }
             if matches!(which, Which::All | Which::Xdp) {
                 bench_xdp::run(rounds)?;
             }
             if matches!(which, Which::All | Which::Http) {
                 bench_http::run(rounds.min(5))?;
+            }
+            if matches!(which, Which::All | Which::Synflood) {
+                bench_synflood::run(rounds.min(3))?;
             }
             if matches!(which, Which::All | Which::Ipvsadm) {
                 bench_ipvsadm::run()?;
