@@ -6,6 +6,12 @@
 //! per operation. The order of map updates keeps the packet path consistent at every instant:
 //! counters and destinations are written before the table that points at them, a table before
 //! the service entry that publishes it, and a destination leaves its table before it is deleted.
+//!
+//! IPVS semantics kept here: removing a destination takes it out of the scheduler table first,
+//! and its connections run until they expire; weight 0 quiesces it. Removing a service stops
+//! scheduling; its connection entries remain and resume if the same service is added again
+//! (`ipvsadm -C; ipvsadm -R`). Ids come from cursors in META, so an id is reused only after the
+//! cursor wraps (its counters and next-hop cache are reset then).
 
 use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
