@@ -306,6 +306,13 @@ counters! {
     /// TCP segments of no known connection (an evicted or expired one, or stray traffic)
     /// answered with a RST, so neither end waits on a connection the director forgot.
     RST_SENT = 45, "rst_sent";
+    /// Packets of no connection dropped by a firewall deny rule (`xlvs fw deny`).
+    FW_DENIED = 50, "fw_denied";
+    /// Packets of no connection a firewall allow rule let on (`xlvs fw allow`).
+    FW_ALLOWED = 51, "fw_allowed";
+    /// Packets of no connection to this host (no VIP) that no firewall rule matched, dropped
+    /// by the default policy `drop` (`xlvs fw policy drop`).
+    FW_POLICY_DROP = 52, "fw_policy_drop";
     /// IPv6 packets with extension headers we do not walk (more than four, routing with
     /// segments left, AH and other unknown ones): handed to the kernel.
     PASS_IPV6_EXT = 11, "pass_ipv6_ext";
@@ -783,7 +790,10 @@ pub mod config {
     /// is scheduled like a SYN, so a connection moved to this director mid-stream (ECMP
     /// re-hash after another director failed) continues; 0: only a bare SYN opens one.
     pub const SLOPPY_TCP: u32 = 7;
-    pub const COUNT: u32 = 8;
+    /// The firewall's state in one word (`super::fw::STATE_*`): whether rules exist, which
+    /// generation of `FW_TRIE` is live, the default policy. One write switches a whole rule set.
+    pub const FW: u32 = 10;
+    pub const COUNT: u32 = 11;
 }
 
 /// Per-service and per-destination counters (per CPU; summed in user space).
@@ -945,6 +955,76 @@ pub const fn fwmark_port_bit(udp: bool, port: u16) -> (u32, u32, u32) {
     (entry, in_entry / 32, in_entry % 32)
 }
 
+// ---------------------------------------------------------------------------------------------
+// Firewall (`xlvs fw`): allow/deny by source prefix, protocol and destination port, global or
+// per destination address, checked for packets of no connection before the service lookup
+// ---------------------------------------------------------------------------------------------
+
+/// FW_TRIE key data, after the LPM trie's prefix length: the generation, family and scope
+/// (always matched whole), the destination address the rules are scoped to (zero for global
+/// rules; always matched whole), then the source address (the prefix proper).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct FwKey {
+    pub generation: u8,
+    pub af: u8,
+    /// 1: rules for one destination address (`--vip`), 0: global.
+    pub scoped: u8,
+    pub _pad: u8,
+    pub vip: [u32; 4],
+    pub src: [u32; 4],
+}
+
+/// Prefix bits of a [`FwKey`] before the source address.
+pub const FW_KEY_BASE: u32 = 32 + 128;
+
+/// One rule as the packet path matches it: protocol (0: any), destination ports (host order,
+/// inclusive), verdict, and the rule's id (its counter in FW_HITS).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct FwMatch {
+    pub id: u32,
+    pub port_lo: u16,
+    pub port_hi: u16,
+    pub proto: u8,
+    /// `fw::ALLOW` or `fw::DENY`.
+    pub action: u8,
+    pub _pad: [u8; 2],
+}
+
+/// Rules one FW_TRIE entry (prefix) can hold: its own and those of every shorter prefix
+/// covering it (user space copies them in, in the order they are to be tried, so one
+/// longest-prefix lookup decides).
+pub const MAX_FW_MATCHES: u32 = 8;
+
+/// FW_TRIE value.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct FwEntry {
+    pub count: u32,
+    pub matches: [FwMatch; MAX_FW_MATCHES as usize],
+}
+
+/// Rules that can exist at once (ids index FW_HITS).
+pub const MAX_FW_RULES: u32 = 1 << 20;
+/// Prefixes FW_TRIE can hold over both generations (a range becomes several prefixes; while a
+/// new set is written the old one is still there).
+pub const MAX_FW_PREFIXES: u32 = 1 << 23;
+
+/// Firewall verdicts and the bits of `CONFIG[config::FW]`.
+pub mod fw {
+    pub const ALLOW: u8 = 1;
+    pub const DENY: u8 = 2;
+    /// Some rule exists (otherwise the trie is not looked at).
+    pub const STATE_RULES: u32 = 1;
+    /// The live generation of FW_TRIE (its keys' `gen`) is 1.
+    pub const STATE_GEN1: u32 = 2;
+    /// Default policy drop for traffic to this host that no rule allows.
+    pub const STATE_POLICY_DROP: u32 = 4;
+    /// Some rule is scoped to a destination address.
+    pub const STATE_SCOPED: u32 = 8;
+}
+
 /// EST key of a service id / destination id.
 pub const fn est_key_service(id: u32) -> u32 {
     id
@@ -1010,6 +1090,8 @@ map_names! {
     FWMARK_RULES,
     CONN_FILL,
     FWMARK_PORTS_FREE,
+    FW_TRIE,
+    FW_HITS,
 }
 
 /// Declares the map keys and values shared with user space once: each one's size is checked
@@ -1047,6 +1129,9 @@ abi_types! {
     FwmarkPrefix = 20,
     FwmarkRules = 132,
     FwmarkRuleKey = 28,
+    FwKey = 36,
+    FwMatch = 12,
+    FwEntry = 100,
 }
 
 // The packet path changes a connection's state with a compare-and-exchange on the aligned
