@@ -4,6 +4,7 @@
 //! `cargo xtask soak [--duration 30m | --quick]`: fault injection under load (`soak.rs`).
 
 mod bench_bridge;
+mod bench_fw;
 mod bench_http;
 mod bench_ipvsadm;
 mod bench_keepalived;
