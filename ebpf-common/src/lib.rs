@@ -960,23 +960,35 @@ pub const fn fwmark_port_bit(udp: bool, port: u16) -> (u32, u32, u32) {
 // per destination address, checked for packets of no connection before the service lookup
 // ---------------------------------------------------------------------------------------------
 
-/// FW_TRIE key data, after the LPM trie's prefix length: the generation, family and scope
-/// (always matched whole), the destination address the rules are scoped to (zero for global
-/// rules; always matched whole), then the source address (the prefix proper).
+/// FW_TRIE key data, after the LPM trie's prefix length: the generation and family (always
+/// matched whole), then the source address (the prefix proper). Also the key of FW_HOSTS
+/// (whole addresses, exact match). Short on purpose: the trie compares keys at every node.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct FwKey {
     pub generation: u8,
     pub af: u8,
-    /// 1: rules for one destination address (`--vip`), 0: global.
-    pub scoped: u8,
-    pub _pad: u8,
-    pub vip: [u32; 4],
+    pub _pad: [u8; 2],
     pub src: [u32; 4],
 }
 
 /// Prefix bits of a [`FwKey`] before the source address.
-pub const FW_KEY_BASE: u32 = 32 + 128;
+pub const FW_KEY_BASE: u32 = 32;
+
+/// FW_SCOPED key data: rules for one destination address (`--vip`): generation, family, the
+/// destination (matched whole), then the source address (the prefix proper).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct FwScopedKey {
+    pub generation: u8,
+    pub af: u8,
+    pub _pad: [u8; 2],
+    pub vip: [u32; 4],
+    pub src: [u32; 4],
+}
+
+/// Prefix bits of a [`FwScopedKey`] before the source address.
+pub const FW_SCOPED_KEY_BASE: u32 = 32 + 128;
 
 /// One rule as the packet path matches it: protocol (0: any), destination ports (host order,
 /// inclusive), verdict, and the rule's id (its counter in FW_HITS).
@@ -1007,22 +1019,26 @@ pub struct FwEntry {
 
 /// Rules that can exist at once (ids index FW_HITS).
 pub const MAX_FW_RULES: u32 = 1 << 20;
-/// Prefixes FW_TRIE can hold over both generations (a range becomes several prefixes; while a
-/// new set is written the old one is still there).
+/// Prefixes FW_TRIE and FW_SCOPED can hold over both generations (a range becomes several
+/// prefixes; while a new set is written the old one is still there).
 pub const MAX_FW_PREFIXES: u32 = 1 << 23;
+/// Whole source addresses (/32, /128) FW_HOSTS can hold over both generations.
+pub const MAX_FW_HOSTS: u32 = 1 << 22;
 
 /// Firewall verdicts and the bits of `CONFIG[config::FW]`.
 pub mod fw {
     pub const ALLOW: u8 = 1;
     pub const DENY: u8 = 2;
-    /// Some rule exists (otherwise the trie is not looked at).
+    /// FW_TRIE has entries of the live generation.
     pub const STATE_RULES: u32 = 1;
     /// The live generation of FW_TRIE (its keys' `gen`) is 1.
     pub const STATE_GEN1: u32 = 2;
     /// Default policy drop for traffic to this host that no rule allows.
     pub const STATE_POLICY_DROP: u32 = 4;
-    /// Some rule is scoped to a destination address.
+    /// FW_SCOPED has entries of the live generation (some rule is scoped to a destination).
     pub const STATE_SCOPED: u32 = 8;
+    /// FW_HOSTS has entries of the live generation.
+    pub const STATE_HOSTS: u32 = 16;
 }
 
 /// EST key of a service id / destination id.
@@ -1091,6 +1107,8 @@ map_names! {
     CONN_FILL,
     FWMARK_PORTS_FREE,
     FW_TRIE,
+    FW_SCOPED,
+    FW_HOSTS,
     FW_HITS,
 }
 
@@ -1129,7 +1147,8 @@ abi_types! {
     FwmarkPrefix = 20,
     FwmarkRules = 132,
     FwmarkRuleKey = 28,
-    FwKey = 36,
+    FwKey = 20,
+    FwScopedKey = 36,
     FwMatch = 12,
     FwEntry = 100,
 }

@@ -4,25 +4,32 @@
 //! fast path). A packet no rule matches goes on when it is addressed to a VIP, and meets the
 //! default policy otherwise (traffic to this host).
 //!
-//! One longest-prefix lookup decides: each `FW_TRIE` entry lists, in the order to try them, its
-//! own prefix's rules and those of every shorter prefix covering it (user space copies them in).
-//! Scoped rules (`--vip`) are asked first, then the global ones. The whole rule set is switched
+//! One lookup decides: each entry lists, in the order to try them, its own prefix's rules and
+//! those of every shorter prefix covering it (user space copies them in). Scoped rules
+//! (`--vip`, `FW_SCOPED`) are asked first, then the global ones: the whole source address in
+//! `FW_HOSTS` (a hash: blocklists of a million addresses would make the trie deep), then the
+//! longest source prefix in `FW_TRIE`. Each table is asked only while it has entries. The whole rule set is switched
 //! by one write of `CONFIG[FW]` (generation bit): a packet reads it once, so it sees one set.
 
 use aya_ebpf::{macros::map, maps::lpm_trie::Key, programs::XdpContext};
 use core::intrinsics::{AtomicOrdering, atomic_xadd};
 use ebpf_common::{
-    AF_INET, AF_INET6, FW_KEY_BASE, FwKey, IPPROTO_ICMP, MAX_FW_MATCHES, config, counter, fw,
+    AF_INET, AF_INET6, FW_KEY_BASE, FW_SCOPED_KEY_BASE, FwEntry, FwKey, FwScopedKey,
+    IPPROTO_ICMP, MAX_FW_MATCHES, config, counter, fw,
 };
 
-use crate::maps::{CONFIG, FW_HITS, FW_TRIE, count};
+use crate::maps::{CONFIG, FW_HITS, FW_HOSTS, FW_SCOPED, FW_TRIE, count};
 use crate::parse::{self, Packet, ptr_at};
 use crate::proto::{ETH_P_IP, ETH_P_IPV6, IPPROTO_ICMPV6};
 use crate::stage::Scratch;
 
-/// The lookup key (36 bytes of data: the packet path's stacks have no room for it).
+/// The lookup keys (the packet path's stacks have no room for them).
 #[map]
 static SCRATCH_FW: Scratch<Key<FwKey>> = Scratch::new();
+#[map]
+static SCRATCH_HOST: Scratch<FwKey> = Scratch::new();
+#[map]
+static SCRATCH_SCOPED: Scratch<Key<FwScopedKey>> = Scratch::new();
 
 /// An ICMP message's addresses (source, destination): no room on that program's stack.
 #[map]
@@ -125,7 +132,8 @@ fn read<T: Copy>(ctx: &XdpContext, off: usize) -> Option<T> {
     ptr_at::<T>(ctx, off).map(|p| unsafe { p.read_unaligned() })
 }
 
-/// Scoped rules, then global ones, then (`policy_applies`) the default policy.
+/// Scoped rules, then global ones (whole addresses, then prefixes), then (`policy_applies`)
+/// the default policy.
 #[inline(always)]
 fn decide(
     state: u32,
@@ -136,23 +144,24 @@ fn decide(
     port: u16,
     policy_applies: bool,
 ) -> Verdict {
-    if state & fw::STATE_RULES != 0 {
-        let generation = (state & fw::STATE_GEN1 != 0) as u8;
-        let mut action = 0;
-        if state & fw::STATE_SCOPED != 0 {
-            action = rule_action(generation, af, proto, src, Some(dst), port);
-        }
-        if action == 0 {
-            action = rule_action(generation, af, proto, src, None, port);
-        }
-        if action == fw::DENY {
-            count(counter::FW_DENIED);
-            return Verdict::Drop;
-        }
-        if action == fw::ALLOW {
-            count(counter::FW_ALLOWED);
-            return Verdict::Continue;
-        }
+    let generation = (state & fw::STATE_GEN1 != 0) as u8;
+    let mut action = 0;
+    if state & fw::STATE_SCOPED != 0 {
+        action = scoped_action(generation, af, proto, src, dst, port);
+    }
+    if action == 0 && state & fw::STATE_HOSTS != 0 {
+        action = host_action(generation, af, proto, src, port);
+    }
+    if action == 0 && state & fw::STATE_RULES != 0 {
+        action = prefix_action(generation, af, proto, src, port);
+    }
+    if action == fw::DENY {
+        count(counter::FW_DENIED);
+        return Verdict::Drop;
+    }
+    if action == fw::ALLOW {
+        count(counter::FW_ALLOWED);
+        return Verdict::Continue;
     }
     if policy_applies && state & fw::STATE_POLICY_DROP != 0 {
         count(counter::FW_POLICY_DROP);
@@ -161,38 +170,73 @@ fn decide(
     Verdict::Continue
 }
 
-/// The action of the first rule of the longest matching prefix's entry that matches `proto`
-/// and `port` (0: none), its hit counted.
 #[inline(always)]
-fn rule_action(
+fn host_bits(af: u8) -> u32 {
+    if af == AF_INET6 { 128 } else { 32 }
+}
+
+/// The rules for the whole source address (FW_HOSTS).
+#[inline(always)]
+fn host_action(generation: u8, af: u8, proto: u8, src: &[u32; 4], port: u16) -> u8 {
+    let Some(key) = SCRATCH_HOST.get() else {
+        return 0;
+    };
+    key.generation = generation;
+    key.af = af;
+    key._pad = [0; 2];
+    key.src = *src;
+    match unsafe { FW_HOSTS.get(&*key) } {
+        Some(entry) => first_match(entry, proto, port),
+        None => 0,
+    }
+}
+
+/// The rules of the longest matching source prefix (FW_TRIE).
+#[inline(always)]
+fn prefix_action(generation: u8, af: u8, proto: u8, src: &[u32; 4], port: u16) -> u8 {
+    let Some(key) = SCRATCH_FW.get() else {
+        return 0;
+    };
+    key.prefix_len = FW_KEY_BASE + host_bits(af);
+    key.data.generation = generation;
+    key.data.af = af;
+    key.data._pad = [0; 2];
+    key.data.src = *src;
+    match FW_TRIE.get(&*key) {
+        Some(entry) => first_match(entry, proto, port),
+        None => 0,
+    }
+}
+
+/// The rules for the packet's destination and longest matching source prefix (FW_SCOPED).
+#[inline(always)]
+fn scoped_action(
     generation: u8,
     af: u8,
     proto: u8,
     src: &[u32; 4],
-    vip: Option<&[u32; 4]>,
+    dst: &[u32; 4],
     port: u16,
 ) -> u8 {
-    let Some(key) = SCRATCH_FW.get() else {
+    let Some(key) = SCRATCH_SCOPED.get() else {
         return 0;
     };
-    key.prefix_len = FW_KEY_BASE + if af == AF_INET6 { 128 } else { 32 };
+    key.prefix_len = FW_SCOPED_KEY_BASE + host_bits(af);
     key.data.generation = generation;
     key.data.af = af;
-    key.data._pad = 0;
-    match vip {
-        Some(v) => {
-            key.data.scoped = 1;
-            key.data.vip = *v;
-        }
-        None => {
-            key.data.scoped = 0;
-            key.data.vip = [0; 4];
-        }
-    }
+    key.data._pad = [0; 2];
+    key.data.vip = *dst;
     key.data.src = *src;
-    let Some(entry) = FW_TRIE.get(&*key) else {
-        return 0;
-    };
+    match FW_SCOPED.get(&*key) {
+        Some(entry) => first_match(entry, proto, port),
+        None => 0,
+    }
+}
+
+/// The action of the entry's first rule that matches `proto` and `port` (0: none), its hit
+/// counted.
+#[inline(always)]
+fn first_match(entry: &FwEntry, proto: u8, port: u16) -> u8 {
     let n = entry.count;
     for i in 0..MAX_FW_MATCHES {
         if i >= n {

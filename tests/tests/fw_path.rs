@@ -71,11 +71,15 @@ fn rules_match_by_prefix_range_protocol_and_port_longest_prefix_first() {
     add(&mut f, "allow 198.18.1.0/26 -p tcp --dport 22");
     add(&mut f, "deny 198.18.3.5-198.18.3.9 -p udp --dport 53:60");
     add(&mut f, "deny 198.18.4.0/24 -p icmp");
+    add(&mut f, "allow 198.18.1.9 -p udp");
 
     assert_eq!(tcp(&b, ip(1, 200), 1000, HOST, 22), XDP_DROP, "/24 deny");
     assert_eq!(tcp(&b, ip(1, 7), 1000, HOST, 22), XDP_PASS, "/26 allow ssh");
     assert_eq!(tcp(&b, ip(1, 7), 1000, HOST, 23), XDP_DROP, "/26: not 22 -> /24");
     assert_eq!(udp(&b, ip(1, 7), HOST, 22), XDP_DROP, "/26 is tcp only");
+    // A whole address (its own table) carries the rules of the prefixes covering it.
+    assert_eq!(udp(&b, ip(1, 9), HOST, 22), XDP_PASS, "/32 allow udp");
+    assert_eq!(tcp(&b, ip(1, 9), 1000, HOST, 23), XDP_DROP, "/32: tcp -> /24");
     assert_eq!(tcp(&b, ip(2, 1), 1000, HOST, 22), XDP_PASS, "no rule");
     // The range: both ends and inside, on the ports and protocol named; not outside them.
     for host in [5, 6, 7, 8, 9] {
@@ -93,13 +97,14 @@ fn rules_match_by_prefix_range_protocol_and_port_longest_prefix_first() {
     assert_eq!(b.run(&unreach).0, XDP_PASS);
     assert_eq!(b.run(&icmp_error(ip(5, 1), HOST, 8, 0, &[])).0, XDP_PASS);
 
-    assert_eq!(hits(&f, "deny 198.18.1.0/24"), 3);
+    assert_eq!(hits(&f, "deny 198.18.1.0/24"), 4);
+    assert_eq!(hits(&f, "allow 198.18.1.9 -p udp"), 1);
     assert_eq!(hits(&f, "allow 198.18.1.0/26 -p tcp --dport 22"), 1);
     assert_eq!(hits(&f, "deny 198.18.3.5-198.18.3.9 -p udp --dport 53:60"), 10);
     assert_eq!(hits(&f, "deny 198.18.4.0/24 -p icmp"), 1);
     let c = b.dp.counters().unwrap();
-    assert_eq!(c[ebpf_common::counter::FW_DENIED as usize], 14);
-    assert_eq!(c[ebpf_common::counter::FW_ALLOWED as usize], 1);
+    assert_eq!(c[ebpf_common::counter::FW_DENIED as usize], 15);
+    assert_eq!(c[ebpf_common::counter::FW_ALLOWED as usize], 2);
 }
 
 #[test]

@@ -72,7 +72,7 @@ pub fn load(opts: &Options) -> Result<()> {
         let total = started.elapsed();
         println!(
             "firewall restore of {} rules ({} prefixes) {what}: {:.3} s to the switch \
-             (read {:.3} s, compile {:.3} s, write {:.3} s), old set removed after it in {:.3} s; \
+             (read {:.3} s, compile {:.3} s, write {:.3} s), recorded and old set removed after it in {:.3} s; \
              target < 2 s -> {}",
             a.rules,
             a.prefixes,

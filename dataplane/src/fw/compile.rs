@@ -5,10 +5,11 @@
 //! packet path decides. Rules scoped to a destination (`--vip`) get entries of their own, which
 //! the packet path asks before the global ones.
 
-use std::collections::HashMap;
 use std::fmt;
 
-use ebpf_common::{FW_KEY_BASE, FwEntry, FwKey, FwMatch, MAX_FW_MATCHES};
+use ebpf_common::{
+    FW_KEY_BASE, FW_SCOPED_KEY_BASE, FwEntry, FwKey, FwMatch, FwScopedKey, MAX_FW_MATCHES,
+};
 
 use super::rule::{Rule, from_bits, to_bits};
 use crate::model::ip_to_words;
@@ -50,19 +51,70 @@ impl fmt::Display for Refused {
     }
 }
 
-/// One FW_TRIE entry (generation left 0: set when written) with its prefix length.
+/// Which map an entry goes to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Table {
+    /// FW_HOSTS: a whole source address, global.
+    Hosts,
+    /// FW_TRIE: a shorter source prefix, global.
+    Prefixes,
+    /// FW_SCOPED: rules for one destination address.
+    Scoped,
+}
+
+/// One entry of the firewall's maps (its generation is chosen when it is written).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct TrieEntry {
-    pub key: FwKey,
-    pub prefix_len: u32,
+    pub table: Table,
+    pub af: u8,
+    pub vip: [u32; 4],
+    pub src: [u32; 4],
+    /// Source prefix length.
+    pub len: u8,
     pub value: FwEntry,
 }
 
-/// The entries of a rule set, and whether any rule is scoped to a destination.
+impl TrieEntry {
+    /// The key in FW_HOSTS / FW_TRIE.
+    pub fn key(&self, generation: u8) -> FwKey {
+        FwKey {
+            generation,
+            af: self.af,
+            _pad: [0; 2],
+            src: self.src,
+        }
+    }
+
+    /// The key in FW_SCOPED.
+    pub fn scoped_key(&self, generation: u8) -> FwScopedKey {
+        FwScopedKey {
+            generation,
+            af: self.af,
+            _pad: [0; 2],
+            vip: self.vip,
+            src: self.src,
+        }
+    }
+
+    /// The LPM trie's prefix length of its key.
+    pub fn prefix_len(&self) -> u32 {
+        match self.table {
+            Table::Scoped => FW_SCOPED_KEY_BASE + self.len as u32,
+            _ => FW_KEY_BASE + self.len as u32,
+        }
+    }
+}
+
+/// The entries of a rule set.
 #[derive(Debug, Default)]
 pub struct Compiled {
     pub entries: Vec<TrieEntry>,
-    pub scoped: bool,
+}
+
+impl Compiled {
+    pub fn has(&self, table: Table) -> bool {
+        self.entries.iter().any(|e| e.table == table)
+    }
 }
 
 /// (scoped, vip, IPv6, network, length): sorts every prefix after those covering it.
@@ -70,11 +122,16 @@ type Group = (bool, u128, bool, u128, u8);
 
 pub fn compile(rules: &[Numbered]) -> Result<Compiled, Refused> {
     let mut items: Vec<(Group, FwMatch)> = Vec::with_capacity(rules.len());
-    let mut by_id: HashMap<u32, Rule> = HashMap::with_capacity(rules.len());
-    let mut scoped = false;
+    // Rules by id, for the errors only.
+    let by_id = |id: u32| -> Rule {
+        rules
+            .iter()
+            .find(|n| n.id == id)
+            .map(|n| n.rule)
+            .expect("a compiled id")
+    };
     for n in rules {
         let r = &n.rule;
-        by_id.insert(n.id, *r);
         let v6 = r.src.is_v6();
         let (lo, hi) = r.dport.map(|p| (p.0, p.1)).unwrap_or((0, u16::MAX));
         let m = FwMatch {
@@ -85,7 +142,6 @@ pub fn compile(rules: &[Numbered]) -> Result<Compiled, Refused> {
             action: r.action.abi(),
             _pad: [0; 2],
         };
-        scoped |= r.vip.is_some();
         let vip = r.vip.as_ref().map(to_bits).unwrap_or(0);
         for (net, len) in r.src.prefixes() {
             items.push(((r.vip.is_some(), vip, v6, net, len), m));
@@ -95,7 +151,6 @@ pub fn compile(rules: &[Numbered]) -> Result<Compiled, Refused> {
 
     let mut out = Compiled {
         entries: Vec::with_capacity(items.len()),
-        scoped,
     };
     // Prefixes covering the current one, with their full lists (innermost last).
     let mut stack: Vec<(Group, Vec<FwMatch>)> = Vec::new();
@@ -116,7 +171,7 @@ pub fn compile(rules: &[Numbered]) -> Result<Compiled, Refused> {
             {
                 // Named in the order they were given: the later one contradicts the earlier.
                 let (first, later) = if a.id < b.id { (a, b) } else { (b, a) };
-                return Err(Refused::Contradiction(by_id[&first.id], by_id[&later.id]));
+                return Err(Refused::Contradiction(by_id(first.id), by_id(later.id)));
             }
         }
         while let Some((outer, _)) = stack.last() {
@@ -132,7 +187,7 @@ pub fn compile(rules: &[Numbered]) -> Result<Compiled, Refused> {
         if list.len() > MAX_FW_MATCHES as usize {
             let mut seen = Vec::new();
             for m in &list {
-                let r = by_id[&m.id];
+                let r = by_id(m.id);
                 if !seen.contains(&r) {
                     seen.push(r);
                 }
@@ -176,24 +231,27 @@ fn entry(group: &Group, list: &[FwMatch]) -> TrieEntry {
         ..Default::default()
     };
     value.matches[..list.len()].copy_from_slice(list);
+    let bits = if v6 { 128 } else { 32 };
     TrieEntry {
-        key: FwKey {
-            generation: 0,
-            af: if v6 {
-                ebpf_common::AF_INET6
-            } else {
-                ebpf_common::AF_INET
-            },
-            scoped: scoped as u8,
-            _pad: 0,
-            vip: if scoped {
-                ip_to_words(&from_bits(vip, v6))
-            } else {
-                [0; 4]
-            },
-            src: ip_to_words(&from_bits(net, v6)),
+        table: if scoped {
+            Table::Scoped
+        } else if len == bits {
+            Table::Hosts
+        } else {
+            Table::Prefixes
         },
-        prefix_len: FW_KEY_BASE + len as u32,
+        af: if v6 {
+            ebpf_common::AF_INET6
+        } else {
+            ebpf_common::AF_INET
+        },
+        vip: if scoped {
+            ip_to_words(&from_bits(vip, v6))
+        } else {
+            [0; 4]
+        },
+        src: ip_to_words(&from_bits(net, v6)),
+        len,
         value,
     }
 }
@@ -233,12 +291,13 @@ mod tests {
             "deny 198.18.5.0/24 -p tcp --dport 22",
             "allow 198.18.5.0/24",
             "allow 2001:db8::/32",
+            "deny 198.18.5.7",
         ]))
         .unwrap();
         let lens: Vec<(u32, Vec<u32>)> = c
             .entries
             .iter()
-            .map(|e| (e.prefix_len - FW_KEY_BASE, ids(e)))
+            .map(|e| (e.len as u32, ids(e)))
             .collect();
         assert_eq!(
             lens,
@@ -247,10 +306,14 @@ mod tests {
                 (16, vec![1, 0]),
                 // Own rules: the one naming a protocol first; then the covering ones.
                 (24, vec![2, 3, 1, 0]),
+                (32, vec![5, 2, 3, 1, 0]),
                 (32, vec![4]),
             ]
         );
-        assert!(!c.scoped);
+        assert!(!c.has(Table::Scoped));
+        let tables: Vec<Table> = c.entries.iter().map(|e| e.table).collect();
+        use Table::*;
+        assert_eq!(tables, [Prefixes, Prefixes, Prefixes, Hosts, Prefixes]);
     }
 
     #[test]
@@ -267,8 +330,8 @@ mod tests {
                 (
                     format!(
                         "{}/{}",
-                        std::net::Ipv4Addr::from(e.key.src[0].to_ne_bytes()),
-                        e.prefix_len - FW_KEY_BASE
+                        std::net::Ipv4Addr::from(e.src[0].to_ne_bytes()),
+                        e.len
                     ),
                     ids(e),
                 )
@@ -315,9 +378,9 @@ mod tests {
             "allow 198.18.0.0/24 --vip 198.18.100.1",
         ]))
         .unwrap();
-        assert!(c.scoped);
+        assert!(c.has(Table::Scoped));
         assert_eq!(c.entries.len(), 2);
-        let scoped = c.entries.iter().find(|e| e.key.scoped == 1).unwrap();
+        let scoped = c.entries.iter().find(|e| e.table == Table::Scoped).unwrap();
         // The global /16 does not cover the scoped /24: scoped entries stand alone.
         assert_eq!(ids(scoped), [1]);
     }

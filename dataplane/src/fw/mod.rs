@@ -13,6 +13,7 @@
 //! Modules: `rule` (the model and its parsing), `range` (START-END as prefixes), `compile`
 //! (rules -> trie entries, precedence, refusals), `file` (the JSON format).
 
+mod batch;
 pub mod compile;
 pub mod file;
 pub mod range;
@@ -24,14 +25,15 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use aya::maps::lpm_trie::Key;
-use aya::maps::{Array, LpmTrie, Map, MapData};
-use ebpf_common::{FwEntry, FwKey, MAX_FW_RULES, config, fw, maps as names};
+use aya::maps::{Array, HashMap as BpfHashMap, LpmTrie, Map, MapData};
+use ebpf_common::{FwEntry, FwKey, FwScopedKey, MAX_FW_RULES, config, fw, maps as names};
 
 use crate::error::{Error, Result};
 use crate::lock::WriteLock;
 use crate::shared::SharedArray;
 use crate::{Options, loader, rundir};
 
+use compile::{Table, TrieEntry};
 pub use compile::{Numbered, Refused};
 pub use file::RuleSet;
 pub use rule::{Action, Policy, Ports, Proto, Rule, Source};
@@ -57,7 +59,7 @@ pub struct Applied {
     pub compile: Duration,
     /// Writing the new generation's entries, up to the switch.
     pub write: Duration,
-    /// Removing the old generation's entries after the switch.
+    /// After the switch: recording the new set, removing the old generation's entries.
     pub cleanup: Duration,
 }
 
@@ -100,6 +102,10 @@ pub fn parse_rule(text: &str) -> std::result::Result<Rule, String> {
 pub struct Firewall {
     pin_dir: PathBuf,
     trie: LpmTrie<MapData, FwKey, FwEntry>,
+    scoped: LpmTrie<MapData, FwScopedKey, FwEntry>,
+    /// FW_HOSTS, written in batches (raw) and walked for sweeps (typed).
+    hosts: MapData,
+    hosts_typed: BpfHashMap<MapData, FwKey, FwEntry>,
     config: Array<MapData, u32>,
     hits: SharedArray<AtomicU64>,
 }
@@ -124,6 +130,11 @@ impl Firewall {
             pin_dir: dir.clone(),
             trie: LpmTrie::try_from(Map::LpmTrie(open(names::FW_TRIE)?))
                 .map_err(|e| layout(names::FW_TRIE, e))?,
+            scoped: LpmTrie::try_from(Map::LpmTrie(open(names::FW_SCOPED)?))
+                .map_err(|e| layout(names::FW_SCOPED, e))?,
+            hosts: open(names::FW_HOSTS)?,
+            hosts_typed: BpfHashMap::try_from(Map::HashMap(open(names::FW_HOSTS)?))
+                .map_err(|e| layout(names::FW_HOSTS, e))?,
             config: Array::try_from(Map::Array(open(names::CONFIG)?))
                 .map_err(|e| layout(names::CONFIG, e))?,
             hits: SharedArray::open(dir, names::FW_HITS, 8)?,
@@ -240,7 +251,7 @@ impl Firewall {
                 rules.len()
             )));
         }
-        let numbered = number(cur, rules);
+        let (numbered, fresh) = number(cur, rules);
         let compiled = compile::compile(&numbered).map_err(|e| FwError::Refused(e.to_string()))?;
         let mut applied = Applied {
             rules: rules.len(),
@@ -259,39 +270,29 @@ impl Firewall {
         }
         rundir::write_atomic(&pending, "")
             .map_err(|e| Error::map(format!("write {}", pending.display()), e))?;
-        for (i, e) in compiled.entries.iter().enumerate() {
-            let mut key = e.key;
-            key.generation = new_gen;
-            if let Err(err) = self.trie.insert(&Key::new(e.prefix_len, key), e.value, 0) {
-                // Take back what was written: the running set never saw it.
-                self.remove_entries(&compiled.entries[..i], new_gen);
-                let _ = std::fs::remove_file(&pending);
-                return Err(crate::maps::err("firewall rules", err).into());
-            }
+        if let Err(e) = self.write_entries(&compiled.entries, new_gen) {
+            // Take back what was written: the running set never saw it.
+            self.remove_entries(&compiled.entries, new_gen);
+            let _ = std::fs::remove_file(&pending);
+            return Err(e.into());
         }
-        let fresh: Vec<u32> = {
-            let old: std::collections::HashSet<(u32, Rule)> =
-                cur.rules.iter().map(|n| (n.id, n.rule)).collect();
-            numbered
-                .iter()
-                .filter(|n| !old.contains(&(n.id, n.rule)))
-                .map(|n| n.id)
-                .collect()
-        };
         for id in fresh {
             if let Some(c) = self.hits.slot(id) {
                 c.store(0, Ordering::Relaxed);
             }
         }
         let mut word = 0;
-        if !compiled.entries.is_empty() {
-            word |= fw::STATE_RULES;
+        for (table, bit) in [
+            (Table::Prefixes, fw::STATE_RULES),
+            (Table::Hosts, fw::STATE_HOSTS),
+            (Table::Scoped, fw::STATE_SCOPED),
+        ] {
+            if compiled.has(table) {
+                word |= bit;
+            }
         }
         if new_gen == 1 {
             word |= fw::STATE_GEN1;
-        }
-        if compiled.scoped {
-            word |= fw::STATE_SCOPED;
         }
         if policy == Policy::Drop {
             word |= fw::STATE_POLICY_DROP;
@@ -302,6 +303,7 @@ impl Firewall {
             .map_err(|e| crate::maps::err("firewall state", e))?;
         applied.write = written.elapsed();
 
+        let cleaned = Instant::now();
         let record = RuleSet {
             policy,
             rules: numbered,
@@ -309,8 +311,6 @@ impl Firewall {
         let path = self.record_path();
         rundir::write_atomic(&path, &file::render(&record, true))
             .map_err(|e| Error::map(format!("write {}", path.display()), e))?;
-
-        let cleaned = Instant::now();
         match compile::compile(&cur.rules) {
             Ok(old) => self.remove_entries(&old.entries, old_gen),
             Err(_) => self.sweep(old_gen)?,
@@ -326,13 +326,52 @@ impl Firewall {
             .map_err(|e| crate::maps::err("firewall state", e))
     }
 
-    fn remove_entries(&mut self, entries: &[compile::TrieEntry], generation: u8) {
+    /// Writes `entries` under `generation`: whole addresses in batches, prefixes one by one.
+    fn write_entries(&mut self, entries: &[TrieEntry], generation: u8) -> Result<()> {
+        let (mut keys, mut values) = (Vec::new(), Vec::new());
         for e in entries {
-            let mut key = e.key;
-            key.generation = generation;
-            // Absent already (a record older than the maps): nothing to do.
-            let _ = self.trie.remove(&Key::new(e.prefix_len, key));
+            match e.table {
+                Table::Hosts => {
+                    keys.push(e.key(generation));
+                    values.push(e.value);
+                }
+                Table::Prefixes => self
+                    .trie
+                    .insert(&Key::new(e.prefix_len(), e.key(generation)), e.value, 0)
+                    .map_err(|err| crate::maps::err("firewall rules", err))?,
+                Table::Scoped => self
+                    .scoped
+                    .insert(
+                        &Key::new(e.prefix_len(), e.scoped_key(generation)),
+                        e.value,
+                        0,
+                    )
+                    .map_err(|err| crate::maps::err("firewall rules", err))?,
+            }
         }
+        batch::update(&self.hosts, &keys, &values)
+            .map_err(|e| Error::map("firewall rules (whole addresses)", e))
+    }
+
+    fn remove_entries(&mut self, entries: &[TrieEntry], generation: u8) {
+        let mut hosts = Vec::new();
+        for e in entries {
+            // Absent already (a record older than the maps): nothing to do.
+            match e.table {
+                Table::Hosts => hosts.push(e.key(generation)),
+                Table::Prefixes => {
+                    let _ = self
+                        .trie
+                        .remove(&Key::new(e.prefix_len(), e.key(generation)));
+                }
+                Table::Scoped => {
+                    let _ = self
+                        .scoped
+                        .remove(&Key::new(e.prefix_len(), e.scoped_key(generation)));
+                }
+            }
+        }
+        let _ = batch::delete(&self.hosts, &hosts);
     }
 
     /// Removes every entry of `generation` (after a change that died half-way).
@@ -346,13 +385,29 @@ impl Firewall {
         for k in keys {
             let _ = self.trie.remove(&k);
         }
-        Ok(())
+        let keys: Vec<Key<FwScopedKey>> = self
+            .scoped
+            .keys()
+            .filter_map(|k| k.ok())
+            .filter(|k| k.data().generation == generation)
+            .collect();
+        for k in keys {
+            let _ = self.scoped.remove(&k);
+        }
+        let hosts: Vec<FwKey> = self
+            .hosts_typed
+            .keys()
+            .filter_map(|k| k.ok())
+            .filter(|k| k.generation == generation)
+            .collect();
+        batch::delete(&self.hosts, &hosts).map_err(|e| Error::map("firewall sweep", e))
     }
 }
 
 /// Gives each rule an id: a rule that is running keeps its own (and its counter); a new one
 /// takes the lowest id free in both the old and the new set, or else one the old set frees.
-fn number(cur: &RuleSet, rules: &[Rule]) -> Vec<Numbered> {
+/// Also returns the ids given to new rules (their counters start from zero).
+fn number(cur: &RuleSet, rules: &[Rule]) -> (Vec<Numbered>, Vec<u32>) {
     let mut old: HashMap<Rule, u32> = cur.rules.iter().map(|n| (n.rule, n.id)).collect();
     let mut used = vec![false; MAX_FW_RULES as usize];
     for n in &cur.rules {
@@ -362,20 +417,22 @@ fn number(cur: &RuleSet, rules: &[Rule]) -> Vec<Numbered> {
     }
     let mut kept: Vec<Option<u32>> = rules.iter().map(|r| old.remove(r)).collect();
     // Ids the old set frees: used last, so a deleted rule's late hits rarely land on a new one.
-    let freed: Vec<u32> = old.into_values().collect();
+    let mut freed = old.into_values();
     let mut next_free = (0..MAX_FW_RULES).filter(|id| !used[*id as usize]);
-    let mut freed = freed.into_iter();
+    let mut fresh = Vec::new();
     for id in kept.iter_mut() {
         if id.is_none() {
             *id = next_free.next().or_else(|| freed.next());
+            fresh.extend(*id);
         }
     }
-    rules
+    let numbered = rules
         .iter()
         .zip(kept)
         .map(|(rule, id)| Numbered {
             id: id.expect("fewer rules than ids"),
             rule: *rule,
         })
-        .collect()
+        .collect();
+    (numbered, fresh)
 }
