@@ -14,8 +14,8 @@
 use aya_ebpf::{macros::map, maps::lpm_trie::Key, programs::XdpContext};
 use core::intrinsics::{AtomicOrdering, atomic_xadd};
 use ebpf_common::{
-    AF_INET, AF_INET6, FW_KEY_BASE, FW_SCOPED_KEY_BASE, FwEntry, FwKey, FwScopedKey,
-    IPPROTO_ICMP, MAX_FW_MATCHES, config, counter, fw,
+    AF_INET, AF_INET6, FW_KEY_BASE, FW_SCOPED_KEY_BASE, FwEntry, FwKey, FwScopedKey, IPPROTO_ICMP,
+    MAX_FW_MATCHES, config, counter, fw,
 };
 
 use crate::maps::{CONFIG, FW_HITS, FW_HOSTS, FW_SCOPED, FW_TRIE, count};
@@ -90,7 +90,10 @@ pub fn check_icmp(ctx: &XdpContext) -> Verdict {
         return Verdict::Continue;
     };
     if af == AF_INET6 {
-        match (read::<[u32; 4]>(ctx, l3 + 8), read::<[u32; 4]>(ctx, l3 + 24)) {
+        match (
+            read::<[u32; 4]>(ctx, l3 + 8),
+            read::<[u32; 4]>(ctx, l3 + 24),
+        ) {
             (Some(s), Some(d)) => *addrs = [s, d],
             _ => return Verdict::Continue,
         }

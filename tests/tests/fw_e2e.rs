@@ -67,24 +67,53 @@ fn rules_policy_and_restore_on_real_traffic() -> Result<()> {
         SocketAddr::new(IpAddr::V4(DIRECTOR), 2222),
         "director",
     )?;
-    ensure!(reaches(&lab, DIRECTOR, 2222), "no rules: the director answers");
+    ensure!(
+        reaches(&lab, DIRECTOR, 2222),
+        "no rules: the director answers"
+    );
 
     // An established connection through the VIP, then a rule denying its client.
     let (mut open, name) = connect(&lab, VIP, 80)?;
     echo(&mut open, &name)?;
-    xlvs(&lab, &["fw", "deny", "198.18.1.0/24", "-p", "tcp", "--dport", "2222"])?;
+    xlvs(
+        &lab,
+        &[
+            "fw",
+            "deny",
+            "198.18.1.0/24",
+            "-p",
+            "tcp",
+            "--dport",
+            "2222",
+        ],
+    )?;
     ensure!(!reaches(&lab, DIRECTOR, 2222), "denied port still answers");
     ensure!(reaches(&lab, VIP, 80), "a rule for 2222 cut port 80");
     xlvs(&lab, &["fw", "deny", &CLIENT.to_string()])?;
     echo(&mut open, &name).context("the established connection was cut")?;
-    ensure!(!reaches(&lab, VIP, 80), "a new connection from a denied client");
+    ensure!(
+        !reaches(&lab, VIP, 80),
+        "a new connection from a denied client"
+    );
     let listed = xlvs(&lab, &["fw", "list"])?;
     ensure!(
         listed.contains("deny 198.18.1.2\t# ") && listed.starts_with("policy accept\n"),
         "{listed}"
     );
     xlvs(&lab, &["fw", "del", "deny", &CLIENT.to_string()])?;
-    xlvs(&lab, &["fw", "del", "deny", "198.18.1.0/24", "-p", "tcp", "--dport", "2222"])?;
+    xlvs(
+        &lab,
+        &[
+            "fw",
+            "del",
+            "deny",
+            "198.18.1.0/24",
+            "-p",
+            "tcp",
+            "--dport",
+            "2222",
+        ],
+    )?;
     ensure!(reaches(&lab, DIRECTOR, 2222), "rule deleted: answers again");
 
     // Default drop: this host's services need an allow rule; the VIP's do not.
@@ -93,7 +122,15 @@ fn rules_policy_and_restore_on_real_traffic() -> Result<()> {
     ensure!(reaches(&lab, VIP, 80), "VIP traffic under policy drop");
     xlvs(
         &lab,
-        &["fw", "allow", "198.18.1.2-198.18.1.4", "-p", "tcp", "--dport", "2000:3000"],
+        &[
+            "fw",
+            "allow",
+            "198.18.1.2-198.18.1.4",
+            "-p",
+            "tcp",
+            "--dport",
+            "2000:3000",
+        ],
     )?;
     ensure!(reaches(&lab, DIRECTOR, 2222), "allowed by range");
 
@@ -104,14 +141,20 @@ fn rules_policy_and_restore_on_real_traffic() -> Result<()> {
     xlvs(&lab, &["fw", "flush"])?;
     ensure!(!reaches(&lab, DIRECTOR, 2222), "flushed: policy drop stays");
     let out = xlvs(&lab, &["fw", "restore", &file])?;
-    ensure!(out.starts_with("restored 1 rules (2 prefixes), policy drop"), "{out}");
+    ensure!(
+        out.starts_with("restored 1 rules (2 prefixes), policy drop"),
+        "{out}"
+    );
     ensure!(reaches(&lab, DIRECTOR, 2222), "restored allow");
 
     // A file of another version, or cut short: refused by name, nothing changes.
     let before = xlvs(&lab, &["fw", "list", "--json"])?;
     let text = std::fs::read_to_string(&file)?;
     for (bad, says) in [
-        (text.replace("\"version\":1", "\"version\":9"), "format version 9"),
+        (
+            text.replace("\"version\":1", "\"version\":9"),
+            "format version 9",
+        ),
         (text[..text.len() / 2].to_string(), "EOF while parsing"),
         (
             text.replace("198.18.1.2-198.18.1.4", "198.18.1.4-198.18.1.2"),

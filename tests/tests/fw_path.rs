@@ -75,16 +75,28 @@ fn rules_match_by_prefix_range_protocol_and_port_longest_prefix_first() {
 
     assert_eq!(tcp(&b, ip(1, 200), 1000, HOST, 22), XDP_DROP, "/24 deny");
     assert_eq!(tcp(&b, ip(1, 7), 1000, HOST, 22), XDP_PASS, "/26 allow ssh");
-    assert_eq!(tcp(&b, ip(1, 7), 1000, HOST, 23), XDP_DROP, "/26: not 22 -> /24");
+    assert_eq!(
+        tcp(&b, ip(1, 7), 1000, HOST, 23),
+        XDP_DROP,
+        "/26: not 22 -> /24"
+    );
     assert_eq!(udp(&b, ip(1, 7), HOST, 22), XDP_DROP, "/26 is tcp only");
     // A whole address (its own table) carries the rules of the prefixes covering it.
     assert_eq!(udp(&b, ip(1, 9), HOST, 22), XDP_PASS, "/32 allow udp");
-    assert_eq!(tcp(&b, ip(1, 9), 1000, HOST, 23), XDP_DROP, "/32: tcp -> /24");
+    assert_eq!(
+        tcp(&b, ip(1, 9), 1000, HOST, 23),
+        XDP_DROP,
+        "/32: tcp -> /24"
+    );
     assert_eq!(tcp(&b, ip(2, 1), 1000, HOST, 22), XDP_PASS, "no rule");
     // The range: both ends and inside, on the ports and protocol named; not outside them.
     for host in [5, 6, 7, 8, 9] {
         assert_eq!(udp(&b, ip(3, host), HOST, 53), XDP_DROP, "198.18.3.{host}");
-        assert_eq!(udp(&b, ip(3, host), HOST, 60), XDP_DROP, "198.18.3.{host}:60");
+        assert_eq!(
+            udp(&b, ip(3, host), HOST, 60),
+            XDP_DROP,
+            "198.18.3.{host}:60"
+        );
     }
     assert_eq!(udp(&b, ip(3, 4), HOST, 53), XDP_PASS);
     assert_eq!(udp(&b, ip(3, 10), HOST, 53), XDP_PASS);
@@ -100,7 +112,10 @@ fn rules_match_by_prefix_range_protocol_and_port_longest_prefix_first() {
     assert_eq!(hits(&f, "deny 198.18.1.0/24"), 4);
     assert_eq!(hits(&f, "allow 198.18.1.9 -p udp"), 1);
     assert_eq!(hits(&f, "allow 198.18.1.0/26 -p tcp --dport 22"), 1);
-    assert_eq!(hits(&f, "deny 198.18.3.5-198.18.3.9 -p udp --dport 53:60"), 10);
+    assert_eq!(
+        hits(&f, "deny 198.18.3.5-198.18.3.9 -p udp --dport 53:60"),
+        10
+    );
     assert_eq!(hits(&f, "deny 198.18.4.0/24 -p icmp"), 1);
     let c = b.dp.counters().unwrap();
     assert_eq!(c[ebpf_common::counter::FW_DENIED as usize], 15);
@@ -168,8 +183,15 @@ fn per_vip_rules_apply_to_their_destination_and_come_before_global_ones() {
     let mut f = fw(&b);
     add(&mut f, "deny 198.18.1.0/24");
     add(&mut f, "allow 198.18.1.0/24 --vip 198.18.100.1");
-    add(&mut f, "deny 198.18.2.0/24 -p tcp --dport 80 --vip 198.18.100.2");
-    assert_ne!(tcp(&b, ip(1, 1), 1000, VIP, 80), XDP_DROP, "scoped allow wins");
+    add(
+        &mut f,
+        "deny 198.18.2.0/24 -p tcp --dport 80 --vip 198.18.100.2",
+    );
+    assert_ne!(
+        tcp(&b, ip(1, 1), 1000, VIP, 80),
+        XDP_DROP,
+        "scoped allow wins"
+    );
     assert_eq!(tcp(&b, ip(1, 1), 1000, VIP2, 80), XDP_DROP, "global deny");
     assert_eq!(tcp(&b, ip(2, 1), 1000, VIP2, 80), XDP_DROP, "scoped deny");
     assert_ne!(tcp(&b, ip(2, 1), 1001, VIP, 80), XDP_DROP, "other VIP");
@@ -184,7 +206,10 @@ fn ipv6_rules_by_prefix_and_range() {
     let mut f = fw(&b);
     add(&mut f, "deny 2001:db8:1::/48");
     add(&mut f, "allow 2001:db8:1::10-2001:db8:1::1f -p tcp");
-    let syn = |src: &str| b.run(&Frame6::tcp(src, 1000, "2001:db8::1", 22, SYN).build()).0;
+    let syn = |src: &str| {
+        b.run(&Frame6::tcp(src, 1000, "2001:db8::1", 22, SYN).build())
+            .0
+    };
     assert_eq!(syn("2001:db8:1::1"), XDP_DROP);
     assert_eq!(syn("2001:db8:1:ffff::1"), XDP_DROP);
     assert_eq!(syn("2001:db8:1::10"), XDP_PASS);

@@ -11,8 +11,8 @@ use clap::{Args, Subcommand, ValueEnum};
 use dataplane::fw::{
     Action, Applied, Firewall, FwError, Policy, Ports, Proto, Rule, RuleSet, Source, file,
 };
-use dataplane::{Dataplane, Options};
 use dataplane::stats::COUNTER_NAMES;
+use dataplane::{Dataplane, Options};
 
 #[derive(Subcommand)]
 pub enum FwCommand {

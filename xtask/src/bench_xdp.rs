@@ -583,10 +583,19 @@ pub fn run(rounds: usize) -> Result<()> {
             / above_of("VIP ACK, no session (lookup+RST)")
     );
     let fw_rows = [
-        ("non-VIP packet, allow rule", "non-VIP packet, 64K-conn table"),
-        ("non-VIP packet, no rule matches", "non-VIP packet, 64K-conn table"),
+        (
+            "non-VIP packet, allow rule",
+            "non-VIP packet, 64K-conn table",
+        ),
+        (
+            "non-VIP packet, no rule matches",
+            "non-VIP packet, 64K-conn table",
+        ),
         ("denied source (drop)", "non-VIP packet, 64K-conn table"),
-        ("new connection, 64K-conn table", "new connection, 64K-conn table"),
+        (
+            "new connection, 64K-conn table",
+            "new connection, 64K-conn table",
+        ),
     ];
     println!(
         "firewall with {} prefixes vs the same path without rules (ns above it; target <= 20):",

@@ -26,6 +26,8 @@ pub struct Numbered {
 pub enum Refused {
     /// Two rules match the same packets with opposite verdicts.
     Contradiction(Rule, Rule),
+    /// A rule given twice.
+    Repeated(Rule),
     /// More rules apply at one prefix than an entry holds.
     TooMany { prefix: String, rules: Vec<Rule> },
 }
@@ -38,6 +40,7 @@ impl fmt::Display for Refused {
                 "`{b}` contradicts `{a}`: they match the same packets with opposite verdicts \
                  (delete one first)"
             ),
+            Refused::Repeated(r) => write!(f, "`{r}` is given twice"),
             Refused::TooMany { prefix, rules } => {
                 write!(
                     f,
@@ -164,14 +167,19 @@ pub fn compile(rules: &[Numbered]) -> Result<Compiled, Refused> {
         let own = &items[i..j];
         for w in own.windows(2) {
             let (a, b) = (&w[0].1, &w[1].1);
-            if a.action != b.action
-                && a.proto == b.proto
-                && a.port_lo == b.port_lo
-                && a.port_hi == b.port_hi
-            {
-                // Named in the order they were given: the later one contradicts the earlier.
-                let (first, later) = if a.id < b.id { (a, b) } else { (b, a) };
-                return Err(Refused::Contradiction(by_id(first.id), by_id(later.id)));
+            if a.proto != b.proto || a.port_lo != b.port_lo || a.port_hi != b.port_hi {
+                continue;
+            }
+            // Named in the order they were given: the later one repeats or contradicts the
+            // earlier. (The same packets written differently, e.g. as a range and as a
+            // prefix, with the same verdict, are only redundant: the first counts them.)
+            let (first, later) = if a.id < b.id { (a, b) } else { (b, a) };
+            let (first, later) = (by_id(first.id), by_id(later.id));
+            if a.action != b.action {
+                return Err(Refused::Contradiction(first, later));
+            }
+            if first == later {
+                return Err(Refused::Repeated(later));
             }
         }
         while let Some((outer, _)) = stack.last() {
@@ -294,11 +302,7 @@ mod tests {
             "deny 198.18.5.7",
         ]))
         .unwrap();
-        let lens: Vec<(u32, Vec<u32>)> = c
-            .entries
-            .iter()
-            .map(|e| (e.len as u32, ids(e)))
-            .collect();
+        let lens: Vec<(u32, Vec<u32>)> = c.entries.iter().map(|e| (e.len as u32, ids(e))).collect();
         assert_eq!(
             lens,
             [
@@ -362,6 +366,14 @@ mod tests {
              `allow 198.18.0.0/24 -p tcp --dport 80`: they match the same packets with opposite \
              verdicts (delete one first)"
         );
+        let e = compile(&numbered(&["deny 198.18.0.0/24", "deny 198.18.0.0/24"])).unwrap_err();
+        assert_eq!(e.to_string(), "`deny 198.18.0.0/24` is given twice");
+        // The same packets in other words, same verdict: redundant, accepted.
+        compile(&numbered(&[
+            "deny 198.18.0.0/24",
+            "deny 198.18.0.0-198.18.0.255",
+        ]))
+        .unwrap();
         // Overlapping but not the same: the narrower one goes first, no refusal.
         let c = compile(&numbered(&[
             "allow 198.18.0.0/24 -p tcp --dport 80:90",
@@ -392,7 +404,10 @@ mod tests {
             .collect();
         let refs: Vec<&str> = texts.iter().map(|s| s.as_str()).collect();
         let e = compile(&numbered(&refs)).unwrap_err().to_string();
-        assert!(e.starts_with("more than 8 rules apply to sources in 198.18.0.0/24"), "{e}");
+        assert!(
+            e.starts_with("more than 8 rules apply to sources in 198.18.0.0/24"),
+            "{e}"
+        );
         let _ = (Action::Deny, Ports(1, 1), Proto::Tcp);
     }
 }

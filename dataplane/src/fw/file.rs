@@ -72,7 +72,11 @@ pub fn parse(text: &str, what: &str, with_ids: bool) -> Result<RuleSet, String> 
     let mut rules = Vec::with_capacity(doc.rules.len());
     for (i, raw) in doc.rules.into_iter().enumerate() {
         let rule = to_rule(&raw).map_err(|e| format!("{what}: rule {}: {e}", i + 1))?;
-        let id = if with_ids { raw.id.unwrap_or(i as u32) } else { i as u32 };
+        let id = if with_ids {
+            raw.id.unwrap_or(i as u32)
+        } else {
+            i as u32
+        };
         rules.push(Numbered { id, rule });
     }
     Ok(RuleSet {
@@ -158,17 +162,28 @@ mod tests {
 
     #[test]
     fn other_versions_truncation_and_bad_rules_are_named() {
-        let e = parse(&GOOD.replace("\"version\": 1", "\"version\": 2"), "f.json", false);
+        let e = parse(
+            &GOOD.replace("\"version\": 1", "\"version\": 2"),
+            "f.json",
+            false,
+        );
         assert_eq!(
             e.unwrap_err(),
             "f.json: format version 2 is not supported (this xlvs reads version 1)"
         );
         // Another version whose rules look different still says so.
         let v2 = r#"{"format": "xlvs-fw", "version": 2, "rules": {"v4": []}}"#;
-        assert!(parse(v2, "f", false).unwrap_err().contains("format version 2"));
+        assert!(
+            parse(v2, "f", false)
+                .unwrap_err()
+                .contains("format version 2")
+        );
         let cut = &GOOD[..GOOD.len() - 20];
         let e = parse(cut, "f.json", false).unwrap_err();
-        assert!(e.starts_with("f.json: not a rule set: EOF while parsing"), "{e}");
+        assert!(
+            e.starts_with("f.json: not a rule set: EOF while parsing"),
+            "{e}"
+        );
         let e = parse(
             &GOOD.replace("198.18.7.1-198.18.7.9", "198.18.7.9-198.18.7.1"),
             "f.json",

@@ -33,8 +33,8 @@ use crate::lock::WriteLock;
 use crate::shared::SharedArray;
 use crate::{Options, loader, rundir};
 
-use compile::{Table, TrieEntry};
 pub use compile::{Numbered, Refused};
+use compile::{Table, TrieEntry};
 pub use file::RuleSet;
 pub use rule::{Action, Policy, Ports, Proto, Rule, Source};
 
@@ -155,8 +155,9 @@ impl Firewall {
     pub fn current(&self) -> Result<RuleSet> {
         let path = self.record_path();
         match std::fs::read_to_string(&path) {
-            Ok(text) => file::parse(&text, &path.display().to_string(), true)
-                .map_err(Error::Unavailable),
+            Ok(text) => {
+                file::parse(&text, &path.display().to_string(), true).map_err(Error::Unavailable)
+            }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(RuleSet::default()),
             Err(e) => Err(Error::map(format!("read {}", path.display()), e)),
         }
@@ -174,7 +175,11 @@ impl Firewall {
     pub fn add(&mut self, rule: Rule) -> FwResult<Applied> {
         let _lock = WriteLock::acquire(&self.pin_dir)?;
         let cur = self.current()?;
-        if let Some(n) = cur.rules.iter().find(|n| n.rule.matcher() == rule.matcher()) {
+        if let Some(n) = cur
+            .rules
+            .iter()
+            .find(|n| n.rule.matcher() == rule.matcher())
+        {
             return Err(FwError::Refused(if n.rule.action == rule.action {
                 format!("`{rule}` exists already")
             } else {
@@ -225,19 +230,7 @@ impl Firewall {
     pub fn replace(&mut self, set: &RuleSet) -> FwResult<Applied> {
         let _lock = WriteLock::acquire(&self.pin_dir)?;
         let cur = self.current()?;
-        let mut seen: HashMap<_, Rule> = HashMap::with_capacity(set.rules.len());
-        for n in &set.rules {
-            if let Some(first) = seen.insert(n.rule.matcher(), n.rule) {
-                return Err(FwError::Refused(if first.action == n.rule.action {
-                    format!("`{}` is listed twice", n.rule)
-                } else {
-                    format!(
-                        "`{}` contradicts `{first}`: the same packets with the opposite verdict",
-                        n.rule
-                    )
-                }));
-            }
-        }
+        // Rules listed twice, or contradicting each other, are refused by the compiler.
         let rules: Vec<Rule> = set.rules.iter().map(|n| n.rule).collect();
         self.apply(&cur, set.policy, &rules)
     }
@@ -408,6 +401,15 @@ impl Firewall {
 /// takes the lowest id free in both the old and the new set, or else one the old set frees.
 /// Also returns the ids given to new rules (their counters start from zero).
 fn number(cur: &RuleSet, rules: &[Rule]) -> (Vec<Numbered>, Vec<u32>) {
+    if cur.rules.is_empty() {
+        // A first set (a restore at boot): nothing to keep.
+        let numbered: Vec<Numbered> = (0..)
+            .zip(rules)
+            .map(|(id, rule)| Numbered { id, rule: *rule })
+            .collect();
+        let fresh = numbered.iter().map(|n| n.id).collect();
+        return (numbered, fresh);
+    }
     let mut old: HashMap<Rule, u32> = cur.rules.iter().map(|n| (n.rule, n.id)).collect();
     let mut used = vec![false; MAX_FW_RULES as usize];
     for n in &cur.rules {

@@ -9,7 +9,11 @@ pub fn prefixes(start: u128, end: u128, bits: u32) -> Vec<(u128, u8)> {
     let mut cur = start;
     loop {
         // The largest block that starts at `cur` (alignment) and does not pass `end`.
-        let align = if cur == 0 { bits } else { cur.trailing_zeros().min(bits) };
+        let align = if cur == 0 {
+            bits
+        } else {
+            cur.trailing_zeros().min(bits)
+        };
         let mut size_log = align;
         while size_log > 0 && block_last(cur, size_log) > end {
             size_log -= 1;
@@ -52,7 +56,10 @@ mod tests {
             show(&prefixes(v4("198.18.0.0"), v4("198.18.0.255"), 32)),
             ["198.18.0.0/24"]
         );
-        assert_eq!(show(&prefixes(v4("198.18.0.7"), v4("198.18.0.7"), 32)), ["198.18.0.7/32"]);
+        assert_eq!(
+            show(&prefixes(v4("198.18.0.7"), v4("198.18.0.7"), 32)),
+            ["198.18.0.7/32"]
+        );
         assert_eq!(show(&prefixes(0, u32::MAX as u128, 32)), ["0.0.0.0/0"]);
         assert_eq!(prefixes(0, u128::MAX, 128), [(0, 0)]);
     }

@@ -357,7 +357,12 @@ mod tests {
     fn ports_parse() {
         assert_eq!("80".parse::<Ports>(), Ok(Ports(80, 80)));
         assert_eq!("1024:65535".parse::<Ports>(), Ok(Ports(1024, 65535)));
-        assert!("90:80".parse::<Ports>().unwrap_err().contains("ends before"));
+        assert!(
+            "90:80"
+                .parse::<Ports>()
+                .unwrap_err()
+                .contains("ends before")
+        );
         assert!("65536".parse::<Ports>().unwrap_err().contains("no port"));
         assert!("x".parse::<Ports>().unwrap_err().contains("no port"));
         assert!("1:".parse::<Ports>().unwrap_err().contains("no port"));
@@ -377,8 +382,14 @@ mod tests {
         )
         .unwrap_err();
         assert!(e.contains("--dport needs"), "{e}");
-        let e = Rule::new(Action::Deny, s, None, None, Some("2001:db8::1".parse().unwrap()))
-            .unwrap_err();
+        let e = Rule::new(
+            Action::Deny,
+            s,
+            None,
+            None,
+            Some("2001:db8::1".parse().unwrap()),
+        )
+        .unwrap_err();
         assert!(e.contains("different families"), "{e}");
         let r = Rule::new(
             Action::Allow,

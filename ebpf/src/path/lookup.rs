@@ -109,10 +109,7 @@ pub fn main(ctx: &XdpContext) -> u32 {
     if fw::check(pkt, to_vip) == fw::Verdict::Drop {
         return xdp_action::XDP_DROP;
     }
-    if known.is_none()
-        && !to_vip
-        && (!setting(config::FWMARK_SERVICES) || fwmark::port_free(pkt))
-    {
+    if known.is_none() && !to_vip && (!setting(config::FWMARK_SERVICES) || fwmark::port_free(pkt)) {
         // Not ours: the common case for a host's other traffic, answered here. (While fwmark
         // services exist, any address may be classified into one on the ports their rules
         // cover: xlvs_new decides.)
