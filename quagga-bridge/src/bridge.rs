@@ -486,7 +486,11 @@ impl Runner {
                 log::warn!("route bridge: {e:#}");
             }
             let published = status::for_metrics(&s, &self.changes);
-            if let Err(e) = runstate::write(&runstate::dir(), runstate::BRIDGE_FILE, &published) {
+            if let Err(e) = runstate::write(
+                &runstate::dir(&self.settings.pin_dir),
+                runstate::BRIDGE_FILE,
+                &published,
+            ) {
                 log::debug!("route bridge: cannot publish its state for metrics: {e}");
             }
             if let Ok(mut shared) = self.shared.lock() {
