@@ -12,17 +12,14 @@ use xlvs_tests::lab::{CLIENT, Lab, VIP, binary};
 use xlvs_tests::netns::is_root;
 use xlvs_tests::servers;
 
+/// A rule for the director's own service (port 2222), as added and as deleted.
+const DENY_2222: &[&str] = &["deny", "198.18.1.0/24", "-p", "tcp", "--dport", "2222"];
+
 /// The director's own address on the client's link.
 const DIRECTOR: Ipv4Addr = Ipv4Addr::new(198, 18, 1, 1);
 
 fn xlvs(lab: &Lab, args: &[&str]) -> Result<String> {
-    let out = lab.xlvs(args)?;
-    ensure!(
-        out.status.success(),
-        "xlvs {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    Ok(String::from_utf8(out.stdout)?)
+    lab.xlvs_ok(args)
 }
 
 /// A connection from the client to `dst:port` that read its greeting (the server's name).
@@ -75,18 +72,7 @@ fn rules_policy_and_restore_on_real_traffic() -> Result<()> {
     // An established connection through the VIP, then a rule denying its client.
     let (mut open, name) = connect(&lab, VIP, 80)?;
     echo(&mut open, &name)?;
-    xlvs(
-        &lab,
-        &[
-            "fw",
-            "deny",
-            "198.18.1.0/24",
-            "-p",
-            "tcp",
-            "--dport",
-            "2222",
-        ],
-    )?;
+    xlvs(&lab, &[&["fw"][..], DENY_2222].concat())?;
     ensure!(!reaches(&lab, DIRECTOR, 2222), "denied port still answers");
     ensure!(reaches(&lab, VIP, 80), "a rule for 2222 cut port 80");
     xlvs(&lab, &["fw", "deny", &CLIENT.to_string()])?;
@@ -101,19 +87,7 @@ fn rules_policy_and_restore_on_real_traffic() -> Result<()> {
         "{listed}"
     );
     xlvs(&lab, &["fw", "del", "deny", &CLIENT.to_string()])?;
-    xlvs(
-        &lab,
-        &[
-            "fw",
-            "del",
-            "deny",
-            "198.18.1.0/24",
-            "-p",
-            "tcp",
-            "--dport",
-            "2222",
-        ],
-    )?;
+    xlvs(&lab, &[&["fw", "del"][..], DENY_2222].concat())?;
     ensure!(reaches(&lab, DIRECTOR, 2222), "rule deleted: answers again");
 
     // Default drop: this host's services need an allow rule; the VIP's do not.
