@@ -307,12 +307,12 @@ counters! {
     /// answered with a RST, so neither end waits on a connection the director forgot.
     RST_SENT = 45, "rst_sent";
     /// Packets of no connection dropped by a firewall deny rule (`xlvs fw deny`).
-    FW_DENIED = 50, "fw_denied";
+    FW_DENIED = 46, "fw_denied";
     /// Packets of no connection a firewall allow rule let on (`xlvs fw allow`).
-    FW_ALLOWED = 51, "fw_allowed";
+    FW_ALLOWED = 47, "fw_allowed";
     /// Packets of no connection to this host (no VIP) that no firewall rule matched, dropped
     /// by the default policy `drop` (`xlvs fw policy drop`).
-    FW_POLICY_DROP = 52, "fw_policy_drop";
+    FW_POLICY_DROP = 48, "fw_policy_drop";
     /// IPv6 packets with extension headers we do not walk (more than four, routing with
     /// segments left, AH and other unknown ones): handed to the kernel.
     PASS_IPV6_EXT = 11, "pass_ipv6_ext";
@@ -792,8 +792,8 @@ pub mod config {
     pub const SLOPPY_TCP: u32 = 7;
     /// The firewall's state in one word (`super::fw::STATE_*`): whether rules exist, which
     /// generation of `FW_TRIE` is live, the default policy. One write switches a whole rule set.
-    pub const FW: u32 = 10;
-    pub const COUNT: u32 = 11;
+    pub const FW: u32 = 8;
+    pub const COUNT: u32 = 9;
 }
 
 /// Per-service and per-destination counters (per CPU; summed in user space).
