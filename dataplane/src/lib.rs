@@ -21,6 +21,7 @@ pub mod conns;
 pub mod error;
 pub mod estimator;
 pub mod fill;
+pub mod fw;
 pub mod fwmark;
 pub mod fwmark_import;
 pub mod fwmark_nft;

@@ -575,6 +575,8 @@ pub fn unload(opts: &Options) -> Result<()> {
         let _ = fs::remove_file(jump);
     }
     let _ = fs::remove_dir(dir.join(PIN_LINKS_DIR));
+    // The firewall's record of its running set goes with the maps it describes.
+    let _ = fs::remove_dir_all(crate::rundir::dir(dir, "fw"));
     fs::remove_dir(dir).map_err(|e| Error::map(format!("remove {}", dir.display()), e))?;
     Ok(())
 }

@@ -306,6 +306,13 @@ counters! {
     /// TCP segments of no known connection (an evicted or expired one, or stray traffic)
     /// answered with a RST, so neither end waits on a connection the director forgot.
     RST_SENT = 45, "rst_sent";
+    /// Packets of no connection dropped by a firewall deny rule (`xlvs fw deny`).
+    FW_DENIED = 46, "fw_denied";
+    /// Packets of no connection a firewall allow rule let on (`xlvs fw allow`).
+    FW_ALLOWED = 47, "fw_allowed";
+    /// Packets of no connection to this host (no VIP) that no firewall rule matched, dropped
+    /// by the default policy `drop` (`xlvs fw policy drop`).
+    FW_POLICY_DROP = 48, "fw_policy_drop";
     /// IPv6 packets with extension headers we do not walk (more than four, routing with
     /// segments left, AH and other unknown ones): handed to the kernel.
     PASS_IPV6_EXT = 11, "pass_ipv6_ext";
@@ -783,7 +790,10 @@ pub mod config {
     /// is scheduled like a SYN, so a connection moved to this director mid-stream (ECMP
     /// re-hash after another director failed) continues; 0: only a bare SYN opens one.
     pub const SLOPPY_TCP: u32 = 7;
-    pub const COUNT: u32 = 8;
+    /// The firewall's state in one word (`super::fw::STATE_*`): whether rules exist, which
+    /// generation of `FW_TRIE` is live, the default policy. One write switches a whole rule set.
+    pub const FW: u32 = 8;
+    pub const COUNT: u32 = 9;
 }
 
 /// Per-service and per-destination counters (per CPU; summed in user space).
@@ -945,6 +955,92 @@ pub const fn fwmark_port_bit(udp: bool, port: u16) -> (u32, u32, u32) {
     (entry, in_entry / 32, in_entry % 32)
 }
 
+// ---------------------------------------------------------------------------------------------
+// Firewall (`xlvs fw`): allow/deny by source prefix, protocol and destination port, global or
+// per destination address, checked for packets of no connection before the service lookup
+// ---------------------------------------------------------------------------------------------
+
+/// FW_TRIE key data, after the LPM trie's prefix length: the generation and family (always
+/// matched whole), then the source address (the prefix proper). Also the key of FW_HOSTS
+/// (whole addresses, exact match). Short on purpose: the trie compares keys at every node.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct FwKey {
+    pub generation: u8,
+    pub af: u8,
+    pub _pad: [u8; 2],
+    pub src: [u32; 4],
+}
+
+/// Prefix bits of a [`FwKey`] before the source address.
+pub const FW_KEY_BASE: u32 = 32;
+
+/// FW_SCOPED key data: rules for one destination address (`--vip`): generation, family, the
+/// destination (matched whole), then the source address (the prefix proper).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct FwScopedKey {
+    pub generation: u8,
+    pub af: u8,
+    pub _pad: [u8; 2],
+    pub vip: [u32; 4],
+    pub src: [u32; 4],
+}
+
+/// Prefix bits of a [`FwScopedKey`] before the source address.
+pub const FW_SCOPED_KEY_BASE: u32 = 32 + 128;
+
+/// One rule as the packet path matches it: protocol (0: any), destination ports (host order,
+/// inclusive), verdict, and the rule's id (its counter in FW_HITS).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct FwMatch {
+    pub id: u32,
+    pub port_lo: u16,
+    pub port_hi: u16,
+    pub proto: u8,
+    /// `fw::ALLOW` or `fw::DENY`.
+    pub action: u8,
+    pub _pad: [u8; 2],
+}
+
+/// Rules one FW_TRIE entry (prefix) can hold: its own and those of every shorter prefix
+/// covering it (user space copies them in, in the order they are to be tried, so one
+/// longest-prefix lookup decides).
+pub const MAX_FW_MATCHES: u32 = 8;
+
+/// FW_TRIE value.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct FwEntry {
+    pub count: u32,
+    pub matches: [FwMatch; MAX_FW_MATCHES as usize],
+}
+
+/// Rules that can exist at once (ids index FW_HITS).
+pub const MAX_FW_RULES: u32 = 1 << 20;
+/// Prefixes FW_TRIE and FW_SCOPED can hold over both generations (a range becomes several
+/// prefixes; while a new set is written the old one is still there).
+pub const MAX_FW_PREFIXES: u32 = 1 << 23;
+/// Whole source addresses (/32, /128) FW_HOSTS can hold over both generations.
+pub const MAX_FW_HOSTS: u32 = 1 << 22;
+
+/// Firewall verdicts and the bits of `CONFIG[config::FW]`.
+pub mod fw {
+    pub const ALLOW: u8 = 1;
+    pub const DENY: u8 = 2;
+    /// FW_TRIE has entries of the live generation.
+    pub const STATE_RULES: u32 = 1;
+    /// The live generation of FW_TRIE (its keys' `gen`) is 1.
+    pub const STATE_GEN1: u32 = 2;
+    /// Default policy drop for traffic to this host that no rule allows.
+    pub const STATE_POLICY_DROP: u32 = 4;
+    /// FW_SCOPED has entries of the live generation (some rule is scoped to a destination).
+    pub const STATE_SCOPED: u32 = 8;
+    /// FW_HOSTS has entries of the live generation.
+    pub const STATE_HOSTS: u32 = 16;
+}
+
 /// EST key of a service id / destination id.
 pub const fn est_key_service(id: u32) -> u32 {
     id
@@ -1010,6 +1106,10 @@ map_names! {
     FWMARK_RULES,
     CONN_FILL,
     FWMARK_PORTS_FREE,
+    FW_TRIE,
+    FW_SCOPED,
+    FW_HOSTS,
+    FW_HITS,
 }
 
 /// Declares the map keys and values shared with user space once: each one's size is checked
@@ -1051,6 +1151,10 @@ abi_types! {
     FwmarkPrefix = 20,
     FwmarkRules = 132,
     FwmarkRuleKey = 28,
+    FwKey = 20,
+    FwScopedKey = 36,
+    FwMatch = 12,
+    FwEntry = 100,
 }
 
 // The packet path changes a connection's state with a compare-and-exchange on the aligned

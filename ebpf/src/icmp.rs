@@ -22,6 +22,7 @@ use ebpf_common::{
 
 use crate::csum;
 use crate::forward::{self, Flow, Hop, NhSlot};
+use crate::fw;
 use crate::maps::{CONNS, DEST_NH, count};
 use crate::parse::{self, Packet, ptr_at};
 use crate::proto::{ETH_P_IP, ETH_P_IPV6};
@@ -42,6 +43,10 @@ pub fn handle(ctx: &XdpContext, now: u64) -> u32 {
     match try_handle(ctx, now) {
         Some(action) => action,
         None => {
+            // Not about a connection: the firewall's rules apply (fw.rs).
+            if fw::check_icmp(ctx) == fw::Verdict::Drop {
+                return xdp_action::XDP_DROP;
+            }
             count(counter::PASS_NOT_VIP);
             xdp_action::XDP_PASS
         }
@@ -52,6 +57,10 @@ pub fn handle(ctx: &XdpContext, now: u64) -> u32 {
 fn try_handle(ctx: &XdpContext, now: u64) -> Option<u32> {
     let (l3, ethertype) = parse::l3(ctx).ok()?;
     if ethertype == ETH_P_IPV6 {
+        if !fw::icmp6_error(ctx, l3) {
+            // Only errors can be about a connection (and the firewall judges the rest here).
+            return None;
+        }
         // Its own program: both families' frames do not fit one stack.
         return Some(jump(ctx, Stage::Icmp6));
     }

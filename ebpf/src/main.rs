@@ -7,7 +7,7 @@
 //! * `maps` (the pinned ABI maps), `stage` (jumps between programs, hand-offs, scratch);
 //! * `parse`, then the features: `state`, `conncount`, `stats`, `nat`, `forward`, `acl`,
 //!   `fwmark`, `service`, `persist`, `sched`, `sched_scan`, `fullnat`, `tcpopt`, `toa`,
-//!   `seqadj`, `synproxy`, `tunnel`, `frag`, `icmp`, `icmp6`;
+//!   `seqadj`, `synproxy`, `tunnel`, `frag`, `icmp`, `icmp6`, `fw`;
 //! * `path`: lookup, established, open; and this table of programs.
 #![no_std]
 #![no_main]
@@ -22,6 +22,7 @@ mod fill;
 mod forward;
 mod frag;
 mod fullnat;
+mod fw;
 mod fwmark;
 mod icmp;
 mod icmp6;

@@ -96,6 +96,19 @@ pub fn is_vip(af: u8, addr: &[u32; 4]) -> bool {
     unsafe { VIPS.get(&key) }.is_some()
 }
 
+/// The number of services on `addr` (any port or protocol): 0 when it is no VIP. A scalar
+/// where [`is_vip`]'s pointer test would be combined with other pointers by LLVM.
+#[inline(always)]
+pub fn vip_services(af: u8, addr: &[u32; 4]) -> u32 {
+    let key = ServiceKey {
+        addr: *addr,
+        port: 0,
+        proto: 0,
+        af,
+    };
+    unsafe { VIPS.get(&key) }.copied().unwrap_or(0)
+}
+
 /// User-space-only metadata of a service that IPVS keeps but the packet path never needs
 /// (persistence-engine name, alibaba est_timeout). Declared here so it is created and pinned with
 /// the rest and survives every process.
@@ -191,3 +204,31 @@ pub static FWMARK_RULES: HashMap<ebpf_common::FwmarkRuleKey, u32> =
 #[map]
 pub static FWMARK_PORTS_FREE: Array<[u32; ebpf_common::FWMARK_PORT_WORDS as usize]> =
     Array::pinned(ebpf_common::FWMARK_PORT_ENTRIES, 0);
+
+/// Firewall rules: (generation, family, source prefix) -> the rules to try there, in order
+/// (`ebpf_common::FwEntry`; see fw.rs). Two generations live side by side: user space writes
+/// the new set under the generation not in use, then switches `CONFIG[FW]`. Whole addresses
+/// (/32, /128) are in FW_HOSTS instead, rules for one destination in FW_SCOPED.
+#[map]
+pub static FW_TRIE: aya_ebpf::maps::LpmTrie<ebpf_common::FwKey, ebpf_common::FwEntry> =
+    aya_ebpf::maps::LpmTrie::pinned(ebpf_common::MAX_FW_PREFIXES, 0);
+
+/// Firewall rules for whole source addresses: one hash lookup instead of a trie walk (a
+/// million-address blocklist would make the trie deep). Checked before FW_TRIE: a whole
+/// address is the longest prefix there is. Allocated as filled (BPF_F_NO_PREALLOC).
+#[map]
+pub static FW_HOSTS: HashMap<ebpf_common::FwKey, ebpf_common::FwEntry> =
+    HashMap::pinned(ebpf_common::MAX_FW_HOSTS, BPF_F_NO_PREALLOC);
+
+const BPF_F_NO_PREALLOC: u32 = 1;
+
+/// Firewall rules scoped to a destination address (`--vip`), asked before the global ones.
+#[map]
+pub static FW_SCOPED: aya_ebpf::maps::LpmTrie<ebpf_common::FwScopedKey, ebpf_common::FwEntry> =
+    aya_ebpf::maps::LpmTrie::pinned(ebpf_common::MAX_FW_PREFIXES, 0);
+
+/// Packets each firewall rule matched (index = rule id), counted with atomic adds. Read and
+/// zeroed (for a new rule taking a free id) by user space through a shared mapping
+/// (BPF_F_MMAPABLE: a million rules are zeroed without a million syscalls).
+#[map]
+pub static FW_HITS: Array<u64> = Array::pinned(ebpf_common::MAX_FW_RULES, BPF_F_MMAPABLE);

@@ -206,6 +206,15 @@ impl Lab {
         xlvs_in(&self.director, &self.opts, args)
     }
 
+    /// [`Lab::xlvs`] that must succeed: its standard output (its error output in the error).
+    pub fn xlvs_ok(&self, args: &[&str]) -> Result<String> {
+        let out = self.xlvs(args)?;
+        if !out.status.success() {
+            bail!("xlvs {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        }
+        Ok(String::from_utf8(out.stdout)?)
+    }
+
     pub fn real_ip(&self, i: usize) -> IpAddr {
         IpAddr::V4(real_addr(i))
     }

@@ -37,13 +37,7 @@ fn lab() -> Result<(Lab, Vec<Server>)> {
 }
 
 fn xlvs(lab: &Lab, args: &[&str]) -> Result<String> {
-    let out = lab.xlvs(args)?;
-    ensure!(
-        out.status.success(),
-        "xlvs {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    Ok(String::from_utf8(out.stdout)?)
+    lab.xlvs_ok(args)
 }
 
 /// The mark rule as LVS operators write it, made by the real iptables in a namespace of its own

@@ -4,6 +4,7 @@
 //! keepalived.
 
 mod boot;
+mod fw;
 mod fwmark;
 mod metrics;
 mod report;
@@ -96,6 +97,13 @@ enum Command {
     Fwmark {
         #[command(subcommand)]
         command: fwmark::FwmarkCommand,
+    },
+    /// The firewall in front of the balancer: allow/deny rules by source prefix or range,
+    /// protocol and destination port, globally or per VIP, and the default policy for traffic
+    /// to this host; checked for packets of no connection, before the service lookup.
+    Fw {
+        #[command(subcommand)]
+        command: fw::FwCommand,
     },
     /// Set a packet-path switch (alibaba LVS has them as sysctls): synproxy_defer (SYNPROXY
     /// opens the real server's side on the client's first data, not on its handshake ACK),
@@ -222,6 +230,7 @@ fn run(cli: Cli) -> Result<()> {
         }
         Command::Status { json } => status(&opts, json)?,
         Command::Fwmark { command } => fwmark::run(&opts, command)?,
+        Command::Fw { command } => fw::run(&opts, command)?,
         Command::Routes { command, json } => routes::run(&opts, command, json)?,
         Command::Unload => {
             dataplane::unload(&opts)?;

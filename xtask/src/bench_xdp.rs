@@ -98,12 +98,22 @@ pub fn run(rounds: usize) -> Result<()> {
         max_conns: SMALL_TABLE,
     };
     let _cleanup_small = Cleanup(small.clone());
+    // A third, like the small one, whose firewall holds a million prefixes (bench_fw.rs): its
+    // rows beside the small one's show what the rules cost.
+    let with_fw = Options {
+        pin_dir: PathBuf::from(format!("/sys/fs/bpf/xlvs-{prefix}f")),
+        max_conns: SMALL_TABLE,
+    };
+    let _cleanup_fw = Cleanup(with_fw.clone());
     configure(&opts)?;
     configure(&small)?;
+    configure(&with_fw)?;
+    crate::bench_fw::load(&with_fw)?;
     let runners = [
         Runner::trivial(&opts)?,
         Runner::xlvs(&opts)?,
         Runner::xlvs(&small)?,
+        Runner::xlvs(&with_fw)?,
     ];
 
     // One established flow: SYN once, then its ACKs (and the real's replies) are hits.
@@ -250,6 +260,65 @@ pub fn run(rounds: usize) -> Result<()> {
         Case {
             name: "new connection, 64K-conn table",
             runner: 2,
+            frame: Frame::tcp(CIP, 1, VIP, 80, SYN).build(),
+            new_flow: true,
+            flow: Flow::None,
+            expect_action: 3,
+            fwmark: true,
+        },
+        Case {
+            name: "non-VIP packet, 64K-conn table",
+            runner: 2,
+            frame: Frame::tcp(CIP, 40000, Ipv4Addr::new(198, 18, 1, 1), 22, SYN).build(),
+            new_flow: false,
+            flow: Flow::None,
+            expect_action: 2,
+            fwmark: true,
+        },
+        Case {
+            name: "fw: non-VIP packet, allow rule",
+            runner: 3,
+            frame: Frame::tcp(CIP, 40000, Ipv4Addr::new(198, 18, 1, 1), 22, SYN).build(),
+            new_flow: false,
+            flow: Flow::None,
+            expect_action: 2,
+            fwmark: true,
+        },
+        Case {
+            name: "fw: non-VIP packet, no rule matches",
+            runner: 3,
+            frame: Frame::tcp(
+                crate::bench_fw::FW_NO_MATCH_SRC,
+                40000,
+                Ipv4Addr::new(198, 18, 1, 1),
+                22,
+                SYN,
+            )
+            .build(),
+            new_flow: false,
+            flow: Flow::None,
+            expect_action: 2,
+            fwmark: true,
+        },
+        Case {
+            name: "fw: denied source (drop)",
+            runner: 3,
+            frame: Frame::tcp(
+                crate::bench_fw::FW_DENIED_SRC,
+                40000,
+                Ipv4Addr::new(198, 18, 1, 1),
+                22,
+                SYN,
+            )
+            .build(),
+            new_flow: false,
+            flow: Flow::None,
+            expect_action: 1,
+            fwmark: true,
+        },
+        Case {
+            name: "fw: new connection, 64K-conn table",
+            runner: 3,
             frame: Frame::tcp(CIP, 1, VIP, 80, SYN).build(),
             new_flow: true,
             flow: Flow::None,
@@ -513,6 +582,32 @@ pub fn run(rounds: usize) -> Result<()> {
         above_of("fwmark ACK, no session (classify+RST)")
             / above_of("VIP ACK, no session (lookup+RST)")
     );
+    let fw_rows = [
+        (
+            "non-VIP packet, allow rule",
+            "non-VIP packet, 64K-conn table",
+        ),
+        (
+            "non-VIP packet, no rule matches",
+            "non-VIP packet, 64K-conn table",
+        ),
+        ("denied source (drop)", "non-VIP packet, 64K-conn table"),
+        (
+            "new connection, 64K-conn table",
+            "new connection, 64K-conn table",
+        ),
+    ];
+    println!(
+        "firewall with {} prefixes vs the same path without rules (ns above it; target <= 20):",
+        crate::bench_fw::prefixes()
+    );
+    for (with, without) in fw_rows {
+        let d = above_of(&format!("fw: {with}")) - above_of(without);
+        println!(
+            "  {with:<36} {d:>+8.1} ns -> {}",
+            if d <= 20.0 { "met" } else { "NOT met" }
+        );
+    }
     println!(
         "SYNPROXY vs NAT established hit (above floor): cookie SYN-ACK {:.2}x, cookie ACK -> real SYN {:.2}x, established SYNPROXY hit {:.2}x",
         above_of("SYNPROXY SYN -> cookie SYN-ACK") / above_of("established NAT hit (client->real)"),

@@ -26,6 +26,7 @@
 //!   change, no change) beside `ipvsadm -R` of the same rules and one `ipvsadm -e`.
 
 mod bench_bridge;
+mod bench_fw;
 mod bench_http;
 mod bench_ipvsadm;
 mod bench_keepalived;

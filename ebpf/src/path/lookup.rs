@@ -11,8 +11,9 @@ use ebpf_common::{
 
 use crate::conncount;
 use crate::frag;
+use crate::fw;
 use crate::fwmark;
-use crate::maps::{CONNS, count, is_vip, setting};
+use crate::maps::{CONNS, count, setting, vip_services};
 use crate::parse::{self, ICMP_CANDIDATE, Packet};
 use crate::path::established;
 use crate::persist;
@@ -45,7 +46,8 @@ pub fn main(ctx: &XdpContext) -> u32 {
     let now = unsafe { bpf_ktime_get_coarse_ns() };
 
     // One lookup finds either direction of a known connection.
-    if let Some(entry) = CONNS.get_ptr_mut(&flow) {
+    let known = CONNS.get_ptr_mut(&flow);
+    if let Some(entry) = known {
         let entry = unsafe { &mut *entry };
         if parse::invalid(ctx, pkt) {
             count(counter::DROP_INVALID);
@@ -99,9 +101,15 @@ pub fn main(ctx: &XdpContext) -> u32 {
             // Answered with a cookie; the ACK completing that handshake reopens (see above).
             entry.flags |= CONN_F_REUSE_SYN;
         }
-    } else if !is_vip(pkt.af, &pkt.dst)
-        && (!setting(config::FWMARK_SERVICES) || fwmark::port_free(pkt))
-    {
+    }
+    // No live connection: the firewall's rules come before anything opens (fw.rs). (Both
+    // tests as scalars: LLVM would otherwise OR the two map pointers, which the verifier
+    // refuses.)
+    let to_vip = vip_services(pkt.af, &pkt.dst) != 0;
+    if fw::check(pkt, to_vip) == fw::Verdict::Drop {
+        return xdp_action::XDP_DROP;
+    }
+    if known.is_none() && !to_vip && (!setting(config::FWMARK_SERVICES) || fwmark::port_free(pkt)) {
         // Not ours: the common case for a host's other traffic, answered here. (While fwmark
         // services exist, any address may be classified into one on the ports their rules
         // cover: xlvs_new decides.)
