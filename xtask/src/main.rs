@@ -55,6 +55,9 @@ enum Task {
         /// Print this many differing cases in full.
         #[arg(long, default_value_t = 0)]
         show: usize,
+        /// Only show differing cases with a class containing this text.
+        #[arg(long)]
+        class: Option<String>,
     },
 }
 
@@ -117,9 +120,14 @@ fn main() -> Result<()> {
                 println!("{}", deb.display());
             }
         }
-        Task::Kadiff { count, seed, show } => {
+        Task::Kadiff {
+            count,
+            seed,
+            show,
+            class,
+        } => {
             build_release_binaries()?;
-            kadiff::run(count, seed, show)?;
+            kadiff::run(count, seed, show, class.as_deref())?;
         }
     }
     Ok(())

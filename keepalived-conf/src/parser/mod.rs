@@ -30,6 +30,10 @@ pub struct Parser<'a> {
     pub(crate) next_rule_preference: u32,
     /// keepalived exits at a missing parameter: nothing after it is read.
     stopped: bool,
+    /// The keepalived process this pass reads the file as (None: every keyword active).
+    pub(crate) process: Option<top::Process>,
+    /// keepalived's skip_sublevel: -1 waiting for the '{' of a skipped block, >0 its depth.
+    skip_sublevel: i32,
     pub(crate) diags: &'a mut Diagnostics,
     pub(crate) config: KeepalivedConfig,
 }
@@ -46,6 +50,8 @@ impl<'a> Parser<'a> {
             last_line: None,
             next_rule_preference: 16384,
             stopped: false,
+            process: None,
+            skip_sublevel: 0,
             diags,
             config: KeepalivedConfig::default(),
         }
@@ -73,6 +79,9 @@ impl<'a> Parser<'a> {
         let mut unbraced = false;
         while let Some(line) = self.next_line() {
             let first = line.first();
+            if self.skipping(line) {
+                continue;
+            }
             if need_bob {
                 need_bob = false;
                 if first == "{" && self.kw_level > 0 {
@@ -94,10 +103,54 @@ impl<'a> Parser<'a> {
             if first == "}" && self.kw_level > 0 {
                 return;
             }
+            let start = self.pos;
             if !handler(self, line) && !unbraced {
                 self.unknown(line);
             }
+            if unbraced {
+                // The children see the lines of a nested block one by one, unknown too.
+                for l in &self.lines[start..self.pos] {
+                    self.unknown(l);
+                }
+            }
         }
+    }
+
+    /// keepalived's skip_sublevel handling: a block whose keyword is inactive in this process
+    /// is skipped by counting braces (so a missing '{' shifts where the skip ends).
+    fn skipping(&mut self, line: &Line) -> bool {
+        if self.skip_sublevel == -1 {
+            if line.first() == "{" {
+                self.skip_sublevel = 1;
+                return true;
+            }
+            self.skip_sublevel = 0;
+        }
+        if self.skip_sublevel == 0 {
+            return false;
+        }
+        for t in &line.tokens {
+            match t.text.as_str() {
+                "{" => self.skip_sublevel += 1,
+                "}" => {
+                    self.skip_sublevel -= 1;
+                    if self.skip_sublevel == 0 {
+                        break;
+                    }
+                }
+                _ => {}
+            }
+        }
+        true
+    }
+
+    /// Starts skipping the block of an inactive keyword.
+    pub(crate) fn skip_inactive(&mut self, line: &Line) {
+        self.skip_sublevel = if line.tokens.last().is_some_and(|t| t.text == "{") {
+            1
+        } else {
+            -1
+        };
     }
 
     /// Parses the `{ … }` block that follows a block keyword.

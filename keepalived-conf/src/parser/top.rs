@@ -1,20 +1,107 @@
 //! Top-level keywords.
 
 use super::Parser;
-use crate::diag::Diagnostics;
+use crate::diag::{DiagKind, Diagnostics};
 use crate::lexer::Line;
 use crate::model::KeepalivedConfig;
 
-/// Parses logical lines into the typed configuration.
+/// The processes keepalived 2.2.7 reads the configuration in: each has the keywords of the
+/// others installed but inactive, and skips their blocks by counting braces.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Process {
+    Parent,
+    Vrrp,
+    Checker,
+}
+
+/// Top-level blocks only the VRRP process reads.
+const VRRP_BLOCKS: &[&str] = &[
+    "static_ipaddress",
+    "static_routes",
+    "static_rules",
+    "linkbeat_interfaces",
+    "interface_up_down_delays",
+    "track_group",
+    "vrrp_script",
+    "vrrp_track_process",
+    "track_file",
+    "vrrp_track_file",
+    "vrrp_sync_group",
+    "garp_group",
+    "vrrp_instance",
+    "bfd_instance",
+];
+/// Top-level blocks only the checker process reads.
+const CHECKER_BLOCKS: &[&str] = &[
+    "SSL",
+    "track_file",
+    "bfd_instance",
+    "virtual_server_group",
+    "virtual_server",
+    "local_address_group",
+    "deny_address_group",
+    "blacklist_address_group",
+    "allow_address_group",
+    "whitelist_address_group",
+    "tunnel_group",
+];
+
+fn is_process_block(kw: &str) -> bool {
+    VRRP_BLOCKS.contains(&kw) || CHECKER_BLOCKS.contains(&kw)
+}
+
+impl Process {
+    /// Whether the top-level keyword `kw` is read (not skipped) by this process.
+    fn reads(self, kw: &str) -> bool {
+        let (own, other) = match self {
+            Process::Parent => return !is_process_block(kw),
+            Process::Vrrp => (VRRP_BLOCKS, CHECKER_BLOCKS),
+            Process::Checker => (CHECKER_BLOCKS, VRRP_BLOCKS),
+        };
+        own.contains(&kw) || !other.contains(&kw)
+    }
+}
+
+/// Parses logical lines into the typed configuration. When the braces are unbalanced, the
+/// file is read again as each keepalived process reads it (skipping the others' blocks by
+/// counting braces) and what those passes report is added: that is where keepalived's
+/// processes disagree about where a block ends.
 pub fn parse_lines(lines: &[Line], diags: &mut Diagnostics) -> KeepalivedConfig {
     let mut p = Parser::new(lines, diags);
     p.run_block(false, &mut |p: &mut Parser<'_>, l: &Line| top_keyword(p, l));
     let mut config = std::mem::take(&mut p.config);
     super::lvs::finalize(&mut config);
+    if diags.items.iter().any(|d| d.kind == DiagKind::Braces) {
+        for process in [Process::Parent, Process::Vrrp, Process::Checker] {
+            let mut extra = Diagnostics::default();
+            let mut p = Parser::new(lines, &mut extra);
+            p.process = Some(process);
+            p.run_block(false, &mut |p: &mut Parser<'_>, l: &Line| top_keyword(p, l));
+            for d in extra.items {
+                let line =
+                    |x: &crate::Diagnostic| x.span.as_ref().map(|s| (s.file.clone(), s.line));
+                if d.span.is_some()
+                    && !diags
+                        .items
+                        .iter()
+                        .any(|o| line(o) == line(&d) && o.message == d.message)
+                {
+                    diags.items.push(d);
+                }
+            }
+        }
+    }
     config
 }
 
 fn top_keyword<'a>(p: &mut Parser<'a>, l: &'a Line) -> bool {
+    if let Some(process) = p.process
+        && !process.reads(l.first())
+        && is_process_block(l.first())
+    {
+        p.skip_inactive(l);
+        return true;
+    }
     match l.first() {
         "global_defs" => p.global_defs(l),
         "SSL" => p.ssl_block(l),
