@@ -4,6 +4,7 @@
 
 use crate::diag::{DiagKind, Diagnostics, Severity};
 use crate::model::{AuthType, KeepalivedConfig, Script, VirtualServerAddress, VrrpState};
+use crate::parser::Process;
 use std::path::{Path, PathBuf};
 
 /// What the checks need to know about the machine.
@@ -59,11 +60,18 @@ fn warn(d: &mut Diagnostics, kind: DiagKind, msg: String) {
 }
 
 /// Runs keepalived's post-parse checks, adding to `diags`.
+/// A process whose pass stopped at a missing parameter never gets to these checks, nor do
+/// the ones after it (keepalived -t reads as the parent, the checker, then VRRP).
 pub fn check(config: &KeepalivedConfig, env: &dyn Environment, diags: &mut Diagnostics) {
-    check_vrrp(config, env, diags);
-    check_sync_groups(config, diags);
-    check_virtual_servers(config, diags);
-    check_scripts(config, env, diags);
+    let stopped = diags.stopped_in;
+    if stopped.is_none() {
+        check_vrrp(config, env, diags);
+        check_sync_groups(config, diags);
+    }
+    if matches!(stopped, None | Some(Process::Vrrp)) {
+        check_virtual_servers(config, diags);
+        check_scripts(config, env, diags);
+    }
 }
 
 fn check_vrrp(config: &KeepalivedConfig, env: &dyn Environment, diags: &mut Diagnostics) {

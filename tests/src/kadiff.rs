@@ -706,6 +706,11 @@ impl Outcome {
                 .collect();
             l
         };
+        if self.theirs.rc < 0 && self.ours.rc >= 0 {
+            // Nothing to compare against: 2.2.7 died (a double free in its checker parser on
+            // some broken virtual_server blocks) before its VRRP pass.
+            return vec!["2.2.7 crashed (killed by a signal)".into()];
+        }
         let mut out = Vec::new();
         for line in self.theirs.lines.difference(&self.ours.lines) {
             out.push(format!("only 2.2.7 flags: {}", msg(&self.theirs, line)));

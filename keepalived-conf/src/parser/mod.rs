@@ -17,7 +17,7 @@ use crate::diag::{DiagKind, Diagnostics, Severity};
 use crate::lexer::Line;
 use crate::model::{KeepalivedConfig, RawOption, Script};
 
-pub use top::parse_lines;
+pub use top::{Process, parse_lines};
 
 /// Cursor over the logical lines plus the diagnostics sink.
 pub struct Parser<'a> {

@@ -1,7 +1,7 @@
 //! Top-level keywords.
 
 use super::Parser;
-use crate::diag::{DiagKind, Diagnostics};
+use crate::diag::{DiagKind, Diagnostics, Severity};
 use crate::lexer::Line;
 use crate::model::KeepalivedConfig;
 
@@ -62,32 +62,40 @@ impl Process {
     }
 }
 
-/// Parses logical lines into the typed configuration. When the braces are unbalanced, the
-/// file is read again as each keepalived process reads it (skipping the others' blocks by
-/// counting braces) and what those passes report is added: that is where keepalived's
-/// processes disagree about where a block ends.
+/// Parses logical lines into the typed configuration. When the braces are unbalanced or a
+/// parameter is missing, keepalived's processes disagree about what they read (each skips the
+/// others' blocks by counting braces, and one that stops at a missing parameter does not undo
+/// the other passes before it): then what is reported is what the passes, one per process,
+/// report.
 pub fn parse_lines(lines: &[Line], diags: &mut Diagnostics) -> KeepalivedConfig {
+    let before = diags.items.len();
     let mut p = Parser::new(lines, diags);
     p.run_block(false, &mut |p: &mut Parser<'_>, l: &Line| top_keyword(p, l));
     let mut config = std::mem::take(&mut p.config);
     super::lvs::finalize(&mut config);
-    if diags.items.iter().any(|d| d.kind == DiagKind::Braces) {
-        for process in [Process::Parent, Process::Vrrp, Process::Checker] {
-            let mut extra = Diagnostics::default();
-            let mut p = Parser::new(lines, &mut extra);
+    let diverges = diags.items[before..]
+        .iter()
+        .any(|d| d.kind == DiagKind::Braces || d.severity == Severity::Fatal);
+    if diverges {
+        diags.items.truncate(before);
+        // keepalived -t reads as the parent, then the checker, then VRRP, in one process: a
+        // missing parameter (exit) in one pass ends the check there.
+        for process in [Process::Parent, Process::Checker, Process::Vrrp] {
+            let mut seen = Diagnostics::default();
+            let mut p = Parser::new(lines, &mut seen);
             p.process = Some(process);
             p.run_block(false, &mut |p: &mut Parser<'_>, l: &Line| top_keyword(p, l));
-            for d in extra.items {
-                let line =
-                    |x: &crate::Diagnostic| x.span.as_ref().map(|s| (s.file.clone(), s.line));
-                if d.span.is_some()
-                    && !diags
-                        .items
-                        .iter()
-                        .any(|o| line(o) == line(&d) && o.message == d.message)
+            for d in seen.items {
+                if !diags.items[before..]
+                    .iter()
+                    .any(|o| o.span == d.span && o.message == d.message)
                 {
                     diags.items.push(d);
                 }
+            }
+            if diags.has_fatal() {
+                diags.stopped_in = Some(process);
+                break;
             }
         }
     }
