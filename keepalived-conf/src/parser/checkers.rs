@@ -1,7 +1,7 @@
 //! Health checker blocks inside `real_server`.
 
 use super::Parser;
-use super::values::parse_ip;
+use super::values::{TIMER_MAXIMUM_SECS, parse_ip};
 use crate::diag::DiagKind;
 use crate::lexer::Line;
 use crate::model::{
@@ -160,12 +160,12 @@ impl<'a> Parser<'a> {
                 }
             }
             ("delay_before_retry", _) => {
-                if let Some(d) = self.read_timer(l, 1, 0.0, TMAX) {
+                if let Some(d) = self.read_timer(l, 1, 0.0, TIMER_MAXIMUM_SECS) {
                     cm.delay_before_retry = d;
                     cm.set.delay_before_retry = true;
                 }
             }
-            ("warmup", _) => cm.warmup = self.read_timer(l, 1, 0.0, TMAX),
+            ("warmup", _) => cm.warmup = self.read_timer(l, 1, 0.0, TIMER_MAXIMUM_SECS),
             ("delay_loop", _) => {
                 if let Some(d) = self.read_timer(l, 1, 0.000001, TMAX) {
                     cm.delay_loop = d;

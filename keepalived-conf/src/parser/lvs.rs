@@ -2,7 +2,7 @@
 //! resolution of inherited checker settings.
 
 use super::Parser;
-use super::values::{parse_ip, parse_range};
+use super::values::{TIMER_MAXIMUM_SECS, inet_aton, parse_ip, parse_range};
 use crate::diag::DiagKind;
 use crate::lexer::Line;
 use crate::model::{
@@ -178,19 +178,29 @@ impl<'a> Parser<'a> {
         flags: &mut (bool, bool),
         l: &'a Line,
     ) -> bool {
-        let tmax = 4294.967295;
+        let tmax = TIMER_MAXIMUM_SECS;
         match l.first() {
-            "ip_family" => vs.ip_family = self.read_string(l, 1),
+            "ip_family" => {
+                vs.ip_family = self.read_string(l, 1);
+                if let Some(f) = vs
+                    .ip_family
+                    .as_deref()
+                    .filter(|f| !matches!(*f, "inet" | "inet6"))
+                {
+                    let msg = format!("unknown address family {f}");
+                    self.warn(DiagKind::InvalidValue, l, msg);
+                }
+            }
             "retry" => vs.retry = self.read_u32(l, 1, 1, u32::MAX),
             "delay_before_retry" => vs.delay_before_retry = self.read_timer(l, 1, 0.0, tmax),
             "warmup" => vs.warmup = self.read_timer(l, 1, 0.0, tmax),
-            "connect_timeout" => vs.connect_timeout = self.read_timer(l, 1, 0.000001, tmax),
+            "connect_timeout" => vs.connect_timeout = self.read_timer(l, 1, 0.000001, 4294.967295),
             "delay_loop" => {
                 if let Some(d) = self.read_timer(l, 1, 0.000001, tmax) {
                     vs.delay_loop = d;
                 }
             }
-            "inhibit_on_failure" => vs.inhibit_on_failure = self.read_flag(l, 1).unwrap_or(true),
+            "inhibit_on_failure" => vs.inhibit_on_failure = true,
             "lb_algo" | "lvs_sched" => {
                 if let Some(s) = self.read_string(l, 1) {
                     if IPVS_SCHEDULERS.contains(&s.as_str()) {
@@ -231,6 +241,13 @@ impl<'a> Parser<'a> {
             }
             "persistence_granularity" => {
                 let g = self.read_string(l, 1);
+                if let Some(w) = g
+                    .as_deref()
+                    .filter(|w| !w.contains(':') && inet_aton(w).is_none())
+                {
+                    let msg = format!("Invalid IPv4 persistence_granularity specified - {w}");
+                    self.warn(DiagKind::InvalidValue, l, msg);
+                }
                 vs.persistence
                     .get_or_insert_with(default_persistence)
                     .granularity = g;
@@ -261,7 +278,11 @@ impl<'a> Parser<'a> {
             }
             "ha_suspend" => vs.ha_suspend = true,
             "smtp_alert" => vs.smtp_alert = self.read_flag(l, 1),
-            "virtualhost" => vs.virtualhost = self.read_string(l, 1),
+            "virtualhost" => {
+                vs.virtualhost = self
+                    .word_or(l, 1, "virtual server virtualhost missing")
+                    .map(str::to_string)
+            }
             "snmp_name" => vs.snmp_name = self.read_string(l, 1),
             "alpha" => vs.alpha = true,
             "omega" => vs.omega = true,
@@ -294,7 +315,15 @@ impl<'a> Parser<'a> {
                 }
             }
             "sorry_server_inhibit" => {
-                vs.sorry_server_inhibit = self.read_flag(l, 1).unwrap_or(true)
+                if vs.sorry_server.is_none() {
+                    self.warn(
+                        DiagKind::Semantic,
+                        l,
+                        "Ignoring sorry_server inhibit used before or without sorry_server",
+                    );
+                } else {
+                    vs.sorry_server_inhibit = self.read_flag(l, 1).unwrap_or(true)
+                }
             }
             "sorry_server_lvs_method" => {
                 let m = self.lvs_method(l, "sorry server");
@@ -461,7 +490,7 @@ impl<'a> Parser<'a> {
             checkers: Vec::new(),
             extra: Vec::new(),
         };
-        let tmax = 4294.967295;
+        let tmax = TIMER_MAXIMUM_SECS;
         self.sub_block(&mut |p: &mut Parser<'a>, l: &'a Line| {
             match l.first() {
                 "weight" => {
@@ -479,9 +508,15 @@ impl<'a> Parser<'a> {
                 "retry" => rs.retry = p.read_u32(l, 1, 1, u32::MAX),
                 "delay_before_retry" => rs.delay_before_retry = p.read_timer(l, 1, 0.0, tmax),
                 "warmup" => rs.warmup = p.read_timer(l, 1, 0.0, tmax),
-                "connect_timeout" => rs.connect_timeout = p.read_timer(l, 1, 0.000001, tmax),
+                "connect_timeout" => {
+                    rs.connect_timeout = p.read_timer(l, 1, 0.000001, 4294.967295)
+                }
                 "delay_loop" => rs.delay_loop = p.read_timer(l, 1, 0.000001, tmax),
-                "virtualhost" => rs.virtualhost = p.read_string(l, 1),
+                "virtualhost" => {
+                    rs.virtualhost = p
+                        .word_or(l, 1, "real server virtualhost missing")
+                        .map(str::to_string)
+                }
                 "smtp_alert" => rs.smtp_alert = p.read_flag(l, 1),
                 "snmp_name" => {
                     let o = p.raw_option(l, false);
