@@ -64,17 +64,25 @@ fn warn(d: &mut Diagnostics, kind: DiagKind, msg: String) {
 /// the ones after it (keepalived -t reads as the parent, the checker, then VRRP).
 pub fn check(config: &KeepalivedConfig, env: &dyn Environment, diags: &mut Diagnostics) {
     let stopped = diags.stopped_in;
-    if stopped.is_none() {
-        check_vrrp(config, env, diags);
+    // keepalived runs the VRRP and checker processes only when they have something to do; the
+    // VRRP one ends its check at a missing interface, before looking at its scripts.
+    let mut vrrp_ran = false;
+    if stopped.is_none() && !config.vrrp_instances.is_empty() {
+        vrrp_ran = check_vrrp(config, env, diags);
         check_sync_groups(config, diags);
     }
-    if matches!(stopped, None | Some(Process::Vrrp)) {
+    let checker_ran =
+        matches!(stopped, None | Some(Process::Vrrp)) && !config.virtual_servers.is_empty();
+    if checker_ran {
         check_virtual_servers(config, diags);
-        check_scripts(config, env, diags);
+    }
+    if matches!(stopped, None | Some(Process::Vrrp)) {
+        check_scripts(config, env, vrrp_ran, checker_ran, diags);
     }
 }
 
-fn check_vrrp(config: &KeepalivedConfig, env: &dyn Environment, diags: &mut Diagnostics) {
+/// Returns false when an interface is missing (keepalived's VRRP process stops there).
+fn check_vrrp(config: &KeepalivedConfig, env: &dyn Environment, diags: &mut Diagnostics) -> bool {
     let mut missing_if = false;
     for v in &config.vrrp_instances {
         let name = &v.name;
@@ -166,6 +174,7 @@ fn check_vrrp(config: &KeepalivedConfig, env: &dyn Environment, diags: &mut Diag
             "Non-existent interface specified in configuration".to_string(),
         );
     }
+    !missing_if
 }
 
 fn check_sync_groups(config: &KeepalivedConfig, diags: &mut Diagnostics) {
@@ -254,13 +263,25 @@ pub fn script_program(s: &Script) -> Option<&str> {
     s.argv.first().map(String::as_str)
 }
 
-fn check_scripts(config: &KeepalivedConfig, env: &dyn Environment, diags: &mut Diagnostics) {
+fn check_scripts(
+    config: &KeepalivedConfig,
+    env: &dyn Environment,
+    vrrp_ran: bool,
+    checker_ran: bool,
+    diags: &mut Diagnostics,
+) {
     if config.global.enable_script_security {
         return;
     }
     let runs_something = config
-        .scripts()
+        .scripts_by_process()
         .into_iter()
+        .filter(|(p, _)| match p {
+            Process::Parent => true,
+            Process::Vrrp => vrrp_ran,
+            Process::Checker => checker_ran,
+        })
+        .map(|(_, s)| s)
         .filter_map(script_program)
         .any(|p| env.find_executable(p).is_some());
     if runs_something {
