@@ -70,6 +70,13 @@ pub fn check(config: &KeepalivedConfig, env: &dyn Environment, diags: &mut Diagn
     if stopped.is_none() && !config.vrrp_instances.is_empty() {
         vrrp_ran = check_vrrp(config, env, diags);
         check_sync_groups(config, diags);
+    } else if stopped == Some(Process::Vrrp) {
+        let fatal = diags
+            .items
+            .iter()
+            .find(|d| d.severity == Severity::Fatal)
+            .and_then(|d| d.span.clone());
+        missing_interfaces(config, env, fatal.as_ref(), diags);
     }
     let checker_ran =
         matches!(stopped, None | Some(Process::Vrrp)) && !config.virtual_servers.is_empty();
@@ -81,23 +88,45 @@ pub fn check(config: &KeepalivedConfig, env: &dyn Environment, diags: &mut Diagn
     }
 }
 
+/// keepalived checks a vrrp_instance's interface as it reads the line: with `before` (where
+/// its VRRP pass stopped), only the ones read by then. Returns whether one is missing.
+fn missing_interfaces(
+    config: &KeepalivedConfig,
+    env: &dyn Environment,
+    before: Option<&crate::diag::Span>,
+    diags: &mut Diagnostics,
+) -> bool {
+    let mut missing = false;
+    for v in &config.vrrp_instances {
+        let (Some(ifname), Some(span)) = (&v.interface, &v.interface_span) else {
+            continue;
+        };
+        if before.is_some_and(|b| b.file != span.file || b.line < span.line) {
+            continue;
+        }
+        if !env.interface_exists(ifname) {
+            missing = true;
+            let msg = format!(
+                "WARNING - interface {ifname} for vrrp_instance {} doesn't exist",
+                v.name
+            );
+            diags.push(
+                Severity::Warning,
+                DiagKind::Interface,
+                Some(span),
+                msg,
+                None,
+            );
+        }
+    }
+    missing
+}
+
 /// Returns false when an interface is missing (keepalived's VRRP process stops there).
 fn check_vrrp(config: &KeepalivedConfig, env: &dyn Environment, diags: &mut Diagnostics) -> bool {
-    let mut missing_if = false;
+    let mut missing_if = missing_interfaces(config, env, None, diags);
     for v in &config.vrrp_instances {
         let name = &v.name;
-        if let Some(ifname) = &v.interface {
-            if !env.interface_exists(ifname) {
-                missing_if = true;
-                diags.push(
-                    Severity::Warning,
-                    DiagKind::Interface,
-                    v.interface_span.as_ref(),
-                    format!("WARNING - interface {ifname} for vrrp_instance {name} doesn't exist"),
-                    None,
-                );
-            }
-        }
         for t in &v.track_interfaces {
             if !env.interface_exists(&t.name) {
                 missing_if = true;
