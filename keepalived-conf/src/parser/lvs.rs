@@ -447,26 +447,28 @@ impl<'a> Parser<'a> {
 
     fn real_server(&mut self, l: &'a Line, proto: &str) -> Option<RealServer> {
         let ip = self.arg(l, 1)?;
-        let Some(addr) = parse_ip(ip) else {
+        let addr = parse_ip(ip);
+        if addr.is_none() {
             self.warn(
                 DiagKind::InvalidValue,
                 l,
                 format!("Invalid real server ip address/port {ip} - skipping"),
             );
+        }
+        let port: Result<Option<u16>, ()> = if l.len() > 2 {
+            self.read_port(l, 2).map(Some).ok_or(())
+        } else {
+            Ok(None)
+        };
+        // keepalived skips the block of an invalid real server by counting braces, but when
+        // its '{' is missing the lines that follow are read as the real server's keywords.
+        let valid = addr.is_some() && port.is_ok();
+        if !valid && self.peek_line().map(Line::first) == Some("{") {
             self.skip_block();
             return None;
-        };
-        let port = if l.len() > 2 {
-            match self.read_port(l, 2) {
-                Some(p) => Some(p),
-                None => {
-                    self.skip_block();
-                    return None;
-                }
-            }
-        } else {
-            None
-        };
+        }
+        let port = port.unwrap_or(None);
+        let addr = addr.unwrap_or(std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED));
         let mut rs = RealServer {
             addr,
             port,
@@ -547,7 +549,7 @@ impl<'a> Parser<'a> {
             }
             true
         });
-        Some(rs)
+        valid.then_some(rs)
     }
 }
 
