@@ -73,10 +73,6 @@ impl<'a> Parser<'a> {
 
     /// keepalived's process_stream for one block level.
     pub(crate) fn run_block(&mut self, mut need_bob: bool, handler: &mut Handler<'_, 'a>) {
-        // keepalived 2.2.7: a top-level block without its '{' is parsed by the parent, but its
-        // child processes (which re-read the file) report every line of it, the closing '}'
-        // included, as an unknown keyword.
-        let mut unbraced = false;
         while let Some(line) = self.next_line() {
             let first = line.first();
             if self.skipping(line) {
@@ -92,26 +88,15 @@ impl<'a> Parser<'a> {
                     line,
                     "Missing '{' at beginning of configuration block",
                 );
-                unbraced = self.kw_level == 1;
             } else if first == "{" {
                 self.warn(DiagKind::Braces, line, "Unexpected '{' - ignoring");
                 continue;
             }
-            if unbraced {
-                self.unknown(line);
-            }
             if first == "}" && self.kw_level > 0 {
                 return;
             }
-            let start = self.pos;
-            if !handler(self, line) && !unbraced {
+            if !handler(self, line) {
                 self.unknown(line);
-            }
-            if unbraced {
-                // The children see the lines of a nested block one by one, unknown too.
-                for l in &self.lines[start..self.pos] {
-                    self.unknown(l);
-                }
             }
         }
     }

@@ -46,15 +46,19 @@ const CHECKER_BLOCKS: &[&str] = &[
     "tunnel_group",
 ];
 
+/// Blocks every process but the parent skips (the children inherit what it read).
+const PARENT_BLOCKS: &[&str] = &["global_defs"];
+
 fn is_process_block(kw: &str) -> bool {
-    VRRP_BLOCKS.contains(&kw) || CHECKER_BLOCKS.contains(&kw)
+    VRRP_BLOCKS.contains(&kw) || CHECKER_BLOCKS.contains(&kw) || PARENT_BLOCKS.contains(&kw)
 }
 
 impl Process {
     /// Whether the top-level keyword `kw` is read (not skipped) by this process.
     fn reads(self, kw: &str) -> bool {
         let (own, other) = match self {
-            Process::Parent => return !is_process_block(kw),
+            Process::Parent => return !is_process_block(kw) || PARENT_BLOCKS.contains(&kw),
+            _ if PARENT_BLOCKS.contains(&kw) => return false,
             Process::Vrrp => (VRRP_BLOCKS, CHECKER_BLOCKS),
             Process::Checker => (CHECKER_BLOCKS, VRRP_BLOCKS),
         };
