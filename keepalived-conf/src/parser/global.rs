@@ -139,6 +139,11 @@ impl<'a> Parser<'a> {
             // 2.2.7 ignores a missing name silently.
             "smtp_helo_name" => self.config.global.smtp_helo_name = l.word(1).map(str::to_string),
             "smtp_connect_timeout" => match self.read_unsigned(l, 1, 0, 4294) {
+                Some(0) => {
+                    let msg = "smtp_conect_timeout must be greater than 0, setting to 1";
+                    self.warn(DiagKind::InvalidValue, l, msg);
+                    self.config.global.smtp_connect_timeout = 1.0;
+                }
                 Some(v) => self.config.global.smtp_connect_timeout = v as f64,
                 None if l.len() > 1 => {
                     let msg = format!(
