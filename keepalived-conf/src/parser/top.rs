@@ -99,11 +99,45 @@ pub fn parse_lines(lines: &[Line], diags: &mut Diagnostics) -> KeepalivedConfig 
             }
             if diags.has_fatal() {
                 diags.stopped_in = Some(process);
+                drop_unread(lines, diags, before);
                 break;
             }
         }
     }
     config
+}
+
+/// keepalived reads lines as it parses: what its reader would have said about the lines after
+/// the one that ended the check (an extra '}', the count of missing ones at the end) is never
+/// said. `before` is where the reader's own messages end.
+fn drop_unread(lines: &[Line], diags: &mut Diagnostics, before: usize) {
+    let Some(fatal) = diags
+        .items
+        .iter()
+        .find(|d| d.severity == Severity::Fatal)
+        .and_then(|d| d.span.clone())
+    else {
+        return;
+    };
+    let position = |file: &str, line: u32| {
+        lines
+            .iter()
+            .position(|l| &*l.span.file == file && l.span.line >= line)
+    };
+    let Some(stop) = position(&fatal.file, fatal.line) else {
+        return;
+    };
+    let mut i = 0;
+    diags.items.retain(|d| {
+        i += 1;
+        if i > before || d.kind != DiagKind::Braces {
+            return true;
+        }
+        match &d.span {
+            Some(s) => position(&s.file, s.line).is_none_or(|p| p <= stop),
+            None => false,
+        }
+    });
 }
 
 fn top_keyword<'a>(p: &mut Parser<'a>, l: &'a Line) -> bool {
