@@ -338,7 +338,26 @@ impl<'a> Parser<'a> {
                     "none".to_string()
                 };
                 if let Some(rs) = self.real_server(l, &proto) {
-                    vs.real_servers.push(rs);
+                    // The family is the virtual server's address's, else its ip_family's,
+                    // else its first real server's; others are dropped at their '}'.
+                    let family = match &vs.address {
+                        VirtualServerAddress::Ip { addr, .. } => Some(addr.is_ipv4()),
+                        _ => match vs.ip_family.as_deref() {
+                            Some("inet") => Some(true),
+                            Some("inet6") => Some(false),
+                            _ => vs.real_servers.first().map(|r| r.addr.is_ipv4()),
+                        },
+                    };
+                    if family.is_some_and(|v4| v4 != rs.addr.is_ipv4()) {
+                        let msg = format!(
+                            "Address family of virtual server and real server {} don't match - skipping real server.",
+                            rs.addr
+                        );
+                        let end = self.last_line.unwrap_or(l);
+                        self.warn(DiagKind::Semantic, end, msg);
+                    } else {
+                        vs.real_servers.push(rs);
+                    }
                 }
             }
             // Alibaba / DPVS additions.
