@@ -72,7 +72,15 @@ impl<'a> Parser<'a> {
                 }
                 "url" => {
                     let url = self.http_url(l);
-                    h.urls.push(url);
+                    if url.path.is_some() {
+                        h.urls.push(url);
+                    } else if let Some(end) = self.last_line {
+                        self.warn(
+                            DiagKind::Semantic,
+                            end,
+                            "HTTP/SSL_GET checker url has no path - ignoring",
+                        );
+                    }
                 }
                 "virtualhost" => h.virtualhost = self.read_string(l, 1),
                 "http_protocol" => h.http_protocol = self.read_string(l, 1),
@@ -245,4 +253,20 @@ fn parse_status(w: &str) -> Option<StatusRange> {
     let last: u16 = b.parse().ok()?;
     ((100..=599).contains(&first) && (first..=599).contains(&last))
         .then_some(StatusRange { first, last })
+}
+
+/// keepalived's end-of-block check of a checker: why it is dropped, if it is.
+pub(crate) fn incomplete(c: &Checker) -> Option<&'static str> {
+    match &c.kind {
+        CheckerKind::HttpGet(h) | CheckerKind::SslGet(h) if h.urls.is_empty() => {
+            Some("HTTP/SSL_GET checker has no urls specified - ignoring")
+        }
+        CheckerKind::Misc(m) if m.path.is_none() => {
+            Some("No script path has been specified for MISC_CHECKER - skipping")
+        }
+        CheckerKind::FileCheck(f) if f.track_file.is_none() => {
+            Some("FILE_CHECK has no track_file specified - ignoring")
+        }
+        _ => None,
+    }
 }

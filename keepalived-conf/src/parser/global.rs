@@ -333,7 +333,14 @@ impl<'a> Parser<'a> {
             "enable_snmp_rfc" => self.config.global.enable_snmp_rfc = true,
             "enable_dbus" => self.config.global.enable_dbus = true,
             "vrrp_startup_delay" => {
-                self.config.global.vrrp_startup_delay = self.read_timer(l, 1, 0.0, timer_max)
+                self.config.global.vrrp_startup_delay = self.read_timer(l, 1, 0.001, timer_max);
+                if self.config.global.vrrp_startup_delay.is_none() && l.len() > 1 {
+                    let msg = format!(
+                        "vrrp_startup_delay '{}' is invalid",
+                        l.word(1).unwrap_or("")
+                    );
+                    self.warn(DiagKind::InvalidValue, l, msg);
+                }
             }
             "max_auto_priority" => {
                 self.config.global.max_auto_priority = if l.len() > 1 {

@@ -559,6 +559,10 @@ impl<'a> Parser<'a> {
                                 msg,
                                 None,
                             );
+                        } else if let Some(msg) = super::checkers::incomplete(&c) {
+                            // Dropped, at the line of the checker's '}'.
+                            let end = p.last_line.unwrap_or(l);
+                            p.warn(DiagKind::Semantic, end, msg);
                         } else {
                             rs.checkers.push(c);
                         }
