@@ -825,10 +825,16 @@ pub fn report(outcomes: &[Outcome]) -> (f64, String) {
     }
     let mut v: Vec<_> = classes.into_iter().collect();
     v.sort_by_key(|(_, os)| std::cmp::Reverse(os.len()));
+    let crashed = outcomes
+        .iter()
+        .filter(|o| o.theirs.rc < 0 && o.ours.rc >= 0)
+        .count();
+    let judged = outcomes.len() - crashed;
     let mut text = format!(
-        "{agree} of {} agree ({:.2} %); {} classes of disagreement (a case may be in several)\n",
+        "{agree} of {} agree ({:.2} %); {agree} of the {judged} 2.2.7 completes ({:.2} %); {} classes of disagreement (a case may be in several)\n",
         outcomes.len(),
         rate * 100.0,
+        if judged == 0 { 100.0 } else { agree as f64 * 100.0 / judged as f64 },
         v.len()
     );
     for (c, os) in &v {
