@@ -834,7 +834,11 @@ pub fn report(outcomes: &[Outcome]) -> (f64, String) {
         "{agree} of {} agree ({:.2} %); {agree} of the {judged} 2.2.7 completes ({:.2} %); {} classes of disagreement (a case may be in several)\n",
         outcomes.len(),
         rate * 100.0,
-        if judged == 0 { 100.0 } else { agree as f64 * 100.0 / judged as f64 },
+        if judged == 0 {
+            100.0
+        } else {
+            agree as f64 * 100.0 / judged as f64
+        },
         v.len()
     );
     for (c, os) in &v {

@@ -7,7 +7,7 @@ use crate::lexer::Line;
 use crate::model::{LvsSyncDaemon, SmtpServer, SslConfig};
 
 /// global_defs keywords accepted but kept verbatim (2.2.8 list).
-const OTHER_GLOBAL: &[&str] = &[
+pub(super) const OTHER_GLOBAL: &[&str] = &[
     "process_names",
     "process_name",
     "vrrp_process_name",

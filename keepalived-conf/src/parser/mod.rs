@@ -19,6 +19,11 @@ use crate::model::{KeepalivedConfig, RawOption, Script};
 
 pub use top::{Process, parse_lines};
 
+/// The keywords the parser accepts and keeps verbatim (`extra`), untyped.
+pub fn kept_verbatim() -> impl Iterator<Item = &'static str> {
+    global::OTHER_GLOBAL.iter().chain(vrrp::OTHER_VRRP).copied()
+}
+
 /// Cursor over the logical lines plus the diagnostics sink.
 pub struct Parser<'a> {
     lines: &'a [Line],

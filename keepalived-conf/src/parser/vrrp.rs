@@ -9,7 +9,7 @@ use crate::model::{
 };
 
 /// vrrp_instance keywords accepted but kept verbatim.
-const OTHER_VRRP: &[&str] = &[
+pub(super) const OTHER_VRRP: &[&str] = &[
     "use_vmac_addr",
     "old_unicast_checksum",
     "vrf",
