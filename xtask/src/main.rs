@@ -1,7 +1,8 @@
-//! `cargo xtask bench [xdp|http|ipvsadm|keepalived|all]`: the data-plane benchmarks. Each prints its figures beside a
+//! `cargo xtask bench [xdp|http|ipvsadm|keepalived|failover|all]`: the data-plane benchmarks. Each prints its figures beside a
 //! baseline measured in the same run, with ratios (the machine is noisy: compare ratios).
 //! `cargo xtask deb`: the Debian packages (`deb.rs`).
 
+mod bench_failover;
 mod bench_http;
 mod bench_ipvsadm;
 mod bench_keepalived;
@@ -24,7 +25,8 @@ struct Cli {
 enum Task {
     /// Benchmarks (needs root): xdp = ns/packet via BPF_PROG_TEST_RUN; http = req/s through the
     /// VIP; ipvsadm = -R and -Ln of 10 000 services x 10 reals; keepalived = start and
-    /// SIGHUP reload of 2000 virtual servers beside ipvsadm -R / -e.
+    /// SIGHUP reload of 2000 virtual servers beside ipvsadm -R / -e; failover = VRRP takeover
+    /// after a graceful stop and a SIGKILL at 1 s / 100 ms / 10 ms adverts, beside 2.2.7.
     Bench {
         #[arg(default_value = "all")]
         which: Which,
@@ -68,6 +70,7 @@ enum Which {
     Http,
     Ipvsadm,
     Keepalived,
+    Failover,
 }
 
 /// Benchmarks time release builds: build the binaries they drive next to this one.
@@ -105,6 +108,9 @@ fn main() -> Result<()> {
             }
             if matches!(which, Which::All | Which::Keepalived) {
                 bench_keepalived::run()?;
+            }
+            if matches!(which, Which::All | Which::Failover) {
+                bench_failover::run(rounds.min(5))?;
             }
         }
         Task::Deb {
