@@ -215,7 +215,16 @@ impl<'a> Parser<'a> {
         self.sub_block(&mut |p: &mut Parser<'a>, l: &'a Line| {
             match l.first() {
                 "path" => u.path = p.read_string(l, 1),
-                "digest" => u.digest = p.read_string(l, 1),
+                "digest" => {
+                    u.digest = p.read_string(l, 1);
+                    if let Some(d) = u.digest.as_deref().filter(|d| d.len() != 32) {
+                        let msg = format!(
+                            "digest '{d}' character length should be 32 rather than {}",
+                            d.len()
+                        );
+                        p.warn(DiagKind::InvalidValue, l, msg);
+                    }
+                }
                 "status_code" => {
                     for i in 1..l.len().max(2) {
                         let Some(w) = p.arg(l, i) else { break };

@@ -112,6 +112,15 @@ impl<'a> Parser<'a> {
             },
             "notification_email" => {
                 let words = self.value_words(l);
+                if words.is_empty()
+                    && let Some(end) = self.last_line
+                {
+                    self.warn(
+                        DiagKind::Semantic,
+                        end,
+                        "Warning - empty notification_email block",
+                    );
+                }
                 self.config.global.notification_email.extend(words);
             }
             "notification_email_from" => {

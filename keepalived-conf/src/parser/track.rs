@@ -201,7 +201,10 @@ impl<'a> Parser<'a> {
     }
 
     pub(crate) fn sync_group(&mut self, l: &'a Line) {
-        let Some(name) = self.read_string(l, 1) else {
+        let Some(name) = self
+            .word_or(l, 1, "vrrp_sync_group must have a name - skipping")
+            .map(str::to_string)
+        else {
             self.skip_block();
             return;
         };

@@ -30,7 +30,10 @@ pub(super) const OTHER_VRRP: &[&str] = &[
 
 impl<'a> Parser<'a> {
     pub(crate) fn vrrp_instance(&mut self, l: &'a Line) {
-        let Some(name) = self.read_string(l, 1) else {
+        let Some(name) = self
+            .word_or(l, 1, "vrrp_instance must have a name")
+            .map(str::to_string)
+        else {
             self.skip_block();
             return;
         };
