@@ -7,7 +7,7 @@
 //! measured, at 1 s, 100 ms and 10 ms adverts. Rows print ours beside 2.2.7 with the ratio.
 
 use std::io::{BufRead, BufReader};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
@@ -47,7 +47,7 @@ enum Node {
 }
 
 impl Node {
-    fn start(which: Impl, ns: &Netns, dir: &Workdir, pins: &Pins, conf: &PathBuf) -> Result<Node> {
+    fn start(which: Impl, ns: &Netns, dir: &Workdir, pins: &Pins, conf: &Path) -> Result<Node> {
         Ok(match which {
             Impl::Ours => Node::Ours(Keepalived::start_in(ns, &pins.0, dir, conf)?),
             // -P: VRRP only; -R: a killed VRRP child stays dead (a crash, not a respawn).

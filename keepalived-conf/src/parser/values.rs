@@ -384,6 +384,37 @@ pub fn split_quoted_escaped_bytes(b: &[u8]) -> Result<Vec<Vec<u8>>, QuotedError>
     Ok(out)
 }
 
+/// inet_aton(3): one to four parts (decimal, 0octal or 0xhex), the last filling the rest.
+pub(crate) fn inet_aton(s: &str) -> Option<u32> {
+    let parts: Vec<&str> = s.split('.').collect();
+    if parts.len() > 4 {
+        return None;
+    }
+    let nums: Vec<u64> = parts
+        .iter()
+        .map(|p| {
+            if let Some(h) = p.strip_prefix("0x").or(p.strip_prefix("0X")) {
+                u64::from_str_radix(h, 16).ok()
+            } else if p.len() > 1 && p.starts_with('0') {
+                u64::from_str_radix(&p[1..], 8).ok()
+            } else if !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()) {
+                p.parse().ok()
+            } else {
+                None
+            }
+        })
+        .collect::<Option<_>>()?;
+    let (last, head) = nums.split_last()?;
+    if head.iter().any(|&n| n > 255) || *last >= 1u64 << (8 * (4 - head.len())) {
+        return None;
+    }
+    let mut v = 0u64;
+    for (i, n) in head.iter().enumerate() {
+        v |= n << (24 - 8 * i);
+    }
+    Some((v | last) as u32)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -454,35 +485,4 @@ mod tests {
         assert_eq!(words("/bin/x 'a b' \"c\\td\""), ["/bin/x", "a b", "c\td"]);
         assert_eq!(words("a\\x41 \\101"), ["aA", "A"]);
     }
-}
-
-/// inet_aton(3): one to four parts (decimal, 0octal or 0xhex), the last filling the rest.
-pub(crate) fn inet_aton(s: &str) -> Option<u32> {
-    let parts: Vec<&str> = s.split('.').collect();
-    if parts.len() > 4 {
-        return None;
-    }
-    let nums: Vec<u64> = parts
-        .iter()
-        .map(|p| {
-            if let Some(h) = p.strip_prefix("0x").or(p.strip_prefix("0X")) {
-                u64::from_str_radix(h, 16).ok()
-            } else if p.len() > 1 && p.starts_with('0') {
-                u64::from_str_radix(&p[1..], 8).ok()
-            } else if !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()) {
-                p.parse().ok()
-            } else {
-                None
-            }
-        })
-        .collect::<Option<_>>()?;
-    let (last, head) = nums.split_last()?;
-    if head.iter().any(|&n| n > 255) || *last >= 1u64 << (8 * (4 - head.len())) {
-        return None;
-    }
-    let mut v = 0u64;
-    for (i, n) in head.iter().enumerate() {
-        v |= n << (24 - 8 * i);
-    }
-    Some((v | last) as u32)
 }
