@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # One-time (idempotent) machine setup for building and testing xlvs.
 # Fast when everything is already there: every step checks before it acts.
-#   - apt packages the tests and benchmarks drive (iproute2, ethtool, nginx, wrk, nftables, keepalived, ...)
+#   - apt packages the tests and benchmarks drive (iproute2, ethtool, nginx, wrk, nftables, keepalived, trafgen from netsniff-ng, ...)
 #   - the pinned nightly for the eBPF build, with rust-src, linked as toolchain "xlvs-ebpf"
 #   - bpf-linker built against exactly that nightly's libLLVM (plus the soname symlink it needs at run time)
 #   - crate prefetch (host crates and the -Z build-std crates of the eBPF build)
@@ -12,7 +12,7 @@ EBPF_NIGHTLY_DATE=2026-05-19          # the eBPF toolchain: bpf-linker is bound 
 EBPF_TOOLCHAIN=xlvs-ebpf              # name the build uses (ebpf toolchain pin, see dataplane/build.rs)
 BPF_LINKER_VERSION=0.13.0
 APT_PACKAGES=(iproute2 ethtool tcpdump nginx-light wrk nftables iptables keepalived curl procps psmisc bpftool python3 openssl
-  prometheus binutils systemd dpkg-dev util-linux build-essential frr bird2)
+  prometheus binutils systemd dpkg-dev util-linux build-essential frr bird2 netsniff-ng)
 
 log() { printf '[setup] %s\n' "$*"; }
 

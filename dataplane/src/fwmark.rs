@@ -343,6 +343,15 @@ pub(crate) fn publish(
         .filter_map(|k| k.ok())
         .filter(|k| !compiled.contains_key(&(k.data(), k.prefix_len())))
         .collect();
+    // Ports newly covered lose their "free" bit before the classifier can mark their packets;
+    // ports no longer covered get it back last.
+    let (free_old, free_new) = (free_ports(old), free_ports(new));
+    let both: Vec<_> = free_old
+        .iter()
+        .zip(&free_new)
+        .map(|(a, b)| std::array::from_fn(|i| a[i] & b[i]))
+        .collect();
+    write_free_ports(maps, &free_old, &both)?;
     for ((prefix, plen), value) in &compiled {
         let key = aya::maps::lpm_trie::Key::new(*plen, *prefix);
         maps.fwmark_class
@@ -359,12 +368,48 @@ pub(crate) fn publish(
             .remove(&r.key())
             .map_err(|e| err("delete FWMARK_RULES", e))?;
     }
+    write_free_ports(maps, &both, &free_new)?;
     for (key, svc) in later {
         maps.services
             .insert(key, svc, 0)
             .map_err(|e| err("write SERVICES", e))?;
     }
     Ok(changed)
+}
+
+type PortWords = [u32; c::FWMARK_PORT_WORDS as usize];
+
+/// FWMARK_PORTS_FREE of a rule set: a bit set for every (protocol, destination port) no rule
+/// covers (see `ebpf_common::fwmark_port_bit`).
+fn free_ports(rules: &[FwmarkRule]) -> Vec<PortWords> {
+    let mut v = vec![[u32::MAX; c::FWMARK_PORT_WORDS as usize]; c::FWMARK_PORT_ENTRIES as usize];
+    for r in rules {
+        let udp = r.proto == Protocol::Udp;
+        for port in r.port_lo..=r.port_hi {
+            let (entry, word, bit) = c::fwmark_port_bit(udp, port);
+            v[entry as usize][word as usize] &= !(1 << bit);
+        }
+    }
+    v
+}
+
+/// Writes the entries of FWMARK_PORTS_FREE that differ between `from` and `to`. The map of a
+/// program that has none written yet holds zeros (no port free), whatever `from` says: the
+/// first publication writes every entry.
+fn write_free_ports(maps: &mut Maps, from: &[PortWords], to: &[PortWords]) -> Result<()> {
+    for (i, (a, b)) in from.iter().zip(to).enumerate() {
+        let current = maps
+            .fwmark_ports_free
+            .get(&(i as u32), 0)
+            .map_err(|e| err("read FWMARK_PORTS_FREE", e))?;
+        if a == b && current == *b {
+            continue;
+        }
+        maps.fwmark_ports_free
+            .set(i as u32, b, 0)
+            .map_err(|e| err("write FWMARK_PORTS_FREE", e))?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -449,6 +494,32 @@ mod tests {
         let many: Vec<_> = (0..17).map(|i| rule(1, "198.18.9.0", 24, (i, i))).collect();
         let e = check(&[], &many).unwrap_err();
         assert!(e.message.contains("198.18.9.0/24 (tcp)"), "{}", e.message);
+    }
+
+    #[test]
+    fn ports_no_rule_covers_are_free_per_protocol() {
+        let free = free_ports(&[
+            rule(1, "198.18.0.0", 16, (80, 80)),
+            rule(2, "198.18.5.0", 24, (8000, 8100)),
+        ]);
+        let is_free = |udp: bool, port: u16| {
+            let (e, w, b) = c::fwmark_port_bit(udp, port);
+            free[e as usize][w as usize] >> b & 1 != 0
+        };
+        for port in [80, 8000, 8050, 8100] {
+            assert!(!is_free(false, port), "tcp {port}");
+        }
+        for port in [0, 22, 79, 81, 7999, 8101, 65535] {
+            assert!(is_free(false, port), "tcp {port}");
+        }
+        // The rules are TCP ones: every UDP port is free.
+        assert!((0..=65535u16).all(|p| is_free(true, p)));
+        // No rule: everything is free.
+        assert!(
+            free_ports(&[])
+                .iter()
+                .all(|e| e.iter().all(|w| *w == u32::MAX))
+        );
     }
 
     #[test]

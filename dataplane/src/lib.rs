@@ -31,6 +31,7 @@ pub mod model;
 pub mod neigh;
 mod pins;
 mod pool;
+pub mod rundir;
 pub mod sched;
 mod shared;
 pub mod stats;

@@ -29,7 +29,7 @@ use crate::maps::Maps;
 /// The XDP object built by build.rs.
 static PROGRAM_OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/xlvs-xdp"));
 /// Name of the XDP function in the object.
-const PROGRAM_NAME: &str = "xlvs";
+const PROGRAM_NAME: &str = ebpf_common::PROG_MAIN;
 /// bpffs magic (statfs f_type).
 const BPF_FS_MAGIC: i64 = 0xcafe4a11;
 
@@ -190,7 +190,8 @@ fn load_retrying(prog: &mut Xdp) -> std::result::Result<(), aya::programs::Progr
 /// Loads the programs the main one tail-calls and puts them in this version's JUMP array, where
 /// the kernel keeps them alive.
 fn install_tail_calls(ebpf: &mut aya::Ebpf) -> Result<()> {
-    for (slot, name) in ebpf_common::TAIL_CALLS {
+    for stage in ebpf_common::Stage::ALL {
+        let (slot, name) = (stage.slot(), stage.name());
         let prog: &mut Xdp = ebpf
             .program_mut(name)
             .ok_or_else(|| Error::Unavailable(format!("object has no {name} program")))?
@@ -478,12 +479,21 @@ pub fn program_status(dir: &Path) -> Result<ProgramStatus> {
     })
 }
 
-/// Every program of the data plane (the main one and each tail-call stage) with what the
-/// verifier reported, in `ebpf_common::TAIL_CALLS` order after the main program.
+/// The verifier's limit on processed instructions per program.
+pub const VERIFIER_LIMIT: u32 = 1_000_000;
+
+/// The pin of the running version's tail-call array (`JUMP_<id>` of the pinned program).
+pub fn running_jump_pin(dir: &Path) -> Result<PathBuf> {
+    Ok(jump_pin(dir, program_status(dir)?.id))
+}
+
+/// Every program of the data plane (the main one and each tail-call stage installed in the
+/// running version's tail-call array) with what the verifier reported, in the order a packet
+/// meets them (`ebpf_common::Stage::ALL`); a stage whose slot is empty is left out.
 pub fn programs_status(dir: &Path) -> Result<Vec<(String, ProgramStatus)>> {
     let main = program_status(dir)?;
     let path = jump_pin(dir, main.id);
-    let mut out = vec![(ebpf_common::PROG_MAIN.to_string(), main)];
+    let mut out = vec![(ebpf_common::Stage::Main.name().to_string(), main)];
     let jump = aya::maps::MapData::from_pin(&path).map_err(|e| {
         Error::Unavailable(format!(
             "cannot open the pinned tail-call table {}: {e}",
@@ -493,12 +503,12 @@ pub fn programs_status(dir: &Path) -> Result<Vec<(String, ProgramStatus)>> {
     use std::os::fd::{AsFd, AsRawFd};
     let fd = jump.fd().as_fd().as_raw_fd();
     let mut ids = Vec::new();
-    for (slot, name) in ebpf_common::TAIL_CALLS {
-        if name == ebpf_common::PROG_MAIN {
+    for stage in ebpf_common::Stage::ALL {
+        if stage == ebpf_common::Stage::Main {
             continue;
         }
-        if let Some(id) = prog_array_id(fd, slot) {
-            ids.push((name, id));
+        if let Some(id) = prog_array_id(fd, stage.slot()) {
+            ids.push((stage.name(), id));
         }
     }
     let mut infos: std::collections::HashMap<u32, ProgramStatus> = aya::programs::loaded_programs()

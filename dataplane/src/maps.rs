@@ -41,6 +41,7 @@ pub struct Maps {
     pub lblc: HashMap<MapData, LblcKey, Lblc>,
     pub fwmark_class: LpmTrie<MapData, FwmarkPrefix, FwmarkRules>,
     pub fwmark_rules: HashMap<MapData, FwmarkRuleKey, u32>,
+    pub fwmark_ports_free: Array<MapData, [u32; ebpf_common::FWMARK_PORT_WORDS as usize]>,
 }
 
 fn open(dir: &Path, name: &str, wrap: fn(MapData) -> Map) -> Result<Map> {
@@ -90,6 +91,7 @@ impl Maps {
             lblc: m!(names::LBLC, LruHashMap),
             fwmark_class: m!(names::FWMARK_CLASS, LpmTrie),
             fwmark_rules: m!(names::FWMARK_RULES, HashMap),
+            fwmark_ports_free: m!(names::FWMARK_PORTS_FREE, Array),
         })
     }
 }

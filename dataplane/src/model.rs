@@ -436,6 +436,12 @@ pub struct PathSettings {
     /// reach a real server. The data of that segment is dropped (XDP cannot hold it) and the
     /// client sends it again after its retransmission timeout. Default off.
     pub synproxy_defer: bool,
+    /// IPVS' `net.ipv4.vs.sloppy_tcp`: a TCP segment that belongs to no connection (other than
+    /// a RST) is scheduled like a SYN instead of dropped. With `mh` or `sh` and the same
+    /// services on every director of an ECMP cluster, DR and TUN connections then survive the
+    /// loss of their director: the router sends them to another one, which picks the same
+    /// real. Default off, as in IPVS.
+    pub sloppy_tcp: bool,
     /// What a full connection table does with a new connection (see [`crate::fill`]). Default
     /// evict.
     pub table_full: crate::fill::TableFull,
@@ -448,6 +454,7 @@ impl Default for PathSettings {
             frag_drop: false,
             no_service_drop: false,
             synproxy_defer: false,
+            sloppy_tcp: false,
             table_full: crate::fill::TableFull::Evict,
         }
     }

@@ -519,7 +519,7 @@ fn member_seed(d: &Dest) -> u64 {
 /// Direct routing (and tunnels) forward packets still addressed to the VIP, which the kernel
 /// cannot forward for us while the real server's MAC is unknown: have it resolved now. FULLNAT
 /// packets come from a local address, which the kernel refuses to forward (martian source).
-fn resolve_next_hop(d: &DestConfig) {
+pub(crate) fn resolve_next_hop(d: &DestConfig) {
     if matches!(
         d.forward,
         Forward::Route | Forward::Tunnel | Forward::FullNat
@@ -880,6 +880,7 @@ pub fn path_settings(maps: &Maps) -> Result<PathSettings> {
         frag_drop: on(c::config::FRAG_DROP)?,
         no_service_drop: on(c::config::NO_SERVICE_DROP)?,
         synproxy_defer: on(c::config::SYNPROXY_DEFER)?,
+        sloppy_tcp: on(c::config::SLOPPY_TCP)?,
         table_full: maps.conn_fill.policy(),
     })
 }
@@ -890,6 +891,7 @@ pub fn set_path_settings(maps: &mut Maps, p: &PathSettings) -> Result<()> {
         (c::config::FRAG_DROP, p.frag_drop),
         (c::config::NO_SERVICE_DROP, p.no_service_drop),
         (c::config::SYNPROXY_DEFER, p.synproxy_defer),
+        (c::config::SLOPPY_TCP, p.sloppy_tcp),
     ] {
         maps.config
             .set(index, on as u32, 0)

@@ -270,6 +270,7 @@ pub fn run(opts: &crate::Options, stop: &dyn Fn() -> bool) -> Result<()> {
         return Ok(());
     };
     let mut dp = crate::Dataplane::open(opts)?;
+    let mut no_neigh = 0;
     while !stop() {
         if !crate::loader::is_loaded(&opts.pin_dir) {
             log::info!("{} is gone: timers stop", opts.pin_dir.display());
@@ -281,7 +282,28 @@ pub fn run(opts: &crate::Options, stop: &dyn Fn() -> bool) -> Result<()> {
             Ok(_) => {}
             Err(e) => log::warn!("timers: {e}"),
         }
+        refresh_neighbours(&mut dp, &mut no_neigh);
         std::thread::sleep(PERIOD);
     }
     Ok(())
+}
+
+/// Neighbour entries go when a link flaps (and expire unused), and a DR, tunnel or FULLNAT
+/// packet cannot be handed to the kernel to resolve one: when the packet path dropped packets
+/// for want of a neighbour since the last tick, have the kernel resolve the next hop of every
+/// such real again (only those without a usable entry are asked).
+fn refresh_neighbours(dp: &mut crate::Dataplane, seen: &mut u64) {
+    let Ok(counters) = dp.counters() else { return };
+    let now = counters
+        .get(c::counter::DROP_NO_NEIGH as usize)
+        .copied()
+        .unwrap_or(0);
+    if now == *seen {
+        return;
+    }
+    *seen = now;
+    let Ok(services) = dp.services() else { return };
+    for d in services.iter().flat_map(|s| &s.dests) {
+        crate::tables::resolve_next_hop(&d.config);
+    }
 }

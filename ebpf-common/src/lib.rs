@@ -6,6 +6,9 @@
 //! the packet); an IPv4 address uses word 0 and leaves the rest zero. Ports are network order too.
 #![no_std]
 
+pub mod csum;
+pub mod tcp_state;
+
 // ---------------------------------------------------------------------------------------------
 // Limits
 // ---------------------------------------------------------------------------------------------
@@ -32,69 +35,77 @@ pub const MAX_PORTS: u32 = 256;
 pub const DEFAULT_PIN_DIR: &str = "/sys/fs/bpf/xlvs";
 /// Slots of the JUMP program array (tail calls).
 pub const JUMP_SLOTS: u32 = 16;
-/// JUMP slot of the ICMP-error program.
-pub const JUMP_ICMP: u32 = 0;
-/// Name of the ICMP-error program in the object.
-pub const PROG_ICMP: &str = "xlvs_icmp";
-/// JUMP slot of the TOA program (FULLNAT: client address option inserted into a segment).
-pub const JUMP_TOA: u32 = 1;
-pub const PROG_TOA: &str = "xlvs_toa";
-/// JUMP slot of the SYNPROXY program (cookie SYN-ACKs, cookie checks, the real's handshake).
-pub const JUMP_SYNPROXY: u32 = 2;
-pub const PROG_SYNPROXY: &str = "xlvs_synproxy";
-/// JUMP slot of the main program itself (SYNPROXY hands it the SYN it made to open a connection).
-pub const JUMP_MAIN: u32 = 3;
-pub const PROG_MAIN: &str = "xlvs";
-/// JUMP slot of the connection-count scheduler program (lc, wlc, sed, nq, ovf, lblc, lblcr and
-/// every scheduler of a service with thresholds): it scans the service's destinations.
-pub const JUMP_SCHED: u32 = 4;
-pub const PROG_SCHED: &str = "xlvs_sched";
-/// JUMP slot of the new-connection stage (service lookup, scheduling, entries), so the main
-/// program keeps the established paths only.
-pub const JUMP_NEW: u32 = 5;
-pub const PROG_NEW: &str = "xlvs_new";
-/// JUMP slot of the ICMPv6-error program (reached from the ICMP one).
-pub const JUMP_ICMP6: u32 = 6;
-pub const PROG_ICMP6: &str = "xlvs_icmp6";
-/// JUMP slot of SYNPROXY's per-segment translation (established proxied connections).
-pub const JUMP_SEQADJ: u32 = 7;
-pub const PROG_SEQADJ: &str = "xlvs_seqadj";
-/// JUMP slot of the IPv6 SYNPROXY program (the IPv4 one's code for IPv6 headers: one program
-/// for both families would not fit the verifier's limits).
-pub const JUMP_SYNPROXY6: u32 = 10;
-pub const PROG_SYNPROXY6: &str = "xlvs_synproxy6";
-/// JUMP slot of the tunnel program (IPIP/GUE/GRE encapsulation, both families, and the ICMP
-/// "too big" answer when the encapsulated packet would not fit).
-pub const JUMP_TUNNEL: u32 = 8;
-pub const PROG_TUNNEL: &str = "xlvs_tunnel";
-/// JUMP slot of the program that forwards a connection's first packet to its real server (and
-/// SYNPROXY's SYN towards it), with the connection left in the per-CPU scratch entry: the
-/// programs that open connections keep their stack and verifier budget for that.
-pub const JUMP_FWD: u32 = 11;
-pub const PROG_FWD: &str = "xlvs_fwd";
-/// JUMP slot of the fragment program (first fragments recorded, later ones follow them).
-pub const JUMP_FRAG: u32 = 9;
-pub const PROG_FRAG: &str = "xlvs_frag";
-/// JUMP slot of the program that answers a TCP segment of no (or an orphaned) connection with
-/// a RST.
-pub const JUMP_RESET: u32 = 12;
-pub const PROG_RESET: &str = "xlvs_reset";
-/// Every tail-call target: (JUMP slot, program name), installed by the loader.
-pub const TAIL_CALLS: [(u32, &str); 13] = [
-    (JUMP_ICMP, PROG_ICMP),
-    (JUMP_TOA, PROG_TOA),
-    (JUMP_SYNPROXY, PROG_SYNPROXY),
-    (JUMP_MAIN, PROG_MAIN),
-    (JUMP_SCHED, PROG_SCHED),
-    (JUMP_NEW, PROG_NEW),
-    (JUMP_ICMP6, PROG_ICMP6),
-    (JUMP_SEQADJ, PROG_SEQADJ),
-    (JUMP_TUNNEL, PROG_TUNNEL),
-    (JUMP_FWD, PROG_FWD),
-    (JUMP_FRAG, PROG_FRAG),
-    (JUMP_SYNPROXY6, PROG_SYNPROXY6),
-    (JUMP_RESET, PROG_RESET),
-];
+
+/// Declares the stages once: each one's JUMP slot and program name. [`Stage::ALL`] lists them
+/// (the loader installs every one), the packet path jumps with [`Stage::slot`].
+macro_rules! stages {
+    ($($(#[$doc:meta])* $variant:ident = $slot:literal, $name:literal;)*) => {
+        /// A program of the packet path that is reached by tail call (the JUMP slot is the
+        /// discriminant). Declared in the order a packet meets them.
+        #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+        #[repr(u32)]
+        pub enum Stage {
+            $($(#[$doc])* $variant = $slot,)*
+        }
+
+        impl Stage {
+            /// Every stage, in the order a packet meets them.
+            pub const ALL: [Stage; [$($slot),*].len()] = [$(Stage::$variant),*];
+
+            /// Its slot in the JUMP program array.
+            #[inline(always)]
+            pub const fn slot(self) -> u32 {
+                self as u32
+            }
+
+            /// Its program's name in the object (the `#[xdp]` function).
+            pub const fn name(self) -> &'static str {
+                match self {
+                    $(Stage::$variant => $name,)*
+                }
+            }
+        }
+    };
+}
+
+stages! {
+    /// The attached program: parse, connection lookup, established paths. A slot of its own
+    /// too: SYNPROXY's opening SYN and recorded first fragments come back to it.
+    Main = 3, "xlvs";
+    /// IP fragments: first fragments recorded (then back to `Main`), later ones follow them.
+    Frag = 9, "xlvs_frag";
+    /// A packet that may open a connection: service lookup, flood policies, scheduling, entries.
+    New = 5, "xlvs_new";
+    /// The scan schedulers (lc, wlc, sed, nq, ovf, lblc, lblcr, and every scheduler of a
+    /// service with thresholds): a walk over the service's destinations; back to `New`.
+    Sched = 4, "xlvs_sched";
+    /// SYNPROXY for IPv4: cookie SYN-ACKs, cookie checks, the real's handshake.
+    Synproxy = 2, "xlvs_synproxy";
+    /// SYNPROXY for IPv6 (the same code for IPv6 headers: one program for both families would
+    /// not fit the verifier's limits).
+    Synproxy6 = 10, "xlvs_synproxy6";
+    /// A connection's first packet (or SYNPROXY's SYN) forwarded to its real server, with the
+    /// connection handed over: the programs that open connections keep their stack and
+    /// verifier budget for that.
+    Fwd = 11, "xlvs_fwd";
+    /// FULLNAT: the client address option inserted into a client segment.
+    Toa = 1, "xlvs_toa";
+    /// SYNPROXY's per-segment translation (established proxied connections).
+    Seqadj = 7, "xlvs_seqadj";
+    /// Tunnel encapsulation (IPIP/GUE/GRE, both families) and the ICMP "too big" answer.
+    Tunnel = 8, "xlvs_tunnel";
+    /// ICMP errors about connections.
+    Icmp = 0, "xlvs_icmp";
+    /// ICMPv6 errors about connections (reached from `Icmp`).
+    Icmp6 = 6, "xlvs_icmp6";
+    /// A TCP segment of no connection (or of an orphaned entry) answered with a RST
+    /// (reached from `Main` and `New`).
+    Reset = 12, "xlvs_reset";
+}
+
+/// The attached program's name (also [`Stage::Main`]'s).
+pub const PROG_MAIN: &str = Stage::Main.name();
+
 /// MSS SYNPROXY announces in its SYN to the real server (the client's own MSS is only encoded
 /// in the cookie, which cannot be decoded without the kernel's secret).
 pub const SYNPROXY_MSS: u16 = 1460;
@@ -238,123 +249,146 @@ pub const fn laddr_slot(svc_id: u32, index: u32) -> u32 {
     svc_id * MAX_LADDRS_PER_SERVICE + index
 }
 
-/// Global counters ([`COUNTERS`] per-CPU array index).
-pub mod counter {
+/// Declares the global counters once: index (stable: the pinned COUNTERS map outlives builds),
+/// the name `xlvs status` prints, and what it counts. Listed in the order `xlvs status` shows.
+macro_rules! counters {
+    ($($(#[$doc:meta])* $name:ident = $index:literal, $text:literal;)*) => {
+        /// Global counters ([`maps::COUNTERS`] per-CPU array index).
+        pub mod counter {
+            $($(#[$doc])* pub const $name: u32 = $index;)*
+            /// (index, name) of every counter, in display order.
+            pub const NAMES: [(u32, &str); [$($index),*].len()] = [$(($name, $text)),*];
+            /// Number of counters (entries of COUNTERS).
+            pub const COUNT: u32 = {
+                let mut max = 0;
+                let mut i = 0;
+                while i < NAMES.len() {
+                    if NAMES[i].0 > max {
+                        max = NAMES[i].0;
+                    }
+                    i += 1;
+                }
+                max + 1
+            };
+        }
+    };
+}
+
+counters! {
     /// Not IPv4/IPv6, or not a VIP: handed to the kernel untouched.
-    pub const PASS_NOT_VIP: u32 = 0;
+    PASS_NOT_VIP = 0, "pass_not_vip";
     /// Could not be parsed (truncated, bad header): handed to the kernel, never forwarded.
-    pub const PASS_MALFORMED: u32 = 1;
+    PASS_MALFORMED = 1, "pass_malformed";
     /// IP fragments handed to the kernel: not addressed to a VIP or a known connection.
-    pub const PASS_FRAGMENT: u32 = 2;
-    /// TCP to a VIP without a session and without SYN: dropped.
-    pub const DROP_NO_SESSION: u32 = 3;
-    /// A service with no available destination (all weight 0 or none): dropped.
-    pub const DROP_NO_DEST: u32 = 4;
-    /// New connection entries created.
-    pub const CONN_NEW: u32 = 5;
-    /// Packets forwarded with XDP_TX (same interface).
-    pub const FWD_TX: u32 = 6;
-    /// Packets forwarded with a devmap redirect (other interface).
-    pub const FWD_REDIRECT: u32 = 7;
-    /// Rewritten packets handed to the kernel to forward (neighbour unknown, no route, ...).
-    pub const FWD_KERNEL: u32 = 8;
-    /// Session-table inserts that failed (should stay 0: LRU evicts instead).
-    pub const CONN_INSERT_FAIL: u32 = 9;
-    /// Next-hop lookups in the FIB (cache misses and refreshes).
-    pub const FIB_LOOKUP: u32 = 10;
-    /// IPv6 packets with extension headers we do not walk (more than four, routing with
-    /// segments left, AH and other unknown ones): handed to the kernel.
-    pub const PASS_IPV6_EXT: u32 = 11;
-    /// TTL would reach 0: handed to the kernel so it answers with ICMP time exceeded.
-    pub const PASS_TTL: u32 = 12;
-    /// Packets of a forwarding method or layout the path cannot handle (an unknown method; a
-    /// tunnel checksum it cannot compute, see tunnel.rs): dropped rather than forwarded wrong.
-    pub const DROP_UNSUPPORTED: u32 = 13;
-    /// Packets handed to the local stack for a `Local` destination.
-    pub const PASS_LOCAL: u32 = 14;
-    /// Direct-routing packets whose real server's MAC is not known yet: dropped (see forward.rs).
-    pub const DROP_NO_NEIGH: u32 = 15;
-    /// ICMP errors about a connection, translated and forwarded to the other side.
-    pub const ICMP_TRANSLATED: u32 = 16;
-    /// Internal: the parser found an ICMPv4 message (not a counter that is ever incremented).
-    pub const ICMP_CANDIDATE: u32 = 17;
-    /// Tunnelled packets that would exceed the path MTU once encapsulated: dropped (and
-    /// answered with ICMP when they forbid fragmentation, see ICMP_TOO_BIG_SENT).
-    pub const DROP_TOO_BIG: u32 = 18;
-    /// Packets encapsulated (IPIP, GUE, GRE; either family) towards tunnel real servers.
-    pub const FWD_TUNNEL: u32 = 19;
-    /// New FULLNAT connection to a service without local addresses (`ipvsadm -P`): dropped.
-    pub const DROP_NO_LADDR: u32 = 20;
-    /// New FULLNAT connection for which no free (local address, port) was found: dropped
-    /// (the local-address pool is exhausted towards that real server; see `ipvsadm -G`).
-    pub const DROP_LADDR_EXHAUSTED: u32 = 21;
-    /// TOA options inserted (client address handed to the real server, FULLNAT).
-    pub const TOA_ADDED: u32 = 22;
-    /// TOA could not be inserted (no room in the TCP header, IP options, packet too big).
-    pub const TOA_SKIPPED: u32 = 23;
-    /// Fragments addressed to a VIP, dropped by policy (`config::FRAG_DROP`).
-    pub const DROP_FRAGMENT: u32 = 24;
-    /// TCP/UDP to a VIP address on a port without a service, dropped by policy
-    /// (`config::NO_SERVICE_DROP`).
-    pub const DROP_NO_SERVICE: u32 = 25;
-    /// SYNPROXY: SYN answered with a cookie SYN-ACK (XDP_TX).
-    pub const SYNPROXY_COOKIE_SENT: u32 = 26;
-    /// SYNPROXY: ACK whose cookie did not check out (or that acknowledged nothing of ours): dropped.
-    pub const SYNPROXY_BAD_COOKIE: u32 = 27;
-    /// SYNPROXY: valid cookie ACK, connection opened with a SYN to the real server.
-    pub const SYNPROXY_OPENED: u32 = 28;
-    /// SYNPROXY: the real server's SYN-ACK answered with our ACK; sequence delta recorded.
-    pub const SYNPROXY_ESTABLISHED: u32 = 29;
-    /// SYNPROXY: client segment while the real server has not answered: SYN sent again.
-    pub const SYNPROXY_SYN_RESENT: u32 = 30;
-    /// New connection from a client on the service's deny list, or missing from its allow
-    /// list (DPVS blklst / whtlst): dropped.
-    pub const DROP_DENIED: u32 = 31;
-    /// Scan scheduler: the service has more available destinations than MAX_SCAN_DESTS (only
-    /// the first ones were considered).
-    pub const SCHED_SCAN_TRUNCATED: u32 = 32;
-    /// SYNPROXY: cookie SYN-ACK that offered window scaling/SACK/timestamps (the client sent
-    /// timestamps, so its options travel in our TSval).
-    pub const SYNPROXY_OPTIONS: u32 = 33;
-    /// SYNPROXY: segment with malformed TCP options (bad length, past the header): dropped.
-    pub const SYNPROXY_BAD_OPTIONS: u32 = 34;
-    /// SYNPROXY defer mode: valid cookie ACK without data, dropped (the real server's side
-    /// waits for the client's first data).
-    pub const SYNPROXY_DEFERRED: u32 = 35;
-    /// SYNPROXY: the real server answered our SYN with a bare ACK (a TIME_WAIT of an earlier
-    /// connection on the same addresses and ports refused it): answered with a RST that ends
-    /// that TIME_WAIT, so the SYN sent again (on the client's next segment) gets through.
-    pub const SYNPROXY_REAL_TW_RESET: u32 = 36;
-    /// Tunnelled packets too big for the path once encapsulated, answered with ICMP
-    /// "fragmentation needed" / ICMPv6 "packet too big" (also counted in DROP_TOO_BIG).
-    pub const ICMP_TOO_BIG_SENT: u32 = 37;
+    PASS_FRAGMENT = 2, "pass_fragment";
     /// First fragments (offset 0) of a connection's datagram (or of a new connection's),
     /// recorded so that the later fragments follow them (see frag.rs in the eBPF crate).
-    pub const FRAG_FIRST: u32 = 38;
+    FRAG_FIRST = 38, "frag_first";
     /// Later fragments forwarded like their first fragment (same rewrite and next hop).
-    pub const FRAG_FORWARDED: u32 = 39;
+    FRAG_FORWARDED = 39, "frag_forwarded";
     /// Later fragments to a VIP whose first fragment was not seen (out of order, expired, or a
     /// one-packet-scheduling service): handed to the kernel (or dropped by `FRAG_DROP`,
     /// counted in `DROP_FRAGMENT` then).
-    pub const FRAG_UNTRACKED: u32 = 40;
+    FRAG_UNTRACKED = 40, "frag_untracked";
     /// Fragments of a connection whose handling cannot work on fragments (SYNPROXY
     /// handshake): handed to the kernel (or dropped by `FRAG_DROP`).
-    pub const FRAG_REFUSED: u32 = 41;
+    FRAG_REFUSED = 41, "frag_refused";
     /// Tunnelled IPv4 packets without DF too big for the tunnel's MTU, encapsulated and handed
     /// to the kernel to forward and fragment (IPVS fragments them; XDP sends one packet).
-    pub const TUN_KERNEL_FRAG: u32 = 42;
+    TUN_KERNEL_FRAG = 42, "tun_kernel_frag";
     /// Packets the kernel would drop as invalid, addressed to a VIP or a connection: an IPv4
     /// header whose checksum is wrong, an IPv6 UDP datagram without a checksum (mandatory in
     /// IPv6). Dropped: never forwarded, no connection opened.
-    pub const DROP_INVALID: u32 = 43;
+    DROP_INVALID = 43, "drop_invalid";
     /// New connections refused because the connection table is full and the table-full
     /// policy is `refuse` (see [`super::ConnFill`]).
-    pub const DROP_TABLE_FULL: u32 = 44;
+    DROP_TABLE_FULL = 44, "drop_table_full";
     /// TCP segments of no known connection (an evicted or expired one, or stray traffic)
     /// answered with a RST, so neither end waits on a connection the director forgot.
-    pub const RST_SENT: u32 = 45;
-    /// Number of counters.
-    pub const COUNT: u32 = 46;
+    RST_SENT = 45, "rst_sent";
+    /// IPv6 packets with extension headers we do not walk (more than four, routing with
+    /// segments left, AH and other unknown ones): handed to the kernel.
+    PASS_IPV6_EXT = 11, "pass_ipv6_ext";
+    /// TTL would reach 0: handed to the kernel so it answers with ICMP time exceeded.
+    PASS_TTL = 12, "pass_ttl";
+    /// A tail call into another stage failed (its program missing from the JUMP array: a
+    /// loader fault, or a reload in progress): the packet was dropped, never half handled.
+    DROP_MISSED_TAIL_CALL = 17, "drop_missed_tail_call";
+    /// TCP to a VIP without a session and without SYN: dropped.
+    DROP_NO_SESSION = 3, "drop_no_session";
+    /// A service with no available destination (all weight 0 or none): dropped.
+    DROP_NO_DEST = 4, "drop_no_dest";
+    /// Packets of a forwarding method or layout the path cannot handle (an unknown method; a
+    /// tunnel checksum it cannot compute, see tunnel.rs): dropped rather than forwarded wrong.
+    DROP_UNSUPPORTED = 13, "drop_unsupported";
+    /// Packets handed to the local stack for a `Local` destination.
+    PASS_LOCAL = 14, "pass_local";
+    /// Direct-routing packets whose real server's MAC is not known yet: dropped (see forward.rs).
+    DROP_NO_NEIGH = 15, "drop_no_neigh";
+    /// ICMP errors about a connection, translated and forwarded to the other side.
+    ICMP_TRANSLATED = 16, "icmp_translated";
+    /// Tunnelled packets that would exceed the path MTU once encapsulated: dropped (and
+    /// answered with ICMP when they forbid fragmentation, see ICMP_TOO_BIG_SENT).
+    DROP_TOO_BIG = 18, "drop_too_big";
+    /// Packets encapsulated (IPIP, GUE, GRE; either family) towards tunnel real servers.
+    FWD_TUNNEL = 19, "fwd_tunnel";
+    /// Tunnelled packets too big for the path once encapsulated, answered with ICMP
+    /// "fragmentation needed" / ICMPv6 "packet too big" (also counted in DROP_TOO_BIG).
+    ICMP_TOO_BIG_SENT = 37, "icmp_too_big_sent";
+    /// New FULLNAT connection to a service without local addresses (`ipvsadm -P`): dropped.
+    DROP_NO_LADDR = 20, "drop_no_laddr";
+    /// New FULLNAT connection for which no free (local address, port) was found: dropped
+    /// (the local-address pool is exhausted towards that real server; see `ipvsadm -G`).
+    DROP_LADDR_EXHAUSTED = 21, "drop_laddr_exhausted";
+    /// TOA options inserted (client address handed to the real server, FULLNAT).
+    TOA_ADDED = 22, "toa_added";
+    /// TOA could not be inserted (no room in the TCP header, IP options, packet too big).
+    TOA_SKIPPED = 23, "toa_skipped";
+    /// Fragments addressed to a VIP, dropped by policy (`config::FRAG_DROP`).
+    DROP_FRAGMENT = 24, "drop_fragment";
+    /// TCP/UDP to a VIP address on a port without a service, dropped by policy
+    /// (`config::NO_SERVICE_DROP`).
+    DROP_NO_SERVICE = 25, "drop_no_service";
+    /// New connection from a client on the service's deny list, or missing from its allow
+    /// list (DPVS blklst / whtlst): dropped.
+    DROP_DENIED = 31, "drop_denied";
+    /// Scan scheduler: the service has more available destinations than MAX_SCAN_DESTS (only
+    /// the first ones were considered).
+    SCHED_SCAN_TRUNCATED = 32, "sched_scan_truncated";
+    /// SYNPROXY: SYN answered with a cookie SYN-ACK (XDP_TX).
+    SYNPROXY_COOKIE_SENT = 26, "synproxy_cookie_sent";
+    /// SYNPROXY: ACK whose cookie did not check out (or that acknowledged nothing of ours): dropped.
+    SYNPROXY_BAD_COOKIE = 27, "synproxy_bad_cookie";
+    /// SYNPROXY: valid cookie ACK, connection opened with a SYN to the real server.
+    SYNPROXY_OPENED = 28, "synproxy_opened";
+    /// SYNPROXY: the real server's SYN-ACK answered with our ACK; sequence delta recorded.
+    SYNPROXY_ESTABLISHED = 29, "synproxy_established";
+    /// SYNPROXY: client segment while the real server has not answered: SYN sent again.
+    SYNPROXY_SYN_RESENT = 30, "synproxy_syn_resent";
+    /// SYNPROXY: cookie SYN-ACK that offered window scaling/SACK/timestamps (the client sent
+    /// timestamps, so its options travel in our TSval).
+    SYNPROXY_OPTIONS = 33, "synproxy_options";
+    /// SYNPROXY: segment with malformed TCP options (bad length, past the header): dropped.
+    SYNPROXY_BAD_OPTIONS = 34, "synproxy_bad_options";
+    /// SYNPROXY defer mode: valid cookie ACK without data, dropped (the real server's side
+    /// waits for the client's first data).
+    SYNPROXY_DEFERRED = 35, "synproxy_deferred";
+    /// SYNPROXY: the real server answered our SYN with a bare ACK (a TIME_WAIT of an earlier
+    /// connection on the same addresses and ports refused it): answered with a RST that ends
+    /// that TIME_WAIT, so the SYN sent again (on the client's next segment) gets through.
+    SYNPROXY_REAL_TW_RESET = 36, "synproxy_real_tw_reset";
+    /// New connection entries created.
+    CONN_NEW = 5, "conn_new";
+    /// Session-table inserts that failed (should stay 0: LRU evicts instead).
+    CONN_INSERT_FAIL = 9, "conn_insert_fail";
+    /// Next-hop lookups in the FIB (cache misses and refreshes).
+    FIB_LOOKUP = 10, "fib_lookup";
+    /// Packets forwarded with XDP_TX (same interface).
+    FWD_TX = 6, "fwd_tx";
+    /// Packets forwarded with a devmap redirect (other interface).
+    FWD_REDIRECT = 7, "fwd_redirect";
+    /// Rewritten packets handed to the kernel to forward (neighbour unknown, no route, ...).
+    FWD_KERNEL = 8, "fwd_kernel";
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -498,12 +532,7 @@ pub const SP_WSCALE: u8 = 0x4;
 /// permitted, bit 5 unused (the kernel's ECN bit: ECN is not negotiated), bits 6-7 (ours) the
 /// index of the client's MSS in [`SYNPROXY_MSS_TABLE`] (IPv6: [`SYNPROXY_MSS_TABLE6`]; the
 /// kernel's cookie MSS tables).
-pub mod synproxy_ts {
-    pub const BITS: u32 = 8;
-    pub const WSCALE_MASK: u32 = 0xf;
-    pub const SACK: u32 = 1 << 4;
-    pub const MSS_SHIFT: u32 = 6;
-}
+pub mod synproxy_ts;
 /// The kernel's IPv4 syncookie MSS table (`msstab`): the MSS a cookie can encode.
 pub const SYNPROXY_MSS_TABLE: [u16; 4] = [536, 1300, 1440, 1460];
 /// The kernel's IPv6 syncookie MSS table (net/ipv6/syncookies.c `msstab`: 1280, 1480, 1500
@@ -538,28 +567,27 @@ pub fn reply_key_of(client: &Conn, client_key: &FlowKey) -> FlowKey {
     }
 }
 
+/// The CLIENT entry's key of a connection whose REPLY entry `reply` matched a packet of
+/// protocol `proto` addressed to `dst`:`dport` (the client, or for FULLNAT the local address).
+#[inline(always)]
+pub fn client_key_at(reply: &Conn, proto: u8, dst: &[u32; 4], dport: u16) -> FlowKey {
+    let fullnat = reply.fwd == FWD_FULLNAT;
+    FlowKey {
+        src: if fullnat { reply.via_addr } else { *dst },
+        dst: reply.to_addr,
+        sport: if fullnat { reply.via_port } else { dport },
+        dport: reply.to_port,
+        proto,
+        af: reply.af,
+        _pad: [0; 2],
+    }
+}
+
 /// The CLIENT entry's key of a REPLY entry whose key is `reply_key` (the inverse of
 /// [`reply_key_of`]).
 #[inline(always)]
 pub fn client_key_of(reply: &Conn, reply_key: &FlowKey) -> FlowKey {
-    let fullnat = reply.fwd == FWD_FULLNAT;
-    FlowKey {
-        src: if fullnat {
-            reply.via_addr
-        } else {
-            reply_key.dst
-        },
-        dst: reply.to_addr,
-        sport: if fullnat {
-            reply.via_port
-        } else {
-            reply_key.dport
-        },
-        dport: reply.to_port,
-        proto: reply_key.proto,
-        af: reply.af,
-        _pad: [0; 2],
-    }
+    client_key_at(reply, reply_key.proto, &reply_key.dst, reply_key.dport)
 }
 
 /// Tunnel connections (FWD_TUNNEL, no REPLY entry, no local address) keep their destination's
@@ -751,6 +779,10 @@ pub mod config {
     /// Non-zero: SYNPROXY defer mode (alibaba `synproxy_defer`): a valid cookie ACK without
     /// data opens nothing; the real server's side is opened by the client's first data segment.
     pub const SYNPROXY_DEFER: u32 = 6;
+    /// Non-zero: IPVS' `sloppy_tcp`: a TCP segment without a connection (other than a RST)
+    /// is scheduled like a SYN, so a connection moved to this director mid-stream (ECMP
+    /// re-hash after another director failed) continues; 0: only a bare SYN opens one.
+    pub const SLOPPY_TCP: u32 = 7;
     pub const COUNT: u32 = 8;
 }
 
@@ -895,6 +927,24 @@ pub struct FwmarkRuleKey {
 /// Classifier rules over all prefixes (FWMARK_RULES), and prefixes (FWMARK_CLASS).
 pub const MAX_FWMARK_RULES: u32 = 4096;
 
+/// FWMARK_PORTS_FREE: for TCP then UDP, one bit per destination port, set when no classifier
+/// rule covers that port (at any address). While fwmark services exist, a packet to an address
+/// that is no VIP is asked to the classifier only when its port's bit is clear (all clear, as
+/// a new map is, means "ask"). Entries of [`FWMARK_PORT_WORDS`] words of 32 ports each.
+pub const FWMARK_PORT_WORDS: u32 = 64;
+/// Entries of FWMARK_PORTS_FREE: 65536 ports per protocol, two protocols.
+pub const FWMARK_PORT_ENTRIES: u32 = 2 * 65536 / (32 * FWMARK_PORT_WORDS);
+
+/// The FWMARK_PORTS_FREE entry and bit of a (protocol, host-order port): (entry, word, bit).
+#[inline(always)]
+pub const fn fwmark_port_bit(udp: bool, port: u16) -> (u32, u32, u32) {
+    let per_entry = 32 * FWMARK_PORT_WORDS;
+    let port = port as u32;
+    let entry = if udp { FWMARK_PORT_ENTRIES / 2 } else { 0 } + port / per_entry;
+    let in_entry = port % per_entry;
+    (entry, in_entry / 32, in_entry % 32)
+}
+
 /// EST key of a service id / destination id.
 pub const fn est_key_service(id: u32) -> u32 {
     id
@@ -913,115 +963,92 @@ pub mod meta {
     pub const COUNT: u32 = 4;
 }
 
-const _: () = assert!(core::mem::size_of::<ServiceMeta>() == 24);
-const _: () = assert!(core::mem::size_of::<PersistKey>() == 24);
-const _: () = assert!(core::mem::size_of::<Persist>() == 16);
-const _: () = assert!(core::mem::size_of::<ServiceKey>() == 20);
-const _: () = assert!(core::mem::size_of::<Service>() == 32);
-const _: () = assert!(core::mem::size_of::<Dest>() == 40);
-const _: () = assert!(core::mem::size_of::<FlowKey>() == 40);
-const _: () = assert!(core::mem::size_of::<Conn>() == 96);
-const _: () = assert!(core::mem::size_of::<NextHop>() == 24);
-const _: () = assert!(core::mem::size_of::<Stats>() == 40);
-const _: () = assert!(core::mem::size_of::<AclKey>() == 24);
-const _: () = assert!(core::mem::size_of::<DestConns>() == 32);
-const _: () = assert!(core::mem::size_of::<ConnFill>() == 32);
-const _: () = assert!(core::mem::size_of::<LblcKey>() == 24);
-const _: () = assert!(core::mem::size_of::<Lblc>() == 56);
-const _: () = assert!(core::mem::size_of::<FwmarkPrefix>() == 20);
-const _: () = assert!(core::mem::size_of::<FwmarkRules>() == 132);
-const _: () = assert!(core::mem::size_of::<FwmarkRuleKey>() == 28);
-
-/// Map names, shared so user space opens exactly what the program declares.
-pub mod maps {
-    pub const SERVICES: &str = "SERVICES";
-    pub const DESTS: &str = "DESTS";
-    pub const SCHED_TABLE: &str = "SCHED_TABLE";
-    pub const RR_POS: &str = "RR_POS";
-    pub const CONNS: &str = "CONNS";
-    pub const DEST_NH: &str = "DEST_NH";
-    pub const SVC_STATS: &str = "SVC_STATS";
-    pub const DEST_STATS: &str = "DEST_STATS";
-    pub const COUNTERS: &str = "COUNTERS";
-    pub const TIMEOUTS: &str = "TIMEOUTS";
-    pub const TX_PORTS: &str = "TX_PORTS";
-    pub const SVC_META: &str = "SVC_META";
-    pub const META: &str = "META";
-    pub const EST: &str = "EST";
-    pub const LADDRS: &str = "LADDRS";
-    pub const PERSIST: &str = "PERSIST";
-    pub const CONFIG: &str = "CONFIG";
-    /// The tail-call array. Not pinned by name: every loaded version of the program has its
-    /// own (pinned as `JUMP_<program id>`), so a packet's whole path runs one version.
-    pub const JUMP: &str = "JUMP";
-    pub const JUMP_PIN_PREFIX: &str = "JUMP_";
-    pub const LADDR_POOL: &str = "LADDR_POOL";
-    pub const LADDR_COUNT: &str = "LADDR_COUNT";
-    pub const VIPS: &str = "VIPS";
-    pub const ACL: &str = "ACL";
-    pub const ACL_STATE: &str = "ACL_STATE";
-    pub const DEST_CONNS: &str = "DEST_CONNS";
-    pub const LBLC: &str = "LBLC";
-    pub const FWMARK_CLASS: &str = "FWMARK_CLASS";
-    pub const FWMARK_RULES: &str = "FWMARK_RULES";
-    pub const CONN_FILL: &str = "CONN_FILL";
-    /// Every map the program pins by name, in one list for open/adopt/remove.
-    pub const ALL: [&str; 27] = [
-        SERVICES,
-        DESTS,
-        SCHED_TABLE,
-        RR_POS,
-        CONNS,
-        DEST_NH,
-        SVC_STATS,
-        DEST_STATS,
-        COUNTERS,
-        TIMEOUTS,
-        TX_PORTS,
-        SVC_META,
-        META,
-        EST,
-        LADDRS,
-        PERSIST,
-        CONFIG,
-        LADDR_POOL,
-        LADDR_COUNT,
-        VIPS,
-        ACL,
-        ACL_STATE,
-        DEST_CONNS,
-        LBLC,
-        FWMARK_CLASS,
-        FWMARK_RULES,
-        CONN_FILL,
-    ];
+/// Declares the pinned maps' names once (each is the name of the map's static in the XDP
+/// program, so user space opens exactly what the program declares).
+macro_rules! map_names {
+    ($($name:ident),* $(,)?) => {
+        /// Names of the pinned maps.
+        pub mod maps {
+            $(pub const $name: &str = stringify!($name);)*
+            /// Every map the program pins by name, in one list for open/adopt/remove.
+            pub const ALL: [&str; [$($name),*].len()] = [$($name),*];
+            /// The tail-call array. Not pinned by name: every loaded version of the program
+            /// has its own (pinned as `JUMP_<program id>`), so a packet's whole path runs one
+            /// version.
+            pub const JUMP: &str = "JUMP";
+            pub const JUMP_PIN_PREFIX: &str = "JUMP_";
+        }
+    };
 }
 
-#[cfg(feature = "user")]
-mod pod {
-    use super::*;
-    unsafe impl aya::Pod for ServiceKey {}
-    unsafe impl aya::Pod for Service {}
-    unsafe impl aya::Pod for Dest {}
-    unsafe impl aya::Pod for FlowKey {}
-    unsafe impl aya::Pod for Conn {}
-    unsafe impl aya::Pod for NextHop {}
-    unsafe impl aya::Pod for Stats {}
-    unsafe impl aya::Pod for ServiceMeta {}
-    unsafe impl aya::Pod for Estimate {}
-    unsafe impl aya::Pod for LaddrKey {}
-    unsafe impl aya::Pod for PersistKey {}
-    unsafe impl aya::Pod for Persist {}
-    unsafe impl aya::Pod for DestConns {}
-    unsafe impl aya::Pod for ConnFill {}
-    unsafe impl aya::Pod for LblcKey {}
-    unsafe impl aya::Pod for Lblc {}
-    unsafe impl aya::Pod for Laddr {}
-    unsafe impl aya::Pod for AclKey {}
-    unsafe impl aya::Pod for FwmarkPrefix {}
-    unsafe impl aya::Pod for FwmarkRules {}
-    unsafe impl aya::Pod for FwmarkRuleKey {}
+map_names! {
+    SERVICES,
+    DESTS,
+    SCHED_TABLE,
+    RR_POS,
+    CONNS,
+    DEST_NH,
+    SVC_STATS,
+    DEST_STATS,
+    COUNTERS,
+    TIMEOUTS,
+    TX_PORTS,
+    SVC_META,
+    META,
+    EST,
+    LADDRS,
+    PERSIST,
+    CONFIG,
+    LADDR_POOL,
+    LADDR_COUNT,
+    VIPS,
+    ACL,
+    ACL_STATE,
+    DEST_CONNS,
+    LBLC,
+    FWMARK_CLASS,
+    FWMARK_RULES,
+    CONN_FILL,
+    FWMARK_PORTS_FREE,
 }
+
+/// Declares the map keys and values shared with user space once: each one's size is checked
+/// at compile time (both sides agree byte for byte) and, for user space, it is `aya::Pod`.
+macro_rules! abi_types {
+    ($($ty:ident = $size:literal),* $(,)?) => {
+        $(const _: () = assert!(core::mem::size_of::<$ty>() == $size);)*
+        #[cfg(feature = "user")]
+        mod pod {
+            use super::*;
+            $(unsafe impl aya::Pod for $ty {})*
+        }
+    };
+}
+
+abi_types! {
+    ServiceKey = 20,
+    Service = 32,
+    Dest = 40,
+    FlowKey = 40,
+    Conn = 96,
+    NextHop = 24,
+    Stats = 40,
+    ServiceMeta = 24,
+    Estimate = 88,
+    LaddrKey = 24,
+    PersistKey = 24,
+    Persist = 16,
+    DestConns = 32,
+    ConnFill = 32,
+    LblcKey = 24,
+    Lblc = 56,
+    Laddr = 40,
+    AclKey = 24,
+    FwmarkPrefix = 20,
+    FwmarkRules = 132,
+    FwmarkRuleKey = 28,
+}
+
 // The packet path changes a connection's state with a compare-and-exchange on the aligned
 // 32-bit word that `state` opens (ebpf/src/state.rs `claim`).
 const _: () = assert!(core::mem::offset_of!(Conn, state) % 4 == 0);

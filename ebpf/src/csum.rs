@@ -1,26 +1,19 @@
-//! Incremental Internet checksum updates (RFC 1624). Values are the raw 16-bit words as they sit in
-//! the packet; one's-complement sums do not depend on byte order as long as every term uses the same.
+//! All checksum math of the packet path in one place: the pure arithmetic lives in
+//! `ebpf_common::csum` (unit-tested on the host); here what reads packet memory.
 
-#[inline(always)]
-fn fold(mut sum: u32) -> u16 {
-    sum = (sum & 0xffff) + (sum >> 16);
-    sum = (sum & 0xffff) + (sum >> 16);
-    sum as u16
-}
+pub use ebpf_common::csum::{
+    finish, fold, pseudo_header, replace2, replace4, replace16, sum_addr, sum_words,
+};
 
-/// Checksum after replacing the 16-bit word `old` with `new`.
+/// `sum` plus the one's-complement sum of `N` packet bytes at `p` (checked by the caller's
+/// `ptr_at`), read as native 16-bit words.
 #[inline(always)]
-pub fn replace2(check: u16, old: u16, new: u16) -> u16 {
-    !fold((!check as u32) + (!old as u32) + new as u32)
-}
-
-/// Checksum after replacing the 32-bit value `old` (e.g. an IPv4 address) with `new`.
-#[inline(always)]
-pub fn replace4(check: u16, old: u32, new: u32) -> u16 {
-    let sum = (!check as u32)
-        + (!(old as u16) as u32)
-        + (!((old >> 16) as u16) as u32)
-        + (new & 0xffff)
-        + (new >> 16);
-    !fold(sum)
+pub fn sum_at<const N: usize>(p: *mut [u8; N], mut sum: u32) -> u32 {
+    let p = p as *const u16;
+    let mut i = 0;
+    while i < N / 2 {
+        sum += unsafe { p.add(i).read_unaligned() } as u32;
+        i += 1;
+    }
+    sum
 }

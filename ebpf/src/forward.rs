@@ -1,4 +1,4 @@
-//! Stage 7: send a rewritten IPv4 packet on its way. The next hop comes from the kernel's FIB
+//! Send a rewritten packet on its way. The next hop comes from the kernel's FIB
 //! (`bpf_fib_lookup`), cached by the caller (a FIB lookup costs more than the rest of the path):
 //! out the same interface -> XDP_TX, another attached interface -> devmap redirect. When the FIB
 //! cannot answer (neighbour unknown, no route, interface not attached) the packet goes to the
@@ -10,11 +10,35 @@ use aya_ebpf::{
     programs::XdpContext,
 };
 use core::mem::size_of;
-use ebpf_common::{NH_MAX_AGE, NextHop, counter};
+use ebpf_common::{Conn, NH_MAX_AGE, NextHop, Stage, counter};
+
+use aya_ebpf::macros::map;
 
 use crate::csum;
 use crate::maps::{TX_PORTS, count};
 use crate::parse::{Packet, ptr_at};
+use crate::proto::{ETH_ALEN2, IP4_CHECK, IP4_TTL, IP6_HOPS};
+use crate::stage::{Handoff, Scratch, jump};
+
+/// The FIB lookup's parameters (larger than the stacks that call it have room for).
+#[map]
+static SCRATCH_FIB: Scratch<FibParams> = Scratch::new();
+
+/// The connection whose first packet (or SYNPROXY's SYN towards its real) `xlvs_fwd` sends:
+/// `to_real` with its rewrites and next-hop lookup does not fit beside the programs that open
+/// connections (stack, verifier budget).
+#[map]
+pub static FIRST_PACKET: Handoff<Conn> = Handoff::new();
+
+/// Hands the packet being handled to `xlvs_fwd`, with its connection in [`FIRST_PACKET`] and,
+/// when it is unchanged since it was parsed, `parsed`.
+#[inline(always)]
+pub fn first_packet(ctx: &XdpContext, parsed: Option<&Packet>) -> u32 {
+    match parsed {
+        Some(pkt) => crate::parse::jump_parsed(ctx, Stage::Fwd, pkt),
+        None => jump(ctx, Stage::Fwd),
+    }
+}
 
 /// A next-hop cache slot: a destination's entry in DEST_NH, or the one inside a REPLY entry.
 pub struct NhSlot<'a> {
@@ -94,12 +118,12 @@ pub fn send(
     }
     // Routed: decrement TTL / hop limit (the caller made sure it is > 1). Then the MACs.
     if hop == Hop::Routed && pkt.is_v6() {
-        if let Some(hop_limit) = ptr_at::<u8>(ctx, pkt.l3_off + 7) {
+        if let Some(hop_limit) = ptr_at::<u8>(ctx, pkt.l3_off + IP6_HOPS) {
             unsafe { *hop_limit = hop_limit.read().wrapping_sub(1) };
         }
     } else if hop == Hop::Routed
-        && let Some(ttl_proto) = ptr_at::<u16>(ctx, pkt.l3_off + 8)
-        && let Some(check) = ptr_at::<u16>(ctx, pkt.l3_off + 10)
+        && let Some(ttl_proto) = ptr_at::<u16>(ctx, pkt.l3_off + IP4_TTL)
+        && let Some(check) = ptr_at::<u16>(ctx, pkt.l3_off + IP4_CHECK)
     {
         unsafe {
             let old = ttl_proto.read_unaligned();
@@ -119,7 +143,7 @@ pub fn send(
 /// pointer LLVM may have kept around.
 #[inline(always)]
 pub fn emit(ctx: &XdpContext, ingress: u32, ifindex: u32, macs: [u8; 12]) -> u32 {
-    let Some(eth) = ptr_at::<[u8; 12]>(ctx, 0) else {
+    let Some(eth) = ptr_at::<[u8; ETH_ALEN2]>(ctx, 0) else {
         return xdp_action::XDP_PASS;
     };
     unsafe { eth.write_unaligned(macs) };
@@ -146,7 +170,7 @@ pub fn fib_out(
     tot_len: u16,
 ) -> Result<(u32, [u8; 12], [u32; 4]), i64> {
     count(counter::FIB_LOOKUP);
-    let fib: &mut FibParams = crate::maps::scratch(&crate::maps::SCRATCH_FIB).ok_or(-1i64)?;
+    let fib: &mut FibParams = SCRATCH_FIB.get().ok_or(-1i64)?;
     *fib = unsafe { core::mem::zeroed() };
     fib.family = af;
     fib.__bindgen_anon_1.tot_len = tot_len;
@@ -184,7 +208,7 @@ pub fn fib_out(
 pub fn path_mtu(ctx: &XdpContext, ingress: u32, af: u8, daddr: &[u32; 4]) -> Option<u32> {
     match fib_out(ctx, ingress, af, daddr, 0xffff) {
         Err(rc) if rc == aya_ebpf::bindings::BPF_FIB_LKUP_RET_FRAG_NEEDED as i64 => {
-            let fib: &mut FibParams = crate::maps::scratch(&crate::maps::SCRATCH_FIB)?;
+            let fib: &mut FibParams = SCRATCH_FIB.get()?;
             Some(unsafe { fib.__bindgen_anon_1.mtu_result } as u32)
         }
         _ => None,
@@ -198,7 +222,7 @@ const BPF_FIB_LOOKUP_SRC: u32 = 16;
 #[inline(always)]
 fn fib(ctx: &XdpContext, pkt: &Packet, flow: &Flow, ingress: u32) -> Option<(u32, [u8; 12])> {
     count(counter::FIB_LOOKUP);
-    let fib: &mut FibParams = crate::maps::scratch(&crate::maps::SCRATCH_FIB)?;
+    let fib: &mut FibParams = SCRATCH_FIB.get()?;
     *fib = unsafe { core::mem::zeroed() };
     fib.family = pkt.af;
     fib.l4_protocol = pkt.proto;

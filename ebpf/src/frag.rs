@@ -1,4 +1,4 @@
-//! IP fragments, both families (program `xlvs_frag`, JUMP slot `JUMP_FRAG`, tail-called by the
+//! IP fragments, both families (program `xlvs_frag`, `Stage::Frag`, tail-called by the
 //! main program for fragments only, so its cost and stack stay off the unfragmented path).
 //!
 //! The VIP is a local address: a fragment handed to the kernel is reassembled and delivered to
@@ -32,11 +32,28 @@ use ebpf_common::{
 
 use crate::csum;
 use crate::forward::{self, Flow, Hop, NhSlot};
-use crate::maps::{
-    CONNS, DEST_NH, DEST_STATS, FRAG_MARK, FRAGS, JUMP, JUMP_MAIN, SCRATCH_FRAG, SVC_STATS, count,
-    scratch,
-};
+use aya_ebpf::{macros::map, maps::LruHashMap};
+use ebpf_common::Stage;
+
+use crate::maps::{CONNS, DEST_NH, DEST_STATS, SVC_STATS, count, is_vip, setting};
 use crate::parse::{self, Fragment, Packet, ptr_at};
+use crate::proto::{IP4_CHECK, addr_offs};
+use crate::stage::{Handoff, Scratch, jump};
+
+/// (af, proto, source, destination, IP id) of a datagram whose first fragment was seen -> the
+/// ports of its flow, so its later fragments find the same connection. Small, LRU and not
+/// pinned: an entry matters for a few seconds only.
+#[map]
+static FRAGS: LruHashMap<FragKey, FragFlow> = LruHashMap::with_max_entries(MAX_FRAGS, 0);
+
+/// Set when a recorded first fragment is handed to the main program (which would otherwise
+/// send it back here).
+#[map]
+static FRAG_MARK: Handoff<u32> = Handoff::new();
+
+/// The fragment being handled and its FRAGS key (no stack room).
+#[map]
+static SCRATCH_FRAG: Scratch<FragKey> = Scratch::new();
 
 /// Datagrams whose first fragment is remembered at once.
 pub const MAX_FRAGS: u32 = 16384;
@@ -73,20 +90,14 @@ pub struct FragFlow {
 /// The main program's side: this first fragment was recorded here already (consumes the mark).
 #[inline(always)]
 pub fn recorded() -> bool {
-    match scratch(&FRAG_MARK) {
-        Some(m) if *m != 0 => {
-            *m = 0;
-            true
-        }
-        _ => false,
-    }
+    FRAG_MARK.take().is_some()
 }
 
 /// A fragment we do not forward: the kernel's, or dropped when it is addressed to a VIP and
 /// the policy says so.
 #[inline(always)]
 pub fn refuse(af: u8, dst: &[u32; 4], reason: u32) -> u32 {
-    if crate::policy(config::FRAG_DROP) && crate::is_vip(af, dst) {
+    if setting(config::FRAG_DROP) && is_vip(af, dst) {
         count(counter::DROP_FRAGMENT);
         return xdp_action::XDP_DROP;
     }
@@ -104,7 +115,7 @@ pub fn handle(ctx: &XdpContext, now: u64) -> u32 {
             return xdp_action::XDP_PASS;
         }
     };
-    let Some(key) = scratch(&SCRATCH_FRAG) else {
+    let Some(key) = SCRATCH_FRAG.get() else {
         return xdp_action::XDP_PASS;
     };
     *key = FragKey {
@@ -132,13 +143,13 @@ fn first(ctx: &XdpContext, f: &Fragment, key: &FragKey, now: u64) -> u32 {
             return xdp_action::XDP_PASS;
         }
     };
-    let flow = crate::flow_of(&pkt);
+    let flow = pkt.flow();
     match unsafe { CONNS.get(&flow) } {
         Some(c) if c.flags & CONN_F_SYNPROXY != 0 => {
             return refuse(f.af, &f.dst, counter::FRAG_REFUSED);
         }
         Some(_) => {}
-        None if !crate::is_vip(pkt.af, &pkt.dst) && !crate::policy(config::FWMARK_SERVICES) => {
+        None if !is_vip(pkt.af, &pkt.dst) && !setting(config::FWMARK_SERVICES) => {
             // Not ours (the host's own traffic): no record.
             count(counter::PASS_FRAGMENT);
             return xdp_action::XDP_PASS;
@@ -155,15 +166,12 @@ fn first(ctx: &XdpContext, f: &Fragment, key: &FragKey, now: u64) -> u32 {
     if FRAGS.insert(key, &rec, 0).is_ok() {
         count(counter::FRAG_FIRST);
     }
-    if let Some(m) = scratch(&FRAG_MARK) {
+    if let Some(m) = FRAG_MARK.put() {
         *m = 1;
     }
-    unsafe { JUMP.tail_call(ctx, JUMP_MAIN) };
-    if let Some(m) = scratch(&FRAG_MARK) {
-        *m = 0;
-    }
-    count(counter::PASS_FRAGMENT);
-    xdp_action::XDP_PASS
+    let verdict = jump(ctx, Stage::Main);
+    FRAG_MARK.cancel();
+    verdict
 }
 
 /// A later fragment: the treatment its first fragment got, from the connection entry.
@@ -222,7 +230,7 @@ fn later(ctx: &XdpContext, f: &Fragment, key: &FragKey, now: u64) -> u32 {
 /// Counter for a later fragment without a record: ours (to a VIP) or the host's.
 #[inline(always)]
 fn untracked_reason(f: &Fragment) -> u32 {
-    if crate::is_vip(f.af, &f.dst) {
+    if is_vip(f.af, &f.dst) {
         counter::FRAG_UNTRACKED
     } else {
         counter::PASS_FRAGMENT
@@ -293,15 +301,20 @@ fn to_client(ctx: &XdpContext, pkt: &Packet, entry: &mut Conn, now: u64) -> u32 
 #[inline(always)]
 fn set_addr(ctx: &XdpContext, pkt: &Packet, src: bool, addr: &[u32; 4]) {
     if pkt.is_v6() {
-        let off = pkt.l3_off + if src { 8 } else { 24 };
+        let (s_off, d_off) = addr_offs(true);
+        let off = pkt.l3_off + if src { s_off } else { d_off };
         if let Some(p) = ptr_at::<[u32; 4]>(ctx, off) {
             unsafe { p.write_unaligned(*addr) };
         }
         return;
     }
     let old = if src { pkt.src[0] } else { pkt.dst[0] };
-    let off = pkt.l3_off + if src { 12 } else { 16 };
-    if let (Some(p), Some(check)) = (ptr_at::<u32>(ctx, off), ptr_at::<u16>(ctx, pkt.l3_off + 10)) {
+    let (s_off, d_off) = addr_offs(false);
+    let off = pkt.l3_off + if src { s_off } else { d_off };
+    if let (Some(p), Some(check)) = (
+        ptr_at::<u32>(ctx, off),
+        ptr_at::<u16>(ctx, pkt.l3_off + IP4_CHECK),
+    ) {
         unsafe {
             p.write_unaligned(addr[0]);
             check.write_unaligned(csum::replace4(check.read_unaligned(), old, addr[0]));

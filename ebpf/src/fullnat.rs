@@ -15,9 +15,19 @@ use ebpf_common::{
     LaddrKey, MAX_LADDRS_PER_SERVICE, config, counter, laddr_slot,
 };
 
-use crate::maps::{
-    CONFIG, CONNS, LADDR_COUNT, LADDR_POOL, LADDRS, PORT_CURSOR, SCRATCH_KEY, SCRATCH_KEY2, scratch,
-};
+use aya_ebpf::macros::map;
+
+use crate::maps::{CONFIG, CONNS, LADDR_COUNT, LADDR_POOL, LADDRS};
+use crate::stage::Scratch;
+
+/// This CPU's allocation cursor (walks its slice of the port range over the pool).
+#[map]
+static PORT_CURSOR: Scratch<u32> = Scratch::new();
+/// The candidate REPLY key, and the CLIENT key of an entry being reclaimed (no stack room).
+#[map]
+static SCRATCH_KEY: Scratch<FlowKey> = Scratch::new();
+#[map]
+static SCRATCH_KEY2: Scratch<FlowKey> = Scratch::new();
 
 /// Binds a local address and port for a new connection and inserts both entries.
 /// `client` is the CLIENT entry (to = rip:rport; its `via` is filled in here), `reply` scratch
@@ -35,10 +45,9 @@ pub fn open(flow: &FlowKey, client: &mut Conn, reply: &mut Conn) -> Result<(), u
     let slice = (FNAT_PORT_COUNT / ncpus).max(1);
     let cpu = unsafe { bpf_get_smp_processor_id() } % ncpus;
     let base = FNAT_PORT_MIN + cpu * slice;
-    let Some(cursor) = PORT_CURSOR.get_ptr_mut(0) else {
+    let Some(cursor) = PORT_CURSOR.get() else {
         return Err(counter::DROP_LADDR_EXHAUSTED);
     };
-    let cursor = unsafe { &mut *cursor };
 
     // The REPLY entry: rip:rport -> lip:lport becomes vip:vport -> cip:cport.
     *reply = *client;
@@ -52,7 +61,7 @@ pub fn open(flow: &FlowKey, client: &mut Conn, reply: &mut Conn) -> Result<(), u
     reply.timeout = 0;
     reply.last_seen = 0;
     // Keys live in per-CPU scratch: the main program's stack is nearly full.
-    let (Some(key), Some(old_key)) = (scratch(&SCRATCH_KEY), scratch(&SCRATCH_KEY2)) else {
+    let (Some(key), Some(old_key)) = (SCRATCH_KEY.get(), SCRATCH_KEY2.get()) else {
         return Err(counter::DROP_LADDR_EXHAUSTED);
     };
     *key = FlowKey {

@@ -23,7 +23,10 @@ use ebpf_common::{
 use crate::csum;
 use crate::forward::{self, Flow, Hop, NhSlot};
 use crate::maps::{CONNS, DEST_NH, count};
-use crate::parse::{self, ETH_P_IP, ETH_P_IPV6, Packet, ptr_at};
+use crate::parse::{self, Packet, ptr_at};
+use crate::proto::{ETH_P_IP, ETH_P_IPV6};
+use crate::stage::jump;
+use ebpf_common::Stage;
 
 const ICMP_DEST_UNREACH: u8 = 3;
 const ICMP_TIME_EXCEEDED: u8 = 11;
@@ -50,8 +53,7 @@ fn try_handle(ctx: &XdpContext, now: u64) -> Option<u32> {
     let (l3, ethertype) = parse::l3(ctx).ok()?;
     if ethertype == ETH_P_IPV6 {
         // Its own program: both families' frames do not fit one stack.
-        unsafe { crate::maps::JUMP.tail_call(ctx, crate::maps::JUMP_ICMP6) };
-        return None;
+        return Some(jump(ctx, Stage::Icmp6));
     }
     if ethertype != ETH_P_IP || rd::<u8>(ctx, l3)? != 0x45 {
         return None;
@@ -99,6 +101,12 @@ fn try_handle(ctx: &XdpContext, now: u64) -> Option<u32> {
         tcp_hdr_len: 0,
         frag: 0,
     };
+    if parse::invalid(ctx, &outer) {
+        // About a connection, but the kernel would drop it (ip_rcv): translated, the wrong
+        // header checksum would travel on with it.
+        count(counter::DROP_INVALID);
+        return Some(xdp_action::XDP_DROP);
+    }
     if outer.ttl <= 1 {
         return None;
     }

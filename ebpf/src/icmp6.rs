@@ -7,7 +7,7 @@
 //! else goes to the kernel (neighbour discovery never comes here: the parser lets only error
 //! types through).
 
-use aya_ebpf::{bindings::xdp_action, programs::XdpContext};
+use aya_ebpf::programs::XdpContext;
 use ebpf_common::{
     AF_INET6, CONN_F_REPLY, Conn, FWD_DROUTE, FWD_FULLNAT, FWD_MASQ, FlowKey, IPPROTO_TCP,
     IPPROTO_UDP, counter, nh_stamp,
@@ -15,10 +15,17 @@ use ebpf_common::{
 
 use crate::csum;
 use crate::forward::{self, Flow, Hop, NhSlot};
-use crate::maps::{CONNS, DEST_NH, SCRATCH_KEY, count, scratch};
+use crate::proto::IPPROTO_ICMPV6;
+use aya_ebpf::macros::map;
+
+use crate::maps::{CONNS, DEST_NH, count};
+use crate::stage::Scratch;
+
+/// The quoted packet's connection key (this program's stack has no room for it).
+#[map]
+static ICMP6_KEY: Scratch<FlowKey> = Scratch::new();
 use crate::parse::{Packet, ptr_at};
 
-pub const IPPROTO_ICMPV6: u8 = 58;
 const IPV6_HLEN: usize = 40;
 
 /// ICMPv6 error types (RFC 4443): destination unreachable, packet too big, time exceeded,
@@ -53,7 +60,7 @@ pub fn handle(ctx: &XdpContext, l3: usize, now: u64) -> Option<u32> {
     }
     // The quoted packet went one way; its connection entry is keyed the other way. (The key
     // lives in per-CPU scratch: this program's stack has no room for it.)
-    let key = scratch(&SCRATCH_KEY)?;
+    let key = ICMP6_KEY.get()?;
     *key = FlowKey {
         src: rd::<[u32; 4]>(ctx, inner + 24)?,
         dst: rd::<[u32; 4]>(ctx, inner + 8)?,
@@ -183,16 +190,6 @@ fn unshift_quoted_seq(ctx: &XdpContext, icmp: usize, delta: u32) -> Option<()> {
     Some(())
 }
 
-/// The ICMPv6 checksum after a 16-byte address in what it covers went from `old` to `new`.
-#[inline(always)]
-fn fold_address(check: u16, old: &[u32; 4], new: &[u32; 4]) -> u16 {
-    let mut c = check;
-    for i in 0..4 {
-        c = csum::replace4(c, old[i], new[i]);
-    }
-    c
-}
-
 /// Replaces the outer address at `off` (8 source, 24 destination): in the pseudo-header, so
 /// the ICMPv6 checksum changes with it.
 #[inline(always)]
@@ -202,7 +199,7 @@ fn rewrite_outer(ctx: &XdpContext, outer: &Packet, off: usize, addr: &[u32; 4]) 
     unsafe {
         let old = a.read_unaligned();
         a.write_unaligned(*addr);
-        check.write_unaligned(fold_address(check.read_unaligned(), &old, addr));
+        check.write_unaligned(csum::replace16(check.read_unaligned(), &old, addr));
     }
     Some(())
 }
@@ -226,7 +223,7 @@ fn rewrite_quoted(
         let (old_a, old_p) = (a.read_unaligned(), p.read_unaligned());
         a.write_unaligned(*addr);
         p.write_unaligned(port);
-        let c = fold_address(check.read_unaligned(), &old_a, addr);
+        let c = csum::replace16(check.read_unaligned(), &old_a, addr);
         check.write_unaligned(csum::replace2(c, old_p, port));
     }
     Some(())

@@ -1,6 +1,7 @@
-//! Every map of the data plane, in one place: what it holds and who writes it.
-//! All but the scratch maps and JUMP are pinned by name under the pin directory, so they outlive
-//! any process and a reloaded program adopts them. Layouts live in `ebpf-common`.
+//! The pinned maps: the ABI between the packet path and user space (layouts and names in
+//! `ebpf-common`), what each holds and who writes it. All but JUMP are pinned by name under the
+//! pin directory, so they outlive any process and a reloaded program adopts them. Scratch space
+//! and hand-offs between stages live with the module that owns them.
 
 use aya_ebpf::{
     macros::map,
@@ -77,6 +78,24 @@ pub fn count(index: u32) {
     }
 }
 
+/// Whether a setting of user space's (`CONFIG[index]`, `ebpf_common::config`) is on.
+#[inline(always)]
+pub fn setting(index: u32) -> bool {
+    CONFIG.get(index).copied().unwrap_or(0) != 0
+}
+
+/// Whether `addr` is the address of some service (any port or protocol).
+#[inline(always)]
+pub fn is_vip(af: u8, addr: &[u32; 4]) -> bool {
+    let key = ServiceKey {
+        addr: *addr,
+        port: 0,
+        proto: 0,
+        af,
+    };
+    unsafe { VIPS.get(&key) }.is_some()
+}
+
 /// User-space-only metadata of a service that IPVS keeps but the packet path never needs
 /// (persistence-engine name, alibaba est_timeout). Declared here so it is created and pinned with
 /// the rest and survives every process.
@@ -108,23 +127,6 @@ pub static PERSIST: LruHashMap<ebpf_common::PersistKey, ebpf_common::Persist> =
 #[map]
 pub static CONFIG: Array<u32> = Array::pinned(ebpf_common::config::COUNT, 0);
 
-/// Per-CPU scratch space for the packet path's larger temporaries (the BPF stack is 512 bytes
-/// for the whole call chain): the FIB lookup parameters and the connection
-/// entry being created, one map each so borrows never alias. Not pinned: nothing in them lives
-/// beyond one packet (XDP runs to completion on a CPU).
-#[map]
-pub static SCRATCH_FIB: PerCpuArray<aya_ebpf::bindings::bpf_fib_lookup> =
-    PerCpuArray::with_max_entries(1, 0);
-#[map]
-pub static SCRATCH_CONN: PerCpuArray<Conn> = PerCpuArray::with_max_entries(1, 0);
-#[map]
-pub static SCRATCH_REPLY: PerCpuArray<Conn> = PerCpuArray::with_max_entries(1, 0);
-/// FULLNAT: the candidate REPLY key, and the CLIENT key of an entry being reclaimed.
-#[map]
-pub static SCRATCH_KEY: PerCpuArray<FlowKey> = PerCpuArray::with_max_entries(1, 0);
-#[map]
-pub static SCRATCH_KEY2: PerCpuArray<FlowKey> = PerCpuArray::with_max_entries(1, 0);
-
 /// FULLNAT local-address pools: slot `ebpf_common::laddr_slot(svc_id, i)` holds the i-th local
 /// address of a service (its LADDRS key). Written by user space, which publishes a grown pool by
 /// writing the new slot before raising LADDR_COUNT, and a shrunk one the other way round.
@@ -150,10 +152,6 @@ pub static ACL_STATE: Array<u32> = Array::pinned(MAX_SERVICES, 0);
 #[map]
 pub static LADDR_COUNT: Array<u32> = Array::pinned(MAX_SERVICES, 0);
 
-/// This CPU's FULLNAT allocation cursor (walks its slice of the port range over the pool).
-#[map]
-pub static PORT_CURSOR: PerCpuArray<u32> = PerCpuArray::with_max_entries(1, 0);
-
 /// IPVS' activeconns/inactconns and overload flag per destination (index = destination id),
 /// kept with atomic adds here and by user space (through a shared mapping: BPF_F_MMAPABLE) when
 /// connections expire. Read by the scan schedulers (`sched_scan.rs`) and thresholds.
@@ -167,49 +165,12 @@ const BPF_F_MMAPABLE: u32 = 1 << 10;
 pub static LBLC: LruHashMap<ebpf_common::LblcKey, ebpf_common::Lblc> =
     LruHashMap::pinned(ebpf_common::MAX_LBLC, 0);
 
-/// The scan schedulers' best destination so far (see sched_scan.rs on why not a local).
-#[map]
-pub static SCRATCH_LOAD: PerCpuArray<crate::sched_scan::Load> = PerCpuArray::with_max_entries(1, 0);
-
-/// The scan scheduler's pick, handed back to the main program (see sched_scan.rs).
-#[map]
-pub static SCHED_PICK: PerCpuArray<crate::sched::PickMarker> = PerCpuArray::with_max_entries(1, 0);
-
-/// This CPU's slot of a scratch map (always present: one-entry per-CPU arrays).
-#[inline(always)]
-pub fn scratch<T>(map: &'static PerCpuArray<T>) -> Option<&'static mut T> {
-    map.get_ptr_mut(0).map(|p| unsafe { &mut *p })
-}
-
 /// Tail-call targets: programs of the same object that run with a stack of their own. Filled
 /// by user space when the program is loaded. One array per loaded version (not pinned by name:
 /// user space pins each as `JUMP_<program id>`), so a reload never mixes the stages of two
 /// versions in one packet's path.
 #[map]
 pub static JUMP: ProgramArray = ProgramArray::with_max_entries(ebpf_common::JUMP_SLOTS, 0);
-pub const JUMP_ICMP: u32 = ebpf_common::JUMP_ICMP;
-pub const JUMP_TOA: u32 = ebpf_common::JUMP_TOA;
-pub const JUMP_SYNPROXY: u32 = ebpf_common::JUMP_SYNPROXY;
-pub const JUMP_MAIN: u32 = ebpf_common::JUMP_MAIN;
-pub const JUMP_SCHED: u32 = ebpf_common::JUMP_SCHED;
-pub const JUMP_NEW: u32 = ebpf_common::JUMP_NEW;
-pub const JUMP_ICMP6: u32 = ebpf_common::JUMP_ICMP6;
-pub const JUMP_SEQADJ: u32 = ebpf_common::JUMP_SEQADJ;
-pub const JUMP_SYNPROXY6: u32 = ebpf_common::JUMP_SYNPROXY6;
-pub const JUMP_RESET: u32 = ebpf_common::JUMP_RESET;
-
-/// SYNPROXY: the TCP options of the segment being handled (see tcpopt.rs).
-#[map]
-pub static SCRATCH_OPTS: PerCpuArray<crate::tcpopt::Opts> = PerCpuArray::with_max_entries(1, 0);
-
-/// SYNPROXY: the TCP options of a packet being made (the IPv6 program's stack has no room).
-#[map]
-pub static SCRATCH_SP_OPTS: PerCpuArray<[u8; 32]> = PerCpuArray::with_max_entries(1, 0);
-
-/// SYNPROXY: the SYN made from a valid cookie ACK, handed to the main program (see synproxy.rs).
-#[map]
-pub static SYNPROXY_OPEN: PerCpuArray<crate::synproxy::OpenMarker> =
-    PerCpuArray::with_max_entries(1, 0);
 
 /// fwmark classifier: (af, proto, destination prefix) -> the port ranges and marks that apply
 /// (`ebpf_common::FwmarkRules`; see fwmark.rs). Written by user space (`xlvs fwmark`).
@@ -224,45 +185,9 @@ pub static FWMARK_CLASS: aya_ebpf::maps::LpmTrie<
 pub static FWMARK_RULES: HashMap<ebpf_common::FwmarkRuleKey, u32> =
     HashMap::pinned(ebpf_common::MAX_FWMARK_RULES, 0);
 
-/// The classifier's lookup key (the main program's stack has no room for it).
+/// fwmark classifier: destination ports no rule covers (`ebpf_common::fwmark_port_bit`), so
+/// traffic to other addresses on those ports passes without a classifier lookup. Written by
+/// user space with the classifier.
 #[map]
-pub static SCRATCH_FWMARK: PerCpuArray<aya_ebpf::maps::lpm_trie::Key<ebpf_common::FwmarkPrefix>> =
-    PerCpuArray::with_max_entries(1, 0);
-pub const JUMP_TUNNEL: u32 = ebpf_common::JUMP_TUNNEL;
-pub const JUMP_FWD: u32 = ebpf_common::JUMP_FWD;
-
-/// The addresses and ports a packet leaves with (`forward::send`), off the main stack.
-#[map]
-pub static SCRATCH_FLOW: PerCpuArray<crate::forward::Flow> = PerCpuArray::with_max_entries(1, 0);
-
-/// Tunnels: next hop, our source address and the path MTU towards each tunnel real server
-/// (by destination id), cached by `xlvs_tunnel` alone: an entry is trusted only for the address
-/// it was looked up for and for ~1 s, so user space never has to reset it. Not pinned.
-#[map]
-pub static TUN_NH: LruHashMap<u32, crate::tunnel::TunHop> = LruHashMap::with_max_entries(65536, 0);
-
-/// Tunnels: what the main program hands `xlvs_tunnel` about the packet's connection.
-#[map]
-pub static TUN_JOB: PerCpuArray<crate::tunnel::Job> = PerCpuArray::with_max_entries(1, 0);
-
-/// Fragments: (af, proto, source, destination, IP id) of a datagram whose first fragment was
-/// seen -> the ports of its flow, so its later fragments find the same connection (frag.rs).
-/// Small, LRU and not pinned: an entry matters for a few seconds only.
-#[map]
-pub static FRAGS: LruHashMap<crate::frag::FragKey, crate::frag::FragFlow> =
-    LruHashMap::with_max_entries(crate::frag::MAX_FRAGS, 0);
-pub const JUMP_FRAG: u32 = ebpf_common::JUMP_FRAG;
-
-/// Set by `xlvs_frag` when it hands a recorded first fragment to the main program (which
-/// would otherwise send it back); see frag.rs.
-#[map]
-pub static FRAG_MARK: PerCpuArray<u32> = PerCpuArray::with_max_entries(1, 0);
-
-/// The fragment being handled and its FRAGS key (per CPU: stack room; see frag.rs).
-#[map]
-pub static SCRATCH_FRAG: PerCpuArray<crate::frag::FragKey> = PerCpuArray::with_max_entries(1, 0);
-
-/// The IPv6 extension-header walk's result, stored and read back so the verifier sees one
-/// unknown value instead of one exact value per way the walk can end (see parse.rs).
-#[map]
-pub static SCRATCH_WALK: PerCpuArray<u64> = PerCpuArray::with_max_entries(1, 0);
+pub static FWMARK_PORTS_FREE: Array<[u32; ebpf_common::FWMARK_PORT_WORDS as usize]> =
+    Array::pinned(ebpf_common::FWMARK_PORT_ENTRIES, 0);

@@ -3,10 +3,13 @@
 //! (IP and L4 checksums) and IPv6 (L4 checksum only; its pseudo-header holds both addresses).
 
 use aya_ebpf::programs::XdpContext;
-use ebpf_common::IPPROTO_UDP;
 
 use crate::csum;
 use crate::parse::{Packet, ptr_at};
+use crate::proto::{
+    IP4_CHECK, IP4_DADDR, IP4_SADDR, IP6_DADDR, IP6_SADDR, IPPROTO_UDP, TCP_DPORT, TCP_SPORT,
+    l4_check_off,
+};
 
 /// Which end of the packet to rewrite.
 #[derive(Clone, Copy)]
@@ -20,11 +23,12 @@ pub enum End {
 #[inline(always)]
 pub fn rewrite(ctx: &XdpContext, pkt: &Packet, end: End, addr: &[u32; 4], port: u16) -> bool {
     let (old_addr, old_port, port_off) = match end {
-        End::Source => (&pkt.src, pkt.sport, 0),
-        End::Destination => (&pkt.dst, pkt.dport, 2),
+        // TCP and UDP ports sit at the same offsets.
+        End::Source => (&pkt.src, pkt.sport, TCP_SPORT),
+        End::Destination => (&pkt.dst, pkt.dport, TCP_DPORT),
     };
     let udp = pkt.proto == IPPROTO_UDP;
-    let l4_check_off = if udp { 6 } else { 16 };
+    let l4_check_off = l4_check_off(pkt.proto);
     let (Some(l4_port), Some(l4_check)) = (
         ptr_at::<u16>(ctx, pkt.l4_off + port_off),
         ptr_at::<u16>(ctx, pkt.l4_off + l4_check_off),
@@ -35,24 +39,22 @@ pub fn rewrite(ctx: &XdpContext, pkt: &Packet, end: End, addr: &[u32; 4], port: 
     let mut new_check = csum::replace2(check, old_port, port);
     if pkt.is_v6() {
         let off = match end {
-            End::Source => 8,
-            End::Destination => 24,
+            End::Source => IP6_SADDR,
+            End::Destination => IP6_DADDR,
         };
         let Some(ip_addr) = ptr_at::<[u32; 4]>(ctx, pkt.l3_off + off) else {
             return false;
         };
-        for i in 0..4 {
-            new_check = csum::replace4(new_check, old_addr[i], addr[i]);
-        }
+        new_check = csum::replace16(new_check, old_addr, addr);
         unsafe { ip_addr.write_unaligned(*addr) };
     } else {
         let off = match end {
-            End::Source => 12,
-            End::Destination => 16,
+            End::Source => IP4_SADDR,
+            End::Destination => IP4_DADDR,
         };
         let (Some(ip_addr), Some(ip_check)) = (
             ptr_at::<u32>(ctx, pkt.l3_off + off),
-            ptr_at::<u16>(ctx, pkt.l3_off + 10),
+            ptr_at::<u16>(ctx, pkt.l3_off + IP4_CHECK),
         ) else {
             return false;
         };

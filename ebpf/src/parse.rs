@@ -5,23 +5,62 @@
 //! the kernel). A first fragment (offset 0, it carries the ports) parses like any packet, marked
 //! `frag`; later fragments are refused here (`PASS_FRAGMENT`) and handled by `frag.rs`.
 
-use aya_ebpf::programs::XdpContext;
+use aya_ebpf::{macros::map, programs::XdpContext};
 use core::mem::size_of;
-use ebpf_common::{AF_INET, AF_INET6, IPPROTO_ICMP, IPPROTO_TCP, IPPROTO_UDP, counter};
+use ebpf_common::{FlowKey, counter};
 
-pub const ETH_HLEN: usize = 14;
-pub const ETH_P_IP: u16 = 0x0800;
-pub const ETH_P_IPV6: u16 = 0x86DD;
-const ETH_P_8021Q: u16 = 0x8100;
-const ETH_P_8021AD: u16 = 0x88A8;
+use crate::proto::*;
+use crate::stage::{Handoff, Scratch, jump};
 
-pub const TCP_FIN: u8 = 0x01;
-pub const TCP_SYN: u8 = 0x02;
-pub const TCP_RST: u8 = 0x04;
-pub const TCP_ACK: u8 = 0x10;
+/// The IPv6 extension-header walk's result, stored and read back so the verifier sees one
+/// unknown value instead of one exact value per way the walk can end (see `ipv6_ext`).
+#[map]
+static SCRATCH_WALK: Scratch<u64> = Scratch::new();
+
+/// The parsed packet, handed to the stage jumped to (see [`jump_parsed`], [`handed_or`]): a
+/// packet is parsed once on its way through the stages, not once per stage.
+#[map]
+static PARSED: Handoff<Packet> = Handoff::new();
+
+/// Continues in `stage` with `pkt` (the packet as it is now, unchanged since it was parsed)
+/// handed over; returns only if the tail call failed, the hand-over then withdrawn so no
+/// other packet finds it.
+#[inline(always)]
+pub fn jump_parsed(ctx: &XdpContext, stage: ebpf_common::Stage, pkt: &Packet) -> u32 {
+    if let Some(slot) = PARSED.put() {
+        *slot = *pkt;
+    }
+    let verdict = jump(ctx, stage);
+    PARSED.cancel();
+    verdict
+}
+
+/// The packet handed over by the stage that jumped here, or `parse` of it.
+#[inline(always)]
+pub fn handed_or(
+    ctx: &XdpContext,
+    parse: fn(&XdpContext) -> Result<Packet, PassReason>,
+) -> Result<Packet, PassReason> {
+    match PARSED.take() {
+        Some(pkt) => {
+            let mut pkt = *pkt;
+            // No-ops on what `parse` produced (see `ipv6_ext` for the bounds) that tell the
+            // verifier the offsets read back from the map are bounded.
+            pkt.l3_off &= 0x1f;
+            pkt.l4_off &= 0x3fff;
+            Ok(pkt)
+        }
+        None => parse(ctx),
+    }
+}
+
+/// The parser's verdict for an ICMP/ICMPv6 message (maybe an error about one of our
+/// connections: the ICMP stage decides). Not a counter.
+pub const ICMP_CANDIDATE: u32 = u32::MAX;
 
 /// Where the headers of a parsed packet are and what they say. Addresses and ports keep network
 /// byte order (as raw words), exactly as they are compared with map keys.
+#[derive(Clone, Copy)]
 pub struct Packet {
     pub l3_off: usize,
     pub l4_off: usize,
@@ -48,6 +87,20 @@ pub struct Packet {
 impl Packet {
     pub fn is_v6(&self) -> bool {
         self.af == AF_INET6
+    }
+
+    /// The connection-table key of the packet: its flow as seen on the wire.
+    #[inline(always)]
+    pub fn flow(&self) -> FlowKey {
+        FlowKey {
+            src: self.src,
+            dst: self.dst,
+            sport: self.sport,
+            dport: self.dport,
+            proto: self.proto,
+            af: self.af,
+            _pad: [0; 2],
+        }
     }
 }
 
@@ -82,14 +135,14 @@ fn read<T: Copy>(ctx: &XdpContext, off: usize) -> Result<T, PassReason> {
 #[inline(always)]
 pub fn l3(ctx: &XdpContext) -> Result<(usize, u16), PassReason> {
     let mut l3_off = ETH_HLEN;
-    let mut ethertype = u16::from_be(read::<u16>(ctx, 12)?);
+    let mut ethertype = u16::from_be(read::<u16>(ctx, ETH_TYPE)?);
     // Up to two VLAN tags (802.1ad outer + 802.1Q inner).
     if ethertype == ETH_P_8021Q || ethertype == ETH_P_8021AD {
-        ethertype = u16::from_be(read::<u16>(ctx, l3_off + 2)?);
-        l3_off += 4;
+        ethertype = u16::from_be(read::<u16>(ctx, l3_off + VLAN_TYPE)?);
+        l3_off += VLAN_HLEN;
         if ethertype == ETH_P_8021Q || ethertype == ETH_P_8021AD {
-            ethertype = u16::from_be(read::<u16>(ctx, l3_off + 2)?);
-            l3_off += 4;
+            ethertype = u16::from_be(read::<u16>(ctx, l3_off + VLAN_TYPE)?);
+            l3_off += VLAN_HLEN;
         }
     }
     Ok((l3_off, ethertype))
@@ -141,15 +194,15 @@ pub fn fragment(ctx: &XdpContext) -> Result<Fragment, PassReason> {
     let frame_len = ctx.data_end() - ctx.data();
     if ethertype == ETH_P_IP {
         let vihl = read::<u8>(ctx, l3_off)?;
-        let tot_len = u16::from_be(read::<u16>(ctx, l3_off + 2)?);
+        let tot_len = u16::from_be(read::<u16>(ctx, l3_off + IP4_TOT_LEN)?);
         if vihl >> 4 != 4 || vihl & 0x0f < 5 || tot_len < 20 {
             return Err(counter::PASS_MALFORMED);
         }
         if l3_off + tot_len as usize > frame_len {
             return Err(counter::PASS_MALFORMED);
         }
-        let frag = u16::from_be(read::<u16>(ctx, l3_off + 6)?);
-        if frag & 0x3fff == 0 {
+        let frag = u16::from_be(read::<u16>(ctx, l3_off + IP4_FRAG)?);
+        if frag & IP4_MF_OFFSET == 0 {
             return Err(counter::PASS_NOT_VIP);
         }
         if !ipv4_header_sums_right(ctx, l3_off, ((vihl & 0x0f) as usize) * 4) {
@@ -159,25 +212,30 @@ pub fn fragment(ctx: &XdpContext) -> Result<Fragment, PassReason> {
         return Ok(Fragment {
             l3_off,
             af: AF_INET,
-            proto: read::<u8>(ctx, l3_off + 9)?,
-            first: frag & 0x1fff == 0,
-            ttl: read::<u8>(ctx, l3_off + 8)?,
-            tos: read::<u8>(ctx, l3_off + 1)?,
+            proto: read::<u8>(ctx, l3_off + IP4_PROTO)?,
+            first: frag & IP4_OFFSET == 0,
+            ttl: read::<u8>(ctx, l3_off + IP4_TTL)?,
+            tos: read::<u8>(ctx, l3_off + IP4_TOS)?,
             tot_len,
-            id: read::<u16>(ctx, l3_off + 4)? as u32,
-            src: [read::<u32>(ctx, l3_off + 12)?, 0, 0, 0],
-            dst: [read::<u32>(ctx, l3_off + 16)?, 0, 0, 0],
+            id: read::<u16>(ctx, l3_off + IP4_ID)? as u32,
+            src: [read::<u32>(ctx, l3_off + IP4_SADDR)?, 0, 0, 0],
+            dst: [read::<u32>(ctx, l3_off + IP4_DADDR)?, 0, 0, 0],
         });
     }
     if ethertype != ETH_P_IPV6 {
         return Err(counter::PASS_NOT_VIP);
     }
     let first_word = u32::from_be(read::<u32>(ctx, l3_off)?);
-    let payload_len = u16::from_be(read::<u16>(ctx, l3_off + 4)?) as usize;
-    if first_word >> 28 != 6 || l3_off + 40 + payload_len > frame_len {
+    let payload_len = u16::from_be(read::<u16>(ctx, l3_off + IP6_PLEN)?) as usize;
+    if first_word >> 28 != 6 || l3_off + IP6_HLEN + payload_len > frame_len {
         return Err(counter::PASS_MALFORMED);
     }
-    let ext = ipv6_ext(ctx, l3_off, read::<u8>(ctx, l3_off + 6)?, payload_len)?;
+    let ext = ipv6_ext(
+        ctx,
+        l3_off,
+        read::<u8>(ctx, l3_off + IP6_NEXT)?,
+        payload_len,
+    )?;
     if ext.frag == 0 {
         return Err(counter::PASS_NOT_VIP);
     }
@@ -186,12 +244,12 @@ pub fn fragment(ctx: &XdpContext) -> Result<Fragment, PassReason> {
         af: AF_INET6,
         proto: ext.next,
         first: ext.frag == 1,
-        ttl: read::<u8>(ctx, l3_off + 7)?,
+        ttl: read::<u8>(ctx, l3_off + IP6_HOPS)?,
         tos: (first_word >> 20) as u8,
         tot_len: (40 + payload_len) as u16,
         id: read::<u32>(ctx, ext.frag_off + 4)?,
-        src: read::<[u32; 4]>(ctx, l3_off + 8)?,
-        dst: read::<[u32; 4]>(ctx, l3_off + 24)?,
+        src: read::<[u32; 4]>(ctx, l3_off + IP6_SADDR)?,
+        dst: read::<[u32; 4]>(ctx, l3_off + IP6_DADDR)?,
     })
 }
 
@@ -206,26 +264,26 @@ fn parse_ipv4(ctx: &XdpContext, l3_off: usize) -> Result<Packet, PassReason> {
     if ihl < 20 {
         return Err(counter::PASS_MALFORMED);
     }
-    let tos = read::<u8>(ctx, l3_off + 1)?;
-    let tot_len = u16::from_be(read::<u16>(ctx, l3_off + 2)?);
-    let frag = u16::from_be(read::<u16>(ctx, l3_off + 6)?);
-    let ttl = read::<u8>(ctx, l3_off + 8)?;
-    let proto = read::<u8>(ctx, l3_off + 9)?;
-    let src = read::<u32>(ctx, l3_off + 12)?;
-    let dst = read::<u32>(ctx, l3_off + 16)?;
+    let tos = read::<u8>(ctx, l3_off + IP4_TOS)?;
+    let tot_len = u16::from_be(read::<u16>(ctx, l3_off + IP4_TOT_LEN)?);
+    let frag = u16::from_be(read::<u16>(ctx, l3_off + IP4_FRAG)?);
+    let ttl = read::<u8>(ctx, l3_off + IP4_TTL)?;
+    let proto = read::<u8>(ctx, l3_off + IP4_PROTO)?;
+    let src = read::<u32>(ctx, l3_off + IP4_SADDR)?;
+    let dst = read::<u32>(ctx, l3_off + IP4_DADDR)?;
     // The IP datagram must fit in the frame (padding after it is allowed).
     if (tot_len as usize) < ihl || l3_off + tot_len as usize > ctx.data_end() - ctx.data() {
         return Err(counter::PASS_MALFORMED);
     }
-    if proto == IPPROTO_ICMP && frag & 0x3fff == 0 {
+    if proto == IPPROTO_ICMP && frag & IP4_MF_OFFSET == 0 {
         // Maybe an error about one of our connections: icmp.rs decides.
-        return Err(counter::ICMP_CANDIDATE);
+        return Err(ICMP_CANDIDATE);
     }
     if proto != IPPROTO_TCP && proto != IPPROTO_UDP {
         return Err(counter::PASS_NOT_VIP);
     }
     // A later fragment (non-zero offset) has no ports: frag.rs follows its first fragment.
-    if frag & 0x1fff != 0 {
+    if frag & IP4_OFFSET != 0 {
         return Err(counter::PASS_FRAGMENT);
     }
     let l4_off = l3_off + (ihl & 0x3c);
@@ -259,7 +317,8 @@ fn parse_ipv4(ctx: &XdpContext, l3_off: usize) -> Result<Packet, PassReason> {
 #[inline(always)]
 pub fn invalid(ctx: &XdpContext, pkt: &Packet) -> bool {
     if pkt.is_v6() {
-        return pkt.proto == IPPROTO_UDP && matches!(read::<u16>(ctx, pkt.l4_off + 6), Ok(0));
+        return pkt.proto == IPPROTO_UDP
+            && matches!(read::<u16>(ctx, pkt.l4_off + UDP_CHECK), Ok(0));
     }
     !ipv4_header_sums_right(ctx, pkt.l3_off, pkt.l4_off - pkt.l3_off)
 }
@@ -314,31 +373,27 @@ fn parse_l4(
     l4_len: usize,
 ) -> Result<(u16, u16, u8, u8), PassReason> {
     let sport = read::<u16>(ctx, l4_off)?;
-    let dport = read::<u16>(ctx, l4_off + 2)?;
+    let dport = read::<u16>(ctx, l4_off + TCP_DPORT)?;
     let mut tcp_flags = 0;
     let mut hdr_len = 0;
     if proto == IPPROTO_TCP {
         // The whole 20-byte TCP header must be there (the checksum at +16 is rewritten later).
-        let doff = read::<u8>(ctx, l4_off + 12)? >> 4;
+        let doff = read::<u8>(ctx, l4_off + TCP_DOFF)? >> 4;
         if doff < 5 || l4_len < (doff as usize) * 4 {
             return Err(counter::PASS_MALFORMED);
         }
-        tcp_flags = read::<u8>(ctx, l4_off + 13)?;
+        tcp_flags = read::<u8>(ctx, l4_off + TCP_FLAGS)?;
         hdr_len = doff * 4;
-        read::<[u8; 20]>(ctx, l4_off)?;
+        read::<[u8; TCP_HLEN]>(ctx, l4_off)?;
     } else {
         if l4_len < 8 {
             return Err(counter::PASS_MALFORMED);
         }
-        read::<[u8; 8]>(ctx, l4_off)?;
+        read::<[u8; UDP_HLEN]>(ctx, l4_off)?;
     }
     Ok((sport, dport, tcp_flags, hdr_len))
 }
 
-pub const IPPROTO_HOPOPTS: u8 = 0;
-pub const IPPROTO_ROUTING: u8 = 43;
-pub const IPPROTO_FRAGMENT: u8 = 44;
-pub const IPPROTO_DSTOPTS: u8 = 60;
 /// Extension headers walked before the upper-layer header; more go to the kernel.
 pub const MAX_IPV6_EXT: usize = 4;
 /// Bytes the walked extension headers may take (4 x the largest, 2 KiB): a constant bound the
@@ -375,7 +430,7 @@ pub fn ipv6_ext(
     // Through per-CPU memory: the verifier then continues with one unknown result instead of
     // one exact value per way the walk ends (which verified the rest of every program once
     // per way: 2.7 times the main program's instructions).
-    let Some(slot) = crate::maps::scratch(&crate::maps::SCRATCH_WALK) else {
+    let Some(slot) = SCRATCH_WALK.get() else {
         return Err(counter::PASS_MALFORMED);
     };
     *slot = packed;
@@ -406,8 +461,8 @@ fn ipv6_walk(ctx: &XdpContext, l3_off: usize, first_next: u8, payload_len: usize
     if l3_off > 22 {
         return (counter::PASS_MALFORMED as u64) << 16;
     }
-    let end = l3_off + 40 + payload_len;
-    let mut off = l3_off + 40;
+    let end = l3_off + IP6_HLEN + payload_len;
+    let mut off = l3_off + IP6_HLEN;
     let mut state: WalkState = first_next as u64;
     // Unrolled: one step per header, then one to see what follows the last.
     macro_rules! step {
@@ -498,14 +553,14 @@ fn parse_ipv6(ctx: &XdpContext, l3_off: usize) -> Result<Packet, PassReason> {
     if first >> 28 != 6 {
         return Err(counter::PASS_MALFORMED);
     }
-    let payload_len = u16::from_be(read::<u16>(ctx, l3_off + 4)?) as usize;
-    let next = read::<u8>(ctx, l3_off + 6)?;
-    if l3_off + 40 + payload_len > ctx.data_end() - ctx.data() || payload_len > 0xffff - 40 {
+    let payload_len = u16::from_be(read::<u16>(ctx, l3_off + IP6_PLEN)?) as usize;
+    let next = read::<u8>(ctx, l3_off + IP6_NEXT)?;
+    if l3_off + IP6_HLEN + payload_len > ctx.data_end() - ctx.data() || payload_len > 0xffff - 40 {
         return Err(counter::PASS_MALFORMED);
     }
     let (l4_off, next, frag) = match next {
         // The common case: straight to TCP/UDP, no walk.
-        IPPROTO_TCP | IPPROTO_UDP => (l3_off + 40, next, 0),
+        IPPROTO_TCP | IPPROTO_UDP => (l3_off + IP6_HLEN, next, 0),
         _ => {
             let ext = ipv6_ext(ctx, l3_off, next, payload_len)?;
             if ext.frag == 2 {
@@ -518,14 +573,14 @@ fn parse_ipv6(ctx: &XdpContext, l3_off: usize) -> Result<Packet, PassReason> {
         IPPROTO_TCP | IPPROTO_UDP => {}
         // ICMPv6 errors may be about a connection (icmp6.rs decides: only those right behind
         // the IPv6 header; neighbour discovery and the rest go to the kernel from there).
-        crate::icmp6::IPPROTO_ICMPV6 if frag == 0 => return Err(counter::ICMP_CANDIDATE),
+        IPPROTO_ICMPV6 if frag == 0 => return Err(ICMP_CANDIDATE),
         _ => return Err(counter::PASS_NOT_VIP),
     }
     // Read after the walk (a call): nothing large is live across it.
     let tos = (first >> 20) as u8;
-    let ttl = read::<u8>(ctx, l3_off + 7)?;
-    let src = read::<[u32; 4]>(ctx, l3_off + 8)?;
-    let dst = read::<[u32; 4]>(ctx, l3_off + 24)?;
+    let ttl = read::<u8>(ctx, l3_off + IP6_HOPS)?;
+    let src = read::<[u32; 4]>(ctx, l3_off + IP6_SADDR)?;
+    let dst = read::<[u32; 4]>(ctx, l3_off + IP6_DADDR)?;
     let (sport, dport, tcp_flags, tcp_hdr_len) =
         parse_l4(ctx, next, l4_off, payload_len + 40 - (l4_off - l3_off))?;
     Ok(Packet {

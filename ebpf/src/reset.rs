@@ -7,18 +7,18 @@
 //! segments the same way behind kernel IPVS.
 
 use aya_ebpf::{bindings::xdp_action, programs::XdpContext};
-use ebpf_common::{CONN_F_ORPHAN, IPPROTO_TCP, counter};
+use ebpf_common::{CONN_F_ORPHAN, Stage, counter};
 
-use crate::maps::{CONNS, JUMP, JUMP_MAIN, JUMP_RESET, count};
-use crate::parse::{self, TCP_ACK, TCP_RST, TCP_SYN};
+use crate::maps::{CONNS, count};
+use crate::parse;
+use crate::proto::{IPPROTO_TCP, TCP_ACK, TCP_ACK_SEQ, TCP_RST, TCP_SYN};
+use crate::stage::jump;
 use crate::synproxy::{self, Tcp};
 
-/// Hands the packet to `xlvs_reset` (tail call); without it the segment is dropped.
+/// Hands the packet to `xlvs_reset`.
 #[inline(always)]
 pub fn call(ctx: &XdpContext) -> u32 {
-    unsafe { JUMP.tail_call(ctx, JUMP_RESET) };
-    count(counter::DROP_NO_SESSION);
-    xdp_action::XDP_DROP
+    jump(ctx, Stage::Reset)
 }
 
 #[inline(always)]
@@ -27,14 +27,14 @@ pub fn handle(ctx: &XdpContext) -> u32 {
         count(counter::DROP_NO_SESSION);
         return xdp_action::XDP_DROP;
     };
-    let flow = crate::flow_of(&pkt);
+    let flow = pkt.flow();
     if let Some(entry) = unsafe { CONNS.get(&flow) }
         && entry.flags & CONN_F_ORPHAN != 0
     {
         crate::fill::remove(&flow);
         if pkt.tcp_flags & (TCP_SYN | TCP_ACK) == TCP_SYN {
             // A new connection on the same addresses and ports: it opens as any other.
-            unsafe { JUMP.tail_call(ctx, JUMP_MAIN) };
+            return jump(ctx, Stage::Main);
         }
     }
     // Never a RST for a RST; a segment without ACK (a stray SYN-less, ACK-less one) has no
@@ -50,7 +50,7 @@ pub fn handle(ctx: &XdpContext) -> u32 {
     let rst = Tcp {
         sport: pkt.dport,
         dport: pkt.sport,
-        seq: synproxy::read_u32(ctx, pkt.l4_off + 8),
+        seq: synproxy::read_u32(ctx, pkt.l4_off + TCP_ACK_SEQ),
         ack: 0,
         flags: TCP_RST,
         window: 0,

@@ -14,18 +14,24 @@ use ebpf_common::{
     sh_bucket,
 };
 
-use crate::maps::{DESTS, RR_POS, SCHED_PICK, SCHED_TABLE, scratch};
-use crate::parse::Packet;
+use aya_ebpf::macros::map;
 
-/// The scan scheduler's answer for one flow, read back by the main program.
+use crate::maps::{DESTS, RR_POS, SCHED_TABLE};
+use crate::parse::Packet;
+use crate::stage::Handoff;
+
+/// The scan scheduler's answer for one flow, handed back to the new-connection stage.
 #[repr(C)]
 #[derive(Clone, Copy)]
-pub struct PickMarker {
+pub struct Pick {
     pub flow: FlowKey,
     /// The destination picked; NO_DEST when none was available.
     pub dest_id: u32,
-    pub armed: u32,
+    pub _pad: u32,
 }
+
+#[map]
+static SCHED_PICK: Handoff<Pick> = Handoff::new();
 
 pub const NO_DEST: u32 = u32::MAX;
 
@@ -35,8 +41,8 @@ pub fn scan_pick_ready(svc: &Service, flow: &FlowKey) -> bool {
     if svc.flags & SVC_F_SCHED_SCAN == 0 {
         return false;
     }
-    match scratch(&SCHED_PICK) {
-        Some(m) => m.armed != 0 && same_flow(&m.flow, flow),
+    match SCHED_PICK.peek() {
+        Some(m) => same_flow(&m.flow, flow),
         None => false,
     }
 }
@@ -76,8 +82,7 @@ pub fn pick(svc: &Service, pkt: &Packet) -> Option<(u32, Dest)> {
 /// The pick `xlvs_sched` left (for this flow: `needs_scan` said so), consumed.
 #[inline(always)]
 fn take_scan_pick(svc: &Service) -> Option<(u32, Dest)> {
-    let m = scratch(&SCHED_PICK)?;
-    m.armed = 0;
+    let m = SCHED_PICK.take()?;
     let dest = unsafe { DESTS.get(m.dest_id) }?;
     if dest.svc_id != svc.id {
         return None;
@@ -88,21 +93,18 @@ fn take_scan_pick(svc: &Service) -> Option<(u32, Dest)> {
 /// Leaves the scan scheduler's pick for the main program.
 #[inline(always)]
 pub fn leave_scan_pick(flow: &FlowKey, dest_id: u32) -> bool {
-    let Some(m) = scratch(&SCHED_PICK) else {
+    let Some(m) = SCHED_PICK.put() else {
         return false;
     };
     m.flow = *flow;
     m.dest_id = dest_id;
-    m.armed = 1;
     true
 }
 
 /// Disarms a pick nobody took (the tail call back failed).
 #[inline(always)]
 pub fn drop_scan_pick() {
-    if let Some(m) = scratch(&SCHED_PICK) {
-        m.armed = 0;
-    }
+    SCHED_PICK.cancel();
 }
 
 #[inline(always)]

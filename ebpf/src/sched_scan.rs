@@ -8,12 +8,19 @@
 //! in list order wins a tie.
 
 use ebpf_common::{
-    DestConns, LBLC_EXPIRATION_S, LBLCR_SET_MAX, Lblc, LblcKey, MAX_SCAN_DESTS, SCHED_DH, SCHED_FO,
+    LBLC_EXPIRATION_S, LBLCR_SET_MAX, Lblc, LblcKey, MAX_SCAN_DESTS, SCHED_DH, SCHED_FO,
     SCHED_LBLC, SCHED_LBLCR, SCHED_LC, SCHED_MH, SCHED_NQ, SCHED_OVF, SCHED_SED, SCHED_SH, Service,
     counter,
 };
 
-use crate::maps::{DEST_CONNS, DESTS, LBLC, RR_POS, SCHED_TABLE, SCRATCH_LOAD, count, scratch};
+use aya_ebpf::{cty::c_void, helpers::bpf_loop, macros::map};
+
+use crate::maps::{DEST_CONNS, DESTS, LBLC, RR_POS, SCHED_TABLE, count};
+use crate::stage::Scratch;
+
+/// The best destination so far (see `least_loaded` on why not a local).
+#[map]
+static SCRATCH_LOAD: Scratch<Load> = Scratch::new();
 use crate::parse::Packet;
 use crate::sched::{self, NO_DEST};
 
@@ -122,65 +129,134 @@ fn better(sched: u32, best: &Load, d: &Load) -> bool {
     }
 }
 
+/// Calls `step` for each destination of the service's table (at most MAX_SCAN_DESTS) with
+/// `walk`, through `bpf_loop`: the verifier follows a step's body once, not once per
+/// destination and path of the caller (unrolled, these walks took most of this program's
+/// verifier budget). A step returns 1 to end the walk.
+#[inline(always)]
+fn scan(svc: &Service, step: extern "C" fn(u64, *mut c_void) -> i64, walk: &mut Walk) {
+    let n = if svc.table_len < MAX_SCAN_DESTS {
+        svc.table_len
+    } else {
+        MAX_SCAN_DESTS
+    };
+    unsafe { bpf_loop(n, step as *mut c_void, walk as *mut Walk as *mut c_void, 0) };
+}
+
+/// What a walk over a service's table carries between steps (on the caller's stack); the
+/// best destination so far lives in `SCRATCH_LOAD`.
+#[repr(C)]
+struct Walk {
+    svc: *const Service,
+    /// The scheduler whose comparison applies (lc, wlc, sed, nq), or for ovf/fo 1 when a
+    /// destination's weight is also its limit of active connections.
+    mode: u32,
+    /// A destination that ends the walk: nq's first idle one; lblc's underloaded one; the
+    /// next available one (rr, wrr with thresholds).
+    found: u32,
+    /// rr, wrr with thresholds: the service's table position the walk starts from.
+    pos: u64,
+}
+
+#[inline(always)]
+fn walk_of(walk: *mut c_void) -> (&'static mut Walk, &'static Service) {
+    let walk = unsafe { &mut *(walk as *mut Walk) };
+    let svc = unsafe { &*walk.svc };
+    (walk, svc)
+}
+
 /// lc, wlc, sed, nq (and the "schedule anew" step of lblc/lblcr, which is wlc): the available,
 /// not overloaded destination with the least (weighted) load; nq takes an idle one at once.
-/// (The loops are BPF functions of their own: smaller code, and the verifier follows each once
-/// per call site instead of through every path of the caller.)
 #[inline(never)]
 fn least_loaded(svc: &Service) -> u32 {
-    let sched = match svc.sched {
+    let mode = match svc.sched {
         SCHED_LBLC | SCHED_LBLCR => ebpf_common::SCHED_WLC,
         s => s,
     };
-    let Some(best) = scratch(&SCRATCH_LOAD) else {
+    let Some(best) = SCRATCH_LOAD.get() else {
         return NO_DEST;
     };
     best.id = NO_DEST;
-    for i in 0..MAX_SCAN_DESTS {
-        if i >= svc.table_len {
-            break;
-        }
-        let d = load_at(svc, i);
-        if d.id == NO_DEST {
-            continue;
-        }
-        if d.overloaded != 0 || d.weight == 0 {
-            continue;
-        }
-        if sched == SCHED_NQ && d.active == 0 {
-            return d.id;
-        }
-        if best.id == NO_DEST || better(sched, best, &d) {
-            *best = d;
-        }
+    let mut walk = Walk {
+        svc: svc as *const Service,
+        mode,
+        found: NO_DEST,
+        pos: 0,
+    };
+    scan(svc, least_loaded_step, &mut walk);
+    if walk.found != NO_DEST {
+        return walk.found;
     }
-    best.id
+    best_so_far()
+}
+
+/// The destination in `SCRATCH_LOAD` after a walk.
+#[inline(always)]
+fn best_so_far() -> u32 {
+    match SCRATCH_LOAD.get() {
+        Some(best) => best.id,
+        None => NO_DEST,
+    }
+}
+
+/// One step of [`least_loaded`]: destination `i` against the best so far.
+#[inline(never)]
+extern "C" fn least_loaded_step(i: u64, walk: *mut c_void) -> i64 {
+    let (walk, svc) = walk_of(walk);
+    let Some(best) = SCRATCH_LOAD.get() else {
+        return 1;
+    };
+    let d = load_at(svc, i as u32);
+    if d.id == NO_DEST || d.overloaded != 0 || d.weight == 0 {
+        return 0;
+    }
+    if walk.mode == SCHED_NQ && d.active == 0 {
+        walk.found = d.id;
+        return 1;
+    }
+    if best.id == NO_DEST || better(walk.mode, best, &d) {
+        *best = d;
+    }
+    0
 }
 
 /// ovf (`overflow`): the highest-weight destination whose active connections do not exceed its
 /// weight; fo: the highest-weight destination. Not overloaded either way; the first on ties.
 #[inline(never)]
 fn highest_weight(svc: &Service, weight_is_limit: bool) -> u32 {
-    let Some(best) = scratch(&SCRATCH_LOAD) else {
+    let Some(best) = SCRATCH_LOAD.get() else {
         return NO_DEST;
     };
     best.id = NO_DEST;
-    for i in 0..MAX_SCAN_DESTS {
-        if i >= svc.table_len {
-            break;
-        }
-        let d = load_at(svc, i);
-        if d.id == NO_DEST {
-            continue;
-        }
-        if d.overloaded != 0 || d.weight == 0 || (weight_is_limit && d.active > d.weight) {
-            continue;
-        }
-        if best.id == NO_DEST || d.weight > best.weight {
-            *best = d;
-        }
+    let mut walk = Walk {
+        svc: svc as *const Service,
+        mode: weight_is_limit as u32,
+        found: NO_DEST,
+        pos: 0,
+    };
+    scan(svc, highest_weight_step, &mut walk);
+    best_so_far()
+}
+
+/// One step of [`highest_weight`].
+#[inline(never)]
+extern "C" fn highest_weight_step(i: u64, walk: *mut c_void) -> i64 {
+    let (walk, svc) = walk_of(walk);
+    let Some(best) = SCRATCH_LOAD.get() else {
+        return 1;
+    };
+    let d = load_at(svc, i as u32);
+    if d.id == NO_DEST
+        || d.overloaded != 0
+        || d.weight == 0
+        || (walk.mode != 0 && d.active > d.weight)
+    {
+        return 0;
     }
-    best.id
+    if best.id == NO_DEST || d.weight > best.weight {
+        *best = d;
+    }
+    0
 }
 
 /// rr, wrr with thresholds: the next table slot whose destination is not overloaded.
@@ -189,22 +265,38 @@ fn walk(svc: &Service) -> u32 {
     let Some(pos_ptr) = RR_POS.get_ptr_mut(svc.id) else {
         return NO_DEST;
     };
-    let pos = unsafe { *pos_ptr };
-    for k in 0..MAX_SCAN_DESTS {
-        if k >= svc.table_len {
-            break;
-        }
-        let slot = (pos.wrapping_add(k as u64) % svc.table_len as u64) as u32;
-        let Some((id, _)) = sched::dest_at(svc, slot) else {
-            continue;
-        };
-        let d = load_of(svc, id);
-        if d.id != NO_DEST && d.overloaded == 0 && d.weight > 0 {
-            unsafe { *pos_ptr = pos.wrapping_add(k as u64 + 1) };
-            return id;
-        }
+    let mut walk = Walk {
+        svc: svc as *const Service,
+        mode: 0,
+        found: NO_DEST,
+        pos: unsafe { *pos_ptr },
+    };
+    scan(svc, next_available_step, &mut walk);
+    if walk.found != NO_DEST {
+        // `mode` holds how many slots the walk went past.
+        unsafe { *pos_ptr = walk.pos.wrapping_add(walk.mode as u64 + 1) };
     }
-    NO_DEST
+    walk.found
+}
+
+/// One step of [`walk`]: the destination `k` slots after the position, if available.
+#[inline(never)]
+extern "C" fn next_available_step(k: u64, walk: *mut c_void) -> i64 {
+    let (walk, svc) = walk_of(walk);
+    if svc.table_len == 0 {
+        return 1;
+    }
+    let slot = (walk.pos.wrapping_add(k) % svc.table_len as u64) as u32;
+    let Some((id, _)) = sched::dest_at(svc, slot) else {
+        return 0;
+    };
+    let d = load_of(svc, id);
+    if d.id != NO_DEST && d.overloaded == 0 && d.weight > 0 {
+        walk.found = id;
+        walk.mode = k as u32;
+        return 1;
+    }
+    0
 }
 
 /// lblc/lblcr's own overload test: more active connections than its weight while some other
@@ -214,16 +306,26 @@ fn lblc_overloaded(svc: &Service, active: u64, weight: u64) -> bool {
     if active <= weight {
         return false;
     }
-    for i in 0..MAX_SCAN_DESTS {
-        if i >= svc.table_len {
-            break;
-        }
-        let o = load_at(svc, i);
-        if o.id != NO_DEST && o.active * 2 < o.weight {
-            return true;
-        }
+    let mut walk = Walk {
+        svc: svc as *const Service,
+        mode: 0,
+        found: NO_DEST,
+        pos: 0,
+    };
+    scan(svc, underloaded_step, &mut walk);
+    walk.found != NO_DEST
+}
+
+/// One step of [`lblc_overloaded`]: ends the walk at a destination below half its weight.
+#[inline(never)]
+extern "C" fn underloaded_step(i: u64, walk: *mut c_void) -> i64 {
+    let (walk, svc) = walk_of(walk);
+    let o = load_at(svc, i as u32);
+    if o.id != NO_DEST && o.active * 2 < o.weight {
+        walk.found = o.id;
+        return 1;
     }
-    false
+    0
 }
 
 #[inline(always)]
@@ -311,7 +413,7 @@ fn lblcr(svc: &Service, pkt: &Packet, now: u64) -> u32 {
 /// weight > 0).
 #[inline(never)]
 fn set_min(svc: &Service, e: &Lblc) -> u32 {
-    let Some(best) = scratch(&SCRATCH_LOAD) else {
+    let Some(best) = SCRATCH_LOAD.get() else {
         return NO_DEST;
     };
     best.id = NO_DEST;
@@ -336,7 +438,7 @@ fn set_min(svc: &Service, e: &Lblc) -> u32 {
 /// IPVS ip_vs_dest_set_max + erase: drops the member with the most weighted load.
 #[inline(never)]
 fn set_erase_most_loaded(svc: &Service, e: &mut Lblc) {
-    let Some(most) = scratch(&SCRATCH_LOAD) else {
+    let Some(most) = SCRATCH_LOAD.get() else {
         return;
     };
     most.id = NO_DEST;

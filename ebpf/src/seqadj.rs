@@ -9,66 +9,22 @@
 //!   promised (`win_shift_out`/`win_shift_in`, see synproxy.rs).
 //!
 //! SACK blocks from the real refer to the client's sequence space, which is never shifted.
-//! Runs in its own program (`xlvs_seqadj`, tail call): the main program's stack has no room.
+//! Runs in its own program (`xlvs_seqadj`, tail call; see path/established.rs): the main
+//! program's stack has no room.
 
-use aya_ebpf::{bindings::xdp_action, programs::XdpContext};
-use ebpf_common::{CONN_F_REPLY, Conn, SP_SACK, SP_TS, counter};
+use aya_ebpf::programs::XdpContext;
+use ebpf_common::{Conn, SP_TS};
 
-use crate::maps::{CONNS, JUMP, JUMP_SEQADJ, count};
-use crate::parse::{self, Packet, TCP_ACK, TCP_SYN};
+use crate::parse::Packet;
+use crate::proto::{TCP_ACK, TCP_ACK_SEQ, TCP_SEQ, TCP_SYN};
 use crate::tcpopt::{self, Opts};
-
-/// The main program's side: hands the segment over (returns only if the tail call failed).
-#[inline(always)]
-pub fn call(ctx: &XdpContext) {
-    unsafe { JUMP.tail_call(ctx, JUMP_SEQADJ) };
-}
-
-/// Entry of `xlvs_seqadj`: translation, then the segment's usual path.
-#[inline(always)]
-pub fn handle(ctx: &XdpContext, now: u64) -> u32 {
-    let Ok(pkt) = parse::parse(ctx) else {
-        return xdp_action::XDP_PASS;
-    };
-    let Some(entry) = CONNS.get_ptr_mut(&crate::flow_of(&pkt)) else {
-        return xdp_action::XDP_DROP;
-    };
-    let entry = unsafe { &mut *entry };
-    // One walk of the options for both directions (each copy costs the verifier much).
-    let o = if entry.sp_opts & (SP_TS | SP_SACK) != 0 {
-        tcpopt::find(ctx, &pkt)
-    } else {
-        Some(tcpopt::NONE)
-    };
-    let Some(o) = o else {
-        count(counter::SYNPROXY_BAD_OPTIONS);
-        return xdp_action::XDP_DROP;
-    };
-    if entry.flags & CONN_F_REPLY != 0 {
-        if !real_to_client(ctx, &pkt, &o, entry) {
-            count(counter::SYNPROXY_BAD_OPTIONS);
-            return xdp_action::XDP_DROP;
-        }
-        return crate::reply_path(ctx, &pkt, entry, now, true);
-    }
-    if !client_to_real(ctx, &pkt, &o, entry) {
-        count(counter::SYNPROXY_BAD_OPTIONS);
-        return xdp_action::XDP_DROP;
-    }
-    crate::client_path(ctx, &pkt, entry, now, true)
-}
-
-/// Offset of the sequence number in the TCP header.
-pub const SEQ: usize = 4;
-/// Offset of the acknowledgement number.
-pub const ACK: usize = 8;
 
 /// A client -> real segment; false when its options are malformed (drop it).
 #[inline(always)]
 pub fn client_to_real(ctx: &XdpContext, pkt: &Packet, o: &Opts, conn: &Conn) -> bool {
     let ack = pkt.tcp_flags & TCP_ACK != 0;
     let minus = 0u32.wrapping_sub(conn.seq_delta);
-    if ack && !tcpopt::add32(ctx, pkt, ACK, minus) {
+    if ack && !tcpopt::add32(ctx, pkt, TCP_ACK_SEQ, minus) {
         return false;
     }
     {
@@ -96,7 +52,7 @@ pub fn client_to_real(ctx: &XdpContext, pkt: &Packet, o: &Opts, conn: &Conn) -> 
 /// A real -> client segment; false when its options are malformed (drop it).
 #[inline(always)]
 pub fn real_to_client(ctx: &XdpContext, pkt: &Packet, o: &Opts, conn: &Conn) -> bool {
-    if !tcpopt::add32(ctx, pkt, SEQ, conn.seq_delta) {
+    if !tcpopt::add32(ctx, pkt, TCP_SEQ, conn.seq_delta) {
         return false;
     }
     if conn.sp_opts & SP_TS != 0 {

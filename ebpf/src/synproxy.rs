@@ -63,16 +63,20 @@ use aya_ebpf::{
 };
 use ebpf_common::{
     CONN_F_REPLY, CONN_F_SEQADJ, CONN_F_SYNPROXY, Conn, FWD_FULLNAT, FlowKey, S_ESTABLISHED,
-    SP_SACK, SP_TS, SP_WSCALE, SYNPROXY_MSS, SYNPROXY_MSS_TABLE, SYNPROXY_MSS_TABLE6,
-    SYNPROXY_MSS6, SYNPROXY_WSCALE, config, counter, synproxy_ts,
+    SYNPROXY_MSS, SYNPROXY_MSS_TABLE, SYNPROXY_MSS_TABLE6, SYNPROXY_MSS6, SYNPROXY_WSCALE, config,
+    counter, synproxy_ts,
 };
 
-use crate::maps::{
-    CONFIG, CONNS, JUMP, JUMP_MAIN, JUMP_SYNPROXY, JUMP_SYNPROXY6, SCRATCH_CONN, SCRATCH_SP_OPTS,
-    SYNPROXY_OPEN, count, scratch,
-};
-use crate::parse::{self, Packet, TCP_ACK, TCP_RST, TCP_SYN, ptr_at};
-use crate::seqadj;
+use aya_ebpf::macros::map;
+use ebpf_common::synproxy_ts::{Negotiated, negotiate};
+use ebpf_common::{Stage, client_key_at};
+
+use crate::csum;
+use crate::forward;
+use crate::maps::{CONNS, count, setting};
+use crate::parse::{self, Packet, ptr_at};
+use crate::proto::{IP4_HLEN, IP6_HLEN, TCP_ACK, TCP_ACK_SEQ, TCP_DOFF, TCP_RST, TCP_SEQ, TCP_SYN};
+use crate::stage::{Handoff, Scratch, jump};
 use crate::tcpopt::{self, Opts};
 
 /// Window we announce in the packets we make (SYN windows are never scaled).
@@ -81,16 +85,23 @@ const WINDOW: u16 = 64240;
 /// The SYN the ACK of a valid cookie became, on its way into the main program.
 #[repr(C)]
 #[derive(Clone, Copy)]
-pub struct OpenMarker {
+pub struct Open {
     pub flow: FlowKey,
     /// Our ISN towards the client (the cookie) and the client's ISN.
     pub cookie: u32,
     pub client_isn: u32,
-    pub armed: u32,
     /// The TSecr of the cookie ACK: our SYN-ACK's TSval (the client's options); 0 = none.
     pub tsecr: u32,
-    pub _pad: [u32; 2],
+    pub _pad: u32,
 }
+
+/// The cookie ACK turned SYN, handed to the main program (which opens its connection).
+#[map]
+static SYNPROXY_OPEN: Handoff<Open> = Handoff::new();
+
+/// The TCP options of a packet being made (the IPv6 program's stack has no room).
+#[map]
+static SCRATCH_SP_OPTS: Scratch<[u8; 32]> = Scratch::new();
 
 /// Whether SYNPROXY can handle this packet's layout: IPv4 without options, IPv6 without
 /// extension headers (the parser hands those to the kernel before we see them).
@@ -99,22 +110,21 @@ pub fn applies(pkt: &Packet) -> bool {
     pkt.l4_off - pkt.l3_off == if pkt.is_v6() { 40 } else { 20 }
 }
 
-/// Hands the packet to the SYNPROXY program of its family (returns only if the tail call
-/// failed).
+/// Hands the packet to the SYNPROXY program of its family.
 #[inline(always)]
-pub fn call(ctx: &XdpContext, pkt: &Packet) {
-    let slot = if pkt.is_v6() {
-        JUMP_SYNPROXY6
+pub fn call(ctx: &XdpContext, pkt: &Packet) -> u32 {
+    let stage = if pkt.is_v6() {
+        Stage::Synproxy6
     } else {
-        JUMP_SYNPROXY
+        Stage::Synproxy
     };
-    unsafe { JUMP.tail_call(ctx, slot) };
+    parse::jump_parsed(ctx, stage, pkt)
 }
 
 /// Bytes of the IP header this program's family makes (no options, no extension headers).
 #[inline(always)]
 const fn ip_len<const V6: bool>() -> usize {
-    if V6 { 40 } else { 20 }
+    if V6 { IP6_HLEN } else { IP4_HLEN }
 }
 
 /// The MSS we announce without knowing better, and the kernel's cookie MSS table.
@@ -137,19 +147,19 @@ const fn toa_len<const V6: bool>() -> u16 {
 /// opens the connection (returns (cookie, client ISN)) instead of being answered with a cookie.
 #[inline(always)]
 pub fn take_marker(flow: &FlowKey) -> Option<(u32, u32, u32)> {
-    let m = scratch(&SYNPROXY_OPEN)?;
-    if m.armed == 0 || m.flow != *flow {
+    let m = SYNPROXY_OPEN.peek()?;
+    if m.flow != *flow {
         return None;
     }
-    m.armed = 0;
+    SYNPROXY_OPEN.cancel();
     Some((m.cookie, m.client_isn, m.tsecr))
 }
 
 /// Whether the marker is armed for `flow` (without consuming it).
 #[inline(always)]
 pub fn armed_for(flow: &FlowKey) -> bool {
-    match scratch(&SYNPROXY_OPEN) {
-        Some(m) => m.armed != 0 && m.flow == *flow,
+    match SYNPROXY_OPEN.peek() {
+        Some(m) => m.flow == *flow,
         None => false,
     }
 }
@@ -160,14 +170,14 @@ pub fn armed_for(flow: &FlowKey) -> bool {
 pub fn handle<const V6: bool>(ctx: &XdpContext, now: u64) -> u32 {
     // IPv4's program need not carry the IPv6 extension-header walk (stack, verifier budget).
     let parsed = if V6 {
-        parse::parse(ctx)
+        parse::handed_or(ctx, parse::parse)
     } else {
-        parse::parse_ipv4_only(ctx)
+        parse::handed_or(ctx, parse::parse_ipv4_only)
     };
     let Ok(pkt) = parsed else {
         return xdp_action::XDP_PASS;
     };
-    let flow = crate::flow_of(&pkt);
+    let flow = pkt.flow();
     if pkt.is_v6() != V6 || pkt.l4_off - pkt.l3_off != ip_len::<V6>() {
         return xdp_action::XDP_DROP;
     }
@@ -231,7 +241,7 @@ fn cookie_synack<const V6: bool>(ctx: &XdpContext, pkt: &Packet, o: &Opts, now: 
     } else {
         None
     };
-    let client_seq = read_u32(ctx, pkt.l4_off + 4);
+    let client_seq = read_u32(ctx, pkt.l4_off + TCP_SEQ);
     let (mss, table) = mss_of::<V6>();
     // Room for TOA (FULLNAT) in the client's full-size segments.
     let mss = if toa_on() { mss - toa_len::<V6>() } else { mss };
@@ -253,21 +263,12 @@ fn cookie_synack<const V6: bool>(ctx: &XdpContext, pkt: &Packet, o: &Opts, now: 
     opts[..4].copy_from_slice(&[2, 4, m[0], m[1]]);
     let n = if let Some(their_ts) = client_tsval {
         // The client's options ride in the low bits of our TSval (it echoes them back).
-        let mut idx = 0u32;
-        let mut i = 1;
-        while i < 4 {
-            if cookie_mss >= table[i] {
-                idx = i as u32;
-            }
-            i += 1;
-        }
-        let mut bits = (o.wscale as u32 & synproxy_ts::WSCALE_MASK)
-            | (idx << synproxy_ts::MSS_SHIFT)
-            | (1 << 5);
-        if o.sack_ok {
-            bits |= synproxy_ts::SACK;
-        }
-        let ours = (((now >> 20) as u32) & !((1 << synproxy_ts::BITS) - 1)) | bits;
+        let ours = synproxy_ts::encode(
+            (now >> 20) as u32,
+            o.wscale,
+            o.sack_ok,
+            synproxy_ts::mss_index(cookie_mss, &table),
+        );
         let (a, b) = if o.sack_ok { (4, 2) } else { (1, 1) };
         opts[4] = a;
         opts[5] = b;
@@ -289,7 +290,7 @@ fn cookie_synack<const V6: bool>(ctx: &XdpContext, pkt: &Packet, o: &Opts, now: 
         return xdp_action::XDP_DROP;
     }
     count(counter::SYNPROXY_COOKIE_SENT);
-    crate::forward::back_out(ctx)
+    forward::back_out(ctx)
 }
 
 /// `bpf_tcp_raw_gen_syncookie_ipv4/6` on a TCP header of `N` bytes (options included).
@@ -346,7 +347,8 @@ fn cookie_ack<const V6: bool>(
 ) -> u32 {
     if !cookie_valid::<V6>(ctx, pkt) {
         if reuse {
-            seqadj::call(ctx);
+            // Not a new handshake: a segment of the old connection.
+            return jump(ctx, Stage::Seqadj);
         }
         count(counter::SYNPROXY_BAD_COOKIE);
         return xdp_action::XDP_DROP;
@@ -356,8 +358,8 @@ fn cookie_ack<const V6: bool>(
         count(counter::SYNPROXY_DEFERRED);
         return xdp_action::XDP_DROP;
     }
-    let cookie = read_u32(ctx, pkt.l4_off + 8).wrapping_sub(1);
-    let client_isn = read_u32(ctx, pkt.l4_off + 4).wrapping_sub(1);
+    let cookie = read_u32(ctx, pkt.l4_off + TCP_ACK_SEQ).wrapping_sub(1);
+    let client_isn = read_u32(ctx, pkt.l4_off + TCP_SEQ).wrapping_sub(1);
     let (mut tsecr, mut tsval) = (0, 0);
     if o.ts != 0 {
         tsval = tcpopt::get32(ctx, pkt, o.ts).unwrap_or(0);
@@ -366,21 +368,20 @@ fn cookie_ack<const V6: bool>(
     if to_syn::<V6>(ctx, pkt, client_isn, tsecr, tsval) == 0 {
         return xdp_action::XDP_DROP;
     }
-    let Some(m) = scratch(&SYNPROXY_OPEN) else {
+    let Some(m) = SYNPROXY_OPEN.put() else {
         return xdp_action::XDP_DROP;
     };
-    *m = OpenMarker {
+    *m = Open {
         flow: *flow,
         cookie,
         client_isn,
-        armed: 1,
         tsecr,
-        _pad: [0; 2],
+        _pad: 0,
     };
     count(counter::SYNPROXY_OPENED);
-    unsafe { JUMP.tail_call(ctx, JUMP_MAIN) };
-    m.armed = 0;
-    xdp_action::XDP_DROP
+    let verdict = jump(ctx, Stage::Main);
+    SYNPROXY_OPEN.cancel();
+    verdict
 }
 
 /// A client segment while the real server has not answered: the SYN again (it may be lost).
@@ -398,12 +399,13 @@ fn resend_syn<const V6: bool>(ctx: &XdpContext, pkt: &Packet, o: &Opts, client: 
     if to_syn::<V6>(ctx, pkt, client.toa_ack, client.ts_delta, tsval) == 0 {
         return xdp_action::XDP_DROP;
     }
-    let Some(job) = scratch(&SCRATCH_CONN) else {
+    let Some(job) = forward::FIRST_PACKET.put() else {
         return xdp_action::XDP_DROP;
     };
     *job = *client;
     count(counter::SYNPROXY_SYN_RESENT);
-    crate::forward_first(ctx)
+    // (The packet was rewritten: xlvs_fwd parses it again.)
+    forward::first_packet(ctx, None)
 }
 
 /// 3. From the real server while its handshake is pending: its SYN-ACK opens the client's window
@@ -417,7 +419,7 @@ fn from_real<const V6: bool>(
     reply: &mut Conn,
     now: u64,
 ) -> u32 {
-    let client_key = crate::client_key_of(reply, pkt);
+    let client_key = client_key_at(reply, pkt.proto, &pkt.dst, pkt.dport);
     let Some(client) = CONNS.get_ptr_mut(&client_key) else {
         return xdp_action::XDP_DROP;
     };
@@ -427,14 +429,13 @@ fn from_real<const V6: bool>(
         return xdp_action::XDP_DROP;
     }
     let cookie = reply.seq_delta;
-    let real_seq = read_u32(ctx, pkt.l4_off + 4);
+    let real_seq = read_u32(ctx, pkt.l4_off + TCP_SEQ);
     if pkt.tcp_flags & TCP_RST != 0 {
         // Shifted so that the RST carries the sequence number the client expects next.
         let delta = cookie.wrapping_add(1).wrapping_sub(real_seq);
         settle(reply, client, delta, &Negotiated::NONE);
         // Translated and sent on by the translation program, like every later segment.
-        seqadj::call(ctx);
-        return xdp_action::XDP_DROP;
+        return jump(ctx, Stage::Seqadj);
     }
     // A bare ACK to our SYN: the real still holds a TIME_WAIT of an earlier connection on these
     // addresses and ports (its PAWS check refused our SYN; the client, which would answer with
@@ -448,7 +449,7 @@ fn from_real<const V6: bool>(
     let mut hdr = Tcp {
         sport: pkt.dport,
         dport: pkt.sport,
-        seq: read_u32(ctx, pkt.l4_off + 8),
+        seq: read_u32(ctx, pkt.l4_off + TCP_ACK_SEQ),
         ack: 0,
         flags: TCP_RST,
         window: 0,
@@ -523,10 +524,10 @@ fn from_real<const V6: bool>(
     }
     if tw {
         count(counter::SYNPROXY_REAL_TW_RESET);
-        return crate::forward::back_out(ctx);
+        return forward::back_out(ctx);
     }
     count(counter::SYNPROXY_ESTABLISHED);
-    crate::forward::back_out(ctx)
+    forward::back_out(ctx)
 }
 
 /// 3b. (Not in defer mode.) The real's SYN-ACK becomes a segment from the real carrying one byte
@@ -548,7 +549,8 @@ fn open_client_window<const V6: bool>(
     tsecr: u32,
 ) -> u32 {
     // A SYN's window is never scaled; the real's later segments are (by what it announced).
-    let syn_window = read_u32(ctx, pkt.l4_off + 12) as u16;
+    // (data offset, flags, window): the low half is the window.
+    let syn_window = read_u32(ctx, pkt.l4_off + TCP_DOFF) as u16;
     let window = if o.wscale != 0xf {
         syn_window >> (o.wscale & 15)
     } else {
@@ -558,7 +560,7 @@ fn open_client_window<const V6: bool>(
         sport: pkt.sport,
         dport: pkt.dport,
         seq: real_seq,
-        ack: read_u32(ctx, pkt.l4_off + 8),
+        ack: read_u32(ctx, pkt.l4_off + TCP_ACK_SEQ),
         flags: TCP_ACK,
         window,
     };
@@ -577,8 +579,7 @@ fn open_client_window<const V6: bool>(
         return xdp_action::XDP_DROP;
     }
     count(counter::SYNPROXY_ESTABLISHED);
-    seqadj::call(ctx);
-    xdp_action::XDP_DROP
+    jump(ctx, Stage::Seqadj)
 }
 
 /// Grows the segment `build` made (TCP header of `n` bytes, no payload) by one zero byte of
@@ -613,67 +614,14 @@ fn append_zero_byte<const V6: bool>(ctx: &XdpContext, pkt: &Packet, n: usize) ->
         };
         let ip = unsafe { &mut *ip };
         let ip_check = u16::from_ne_bytes([ip[10], ip[11]]);
-        let ip_check = crate::csum::replace2(ip_check, word(20 + n), word(20 + n + 1));
+        let ip_check = csum::replace2(ip_check, word(20 + n), word(20 + n + 1));
         ip[2..4].copy_from_slice(&((20 + n + 1) as u16).to_be_bytes());
         ip[10..12].copy_from_slice(&ip_check.to_ne_bytes());
     }
     let tcp_check = u16::from_ne_bytes([tcp[16], tcp[17]]);
-    let tcp_check = crate::csum::replace2(tcp_check, word(n), word(n + 1));
+    let tcp_check = csum::replace2(tcp_check, word(n), word(n + 1));
     tcp[16..18].copy_from_slice(&tcp_check.to_ne_bytes());
     true
-}
-
-/// What the two handshakes agreed, as the translation needs it.
-struct Negotiated {
-    ts_delta: u32,
-    sp_opts: u8,
-    win_shift_out: i8,
-    win_shift_in: i8,
-    /// The scale the real applies to our (the client's) windows.
-    ack_window_shift: u32,
-}
-
-impl Negotiated {
-    const NONE: Negotiated = Negotiated {
-        ts_delta: 0,
-        sp_opts: 0,
-        win_shift_out: 0,
-        win_shift_in: 0,
-        ack_window_shift: 0,
-    };
-}
-
-/// From our SYN-ACK's TSval (`ours`: the client's options; 0 = the client sent no timestamps)
-/// and the real's SYN-ACK (timestamps, its TSval, its window scale, 0xf = none).
-/// Window rule: the client was promised scale 7, so a real announcing scale r has its window
-/// fields shifted by r - 7 towards the client (left saturating, or right rounding down); a real
-/// refusing window scaling (r = 0 for its own windows) reads the client's windows unscaled, so
-/// those are shifted left by the client's scale.
-#[inline(always)]
-fn negotiate(ours: u32, real_ts: bool, real_tsval: u32, real_ws: u8) -> Negotiated {
-    let mut n = Negotiated::NONE;
-    if ours == 0 {
-        return n;
-    }
-    if real_ts {
-        n.sp_opts |= SP_TS;
-        n.ts_delta = ours.wrapping_sub(real_tsval);
-    }
-    if ours & synproxy_ts::SACK != 0 {
-        n.sp_opts |= SP_SACK;
-    }
-    let client_ws = (ours & synproxy_ts::WSCALE_MASK) as u8;
-    if client_ws != 0xf {
-        n.sp_opts |= SP_WSCALE;
-        if real_ws != 0xf {
-            n.win_shift_out = real_ws as i8 - SYNPROXY_WSCALE as i8;
-            n.ack_window_shift = client_ws as u32 & 15;
-        } else {
-            n.win_shift_out = -(SYNPROXY_WSCALE as i8);
-            n.win_shift_in = client_ws as i8;
-        }
-    }
-    n
 }
 
 /// The handshake with the real server is over: both entries get the translation.
@@ -762,7 +710,7 @@ fn syn_options<const V6: bool>(opts: &mut [u8; 32], ours: u32, tsval: u32) {
 /// This CPU's buffer for the options of a packet being made, zeroed.
 #[inline(always)]
 fn opts_buffer() -> Option<&'static mut [u8; 32]> {
-    let b = scratch(&SCRATCH_SP_OPTS)?;
+    let b = SCRATCH_SP_OPTS.get()?;
     *b = [0; 32];
     Some(b)
 }
@@ -770,11 +718,12 @@ fn opts_buffer() -> Option<&'static mut [u8; 32]> {
 /// Defer mode (`xlvs set synproxy_defer 1`).
 #[inline(always)]
 fn defer() -> bool {
-    CONFIG.get(config::SYNPROXY_DEFER).copied().unwrap_or(0) != 0
+    setting(config::SYNPROXY_DEFER)
 }
 
+#[inline(always)]
 fn toa_on() -> bool {
-    CONFIG.get(config::TOA_OFF).copied().unwrap_or(0) == 0
+    !setting(config::TOA_OFF)
 }
 
 /// A TCP header to write (ports in network order as in `Packet`, numbers in host order).
@@ -885,7 +834,7 @@ fn tcp_header<const N: usize>(
         tcp[i] = opts[i - 20];
         i += 1;
     }
-    let tcp_sum = fold(sum_words::<N>(tcp, pseudo));
+    let tcp_sum = csum::finish(csum::sum_words::<N>(tcp, pseudo));
     tcp[16..18].copy_from_slice(&tcp_sum.to_ne_bytes());
     true
 }
@@ -913,14 +862,14 @@ fn ip4_header(ctx: &XdpContext, pkt: &Packet, turn: bool, n: u16) -> Option<u32>
     ip[7] = 0;
     ip[10] = 0;
     ip[11] = 0;
-    let ip_sum = fold(sum_words::<20>(ip, 0));
+    let ip_sum = csum::finish(csum::sum_words::<20>(ip, 0));
     ip[10..12].copy_from_slice(&ip_sum.to_ne_bytes());
     // Pseudo-header: addresses, protocol, TCP length.
     let mut pseudo = [0u8; 12];
     pseudo[..8].copy_from_slice(&ip[12..20]);
     pseudo[9] = 6;
     pseudo[10..12].copy_from_slice(&n.to_be_bytes());
-    Some(sum_words::<12>(&pseudo, 0))
+    Some(csum::sum_words::<12>(&pseudo, 0))
 }
 
 /// IPv6 header of a packet we make: addresses swapped with `turn` (and a fresh hop limit),
@@ -950,29 +899,6 @@ fn ip6_header(ctx: &XdpContext, pkt: &Packet, turn: bool, n: u16) -> Option<u32>
     let len = ptr_at::<u16>(ctx, pkt.l3_off + 4)?;
     unsafe { len.write_unaligned(n.to_be()) };
     // Pseudo-header: both addresses (either order), the TCP length, the next header.
-    let mut sum = n.to_be() as u32 + u16::from_ne_bytes([0, 6]) as u32;
-    let mut i = 0;
-    while i < 4 {
-        sum += (src[i] & 0xffff) + (src[i] >> 16) + (dst[i] & 0xffff) + (dst[i] >> 16);
-        i += 1;
-    }
-    Some(sum)
-}
-
-/// One's-complement sum of `N` bytes as 16-bit words (native loads, like the packet's).
-#[inline(always)]
-fn sum_words<const N: usize>(b: &[u8; N], mut sum: u32) -> u32 {
-    let mut i = 0;
-    while i + 1 < N {
-        sum += u16::from_ne_bytes([b[i], b[i + 1]]) as u32;
-        i += 2;
-    }
-    sum
-}
-
-#[inline(always)]
-fn fold(mut sum: u32) -> u16 {
-    sum = (sum & 0xffff) + (sum >> 16);
-    sum = (sum & 0xffff) + (sum >> 16);
-    !(sum as u16)
+    let sum = n.to_be() as u32 + u16::from_ne_bytes([0, 6]) as u32;
+    Some(csum::sum_addr(&dst, csum::sum_addr(&src, sum)))
 }

@@ -5,19 +5,19 @@
 //! NOP,NOP,SACK: that layout is recognised with two loads. Anything else is walked option by
 //! option, at most 40 steps (the options area is at most 40 bytes).
 
-use aya_ebpf::programs::XdpContext;
+use aya_ebpf::{macros::map, programs::XdpContext};
 
 use crate::csum;
 use crate::parse::{Packet, ptr_at};
+use crate::proto::{
+    TCP_WINDOW, TCPOPT_EOL as EOL, TCPOPT_MSS as MSS, TCPOPT_NOP as NOP, TCPOPT_SACK as SACK,
+    TCPOPT_SACK_PERM as SACK_PERM, TCPOPT_TIMESTAMP as TIMESTAMP, TCPOPT_WSCALE as WSCALE,
+};
+use crate::stage::Scratch;
 
-/// TCP option kinds.
-const EOL: u8 = 0;
-const NOP: u8 = 1;
-const MSS: u8 = 2;
-const WSCALE: u8 = 3;
-const SACK_PERM: u8 = 4;
-const SACK: u8 = 5;
-const TIMESTAMP: u8 = 8;
+/// The options found (see `find` on why in memory).
+#[map]
+static SCRATCH_OPTS: Scratch<Opts> = Scratch::new();
 
 /// What a segment's options hold. Offsets are from the start of the TCP header; 0 = absent.
 #[repr(C)]
@@ -60,7 +60,7 @@ fn byte(ctx: &XdpContext, pkt: &Packet, off: usize) -> Option<u8> {
 /// verified once per way the walk can go.
 #[inline(always)]
 pub fn find(ctx: &XdpContext, pkt: &Packet) -> Option<Opts> {
-    let slot = crate::maps::SCRATCH_OPTS.get_ptr_mut(0)?;
+    let slot: *mut Opts = SCRATCH_OPTS.get()?;
     unsafe { core::ptr::write_volatile(slot, NONE) };
     let hl = pkt.tcp_hdr_len as usize;
     if hl > 20 && !fast(ctx, pkt, hl, slot) && !walk(ctx, pkt, hl, slot) {
@@ -215,7 +215,7 @@ pub fn rescale_window(ctx: &XdpContext, pkt: &Packet, shift: i8) {
         return;
     }
     let (Some(w), Some(check)) = (
-        ptr_at::<u16>(ctx, pkt.l4_off + 14),
+        ptr_at::<u16>(ctx, pkt.l4_off + TCP_WINDOW),
         ptr_at::<u16>(ctx, pkt.l4_off + 16),
     ) else {
         return;

@@ -37,13 +37,27 @@ use ebpf_common::{
     TUN_PACKED, counter, nh_stamp, tun_pack,
 };
 
-use crate::forward;
-use crate::maps::{CONNS, DESTS, JUMP, JUMP_TUNNEL, TUN_JOB, TUN_NH, TX_PORTS, count, scratch};
-use crate::parse::{Packet, parse, ptr_at};
+use aya_ebpf::{macros::map, maps::LruHashMap};
+use ebpf_common::Stage;
 
-const IPPROTO_IPIP: u8 = 4;
-const IPPROTO_IPV6: u8 = 41;
-const IPPROTO_GRE: u8 = 47;
+use crate::csum;
+use crate::forward;
+use crate::maps::{CONNS, DESTS, TX_PORTS, count};
+use crate::parse::{Packet, parse, ptr_at};
+use crate::proto::{
+    IP4_DF_BYTE, IP4_FRAG, IPPROTO_GRE, IPPROTO_ICMPV6, IPPROTO_IPIP, IPPROTO_IPV6,
+};
+use crate::stage::{Handoff, jump};
+
+/// Next hop, our source address and the path MTU towards each tunnel real server (by
+/// destination id), cached by `xlvs_tunnel` alone: an entry is trusted only for the address it
+/// was looked up for and for ~1 s, so user space never has to reset it. Not pinned.
+#[map]
+static TUN_NH: LruHashMap<u32, TunHop> = LruHashMap::with_max_entries(65536, 0);
+
+/// What the stage before `xlvs_tunnel` knows about the packet's connection.
+#[map]
+static TUN_JOB: Handoff<Job> = Handoff::new();
 
 /// A tunnel real server's cached next hop (TUN_NH).
 #[repr(C)]
@@ -112,7 +126,7 @@ pub const TO_TUNNEL: u32 = 0xff;
 /// Main program side: notes what `xlvs_tunnel` needs about tunnel connection `conn`.
 #[inline(always)]
 pub fn prepare(conn: &Conn, now: u64) -> u32 {
-    let Some(job) = scratch(&TUN_JOB) else {
+    let Some(job) = TUN_JOB.put() else {
         return xdp_action::XDP_DROP;
     };
     // Field by field: a whole `Job` would be built on the main program's full stack first.
@@ -130,9 +144,7 @@ pub fn finish(ctx: &XdpContext, rc: u32) -> u32 {
     if rc != TO_TUNNEL {
         return rc;
     }
-    let _ = unsafe { JUMP.tail_call(ctx, JUMP_TUNNEL) };
-    count(counter::DROP_UNSUPPORTED);
-    xdp_action::XDP_DROP
+    jump(ctx, Stage::Tunnel)
 }
 
 /// `xlvs_tunnel`: encapsulate and forward, or answer "too big".
@@ -140,7 +152,7 @@ pub fn finish(ctx: &XdpContext, rc: u32) -> u32 {
 pub fn handle(ctx: &XdpContext) -> u32 {
     let ingress = ctx.ingress_ifindex() as u32;
     // Used in place (per-CPU): a copy would take stack this program does not have.
-    let Some(job) = scratch(&TUN_JOB) else {
+    let Some(job) = TUN_JOB.take() else {
         return xdp_action::XDP_DROP;
     };
     let Ok(pkt) = parse(ctx) else {
@@ -175,7 +187,8 @@ pub fn handle(ctx: &XdpContext) -> u32 {
         return xdp_action::XDP_DROP;
     }
     let df = !pkt.is_v6()
-        && ptr_at::<u8>(ctx, pkt.l3_off + 6).is_some_and(|p| unsafe { p.read() } & 0x40 != 0);
+        && ptr_at::<u8>(ctx, pkt.l3_off + IP4_FRAG)
+            .is_some_and(|p| unsafe { p.read() } & IP4_DF_BYTE != 0);
     job.via_kernel = 0;
     if pkt.tot_len as u32 > mtu {
         if df || pkt.is_v6() || outer6 {
@@ -269,7 +282,7 @@ pub fn handle(ctx: &XdpContext) -> u32 {
     let ok = match tun_type {
         TUN_GUE => {
             let pseudo = if csum {
-                pseudo_sum(outer6, &src, &job.daddr, IPPROTO_UDP, payload)
+                csum::pseudo_header(&src, &job.daddr, IPPROTO_UDP, payload as u16)
             } else {
                 0
             };
@@ -434,7 +447,7 @@ fn write_ip4(
         d[2],
         d[3],
     ];
-    let check = fold(sum_bytes(&h, 0)).to_ne_bytes();
+    let check = csum::finish(csum::sum_words(&h, 0)).to_ne_bytes();
     h[10] = check[0];
     h[11] = check[1];
     unsafe { p.write_unaligned(h) };
@@ -512,7 +525,7 @@ fn write_gue(
         0,
     ];
     if csum {
-        let mut c = fold(sum_bytes(&h, sum));
+        let mut c = csum::finish(csum::sum_words(&h, sum));
         if c == 0 {
             c = 0xffff;
         }
@@ -536,7 +549,7 @@ fn write_gre<const N: usize>(ctx: &XdpContext, at: usize, inner6: bool, sum: u32
     h[3] = if inner6 { 0xdd } else { 0x00 };
     if N == 8 {
         h[0] = 0x80;
-        let c = fold(sum_bytes(&h, sum)).to_ne_bytes();
+        let c = csum::finish(csum::sum_words(&h, sum)).to_ne_bytes();
         h[4] = c[0];
         h[5] = c[1];
     }
@@ -558,7 +571,7 @@ fn inner_sum_of(ctx: &XdpContext, pkt: &Packet) -> Option<u32> {
     // An IPv4 header with a valid checksum sums to 0 (-0); an IPv6 one is summed.
     let mut sum = 0u32;
     if pkt.is_v6() {
-        sum = sum_at::<40>(ptr_at::<[u8; 40]>(ctx, pkt.l3_off)?, 0);
+        sum = csum::sum_at::<40>(ptr_at::<[u8; 40]>(ctx, pkt.l3_off)?, 0);
     }
     let check_at = if pkt.proto == IPPROTO_UDP { 6 } else { 16 };
     let check = unsafe { ptr_at::<u16>(ctx, pkt.l4_off + check_at)?.read_unaligned() };
@@ -568,23 +581,8 @@ fn inner_sum_of(ctx: &XdpContext, pkt: &Packet) -> Option<u32> {
         return None;
     }
     // A segment with a valid checksum sums to minus its pseudo-header.
-    let pseudo = pseudo_sum(pkt.is_v6(), &pkt.src, &pkt.dst, pkt.proto, l4_len);
-    Some(sum + !fold_plain(pseudo) as u32)
-}
-
-/// The L4 pseudo-header's sum (addresses of `v6` or IPv4 in word 0, protocol, length).
-#[inline(always)]
-fn pseudo_sum(v6: bool, src: &[u32; 4], dst: &[u32; 4], proto: u8, len: u32) -> u32 {
-    let mut sum = (proto as u16).to_be() as u32 + (len as u16).to_be() as u32;
-    let words = if v6 { 4 } else { 1 };
-    let mut i = 0;
-    while i < 4 {
-        if i < words {
-            sum += (src[i] & 0xffff) + (src[i] >> 16) + (dst[i] & 0xffff) + (dst[i] >> 16);
-        }
-        i += 1;
-    }
-    sum
+    let pseudo = csum::pseudo_header(&pkt.src, &pkt.dst, pkt.proto, l4_len as u16);
+    Some(sum + !csum::fold(pseudo) as u32)
 }
 
 /// Packets that would exceed `mtu` once encapsulated: ICMP back to the client when IPVS
@@ -597,7 +595,8 @@ fn too_big(ctx: &XdpContext, pkt: &Packet, mtu: u32) -> u32 {
     } else {
         // Without DF (only an IPv6 outer header gets here, see `handle`): IPVS fragments the
         // outer packet; we cannot.
-        let df = ptr_at::<u8>(ctx, pkt.l3_off + 6).is_some_and(|p| unsafe { p.read() } & 0x40 != 0);
+        let df = ptr_at::<u8>(ctx, pkt.l3_off + IP4_FRAG)
+            .is_some_and(|p| unsafe { p.read() } & IP4_DF_BYTE != 0);
         df && frag_needed_v4(ctx, pkt, mtu)
     };
     if !sent {
@@ -632,12 +631,12 @@ fn frag_needed_v4(ctx: &XdpContext, pkt: &Packet, mtu: u32) -> bool {
         0x45, 0xc0, 0, 56, id[0], id[1], 0, 0, 64, 1, 0, 0, s[0], s[1], s[2], s[3], d[0], d[1],
         d[2], d[3],
     ];
-    let c = fold(sum_bytes(&h, 0)).to_ne_bytes();
+    let c = csum::finish(csum::sum_words(&h, 0)).to_ne_bytes();
     h[10] = c[0];
     h[11] = c[1];
     let m = (mtu as u16).to_be_bytes();
     let mut e: [u8; 8] = [3, 4, 0, 0, 0, 0, m[0], m[1]];
-    let c = fold(sum_bytes(&e, sum_at::<28>(quoted, 0))).to_ne_bytes();
+    let c = csum::finish(csum::sum_words(&e, csum::sum_at::<28>(quoted, 0))).to_ne_bytes();
     e[2] = c[0];
     e[3] = c[1];
     unsafe {
@@ -665,12 +664,11 @@ fn frag_needed_v6(ctx: &XdpContext, pkt: &Packet, mtu: u32) -> bool {
     ) else {
         return false;
     };
-    const ICMPV6: u8 = 58;
-    let h: [u8; 8] = [0x60, 0, 0, 0, 0, 56, ICMPV6, 64];
+    let h: [u8; 8] = [0x60, 0, 0, 0, 0, 56, IPPROTO_ICMPV6, 64];
     let m = mtu.to_be_bytes();
     let mut e: [u8; 8] = [2, 0, 0, 0, m[0], m[1], m[2], m[3]];
-    let pseudo = pseudo_sum(true, &pkt.dst, &pkt.src, ICMPV6, 56);
-    let c = fold(sum_bytes(&e, sum_at::<48>(quoted, pseudo))).to_ne_bytes();
+    let pseudo = csum::pseudo_header(&pkt.dst, &pkt.src, IPPROTO_ICMPV6, 56);
+    let c = csum::finish(csum::sum_words(&e, csum::sum_at::<48>(quoted, pseudo))).to_ne_bytes();
     e[2] = c[0];
     e[3] = c[1];
     unsafe {
@@ -712,41 +710,4 @@ fn turn_around(ctx: &XdpContext, new: usize, l3: usize, len: usize) -> bool {
         return false;
     }
     unsafe { bpf_xdp_adjust_tail(ctx.ctx, (len as i64 - cur as i64) as i32) == 0 }
-}
-
-/// One's-complement sum of `N` bytes as native 16-bit words, like the packet's own loads.
-#[inline(always)]
-fn sum_bytes<const N: usize>(b: &[u8; N], mut sum: u32) -> u32 {
-    let mut i = 0;
-    while i + 1 < N {
-        sum += u16::from_ne_bytes([b[i], b[i + 1]]) as u32;
-        i += 2;
-    }
-    sum
-}
-
-/// One's-complement sum of `N` packet bytes at `p` (checked by the caller's `ptr_at`).
-#[inline(always)]
-fn sum_at<const N: usize>(p: *mut [u8; N], mut sum: u32) -> u32 {
-    let p = p as *const u16;
-    let mut i = 0;
-    while i < N / 2 {
-        sum += unsafe { p.add(i).read_unaligned() } as u32;
-        i += 1;
-    }
-    sum
-}
-
-/// Folded (not complemented) sum.
-#[inline(always)]
-fn fold_plain(mut sum: u32) -> u16 {
-    sum = (sum & 0xffff) + (sum >> 16);
-    sum = (sum & 0xffff) + (sum >> 16);
-    sum as u16
-}
-
-/// The checksum field's value: the complemented folded sum.
-#[inline(always)]
-fn fold(sum: u32) -> u16 {
-    !fold_plain(sum)
 }

@@ -69,7 +69,9 @@ fn op(r: dataplane::Result<()>) -> Result<i32, Fail> {
     }
 }
 
-fn run_with(
+/// One command line on `dp` (opened on first use); `in_restore` refuses a nested `-R`. Errors
+/// carry ipvsadm's message and exit status.
+pub fn run_with(
     argv: &[String],
     flavor: Flavor,
     dp: &mut Option<Dataplane>,
@@ -227,23 +229,7 @@ fn execute(cmd: Cmd, a: &Args, flavor: Flavor, dp: &mut Option<Dataplane>) -> Re
             }
             emit(&out)
         }
-        Cmd::Save => {
-            let d = open(dp)?;
-            let mut all = d.services().map_err(|e| fail(1, e.to_string()))?;
-            format::sort_services(&mut all);
-            let numeric = a.has(Opt::Numeric);
-            let mut out: String = all
-                .iter()
-                .map(|e| format::save_service(e, numeric, false, flavor))
-                .collect();
-            if flavor != Flavor::Upstream {
-                out.extend(all.iter().map(|e| format::save_laddrs(e, numeric)));
-            }
-            if flavor == Flavor::Dpvs {
-                out.extend(all.iter().map(|e| format::save_acls(e, numeric)));
-            }
-            emit(&out)
-        }
+        Cmd::Save => emit(&save_text(open(dp)?, a.has(Opt::Numeric), flavor)?),
         Cmd::List if a.has(Opt::Daemon) => {
             // The daemons' own records (syncd::state); the tables are not needed.
             let out: String = syncd::control::list(&Options::from_env().pin_dir)
@@ -298,6 +284,24 @@ fn execute(cmd: Cmd, a: &Args, flavor: Flavor, dp: &mut Option<Dataplane>) -> Re
     }
 }
 
+/// What `-S` prints: the services sorted as ipvsadm sorts them, then (fork flavours) their local
+/// addresses and (DPVS) their deny/allow lists.
+pub fn save_text(d: &mut Dataplane, numeric: bool, flavor: Flavor) -> Result<String, Fail> {
+    let mut all = d.services().map_err(|e| fail(1, e.to_string()))?;
+    format::sort_services(&mut all);
+    let mut out: String = all
+        .iter()
+        .map(|e| format::save_service(e, numeric, false, flavor))
+        .collect();
+    if flavor != Flavor::Upstream {
+        out.extend(all.iter().map(|e| format::save_laddrs(e, numeric)));
+    }
+    if flavor == Flavor::Dpvs {
+        out.extend(all.iter().map(|e| format::save_acls(e, numeric)));
+    }
+    Ok(out)
+}
+
 /// `--start-daemon` / `--stop-daemon`: the sync daemon of this data plane (crate `syncd`),
 /// started as a detached copy of this binary in its hidden daemon mode.
 fn daemon(cmd: Cmd, role: syncd::config::Role, a: &Args) -> Result<i32, Fail> {
@@ -350,29 +354,16 @@ fn emit(s: &str) -> Result<i32, Fail> {
 
 /// ipvsadm -R: each line is a command line; validation failures stop with 2, operation failures
 /// are printed and the restore goes on; the status is the last line's.
-fn restore(text: &str, flavor: Flavor, dp: &mut Option<Dataplane>) -> Result<i32, Fail> {
+pub fn restore(text: &str, flavor: Flavor, dp: &mut Option<Dataplane>) -> Result<i32, Fail> {
     // One lock and one view of the tables for the whole restore.
     open(dp)?
         .hold_lock()
         .map_err(|e| fail(255, e.to_string()))?;
     let mut status = 0;
-    for line in text.lines() {
-        let words: Vec<String> = line
-            .split([' ', '\t', '\r'])
-            .filter(|w| !w.is_empty() && *w != "ipvsadm")
-            .map(String::from)
-            .collect();
-        if words.is_empty() {
-            continue;
-        }
+    for words in restore_lines(text) {
         status = match run_with(&words, flavor, dp, true) {
             Ok(code) => code,
-            Err(f)
-                if f.code == 255
-                    && !f.msg.starts_with("Try ")
-                    && !f.msg.contains(": unknown option")
-                    && !f.msg.contains(": missing argument") =>
-            {
+            Err(f) if restore_goes_on(&f) => {
                 // An operation failed: say so and carry on, as ipvsadm -R does.
                 eprintln!("{}", f.msg);
                 f.code
@@ -384,6 +375,28 @@ fn restore(text: &str, flavor: Flavor, dp: &mut Option<Dataplane>) -> Result<i32
         d.release_lock().map_err(|e| fail(255, e.to_string()))?;
     }
     Ok(status)
+}
+
+/// The command lines of a `-R` file: words split at blanks, the word `ipvsadm` left out (saves
+/// of some tools carry it), blank lines skipped.
+pub fn restore_lines(text: &str) -> impl Iterator<Item = Vec<String>> + '_ {
+    text.lines()
+        .map(|line| {
+            line.split([' ', '\t', '\r'])
+                .filter(|w| !w.is_empty() && *w != "ipvsadm")
+                .map(String::from)
+                .collect::<Vec<String>>()
+        })
+        .filter(|words| !words.is_empty())
+}
+
+/// Whether `-R` goes on after a line failed this way: an operation that failed (exit 255), not
+/// an option error, which stops it.
+pub fn restore_goes_on(f: &Fail) -> bool {
+    f.code == 255
+        && !f.msg.starts_with("Try ")
+        && !f.msg.contains(": unknown option")
+        && !f.msg.contains(": missing argument")
 }
 
 fn service_addr(s: &SvcArg, ipv6: bool) -> Result<ServiceAddr, Fail> {

@@ -1,38 +1,9 @@
 //! `ipvsadm`: ipvsadm 1.31's command line, output and exit codes, driving the xlvs data plane.
 //! `ipvsadm-save` / `ipvsadm-restore` are this binary under those names (argv[0]).
 
-mod cli;
-mod exec;
-mod format;
-mod names;
-
 use std::process::ExitCode;
 
-/// Which ipvsadm the user expects: upstream 1.31, alibaba's fork (where `-b` means `--fullnat`,
-/// `-V` is `--vsestablish-timeout` and saves carry `-j`/`-V`/`-P`), or DPVS's (alibaba's
-/// extensions plus the deny/allow lists, where `-V` is `--del-blklst`). Chosen by
-/// `XLVS_IPVSADM_FLAVOR=alibaba|dpvs`, or by a program name containing "alibaba" or "dpvs".
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Flavor {
-    Upstream,
-    Alibaba,
-    Dpvs,
-}
-
-fn flavor(argv0: &str) -> Flavor {
-    let env = std::env::var("XLVS_IPVSADM_FLAVOR").unwrap_or_default();
-    let name = std::path::Path::new(argv0)
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    if env == "dpvs" || (env.is_empty() && name.contains("dpvs")) {
-        Flavor::Dpvs
-    } else if env == "alibaba" || name.contains("alibaba") {
-        Flavor::Alibaba
-    } else {
-        Flavor::Upstream
-    }
-}
+use ipvsadm_rs::{Flavor, exec, flavor};
 
 fn main() -> ExitCode {
     // ipvsadm takes bytes: an argument that is not UTF-8 is refused by the option checks, never

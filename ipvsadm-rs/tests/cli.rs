@@ -496,3 +496,55 @@ fn a_kernel_directors_save_restores_identically() {
     }
     assert_eq!(ipvs.run("-S -n").stdout, kernel);
 }
+
+/// Four writer loops on one service, each adding and deleting its own reals (same address as a
+/// production real, another port; by command and by `-R`), never touch the two production reals
+/// nor each other's: after every round exactly the production reals are listed.
+#[test]
+fn concurrent_writers_delete_only_the_reals_they_name() {
+    let Some(ipvs) = Ipvs::new() else { return };
+    let svc = "-t 198.18.0.100:80";
+    for cmd in [
+        format!("-A {svc} -s rr"),
+        format!("-a {svc} -r 198.18.1.11:80 -g"),
+        format!("-a {svc} -r 198.18.1.12:80 -g"),
+    ] {
+        assert_eq!(ipvs.run(&cmd).code, 0, "{cmd}");
+    }
+    let production = |out: &str| {
+        let mut reals: Vec<String> = out
+            .lines()
+            .filter(|l| l.trim_start().starts_with("->") && !l.contains("RemoteAddress"))
+            .map(|l| l.split_whitespace().nth(1).unwrap_or("").to_string())
+            .collect();
+        reals.sort();
+        reals
+    };
+    let ipvs = &ipvs;
+    std::thread::scope(|s| {
+        for w in 0..4u16 {
+            s.spawn(move || {
+                for round in 0..15u16 {
+                    let port = 8081 + w;
+                    let real = format!("198.18.1.{}:{port}", 11 + round % 2);
+                    let by_restore = round % 3 == 0;
+                    let add = ipvs.run(&format!("-a {svc} -r {real} -m"));
+                    assert_eq!(add.code, 0, "writer {w} add {real}: {}", add.stderr);
+                    let del = if by_restore {
+                        ipvs.restore(&format!("-d {svc} -r {real}\n"))
+                    } else {
+                        ipvs.run(&format!("-d {svc} -r {real}"))
+                    };
+                    assert_eq!(del.code, 0, "writer {w} delete {real}: {}", del.stderr);
+                }
+            });
+        }
+    });
+    let listed = ipvs.run("-Ln");
+    assert_eq!(
+        production(&listed.stdout),
+        ["198.18.1.11:80", "198.18.1.12:80"],
+        "{}",
+        listed.stdout
+    );
+}

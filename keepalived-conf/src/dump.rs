@@ -95,6 +95,25 @@ pub fn to_text(c: &KeepalivedConfig) -> String {
     for vs in &c.virtual_servers {
         dump_vs(&mut o, vs);
     }
+    if let Some(rb) = &c.route_bridge {
+        let daemon = rb.daemon.map_or("?", |d| d.name());
+        let _ = writeln!(
+            o,
+            "Route bridge (xlvs): daemon {daemon}, {:?} instance",
+            rb.instance
+        );
+        for n in &rb.neighbors {
+            let _ = writeln!(
+                o,
+                "   neighbor {} AS {}",
+                n.address,
+                n.remote_as.unwrap_or(0)
+            );
+        }
+        if let Some(ospf) = &rb.ospf {
+            let _ = writeln!(o, "   ospf area {}", ospf.area);
+        }
+    }
     o
 }
 

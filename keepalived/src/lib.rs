@@ -38,6 +38,10 @@ pub fn main() {
     let args: Vec<String> = std::env::args_os()
         .map(|a| a.to_string_lossy().into_owned())
         .collect();
+    if args.get(1).map(String::as_str) == Some(quagga_bridge::lease::ARG) {
+        // Hidden mode: the route bridge's lease holder across a --dont-release-ipvs restart.
+        std::process::exit(quagga_bridge::lease::hold(&args[2..]));
+    }
     // `lvs_sync_daemon`: this binary is also the sync daemon it starts (as ipvsadm is).
     if args.get(1).map(String::as_str) == Some(syncd::state::DAEMON_ARG) {
         std::process::exit(syncd::control::child_main(

@@ -137,6 +137,44 @@ fn config_id_option() {
     assert_eq!(v["top_level"]["net_namespace"], "high");
 }
 
+/// `keepalived -t` takes the xlvs `route_bridge` block: a good one passes (0), a bad one fails
+/// (5) with the file and line of each problem, as keepalived reports its own.
+#[test]
+fn config_test_checks_the_route_bridge_block() {
+    let dir = std::env::temp_dir().join(format!("ka-cli-rb-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let vs = "virtual_server 198.18.99.1 80 {\n    lb_algo mh\n    lb_kind DR\n    protocol TCP\n    real_server 198.18.30.21 80 {\n        weight 1\n    }\n}\n";
+    let good = dir.join("good.conf");
+    std::fs::write(
+        &good,
+        format!("{vs}route_bridge {{\n    daemon bird\n    local_as 65101\n    router_id 198.18.30.11\n    neighbor 198.18.30.1 remote_as 65000\n    bfd on\n}}\n"),
+    )
+    .unwrap();
+    let o = run(&["-t", "-f", good.to_str().unwrap()]);
+    assert_eq!((o.status.code(), stderr(&o)), (Some(0), String::new()));
+    let bad = dir.join("bad.conf");
+    std::fs::write(
+        &bad,
+        format!("{vs}route_bridge {{\n    daemon openbgpd\n    neighbor 198.18.30.1\n}}\n"),
+    )
+    .unwrap();
+    let o = run(&["-t", "-f", bad.to_str().unwrap()]);
+    let err = stderr(&o);
+    let _ = std::fs::remove_dir_all(&dir);
+    assert_eq!(o.status.code(), Some(5), "{err}");
+    assert!(
+        err.contains(&format!(
+            "({}: Line 10) route_bridge: unknown daemon 'openbgpd' - expected bird, frr or quagga",
+            bad.display()
+        )),
+        "{err}"
+    );
+    assert!(
+        err.contains("Line 11) route_bridge: neighbor 198.18.30.1 has no remote_as"),
+        "{err}"
+    );
+}
+
 /// `--migration-check` lists what will do nothing, with file and line: directives the parser
 /// keeps verbatim, and those of features xlvs lacks; acted-on ones are not listed.
 #[test]

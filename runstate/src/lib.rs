@@ -1,5 +1,7 @@
 //! The live state that xlvs' daemons publish for `xlvs metrics` (and anyone else): small JSON
-//! files in the run directory (`/run/xlvs`, or `$XLVS_RUN_DIR`), each replaced whole (written
+//! files in the run directory of their data plane (`/run/xlvs/state/<pin directory's key>`, under
+//! `$XLVS_RUN_DIR` if set; one per data plane, so several directors on one machine keep their
+//! own), each replaced whole (written
 //! under a temporary name, then renamed), each naming the pid that wrote it so a reader can tell
 //! a dead writer's file from a live one.
 //!
@@ -19,11 +21,9 @@ pub const KEEPALIVED_PERIOD: Duration = Duration::from_secs(2);
 pub const KEEPALIVED_FILE: &str = "keepalived-state.json";
 pub const BRIDGE_FILE: &str = "bridge-state.json";
 
-/// `$XLVS_RUN_DIR`, else `/run/xlvs`.
-pub fn dir() -> PathBuf {
-    std::env::var_os("XLVS_RUN_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("/run/xlvs"))
+/// The state directory of the data plane pinned at `pin_dir`.
+pub fn dir(pin_dir: &Path) -> PathBuf {
+    dataplane::rundir::dir(pin_dir, "state")
 }
 
 /// keepalived's state.

@@ -6,7 +6,6 @@
 //! after it stops), and `lock`. Record and counters go when the daemon stops.
 
 use std::fs;
-use std::io;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -49,40 +48,14 @@ pub struct Stats {
 
 /// The state directory of the data plane pinned at `pin_dir`.
 pub fn dir(pin_dir: &Path) -> PathBuf {
-    let base = std::env::var_os("XLVS_RUN_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("/run/xlvs"));
-    let key: String = pin_dir
-        .to_string_lossy()
-        .trim_matches('/')
-        .chars()
-        .map(|c| if c == '/' { '_' } else { c })
-        .collect();
-    base.join("sync")
-        .join(if key.is_empty() { "root".into() } else { key })
+    dataplane::rundir::dir(pin_dir, "sync")
 }
 
 pub fn file(pin_dir: &Path, role: Role, ext: &str) -> PathBuf {
     dir(pin_dir).join(format!("{}.{ext}", role.name()))
 }
 
-/// Writes a file atomically (temporary file, then rename), so readers never see half of it.
-pub fn write_atomic(path: &Path, text: &str) -> io::Result<()> {
-    if let Some(d) = path.parent() {
-        fs::create_dir_all(d)?;
-    }
-    let tmp = path.with_extension(format!("tmp{}", std::process::id()));
-    fs::write(&tmp, text)?;
-    fs::rename(&tmp, path)
-}
-
-/// The start time (clock ticks since boot) of a process, from /proc/<pid>/stat.
-pub fn start_time(pid: u32) -> Option<u64> {
-    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // The command name may hold spaces and parentheses: fields start after the last ')'.
-    let rest = &stat[stat.rfind(')')? + 2..];
-    rest.split(' ').nth(19)?.parse().ok()
-}
+pub use dataplane::rundir::{start_time, write_atomic};
 
 /// Whether `r` is a live daemon of ours: the pid runs, started when recorded, with our marker.
 pub fn alive(r: &Running) -> bool {

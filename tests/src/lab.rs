@@ -50,7 +50,9 @@ impl Lab {
         Lab::unattached_with(reals, 65536)
     }
 
-    fn unattached_with(reals: usize, max_conns: u32) -> Result<Lab> {
+    /// [`Lab::unattached`] with a connection table of `max_conns` connections (the soak attaches
+    /// it itself, without the timers it runs and kills on its own).
+    pub fn unattached_with(reals: usize, max_conns: u32) -> Result<Lab> {
         let prefix = unique_prefix("xt");
         let client = Netns::new(&format!("{prefix}c"))?;
         let director = Netns::new(&format!("{prefix}d"))?;
@@ -117,14 +119,7 @@ impl Lab {
 
     /// Runs the `xlvs` binary in the director's namespace with this lab's pin directory.
     pub fn xlvs(&self, args: &[&str]) -> Result<std::process::Output> {
-        let bin = binary("xlvs")?;
-        let mut a = vec![
-            bin.to_str().context("path")?,
-            "--pin-dir",
-            self.opts.pin_dir.to_str().context("path")?,
-        ];
-        a.extend_from_slice(args);
-        self.director.exec(a[0], &a[1..])
+        xlvs_in(&self.director, &self.opts, args)
     }
 
     pub fn real_ip(&self, i: usize) -> IpAddr {
@@ -190,6 +185,18 @@ impl Drop for Pins {
     fn drop(&mut self) {
         let _ = dataplane::unload(&self.0);
     }
+}
+
+/// Runs the `xlvs` binary in `ns` on the tables pinned at `opts`.
+pub fn xlvs_in(ns: &Netns, opts: &Options, args: &[&str]) -> Result<std::process::Output> {
+    let bin = binary("xlvs")?;
+    let mut a = vec![
+        bin.to_str().context("path")?,
+        "--pin-dir",
+        opts.pin_dir.to_str().context("path")?,
+    ];
+    a.extend_from_slice(args);
+    ns.exec(a[0], &a[1..])
 }
 
 /// Path of a binary built by this workspace: next to the running executable, or next to its

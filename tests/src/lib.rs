@@ -3,6 +3,7 @@
 //! ([`servers`]). Used by the end-to-end tests in `tests/tests/` and by the demo and benchmarks.
 
 pub mod capture;
+pub mod cluster;
 pub mod decap;
 pub mod ka_exporter;
 pub mod kadiff;
@@ -11,6 +12,8 @@ pub mod lab;
 pub mod netns;
 pub mod packet;
 pub mod poll;
+pub mod rng;
+pub mod routing;
 pub mod servers;
 pub mod skip;
 pub mod smtp_sink;

@@ -155,6 +155,35 @@ fn the_classifier_matches_prefix_port_range_and_protocol() {
 }
 
 #[test]
+fn ports_of_rules_added_or_removed_later_are_classified_or_passed_accordingly() {
+    // Traffic to addresses that are no VIP is asked to the classifier only on ports some rule
+    // covers (the main program passes the rest at once): that set follows every rule change.
+    let Some(mut b) = TestBed::new(4096, false) else {
+        return;
+    };
+    fwmark_service(&mut b, 1, Family::V4, None, &[IpAddr::V4(R1)]);
+    let other = Ipv4Addr::new(198, 18, 100, 77);
+    b.dp.add_fwmark_rules(&[rule(1, Protocol::Tcp, "198.18.100.0", 24, (80, 80))])
+        .unwrap();
+    let f = Frame::tcp(CIP, 5000, other, 8080, SYN).build();
+    assert_eq!(b.run(&f), (XDP_PASS, f.clone()), "no rule covers 8080 yet");
+    b.dp.add_fwmark_rules(&[rule(2, Protocol::Tcp, "198.18.100.0", 24, (8000, 8100))])
+        .unwrap();
+    fwmark_service(&mut b, 2, Family::V4, None, &[IpAddr::V4(R2)]);
+    assert_eq!(syn_to(&b, CIP, 5001, other, 8080), (XDP_PASS, R2, 8080));
+    assert_eq!(syn_to(&b, CIP, 5002, other, 80), (XDP_PASS, R1, 80));
+    // Port 80's rule gone: its port is free again; 8000-8100 still classified.
+    b.dp.replace_fwmark_rules(&[rule(2, Protocol::Tcp, "198.18.100.0", 24, (8000, 8100))])
+        .unwrap();
+    let f = Frame::tcp(CIP, 5003, other, 80, SYN).build();
+    assert_eq!(b.run(&f), (XDP_PASS, f.clone()), "80 is no rule's any more");
+    assert_eq!(syn_to(&b, CIP, 5004, other, 8100), (XDP_PASS, R2, 8100));
+    // The same port over UDP was never covered.
+    let udp = Frame::udp(CIP, 5005, other, 8080, b"q").build();
+    assert_eq!(b.run(&udp), (XDP_PASS, udp.clone()));
+}
+
+#[test]
 fn a_mark_without_a_service_or_of_the_other_family_matches_nothing() {
     let Some(mut b) = TestBed::new(1024, false) else {
         return;

@@ -1109,3 +1109,29 @@ fn icmpv6_errors_about_a_connection_reach_the_other_side_translated() {
     let echo = icmp6_error(router, vip6, 128, 0, &stranger[14..]);
     assert_eq!(b.runner.run(&echo).unwrap().packet, echo);
 }
+
+#[test]
+fn a_missed_tail_call_is_counted_and_the_packet_dropped() {
+    let Some(mut b) = setup(1024) else { return };
+    tcp_service(&mut b.dp, Scheduler::Rr, &[(R1, 1)]);
+    // An empty slot (a loader fault, or a reload in progress): the new-connection stage is
+    // missing, so the jump to it fails.
+    let pin = dataplane::loader::running_jump_pin(&b.opts.pin_dir).expect("running version");
+    let jump = aya::maps::MapData::from_pin(pin).expect("pinned JUMP");
+    let mut jump = aya::maps::ProgramArray::try_from(aya::maps::Map::ProgramArray(jump))
+        .expect("a program array");
+    jump.clear_index(&ebpf_common::Stage::New.slot())
+        .expect("clear the slot");
+    let before = b.dp.counters().unwrap();
+    assert_eq!(run(&b, &Frame::tcp(CIP, 40000, VIP, 80, SYN)).0, XDP_DROP);
+    let after = b.dp.counters().unwrap();
+    let delta = |i: u32| after[i as usize] - before[i as usize];
+    assert_eq!(delta(ebpf_common::counter::DROP_MISSED_TAIL_CALL), 1);
+    // Counted as that alone: not as a pass, a new connection or another drop.
+    for (i, name) in ebpf_common::counter::NAMES {
+        if i != ebpf_common::counter::DROP_MISSED_TAIL_CALL {
+            assert_eq!(delta(i), 0, "{name}");
+        }
+    }
+    assert!(b.dp.connections().unwrap().is_empty());
+}

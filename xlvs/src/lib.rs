@@ -7,6 +7,7 @@ mod boot;
 mod fwmark;
 mod metrics;
 mod report;
+mod routes;
 
 use std::process::ExitCode;
 
@@ -100,11 +101,23 @@ enum Command {
     /// opens the real server's side on the client's first data, not on its handshake ACK),
     /// toa (FULLNAT inserts the client's address), frag_drop (fragments to a VIP that are not
     /// forwarded, e.g. out of order, are dropped),
-    /// no_service_drop (traffic to a VIP port without a service is dropped): VALUE 0 or 1;
+    /// no_service_drop (traffic to a VIP port without a service is dropped), sloppy_tcp (IPVS'
+    /// sysctl: a TCP segment without a connection, other than a RST, is scheduled like a SYN;
+    /// for ECMP director clusters): VALUE 0 or 1;
     /// table_full (what a full connection table does with a new connection): VALUE evict (the
     /// least recently used entry makes room; default) or refuse (the new connection is dropped,
     /// established ones stay).
     Set { name: String, value: String },
+    /// The route bridge of keepalived (route_bridge block) for this pin directory: each VIP's
+    /// eligibility, why, since when, and what the routing daemon sends to each neighbor;
+    /// `drain`/`undrain` switch this director's maintenance.
+    Routes {
+        #[command(subcommand)]
+        command: Option<routes::RoutesCommand>,
+        /// Print JSON (the bridge's status and the daemon's view of each neighbor).
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -209,6 +222,7 @@ fn run(cli: Cli) -> Result<()> {
         }
         Command::Status { json } => status(&opts, json)?,
         Command::Fwmark { command } => fwmark::run(&opts, command)?,
+        Command::Routes { command, json } => routes::run(&opts, command, json)?,
         Command::Unload => {
             dataplane::unload(&opts)?;
             println!("unloaded {}", opts.pin_dir.display());
@@ -242,8 +256,9 @@ fn apply_setting(s: &mut dataplane::model::PathSettings, name: &str, value: &str
         "toa" => s.toa = on,
         "frag_drop" => s.frag_drop = on,
         "no_service_drop" => s.no_service_drop = on,
+        "sloppy_tcp" => s.sloppy_tcp = on,
         _ => anyhow::bail!(
-            "unknown setting {name:?} (synproxy_defer, toa, frag_drop, no_service_drop, table_full)"
+            "unknown setting {name:?} (synproxy_defer, toa, frag_drop, no_service_drop, sloppy_tcp, table_full)"
         ),
     }
     Ok(())

@@ -121,8 +121,8 @@ impl Scraper {
             *guard = None;
         }
         result?;
-        keepalived(&mut reg);
-        bridge(&mut reg);
+        keepalived(&mut reg, &self.opts);
+        bridge(&mut reg, &self.opts);
         let mut out = String::new();
         encode(&mut out, &reg)?;
         Ok(out)
@@ -372,9 +372,9 @@ fn fullnat_and_synproxy(reg: &mut Registry, services: &[ServiceEntry]) {
 }
 
 /// keepalived's live state, when a keepalived runs and publishes it.
-fn keepalived(reg: &mut Registry) {
+fn keepalived(reg: &mut Registry, opts: &Options) {
     let state: Option<runstate::Keepalived> =
-        runstate::read_live(&runstate::dir(), runstate::KEEPALIVED_FILE);
+        runstate::read_live(&runstate::dir(&opts.pin_dir), runstate::KEEPALIVED_FILE);
     gauge(
         reg,
         "xlvs_keepalived_up",
@@ -498,9 +498,9 @@ fn keepalived(reg: &mut Registry) {
 }
 
 /// The route-announcement bridge's state, when it runs.
-fn bridge(reg: &mut Registry) {
+fn bridge(reg: &mut Registry, opts: &Options) {
     let Some(b): Option<runstate::Bridge> =
-        runstate::read_live(&runstate::dir(), runstate::BRIDGE_FILE)
+        runstate::read_live(&runstate::dir(&opts.pin_dir), runstate::BRIDGE_FILE)
     else {
         return;
     };

@@ -20,53 +20,12 @@ use anyhow::{Context, Result, bail};
 use dataplane::Dataplane;
 use dataplane::model::*;
 use xlvs_tests::lab::Lab;
-use xlvs_tests::netns::{Netns, is_root};
+use xlvs_tests::netns::is_root;
 
+use crate::nginx::Nginx;
 use crate::stats::median;
 
 const SECONDS: u32 = 5;
-
-struct Nginx {
-    pid_file: String,
-    dir: String,
-}
-
-impl Nginx {
-    fn start(ns: &Netns, addr: IpAddr, name: &str) -> Result<Nginx> {
-        let dir = format!("/tmp/xlvs-bench-nginx-{}-{name}", std::process::id());
-        std::fs::create_dir_all(format!("{dir}/tmp"))?;
-        let conf = format!(
-            "worker_processes 1; daemon on; pid {dir}/nginx.pid;\n\
-             error_log {dir}/error.log warn;\n\
-             events {{ worker_connections 4096; }}\n\
-             http {{ access_log off; keepalive_requests 1000000; keepalive_timeout 60s;\n\
-               client_body_temp_path {dir}/tmp; proxy_temp_path {dir}/tmp; fastcgi_temp_path {dir}/tmp;\n\
-               uwsgi_temp_path {dir}/tmp; scgi_temp_path {dir}/tmp;\n\
-               server {{ listen {addr}:80 backlog=4096; location / {{ default_type text/plain; return 200 \"{name}\\n\"; }} }} }}\n"
-        );
-        std::fs::write(format!("{dir}/nginx.conf"), conf)?;
-        ns.exec("nginx", &["-p", &dir, "-c", &format!("{dir}/nginx.conf")])?;
-        Ok(Nginx {
-            pid_file: format!("{dir}/nginx.pid"),
-            dir,
-        })
-    }
-}
-
-impl Drop for Nginx {
-    fn drop(&mut self) {
-        if let Ok(pid) = std::fs::read_to_string(&self.pid_file)
-            && let Ok(pid) = pid.trim().parse::<i32>()
-        {
-            let _ = nix::sys::signal::kill(
-                nix::unistd::Pid::from_raw(pid),
-                nix::sys::signal::Signal::SIGTERM,
-            );
-        }
-        std::thread::sleep(std::time::Duration::from_millis(200));
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
 
 #[derive(Clone, Copy, PartialEq)]
 enum Path {
@@ -149,24 +108,7 @@ const NFT_RULES: &str = "table ip xlvsbench {
 ";
 
 pub fn run(rounds: usize) -> Result<()> {
-    if !is_root() {
-        bail!("the HTTP benchmark needs root (network namespaces)");
-    }
-    for tool in ["wrk", "nginx", "nft"] {
-        if Command::new("which").arg(tool).output()?.stdout.is_empty() {
-            bail!("{tool} is not installed (scripts/setup.sh installs it)");
-        }
-    }
-    let lab = Lab::new(2)?;
-    for ns in [&lab.client, &lab.director, &lab.reals[0], &lab.reals[1]] {
-        for (k, v) in [
-            ("net.ipv4.ip_local_port_range", "10000 65000"),
-            ("net.ipv4.tcp_tw_reuse", "1"),
-            ("net.core.somaxconn", "4096"),
-        ] {
-            ns.sysctl(k, v)?;
-        }
-    }
+    let lab = client_server_lab("HTTP", &["wrk", "nginx", "nft"])?;
     let _n0 = Nginx::start(&lab.reals[0], lab.real_ip(0), "r0")?;
     let _n1 = Nginx::start(&lab.reals[1], lab.real_ip(1), "r1")?;
     let mut dp = Dataplane::open(&lab.opts)?;
@@ -244,6 +186,30 @@ pub fn run(rounds: usize) -> Result<()> {
     Ok(())
 }
 
+/// The lab with two reals, set up for many short connections (wide port range, TIME_WAIT reuse,
+/// deep listen queues), after checking root and the `tools` a benchmark drives.
+pub(crate) fn client_server_lab(bench: &str, tools: &[&str]) -> Result<Lab> {
+    if !is_root() {
+        bail!("the {bench} benchmark needs root (network namespaces)");
+    }
+    for tool in tools {
+        if Command::new("which").arg(tool).output()?.stdout.is_empty() {
+            bail!("{tool} is not installed (scripts/setup.sh installs it)");
+        }
+    }
+    let lab = Lab::new(2)?;
+    for ns in [&lab.client, &lab.director, &lab.reals[0], &lab.reals[1]] {
+        for (k, v) in [
+            ("net.ipv4.ip_local_port_range", "10000 65000"),
+            ("net.ipv4.tcp_tw_reuse", "1"),
+            ("net.core.somaxconn", "4096"),
+        ] {
+            ns.sysctl(k, v)?;
+        }
+    }
+    Ok(lab)
+}
+
 /// Puts the director in the state a path needs: XDP attached (xlvs) or not, nft table or not.
 fn switch(lab: &Lab, current: &mut Path, want: Path, nft_file: &str) -> Result<()> {
     if *current == want {
@@ -276,8 +242,36 @@ fn switch(lab: &Lab, current: &mut Path, want: Path, nft_file: &str) -> Result<(
 
 /// Runs wrk from the client namespace; requests per second.
 fn wrk(lab: &Lab, url: &str, close: bool) -> Result<f64> {
-    let d = format!("{SECONDS}s");
-    let mut args = vec!["-t1", "-c32", "-d", d.as_str(), "--timeout", "2s"];
+    let run = wrk_run(lab, url, close, 32, SECONDS)?;
+    if run.non_2xx {
+        bail!("{url}: errors in wrk output: {}", run.text);
+    }
+    Ok(run.rps)
+}
+
+/// What one wrk run reports.
+pub(crate) struct WrkRun {
+    pub rps: f64,
+    /// Requests completed.
+    pub requests: u64,
+    /// Socket errors (connect, read, write, timeout) added up.
+    pub errors: u64,
+    pub non_2xx: bool,
+    pub text: String,
+}
+
+/// wrk -t1 -c`conns` for `seconds` from the client namespace (`close`: a new connection per
+/// request), with a 1 s timeout per request.
+pub(crate) fn wrk_run(
+    lab: &Lab,
+    url: &str,
+    close: bool,
+    conns: u32,
+    seconds: u32,
+) -> Result<WrkRun> {
+    let d = format!("{seconds}s");
+    let c = format!("-c{conns}");
+    let mut args = vec!["-t1", c.as_str(), "-d", d.as_str(), "--timeout", "2s"];
     if close {
         args.extend(["-H", "Connection: close"]);
     }
@@ -285,19 +279,37 @@ fn wrk(lab: &Lab, url: &str, close: bool) -> Result<f64> {
     let out = lab
         .client
         .command("timeout")
-        .arg(format!("{}", SECONDS + 20))
+        .arg(format!("{}", seconds + 20))
         .arg("wrk")
         .args(&args)
         .output()
         .context("running wrk")?;
-    let text = String::from_utf8_lossy(&out.stdout);
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
     let rps = text
         .lines()
         .find_map(|l| l.strip_prefix("Requests/sec:"))
         .and_then(|v| v.trim().parse::<f64>().ok())
         .with_context(|| format!("no Requests/sec in wrk output for {url}: {text}"))?;
-    if text.contains("Non-2xx") {
-        bail!("{url}: errors in wrk output: {text}");
-    }
-    Ok(rps)
+    // "  12345 requests in 5.00s, ..." and "  Socket errors: connect 0, read 0, write 0, timeout 3"
+    let requests = text
+        .lines()
+        .find_map(|l| l.trim().split_once(" requests in "))
+        .and_then(|(n, _)| n.trim().parse().ok())
+        .unwrap_or(0);
+    let errors = text
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("Socket errors:"))
+        .map(|l| {
+            l.split(',')
+                .filter_map(|kv| kv.split_whitespace().last()?.parse::<u64>().ok())
+                .sum()
+        })
+        .unwrap_or(0);
+    Ok(WrkRun {
+        rps,
+        requests,
+        errors,
+        non_2xx: text.contains("Non-2xx"),
+        text,
+    })
 }

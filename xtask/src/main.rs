@@ -1,14 +1,19 @@
-//! `cargo xtask bench [xdp|http|ipvsadm|keepalived|failover|all]`: the data-plane benchmarks. Each prints its figures beside a
+//! `cargo xtask bench [xdp|http|synflood|ipvsadm|keepalived|bridge|failover|all]`: the data-plane benchmarks. Each prints its figures beside a
 //! baseline measured in the same run, with ratios (the machine is noisy: compare ratios).
 //! `cargo xtask deb`: the Debian packages (`deb.rs`).
+//! `cargo xtask soak [--duration 30m | --quick]`: fault injection under load (`soak.rs`).
 
+mod bench_bridge;
 mod bench_failover;
 mod bench_http;
 mod bench_ipvsadm;
 mod bench_keepalived;
+mod bench_synflood;
 mod bench_xdp;
 mod deb;
 mod kadiff;
+mod nginx;
+mod soak;
 mod stats;
 
 use anyhow::Result;
@@ -24,9 +29,11 @@ struct Cli {
 #[derive(Subcommand)]
 enum Task {
     /// Benchmarks (needs root): xdp = ns/packet via BPF_PROG_TEST_RUN; http = req/s through the
-    /// VIP; ipvsadm = -R and -Ln of 10 000 services x 10 reals; keepalived = start and
-    /// SIGHUP reload of 2000 virtual servers beside ipvsadm -R / -e; failover = VRRP takeover
-    /// after a graceful stop and a SIGKILL at 1 s / 100 ms / 10 ms adverts, beside 2.2.7.
+    /// VIP; synflood = a SYN flood on a SYNPROXY VIP beside the kernel's syncookies; ipvsadm = -R
+    /// and -Ln of 10 000 services x 10 reals; keepalived = start and SIGHUP reload of 2000
+    /// virtual servers beside ipvsadm -R / -e; bridge = route bridge withdraw/announce times at
+    /// an FRR router beside hand-driven birdc/vtysh changes; failover = VRRP takeover after a
+    /// graceful stop and a SIGKILL at 1 s / 100 ms / 10 ms adverts, beside 2.2.7.
     Bench {
         #[arg(default_value = "all")]
         which: Which,
@@ -47,6 +54,26 @@ enum Task {
         #[arg(long, default_value = "xz")]
         compress: String,
     },
+    /// Fault injection under wrk load (needs root, wrk, nginx): kill -9 of keepalived, the
+    /// timers and the sync daemon, SIGHUP storms, interface flaps, reals failing their checks,
+    /// a full connection table; reports failed requests, RSS and table fill over time.
+    Soak {
+        /// How long: 90s, 30m, 2h.
+        #[arg(long, default_value = "30m", value_parser = parse_duration)]
+        duration: std::time::Duration,
+        /// Two minutes in windows of 10 s (overrides --duration and --window).
+        #[arg(long)]
+        quick: bool,
+        /// One wrk run and one report line per window.
+        #[arg(long, default_value = "30s", value_parser = parse_duration)]
+        window: std::time::Duration,
+        /// Seed of the fault schedule.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Connections the table holds (small: it is full within seconds).
+        #[arg(long, default_value_t = 2048)]
+        max_conns: u32,
+    },
     /// `keepalived -t` differential run (needs root and /usr/sbin/keepalived): N generated
     /// configurations checked by ours and by keepalived 2.2.7; agreement and classes.
     Kadiff {
@@ -63,13 +90,30 @@ enum Task {
     },
 }
 
+/// `90s`, `30m`, `2h` (a bare number is seconds).
+fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
+    let (n, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
+    let n: u64 = n
+        .parse()
+        .map_err(|_| format!("`{s}`: a number and s, m or h"))?;
+    let secs = match unit {
+        "" | "s" => n,
+        "m" => n * 60,
+        "h" => n * 3600,
+        _ => return Err(format!("`{s}`: the unit is s, m or h")),
+    };
+    Ok(std::time::Duration::from_secs(secs))
+}
+
 #[derive(Clone, Copy, clap::ValueEnum, PartialEq)]
 enum Which {
     All,
     Xdp,
     Http,
+    Synflood,
     Ipvsadm,
     Keepalived,
+    Bridge,
     Failover,
 }
 
@@ -96,12 +140,18 @@ fn build_release_binaries() -> Result<()> {
 fn main() -> Result<()> {
     match Cli::parse().task {
         Task::Bench { which, rounds } => {
-            build_release_binaries()?;
+            // The XDP bench runs the data plane in this process: it needs no other binary.
+            if which != Which::Xdp {
+                build_release_binaries()?;
+            }
             if matches!(which, Which::All | Which::Xdp) {
                 bench_xdp::run(rounds)?;
             }
             if matches!(which, Which::All | Which::Http) {
                 bench_http::run(rounds.min(5))?;
+            }
+            if matches!(which, Which::All | Which::Synflood) {
+                bench_synflood::run(rounds.min(3))?;
             }
             if matches!(which, Which::All | Which::Ipvsadm) {
                 bench_ipvsadm::run()?;
@@ -112,6 +162,32 @@ fn main() -> Result<()> {
             if matches!(which, Which::All | Which::Failover) {
                 bench_failover::run(rounds.min(5))?;
             }
+            if matches!(which, Which::All | Which::Bridge) {
+                bench_bridge::run(rounds.min(5))?;
+            }
+        }
+        Task::Soak {
+            duration,
+            quick,
+            window,
+            seed,
+            max_conns,
+        } => {
+            build_release_binaries()?;
+            let (duration, window) = if quick {
+                (
+                    std::time::Duration::from_secs(120),
+                    std::time::Duration::from_secs(10),
+                )
+            } else {
+                (duration, window)
+            };
+            soak::run(&soak::Options {
+                duration,
+                window,
+                seed,
+                max_conns,
+            })?;
         }
         Task::Deb {
             bin_dir,

@@ -4,11 +4,13 @@
 pub mod global;
 pub mod lvs;
 pub mod net;
+pub mod route_bridge;
 pub mod vrrp;
 
 pub use global::*;
 pub use lvs::*;
 pub use net::*;
+pub use route_bridge::*;
 pub use vrrp::*;
 
 use crate::diag::Span;
@@ -84,6 +86,9 @@ pub struct KeepalivedConfig {
     pub allow_address_groups: Vec<AddressGroup>,
     /// DPVS `tunnel_group`.
     pub tunnel_groups: Vec<TunnelGroup>,
+    /// xlvs extension: VIP announcement to routers (`route_bridge { … }`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub route_bridge: Option<RouteBridge>,
 }
 
 impl KeepalivedConfig {

@@ -8,6 +8,7 @@ mod forks;
 mod global;
 mod lvs;
 mod net;
+mod route_bridge;
 mod top;
 mod track;
 pub(crate) mod values;
@@ -17,6 +18,7 @@ use crate::diag::{DiagKind, Diagnostics, Severity};
 use crate::lexer::Line;
 use crate::model::{KeepalivedConfig, RawOption, Script};
 
+pub use route_bridge::valid_community;
 pub use top::{Process, parse_lines};
 
 /// The keywords the parser accepts and keeps verbatim (`extra`), untyped.

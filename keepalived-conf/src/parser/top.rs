@@ -104,6 +104,7 @@ pub fn parse_lines(lines: &[Line], diags: &mut Diagnostics) -> KeepalivedConfig 
             }
         }
     }
+    super::route_bridge::check(&config, diags);
     config
 }
 
@@ -206,6 +207,8 @@ fn top_keyword<'a>(p: &mut Parser<'a>, l: &'a Line) -> bool {
             }
         }
         "tunnel_group" => p.tunnel_group(l),
+        // xlvs extension: VIP announcement through a routing daemon.
+        "route_bridge" => p.route_bridge(l),
         "net_namespace" => p.config.top_level.net_namespace = p.read_string(l, 1),
         "net_namespace_ipvs" => p.config.top_level.net_namespace_ipvs = p.read_string(l, 1),
         "namespace_with_ipsets" => p.config.top_level.namespace_with_ipsets = true,

@@ -13,7 +13,7 @@ use keepalived_conf::model::{
     self as kc, AddressGroup, ForwardingMethod, KeepalivedConfig, LvsMethod, VirtualServer,
     VirtualServerAddress, VsgEntry,
 };
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::net::{IpAddr, Ipv4Addr};
 
 /// One IPVS service as keepalived wants it.
 #[derive(Clone, Debug, PartialEq)]
@@ -348,39 +348,7 @@ fn v6_netmask(vs: &VirtualServer) -> Option<u8> {
         .filter(|n| (1..=128).contains(n))
 }
 
-/// keepalived's address ranges vary the last IPv4 octet or the last IPv6 hextet.
-pub fn address_range(first: IpAddr, last: IpAddr) -> Result<Vec<IpAddr>, String> {
-    const MAX: usize = 256 * 256;
-    match (first, last) {
-        (IpAddr::V4(a), IpAddr::V4(b)) if a.octets()[..3] == b.octets()[..3] => {
-            let (lo, hi) = (a.octets()[3], b.octets()[3]);
-            if lo > hi {
-                return Err(format!("address range {a}-{} is reversed", hi));
-            }
-            Ok((lo..=hi)
-                .map(|o| {
-                    let mut b = a.octets();
-                    b[3] = o;
-                    IpAddr::V4(Ipv4Addr::from(b))
-                })
-                .collect())
-        }
-        (IpAddr::V6(a), IpAddr::V6(b)) if a.segments()[..7] == b.segments()[..7] => {
-            let (lo, hi) = (a.segments()[7], b.segments()[7]);
-            if lo > hi || usize::from(hi - lo) >= MAX {
-                return Err(format!("address range {a}-{hi:x} is reversed or too large"));
-            }
-            Ok((lo..=hi)
-                .map(|h| {
-                    let mut s = a.segments();
-                    s[7] = h;
-                    IpAddr::V6(Ipv6Addr::from(s))
-                })
-                .collect())
-        }
-        _ => Err(format!("address range {first}-{last} is not a valid range")),
-    }
-}
+pub use keepalived_conf::model::address_range;
 
 #[cfg(test)]
 mod tests {

@@ -20,6 +20,7 @@ mod pidfile;
 mod process;
 mod reconcile;
 mod reload;
+mod route_bridge;
 mod runstate_writer;
 mod scripts;
 mod sdnotify;
@@ -69,6 +70,8 @@ struct Daemon {
     /// syncs diff against memory (as keepalived diffs old and new config) instead of rereading
     /// every map; `None` after a failure or at start: read the tables.
     applied: Option<Vec<dataplane::model::ServiceEntry>>,
+    /// The route bridge (VIP announcement), fed after every change of health, quorum or VRRP.
+    bridge: route_bridge::Hook,
     /// Attachment and timers of the data plane we program.
     watch: dataplane_watch::Watch,
     /// VRRP transitions (times, counts) and the STATS_CLEAR baseline, for dumps and metrics.
@@ -188,6 +191,7 @@ async fn async_main(cli: Cli, opts: ParseOptions, config: Arc<KeepalivedConfig>)
     if let (Some((ctl, _)), Some(b)) = (&vrrp, &bfd) {
         let _ = ctl.send(VrrpControl::Bfd(b.states())).await;
     }
+    let bridge = route_bridge::Hook::new(!cli.vrrp, !cli.check);
     let mut d = Daemon {
         config,
         cli,
@@ -201,6 +205,7 @@ async fn async_main(cli: Cli, opts: ParseOptions, config: Arc<KeepalivedConfig>)
         vrrp,
         fifos: fifo::LvsFifos::open(&config_for_fifos),
         applied: None,
+        bridge,
         watch: dataplane_watch::Watch::new(dataplane::Options::from_env()),
         transitions: dumps::Transitions::default(),
         baseline: dumps::Baseline::default(),
@@ -213,6 +218,7 @@ async fn async_main(cli: Cli, opts: ParseOptions, config: Arc<KeepalivedConfig>)
     d.seed_health().await;
     d.init_ha_suspend().await;
     d.start();
+    d.bridge.start(&d.config, &d.health, &d.quorum);
     sdnotify::notify(&format!("READY=1\nMAINPID={}", std::process::id()));
     info!("Startup complete");
     let mut tick = tokio::time::interval(runstate_writer::PERIOD);
@@ -245,6 +251,8 @@ async fn async_main(cli: Cli, opts: ParseOptions, config: Arc<KeepalivedConfig>)
     }
     sdnotify::notify("STOPPING=1");
     info!("Stopping");
+    // Withdraw before anything goes: routers move the traffic first.
+    d.bridge.stop(d.cli.dont_release_ipvs).await;
     if let Some(c) = &d.checkers {
         c.shutdown().await;
     }
@@ -330,6 +338,13 @@ impl Daemon {
             target: logging::VRRP,
             "VRRP instance {} (vrid {}) {:?} -> {:?}",
             ev.instance, ev.vrid, ev.from, ev.to
+        );
+        self.bridge.vrrp(
+            &ev.instance,
+            ev.to,
+            &self.config,
+            &self.health,
+            &self.quorum,
         );
         self.transitions.record(&ev.instance);
         let master = vrrp::state::State::Master;
@@ -490,7 +505,7 @@ impl Daemon {
 
     /// After a batch of checker verdicts: the reals go (or come) first, then the quorums of
     /// their virtual servers are weighed (keepalived's order), and a changed quorum may bring or
-    /// take away the sorry server.
+    /// take away the sorry server; the route bridge re-evaluates its VIPs last.
     fn settle_health(&mut self, touched: &[keepalived_conf::model::VirtualServer]) {
         self.sync(true);
         let mut quorum_changed = false;
@@ -500,6 +515,7 @@ impl Daemon {
         if quorum_changed {
             self.sync(true);
         }
+        self.bridge.update(&self.config, &self.health, &self.quorum);
     }
 
     fn update_quorums(&mut self) {
@@ -618,6 +634,9 @@ impl Daemon {
         self.config = new;
         self.update_quorums();
         let writes = self.sync(false);
+        self.bridge
+            .reload(&self.config, &self.health, &self.quorum)
+            .await;
         info!(
             "Reload finished: {writes} writes in {} ms",
             started.elapsed().as_millis()

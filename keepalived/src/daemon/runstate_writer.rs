@@ -16,14 +16,16 @@ pub fn write(
     probes: &[LastProbe],
 ) {
     let state = snapshot(config, views, health, quorum, probes);
-    let dir = runstate::dir();
+    let dir = runstate::dir(&dataplane::Options::from_env().pin_dir);
     if let Err(e) = runstate::write(&dir, runstate::KEEPALIVED_FILE, &state) {
         log::debug!("cannot write {}: {e}", dir.display());
     }
 }
 
 pub fn remove() {
-    let _ = std::fs::remove_file(runstate::dir().join(runstate::KEEPALIVED_FILE));
+    let _ = std::fs::remove_file(
+        runstate::dir(&dataplane::Options::from_env().pin_dir).join(runstate::KEEPALIVED_FILE),
+    );
 }
 
 fn snapshot(
