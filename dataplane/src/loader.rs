@@ -12,7 +12,6 @@
 //! refilled stage by stage, sent a packet from an old stage into a new one that read what the
 //! old one had not written: connections opened during a reload went to two different reals.)
 
-use std::ffi::CString;
 use std::fs;
 use std::path::{Path, PathBuf};
 
@@ -288,9 +287,7 @@ fn check_bpffs(dir: &Path) -> Result<()> {
 }
 
 fn is_bpffs(path: &Path) -> bool {
-    let c = CString::new(path.as_os_str().as_encoded_bytes()).unwrap_or_default();
-    let mut st: libc::statfs = unsafe { std::mem::zeroed() };
-    unsafe { libc::statfs(c.as_ptr(), &mut st) == 0 && st.f_type as i64 == BPF_FS_MAGIC }
+    nix::sys::statfs::statfs(path).is_ok_and(|st| st.filesystem_type().0 == BPF_FS_MAGIC)
 }
 
 /// The index of interface `name` in the current network namespace.

@@ -1,6 +1,6 @@
 //! The IPVS object model as user space sees it: services, destinations, timeouts, connections.
 //! Pure data (no map access): `ipvsadm`, the keepalived daemon and tests all speak these types,
-//! and `crate::tables` converts them to and from the map layouts of `ebpf-common`.
+//! and `crate::tables::convert` turns them into the map values of `ebpf-common` and back.
 
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};

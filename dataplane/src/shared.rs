@@ -18,8 +18,9 @@ pub struct SharedArray<T> {
     _map: MapData,
 }
 
-// The mapping is plain shared memory that `T` (atomics only) accesses.
+// SAFETY: the mapping is plain shared memory that `T` (atomics only) accesses.
 unsafe impl<T: Sync> Send for SharedArray<T> {}
+// SAFETY: as above: every access goes through `T`'s atomics.
 unsafe impl<T: Sync> Sync for SharedArray<T> {}
 
 impl<T> SharedArray<T> {

@@ -1020,7 +1020,11 @@ macro_rules! abi_types {
         #[cfg(feature = "user")]
         mod pod {
             use super::*;
-            $(unsafe impl aya::Pod for $ty {})*
+            $(
+                // SAFETY: `#[repr(C)]`, explicit padding (the size is asserted above) and plain
+                // integer fields: every byte pattern is a valid value.
+                unsafe impl aya::Pod for $ty {}
+            )*
         }
     };
 }

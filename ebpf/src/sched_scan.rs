@@ -6,6 +6,34 @@
 //! read each destination's counts from `DEST_CONNS`. The rules are IPVS' own, function by
 //! function (ip_vs_lc.c, ip_vs_wlc.c, ...), including their tie-breaking: the first destination
 //! in list order wins a tie.
+//!
+//! # In detail
+//!
+//! * **Scan schedulers** — lc, wlc, sed, nq, ovf, lblc, lblcr, and every scheduler of a service
+//!   with an upper threshold (`-x`): user space writes the available destinations in list order and
+//!   sets `SVC_F_SCHED_SCAN`; the program `xlvs_sched` (`ebpf/src/sched_scan.rs`) walks them (the
+//!   first `MAX_SCAN_DESTS` = 32; more are counted in `sched_scan_truncated`) with IPVS' own
+//!   comparisons, tie-breaking included: lc `(active<<8)+inactive` smallest; wlc/sed/nq cross-
+//!   multiplied by weight (nq takes an idle real at once); ovf the heaviest real whose active count
+//!   does not exceed its weight; lblc/lblcr remember, per (service, destination address), a real or
+//!   a set of up to 8 (`LBLC`, LRU, 24 h expiration) and schedule anew with wlc when IPVS'
+//!   is_overloaded says so; rr/wrr with thresholds skip overloaded slots (up to 32 ahead); sh/dh/mh
+//!   with thresholds answer "no destination" for an overloaded real (no fallback walk).
+//!   Verifier rules learnt there: keep loop-carried values in a per-CPU map (`SCRATCH_LOAD`), not
+//!   in registers (paths whose values differ cannot be merged and multiply per iteration), and
+//!   never return `Option<struct>` (LLVM copies a `None`'s undefined payload from unset registers).
+//! * **Connection counts** (`DEST_CONNS`, per destination: IPVS' activeconns = TCP ESTABLISHED,
+//!   inactconns = everything else, and the overload flag): `xlvs_sched` counts a connection on the
+//!   real it picks (its CLIENT entry then carries `CONN_F_COUNTED`); state changes across
+//!   ESTABLISHED move it (`conncount::moved`, in `track`; the state change itself is a
+//!   compare-and-exchange on the entry's word holding `state` (`state::claim`), so when the
+//!   client's and the real's FIN are handled at once on two CPUs only one moves the count — IPVS
+//!   holds the connection's lock there; without it the active count went below zero, test
+//!   `concurrent_fins_of_one_connection_move_its_count_once`); it is taken off when a new connection
+//!   replaces its entry (`conncount::closed`) or when it expires. All changes are atomic adds, from
+//!   both sides: the array is BPF_F_MMAPABLE and user space maps it (`dataplane/src/conncount.rs`).
+//!   Thresholds follow ip_vs_bind_dest/unbind_dest: overloaded at `active+inactive >= x`, lifted
+//!   below `y` (or below 3/4 of `x` without `y`); a raised or removed `x` lifts it at once.
 
 use ebpf_common::{
     LBLC_EXPIRATION_S, LBLCR_SET_MAX, Lblc, LblcKey, MAX_SCAN_DESTS, SCHED_DH, SCHED_FO,

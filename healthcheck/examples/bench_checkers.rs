@@ -27,6 +27,7 @@ const RS: &str = "198.18.60.2";
 const BASE_PORT: u16 = 20000;
 
 fn thread_cpu() -> Duration {
+    // SAFETY: rusage is plain integers: all zeroes is a valid value.
     let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
     // SAFETY: plain getrusage on the calling thread.
     unsafe { libc::getrusage(libc::RUSAGE_THREAD, &mut ru) };
@@ -241,6 +242,7 @@ fn keepalived(lb: &Netns, conf: &std::path::Path, dir: &std::path::Path, secs: u
         .unwrap_or_default()
         .trim()
         .to_string();
+    // SAFETY: sysconf takes no pointers.
     let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
     let r = match cpu(&chk_pid) {
         Some(c0) => {

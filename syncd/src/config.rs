@@ -130,20 +130,26 @@ pub fn ifindex(name: &str) -> u32 {
 
 /// The interface's MTU (SIOCGIFMTU, so it answers for the caller's namespace, unlike /sys).
 pub fn mtu(name: &str) -> std::io::Result<u32> {
+    // SAFETY: socket takes no pointers; the descriptor is closed below.
     let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
     if fd < 0 {
         return Err(std::io::Error::last_os_error());
     }
+    // SAFETY: ifreq is plain bytes and integers: all zeroes is a valid value.
     let mut req: libc::ifreq = unsafe { std::mem::zeroed() };
     for (d, s) in req.ifr_name.iter_mut().zip(name.bytes().take(IFNAME_MAX)) {
         *d = s as libc::c_char;
     }
+    // SAFETY: SIOCGIFMTU reads the NUL-terminated name (at most IFNAME_MAX bytes copied into a zeroed
+    // // array) and writes ifru_mtu inside `req`, which outlives the call.
     let r = unsafe { libc::ioctl(fd, libc::SIOCGIFMTU as _, &mut req) };
     let e = std::io::Error::last_os_error();
+    // SAFETY: `fd` is our socket from above, closed once.
     unsafe { libc::close(fd) };
     if r < 0 {
         return Err(e);
     }
+    // SAFETY: SIOCGIFMTU succeeded, so the kernel wrote ifru_mtu, the union field read.
     Ok(unsafe { req.ifr_ifru.ifru_mtu } as u32)
 }
 

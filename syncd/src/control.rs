@@ -73,6 +73,7 @@ pub fn start(pin_dir: &Path, req: &Request, program: &Path) -> io::Result<()> {
         .stdout(Stdio::piped())
         .stderr(Stdio::from(log));
     // Detached like the kernel's thread: its own session, no controlling terminal.
+    // SAFETY: setsid is async-signal-safe and touches no memory of the parent.
     unsafe {
         cmd.pre_exec(|| {
             libc::setsid();
@@ -128,6 +129,7 @@ pub fn child_main(arg: &str) -> i32 {
             report("ok");
             // Nobody reads our stdout any more.
             if let Ok(null) = fs::File::open("/dev/null") {
+                // SAFETY: both descriptors are open; dup2 replaces stdout atomically.
                 unsafe { libc::dup2(null.as_raw_fd(), 1) };
             }
             daemon::run(p);
@@ -152,13 +154,14 @@ pub fn stop(pin_dir: &Path, role: Role) -> io::Result<()> {
         state::remove(pin_dir, role);
         return Err(io::Error::from_raw_os_error(libc::ESRCH));
     };
-    unsafe { libc::kill(r.pid as i32, libc::SIGTERM) };
+    let pid = nix::unistd::Pid::from_raw(r.pid as i32);
+    let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
     let end = Instant::now() + Duration::from_secs(3);
     while state::alive(&r) && Instant::now() < end {
         std::thread::sleep(Duration::from_millis(20));
     }
     if state::alive(&r) {
-        unsafe { libc::kill(r.pid as i32, libc::SIGKILL) };
+        let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
     }
     state::remove(pin_dir, role);
     Ok(())
@@ -179,6 +182,7 @@ pub fn message(e: &io::Error, starting: bool) -> String {
         Some(libc::EEXIST) if starting => "Daemon has already run".into(),
         Some(libc::ESRCH) if !starting => "No daemon is running".into(),
         Some(libc::EPERM) => "Permission denied (you must be root)".into(),
+        // SAFETY: strerror returns a NUL-terminated static string, copied at once.
         Some(n) => unsafe { std::ffi::CStr::from_ptr(libc::strerror(n)) }
             .to_string_lossy()
             .into_owned(),

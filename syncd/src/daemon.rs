@@ -28,8 +28,10 @@ extern "C" fn on_signal(_: libc::c_int) {
 
 fn install_signals() {
     for sig in [libc::SIGTERM, libc::SIGINT] {
+        // SAFETY: the handler only stores to an atomic, which is async-signal-safe.
         unsafe { libc::signal(sig, on_signal as *const () as libc::sighandler_t) };
     }
+    // SAFETY: ignoring a signal installs no handler.
     unsafe { libc::signal(libc::SIGPIPE, libc::SIG_IGN) };
 }
 
@@ -212,6 +214,7 @@ fn backup(p: &mut Prepared, stats: &mut Stats) {
         };
         let data: Vec<u8> = buf[..n]
             .iter()
+            // SAFETY: recv wrote the first `n` bytes, the only ones read.
             .map(|b| unsafe { b.assume_init() })
             .collect();
         stats.received += 1;

@@ -95,6 +95,7 @@ pub fn receiver(s: &Settings) -> io::Result<Socket> {
 
 fn setsockopt(sock: &Socket, level: i32, name: i32, v: libc::c_int) -> io::Result<()> {
     use std::os::fd::AsRawFd;
+    // SAFETY: `v` is a live c_int and the length given is its size.
     let r = unsafe {
         libc::setsockopt(
             sock.as_raw_fd(),

@@ -59,9 +59,11 @@ pub fn start(
         let mut ifr = [0u8; 40];
         ifr[..tun_name.len()].copy_from_slice(tun_name.as_bytes());
         ifr[16..18].copy_from_slice(&(IFF_TUN | IFF_NO_PI).to_ne_bytes());
+        // SAFETY: TUNSETIFF reads and writes a struct ifreq (40 bytes), which `ifr` is.
         if unsafe { libc::ioctl(dev.as_raw_fd(), TUNSETIFF, ifr.as_mut_ptr()) } < 0 {
             bail!("TUNSETIFF: {}", std::io::Error::last_os_error());
         }
+        // SAFETY: socket takes no pointers; the descriptor is closed by the reader thread.
         let sock = unsafe {
             libc::socket(
                 libc::AF_PACKET,
@@ -73,10 +75,12 @@ pub fn start(
             bail!("AF_PACKET socket: {}", std::io::Error::last_os_error());
         }
         let ifindex = dataplane::loader::ifindex(&ifname).unwrap_or(0);
+        // SAFETY: sockaddr_ll is plain integers and bytes: all zeroes is a valid value.
         let mut sll: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
         sll.sll_family = libc::AF_PACKET as u16;
         sll.sll_protocol = (libc::ETH_P_ALL as u16).to_be();
         sll.sll_ifindex = ifindex as i32;
+        // SAFETY: `sll` is a live sockaddr_ll and the length given is its size.
         let rc = unsafe {
             libc::bind(
                 sock,
@@ -91,6 +95,7 @@ pub fn start(
             tv_sec: 0,
             tv_usec: 50_000,
         };
+        // SAFETY: `tv` is a live timeval and the length given is its size.
         unsafe {
             libc::setsockopt(
                 sock,
@@ -104,6 +109,7 @@ pub fn start(
             let mut buf = vec![0u8; 65536];
             let mut frags = Reassembly::default();
             while !s.load(Ordering::Relaxed) {
+                // SAFETY: recv writes at most `buf.len()` bytes into `buf`.
                 let n = unsafe {
                     libc::recv(sock, buf.as_mut_ptr() as *mut libc::c_void, buf.len(), 0)
                 };
@@ -132,6 +138,7 @@ pub fn start(
                     None => {}
                 }
             }
+            // SAFETY: `sock` is this thread's socket, closed once.
             unsafe { libc::close(sock) };
         });
         Ok(())

@@ -8,7 +8,7 @@
 //! ```
 //! The VIP (198.18.100.1) is configured nowhere: the client routes everything via the director.
 
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::IpAddr;
 use std::path::PathBuf;
 
 use anyhow::{Context, Result, bail};
@@ -16,8 +16,7 @@ use dataplane::Options;
 
 use crate::netns::{Netns, prepare_endpoint, run, unique_prefix, veth};
 
-pub const VIP: Ipv4Addr = Ipv4Addr::new(198, 18, 100, 1);
-pub const CLIENT: Ipv4Addr = Ipv4Addr::new(198, 18, 1, 2);
+pub use crate::addrs::{CIP as CLIENT, VIP, real_addr};
 
 pub struct Lab {
     pub prefix: String,
@@ -25,11 +24,6 @@ pub struct Lab {
     pub director: Netns,
     pub reals: Vec<Netns>,
     pub opts: Options,
-}
-
-/// Address of real server `i` (0-based).
-pub fn real_addr(i: usize) -> Ipv4Addr {
-    Ipv4Addr::new(198, 18, 2 + i as u8, 2)
 }
 
 impl Lab {
@@ -112,9 +106,99 @@ impl Lab {
         Ok(())
     }
 
+    /// IPv6 beside IPv4 on every link ([`Netns::enable_ipv6`]: no link-local addresses, no DAD;
+    /// `lo` too, where DR and tunnel reals hold the VIP): 2001:db8:1::/64 on the client's link
+    /// (client ::2, routing through the director's ::1), 2001:db8:(2+i)::/64 towards real `i`
+    /// (real ::2, routing through the director's ::1), the director forwarding, and permanent
+    /// neighbour entries both ways on every link ([`Netns::neighbour6`]).
+    pub fn add_ipv6(&self) -> Result<()> {
+        let d = &self.director;
+        // `default` first: links switched on later (another client's) forward too.
+        d.sysctl("net.ipv6.conf.default.forwarding", "1")?;
+        let mut links = vec!["lo".to_string()];
+        links.extend(self.director_links());
+        d.enable_ipv6(&links.iter().map(String::as_str).collect::<Vec<_>>())?;
+        let c = &self.client;
+        c.enable_ipv6(&["lo", "c0"])?;
+        c.ip(&[
+            "-6",
+            "addr",
+            "add",
+            "2001:db8:1::2/64",
+            "dev",
+            "c0",
+            "nodad",
+        ])?;
+        c.ip(&["-6", "route", "add", "default", "via", "2001:db8:1::1"])?;
+        d.ip(&[
+            "-6",
+            "addr",
+            "add",
+            "2001:db8:1::1/64",
+            "dev",
+            "l0",
+            "nodad",
+        ])?;
+        c.neighbour6("c0", "2001:db8:1::1", d, "l0")?;
+        d.neighbour6("l0", "2001:db8:1::2", c, "c0")?;
+        for (i, real) in self.reals.iter().enumerate() {
+            let net = 2 + i;
+            let lif = format!("l{}", i + 1);
+            let (gw, rip) = (format!("2001:db8:{net}::1"), format!("2001:db8:{net}::2"));
+            real.enable_ipv6(&["lo", "r0"])?;
+            d.ip(&[
+                "-6",
+                "addr",
+                "add",
+                &format!("{gw}/64"),
+                "dev",
+                &lif,
+                "nodad",
+            ])?;
+            real.ip(&[
+                "-6",
+                "addr",
+                "add",
+                &format!("{rip}/64"),
+                "dev",
+                "r0",
+                "nodad",
+            ])?;
+            real.ip(&["-6", "route", "add", "default", "via", &gw])?;
+            real.neighbour6("r0", &gw, d, &lif)?;
+            d.neighbour6(&lif, &rip, real, "r0")?;
+        }
+        d.sysctl("net.ipv6.conf.all.forwarding", "1")?;
+        Ok(())
+    }
+
     /// The director's interfaces (l0 towards the client, l1.. towards the reals).
     pub fn director_links(&self) -> Vec<String> {
         (0..=self.reals.len()).map(|i| format!("l{i}")).collect()
+    }
+
+    /// Runs the `ipvsadm` binary in the director's namespace on this lab's tables, with `env`
+    /// set too: its output, or an error with its stderr when it fails.
+    pub fn ipvsadm_with(&self, args: &str, env: &[(&str, &str)]) -> Result<String> {
+        let bin = binary("ipvsadm")?;
+        let out = self
+            .director
+            .command(bin.to_str().context("path")?)
+            .args(args.split_whitespace())
+            .env("XLVS_PIN_DIR", &self.opts.pin_dir)
+            .envs(env.iter().copied())
+            .output()?;
+        anyhow::ensure!(
+            out.status.success(),
+            "ipvsadm {args}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        Ok(String::from_utf8(out.stdout)?)
+    }
+
+    /// [`Lab::ipvsadm_with`] without more environment.
+    pub fn ipvsadm(&self, args: &str) -> Result<String> {
+        self.ipvsadm_with(args, &[])
     }
 
     /// Runs the `xlvs` binary in the director's namespace with this lab's pin directory.
@@ -142,20 +226,14 @@ impl Lab {
         &self,
         port: u16,
     ) -> Result<(dataplane::Dataplane, Vec<crate::servers::Server>)> {
-        use dataplane::model::{DestConfig, Forward, Protocol, ServiceAddr, ServiceConfig};
+        use dataplane::model::{DestConfig, Forward, Protocol, ServiceConfig};
         let srv = self.tcp_servers(port)?;
-        let svc = ServiceAddr::Inet {
-            proto: Protocol::Tcp,
-            addr: IpAddr::V4(VIP),
-            port,
-        };
         let mut dp = dataplane::Dataplane::open(&self.opts)?;
-        dp.add_service(&ServiceConfig::new(svc))?;
-        for i in 0..self.reals.len() {
-            let mut d = DestConfig::new(self.real_ip(i), port);
-            d.forward = Forward::Masq;
-            dp.add_dest(&svc, &d)?;
-        }
+        let reals: Vec<DestConfig> = (0..self.reals.len())
+            .map(|i| crate::services::real(self.real_ip(i), port, Forward::Masq))
+            .collect();
+        let svc = ServiceConfig::new(crate::services::inet(Protocol::Tcp, VIP, port));
+        crate::services::add(&mut dp, &svc, &reals)?;
         Ok((dp, srv))
     }
 }

@@ -90,6 +90,50 @@ impl Netns {
         Ok(())
     }
 
+    /// The MAC address of `ifname` (as `ip link` prints it).
+    pub fn mac(&self, ifname: &str) -> Result<String> {
+        let out = self.ip(&["link", "show", "dev", ifname])?;
+        let text = String::from_utf8_lossy(&out.stdout);
+        text.split_whitespace()
+            .skip_while(|w| *w != "link/ether")
+            .nth(1)
+            .map(str::to_string)
+            .with_context(|| format!("no MAC for {ifname} in: {text}"))
+    }
+
+    /// IPv6 on `ifaces` (and on links made later) without link-local addresses or DAD, so
+    /// nothing but the test's own addresses is ever sent.
+    pub fn enable_ipv6(&self, ifaces: &[&str]) -> Result<()> {
+        self.sysctl("net.ipv6.conf.default.addr_gen_mode", "1")?;
+        self.sysctl("net.ipv6.conf.default.accept_dad", "0")?;
+        for i in ifaces {
+            self.sysctl(&format!("net.ipv6.conf.{i}.addr_gen_mode"), "1")?;
+            self.sysctl(&format!("net.ipv6.conf.{i}.accept_dad"), "0")?;
+            self.sysctl(&format!("net.ipv6.conf.{i}.disable_ipv6"), "0")?;
+        }
+        Ok(())
+    }
+
+    /// A permanent IPv6 neighbour entry: `ip` is at `peer`'s `peer_if`, reached through our
+    /// `ifname`. Without link-local addresses the kernel solicits neighbours only for packets it
+    /// sends from the interface's own address, never for forwarded ones.
+    pub fn neighbour6(&self, ifname: &str, ip: &str, peer: &Netns, peer_if: &str) -> Result<()> {
+        let mac = peer.mac(peer_if)?;
+        self.ip(&[
+            "-6",
+            "neigh",
+            "replace",
+            ip,
+            "lladdr",
+            &mac,
+            "dev",
+            ifname,
+            "nud",
+            "permanent",
+        ])?;
+        Ok(())
+    }
+
     /// Runs `f` on a thread that has entered this namespace (sockets it opens live there).
     pub fn run_in<T: Send + 'static>(
         &self,

@@ -7,7 +7,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
+use nix::sys::signal::Signal;
 
 use crate::netns::{Netns, run};
 
@@ -35,13 +36,12 @@ impl Drop for Processes {
     fn drop(&mut self) {
         for f in self.pid_files.iter().rev() {
             if let Some(pid) = Self::pid(f) {
-                // SAFETY: plain kill(2) on a process this test started.
-                unsafe { libc::kill(pid, libc::SIGTERM) };
+                signal(pid, Signal::SIGTERM);
                 let deadline = Instant::now() + Duration::from_secs(2);
                 while Path::new(&format!("/proc/{pid}")).exists() && Instant::now() < deadline {
                     std::thread::sleep(Duration::from_millis(10));
                 }
-                unsafe { libc::kill(pid, libc::SIGKILL) };
+                signal(pid, Signal::SIGKILL);
             }
         }
     }
@@ -254,8 +254,7 @@ impl BridgeRun {
 impl Drop for BridgeRun {
     fn drop(&mut self) {
         for pid in self.pids() {
-            // SAFETY: plain kill(2) on a process started for this test's pin directory.
-            unsafe { libc::kill(pid, libc::SIGTERM) };
+            signal(pid, Signal::SIGTERM);
             let deadline = Instant::now() + Duration::from_secs(2);
             while Path::new(&format!("/proc/{pid}/cmdline")).exists()
                 && std::fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|c| !c.is_empty())
@@ -263,24 +262,15 @@ impl Drop for BridgeRun {
             {
                 std::thread::sleep(Duration::from_millis(10));
             }
-            unsafe { libc::kill(pid, libc::SIGKILL) };
+            signal(pid, Signal::SIGKILL);
         }
         let _ = std::fs::remove_dir_all(&self.0);
     }
 }
 
 /// Polls `f` every 5 ms until it holds.
-pub fn wait_until(timeout: Duration, mut f: impl FnMut() -> bool) -> Result<Duration> {
-    let start = Instant::now();
-    loop {
-        if f() {
-            return Ok(start.elapsed());
-        }
-        if start.elapsed() > timeout {
-            bail!("condition not met within {timeout:?}");
-        }
-        std::thread::sleep(Duration::from_millis(5));
-    }
+pub fn wait_until(timeout: Duration, f: impl FnMut() -> bool) -> Result<Duration> {
+    crate::poll::wait_every("condition", timeout, Duration::from_millis(5), f)
 }
 
 /// The next hops (gateways) of `prefix` in the kernel FIB of `ns`, sorted (empty: no route).
@@ -331,4 +321,9 @@ pub fn fib_nexthops(ns: &str, prefix: &str) -> Vec<String> {
         out.push(r["dev"].as_str().unwrap_or("?").to_string());
     }
     out
+}
+
+/// Sends `sig` to `pid` (a process this test started), ignoring "no such process".
+fn signal(pid: i32, sig: Signal) {
+    let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), sig);
 }

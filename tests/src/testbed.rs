@@ -8,6 +8,7 @@ use dataplane::testrun::Runner;
 use dataplane::{Dataplane, Options};
 
 use crate::netns::{Netns, enter, fib_namespace, is_root, unique_prefix};
+use crate::packet::{Decoded, Frame, decode};
 
 pub const XDP_DROP: u32 = 1;
 pub const XDP_PASS: u32 = 2;
@@ -61,6 +62,24 @@ impl TestBed {
         (r.action, r.packet)
     }
 
+    /// Runs the program on `frame` as it arrives on `b0`, the routed bed's link (FIB lookups
+    /// start there): (action, output frame).
+    pub fn run_on_b0(&self, frame: &[u8]) -> (u32, Vec<u8>) {
+        let r = self.runner.run_on(frame, ifindex_b0()).expect("test run");
+        (r.action, r.packet)
+    }
+
+    /// Runs the program on `frame`: (action, the output decoded).
+    pub fn run_frame(&self, frame: &Frame) -> (u32, Decoded) {
+        let (action, out) = self.run(&frame.build());
+        (action, decode(&out).expect("decodable output"))
+    }
+
+    /// The packet path's counter `index` (an `ebpf_common::counter` constant).
+    pub fn counter(&self, index: u32) -> u64 {
+        self.dp.counters().expect("counters")[index as usize]
+    }
+
     /// Writes entry `index` of the CONFIG array directly (settings tests need to force).
     pub fn set_config(&self, index: u32, value: u32) {
         let path = self.opts.pin_dir.join(ebpf_common::maps::CONFIG);
@@ -79,4 +98,9 @@ impl TestBed {
         let out = crate::netns::run("bpftool", &args).expect("bpftool");
         assert!(out.status.success(), "bpftool: {out:?}");
     }
+}
+
+/// The index of `b0`, the routed bed's link, in the calling thread's namespace.
+pub fn ifindex_b0() -> u32 {
+    dataplane::loader::ifindex("b0").expect("b0")
 }

@@ -8,26 +8,21 @@ use std::net::{IpAddr, Ipv4Addr};
 use dataplane::Error;
 use dataplane::model::*;
 use ebpf_common::counter;
+use xlvs_tests::addrs::{R1, VIP};
 use xlvs_tests::packet::{Frame, SYN};
+use xlvs_tests::services;
 use xlvs_tests::testbed::{TestBed, XDP_DROP};
 
-const VIP: Ipv4Addr = Ipv4Addr::new(198, 18, 100, 1);
 const A: Ipv4Addr = Ipv4Addr::new(198, 18, 1, 2);
 const B: Ipv4Addr = Ipv4Addr::new(198, 18, 1, 3);
 
 fn svc() -> ServiceAddr {
-    ServiceAddr::Inet {
-        proto: Protocol::Tcp,
-        addr: IpAddr::V4(VIP),
-        port: 80,
-    }
+    services::inet(Protocol::Tcp, VIP, 80)
 }
 
 fn add_service(b: &mut TestBed) {
-    b.dp.add_service(&ServiceConfig::new(svc())).unwrap();
-    let mut d = DestConfig::new(IpAddr::V4(Ipv4Addr::new(198, 18, 2, 2)), 80);
-    d.forward = Forward::Masq;
-    b.dp.add_dest(&svc(), &d).unwrap();
+    let real = services::real(R1, 80, Forward::Masq);
+    services::add(&mut b.dp, &ServiceConfig::new(svc()), &[real]).unwrap();
 }
 
 /// Whether a SYN from `client` (a fresh port each time) opens a connection.
@@ -44,7 +39,7 @@ fn opens(b: &TestBed, client: Ipv4Addr, port: u16) -> bool {
 }
 
 fn denied(b: &TestBed) -> u64 {
-    b.dp.counters().unwrap()[counter::DROP_DENIED as usize]
+    b.counter(counter::DROP_DENIED)
 }
 
 #[test]

@@ -9,36 +9,15 @@ use std::net::{IpAddr, Ipv4Addr};
 use dataplane::fill::TableFull;
 use dataplane::model::*;
 use ebpf_common::counter;
+use xlvs_tests::addrs::{CIP, CIP6, R1, R6, VIP, VIP6};
 use xlvs_tests::packet::{ACK, Frame, Frame6, SYN, UDP, decode};
+use xlvs_tests::services;
 use xlvs_tests::testbed::{TestBed, XDP_DROP, XDP_PASS, XDP_TX};
-
-const VIP: Ipv4Addr = Ipv4Addr::new(198, 18, 100, 1);
-const CIP: Ipv4Addr = Ipv4Addr::new(198, 18, 1, 2);
-const R1: Ipv4Addr = Ipv4Addr::new(198, 18, 2, 2);
-const VIP6: &str = "2001:db8:100::1";
-const CIP6: &str = "2001:db8:1::2";
-
-fn nat_service(b: &mut TestBed, proto: Protocol, vip: IpAddr, real: IpAddr) -> ServiceAddr {
-    let addr = ServiceAddr::Inet {
-        proto,
-        addr: vip,
-        port: 80,
-    };
-    b.dp.add_service(&ServiceConfig::new(addr)).unwrap();
-    let mut d = DestConfig::new(real, 8080);
-    d.forward = Forward::Masq;
-    b.dp.add_dest(&addr, &d).unwrap();
-    addr
-}
 
 fn bed(max_conns: u32) -> Option<TestBed> {
     let mut b = TestBed::new(max_conns, false)?;
-    nat_service(&mut b, Protocol::Tcp, IpAddr::V4(VIP), IpAddr::V4(R1));
+    services::nat(&mut b.dp, Protocol::Tcp, VIP, 80, &[R1.into()]).unwrap();
     Some(b)
-}
-
-fn counter(b: &TestBed, c: u32) -> u64 {
-    b.dp.counters().unwrap()[c as usize]
 }
 
 /// A frame whose IPv4 header checksum is off by one.
@@ -58,8 +37,8 @@ fn an_ipv4_header_with_a_bad_checksum_opens_nothing_and_is_never_forwarded() {
         b.dp.connections().unwrap().is_empty(),
         "no connection opened"
     );
-    assert_eq!(counter(&b, counter::DROP_INVALID), 1);
-    assert_eq!(counter(&b, counter::CONN_NEW), 0);
+    assert_eq!(b.counter(counter::DROP_INVALID), 1);
+    assert_eq!(b.counter(counter::CONN_NEW), 0);
 
     // The same SYN, correct, opens the connection; a corrupted segment of it is dropped too
     // and leaves its state alone.
@@ -69,7 +48,7 @@ fn an_ipv4_header_with_a_bad_checksum_opens_nothing_and_is_never_forwarded() {
     let fin = Frame::tcp(CIP, 40000, VIP, 80, ACK | 0x01);
     assert_eq!(b.run(&bad_ip_checksum(&fin)).0, XDP_DROP);
     assert_eq!(b.dp.connections().unwrap()[0].state, "SYN_RECV");
-    assert_eq!(counter(&b, counter::DROP_INVALID), 2);
+    assert_eq!(b.counter(counter::DROP_INVALID), 2);
 
     // Not a VIP: the kernel judges it (and drops it) itself.
     let other = Frame::tcp(CIP, 40000, Ipv4Addr::new(198, 18, 1, 1), 22, SYN);
@@ -81,12 +60,8 @@ fn an_ipv6_udp_datagram_without_checksum_opens_nothing_and_is_never_forwarded() 
     let Some(mut b) = TestBed::new(1024, false) else {
         return;
     };
-    nat_service(
-        &mut b,
-        Protocol::Udp,
-        VIP6.parse().unwrap(),
-        "2001:db8:2::2".parse().unwrap(),
-    );
+    let vip: IpAddr = VIP6.parse().unwrap();
+    services::nat(&mut b.dp, Protocol::Udp, vip, 80, &[R6.parse().unwrap()]).unwrap();
     let mut f = Frame6::tcp(CIP6, 5000, VIP6, 80, 0);
     f.proto = UDP;
     f.payload = b"query".to_vec();
@@ -96,7 +71,7 @@ fn an_ipv6_udp_datagram_without_checksum_opens_nothing_and_is_never_forwarded() 
     zero[14 + 40 + 7] = 0;
     assert_eq!(b.run(&zero).0, XDP_DROP);
     assert!(b.dp.connections().unwrap().is_empty());
-    assert_eq!(counter(&b, counter::DROP_INVALID), 1);
+    assert_eq!(b.counter(counter::DROP_INVALID), 1);
     assert_eq!(b.run(&good).0, XDP_PASS);
     assert_eq!(b.dp.connections().unwrap().len(), 1);
 }
@@ -119,7 +94,7 @@ fn a_full_table_with_the_refuse_policy_keeps_its_connections_and_refuses_new_one
     // Two entries each: 64 connections fit.
     assert!(actions[..64].iter().all(|a| *a == XDP_PASS), "{actions:?}");
     assert!(actions[64..].iter().all(|a| *a == XDP_DROP), "{actions:?}");
-    assert_eq!(counter(&b, counter::DROP_TABLE_FULL), 36);
+    assert_eq!(b.counter(counter::DROP_TABLE_FULL), 36);
     let f = b.dp.fill().unwrap();
     assert_eq!((f.conn_entries, f.conn_entries_max), (128, 128));
     // Every established connection still works, the first included.
@@ -208,5 +183,5 @@ fn an_entry_whose_other_half_was_evicted_resets_its_end_and_goes() {
     assert_eq!(rst[14 + 20 + 13], xlvs_tests::packet::RST);
     assert_eq!(u32::from_be_bytes(rst[38..42].try_into().unwrap()), 4242);
     assert_eq!(b.dp.fill().unwrap().conn_entries, 0, "both halves gone");
-    assert_eq!(counter(&b, counter::RST_SENT), 1);
+    assert_eq!(b.counter(counter::RST_SENT), 1);
 }

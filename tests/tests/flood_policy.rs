@@ -2,33 +2,22 @@
 //! than a SYN are dropped and counted; fragments and ports without a service addressed to a VIP
 //! go to the kernel unless the policy (`PathSettings`) says drop. TEST_RUN; needs root.
 
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::Ipv4Addr;
 
 use dataplane::model::*;
 use ebpf_common::counter;
+use xlvs_tests::addrs::{CIP, R1, VIP};
 use xlvs_tests::packet::{ACK, FIN, Frame, RST, SYN, set_ipv4_checksum};
+use xlvs_tests::services;
 use xlvs_tests::testbed::{TestBed, XDP_DROP, XDP_PASS, XDP_TX};
 
-const VIP: Ipv4Addr = Ipv4Addr::new(198, 18, 100, 1);
 const OTHER: Ipv4Addr = Ipv4Addr::new(198, 18, 100, 2);
-const CIP: Ipv4Addr = Ipv4Addr::new(198, 18, 1, 2);
 
 fn bed_with_service() -> Option<TestBed> {
     let mut b = TestBed::new(1024, false)?;
-    let addr = ServiceAddr::Inet {
-        proto: Protocol::Tcp,
-        addr: IpAddr::V4(VIP),
-        port: 80,
-    };
-    b.dp.add_service(&ServiceConfig::new(addr)).unwrap();
-    let mut d = DestConfig::new(IpAddr::V4(Ipv4Addr::new(198, 18, 2, 2)), 80);
-    d.forward = Forward::Masq;
-    b.dp.add_dest(&addr, &d).unwrap();
+    let cfg = ServiceConfig::new(services::inet(Protocol::Tcp, VIP, 80));
+    services::add(&mut b.dp, &cfg, &[services::real(R1, 80, Forward::Masq)]).unwrap();
     Some(b)
-}
-
-fn counter(b: &TestBed, c: u32) -> u64 {
-    b.dp.counters().unwrap()[c as usize]
 }
 
 /// A first fragment (MF set) of a UDP datagram to `dst`.
@@ -53,8 +42,8 @@ fn tcp_without_a_session_is_reset_or_dropped_unless_it_is_a_syn() {
         let (action, _) = b.run(&Frame::tcp(CIP, 40000, VIP, 80, flags).build());
         assert_eq!(action, want, "flags {flags:#x}");
     }
-    assert_eq!(counter(&b, counter::RST_SENT), 3);
-    assert_eq!(counter(&b, counter::DROP_NO_SESSION), 2);
+    assert_eq!(b.counter(counter::RST_SENT), 3);
+    assert_eq!(b.counter(counter::DROP_NO_SESSION), 2);
     assert!(b.dp.connections().unwrap().is_empty());
 }
 
@@ -71,7 +60,7 @@ fn fragments_to_a_vip_are_dropped_only_when_the_policy_says_so() {
         (XDP_PASS, &frag),
         "default: the kernel reassembles"
     );
-    assert_eq!(counter(&b, counter::PASS_FRAGMENT), 1);
+    assert_eq!(b.counter(counter::PASS_FRAGMENT), 1);
 
     let policy = PathSettings {
         frag_drop: true,
@@ -80,11 +69,11 @@ fn fragments_to_a_vip_are_dropped_only_when_the_policy_says_so() {
     b.dp.set_path_settings(&policy).unwrap();
     assert_eq!(b.dp.path_settings().unwrap(), policy);
     assert_eq!(b.run(&frag).0, XDP_DROP);
-    assert_eq!(counter(&b, counter::DROP_FRAGMENT), 1);
+    assert_eq!(b.counter(counter::DROP_FRAGMENT), 1);
     // Not a VIP: still the kernel's.
     let other = fragment(OTHER);
     assert_eq!(b.run(&other), (XDP_PASS, other.clone()));
-    assert_eq!(counter(&b, counter::PASS_FRAGMENT), 2);
+    assert_eq!(b.counter(counter::PASS_FRAGMENT), 2);
 }
 
 #[test]
@@ -104,7 +93,7 @@ fn ports_without_a_service_on_a_vip_are_dropped_only_when_the_policy_says_so() {
     .unwrap();
     assert_eq!(b.run(&udp).0, XDP_DROP);
     assert_eq!(b.run(&ssh).0, XDP_DROP);
-    assert_eq!(counter(&b, counter::DROP_NO_SERVICE), 2);
+    assert_eq!(b.counter(counter::DROP_NO_SERVICE), 2);
     // Another address is not ours; the service itself still works.
     let other = Frame::udp(CIP, 5000, OTHER, 9999, b"x").build();
     assert_eq!(b.run(&other), (XDP_PASS, other.clone()));

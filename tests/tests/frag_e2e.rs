@@ -11,35 +11,13 @@ use anyhow::{Result, ensure};
 use dataplane::Dataplane;
 use dataplane::model::*;
 use ebpf_common::counter;
+use xlvs_tests::addrs::{CIP6 as CLIENT6, R6 as REAL6, VIP6};
 use xlvs_tests::lab::{CLIENT, Lab, VIP};
 use xlvs_tests::netns::{Netns, is_root};
 
 const PORT: u16 = 5353;
 const DATAGRAMS: usize = 5;
 const SIZE: usize = 3000;
-const VIP6: &str = "2001:db8:100::1";
-const CLIENT6: &str = "2001:db8:1::2";
-const REAL6: &str = "2001:db8:2::2";
-
-/// IPv6 on the lab's links: 2001:db8:1::/64 client side, 2001:db8:2::/64 towards real 0, the
-/// director forwarding.
-fn add_ipv6(lab: &Lab) -> Result<()> {
-    let links: [(&Netns, &str, &str, &str); 4] = [
-        (&lab.client, "c0", "2001:db8:1::2/64", "2001:db8:1::1"),
-        (&lab.director, "l0", "2001:db8:1::1/64", ""),
-        (&lab.reals[0], "r0", "2001:db8:2::2/64", "2001:db8:2::1"),
-        (&lab.director, "l1", "2001:db8:2::1/64", ""),
-    ];
-    for (ns, dev, addr, gw) in links {
-        ns.sysctl(&format!("net.ipv6.conf.{dev}.disable_ipv6"), "0")?;
-        ns.ip(&["-6", "addr", "add", addr, "dev", dev, "nodad"])?;
-        if !gw.is_empty() {
-            ns.ip(&["-6", "route", "add", "default", "via", gw])?;
-        }
-    }
-    lab.director.sysctl("net.ipv6.conf.all.forwarding", "1")?;
-    Ok(())
-}
 
 /// A UDP echo server (whole datagrams, up to 64 KiB) on `addr`, stopped on drop.
 struct Echo(Arc<AtomicBool>);
@@ -102,7 +80,7 @@ fn udp_datagrams_larger_than_the_mtu_cross_a_nat_service_both_ways() -> Result<(
         return Ok(());
     }
     let lab = Lab::new(1)?;
-    add_ipv6(&lab)?;
+    lab.add_ipv6()?;
     let mut dp = Dataplane::open(&lab.opts)?;
     let real4 = lab.real_ip(0);
     let real6: IpAddr = REAL6.parse()?;

@@ -9,15 +9,11 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use dataplane::model::*;
 use ebpf_common::counter;
+use xlvs_tests::addrs::{CIP, CIP6, R1, R6 as R16, VIP, VIP6};
 use xlvs_tests::packet::{Frame, Frame6, SYN, UDP, decode, decode6, set_ipv4_checksum};
-use xlvs_tests::testbed::{TestBed, XDP_DROP, XDP_PASS, XDP_TX};
+use xlvs_tests::services;
+use xlvs_tests::testbed::{TestBed, XDP_DROP, XDP_PASS, XDP_TX, ifindex_b0};
 
-const VIP: Ipv4Addr = Ipv4Addr::new(198, 18, 100, 1);
-const CIP: Ipv4Addr = Ipv4Addr::new(198, 18, 1, 2);
-const R1: Ipv4Addr = Ipv4Addr::new(198, 18, 2, 2);
-const VIP6: &str = "2001:db8:100::1";
-const CIP6: &str = "2001:db8:1::2";
-const R16: &str = "2001:db8:2::2";
 /// MACs the routed bed (`netns::fib_namespace`) resolves.
 const MAC_R1: [u8; 6] = [2, 0, 0, 0, 2, 2];
 const MAC_CIP: [u8; 6] = [2, 0, 0, 0, 1, 2];
@@ -30,28 +26,10 @@ const FRAGMENT: u8 = 44;
 const DSTOPTS: u8 = 60;
 const AH: u8 = 51;
 
-fn counter(b: &TestBed, c: u32) -> u64 {
-    b.dp.counters().unwrap()[c as usize]
-}
-
-fn ifindex_b0() -> u32 {
-    dataplane::loader::ifindex("b0").expect("b0")
-}
-
 /// NAT services on `vip`: TCP 80 and UDP 53 to `real`:8080.
 fn nat_services(b: &mut TestBed, vip: IpAddr, real: IpAddr) {
-    for proto in [Protocol::Tcp, Protocol::Udp] {
-        let port = if proto == Protocol::Tcp { 80 } else { 53 };
-        let addr = ServiceAddr::Inet {
-            proto,
-            addr: vip,
-            port,
-        };
-        b.dp.add_service(&ServiceConfig::new(addr)).unwrap();
-        let mut d = DestConfig::new(real, 8080);
-        d.forward = Forward::Masq;
-        b.dp.add_dest(&addr, &d).unwrap();
-    }
+    services::nat(&mut b.dp, Protocol::Tcp, vip, 80, &[real]).unwrap();
+    services::nat(&mut b.dp, Protocol::Udp, vip, 53, &[real]).unwrap();
 }
 
 fn udp6(src: &str, sport: u16, dst: &str, dport: u16, payload: &[u8]) -> Frame6 {
@@ -168,7 +146,7 @@ fn ipv6_with_one_to_four_extension_headers_is_forwarded_with_them_intact() {
         }
     }
     assert_eq!(b.dp.connections().unwrap().len(), 8);
-    assert_eq!(counter(&b, counter::PASS_IPV6_EXT), 0);
+    assert_eq!(b.counter(counter::PASS_IPV6_EXT), 0);
 }
 
 #[test]
@@ -202,7 +180,7 @@ fn ipv6_extension_headers_we_do_not_walk_go_to_the_kernel_counted() {
         let out = b.runner.run(pkt).unwrap();
         assert_eq!((out.action, &out.packet), (XDP_PASS, pkt), "case {i}");
     }
-    assert_eq!(counter(&b, counter::PASS_IPV6_EXT), 4);
+    assert_eq!(b.counter(counter::PASS_IPV6_EXT), 4);
     // A header longer than the payload, and a frame cut inside a header.
     let mut long = with_ext(&syn, &[h(DSTOPTS)]);
     long[55] = 200;
@@ -211,7 +189,7 @@ fn ipv6_extension_headers_we_do_not_walk_go_to_the_kernel_counted() {
         let out = b.runner.run(pkt).unwrap();
         assert_eq!((out.action, &out.packet), (XDP_PASS, pkt));
     }
-    assert_eq!(counter(&b, counter::PASS_MALFORMED), 2);
+    assert_eq!(b.counter(counter::PASS_MALFORMED), 2);
     assert!(b.dp.connections().unwrap().is_empty());
     // Four headers are fine.
     let four = with_ext(&syn, &[h(HOPOPTS), h(DSTOPTS), h(DSTOPTS), h(DSTOPTS)]);
@@ -349,8 +327,8 @@ fn ipv4_fragments_of_a_nat_connection_follow_their_first_fragment_both_ways() {
     );
     assert!(d.l4_checksum_ok, "UDP checksum of the reassembled datagram");
     assert_eq!(&got[42..], &data[..], "payload untouched");
-    assert_eq!(counter(&b, counter::FRAG_FIRST), 1);
-    assert_eq!(counter(&b, counter::FRAG_FORWARDED), 2);
+    assert_eq!(b.counter(counter::FRAG_FIRST), 1);
+    assert_eq!(b.counter(counter::FRAG_FORWARDED), 2);
 
     // The real's answer, fragmented too, comes back from the VIP.
     let mut answer = Frame::udp(R1, 8080, CIP, 5000, &data[..2000]).build();
@@ -361,7 +339,7 @@ fn ipv4_fragments_of_a_nat_connection_follow_their_first_fragment_both_ways() {
     let d = decode(&reassemble4(&out)).unwrap();
     assert_eq!((d.src, d.dst, d.sport, d.dport), (VIP, CIP, 53, 5000));
     assert!(d.l4_checksum_ok);
-    assert_eq!(counter(&b, counter::FRAG_FORWARDED), 3);
+    assert_eq!(b.counter(counter::FRAG_FORWARDED), 3);
     // One datagram each way: one packet each, the later fragments' bytes added.
     let svc =
         b.dp.service(&ServiceAddr::Inet {
@@ -398,8 +376,8 @@ fn ipv6_fragments_of_a_nat_connection_follow_their_first_fragment_both_ways() {
     let d = decode6(&reassemble6(&out)).unwrap();
     assert_eq!((d.src, d.sport), (VIP6.parse().unwrap(), 53));
     assert!(d.l4_checksum_ok);
-    assert_eq!(counter(&b, counter::FRAG_FIRST), 2);
-    assert_eq!(counter(&b, counter::FRAG_FORWARDED), 3);
+    assert_eq!(b.counter(counter::FRAG_FIRST), 2);
+    assert_eq!(b.counter(counter::FRAG_FORWARDED), 3);
     // A first fragment behind a destination-options header is recorded as well.
     let frags = fragments6(&udp6(CIP6, 5001, VIP6, 53, &data).build(), 99, 1448);
     let first = with_ext(&frags[0], &[(DSTOPTS, ext_header(DSTOPTS, 0))]);
@@ -407,7 +385,7 @@ fn ipv6_fragments_of_a_nat_connection_follow_their_first_fragment_both_ways() {
     for f in [&first, &second] {
         assert_eq!(b.runner.run_on(f, ifindex_b0()).unwrap().action, XDP_TX);
     }
-    assert_eq!(counter(&b, counter::FRAG_FORWARDED), 4);
+    assert_eq!(b.counter(counter::FRAG_FORWARDED), 4);
 }
 
 #[test]
@@ -432,13 +410,13 @@ fn a_later_fragment_without_its_first_goes_to_the_kernel_or_is_dropped_by_policy
             "to the kernel, unchanged"
         );
     }
-    assert_eq!(counter(&b, counter::FRAG_UNTRACKED), 2);
+    assert_eq!(b.counter(counter::FRAG_UNTRACKED), 2);
     // The first arrives: the following ones are forwarded (the kernel has the early one).
     run_all(&b, &frags[..1]);
     run_all(&b, &frags[2..]);
     run_all(&b, &frags6[..1]);
     run_all(&b, &frags6[2..]);
-    assert_eq!(counter(&b, counter::FRAG_FORWARDED), 2);
+    assert_eq!(b.counter(counter::FRAG_FORWARDED), 2);
     // Another datagram's id: not ours to guess.
     let stray = fragments4(&whole, 2, 1480).remove(1);
     b.dp.set_path_settings(&PathSettings {
@@ -450,7 +428,7 @@ fn a_later_fragment_without_its_first_goes_to_the_kernel_or_is_dropped_by_policy
         b.runner.run_on(&stray, ifindex_b0()).unwrap().action,
         XDP_DROP
     );
-    assert_eq!(counter(&b, counter::DROP_FRAGMENT), 1);
+    assert_eq!(b.counter(counter::DROP_FRAGMENT), 1);
     // Known datagrams still pass under the policy; the host's own fragments are not touched.
     let again = fragments4(&whole, 3, 1480);
     run_all(&b, &again);
@@ -462,8 +440,8 @@ fn a_later_fragment_without_its_first_goes_to_the_kernel_or_is_dropped_by_policy
         let out = b.runner.run_on(f, ifindex_b0()).unwrap();
         assert_eq!((out.action, &out.packet), (XDP_PASS, f));
     }
-    assert_eq!(counter(&b, counter::PASS_FRAGMENT), 3);
-    assert_eq!(counter(&b, counter::FRAG_UNTRACKED), 2);
+    assert_eq!(b.counter(counter::PASS_FRAGMENT), 3);
+    assert_eq!(b.counter(counter::FRAG_UNTRACKED), 2);
 }
 
 #[test]
@@ -497,23 +475,10 @@ fn fullnat_fragments_get_both_ends_rewritten_both_ways() {
     let Some(mut b) = TestBed::new(1024, false) else {
         return;
     };
-    let addr = ServiceAddr::Inet {
-        proto: Protocol::Udp,
-        addr: IpAddr::V4(VIP),
-        port: 53,
-    };
-    b.dp.add_service(&ServiceConfig::new(addr)).unwrap();
-    let mut d = DestConfig::new(IpAddr::V4(R1), 8080);
-    d.forward = Forward::FullNat;
-    b.dp.add_dest(&addr, &d).unwrap();
+    let cfg = ServiceConfig::new(services::inet(Protocol::Udp, VIP, 53));
+    let real = services::real(R1, 8080, Forward::FullNat);
     let lip = Ipv4Addr::new(198, 18, 9, 1);
-    let la = LocalAddr {
-        addr: IpAddr::V4(lip),
-        ifname: None,
-        conns: 0,
-        port_conflicts: 0,
-    };
-    b.dp.add_laddr(&addr, &la).unwrap();
+    services::fullnat(&mut b.dp, &cfg, &[real], &[lip.into()]).unwrap();
     let run_all = |frags: &[Vec<u8>]| -> Vec<Vec<u8>> {
         frags
             .iter()
@@ -541,7 +506,7 @@ fn fullnat_fragments_get_both_ends_rewritten_both_ways() {
         (VIP, 53, CIP, 5000)
     );
     assert!(back.l4_checksum_ok);
-    assert_eq!(counter(&b, counter::FRAG_FORWARDED), 3);
+    assert_eq!(b.counter(counter::FRAG_FORWARDED), 3);
 }
 
 #[test]
@@ -578,7 +543,7 @@ fn later_fragments_towards_tunnel_reals_are_refused() {
         let out = b.runner.run_on(f, ifindex_b0()).unwrap();
         assert_eq!((out.action, &out.packet), (XDP_PASS, f));
     }
-    assert_eq!(counter(&b, counter::FRAG_REFUSED), 2);
+    assert_eq!(b.counter(counter::FRAG_REFUSED), 2);
 }
 
 #[test]
@@ -609,14 +574,14 @@ fn a_fragmented_syn_to_a_synproxy_service_is_refused() {
         (XDP_PASS, &first),
         "no cookie for a fragment"
     );
-    assert_eq!(counter(&b, counter::FRAG_REFUSED), 1);
-    assert_eq!(counter(&b, counter::SYNPROXY_COOKIE_SENT), 0);
+    assert_eq!(b.counter(counter::FRAG_REFUSED), 1);
+    assert_eq!(b.counter(counter::SYNPROXY_COOKIE_SENT), 0);
     b.dp.set_path_settings(&PathSettings {
         frag_drop: true,
         ..PathSettings::default()
     })
     .unwrap();
     assert_eq!(b.run(&first).0, XDP_DROP);
-    assert_eq!(counter(&b, counter::DROP_FRAGMENT), 1);
+    assert_eq!(b.counter(counter::DROP_FRAGMENT), 1);
     assert!(b.dp.connections().unwrap().is_empty());
 }

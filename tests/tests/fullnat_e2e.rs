@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 
 use anyhow::Result;
 use xlvs_tests::capture::capture;
-use xlvs_tests::lab::{CLIENT, Lab, binary};
+use xlvs_tests::lab::{CLIENT, Lab};
 use xlvs_tests::netns::is_root;
 use xlvs_tests::servers;
 
@@ -45,20 +45,7 @@ fn fullnat_lab(reals: usize) -> Result<(Lab, Vec<servers::Server>)> {
 
 /// Runs the ipvsadm binary in the director with the lab's pin directory.
 fn ipvsadm(lab: &Lab, args: &str) -> Result<String> {
-    let bin = binary("ipvsadm")?;
-    let out = lab
-        .director
-        .command(bin.to_str().unwrap_or("ipvsadm"))
-        .args(args.split_whitespace())
-        .env("XLVS_PIN_DIR", &lab.opts.pin_dir)
-        .env("XLVS_IPVSADM_FLAVOR", "alibaba")
-        .output()?;
-    anyhow::ensure!(
-        out.status.success(),
-        "ipvsadm {args}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    Ok(String::from_utf8(out.stdout)?)
+    lab.ipvsadm_with(args, &[("XLVS_IPVSADM_FLAVOR", "alibaba")])
 }
 
 /// One HTTP GET through the VIP from the client namespace (curl); the body.
@@ -195,6 +182,7 @@ fn the_real_server_receives_the_client_address_in_toa_and_full_segments_fit() ->
                     let mut mss: i32 = 0;
                     let mut len = std::mem::size_of::<i32>() as u32;
                     use std::os::fd::AsRawFd;
+                    // SAFETY: `mss` and `len` are live locals; getsockopt writes at most `len` bytes.
                     unsafe {
                         libc::getsockopt(
                             s.as_raw_fd(),
@@ -269,9 +257,11 @@ fn the_real_server_receives_the_client_address_in_toa_and_full_segments_fit() ->
 fn syn_flood(lab: &Lab, n: u16) -> Result<()> {
     lab.client
         .run_in(move || -> Result<()> {
+            // SAFETY: socket takes no pointers; the descriptor is closed below.
             let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_RAW, libc::IPPROTO_TCP) };
             anyhow::ensure!(fd >= 0, "raw socket: {}", std::io::Error::last_os_error());
             let vip = std::net::Ipv4Addr::new(198, 18, 100, 1);
+            // SAFETY: sockaddr_in is plain integers: all zeroes is a valid value.
             let mut to: libc::sockaddr_in = unsafe { std::mem::zeroed() };
             to.sin_family = libc::AF_INET as u16;
             to.sin_addr.s_addr = u32::from_ne_bytes(vip.octets());
@@ -287,6 +277,7 @@ fn syn_flood(lab: &Lab, n: u16) -> Result<()> {
                 let seg = &frame[34..];
                 // Paced: a burst would overflow the veth ring, not test anything of ours.
                 std::thread::sleep(std::time::Duration::from_micros(200));
+                // SAFETY: `seg` and `to` are live and the lengths given are theirs.
                 let rc = unsafe {
                     libc::sendto(
                         fd,
@@ -303,6 +294,7 @@ fn syn_flood(lab: &Lab, n: u16) -> Result<()> {
                     std::io::Error::last_os_error()
                 );
             }
+            // SAFETY: `fd` is our socket from above, closed once.
             unsafe { libc::close(fd) };
             Ok(())
         })

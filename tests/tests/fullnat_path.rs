@@ -8,49 +8,34 @@ use std::net::{IpAddr, Ipv4Addr};
 use dataplane::Dataplane;
 use dataplane::model::*;
 use ebpf_common::{config, counter};
-use xlvs_tests::packet::{ACK, Decoded, Frame, RST, SYN, decode};
+use xlvs_tests::addrs::{CIP, L1, L2, R1, R6, VIP, VIP6};
+use xlvs_tests::packet::{ACK, Frame, RST, SYN, decode};
+use xlvs_tests::services;
 use xlvs_tests::testbed::{TestBed, XDP_DROP, XDP_PASS};
 
-const VIP: Ipv4Addr = Ipv4Addr::new(198, 18, 100, 1);
-const CIP: Ipv4Addr = Ipv4Addr::new(198, 18, 1, 2);
-const R1: Ipv4Addr = Ipv4Addr::new(198, 18, 2, 2);
-const L1: Ipv4Addr = Ipv4Addr::new(198, 18, 9, 1);
-const L2: Ipv4Addr = Ipv4Addr::new(198, 18, 9, 2);
-
 fn svc_addr(port: u16) -> ServiceAddr {
-    ServiceAddr::Inet {
-        proto: Protocol::Tcp,
-        addr: IpAddr::V4(VIP),
-        port,
-    }
+    services::inet(Protocol::Tcp, VIP, port)
 }
 
 /// A FULLNAT TCP service VIP:`port` -> R1:8080 with local addresses `laddrs`.
 fn fnat_service(dp: &mut Dataplane, port: u16, laddrs: &[Ipv4Addr]) -> ServiceAddr {
-    let addr = svc_addr(port);
-    dp.add_service(&ServiceConfig::new(addr)).unwrap();
-    let mut d = DestConfig::new(IpAddr::V4(R1), 8080);
-    d.forward = Forward::FullNat;
-    dp.add_dest(&addr, &d).unwrap();
-    for l in laddrs {
-        let la = LocalAddr {
-            addr: IpAddr::V4(*l),
-            ifname: None,
-            conns: 0,
-            port_conflicts: 0,
-        };
-        dp.add_laddr(&addr, &la).unwrap();
-    }
-    addr
+    let cfg = ServiceConfig::new(svc_addr(port));
+    let real = services::real(R1, 8080, Forward::FullNat);
+    let laddrs: Vec<IpAddr> = laddrs.iter().map(|l| IpAddr::V4(*l)).collect();
+    services::fullnat(dp, &cfg, &[real], &laddrs).unwrap()
 }
 
-fn run(b: &TestBed, f: &Frame) -> (u32, Decoded) {
-    let (action, out) = b.run(&f.build());
-    (action, decode(&out).expect("decodable output"))
-}
-
-fn counter(b: &TestBed, c: u32) -> u64 {
-    b.dp.counters().unwrap()[c as usize]
+/// A FULLNAT TCP service [2001:db8:100::1]:80 -> [2001:db8:2::2]:8080; its local address.
+fn fullnat6(b: &mut TestBed) -> IpAddr {
+    let cfg = ServiceConfig::new(services::inet(
+        Protocol::Tcp,
+        VIP6.parse::<IpAddr>().unwrap(),
+        80,
+    ));
+    let real = services::real(R6.parse::<IpAddr>().unwrap(), 8080, Forward::FullNat);
+    let l6: IpAddr = "2001:db8:9::1".parse().unwrap();
+    services::fullnat(&mut b.dp, &cfg, &[real], &[l6]).unwrap();
+    l6
 }
 
 #[test]
@@ -60,7 +45,7 @@ fn both_ends_are_rewritten_and_replies_come_back_from_the_vip_to_the_client() {
     };
     let svc = fnat_service(&mut b.dp, 80, &[L1, L2]);
 
-    let (action, out) = run(&b, &Frame::tcp(CIP, 40000, VIP, 80, SYN));
+    let (action, out) = b.run_frame(&Frame::tcp(CIP, 40000, VIP, 80, SYN));
     assert_eq!(action, XDP_PASS, "no route here: handed to the kernel");
     assert!(
         out.src == L1 || out.src == L2,
@@ -75,14 +60,14 @@ fn both_ends_are_rewritten_and_replies_come_back_from_the_vip_to_the_client() {
     let (lip, lport) = (out.src, out.sport);
 
     // The real server answers the local address; the client gets it from the VIP.
-    let (action, back) = run(&b, &Frame::tcp(R1, 8080, lip, lport, SYN | ACK));
+    let (action, back) = b.run_frame(&Frame::tcp(R1, 8080, lip, lport, SYN | ACK));
     assert_eq!(action, XDP_PASS);
     assert_eq!((back.src, back.sport), (VIP, 80));
     assert_eq!((back.dst, back.dport), (CIP, 40000));
     assert!(back.ip_checksum_ok && back.l4_checksum_ok, "{back:?}");
 
     // The rest of the flow keeps its local address and port.
-    let (_, out) = run(&b, &Frame::tcp(CIP, 40000, VIP, 80, ACK));
+    let (_, out) = b.run_frame(&Frame::tcp(CIP, 40000, VIP, 80, ACK));
     assert_eq!(
         (out.src, out.sport, out.dst, out.dport),
         (lip, lport, R1, 8080)
@@ -99,7 +84,7 @@ fn both_ends_are_rewritten_and_replies_come_back_from_the_vip_to_the_client() {
     let mut pairs = std::collections::HashSet::new();
     pairs.insert((lip, lport));
     for port in 40001..40021 {
-        let (_, out) = run(&b, &Frame::tcp(CIP, port, VIP, 80, SYN));
+        let (_, out) = b.run_frame(&Frame::tcp(CIP, port, VIP, 80, SYN));
         assert!(out.ip_checksum_ok && out.l4_checksum_ok);
         assert!(pairs.insert((out.src, out.sport)), "pair reused: {out:?}");
     }
@@ -127,24 +112,24 @@ fn a_service_without_local_addresses_drops_and_counts() {
         return;
     };
     let svc = fnat_service(&mut b.dp, 80, &[]);
-    assert_eq!(run(&b, &Frame::tcp(CIP, 40000, VIP, 80, SYN)).0, XDP_DROP);
-    assert_eq!(counter(&b, counter::DROP_NO_LADDR), 1);
+    assert_eq!(
+        b.run_frame(&Frame::tcp(CIP, 40000, VIP, 80, SYN)).0,
+        XDP_DROP
+    );
+    assert_eq!(b.counter(counter::DROP_NO_LADDR), 1);
     assert!(b.dp.connections().unwrap().is_empty());
     // Adding one makes the service work; removing it stops new connections again.
-    let la = LocalAddr {
-        addr: IpAddr::V4(L1),
-        ifname: None,
-        conns: 0,
-        port_conflicts: 0,
-    };
-    b.dp.add_laddr(&svc, &la).unwrap();
-    let (_, out) = run(&b, &Frame::tcp(CIP, 40001, VIP, 80, SYN));
+    b.dp.add_laddr(&svc, &services::local_addr(L1)).unwrap();
+    let (_, out) = b.run_frame(&Frame::tcp(CIP, 40001, VIP, 80, SYN));
     assert_eq!(out.src, L1);
     b.dp.del_laddr(&svc, IpAddr::V4(L1)).unwrap();
-    assert_eq!(run(&b, &Frame::tcp(CIP, 40002, VIP, 80, SYN)).0, XDP_DROP);
-    assert_eq!(counter(&b, counter::DROP_NO_LADDR), 2);
+    assert_eq!(
+        b.run_frame(&Frame::tcp(CIP, 40002, VIP, 80, SYN)).0,
+        XDP_DROP
+    );
+    assert_eq!(b.counter(counter::DROP_NO_LADDR), 2);
     // The connection already open keeps going.
-    let (action, out) = run(&b, &Frame::tcp(CIP, 40001, VIP, 80, ACK));
+    let (action, out) = b.run_frame(&Frame::tcp(CIP, 40001, VIP, 80, ACK));
     assert_eq!((action, out.src), (XDP_PASS, L1));
 }
 
@@ -160,13 +145,13 @@ fn an_exhausted_pool_counts_conflicts_and_drops_and_a_closed_connection_gives_it
     let mut one = nix::sched::CpuSet::new();
     one.set(0).unwrap();
     nix::sched::sched_setaffinity(nix::unistd::Pid::from_raw(0), &one).unwrap();
-    let (_, first) = run(&b, &Frame::tcp(CIP, 40000, VIP, 80, SYN));
-    let (action, _) = run(&b, &Frame::tcp(CIP, 40001, VIP, 80, SYN));
+    let (_, first) = b.run_frame(&Frame::tcp(CIP, 40000, VIP, 80, SYN));
+    let (action, _) = b.run_frame(&Frame::tcp(CIP, 40001, VIP, 80, SYN));
     assert_eq!(
         action, XDP_DROP,
         "the only port is taken by a live connection"
     );
-    assert_eq!(counter(&b, counter::DROP_LADDR_EXHAUSTED), 1);
+    assert_eq!(b.counter(counter::DROP_LADDR_EXHAUSTED), 1);
     let e = b.dp.service(&svc).unwrap();
     assert_eq!(
         e.local_addrs[0].port_conflicts,
@@ -177,13 +162,13 @@ fn an_exhausted_pool_counts_conflicts_and_drops_and_a_closed_connection_gives_it
 
     // The first connection completes and is reset: a SYN from the same client reopens it on the
     // same (only) port; the old pair is reclaimed, not counted as a conflict.
-    run(&b, &Frame::tcp(R1, 8080, first.src, first.sport, SYN | ACK));
-    run(&b, &Frame::tcp(CIP, 40000, VIP, 80, ACK));
-    run(&b, &Frame::tcp(CIP, 40000, VIP, 80, RST));
-    let (action, again) = run(&b, &Frame::tcp(CIP, 40000, VIP, 80, SYN));
+    b.run_frame(&Frame::tcp(R1, 8080, first.src, first.sport, SYN | ACK));
+    b.run_frame(&Frame::tcp(CIP, 40000, VIP, 80, ACK));
+    b.run_frame(&Frame::tcp(CIP, 40000, VIP, 80, RST));
+    let (action, again) = b.run_frame(&Frame::tcp(CIP, 40000, VIP, 80, SYN));
     assert_eq!(action, XDP_PASS);
     assert_eq!((again.src, again.sport), (first.src, first.sport));
-    assert_eq!(counter(&b, counter::DROP_LADDR_EXHAUSTED), 1);
+    assert_eq!(b.counter(counter::DROP_LADDR_EXHAUSTED), 1);
     let conns = b.dp.connections().unwrap();
     assert_eq!(conns.len(), 1, "{conns:?}");
     assert_eq!(conns[0].state, "SYN_RECV");
@@ -195,26 +180,7 @@ fn ipv6_fullnat_rewrites_both_ends_with_valid_checksums() {
     let Some(mut b) = TestBed::new(1024, false) else {
         return;
     };
-    let addr = ServiceAddr::Inet {
-        proto: Protocol::Tcp,
-        addr: "2001:db8:100::1".parse().unwrap(),
-        port: 80,
-    };
-    b.dp.add_service(&ServiceConfig::new(addr)).unwrap();
-    let mut d = DestConfig::new("2001:db8:2::2".parse().unwrap(), 8080);
-    d.forward = Forward::FullNat;
-    b.dp.add_dest(&addr, &d).unwrap();
-    let l6: IpAddr = "2001:db8:9::1".parse().unwrap();
-    b.dp.add_laddr(
-        &addr,
-        &LocalAddr {
-            addr: l6,
-            ifname: None,
-            conns: 0,
-            port_conflicts: 0,
-        },
-    )
-    .unwrap();
+    let l6 = fullnat6(&mut b);
     let syn = Frame6::tcp("2001:db8:1::2", 40000, "2001:db8:100::1", 80, SYN).build();
     let (action, out) = b.run(&syn);
     assert_eq!(action, XDP_PASS);
@@ -269,7 +235,7 @@ fn icmp_errors_about_fullnat_connections_are_translated_both_ways() {
     assert_eq!((d.quoted_src, d.quoted_sport), (R1, 8080));
     assert_eq!((d.quoted_dst, d.quoted_dport), (L1, lport));
     assert!(d.checksums_ok, "{d:?}");
-    assert_eq!(counter(&b, counter::ICMP_TRANSLATED), 2);
+    assert_eq!(b.counter(counter::ICMP_TRANSLATED), 2);
 }
 
 /// The TCP header's options of an untagged IPv4 frame, and its payload.
@@ -290,7 +256,7 @@ const ACK_OPTIONS: [u8; 12] = [1, 1, 8, 10, 0, 0, 0, 3, 0, 0, 0, 1];
 /// Opens a FULLNAT connection CIP:40000 -> VIP:80 and answers it with a SYN-ACK whose ISN is
 /// 5000: (local address, local port, the SYN-ACK as the client got it).
 fn handshake(b: &TestBed) -> (Ipv4Addr, u16, Vec<u8>) {
-    let (_, out) = run(b, &Frame::tcp(CIP, 40000, VIP, 80, SYN));
+    let (_, out) = b.run_frame(&Frame::tcp(CIP, 40000, VIP, 80, SYN));
     let mut synack = Frame::tcp(R1, 8080, out.src, out.sport, SYN | ACK);
     synack.seq = 5000;
     synack.ack = 1001;
@@ -356,7 +322,7 @@ fn toa_carries_the_client_address_in_the_handshake_ack_and_first_data() {
     let (_, out) = b.run(&seg);
     assert_eq!(out.len(), seg.len());
     assert!(decode(&out).unwrap().l4_checksum_ok);
-    assert_eq!(counter(&b, counter::TOA_ADDED), 2);
+    assert_eq!(b.counter(counter::TOA_ADDED), 2);
 }
 
 #[test]
@@ -374,11 +340,11 @@ fn toa_is_skipped_without_room_and_off_when_configured() {
     assert_eq!((action, out.len()), (XDP_PASS, f.len()));
     let d = decode(&out).unwrap();
     assert!(d.l4_checksum_ok && d.dst == R1);
-    assert_eq!(counter(&b, counter::TOA_SKIPPED), 1);
+    assert_eq!(b.counter(counter::TOA_SKIPPED), 1);
 
     // TOA off: the SYN-ACK keeps its MSS and no option is added.
     b.set_config(config::TOA_OFF, 1);
-    let (_, out) = run(&b, &Frame::tcp(CIP, 40001, VIP, 80, SYN));
+    let (_, out) = b.run_frame(&Frame::tcp(CIP, 40001, VIP, 80, SYN));
     let mut synack = Frame::tcp(R1, 8080, out.src, out.sport, SYN | ACK);
     synack.seq = 7000;
     synack.tcp_options = SYNACK_OPTIONS.to_vec();
@@ -388,7 +354,7 @@ fn toa_is_skipped_without_room_and_off_when_configured() {
     ack.sport = 40001;
     let f = ack.build();
     assert_eq!(b.run(&f).1.len(), f.len());
-    assert_eq!(counter(&b, counter::TOA_ADDED), 0);
+    assert_eq!(b.counter(counter::TOA_ADDED), 0);
 }
 
 #[test]
@@ -397,23 +363,7 @@ fn ipv6_toa_is_kind_253_with_the_full_client_address() {
     let Some(mut b) = TestBed::new(1024, false) else {
         return;
     };
-    let addr = ServiceAddr::Inet {
-        proto: Protocol::Tcp,
-        addr: "2001:db8:100::1".parse().unwrap(),
-        port: 80,
-    };
-    b.dp.add_service(&ServiceConfig::new(addr)).unwrap();
-    let mut d = DestConfig::new("2001:db8:2::2".parse().unwrap(), 8080);
-    d.forward = Forward::FullNat;
-    b.dp.add_dest(&addr, &d).unwrap();
-    let l6: IpAddr = "2001:db8:9::1".parse().unwrap();
-    let la = LocalAddr {
-        addr: l6,
-        ifname: None,
-        conns: 0,
-        port_conflicts: 0,
-    };
-    b.dp.add_laddr(&addr, &la).unwrap();
+    let l6 = fullnat6(&mut b);
     let (cip6, vip6) = ("2001:db8:1::2", "2001:db8:100::1");
     let (_, out) = b.run(&Frame6::tcp(cip6, 40000, vip6, 80, SYN).build());
     let lport = decode6(&out).unwrap().sport;
@@ -444,27 +394,14 @@ fn udp_fullnat_rewrites_both_ends_and_keeps_a_zero_checksum() {
     let Some(mut b) = TestBed::new(1024, false) else {
         return;
     };
-    let addr = ServiceAddr::Inet {
-        proto: Protocol::Udp,
-        addr: IpAddr::V4(VIP),
-        port: 53,
-    };
-    b.dp.add_service(&ServiceConfig::new(addr)).unwrap();
-    let mut d = DestConfig::new(IpAddr::V4(R1), 5353);
-    d.forward = Forward::FullNat;
-    b.dp.add_dest(&addr, &d).unwrap();
-    let la = LocalAddr {
-        addr: IpAddr::V4(L1),
-        ifname: None,
-        conns: 0,
-        port_conflicts: 0,
-    };
-    b.dp.add_laddr(&addr, &la).unwrap();
-    let (action, out) = run(&b, &Frame::udp(CIP, 5000, VIP, 53, b"query"));
+    let cfg = ServiceConfig::new(services::inet(Protocol::Udp, VIP, 53));
+    let real = services::real(R1, 5353, Forward::FullNat);
+    services::fullnat(&mut b.dp, &cfg, &[real], &[L1.into()]).unwrap();
+    let (action, out) = b.run_frame(&Frame::udp(CIP, 5000, VIP, 53, b"query"));
     assert_eq!(action, XDP_PASS);
     assert_eq!((out.src, out.dst, out.dport), (L1, R1, 5353));
     assert!(out.ip_checksum_ok && out.l4_checksum_ok, "{out:?}");
-    let (_, back) = run(&b, &Frame::udp(R1, 5353, L1, out.sport, b"answer"));
+    let (_, back) = b.run_frame(&Frame::udp(R1, 5353, L1, out.sport, b"answer"));
     assert_eq!(
         (back.src, back.sport, back.dst, back.dport),
         (VIP, 53, CIP, 5000)

@@ -8,13 +8,11 @@ use std::net::{IpAddr, Ipv4Addr};
 use dataplane::FwmarkError;
 use dataplane::fwmark::FwmarkRule;
 use dataplane::model::*;
+use xlvs_tests::addrs::{CIP, R1, R2, VIP};
 use xlvs_tests::packet::{ACK, Frame, Frame6, SYN, decode, decode6};
+use xlvs_tests::services;
 use xlvs_tests::testbed::{TestBed, XDP_PASS, XDP_TX};
 
-const VIP: Ipv4Addr = Ipv4Addr::new(198, 18, 100, 1);
-const CIP: Ipv4Addr = Ipv4Addr::new(198, 18, 1, 2);
-const R1: Ipv4Addr = Ipv4Addr::new(198, 18, 2, 2);
-const R2: Ipv4Addr = Ipv4Addr::new(198, 18, 3, 2);
 const R3: Ipv4Addr = Ipv4Addr::new(198, 18, 4, 2);
 
 fn rule(mark: u32, proto: Protocol, net: &str, plen: u8, ports: (u16, u16)) -> FwmarkRule {
@@ -29,20 +27,17 @@ fn fwmark_service(
     persistent: Option<u32>,
     reals: &[IpAddr],
 ) -> ServiceAddr {
-    let addr = ServiceAddr::Fwmark { mark, family };
-    let mut cfg = ServiceConfig::new(addr);
+    let mut cfg = ServiceConfig::new(ServiceAddr::Fwmark { mark, family });
     cfg.scheduler = Scheduler::Rr;
     cfg.persistent = persistent;
     if family == Family::V6 {
         cfg.netmask = 128;
     }
-    b.dp.add_service(&cfg).unwrap();
-    for r in reals {
-        let mut d = DestConfig::new(*r, 0);
-        d.forward = Forward::Masq;
-        b.dp.add_dest(&addr, &d).unwrap();
-    }
-    addr
+    let reals: Vec<_> = reals
+        .iter()
+        .map(|r| services::real(*r, 0, Forward::Masq))
+        .collect();
+    services::add(&mut b.dp, &cfg, &reals).unwrap()
 }
 
 fn inet_service(
@@ -52,21 +47,13 @@ fn inet_service(
     real: Ipv4Addr,
     rport: u16,
 ) -> ServiceAddr {
-    let addr = ServiceAddr::Inet {
-        proto,
-        addr: IpAddr::V4(VIP),
-        port,
-    };
-    let mut cfg = ServiceConfig::new(addr);
+    let mut cfg = ServiceConfig::new(services::inet(proto, VIP, port));
     cfg.scheduler = Scheduler::Rr;
     if port == 0 {
         cfg.persistent = Some(300);
     }
-    b.dp.add_service(&cfg).unwrap();
-    let mut d = DestConfig::new(IpAddr::V4(real), rport);
-    d.forward = Forward::Masq;
-    b.dp.add_dest(&addr, &d).unwrap();
-    addr
+    let real = services::real(real, rport, Forward::Masq);
+    services::add(&mut b.dp, &cfg, &[real]).unwrap()
 }
 
 /// Where a SYN goes: (action, destination address, destination port) of the output.

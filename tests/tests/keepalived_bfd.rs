@@ -14,7 +14,7 @@
 use std::net::{SocketAddr, UdpSocket};
 use std::path::Path;
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use xlvs_tests::keepalived::{
@@ -22,6 +22,7 @@ use xlvs_tests::keepalived::{
 };
 use xlvs_tests::lab::Pins;
 use xlvs_tests::netns::{Netns, is_root, unique_prefix, veth};
+use xlvs_tests::poll::wait_every;
 
 const BFDD: &str = "/usr/lib/frr/bfdd";
 const ZEBRA: &str = "/usr/lib/frr/zebra";
@@ -117,17 +118,6 @@ impl Drop for Bfdd {
         self.kill("bfdd", libc::SIGKILL);
         self.kill("zebra", libc::SIGKILL);
     }
-}
-
-fn wait_for(what: &str, limit: Duration, f: impl Fn() -> bool) -> Result<Duration> {
-    let t0 = Instant::now();
-    while t0.elapsed() < limit {
-        if f() {
-            return Ok(t0.elapsed());
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    bail!("{what}: not within {limit:?}")
 }
 
 fn has_vip(ns: &Netns, dev: &str) -> bool {
@@ -294,4 +284,9 @@ fn track_bfd_and_bfd_check_with_frr_bfdd_and_a_2_2_7_vrrp_peer() -> Result<()> {
         assert!(line.contains(reason), "{line}");
     }
     Ok(())
+}
+
+/// Polls every 10 ms: the times measured are BFD's detection times.
+fn wait_for(what: &str, limit: Duration, f: impl Fn() -> bool) -> Result<Duration> {
+    wait_every(what, limit, Duration::from_millis(10), f)
 }

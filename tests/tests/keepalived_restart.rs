@@ -11,12 +11,13 @@ use std::path::Path;
 use std::process::{Child, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 use xlvs_tests::keepalived::{Keepalived, Workdir};
 use xlvs_tests::lab::Pins;
 use xlvs_tests::netns::{Netns, is_root, unique_prefix, veth};
+use xlvs_tests::poll::wait_for;
 
 const REAL_KEEPALIVED: &str = "/usr/sbin/keepalived";
 const VIP: &str = "198.18.75.100";
@@ -34,17 +35,6 @@ fn has_vip(ns: &Netns, ifname: &str) -> bool {
     ns.ip(&["-o", "addr", "show", "dev", ifname])
         .map(|o| String::from_utf8_lossy(&o.stdout).contains(&format!("{VIP}/32")))
         .unwrap_or(false)
-}
-
-fn wait_for(what: &str, limit: Duration, f: impl Fn() -> bool) -> Result<()> {
-    let t0 = Instant::now();
-    while t0.elapsed() < limit {
-        if f() {
-            return Ok(());
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    bail!("{what}: not within {limit:?}")
 }
 
 struct Real(Child);

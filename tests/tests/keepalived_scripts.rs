@@ -97,7 +97,8 @@ fn scenario(ns: &Netns, prog: &str, dir: &Path, conf: &str) -> Result<(Vec<Strin
     }
     let up = t0.elapsed();
     std::thread::sleep(Duration::from_millis(500));
-    unsafe { libc::kill(child.0.id() as i32, libc::SIGTERM) };
+    let pid = nix::unistd::Pid::from_raw(child.0.id() as i32);
+    let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
     let end = Instant::now() + Duration::from_secs(10);
     while child.0.try_wait()?.is_none() && Instant::now() < end {
         std::thread::sleep(Duration::from_millis(20));

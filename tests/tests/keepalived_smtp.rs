@@ -11,12 +11,13 @@
 
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::{Result, bail};
 use xlvs_tests::keepalived::{Keepalived, REAL_KEEPALIVED, RealKeepalived, Workdir};
 use xlvs_tests::lab::Pins;
 use xlvs_tests::netns::{Netns, is_root, unique_prefix, veth};
+use xlvs_tests::poll::wait_every;
 use xlvs_tests::smtp_sink::{SmtpSink, subject_and_body, without_date};
 
 const SINK: &str = "198.18.78.2:25";
@@ -26,17 +27,6 @@ fn global(extra: &str) -> String {
         "global_defs {{\n notification_email {{\n  ops@example.com\n  oncall@example.com\n }}\n \
          smtp_server 198.18.78.2 25\n smtp_connect_timeout 5\n smtp_alert\n{extra}}}\n"
     )
-}
-
-fn wait_until(limit: Duration, f: impl Fn() -> bool) -> bool {
-    let t0 = Instant::now();
-    while t0.elapsed() < limit {
-        if f() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    false
 }
 
 fn pair(tag: &str) -> Result<(String, Netns, Netns)> {
@@ -212,4 +202,9 @@ fn checker_alerts_as_keepalived_2_2_7() -> Result<()> {
     std::thread::sleep(Duration::from_millis(500));
     assert_eq!(sink.mails().len(), expected.len(), "{:#?}", sink.mails());
     Ok(())
+}
+
+/// Whether `f` holds within `limit` (polled every 50 ms).
+fn wait_until(limit: Duration, f: impl Fn() -> bool) -> bool {
+    wait_every("condition", limit, Duration::from_millis(50), f).is_ok()
 }

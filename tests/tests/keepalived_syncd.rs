@@ -6,12 +6,13 @@
 //! group. Needs root.
 
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 use xlvs_tests::keepalived::{Keepalived, Workdir};
 use xlvs_tests::lab::{Pins, binary};
 use xlvs_tests::netns::{Netns, is_root, unique_prefix, veth};
+use xlvs_tests::poll::wait_every;
 
 /// One director: namespace, pins, the directory of its daemon records.
 struct Director {
@@ -59,17 +60,6 @@ impl Drop for Director {
             }
         }
     }
-}
-
-fn wait_for(what: &str, limit: Duration, f: impl Fn() -> bool) -> Result<()> {
-    let t0 = Instant::now();
-    while t0.elapsed() < limit {
-        if f() {
-            return Ok(());
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    bail!("{what}: not within {limit:?}")
 }
 
 fn config(ifname: &str, priority: u8) -> String {
@@ -146,4 +136,9 @@ fn sync_daemon_follows_the_vrrp_instance() -> Result<()> {
     })
     .with_context(|| b.daemons())?;
     Ok(())
+}
+
+/// Polls every 50 ms (each check runs a command).
+fn wait_for(what: &str, limit: Duration, f: impl Fn() -> bool) -> Result<Duration> {
+    wait_every(what, limit, Duration::from_millis(50), f)
 }

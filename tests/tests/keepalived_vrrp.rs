@@ -5,12 +5,13 @@
 //! The VIP is on exactly one node once things settle. Needs root and /usr/sbin/keepalived.
 
 use std::process::{Child, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 use xlvs_tests::keepalived::{Keepalived, Workdir, ipvsadm_on, wait_listing_on};
 use xlvs_tests::lab::Pins;
 use xlvs_tests::netns::{Netns, is_root, unique_prefix, veth};
+use xlvs_tests::poll::wait_for;
 
 const REAL_KEEPALIVED: &str = "/usr/sbin/keepalived";
 const VIP: &str = "198.18.71.100";
@@ -25,17 +26,6 @@ fn has_vip(ns: &Netns) -> bool {
     ])
     .map(|o| String::from_utf8_lossy(&o.stdout).contains(&format!("{VIP}/32")))
     .unwrap_or(false)
-}
-
-fn wait_for(what: &str, limit: Duration, f: impl Fn() -> bool) -> Result<Duration> {
-    let t0 = Instant::now();
-    while t0.elapsed() < limit {
-        if f() {
-            return Ok(t0.elapsed());
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    bail!("{what}: not within {limit:?}")
 }
 
 fn instance(state: &str, ifname: &str, priority: u8) -> String {

@@ -400,21 +400,7 @@ fn rules_set_with_ipvsadm_carry_real_traffic() -> Result<()> {
             &format!("r{i}"),
         )?);
     }
-    let ipvsadm = xlvs_tests::lab::binary("ipvsadm")?;
-    let run = |args: &str| -> Result<String> {
-        let out = lab
-            .director
-            .command(ipvsadm.to_str().unwrap_or("ipvsadm"))
-            .args(args.split_whitespace())
-            .env("XLVS_PIN_DIR", &lab.opts.pin_dir)
-            .output()?;
-        anyhow::ensure!(
-            out.status.success(),
-            "ipvsadm {args}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        Ok(String::from_utf8(out.stdout)?)
-    };
+    let run = |args: &str| lab.ipvsadm(args);
     run("-A -t 198.18.100.1:80 -s rr")?;
     run("-a -t 198.18.100.1:80 -r 198.18.2.2:80 -m")?;
     run("-a -t 198.18.100.1:80 -r 198.18.3.2:80 -m")?;

@@ -4,68 +4,26 @@
 //! and rewritten packets are handed to the kernel: XDP_PASS).
 
 use std::net::{IpAddr, Ipv4Addr};
-use std::path::PathBuf;
 
+use dataplane::Dataplane;
 use dataplane::model::*;
-use dataplane::testrun::Runner;
-use dataplane::{Dataplane, Options};
-use xlvs_tests::netns::{Netns, fib_namespace, is_root, unique_prefix};
+use xlvs_tests::addrs::{CIP, R1, R2, VIP};
 use xlvs_tests::packet::{ACK, Decoded, FIN, Frame, RST, SYN, decode};
+use xlvs_tests::services;
+use xlvs_tests::testbed::{TestBed, XDP_DROP, XDP_PASS, XDP_TX, ifindex_b0};
 
-const XDP_DROP: u32 = 1;
-const XDP_PASS: u32 = 2;
-const XDP_TX: u32 = 3;
-
-const VIP: Ipv4Addr = Ipv4Addr::new(198, 18, 100, 1);
-const CIP: Ipv4Addr = Ipv4Addr::new(198, 18, 1, 2);
-const R1: Ipv4Addr = Ipv4Addr::new(198, 18, 2, 2);
-const R2: Ipv4Addr = Ipv4Addr::new(198, 18, 3, 2);
-
-/// A loaded (not attached) data plane with its own pins, removed on drop.
-struct Bench {
-    opts: Options,
-    dp: Dataplane,
-    runner: Runner,
-    _ns: Netns,
-}
-
-impl Drop for Bench {
-    fn drop(&mut self) {
-        let _ = dataplane::unload(&self.opts);
-    }
-}
-
-fn setup(max_conns: u32) -> Option<Bench> {
-    setup_in(max_conns, false)
+fn setup(max_conns: u32) -> Option<TestBed> {
+    TestBed::new(max_conns, false)
 }
 
 /// With `routed`, the namespace's FIB resolves 198.18.1.2, 198.18.2.2-5 and 198.18.3.2 on `b0`
 /// (see `fib_namespace`): run with `run_on` to see XDP_TX and the MACs.
-fn setup_in(max_conns: u32, routed: bool) -> Option<Bench> {
-    if !is_root() {
-        xlvs_tests::skip("BPF_PROG_TEST_RUN needs root");
-        return None;
-    }
-    let prefix = unique_prefix("xp");
-    let ns = if routed {
-        fib_namespace(&prefix).expect("fib netns").0
-    } else {
-        Netns::new(&prefix).expect("netns")
-    };
-    // The test thread runs the program from inside the empty namespace.
-    xlvs_tests::netns::enter(&format!("/run/netns/{prefix}")).expect("setns");
-    let opts = Options {
-        pin_dir: PathBuf::from(format!("/sys/fs/bpf/xlvs-{prefix}")),
-        max_conns,
-    };
-    let dp = Dataplane::open(&opts).expect("open data plane");
-    let runner = Runner::xlvs(&opts).expect("runner");
-    Some(Bench {
-        opts,
-        dp,
-        runner,
-        _ns: ns,
-    })
+fn setup_in(max_conns: u32, routed: bool) -> Option<TestBed> {
+    TestBed::new(max_conns, routed)
+}
+
+fn run(b: &TestBed, f: &Frame) -> (u32, Decoded) {
+    b.run_frame(f)
 }
 
 fn tcp_service(dp: &mut Dataplane, sched: Scheduler, reals: &[(Ipv4Addr, i32)]) -> ServiceAddr {
@@ -90,28 +48,20 @@ fn service_fwd(
     forward: Forward,
     reals: &[(Ipv4Addr, i32)],
 ) -> ServiceAddr {
-    let addr = ServiceAddr::Inet {
-        proto,
-        addr: IpAddr::V4(VIP),
-        port,
+    let cfg = ServiceConfig {
+        scheduler: sched,
+        ..ServiceConfig::new(services::inet(proto, VIP, port))
     };
-    let mut cfg = ServiceConfig::new(addr);
-    cfg.scheduler = sched;
-    dp.add_service(&cfg).unwrap();
-    for (ip, weight) in reals {
-        // DR keeps the port: IPVS forces dport = vport for -g.
-        let port = if forward == Forward::Masq { 8080 } else { port };
-        let mut d = DestConfig::new(IpAddr::V4(*ip), port);
-        d.forward = forward;
-        d.weight = *weight;
-        dp.add_dest(&addr, &d).unwrap();
-    }
-    addr
-}
-
-fn run(b: &Bench, f: &Frame) -> (u32, Decoded) {
-    let r = b.runner.run(&f.build()).unwrap();
-    (r.action, decode(&r.packet).expect("decodable output"))
+    // DR keeps the port: IPVS forces dport = vport for -g.
+    let rport = if forward == Forward::Masq { 8080 } else { port };
+    let reals: Vec<DestConfig> = reals
+        .iter()
+        .map(|(ip, weight)| DestConfig {
+            weight: *weight,
+            ..services::real(*ip, rport, forward)
+        })
+        .collect();
+    services::add(dp, &cfg, &reals).unwrap()
 }
 
 #[test]
@@ -176,7 +126,7 @@ fn syn_is_scheduled_rewritten_with_valid_checksums_and_replies_come_from_the_vip
 fn tcp_states_follow_ipvs() {
     let Some(mut b) = setup(1024) else { return };
     tcp_service(&mut b.dp, Scheduler::Rr, &[(R1, 1)]);
-    let state = |b: &Bench| {
+    let state = |b: &TestBed| {
         let c = b.dp.connections().unwrap();
         assert_eq!(c.len(), 1);
         (c[0].state, c[0].expires, c[0].active)
@@ -455,10 +405,6 @@ fn rates_are_estimated_from_the_counters_over_time() {
     assert_eq!(other.service(&svc).unwrap().rates, e.rates);
 }
 
-fn ifindex_b0() -> u32 {
-    dataplane::loader::ifindex("b0").expect("b0")
-}
-
 #[test]
 fn nat_forwarding_sets_next_hop_macs_and_decrements_ttl() {
     let Some(mut b) = setup_in(1024, true) else {
@@ -505,10 +451,7 @@ fn nat_forwarding_sets_next_hop_macs_and_decrements_ttl() {
             .run_on(&Frame::tcp(R1, 8080, CIP, 40000, ACK).build(), ifindex_b0())
             .unwrap();
     }
-    assert_eq!(
-        b.dp.counters().unwrap()[ebpf_common::counter::FIB_LOOKUP as usize],
-        2
-    );
+    assert_eq!(b.counter(ebpf_common::counter::FIB_LOOKUP), 2);
 }
 
 #[test]
@@ -605,7 +548,7 @@ fn destinations_of_methods_not_built_yet_are_not_misforwarded() {
 }
 
 /// The real a new TCP connection from `client` is sent to (a fresh source port each call).
-fn real_for(b: &Bench, client: Ipv4Addr, port: u16) -> Option<Ipv4Addr> {
+fn real_for(b: &TestBed, client: Ipv4Addr, port: u16) -> Option<Ipv4Addr> {
     let (action, out) = run(b, &Frame::tcp(client, port, VIP, 80, SYN));
     (action == XDP_PASS).then_some(out.dst)
 }
@@ -707,29 +650,25 @@ fn mh_keeps_clients_in_place_when_another_real_goes() {
 }
 
 fn persistent_service(
-    b: &mut Bench,
+    b: &mut TestBed,
     port: u16,
     timeout: u32,
     netmask: u8,
     reals: &[Ipv4Addr],
 ) -> ServiceAddr {
-    let addr = ServiceAddr::Inet {
-        proto: Protocol::Tcp,
-        addr: IpAddr::V4(VIP),
-        port,
+    let cfg = ServiceConfig {
+        scheduler: Scheduler::Rr,
+        persistent: Some(timeout),
+        netmask,
+        ..ServiceConfig::new(services::inet(Protocol::Tcp, VIP, port))
     };
-    let mut cfg = ServiceConfig::new(addr);
-    cfg.scheduler = Scheduler::Rr;
-    cfg.persistent = Some(timeout);
-    cfg.netmask = netmask;
-    b.dp.add_service(&cfg).unwrap();
-    for r in reals {
-        // Port 0 for a port-zero service: the real keeps the client's destination port.
-        let mut d = DestConfig::new(IpAddr::V4(*r), if port == 0 { 0 } else { 8080 });
-        d.forward = Forward::Masq;
-        b.dp.add_dest(&addr, &d).unwrap();
-    }
-    addr
+    // Port 0 for a port-zero service: the real keeps the client's destination port.
+    let rport = if port == 0 { 0 } else { 8080 };
+    let reals: Vec<DestConfig> = reals
+        .iter()
+        .map(|r| services::real(*r, rport, Forward::Masq))
+        .collect();
+    services::add(&mut b.dp, &cfg, &reals).unwrap()
 }
 
 #[test]
@@ -962,10 +901,7 @@ fn icmp_errors_about_a_connection_reach_the_other_side_translated() {
         "the client's own packet, as it sent it"
     );
     assert!(d.checksums_ok, "{d:?}");
-    assert_eq!(
-        b.dp.counters().unwrap()[ebpf_common::counter::ICMP_TRANSLATED as usize],
-        2
-    );
+    assert_eq!(b.counter(ebpf_common::counter::ICMP_TRANSLATED), 2);
 
     // An error about no connection of ours, and an echo request: untouched.
     let stranger = Frame::tcp(CIP, 1, Ipv4Addr::new(198, 18, 9, 9), 80, SYN).build();
@@ -1098,10 +1034,7 @@ fn icmpv6_errors_about_a_connection_reach_the_other_side_translated() {
     assert_eq!((d.quoted_src, d.quoted_sport), (cip6, 40000));
     assert_eq!((d.quoted_dst, d.quoted_dport), (vip6, 80));
     assert!(d.checksum_ok, "{d:?}");
-    assert_eq!(
-        b.dp.counters().unwrap()[ebpf_common::counter::ICMP_TRANSLATED as usize],
-        2
-    );
+    assert_eq!(b.counter(ebpf_common::counter::ICMP_TRANSLATED), 2);
     // About no connection of ours, or not an error (an echo request): untouched.
     let stranger = Frame6::tcp(&s(&cip6), 1, "2001:db8:9::9", 80, SYN).build();
     let other = icmp6_error(router, cip6, 1, 0, &stranger[14..]);

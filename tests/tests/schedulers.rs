@@ -9,14 +9,14 @@
 //! * thresholds (-x/-y): an overloaded real takes nothing new until its connections expire below
 //!   the lower threshold (expiry by the timers, as IPVS' connection timers).
 
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::Ipv4Addr;
 
 use dataplane::model::*;
+use xlvs_tests::addrs::{CIP, VIP};
 use xlvs_tests::packet::{ACK, FIN, Frame, RST, SYN, decode};
+use xlvs_tests::services;
 use xlvs_tests::testbed::{TestBed, XDP_DROP, XDP_PASS};
 
-const VIP: Ipv4Addr = Ipv4Addr::new(198, 18, 100, 1);
-const CIP: Ipv4Addr = Ipv4Addr::new(198, 18, 1, 2);
 const RPORT: u16 = 8080;
 
 fn real(i: usize) -> Ipv4Addr {
@@ -38,23 +38,21 @@ fn w(weight: i32) -> Real {
 }
 
 fn service(b: &mut TestBed, proto: Protocol, sched: Scheduler, reals: &[Real]) -> ServiceAddr {
-    let addr = ServiceAddr::Inet {
-        proto,
-        addr: IpAddr::V4(VIP),
-        port: 80,
+    let cfg = ServiceConfig {
+        scheduler: sched,
+        ..ServiceConfig::new(services::inet(proto, VIP, 80))
     };
-    let mut cfg = ServiceConfig::new(addr);
-    cfg.scheduler = sched;
-    b.dp.add_service(&cfg).unwrap();
-    for (i, r) in reals.iter().enumerate() {
-        let mut d = DestConfig::new(IpAddr::V4(real(i)), RPORT);
-        d.forward = Forward::Masq;
-        d.weight = r.weight;
-        d.u_threshold = r.u_threshold;
-        d.l_threshold = r.l_threshold;
-        b.dp.add_dest(&addr, &d).unwrap();
-    }
-    addr
+    let reals: Vec<DestConfig> = reals
+        .iter()
+        .enumerate()
+        .map(|(i, r)| DestConfig {
+            weight: r.weight,
+            u_threshold: r.u_threshold,
+            l_threshold: r.l_threshold,
+            ..services::real(real(i), RPORT, Forward::Masq)
+        })
+        .collect();
+    services::add(&mut b.dp, &cfg, &reals).unwrap()
 }
 
 /// The real index a new TCP connection from CIP:`port` is sent to (None: dropped).

@@ -4,14 +4,15 @@
 //! on both directors the flow reaches the real that the first director picked. TEST_RUN in
 //! routed namespaces (the reals' MACs resolve), one per director; needs root.
 
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::Ipv4Addr;
 
 use dataplane::model::*;
 use ebpf_common::counter;
+use xlvs_tests::addrs::VIP;
 use xlvs_tests::packet::{ACK, FIN, Frame, RST, SYN};
+use xlvs_tests::services;
 use xlvs_tests::testbed::{TestBed, XDP_DROP, XDP_TX};
 
-const VIP: Ipv4Addr = Ipv4Addr::new(198, 18, 100, 1);
 /// The reals of `netns::fib_namespace` with permanent neighbours (MAC 02:00:00:00:02:0N).
 const REALS: [Ipv4Addr; 4] = [
     Ipv4Addr::new(198, 18, 2, 2),
@@ -36,19 +37,12 @@ const SERVICES: [(u16, Scheduler, Forward); 3] = [
 fn director(sloppy: bool) -> Option<TestBed> {
     let mut b = TestBed::new(4096, true)?;
     for (port, sched, forward) in SERVICES {
-        let addr = ServiceAddr::Inet {
-            proto: Protocol::Tcp,
-            addr: IpAddr::V4(VIP),
-            port,
+        let cfg = ServiceConfig {
+            scheduler: sched,
+            ..ServiceConfig::new(services::inet(Protocol::Tcp, VIP, port))
         };
-        let mut cfg = ServiceConfig::new(addr);
-        cfg.scheduler = sched;
-        b.dp.add_service(&cfg).unwrap();
-        for r in REALS {
-            let mut d = DestConfig::new(IpAddr::V4(r), port);
-            d.forward = forward;
-            b.dp.add_dest(&addr, &d).unwrap();
-        }
+        let reals = REALS.map(|r| services::real(r, port, forward));
+        services::add(&mut b.dp, &cfg, &reals).unwrap();
     }
     b.dp.set_path_settings(&PathSettings {
         sloppy_tcp: sloppy,
@@ -58,18 +52,14 @@ fn director(sloppy: bool) -> Option<TestBed> {
     Some(b)
 }
 
-fn ifindex_b0() -> u32 {
-    dataplane::loader::ifindex("b0").expect("b0")
-}
-
 /// Which real a forwarded frame goes to: its destination MAC's last byte (DR, and the outer
 /// header's MAC for tunnels) names the real of `fib_namespace`.
 fn real_of(b: &TestBed, frame: &[u8]) -> Option<Ipv4Addr> {
-    let out = b.runner.run_on(frame, ifindex_b0()).expect("test run");
-    if out.action != XDP_TX {
+    let (action, packet) = b.run_on_b0(frame);
+    if action != XDP_TX {
         return None;
     }
-    let mac = &out.packet[0..6];
+    let mac = &packet[0..6];
     assert_eq!(&mac[..5], &[2, 0, 0, 0, 2], "a real's MAC: {mac:?}");
     Some(Ipv4Addr::new(198, 18, 2, mac[5]))
 }
@@ -94,13 +84,9 @@ fn with_sloppy_tcp_another_director_continues_a_flow_on_the_same_real() {
         assert!(!b.dp.path_settings().unwrap().sloppy_tcp, "off by default");
         // No connection, no sloppy_tcp: not scheduled, its sender is reset.
         let stray = Frame::tcp(client(0), 39999, VIP, 80, ACK).build();
-        let out = b.runner.run_on(&stray, ifindex_b0()).expect("test run");
-        assert_eq!(
-            &out.packet[0..6],
-            &stray[6..12],
-            "back to the client, a RST"
-        );
-        assert_eq!(b.dp.counters().unwrap()[counter::RST_SENT as usize], 1);
+        let (_, out) = b.run_on_b0(&stray);
+        assert_eq!(&out[0..6], &stray[6..12], "back to the client, a RST");
+        assert_eq!(b.counter(counter::RST_SENT), 1);
         assert!(b.dp.connections().unwrap().is_empty());
         Some(SERVICES.map(|(port, ..)| {
             flows(port, SYN)
@@ -124,7 +110,7 @@ fn with_sloppy_tcp_another_director_continues_a_flow_on_the_same_real() {
                 .collect();
         let resets_dropped = [RST, RST | ACK].iter().all(|&flags| {
             let f = Frame::tcp(client(0), 39000, VIP, 80, flags).build();
-            b.runner.run_on(&f, ifindex_b0()).unwrap().action == XDP_DROP
+            b.run_on_b0(&f).0 == XDP_DROP
         });
         // A FIN opens too (as in IPVS), in CLOSE.
         let fin = Frame::tcp(client(0), 39001, VIP, 80, FIN | ACK).build();

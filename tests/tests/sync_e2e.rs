@@ -19,13 +19,14 @@ use std::io::{BufRead, BufReader, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpStream, UdpSocket};
 use std::path::PathBuf;
 use std::process::Output;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use anyhow::{Context, Result, bail, ensure};
+use anyhow::{Context, Result, ensure};
 use dataplane::Options;
 use syncd::config::Role;
 use xlvs_tests::lab::{Pins, binary};
 use xlvs_tests::netns::{Netns, is_root, prepare_endpoint, unique_prefix, veth};
+use xlvs_tests::poll::wait_every;
 use xlvs_tests::servers;
 
 const VIP: &str = "198.18.100.1";
@@ -94,8 +95,10 @@ impl Drop for Director {
 
 /// Runs `f` with XLVS_RUN_DIR set to `dir` (the state records' location).
 fn temp_env<T>(dir: &std::path::Path, f: impl FnOnce() -> T) -> T {
+    // SAFETY: this test binary reads and writes XLVS_RUN_DIR from this thread only.
     unsafe { std::env::set_var("XLVS_RUN_DIR", dir) };
     let r = f();
+    // SAFETY: as above.
     unsafe { std::env::remove_var("XLVS_RUN_DIR") };
     r
 }
@@ -211,17 +214,6 @@ fn exchange(s: &mut TcpStream, word: &str) -> Result<()> {
     r.read_line(&mut echo)?;
     ensure!(echo.trim() == format!("r0 {word}"), "echo {echo:?}");
     Ok(())
-}
-
-fn wait_for(what: &str, secs: u64, mut ok: impl FnMut() -> bool) -> Result<()> {
-    let end = Instant::now() + Duration::from_secs(secs);
-    while Instant::now() < end {
-        if ok() {
-            return Ok(());
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    bail!("timed out waiting for {what}")
 }
 
 #[test]
@@ -569,4 +561,14 @@ fn kernel_master_messages_fill_our_backup() -> Result<()> {
     }
     d.ipvsadm("--stop-daemon backup")?;
     Ok(())
+}
+
+/// Polls every 50 ms for up to `secs` seconds.
+fn wait_for(what: &str, secs: u64, ok: impl FnMut() -> bool) -> Result<Duration> {
+    wait_every(
+        what,
+        Duration::from_secs(secs),
+        Duration::from_millis(50),
+        ok,
+    )
 }

@@ -5,30 +5,19 @@ use std::net::{IpAddr, Ipv4Addr};
 
 use dataplane::model::*;
 use dataplane::sync::{ImportReport, SyncConn};
+use xlvs_tests::addrs::{CIP, R1, R2, VIP};
 use xlvs_tests::packet::{ACK, Frame, SYN, decode};
+use xlvs_tests::services;
 use xlvs_tests::testbed::{TestBed, XDP_PASS, XDP_TX};
 
-const VIP: Ipv4Addr = Ipv4Addr::new(198, 18, 100, 1);
-const CIP: Ipv4Addr = Ipv4Addr::new(198, 18, 1, 2);
-const R1: Ipv4Addr = Ipv4Addr::new(198, 18, 2, 2);
-const R2: Ipv4Addr = Ipv4Addr::new(198, 18, 3, 2);
-
 fn service(b: &mut TestBed, persistent: Option<u32>) -> ServiceAddr {
-    let addr = ServiceAddr::Inet {
-        proto: Protocol::Tcp,
-        addr: IpAddr::V4(VIP),
-        port: 80,
+    let cfg = ServiceConfig {
+        scheduler: Scheduler::Rr,
+        persistent,
+        ..ServiceConfig::new(services::inet(Protocol::Tcp, VIP, 80))
     };
-    let mut cfg = ServiceConfig::new(addr);
-    cfg.scheduler = Scheduler::Rr;
-    cfg.persistent = persistent;
-    b.dp.add_service(&cfg).unwrap();
-    for r in [R1, R2] {
-        let mut d = DestConfig::new(IpAddr::V4(r), 8080);
-        d.forward = Forward::Masq;
-        b.dp.add_dest(&addr, &d).unwrap();
-    }
-    addr
+    let reals = [R1, R2].map(|r| services::real(r, 8080, Forward::Masq));
+    services::add(&mut b.dp, &cfg, &reals).unwrap()
 }
 
 fn conn(cport: u16, real: Ipv4Addr, state: u16) -> SyncConn {

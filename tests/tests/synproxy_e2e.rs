@@ -16,6 +16,7 @@ use dataplane::model::*;
 use xlvs_tests::capture::capture;
 use xlvs_tests::lab::{Lab, VIP};
 use xlvs_tests::netns::{Netns, is_root};
+use xlvs_tests::services;
 
 const UP: usize = 1 << 20;
 const DOWN: usize = 4 << 20;
@@ -79,32 +80,20 @@ fn configure(opts: &dataplane::Options, real: IpAddr, fullnat: bool) -> Result<(
         IpAddr::V6(_) => (IpAddr::V6(VIP6), IpAddr::V6(LADDR6)),
     };
     let mut dp = Dataplane::open(opts)?;
-    let svc = ServiceAddr::Inet {
-        proto: Protocol::Tcp,
-        addr: vip,
-        port: PORT,
+    let cfg = ServiceConfig {
+        synproxy: true,
+        ..ServiceConfig::new(services::inet(Protocol::Tcp, vip, PORT))
     };
-    let mut cfg = ServiceConfig::new(svc);
-    cfg.synproxy = true;
-    dp.add_service(&cfg)?;
-    let mut d = DestConfig::new(real, PORT);
-    d.forward = if fullnat {
-        Forward::FullNat
-    } else {
-        Forward::Masq
+    let (forward, laddrs) = match fullnat {
+        true => (Forward::FullNat, vec![laddr]),
+        false => (Forward::Masq, vec![]),
     };
-    dp.add_dest(&svc, &d)?;
-    if fullnat {
-        dp.add_laddr(
-            &svc,
-            &LocalAddr {
-                addr: laddr,
-                ifname: None,
-                conns: 0,
-                port_conflicts: 0,
-            },
-        )?;
-    }
+    services::fullnat(
+        &mut dp,
+        &cfg,
+        &[services::real(real, PORT, forward)],
+        &laddrs,
+    )?;
     Ok(())
 }
 
@@ -643,104 +632,31 @@ fn real6(i: usize) -> IpAddr {
     IpAddr::V6(Ipv6Addr::new(0x2001, 0xdb8, 2 + i as u16, 0, 0, 0, 0, 2))
 }
 
-/// IPv6 on `ifname` in `ns` without a link-local address, with `addr` (no DAD).
+/// IPv6 on `ifname` in `ns` (`Netns::enable_ipv6`), with `addr` (no DAD).
 fn add6(ns: &Netns, ifname: &str, addr: &str) -> Result<()> {
-    ns.sysctl(&format!("net.ipv6.conf.{ifname}.addr_gen_mode"), "1")?;
-    ns.sysctl(&format!("net.ipv6.conf.{ifname}.disable_ipv6"), "0")?;
+    ns.enable_ipv6(&[ifname])?;
     ns.ip(&["-6", "addr", "add", addr, "dev", ifname, "nodad"])?;
     Ok(())
 }
 
-/// MAC address of `ifname` in `ns`.
-fn mac(ns: &Netns, ifname: &str) -> Result<String> {
-    let out = ns.ip(&["-o", "link", "show", "dev", ifname])?;
-    let text = String::from_utf8_lossy(&out.stdout).into_owned();
-    let mut words = text.split_whitespace();
-    words
-        .find(|w| *w == "link/ether")
-        .and_then(|_| words.next())
-        .map(str::to_string)
-        .context("no MAC address")
-}
-
-/// Joins `a_if` (address `a_ip`) in `a` and `b_if` (`b_ip`) in `b` with permanent IPv6
-/// neighbour entries both ways: without link-local addresses the kernel sends no neighbour
-/// solicitation for packets it forwards.
-fn neighbours6(a: &Netns, a_if: &str, a_ip: &str, b: &Netns, b_if: &str, b_ip: &str) -> Result<()> {
-    let (a_mac, b_mac) = (mac(a, a_if)?, mac(b, b_if)?);
-    a.ip(&[
-        "-6",
-        "neigh",
-        "add",
-        b_ip,
-        "lladdr",
-        &b_mac,
-        "dev",
-        a_if,
-        "nud",
-        "permanent",
-    ])?;
-    b.ip(&[
-        "-6",
-        "neigh",
-        "add",
-        a_ip,
-        "lladdr",
-        &a_mac,
-        "dev",
-        b_if,
-        "nud",
-        "permanent",
-    ])?;
-    Ok(())
-}
-
-/// IPv6 addresses and routes on the lab's links. With `fullnat`, the reals know only the
+/// IPv6 on the lab's links (`Lab::add_ipv6`). With `fullnat`, the reals know only the
 /// local-address network (2001:db8:9::/64, through the director).
 fn ipv6_lab(lab: &Lab, fullnat: bool) -> Result<()> {
-    add6(&lab.client, "c0", "2001:db8:1::2/64")?;
-    lab.client
-        .ip(&["-6", "route", "add", "default", "via", "2001:db8:1::1"])?;
-    // Forwarding on every link (`all` reaches only the links with IPv6 on at the time, hence
-    // `default` first: it is what links get when IPv6 is switched on for them).
-    lab.director
-        .sysctl("net.ipv6.conf.default.forwarding", "1")?;
-    add6(&lab.director, "l0", "2001:db8:1::1/64")?;
-    neighbours6(
-        &lab.client,
-        "c0",
-        "2001:db8:1::2",
-        &lab.director,
-        "l0",
-        "2001:db8:1::1",
-    )?;
-    if fullnat {
-        add6(&lab.director, "lo", &format!("{LADDR6}/128"))?;
+    lab.add_ipv6()?;
+    if !fullnat {
+        return Ok(());
     }
+    add6(&lab.director, "lo", &format!("{LADDR6}/128"))?;
     for (i, real) in lab.reals.iter().enumerate() {
-        let net = 2 + i;
-        add6(
-            &lab.director,
-            &format!("l{}", i + 1),
-            &format!("2001:db8:{net}::1/64"),
-        )?;
-        add6(real, "r0", &format!("2001:db8:{net}::2/64"))?;
-        let gw = format!("2001:db8:{net}::1");
-        let lif = format!("l{}", i + 1);
-        let rip = format!("2001:db8:{net}::2");
-        neighbours6(real, "r0", &rip, &lab.director, &lif, &gw)?;
-        if fullnat {
-            real.ip(&["-6", "route", "add", "2001:db8:9::/64", "via", &gw])?;
-            let route = real
-                .command("ip")
-                .args(["-6", "route", "get", &CLIENT6.to_string()])
-                .output()?;
-            anyhow::ensure!(!route.status.success(), "real {i} can reach the client");
-        } else {
-            real.ip(&["-6", "route", "add", "default", "via", &gw])?;
-        }
+        let gw = format!("2001:db8:{}::1", 2 + i);
+        real.ip(&["-6", "route", "del", "default"])?;
+        real.ip(&["-6", "route", "add", "2001:db8:9::/64", "via", &gw])?;
+        let route = real
+            .command("ip")
+            .args(["-6", "route", "get", &CLIENT6.to_string()])
+            .output()?;
+        anyhow::ensure!(!route.status.success(), "real {i} can reach the client");
     }
-    lab.director.sysctl("net.ipv6.conf.all.forwarding", "1")?;
     Ok(())
 }
 
@@ -752,14 +668,9 @@ fn flood_client(lab: &Lab) -> Result<Netns> {
     add6(&ns, "f0", &format!("{FLOODER6}/64"))?;
     ns.ip(&["-6", "route", "add", "default", "via", "2001:db8:50::1"])?;
     add6(&lab.director, "lf", "2001:db8:50::1/64")?;
-    neighbours6(
-        &ns,
-        "f0",
-        &FLOODER6.to_string(),
-        &lab.director,
-        "lf",
-        "2001:db8:50::1",
-    )?;
+    ns.neighbour6("f0", "2001:db8:50::1", &lab.director, "lf")?;
+    lab.director
+        .neighbour6("lf", &FLOODER6.to_string(), &ns, "f0")?;
     lab.xlvs(&["attach", "lf"])?;
     Ok(ns)
 }
@@ -769,14 +680,17 @@ fn flood_client(lab: &Lab) -> Result<Netns> {
 fn syn_flood6(ns: String, n: u16) -> Result<()> {
     std::thread::spawn(move || -> Result<()> {
         xlvs_tests::netns::enter(&format!("/run/netns/{ns}"))?;
+        // SAFETY: socket takes no pointers; the descriptor is closed below.
         let fd = unsafe { libc::socket(libc::AF_INET6, libc::SOCK_RAW, libc::IPPROTO_TCP) };
         anyhow::ensure!(fd >= 0, "raw socket: {}", std::io::Error::last_os_error());
+        // SAFETY: sockaddr_in6 is plain integers and bytes: all zeroes is a valid value.
         let mut to: libc::sockaddr_in6 = unsafe { std::mem::zeroed() };
         to.sin6_family = libc::AF_INET6 as u16;
         to.sin6_addr.s6_addr = VIP6.octets();
         let mut from = to;
         from.sin6_addr.s6_addr = FLOODER6.octets();
         let len = std::mem::size_of_val(&to) as u32;
+        // SAFETY: `from` is a live sockaddr_in6 and `len` its size.
         let rc = unsafe { libc::bind(fd, &from as *const _ as *const libc::sockaddr, len) };
         anyhow::ensure!(rc == 0, "bind: {}", std::io::Error::last_os_error());
         let (src, dst) = (FLOODER6.to_string(), VIP6.to_string());
@@ -786,6 +700,7 @@ fn syn_flood6(ns: String, n: u16) -> Result<()> {
             let frame = f.build();
             let seg = &frame[54..];
             std::thread::sleep(Duration::from_micros(300));
+            // SAFETY: `seg` and `to` are live and the lengths given are theirs.
             let rc = unsafe {
                 libc::sendto(
                     fd,
@@ -802,6 +717,7 @@ fn syn_flood6(ns: String, n: u16) -> Result<()> {
                 std::io::Error::last_os_error()
             );
         }
+        // SAFETY: `fd` is our socket from above, closed once.
         unsafe { libc::close(fd) };
         Ok(())
     })

@@ -3,44 +3,25 @@
 //! ACK (with TOA for FULLNAT), sequence numbers translated afterwards, RST during setup
 //! translated, lost SYNs sent again. Needs root.
 
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::Ipv4Addr;
 
 use dataplane::model::*;
 use ebpf_common::counter;
+use xlvs_tests::addrs::{CIP, L1, R1, VIP};
 use xlvs_tests::packet::{ACK, Frame, RST, SYN, decode};
+use xlvs_tests::services;
 use xlvs_tests::testbed::{TestBed, XDP_DROP, XDP_PASS, XDP_TX};
-
-const VIP: Ipv4Addr = Ipv4Addr::new(198, 18, 100, 1);
-const CIP: Ipv4Addr = Ipv4Addr::new(198, 18, 1, 2);
-const R1: Ipv4Addr = Ipv4Addr::new(198, 18, 2, 2);
-const L1: Ipv4Addr = Ipv4Addr::new(198, 18, 9, 1);
 
 /// A SYNPROXY FULLNAT service VIP:80 -> R1:8080 with local address L1.
 fn bed() -> Option<TestBed> {
     let mut b = TestBed::new(1024, false)?;
-    let addr = ServiceAddr::Inet {
-        proto: Protocol::Tcp,
-        addr: IpAddr::V4(VIP),
-        port: 80,
+    let cfg = ServiceConfig {
+        synproxy: true,
+        ..ServiceConfig::new(services::inet(Protocol::Tcp, VIP, 80))
     };
-    let mut cfg = ServiceConfig::new(addr);
-    cfg.synproxy = true;
-    b.dp.add_service(&cfg).unwrap();
-    let mut d = DestConfig::new(IpAddr::V4(R1), 8080);
-    d.forward = Forward::FullNat;
-    b.dp.add_dest(&addr, &d).unwrap();
-    let la = LocalAddr {
-        addr: IpAddr::V4(L1),
-        ifname: None,
-        conns: 0,
-        port_conflicts: 0,
-    };
-    b.dp.add_laddr(&addr, &la).unwrap();
+    let real = services::real(R1, 8080, Forward::FullNat);
+    services::fullnat(&mut b.dp, &cfg, &[real], &[L1.into()]).unwrap();
     Some(b)
-}
-
-fn counter(b: &TestBed, c: u32) -> u64 {
-    b.dp.counters().unwrap()[c as usize]
 }
 
 /// TCP fields of an untagged IPv4 frame: (seq, ack, flags, options).
@@ -107,7 +88,7 @@ fn a_syn_is_answered_with_a_cookie_and_nothing_is_stored() {
         "closed until the real's side is open"
     );
     assert!(b.dp.connections().unwrap().is_empty());
-    assert_eq!(counter(&b, counter::SYNPROXY_COOKIE_SENT), 1);
+    assert_eq!(b.counter(counter::SYNPROXY_COOKIE_SENT), 1);
     // Two SYNs of the same flow get the same cookie (stateless).
     assert_eq!(tcp(&b.run(&frame).1).0, tcp(&out).0);
 }
@@ -120,7 +101,7 @@ fn the_whole_handshake_then_translated_sequence_numbers_and_toa() {
     // A forged ACK does not open anything.
     let (action, _) = b.run(&segment(40001, ACK, 1001, cookie ^ 0xff00_0000).build());
     assert_eq!(action, XDP_DROP);
-    assert_eq!(counter(&b, counter::SYNPROXY_BAD_COOKIE), 1);
+    assert_eq!(b.counter(counter::SYNPROXY_BAD_COOKIE), 1);
 
     // The client's ACK becomes the SYN to the real (the client's ISN, an MSS option).
     let (action, out) = b.run(&segment(40000, ACK, 1001, cookie.wrapping_add(1)).build());
@@ -155,7 +136,7 @@ fn the_whole_handshake_then_translated_sequence_numbers_and_toa() {
         "no SYN options on a later segment: {opts:?}"
     );
     assert_eq!(window_and_payload(&out), (64240, vec![0]));
-    assert_eq!(counter(&b, counter::SYNPROXY_ESTABLISHED), 1);
+    assert_eq!(b.counter(counter::SYNPROXY_ESTABLISHED), 1);
     let conns = b.dp.connections().unwrap();
     assert_eq!(conns[0].state, "ESTABLISHED");
 
@@ -208,7 +189,7 @@ fn a_refusing_real_resets_the_client_and_a_lost_syn_is_sent_again() {
     let d = decode(&out).unwrap();
     assert!(d.l4_checksum_ok);
     assert_eq!((tcp(&out).0, tcp(&out).2), (1000, SYN));
-    assert_eq!(counter(&b, counter::SYNPROXY_SYN_RESENT), 1);
+    assert_eq!(b.counter(counter::SYNPROXY_SYN_RESENT), 1);
 
     // The real refuses: the client gets a RST it accepts (our next sequence number).
     let mut rst = Frame::tcp(R1, 8080, L1, lport, RST | ACK);
@@ -268,7 +249,7 @@ fn a_client_starting_over_gets_a_cookie_even_while_its_old_attempt_is_pending() 
         cookie,
         "answered with a cookie, not dropped"
     );
-    assert_eq!(counter(&b, counter::SYNPROXY_COOKIE_SENT), 2);
+    assert_eq!(b.counter(counter::SYNPROXY_COOKIE_SENT), 2);
 }
 
 /// Sets the window of an untagged IPv4 TCP frame, fixing the checksum (RFC 1624).
@@ -324,7 +305,7 @@ fn timestamps_sack_and_window_scaling_are_negotiated_through_the_tsval_and_trans
     assert_eq!(ours & 0xf, 9);
     assert_eq!(ours & 0x10, 0x10);
     assert_eq!((ours >> 6) & 3, 3);
-    assert_eq!(counter(&b, counter::SYNPROXY_OPTIONS), 1);
+    assert_eq!(b.counter(counter::SYNPROXY_OPTIONS), 1);
 
     // The ACK echoes our TSval: the SYN to the real offers the client's own options.
     let mut ack = segment(40000, ACK, 1001, cookie.wrapping_add(1));
@@ -436,7 +417,7 @@ fn timestamps_sack_and_window_scaling_are_negotiated_through_the_tsval_and_trans
     bad.tcp_options = vec![8, 40, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0];
     let (action, _) = b.run(&bad.build());
     assert_eq!(action, XDP_DROP);
-    assert_eq!(counter(&b, counter::SYNPROXY_BAD_OPTIONS), 1);
+    assert_eq!(b.counter(counter::SYNPROXY_BAD_OPTIONS), 1);
 }
 
 #[test]
@@ -502,13 +483,13 @@ fn defer_mode_opens_the_real_side_on_the_first_data_not_on_the_handshake_ack() {
     // The handshake's ACK: checked, but nothing is opened and nothing is sent.
     let (action, _) = b.run(&segment(40000, ACK, 1001, cookie.wrapping_add(1)).build());
     assert_eq!(action, XDP_DROP);
-    assert_eq!(counter(&b, counter::SYNPROXY_DEFERRED), 1);
-    assert_eq!(counter(&b, counter::SYNPROXY_OPENED), 0);
+    assert_eq!(b.counter(counter::SYNPROXY_DEFERRED), 1);
+    assert_eq!(b.counter(counter::SYNPROXY_OPENED), 0);
     assert!(b.dp.connections().unwrap().is_empty());
     // A forged ACK is still refused as such.
     let (action, _) = b.run(&segment(40001, ACK, 1001, cookie ^ 0x00ff_0000).build());
     assert_eq!(action, XDP_DROP);
-    assert_eq!(counter(&b, counter::SYNPROXY_BAD_COOKIE), 1);
+    assert_eq!(b.counter(counter::SYNPROXY_BAD_COOKIE), 1);
     // The first data segment opens the real's side: it becomes the SYN to the real.
     let mut data = segment(40000, ACK, 1001, cookie.wrapping_add(1));
     data.payload = b"GET / HTTP/1.0\r\n\r\n".to_vec();
@@ -519,7 +500,7 @@ fn defer_mode_opens_the_real_side_on_the_first_data_not_on_the_handshake_ack() {
     assert!(d.l4_checksum_ok);
     let (seq, _, flags, _) = tcp(&out);
     assert_eq!((seq, flags), (1000, SYN));
-    assert_eq!(counter(&b, counter::SYNPROXY_OPENED), 1);
+    assert_eq!(b.counter(counter::SYNPROXY_OPENED), 1);
     assert_eq!(b.dp.connections().unwrap().len(), 1);
 }
 
@@ -561,7 +542,7 @@ fn a_new_handshake_reusing_a_closed_connections_port_opens_a_new_connection() {
     assert_eq!(action, XDP_PASS);
     let (seq, _, flags, _) = tcp(&out);
     assert_eq!((seq, flags), (5000, SYN), "a new SYN to the real");
-    assert_eq!(counter(&b, counter::SYNPROXY_OPENED), 2);
+    assert_eq!(b.counter(counter::SYNPROXY_OPENED), 2);
     let conns = b.dp.connections().unwrap();
     assert_eq!(conns.len(), 1);
     assert_eq!(conns[0].state, "SYN_RECV");
@@ -584,7 +565,7 @@ fn the_last_ack_of_a_closed_connection_is_not_taken_for_a_new_handshake() {
         (1007, 7007, ACK),
         "the old connection's ACK, in the real's space"
     );
-    assert_eq!(counter(&b, counter::SYNPROXY_OPENED), 1, "nothing reopened");
+    assert_eq!(b.counter(counter::SYNPROXY_OPENED), 1, "nothing reopened");
 }
 
 #[test]
@@ -608,7 +589,7 @@ fn a_real_answering_our_syn_from_time_wait_gets_a_reset_that_ends_it() {
         (55_555, RST),
         "RST at the ACK's acknowledgement number"
     );
-    assert_eq!(counter(&b, counter::SYNPROXY_REAL_TW_RESET), 1);
+    assert_eq!(b.counter(counter::SYNPROXY_REAL_TW_RESET), 1);
     // Still pending: the client's next segment sends the SYN again.
     let (_, out) = b.run(&segment(40000, ACK, 1001, cookie.wrapping_add(1)).build());
     assert_eq!(tcp(&out).2, SYN);
@@ -624,12 +605,11 @@ mod v6 {
     use std::net::{IpAddr, Ipv6Addr};
 
     use dataplane::model::*;
+    use xlvs_tests::addrs::{CIP6 as CIP, R6 as R1, VIP6 as VIP};
     use xlvs_tests::packet::{ACK, Frame6, RST, SYN, decode6};
+    use xlvs_tests::services;
     use xlvs_tests::testbed::{TestBed, XDP_DROP, XDP_PASS, XDP_TX};
 
-    const VIP: &str = "2001:db8:100::1";
-    const CIP: &str = "2001:db8:1::2";
-    const R1: &str = "2001:db8:2::2";
     const L1: &str = "2001:db8:9::1";
 
     fn ip(s: &str) -> Ipv6Addr {
@@ -639,30 +619,16 @@ mod v6 {
     /// A SYNPROXY service [VIP]:80 -> [R1]:8080, FULLNAT (local address L1) or NAT.
     fn bed(fullnat: bool) -> Option<TestBed> {
         let mut b = TestBed::new(1024, false)?;
-        let addr = ServiceAddr::Inet {
-            proto: Protocol::Tcp,
-            addr: IpAddr::V6(ip(VIP)),
-            port: 80,
+        let cfg = ServiceConfig {
+            synproxy: true,
+            ..ServiceConfig::new(services::inet(Protocol::Tcp, ip(VIP), 80))
         };
-        let mut cfg = ServiceConfig::new(addr);
-        cfg.synproxy = true;
-        b.dp.add_service(&cfg).unwrap();
-        let mut d = DestConfig::new(IpAddr::V6(ip(R1)), 8080);
-        d.forward = if fullnat {
-            Forward::FullNat
-        } else {
-            Forward::Masq
+        let (forward, laddrs) = match fullnat {
+            true => (Forward::FullNat, vec![IpAddr::V6(ip(L1))]),
+            false => (Forward::Masq, vec![]),
         };
-        b.dp.add_dest(&addr, &d).unwrap();
-        if fullnat {
-            let la = LocalAddr {
-                addr: IpAddr::V6(ip(L1)),
-                ifname: None,
-                conns: 0,
-                port_conflicts: 0,
-            };
-            b.dp.add_laddr(&addr, &la).unwrap();
-        }
+        let real = services::real(ip(R1), 8080, forward);
+        services::fullnat(&mut b.dp, &cfg, &[real], &laddrs).unwrap();
         Some(b)
     }
 
@@ -745,8 +711,8 @@ mod v6 {
         assert_eq!(ours & 0x10, 0x10, "SACK");
         assert_eq!((ours >> 6) & 3, 0, "MSS index 0: 1220 in the IPv6 table");
         assert!(b.dp.connections().unwrap().is_empty(), "nothing stored");
-        assert_eq!(counter(&b, counter::SYNPROXY_COOKIE_SENT), 1);
-        assert_eq!(counter(&b, counter::SYNPROXY_OPTIONS), 1);
+        assert_eq!(b.counter(counter::SYNPROXY_COOKIE_SENT), 1);
+        assert_eq!(b.counter(counter::SYNPROXY_OPTIONS), 1);
         // Stateless: the same SYN gets the same cookie.
         assert_eq!(tcp(&b.run(&frame).1).0, cookie);
 
@@ -775,7 +741,7 @@ mod v6 {
         forged.tcp_options = ts_opt(0x1122_3350, ours);
         let (action, _) = b.run(&forged.build());
         assert_eq!(action, XDP_DROP);
-        assert_eq!(counter(&b, counter::SYNPROXY_BAD_COOKIE), 1);
+        assert_eq!(b.counter(counter::SYNPROXY_BAD_COOKIE), 1);
         assert!(b.dp.connections().unwrap().is_empty());
 
         // The client's ACK becomes the SYN to the real: the client's ISN and options.
@@ -797,7 +763,7 @@ mod v6 {
         want.extend_from_slice(&be(0x1122_3350));
         want.extend_from_slice(&[0, 0, 0, 0, 1, 3, 3, 9]);
         assert_eq!(opts, want);
-        assert_eq!(counter(&b, counter::SYNPROXY_OPENED), 1);
+        assert_eq!(b.counter(counter::SYNPROXY_OPENED), 1);
         let conns = b.dp.connections().unwrap();
         assert_eq!(conns.len(), 1);
         assert_eq!(conns[0].state, "SYN_RECV");
@@ -826,7 +792,7 @@ mod v6 {
             (64240 >> 10) << 3,
             "the real's window in scale 7"
         );
-        assert_eq!(counter(&b, counter::SYNPROXY_ESTABLISHED), 1);
+        assert_eq!(b.counter(counter::SYNPROXY_ESTABLISHED), 1);
         assert_eq!(b.dp.connections().unwrap()[0].state, "ESTABLISHED");
         let mut toa = vec![253, 20];
         toa.extend_from_slice(&40000u16.to_be_bytes());
@@ -865,11 +831,7 @@ mod v6 {
         assert_eq!(&opts[..20], &toa[..], "TOA first");
         assert_eq!(&opts[20..], &ts_opt(0x1122_3360, 0x0a00_0005)[..]);
         assert_eq!(window(&out), 64240);
-        assert_eq!(
-            counter(&b, counter::TOA_ADDED),
-            2,
-            "in the ACK and the data"
-        );
+        assert_eq!(b.counter(counter::TOA_ADDED), 2, "in the ACK and the data");
         // With SACK blocks too there is no room for the 20 bytes of TOA (skipped, counted):
         // SACK edges move into the real's sequence space.
         let mut sack = segment(40000, ACK, 1006, cookie.wrapping_add(1));
@@ -888,7 +850,7 @@ mod v6 {
         assert_eq!(&opts[12..16], &[1, 1, 5, 10]);
         assert_eq!(&opts[16..20], &be(7101));
         assert_eq!(&opts[20..24], &be(7201));
-        assert_eq!(counter(&b, counter::TOA_SKIPPED), 1);
+        assert_eq!(b.counter(counter::TOA_SKIPPED), 1);
 
         // The real's data: seq and TSval into the client's view, window from scale 10 to 7.
         let mut answer = from_real(lport, ACK, 7001, 1006, L1);
@@ -981,7 +943,7 @@ mod v6 {
         assert!(d.l4_checksum_ok, "{d:?}");
         let (seq, ack_no, _, _) = tcp(&out);
         assert_eq!((seq, ack_no), (cookie.wrapping_add(1), 1006));
-        assert_eq!(counter(&b, counter::SYNPROXY_OPTIONS), 0);
+        assert_eq!(b.counter(counter::SYNPROXY_OPTIONS), 0);
     }
 
     #[test]
@@ -1003,7 +965,7 @@ mod v6 {
         assert_eq!((d.src, d.sport, d.dst), (ip(L1), lport, ip(R1)));
         assert_eq!(payload_len(&out), (24, 24), "the data is not sent with it");
         assert_eq!((tcp(&out).0, tcp(&out).2), (1000, SYN));
-        assert_eq!(counter(&b, counter::SYNPROXY_SYN_RESENT), 1);
+        assert_eq!(b.counter(counter::SYNPROXY_SYN_RESENT), 1);
 
         // The real refuses: the client gets a RST at the sequence number it expects.
         let (action, out) = b.run(&from_real(lport, RST | ACK, 0, 1001, L1).build());
@@ -1031,7 +993,7 @@ mod v6 {
             (9000, SYN),
             "a new SYN to the real"
         );
-        assert_eq!(counter(&b, counter::SYNPROXY_OPENED), 2);
+        assert_eq!(b.counter(counter::SYNPROXY_OPENED), 2);
         let conns = b.dp.connections().unwrap();
         assert_eq!(conns.len(), 1);
         assert_eq!(conns[0].state, "SYN_RECV");
@@ -1050,7 +1012,7 @@ mod v6 {
         let cookie = tcp(&b.run(&syn.build()).1).0;
         let (action, _) = b.run(&segment(40000, ACK, 1001, cookie.wrapping_add(1)).build());
         assert_eq!(action, XDP_DROP);
-        assert_eq!(counter(&b, counter::SYNPROXY_DEFERRED), 1);
+        assert_eq!(b.counter(counter::SYNPROXY_DEFERRED), 1);
         assert!(b.dp.connections().unwrap().is_empty());
         let mut data = segment(40000, ACK, 1001, cookie.wrapping_add(1));
         data.payload = b"GET / HTTP/1.0\r\n\r\n".to_vec();
@@ -1059,7 +1021,7 @@ mod v6 {
         let d = decode6(&out).unwrap();
         assert!(d.l4_checksum_ok);
         assert_eq!((d.src, d.dst, tcp(&out).2), (ip(L1), ip(R1), SYN));
-        assert_eq!(counter(&b, counter::SYNPROXY_OPENED), 1);
+        assert_eq!(b.counter(counter::SYNPROXY_OPENED), 1);
     }
 
     #[test]
@@ -1104,8 +1066,8 @@ mod v6 {
         frame.splice(54..54, [6, 0, 1, 4, 0, 0, 0, 0]);
         let (action, _) = b.run(&frame);
         assert_eq!(action, XDP_DROP);
-        assert_eq!(counter(&b, counter::DROP_UNSUPPORTED), 1);
-        assert_eq!(counter(&b, counter::SYNPROXY_COOKIE_SENT), 0);
+        assert_eq!(b.counter(counter::DROP_UNSUPPORTED), 1);
+        assert_eq!(b.counter(counter::SYNPROXY_COOKIE_SENT), 0);
         assert!(b.dp.connections().unwrap().is_empty(), "nothing opened");
     }
 }

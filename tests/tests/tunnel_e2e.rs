@@ -10,107 +10,19 @@ use std::time::Duration;
 
 use anyhow::{Result, bail};
 use ebpf_common::counter;
+use xlvs_tests::addrs::{R6 as REAL6, VIP6};
 use xlvs_tests::lab::{Lab, Pins, binary};
 use xlvs_tests::netns::{Netns, is_root};
 use xlvs_tests::{decap, servers};
 
 const VIP4: &str = "198.18.100.1";
-const VIP6: &str = "2001:db8:100::1";
 const REAL4: &str = "198.18.2.2";
-const REAL6: &str = "2001:db8:2::2";
 
-/// IPv6 on the given interfaces of `ns` without link-local addresses or DAD (nothing but the
-/// test's own addresses is ever sent).
-fn enable_ipv6(ns: &Netns, ifaces: &[&str]) -> Result<()> {
-    ns.sysctl("net.ipv6.conf.default.addr_gen_mode", "1")?;
-    ns.sysctl("net.ipv6.conf.default.accept_dad", "0")?;
-    for i in ifaces {
-        ns.sysctl(&format!("net.ipv6.conf.{i}.addr_gen_mode"), "1")?;
-        ns.sysctl(&format!("net.ipv6.conf.{i}.accept_dad"), "0")?;
-        ns.sysctl(&format!("net.ipv6.conf.{i}.disable_ipv6"), "0")?;
-    }
-    Ok(())
-}
-
-/// The lab with one real, IPv6 next to IPv4: 2001:db8:1::/64 client side, 2001:db8:2::/64
-/// real side, the director forwarding both.
+/// The lab with one real, IPv6 next to IPv4 (`Lab::add_ipv6`).
 fn dual_stack_lab() -> Result<Lab> {
     let lab = Lab::new(1)?;
-    enable_ipv6(&lab.client, &["lo", "c0"])?;
-    enable_ipv6(&lab.director, &["lo", "l0", "l1"])?;
-    enable_ipv6(&lab.reals[0], &["lo", "r0"])?;
-    lab.director.sysctl("net.ipv6.conf.all.forwarding", "1")?;
-    lab.client.ip(&[
-        "-6",
-        "addr",
-        "add",
-        "2001:db8:1::2/64",
-        "dev",
-        "c0",
-        "nodad",
-    ])?;
-    lab.client
-        .ip(&["-6", "route", "add", "default", "via", "2001:db8:1::1"])?;
-    lab.director.ip(&[
-        "-6",
-        "addr",
-        "add",
-        "2001:db8:1::1/64",
-        "dev",
-        "l0",
-        "nodad",
-    ])?;
-    lab.director.ip(&[
-        "-6",
-        "addr",
-        "add",
-        "2001:db8:2::1/64",
-        "dev",
-        "l1",
-        "nodad",
-    ])?;
-    let real = &lab.reals[0];
-    real.ip(&[
-        "-6",
-        "addr",
-        "add",
-        &format!("{REAL6}/64"),
-        "dev",
-        "r0",
-        "nodad",
-    ])?;
-    real.ip(&["-6", "route", "add", "default", "via", "2001:db8:2::1"])?;
-    // Without link-local addresses the kernel solicits neighbours only for packets it sends
-    // from the interface's own address, not for forwarded ones: fixed neighbours instead.
-    let neigh = |ns: &Netns, ip: &str, dev: &str, peer: &Netns, peer_dev: &str| -> Result<()> {
-        let mac = mac_of(peer, peer_dev)?;
-        ns.ip(&[
-            "-6",
-            "neigh",
-            "replace",
-            ip,
-            "lladdr",
-            &mac,
-            "dev",
-            dev,
-            "nud",
-            "permanent",
-        ])?;
-        Ok(())
-    };
-    neigh(&lab.client, "2001:db8:1::1", "c0", &lab.director, "l0")?;
-    neigh(&lab.director, "2001:db8:1::2", "l0", &lab.client, "c0")?;
-    neigh(&lab.director, REAL6, "l1", real, "r0")?;
-    neigh(real, "2001:db8:2::1", "r0", &lab.director, "l1")?;
+    lab.add_ipv6()?;
     Ok(lab)
-}
-
-fn mac_of(ns: &Netns, dev: &str) -> Result<String> {
-    let out = String::from_utf8(ns.ip(&["-br", "link", "show", dev])?.stdout)?;
-    match out.split_whitespace().nth(2) {
-        Some(mac) if mac.len() == 17 => Ok(mac.to_string()),
-        _ => bail!("no MAC for {dev}: {out}"),
-    }
 }
 
 /// Whether this kernel has the tunnel devices the real needs (ipip, sit, ip6tnl, gre, ip6gre,
@@ -171,23 +83,6 @@ fn tunnel_endpoints(real: &Netns) -> Result<Option<(decap::Decap, Pins)>> {
     real.ip(&["fou", "add", "port", "6080", "gue"])?;
     real.ip(&["fou", "add", "port", "6080", "gue", "-6"])?;
     Ok(None)
-}
-
-/// Runs the ipvsadm binary in the director with the lab's pin directory.
-fn ipvsadm(lab: &Lab, args: &str) -> Result<String> {
-    let bin = binary("ipvsadm")?;
-    let out = lab
-        .director
-        .command(bin.to_str().unwrap_or("ipvsadm"))
-        .args(args.split_whitespace())
-        .env("XLVS_PIN_DIR", &lab.opts.pin_dir)
-        .output()?;
-    anyhow::ensure!(
-        out.status.success(),
-        "ipvsadm {args}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    Ok(String::from_utf8(out.stdout)?)
 }
 
 /// One TCP conversation through `vip` from the client: the greeting names the real, and a
@@ -299,12 +194,12 @@ fn every_tunnel_type_and_family_pair_carries_real_tcp() -> Result<()> {
         } else {
             format!("{rip}:{port}")
         };
-        ipvsadm(&lab, &format!("-A -t {v} -s rr"))?;
-        ipvsadm(&lab, &format!("-a -t {v} -r {r} -i {opts}"))?;
+        lab.ipvsadm(&format!("-A -t {v} -s rr"))?;
+        lab.ipvsadm(&format!("-a -t {v} -r {r} -i {opts}"))?;
     }
-    let listing = ipvsadm(&lab, "-Ln")?;
+    let listing = lab.ipvsadm("-Ln")?;
     assert_eq!(listing.matches("Tunnel").count(), cases.len(), "{listing}");
-    let saved = ipvsadm(&lab, "-Sn")?;
+    let saved = lab.ipvsadm("-Sn")?;
     for (i, (vip, rip, opts)) in cases.iter().enumerate() {
         let name = talk(&lab, addr(vip, 8000 + i as u16), 100)
             .map_err(|e| anyhow::anyhow!("{vip} -> {rip} {opts}: {e}"))?;
@@ -338,7 +233,7 @@ fn every_tunnel_type_and_family_pair_carries_real_tcp() -> Result<()> {
         String::from_utf8_lossy(&out.stderr).trim(),
         "Different address family is allowed only for tunneling servers"
     );
-    assert_eq!(ipvsadm(&lab, "-Sn")?, saved);
+    assert_eq!(lab.ipvsadm("-Sn")?, saved);
     Ok(())
 }
 
@@ -353,13 +248,12 @@ fn a_too_big_upload_gets_through_after_our_fragmentation_needed() -> Result<()> 
     let decap = tunnel_endpoints(real)?;
     counting_server(real, addr(VIP4, 80))?;
     counting_server(real, addr(VIP6, 80))?;
-    ipvsadm(&lab, &format!("-A -t {VIP4}:80 -s rr"))?;
-    ipvsadm(
-        &lab,
-        &format!("-a -t {VIP4}:80 -r {REAL4}:80 -i --tun-type gre --tun-csum"),
-    )?;
-    ipvsadm(&lab, &format!("-A -t [{VIP6}]:80 -s rr"))?;
-    ipvsadm(&lab, &format!("-a -t [{VIP6}]:80 -r [{REAL6}]:80 -i"))?;
+    lab.ipvsadm(&format!("-A -t {VIP4}:80 -s rr"))?;
+    lab.ipvsadm(&format!(
+        "-a -t {VIP4}:80 -r {REAL4}:80 -i --tun-type gre --tun-csum"
+    ))?;
+    lab.ipvsadm(&format!("-A -t [{VIP6}]:80 -s rr"))?;
+    lab.ipvsadm(&format!("-a -t [{VIP6}]:80 -r [{REAL6}]:80 -i"))?;
     // Full-size segments (1500 bytes) no longer fit once encapsulated (1500 + 28 over GRE with
     // checksum, + 40 in IPv6): the client must learn 1472 / 1460 from our ICMP.
     assert_eq!(upload(&lab, addr(VIP4, 80), 200_000)?, 200_000);
@@ -405,15 +299,15 @@ fn nat_and_dr_over_ipv6_carry_real_tcp() -> Result<()> {
     // NAT: the real listens on its own address; DR: on the VIP it holds.
     let _nat = servers::tcp(real, addr(REAL6, 8080), "nat6").map_err(|e| anyhow::anyhow!("{e}"))?;
     let _dr = servers::tcp(real, addr(VIP6, 81), "dr6").map_err(|e| anyhow::anyhow!("{e}"))?;
-    ipvsadm(&lab, &format!("-A -t [{VIP6}]:80 -s rr"))?;
-    ipvsadm(&lab, &format!("-a -t [{VIP6}]:80 -r [{REAL6}]:8080 -m"))?;
-    ipvsadm(&lab, &format!("-A -t [{VIP6}]:81 -s rr"))?;
-    ipvsadm(&lab, &format!("-a -t [{VIP6}]:81 -r [{REAL6}]:81 -g"))?;
+    lab.ipvsadm(&format!("-A -t [{VIP6}]:80 -s rr"))?;
+    lab.ipvsadm(&format!("-a -t [{VIP6}]:80 -r [{REAL6}]:8080 -m"))?;
+    lab.ipvsadm(&format!("-A -t [{VIP6}]:81 -s rr"))?;
+    lab.ipvsadm(&format!("-a -t [{VIP6}]:81 -r [{REAL6}]:81 -g"))?;
     for _ in 0..3 {
         assert_eq!(talk(&lab, addr(VIP6, 80), 3000)?, "nat6");
         assert_eq!(talk(&lab, addr(VIP6, 81), 3000)?, "dr6");
     }
-    let conns = ipvsadm(&lab, "-Lnc")?;
+    let conns = lab.ipvsadm("-Lnc")?;
     assert!(conns.contains(&format!("[{REAL6}]:8080")), "{conns}");
     assert!(conns.contains(&format!("[{REAL6}]:81")), "{conns}");
     Ok(())
@@ -447,8 +341,8 @@ fn a_too_big_datagram_without_df_reaches_the_real_fragmented_by_our_kernel() -> 
         echo.send_to(&buf[..n], from)?;
         Ok(n)
     });
-    ipvsadm(&lab, &format!("-A -u {VIP4}:5353 -s rr"))?;
-    ipvsadm(&lab, &format!("-a -u {VIP4}:5353 -r {REAL4}:5353 -i"))?;
+    lab.ipvsadm(&format!("-A -u {VIP4}:5353 -s rr"))?;
+    lab.ipvsadm(&format!("-a -u {VIP4}:5353 -r {REAL4}:5353 -i"))?;
     let datagram: Vec<u8> = (0..1472u32).map(|i| (i * 7 % 251) as u8).collect();
     let sent = datagram.clone();
     let answer = lab
@@ -458,6 +352,7 @@ fn a_too_big_datagram_without_df_reaches_the_real_fragmented_by_our_kernel() -> 
             let s = std::net::UdpSocket::bind("0.0.0.0:0")?;
             // No DF (IP_PMTUDISC_DONT), as a sender that leaves fragmentation to the path.
             let dont: libc::c_int = libc::IP_PMTUDISC_DONT;
+            // SAFETY: `dont` is a live c_int and the length given is its size.
             let rc = unsafe {
                 libc::setsockopt(
                     s.as_raw_fd(),

@@ -6,16 +6,12 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use dataplane::model::*;
 use ebpf_common::counter;
+use xlvs_tests::addrs::{CIP, CIP6, R1, R6, VIP, VIP6};
 use xlvs_tests::netns::run;
 use xlvs_tests::packet::{ACK, Frame, Frame6, SYN};
+use xlvs_tests::services;
 use xlvs_tests::testbed::{TestBed, XDP_DROP, XDP_PASS, XDP_TX};
 
-const VIP: Ipv4Addr = Ipv4Addr::new(198, 18, 100, 1);
-const CIP: Ipv4Addr = Ipv4Addr::new(198, 18, 1, 2);
-const R1: Ipv4Addr = Ipv4Addr::new(198, 18, 2, 2);
-const VIP6: &str = "2001:db8:100::1";
-const CIP6: &str = "2001:db8:1::2";
-const R6: &str = "2001:db8:2::2";
 /// Our IPv6 address towards R6 (added on b0 by `bed`).
 const SELF6: &str = "2001:db8:2::1";
 
@@ -38,31 +34,18 @@ fn bed() -> Option<TestBed> {
     Some(b)
 }
 
-fn ifindex_b0() -> u32 {
-    dataplane::loader::ifindex("b0").expect("b0")
-}
-
 /// A TCP service on `vip`:80 with one tunnel real `rip`.
 fn tunnel_service(b: &mut TestBed, vip: IpAddr, rip: IpAddr, tunnel: Tunnel) {
-    let svc = ServiceAddr::Inet {
-        proto: Protocol::Tcp,
-        addr: vip,
-        port: 80,
+    let cfg = ServiceConfig::new(services::inet(Protocol::Tcp, vip, 80));
+    let real = DestConfig {
+        tunnel,
+        ..services::real(rip, 80, Forward::Tunnel)
     };
-    b.dp.add_service(&ServiceConfig::new(svc)).unwrap();
-    let mut d = DestConfig::new(rip, 80);
-    d.forward = Forward::Tunnel;
-    d.tunnel = tunnel;
-    b.dp.add_dest(&svc, &d).unwrap();
+    services::add(&mut b.dp, &cfg, &[real]).unwrap();
 }
 
 fn tun(kind: TunnelType, port: u16, flags: u8) -> Tunnel {
     Tunnel { kind, port, flags }
-}
-
-fn run_b0(b: &TestBed, frame: &[u8]) -> (u32, Vec<u8>) {
-    let r = b.runner.run_on(frame, ifindex_b0()).unwrap();
-    (r.action, r.packet)
 }
 
 fn sum16(b: &[u8], mut sum: u32) -> u32 {
@@ -146,7 +129,7 @@ fn ipip_copies_df_and_the_decremented_ttl() {
     let Some(mut b) = bed() else { return };
     tunnel_service(&mut b, IpAddr::V4(VIP), IpAddr::V4(R1), Tunnel::default());
     let syn = Frame::tcp(CIP, 40000, VIP, 80, SYN).build();
-    let (action, p) = run_b0(&b, &syn);
+    let (action, p) = b.run_on_b0(&syn);
     assert_eq!(action, XDP_TX, "{:?}", b.dp.counters().unwrap());
     let (proto, rest) = outer4(&p, syn.len() - 14, 0);
     assert_eq!(proto, 4);
@@ -171,7 +154,7 @@ fn gue_with_checksum_carries_the_packet_to_the_tunnel_port() {
     f.payload = (0..301u32).map(|i| i as u8).collect(); // odd length: the sum's last byte
     let syn = f.build();
     let inner_len = syn.len() - 14;
-    let (action, p) = run_b0(&b, &syn);
+    let (action, p) = b.run_on_b0(&syn);
     assert_eq!(action, XDP_TX);
     let (proto, rest) = outer4(&p, inner_len, 12);
     assert_eq!(proto, 17, "UDP");
@@ -194,7 +177,7 @@ fn gue_with_checksum_carries_the_packet_to_the_tunnel_port() {
     assert_eq!(&rest[12..], &decremented(&syn[14..])[..]);
     // The same flow hashes to the same source port (one UDP flow per connection).
     let ack = Frame::tcp(CIP, 40000, VIP, 80, ACK).build();
-    let (_, p2) = run_b0(&b, &ack);
+    let (_, p2) = b.run_on_b0(&ack);
     assert_eq!(&p2[34..36], &udp[0..2]);
 }
 
@@ -208,7 +191,7 @@ fn gue_without_checksum_and_remcsum_as_ipvs_sends_forwarded_packets() {
         tun(TunnelType::Gue, 6080, tun_flags::NOCSUM),
     );
     let syn = Frame::tcp(CIP, 40000, VIP, 80, SYN).build();
-    let (action, p) = run_b0(&b, &syn);
+    let (action, p) = b.run_on_b0(&syn);
     assert_eq!(action, XDP_TX);
     let (_, rest) = outer4(&p, syn.len() - 14, 12);
     assert_eq!(&rest[6..8], &[0, 0], "no UDP checksum");
@@ -222,7 +205,7 @@ fn gue_without_checksum_and_remcsum_as_ipvs_sends_forwarded_packets() {
         tun(TunnelType::Gue, 6081, tun_flags::REMCSUM),
     );
     let syn = Frame::tcp(CIP, 40000, vip2, 80, SYN).build();
-    let (_, p) = run_b0(&b, &syn);
+    let (_, p) = b.run_on_b0(&syn);
     let (_, rest) = outer4(&p, syn.len() - 14, 12);
     assert_eq!(&rest[8..12], &[0, 4, 0, 0], "no private option");
     let sum = sum16(
@@ -244,7 +227,7 @@ fn gre_with_and_without_checksum() {
     let mut f = Frame::tcp(CIP, 40000, VIP, 80, SYN);
     f.payload = vec![0xab; 77];
     let syn = f.build();
-    let (action, p) = run_b0(&b, &syn);
+    let (action, p) = b.run_on_b0(&syn);
     assert_eq!(action, XDP_TX);
     let (proto, rest) = outer4(&p, syn.len() - 14, 8);
     assert_eq!(proto, 47, "GRE");
@@ -260,7 +243,7 @@ fn gre_with_and_without_checksum() {
         tun(TunnelType::Gre, 0, 0),
     );
     let syn = Frame::tcp(CIP, 40000, vip2, 80, SYN).build();
-    let (_, p) = run_b0(&b, &syn);
+    let (_, p) = b.run_on_b0(&syn);
     let (_, rest) = outer4(&p, syn.len() - 14, 4);
     assert_eq!(&rest[0..4], &[0, 0, 0x08, 0x00]);
 }
@@ -286,7 +269,7 @@ fn ip6ip6_and_ipv4_in_ipv6() {
     let r6: IpAddr = R6.parse().unwrap();
     tunnel_service(&mut b, VIP6.parse().unwrap(), r6, Tunnel::default());
     let syn = Frame6::tcp(CIP6, 40000, VIP6, 80, SYN).build();
-    let (action, p) = run_b0(&b, &syn);
+    let (action, p) = b.run_on_b0(&syn);
     assert_eq!(action, XDP_TX, "{:?}", b.dp.counters().unwrap());
     let (next, rest) = outer6(&p, syn.len() - 14);
     assert_eq!((next, p[14 + 7]), (41, 63), "IPv6 inside, hop limit 64-1");
@@ -300,7 +283,7 @@ fn ip6ip6_and_ipv4_in_ipv6() {
         tun(TunnelType::Gre, 0, tun_flags::CSUM),
     );
     let syn = Frame::tcp(CIP, 40000, VIP, 80, SYN).build();
-    let (action, p) = run_b0(&b, &syn);
+    let (action, p) = b.run_on_b0(&syn);
     assert_eq!(action, XDP_TX);
     let (next, rest) = outer6(&p, 8 + syn.len() - 14);
     assert_eq!(next, 47);
@@ -325,7 +308,7 @@ fn ipv6_in_ipv4_with_gue_checksum() {
     );
     let syn = Frame6::tcp(CIP6, 40000, VIP6, 80, SYN).build();
     let inner_len = syn.len() - 14;
-    let (action, p) = run_b0(&b, &syn);
+    let (action, p) = b.run_on_b0(&syn);
     assert_eq!(action, XDP_TX);
     let (proto, rest) = outer4(&p, inner_len, 12);
     assert_eq!(proto, 17);
@@ -359,11 +342,11 @@ fn too_big_packets_get_fragmentation_needed_with_the_tunnel_mtu() {
     .unwrap();
     tunnel_service(&mut b, IpAddr::V4(VIP), IpAddr::V4(R1), Tunnel::default());
     let syn = Frame::tcp(CIP, 40000, VIP, 80, SYN).build();
-    assert_eq!(run_b0(&b, &syn).0, XDP_TX, "small packets go through");
+    assert_eq!(b.run_on_b0(&syn).0, XDP_TX, "small packets go through");
     let mut f = Frame::tcp(CIP, 40000, VIP, 80, ACK);
     f.payload = vec![7; 1000 - 40]; // 1000 bytes of IP: 20 too many once encapsulated
     let big = f.build();
-    let (action, p) = run_b0(&b, &big);
+    let (action, p) = b.run_on_b0(&big);
     assert_eq!(action, XDP_TX);
     assert_eq!(
         p.len(),
@@ -385,7 +368,7 @@ fn too_big_packets_get_fragmentation_needed_with_the_tunnel_mtu() {
     assert_eq!(&icmp[8..], &big[14..14 + 28], "quotes the client's header");
     // 980 bytes fit.
     f.payload = vec![7; 980 - 40];
-    assert_eq!(run_b0(&b, &f.build()).1.len(), 14 + 20 + 980);
+    assert_eq!(b.run_on_b0(&f.build()).1.len(), 14 + 20 + 980);
     // Without DF IPVS fragments the outer packet: encapsulated here with the client as outer
     // source (not a martian to our own stack), without DF, the frame's own MACs, and passed to
     // the kernel, which forwards and fragments it.
@@ -394,7 +377,7 @@ fn too_big_packets_get_fragmentation_needed_with_the_tunnel_mtu() {
     nodf[14 + 10..14 + 12].copy_from_slice(&[0, 0]);
     let c = !fold(sum16(&nodf[14..34], 0));
     nodf[14 + 10..14 + 12].copy_from_slice(&c.to_be_bytes());
-    let (action, p) = run_b0(&b, &nodf);
+    let (action, p) = b.run_on_b0(&nodf);
     assert_eq!(action, XDP_PASS);
     assert_eq!(
         &p[..12],
@@ -452,8 +435,8 @@ fn too_big_ipv6_gets_packet_too_big_with_the_gre_overhead_taken_off() {
     f.payload = vec![1; 1400 - 60];
     let big = f.build();
     // A SYN first so the ACK belongs to a connection.
-    let _ = run_b0(&b, &Frame6::tcp(CIP6, 40000, VIP6, 80, SYN).build());
-    let (action, p) = run_b0(&b, &big);
+    let _ = b.run_on_b0(&Frame6::tcp(CIP6, 40000, VIP6, 80, SYN).build());
+    let (action, p) = b.run_on_b0(&big);
     assert_eq!(action, XDP_TX);
     assert_eq!(p.len(), 14 + 40 + 8 + 48);
     let ip = &p[14..54];
@@ -507,7 +490,7 @@ fn vlan_tags_stay_in_front_of_the_tunnel_and_of_the_icmp_answer() {
         tun(TunnelType::Gue, 6080, tun_flags::CSUM),
     );
     let syn = Frame::tcp(CIP, 40000, VIP, 80, SYN).build();
-    let (action, p) = run_b0(&b, &tagged(&syn, 100));
+    let (action, p) = b.run_on_b0(&tagged(&syn, 100));
     assert_eq!(action, XDP_TX);
     assert_eq!(
         &p[12..18],
@@ -515,7 +498,7 @@ fn vlan_tags_stay_in_front_of_the_tunnel_and_of_the_icmp_answer() {
         "tag, then IPv4"
     );
     // Without the tag it is the untagged encapsulation, byte for byte.
-    let (_, untagged) = run_b0(&b, &syn);
+    let (_, untagged) = b.run_on_b0(&syn);
     assert_eq!(&p[..12], &untagged[..12]);
     assert_eq!(&p[18..], &untagged[14..]);
     let (_, rest) = outer4(&untagged, syn.len() - 14, 12);
@@ -528,7 +511,7 @@ fn vlan_tags_stay_in_front_of_the_tunnel_and_of_the_icmp_answer() {
     let mut f = Frame::tcp(CIP, 40000, VIP, 80, ACK);
     f.payload = vec![7; 1000 - 40];
     let big = tagged(&f.build(), 100);
-    let (action, p) = run_b0(&b, &big);
+    let (action, p) = b.run_on_b0(&big);
     assert_eq!(action, XDP_TX);
     assert_eq!(p.len(), 18 + 20 + 8 + 28);
     assert_eq!(&p[12..18], &[0x81, 0x00, 0, 100, 0x08, 0x00]);
@@ -567,7 +550,7 @@ fn udp_without_checksum_and_ecn_ce() {
     let c = !fold(sum16(&q[14..34], 0));
     q[14 + 10..14 + 12].copy_from_slice(&c.to_be_bytes());
     q[34 + 6..34 + 8].copy_from_slice(&[0, 0]);
-    let (action, p) = run_b0(&b, &q);
+    let (action, p) = b.run_on_b0(&q);
     assert_eq!(action, XDP_TX);
     let (_, rest) = outer4(&p, q.len() - 14, 12);
     assert_eq!(
@@ -582,7 +565,7 @@ fn udp_without_checksum_and_ecn_ce() {
     q2[14 + 10..14 + 12].copy_from_slice(&[0, 0]);
     let c = !fold(sum16(&q2[14..34], 0));
     q2[14 + 10..14 + 12].copy_from_slice(&c.to_be_bytes());
-    assert_eq!(run_b0(&b, &q2).0, XDP_DROP);
+    assert_eq!(b.run_on_b0(&q2).0, XDP_DROP);
     let c = b.dp.counters().unwrap();
     assert_eq!(c[counter::DROP_UNSUPPORTED as usize], 1);
 }

@@ -158,7 +158,10 @@ pub fn run() -> Result<()> {
     let start_ms = ms_of(&start_line)?;
 
     std::fs::write(&conf, config(9))?;
-    let signal = |d: &Daemon| unsafe { libc::kill(d.child.id() as i32, libc::SIGHUP) };
+    let signal = |d: &Daemon| {
+        let pid = nix::unistd::Pid::from_raw(d.child.id() as i32);
+        let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGHUP);
+    };
     let t = Instant::now();
     signal(&daemon);
     let one = daemon.wait_for("Reload finished")?;

@@ -100,8 +100,8 @@ pub fn run(rounds: usize) -> Result<()> {
         dp.add_dest(&svc, &d)?;
     }
     let conf = format!("/tmp/xlvs-bench-synflood-{}", std::process::id());
-    let l0_mac = mac_of(&lab.director, "l0")?;
-    let c0_mac = mac_of(&lab.client, "c0")?;
+    let l0_mac = lab.director.mac("l0")?;
+    let c0_mac = lab.client.mac("c0")?;
     println!(
         "\nSYN flood (trafgen, 1 CPU, spoofed sources, {SECONDS}s) with legitimate clients (wrk -t1 -c8, new connection per request) ({rounds} rounds, cases interleaved)"
     );
@@ -231,16 +231,6 @@ fn tx_packets(ns: &Netns, dev: &str) -> Result<u64> {
         .and_then(|l| l.split_whitespace().nth(1))
         .and_then(|v| v.parse().ok())
         .with_context(|| format!("no TX packets for {dev} in: {text}"))
-}
-
-fn mac_of(ns: &Netns, dev: &str) -> Result<String> {
-    let out = ns.ip(&["link", "show", "dev", dev])?;
-    let text = String::from_utf8_lossy(&out.stdout);
-    text.split_whitespace()
-        .skip_while(|w| *w != "link/ether")
-        .nth(1)
-        .map(str::to_string)
-        .with_context(|| format!("no MAC for {dev} in: {text}"))
 }
 
 /// SYNs to `target`:80 from random sources in 198.19.64.0/18 (inside the test range; no host

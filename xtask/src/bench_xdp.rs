@@ -728,12 +728,7 @@ fn configure_fullnat(dp: &mut Dataplane) -> Result<()> {
         dp.add_dest(&svc, &d)?;
     }
     for i in 1..=FNAT_LADDRS {
-        let l = LocalAddr {
-            addr: IpAddr::V4(Ipv4Addr::new(198, 18, 9, i)),
-            ifname: None,
-            conns: 0,
-            port_conflicts: 0,
-        };
+        let l = xlvs_tests::services::local_addr(Ipv4Addr::new(198, 18, 9, i));
         dp.add_laddr(&svc, &l)?;
     }
     Ok(())

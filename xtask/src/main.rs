@@ -2,6 +2,28 @@
 //! baseline measured in the same run, with ratios (the machine is noisy: compare ratios).
 //! `cargo xtask deb`: the Debian packages (`deb.rs`).
 //! `cargo xtask soak [--duration 30m | --quick]`: fault injection under load (`soak.rs`).
+//!
+//! # The benchmarks
+//!
+//! * `xdp`: ns/packet via BPF_PROG_TEST_RUN as Katran's own perf harness measures (repeat=1, 150 000 calls per
+//!   case per round, cases interleaved and rotated, the trivial program in the same rounds; medians
+//!   and cost above the floor), in a scratch namespace whose FIB resolves the next hops so the
+//!   established and new-flow cases go all the way to `XDP_TX`.
+//!   Cases include FULLNAT (established hit and reply, the handshake ACK that gets TOA, new
+//!   connection with port allocation from 32 local addresses) and SYNPROXY (SYN → cookie
+//!   SYN-ACK for IPv4 and IPv6, cookie ACK → real SYN, established hit with sequence and
+//!   timestamp translation)
+//!   beside the NAT ones, with ratios to the NAT established hit; a fwmark
+//!   service's new connection and established hit, with the (vip, vport) new connection, a
+//!   non-VIP packet and the service lookup alone (an ACK without session, dropped) measured again
+//!   with no fwmark service or rule present; a new connection per scheduler; tunnels (ipip, GUE and GRE with
+//!   checksums, ip6ip6: established hit and new connection, printed as ratios to NAT's).
+//! * `http`: wrk against nginx reals through the VIP, beside direct routing and nftables DNAT in the
+//!   same run (keep-alive and new connection per request); connections/s through a SYNPROXY VIP
+//!   beside the plain VIP (new connection per request).
+//! * `ipvsadm`: `-R` and `-Ln` of 10 000 services × 10 reals beside a trivial invocation.
+//! * `keepalived`: programming 2 000 virtual servers × 4 reals at start and SIGHUP reloads (one
+//!   change, no change) beside `ipvsadm -R` of the same rules and one `ipvsadm -e`.
 
 mod bench_bridge;
 mod bench_failover;

@@ -4,6 +4,80 @@
 //! One process does what keepalived splits into parent, checker and VRRP children; the pid files
 //! keepalived writes all hold this pid, so `kill -HUP $(cat /run/keepalived.pid)` and systemd
 //! units keep working.
+//!
+//! # Modules
+//!
+//! * `fwmark_check.rs` (pure): fwmark virtual servers (and group entries) whose mark no `xlvs
+//!   fwmark` rule of their family gives → warnings with the configuration line, logged at start and
+//!   after each reload.
+//! * `desired.rs` (pure): configuration + reals' health + quorum states → the IPVS services keepalived
+//!   would ask for, as in keepalived's `ipwrapper.c`: a live real with its effective weight, a dead
+//!   one removed or kept at weight 0 (`inhibit_on_failure`), `sorry_server` swapped in when quorum is
+//!   lost; `virtual_server_group` ranges and fwmarks expanded; `laddr_group_name` → local addresses.
+//! * `health.rs` (pure): verdicts per (virtual server, real) and quorum with hysteresis (starting
+//!   state reported, `quorum_up`/`quorum_down` run on changes).
+//! * `reconcile.rs`: `plan` diffs the current tables against the desired services and yields only
+//!   the writes needed (edit in place, never delete-and-add, so sessions survive); `apply` runs them
+//!   as one batch under the writer lock (scheduler tables rebuilt once). The daemon diffs against
+//!   what it last applied (keepalived diffs old and new configuration the same way) and rereads the
+//!   maps only at start or after a failed write. Services it never wrote (added with `ipvsadm`) are
+//!   never touched.
+//! * Health comes from `healthcheck::Supervisor` (events set a real's state and weight; starting
+//!   states seed the table; events already queued are applied together and synced once); VRRP from
+//!   `vrrp::daemon::spawn`, a thread with its own runtime (reload and shutdown through its control
+//!   channel; its transitions move `ha_suspend` checkers). Nothing the daemon's runtime does —
+//!   table writes, the writer lock, checkers, reloads — can delay an advert: netlink, nftables,
+//!   notify scripts and FIFO lines go through the VRRP engine's effects worker thread, and the
+//!   VRRP thread runs SCHED_RR (priority 1 unless `vrrp_rt_priority`/`vrrp_priority` say otherwise).
+//!   `tests/tests/keepalived_isolation.rs` holds 10 ms adverts steady with a 2.2.7 peer through a
+//!   reload of 10 000 virtual servers, an `ipvsadm -R` of 10 000 services and 500 failing checkers.
+//! * `reload.rs`: SIGHUP loads the file; any error other than deprecations, unsafe scripts, missing
+//!   interfaces or includes refuses the new configuration (logged with file:line) and keeps the
+//!   running one. `lvs_timeouts` apply on (re)load.
+//! * `signals.rs`: keepalived 2.2.7's signals and `--signum` numbers (JSON = SIGRTMIN+2 = 36,
+//!   STATS_CLEAR = SIGRTMAX-1 = 63); every other asynchronous signal whose default would end the
+//!   process is ignored (faults keep their default).
+//! * `dumps/`: SIGUSR1 → `keepalived.data` (VRRP instances: resolved configuration from
+//!   `vrrp::config::instance` plus the engine's live `Control::Status`), `keepalived_check.data`,
+//!   `keepalived_parent.data`; SIGUSR2/STATS_CLEAR → `keepalived.stats`; SIGJSON →
+//!   `keepalived.json`; keepalived 2.2.7's layouts, written whole by rename. STATS_CLEAR keeps a
+//!   baseline and shows the difference (the engine's counters never reset). Transition times and
+//!   counts come from the engine's `StateEvent`s.
+//! * `logging.rs` + `loglines.rs`: the syslog ident follows the record's target (`vrrp` crate and
+//!   target `vrrp` → Keepalived_vrrp, `healthcheck` and target `checker` → Keepalived_healthcheckers,
+//!   the rest → Keepalived); the lines people alert on in 2.2.7's words (checker verdicts with
+//!   retries, `Adding/Removing service [ip]:tcp:port to/from VS …` for health changes only,
+//!   `Shutting down service …` for every configured real at stop; a checker's first success is
+//!   logged; the real goes before the quorum is weighed).
+//! * `dataplane_watch.rs`: programmed services on no attached interface → an error at start,
+//!   reload and once a minute; no timer process → the timers run in a thread of the daemon.
+//! * `runstate_writer.rs`: every 2 s, the state `xlvs metrics` exports (`runstate::Keepalived`).
+//! * `scripts.rs`: notify scripts (through `healthcheck::run_script`).
+//! * `process.rs`: what keepalived's `main.c` sets up first: umask (`-u`, global `umask`), core
+//!   dumps (`-m`, `-M`), the network namespace (`-s`, `net_namespace`: setns plus a private mount
+//!   namespace with `/run/keepalived/keepalived_NAME` on `/run/keepalived`, done while the process
+//!   is single-threaded) and the pid file names (`instance`, `use_pid_dir`, `-p/-r/-c/-b`);
+//!   `-a` logs address changes through `vrrp::addrmon`; `-T` is `keepalived/src/genhash.rs`.
+//! * `alerts.rs`: the daemon's SMTP alerts (quorum changes, live reals removed by a reload); the
+//!   checkers' own alerts leave from `healthcheck`'s supervisor, VRRP's from the VRRP engine
+//!   (`vrrp/src/daemon/mail.rs`), all through `keepalived_scripts::smtp` (keepalived's `smtp.c`
+//!   conversation and texts).
+//! * `fifo.rs`: keepalived's LVS notify FIFO lines (`VS …`/`RS … UP|DOWN`) into `notify_fifo` and
+//!   `lvs_notify_fifo`, and the `*_fifo_script` readers started with their FIFO's path.
+//! * `route_bridge.rs`: the hook into the route bridge (crate `quagga-bridge`): settings from the
+//!   configuration, a snapshot of quorum/health/VRRP sent to the bridge thread after every change
+//!   (`Hook::update`, `vrrp`, `reload`), stopped before anything else at SIGTERM so routers move
+//!   the traffic first; `Hook::status()` gives the bridge's `BridgeStatus` (for reports and
+//!   metrics). Not run with `-P`.
+//! * `sdnotify.rs`: systemd's READY/RELOADING/STOPPING (Debian's unit is `Type=notify`);
+//!   `pidfile.rs`: keepalived's pid files (refuse a second start); `logging.rs`: syslog and `-l`.
+//! * SIGTERM removes the daemon's services (all of them with `lvs_flush_on_stop`; none with
+//!   `--dont-release-ipvs`); `kill -9` leaves the tables, the XDP program keeps forwarding and a
+//!   restart adopts the tables without flushing anything.
+//! * With `-V` the VRRP thread stops with `Control::Detach` (`vrrp/src/daemon/restart.rs`): no
+//!   priority 0, addresses left, and each MASTER writes its last advert's CLOCK_MONOTONIC time and
+//!   AH sequence to `$XLVS_RUN_DIR/vrrp/<netns>-<instance>.master`; a start that finds a record
+//!   younger than the instance's master-down interval resumes MASTER at once (no election).
 
 mod alerts;
 mod bfd_link;

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 pub fn running(path: &Path) -> Option<i32> {
     let pid: i32 = fs::read_to_string(path).ok()?.trim().parse().ok()?;
     // Signal 0: does the process exist (and is it ours to signal)?
-    let alive = unsafe { libc::kill(pid, 0) } == 0;
+    let alive = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None).is_ok();
     (alive && pid != std::process::id() as i32).then_some(pid)
 }
 

@@ -1,5 +1,6 @@
-//! What the packet path may do with a frame, from ARCHITECTURE.md's "The packet path", checked
-//! against what it did: the verdict, the frame it emitted, and the counters it moved.
+//! What the packet path may do with a frame, from ARCHITECTURE.md's "How a packet travels" and
+//! the packet path's module docs, checked against what it did: the verdict, the frame it
+//! emitted, and the counters it moved.
 
 use ebpf_common::counter as c;
 

@@ -54,8 +54,11 @@ fn chrono_like(t: SystemTime) -> String {
     let secs = d.as_secs() as libc::time_t;
     // SAFETY: localtime_r writes into our zeroed struct; strftime reads it.
     let mut tm: libc::tm = unsafe { std::mem::zeroed() };
+    // SAFETY: both pointers are to live locals; localtime_r fills `tm`.
     unsafe { libc::localtime_r(&secs, &mut tm) };
     let mut buf = [0u8; 64];
+    // SAFETY: strftime writes at most `buf.len()` bytes into `buf` from a NUL-terminated format
+    // and the `tm` filled above.
     let n = unsafe {
         libc::strftime(
             buf.as_mut_ptr().cast(),

@@ -1,37 +1,47 @@
-//! Services and destinations: the IPVS operations, applied to the maps.
+//! The write path: each IPVS operation on services, destinations and local addresses, applied
+//! to the maps.
 //!
 //! A write works on a [`Snapshot`] (the services and destinations read once under the writer
 //! lock), so checks such as "destination already exists" and id/table allocation need no map scan
 //! per operation. The order of map updates keeps the packet path consistent at every instant:
 //! counters and destinations are written before the table that points at them, a table before
 //! the service entry that publishes it, and a destination leaves its table before it is deleted.
+//!
+//! IPVS semantics kept here: removing a destination takes it out of the scheduler table first,
+//! and its connections run until they expire; weight 0 quiesces it. Removing a service stops
+//! scheduling; its connection entries remain and resume if the same service is added again
+//! (`ipvsadm -C; ipvsadm -R`). Ids come from cursors in META, so an id is reused only after the
+//! cursor wraps (its counters and next-hop cache are reset then).
 
 use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
 
 use ebpf_common::{
-    self as c, Dest, MAX_DESTS, MAX_SERVICES, SCHED_POOL_SLOTS, Service, ServiceKey, ServiceMeta,
+    self as c, Dest, MAX_DESTS, MAX_SERVICES, SCHED_POOL_SLOTS, Service, ServiceKey,
 };
 
+use super::convert::{
+    dest_value, laddr_key, laddr_value, service_key, service_meta, service_value, vip_key,
+};
 use crate::error::{Error, Result};
 use crate::fwmark::{self, FwmarkRule};
-use crate::maps::{Maps, err, lookup};
+use crate::maps::{Maps, err};
 use crate::model::*;
 use crate::pool::Pool;
 use crate::sched::{Member, build_table};
-use crate::{estimator, stats};
+use crate::stats;
 
 /// The service and destination tables as read under the writer lock.
 pub struct Snapshot {
-    services: HashMap<ServiceKey, Service>,
+    pub(super) services: HashMap<ServiceKey, Service>,
     /// Destinations by service id, in insertion (id allocation) order.
-    dests: HashMap<u32, Vec<(u32, Dest)>>,
+    pub(super) dests: HashMap<u32, Vec<(u32, Dest)>>,
     /// Every destination id in use (for O(1) allocation).
     dest_ids: HashSet<u32>,
     /// Every service id in use.
     service_ids: HashSet<u32>,
     pool: Pool,
-    next_service_id: u32,
+    pub(super) next_service_id: u32,
     next_dest_id: u32,
     /// In a batch (`Dataplane::hold_lock`): services whose scheduler table is rebuilt once, when
     /// the batch ends, instead of after every change.
@@ -106,7 +116,11 @@ impl Snapshot {
         }
     }
 
-    fn service(&self, addr: &ServiceAddr, missing: Error) -> Result<(ServiceKey, Service)> {
+    pub(super) fn service(
+        &self,
+        addr: &ServiceAddr,
+        missing: Error,
+    ) -> Result<(ServiceKey, Service)> {
         let key = service_key(addr);
         match self.services.get(&key) {
             Some(s) => Ok((key, *s)),
@@ -374,12 +388,6 @@ impl Snapshot {
         if maps.laddrs.get(&key, 0).is_ok() {
             return Err(Error::LaddrExists);
         }
-        let mut ifname = [0u8; 16];
-        if let Some(name) = &l.ifname {
-            let b = name.as_bytes();
-            let n = b.len().min(15);
-            ifname[..n].copy_from_slice(&b[..n]);
-        }
         let pool: Vec<_> = laddrs_of(maps, svc.id)
             .into_iter()
             .map(|(k, _)| k)
@@ -391,14 +399,8 @@ impl Snapshot {
             ));
         }
         let seq = next_laddr_seq(maps)?;
-        let value = c::Laddr {
-            ifname,
-            seq,
-            conns: 0,
-            port_conflicts: 0,
-        };
         maps.laddrs
-            .insert(key, value, 0)
+            .insert(key, laddr_value(l, seq), 0)
             .map_err(|e| err("write LADDRS", e))?;
         // The packet path splits the port range between CPUs.
         let cpus = aya::util::nr_cpus().map(|n| n as u32).unwrap_or(1);
@@ -529,25 +531,6 @@ pub(crate) fn resolve_next_hop(d: &DestConfig) {
     }
 }
 
-/// The VIPS key of a service's address.
-fn vip_key(key: &ServiceKey) -> ServiceKey {
-    ServiceKey {
-        addr: key.addr,
-        port: 0,
-        proto: 0,
-        af: key.af,
-    }
-}
-
-fn laddr_key(svc_id: u32, addr: &IpAddr) -> c::LaddrKey {
-    c::LaddrKey {
-        addr: ip_to_words(addr),
-        svc_id,
-        af: Family::of(addr).raw(),
-        _pad: [0; 3],
-    }
-}
-
 /// Publishes a service's local-address pool to the packet path (LADDR_POOL slots + LADDR_COUNT).
 /// The slots are written before the count changes: a grown pool becomes visible with its count,
 /// a shrunk one is compacted first (its last address briefly in two slots), so a packet never
@@ -570,7 +553,7 @@ fn publish_laddr_pool(maps: &mut Maps, svc_id: u32, pool: &[c::LaddrKey]) -> Res
 }
 
 /// The local addresses of a service, in insertion order.
-fn laddrs_of(maps: &Maps, svc_id: u32) -> Vec<(c::LaddrKey, c::Laddr)> {
+pub(super) fn laddrs_of(maps: &Maps, svc_id: u32) -> Vec<(c::LaddrKey, c::Laddr)> {
     let mut v: Vec<_> = maps
         .laddrs
         .iter()
@@ -626,293 +609,6 @@ fn check_dest_family(addr: &ServiceAddr, d: &DestConfig) -> Result<()> {
     // fwmark services too: they have a family (-6 or IPv4), as in IPVS.
     if addr.family() != Family::of(&d.addr) && d.forward != Forward::Tunnel {
         return Err(Error::AfNotSupported);
-    }
-    Ok(())
-}
-
-pub fn service_key(addr: &ServiceAddr) -> ServiceKey {
-    match addr {
-        ServiceAddr::Inet { proto, addr, port } => ServiceKey {
-            addr: ip_to_words(addr),
-            port: port.to_be(),
-            proto: proto.number(),
-            af: Family::of(addr).raw(),
-        },
-        ServiceAddr::Fwmark { mark, family } => ServiceKey {
-            addr: [*mark, 0, 0, 0],
-            port: 0,
-            proto: c::PROTO_FWMARK,
-            af: family.raw(),
-        },
-    }
-}
-
-fn service_addr(key: &ServiceKey) -> ServiceAddr {
-    let family = Family::from_raw(key.af);
-    match Protocol::from_number(key.proto) {
-        Some(proto) => ServiceAddr::Inet {
-            proto,
-            addr: words_to_ip(&key.addr, family),
-            port: u16::from_be(key.port),
-        },
-        None => ServiceAddr::Fwmark {
-            mark: key.addr[0],
-            family,
-        },
-    }
-}
-
-fn service_value(cfg: &ServiceConfig) -> Service {
-    let mut flags = cfg.sched_flags & (c::SVC_F_SCHED1 | c::SVC_F_SCHED2 | c::SVC_F_SCHED3);
-    if cfg.persistent.is_some() {
-        flags |= c::SVC_F_PERSISTENT;
-    }
-    if cfg.one_packet {
-        flags |= c::SVC_F_ONEPACKET;
-    }
-    if cfg.synproxy {
-        flags |= c::SVC_F_SYNPROXY;
-    }
-    let netmask = match cfg.addr.family() {
-        // IPv4: the mask itself, in network order, ready for the packet path.
-        Family::V4 => {
-            let bits = cfg.netmask.min(32) as u32;
-            let mask = if bits == 0 {
-                0
-            } else {
-                u32::MAX << (32 - bits)
-            };
-            mask.to_be()
-        }
-        Family::V6 => cfg.netmask.min(128) as u32,
-    };
-    Service {
-        id: 0,
-        flags,
-        sched: cfg.scheduler.raw(),
-        persist_timeout: cfg.persistent.unwrap_or(0),
-        netmask,
-        table_base: 0,
-        table_len: 0,
-        dest_count: 0,
-    }
-}
-
-fn service_meta(cfg: &ServiceConfig) -> ServiceMeta {
-    let mut pe_name = [0u8; 16];
-    if let Some(pe) = &cfg.pe {
-        let b = pe.as_bytes();
-        let n = b.len().min(15);
-        pe_name[..n].copy_from_slice(&b[..n]);
-    }
-    ServiceMeta {
-        pe_name,
-        est_timeout: cfg.est_timeout.unwrap_or(0),
-        _pad: 0,
-    }
-}
-
-fn service_config(key: &ServiceKey, svc: &Service, meta: Option<ServiceMeta>) -> ServiceConfig {
-    let addr = service_addr(key);
-    let netmask = match addr.family() {
-        Family::V4 => u32::from_be(svc.netmask).count_ones() as u8,
-        Family::V6 => svc.netmask as u8,
-    };
-    let pe = meta.and_then(|m| {
-        let end = m.pe_name.iter().position(|b| *b == 0).unwrap_or(16);
-        (end > 0).then(|| String::from_utf8_lossy(&m.pe_name[..end]).into_owned())
-    });
-    ServiceConfig {
-        addr,
-        scheduler: Scheduler::from_raw(svc.sched),
-        persistent: (svc.flags & c::SVC_F_PERSISTENT != 0).then_some(svc.persist_timeout),
-        netmask,
-        pe,
-        one_packet: svc.flags & c::SVC_F_ONEPACKET != 0,
-        sched_flags: svc.flags & (c::SVC_F_SCHED1 | c::SVC_F_SCHED2 | c::SVC_F_SCHED3),
-        synproxy: svc.flags & c::SVC_F_SYNPROXY != 0,
-        est_timeout: meta.map(|m| m.est_timeout).filter(|t| *t != 0),
-    }
-}
-
-fn dest_value(svc_id: u32, d: &DestConfig) -> Dest {
-    Dest {
-        addr: ip_to_words(&d.addr),
-        port: d.port.to_be(),
-        af: Family::of(&d.addr).raw(),
-        fwd: d.forward.raw(),
-        svc_id,
-        weight: d.weight,
-        u_threshold: d.u_threshold,
-        l_threshold: d.l_threshold,
-        tun_type: match d.tunnel.kind {
-            TunnelType::Ipip => 0,
-            TunnelType::Gue => 1,
-            TunnelType::Gre => 2,
-        },
-        tun_flags: d.tunnel.flags,
-        tun_port: d.tunnel.port,
-    }
-}
-
-fn dest_config(d: &Dest) -> DestConfig {
-    DestConfig {
-        addr: words_to_ip(&d.addr, Family::from_raw(d.af)),
-        port: u16::from_be(d.port),
-        forward: Forward::from_raw(d.fwd),
-        weight: d.weight,
-        u_threshold: d.u_threshold,
-        l_threshold: d.l_threshold,
-        tunnel: Tunnel {
-            kind: match d.tun_type {
-                1 => TunnelType::Gue,
-                2 => TunnelType::Gre,
-                _ => TunnelType::Ipip,
-            },
-            port: d.tun_port,
-            flags: d.tun_flags,
-        },
-    }
-}
-
-/// One rate-estimator sample of every service and destination (the timers' 2-second period).
-pub fn sample_rates(maps: &mut Maps) -> Result<()> {
-    let snap = Snapshot::load(maps)?;
-    for svc in snap.services.values() {
-        let s = stats::read(&maps.svc_stats, svc.id)?;
-        estimator::sample(&mut maps.est, c::est_key_service(svc.id), &s);
-        for (id, _) in snap.dests.get(&svc.id).map(|v| v.as_slice()).unwrap_or(&[]) {
-            let s = stats::read(&maps.dest_stats, *id)?;
-            estimator::sample(&mut maps.est, c::est_key_dest(*id), &s);
-        }
-    }
-    Ok(())
-}
-
-/// Services (all, or the one at `only`) with destinations, counters and connection counts.
-pub fn list(maps: &mut Maps, only: Option<&ServiceAddr>) -> Result<Vec<ServiceEntry>> {
-    let snap = Snapshot::load(maps)?;
-    let mut keys: Vec<(ServiceKey, Service)> = match only {
-        Some(a) => snap.service(a, Error::NoSuchService).into_iter().collect(),
-        None => snap.services.iter().map(|(k, v)| (*k, *v)).collect(),
-    };
-    // Insertion order: ids come from a cursor.
-    keys.sort_by_key(|(_, s)| s.id.wrapping_sub(snap.next_service_id) % MAX_SERVICES);
-    let counts = crate::conns::per_dest_counts(maps)?;
-    let laddr_conns = if maps.laddrs.keys().next().is_some() {
-        crate::conns::per_laddr_counts(maps)?
-    } else {
-        Default::default()
-    };
-    let templates = crate::conns::templates_per_dest(maps)?;
-    let mut out = Vec::with_capacity(keys.len());
-    for (key, svc) in keys {
-        let meta = lookup("read SVC_META", maps.svc_meta.get(&svc.id, 0))?;
-        let mut dests = Vec::new();
-        for (id, d) in snap.dests.get(&svc.id).map(|v| v.as_slice()).unwrap_or(&[]) {
-            let (active, inact) = counts.get(id).copied().unwrap_or((0, 0));
-            dests.push(DestEntry {
-                config: dest_config(d),
-                active_conns: active,
-                inact_conns: inact,
-                persist_conns: templates.get(id).copied().unwrap_or(0),
-                stats: stats::read(&maps.dest_stats, *id)?,
-                rates: Stats::default(),
-            });
-        }
-        out.push(ServiceEntry {
-            config: service_config(&key, &svc, meta),
-            dests,
-            stats: stats::read(&maps.svc_stats, svc.id)?,
-            rates: Stats::default(),
-            local_addrs: laddrs_of(maps, svc.id)
-                .into_iter()
-                .map(|(k, l)| {
-                    let end = l.ifname.iter().position(|b| *b == 0).unwrap_or(16);
-                    LocalAddr {
-                        addr: words_to_ip(&k.addr, Family::from_raw(k.af)),
-                        ifname: (end > 0)
-                            .then(|| String::from_utf8_lossy(&l.ifname[..end]).into_owned()),
-                        conns: laddr_conns.get(&(svc.id, k.addr)).copied().unwrap_or(0),
-                        port_conflicts: l.port_conflicts,
-                    }
-                })
-                .collect(),
-            deny: crate::acl::entries(maps, svc.id, AclKind::Deny),
-            allow: crate::acl::entries(maps, svc.id, AclKind::Allow),
-        });
-        // Rates: one estimator sample per listing (or per keepalived period).
-        let entry = out.last_mut().expect("just pushed");
-        entry.rates = estimator::sample(&mut maps.est, c::est_key_service(svc.id), &entry.stats);
-        let ids = snap.dests.get(&svc.id).map(|v| v.as_slice()).unwrap_or(&[]);
-        for ((id, _), d) in ids.iter().zip(entry.dests.iter_mut()) {
-            d.rates = estimator::sample(&mut maps.est, c::est_key_dest(*id), &d.stats);
-        }
-    }
-    Ok(out)
-}
-
-pub fn timeouts(maps: &Maps) -> Result<Timeouts> {
-    let get = |state: u8| -> Result<u32> {
-        let v = maps
-            .timeouts
-            .get(&(state as u32), 0)
-            .map_err(|e| err("read TIMEOUTS", e))?;
-        Ok(if v == 0 {
-            c::DEFAULT_TIMEOUTS[state as usize]
-        } else {
-            v
-        })
-    };
-    Ok(Timeouts {
-        tcp: get(c::S_ESTABLISHED)?,
-        tcp_fin: get(c::S_FIN_WAIT)?,
-        udp: get(c::S_UDP)?,
-    })
-}
-
-pub fn path_settings(maps: &Maps) -> Result<PathSettings> {
-    let on = |i: u32| -> Result<bool> {
-        Ok(maps.config.get(&i, 0).map_err(|e| err("read CONFIG", e))? != 0)
-    };
-    Ok(PathSettings {
-        toa: !on(c::config::TOA_OFF)?,
-        frag_drop: on(c::config::FRAG_DROP)?,
-        no_service_drop: on(c::config::NO_SERVICE_DROP)?,
-        synproxy_defer: on(c::config::SYNPROXY_DEFER)?,
-        sloppy_tcp: on(c::config::SLOPPY_TCP)?,
-        table_full: maps.conn_fill.policy(),
-    })
-}
-
-pub fn set_path_settings(maps: &mut Maps, p: &PathSettings) -> Result<()> {
-    for (index, on) in [
-        (c::config::TOA_OFF, !p.toa),
-        (c::config::FRAG_DROP, p.frag_drop),
-        (c::config::NO_SERVICE_DROP, p.no_service_drop),
-        (c::config::SYNPROXY_DEFER, p.synproxy_defer),
-        (c::config::SLOPPY_TCP, p.sloppy_tcp),
-    ] {
-        maps.config
-            .set(index, on as u32, 0)
-            .map_err(|e| err("write CONFIG", e))?;
-    }
-    let capacity = crate::conns::capacity_entries(maps) as u64;
-    maps.conn_fill.set_policy(p.table_full, capacity);
-    Ok(())
-}
-
-pub fn set_timeouts(maps: &mut Maps, t: &Timeouts) -> Result<()> {
-    for (state, value) in [
-        (c::S_ESTABLISHED, t.tcp),
-        (c::S_FIN_WAIT, t.tcp_fin),
-        (c::S_UDP, t.udp),
-    ] {
-        if value != 0 {
-            maps.timeouts
-                .set(state as u32, value, 0)
-                .map_err(|e| err("write TIMEOUTS", e))?;
-        }
     }
     Ok(())
 }
