@@ -102,6 +102,10 @@ impl fmt::Display for Diagnostic {
 #[derive(Debug, Default, Clone, Serialize)]
 pub struct Diagnostics {
     pub items: Vec<Diagnostic>,
+    /// The keepalived process whose pass ended the check at a missing parameter (the passes
+    /// after it, and its own post-parse checks, never ran).
+    #[serde(skip)]
+    pub stopped_in: Option<crate::parser::Process>,
 }
 
 impl Diagnostics {

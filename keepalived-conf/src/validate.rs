@@ -4,6 +4,7 @@
 
 use crate::diag::{DiagKind, Diagnostics, Severity};
 use crate::model::{AuthType, KeepalivedConfig, Script, VirtualServerAddress, VrrpState};
+use crate::parser::Process;
 use std::path::{Path, PathBuf};
 
 /// What the checks need to know about the machine.
@@ -59,29 +60,73 @@ fn warn(d: &mut Diagnostics, kind: DiagKind, msg: String) {
 }
 
 /// Runs keepalived's post-parse checks, adding to `diags`.
+/// A process whose pass stopped at a missing parameter never gets to these checks, nor do
+/// the ones after it (keepalived -t reads as the parent, the checker, then VRRP).
 pub fn check(config: &KeepalivedConfig, env: &dyn Environment, diags: &mut Diagnostics) {
-    check_vrrp(config, env, diags);
-    check_sync_groups(config, diags);
-    check_virtual_servers(config, diags);
-    check_scripts(config, env, diags);
+    let stopped = diags.stopped_in;
+    // keepalived runs the VRRP and checker processes only when they have something to do; the
+    // VRRP one ends its check at a missing interface, before looking at its scripts.
+    let mut vrrp_ran = false;
+    if stopped.is_none() && !config.vrrp_instances.is_empty() {
+        vrrp_ran = check_vrrp(config, env, diags);
+        check_sync_groups(config, diags);
+    } else if stopped == Some(Process::Vrrp) {
+        let fatal = diags
+            .items
+            .iter()
+            .find(|d| d.severity == Severity::Fatal)
+            .and_then(|d| d.span.clone());
+        missing_interfaces(config, env, fatal.as_ref(), diags);
+    }
+    let checker_ran =
+        matches!(stopped, None | Some(Process::Vrrp)) && !config.virtual_servers.is_empty();
+    if checker_ran {
+        check_virtual_servers(config, diags);
+    }
+    if matches!(stopped, None | Some(Process::Vrrp)) {
+        check_scripts(config, env, vrrp_ran, checker_ran, diags);
+    }
 }
 
-fn check_vrrp(config: &KeepalivedConfig, env: &dyn Environment, diags: &mut Diagnostics) {
-    let mut missing_if = false;
+/// keepalived checks a vrrp_instance's interface as it reads the line: with `before` (where
+/// its VRRP pass stopped), only the ones read by then. Returns whether one is missing.
+fn missing_interfaces(
+    config: &KeepalivedConfig,
+    env: &dyn Environment,
+    before: Option<&crate::diag::Span>,
+    diags: &mut Diagnostics,
+) -> bool {
+    let mut missing = false;
+    for v in &config.vrrp_instances {
+        let (Some(ifname), Some(span)) = (&v.interface, &v.interface_span) else {
+            continue;
+        };
+        if before.is_some_and(|b| b.file != span.file || b.line < span.line) {
+            continue;
+        }
+        if !env.interface_exists(ifname) {
+            missing = true;
+            let msg = format!(
+                "WARNING - interface {ifname} for vrrp_instance {} doesn't exist",
+                v.name
+            );
+            diags.push(
+                Severity::Warning,
+                DiagKind::Interface,
+                Some(span),
+                msg,
+                None,
+            );
+        }
+    }
+    missing
+}
+
+/// Returns false when an interface is missing (keepalived's VRRP process stops there).
+fn check_vrrp(config: &KeepalivedConfig, env: &dyn Environment, diags: &mut Diagnostics) -> bool {
+    let mut missing_if = missing_interfaces(config, env, None, diags);
     for v in &config.vrrp_instances {
         let name = &v.name;
-        if let Some(ifname) = &v.interface {
-            if !env.interface_exists(ifname) {
-                missing_if = true;
-                diags.push(
-                    Severity::Warning,
-                    DiagKind::Interface,
-                    v.interface_span.as_ref(),
-                    format!("WARNING - interface {ifname} for vrrp_instance {name} doesn't exist"),
-                    None,
-                );
-            }
-        }
         for t in &v.track_interfaces {
             if !env.interface_exists(&t.name) {
                 missing_if = true;
@@ -158,6 +203,7 @@ fn check_vrrp(config: &KeepalivedConfig, env: &dyn Environment, diags: &mut Diag
             "Non-existent interface specified in configuration".to_string(),
         );
     }
+    !missing_if
 }
 
 fn check_sync_groups(config: &KeepalivedConfig, diags: &mut Diagnostics) {
@@ -246,13 +292,25 @@ pub fn script_program(s: &Script) -> Option<&str> {
     s.argv.first().map(String::as_str)
 }
 
-fn check_scripts(config: &KeepalivedConfig, env: &dyn Environment, diags: &mut Diagnostics) {
+fn check_scripts(
+    config: &KeepalivedConfig,
+    env: &dyn Environment,
+    vrrp_ran: bool,
+    checker_ran: bool,
+    diags: &mut Diagnostics,
+) {
     if config.global.enable_script_security {
         return;
     }
     let runs_something = config
-        .scripts()
+        .scripts_by_process()
         .into_iter()
+        .filter(|(p, _)| match p {
+            Process::Parent => true,
+            Process::Vrrp => vrrp_ran,
+            Process::Checker => checker_ran,
+        })
+        .map(|(_, s)| s)
         .filter_map(script_program)
         .any(|p| env.find_executable(p).is_some());
     if runs_something {

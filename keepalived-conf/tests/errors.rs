@@ -348,3 +348,39 @@ fn master_defaults_priority_255() {
     assert_eq!(v.priority, 255);
     assert_eq!(v.state, keepalived_conf::model::VrrpState::Master);
 }
+
+/// Lines with a message (warning or worse).
+fn flagged(p: &Parsed) -> Vec<u32> {
+    let mut v: Vec<u32> = p
+        .diagnostics
+        .items
+        .iter()
+        .filter(|d| d.severity >= Severity::Warning)
+        .filter_map(|d| d.span.as_ref().map(|s| s.line))
+        .collect();
+    v.sort();
+    v.dedup();
+    v
+}
+
+#[test]
+fn an_unbraced_block_is_skipped_by_the_other_processes_counting_braces() {
+    // keepalived 2.2.7: the real server lacks its '{'; the checker process reads it (its '}'
+    // closes it), the parent and VRRP processes skip the virtual server by counting braces,
+    // which ends it one '}' early: the lines after are top-level unknown keywords there.
+    let p = check(
+        "virtual_server 198.18.0.1 25 {\n    protocol TCP\n    real_server 198.18.1.11 25\n        weight 1\n    }\n    delay_loop 5\n}\n",
+    );
+    assert_eq!(flagged(&p), vec![4, 6, 7], "{:?}", msgs(&p));
+}
+
+#[test]
+fn a_missing_parameter_ends_the_check_in_2_2_7s_process_order() {
+    // The checker pass stops at `retry` (line 5): the VRRP pass (line 9's bad priority) never
+    // runs, the parent's global_defs (line 2) was read before.
+    let p = check(
+        "global_defs {\n  vrrp_startup_delay 0\n}\nvirtual_server 198.18.0.1 80 {\n  retry\n}\nvrrp_instance V {\n  interface lo\n  priority 300\n  virtual_router_id 1\n}\n",
+    );
+    assert_eq!(flagged(&p), vec![2, 5], "{:?}", msgs(&p));
+    assert!(p.diagnostics.has_fatal());
+}

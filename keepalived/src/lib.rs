@@ -5,7 +5,7 @@ mod check;
 mod cli;
 mod daemon;
 mod genhash;
-mod migration;
+pub mod migration;
 
 use cli::{CliOutcome, parse_args};
 use keepalived_conf::validate::SystemEnvironment;
@@ -105,6 +105,16 @@ fn run(c: &cli::Cli) -> i32 {
     let dump_requested = c.dump_conf || c.dump_json;
     if let Some(log_file) = &c.config_test {
         let (code, parsed) = check::run(&c.use_file, &opts, c.all_config, Some(log_file), &env);
+        // What is accepted but not acted on is never silent: a warning with its file and line
+        // (in our own format, so keepalived's verdict and exit code stay 2.2.7's).
+        if let Some(p) = &parsed {
+            for f in migration::check(&c.use_file, &p.config, &opts) {
+                eprintln!(
+                    "{}:{}: warning: {} is accepted but does nothing here ({})",
+                    f.file, f.line, f.keyword, f.why
+                );
+            }
+        }
         if let Some(p) = parsed.filter(|_| dump_requested) {
             dump(c, &p.config);
         }

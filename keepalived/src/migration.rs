@@ -3,7 +3,7 @@
 //! director from keepalived + IPVS knows what will silently do nothing.
 //!
 //! Two sources: the directives the parser keeps verbatim (its `extra` lists: accepted, read by
-//! nothing; two VRRP flags the engine does read are left out), and the typed directives of
+//! nothing; those the daemon does read from there are left out), and the typed directives of
 //! features xlvs does not have (SNMP, D-Bus, process priorities), found by a walk over the
 //! lexed lines with their block.
 
@@ -13,8 +13,33 @@ use keepalived_conf::{KeepalivedConfig, ParseOptions, Span};
 use std::collections::BTreeSet;
 use std::path::Path;
 
-/// Kept verbatim by the parser but read by the VRRP engine.
-const READ_FROM_EXTRA: &[&str] = &["v3_checksum_as_v2", "old_unicast_checksum"];
+/// Kept verbatim by the parser but read by the daemon (VRRP engine, checkers, BFD, process
+/// setup) from the raw options. `tests/not_acted_on.rs` keeps this list true to the sources.
+pub const READ_FROM_EXTRA: &[&str] = &[
+    "bfd_priority",
+    "bfd_rt_priority",
+    "garp_extra_if",
+    "linkbeat_use_polling",
+    "mcast_dst_ip",
+    "min_auto_priority_delay",
+    "no_checker_emails",
+    "no_email_faults",
+    "old_unicast_checksum",
+    "promote_secondaries",
+    "shutdown_script_timeout",
+    "startup_script_timeout",
+    "track_src_ip",
+    "umask",
+    "v3_checksum_as_v2",
+    "vmac_garp_intvl",
+    "vrf",
+    "vrrp_cpu_affinity",
+    "vrrp_garp_extra_if",
+    "vrrp_rlimit_rtime",
+    "vrrp_rlimit_rttime",
+    "vrrp_rt_priority",
+    "vrrp_vmac_garp_intvl",
+];
 
 /// (block, keyword) of typed directives whose feature xlvs does not have; `*` is any block.
 const NOT_ACTED_ON: &[(&str, &str, &str)] = &[

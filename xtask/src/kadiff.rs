@@ -10,7 +10,7 @@ use xlvs_tests::kadiff;
 use xlvs_tests::keepalived::REAL_KEEPALIVED;
 use xlvs_tests::netns::{is_root, unique_prefix};
 
-pub fn run(count: usize, seed: u64, show: usize) -> Result<()> {
+pub fn run(count: usize, seed: u64, show: usize, class: Option<&str>) -> Result<()> {
     if !is_root() {
         bail!("kadiff needs root (network namespaces)");
     }
@@ -30,7 +30,12 @@ pub fn run(count: usize, seed: u64, show: usize) -> Result<()> {
         t0.elapsed()
     );
     print!("{text}");
-    for o in out.iter().filter(|o| !o.agree()).take(show) {
+    for o in out
+        .iter()
+        .filter(|o| !o.agree())
+        .filter(|o| class.is_none_or(|c| o.classes().iter().any(|k| k.contains(c))))
+        .take(show)
+    {
         println!("==== {} ====", o.case.name);
         for (name, text, _) in &o.case.files {
             println!("--- {name}\n{text}");

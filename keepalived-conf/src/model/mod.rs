@@ -110,31 +110,45 @@ impl KeepalivedConfig {
 
     /// Every script the configuration would run (for script security checks).
     pub fn scripts(&self) -> Vec<&Script> {
-        let mut out: Vec<&Script> = Vec::new();
-        out.extend(self.global.startup_script.iter());
-        out.extend(self.global.shutdown_script.iter());
-        out.extend(self.global.notify_fifo_script.iter());
-        out.extend(self.global.vrrp_notify_fifo_script.iter());
-        out.extend(self.global.lvs_notify_fifo_script.iter());
-        out.extend(self.vrrp_scripts.iter().filter_map(|s| s.script.as_ref()));
-        for g in &self.sync_groups {
-            out.extend(g.notify.all());
+        self.scripts_by_process()
+            .into_iter()
+            .map(|(_, s)| s)
+            .collect()
+    }
+
+    /// Every script, with the keepalived process that runs it.
+    pub fn scripts_by_process(&self) -> Vec<(crate::parser::Process, &Script)> {
+        use crate::parser::Process::{Checker, Parent, Vrrp};
+        let mut out: Vec<(crate::parser::Process, &Script)> = Vec::new();
+        let g = &self.global;
+        for s in [
+            &g.startup_script,
+            &g.shutdown_script,
+            &g.notify_fifo_script,
+            &g.vrrp_notify_fifo_script,
+            &g.lvs_notify_fifo_script,
+        ] {
+            out.extend(s.iter().map(|s| (Parent, s)));
         }
-        for v in &self.vrrp_instances {
-            out.extend(v.notify.all());
-        }
+        let vrrp = self
+            .vrrp_scripts
+            .iter()
+            .filter_map(|s| s.script.as_ref())
+            .chain(self.sync_groups.iter().flat_map(|g| g.notify.all()))
+            .chain(self.vrrp_instances.iter().flat_map(|v| v.notify.all()));
+        out.extend(vrrp.map(|s| (Vrrp, s)));
         for vs in &self.virtual_servers {
-            out.extend(vs.notify_up.iter());
-            out.extend(vs.notify_down.iter());
+            let mut checker: Vec<&Script> =
+                vs.notify_up.iter().chain(vs.notify_down.iter()).collect();
             for rs in &vs.real_servers {
-                out.extend(rs.notify_up.iter());
-                out.extend(rs.notify_down.iter());
+                checker.extend(rs.notify_up.iter().chain(rs.notify_down.iter()));
                 for c in &rs.checkers {
                     if let CheckerKind::Misc(m) = &c.kind {
-                        out.extend(m.path.iter());
+                        checker.extend(m.path.iter());
                     }
                 }
             }
+            out.extend(checker.into_iter().map(|s| (Checker, s)));
         }
         out
     }

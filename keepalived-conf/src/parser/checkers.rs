@@ -1,7 +1,7 @@
 //! Health checker blocks inside `real_server`.
 
 use super::Parser;
-use super::values::parse_ip;
+use super::values::{TIMER_MAXIMUM_SECS, parse_ip};
 use crate::diag::DiagKind;
 use crate::lexer::Line;
 use crate::model::{
@@ -72,7 +72,15 @@ impl<'a> Parser<'a> {
                 }
                 "url" => {
                     let url = self.http_url(l);
-                    h.urls.push(url);
+                    if url.path.is_some() {
+                        h.urls.push(url);
+                    } else if let Some(end) = self.last_line {
+                        self.warn(
+                            DiagKind::Semantic,
+                            end,
+                            "HTTP/SSL_GET checker url has no path - ignoring",
+                        );
+                    }
                 }
                 "virtualhost" => h.virtualhost = self.read_string(l, 1),
                 "http_protocol" => h.http_protocol = self.read_string(l, 1),
@@ -160,12 +168,12 @@ impl<'a> Parser<'a> {
                 }
             }
             ("delay_before_retry", _) => {
-                if let Some(d) = self.read_timer(l, 1, 0.0, TMAX) {
+                if let Some(d) = self.read_timer(l, 1, 0.0, TIMER_MAXIMUM_SECS) {
                     cm.delay_before_retry = d;
                     cm.set.delay_before_retry = true;
                 }
             }
-            ("warmup", _) => cm.warmup = self.read_timer(l, 1, 0.0, TMAX),
+            ("warmup", _) => cm.warmup = self.read_timer(l, 1, 0.0, TIMER_MAXIMUM_SECS),
             ("delay_loop", _) => {
                 if let Some(d) = self.read_timer(l, 1, 0.000001, TMAX) {
                     cm.delay_loop = d;
@@ -207,7 +215,16 @@ impl<'a> Parser<'a> {
         self.sub_block(&mut |p: &mut Parser<'a>, l: &'a Line| {
             match l.first() {
                 "path" => u.path = p.read_string(l, 1),
-                "digest" => u.digest = p.read_string(l, 1),
+                "digest" => {
+                    u.digest = p.read_string(l, 1);
+                    if let Some(d) = u.digest.as_deref().filter(|d| d.len() != 32) {
+                        let msg = format!(
+                            "digest '{d}' character length should be 32 rather than {}",
+                            d.len()
+                        );
+                        p.warn(DiagKind::InvalidValue, l, msg);
+                    }
+                }
                 "status_code" => {
                     for i in 1..l.len().max(2) {
                         let Some(w) = p.arg(l, i) else { break };
@@ -245,4 +262,20 @@ fn parse_status(w: &str) -> Option<StatusRange> {
     let last: u16 = b.parse().ok()?;
     ((100..=599).contains(&first) && (first..=599).contains(&last))
         .then_some(StatusRange { first, last })
+}
+
+/// keepalived's end-of-block check of a checker: why it is dropped, if it is.
+pub(crate) fn incomplete(c: &Checker) -> Option<&'static str> {
+    match &c.kind {
+        CheckerKind::HttpGet(h) | CheckerKind::SslGet(h) if h.urls.is_empty() => {
+            Some("HTTP/SSL_GET checker has no urls specified - ignoring")
+        }
+        CheckerKind::Misc(m) if m.path.is_none() => {
+            Some("No script path has been specified for MISC_CHECKER - skipping")
+        }
+        CheckerKind::FileCheck(f) if f.track_file.is_none() => {
+            Some("FILE_CHECK has no track_file specified - ignoring")
+        }
+        _ => None,
+    }
 }

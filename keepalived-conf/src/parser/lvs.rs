@@ -2,7 +2,7 @@
 //! resolution of inherited checker settings.
 
 use super::Parser;
-use super::values::{parse_ip, parse_range};
+use super::values::{TIMER_MAXIMUM_SECS, inet_aton, parse_ip, parse_range};
 use crate::diag::DiagKind;
 use crate::lexer::Line;
 use crate::model::{
@@ -178,19 +178,29 @@ impl<'a> Parser<'a> {
         flags: &mut (bool, bool),
         l: &'a Line,
     ) -> bool {
-        let tmax = 4294.967295;
+        let tmax = TIMER_MAXIMUM_SECS;
         match l.first() {
-            "ip_family" => vs.ip_family = self.read_string(l, 1),
+            "ip_family" => {
+                vs.ip_family = self.read_string(l, 1);
+                if let Some(f) = vs
+                    .ip_family
+                    .as_deref()
+                    .filter(|f| !matches!(*f, "inet" | "inet6"))
+                {
+                    let msg = format!("unknown address family {f}");
+                    self.warn(DiagKind::InvalidValue, l, msg);
+                }
+            }
             "retry" => vs.retry = self.read_u32(l, 1, 1, u32::MAX),
             "delay_before_retry" => vs.delay_before_retry = self.read_timer(l, 1, 0.0, tmax),
             "warmup" => vs.warmup = self.read_timer(l, 1, 0.0, tmax),
-            "connect_timeout" => vs.connect_timeout = self.read_timer(l, 1, 0.000001, tmax),
+            "connect_timeout" => vs.connect_timeout = self.read_timer(l, 1, 0.000001, 4294.967295),
             "delay_loop" => {
                 if let Some(d) = self.read_timer(l, 1, 0.000001, tmax) {
                     vs.delay_loop = d;
                 }
             }
-            "inhibit_on_failure" => vs.inhibit_on_failure = self.read_flag(l, 1).unwrap_or(true),
+            "inhibit_on_failure" => vs.inhibit_on_failure = true,
             "lb_algo" | "lvs_sched" => {
                 if let Some(s) = self.read_string(l, 1) {
                     if IPVS_SCHEDULERS.contains(&s.as_str()) {
@@ -231,6 +241,13 @@ impl<'a> Parser<'a> {
             }
             "persistence_granularity" => {
                 let g = self.read_string(l, 1);
+                if let Some(w) = g
+                    .as_deref()
+                    .filter(|w| !w.contains(':') && inet_aton(w).is_none())
+                {
+                    let msg = format!("Invalid IPv4 persistence_granularity specified - {w}");
+                    self.warn(DiagKind::InvalidValue, l, msg);
+                }
                 vs.persistence
                     .get_or_insert_with(default_persistence)
                     .granularity = g;
@@ -261,7 +278,11 @@ impl<'a> Parser<'a> {
             }
             "ha_suspend" => vs.ha_suspend = true,
             "smtp_alert" => vs.smtp_alert = self.read_flag(l, 1),
-            "virtualhost" => vs.virtualhost = self.read_string(l, 1),
+            "virtualhost" => {
+                vs.virtualhost = self
+                    .word_or(l, 1, "virtual server virtualhost missing")
+                    .map(str::to_string)
+            }
             "snmp_name" => vs.snmp_name = self.read_string(l, 1),
             "alpha" => vs.alpha = true,
             "omega" => vs.omega = true,
@@ -294,7 +315,15 @@ impl<'a> Parser<'a> {
                 }
             }
             "sorry_server_inhibit" => {
-                vs.sorry_server_inhibit = self.read_flag(l, 1).unwrap_or(true)
+                if vs.sorry_server.is_none() {
+                    self.warn(
+                        DiagKind::Semantic,
+                        l,
+                        "Ignoring sorry_server inhibit used before or without sorry_server",
+                    );
+                } else {
+                    vs.sorry_server_inhibit = self.read_flag(l, 1).unwrap_or(true)
+                }
             }
             "sorry_server_lvs_method" => {
                 let m = self.lvs_method(l, "sorry server");
@@ -309,7 +338,26 @@ impl<'a> Parser<'a> {
                     "none".to_string()
                 };
                 if let Some(rs) = self.real_server(l, &proto) {
-                    vs.real_servers.push(rs);
+                    // The family is the virtual server's address's, else its ip_family's,
+                    // else its first real server's; others are dropped at their '}'.
+                    let family = match &vs.address {
+                        VirtualServerAddress::Ip { addr, .. } => Some(addr.is_ipv4()),
+                        _ => match vs.ip_family.as_deref() {
+                            Some("inet") => Some(true),
+                            Some("inet6") => Some(false),
+                            _ => vs.real_servers.first().map(|r| r.addr.is_ipv4()),
+                        },
+                    };
+                    if family.is_some_and(|v4| v4 != rs.addr.is_ipv4()) {
+                        let msg = format!(
+                            "Address family of virtual server and real server {} don't match - skipping real server.",
+                            rs.addr
+                        );
+                        let end = self.last_line.unwrap_or(l);
+                        self.warn(DiagKind::Semantic, end, msg);
+                    } else {
+                        vs.real_servers.push(rs);
+                    }
                 }
             }
             // Alibaba / DPVS additions.
@@ -418,26 +466,28 @@ impl<'a> Parser<'a> {
 
     fn real_server(&mut self, l: &'a Line, proto: &str) -> Option<RealServer> {
         let ip = self.arg(l, 1)?;
-        let Some(addr) = parse_ip(ip) else {
+        let addr = parse_ip(ip);
+        if addr.is_none() {
             self.warn(
                 DiagKind::InvalidValue,
                 l,
                 format!("Invalid real server ip address/port {ip} - skipping"),
             );
+        }
+        let port: Result<Option<u16>, ()> = if l.len() > 2 {
+            self.read_port(l, 2).map(Some).ok_or(())
+        } else {
+            Ok(None)
+        };
+        // keepalived skips the block of an invalid real server by counting braces, but when
+        // its '{' is missing the lines that follow are read as the real server's keywords.
+        let valid = addr.is_some() && port.is_ok();
+        if !valid && self.peek_line().map(Line::first) == Some("{") {
             self.skip_block();
             return None;
-        };
-        let port = if l.len() > 2 {
-            match self.read_port(l, 2) {
-                Some(p) => Some(p),
-                None => {
-                    self.skip_block();
-                    return None;
-                }
-            }
-        } else {
-            None
-        };
+        }
+        let port = port.unwrap_or(None);
+        let addr = addr.unwrap_or(std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED));
         let mut rs = RealServer {
             addr,
             port,
@@ -461,7 +511,7 @@ impl<'a> Parser<'a> {
             checkers: Vec::new(),
             extra: Vec::new(),
         };
-        let tmax = 4294.967295;
+        let tmax = TIMER_MAXIMUM_SECS;
         self.sub_block(&mut |p: &mut Parser<'a>, l: &'a Line| {
             match l.first() {
                 "weight" => {
@@ -479,9 +529,15 @@ impl<'a> Parser<'a> {
                 "retry" => rs.retry = p.read_u32(l, 1, 1, u32::MAX),
                 "delay_before_retry" => rs.delay_before_retry = p.read_timer(l, 1, 0.0, tmax),
                 "warmup" => rs.warmup = p.read_timer(l, 1, 0.0, tmax),
-                "connect_timeout" => rs.connect_timeout = p.read_timer(l, 1, 0.000001, tmax),
+                "connect_timeout" => {
+                    rs.connect_timeout = p.read_timer(l, 1, 0.000001, 4294.967295)
+                }
                 "delay_loop" => rs.delay_loop = p.read_timer(l, 1, 0.000001, tmax),
-                "virtualhost" => rs.virtualhost = p.read_string(l, 1),
+                "virtualhost" => {
+                    rs.virtualhost = p
+                        .word_or(l, 1, "real server virtualhost missing")
+                        .map(str::to_string)
+                }
                 "smtp_alert" => rs.smtp_alert = p.read_flag(l, 1),
                 "snmp_name" => {
                     let o = p.raw_option(l, false);
@@ -503,6 +559,10 @@ impl<'a> Parser<'a> {
                                 msg,
                                 None,
                             );
+                        } else if let Some(msg) = super::checkers::incomplete(&c) {
+                            // Dropped, at the line of the checker's '}'.
+                            let end = p.last_line.unwrap_or(l);
+                            p.warn(DiagKind::Semantic, end, msg);
                         } else {
                             rs.checkers.push(c);
                         }
@@ -512,7 +572,7 @@ impl<'a> Parser<'a> {
             }
             true
         });
-        Some(rs)
+        valid.then_some(rs)
     }
 }
 

@@ -19,7 +19,12 @@ use crate::lexer::Line;
 use crate::model::{KeepalivedConfig, RawOption, Script};
 
 pub use route_bridge::valid_community;
-pub use top::parse_lines;
+pub use top::{Process, parse_lines};
+
+/// The keywords the parser accepts and keeps verbatim (`extra`), untyped.
+pub fn kept_verbatim() -> impl Iterator<Item = &'static str> {
+    global::OTHER_GLOBAL.iter().chain(vrrp::OTHER_VRRP).copied()
+}
 
 /// Cursor over the logical lines plus the diagnostics sink.
 pub struct Parser<'a> {
@@ -32,6 +37,10 @@ pub struct Parser<'a> {
     pub(crate) next_rule_preference: u32,
     /// keepalived exits at a missing parameter: nothing after it is read.
     stopped: bool,
+    /// The keepalived process this pass reads the file as (None: every keyword active).
+    pub(crate) process: Option<top::Process>,
+    /// keepalived's skip_sublevel: -1 waiting for the '{' of a skipped block, >0 its depth.
+    skip_sublevel: i32,
     pub(crate) diags: &'a mut Diagnostics,
     pub(crate) config: KeepalivedConfig,
 }
@@ -48,6 +57,8 @@ impl<'a> Parser<'a> {
             last_line: None,
             next_rule_preference: 16384,
             stopped: false,
+            process: None,
+            skip_sublevel: 0,
             diags,
             config: KeepalivedConfig::default(),
         }
@@ -69,12 +80,11 @@ impl<'a> Parser<'a> {
 
     /// keepalived's process_stream for one block level.
     pub(crate) fn run_block(&mut self, mut need_bob: bool, handler: &mut Handler<'_, 'a>) {
-        // keepalived 2.2.7: a top-level block without its '{' is parsed by the parent, but its
-        // child processes (which re-read the file) report every line of it, the closing '}'
-        // included, as an unknown keyword.
-        let mut unbraced = false;
         while let Some(line) = self.next_line() {
             let first = line.first();
+            if self.skipping(line) {
+                continue;
+            }
             if need_bob {
                 need_bob = false;
                 if first == "{" && self.kw_level > 0 {
@@ -85,21 +95,54 @@ impl<'a> Parser<'a> {
                     line,
                     "Missing '{' at beginning of configuration block",
                 );
-                unbraced = self.kw_level == 1;
             } else if first == "{" {
                 self.warn(DiagKind::Braces, line, "Unexpected '{' - ignoring");
                 continue;
             }
-            if unbraced {
-                self.unknown(line);
-            }
             if first == "}" && self.kw_level > 0 {
                 return;
             }
-            if !handler(self, line) && !unbraced {
+            if !handler(self, line) {
                 self.unknown(line);
             }
         }
+    }
+
+    /// keepalived's skip_sublevel handling: a block whose keyword is inactive in this process
+    /// is skipped by counting braces (so a missing '{' shifts where the skip ends).
+    fn skipping(&mut self, line: &Line) -> bool {
+        if self.skip_sublevel == -1 {
+            if line.first() == "{" {
+                self.skip_sublevel = 1;
+                return true;
+            }
+            self.skip_sublevel = 0;
+        }
+        if self.skip_sublevel == 0 {
+            return false;
+        }
+        for t in &line.tokens {
+            match t.text.as_str() {
+                "{" => self.skip_sublevel += 1,
+                "}" => {
+                    self.skip_sublevel -= 1;
+                    if self.skip_sublevel == 0 {
+                        break;
+                    }
+                }
+                _ => {}
+            }
+        }
+        true
+    }
+
+    /// Starts skipping the block of an inactive keyword.
+    pub(crate) fn skip_inactive(&mut self, line: &Line) {
+        self.skip_sublevel = if line.tokens.last().is_some_and(|t| t.text == "{") {
+            1
+        } else {
+            -1
+        };
     }
 
     /// Parses the `{ … }` block that follows a block keyword.

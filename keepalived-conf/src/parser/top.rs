@@ -1,21 +1,154 @@
 //! Top-level keywords.
 
 use super::Parser;
-use crate::diag::Diagnostics;
+use crate::diag::{DiagKind, Diagnostics, Severity};
 use crate::lexer::Line;
 use crate::model::KeepalivedConfig;
 
-/// Parses logical lines into the typed configuration.
+/// The processes keepalived 2.2.7 reads the configuration in: each has the keywords of the
+/// others installed but inactive, and skips their blocks by counting braces.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Process {
+    Parent,
+    Vrrp,
+    Checker,
+}
+
+/// Top-level blocks only the VRRP process reads.
+const VRRP_BLOCKS: &[&str] = &[
+    "static_ipaddress",
+    "static_routes",
+    "static_rules",
+    "linkbeat_interfaces",
+    "interface_up_down_delays",
+    "track_group",
+    "vrrp_script",
+    "vrrp_track_process",
+    "track_file",
+    "vrrp_track_file",
+    "vrrp_sync_group",
+    "garp_group",
+    "vrrp_instance",
+    "bfd_instance",
+];
+/// Top-level blocks only the checker process reads.
+const CHECKER_BLOCKS: &[&str] = &[
+    "SSL",
+    "track_file",
+    "bfd_instance",
+    "virtual_server_group",
+    "virtual_server",
+    "local_address_group",
+    "deny_address_group",
+    "blacklist_address_group",
+    "allow_address_group",
+    "whitelist_address_group",
+    "tunnel_group",
+];
+
+/// Blocks every process but the parent skips (the children inherit what it read).
+const PARENT_BLOCKS: &[&str] = &["global_defs"];
+
+fn is_process_block(kw: &str) -> bool {
+    VRRP_BLOCKS.contains(&kw) || CHECKER_BLOCKS.contains(&kw) || PARENT_BLOCKS.contains(&kw)
+}
+
+impl Process {
+    /// Whether the top-level keyword `kw` is read (not skipped) by this process.
+    fn reads(self, kw: &str) -> bool {
+        let (own, other) = match self {
+            Process::Parent => return !is_process_block(kw) || PARENT_BLOCKS.contains(&kw),
+            _ if PARENT_BLOCKS.contains(&kw) => return false,
+            Process::Vrrp => (VRRP_BLOCKS, CHECKER_BLOCKS),
+            Process::Checker => (CHECKER_BLOCKS, VRRP_BLOCKS),
+        };
+        own.contains(&kw) || !other.contains(&kw)
+    }
+}
+
+/// Parses logical lines into the typed configuration. When the braces are unbalanced or a
+/// parameter is missing, keepalived's processes disagree about what they read (each skips the
+/// others' blocks by counting braces, and one that stops at a missing parameter does not undo
+/// the other passes before it): then what is reported is what the passes, one per process,
+/// report.
 pub fn parse_lines(lines: &[Line], diags: &mut Diagnostics) -> KeepalivedConfig {
+    let before = diags.items.len();
     let mut p = Parser::new(lines, diags);
     p.run_block(false, &mut |p: &mut Parser<'_>, l: &Line| top_keyword(p, l));
     let mut config = std::mem::take(&mut p.config);
     super::lvs::finalize(&mut config);
-    super::route_bridge::check(&config, p.diags);
+    let diverges = diags.items[before..]
+        .iter()
+        .any(|d| d.kind == DiagKind::Braces || d.severity == Severity::Fatal);
+    if diverges {
+        diags.items.truncate(before);
+        // keepalived -t reads as the parent, then the checker, then VRRP, in one process: a
+        // missing parameter (exit) in one pass ends the check there.
+        for process in [Process::Parent, Process::Checker, Process::Vrrp] {
+            let mut seen = Diagnostics::default();
+            let mut p = Parser::new(lines, &mut seen);
+            p.process = Some(process);
+            p.run_block(false, &mut |p: &mut Parser<'_>, l: &Line| top_keyword(p, l));
+            for d in seen.items {
+                if !diags.items[before..]
+                    .iter()
+                    .any(|o| o.span == d.span && o.message == d.message)
+                {
+                    diags.items.push(d);
+                }
+            }
+            if diags.has_fatal() {
+                diags.stopped_in = Some(process);
+                drop_unread(lines, diags, before);
+                break;
+            }
+        }
+    }
+    super::route_bridge::check(&config, diags);
     config
 }
 
+/// keepalived reads lines as it parses: what its reader would have said about the lines after
+/// the one that ended the check (an extra '}', the count of missing ones at the end) is never
+/// said. `before` is where the reader's own messages end.
+fn drop_unread(lines: &[Line], diags: &mut Diagnostics, before: usize) {
+    let Some(fatal) = diags
+        .items
+        .iter()
+        .find(|d| d.severity == Severity::Fatal)
+        .and_then(|d| d.span.clone())
+    else {
+        return;
+    };
+    let position = |file: &str, line: u32| {
+        lines
+            .iter()
+            .position(|l| &*l.span.file == file && l.span.line >= line)
+    };
+    let Some(stop) = position(&fatal.file, fatal.line) else {
+        return;
+    };
+    let mut i = 0;
+    diags.items.retain(|d| {
+        i += 1;
+        if i > before || d.kind != DiagKind::Braces {
+            return true;
+        }
+        match &d.span {
+            Some(s) => position(&s.file, s.line).is_none_or(|p| p <= stop),
+            None => false,
+        }
+    });
+}
+
 fn top_keyword<'a>(p: &mut Parser<'a>, l: &'a Line) -> bool {
+    if let Some(process) = p.process
+        && !process.reads(l.first())
+        && is_process_block(l.first())
+    {
+        p.skip_inactive(l);
+        return true;
+    }
     match l.first() {
         "global_defs" => p.global_defs(l),
         "SSL" => p.ssl_block(l),

@@ -34,11 +34,19 @@ impl<'a> Parser<'a> {
         self.sub_block(&mut |p: &mut Parser<'a>, l: &'a Line| {
             match l.first() {
                 "script" => s.script = p.script_without_user(l, 1),
-                "interval" => {
-                    if let Some(v) = p.read_timer(l, 1, 0.000001, 4294.967295) {
-                        s.interval = v;
+                // Whole seconds in 2.2.7.
+                "interval" => match p.read_unsigned(l, 1, 1, 4294) {
+                    Some(v) => s.interval = v as f64,
+                    None if l.len() > 1 => {
+                        let msg = format!(
+                            "({}): vrrp script interval '{}' must be between 1 and 4294 - ignoring",
+                            s.name,
+                            l.word(1).unwrap_or("")
+                        );
+                        p.warn(DiagKind::InvalidValue, l, msg);
                     }
-                }
+                    None => {}
+                },
                 "timeout" => s.timeout = p.read_timer(l, 1, 0.000001, 4294.967295),
                 "weight" => {
                     if let Some(w) = p.read_i32(l, 1, -253, 253) {
@@ -193,7 +201,10 @@ impl<'a> Parser<'a> {
     }
 
     pub(crate) fn sync_group(&mut self, l: &'a Line) {
-        let Some(name) = self.read_string(l, 1) else {
+        let Some(name) = self
+            .word_or(l, 1, "vrrp_sync_group must have a name - skipping")
+            .map(str::to_string)
+        else {
             self.skip_block();
             return;
         };

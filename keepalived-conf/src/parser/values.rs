@@ -27,6 +27,9 @@ fn trim_zeros(s: &str) -> &str {
 }
 
 /// strtod-like: the whole word must be a finite number.
+/// keepalived's TIMER_MAXIMUM in seconds (ULONG_MAX µs): the bound of the checker timers.
+pub(crate) const TIMER_MAXIMUM_SECS: f64 = 18_446_744_073_709.55;
+
 fn parse_double(s: &str) -> Option<f64> {
     let t = s.trim_start();
     if t.is_empty() || t.eq_ignore_ascii_case("nan") || t.to_ascii_lowercase().contains("inf") {
@@ -164,6 +167,15 @@ impl<'a> Parser<'a> {
                 None
             }
         }
+    }
+
+    /// Word `i`; when it is absent, keepalived's own (non-fatal) complaint `missing`.
+    pub(crate) fn word_or(&mut self, line: &'a Line, i: usize, missing: &str) -> Option<&'a str> {
+        let w = line.word(i);
+        if w.is_none() {
+            self.warn(DiagKind::MissingParameter, line, missing);
+        }
+        w
     }
 
     pub(crate) fn read_string(&mut self, line: &'a Line, i: usize) -> Option<String> {
@@ -370,6 +382,37 @@ pub fn split_quoted_escaped_bytes(b: &[u8]) -> Result<Vec<Vec<u8>>, QuotedError>
         out.push(word);
     }
     Ok(out)
+}
+
+/// inet_aton(3): one to four parts (decimal, 0octal or 0xhex), the last filling the rest.
+pub(crate) fn inet_aton(s: &str) -> Option<u32> {
+    let parts: Vec<&str> = s.split('.').collect();
+    if parts.len() > 4 {
+        return None;
+    }
+    let nums: Vec<u64> = parts
+        .iter()
+        .map(|p| {
+            if let Some(h) = p.strip_prefix("0x").or(p.strip_prefix("0X")) {
+                u64::from_str_radix(h, 16).ok()
+            } else if p.len() > 1 && p.starts_with('0') {
+                u64::from_str_radix(&p[1..], 8).ok()
+            } else if !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()) {
+                p.parse().ok()
+            } else {
+                None
+            }
+        })
+        .collect::<Option<_>>()?;
+    let (last, head) = nums.split_last()?;
+    if head.iter().any(|&n| n > 255) || *last >= 1u64 << (8 * (4 - head.len())) {
+        return None;
+    }
+    let mut v = 0u64;
+    for (i, n) in head.iter().enumerate() {
+        v |= n << (24 - 8 * i);
+    }
+    Some((v | last) as u32)
 }
 
 #[cfg(test)]

@@ -1,7 +1,7 @@
 //! `vrrp_instance`.
 
 use super::Parser;
-use super::values::parse_ip;
+use super::values::{check_true_false, parse_ip};
 use crate::diag::{DiagKind, Severity};
 use crate::lexer::Line;
 use crate::model::{
@@ -9,7 +9,7 @@ use crate::model::{
 };
 
 /// vrrp_instance keywords accepted but kept verbatim.
-const OTHER_VRRP: &[&str] = &[
+pub(super) const OTHER_VRRP: &[&str] = &[
     "use_vmac_addr",
     "old_unicast_checksum",
     "vrf",
@@ -30,7 +30,10 @@ const OTHER_VRRP: &[&str] = &[
 
 impl<'a> Parser<'a> {
     pub(crate) fn vrrp_instance(&mut self, l: &'a Line) {
-        let Some(name) = self.read_string(l, 1) else {
+        let Some(name) = self
+            .word_or(l, 1, "vrrp_instance must have a name")
+            .map(str::to_string)
+        else {
             self.skip_block();
             return;
         };
@@ -47,6 +50,31 @@ impl<'a> Parser<'a> {
         self.sub_block(&mut |p: &mut Parser<'a>, l: &'a Line| {
             p.vrrp_keyword(&mut v, &mut version_set, l)
         });
+        // keepalived's end-of-block checks carry the line of the closing '}'.
+        if v.unicast_ttl.is_some()
+            && v.unicast_peers.is_empty()
+            && let Some(end) = self.last_line
+        {
+            let msg = format!(
+                "({}): Cannot use unicast_ttl without unicast peers - resetting",
+                v.name
+            );
+            self.warn(DiagKind::Semantic, end, msg);
+            v.unicast_ttl = None;
+        }
+        if v.unicast_src_ip.is_some() && v.unicast_peers.is_empty() {
+            let msg = format!(
+                "({}) A unicast keyword has been specified without any unicast peers. Defaulting to multicast. This usage is deprecated - please update your configuration.",
+                v.name
+            );
+            self.diags
+                .push(Severity::Warning, DiagKind::Semantic, None, msg, None);
+        }
+        if v.vmac_xmit_base && v.use_vmac.is_none() {
+            let msg = format!("({}) vmac_xmit_base is only valid with a vmac", v.name);
+            self.diags
+                .push(Severity::Warning, DiagKind::Semantic, None, msg, None);
+        }
         if !v.priority_configured && v.state == VrrpState::Master {
             v.priority = 255;
         }
@@ -146,6 +174,13 @@ impl<'a> Parser<'a> {
             "accept" => v.accept = Some(true),
             "no_accept" => v.accept = Some(false),
             "use_vmac" => {
+                if l.len() > 2 {
+                    self.warn(
+                        DiagKind::InvalidValue,
+                        l,
+                        "VMAC interface name already specified",
+                    );
+                }
                 v.use_vmac = Some(
                     l.word(1)
                         .map(str::to_string)
@@ -324,8 +359,27 @@ impl<'a> Parser<'a> {
             "notify_master_rx_lower_pri" => v.notify.notify_master_rx_lower_pri = self.script(l, 1),
             "smtp_alert" => v.smtp_alert = self.read_flag(l, 1),
             "strict_mode" => v.strict_mode = self.read_flag(l, 1),
-            "skip_check_adv_addr" => v.skip_check_adv_addr = true,
-            "garp_master_delay" => v.garp_master_delay = self.read_u32(l, 1, 0, 86400),
+            "skip_check_adv_addr" => match l.word(1).map(check_true_false) {
+                Some(None) => {
+                    let msg = format!(
+                        "({name}) invalid skip_check_adv_addr {} specified",
+                        l.word(1).unwrap_or("")
+                    );
+                    self.warn(DiagKind::InvalidValue, l, msg);
+                }
+                Some(Some(b)) => v.skip_check_adv_addr = b,
+                None => v.skip_check_adv_addr = true,
+            },
+            "garp_master_delay" => {
+                v.garp_master_delay = self.read_u32(l, 1, 0, 4294);
+                if v.garp_master_delay.is_none() && l.len() > 1 {
+                    let msg = format!(
+                        "({name}): garp_master_delay '{}' invalid - ignoring",
+                        l.word(1).unwrap_or("")
+                    );
+                    self.warn(DiagKind::InvalidValue, l, msg);
+                }
+            }
             "garp_master_repeat" => v.garp_master_repeat = self.read_u32(l, 1, 0, u32::MAX),
             "garp_master_refresh" => v.garp_master_refresh = self.read_u32(l, 1, 0, u32::MAX),
             "garp_master_refresh_repeat" => {
@@ -354,6 +408,36 @@ impl<'a> Parser<'a> {
                 );
             }
             "debug" => v.debug = self.read_u32(l, 1, 0, 4).map(|d| d as u8),
+            "mcast_dst_ip" => {
+                if let Some(w) = self.arg(l, 1) {
+                    let msg = match parse_ip(w) {
+                        None => Some(format!(
+                            "({name}) malformed mcast dest address {w}. Skipping..."
+                        )),
+                        Some(a) if !a.is_multicast() => Some(format!(
+                            "({name}) mcast_dst_ip {w} not multicast. Skipping..."
+                        )),
+                        Some(_) => None,
+                    };
+                    if let Some(msg) = msg {
+                        self.warn(DiagKind::InvalidValue, l, msg);
+                    }
+                }
+                let opt = self.raw_option(l, false);
+                v.extra.push(opt);
+            }
+            "kernel_rx_buf_size" => {
+                if l.len() != 2
+                    || l.word(1)
+                        .and_then(|w| w.parse::<u64>().ok())
+                        .is_none_or(|n| n == 0)
+                {
+                    let msg = format!("({}) invalid kernel_rx_buf_size specified", v.name);
+                    self.warn(DiagKind::InvalidValue, l, msg);
+                }
+                let opt = self.raw_option(l, false);
+                v.extra.push(opt);
+            }
             kw if OTHER_VRRP.contains(&kw) => {
                 let opt = self.raw_option(l, false);
                 v.extra.push(opt);

@@ -1,0 +1,237 @@
+//! `cargo xtask bench failover`: VRRP failover time, ours beside Debian's keepalived 2.2.7 in
+//! the same run. Each implementation runs an HA pair of its own (master priority 150, backup
+//! 100, one VIP, VRRPv3) in two namespaces on one link; the master is stopped gracefully
+//! (SIGTERM: it sends priority 0) or crashes (SIGKILL of the process running VRRP: the
+//! backup waits for the master-down interval), and the time from the signal to the VIP being
+//! on the backup (its address event, seen by `ip monitor` in the backup's namespace) is
+//! measured, at 1 s, 100 ms and 10 ms adverts. Rows print ours beside 2.2.7 with the ratio.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use xlvs_tests::keepalived::{Keepalived, REAL_KEEPALIVED, RealKeepalived, Workdir};
+use xlvs_tests::lab::Pins;
+use xlvs_tests::netns::{Netns, is_root, unique_prefix, veth};
+
+const VIP: &str = "198.18.72.100";
+const ADVERTS: [(&str, f64); 3] = [("1 s", 1.0), ("100 ms", 0.1), ("10 ms", 0.01)];
+
+#[derive(Clone, Copy, PartialEq)]
+enum Stop {
+    Graceful,
+    Crash,
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum Impl {
+    Ours,
+    Theirs,
+}
+
+fn config(state: &str, ifname: &str, priority: u8, advert: f64) -> String {
+    format!(
+        "vrrp_instance VI_1 {{\n  state {state}\n  interface {ifname}\n  virtual_router_id 62\n  \
+         priority {priority}\n  advert_int {advert}\n  version 3\n  virtual_ipaddress {{\n    \
+         {VIP}/32 dev {ifname}\n  }}\n}}\n"
+    )
+}
+
+/// One node of a pair: ours (with its own pins) or 2.2.7.
+enum Node {
+    Ours(Keepalived),
+    Theirs(RealKeepalived, PathBuf),
+}
+
+impl Node {
+    fn start(which: Impl, ns: &Netns, dir: &Workdir, pins: &Pins, conf: &Path) -> Result<Node> {
+        Ok(match which {
+            Impl::Ours => Node::Ours(Keepalived::start_in(ns, &pins.0, dir, conf)?),
+            // -P: VRRP only; -R: a killed VRRP child stays dead (a crash, not a respawn).
+            Impl::Theirs => Node::Theirs(
+                RealKeepalived::start(ns, dir, "ka", conf, &["-P", "-R"])?,
+                dir.path("ka-vrrp.pid"),
+            ),
+        })
+    }
+
+    /// The process that runs VRRP (2.2.7: its VRRP child).
+    fn vrrp_pid(&self) -> Result<i32> {
+        match self {
+            Node::Ours(k) => k.pid().context("not running"),
+            Node::Theirs(_, pid_file) => std::fs::read_to_string(pid_file)?
+                .trim()
+                .parse()
+                .context("vrrp pid file"),
+        }
+    }
+
+    /// Waits (a while) for a gracefully stopped node to be gone, so the next master starts
+    /// alone.
+    fn finish(&mut self) {
+        match self {
+            Node::Ours(k) => {
+                let _ = k.wait(Duration::from_secs(5));
+            }
+            Node::Theirs(k, _) => {
+                let pid = k.pid();
+                // SAFETY: signal 0 only checks that the process we started still exists.
+                wait_for(
+                    Duration::from_secs(5),
+                    || unsafe { libc::kill(pid, 0) } != 0,
+                );
+            }
+        }
+    }
+
+    fn stop(&mut self, how: Stop) -> Result<()> {
+        match (self, how) {
+            (Node::Ours(k), Stop::Graceful) => k.signal(libc::SIGTERM),
+            (Node::Theirs(k, _), Stop::Graceful) => kill(k.pid(), libc::SIGTERM),
+            (n, Stop::Crash) => kill(n.vrrp_pid()?, libc::SIGKILL),
+        }
+    }
+}
+
+fn kill(pid: i32, sig: i32) -> Result<()> {
+    // SAFETY: kill(2) on a process this benchmark started.
+    if unsafe { libc::kill(pid, sig) } != 0 {
+        bail!("kill {pid}: {}", std::io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+fn has_vip(ns: &Netns, ifname: &str) -> bool {
+    ns.ip(&["-o", "addr", "show", "dev", ifname])
+        .map(|o| String::from_utf8_lossy(&o.stdout).contains(&format!("{VIP}/32")))
+        .unwrap_or(false)
+}
+
+fn wait_for(limit: Duration, f: impl Fn() -> bool) -> bool {
+    let t0 = Instant::now();
+    while t0.elapsed() < limit {
+        if f() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    false
+}
+
+/// `ip monitor address` in `ns`: the instant the VIP is added there, sent once.
+fn watch_vip_added(ns: &Netns) -> Result<(std::process::Child, mpsc::Receiver<Instant>)> {
+    let mut child = ns
+        .command("ip")
+        .args(["-o", "monitor", "address"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()?;
+    let out = child.stdout.take().context("stdout")?;
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(out).lines().map_while(Result::ok) {
+            if line.contains(&format!("{VIP}/32")) && !line.starts_with("Deleted") {
+                let _ = tx.send(Instant::now());
+                return;
+            }
+        }
+    });
+    std::thread::sleep(Duration::from_millis(100));
+    Ok((child, rx))
+}
+
+/// A pair of one implementation: measures `rounds` failovers of each kind at `advert`.
+fn measure(which: Impl, advert: f64, rounds: usize) -> Result<[Vec<Duration>; 2]> {
+    let p = unique_prefix("bfo");
+    let a = Netns::new(&format!("{p}a"))?;
+    let b = Netns::new(&format!("{p}b"))?;
+    veth(&a, "va", &b, "vb")?;
+    a.ip(&["addr", "add", "198.18.72.1/24", "dev", "va"])?;
+    b.ip(&["addr", "add", "198.18.72.2/24", "dev", "vb"])?;
+    let (da, db) = (
+        Workdir::new(&format!("{p}a"))?,
+        Workdir::new(&format!("{p}b"))?,
+    );
+    let (pa, pb) = (
+        Pins::scratch(&format!("{p}a"), 4096),
+        Pins::scratch(&format!("{p}b"), 4096),
+    );
+    let (ca, cb) = (da.path("a.conf"), db.path("b.conf"));
+    std::fs::write(&ca, config("MASTER", "va", 150, advert))?;
+    std::fs::write(&cb, config("BACKUP", "vb", 100, advert))?;
+    let _backup = Node::start(which, &b, &db, &pb, &cb)?;
+    let settle = Duration::from_secs_f64((advert * 5.0).max(0.5));
+    let mut out = [Vec::new(), Vec::new()];
+    for round in 0..rounds * 2 {
+        let how = if round % 2 == 0 {
+            Stop::Graceful
+        } else {
+            Stop::Crash
+        };
+        let mut master = Node::start(which, &a, &da, &pa, &ca)?;
+        // The first start of ours loads the XDP program (seconds on a busy machine).
+        if !wait_for(Duration::from_secs(60), || {
+            has_vip(&a, "va") && !has_vip(&b, "vb")
+        }) {
+            bail!("the master never settled (advert {advert} s)");
+        }
+        std::thread::sleep(settle);
+        let (mut mon, added) = watch_vip_added(&b)?;
+        let t0 = Instant::now();
+        master.stop(how)?;
+        let took = added
+            .recv_timeout(Duration::from_secs(15))
+            .map(|t| t.duration_since(t0));
+        let _ = mon.kill();
+        let _ = mon.wait();
+        if how == Stop::Graceful {
+            master.finish();
+        }
+        drop(master);
+        // A crashed 2.2.7 parent (or ours) leaves the VIP on `a`: nobody removed it.
+        let _ = a.ip(&["addr", "del", &format!("{VIP}/32"), "dev", "va"]);
+        match took {
+            Ok(d) => out[usize::from(how == Stop::Crash)].push(d),
+            Err(_) => bail!("the backup never took over (advert {advert} s)"),
+        }
+    }
+    Ok(out)
+}
+
+fn median(v: &mut [Duration]) -> Duration {
+    v.sort();
+    v.get(v.len() / 2).copied().unwrap_or_default()
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+pub fn run(rounds: usize) -> Result<()> {
+    if !is_root() || !std::path::Path::new(REAL_KEEPALIVED).exists() {
+        bail!("the failover benchmark needs root and {REAL_KEEPALIVED}");
+    }
+    let rounds = rounds.max(1);
+    println!("VRRP failover: signal to the master -> VIP on the backup (median of {rounds}; ms)");
+    println!(
+        "{:<8} {:<9} {:>10} {:>10} {:>7}",
+        "advert", "stop", "ours", "2.2.7", "ratio"
+    );
+    for (label, advert) in ADVERTS {
+        let mut ours = measure(Impl::Ours, advert, rounds)?;
+        let mut theirs = measure(Impl::Theirs, advert, rounds)?;
+        for (k, how) in ["graceful", "SIGKILL"].iter().enumerate() {
+            let (o, t) = (median(&mut ours[k]), median(&mut theirs[k]));
+            println!(
+                "{label:<8} {how:<9} {:>10.1} {:>10.1} {:>7.2}",
+                ms(o),
+                ms(t),
+                ms(o) / ms(t).max(0.001)
+            );
+        }
+    }
+    Ok(())
+}
