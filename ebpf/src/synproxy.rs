@@ -188,7 +188,8 @@ pub fn handle<const V6: bool>(ctx: &XdpContext, now: u64) -> u32 {
     };
     let flags = pkt.tcp_flags & (TCP_SYN | TCP_ACK | TCP_RST);
     let mut reuse = false;
-    if let Some(entry) = CONNS.get_ptr_mut(&flow) {
+    let known = CONNS.get_ptr_mut(&flow);
+    if let Some(entry) = known {
         let entry = unsafe { &mut *entry };
         // A closed (or expired) proxied connection on this flow: an ACK without a valid cookie
         // is still the old connection's (e.g. its last ACK sent again).
@@ -205,7 +206,7 @@ pub fn handle<const V6: bool>(ctx: &XdpContext, now: u64) -> u32 {
         return cookie_synack::<V6>(ctx, &pkt, &o, now);
     }
     if flags == TCP_ACK {
-        return cookie_ack::<V6>(ctx, &pkt, &o, &flow, reuse);
+        return cookie_ack::<V6>(ctx, &pkt, &o, &flow, reuse, known.is_none());
     }
     count(counter::DROP_NO_SESSION);
     xdp_action::XDP_DROP
@@ -344,6 +345,7 @@ fn cookie_ack<const V6: bool>(
     o: &Opts,
     flow: &FlowKey,
     reuse: bool,
+    unknown_flow: bool,
 ) -> u32 {
     if !cookie_valid::<V6>(ctx, pkt) {
         if reuse {
@@ -379,7 +381,16 @@ fn cookie_ack<const V6: bool>(
         _pad: 0,
     };
     count(counter::SYNPROXY_OPENED);
-    let verdict = jump(ctx, Stage::Main);
+    // The flow has no entry (looked up above): the SYN goes straight to the stage that opens
+    // it. Otherwise the main program decides what it replaces (see path/lookup.rs).
+    let verdict = jump(
+        ctx,
+        if unknown_flow {
+            Stage::New
+        } else {
+            Stage::Main
+        },
+    );
     SYNPROXY_OPEN.cancel();
     verdict
 }
