@@ -5,7 +5,7 @@
 //! Modules, from the leaves up (imports only go downwards):
 //! * leaves: `proto` (protocol numbers, named header offsets), `csum` (checksum math);
 //! * `maps` (the pinned ABI maps), `stage` (jumps between programs, hand-offs, scratch);
-//! * `parse`, then the features: `state`, `conncount`, `stats`, `nat`, `forward`, `acl`,
+//! * `parse`, then the features: `addr_filter`, `state`, `conncount`, `stats`, `nat`, `forward`, `acl`,
 //!   `fwmark`, `service`, `persist`, `sched`, `sched_scan`, `fullnat`, `tcpopt`, `toa`,
 //!   `seqadj`, `synproxy`, `tunnel`, `frag`, `icmp`, `icmp6`;
 //! * `path`: lookup, established, open; and this table of programs.
@@ -16,6 +16,7 @@
 #![feature(core_intrinsics)]
 
 mod acl;
+mod addr_filter;
 mod conncount;
 mod csum;
 mod fill;

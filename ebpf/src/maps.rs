@@ -191,3 +191,8 @@ pub static FWMARK_RULES: HashMap<ebpf_common::FwmarkRuleKey, u32> =
 #[map]
 pub static FWMARK_PORTS_FREE: Array<[u32; ebpf_common::FWMARK_PORT_WORDS as usize]> =
     Array::pinned(ebpf_common::FWMARK_PORT_ENTRIES, 0);
+
+/// Addresses a packet of some connection can carry (`ebpf_common::addr_filter_slot`; see
+/// addr_filter.rs). Written by user space.
+#[map]
+pub static ADDR_FILTER: Array<u32> = Array::pinned(ebpf_common::ADDR_FILTER_ENTRIES, 0);
