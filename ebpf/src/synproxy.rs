@@ -9,7 +9,8 @@
 //!    the check (nothing stored) and the client's first data segment, whose cookie checks the
 //!    same way, takes its place; its data is dropped and sent again by the client. A valid one is turned
 //!    into a SYN to the real server (the client's own ISN, so the client's sequence space needs
-//!    no translation) and handed to the main program (tail call), which schedules and opens the
+//!    no translation) and handed to the new-connection stage (tail call; to the main program
+//!    when the flow has an entry it may replace), which schedules and opens the
 //!    connection as for any SYN; the entries are marked pending (`CONN_F_SYNPROXY`).
 //!    Our SYN-ACK closes the client's window (zero; not in defer mode), so the client sends
 //!    nothing that could overtake the real's SYN-ACK and be lost.
@@ -82,7 +83,7 @@ use crate::tcpopt::{self, Opts};
 /// Window we announce in the packets we make (SYN windows are never scaled).
 const WINDOW: u16 = 64240;
 
-/// The SYN the ACK of a valid cookie became, on its way into the main program.
+/// The SYN the ACK of a valid cookie became, on its way to the stage that opens it.
 #[repr(C)]
 #[derive(Clone, Copy)]
 pub struct Open {
@@ -95,7 +96,7 @@ pub struct Open {
     pub _pad: u32,
 }
 
-/// The cookie ACK turned SYN, handed to the main program (which opens its connection).
+/// The cookie ACK turned SYN, handed to `xlvs_new` (or `xlvs`), which opens its connection.
 #[map]
 static SYNPROXY_OPEN: Handoff<Open> = Handoff::new();
 
