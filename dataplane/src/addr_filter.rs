@@ -6,7 +6,7 @@
 
 use aya::maps::MapError;
 use ebpf_common::{
-    self as c, ADDR_FILTER_READY, ADDR_FILTER_SRC, CONN_F_REPLY, Conn, FlowKey, addr_filter_slot,
+    ADDR_FILTER_READY, ADDR_FILTER_SRC, CONN_F_REPLY, Conn, FlowKey, addr_filter_slot,
 };
 
 use crate::error::Result;
@@ -34,36 +34,39 @@ pub(crate) fn mark_source(maps: &mut Maps, af: u8, addr: &[u32; 4]) -> Result<()
 /// A connection-table entry written from user space: what the packet path must let through to
 /// find it (a REPLY entry's source, a CLIENT entry's destination).
 pub(crate) fn mark_entry(maps: &mut Maps, key: &FlowKey, conn: &Conn) -> Result<()> {
+    mark(maps, entry_index(key, conn))
+}
+
+fn entry_index(key: &FlowKey, conn: &Conn) -> u32 {
     if conn.flags & CONN_F_REPLY != 0 {
-        mark_source(maps, key.af, &key.src)
+        ADDR_FILTER_SRC + addr_filter_slot(key.af, &key.src)
     } else {
-        mark_destination(maps, key.af, &key.dst)
+        addr_filter_slot(key.af, &key.dst)
     }
 }
 
 /// Marks the VIPs and real servers configured (on every load: a build that did not mark may
 /// have run meanwhile) and, the first time, every entry of the connection table (tables kept
-/// from a build without the filter); then turns the filter on.
+/// from a build without the filter); then turns the filter on. The slots are gathered first:
+/// the table may hold millions of entries.
 pub(crate) fn ensure_ready(maps: &mut Maps) -> Result<()> {
-    let vips: Vec<c::ServiceKey> = maps.vips.keys().filter_map(|k| k.ok()).collect();
-    for v in vips {
-        mark_destination(maps, v.af, &v.addr)?;
+    let mut wanted = vec![false; ADDR_FILTER_READY as usize];
+    for v in maps.vips.keys().flatten() {
+        wanted[addr_filter_slot(v.af, &v.addr) as usize] = true;
     }
-    let dests: Vec<c::Dest> = maps
-        .dests
-        .iter()
-        .filter_map(|r| r.ok())
-        .map(|(_, d)| d)
-        .collect();
-    for d in dests {
-        mark_source(maps, d.af, &d.addr)?;
+    for (_, d) in maps.dests.iter().flatten() {
+        wanted[(ADDR_FILTER_SRC + addr_filter_slot(d.af, &d.addr)) as usize] = true;
     }
     let ready = maps.addr_filter.get(&ADDR_FILTER_READY, 0).unwrap_or(0) != 0;
     if !ready {
-        let entries: Vec<(FlowKey, Conn)> = maps.conns.iter().filter_map(|r| r.ok()).collect();
-        for (key, conn) in &entries {
-            mark_entry(maps, key, conn)?;
+        for (key, conn) in maps.conns.iter().flatten() {
+            wanted[entry_index(&key, &conn) as usize] = true;
         }
+    }
+    for (index, _) in wanted.iter().enumerate().filter(|(_, w)| **w) {
+        mark(maps, index as u32)?;
+    }
+    if !ready {
         maps.addr_filter
             .set(ADDR_FILTER_READY, 1, 0)
             .map_err(|e: MapError| err("write ADDR_FILTER", e))?;
