@@ -190,6 +190,7 @@ pub fn per_laddr_counts(maps: &Maps) -> Result<HashMap<(u32, [u32; 4]), u64>> {
 /// [`crate::fill`]).
 pub(crate) fn insert(maps: &mut Maps, key: FlowKey, conn: Conn) -> Result<()> {
     const BPF_NOEXIST: u64 = 1;
+    crate::addr_filter::mark_entry(maps, &key, &conn)?;
     match maps.conns.insert(key, conn, BPF_NOEXIST) {
         Ok(()) => {
             maps.conn_fill.add(1);

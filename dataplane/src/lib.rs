@@ -16,6 +16,7 @@
 //! ```
 
 mod acl;
+mod addr_filter;
 pub mod conncount;
 pub mod conns;
 pub mod error;

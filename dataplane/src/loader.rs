@@ -91,6 +91,7 @@ pub fn ensure_loaded(opts: &Options) -> Result<()> {
 fn load_and_pin(opts: &Options) -> Result<()> {
     let dir = &opts.pin_dir;
     let mut ebpf = load_object(opts)?;
+    crate::addr_filter::ensure_ready(&mut Maps::open(dir)?)?;
     let prog = load_programs(&mut ebpf)?;
     let pin = prog_pin(dir);
     if !pin.exists() {
@@ -402,7 +403,7 @@ pub fn reload(opts: &Options) -> Result<Vec<String>> {
     let old_jumps = jump_pins(dir);
     let mut ebpf = load_object(opts)?;
     // Tables of another layout cannot be adopted by this program.
-    Maps::open(dir)?;
+    crate::addr_filter::ensure_ready(&mut Maps::open(dir)?)?;
     load_programs(&mut ebpf)?;
     let new_jump = pin_jump(&mut ebpf, dir)?;
     let prog = main_program(&mut ebpf)?;

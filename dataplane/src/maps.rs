@@ -42,6 +42,7 @@ pub struct Maps {
     pub fwmark_class: LpmTrie<MapData, FwmarkPrefix, FwmarkRules>,
     pub fwmark_rules: HashMap<MapData, FwmarkRuleKey, u32>,
     pub fwmark_ports_free: Array<MapData, [u32; ebpf_common::FWMARK_PORT_WORDS as usize]>,
+    pub addr_filter: Array<MapData, u32>,
 }
 
 fn open(dir: &Path, name: &str, wrap: fn(MapData) -> Map) -> Result<Map> {
@@ -92,6 +93,7 @@ impl Maps {
             fwmark_class: m!(names::FWMARK_CLASS, LpmTrie),
             fwmark_rules: m!(names::FWMARK_RULES, HashMap),
             fwmark_ports_free: m!(names::FWMARK_PORTS_FREE, Array),
+            addr_filter: m!(names::ADDR_FILTER, Array),
         })
     }
 }

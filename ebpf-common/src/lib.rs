@@ -1041,6 +1041,35 @@ pub mod fw {
     pub const STATE_HOSTS: u32 = 16;
 }
 
+/// ADDR_FILTER: which addresses a packet of some connection can carry, so that the packet path
+/// passes any other packet without asking the connection table. Two sides of
+/// [`ADDR_FILTER_SLOTS`] entries, indexed by [`addr_filter_slot`]: destinations (VIPs, and the
+/// destination of any CLIENT entry user space writes) then sources (real servers: a REPLY
+/// entry's source is its real's address). User space writes 1 into a slot, never 0 (a slot
+/// may be shared by several addresses, and an address may outlive its service or destination
+/// in connections still open), so no read-modify-write races; the last entry says the filter
+/// is complete ([`ADDR_FILTER_READY`]: 0 = not yet, every packet is looked up).
+pub const ADDR_FILTER_SLOTS: u32 = 4096;
+/// The first entry of the sources' side.
+pub const ADDR_FILTER_SRC: u32 = ADDR_FILTER_SLOTS;
+/// The entry saying the filter holds every address in use (written last, by user space).
+pub const ADDR_FILTER_READY: u32 = 2 * ADDR_FILTER_SLOTS;
+pub const ADDR_FILTER_ENTRIES: u32 = ADDR_FILTER_READY + 1;
+const _: () =
+    assert!(ADDR_FILTER_SRC == ADDR_FILTER_SLOTS && ADDR_FILTER_READY == 2 * ADDR_FILTER_SLOTS);
+
+/// The slot of an address (words as in [`FlowKey`]) on one side of ADDR_FILTER.
+#[inline(always)]
+pub const fn addr_filter_slot(af: u8, addr: &[u32; 4]) -> u32 {
+    let mut h = (af as u32).wrapping_mul(0x9e37_79b9);
+    h = (h ^ addr[0]).wrapping_mul(0x85eb_ca6b);
+    h = (h ^ addr[1]).wrapping_mul(0xc2b2_ae35);
+    h = (h ^ addr[2]).wrapping_mul(0x85eb_ca6b);
+    h = (h ^ addr[3]).wrapping_mul(0xc2b2_ae35);
+    h ^= h >> 16;
+    h % ADDR_FILTER_SLOTS
+}
+
 /// EST key of a service id / destination id.
 pub const fn est_key_service(id: u32) -> u32 {
     id
@@ -1110,6 +1139,7 @@ map_names! {
     FW_SCOPED,
     FW_HOSTS,
     FW_HITS,
+    ADDR_FILTER,
 }
 
 /// Declares the map keys and values shared with user space once: each one's size is checked
@@ -1160,3 +1190,34 @@ abi_types! {
 // The packet path changes a connection's state with a compare-and-exchange on the aligned
 // 32-bit word that `state` opens (ebpf/src/state.rs `claim`).
 const _: () = assert!(core::mem::offset_of!(Conn, state) % 4 == 0);
+
+#[cfg(test)]
+mod addr_filter_tests {
+    use super::*;
+
+    #[test]
+    fn slots_stay_in_range_and_spread_a_subnet() {
+        let mut used = [false; ADDR_FILTER_SLOTS as usize];
+        let mut shared = 0;
+        for host in 0..256u32 {
+            let addr = [u32::from_be_bytes([198, 18, 2, host as u8]), 0, 0, 0];
+            let slot = addr_filter_slot(AF_INET, &addr);
+            assert!(slot < ADDR_FILTER_SLOTS);
+            if used[slot as usize] {
+                shared += 1;
+            }
+            used[slot as usize] = true;
+        }
+        // 256 addresses in 4096 slots: a handful share one (each costs a lookup, no more).
+        assert!(shared < 32, "{shared} of 256 addresses share a slot");
+        // The family is part of the slot: an IPv6 address with the same words differs.
+        let words = [u32::from_be_bytes([198, 18, 2, 1]), 0, 0, 0];
+        let same = (0..64u32)
+            .filter(|i| {
+                let w = [words[0] ^ i, 0, 0, 0];
+                addr_filter_slot(AF_INET, &w) == addr_filter_slot(AF_INET6, &w)
+            })
+            .count();
+        assert!(same < 4, "{same}");
+    }
+}

@@ -37,6 +37,7 @@ pub fn refuses() -> bool {
 /// Inserts or replaces the entry at `key`, counting it when it is new.
 #[inline(always)]
 pub fn insert(key: &FlowKey, conn: &Conn) -> Result<(), i32> {
+    crate::addr_filter::note_entry(key, conn);
     if CONNS.insert(key, conn, BPF_NOEXIST).is_ok() {
         add(1);
         return Ok(());
@@ -48,6 +49,7 @@ pub fn insert(key: &FlowKey, conn: &Conn) -> Result<(), i32> {
 /// Inserts the entry at `key` only if there is none (FULLNAT's port allocation).
 #[inline(always)]
 pub fn insert_new(key: &FlowKey, conn: &Conn) -> bool {
+    crate::addr_filter::note_entry(key, conn);
     let ok = CONNS.insert(key, conn, BPF_NOEXIST).is_ok();
     if ok {
         add(1);

@@ -85,8 +85,14 @@ pub fn open(flow: &FlowKey, client: &mut Conn, reply: &mut Conn) -> Result<(), u
         }
         key.dst = laddr.addr;
         key.dport = ((base + (c / n) % slice) as u16).to_be();
-        let bound = crate::fill::insert_new(key, reply)
-            || (reclaimable(key, old_key, flow, now) && crate::fill::insert(key, reply).is_ok());
+        // Looked up first: an insert that finds the pair taken has already taken a free
+        // entry from the LRU (evicting another connection's when the table is full).
+        let bound = match unsafe { CONNS.get(&*key) } {
+            None => crate::fill::insert_new(key, reply),
+            Some(old) => {
+                reclaimable(old, key, old_key, flow, now) && crate::fill::insert(key, reply).is_ok()
+            }
+        };
         if !bound {
             conflict(laddr);
             continue;
@@ -102,15 +108,18 @@ pub fn open(flow: &FlowKey, client: &mut Conn, reply: &mut Conn) -> Result<(), u
     Err(counter::DROP_LADDR_EXHAUSTED)
 }
 
-/// Whether the REPLY entry at `key` belongs to a connection that is over: its CLIENT entry is
-/// gone, was replaced by another connection of the same client, is the one `opening` replaces
-/// (a SYN reopening a closed connection), or has timed out (neither side seen within its
-/// state's timeout). The dead CLIENT entry is removed with it.
+/// Whether `old`, the entry at `key`, is the REPLY entry of a connection that is over: its
+/// CLIENT entry is gone, was replaced by another connection of the same client, is the one
+/// `opening` replaces (a SYN reopening a closed connection), or has timed out (neither side
+/// seen within its state's timeout). The dead CLIENT entry is removed with it.
 #[inline(always)]
-fn reclaimable(key: &FlowKey, client_key: &mut FlowKey, opening: &FlowKey, now: u64) -> bool {
-    let Some(old) = (unsafe { CONNS.get(key) }) else {
-        return true;
-    };
+fn reclaimable(
+    old: &Conn,
+    key: &FlowKey,
+    client_key: &mut FlowKey,
+    opening: &FlowKey,
+    now: u64,
+) -> bool {
     if old.flags & CONN_F_REPLY == 0 {
         return false;
     }

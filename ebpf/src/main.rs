@@ -5,7 +5,7 @@
 //! Modules, from the leaves up (imports only go downwards):
 //! * leaves: `proto` (protocol numbers, named header offsets), `csum` (checksum math);
 //! * `maps` (the pinned ABI maps), `stage` (jumps between programs, hand-offs, scratch);
-//! * `parse`, then the features: `state`, `conncount`, `stats`, `nat`, `forward`, `acl`,
+//! * `parse`, then the features: `addr_filter`, `state`, `conncount`, `stats`, `nat`, `forward`, `acl`,
 //!   `fwmark`, `service`, `persist`, `sched`, `sched_scan`, `fullnat`, `tcpopt`, `toa`,
 //!   `seqadj`, `synproxy`, `tunnel`, `frag`, `icmp`, `icmp6`, `fw`;
 //! * `path`: lookup, established, open; and this table of programs.
@@ -16,6 +16,7 @@
 #![feature(core_intrinsics)]
 
 mod acl;
+mod addr_filter;
 mod conncount;
 mod csum;
 mod fill;
@@ -62,7 +63,8 @@ fn now() -> u64 {
 /// itself. Hands over by tail call: ICMP messages (`xlvs_icmp`), fragments (`xlvs_frag`),
 /// SYNPROXY segments (`xlvs_synproxy{,6}`), translated ones (`xlvs_seqadj`), TOA (`xlvs_toa`),
 /// tunnel connections (`xlvs_tunnel`, with `tunnel::Job`), and misses on a VIP (`xlvs_new`).
-/// Reached again by tail call from `xlvs_synproxy` (the SYN it made, `synproxy::Open`) and
+/// Reached again by tail call from `xlvs_synproxy` (the SYN it made, `synproxy::Open`, for a
+/// flow with an entry it may replace) and
 /// `xlvs_frag` (a recorded first fragment).
 #[xdp]
 pub fn xlvs(ctx: XdpContext) -> u32 {
@@ -77,8 +79,9 @@ pub fn xlvs_frag(ctx: XdpContext) -> u32 {
     frag::handle(&ctx, now())
 }
 
-/// From `xlvs` (a miss on a VIP, or an ended connection replaced) and `xlvs_sched` (its pick,
-/// `sched::Pick`): a packet that may open a connection. Hands over to `xlvs_sched`,
+/// From `xlvs` (a miss on a VIP, or an ended connection replaced), `xlvs_sched` (its pick,
+/// `sched::Pick`) and `xlvs_synproxy{,6}` (the SYN it made for a flow without entry,
+/// `synproxy::Open`): a packet that may open a connection. Hands over to `xlvs_sched`,
 /// `xlvs_synproxy{,6}` (a SYN to a SYNPROXY service) and `xlvs_fwd` (the first packet, with
 /// its connection in `forward::FIRST_PACKET`). Split: the main program's budget and stack
 /// keep the established paths.
@@ -95,7 +98,7 @@ pub fn xlvs_sched(ctx: XdpContext) -> u32 {
 }
 
 /// From `xlvs` and `xlvs_new`: SYNPROXY for IPv4 (see synproxy.rs). Hands a cookie ACK turned
-/// SYN to `xlvs` (`synproxy::Open`), a resent SYN to `xlvs_fwd`, translated segments to
+/// SYN to `xlvs_new` (or to `xlvs` when the flow has an entry; `synproxy::Open`), a resent SYN to `xlvs_fwd`, translated segments to
 /// `xlvs_seqadj`. Split: the cookie helpers and packet making need their own stack.
 #[xdp]
 pub fn xlvs_synproxy(ctx: XdpContext) -> u32 {

@@ -232,3 +232,7 @@ pub static FW_SCOPED: aya_ebpf::maps::LpmTrie<ebpf_common::FwScopedKey, ebpf_com
 /// (BPF_F_MMAPABLE: a million rules are zeroed without a million syscalls).
 #[map]
 pub static FW_HITS: Array<u64> = Array::pinned(ebpf_common::MAX_FW_RULES, BPF_F_MMAPABLE);
+/// Addresses a packet of some connection can carry (`ebpf_common::addr_filter_slot`; see
+/// addr_filter.rs). Written by user space.
+#[map]
+pub static ADDR_FILTER: Array<u32> = Array::pinned(ebpf_common::ADDR_FILTER_ENTRIES, 0);

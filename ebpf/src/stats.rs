@@ -1,7 +1,6 @@
 //! Per-service and per-destination counters (`ipvsadm -L --stats/--rate`): IPVS counts a
 //! connection when it opens, and every packet and its IP length in either direction.
 
-use aya_ebpf::maps::PerCpuArray;
 use ebpf_common::Stats;
 
 use crate::maps::{DEST_STATS, SVC_STATS};
@@ -11,15 +10,15 @@ use crate::state::Dir;
 /// A connection opened on service `svc_id` to destination `dest_id`, with its first packet.
 #[inline(always)]
 pub fn opened(svc_id: u32, dest_id: u32, pkt: &Packet) {
-    add_conn(&SVC_STATS, svc_id);
-    add_conn(&DEST_STATS, dest_id);
-    traffic(svc_id, dest_id, pkt, Dir::In);
-}
-
-#[inline(always)]
-fn add_conn(map: &PerCpuArray<Stats>, index: u32) {
-    if let Some(s) = map.get_ptr_mut(index) {
-        unsafe { (*s).conns += 1 };
+    // One lookup per counter set for the connection and its packet.
+    let bytes = pkt.tot_len as u64;
+    for (map, index) in [(&SVC_STATS, svc_id), (&DEST_STATS, dest_id)] {
+        if let Some(s) = map.get_ptr_mut(index) {
+            let s = unsafe { &mut *s };
+            s.conns += 1;
+            s.inpkts += 1;
+            s.inbytes += bytes;
+        }
     }
 }
 

@@ -9,7 +9,8 @@
 //!    the check (nothing stored) and the client's first data segment, whose cookie checks the
 //!    same way, takes its place; its data is dropped and sent again by the client. A valid one is turned
 //!    into a SYN to the real server (the client's own ISN, so the client's sequence space needs
-//!    no translation) and handed to the main program (tail call), which schedules and opens the
+//!    no translation) and handed to the new-connection stage (tail call; to the main program
+//!    when the flow has an entry it may replace), which schedules and opens the
 //!    connection as for any SYN; the entries are marked pending (`CONN_F_SYNPROXY`).
 //!    Our SYN-ACK closes the client's window (zero; not in defer mode), so the client sends
 //!    nothing that could overtake the real's SYN-ACK and be lost.
@@ -82,7 +83,7 @@ use crate::tcpopt::{self, Opts};
 /// Window we announce in the packets we make (SYN windows are never scaled).
 const WINDOW: u16 = 64240;
 
-/// The SYN the ACK of a valid cookie became, on its way into the main program.
+/// The SYN the ACK of a valid cookie became, on its way to the stage that opens it.
 #[repr(C)]
 #[derive(Clone, Copy)]
 pub struct Open {
@@ -95,7 +96,7 @@ pub struct Open {
     pub _pad: u32,
 }
 
-/// The cookie ACK turned SYN, handed to the main program (which opens its connection).
+/// The cookie ACK turned SYN, handed to `xlvs_new` (or `xlvs`), which opens its connection.
 #[map]
 static SYNPROXY_OPEN: Handoff<Open> = Handoff::new();
 
@@ -188,7 +189,8 @@ pub fn handle<const V6: bool>(ctx: &XdpContext, now: u64) -> u32 {
     };
     let flags = pkt.tcp_flags & (TCP_SYN | TCP_ACK | TCP_RST);
     let mut reuse = false;
-    if let Some(entry) = CONNS.get_ptr_mut(&flow) {
+    let known = CONNS.get_ptr_mut(&flow);
+    if let Some(entry) = known {
         let entry = unsafe { &mut *entry };
         // A closed (or expired) proxied connection on this flow: an ACK without a valid cookie
         // is still the old connection's (e.g. its last ACK sent again).
@@ -205,7 +207,7 @@ pub fn handle<const V6: bool>(ctx: &XdpContext, now: u64) -> u32 {
         return cookie_synack::<V6>(ctx, &pkt, &o, now);
     }
     if flags == TCP_ACK {
-        return cookie_ack::<V6>(ctx, &pkt, &o, &flow, reuse);
+        return cookie_ack::<V6>(ctx, &pkt, &o, &flow, reuse, known.is_none());
     }
     count(counter::DROP_NO_SESSION);
     xdp_action::XDP_DROP
@@ -344,6 +346,7 @@ fn cookie_ack<const V6: bool>(
     o: &Opts,
     flow: &FlowKey,
     reuse: bool,
+    unknown_flow: bool,
 ) -> u32 {
     if !cookie_valid::<V6>(ctx, pkt) {
         if reuse {
@@ -379,7 +382,16 @@ fn cookie_ack<const V6: bool>(
         _pad: 0,
     };
     count(counter::SYNPROXY_OPENED);
-    let verdict = jump(ctx, Stage::Main);
+    // The flow has no entry (looked up above): the SYN goes straight to the stage that opens
+    // it. Otherwise the main program decides what it replaces (see path/lookup.rs).
+    let verdict = jump(
+        ctx,
+        if unknown_flow {
+            Stage::New
+        } else {
+            Stage::Main
+        },
+    );
     SYNPROXY_OPEN.cancel();
     verdict
 }

@@ -177,6 +177,7 @@ impl Snapshot {
             let _ = maps.vips.remove(&vip);
             return Ok(());
         }
+        crate::addr_filter::mark_destination(maps, vip.af, &vip.addr)?;
         maps.vips
             .insert(vip, n, 0)
             .map_err(|e| err("write VIPS", e))
@@ -312,6 +313,7 @@ impl Snapshot {
         }
         let id = self.alloc_dest_id(maps)?;
         let dest = dest_value(svc.id, d);
+        crate::addr_filter::mark_source(maps, dest.af, &dest.addr)?;
         stats::zero_index(&mut maps.dest_stats, id)?;
         maps.dest_conns.reset(id);
         let _ = maps.est.remove(&c::est_key_dest(id));

@@ -9,6 +9,7 @@ use ebpf_common::{
     Conn, FlowKey, S_CLOSE, S_TIME_WAIT, Stage, config, counter, reply_key_of,
 };
 
+use crate::addr_filter;
 use crate::conncount;
 use crate::frag;
 use crate::fw;
@@ -41,6 +42,18 @@ pub fn main(ctx: &XdpContext) -> u32 {
     if pkt.frag != 0 && !frag::recorded() {
         // A first fragment: xlvs_frag records it for the later ones and sends it back here.
         return jump(ctx, Stage::Frag);
+    }
+    if !addr_filter::may_be_ours(pkt)
+        && (!setting(config::FWMARK_SERVICES) || fwmark::port_free(pkt))
+    {
+        // No VIP, no real server, no fwmark rule's port: a host's other traffic, of no
+        // connection, passed before the connection table is asked (addr_filter.rs) — once
+        // the firewall's rules, if there are any, let it (fw.rs).
+        if fw::check(pkt, false) == fw::Verdict::Drop {
+            return xdp_action::XDP_DROP;
+        }
+        count(counter::PASS_NOT_VIP);
+        return xdp_action::XDP_PASS;
     }
     let flow = pkt.flow();
     let now = unsafe { bpf_ktime_get_coarse_ns() };
