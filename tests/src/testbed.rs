@@ -82,7 +82,13 @@ impl TestBed {
 
     /// Writes entry `index` of the CONFIG array directly (settings tests need to force).
     pub fn set_config(&self, index: u32, value: u32) {
-        let path = self.opts.pin_dir.join(ebpf_common::maps::CONFIG);
+        self.set_u32_entry(ebpf_common::maps::CONFIG, index, value);
+    }
+
+    /// Writes entry `index` of the pinned u32 array `map` directly with bpftool (as another
+    /// build, or a lost write, would have left it).
+    pub fn set_u32_entry(&self, map: &str, index: u32, value: u32) {
+        let path = self.opts.pin_dir.join(map);
         let key = index.to_le_bytes().map(|b| b.to_string());
         let val = value.to_le_bytes().map(|b| b.to_string());
         let mut args = vec![

@@ -19,21 +19,7 @@ const OTHER: Ipv4Addr = Ipv4Addr::new(198, 18, 7, 7);
 /// Writes `value` into entry `index` of ADDR_FILTER, as a build without the filter (or a lost
 /// mark) would have left it.
 fn set_filter(b: &TestBed, index: u32, value: u32) {
-    let path = b.opts.pin_dir.join(ebpf_common::maps::ADDR_FILTER);
-    let key = index.to_le_bytes().map(|b| b.to_string());
-    let val = value.to_le_bytes().map(|b| b.to_string());
-    let mut args = vec![
-        "map",
-        "update",
-        "pinned",
-        path.to_str().expect("path"),
-        "key",
-    ];
-    args.extend(key.iter().map(|s| s.as_str()));
-    args.push("value");
-    args.extend(val.iter().map(|s| s.as_str()));
-    let out = xlvs_tests::netns::run("bpftool", &args).expect("bpftool");
-    assert!(out.status.success(), "bpftool: {out:?}");
+    b.set_u32_entry(ebpf_common::maps::ADDR_FILTER, index, value);
 }
 
 fn source_slot(ip: Ipv4Addr) -> u32 {
