@@ -69,7 +69,9 @@ echo "[demo] real servers: python http.server on 198.18.2.2:80 and 198.18.3.2:80
 for i in 1 2; do
   mkdir -p "/tmp/$P/r$i"
   echo "hello from real$i (198.18.$((i + 1)).2)" >"/tmp/$P/r$i/index.html"
-  nsx "r$i" python3 -m http.server 80 --bind "198.18.$((i + 1)).2" --directory "/tmp/$P/r$i" \
+  # nsenter itself, not the nsx function: $! must be the server's pid (nsenter execs it), not
+  # a subshell's that a kill would leave the server behind.
+  nsenter --net="/run/netns/${P}r$i" python3 -m http.server 80 --bind "198.18.$((i + 1)).2" --directory "/tmp/$P/r$i" \
     >/dev/null 2>&1 &
   PIDS+=($!)
 done
