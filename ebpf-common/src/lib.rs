@@ -313,6 +313,12 @@ counters! {
     /// Packets of no connection to this host (no VIP) that no firewall rule matched, dropped
     /// by the default policy `drop` (`xlvs fw policy drop`).
     FW_POLICY_DROP = 48, "fw_policy_drop";
+    /// ICMP/ICMPv6 messages (not errors, not neighbour discovery) over the firewall's ICMP
+    /// rate limit (`xlvs fw icmp-limit`): dropped.
+    FW_ICMP_LIMITED = 49, "fw_icmp_limited";
+    /// Packets that would open a connection to a VIP from a source over its budget
+    /// (`xlvs fw conn-limit`): dropped before SYNPROXY's cookie or the connection table.
+    FW_CONN_LIMITED = 50, "fw_conn_limited";
     /// IPv6 packets with extension headers we do not walk (more than four, routing with
     /// segments left, AH and other unknown ones): handed to the kernel.
     PASS_IPV6_EXT = 11, "pass_ipv6_ext";
@@ -1039,7 +1045,54 @@ pub mod fw {
     pub const STATE_SCOPED: u32 = 8;
     /// FW_HOSTS has entries of the live generation.
     pub const STATE_HOSTS: u32 = 16;
+    /// FW_ICMP_LIMIT holds a rate limit for ICMP/ICMPv6.
+    pub const STATE_ICMP_LIMIT: u32 = 32;
+    /// FW_CONN_LIMITS holds a per-source connection budget for some VIP.
+    pub const STATE_CONN_LIMIT: u32 = 64;
 }
+
+/// A rate limit as the packet path applies it (GCRA: one "theoretical arrival time" per
+/// bucket, no division on the packet path). A packet is let through when, after adding
+/// `interval_ns` to the bucket's time (at least now), that time is at most `tolerance_ns`
+/// ahead of now: `rate` per period on average, `burst` at once.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct FwLimit {
+    /// Nanoseconds one packet costs (period / rate).
+    pub interval_ns: u64,
+    /// How far ahead of now a bucket may run: `burst` × `interval_ns`.
+    pub tolerance_ns: u64,
+    /// FW_ICMP_LIMIT: the one bucket's time (ns, bpf_ktime_get_ns); unused per VIP.
+    pub tat: u64,
+    /// Packets dropped over this limit (atomic adds; user space carries it across changes).
+    pub dropped: u64,
+}
+
+/// FW_CONN_LIMITS key: a VIP (family, address) with a per-source connection budget.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct FwVipKey {
+    pub af: u8,
+    pub _pad: [u8; 3],
+    pub vip: [u32; 4],
+}
+
+/// FW_CONN_BUCKETS key: one source's bucket towards one VIP (IPv6 sources by /64: one
+/// subscriber's addresses share a budget).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct FwBucketKey {
+    pub af: u8,
+    pub _pad: [u8; 3],
+    pub vip: [u32; 4],
+    pub src: [u32; 4],
+}
+
+/// VIPs that can have a connection budget.
+pub const MAX_FW_CONN_LIMITS: u32 = 4096;
+/// Sources whose buckets are remembered (least recently used forgotten first: a flood from
+/// many sources cannot grow the table, a forgotten source starts again with a full burst).
+pub const MAX_FW_CONN_BUCKETS: u32 = 1 << 16;
 
 /// ADDR_FILTER: which addresses a packet of some connection can carry, so that the packet path
 /// passes any other packet without asking the connection table. Two sides of
@@ -1140,6 +1193,9 @@ map_names! {
     FW_HOSTS,
     FW_HITS,
     ADDR_FILTER,
+    FW_ICMP_LIMIT,
+    FW_CONN_LIMITS,
+    FW_CONN_BUCKETS,
 }
 
 /// Declares the map keys and values shared with user space once: each one's size is checked
@@ -1185,6 +1241,9 @@ abi_types! {
     FwScopedKey = 36,
     FwMatch = 12,
     FwEntry = 100,
+    FwLimit = 32,
+    FwVipKey = 20,
+    FwBucketKey = 36,
 }
 
 // The packet path changes a connection's state with a compare-and-exchange on the aligned

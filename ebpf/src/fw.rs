@@ -10,6 +10,7 @@
 //! `FW_HOSTS` (a hash: blocklists of a million addresses would make the trie deep), then the
 //! longest source prefix in `FW_TRIE`. Each table is asked only while it has entries. The whole rule set is switched
 //! by one write of `CONFIG[FW]` (generation bit): a packet reads it once, so it sees one set.
+//! What the rules let through then meets the rate limits, if any are set (fw_limit.rs).
 
 use aya_ebpf::{macros::map, maps::lpm_trie::Key, programs::XdpContext};
 use core::intrinsics::{AtomicOrdering, atomic_xadd};
@@ -18,6 +19,7 @@ use ebpf_common::{
     MAX_FW_MATCHES, config, counter, fw,
 };
 
+use crate::fw_limit;
 use crate::maps::{CONFIG, FW_HITS, FW_HOSTS, FW_SCOPED, FW_TRIE, count};
 use crate::parse::{self, Packet, ptr_at};
 use crate::proto::{ETH_P_IP, ETH_P_IPV6, IPPROTO_ICMPV6};
@@ -51,7 +53,7 @@ pub fn check(pkt: &Packet, to_vip: bool) -> Verdict {
     if state == 0 {
         return Verdict::Continue;
     }
-    decide(
+    let verdict = decide(
         state,
         pkt.af,
         pkt.proto,
@@ -59,7 +61,15 @@ pub fn check(pkt: &Packet, to_vip: bool) -> Verdict {
         &pkt.dst,
         u16::from_be(pkt.dport),
         !to_vip,
-    )
+    );
+    if verdict == Verdict::Continue
+        && to_vip
+        && state & fw::STATE_CONN_LIMIT != 0
+        && !fw_limit::conn_allowed(pkt)
+    {
+        return Verdict::Drop;
+    }
+    verdict
 }
 
 /// The verdict for an ICMP/ICMPv6 message that is not an error about a connection. Neighbour
@@ -103,7 +113,14 @@ pub fn check_icmp(ctx: &XdpContext) -> Verdict {
             _ => return Verdict::Continue,
         }
     }
-    decide(state, af, proto, &addrs[0], &addrs[1], 0, true)
+    let verdict = decide(state, af, proto, &addrs[0], &addrs[1], 0, true);
+    if verdict == Verdict::Continue
+        && state & fw::STATE_ICMP_LIMIT != 0
+        && !fw_limit::icmp_allowed()
+    {
+        return Verdict::Drop;
+    }
+    verdict
 }
 
 /// Whether an ICMPv6 packet (IPv6 header at `l3`) is an error message (which may quote a

@@ -24,6 +24,7 @@ mod forward;
 mod frag;
 mod fullnat;
 mod fw;
+mod fw_limit;
 mod fwmark;
 mod icmp;
 mod icmp6;

@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use anyhow::{Context, Result, anyhow};
 use clap::{Args, Subcommand, ValueEnum};
 use dataplane::fw::{
-    Action, Applied, Firewall, FwError, Policy, Ports, Proto, Rule, RuleSet, Source, file,
+    Action, Applied, Firewall, FwError, Limit, Policy, Ports, Proto, Rule, RuleSet, Source, file,
 };
 use dataplane::stats::COUNTER_NAMES;
 use dataplane::{Dataplane, Options};
@@ -44,8 +44,29 @@ pub enum FwCommand {
     Flush,
     /// Write the policy and rules to FILE (JSON, versioned; `-`: standard output).
     Save { file: PathBuf },
-    /// Replace the policy and rules by FILE's (as written by `save`); all or nothing.
+    /// Replace the policy, rules and limits by FILE's (as written by `save`); all or nothing.
     Restore { file: PathBuf },
+    /// Rate-limit ICMP/ICMPv6 messages that are not errors or neighbour discovery (echo
+    /// requests and the like, to this host and the VIPs), all sources together: RATE packets
+    /// per second (`10`, `10/s`) or minute (`600/m`); `off` removes the limit.
+    IcmpLimit {
+        rate: String,
+        /// Packets that may come at once (default: RATE's number).
+        #[arg(long)]
+        burst: Option<u32>,
+    },
+    /// Give each source a budget of new connections towards VIP: RATE per second or minute
+    /// (`100/s`, `600/m`; IPv6 sources per /64). A SYN or UDP datagram that would open a
+    /// connection over it is dropped before SYNPROXY's cookie or the connection table; `off`
+    /// removes the budget.
+    ConnLimit {
+        #[arg(long)]
+        vip: IpAddr,
+        rate: String,
+        /// Connections a source may open at once (default: RATE's number).
+        #[arg(long)]
+        burst: Option<u32>,
+    },
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -139,8 +160,31 @@ pub fn run(opts: &Options, command: FwCommand) -> Result<()> {
             let applied = Firewall::open(opts)?.replace(&set).map_err(refused)?;
             report(&set, &applied);
         }
+        FwCommand::IcmpLimit { rate, burst } => {
+            let limit = limit_arg(&rate, burst)?;
+            Firewall::open(opts)?
+                .set_icmp_limit(limit)
+                .map_err(refused)?;
+        }
+        FwCommand::ConnLimit { vip, rate, burst } => {
+            let limit = limit_arg(&rate, burst)?;
+            Firewall::open(opts)?
+                .set_conn_limit(vip, limit)
+                .map_err(refused)?;
+        }
     }
     Ok(())
+}
+
+/// A limit from the command line: `off` (none) or RATE with an optional burst.
+fn limit_arg(rate: &str, burst: Option<u32>) -> Result<Option<Limit>> {
+    if rate == "off" {
+        if burst.is_some() {
+            return Err(anyhow!("--burst makes no sense with `off`"));
+        }
+        return Ok(None);
+    }
+    Limit::new(rate, burst).map(Some).map_err(|e| anyhow!(e))
 }
 
 fn report(set: &RuleSet, a: &Applied) {
@@ -161,6 +205,15 @@ fn list(opts: &Options, json: bool) -> Result<()> {
     let set = fw.current()?;
     if !json {
         println!("policy {}", set.policy.name());
+        if let Some(l) = set.limits.icmp {
+            println!("icmp-limit {l}\t# {} dropped", fw.icmp_dropped());
+        }
+        for (vip, l) in &set.limits.conn {
+            println!(
+                "conn-limit --vip {vip} {l}\t# {} dropped",
+                fw.conn_dropped(*vip)
+            );
+        }
         for n in &set.rules {
             println!("{}\t# {} packets", n.rule, fw.hits(n.id));
         }
@@ -192,8 +245,26 @@ fn list(opts: &Options, json: bool) -> Result<()> {
             })
         })
         .collect();
+    let icmp_limit = set.limits.icmp.map(|l| {
+        serde_json::json!({"rate": l.rate_text(), "burst": l.burst, "dropped": fw.icmp_dropped()})
+    });
+    let conn_limits: Vec<_> = set
+        .limits
+        .conn
+        .iter()
+        .map(|(vip, l)| {
+            serde_json::json!({
+                "vip": vip.to_string(),
+                "rate": l.rate_text(),
+                "burst": l.burst,
+                "dropped": fw.conn_dropped(*vip),
+            })
+        })
+        .collect();
     let doc = serde_json::json!({
         "policy": set.policy.name(),
+        "icmp_limit": icmp_limit,
+        "conn_limits": conn_limits,
         "rules": rules,
         "counters": verdicts,
     });

@@ -4,7 +4,9 @@
 //! ```json
 //! {"format": "xlvs-fw", "version": 1, "policy": "drop",
 //!  "rules": [{"action": "allow", "src": "198.18.0.0/24", "proto": "tcp", "dport": "22"},
-//!            {"action": "deny", "src": "198.18.7.1-198.18.7.9", "vip": "198.18.100.1"}]}
+//!            {"action": "deny", "src": "198.18.7.1-198.18.7.9", "vip": "198.18.100.1"}],
+//!  "icmp_limit": {"rate": "10/s", "burst": 20},
+//!  "conn_limits": [{"vip": "198.18.100.1", "rate": "100/s", "burst": 200}]}
 //! ```
 //!
 //! Every rule is checked as the command line checks it; the first bad one is named by its
@@ -13,6 +15,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::compile::Numbered;
+use super::limit::{Limit, Limits};
 use super::rule::{Action, Policy, Ports, Proto, Rule, Source};
 
 pub const FORMAT: &str = "xlvs-fw";
@@ -24,15 +27,32 @@ pub const VERSION: u32 = 1;
 pub struct RuleSet {
     pub policy: Policy,
     pub rules: Vec<Numbered>,
+    pub limits: Limits,
 }
 
 #[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 struct Doc {
     format: String,
     version: u32,
     #[serde(default)]
     policy: Policy,
     rules: Vec<RawRule>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    icmp_limit: Option<RawLimit>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    conn_limits: Vec<RawLimit>,
+}
+
+/// A rate limit: `vip` only (and always) for connection budgets.
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawLimit {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    vip: Option<String>,
+    rate: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    burst: Option<u32>,
 }
 
 /// Only the header, to name the version of a file whose body we cannot read.
@@ -79,9 +99,31 @@ pub fn parse(text: &str, what: &str, with_ids: bool) -> Result<RuleSet, String> 
         };
         rules.push(Numbered { id, rule });
     }
+    let mut limits = Limits::default();
+    if let Some(raw) = &doc.icmp_limit {
+        if raw.vip.is_some() {
+            return Err(format!(
+                "{what}: icmp_limit: no \"vip\" (it is one limit for all ICMP)"
+            ));
+        }
+        limits.icmp =
+            Some(Limit::new(&raw.rate, raw.burst).map_err(|e| format!("{what}: icmp_limit: {e}"))?);
+    }
+    for (i, raw) in doc.conn_limits.iter().enumerate() {
+        let at = |e: String| format!("{what}: conn_limits {}: {e}", i + 1);
+        let vip = raw.vip.as_deref().ok_or_else(|| at("no \"vip\"".into()))?;
+        let vip = vip
+            .parse()
+            .map_err(|_| at(format!("vip `{vip}` is no IPv4 or IPv6 address")))?;
+        let limit = Limit::new(&raw.rate, raw.burst).map_err(at)?;
+        if limits.conn.insert(vip, limit).is_some() {
+            return Err(at(format!("vip {vip} has a budget already")));
+        }
+    }
     Ok(RuleSet {
         policy: doc.policy,
         rules,
+        limits,
     })
 }
 
@@ -133,10 +175,25 @@ pub fn render(set: &RuleSet, with_ids: bool) -> String {
                 vip: n.rule.vip.map(|v| v.to_string()),
             })
             .collect(),
+        icmp_limit: set.limits.icmp.map(|l| raw_limit(None, &l)),
+        conn_limits: set
+            .limits
+            .conn
+            .iter()
+            .map(|(vip, l)| raw_limit(Some(vip), l))
+            .collect(),
     };
     let mut text = serde_json::to_string(&doc).expect("serialisable");
     text.push('\n');
     text
+}
+
+fn raw_limit(vip: Option<&std::net::IpAddr>, l: &Limit) -> RawLimit {
+    RawLimit {
+        vip: vip.map(|v| v.to_string()),
+        rate: l.rate_text(),
+        burst: Some(l.burst),
+    }
 }
 
 #[cfg(test)]
@@ -158,6 +215,35 @@ mod tests {
         );
         let again = parse(&render(&set, false), "again", false).unwrap();
         assert_eq!(again, set);
+    }
+
+    #[test]
+    fn rate_limits_read_write_back_and_bad_ones_are_named() {
+        let with = GOOD.replace(
+            "\"rules\":",
+            r#""icmp_limit": {"rate": "10/s", "burst": 20},
+               "conn_limits": [{"vip": "198.18.100.1", "rate": "100/m"},
+                               {"vip": "2001:db8::1", "rate": "5", "burst": 1}],
+               "rules":"#,
+        );
+        let set = parse(&with, "f.json", false).unwrap();
+        assert_eq!(set.limits.icmp.unwrap().to_string(), "10/s --burst 20");
+        let vip: std::net::IpAddr = "198.18.100.1".parse().unwrap();
+        assert_eq!(set.limits.conn[&vip].to_string(), "100/m --burst 100");
+        assert_eq!(set.limits.conn.len(), 2);
+        assert_eq!(parse(&render(&set, false), "again", false).unwrap(), set);
+
+        let e = parse(&with.replace("100/m", "100/h"), "f.json", false).unwrap_err();
+        assert_eq!(
+            e,
+            "f.json: conn_limits 1: rate `100/h`: `h` is no period (s or m: per second or minute)"
+        );
+        let e = parse(&with.replace("2001:db8::1", "198.18.100.1"), "f", false).unwrap_err();
+        assert_eq!(e, "f: conn_limits 2: vip 198.18.100.1 has a budget already");
+        let e = parse(&with.replace("\"burst\": 20", "\"burst\": 0"), "f", false).unwrap_err();
+        assert!(e.starts_with("f: icmp_limit: burst 0:"), "{e}");
+        let e = parse(&with.replace("icmp_limit", "icmp_limt"), "f", false).unwrap_err();
+        assert!(e.contains("unknown field `icmp_limt`"), "{e}");
     }
 
     #[test]
