@@ -1062,7 +1062,7 @@ pub struct FwLimit {
     pub interval_ns: u64,
     /// How far ahead of now a bucket may run: `burst` × `interval_ns`.
     pub tolerance_ns: u64,
-    /// FW_ICMP_LIMIT: the one bucket's time (ns, bpf_ktime_get_ns); unused per VIP.
+    /// FW_ICMP_LIMIT: the one bucket's time (ns, bpf_ktime_get_coarse_ns); unused per VIP.
     pub tat: u64,
     /// Packets dropped over this limit (atomic adds; user space carries it across changes).
     pub dropped: u64,

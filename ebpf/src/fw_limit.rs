@@ -10,10 +10,13 @@
 //!
 //! Each bucket is one time (GCRA, see `ebpf_common::FwLimit`), moved on with a
 //! compare-and-exchange: a packet that loses the race for a bucket to another CPU is dropped,
-//! so CPUs together never let more through than the limit.
+//! so CPUs together never let more through than the limit. The clock is the coarse one (a
+//! tick of a few ms, half the cost of the precise one): within a tick a bucket gives at most
+//! its burst, and each tick brings the tokens its length is worth, so the rate over time is
+//! exact.
 
 use aya_ebpf::{
-    helpers::bpf_ktime_get_ns,
+    helpers::bpf_ktime_get_coarse_ns,
     macros::map,
     maps::{Array, HashMap, LruHashMap},
 };
@@ -58,7 +61,7 @@ pub fn icmp_allowed() -> bool {
     if limit.interval_ns == 0 {
         return true;
     }
-    let now = unsafe { bpf_ktime_get_ns() };
+    let now = unsafe { bpf_ktime_get_coarse_ns() };
     if take(&mut limit.tat, limit.interval_ns, limit.tolerance_ns, now) {
         return true;
     }
@@ -97,7 +100,7 @@ pub fn conn_allowed(pkt: &Packet) -> bool {
         key.src[2] = 0;
         key.src[3] = 0;
     }
-    let now = unsafe { bpf_ktime_get_ns() };
+    let now = unsafe { bpf_ktime_get_coarse_ns() };
     match FW_CONN_BUCKETS.get_ptr_mut(&*key) {
         Some(tat) => {
             if take(tat, limit.interval_ns, limit.tolerance_ns, now) {

@@ -10,7 +10,8 @@
 //!   `local_address` is empty and `local_port` 0), and series with the same labels summed.
 //!   IPv6 services are exported too (node_exporter fails on /proc/net/ip_vs's IPv6 lines).
 //! * `xlvs_*`: every data-path counter, table fill levels, each program's verified
-//!   instructions, attachments and timers, FULLNAT local addresses, SYNPROXY services;
+//!   instructions, attachments and timers, FULLNAT local addresses, SYNPROXY services, the
+//!   firewall's rate limits' drops;
 //! * `xlvs_keepalived_*` from keepalived's published state (`runstate`): VRRP state, priority,
 //!   transitions, reals' checker verdicts and probe latency, quorum;
 //! * `xlvs_bridge_*` from the route-announcement bridge's published state, when it runs.
@@ -121,12 +122,44 @@ impl Scraper {
             *guard = None;
         }
         result?;
+        fw_limits(&mut reg, &self.opts);
         keepalived(&mut reg, &self.opts);
         bridge(&mut reg, &self.opts);
         let mut out = String::new();
         encode(&mut out, &reg)?;
         Ok(out)
     }
+}
+
+/// Packets each firewall rate limit dropped (`xlvs fw icmp-limit`, `xlvs fw conn-limit`),
+/// read from the data plane's maps while it is loaded.
+fn fw_limits(reg: &mut Registry, opts: &Options) {
+    if !dataplane::loader::is_loaded(&opts.pin_dir) {
+        return;
+    }
+    let Ok(fw) = dataplane::fw::Firewall::open(opts) else {
+        return;
+    };
+    let (icmp, conn) = fw.limit_drops();
+    let dropped: Family<Labels, Counter> = Family::default();
+    if let Some(n) = icmp {
+        dropped
+            .get_or_create(&labels(&[("limit", "icmp".into())]))
+            .inc_by(n);
+    }
+    for (vip, n) in conn {
+        dropped
+            .get_or_create(&labels(&[
+                ("limit", "conn".into()),
+                ("vip", vip.to_string()),
+            ]))
+            .inc_by(n);
+    }
+    reg.register(
+        "xlvs_fw_limit_dropped",
+        "Packets dropped over a firewall rate limit: the ICMP limit (limit=\"icmp\") or a VIP's per-source connection budget (limit=\"conn\")",
+        dropped,
+    );
 }
 
 fn counter(reg: &mut Registry, name: &str, help: &str, v: u64) {

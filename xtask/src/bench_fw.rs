@@ -9,7 +9,7 @@ use std::time::Instant;
 
 use anyhow::Result;
 use dataplane::Options;
-use dataplane::fw::{Firewall, file};
+use dataplane::fw::{Firewall, Limit, file};
 
 /// Prefixes of the rule set (`XLVS_BENCH_FW_PREFIXES`, default one million).
 pub fn prefixes() -> usize {
@@ -88,5 +88,15 @@ pub fn load(opts: &Options) -> Result<()> {
             }
         );
     }
+    Ok(())
+}
+
+/// Rate limits the XDP rows meet without being dropped: every source's budget towards `vip`
+/// and the ICMP limit, both far above what the benchmark sends.
+pub fn set_limits(opts: &Options, vip: std::net::IpAddr) -> Result<()> {
+    let mut fw = Firewall::open(opts)?;
+    let huge = Limit::new("100000000/s", None).map_err(anyhow::Error::msg)?;
+    fw.set_conn_limit(vip, Some(huge))?;
+    fw.set_icmp_limit(Some(huge))?;
     Ok(())
 }

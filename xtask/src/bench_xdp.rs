@@ -105,15 +105,25 @@ pub fn run(rounds: usize) -> Result<()> {
         max_conns: SMALL_TABLE,
     };
     let _cleanup_fw = Cleanup(with_fw.clone());
+    // A fourth, like the small one, with the firewall's rate limits set (so high that nothing
+    // is dropped: the rows show what asking them costs).
+    let with_limits = Options {
+        pin_dir: PathBuf::from(format!("/sys/fs/bpf/xlvs-{prefix}l")),
+        max_conns: SMALL_TABLE,
+    };
+    let _cleanup_limits = Cleanup(with_limits.clone());
     configure(&opts)?;
     configure(&small)?;
     configure(&with_fw)?;
+    configure(&with_limits)?;
     crate::bench_fw::load(&with_fw)?;
+    crate::bench_fw::set_limits(&with_limits, IpAddr::V4(VIP))?;
     let runners = [
         Runner::trivial(&opts)?,
         Runner::xlvs(&opts)?,
         Runner::xlvs(&small)?,
         Runner::xlvs(&with_fw)?,
+        Runner::xlvs(&with_limits)?,
     ];
 
     // One established flow: SYN once, then its ACKs (and the real's replies) are hits.
@@ -323,6 +333,33 @@ pub fn run(rounds: usize) -> Result<()> {
             new_flow: true,
             flow: Flow::None,
             expect_action: 3,
+            fwmark: true,
+        },
+        Case {
+            name: "limit: new connection, per-source budget (new source)",
+            runner: 4,
+            frame: Frame::tcp(CIP, 1, VIP, 80, SYN).build(),
+            new_flow: true,
+            flow: Flow::None,
+            expect_action: 3,
+            fwmark: true,
+        },
+        Case {
+            name: "ICMP echo to this host, 64K-conn table",
+            runner: 2,
+            frame: xlvs_tests::packet::icmp_error(CIP, Ipv4Addr::new(198, 18, 1, 1), 8, 0, &[]),
+            new_flow: false,
+            flow: Flow::None,
+            expect_action: 2,
+            fwmark: true,
+        },
+        Case {
+            name: "limit: ICMP echo to this host, ICMP limit",
+            runner: 4,
+            frame: xlvs_tests::packet::icmp_error(CIP, Ipv4Addr::new(198, 18, 1, 1), 8, 0, &[]),
+            new_flow: false,
+            flow: Flow::None,
+            expect_action: 2,
             fwmark: true,
         },
         Case {
@@ -607,6 +644,20 @@ pub fn run(rounds: usize) -> Result<()> {
             "  {with:<36} {d:>+8.1} ns -> {}",
             if d <= 20.0 { "met" } else { "NOT met" }
         );
+    }
+    println!("firewall rate limits vs the same path without them (ns above it; nothing dropped):");
+    for (with, without) in [
+        (
+            "new connection, per-source budget (new source)",
+            "new connection, 64K-conn table",
+        ),
+        (
+            "ICMP echo to this host, ICMP limit",
+            "ICMP echo to this host, 64K-conn table",
+        ),
+    ] {
+        let d = above_of(&format!("limit: {with}")) - above_of(without);
+        println!("  {with:<48} {d:>+8.1} ns");
     }
     println!(
         "SYNPROXY vs NAT established hit (above floor): cookie SYN-ACK {:.2}x, cookie ACK -> real SYN {:.2}x, established SYNPROXY hit {:.2}x",

@@ -274,6 +274,31 @@ impl Firewall {
         self.icmp_limit.get(&0, 0).map(|l| l.dropped).unwrap_or(0)
     }
 
+    /// Packets dropped over each limit as the maps hold them (for exporters: no record
+    /// needed): the ICMP limit's (when set), each VIP's budget's.
+    pub fn limit_drops(&self) -> (Option<u64>, Vec<(IpAddr, u64)>) {
+        let icmp = self
+            .icmp_limit
+            .get(&0, 0)
+            .ok()
+            .filter(|l| l.interval_ns != 0)
+            .map(|l| l.dropped);
+        let conn = self
+            .conn_limits
+            .iter()
+            .filter_map(|e| e.ok())
+            .map(|(k, l)| {
+                let family = if k.af == AF_INET6 {
+                    crate::model::Family::V6
+                } else {
+                    crate::model::Family::V4
+                };
+                (crate::model::words_to_ip(&k.vip, family), l.dropped)
+            })
+            .collect();
+        (icmp, conn)
+    }
+
     /// Packets dropped over `vip`'s connection budget.
     pub fn conn_dropped(&self, vip: IpAddr) -> u64 {
         self.conn_limits
