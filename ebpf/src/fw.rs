@@ -37,6 +37,9 @@ static SCRATCH_SCOPED: Scratch<Key<FwScopedKey>> = Scratch::new();
 #[map]
 static SCRATCH_ADDRS: Scratch<[[u32; 4]; 2]> = Scratch::new();
 
+/// The bits of `CONFIG[FW]` that need the rules asked (the rest are rate limits).
+const RULE_BITS: u32 = fw::STATE_RULES | fw::STATE_HOSTS | fw::STATE_SCOPED | fw::STATE_POLICY_DROP;
+
 /// What the firewall says about a packet of no connection.
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub enum Verdict {
@@ -53,23 +56,23 @@ pub fn check(pkt: &Packet, to_vip: bool) -> Verdict {
     if state == 0 {
         return Verdict::Continue;
     }
-    let verdict = decide(
-        state,
-        pkt.af,
-        pkt.proto,
-        &pkt.src,
-        &pkt.dst,
-        u16::from_be(pkt.dport),
-        !to_vip,
-    );
-    if verdict == Verdict::Continue
-        && to_vip
-        && state & fw::STATE_CONN_LIMIT != 0
-        && !fw_limit::conn_allowed(pkt)
+    if state & RULE_BITS != 0
+        && decide(
+            state,
+            pkt.af,
+            pkt.proto,
+            &pkt.src,
+            &pkt.dst,
+            u16::from_be(pkt.dport),
+            !to_vip,
+        ) == Verdict::Drop
     {
         return Verdict::Drop;
     }
-    verdict
+    if to_vip && state & fw::STATE_CONN_LIMIT != 0 && !fw_limit::conn_allowed(pkt) {
+        return Verdict::Drop;
+    }
+    Verdict::Continue
 }
 
 /// The verdict for an ICMP/ICMPv6 message that is not an error about a connection. Neighbour
@@ -95,6 +98,18 @@ pub fn check_icmp(ctx: &XdpContext) -> Verdict {
     if exempt {
         return Verdict::Continue;
     }
+    if state & RULE_BITS != 0 && icmp_rules(ctx, state, l3, af, proto) == Verdict::Drop {
+        return Verdict::Drop;
+    }
+    if state & fw::STATE_ICMP_LIMIT != 0 && !fw_limit::icmp_allowed() {
+        return Verdict::Drop;
+    }
+    Verdict::Continue
+}
+
+/// The rules' verdict for an ICMP message (IP header at `l3`).
+#[inline(always)]
+fn icmp_rules(ctx: &XdpContext, state: u32, l3: usize, af: u8, proto: u8) -> Verdict {
     let src = SCRATCH_ADDRS.get();
     let Some(addrs) = src else {
         return Verdict::Continue;
@@ -113,14 +128,7 @@ pub fn check_icmp(ctx: &XdpContext) -> Verdict {
             _ => return Verdict::Continue,
         }
     }
-    let verdict = decide(state, af, proto, &addrs[0], &addrs[1], 0, true);
-    if verdict == Verdict::Continue
-        && state & fw::STATE_ICMP_LIMIT != 0
-        && !fw_limit::icmp_allowed()
-    {
-        return Verdict::Drop;
-    }
-    verdict
+    decide(state, af, proto, &addrs[0], &addrs[1], 0, true)
 }
 
 /// Whether an ICMPv6 packet (IPv6 header at `l3`) is an error message (which may quote a
