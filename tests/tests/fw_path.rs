@@ -55,6 +55,28 @@ fn udp(b: &TestBed, src: Ipv4Addr, dst: Ipv4Addr, dport: u16) -> u32 {
     b.run(&Frame::udp(src, 5000, dst, dport, b"x").build()).0
 }
 
+/// An IPv6 neighbour solicitation (always passes).
+fn neighbour_solicitation() -> Vec<u8> {
+    icmp6_error(
+        "2001:db8::9".parse().unwrap(),
+        "ff02::1:ff00:1".parse().unwrap(),
+        135,
+        0,
+        &[0; 20],
+    )
+}
+
+/// An ICMPv6 echo request to this host.
+fn ping6() -> Vec<u8> {
+    icmp6_error(
+        "2001:db8::9".parse().unwrap(),
+        "2001:db8::1".parse().unwrap(),
+        128,
+        0,
+        &[],
+    )
+}
+
 fn hits(f: &Firewall, text: &str) -> u64 {
     let rule = parse_rule(text).unwrap();
     let set = f.current().unwrap();
@@ -152,21 +174,9 @@ fn default_drop_spares_vip_services_allowed_sources_and_established_connections(
     assert_eq!((action, decode(&out).unwrap().dst), (XDP_PASS, REAL));
     assert_eq!(tcp(&b, client, 4001, VIP, 80), XDP_DROP);
     // Neighbour solicitation passes under default drop (IPv6 needs it).
-    let ns = icmp6_error(
-        "2001:db8::9".parse().unwrap(),
-        "ff02::1:ff00:1".parse().unwrap(),
-        135,
-        0,
-        &[0; 20],
-    );
+    let ns = neighbour_solicitation();
     assert_eq!(b.run(&ns).0, XDP_PASS);
-    let ping6 = icmp6_error(
-        "2001:db8::9".parse().unwrap(),
-        "2001:db8::1".parse().unwrap(),
-        128,
-        0,
-        &[],
-    );
+    let ping6 = ping6();
     assert_eq!(b.run(&ping6).0, XDP_DROP);
     let c = b.dp.counters().unwrap();
     assert_eq!(c[ebpf_common::counter::FW_POLICY_DROP as usize], 4);
@@ -443,24 +453,12 @@ fn icmp_limit_lets_its_burst_through_and_spares_errors_and_neighbour_discovery()
     assert_eq!(echo(ip(4, 1)), XDP_PASS);
     assert_eq!(echo(ip(4, 2)), XDP_PASS, "all sources share the bucket");
     assert_eq!(echo(ip(4, 1)), XDP_DROP);
-    let ping6 = icmp6_error(
-        "2001:db8::9".parse().unwrap(),
-        "2001:db8::1".parse().unwrap(),
-        128,
-        0,
-        &[],
-    );
+    let ping6 = ping6();
     assert_eq!(b.run(&ping6).0, XDP_DROP, "ICMPv6 too");
     // Errors and neighbour discovery never meet the limit; TCP neither.
     let unreach = icmp_error(ip(4, 1), HOST, 3, 1, &[0x45; 28]);
     assert_eq!(b.run(&unreach).0, XDP_PASS);
-    let ns = icmp6_error(
-        "2001:db8::9".parse().unwrap(),
-        "ff02::1:ff00:1".parse().unwrap(),
-        135,
-        0,
-        &[0; 20],
-    );
+    let ns = neighbour_solicitation();
     assert_eq!(b.run(&ns).0, XDP_PASS);
     assert_eq!(tcp(&b, ip(4, 1), 1000, HOST, 22), XDP_PASS);
     // A deny rule drops first (its counter, not the limit's).
