@@ -50,6 +50,9 @@ enum Flow {
     SynproxyEstablished,
     /// A tunnel flow CIP:40010 -> VIP:port (VIP6 with `v6`), client->real ACKs.
     Tun { port: u16, v6: bool },
+    /// A source over its connection budget: its frame is sent once before the round
+    /// (unmeasured) to spend the budget, since the new-source rows evict its bucket.
+    OverBudget,
 }
 
 struct Case {
@@ -117,7 +120,7 @@ pub fn run(rounds: usize) -> Result<()> {
     configure(&with_fw)?;
     configure(&with_limits)?;
     crate::bench_fw::load(&with_fw)?;
-    crate::bench_fw::set_limits(&with_limits, IpAddr::V4(VIP))?;
+    crate::bench_fw::set_limits(&with_limits, IpAddr::V4(VIP), VIP6.parse()?)?;
     let runners = [
         Runner::trivial(&opts)?,
         Runner::xlvs(&opts)?,
@@ -230,11 +233,7 @@ pub fn run(rounds: usize) -> Result<()> {
         Case {
             name: "SYNPROXY IPv6 SYN -> cookie SYN-ACK",
             runner: 1,
-            frame: {
-                let mut f = Frame6::tcp(CIP6, 40002, VIP6, SYNPROXY_PORT, SYN);
-                f.tcp_options = vec![2, 4, 0x05, 0xa0];
-                f.build()
-            },
+            frame: synproxy_syn6(),
             new_flow: false,
             flow: Flow::None,
             expect_action: 3,
@@ -342,6 +341,15 @@ pub fn run(rounds: usize) -> Result<()> {
             new_flow: true,
             flow: Flow::None,
             expect_action: 3,
+            fwmark: true,
+        },
+        Case {
+            name: "limit: IPv6 SYNPROXY SYN over budget (drop)",
+            runner: 4,
+            frame: synproxy_syn6(),
+            new_flow: false,
+            flow: Flow::OverBudget,
+            expect_action: 1,
             fwmark: true,
         },
         Case {
@@ -500,7 +508,9 @@ pub fn run(rounds: usize) -> Result<()> {
             }
             // The new-connection cases may have evicted the established flows (LRU): reopen
             // them, and aim replies at whichever real and local address they got this time.
-            if case.flow == Flow::SynproxyEstablished {
+            if case.flow == Flow::OverBudget {
+                run_with_ctx(&runners[case.runner], &case.frame, ifindex)?;
+            } else if case.flow == Flow::SynproxyEstablished {
                 case.frame = synproxy_flow(&runners[1], 41000 + round as u16, ifindex)?;
             } else if case.flow != Flow::None && case.flow != Flow::CookieAck {
                 case.frame = open_flow(&runners[1], case.flow, ifindex)?;
@@ -659,6 +669,11 @@ pub fn run(rounds: usize) -> Result<()> {
         let d = above_of(&format!("limit: {with}")) - above_of(without);
         println!("  {with:<48} {d:>+8.1} ns");
     }
+    println!(
+        "a single-source SYN flood over its budget: dropped at {:.1} ns above the floor, where a SYNPROXY cookie SYN-ACK costs {:.1}",
+        above_of("limit: IPv6 SYNPROXY SYN over budget (drop)"),
+        above_of("SYNPROXY IPv6 SYN -> cookie SYN-ACK")
+    );
     println!(
         "SYNPROXY vs NAT established hit (above floor): cookie SYN-ACK {:.2}x, cookie ACK -> real SYN {:.2}x, established SYNPROXY hit {:.2}x",
         above_of("SYNPROXY SYN -> cookie SYN-ACK") / above_of("established NAT hit (client->real)"),
@@ -882,6 +897,13 @@ fn configure_fullnat(dp: &mut Dataplane) -> Result<()> {
 
 /// The SYNPROXY service's port (NAT reals).
 const SYNPROXY_PORT: u16 = 91;
+
+/// An IPv6 client's SYN to the SYNPROXY service on VIP6.
+fn synproxy_syn6() -> Vec<u8> {
+    let mut f = Frame6::tcp(CIP6, 40002, VIP6, SYNPROXY_PORT, SYN);
+    f.tcp_options = vec![2, 4, 0x05, 0xa0];
+    f.build()
+}
 
 fn configure_synproxy(dp: &mut Dataplane) -> Result<()> {
     let svc = ServiceAddr::Inet {
