@@ -33,6 +33,7 @@ mod lock;
 mod maps;
 pub mod model;
 pub mod neigh;
+mod netlink;
 mod pins;
 mod pool;
 pub mod rundir;

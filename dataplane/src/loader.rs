@@ -324,6 +324,13 @@ pub fn attach(opts: &Options, ifnames: &[String], mode: XdpMode) -> Result<Vec<S
         }
         let idx = ifindex(name).unwrap_or(0);
         let result = (|| -> Result<()> {
+            if crate::netlink::is_veth(idx).unwrap_or(false) {
+                // A veth's XDP_TX frames are not reliably delivered to its peer (see
+                // `config::TX_VIA_DEVMAP`); once set it stays, for every interface.
+                maps.config
+                    .set(ebpf_common::config::TX_VIA_DEVMAP, 1, 0)
+                    .map_err(|e| crate::maps::err("write CONFIG", e))?;
+            }
             let id = prog
                 .attach_to_if_index(idx, mode)
                 .map_err(|e| Error::Unavailable(format!("cannot attach to {name}: {e}")))?;

@@ -883,8 +883,12 @@ pub mod config {
     /// The firewall's state in one word (`super::fw::STATE_*`): whether rules exist, which
     /// generation of `FW_TRIE` is live, the default policy. One write switches a whole rule set.
     pub const FW: u32 = 8;
+    /// Non-zero: a frame going back out of the interface it came in on is redirected there
+    /// through `TX_PORTS` instead of XDP_TX. Set by the loader when it attaches to a veth, whose
+    /// XDP_TX frames are not reliably delivered to its peer; XDP_TX (the faster path) otherwise.
+    pub const TX_VIA_DEVMAP: u32 = 9;
     /// Entries of the CONFIG array.
-    pub const COUNT: u32 = 9;
+    pub const COUNT: u32 = 10;
 }
 
 /// Per-service and per-destination counters (per CPU; summed in user space).

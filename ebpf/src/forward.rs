@@ -10,12 +10,12 @@ use aya_ebpf::{
     programs::XdpContext,
 };
 use core::mem::size_of;
-use ebpf_common::{Conn, NH_MAX_AGE, NextHop, Stage, counter};
+use ebpf_common::{Conn, NH_MAX_AGE, NextHop, Stage, config, counter};
 
 use aya_ebpf::macros::map;
 
 use crate::csum;
-use crate::maps::{TX_PORTS, count};
+use crate::maps::{TX_PORTS, count, setting};
 use crate::parse::{Packet, ptr_at};
 use crate::proto::{ETH_ALEN2, IP4_CHECK, IP4_TTL, IP6_HOPS};
 use crate::stage::{Handoff, Scratch, jump};
@@ -148,8 +148,7 @@ pub fn emit(ctx: &XdpContext, ingress: u32, ifindex: u32, macs: [u8; 12]) -> u32
     };
     unsafe { eth.write_unaligned(macs) };
     if ifindex == ingress {
-        count(counter::FWD_TX);
-        return xdp_action::XDP_TX;
+        return out_again(ingress);
     }
     count(counter::FWD_REDIRECT);
     TX_PORTS
@@ -255,13 +254,19 @@ fn fib(ctx: &XdpContext, pkt: &Packet, flow: &Flow, ingress: u32) -> Option<(u32
     Some((fib.ifindex, macs))
 }
 
-/// Sends the packet we made back out of the interface it came in on: through the devmap when
-/// that interface is attached (the path every other forwarded packet takes; a plain XDP_TX
-/// from a veth whose peer is an ordinary stack was seen to vanish), XDP_TX otherwise.
+/// Sends the packet we made back out of the interface it came in on.
 #[inline(always)]
 pub fn back_out(ctx: &XdpContext) -> u32 {
-    let ingress = ctx.ingress_ifindex() as u32;
-    if TX_PORTS.get(ingress).is_some() {
+    out_again(ctx.ingress_ifindex() as u32)
+}
+
+/// Sends the frame back out of `ingress`, the interface it came in on: XDP_TX, or a devmap
+/// redirect to the same interface where the loader found XDP_TX unreliable
+/// (`config::TX_VIA_DEVMAP`: a native-mode veth's XDP_TX frames wait in its peer's queue until
+/// other traffic flushes them, or are lost; the devmap path flushes every batch).
+#[inline(always)]
+fn out_again(ingress: u32) -> u32 {
+    if setting(config::TX_VIA_DEVMAP) && TX_PORTS.get(ingress).is_some() {
         count(counter::FWD_REDIRECT);
         return TX_PORTS
             .redirect(ingress, 0)

@@ -194,6 +194,9 @@ fn run(cli: Cli) -> Result<()> {
                 };
                 println!("{i}: {what}");
             }
+            for w in report::forwarding_warnings(&interfaces) {
+                eprintln!("xlvs: warning: {w}");
+            }
             if !no_timers && !dataplane::timers::running(&opts.pin_dir) {
                 spawn_timers(&opts)?;
             }
@@ -211,6 +214,9 @@ fn run(cli: Cli) -> Result<()> {
                     "already attached"
                 };
                 println!("{i}: {what}");
+            }
+            for w in report::forwarding_warnings(&c.interfaces) {
+                eprintln!("xlvs: warning: {w}");
             }
         }
         Command::Timers { wait } => timers(&opts, wait)?,
