@@ -80,6 +80,11 @@ impl Case {
         }
     }
 
+    /// A new connection every call: a SYN from the client to `dst`:`port` (IPv4).
+    fn syn(name: &'static str, runner: usize, dst: Ipv4Addr, port: u16) -> Case {
+        Case::new(name, runner, Frame::tcp(CIP, 1, dst, port, SYN).build(), 3).new_flows()
+    }
+
     /// The packet of an established flow of this kind instead of a fixed frame.
     fn flow(self, flow: Flow) -> Case {
         Case { flow, ..self }
@@ -198,13 +203,7 @@ pub fn run(rounds: usize) -> Result<()> {
             reply: false,
             toa: true,
         }),
-        Case::new(
-            "new FNAT connection (port alloc)",
-            1,
-            Frame::tcp(CIP, 1, VIP, FNAT_PORT, SYN).build(),
-            3,
-        )
-        .new_flows(),
+        Case::syn("new FNAT connection (port alloc)", 1, VIP, FNAT_PORT),
         Case::new(
             "SYNPROXY SYN -> cookie SYN-ACK",
             1,
@@ -228,20 +227,8 @@ pub fn run(rounds: usize) -> Result<()> {
         Case::new("SYNPROXY cookie ACK -> real SYN", 1, Vec::new(), 3).flow(Flow::CookieAck),
         Case::new("SYNPROXY established hit (seq+TS adj)", 1, Vec::new(), 3)
             .flow(Flow::SynproxyEstablished),
-        Case::new(
-            "new connection (schedule+insert)",
-            1,
-            Frame::tcp(CIP, 1, VIP, 80, SYN).build(),
-            3,
-        )
-        .new_flows(),
-        Case::new(
-            "new connection, 64K-conn table",
-            2,
-            Frame::tcp(CIP, 1, VIP, 80, SYN).build(),
-            3,
-        )
-        .new_flows(),
+        Case::syn("new connection (schedule+insert)", 1, VIP, 80),
+        Case::syn("new connection, 64K-conn table", 2, VIP, 80),
         Case::new(
             "non-VIP packet, 64K-conn table",
             2,
@@ -280,50 +267,13 @@ pub fn run(rounds: usize) -> Result<()> {
             .build(),
             1,
         ),
-        Case::new(
-            "fw: new connection, 64K-conn table",
-            3,
-            Frame::tcp(CIP, 1, VIP, 80, SYN).build(),
-            3,
-        )
-        .new_flows(),
-        Case::new(
-            "new connection, wrr",
-            1,
-            Frame::tcp(CIP, 1, VIP, 81, SYN).build(),
-            3,
-        )
-        .new_flows(),
-        Case::new(
-            "new connection, sh",
-            1,
-            Frame::tcp(CIP, 1, VIP, 82, SYN).build(),
-            3,
-        )
-        .new_flows(),
-        Case::new(
-            "new connection, mh",
-            1,
-            Frame::tcp(CIP, 1, VIP, 83, SYN).build(),
-            3,
-        )
-        .new_flows(),
-        Case::new(
-            "fwmark: new connection (classify)",
-            1,
-            Frame::tcp(CIP, 1, FWM_VIP, 443, SYN).build(),
-            3,
-        )
-        .new_flows(),
+        Case::syn("fw: new connection, 64K-conn table", 3, VIP, 80),
+        Case::syn("new connection, wrr", 1, VIP, 81),
+        Case::syn("new connection, sh", 1, VIP, 82),
+        Case::syn("new connection, mh", 1, VIP, 83),
+        Case::syn("fwmark: new connection (classify)", 1, FWM_VIP, 443),
         Case::new("fwmark: established hit", 1, Vec::new(), 3).flow(Flow::Fwmark),
-        Case::new(
-            "new connection, no fwmark rules",
-            1,
-            Frame::tcp(CIP, 1, VIP, 80, SYN).build(),
-            3,
-        )
-        .new_flows()
-        .without_fwmark(),
+        Case::syn("new connection, no fwmark rules", 1, VIP, 80).without_fwmark(),
         Case::new(
             "non-VIP packet, no fwmark rules",
             1,
@@ -363,7 +313,7 @@ pub fn run(rounds: usize) -> Result<()> {
     // The scan schedulers (tail call into xlvs_sched, a walk over the reals' counts).
     cases.extend(SCAN_PORTS.iter().map(|(port, sched)| {
         let name = Box::leak(format!("new connection, {}", sched.name()).into_boxed_str());
-        Case::new(name, 1, Frame::tcp(CIP, 1, VIP, *port, SYN).build(), 3).new_flows()
+        Case::syn(name, 1, VIP, *port)
     }));
     // XLVS_BENCH_CASES=a,b: only the cases whose names contain one of these (the floor always
     // runs), for quick measurements while working on one path.
