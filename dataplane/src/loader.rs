@@ -466,11 +466,15 @@ pub fn attached(dir: &Path) -> Vec<String> {
 
 /// Facts about the loaded program for `xlvs status`.
 pub struct ProgramStatus {
+    /// The kernel's program id.
     pub id: u32,
+    /// Instructions the verifier processed (kernel 5.16+).
     pub verified_insns: Option<u32>,
+    /// Size of the JIT-compiled program.
     pub jited_bytes: u32,
 }
 
+/// The pinned program's id, verifier and JIT figures.
 pub fn program_status(dir: &Path) -> Result<ProgramStatus> {
     let prog = Xdp::from_pin(prog_pin(dir), XdpAttachType::Interface)
         .map_err(|e| Error::Unavailable(format!("cannot open the pinned program: {e}")))?;

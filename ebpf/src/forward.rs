@@ -119,12 +119,16 @@ pub fn send(
     // Routed: decrement TTL / hop limit (the caller made sure it is > 1). Then the MACs.
     if hop == Hop::Routed && pkt.is_v6() {
         if let Some(hop_limit) = ptr_at::<u8>(ctx, pkt.l3_off + IP6_HOPS) {
+            // SAFETY: `hop_limit` comes from ptr_at (its byte lies before data_end); a u8 needs no
+            // alignment.
             unsafe { *hop_limit = hop_limit.read().wrapping_sub(1) };
         }
     } else if hop == Hop::Routed
         && let Some(ttl_proto) = ptr_at::<u16>(ctx, pkt.l3_off + IP4_TTL)
         && let Some(check) = ptr_at::<u16>(ctx, pkt.l3_off + IP4_CHECK)
     {
+        // SAFETY: `ttl_proto` and `check` come from ptr_at just above (bounds checked against
+        // data_end); unaligned accesses need no alignment.
         unsafe {
             let old = ttl_proto.read_unaligned();
             let mut bytes = old.to_ne_bytes();
@@ -146,6 +150,8 @@ pub fn emit(ctx: &XdpContext, ingress: u32, ifindex: u32, macs: [u8; 12]) -> u32
     let Some(eth) = ptr_at::<[u8; ETH_ALEN2]>(ctx, 0) else {
         return xdp_action::XDP_PASS;
     };
+    // SAFETY: `eth` comes from ptr_at (its 12 bytes lie before data_end); an unaligned write needs
+    // no alignment.
     unsafe { eth.write_unaligned(macs) };
     if ifindex == ingress {
         return out_again(ingress);
@@ -170,6 +176,8 @@ pub fn fib_out(
 ) -> Result<(u32, [u8; 12], [u32; 4]), i64> {
     count(counter::FIB_LOOKUP);
     let fib: &mut FibParams = SCRATCH_FIB.get().ok_or(-1i64)?;
+    // SAFETY: FibParams is a plain C struct (integers and byte arrays): all zeroes is a valid
+    // value.
     *fib = unsafe { core::mem::zeroed() };
     fib.family = af;
     fib.__bindgen_anon_1.tot_len = tot_len;
@@ -179,6 +187,8 @@ pub fn fib_out(
         fib.__bindgen_anon_4.ipv4_dst = daddr[0];
     }
     fib.ifindex = ingress;
+    // SAFETY: `ctx.ctx` is this program's xdp_md and `fib` a live, exclusive FibParams of the size
+    // passed.
     let rc = unsafe {
         bpf_fib_lookup(
             ctx.ctx as *mut _,
@@ -194,8 +204,12 @@ pub fn fib_out(
     macs[..6].copy_from_slice(&fib.dmac);
     macs[6..].copy_from_slice(&fib.smac);
     let src = if af == ebpf_common::AF_INET6 {
+        // SAFETY: the union's fields are plain integers: any bits are a valid value (the helper
+        // wrote the IPv6 one).
         unsafe { fib.__bindgen_anon_3.ipv6_src }
     } else {
+        // SAFETY: the union's fields are plain integers: any bits are a valid value (the helper
+        // wrote the IPv4 one).
         [unsafe { fib.__bindgen_anon_3.ipv4_src }, 0, 0, 0]
     };
     Ok((fib.ifindex, macs, src))
@@ -208,6 +222,8 @@ pub fn path_mtu(ctx: &XdpContext, ingress: u32, af: u8, daddr: &[u32; 4]) -> Opt
     match fib_out(ctx, ingress, af, daddr, 0xffff) {
         Err(rc) if rc == aya_ebpf::bindings::BPF_FIB_LKUP_RET_FRAG_NEEDED as i64 => {
             let fib: &mut FibParams = SCRATCH_FIB.get()?;
+            // SAFETY: the union's fields are plain integers: any bits are a valid value
+            // (FRAG_NEEDED wrote the MTU).
             Some(unsafe { fib.__bindgen_anon_1.mtu_result } as u32)
         }
         _ => None,
@@ -222,6 +238,8 @@ const BPF_FIB_LOOKUP_SRC: u32 = 16;
 fn fib(ctx: &XdpContext, pkt: &Packet, flow: &Flow, ingress: u32) -> Option<(u32, [u8; 12])> {
     count(counter::FIB_LOOKUP);
     let fib: &mut FibParams = SCRATCH_FIB.get()?;
+    // SAFETY: FibParams is a plain C struct (integers and byte arrays): all zeroes is a valid
+    // value.
     *fib = unsafe { core::mem::zeroed() };
     fib.family = pkt.af;
     fib.l4_protocol = pkt.proto;
@@ -237,6 +255,8 @@ fn fib(ctx: &XdpContext, pkt: &Packet, flow: &Flow, ingress: u32) -> Option<(u32
         fib.__bindgen_anon_4.ipv4_dst = flow.daddr[0];
     }
     fib.ifindex = ingress;
+    // SAFETY: `ctx.ctx` is this program's xdp_md and `fib` a live, exclusive FibParams of the size
+    // passed.
     let rc = unsafe {
         bpf_fib_lookup(
             ctx.ctx as *mut _,

@@ -144,6 +144,7 @@ fn first(ctx: &XdpContext, f: &Fragment, key: &FragKey, now: u64) -> u32 {
         }
     };
     let flow = pkt.flow();
+    // SAFETY: the entry is used within this run; a map value lives for the whole program run (RCU).
     match unsafe { CONNS.get(&flow) } {
         Some(c) if c.flags & CONN_F_SYNPROXY != 0 => {
             return refuse(f.af, &f.dst, counter::FRAG_REFUSED);
@@ -177,6 +178,8 @@ fn first(ctx: &XdpContext, f: &Fragment, key: &FragKey, now: u64) -> u32 {
 /// A later fragment: the treatment its first fragment got, from the connection entry.
 #[inline(always)]
 fn later(ctx: &XdpContext, f: &Fragment, key: &FragKey, now: u64) -> u32 {
+    // SAFETY: the record is used within this run; a map value lives for the whole program run
+    // (RCU).
     let rec = match unsafe { FRAGS.get(key) } {
         Some(r) if now.saturating_sub(r.seen) <= FRAG_TIMEOUT_NS => *r,
         _ => return refuse(f.af, &f.dst, untracked_reason(f)),
@@ -193,6 +196,8 @@ fn later(ctx: &XdpContext, f: &Fragment, key: &FragKey, now: u64) -> u32 {
     let Some(entry) = CONNS.get_ptr_mut(&flow) else {
         return refuse(f.af, &f.dst, untracked_reason(f));
     };
+    // SAFETY: `entry` is a map value pointer from get_ptr_mut: non-null, aligned and valid for this
+    // program run.
     let entry = unsafe { &mut *entry };
     if entry.flags & CONN_F_SYNPROXY != 0 {
         return refuse(f.af, &f.dst, counter::FRAG_REFUSED);
@@ -268,6 +273,8 @@ fn to_real(ctx: &XdpContext, pkt: &Packet, conn: &Conn, now: u64) -> u32 {
         sport,
         dport: conn.to_port,
     };
+    // SAFETY: `p` is a map value pointer from get_ptr_mut: non-null, aligned and valid for this
+    // program run.
     let nh = DEST_NH
         .get_ptr_mut(conn.dest_id)
         .map(|p| NhSlot::of(unsafe { &mut *p }));
@@ -304,6 +311,8 @@ fn set_addr(ctx: &XdpContext, pkt: &Packet, src: bool, addr: &[u32; 4]) {
         let (s_off, d_off) = addr_offs(true);
         let off = pkt.l3_off + if src { s_off } else { d_off };
         if let Some(p) = ptr_at::<[u32; 4]>(ctx, off) {
+            // SAFETY: `p` comes from ptr_at, which checked that all its bytes lie before data_end;
+            // an unaligned write needs no alignment.
             unsafe { p.write_unaligned(*addr) };
         }
         return;
@@ -315,6 +324,8 @@ fn set_addr(ctx: &XdpContext, pkt: &Packet, src: bool, addr: &[u32; 4]) {
         ptr_at::<u32>(ctx, off),
         ptr_at::<u16>(ctx, pkt.l3_off + IP4_CHECK),
     ) {
+        // SAFETY: the pointers come from ptr_at just above (bounds checked against data_end);
+        // unaligned accesses need no alignment.
         unsafe {
             p.write_unaligned(addr[0]);
             check.write_unaligned(csum::replace4(check.read_unaligned(), old, addr[0]));
@@ -328,6 +339,8 @@ fn set_addr(ctx: &XdpContext, pkt: &Packet, src: bool, addr: &[u32; 4]) {
 fn add_bytes(conn: &Conn, len: u16, out: bool) {
     for (map, index) in [(&SVC_STATS, conn.svc_id), (&DEST_STATS, conn.dest_id)] {
         if let Some(s) = map.get_ptr_mut(index) {
+            // SAFETY: `s` is a map value pointer from get_ptr_mut: non-null, aligned and valid for
+            // this program run; per-CPU, so no other CPU writes it.
             let s = unsafe { &mut *s };
             if out {
                 s.outbytes += len as u64;

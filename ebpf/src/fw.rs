@@ -157,6 +157,8 @@ fn icmp_kind(ctx: &XdpContext, l3: usize, ethertype: u16) -> Option<(u8, u8, u8)
 
 #[inline(always)]
 fn read<T: Copy>(ctx: &XdpContext, off: usize) -> Option<T> {
+    // SAFETY: `p` comes from ptr_at, which checked that all its bytes lie before data_end; an
+    // unaligned read needs no alignment.
     ptr_at::<T>(ctx, off).map(|p| unsafe { p.read_unaligned() })
 }
 
@@ -213,6 +215,7 @@ fn host_action(generation: u8, af: u8, proto: u8, src: &[u32; 4], port: u16) -> 
     key.af = af;
     key._pad = [0; 2];
     key.src = *src;
+    // SAFETY: the value is read at once; a map value lives for the whole program run (RCU).
     match unsafe { FW_HOSTS.get(&*key) } {
         Some(entry) => first_match(entry, proto, port),
         None => 0,
@@ -273,6 +276,8 @@ fn first_match(entry: &FwEntry, proto: u8, port: u16) -> u8 {
         let m = &entry.matches[i as usize];
         if (m.proto == 0 || m.proto == proto) && m.port_lo <= port && port <= m.port_hi {
             if let Some(hits) = FW_HITS.get_ptr_mut(m.id) {
+                // SAFETY: `hits` is a map value pointer from get_ptr_mut: non-null, aligned for the
+                // u64 atomic add and valid for this program run.
                 unsafe { atomic_xadd::<u64, u64, { AtomicOrdering::Relaxed }>(hits, 1) };
             }
             return m.action;

@@ -57,10 +57,12 @@ pub fn icmp_allowed() -> bool {
     let Some(limit) = FW_ICMP_LIMIT.get_ptr_mut(0) else {
         return true;
     };
+    // SAFETY: a map value pointer from a successful lookup, valid for this program run.
     let limit = unsafe { &mut *limit };
     if limit.interval_ns == 0 {
         return true;
     }
+    // SAFETY: a helper without arguments or preconditions.
     let now = unsafe { bpf_ktime_get_coarse_ns() };
     if take(&mut limit.tat, limit.interval_ns, limit.tolerance_ns, now) {
         return true;
@@ -87,6 +89,7 @@ pub fn conn_allowed(pkt: &Packet) -> bool {
     let Some(limit) = FW_CONN_LIMITS.get_ptr_mut(&*vip) else {
         return true;
     };
+    // SAFETY: a map value pointer from a successful lookup, valid for this program run.
     let limit = unsafe { &mut *limit };
     let Some(key) = SCRATCH_BUCKET.get() else {
         return true;
@@ -100,6 +103,7 @@ pub fn conn_allowed(pkt: &Packet) -> bool {
         key.src[2] = 0;
         key.src[3] = 0;
     }
+    // SAFETY: a helper without arguments or preconditions.
     let now = unsafe { bpf_ktime_get_coarse_ns() };
     match FW_CONN_BUCKETS.get_ptr_mut(&*key) {
         Some(tat) => {
@@ -132,6 +136,7 @@ fn take(tat: *mut u64, interval_ns: u64, tolerance_ns: u64, now: u64) -> bool {
     if next - now > tolerance_ns {
         return false;
     }
+    // SAFETY: as above; the exchange is atomic against other CPUs.
     let (_, won) = unsafe {
         atomic_cxchg::<u64, { AtomicOrdering::Relaxed }, { AtomicOrdering::Relaxed }>(
             tat, old, next,
@@ -142,6 +147,7 @@ fn take(tat: *mut u64, interval_ns: u64, tolerance_ns: u64, now: u64) -> bool {
 
 #[inline(always)]
 fn dropped(limit: &mut FwLimit, which: u32) {
+    // SAFETY: `limit` is a map value, valid for this program run; the add is atomic.
     unsafe {
         atomic_xadd::<u64, u64, { AtomicOrdering::Relaxed }>(&mut limit.dropped as *mut u64, 1)
     };

@@ -57,6 +57,7 @@ use path::{established, lookup, open};
 
 #[inline(always)]
 fn now() -> u64 {
+    // SAFETY: a BPF helper without arguments or preconditions.
     unsafe { bpf_ktime_get_coarse_ns() }
 }
 

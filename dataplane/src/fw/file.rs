@@ -18,15 +18,20 @@ use super::compile::Numbered;
 use super::limit::{Limit, Limits};
 use super::rule::{Action, Policy, Ports, Proto, Rule, Source};
 
+/// The `format` field of a rule file.
 pub const FORMAT: &str = "xlvs-fw";
+/// The `version` field this build writes and reads.
 pub const VERSION: u32 = 1;
 
 /// A rule set: the default policy and the rules (ids: their counters; files written by `save`
 /// carry none, the running set's record does).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct RuleSet {
+    /// Default policy for traffic no rule allows.
     pub policy: Policy,
+    /// The rules, with their ids.
     pub rules: Vec<Numbered>,
+    /// The rate limits (ICMP bucket, per-VIP connection budgets).
     pub limits: Limits,
 }
 

@@ -11,7 +11,9 @@ use ebpf_common::FwLimit;
 /// The per-period unit of a rate.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Per {
+    /// `/s`.
     Second,
+    /// `/m`.
     Minute,
 }
 
@@ -33,8 +35,11 @@ impl Per {
 /// Packets per period, `burst` at once.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct Limit {
+    /// Packets per `per` on average.
     pub rate: u32,
+    /// The period of `rate`.
     pub per: Per,
+    /// Packets let through at once (the bucket's depth).
     pub burst: u32,
 }
 
@@ -44,7 +49,9 @@ pub const MAX_RATE: u32 = 100_000_000;
 /// The rate limits of a rule set: ICMP (one bucket) and per-VIP connection budgets.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Limits {
+    /// ICMP/ICMPv6 (not errors, not neighbour discovery) to this host and the VIPs.
     pub icmp: Option<Limit>,
+    /// Per-source new-connection budget, by VIP.
     pub conn: BTreeMap<IpAddr, Limit>,
 }
 

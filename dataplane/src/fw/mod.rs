@@ -55,16 +55,20 @@ pub enum FwError {
     /// The rule set itself is wrong: what, and which rule.
     #[error("{0}")]
     Refused(String),
+    /// A map operation failed.
     #[error(transparent)]
     Dataplane(#[from] Error),
 }
 
+/// A firewall operation's result.
 pub type FwResult<T> = std::result::Result<T, FwError>;
 
 /// What a change cost, for `restore`'s report and the benchmark.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Applied {
+    /// Rules in the set.
     pub rules: usize,
+    /// Map entries written.
     pub prefixes: usize,
     /// Checking and compiling the rules.
     pub compile: Duration,
@@ -235,6 +239,7 @@ impl Firewall {
         self.apply(&cur, cur.policy, &[], &cur.limits)
     }
 
+    /// Changes the default policy, keeping the rules.
     pub fn set_policy(&mut self, policy: Policy) -> FwResult<Applied> {
         let _lock = WriteLock::acquire(&self.pin_dir)?;
         let cur = self.current()?;

@@ -9,14 +9,18 @@ use serde::{Deserialize, Serialize};
 
 use super::range;
 
+/// What a rule does with the packets it matches.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Action {
+    /// Let them through.
     Allow,
+    /// Drop them.
     Deny,
 }
 
 impl Action {
+    /// The action's word in `xlvs fw` commands and listings.
     pub fn name(self) -> &'static str {
         match self {
             Action::Allow => "allow",
@@ -36,12 +40,15 @@ impl Action {
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Policy {
+    /// No rule needed: what matches no rule passes.
     #[default]
     Accept,
+    /// Traffic to this host that no rule allows is dropped.
     Drop,
 }
 
 impl Policy {
+    /// The policy's word in `xlvs fw` commands and listings.
     pub fn name(self) -> &'static str {
         match self {
             Policy::Accept => "accept",
@@ -64,12 +71,16 @@ impl std::str::FromStr for Policy {
 /// Protocols a rule can name. `Icmp` is ICMP for IPv4 sources and ICMPv6 for IPv6 ones.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Proto {
+    /// TCP.
     Tcp,
+    /// UDP.
     Udp,
+    /// ICMP / ICMPv6.
     Icmp,
 }
 
 impl Proto {
+    /// The protocol's word in `xlvs fw` commands and listings.
     pub fn name(self) -> &'static str {
         match self {
             Proto::Tcp => "tcp",
@@ -111,6 +122,7 @@ pub enum Source {
 }
 
 impl Source {
+    /// Whether the source is an IPv6 address or prefix.
     pub fn is_v6(&self) -> bool {
         match self {
             Source::Prefix(a, _) | Source::Range(a, _) => a.is_ipv6(),
@@ -228,9 +240,13 @@ impl std::str::FromStr for Ports {
 /// One rule. Two rules with the same `matcher()` match the same packets.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Rule {
+    /// Allow or deny.
     pub action: Action,
+    /// Source address or prefix matched.
     pub src: Source,
+    /// Protocol matched; none: any.
     pub proto: Option<Proto>,
+    /// Destination ports matched (TCP/UDP); none: any.
     pub dport: Option<Ports>,
     /// Only packets to this destination address (`--vip`); global otherwise.
     pub vip: Option<IpAddr>,

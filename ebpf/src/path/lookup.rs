@@ -56,11 +56,14 @@ pub fn main(ctx: &XdpContext) -> u32 {
         return xdp_action::XDP_PASS;
     }
     let flow = pkt.flow();
+    // SAFETY: a BPF helper without arguments or preconditions.
     let now = unsafe { bpf_ktime_get_coarse_ns() };
 
     // One lookup finds either direction of a known connection.
     let known = CONNS.get_ptr_mut(&flow);
     if let Some(entry) = known {
+        // SAFETY: `entry` is a map value pointer from get_ptr_mut: non-null, aligned and valid for
+        // this program run.
         let entry = unsafe { &mut *entry };
         if parse::invalid(ctx, pkt) {
             count(counter::DROP_INVALID);
@@ -146,6 +149,7 @@ fn expired(conn: &mut Conn, flow: &FlowKey, now: u64) -> bool {
     if now.saturating_sub(conn.last_seen) <= timeout {
         return false;
     }
+    // SAFETY: the entry is read within this run; a map value lives for the whole program run (RCU).
     if let Some(reply) = unsafe { CONNS.get(&reply_key_of(conn, flow)) }
         && now.saturating_sub(reply.last_seen) <= timeout
     {
