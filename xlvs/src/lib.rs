@@ -5,6 +5,7 @@
 
 mod boot;
 mod fw;
+mod fw_api;
 mod fwmark;
 mod metrics;
 mod report;
