@@ -51,7 +51,7 @@ pub fn serve(opts: &Options, listen: SocketAddr) -> Result<()> {
         let listener = tokio::net::TcpListener::bind(listen)
             .await
             .with_context(|| format!("metrics: cannot listen on {listen}"))?;
-        eprintln!("xlvs: metrics on http://{listen}/metrics");
+        eprintln!("xlvs: metrics on http://{listen}/metrics, firewall API on http://{listen}/fw");
         let state = Arc::new(Scraper {
             opts: opts.clone(),
             dp: Mutex::new(None),
