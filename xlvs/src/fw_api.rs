@@ -97,7 +97,11 @@ fn handle(opts: &Options, method: &Method, path: &str, body: &[u8]) -> Reply {
     let failed = |e: anyhow::Error| Reply::error(StatusCode::INTERNAL_SERVER_ERROR, &e);
     let text = match std::str::from_utf8(body) {
         Ok(t) => t,
-        Err(e) => return bad(anyhow!("the request body is not UTF-8: {e}")),
+        Err(e) => {
+            return bad(anyhow!(
+                "the request body is not UTF-8: {e}; the rules are unchanged"
+            ));
+        }
     };
     match (path, method) {
         ("/fw", &Method::GET) => match listing(opts) {
