@@ -9,7 +9,8 @@ use std::path::PathBuf;
 use anyhow::{Context, Result, anyhow};
 use clap::{Args, Subcommand, ValueEnum};
 use dataplane::fw::{
-    Action, Applied, Firewall, FwError, Limit, Policy, Ports, Proto, Rule, RuleSet, Source, file,
+    Action, Applied, Firewall, FwError, Limit, Numbered, Policy, Ports, Proto, Rule, RuleSet,
+    Source, file,
 };
 use dataplane::stats::COUNTER_NAMES;
 use dataplane::{Dataplane, Options};
@@ -110,7 +111,8 @@ impl RuleArgs {
     }
 }
 
-fn refused(e: FwError) -> anyhow::Error {
+/// A refused change as one error (the CLI's and the HTTP API's wording).
+pub fn refused(e: FwError) -> anyhow::Error {
     match e {
         FwError::Refused(m) => anyhow!("{m}; the rules are unchanged"),
         FwError::Dataplane(e) => e.into(),
@@ -201,24 +203,33 @@ fn report(set: &RuleSet, a: &Applied) {
 }
 
 fn list(opts: &Options, json: bool) -> Result<()> {
-    let fw = Firewall::open(opts)?;
-    let set = fw.current()?;
-    if !json {
-        println!("policy {}", set.policy.name());
-        if let Some(l) = set.limits.icmp {
-            println!("icmp-limit {l}\t# {} dropped", fw.icmp_dropped());
-        }
-        for (vip, l) in &set.limits.conn {
-            println!(
-                "conn-limit --vip {vip} {l}\t# {} dropped",
-                fw.conn_dropped(*vip)
-            );
-        }
-        for n in &set.rules {
-            println!("{}\t# {} packets", n.rule, fw.hits(n.id));
-        }
+    if json {
+        println!("{}", serde_json::to_string_pretty(&listing(opts)?)?);
         return Ok(());
     }
+    let fw = Firewall::open(opts)?;
+    let set = fw.current()?;
+    println!("policy {}", set.policy.name());
+    if let Some(l) = set.limits.icmp {
+        println!("icmp-limit {l}\t# {} dropped", fw.icmp_dropped());
+    }
+    for (vip, l) in &set.limits.conn {
+        println!(
+            "conn-limit --vip {vip} {l}\t# {} dropped",
+            fw.conn_dropped(*vip)
+        );
+    }
+    for n in &set.rules {
+        println!("{}\t# {} packets", n.rule, fw.hits(n.id));
+    }
+    Ok(())
+}
+
+/// The policy, limits, rules with their counters and the verdict counters, as `xlvs fw list
+/// --json` prints them (and the HTTP API's `GET /fw` answers).
+pub fn listing(opts: &Options) -> Result<serde_json::Value> {
+    let fw = Firewall::open(opts)?;
+    let set = fw.current()?;
     let counters = Dataplane::open(opts)?.counters()?;
     // The firewall's global verdict counters (fw_denied, fw_allowed, fw_policy_drop).
     let verdicts: serde_json::Map<String, serde_json::Value> = COUNTER_NAMES
@@ -229,22 +240,7 @@ fn list(opts: &Options, json: bool) -> Result<()> {
             (name.to_string(), v.into())
         })
         .collect();
-    let rules: Vec<_> = set
-        .rules
-        .iter()
-        .map(|n| {
-            serde_json::json!({
-                "id": n.id,
-                "rule": n.rule.to_string(),
-                "action": n.rule.action.name(),
-                "src": n.rule.src.to_string(),
-                "proto": n.rule.proto.map(|p| p.name()),
-                "dport": n.rule.dport.map(|p| p.to_string()),
-                "vip": n.rule.vip.map(|v| v.to_string()),
-                "packets": fw.hits(n.id),
-            })
-        })
-        .collect();
+    let rules: Vec<_> = set.rules.iter().map(|n| rule_json(&fw, n)).collect();
     let icmp_limit = set.limits.icmp.map(|l| {
         serde_json::json!({"rate": l.rate_text(), "burst": l.burst, "dropped": fw.icmp_dropped()})
     });
@@ -268,6 +264,19 @@ fn list(opts: &Options, json: bool) -> Result<()> {
         "rules": rules,
         "counters": verdicts,
     });
-    println!("{}", serde_json::to_string_pretty(&doc)?);
-    Ok(())
+    Ok(doc)
+}
+
+/// A running rule as listed: its id, text, fields and the packets it matched.
+pub fn rule_json(fw: &Firewall, n: &Numbered) -> serde_json::Value {
+    serde_json::json!({
+        "id": n.id,
+        "rule": n.rule.to_string(),
+        "action": n.rule.action.name(),
+        "src": n.rule.src.to_string(),
+        "proto": n.rule.proto.map(|p| p.name()),
+        "dport": n.rule.dport.map(|p| p.to_string()),
+        "vip": n.rule.vip.map(|v| v.to_string()),
+        "packets": fw.hits(n.id),
+    })
 }

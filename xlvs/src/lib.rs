@@ -7,6 +7,7 @@
 
 mod boot;
 mod fw;
+mod fw_api;
 mod fwmark;
 mod metrics;
 mod report;
@@ -68,7 +69,8 @@ enum Command {
         wait: bool,
     },
     /// Serve Prometheus metrics: node_exporter's IPVS series (same names and labels), xlvs'
-    /// counters and tables, keepalived's VRRP and checker state.
+    /// counters and tables, keepalived's VRRP and checker state; and the firewall's HTTP API
+    /// (`GET`/`PUT /fw`, `POST`/`DELETE /fw/rules`: see `xlvs fw`).
     Metrics {
         /// Address and port to listen on, e.g. 127.0.0.1:9587 or [::]:9587.
         #[arg(long, value_name = "ADDR:PORT")]

@@ -15,8 +15,10 @@
 //! * `xlvs_keepalived_*` from keepalived's published state (`runstate`): VRRP state, priority,
 //!   transitions, reals' checker verdicts and probe latency, quorum;
 //! * `xlvs_bridge_*` from the route-announcement bridge's published state, when it runs.
+//!
+//! It also serves the firewall's HTTP API (`/fw`, `/fw/rules`: `fw_api`).
 
-use crate::report;
+use crate::{fw_api, report};
 use anyhow::{Context, Result};
 use dataplane::model::{ServiceAddr, ServiceEntry};
 use dataplane::{Dataplane, Options};
@@ -49,7 +51,7 @@ pub fn serve(opts: &Options, listen: SocketAddr) -> Result<()> {
         let listener = tokio::net::TcpListener::bind(listen)
             .await
             .with_context(|| format!("metrics: cannot listen on {listen}"))?;
-        eprintln!("xlvs: metrics on http://{listen}/metrics");
+        eprintln!("xlvs: metrics on http://{listen}/metrics, firewall API on http://{listen}/fw");
         let state = Arc::new(Scraper {
             opts: opts.clone(),
             dp: Mutex::new(None),
@@ -66,7 +68,14 @@ pub fn serve(opts: &Options, listen: SocketAddr) -> Result<()> {
             tokio::spawn(async move {
                 let svc = hyper::service::service_fn(move |req| {
                     let state = state.clone();
-                    async move { Ok::<_, std::convert::Infallible>(state.answer(&req)) }
+                    async move {
+                        let resp = if fw_api::serves(req.uri().path()) {
+                            fw_api::answer(state.opts.clone(), req).await
+                        } else {
+                            state.answer(&req)
+                        };
+                        Ok::<_, std::convert::Infallible>(resp)
+                    }
                 });
                 let io = hyper_util::rt::TokioIo::new(stream);
                 let _ = hyper::server::conn::http1::Builder::new()
@@ -105,7 +114,7 @@ impl Scraper {
             "/" => reply(
                 StatusCode::OK,
                 "text/html",
-                "<a href=\"/metrics\">metrics</a>\n".into(),
+                "<a href=\"/metrics\">metrics</a> <a href=\"/fw\">firewall</a>\n".into(),
             ),
             _ => reply(StatusCode::NOT_FOUND, "text/plain", "not found\n".into()),
         }

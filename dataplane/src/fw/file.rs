@@ -147,6 +147,14 @@ fn check_head(format: Option<&str>, version: Option<u32>, what: &str) -> Result<
     }
 }
 
+/// Reads one rule given as a rule entry of the file (`{"action": "deny", "src": ...}`), as
+/// the HTTP API takes it; `what` names it in errors. An `id` is ignored.
+pub fn parse_rule(text: &str, what: &str) -> Result<Rule, String> {
+    let raw: RawRule =
+        serde_json::from_str(text).map_err(|e| format!("{what}: not a rule: {e}"))?;
+    to_rule(&raw).map_err(|e| format!("{what}: {e}"))
+}
+
 fn to_rule(raw: &RawRule) -> Result<Rule, String> {
     let src: Source = raw.src.parse()?;
     let proto = raw.proto.as_deref().map(str::parse::<Proto>).transpose()?;
@@ -249,6 +257,27 @@ mod tests {
         assert!(e.starts_with("f: icmp_limit: burst 0:"), "{e}");
         let e = parse(&with.replace("icmp_limit", "icmp_limt"), "f", false).unwrap_err();
         assert!(e.contains("unknown field `icmp_limt`"), "{e}");
+    }
+
+    #[test]
+    fn one_rule_entry_reads_and_bad_fields_are_named() {
+        let r = parse_rule(
+            r#"{"action": "deny", "src": "198.18.7.0/24", "proto": "udp", "dport": "53"}"#,
+            "body",
+        )
+        .unwrap();
+        assert_eq!(r.to_string(), "deny 198.18.7.0/24 -p udp --dport 53");
+        let e = parse_rule(r#"{"action": "deny", "src": "198.18.7.0/33"}"#, "body").unwrap_err();
+        assert!(
+            e.starts_with("body: ") && e.contains("198.18.7.0/33"),
+            "{e}"
+        );
+        let e = parse_rule(r#"{"action": "deny", "src": "x", "port": "1"}"#, "b").unwrap_err();
+        assert!(e.contains("unknown field `port`"), "{e}");
+        let e = parse_rule(r#"{"action": "drop", "src": "198.18.7.1"}"#, "b").unwrap_err();
+        assert!(e.contains("unknown variant `drop`"), "{e}");
+        let e = parse_rule(r#"{"action": "deny"}"#, "b").unwrap_err();
+        assert!(e.contains("missing field `src`"), "{e}");
     }
 
     #[test]

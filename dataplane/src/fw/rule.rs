@@ -179,7 +179,7 @@ impl std::str::FromStr for Source {
                     .filter(|n| *n <= bits_of(&a))
                     .ok_or_else(|| {
                         format!(
-                            "`{l}` is no prefix length for {} (0-{})",
+                            "`{l}` is no prefix length for {} (0-{}) in `{s}`",
                             if a.is_ipv6() { "IPv6" } else { "IPv4" },
                             bits_of(&a)
                         )
@@ -360,7 +360,9 @@ mod tests {
     fn malformed_sources_say_what_is_wrong() {
         let err = |s: &str| src(s).unwrap_err();
         assert!(err("198.18.0.1/24").contains("host bits set (the network is 198.18.0.0/24)"));
-        assert!(err("198.18.0.0/33").contains("no prefix length for IPv4 (0-32)"));
+        assert!(
+            err("198.18.0.0/33").contains("no prefix length for IPv4 (0-32) in `198.18.0.0/33`")
+        );
         assert!(err("2001:db8::/129").contains("(0-128)"));
         assert!(err("198.18.0.300").contains("`198.18.0.300` is no IPv4 or IPv6 address"));
         assert!(err("198.18.0.9-198.18.0.1").contains("ends before it starts"));
