@@ -2,7 +2,7 @@
 //! missing VRIDs, interfaces that do not exist, strict-mode conflicts,
 //! sync groups without members, and script security.
 
-use crate::diag::{DiagKind, Diagnostics, Severity};
+use crate::diag::{DiagKind, Diagnostics, Severity, Span};
 use crate::model::{AuthType, KeepalivedConfig, Script, VirtualServerAddress, VrrpState};
 use crate::parser::Process;
 use std::path::{Path, PathBuf};
@@ -12,6 +12,10 @@ pub trait Environment {
     fn interface_exists(&self, name: &str) -> bool;
     /// The executable a script command would run, if it can be found.
     fn find_executable(&self, program: &str) -> Option<PathBuf>;
+    /// Whether the system knows this user (keepalived's default script user).
+    fn user_exists(&self, _name: &str) -> bool {
+        true
+    }
 }
 
 /// The running system (network namespace of the calling process).
@@ -40,6 +44,10 @@ impl Environment for SystemEnvironment {
         path.split(':')
             .map(|d| Path::new(d).join(program))
             .find(|p| is_exec(p))
+    }
+
+    fn user_exists(&self, name: &str) -> bool {
+        matches!(nix::unistd::User::from_name(name), Ok(Some(_)))
     }
 }
 
@@ -85,6 +93,171 @@ pub fn check(config: &KeepalivedConfig, env: &dyn Environment, diags: &mut Diagn
     }
     if matches!(stopped, None | Some(Process::Vrrp)) {
         check_scripts(config, env, vrrp_ran, checker_ran, diags);
+    }
+    check_default_script_user(config, env, diags);
+}
+
+/// The order of keepalived -t's passes over the file.
+fn pass_order(p: Process) -> u8 {
+    match p {
+        Process::Parent => 0,
+        Process::Checker => 1,
+        Process::Vrrp => 2,
+    }
+}
+
+/// keepalived's default script user when `enable_script_security` is on and `script_user`
+/// is not set: the first script without a user of its own looks up `keepalived_script`
+/// (once: the passes share the result; parent's scripts first, then the checker's, then
+/// VRRP's), and when it does not exist every such `vrrp_script` and `MISC_CHECK` is removed
+/// at its `}` (its `track_script` entries then name nothing), and startup/shutdown scripts
+/// are invalid.
+fn check_default_script_user(
+    config: &KeepalivedConfig,
+    env: &dyn Environment,
+    diags: &mut Diagnostics,
+) {
+    const DEFAULT_USER: &str = "keepalived_script";
+    let g = &config.global;
+    if !g.enable_script_security || g.script_user.is_some() || env.user_exists(DEFAULT_USER) {
+        return;
+    }
+    // A pass that stopped at a missing parameter read nothing after it, nor did the later ones.
+    let fatal = diags
+        .items
+        .iter()
+        .find(|d| d.severity == Severity::Fatal)
+        .and_then(|d| d.span.clone());
+    let stopped = diags.stopped_in;
+    let read = |process: Process, span: &Span| -> bool {
+        match stopped {
+            None => true,
+            Some(s) if pass_order(process) < pass_order(s) => true,
+            Some(s) if s == process => fatal
+                .as_ref()
+                .is_none_or(|f| f.file == span.file && span.line < f.line),
+            Some(_) => false,
+        }
+    };
+    let no_user = |s: &&Script| s.user.is_none();
+    let mut uses: Vec<(Process, Span)> = Vec::new();
+    // Parent: the FIFO scripts and startup/shutdown.
+    let parent = [
+        &g.notify_fifo_script,
+        &g.vrrp_notify_fifo_script,
+        &g.lvs_notify_fifo_script,
+        &g.startup_script,
+        &g.shutdown_script,
+    ];
+    for s in parent.into_iter().flatten().filter(no_user) {
+        uses.push((Process::Parent, s.span.clone()));
+    }
+    let mut removed: Vec<(Span, String)> = Vec::new();
+    for vs in &config.virtual_servers {
+        let from = uses.len();
+        let vs_scripts = [
+            &vs.quorum_up,
+            &vs.quorum_down,
+            &vs.notify_up,
+            &vs.notify_down,
+        ];
+        for s in vs_scripts.into_iter().flatten().filter(no_user) {
+            uses.push((Process::Checker, s.span.clone()));
+        }
+        for rs in &vs.real_servers {
+            for s in [&rs.notify_up, &rs.notify_down]
+                .into_iter()
+                .flatten()
+                .filter(no_user)
+            {
+                uses.push((Process::Checker, s.span.clone()));
+            }
+            for c in &rs.checkers {
+                if let crate::model::CheckerKind::Misc(m) = &c.kind
+                    && m.user.is_none()
+                    && let (Some(path), Some(end)) = (&m.path, &m.end_span)
+                {
+                    uses.push((Process::Checker, end.clone()));
+                    removed.push((
+                        end.clone(),
+                        // keepalived's cmd_str: every word quoted.
+                        format!(
+                            "Unable to set default user for misc script '{}' - removing",
+                            path.argv.join("' '")
+                        ),
+                    ));
+                }
+            }
+        }
+        // A virtual server's own lines and its real servers' in the order they are read.
+        uses[from..].sort_by(|a, b| (&a.1.file, a.1.line).cmp(&(&b.1.file, b.1.line)));
+    }
+    let mut removed_vrrp = Vec::new();
+    for s in &config.vrrp_scripts {
+        if s.user.is_none()
+            && let Some(end) = &s.end_span
+        {
+            uses.push((Process::Vrrp, end.clone()));
+            removed.push((
+                end.clone(),
+                format!(
+                    "Unable to set default user for vrrp script {} - removing",
+                    s.name
+                ),
+            ));
+            removed_vrrp.push(s.name.as_str());
+        }
+    }
+    let notifies = config
+        .vrrp_instances
+        .iter()
+        .flat_map(|v| v.notify.all())
+        .chain(config.sync_groups.iter().flat_map(|g| g.notify.all()));
+    for s in notifies.filter(no_user) {
+        uses.push((Process::Vrrp, s.span.clone()));
+    }
+    uses.retain(|(p, s)| read(*p, s));
+    uses.sort_by_key(|(p, _)| pass_order(*p));
+    let Some((_, first)) = uses.first() else {
+        return;
+    };
+    let push = |diags: &mut Diagnostics, span: &Span, msg: String| {
+        diags.push(Severity::Warning, DiagKind::Semantic, Some(span), msg, None);
+    };
+    push(
+        diags,
+        first,
+        format!("Unable to set default user {DEFAULT_USER} for script"),
+    );
+    for (which, s) in [
+        ("startup", &g.startup_script),
+        ("shutdown", &g.shutdown_script),
+    ] {
+        if let Some(s) = s
+            .as_ref()
+            .filter(|s| s.user.is_none() && read(Process::Parent, &s.span))
+        {
+            push(diags, &s.span, format!("Invalid {which} script"));
+        }
+    }
+    for (span, msg) in removed {
+        push(diags, &span, msg);
+    }
+    for v in &config.vrrp_instances {
+        for t in v
+            .track_scripts
+            .iter()
+            .filter(|t| removed_vrrp.contains(&t.name.as_str()))
+        {
+            push(
+                diags,
+                &t.span,
+                format!(
+                    "({}) track script {} not found, ignoring...",
+                    v.name, t.name
+                ),
+            );
+        }
     }
 }
 

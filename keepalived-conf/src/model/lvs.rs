@@ -368,6 +368,9 @@ pub struct MiscCheck {
     pub timeout: Option<f64>,
     pub dynamic: bool,
     pub user: Option<String>,
+    /// The line of the block's `}`, where keepalived checks the script's user.
+    #[serde(skip)]
+    pub end_span: Option<Span>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]

@@ -249,6 +249,9 @@ pub struct VrrpScript {
     pub user: Option<String>,
     pub group: Option<String>,
     pub init_fail: bool,
+    /// The line of the block's `}`, where keepalived checks the script's user.
+    #[serde(skip)]
+    pub end_span: Option<Span>,
 }
 
 /// How a tracked process's parameters are compared (`param_match`).

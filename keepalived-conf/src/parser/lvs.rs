@@ -544,7 +544,7 @@ impl<'a> Parser<'a> {
                     rs.extra.push(o);
                 }
                 kw => match p.checker(kw, l) {
-                    Some(c) => {
+                    Some(mut c) => {
                         if matches!(&c.kind, CheckerKind::BfdCheck(b) if b.name.is_none()) {
                             let msg = format!(
                                 "([{}]:{proto}:{}) No name has been specified for BFD_CHECKER - skipping",
@@ -564,6 +564,9 @@ impl<'a> Parser<'a> {
                             let end = p.last_line.unwrap_or(l);
                             p.warn(DiagKind::Semantic, end, msg);
                         } else {
+                            if let CheckerKind::Misc(m) = &mut c.kind {
+                                m.end_span = p.last_line.map(|l| l.span.clone());
+                            }
                             rs.checkers.push(c);
                         }
                     }
