@@ -291,6 +291,41 @@ fn quorum_scripts_count_for_script_security() {
     );
 }
 
+/// Real server weights: 2.2.7 takes 0..=2147483647 (IPVS' int), beyond ipvsadm's 65535.
+#[test]
+fn real_server_weight_range() {
+    let conf = |w: &str| {
+        format!(
+            "virtual_server 198.18.0.1 80 {{\n  protocol TCP\n  lb_algo rr\n  lb_kind DR\n  real_server 198.18.0.2 80 {{\n    weight {w}\n  }}\n}}\n"
+        )
+    };
+    let p = check(&conf("2147483647"));
+    assert_eq!(msgs(&p), Vec::<String>::new());
+    assert_eq!(p.config.virtual_servers[0].real_servers[0].weight, i32::MAX);
+    for (w, first) in [
+        (
+            "2147483648",
+            "number '2147483648' outside range [0, 2147483647]",
+        ),
+        (
+            "4294967296",
+            "number '4294967296' outside unsigned integer range",
+        ),
+        ("-1", "negative number '-1'"),
+        ("abc", "invalid number 'abc'"),
+    ] {
+        let p = check(&conf(w));
+        assert_eq!(
+            msgs(&p),
+            [
+                format!("(c.conf: Line 6) {first}"),
+                format!("(c.conf: Line 6) Real server weight {w} is outside range 0-2147483647"),
+            ]
+        );
+        assert_eq!(p.config.virtual_servers[0].real_servers[0].weight, 1);
+    }
+}
+
 #[test]
 fn lvs_bad_values() {
     let text = "virtual_server 198.18.1.1 80 {
