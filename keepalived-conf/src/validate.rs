@@ -97,6 +97,31 @@ pub fn check(config: &KeepalivedConfig, env: &dyn Environment, diags: &mut Diagn
     check_default_script_user(config, env, diags);
 }
 
+/// The scripts keepalived removes when there is no default user: every vrrp_script,
+/// MISC_CHECK and startup/shutdown script without a user of its own.
+fn removed_without_user(config: &KeepalivedConfig) -> Vec<&Script> {
+    let g = &config.global;
+    let global = [&g.startup_script, &g.shutdown_script]
+        .into_iter()
+        .flatten()
+        .filter(|s| s.user.is_none());
+    let vrrp = config
+        .vrrp_scripts
+        .iter()
+        .filter(|s| s.user.is_none())
+        .filter_map(|s| s.script.as_ref());
+    let misc = config
+        .virtual_servers
+        .iter()
+        .flat_map(|vs| &vs.real_servers)
+        .flat_map(|rs| &rs.checkers)
+        .filter_map(|c| match &c.kind {
+            crate::model::CheckerKind::Misc(m) if m.user.is_none() => m.path.as_ref(),
+            _ => None,
+        });
+    global.chain(vrrp).chain(misc).collect()
+}
+
 /// The order of keepalived -t's passes over the file.
 fn pass_order(p: Process) -> u8 {
     match p {
@@ -119,9 +144,17 @@ fn check_default_script_user(
 ) {
     const DEFAULT_USER: &str = "keepalived_script";
     let g = &config.global;
-    if !g.enable_script_security || g.script_user.is_some() || env.user_exists(DEFAULT_USER) {
+    // A script_user the system does not have leaves no default user either (its own error is
+    // said where it is set).
+    let no_default = match &g.script_user {
+        Some(_) => g.script_user_unknown,
+        None => g.enable_script_security && !env.user_exists(DEFAULT_USER),
+    };
+    if !no_default {
         return;
     }
+    let lookup = g.script_user.is_none();
+
     // A pass that stopped at a missing parameter read nothing after it, nor did the later ones.
     let fatal = diags
         .items
@@ -218,17 +251,30 @@ fn check_default_script_user(
     }
     uses.retain(|(p, s)| read(*p, s));
     uses.sort_by_key(|(p, _)| pass_order(*p));
-    let Some((_, first)) = uses.first() else {
+    let Some((first_process, first)) = uses.first() else {
         return;
     };
+    // The user is looked up once, by the first script: one of the parent's read before
+    // enable_script_security gets root, and so does every script after it.
+    if lookup
+        && *first_process == Process::Parent
+        && !g
+            .script_security_span
+            .as_ref()
+            .is_some_and(|e| e.file != first.file || e.line <= first.line)
+    {
+        return;
+    }
     let push = |diags: &mut Diagnostics, span: &Span, msg: String| {
         diags.push(Severity::Warning, DiagKind::Semantic, Some(span), msg, None);
     };
-    push(
-        diags,
-        first,
-        format!("Unable to set default user {DEFAULT_USER} for script"),
-    );
+    if lookup {
+        push(
+            diags,
+            first,
+            format!("Unable to set default user {DEFAULT_USER} for script"),
+        );
+    }
     for (which, s) in [
         ("startup", &g.startup_script),
         ("shutdown", &g.shutdown_script),
@@ -475,9 +521,16 @@ fn check_scripts(
     if config.global.enable_script_security {
         return;
     }
+    // Scripts removed for want of a user (an unknown script_user) run nothing.
+    let removed: Vec<&Script> = if config.global.script_user_unknown {
+        removed_without_user(config)
+    } else {
+        Vec::new()
+    };
     let runs_something = config
         .scripts_by_process()
         .into_iter()
+        .filter(|(_, s)| !removed.iter().any(|r| std::ptr::eq(*r, *s)))
         .filter(|(p, _)| match p {
             Process::Parent => true,
             Process::Vrrp => vrrp_ran,

@@ -256,6 +256,29 @@ vrrp_instance VI_1 {
             .iter()
             .any(|m| m.contains("default user"))
     );
+    // An unknown script_user: no lookup of keepalived_script, the same removals, and the
+    // removed scripts are not counted as executed (exit code 5, not 6).
+    let unknown = "global_defs {\n  script_user nosuchuser-x\n  startup_script /bin/true\n}\nvrrp_script chk_0 {\n  script \"/bin/true\"\n}\n";
+    let mut p = parse_str(unknown, "c.conf", &ParseOptions::with_config_id("h"));
+    validate::check(&p.config, &NoScriptUser, &mut p.diagnostics);
+    assert!(
+        !p.diagnostics
+            .items
+            .iter()
+            .any(|d| d.kind == DiagKind::Security)
+    );
+    assert_eq!(
+        check_without_script_user(unknown),
+        [
+            "(c.conf: Line 2) Error setting global script uid/gid",
+            "(c.conf: Line 3) Invalid startup script",
+            "(c.conf: Line 7) Unable to set default user for vrrp script chk_0 - removing",
+        ]
+    );
+    // The user is looked up once, by the first script: one read before
+    // enable_script_security runs as root, and so does everything after it.
+    let before = "global_defs {\n  startup_script /bin/true\n  enable_script_security\n}\nvrrp_script chk_0 {\n  script \"/bin/true\"\n}\n";
+    assert!(check_without_script_user(before).is_empty());
     // Startup and shutdown scripts without a user are invalid.
     let startup = "global_defs {\n  enable_script_security\n  startup_script /bin/true\n  shutdown_script /bin/true\n}\n";
     assert_eq!(

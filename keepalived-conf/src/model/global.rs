@@ -44,7 +44,13 @@ pub struct GlobalDefs {
     pub smtp_alert_vrrp: Option<bool>,
     pub smtp_alert_checker: Option<bool>,
     pub enable_script_security: bool,
+    /// Where `enable_script_security` is (the parent reads global_defs in order).
+    #[serde(skip)]
+    pub script_security_span: Option<Span>,
     pub script_user: Option<String>,
+    /// `script_user` names a user (or group) the system does not have.
+    #[serde(skip)]
+    pub script_user_unknown: bool,
     pub script_group: Option<String>,
     pub startup_script: Option<Script>,
     pub shutdown_script: Option<Script>,
@@ -115,7 +121,9 @@ impl Default for GlobalDefs {
             smtp_alert_vrrp: None,
             smtp_alert_checker: None,
             enable_script_security: false,
+            script_security_span: None,
             script_user: None,
+            script_user_unknown: false,
             script_group: None,
             startup_script: None,
             shutdown_script: None,
