@@ -227,7 +227,10 @@ impl Pair {
 /// Both implementations at `advert`, their rounds interleaved (ours, 2.2.7, 2.2.7, ours, ...)
 /// so that the machine's load weighs on both alike: [implementation][graceful, SIGKILL].
 fn measure(advert: f64, rounds: usize) -> Result<[[Vec<Duration>; 2]; 2]> {
-    let pairs = [Pair::new(Impl::Ours, advert)?, Pair::new(Impl::Theirs, advert)?];
+    let pairs = [
+        Pair::new(Impl::Ours, advert)?,
+        Pair::new(Impl::Theirs, advert)?,
+    ];
     let mut out: [[Vec<Duration>; 2]; 2] = Default::default();
     for round in 0..rounds * 2 {
         let how = if round % 2 == 0 {
