@@ -2,7 +2,7 @@
 //! missing VRIDs, interfaces that do not exist, strict-mode conflicts,
 //! sync groups without members, and script security.
 
-use crate::diag::{DiagKind, Diagnostics, Severity};
+use crate::diag::{DiagKind, Diagnostics, Severity, Span};
 use crate::model::{AuthType, KeepalivedConfig, Script, VirtualServerAddress, VrrpState};
 use crate::parser::Process;
 use std::path::{Path, PathBuf};
@@ -13,6 +13,10 @@ pub trait Environment {
     fn interface_exists(&self, name: &str) -> bool;
     /// The executable a script command would run, if it can be found.
     fn find_executable(&self, program: &str) -> Option<PathBuf>;
+    /// Whether the system knows this user (keepalived's default script user).
+    fn user_exists(&self, _name: &str) -> bool {
+        true
+    }
 }
 
 /// The running system (network namespace of the calling process).
@@ -41,6 +45,10 @@ impl Environment for SystemEnvironment {
         path.split(':')
             .map(|d| Path::new(d).join(program))
             .find(|p| is_exec(p))
+    }
+
+    fn user_exists(&self, name: &str) -> bool {
+        matches!(nix::unistd::User::from_name(name), Ok(Some(_)))
     }
 }
 
@@ -86,6 +94,217 @@ pub fn check(config: &KeepalivedConfig, env: &dyn Environment, diags: &mut Diagn
     }
     if matches!(stopped, None | Some(Process::Vrrp)) {
         check_scripts(config, env, vrrp_ran, checker_ran, diags);
+    }
+    check_default_script_user(config, env, diags);
+}
+
+/// The scripts keepalived removes when there is no default user: every vrrp_script,
+/// MISC_CHECK and startup/shutdown script without a user of its own.
+fn removed_without_user(config: &KeepalivedConfig) -> Vec<&Script> {
+    let g = &config.global;
+    let global = [&g.startup_script, &g.shutdown_script]
+        .into_iter()
+        .flatten()
+        .filter(|s| s.user.is_none());
+    let vrrp = config
+        .vrrp_scripts
+        .iter()
+        .filter(|s| s.user.is_none())
+        .filter_map(|s| s.script.as_ref());
+    let misc = config
+        .virtual_servers
+        .iter()
+        .flat_map(|vs| &vs.real_servers)
+        .flat_map(|rs| &rs.checkers)
+        .filter_map(|c| match &c.kind {
+            crate::model::CheckerKind::Misc(m) if m.user.is_none() => m.path.as_ref(),
+            _ => None,
+        });
+    global.chain(vrrp).chain(misc).collect()
+}
+
+/// The order of keepalived -t's passes over the file.
+fn pass_order(p: Process) -> u8 {
+    match p {
+        Process::Parent => 0,
+        Process::Checker => 1,
+        Process::Vrrp => 2,
+    }
+}
+
+/// keepalived's default script user when `enable_script_security` is on and `script_user`
+/// is not set: the first script without a user of its own looks up `keepalived_script`
+/// (once: the passes share the result; parent's scripts first, then the checker's, then
+/// VRRP's), and when it does not exist every such `vrrp_script` and `MISC_CHECK` is removed
+/// at its `}` (its `track_script` entries then name nothing), and startup/shutdown scripts
+/// are invalid.
+fn check_default_script_user(
+    config: &KeepalivedConfig,
+    env: &dyn Environment,
+    diags: &mut Diagnostics,
+) {
+    const DEFAULT_USER: &str = "keepalived_script";
+    let g = &config.global;
+    // A script_user the system does not have leaves no default user either (its own error is
+    // said where it is set).
+    let no_default = match &g.script_user {
+        Some(_) => g.script_user_unknown,
+        None => g.enable_script_security && !env.user_exists(DEFAULT_USER),
+    };
+    if !no_default {
+        return;
+    }
+    let lookup = g.script_user.is_none();
+
+    // A pass that stopped at a missing parameter read nothing after it, nor did the later ones.
+    let fatal = diags
+        .items
+        .iter()
+        .find(|d| d.severity == Severity::Fatal)
+        .and_then(|d| d.span.clone());
+    let stopped = diags.stopped_in;
+    let read = |process: Process, span: &Span| -> bool {
+        match stopped {
+            None => true,
+            Some(s) if pass_order(process) < pass_order(s) => true,
+            Some(s) if s == process => fatal
+                .as_ref()
+                .is_none_or(|f| f.file == span.file && span.line < f.line),
+            Some(_) => false,
+        }
+    };
+    let no_user = |s: &&Script| s.user.is_none();
+    let mut uses: Vec<(Process, Span)> = Vec::new();
+    // Parent: the FIFO scripts and startup/shutdown.
+    let parent = [
+        &g.notify_fifo_script,
+        &g.vrrp_notify_fifo_script,
+        &g.lvs_notify_fifo_script,
+        &g.startup_script,
+        &g.shutdown_script,
+    ];
+    for s in parent.into_iter().flatten().filter(no_user) {
+        uses.push((Process::Parent, s.span.clone()));
+    }
+    let mut removed: Vec<(Span, String)> = Vec::new();
+    for vs in &config.virtual_servers {
+        let from = uses.len();
+        let vs_scripts = [
+            &vs.quorum_up,
+            &vs.quorum_down,
+            &vs.notify_up,
+            &vs.notify_down,
+        ];
+        for s in vs_scripts.into_iter().flatten().filter(no_user) {
+            uses.push((Process::Checker, s.span.clone()));
+        }
+        for rs in &vs.real_servers {
+            for s in [&rs.notify_up, &rs.notify_down]
+                .into_iter()
+                .flatten()
+                .filter(no_user)
+            {
+                uses.push((Process::Checker, s.span.clone()));
+            }
+            for c in &rs.checkers {
+                if let crate::model::CheckerKind::Misc(m) = &c.kind
+                    && m.user.is_none()
+                    && let (Some(path), Some(end)) = (&m.path, &m.end_span)
+                {
+                    uses.push((Process::Checker, end.clone()));
+                    removed.push((
+                        end.clone(),
+                        // keepalived's cmd_str: every word quoted.
+                        format!(
+                            "Unable to set default user for misc script '{}' - removing",
+                            path.argv.join("' '")
+                        ),
+                    ));
+                }
+            }
+        }
+        // A virtual server's own lines and its real servers' in the order they are read.
+        uses[from..].sort_by(|a, b| (&a.1.file, a.1.line).cmp(&(&b.1.file, b.1.line)));
+    }
+    let mut removed_vrrp = Vec::new();
+    for s in &config.vrrp_scripts {
+        if s.user.is_none()
+            && let Some(end) = &s.end_span
+        {
+            uses.push((Process::Vrrp, end.clone()));
+            removed.push((
+                end.clone(),
+                format!(
+                    "Unable to set default user for vrrp script {} - removing",
+                    s.name
+                ),
+            ));
+            removed_vrrp.push(s.name.as_str());
+        }
+    }
+    let notifies = config
+        .vrrp_instances
+        .iter()
+        .flat_map(|v| v.notify.all())
+        .chain(config.sync_groups.iter().flat_map(|g| g.notify.all()));
+    for s in notifies.filter(no_user) {
+        uses.push((Process::Vrrp, s.span.clone()));
+    }
+    uses.retain(|(p, s)| read(*p, s));
+    uses.sort_by_key(|(p, _)| pass_order(*p));
+    let Some((first_process, first)) = uses.first() else {
+        return;
+    };
+    // The user is looked up once, by the first script: one of the parent's read before
+    // enable_script_security gets root, and so does every script after it.
+    if lookup
+        && *first_process == Process::Parent
+        && !g
+            .script_security_span
+            .as_ref()
+            .is_some_and(|e| e.file != first.file || e.line <= first.line)
+    {
+        return;
+    }
+    let push = |diags: &mut Diagnostics, span: &Span, msg: String| {
+        diags.push(Severity::Warning, DiagKind::Semantic, Some(span), msg, None);
+    };
+    if lookup {
+        push(
+            diags,
+            first,
+            format!("Unable to set default user {DEFAULT_USER} for script"),
+        );
+    }
+    for (which, s) in [
+        ("startup", &g.startup_script),
+        ("shutdown", &g.shutdown_script),
+    ] {
+        if let Some(s) = s
+            .as_ref()
+            .filter(|s| s.user.is_none() && read(Process::Parent, &s.span))
+        {
+            push(diags, &s.span, format!("Invalid {which} script"));
+        }
+    }
+    for (span, msg) in removed {
+        push(diags, &span, msg);
+    }
+    for v in &config.vrrp_instances {
+        for t in v
+            .track_scripts
+            .iter()
+            .filter(|t| removed_vrrp.contains(&t.name.as_str()))
+        {
+            push(
+                diags,
+                &t.span,
+                format!(
+                    "({}) track script {} not found, ignoring...",
+                    v.name, t.name
+                ),
+            );
+        }
     }
 }
 
@@ -303,9 +522,16 @@ fn check_scripts(
     if config.global.enable_script_security {
         return;
     }
+    // Scripts removed for want of a user (an unknown script_user) run nothing.
+    let removed: Vec<&Script> = if config.global.script_user_unknown {
+        removed_without_user(config)
+    } else {
+        Vec::new()
+    };
     let runs_something = config
         .scripts_by_process()
         .into_iter()
+        .filter(|(_, s)| !removed.iter().any(|r| std::ptr::eq(*r, *s)))
         .filter(|(p, _)| match p {
             Process::Parent => true,
             Process::Vrrp => vrrp_ran,

@@ -170,6 +170,185 @@ fn script_security() {
     assert!(msgs(&check(&missing)).is_empty());
 }
 
+/// FakeEnv on a system without the user `keepalived_script`.
+struct NoScriptUser;
+
+impl Environment for NoScriptUser {
+    fn interface_exists(&self, name: &str) -> bool {
+        FakeEnv.interface_exists(name)
+    }
+    fn find_executable(&self, p: &str) -> Option<PathBuf> {
+        FakeEnv.find_executable(p)
+    }
+    fn user_exists(&self, _: &str) -> bool {
+        false
+    }
+}
+
+fn check_without_script_user(text: &str) -> Vec<String> {
+    let mut p = parse_str(text, "c.conf", &ParseOptions::with_config_id("h"));
+    validate::check(&p.config, &NoScriptUser, &mut p.diagnostics);
+    let mut m = msgs(&p);
+    m.sort();
+    m
+}
+
+/// As keepalived 2.2.7 -t says it when `keepalived_script` does not exist: the lookup is
+/// reported once, at the first script without a user in the order of the passes (the
+/// checker's quorum_up before the VRRP script above it), and every vrrp_script and MISC_CHECK
+/// without a user is removed at its '}' (its track_script entry then names nothing).
+#[test]
+fn default_script_user_missing() {
+    let text = "global_defs {
+  enable_script_security
+}
+vrrp_script chk_0 {
+  script \"/bin/true\"
+}
+vrrp_script chk_1 {
+  script \"/bin/true\"
+  user root
+}
+virtual_server 198.18.0.1 80 {
+  protocol TCP
+  quorum_up /bin/true
+  real_server 198.18.0.2 80 {
+    weight 1
+    MISC_CHECK {
+      misc_path \"/bin/true\"
+      user root
+    }
+    MISC_CHECK {
+      misc_path \"/bin/true x\"
+    }
+  }
+}
+vrrp_instance VI_1 {
+  interface eth0
+  virtual_router_id 2
+  track_script {
+    chk_0
+    chk_1
+  }
+  virtual_ipaddress {
+    198.18.10.2
+  }
+}
+";
+    assert_eq!(
+        check_without_script_user(text),
+        [
+            "(c.conf: Line 13) Unable to set default user keepalived_script for script",
+            "(c.conf: Line 22) Unable to set default user for misc script '/bin/true' 'x' - removing",
+            "(c.conf: Line 29) (VI_1) track script chk_0 not found, ignoring...",
+            "(c.conf: Line 6) Unable to set default user for vrrp script chk_0 - removing",
+            "Virtual server [198.18.0.1]:tcp:80: no forwarding method set, setting default NAT",
+            "Virtual server [198.18.0.1]:tcp:80: no scheduler set, setting default 'wlc'",
+        ]
+    );
+    // A script_user, or no script security, asks for no default user.
+    let with_user = text.replace(
+        "enable_script_security",
+        "enable_script_security\n  script_user root",
+    );
+    assert!(
+        !check_without_script_user(&with_user)
+            .iter()
+            .any(|m| m.contains("default user"))
+    );
+    // An unknown script_user: no lookup of keepalived_script, the same removals, and the
+    // removed scripts are not counted as executed (exit code 5, not 6).
+    let unknown = "global_defs {\n  script_user nosuchuser-x\n  startup_script /bin/true\n}\nvrrp_script chk_0 {\n  script \"/bin/true\"\n}\n";
+    let mut p = parse_str(unknown, "c.conf", &ParseOptions::with_config_id("h"));
+    validate::check(&p.config, &NoScriptUser, &mut p.diagnostics);
+    assert!(
+        !p.diagnostics
+            .items
+            .iter()
+            .any(|d| d.kind == DiagKind::Security)
+    );
+    assert_eq!(
+        check_without_script_user(unknown),
+        [
+            "(c.conf: Line 2) Error setting global script uid/gid",
+            "(c.conf: Line 3) Invalid startup script",
+            "(c.conf: Line 7) Unable to set default user for vrrp script chk_0 - removing",
+        ]
+    );
+    // The user is looked up once, by the first script: one read before
+    // enable_script_security runs as root, and so does everything after it.
+    let before = "global_defs {\n  startup_script /bin/true\n  enable_script_security\n}\nvrrp_script chk_0 {\n  script \"/bin/true\"\n}\n";
+    assert!(check_without_script_user(before).is_empty());
+    // Startup and shutdown scripts without a user are invalid.
+    let startup = "global_defs {\n  enable_script_security\n  startup_script /bin/true\n  shutdown_script /bin/true\n}\n";
+    assert_eq!(
+        check_without_script_user(startup),
+        [
+            "(c.conf: Line 3) Invalid startup script",
+            "(c.conf: Line 3) Unable to set default user keepalived_script for script",
+            "(c.conf: Line 4) Invalid shutdown script",
+        ]
+    );
+}
+
+/// quorum_up/quorum_down are checker scripts: without script security they are 2.2.7's
+/// security violation (exit code 6).
+#[test]
+fn quorum_scripts_count_for_script_security() {
+    let text = "virtual_server 198.18.0.1 80 {
+  protocol TCP
+  quorum_down /bin/true
+  real_server 198.18.0.2 80 {
+    weight 1
+  }
+}
+";
+    let p = check(text);
+    assert!(
+        p.diagnostics
+            .items
+            .iter()
+            .any(|d| d.kind == DiagKind::Security),
+        "{:?}",
+        msgs(&p)
+    );
+}
+
+/// Real server weights: 2.2.7 takes 0..=2147483647 (IPVS' int), beyond ipvsadm's 65535.
+#[test]
+fn real_server_weight_range() {
+    let conf = |w: &str| {
+        format!(
+            "virtual_server 198.18.0.1 80 {{\n  protocol TCP\n  lb_algo rr\n  lb_kind DR\n  real_server 198.18.0.2 80 {{\n    weight {w}\n  }}\n}}\n"
+        )
+    };
+    let p = check(&conf("2147483647"));
+    assert_eq!(msgs(&p), Vec::<String>::new());
+    assert_eq!(p.config.virtual_servers[0].real_servers[0].weight, i32::MAX);
+    for (w, first) in [
+        (
+            "2147483648",
+            "number '2147483648' outside range [0, 2147483647]",
+        ),
+        (
+            "4294967296",
+            "number '4294967296' outside unsigned integer range",
+        ),
+        ("-1", "negative number '-1'"),
+        ("abc", "invalid number 'abc'"),
+    ] {
+        let p = check(&conf(w));
+        assert_eq!(
+            msgs(&p),
+            [
+                format!("(c.conf: Line 6) {first}"),
+                format!("(c.conf: Line 6) Real server weight {w} is outside range 0-2147483647"),
+            ]
+        );
+        assert_eq!(p.config.virtual_servers[0].real_servers[0].weight, 1);
+    }
+}
+
 #[test]
 fn lvs_bad_values() {
     let text = "virtual_server 198.18.1.1 80 {

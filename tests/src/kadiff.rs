@@ -861,19 +861,19 @@ pub fn explain(class: &str) -> &'static str {
         ),
         (
             "default user",
-            "2.2.7 looks up the user keepalived_script when script_user is unset; not reproduced",
+            "the default script user is looked up by the first script 2.2.7 reads: its pass order with broken blocks",
         ),
         (
             "for vrrp_instance",
-            "interface checks around a pass that stopped early, in included files",
+            "interface checks around a pass that stopped early or unbalanced braces, in included files",
         ),
         (
             "exit code 2.2.7 6",
-            "script security verdict: which scripts 2.2.7 counts as executed",
+            "script security verdict in configurations with broken blocks: which scripts 2.2.7 reads",
         ),
         (
             "/ ours 6",
-            "script security verdict: which scripts 2.2.7 counts as executed",
+            "script security verdict in configurations with broken blocks: which scripts 2.2.7 reads",
         ),
         ("igest", "per-url digest checks (duplicates) not reproduced"),
         (

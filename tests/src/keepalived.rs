@@ -185,7 +185,15 @@ pub fn wait_listing_on(
 ) -> Result<String> {
     let deadline = Instant::now() + timeout;
     loop {
-        let text = ipvsadm_on(opts, &["-Ln"])?;
+        // Before the daemon has loaded the data plane there are no tables to list yet.
+        let text = match ipvsadm_on(opts, &["-Ln"]) {
+            Ok(t) => t,
+            Err(_) if Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(50));
+                continue;
+            }
+            Err(e) => return Err(e),
+        };
         if pred(&text) {
             return Ok(text);
         }

@@ -12,9 +12,9 @@ use xlvs_tests::keepalived::REAL_KEEPALIVED;
 use xlvs_tests::lab::binary;
 use xlvs_tests::netns::{is_root, unique_prefix};
 
-/// The sample's agreement when last reviewed, less a margin (the target is 99.5 %; the
+/// The sample's agreement when last reviewed (93 %), less a margin (the target is 99.5 %; the
 /// remaining classes are listed by `cargo xtask kadiff`).
-const FLOOR: f64 = 0.90;
+const FLOOR: f64 = 0.92;
 
 #[test]
 fn verdicts_agree_with_keepalived_2_2_7_on_a_fixed_sample() -> Result<()> {

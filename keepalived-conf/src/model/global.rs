@@ -69,8 +69,14 @@ pub struct GlobalDefs {
     pub smtp_alert_checker: Option<bool>,
     /// `enable_script_security`: refuse scripts others could replace.
     pub enable_script_security: bool,
+    /// Where `enable_script_security` is (the parent reads global_defs in order).
+    #[serde(skip)]
+    pub script_security_span: Option<Span>,
     /// `script_user`: user scripts run as by default.
     pub script_user: Option<String>,
+    /// `script_user` names a user (or group) the system does not have.
+    #[serde(skip)]
+    pub script_user_unknown: bool,
     /// Group scripts run as by default (`script_user U G`).
     pub script_group: Option<String>,
     /// `startup_script`: runs before the daemon starts its work.
@@ -175,7 +181,9 @@ impl Default for GlobalDefs {
             smtp_alert_vrrp: None,
             smtp_alert_checker: None,
             enable_script_security: false,
+            script_security_span: None,
             script_user: None,
+            script_user_unknown: false,
             script_group: None,
             startup_script: None,
             shutdown_script: None,

@@ -504,6 +504,9 @@ pub struct MiscCheck {
     pub dynamic: bool,
     /// `user` the script runs as.
     pub user: Option<String>,
+    /// The line of the block's `}`, where keepalived checks the script's user.
+    #[serde(skip)]
+    pub end_span: Option<Span>,
 }
 
 /// FILE_CHECK settings.

@@ -174,8 +174,11 @@ impl KeepalivedConfig {
             .chain(self.vrrp_instances.iter().flat_map(|v| v.notify.all()));
         out.extend(vrrp.map(|s| (Vrrp, s)));
         for vs in &self.virtual_servers {
-            let mut checker: Vec<&Script> =
-                vs.notify_up.iter().chain(vs.notify_down.iter()).collect();
+            let mut checker: Vec<&Script> = [&vs.quorum_up, &vs.quorum_down]
+                .into_iter()
+                .chain([&vs.notify_up, &vs.notify_down])
+                .flatten()
+                .collect();
             for rs in &vs.real_servers {
                 checker.extend(rs.notify_up.iter().chain(rs.notify_down.iter()));
                 for c in &rs.checkers {

@@ -342,6 +342,9 @@ pub struct VrrpScript {
     pub group: Option<String>,
     /// `init_fail`: the script counts as failing until it first succeeds.
     pub init_fail: bool,
+    /// The line of the block's `}`, where keepalived checks the script's user.
+    #[serde(skip)]
+    pub end_span: Option<Span>,
 }
 
 /// How a tracked process's parameters are compared (`param_match`).

@@ -166,7 +166,11 @@ impl<'a> Parser<'a> {
             "smtp_alert" => self.config.global.smtp_alert = self.read_flag(l, 1),
             "smtp_alert_vrrp" => self.config.global.smtp_alert_vrrp = self.read_flag(l, 1),
             "smtp_alert_checker" => self.config.global.smtp_alert_checker = self.read_flag(l, 1),
-            "enable_script_security" => self.config.global.enable_script_security = true,
+            "enable_script_security" => {
+                self.config.global.enable_script_security = true;
+                let g = &mut self.config.global;
+                g.script_security_span.get_or_insert_with(|| l.span.clone());
+            }
             "script_user" => {
                 self.config.global.script_user = self
                     .word_or(l, 1, "No script username specified")
@@ -177,6 +181,7 @@ impl<'a> Parser<'a> {
                 let unknown_group = l
                     .word(2)
                     .is_some_and(|g| !matches!(nix::unistd::Group::from_name(g), Ok(Some(_))));
+                self.config.global.script_user_unknown = unknown_user || unknown_group;
                 if unknown_user || unknown_group {
                     self.warn(
                         DiagKind::InvalidValue,

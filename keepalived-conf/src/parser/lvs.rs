@@ -514,11 +514,19 @@ impl<'a> Parser<'a> {
         let tmax = TIMER_MAXIMUM_SECS;
         self.sub_block(&mut |p: &mut Parser<'a>, l: &'a Line| {
             match l.first() {
-                "weight" => {
-                    if let Some(w) = p.read_i32(l, 1, 0, 65535) {
-                        rs.weight = w;
+                // IPVS takes any int weight (ipvsadm's own limit is 65535).
+                "weight" => match p.read_unsigned(l, 1, 0, i32::MAX as u64) {
+                    Some(w) => rs.weight = w as i32,
+                    None if l.len() > 1 => {
+                        let msg = format!(
+                            "Real server weight {} is outside range 0-{}",
+                            l.word(1).unwrap_or(""),
+                            i32::MAX
+                        );
+                        p.warn(DiagKind::InvalidValue, l, msg);
                     }
-                }
+                    None => {}
+                },
                 "lvs_method" => rs.lvs_method = p.lvs_method(l, "real server"),
                 "inhibit_on_failure" => rs.inhibit_on_failure = p.read_flag(l, 1),
                 "notify_up" => rs.notify_up = p.script(l, 1),
@@ -544,7 +552,7 @@ impl<'a> Parser<'a> {
                     rs.extra.push(o);
                 }
                 kw => match p.checker(kw, l) {
-                    Some(c) => {
+                    Some(mut c) => {
                         if matches!(&c.kind, CheckerKind::BfdCheck(b) if b.name.is_none()) {
                             let msg = format!(
                                 "([{}]:{proto}:{}) No name has been specified for BFD_CHECKER - skipping",
@@ -564,6 +572,9 @@ impl<'a> Parser<'a> {
                             let end = p.last_line.unwrap_or(l);
                             p.warn(DiagKind::Semantic, end, msg);
                         } else {
+                            if let CheckerKind::Misc(m) = &mut c.kind {
+                                m.end_span = p.last_line.map(|l| l.span.clone());
+                            }
                             rs.checkers.push(c);
                         }
                     }

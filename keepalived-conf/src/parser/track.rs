@@ -30,6 +30,7 @@ impl<'a> Parser<'a> {
             user: None,
             group: None,
             init_fail: false,
+            end_span: None,
         };
         self.sub_block(&mut |p: &mut Parser<'a>, l: &'a Line| {
             match l.first() {
@@ -73,6 +74,7 @@ impl<'a> Parser<'a> {
             }
             true
         });
+        s.end_span = self.last_line.map(|l| l.span.clone());
         if let Some(sc) = &mut s.script {
             sc.user = s.user.clone();
             sc.group = s.group.clone();

@@ -327,10 +327,12 @@ async fn async_main(cli: Cli, opts: ParseOptions, config: Arc<KeepalivedConfig>)
     info!("Stopping");
     // Withdraw before anything goes: routers move the traffic first.
     d.bridge.stop(d.cli.dont_release_ipvs).await;
+    // Then VRRP resigns (priority 0) at once: the backup's takeover does not wait for the
+    // checkers to stop (keepalived's VRRP child gets the signal beside the checker child).
+    d.stop_vrrp().await;
     if let Some(c) = &d.checkers {
         c.shutdown().await;
     }
-    d.stop_vrrp().await;
     if let Some(b) = d.bfd.take() {
         b.stop().await;
     }
