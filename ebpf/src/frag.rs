@@ -145,7 +145,12 @@ fn first(ctx: &XdpContext, f: &Fragment, key: &FragKey, now: u64) -> u32 {
         }
     };
     let flow = pkt.flow();
-    match unsafe { CONNS.get(&flow) } {
+    // A reply of a one-entry NAT connection: its CLIENT entry (one_entry.rs).
+    let known = match one_entry::client_of(&flow) {
+        Some((entry, _)) => Some(entry as *const Conn),
+        None => CONNS.get_ptr(&flow),
+    };
+    match known.map(|c| unsafe { &*c }) {
         Some(c) if c.flags & CONN_F_SYNPROXY != 0 => {
             return refuse(f.af, &f.dst, counter::FRAG_REFUSED);
         }
