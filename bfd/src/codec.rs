@@ -5,9 +5,13 @@
 /// Session states as carried in the Sta field.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum State {
+    /// Held down by an administrator (or stopping).
     AdminDown = 0,
+    /// No session established.
     Down = 1,
+    /// Heard the neighbour, waiting for it to hear us.
     Init = 2,
+    /// Both ends hear each other.
     Up = 3,
 }
 
@@ -34,9 +38,13 @@ impl State {
 
 /// Diagnostic codes (RFC 5880 §4.1).
 pub mod diag {
+    /// No diagnostic.
     pub const NONE: u8 = 0;
+    /// Control detection time expired.
     pub const EXPIRED: u8 = 1;
+    /// The neighbour signalled the session down.
     pub const NEIGHBOR_DOWN: u8 = 3;
+    /// Administratively down.
     pub const ADMIN_DOWN: u8 = 7;
     /// The highest code RFC 5880 defines.
     pub const MAX: u8 = 8;
@@ -61,16 +69,27 @@ pub mod diag {
 /// The mandatory section of a Control packet.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Packet {
+    /// Diagnostic code ([`diag`]).
     pub diag: u8,
+    /// The sender's session state.
     pub state: State,
+    /// P bit: the sender asks for a Final.
     pub poll: bool,
+    /// F bit: the answer to a Poll.
     pub final_: bool,
+    /// C bit: control plane independent.
     pub cpi: bool,
+    /// A bit: authentication section present.
     pub auth: bool,
+    /// D bit: demand mode.
     pub demand: bool,
+    /// M bit: multipoint (must be 0).
     pub multipoint: bool,
+    /// Detection time multiplier.
     pub detect_mult: u8,
+    /// The sender's discriminator.
     pub my_discr: u32,
+    /// The receiver's discriminator as the sender knows it (0 until learnt).
     pub your_discr: u32,
     /// µs
     pub desired_min_tx: u32,
@@ -88,15 +107,25 @@ pub const CONTROL_PORT: u16 = 3784;
 /// Why a received packet was dropped.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Reject {
+    /// Shorter than the mandatory section.
     TooShort,
+    /// The length field does not match the datagram.
     LengthMismatch,
+    /// TTL / hop limit below the session's minimum (GTSM).
     Ttl,
+    /// Not version 1.
     Version,
+    /// Detect Mult is zero.
     ZeroMultiplier,
+    /// The M bit is set.
     Multipoint,
+    /// My Discriminator is zero.
     ZeroMyDiscriminator,
+    /// Your Discriminator is zero outside Down/AdminDown.
     ZeroYourDiscriminator,
+    /// Both Poll and Final are set.
     PollAndFinal,
+    /// A diagnostic code RFC 5880 does not define.
     Diagnostic,
     /// Authentication present: keepalived supports none.
     Auth,
@@ -107,6 +136,7 @@ pub enum Reject {
 }
 
 impl Reject {
+    /// The reason's name in counters and logs.
     pub fn name(self) -> &'static str {
         match self {
             Reject::TooShort => "too short",
@@ -127,6 +157,7 @@ impl Reject {
 }
 
 impl Packet {
+    /// The packet's 24 bytes on the wire.
     pub fn encode(&self) -> [u8; LEN] {
         let mut b = [0u8; LEN];
         b[0] = (1 << 5) | (self.diag & 0x1f);

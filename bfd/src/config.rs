@@ -9,11 +9,16 @@ use keepalived_conf::model::KeepalivedConfig;
 
 use crate::session::Params;
 
+/// One `bfd_instance` as the daemon runs it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct InstanceConfig {
+    /// The instance's name (what `track_bfd` / `BFD_CHECK` follow).
     pub name: String,
+    /// The neighbour's address.
     pub neighbor: IpAddr,
+    /// Local address, when configured.
     pub source: Option<IpAddr>,
+    /// Timers, multiplier and passive mode.
     pub params: Params,
     /// Outgoing TTL / hop limit.
     pub ttl: u8,
@@ -21,6 +26,7 @@ pub struct InstanceConfig {
     pub min_ttl: u8,
 }
 
+/// The BFD sessions a configuration asks for, keepalived's defaults applied.
 pub fn instances(cfg: &KeepalivedConfig) -> Vec<InstanceConfig> {
     let mut out: Vec<InstanceConfig> = Vec::new();
     for b in &cfg.bfd_instances {

@@ -26,28 +26,36 @@ use crate::session::{Micros, Session};
 /// Each BFD instance's state: up or not.
 pub type States = BTreeMap<String, bool>;
 
+/// What the BFD thread is asked to do.
 pub enum Control {
     /// New configuration: unchanged sessions keep their state.
     Reload(Arc<KeepalivedConfig>),
     /// Stop: every session sends AdminDown.
     Shutdown,
+    /// Report the sessions' states and counters.
     Status(oneshot::Sender<Status>),
 }
 
 /// What the daemon knows (for reports and tests).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Status {
+    /// Each session's state, by instance name.
     pub sessions: Vec<(String, State)>,
     /// Packets refused, by reason.
     pub rejected: BTreeMap<&'static str, u64>,
+    /// Valid packets received.
     pub received: u64,
+    /// Packets sent.
     pub sent: u64,
 }
 
 /// The running BFD thread.
 pub struct Handle {
+    /// Where reloads, shutdown and status requests go.
     pub control: mpsc::Sender<Control>,
+    /// Each instance's up/down, updated on every change.
     pub states: watch::Receiver<States>,
+    /// The thread, joined after Shutdown.
     pub thread: std::thread::JoinHandle<()>,
 }
 

@@ -6,6 +6,8 @@
 //! * [`config`]: `bfd_instance` → sessions, with keepalived's defaults and exclusions;
 //! * [`daemon`]: the BFD thread (sockets, timers); session states on a watch channel for
 //!   `track_bfd` (VRRP) and `BFD_CHECK` (checkers).
+// Every public item says what it is for; CI's clippy (-D warnings) makes this an error.
+#![warn(missing_docs)]
 
 pub mod codec;
 pub mod config;

@@ -16,10 +16,15 @@ pub type Micros = u64;
 /// A session's configuration (µs).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Params {
+    /// Desired Min RX Interval.
     pub min_rx: u32,
+    /// Desired Min TX Interval while up.
     pub min_tx: u32,
+    /// TX interval while not up.
     pub idle_tx: u32,
+    /// Detect Mult sent.
     pub multiplier: u8,
+    /// Wait for the neighbour's first packet before sending.
     pub passive: bool,
 }
 
@@ -36,6 +41,7 @@ pub struct Output {
     pub detect_time: Option<(u64, u64)>,
 }
 
+/// One BFD session's state machine (RFC 5880 §6.8.6), without I/O.
 #[derive(Debug, Clone)]
 pub struct Session {
     p: Params,
@@ -83,21 +89,27 @@ impl Session {
         }
     }
 
+    /// Local session state.
     pub fn state(&self) -> State {
         self.state
     }
+    /// Our discriminator.
     pub fn local_discr(&self) -> u32 {
         self.local_discr
     }
+    /// The last diagnostic the neighbour sent.
     pub fn remote_diag(&self) -> u8 {
         self.remote_diag
     }
+    /// The configuration it runs with.
     pub fn params(&self) -> Params {
         self.p
     }
+    /// Current transmit interval, µs.
     pub fn tx_interval(&self) -> u64 {
         self.tx_interval
     }
+    /// Current detection time, µs (0: not detecting yet).
     pub fn detect_time(&self) -> u64 {
         self.detect_time
     }

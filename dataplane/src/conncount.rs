@@ -23,9 +23,11 @@ struct Shared {
 
 const _: () = assert!(std::mem::size_of::<Shared>() == std::mem::size_of::<DestConns>());
 
+/// DEST_CONNS, mapped: each destination's active/inactive counts and overload flag.
 pub struct DestConnsMap(SharedArray<Shared>);
 
 impl DestConnsMap {
+    /// Maps the pinned DEST_CONNS under `dir`.
     pub fn open(dir: &Path) -> Result<DestConnsMap> {
         SharedArray::open(dir, names::DEST_CONNS, std::mem::size_of::<DestConns>())
             .map(DestConnsMap)
@@ -76,6 +78,7 @@ impl DestConnsMap {
         }
     }
 
+    /// Takes destination `id` out of overload (its thresholds changed or it left).
     pub fn clear_overload(&self, id: u32) {
         if let Some(s) = self.slot(id) {
             s.overloaded.store(0, Ordering::Relaxed);

@@ -3,6 +3,7 @@
 
 use std::io;
 
+/// What a data-plane operation can fail with.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// add-service: the service exists (IPVS EEXIST).
@@ -56,12 +57,15 @@ pub enum Error {
     /// a map operation failed for another reason.
     #[error("{context}: {source}")]
     Map {
+        /// What was being done.
         context: String,
+        /// The kernel's answer.
         #[source]
         source: io::Error,
     },
 }
 
+/// A data-plane result.
 pub type Result<T> = std::result::Result<T, Error>;
 
 impl Error {

@@ -30,11 +30,14 @@ struct Shared {
 /// What a full connection table does with a new connection.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum TableFull {
+    /// A new connection takes the least recently used entry's place.
     Evict,
+    /// A new connection is dropped; established ones are kept.
     Refuse,
 }
 
 impl TableFull {
+    /// The policy's name in `--table-full` and `xlvs status`.
     pub fn name(self) -> &'static str {
         match self {
             TableFull::Evict => "evict",
@@ -42,6 +45,7 @@ impl TableFull {
         }
     }
 
+    /// The policy called `name`, if any.
     pub fn from_name(name: &str) -> Option<TableFull> {
         match name {
             "evict" => Some(TableFull::Evict),
@@ -60,9 +64,11 @@ pub fn lru_headroom() -> u32 {
     (cpus + 2) * 256
 }
 
+/// CONN_FILL, mapped: the connection table's entry count, evictions and policy.
 pub struct ConnFillMap(SharedArray<Shared>);
 
 impl ConnFillMap {
+    /// Maps the pinned CONN_FILL under `dir`.
     pub fn open(dir: &Path) -> Result<ConnFillMap> {
         SharedArray::open(dir, names::CONN_FILL, std::mem::size_of::<ConnFill>()).map(ConnFillMap)
     }
@@ -81,6 +87,7 @@ impl ConnFillMap {
         self.shared().evicted.load(Ordering::Relaxed)
     }
 
+    /// The table-full policy in force.
     pub fn policy(&self) -> TableFull {
         if self.shared().refuse_above.load(Ordering::Relaxed) == 0 {
             TableFull::Evict

@@ -26,11 +26,17 @@ use crate::model::{Family, Protocol, ip_to_words, words_to_ip};
 /// `port_lo..=port_hi`, get `mark`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct FwmarkRule {
+    /// The mark given.
     pub mark: u32,
+    /// TCP or UDP.
     pub proto: Protocol,
+    /// Destination network.
     pub net: IpAddr,
+    /// Its prefix length.
     pub plen: u8,
+    /// First destination port.
     pub port_lo: u16,
+    /// Last destination port.
     pub port_hi: u16,
 }
 
@@ -73,6 +79,7 @@ impl FwmarkRule {
         })
     }
 
+    /// IPv4 or IPv6, from the network.
     pub fn family(&self) -> Family {
         Family::of(&self.net)
     }
@@ -174,7 +181,9 @@ fn mask(addr: IpAddr, plen: u8) -> IpAddr {
 /// A rule that cannot be added: which one (index in the request) and why.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Refused {
+    /// Position of the rule in the request.
     pub index: usize,
+    /// Why it was refused.
     pub message: String,
 }
 

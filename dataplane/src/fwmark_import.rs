@@ -16,14 +16,18 @@ use crate::model::Protocol;
 /// The rules one iptables line gave (several with multiport or without `-p`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Imported {
+    /// Line number in the input, from 1.
     pub line: usize,
+    /// The rules it gave.
     pub rules: Vec<FwmarkRule>,
 }
 
 /// A line that was not imported: refused (the import stops) or skipped (a note).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LineNote {
+    /// Line number in the input, from 1.
     pub line: usize,
+    /// What was wrong or left out.
     pub message: String,
 }
 
@@ -36,7 +40,9 @@ impl std::fmt::Display for LineNote {
 /// What an import found: the rules by line, and the MARK rules it skipped.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Import {
+    /// The imported lines.
     pub imported: Vec<Imported>,
+    /// MARK lines left out, with why.
     pub skipped: Vec<LineNote>,
 }
 

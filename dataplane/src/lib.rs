@@ -14,6 +14,8 @@
 //! dp.add_dest(&vip, &real)?;
 //! # Ok::<(), dataplane::Error>(())
 //! ```
+// Every public item says what it is for; CI's clippy (-D warnings) makes this an error.
+#![warn(missing_docs)]
 
 mod acl;
 mod addr_filter;
@@ -32,6 +34,7 @@ mod maps;
 pub mod model;
 mod nat_owners;
 pub mod neigh;
+mod netlink;
 mod pins;
 mod pool;
 pub mod rundir;
@@ -128,6 +131,7 @@ impl Dataplane {
         })
     }
 
+    /// The options the data plane was opened with.
     pub fn options(&self) -> &Options {
         &self.opts
     }
@@ -165,14 +169,17 @@ impl Dataplane {
         }
     }
 
+    /// `ipvsadm -A`: adds a service (fails if it exists).
     pub fn add_service(&mut self, cfg: &model::ServiceConfig) -> Result<()> {
         self.write(|s, m| s.add_service(m, cfg))
     }
 
+    /// `ipvsadm -E`: changes a service's settings, keeping its destinations.
     pub fn edit_service(&mut self, cfg: &model::ServiceConfig) -> Result<()> {
         self.write(|s, m| s.edit_service(m, cfg))
     }
 
+    /// `ipvsadm -D`: removes a service with its destinations.
     pub fn del_service(&mut self, addr: &model::ServiceAddr) -> Result<()> {
         self.write(|s, m| s.del_service(m, addr))
     }
@@ -187,14 +194,17 @@ impl Dataplane {
         self.write(|s, m| s.zero(m, addr))
     }
 
+    /// `ipvsadm -a`: adds a destination to a service.
     pub fn add_dest(&mut self, svc: &model::ServiceAddr, d: &model::DestConfig) -> Result<()> {
         self.write(|s, m| s.add_dest(m, svc, d))
     }
 
+    /// `ipvsadm -e`: changes a destination's settings.
     pub fn edit_dest(&mut self, svc: &model::ServiceAddr, d: &model::DestConfig) -> Result<()> {
         self.write(|s, m| s.edit_dest(m, svc, d))
     }
 
+    /// `ipvsadm -d`: removes a destination (its connections drain).
     pub fn del_dest(
         &mut self,
         svc: &model::ServiceAddr,
@@ -305,6 +315,7 @@ impl Dataplane {
             .ok_or(Error::NoSuchService)
     }
 
+    /// The tcp, tcpfin and udp timeouts (`ipvsadm -L --timeout`).
     pub fn timeouts(&self) -> Result<model::Timeouts> {
         tables::timeouts(&self.maps)
     }
@@ -319,6 +330,7 @@ impl Dataplane {
         tables::path_settings(&self.maps)
     }
 
+    /// Sets the packet path's switches (defences, SYNPROXY defer, sloppy TCP, …).
     pub fn set_path_settings(&mut self, p: &model::PathSettings) -> Result<()> {
         self.write(|_, m| tables::set_path_settings(m, p))
     }
@@ -364,8 +376,10 @@ impl Dataplane {
 /// Why classifier rules were not added: a rule refused (nothing applied), or the tables.
 #[derive(Debug, thiserror::Error)]
 pub enum FwmarkError {
+    /// A rule was refused; nothing was changed.
     #[error("{}", .0.message)]
     Refused(fwmark::Refused),
+    /// A map operation failed.
     #[error(transparent)]
     Dataplane(#[from] Error),
 }

@@ -326,6 +326,13 @@ pub fn attach(opts: &Options, ifnames: &[String], mode: XdpMode) -> Result<Vec<S
         }
         let idx = ifindex(name).unwrap_or(0);
         let result = (|| -> Result<()> {
+            if crate::netlink::is_veth(idx).unwrap_or(false) {
+                // A veth's XDP_TX frames are not reliably delivered to its peer (see
+                // `config::TX_VIA_DEVMAP`); once set it stays, for every interface.
+                maps.config
+                    .set(ebpf_common::config::TX_VIA_DEVMAP, 1, 0)
+                    .map_err(|e| crate::maps::err("write CONFIG", e))?;
+            }
             let id = prog
                 .attach_to_if_index(idx, mode)
                 .map_err(|e| Error::Unavailable(format!("cannot attach to {name}: {e}")))?;
@@ -463,11 +470,15 @@ pub fn attached(dir: &Path) -> Vec<String> {
 
 /// Facts about the loaded program for `xlvs status`.
 pub struct ProgramStatus {
+    /// The kernel's program id.
     pub id: u32,
+    /// Instructions the verifier processed (kernel 5.16+).
     pub verified_insns: Option<u32>,
+    /// Size of the JIT-compiled program.
     pub jited_bytes: u32,
 }
 
+/// The pinned program's id, verifier and JIT figures.
 pub fn program_status(dir: &Path) -> Result<ProgramStatus> {
     let prog = Xdp::from_pin(prog_pin(dir), XdpAttachType::Interface)
         .map_err(|e| Error::Unavailable(format!("cannot open the pinned program: {e}")))?;

@@ -10,11 +10,14 @@ use ebpf_common as c;
 /// Address family of a service or destination.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Family {
+    /// IPv4.
     V4,
+    /// IPv6.
     V6,
 }
 
 impl Family {
+    /// The family of an address.
     pub fn of(addr: &IpAddr) -> Family {
         match addr {
             IpAddr::V4(_) => Family::V4,
@@ -39,12 +42,16 @@ impl Family {
 /// Transport protocol of a (non-fwmark) service.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Protocol {
+    /// TCP.
     Tcp,
+    /// UDP.
     Udp,
+    /// SCTP.
     Sctp,
 }
 
 impl Protocol {
+    /// The IP protocol number.
     pub fn number(self) -> u8 {
         match self {
             Protocol::Tcp => c::IPPROTO_TCP,
@@ -52,6 +59,7 @@ impl Protocol {
             Protocol::Sctp => c::IPPROTO_SCTP,
         }
     }
+    /// The protocol of an IP protocol number, if a service can have it.
     pub fn from_number(n: u8) -> Option<Protocol> {
         match n {
             c::IPPROTO_TCP => Some(Protocol::Tcp),
@@ -73,18 +81,26 @@ impl Protocol {
 /// What identifies a virtual service: (protocol, address, port) or a firewall mark.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum ServiceAddr {
+    /// `-t` / `-u` / `--sctp-service ADDR:PORT`.
     Inet {
+        /// Transport protocol.
         proto: Protocol,
+        /// The VIP.
         addr: IpAddr,
+        /// The virtual port (0: every port).
         port: u16,
     },
+    /// `-f MARK`: packets the fwmark classifier marks.
     Fwmark {
+        /// The mark.
         mark: u32,
+        /// IPv4 or IPv6 (`-6`).
         family: Family,
     },
 }
 
 impl ServiceAddr {
+    /// IPv4 or IPv6.
     pub fn family(&self) -> Family {
         match self {
             ServiceAddr::Inet { addr, .. } => Family::of(addr),
@@ -111,22 +127,36 @@ impl fmt::Display for ServiceAddr {
 /// The 13 IPVS schedulers.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Scheduler {
+    /// Round robin.
     Rr,
+    /// Weighted round robin.
     Wrr,
+    /// Least connections.
     Lc,
+    /// Weighted least connections.
     Wlc,
+    /// Locality-based least connections.
     Lblc,
+    /// Locality-based least connections with replication.
     Lblcr,
+    /// Destination hashing.
     Dh,
+    /// Source hashing.
     Sh,
+    /// Shortest expected delay.
     Sed,
+    /// Never queue.
     Nq,
+    /// Weighted failover.
     Fo,
+    /// Weighted overflow.
     Ovf,
+    /// Maglev hashing.
     Mh,
 }
 
 impl Scheduler {
+    /// Every scheduler, in IPVS' order.
     pub const ALL: [Scheduler; 13] = [
         Scheduler::Rr,
         Scheduler::Wrr,
@@ -142,6 +172,7 @@ impl Scheduler {
         Scheduler::Ovf,
         Scheduler::Mh,
     ];
+    /// The scheduler's name in ipvsadm (`-s`).
     pub fn name(self) -> &'static str {
         match self {
             Scheduler::Rr => "rr",
@@ -237,32 +268,42 @@ impl Forward {
 /// Tunnel encapsulation of a `Tunnel` destination (ipvsadm 1.31 `--tun-type`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
 pub enum TunnelType {
+    /// IP-in-IP.
     #[default]
     Ipip,
+    /// Generic UDP Encapsulation.
     Gue,
+    /// GRE.
     Gre,
 }
 
 /// Tunnel checksum flags (`--tun-nocsum`/`--tun-csum`/`--tun-remcsum`), IPVS bit values.
 pub mod tun_flags {
+    /// No outer checksum.
     pub const NOCSUM: u8 = 0x0;
+    /// Outer checksum computed.
     pub const CSUM: u8 = 0x1;
+    /// Remote checksum offload (GUE).
     pub const REMCSUM: u8 = 0x2;
 }
 
 /// Tunnel settings of a destination.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
 pub struct Tunnel {
+    /// The encapsulation.
     pub kind: TunnelType,
     /// GUE destination port (network order is handled by the data plane; this is host order).
     pub port: u16,
+    /// [`tun_flags`] bits.
     pub flags: u8,
 }
 
 /// A virtual service's settings (what `ipvsadm -A/-E` sets).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ServiceConfig {
+    /// What identifies the service.
     pub addr: ServiceAddr,
+    /// Scheduler (`-s`).
     pub scheduler: Scheduler,
     /// Persistence timeout in seconds (`-p`), `None` when not persistent.
     pub persistent: Option<u32>,
@@ -320,12 +361,19 @@ pub fn sched_flag(name: &str) -> Option<(u32, Option<Scheduler>)> {
 /// A destination's settings (what `ipvsadm -a/-e` sets).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct DestConfig {
+    /// Real server address.
     pub addr: IpAddr,
+    /// Real server port (0 with fwmark services: the packet's own).
     pub port: u16,
+    /// Forwarding method (`-g`/`-i`/`-m`/`-b`).
     pub forward: Forward,
+    /// Weight (`-w`); 0 takes no new connections.
     pub weight: i32,
+    /// Upper connection threshold (`-x`); 0: none.
     pub u_threshold: u32,
+    /// Lower connection threshold (`-y`).
     pub l_threshold: u32,
+    /// Tunnel settings (`-i`).
     pub tunnel: Tunnel,
 }
 
@@ -342,6 +390,7 @@ impl DestConfig {
             tunnel: Tunnel::default(),
         }
     }
+    /// Address and port together.
     pub fn socket_addr(&self) -> SocketAddr {
         SocketAddr::new(self.addr, self.port)
     }
@@ -350,10 +399,15 @@ impl DestConfig {
 /// Counters as IPVS keeps them (`ipvsadm -L --stats`).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Stats {
+    /// Connections scheduled.
     pub conns: u64,
+    /// Packets client -> real server.
     pub inpkts: u64,
+    /// Packets real server -> client.
     pub outpkts: u64,
+    /// Bytes client -> real server.
     pub inbytes: u64,
+    /// Bytes real server -> client.
     pub outbytes: u64,
 }
 
@@ -370,6 +424,7 @@ impl Stats {
 /// A destination as listed: settings plus live figures.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct DestEntry {
+    /// Its settings.
     pub config: DestConfig,
     /// Connections in ESTABLISHED (IPVS ActiveConn).
     pub active_conns: u32,
@@ -377,6 +432,7 @@ pub struct DestEntry {
     pub inact_conns: u32,
     /// Persistence templates pointing at this destination (IPVS PersistConn).
     pub persist_conns: u32,
+    /// Its counters.
     pub stats: Stats,
     /// Rates estimated from the counters over time (IPVS estimator): cps, inpps, outpps, inbps, outbps
     /// in the fields conns, inpkts, outpkts, inbytes, outbytes.
@@ -386,8 +442,11 @@ pub struct DestEntry {
 /// A service as listed: settings, destinations (in insertion order) and counters.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ServiceEntry {
+    /// Its settings.
     pub config: ServiceConfig,
+    /// Its destinations, in insertion order.
     pub dests: Vec<DestEntry>,
+    /// Its counters.
     pub stats: Stats,
     /// Rates, as in [`DestEntry::rates`].
     pub rates: Stats,
@@ -395,20 +454,25 @@ pub struct ServiceEntry {
     pub local_addrs: Vec<LocalAddr>,
     /// DPVS deny list (blklst) and allow list (whtlst) of client addresses.
     pub deny: Vec<IpAddr>,
+    /// Allowed client addresses; when any, only they may connect.
     pub allow: Vec<IpAddr>,
 }
 
 /// Which DPVS list: deny (blklst) or allow (whtlst).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum AclKind {
+    /// blklst: listed clients are refused.
     Deny,
+    /// whtlst: only listed clients are let in.
     Allow,
 }
 
 /// A FULLNAT local address of a service (alibaba/DPVS `-P -z ADDR [-F IFNAME]`, listed by `-G`).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct LocalAddr {
+    /// The local address.
     pub addr: IpAddr,
+    /// Interface it is on (`-F`), when given.
     pub ifname: Option<String>,
     /// Connections currently using this local address.
     pub conns: u64,
@@ -463,8 +527,11 @@ impl Default for PathSettings {
 /// The three timeouts `ipvsadm --set` handles, in seconds (0 in a set request = leave unchanged).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Timeouts {
+    /// ESTABLISHED TCP.
     pub tcp: u32,
+    /// TCP after a FIN.
     pub tcp_fin: u32,
+    /// UDP.
     pub udp: u32,
 }
 
@@ -493,16 +560,21 @@ pub fn state_name(proto: u8, state: u8) -> &'static str {
 pub struct ConnEntry {
     /// IP protocol number.
     pub proto: u8,
+    /// Client address and port.
     pub client: SocketAddr,
+    /// Virtual address and port.
     pub virt: SocketAddr,
+    /// Real server address and port.
     pub dest: SocketAddr,
     /// FULLNAT local address, when used.
     pub local: Option<SocketAddr>,
+    /// State name as ipvsadm lists it (ESTABLISHED, FIN_WAIT, …).
     pub state: &'static str,
     /// True for IPVS' ESTABLISHED, what ActiveConn counts.
     pub active: bool,
     /// Seconds left before the entry expires.
     pub expires: u32,
+    /// How the connection is forwarded.
     pub forward: Forward,
 }
 

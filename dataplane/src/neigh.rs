@@ -9,9 +9,7 @@
 
 use std::net::IpAddr;
 
-use netlink_packet_core::{
-    NLM_F_ACK, NLM_F_CREATE, NLM_F_REQUEST, NetlinkHeader, NetlinkMessage, NetlinkPayload,
-};
+use netlink_packet_core::{NLM_F_ACK, NLM_F_CREATE, NLM_F_REQUEST};
 use netlink_packet_route::{
     AddressFamily, RouteNetlinkMessage,
     neighbour::{
@@ -19,14 +17,14 @@ use netlink_packet_route::{
     },
     route::{RouteAddress, RouteAttribute, RouteMessage},
 };
-use netlink_sys::{Socket, SocketAddr, protocols::NETLINK_ROUTE};
+use netlink_sys::Socket;
+
+use crate::netlink::{open, request};
 
 /// Starts neighbour resolution for the next hop towards `addr` in the calling thread's network
 /// namespace. Best effort: errors are returned for logging, never fatal to the caller.
 pub fn resolve(addr: IpAddr) -> std::io::Result<()> {
-    let mut sock = Socket::new(NETLINK_ROUTE)?;
-    sock.bind_auto()?;
-    sock.connect(&SocketAddr::new(0, 0))?;
+    let sock = open()?;
     let (ifindex, next_hop) = route_to(&sock, addr)?;
     // NTF_USE on an existing entry resets it (a permanent one becomes INCOMPLETE): only ask when
     // the kernel does not already have a usable entry.
@@ -106,32 +104,4 @@ fn route_to(sock: &Socket, addr: IpAddr) -> std::io::Result<(u32, IpAddr)> {
     }
     let oif = oif.ok_or_else(|| std::io::Error::other("route without output interface"))?;
     Ok((oif, gateway.unwrap_or(addr)))
-}
-
-/// Sends one request; returns the first answer message (None for a bare ACK), or the kernel's
-/// error.
-fn request(
-    sock: &Socket,
-    msg: RouteNetlinkMessage,
-    flags: u16,
-) -> std::io::Result<Option<RouteNetlinkMessage>> {
-    let mut header = NetlinkHeader::default();
-    header.flags = flags;
-    header.sequence_number = 1;
-    let mut packet = NetlinkMessage::new(header, NetlinkPayload::from(msg));
-    packet.finalize();
-    let mut buf = vec![0u8; packet.buffer_len()];
-    packet.serialize(&mut buf);
-    sock.send(&buf, 0)?;
-    let (data, _) = sock.recv_from_full()?;
-    let reply = NetlinkMessage::<RouteNetlinkMessage>::deserialize(&data)
-        .map_err(|e| std::io::Error::other(e.to_string()))?;
-    match reply.payload {
-        NetlinkPayload::InnerMessage(m) => Ok(Some(m)),
-        NetlinkPayload::Error(e) => match e.code {
-            None => Ok(None),
-            Some(code) => Err(std::io::Error::from_raw_os_error(-code.get())),
-        },
-        _ => Ok(None),
-    }
 }

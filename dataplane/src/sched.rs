@@ -25,7 +25,9 @@ use crate::model::Scheduler;
 /// A destination as the table builder sees it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Member {
+    /// Destination id.
     pub id: u32,
+    /// Its weight (0: not in the table).
     pub weight: i32,
     /// Stable per-real value (from its address and port): seeds its Maglev permutation.
     pub seed: u64,

@@ -54,11 +54,17 @@ pub const COUNTER_NAMES: [(u32, &str); counter::NAMES.len()] = counter::NAMES;
 /// How full the main tables are.
 #[derive(Clone, Copy, Debug)]
 pub struct Fill {
+    /// Services in use.
     pub services: u32,
+    /// Services the tables hold.
     pub services_max: u32,
+    /// Destinations in use.
     pub dests: u32,
+    /// Destinations the tables hold.
     pub dests_max: u32,
+    /// Connections counted (entries over two).
     pub conns: u32,
+    /// Connections the table holds.
     pub conns_max: u32,
     /// Entries the connection table holds (two per FULLNAT connection and NAT connection
     /// that cannot have one; see `ebpf_common::Conn`), as counted.
@@ -67,9 +73,11 @@ pub struct Fill {
     pub conn_entries_max: u64,
     /// Entries the full table evicted since it was made.
     pub conn_evicted: u64,
+    /// What a full table does.
     pub table_full: crate::fill::TableFull,
 }
 
+/// How full the main tables are now.
 pub fn fill(maps: &Maps) -> Result<Fill> {
     Ok(Fill {
         services: maps.services.keys().count() as u32,

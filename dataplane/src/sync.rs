@@ -24,16 +24,23 @@ use crate::model::*;
 pub struct SyncConn {
     /// IPPROTO_* (templates of fwmark services: 0, IPPROTO_IP).
     pub proto: u8,
+    /// Client address (the client network for templates).
     pub caddr: IpAddr,
+    /// Client port.
     pub cport: u16,
+    /// Virtual address.
     pub vaddr: IpAddr,
+    /// Virtual port.
     pub vport: u16,
+    /// Real server address.
     pub daddr: IpAddr,
+    /// Real server port.
     pub dport: u16,
     /// The fwmark of the service (0 unless a fwmark service).
     pub fwmark: u32,
     /// IPVS state number (IP_VS_TCP_S_*; UDP 0; templates 1, assured).
     pub state: u16,
+    /// Forwarding method.
     pub forward: Forward,
     /// Timeout of the current state in seconds (templates: the persistence timeout).
     pub timeout: u32,

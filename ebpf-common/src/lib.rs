@@ -5,6 +5,8 @@
 //! Addresses are stored as `[u32; 4]` holding the address bytes in network order (the raw words of
 //! the packet); an IPv4 address uses word 0 and leaves the rest zero. Ports are network order too.
 #![no_std]
+// Every public item says what it is for; CI's clippy (-D warnings) makes this an error.
+#![warn(missing_docs)]
 
 pub mod csum;
 pub mod tcp_state;
@@ -32,6 +34,7 @@ pub const MAX_PORTS: u32 = 256;
 // Pin names (under the pin directory, default `/sys/fs/bpf/xlvs`)
 // ---------------------------------------------------------------------------------------------
 
+/// Where maps, programs and links are pinned unless `--pin-dir` / `XLVS_PIN_DIR` says otherwise.
 pub const DEFAULT_PIN_DIR: &str = "/sys/fs/bpf/xlvs";
 /// Slots of the JUMP program array (tail calls).
 pub const JUMP_SLOTS: u32 = 16;
@@ -121,29 +124,44 @@ pub const PIN_LINKS_DIR: &str = "links";
 // Enumerations shared by both sides (values follow IPVS where IPVS defines them)
 // ---------------------------------------------------------------------------------------------
 
+/// Address family of IPv4 entries (Linux `AF_INET`).
 pub const AF_INET: u8 = 2;
+/// Address family of IPv6 entries (Linux `AF_INET6`).
 pub const AF_INET6: u8 = 10;
 
+/// IP protocol number of ICMP (errors about a connection follow it).
 pub const IPPROTO_ICMP: u8 = 1;
+/// IP protocol number of TCP services.
 pub const IPPROTO_TCP: u8 = 6;
+/// IP protocol number of UDP services.
 pub const IPPROTO_UDP: u8 = 17;
+/// IP protocol number of SCTP services.
 pub const IPPROTO_SCTP: u8 = 132;
 /// Protocol value of a fwmark service key (the mark sits in `addr[0]`).
 pub const PROTO_FWMARK: u8 = 0;
 
 /// Forwarding methods: IP_VS_CONN_F_* values (MASQ 0, LOCALNODE 1, TUNNEL 2, DROUTE 3), plus FULLNAT.
 pub const FWD_MASQ: u8 = 0;
+/// Local node: the packet is handed to this host's stack.
 pub const FWD_LOCAL: u8 = 1;
+/// IP-in-IP (or GUE/GRE) tunnelling to the real server.
 pub const FWD_TUNNEL: u8 = 2;
+/// Direct routing: only the destination MAC changes.
 pub const FWD_DROUTE: u8 = 3;
+/// alibaba/DPVS FULLNAT: source and destination both rewritten (local address as source).
 pub const FWD_FULLNAT: u8 = 5;
 
 /// Service flags (IP_VS_SVC_F_* values where they exist).
 pub const SVC_F_PERSISTENT: u32 = 0x1;
+/// The service is in the service table (always set on listed services).
 pub const SVC_F_HASHED: u32 = 0x2;
+/// One-packet scheduling: every UDP datagram is scheduled on its own (`-o`).
 pub const SVC_F_ONEPACKET: u32 = 0x4;
+/// Scheduler flag 1 (`-b flag-1`: sh-fallback, mh-fallback).
 pub const SVC_F_SCHED1: u32 = 0x8;
+/// Scheduler flag 2 (`-b flag-2`: sh-port, mh-port).
 pub const SVC_F_SCHED2: u32 = 0x10;
+/// Scheduler flag 3 (`-b flag-3`).
 pub const SVC_F_SCHED3: u32 = 0x20;
 /// alibaba/DPVS: answer SYNs with cookies before opening the real-server side.
 pub const SVC_F_SYNPROXY: u32 = 0x10000;
@@ -156,17 +174,29 @@ pub const SVC_F_FWMARK_FIRST: u32 = 0x20000;
 
 /// Scheduler identifiers (stored in [`Service::sched`]; names live in user space).
 pub const SCHED_RR: u32 = 0;
+/// Weighted round robin.
 pub const SCHED_WRR: u32 = 1;
+/// Least connections.
 pub const SCHED_LC: u32 = 2;
+/// Weighted least connections.
 pub const SCHED_WLC: u32 = 3;
+/// Locality-based least connections.
 pub const SCHED_LBLC: u32 = 4;
+/// Locality-based least connections with replication.
 pub const SCHED_LBLCR: u32 = 5;
+/// Destination hashing.
 pub const SCHED_DH: u32 = 6;
+/// Source hashing.
 pub const SCHED_SH: u32 = 7;
+/// Shortest expected delay.
 pub const SCHED_SED: u32 = 8;
+/// Never queue.
 pub const SCHED_NQ: u32 = 9;
+/// Weighted failover (highest weight takes all).
 pub const SCHED_FO: u32 = 10;
+/// Weighted overflow (next destination once the first is full).
 pub const SCHED_OVF: u32 = 11;
+/// Maglev hashing.
 pub const SCHED_MH: u32 = 12;
 
 /// Source/destination hashing table size (IPVS IP_VS_SH_TAB_SIZE / IP_VS_DH_TAB_SIZE).
@@ -197,15 +227,25 @@ pub const fn mh_slot(addr: u32, port: u16, offset: u32) -> u32 {
 
 /// TCP connection states, IPVS numbering (IP_VS_TCP_S_*), then UDP/other.
 pub const S_NONE: u8 = 0;
+/// Handshake done, data flowing (IPVS' activeconns).
 pub const S_ESTABLISHED: u8 = 1;
+/// SYN seen from the client.
 pub const S_SYN_SENT: u8 = 2;
+/// SYN-ACK seen from the real server.
 pub const S_SYN_RECV: u8 = 3;
+/// A FIN seen from one side.
 pub const S_FIN_WAIT: u8 = 4;
+/// Both FINs seen.
 pub const S_TIME_WAIT: u8 = 5;
+/// Closed by a RST.
 pub const S_CLOSE: u8 = 6;
+/// The real server closed first.
 pub const S_CLOSE_WAIT: u8 = 7;
+/// Waiting for the last ACK of the close.
 pub const S_LAST_ACK: u8 = 8;
+/// IPVS' LISTEN (kept for numbering; never entered here).
 pub const S_LISTEN: u8 = 9;
+/// IPVS' SYNACK (kept for numbering).
 pub const S_SYNACK: u8 = 10;
 /// UDP "normal" state (IP_VS_UDP_S_NORMAL), timed out with the udp timeout.
 pub const S_UDP: u8 = 11;
@@ -239,6 +279,7 @@ pub const MAX_LADDRS_PER_SERVICE: u32 = 256;
 /// range (`config::NR_CPUS`), so CPUs rarely compete for a port; an insert that finds the port
 /// taken after all (BPF_NOEXIST) tries the next one.
 pub const FNAT_PORT_MIN: u32 = 1024;
+/// How many FULLNAT source ports there are.
 pub const FNAT_PORT_COUNT: u32 = 65536 - FNAT_PORT_MIN;
 /// Candidate (local address, port) pairs a new FULLNAT connection tries before giving up.
 pub const FNAT_PORT_TRIES: u32 = 8;
@@ -313,6 +354,12 @@ counters! {
     /// Packets of no connection to this host (no VIP) that no firewall rule matched, dropped
     /// by the default policy `drop` (`xlvs fw policy drop`).
     FW_POLICY_DROP = 48, "fw_policy_drop";
+    /// ICMP/ICMPv6 messages (not errors, not neighbour discovery) over the firewall's ICMP
+    /// rate limit (`xlvs fw icmp-limit`): dropped.
+    FW_ICMP_LIMITED = 49, "fw_icmp_limited";
+    /// Packets that would open a connection to a VIP from a source over its budget
+    /// (`xlvs fw conn-limit`): dropped before SYNPROXY's cookie or the connection table.
+    FW_CONN_LIMITED = 50, "fw_conn_limited";
     /// IPv6 packets with extension headers we do not walk (more than four, routing with
     /// segments left, AH and other unknown ones): handed to the kernel.
     PASS_IPV6_EXT = 11, "pass_ipv6_ext";
@@ -406,9 +453,13 @@ counters! {
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub struct ServiceKey {
+    /// VIP (or fwmark in word 0), network-order words.
     pub addr: [u32; 4],
+    /// Virtual port, network order (0 for fwmark and port-zero services).
     pub port: u16,
+    /// IPPROTO_* or [`PROTO_FWMARK`].
     pub proto: u8,
+    /// AF_INET or AF_INET6.
     pub af: u8,
 }
 
@@ -438,18 +489,27 @@ pub struct Service {
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Dest {
+    /// Real server address, network-order words.
     pub addr: [u32; 4],
+    /// Real server port, network order.
     pub port: u16,
+    /// AF_INET or AF_INET6 (may differ from the service's with tunnels).
     pub af: u8,
     /// FWD_* method.
     pub fwd: u8,
+    /// Id of the service this destination belongs to.
     pub svc_id: u32,
+    /// Scheduling weight; 0 takes no new connections (quiescent).
     pub weight: i32,
+    /// Upper connection threshold (`-x`): overloaded above it; 0 = none.
     pub u_threshold: u32,
+    /// Lower connection threshold (`-y`): no longer overloaded below it.
     pub l_threshold: u32,
     /// Tunnel type (0 ipip, 1 gue, 2 gre), tunnel flags and GUE port, as ipvsadm 1.31 defines them.
     pub tun_type: u8,
+    /// Tunnel checksum flags (TUN_F_*).
     pub tun_flags: u8,
+    /// GUE destination port, network order.
     pub tun_port: u16,
 }
 
@@ -457,12 +517,19 @@ pub struct Dest {
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub struct FlowKey {
+    /// Source address as on the wire.
     pub src: [u32; 4],
+    /// Destination address as on the wire.
     pub dst: [u32; 4],
+    /// Source port, network order (0 without ports).
     pub sport: u16,
+    /// Destination port, network order.
     pub dport: u16,
+    /// IPPROTO_* of the flow.
     pub proto: u8,
+    /// AF_INET or AF_INET6.
     pub af: u8,
+    /// Zero: keys are hashed whole.
     pub _pad: [u8; 2],
 }
 
@@ -486,11 +553,17 @@ pub struct FlowKey {
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Conn {
+    /// Rewritten address: the real server (CLIENT entry) or the VIP (REPLY entry).
     pub to_addr: [u32; 4],
+    /// FULLNAT's other rewritten address: the local address (CLIENT) or the client (REPLY).
     pub via_addr: [u32; 4],
+    /// Port that goes with `to_addr`.
     pub to_port: u16,
+    /// Port that goes with `via_addr`.
     pub via_port: u16,
+    /// Destination the connection was scheduled to.
     pub dest_id: u32,
+    /// Service the connection belongs to.
     pub svc_id: u32,
     /// S_* state (CLIENT entry).
     pub state: u8,
@@ -665,9 +738,13 @@ pub const fn tun_pack(tun_type: u8, tun_flags: u8, tun_port: u16) -> u32 {
 pub const TUN_PACKED: u32 = 0x8000;
 /// Tunnel types and checksum flags (IPVS' IP_VS_CONN_F_TUNNEL_TYPE_* / IP_VS_TUNNEL_ENCAP_FLAG_*).
 pub const TUN_IPIP: u8 = 0;
+/// Generic UDP Encapsulation.
 pub const TUN_GUE: u8 = 1;
+/// GRE.
 pub const TUN_GRE: u8 = 2;
+/// Outer UDP/GRE checksum.
 pub const TUN_F_CSUM: u8 = 0x1;
+/// GUE remote checksum offload.
 pub const TUN_F_REMCSUM: u8 = 0x2;
 
 /// CONNS flag: this is the REPLY entry of its connection.
@@ -701,9 +778,13 @@ pub const fn nh_stamp(now_ns: u64) -> u32 {
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub struct PersistKey {
+    /// Client address, masked with the service's persistence netmask.
     pub caddr: [u32; 4],
+    /// Service the template belongs to.
     pub svc_id: u32,
+    /// AF_INET or AF_INET6.
     pub af: u8,
+    /// Zero: keys are hashed whole.
     pub _pad: [u8; 3],
 }
 
@@ -711,6 +792,7 @@ pub struct PersistKey {
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Persist {
+    /// Destination the client's connections go to.
     pub dest_id: u32,
     /// 0 from the packet path; [`PERSIST_SYNCED`] when a sync backup wrote it.
     pub _pad: u32,
@@ -745,9 +827,13 @@ pub const CONN_F_COUNTED: u8 = 0x10;
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct DestConns {
+    /// Connections in ESTABLISHED (IPVS' activeconns).
     pub active: u64,
+    /// Every other counted connection (IPVS' inactconns).
     pub inactive: u64,
+    /// Non-zero while the destination is over its upper threshold.
     pub overloaded: u64,
+    /// Room for later use; zero.
     pub _spare: u64,
 }
 
@@ -764,9 +850,13 @@ pub const LBLC_EXPIRATION_S: u64 = 24 * 60 * 60;
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub struct LblcKey {
+    /// The packet's destination address.
     pub daddr: [u32; 4],
+    /// Service the entry belongs to.
     pub svc_id: u32,
+    /// AF_INET or AF_INET6.
     pub af: u8,
+    /// Zero: keys are hashed whole.
     pub _pad: [u8; 3],
 }
 
@@ -774,11 +864,15 @@ pub struct LblcKey {
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Lblc {
+    /// Destination ids (lblc: only the first).
     pub dests: [u32; LBLCR_SET_MAX],
+    /// How many of `dests` are used (lblcr).
     pub len: u32,
+    /// Padding to the C layout; zero.
     pub _pad: u32,
     /// bpf_ktime_get_coarse_ns() of the last use, and of the set's last change (lblcr).
     pub last_use: u64,
+    /// bpf_ktime_get_coarse_ns() of the set's last change (lblcr).
     pub last_mod: u64,
 }
 
@@ -817,6 +911,7 @@ pub struct ConnFill {
     pub refuse_above: u64,
     /// Entries evicted by the LRU since the table was made (user space only).
     pub evicted: u64,
+    /// Room for later use; zero.
     pub _spare: u64,
 }
 /// CONFIG array indexes (settings written by user space, read by the packet path).
@@ -849,17 +944,27 @@ pub mod config {
     /// The firewall's state in one word (`super::fw::STATE_*`): whether rules exist, which
     /// generation of `FW_TRIE` is live, the default policy. One write switches a whole rule set.
     pub const FW: u32 = 8;
-    pub const COUNT: u32 = 9;
+    /// Non-zero: a frame going back out of the interface it came in on is redirected there
+    /// through `TX_PORTS` instead of XDP_TX. Set by the loader when it attaches to a veth, whose
+    /// XDP_TX frames are not reliably delivered to its peer; XDP_TX (the faster path) otherwise.
+    pub const TX_VIA_DEVMAP: u32 = 9;
+    /// Entries of the CONFIG array.
+    pub const COUNT: u32 = 10;
 }
 
 /// Per-service and per-destination counters (per CPU; summed in user space).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Stats {
+    /// Connections scheduled.
     pub conns: u64,
+    /// Packets client -> real server.
     pub inpkts: u64,
+    /// Packets real server -> client.
     pub outpkts: u64,
+    /// Bytes client -> real server.
     pub inbytes: u64,
+    /// Bytes real server -> client.
     pub outbytes: u64,
 }
 
@@ -871,6 +976,7 @@ pub struct ServiceMeta {
     pub pe_name: [u8; 16],
     /// alibaba `-V` ESTABLISHED timeout in seconds, 0 = none.
     pub est_timeout: u32,
+    /// Padding to the C layout; zero.
     pub _pad: u32,
 }
 
@@ -890,9 +996,13 @@ pub struct Estimate {
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub struct LaddrKey {
+    /// The local address, network-order words.
     pub addr: [u32; 4],
+    /// Service whose pool holds it.
     pub svc_id: u32,
+    /// AF_INET or AF_INET6.
     pub af: u8,
+    /// Zero: keys are hashed whole.
     pub _pad: [u8; 3],
 }
 
@@ -906,6 +1016,7 @@ pub struct Laddr {
     pub seq: u64,
     /// Connections using this address, and source-port allocation failures (FULLNAT path).
     pub conns: u64,
+    /// Times no free source port was found on this address.
     pub port_conflicts: u64,
 }
 
@@ -914,20 +1025,27 @@ pub struct Laddr {
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub struct AclKey {
+    /// Client address, network-order words.
     pub addr: [u32; 4],
+    /// Service whose list holds it.
     pub svc_id: u32,
     /// `acl::DENY` or `acl::ALLOW`.
     pub kind: u8,
+    /// AF_INET or AF_INET6.
     pub af: u8,
+    /// Zero: keys are hashed whole.
     pub _pad: [u8; 2],
 }
 
 /// DPVS deny/allow lists (checked when a connection opens, as DPVS does).
 pub mod acl {
+    /// [`AclKey::kind`] of a deny-list (blklst) entry.
     pub const DENY: u8 = 1;
+    /// [`AclKey::kind`] of an allow-list (whtlst) entry.
     pub const ALLOW: u8 = 2;
     /// ACL_STATE bits per service id: which of its lists have entries.
     pub const HAS_DENY: u32 = 1;
+    /// The service's allow list has entries: only listed clients connect.
     pub const HAS_ALLOW: u32 = 2;
 }
 
@@ -944,9 +1062,13 @@ pub const MAX_ACL: u32 = 65536;
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct FwmarkPrefix {
+    /// AF_INET or AF_INET6 (matched whole).
     pub af: u8,
+    /// IPPROTO_TCP or IPPROTO_UDP (matched whole).
     pub proto: u8,
+    /// Zero: part of the fixed prefix.
     pub _pad: [u8; 2],
+    /// Destination address, network order (the prefix proper).
     pub addr: [u32; 4],
 }
 
@@ -957,8 +1079,11 @@ pub const FWMARK_PREFIX_BASE: u32 = 32;
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub struct FwmarkPortRule {
+    /// First port of the range.
     pub port_lo: u16,
+    /// Last port of the range.
     pub port_hi: u16,
+    /// Mark given to packets in the range.
     pub mark: u32,
 }
 
@@ -971,7 +1096,9 @@ pub const MAX_FWMARK_PORT_RULES: u32 = 16;
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct FwmarkRules {
+    /// How many of `rules` are used.
     pub count: u32,
+    /// The ranges, non-overlapping.
     pub rules: [FwmarkPortRule; MAX_FWMARK_PORT_RULES as usize],
 }
 
@@ -980,13 +1107,21 @@ pub struct FwmarkRules {
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct FwmarkRuleKey {
+    /// Mark the rule gives.
     pub mark: u32,
+    /// AF_INET or AF_INET6.
     pub af: u8,
+    /// IPPROTO_TCP or IPPROTO_UDP.
     pub proto: u8,
+    /// Destination prefix length.
     pub plen: u8,
+    /// Zero: keys are compared whole.
     pub _pad: u8,
+    /// Destination prefix, network order.
     pub addr: [u32; 4],
+    /// First destination port.
     pub port_lo: u16,
+    /// Last destination port.
     pub port_hi: u16,
 }
 
@@ -1022,9 +1157,13 @@ pub const fn fwmark_port_bit(udp: bool, port: u16) -> (u32, u32, u32) {
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct FwKey {
+    /// Rule-set generation (0 or 1) the entry belongs to.
     pub generation: u8,
+    /// AF_INET or AF_INET6.
     pub af: u8,
+    /// Zero: part of the fixed prefix.
     pub _pad: [u8; 2],
+    /// Source address, network order (the prefix proper).
     pub src: [u32; 4],
 }
 
@@ -1036,10 +1175,15 @@ pub const FW_KEY_BASE: u32 = 32;
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct FwScopedKey {
+    /// Rule-set generation (0 or 1) the entry belongs to.
     pub generation: u8,
+    /// AF_INET or AF_INET6.
     pub af: u8,
+    /// Zero: part of the fixed prefix.
     pub _pad: [u8; 2],
+    /// Destination address the rules are scoped to.
     pub vip: [u32; 4],
+    /// Source address, network order (the prefix proper).
     pub src: [u32; 4],
 }
 
@@ -1051,12 +1195,17 @@ pub const FW_SCOPED_KEY_BASE: u32 = 32 + 128;
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub struct FwMatch {
+    /// The rule's counter index in FW_HITS.
     pub id: u32,
+    /// First destination port.
     pub port_lo: u16,
+    /// Last destination port.
     pub port_hi: u16,
+    /// IPPROTO_* the rule applies to; 0: any.
     pub proto: u8,
     /// `fw::ALLOW` or `fw::DENY`.
     pub action: u8,
+    /// Padding to the C layout; zero.
     pub _pad: [u8; 2],
 }
 
@@ -1069,7 +1218,9 @@ pub const MAX_FW_MATCHES: u32 = 8;
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct FwEntry {
+    /// How many of `matches` are used.
     pub count: u32,
+    /// The rules, in the order they are tried.
     pub matches: [FwMatch; MAX_FW_MATCHES as usize],
 }
 
@@ -1083,7 +1234,9 @@ pub const MAX_FW_HOSTS: u32 = 1 << 22;
 
 /// Firewall verdicts and the bits of `CONFIG[config::FW]`.
 pub mod fw {
+    /// Verdict: let the packet through.
     pub const ALLOW: u8 = 1;
+    /// Verdict: drop the packet.
     pub const DENY: u8 = 2;
     /// FW_TRIE has entries of the live generation.
     pub const STATE_RULES: u32 = 1;
@@ -1095,7 +1248,61 @@ pub mod fw {
     pub const STATE_SCOPED: u32 = 8;
     /// FW_HOSTS has entries of the live generation.
     pub const STATE_HOSTS: u32 = 16;
+    /// FW_ICMP_LIMIT holds a rate limit for ICMP/ICMPv6.
+    pub const STATE_ICMP_LIMIT: u32 = 32;
+    /// FW_CONN_LIMITS holds a per-source connection budget for some VIP.
+    pub const STATE_CONN_LIMIT: u32 = 64;
 }
+
+/// A rate limit as the packet path applies it (GCRA: one "theoretical arrival time" per
+/// bucket, no division on the packet path). A packet is let through when, after adding
+/// `interval_ns` to the bucket's time (at least now), that time is at most `tolerance_ns`
+/// ahead of now: `rate` per period on average, `burst` at once.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct FwLimit {
+    /// Nanoseconds one packet costs (period / rate).
+    pub interval_ns: u64,
+    /// How far ahead of now a bucket may run: `burst` × `interval_ns`.
+    pub tolerance_ns: u64,
+    /// FW_ICMP_LIMIT: the one bucket's time (ns, bpf_ktime_get_coarse_ns); unused per VIP.
+    pub tat: u64,
+    /// Packets dropped over this limit (atomic adds; user space carries it across changes).
+    pub dropped: u64,
+}
+
+/// FW_CONN_LIMITS key: a VIP (family, address) with a per-source connection budget.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct FwVipKey {
+    /// Address family of `vip` (AF_INET or AF_INET6).
+    pub af: u8,
+    /// Zero (explicit padding: keys are compared as bytes).
+    pub _pad: [u8; 3],
+    /// The VIP, network byte order (IPv4 in the first word).
+    pub vip: [u32; 4],
+}
+
+/// FW_CONN_BUCKETS key: one source's bucket towards one VIP (IPv6 sources by /64: one
+/// subscriber's addresses share a budget).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct FwBucketKey {
+    /// Address family of `vip` and `src`.
+    pub af: u8,
+    /// Zero (explicit padding: keys are compared as bytes).
+    pub _pad: [u8; 3],
+    /// The VIP the budget is for, network byte order.
+    pub vip: [u32; 4],
+    /// The source (IPv6: its /64, the low 64 bits zero), network byte order.
+    pub src: [u32; 4],
+}
+
+/// VIPs that can have a connection budget.
+pub const MAX_FW_CONN_LIMITS: u32 = 4096;
+/// Sources whose buckets are remembered (least recently used forgotten first: a flood from
+/// many sources cannot grow the table, a forgotten source starts again with a full burst).
+pub const MAX_FW_CONN_BUCKETS: u32 = 1 << 16;
 
 /// ADDR_FILTER: which addresses a packet of some connection can carry, so that the packet path
 /// passes any other packet without asking the connection table. Two sides of
@@ -1110,6 +1317,7 @@ pub const ADDR_FILTER_SLOTS: u32 = 4096;
 pub const ADDR_FILTER_SRC: u32 = ADDR_FILTER_SLOTS;
 /// The entry saying the filter holds every address in use (written last, by user space).
 pub const ADDR_FILTER_READY: u32 = 2 * ADDR_FILTER_SLOTS;
+/// Size of the ADDR_FILTER array: both sides and the ready flag.
 pub const ADDR_FILTER_ENTRIES: u32 = ADDR_FILTER_READY + 1;
 const _: () =
     assert!(ADDR_FILTER_SRC == ADDR_FILTER_SLOTS && ADDR_FILTER_READY == 2 * ADDR_FILTER_SLOTS);
@@ -1130,17 +1338,22 @@ pub const fn addr_filter_slot(af: u8, addr: &[u32; 4]) -> u32 {
 pub const fn est_key_service(id: u32) -> u32 {
     id
 }
+/// EST key of a destination id (top bit set, apart from the services').
 pub const fn est_key_dest(id: u32) -> u32 {
     id | 0x8000_0000
 }
 
 /// Indexes of the META array (user-space allocation cursors).
 pub mod meta {
+    /// The next service id to hand out.
     pub const NEXT_SERVICE_ID: u32 = 0;
+    /// The next destination id to hand out.
     pub const NEXT_DEST_ID: u32 = 1;
     /// Local-address insertion counter (low and high halves).
     pub const LADDR_SEQ_LO: u32 = 2;
+    /// High half of the local-address insertion counter.
     pub const LADDR_SEQ_HI: u32 = 3;
+    /// Entries of the META array.
     pub const COUNT: u32 = 4;
 }
 
@@ -1150,13 +1363,17 @@ macro_rules! map_names {
     ($($name:ident),* $(,)?) => {
         /// Names of the pinned maps.
         pub mod maps {
-            $(pub const $name: &str = stringify!($name);)*
+            $(
+                /// Pin name of this map: the name of its static in the XDP program.
+                pub const $name: &str = stringify!($name);
+            )*
             /// Every map the program pins by name, in one list for open/adopt/remove.
             pub const ALL: [&str; [$($name),*].len()] = [$($name),*];
             /// The tail-call array. Not pinned by name: every loaded version of the program
             /// has its own (pinned as `JUMP_<program id>`), so a packet's whole path runs one
             /// version.
             pub const JUMP: &str = "JUMP";
+            /// Prefix of each program version's pinned JUMP array.
             pub const JUMP_PIN_PREFIX: &str = "JUMP_";
         }
     };
@@ -1197,6 +1414,9 @@ map_names! {
     FW_HITS,
     ADDR_FILTER,
     NAT_OWNERS,
+    FW_ICMP_LIMIT,
+    FW_CONN_LIMITS,
+    FW_CONN_BUCKETS,
 }
 
 /// Declares the map keys and values shared with user space once: each one's size is checked
@@ -1242,6 +1462,9 @@ abi_types! {
     FwScopedKey = 36,
     FwMatch = 12,
     FwEntry = 100,
+    FwLimit = 32,
+    FwVipKey = 20,
+    FwBucketKey = 36,
 }
 
 // The packet path changes a connection's state with a compare-and-exchange on the aligned

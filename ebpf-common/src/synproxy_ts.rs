@@ -8,9 +8,13 @@
 
 use crate::{SP_SACK, SP_TS, SP_WSCALE, SYNPROXY_WSCALE};
 
+/// Low TSval bits that carry the options (the clock keeps the rest).
 pub const BITS: u32 = 8;
+/// The client's window scale (0xf: none).
 pub const WSCALE_MASK: u32 = 0xf;
+/// The client permitted SACK.
 pub const SACK: u32 = 1 << 4;
+/// Shift of the client's MSS index.
 pub const MSS_SHIFT: u32 = 6;
 
 /// Index of the largest MSS of `table` the cookie's MSS reaches (0 when below the second).
@@ -40,15 +44,20 @@ pub fn encode(now_ms: u32, wscale: u8, sack_ok: bool, mss_idx: u32) -> u32 {
 
 /// What the two handshakes agreed, as the translation needs it.
 pub struct Negotiated {
+    /// Goes to [`crate::Conn::ts_delta`].
     pub ts_delta: u32,
+    /// Goes to [`crate::Conn::sp_opts`].
     pub sp_opts: u8,
+    /// Goes to [`crate::Conn::win_shift_out`].
     pub win_shift_out: i8,
+    /// Goes to [`crate::Conn::win_shift_in`].
     pub win_shift_in: i8,
     /// The scale the real applies to our (the client's) windows.
     pub ack_window_shift: u32,
 }
 
 impl Negotiated {
+    /// Nothing negotiated: no timestamps, SACK or window rescaling.
     pub const NONE: Negotiated = Negotiated {
         ts_delta: 0,
         sp_opts: 0,

@@ -24,9 +24,13 @@ pub fn allowed(svc: &Service, pkt: &Packet) -> bool {
         af: pkt.af,
         _pad: [0; 2],
     };
+    // SAFETY: the value is only tested for presence; a map value lives for the whole program run
+    // (RCU).
     if state & acl::HAS_DENY != 0 && unsafe { ACL.get(&key) }.is_some() {
         return false;
     }
     key.kind = acl::ALLOW;
+    // SAFETY: the value is only tested for presence; a map value lives for the whole program run
+    // (RCU).
     !(state & acl::HAS_ALLOW != 0 && unsafe { ACL.get(&key) }.is_none())
 }

@@ -34,9 +34,13 @@ pub fn note_entry(key: &FlowKey, conn: &Conn) {
     } else {
         addr_filter_slot(key.af, &key.dst)
     };
+    // SAFETY: `slot` is a map value pointer from get_ptr_mut: non-null, aligned and valid for this
+    // program run.
     if let Some(slot) = ADDR_FILTER.get_ptr_mut(index)
         && unsafe { *slot } == 0
     {
+        // SAFETY: `slot` is the map value pointer from get_ptr_mut above, valid for this program
+        // run.
         unsafe { *slot = 1 };
     }
 }

@@ -14,6 +14,7 @@ use crate::maps::{DEST_CONNS, DESTS};
 #[inline(always)]
 fn add(counter: &mut u64, delta: u64) {
     // The helper's return value is not reliable on this target; only the add is used.
+    // SAFETY: `counter` is a live `&mut u64` into a map value, aligned for the atomic add.
     unsafe { atomic_xadd::<u64, u64, { AtomicOrdering::Relaxed }>(counter, delta) };
 }
 
@@ -31,6 +32,8 @@ pub fn opened(dest_id: u32, u_threshold: u32) {
     let Some(c) = DEST_CONNS.get_ptr_mut(dest_id) else {
         return;
     };
+    // SAFETY: `c` is a map value pointer from get_ptr_mut: non-null, aligned and valid for this
+    // program run (other CPUs touch it only with atomics).
     let c = unsafe { &mut *c };
     add(&mut c.inactive, 1);
     // IPVS ip_vs_bind_dest: at or above the upper threshold, no new connections.
@@ -53,6 +56,8 @@ pub fn moved(conn: &Conn, proto: u8, old: u8) {
     let Some(c) = DEST_CONNS.get_ptr_mut(conn.dest_id) else {
         return;
     };
+    // SAFETY: `c` is a map value pointer from get_ptr_mut: non-null, aligned and valid for this
+    // program run (other CPUs touch it only with atomics).
     let c = unsafe { &mut *c };
     if is {
         add(&mut c.active, 1);
@@ -76,6 +81,8 @@ pub fn closed(conn: &mut Conn, proto: u8) {
     let Some(c) = DEST_CONNS.get_ptr_mut(conn.dest_id) else {
         return;
     };
+    // SAFETY: `c` is a map value pointer from get_ptr_mut: non-null, aligned and valid for this
+    // program run (other CPUs touch it only with atomics).
     let c = unsafe { &mut *c };
     if is_active(proto, conn.state) {
         add(&mut c.active, u64::MAX);
@@ -83,6 +90,8 @@ pub fn closed(conn: &mut Conn, proto: u8) {
         add(&mut c.inactive, u64::MAX);
     }
     if c.overloaded != 0 {
+        // SAFETY: the destination is read at once; a map value lives for the whole program run
+        // (RCU).
         let (u, l) = match unsafe { DESTS.get(conn.dest_id) } {
             Some(d) => (d.u_threshold as u64, d.l_threshold as u64),
             None => (0, 0),
@@ -104,7 +113,9 @@ pub fn closed(conn: &mut Conn, proto: u8) {
 /// active + inactive, read fresh (other CPUs add concurrently).
 #[inline(always)]
 fn total(c: &DestConns) -> u64 {
+    // SAFETY: volatile reads of fields of a live `&DestConns`.
     let a = unsafe { core::ptr::read_volatile(&c.active) };
+    // SAFETY: volatile reads of fields of a live `&DestConns`.
     let i = unsafe { core::ptr::read_volatile(&c.inactive) };
     a.wrapping_add(i)
 }

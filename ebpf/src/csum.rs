@@ -12,6 +12,8 @@ pub fn sum_at<const N: usize>(p: *mut [u8; N], mut sum: u32) -> u32 {
     let p = p as *const u16;
     let mut i = 0;
     while i < N / 2 {
+        // SAFETY: the caller's `&[u8; N]`-sized pointer covers these N/2 words (i < N/2); unaligned
+        // reads need no alignment.
         sum += unsafe { p.add(i).read_unaligned() } as u32;
         i += 1;
     }

@@ -18,6 +18,8 @@ const BPF_NOEXIST: u64 = 1;
 fn add(delta: u64) {
     if let Some(f) = CONN_FILL.get_ptr_mut(0) {
         // The helper's return value is not reliable on this target; only the add is used.
+        // SAFETY: `f` is a map value pointer from get_ptr_mut: non-null, aligned and valid for this
+        // program run; the add is atomic.
         unsafe { atomic_xadd::<u64, u64, { AtomicOrdering::Relaxed }>(&mut (*f).entries, delta) };
     }
 }
@@ -28,6 +30,7 @@ fn add(delta: u64) {
 pub fn refuses() -> bool {
     match CONN_FILL.get(0) {
         Some(f) => {
+            // SAFETY: `f` is a live map value reference; a volatile read of a u64 field of it.
             let entries = unsafe { core::ptr::read_volatile(&f.entries) };
             f.refuse_above != 0 && entries.saturating_add(2) > f.refuse_above
         }

@@ -10,12 +10,12 @@ use aya_ebpf::{
     programs::XdpContext,
 };
 use core::mem::size_of;
-use ebpf_common::{Conn, NH_MAX_AGE, NextHop, Stage, counter};
+use ebpf_common::{Conn, NH_MAX_AGE, NextHop, Stage, config, counter};
 
 use aya_ebpf::macros::map;
 
 use crate::csum;
-use crate::maps::{TX_PORTS, count};
+use crate::maps::{TX_PORTS, count, setting};
 use crate::parse::{Packet, ptr_at};
 use crate::proto::{ETH_ALEN2, IP4_CHECK, IP4_TTL, IP6_HOPS};
 use crate::stage::{Handoff, Scratch, jump};
@@ -119,12 +119,16 @@ pub fn send(
     // Routed: decrement TTL / hop limit (the caller made sure it is > 1). Then the MACs.
     if hop == Hop::Routed && pkt.is_v6() {
         if let Some(hop_limit) = ptr_at::<u8>(ctx, pkt.l3_off + IP6_HOPS) {
+            // SAFETY: `hop_limit` comes from ptr_at (its byte lies before data_end); a u8 needs no
+            // alignment.
             unsafe { *hop_limit = hop_limit.read().wrapping_sub(1) };
         }
     } else if hop == Hop::Routed
         && let Some(ttl_proto) = ptr_at::<u16>(ctx, pkt.l3_off + IP4_TTL)
         && let Some(check) = ptr_at::<u16>(ctx, pkt.l3_off + IP4_CHECK)
     {
+        // SAFETY: `ttl_proto` and `check` come from ptr_at just above (bounds checked against
+        // data_end); unaligned accesses need no alignment.
         unsafe {
             let old = ttl_proto.read_unaligned();
             let mut bytes = old.to_ne_bytes();
@@ -146,10 +150,11 @@ pub fn emit(ctx: &XdpContext, ingress: u32, ifindex: u32, macs: [u8; 12]) -> u32
     let Some(eth) = ptr_at::<[u8; ETH_ALEN2]>(ctx, 0) else {
         return xdp_action::XDP_PASS;
     };
+    // SAFETY: `eth` comes from ptr_at (its 12 bytes lie before data_end); an unaligned write needs
+    // no alignment.
     unsafe { eth.write_unaligned(macs) };
     if ifindex == ingress {
-        count(counter::FWD_TX);
-        return xdp_action::XDP_TX;
+        return out_again(ingress);
     }
     count(counter::FWD_REDIRECT);
     TX_PORTS
@@ -171,6 +176,8 @@ pub fn fib_out(
 ) -> Result<(u32, [u8; 12], [u32; 4]), i64> {
     count(counter::FIB_LOOKUP);
     let fib: &mut FibParams = SCRATCH_FIB.get().ok_or(-1i64)?;
+    // SAFETY: FibParams is a plain C struct (integers and byte arrays): all zeroes is a valid
+    // value.
     *fib = unsafe { core::mem::zeroed() };
     fib.family = af;
     fib.__bindgen_anon_1.tot_len = tot_len;
@@ -180,6 +187,8 @@ pub fn fib_out(
         fib.__bindgen_anon_4.ipv4_dst = daddr[0];
     }
     fib.ifindex = ingress;
+    // SAFETY: `ctx.ctx` is this program's xdp_md and `fib` a live, exclusive FibParams of the size
+    // passed.
     let rc = unsafe {
         bpf_fib_lookup(
             ctx.ctx as *mut _,
@@ -195,8 +204,12 @@ pub fn fib_out(
     macs[..6].copy_from_slice(&fib.dmac);
     macs[6..].copy_from_slice(&fib.smac);
     let src = if af == ebpf_common::AF_INET6 {
+        // SAFETY: the union's fields are plain integers: any bits are a valid value (the helper
+        // wrote the IPv6 one).
         unsafe { fib.__bindgen_anon_3.ipv6_src }
     } else {
+        // SAFETY: the union's fields are plain integers: any bits are a valid value (the helper
+        // wrote the IPv4 one).
         [unsafe { fib.__bindgen_anon_3.ipv4_src }, 0, 0, 0]
     };
     Ok((fib.ifindex, macs, src))
@@ -209,6 +222,8 @@ pub fn path_mtu(ctx: &XdpContext, ingress: u32, af: u8, daddr: &[u32; 4]) -> Opt
     match fib_out(ctx, ingress, af, daddr, 0xffff) {
         Err(rc) if rc == aya_ebpf::bindings::BPF_FIB_LKUP_RET_FRAG_NEEDED as i64 => {
             let fib: &mut FibParams = SCRATCH_FIB.get()?;
+            // SAFETY: the union's fields are plain integers: any bits are a valid value
+            // (FRAG_NEEDED wrote the MTU).
             Some(unsafe { fib.__bindgen_anon_1.mtu_result } as u32)
         }
         _ => None,
@@ -223,6 +238,8 @@ const BPF_FIB_LOOKUP_SRC: u32 = 16;
 fn fib(ctx: &XdpContext, pkt: &Packet, flow: &Flow, ingress: u32) -> Option<(u32, [u8; 12])> {
     count(counter::FIB_LOOKUP);
     let fib: &mut FibParams = SCRATCH_FIB.get()?;
+    // SAFETY: FibParams is a plain C struct (integers and byte arrays): all zeroes is a valid
+    // value.
     *fib = unsafe { core::mem::zeroed() };
     fib.family = pkt.af;
     fib.l4_protocol = pkt.proto;
@@ -238,6 +255,8 @@ fn fib(ctx: &XdpContext, pkt: &Packet, flow: &Flow, ingress: u32) -> Option<(u32
         fib.__bindgen_anon_4.ipv4_dst = flow.daddr[0];
     }
     fib.ifindex = ingress;
+    // SAFETY: `ctx.ctx` is this program's xdp_md and `fib` a live, exclusive FibParams of the size
+    // passed.
     let rc = unsafe {
         bpf_fib_lookup(
             ctx.ctx as *mut _,
@@ -255,13 +274,19 @@ fn fib(ctx: &XdpContext, pkt: &Packet, flow: &Flow, ingress: u32) -> Option<(u32
     Some((fib.ifindex, macs))
 }
 
-/// Sends the packet we made back out of the interface it came in on: through the devmap when
-/// that interface is attached (the path every other forwarded packet takes; a plain XDP_TX
-/// from a veth whose peer is an ordinary stack was seen to vanish), XDP_TX otherwise.
+/// Sends the packet we made back out of the interface it came in on.
 #[inline(always)]
 pub fn back_out(ctx: &XdpContext) -> u32 {
-    let ingress = ctx.ingress_ifindex() as u32;
-    if TX_PORTS.get(ingress).is_some() {
+    out_again(ctx.ingress_ifindex() as u32)
+}
+
+/// Sends the frame back out of `ingress`, the interface it came in on: XDP_TX, or a devmap
+/// redirect to the same interface where the loader found XDP_TX unreliable
+/// (`config::TX_VIA_DEVMAP`: a native-mode veth's XDP_TX frames wait in its peer's queue until
+/// other traffic flushes them, or are lost; the devmap path flushes every batch).
+#[inline(always)]
+fn out_again(ingress: u32) -> u32 {
+    if setting(config::TX_VIA_DEVMAP) && TX_PORTS.get(ingress).is_some() {
         count(counter::FWD_REDIRECT);
         return TX_PORTS
             .redirect(ingress, 0)

@@ -150,6 +150,8 @@ fn first(ctx: &XdpContext, f: &Fragment, key: &FragKey, now: u64) -> u32 {
         Some((entry, _)) => Some(entry as *const Conn),
         None => CONNS.get_ptr(&flow),
     };
+    // SAFETY: a map value pointer from a successful lookup: non-null, aligned and valid for this
+    // program run.
     match known.map(|c| unsafe { &*c }) {
         Some(c) if c.flags & CONN_F_SYNPROXY != 0 => {
             return refuse(f.af, &f.dst, counter::FRAG_REFUSED);
@@ -183,6 +185,8 @@ fn first(ctx: &XdpContext, f: &Fragment, key: &FragKey, now: u64) -> u32 {
 /// A later fragment: the treatment its first fragment got, from the connection entry.
 #[inline(always)]
 fn later(ctx: &XdpContext, f: &Fragment, key: &FragKey, now: u64) -> u32 {
+    // SAFETY: the record is used within this run; a map value lives for the whole program run
+    // (RCU).
     let rec = match unsafe { FRAGS.get(key) } {
         Some(r) if now.saturating_sub(r.seen) <= FRAG_TIMEOUT_NS => *r,
         _ => return refuse(f.af, &f.dst, untracked_reason(f)),
@@ -205,6 +209,8 @@ fn later(ctx: &XdpContext, f: &Fragment, key: &FragKey, now: u64) -> u32 {
     let Some(entry) = known else {
         return refuse(f.af, &f.dst, untracked_reason(f));
     };
+    // SAFETY: `entry` is a map value pointer from get_ptr_mut: non-null, aligned and valid for this
+    // program run.
     let entry = unsafe { &mut *entry };
     if entry.flags & CONN_F_SYNPROXY != 0 {
         return refuse(f.af, &f.dst, counter::FRAG_REFUSED);
@@ -284,6 +290,8 @@ fn to_real(ctx: &XdpContext, pkt: &Packet, conn: &Conn, now: u64) -> u32 {
         sport,
         dport: conn.to_port,
     };
+    // SAFETY: `p` is a map value pointer from get_ptr_mut: non-null, aligned and valid for this
+    // program run.
     let nh = DEST_NH
         .get_ptr_mut(conn.dest_id)
         .map(|p| NhSlot::of(unsafe { &mut *p }));
@@ -329,6 +337,8 @@ fn set_addr(ctx: &XdpContext, pkt: &Packet, src: bool, addr: &[u32; 4]) {
         let (s_off, d_off) = addr_offs(true);
         let off = pkt.l3_off + if src { s_off } else { d_off };
         if let Some(p) = ptr_at::<[u32; 4]>(ctx, off) {
+            // SAFETY: `p` comes from ptr_at, which checked that all its bytes lie before data_end;
+            // an unaligned write needs no alignment.
             unsafe { p.write_unaligned(*addr) };
         }
         return;
@@ -340,6 +350,8 @@ fn set_addr(ctx: &XdpContext, pkt: &Packet, src: bool, addr: &[u32; 4]) {
         ptr_at::<u32>(ctx, off),
         ptr_at::<u16>(ctx, pkt.l3_off + IP4_CHECK),
     ) {
+        // SAFETY: the pointers come from ptr_at just above (bounds checked against data_end);
+        // unaligned accesses need no alignment.
         unsafe {
             p.write_unaligned(addr[0]);
             check.write_unaligned(csum::replace4(check.read_unaligned(), old, addr[0]));
@@ -353,6 +365,8 @@ fn set_addr(ctx: &XdpContext, pkt: &Packet, src: bool, addr: &[u32; 4]) {
 fn add_bytes(conn: &Conn, len: u16, out: bool) {
     for (map, index) in [(&SVC_STATS, conn.svc_id), (&DEST_STATS, conn.dest_id)] {
         if let Some(s) = map.get_ptr_mut(index) {
+            // SAFETY: `s` is a map value pointer from get_ptr_mut: non-null, aligned and valid for
+            // this program run; per-CPU, so no other CPU writes it.
             let s = unsafe { &mut *s };
             if out {
                 s.outbytes += len as u64;

@@ -43,6 +43,7 @@ pub fn open(flow: &FlowKey, client: &mut Conn, reply: &mut Conn) -> Result<(), u
         _ => 1,
     };
     let slice = (FNAT_PORT_COUNT / ncpus).max(1);
+    // SAFETY: a BPF helper without arguments or preconditions.
     let cpu = unsafe { bpf_get_smp_processor_id() } % ncpus;
     let base = FNAT_PORT_MIN + cpu * slice;
     let Some(cursor) = PORT_CURSOR.get() else {
@@ -77,6 +78,8 @@ pub fn open(flow: &FlowKey, client: &mut Conn, reply: &mut Conn) -> Result<(), u
     for _ in 0..FNAT_PORT_TRIES {
         let c = *cursor;
         *cursor = c.wrapping_add(1);
+        // SAFETY: the local address is copied at once; a map value lives for the whole program run
+        // (RCU).
         let Some(laddr) = (unsafe { LADDR_POOL.get(&laddr_slot(client.svc_id, c % n)) }) else {
             continue;
         };
@@ -87,6 +90,8 @@ pub fn open(flow: &FlowKey, client: &mut Conn, reply: &mut Conn) -> Result<(), u
         key.dport = ((base + (c / n) % slice) as u16).to_be();
         // Looked up first: an insert that finds the pair taken has already taken a free
         // entry from the LRU (evicting another connection's when the table is full).
+        // SAFETY: the entry is only read within this run; a map value lives for the whole program
+        // run (RCU).
         let bound = match unsafe { CONNS.get(&*key) } {
             None => crate::fill::insert_new(key, reply),
             Some(old) => {
@@ -135,6 +140,8 @@ fn reclaimable(
     let Some(client) = CONNS.get_ptr_mut(&*client_key) else {
         return true;
     };
+    // SAFETY: `client` is a map value pointer from get_ptr_mut: non-null, aligned and valid for
+    // this program run.
     let client = unsafe { &mut *client };
     if client.via_addr != key.dst || client.via_port != key.dport || client.to_addr != key.src {
         return true;
@@ -161,6 +168,8 @@ fn reclaimable(
 fn conflict(laddr: &LaddrKey) {
     if let Some(l) = LADDRS.get_ptr_mut(laddr) {
         // Shared by all CPUs; a rare lost increment is acceptable for a statistic.
+        // SAFETY: `l` is a map value pointer from get_ptr_mut: non-null, aligned and valid for this
+        // program run (the race is on the count only).
         unsafe { (*l).port_conflicts += 1 };
     }
 }

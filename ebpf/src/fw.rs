@@ -10,6 +10,7 @@
 //! `FW_HOSTS` (a hash: blocklists of a million addresses would make the trie deep), then the
 //! longest source prefix in `FW_TRIE`. Each table is asked only while it has entries. The whole rule set is switched
 //! by one write of `CONFIG[FW]` (generation bit): a packet reads it once, so it sees one set.
+//! What the rules let through then meets the rate limits, if any are set (fw_limit.rs).
 
 use aya_ebpf::{macros::map, maps::lpm_trie::Key, programs::XdpContext};
 use core::intrinsics::{AtomicOrdering, atomic_xadd};
@@ -18,6 +19,7 @@ use ebpf_common::{
     MAX_FW_MATCHES, config, counter, fw,
 };
 
+use crate::fw_limit;
 use crate::maps::{CONFIG, FW_HITS, FW_HOSTS, FW_SCOPED, FW_TRIE, count};
 use crate::parse::{self, Packet, ptr_at};
 use crate::proto::{ETH_P_IP, ETH_P_IPV6, IPPROTO_ICMPV6};
@@ -35,6 +37,9 @@ static SCRATCH_SCOPED: Scratch<Key<FwScopedKey>> = Scratch::new();
 #[map]
 static SCRATCH_ADDRS: Scratch<[[u32; 4]; 2]> = Scratch::new();
 
+/// The bits of `CONFIG[FW]` that need the rules asked (the rest are rate limits).
+const RULE_BITS: u32 = fw::STATE_RULES | fw::STATE_HOSTS | fw::STATE_SCOPED | fw::STATE_POLICY_DROP;
+
 /// What the firewall says about a packet of no connection.
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub enum Verdict {
@@ -51,15 +56,23 @@ pub fn check(pkt: &Packet, to_vip: bool) -> Verdict {
     if state == 0 {
         return Verdict::Continue;
     }
-    decide(
-        state,
-        pkt.af,
-        pkt.proto,
-        &pkt.src,
-        &pkt.dst,
-        u16::from_be(pkt.dport),
-        !to_vip,
-    )
+    if state & RULE_BITS != 0
+        && decide(
+            state,
+            pkt.af,
+            pkt.proto,
+            &pkt.src,
+            &pkt.dst,
+            u16::from_be(pkt.dport),
+            !to_vip,
+        ) == Verdict::Drop
+    {
+        return Verdict::Drop;
+    }
+    if to_vip && state & fw::STATE_CONN_LIMIT != 0 && !fw_limit::conn_allowed(pkt) {
+        return Verdict::Drop;
+    }
+    Verdict::Continue
 }
 
 /// The verdict for an ICMP/ICMPv6 message that is not an error about a connection. Neighbour
@@ -85,6 +98,18 @@ pub fn check_icmp(ctx: &XdpContext) -> Verdict {
     if exempt {
         return Verdict::Continue;
     }
+    if state & RULE_BITS != 0 && icmp_rules(ctx, state, l3, af, proto) == Verdict::Drop {
+        return Verdict::Drop;
+    }
+    if state & fw::STATE_ICMP_LIMIT != 0 && !fw_limit::icmp_allowed() {
+        return Verdict::Drop;
+    }
+    Verdict::Continue
+}
+
+/// The rules' verdict for an ICMP message (IP header at `l3`).
+#[inline(always)]
+fn icmp_rules(ctx: &XdpContext, state: u32, l3: usize, af: u8, proto: u8) -> Verdict {
     let src = SCRATCH_ADDRS.get();
     let Some(addrs) = src else {
         return Verdict::Continue;
@@ -132,6 +157,8 @@ fn icmp_kind(ctx: &XdpContext, l3: usize, ethertype: u16) -> Option<(u8, u8, u8)
 
 #[inline(always)]
 fn read<T: Copy>(ctx: &XdpContext, off: usize) -> Option<T> {
+    // SAFETY: `p` comes from ptr_at, which checked that all its bytes lie before data_end; an
+    // unaligned read needs no alignment.
     ptr_at::<T>(ctx, off).map(|p| unsafe { p.read_unaligned() })
 }
 
@@ -188,6 +215,7 @@ fn host_action(generation: u8, af: u8, proto: u8, src: &[u32; 4], port: u16) -> 
     key.af = af;
     key._pad = [0; 2];
     key.src = *src;
+    // SAFETY: the value is read at once; a map value lives for the whole program run (RCU).
     match unsafe { FW_HOSTS.get(&*key) } {
         Some(entry) => first_match(entry, proto, port),
         None => 0,
@@ -248,6 +276,8 @@ fn first_match(entry: &FwEntry, proto: u8, port: u16) -> u8 {
         let m = &entry.matches[i as usize];
         if (m.proto == 0 || m.proto == proto) && m.port_lo <= port && port <= m.port_hi {
             if let Some(hits) = FW_HITS.get_ptr_mut(m.id) {
+                // SAFETY: `hits` is a map value pointer from get_ptr_mut: non-null, aligned for the
+                // u64 atomic add and valid for this program run.
                 unsafe { atomic_xadd::<u64, u64, { AtomicOrdering::Relaxed }>(hits, 1) };
             }
             return m.action;

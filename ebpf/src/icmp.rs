@@ -35,6 +35,8 @@ const ICMP_TIME_EXCEEDED: u8 = 11;
 const ICMP_PARAMETERPROB: u8 = 12;
 
 fn rd<T: Copy>(ctx: &XdpContext, off: usize) -> Option<T> {
+    // SAFETY: `p` comes from ptr_at, which checked that all its bytes lie before data_end; an
+    // unaligned read needs no alignment.
     ptr_at::<T>(ctx, off).map(|p| unsafe { p.read_unaligned() })
 }
 
@@ -100,6 +102,8 @@ fn try_handle(ctx: &XdpContext, now: u64) -> Option<u32> {
         Some((entry, _)) => entry,
         None => CONNS.get_ptr_mut(&key)?,
     };
+    // SAFETY: a map value pointer from a successful lookup: non-null, aligned and valid for
+    // this program run.
     let entry = unsafe { &mut *entry };
     let outer = Packet {
         l3_off: l3,
@@ -170,6 +174,8 @@ fn to_real(ctx: &XdpContext, outer: &Packet, conn: &Conn, now: u64) -> Option<u3
         sport: 0,
         dport: 0,
     };
+    // SAFETY: `p` is a map value pointer from get_ptr_mut: non-null, aligned and valid for this
+    // program run.
     let nh = DEST_NH
         .get_ptr_mut(conn.dest_id)
         .map(|p| NhSlot::of(unsafe { &mut *p }));
@@ -232,6 +238,8 @@ fn to_client(
 fn unshift_quoted_seq(ctx: &XdpContext, icmp: usize, delta: u32) -> Option<()> {
     let seq = ptr_at::<u32>(ctx, icmp + 8 + 20 + 4)?;
     let icmp_check = ptr_at::<u16>(ctx, icmp + 2)?;
+    // SAFETY: `seq` and `icmp_check` come from ptr_at just above (bounds checked against data_end);
+    // unaligned accesses need no alignment.
     unsafe {
         let old = seq.read_unaligned();
         let new = u32::from_be(old).wrapping_sub(delta).to_be();
@@ -246,6 +254,8 @@ fn unshift_quoted_seq(ctx: &XdpContext, icmp: usize, delta: u32) -> Option<()> {
 fn rewrite_outer(ctx: &XdpContext, outer: &Packet, off: usize, addr: u32) -> Option<()> {
     let a = ptr_at::<u32>(ctx, outer.l3_off + off)?;
     let check = ptr_at::<u16>(ctx, outer.l3_off + 10)?;
+    // SAFETY: `a` and `check` come from ptr_at just above (bounds checked against data_end);
+    // unaligned accesses need no alignment.
     unsafe {
         let old = a.read_unaligned();
         a.write_unaligned(addr);
@@ -270,6 +280,8 @@ fn rewrite_quoted(
     let a = ptr_at::<u32>(ctx, inner + addr_off)?;
     let ip_check = ptr_at::<u16>(ctx, inner + 10)?;
     let p = ptr_at::<u16>(ctx, inner + 20 + port_off)?;
+    // SAFETY: `a`, `ip_check` and `p` come from ptr_at just above (bounds checked against
+    // data_end); unaligned accesses need no alignment.
     unsafe {
         let (old_a, old_p, old_ipc) = (
             a.read_unaligned(),

@@ -37,6 +37,8 @@ pub fn is_error(kind: u8) -> bool {
 }
 
 fn rd<T: Copy>(ctx: &XdpContext, off: usize) -> Option<T> {
+    // SAFETY: `p` comes from ptr_at, which checked that all its bytes lie before data_end; an
+    // unaligned read needs no alignment.
     ptr_at::<T>(ctx, off).map(|p| unsafe { p.read_unaligned() })
 }
 
@@ -77,6 +79,8 @@ pub fn handle(ctx: &XdpContext, l3: usize, now: u64) -> Option<u32> {
         Some((entry, _)) => entry,
         None => CONNS.get_ptr_mut(&*key)?,
     };
+    // SAFETY: a map value pointer from a successful lookup: non-null, aligned and valid for
+    // this program run.
     let entry = unsafe { &mut *entry };
     let payload_len = u16::from_be(rd::<u16>(ctx, l3 + 4)?);
     let outer = Packet {
@@ -138,6 +142,8 @@ fn to_real(ctx: &XdpContext, outer: &Packet, conn: &Conn, now: u64) -> Option<u3
         sport: 0,
         dport: 0,
     };
+    // SAFETY: `p` is a map value pointer from get_ptr_mut: non-null, aligned and valid for this
+    // program run.
     let nh = DEST_NH
         .get_ptr_mut(conn.dest_id)
         .map(|p| NhSlot::of(unsafe { &mut *p }));
@@ -199,6 +205,8 @@ fn to_client(
 fn unshift_quoted_seq(ctx: &XdpContext, icmp: usize, delta: u32) -> Option<()> {
     let seq = ptr_at::<u32>(ctx, icmp + 8 + IPV6_HLEN + 4)?;
     let check = ptr_at::<u16>(ctx, icmp + 2)?;
+    // SAFETY: `seq` and `check` come from ptr_at just above (bounds checked against data_end);
+    // unaligned accesses need no alignment.
     unsafe {
         let old = seq.read_unaligned();
         let new = u32::from_be(old).wrapping_sub(delta).to_be();
@@ -214,6 +222,8 @@ fn unshift_quoted_seq(ctx: &XdpContext, icmp: usize, delta: u32) -> Option<()> {
 fn rewrite_outer(ctx: &XdpContext, outer: &Packet, off: usize, addr: &[u32; 4]) -> Option<()> {
     let a = ptr_at::<[u32; 4]>(ctx, outer.l3_off + off)?;
     let check = ptr_at::<u16>(ctx, outer.l4_off + 2)?;
+    // SAFETY: `a` and `check` come from ptr_at just above (bounds checked against data_end);
+    // unaligned accesses need no alignment.
     unsafe {
         let old = a.read_unaligned();
         a.write_unaligned(*addr);
@@ -237,6 +247,8 @@ fn rewrite_quoted(
     let check = ptr_at::<u16>(ctx, icmp + 2)?;
     let a = ptr_at::<[u32; 4]>(ctx, inner + addr_off)?;
     let p = ptr_at::<u16>(ctx, inner + IPV6_HLEN + port_off)?;
+    // SAFETY: `check`, `a` and `p` come from ptr_at just above (bounds checked against data_end);
+    // unaligned accesses need no alignment.
     unsafe {
         let (old_a, old_p) = (a.read_unaligned(), p.read_unaligned());
         a.write_unaligned(*addr);

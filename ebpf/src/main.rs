@@ -24,6 +24,7 @@ mod forward;
 mod frag;
 mod fullnat;
 mod fw;
+mod fw_limit;
 mod fwmark;
 mod icmp;
 mod icmp6;
@@ -57,6 +58,7 @@ use path::{established, lookup, open};
 
 #[inline(always)]
 fn now() -> u64 {
+    // SAFETY: a BPF helper without arguments or preconditions.
     unsafe { bpf_ktime_get_coarse_ns() }
 }
 

@@ -74,6 +74,8 @@ pub static TX_PORTS: DevMapHash = DevMapHash::pinned(MAX_PORTS, 0);
 #[inline(always)]
 pub fn count(index: u32) {
     if let Some(c) = COUNTERS.get_ptr_mut(index) {
+        // SAFETY: `c` is a map value pointer from get_ptr_mut: non-null, aligned and valid for this
+        // program run; per-CPU, so no other CPU writes it.
         unsafe { *c += 1 };
     }
 }
@@ -93,6 +95,8 @@ pub fn is_vip(af: u8, addr: &[u32; 4]) -> bool {
         proto: 0,
         af,
     };
+    // SAFETY: the value is only tested for presence; a map value lives for the whole program run
+    // (RCU).
     unsafe { VIPS.get(&key) }.is_some()
 }
 
@@ -106,6 +110,7 @@ pub fn vip_services(af: u8, addr: &[u32; 4]) -> u32 {
         proto: 0,
         af,
     };
+    // SAFETY: the value is copied at once; a map value lives for the whole program run (RCU).
     unsafe { VIPS.get(&key) }.copied().unwrap_or(0)
 }
 

@@ -35,6 +35,8 @@ pub fn rewrite(ctx: &XdpContext, pkt: &Packet, end: End, addr: &[u32; 4], port: 
     ) else {
         return false;
     };
+    // SAFETY: `l4_check` comes from ptr_at, which checked that its bytes lie before data_end; an
+    // unaligned read needs no alignment.
     let check = unsafe { l4_check.read_unaligned() };
     let mut new_check = csum::replace2(check, old_port, port);
     if pkt.is_v6() {
@@ -46,6 +48,8 @@ pub fn rewrite(ctx: &XdpContext, pkt: &Packet, end: End, addr: &[u32; 4], port: 
             return false;
         };
         new_check = csum::replace16(new_check, old_addr, addr);
+        // SAFETY: `ip_addr` comes from ptr_at (bounds checked against data_end); an unaligned write
+        // needs no alignment.
         unsafe { ip_addr.write_unaligned(*addr) };
     } else {
         let off = match end {
@@ -59,6 +63,8 @@ pub fn rewrite(ctx: &XdpContext, pkt: &Packet, end: End, addr: &[u32; 4], port: 
             return false;
         };
         new_check = csum::replace4(new_check, old_addr[0], addr[0]);
+        // SAFETY: `ip_addr` and `ip_check` come from ptr_at (bounds checked against data_end);
+        // unaligned accesses need no alignment.
         unsafe {
             ip_addr.write_unaligned(addr[0]);
             ip_check.write_unaligned(csum::replace4(
@@ -68,6 +74,8 @@ pub fn rewrite(ctx: &XdpContext, pkt: &Packet, end: End, addr: &[u32; 4], port: 
             ));
         }
     }
+    // SAFETY: `l4_port` and `l4_check` come from ptr_at above (bounds checked against data_end);
+    // unaligned writes need no alignment.
     unsafe {
         l4_port.write_unaligned(port);
         // UDP checksum 0 means "none" (IPv4 only) and stays so; a computed 0 is sent as 0xffff.

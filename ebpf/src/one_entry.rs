@@ -32,6 +32,7 @@ pub fn derivable(flow: &FlowKey, af: u8, addr: &[u32; 4], port: u16) -> bool {
         return false;
     };
     keys.real = nat_real_key(af, flow.proto, addr, port);
+    // SAFETY: the value is read within this run; a map value lives for the whole run (RCU).
     match unsafe { NAT_OWNERS.get(&keys.real) } {
         Some(owner) => owner.port == flow.dport && owner.addr == flow.dst,
         None => false,
@@ -48,9 +49,12 @@ pub fn client_of(reply: &FlowKey) -> Option<(*mut Conn, &'static ServiceKey)> {
     }
     let keys = KEYS.get()?;
     keys.real = nat_real_key(reply.af, reply.proto, &reply.src, reply.sport);
+    // SAFETY: NAT_OWNERS entries are only ever added, never changed or removed while a program
+    // runs: the reference stays valid (RCU) for this run, the only use of its `'static`.
     let owner: &'static ServiceKey = unsafe { NAT_OWNERS.get(&keys.real)? };
     keys.client = one_entry_client_key(reply, owner);
     let entry = CONNS.get_ptr_mut(&keys.client)?;
+    // SAFETY: a map value pointer from get_ptr_mut: non-null, aligned, valid for this run.
     if answers(unsafe { &*entry }, &reply.src, reply.sport) {
         Some((entry, owner))
     } else {

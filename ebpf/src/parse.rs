@@ -115,7 +115,9 @@ pub type PassReason = u32;
 #[inline(always)]
 pub fn ptr_at<T>(ctx: &XdpContext, off: usize) -> Option<*mut T> {
     let md = ctx.ctx;
+    // SAFETY: `md` is the xdp_md the kernel passed to this program, valid for the whole run.
     let start = unsafe { core::ptr::read_volatile(&(*md).data) } as usize;
+    // SAFETY: `md` is the xdp_md the kernel passed to this program, valid for the whole run.
     let end = unsafe { core::ptr::read_volatile(&(*md).data_end) } as usize;
     if start + off + size_of::<T>() > end {
         return None;
@@ -126,6 +128,8 @@ pub fn ptr_at<T>(ctx: &XdpContext, off: usize) -> Option<*mut T> {
 #[inline(always)]
 fn read<T: Copy>(ctx: &XdpContext, off: usize) -> Result<T, PassReason> {
     match ptr_at::<T>(ctx, off) {
+        // SAFETY: `p` comes from ptr_at, which checked that all its bytes lie before data_end; an
+        // unaligned read needs no alignment.
         Some(p) => Ok(unsafe { p.read_unaligned() }),
         None => Err(counter::PASS_MALFORMED),
     }
@@ -434,6 +438,7 @@ pub fn ipv6_ext(
         return Err(counter::PASS_MALFORMED);
     };
     *slot = packed;
+    // SAFETY: `slot` is a live `&mut u32` (this CPU's scratch map value).
     let packed = unsafe { core::ptr::read_volatile(slot) };
     let l4_off = (packed & 0xffff) as usize;
     if l4_off == 0 {

@@ -42,8 +42,12 @@ fn key(svc: &Service, pkt: &Packet) -> PersistKey {
 pub fn pick(svc: &Service, pkt: &Packet, now: u64) -> Option<(u32, Dest)> {
     let key = key(svc, pkt);
     if let Some(t) = PERSIST.get_ptr_mut(&key) {
+        // SAFETY: `t` is a map value pointer from get_ptr_mut: non-null, aligned and valid for this
+        // program run.
         let t = unsafe { &mut *t };
         let alive = now.saturating_sub(t.last_seen) <= svc.persist_timeout as u64 * 1_000_000_000;
+        // SAFETY: the destination is used within this run; a map value lives for the whole program
+        // run (RCU).
         if alive
             && let Some(dest) = unsafe { DESTS.get(t.dest_id) }
             && dest.svc_id == svc.id
@@ -69,6 +73,7 @@ pub fn has_template(svc: &Service, pkt: &Packet, now: u64) -> bool {
     if svc.flags & SVC_F_PERSISTENT == 0 {
         return false;
     }
+    // SAFETY: the template is read at once; a map value lives for the whole program run (RCU).
     match unsafe { PERSIST.get(&key(svc, pkt)) } {
         Some(t) => now.saturating_sub(t.last_seen) <= svc.persist_timeout as u64 * 1_000_000_000,
         None => false,
@@ -83,6 +88,8 @@ pub fn refresh(svc: &Service, pkt: &Packet, now: u64) {
         return;
     }
     if let Some(t) = PERSIST.get_ptr_mut(&key(svc, pkt)) {
+        // SAFETY: `t` is a map value pointer from get_ptr_mut: non-null, aligned and valid for this
+        // program run.
         unsafe { (*t).last_seen = now };
     }
 }

@@ -28,6 +28,8 @@ pub fn handle(ctx: &XdpContext) -> u32 {
         return xdp_action::XDP_DROP;
     };
     let flow = pkt.flow();
+    // SAFETY: the entry is used within this run; a map value lives for the whole program run (RCU)
+    // even if another CPU deletes its entry.
     if let Some(entry) = unsafe { CONNS.get(&flow) }
         && entry.flags & CONN_F_ORPHAN != 0
     {

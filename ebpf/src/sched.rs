@@ -83,6 +83,8 @@ pub fn pick(svc: &Service, pkt: &Packet) -> Option<(u32, Dest)> {
 #[inline(always)]
 fn take_scan_pick(svc: &Service) -> Option<(u32, Dest)> {
     let m = SCHED_PICK.take()?;
+    // SAFETY: the destination is copied or used within this run; a map value lives for the whole
+    // program run (RCU).
     let dest = unsafe { DESTS.get(m.dest_id) }?;
     if dest.svc_id != svc.id {
         return None;
@@ -115,6 +117,8 @@ fn pick_walk(svc: &Service) -> Option<(u32, Dest)> {
     // fetch-add from Rust here (the intrinsic compiles to a plain XADD whose result is garbage),
     // so two CPUs opening connections at the same instant may take the same slot; the order
     // then resumes. Cheaper than an atomic on the new-connection path anyway.
+    // SAFETY: `pos` is a map value pointer from get_ptr_mut: non-null, aligned and valid for this
+    // program run (the race is on the value only, see above).
     let p = unsafe {
         let p = *pos;
         *pos = p.wrapping_add(1);
@@ -154,6 +158,8 @@ pub fn dest_at(svc: &Service, slot: u32) -> Option<(u32, Dest)> {
         return None;
     }
     let dest_id = *SCHED_TABLE.get(svc.table_base.wrapping_add(slot))?;
+    // SAFETY: the destination is used within this run; a map value lives for the whole program run
+    // (RCU).
     let dest = unsafe { DESTS.get(dest_id) }?;
     // A table range can be reused by another service right after a swap: never cross services.
     if dest.svc_id != svc.id {

@@ -89,6 +89,7 @@ fn load_of(svc: &Service, id: u32) -> Load {
         inactive: 0,
         overloaded: 0,
     };
+    // SAFETY: the destination is read at once; a map value lives for the whole program run (RCU).
     let Some(d) = (unsafe { DESTS.get(id) }) else {
         return l;
     };
@@ -101,8 +102,11 @@ fn load_of(svc: &Service, id: u32) -> Load {
     };
     l.id = id;
     l.weight = if d.weight > 0 { d.weight as u64 } else { 0 };
+    // SAFETY: volatile read of a field of the live map value `c`.
     l.active = count_of(unsafe { core::ptr::read_volatile(&c.active) });
+    // SAFETY: volatile read of a field of the live map value `c`.
     l.inactive = count_of(unsafe { core::ptr::read_volatile(&c.inactive) });
+    // SAFETY: volatile read of a field of the live map value `c`.
     l.overloaded = (unsafe { core::ptr::read_volatile(&c.overloaded) } != 0) as u32;
     l
 }
@@ -168,6 +172,8 @@ fn scan(svc: &Service, step: extern "C" fn(u64, *mut c_void) -> i64, walk: &mut 
     } else {
         MAX_SCAN_DESTS
     };
+    // SAFETY: `step` has the callback signature bpf_loop expects, and `walk` is a live `&mut Walk`
+    // that outlives the loop (the helper returns after the last step).
     unsafe { bpf_loop(n, step as *mut c_void, walk as *mut Walk as *mut c_void, 0) };
 }
 
@@ -188,7 +194,10 @@ struct Walk {
 
 #[inline(always)]
 fn walk_of(walk: *mut c_void) -> (&'static mut Walk, &'static Service) {
+    // SAFETY: bpf_loop hands back the `&mut Walk` that `scan` passed: live and exclusive for the
+    // step.
     let walk = unsafe { &mut *(walk as *mut Walk) };
+    // SAFETY: `walk.svc` was made from the `&Service` the walk's caller holds for the whole loop.
     let svc = unsafe { &*walk.svc };
     (walk, svc)
 }
@@ -297,11 +306,15 @@ fn walk(svc: &Service) -> u32 {
         svc: svc as *const Service,
         mode: 0,
         found: NO_DEST,
+        // SAFETY: `pos_ptr` is a map value pointer from get_ptr_mut: non-null, aligned and valid
+        // for this program run.
         pos: unsafe { *pos_ptr },
     };
     scan(svc, next_available_step, &mut walk);
     if walk.found != NO_DEST {
         // `mode` holds how many slots the walk went past.
+        // SAFETY: `pos_ptr` is a map value pointer from get_ptr_mut: non-null, aligned and valid
+        // for this program run.
         unsafe { *pos_ptr = walk.pos.wrapping_add(walk.mode as u64 + 1) };
     }
     walk.found
@@ -376,6 +389,7 @@ fn fresh(e: &Lblc, now: u64) -> bool {
 #[inline(always)]
 fn lblc(svc: &Service, pkt: &Packet, now: u64) -> u32 {
     let key = lblc_key(svc, pkt);
+    // SAFETY: the entry is copied at once; a map value lives for the whole program run (RCU).
     let cached = match unsafe { LBLC.get(&key) } {
         Some(e) if fresh(e, now) && e.len > 0 => e.dests[0],
         _ => NO_DEST,
@@ -383,6 +397,8 @@ fn lblc(svc: &Service, pkt: &Packet, now: u64) -> u32 {
     let d = load_of(svc, cached);
     if d.id != NO_DEST && d.weight > 0 && !lblc_overloaded(svc, d.active, d.weight) {
         if let Some(e) = LBLC.get_ptr_mut(&key) {
+            // SAFETY: `e` is a map value pointer from get_ptr_mut: non-null, aligned and valid for
+            // this program run.
             unsafe { (*e).last_use = now };
         }
         return cached;
@@ -415,6 +431,8 @@ fn lblcr(svc: &Service, pkt: &Packet, now: u64) -> u32 {
     let Some(e) = LBLC.get_ptr_mut(&key) else {
         return remember(&key, least_loaded(svc), now);
     };
+    // SAFETY: `e` is a map value pointer from get_ptr_mut: non-null, aligned and valid for this
+    // program run.
     let e = unsafe { &mut *e };
     if !fresh(e, now) {
         e.len = 0;

@@ -18,6 +18,8 @@ pub fn of(pkt: &Packet) -> Option<&'static Service> {
         proto: pkt.proto,
         af: pkt.af,
     };
+    // SAFETY: the value is copied or used within this run; a map value lives for the whole program
+    // run (RCU).
     let found = unsafe { SERVICES.get(&key) };
     if let Some(svc) = found
         && svc.flags & SVC_F_FWMARK_FIRST == 0
@@ -31,6 +33,8 @@ pub fn of(pkt: &Packet) -> Option<&'static Service> {
         key.addr = [mark, 0, 0, 0];
         key.port = 0;
         key.proto = PROTO_FWMARK;
+        // SAFETY: the value is copied or used within this run; a map value lives for the whole
+        // program run (RCU).
         if let Some(svc) = unsafe { SERVICES.get(&key) } {
             return Some(svc);
         }
@@ -44,5 +48,7 @@ pub fn of(pkt: &Packet) -> Option<&'static Service> {
         return None;
     }
     key.port = 0;
+    // SAFETY: the value is copied or used within this run; a map value lives for the whole program
+    // run (RCU).
     unsafe { SERVICES.get(&key) }
 }

@@ -15,6 +15,8 @@ use crate::maps::{JUMP, count};
 /// failed.
 #[inline(always)]
 pub fn jump(ctx: &XdpContext, stage: Stage) -> u32 {
+    // SAFETY: `ctx` is this program's context and JUMP a program array: the helper either jumps or
+    // returns (an empty slot).
     unsafe { JUMP.tail_call(ctx, stage.slot()) };
     count(counter::DROP_MISSED_TAIL_CALL);
     xdp_action::XDP_DROP
@@ -42,6 +44,8 @@ impl<T: 'static> Handoff<T> {
 
     #[inline(always)]
     fn slot(&self) -> Option<&'static mut Slot<T>> {
+        // SAFETY: `p` is a map value pointer from get_ptr_mut: non-null, aligned and valid for this
+        // program run; per-CPU, so no other CPU uses it.
         self.0.get_ptr_mut(0).map(|p| unsafe { &mut *p })
     }
 
@@ -97,6 +101,8 @@ impl<T: 'static> Scratch<T> {
     /// This CPU's slot (always present).
     #[inline(always)]
     pub fn get(&self) -> Option<&'static mut T> {
+        // SAFETY: `p` is a map value pointer from get_ptr_mut: non-null, aligned and valid for this
+        // program run; per-CPU, so no other CPU uses it.
         self.0.get_ptr_mut(0).map(|p| unsafe { &mut *p })
     }
 }

@@ -39,11 +39,15 @@ pub fn claim(conn: &mut ebpf_common::Conn, old: u8, next: u8) -> bool {
     let word = (&mut conn.state as *mut u8).cast::<u32>();
     let mut tries = 0;
     while tries < 4 {
+        // SAFETY: `word` points into `conn`, a live map value, at the 4-byte-aligned word that
+        // opens with `state` (ebpf_common::Conn's layout).
         let cur = unsafe { core::ptr::read_volatile(word) };
         if cur as u8 != old {
             return false;
         }
         let new = (cur & !0xff) | next as u32;
+        // SAFETY: `word` points into the live map value `conn`, 4-byte aligned, as the u32 atomic
+        // needs.
         let (_, won) = unsafe {
             atomic_cxchg::<u32, { AtomicOrdering::Relaxed }, { AtomicOrdering::Relaxed }>(
                 word, cur, new,

@@ -14,6 +14,8 @@ pub fn opened(svc_id: u32, dest_id: u32, pkt: &Packet) {
     let bytes = pkt.tot_len as u64;
     for (map, index) in [(&SVC_STATS, svc_id), (&DEST_STATS, dest_id)] {
         if let Some(s) = map.get_ptr_mut(index) {
+            // SAFETY: `s` is a map value pointer from get_ptr_mut: non-null, aligned and valid for
+            // this program run; per-CPU, so no other CPU writes it.
             let s = unsafe { &mut *s };
             s.conns += 1;
             s.inpkts += 1;
@@ -28,6 +30,8 @@ pub fn traffic(svc_id: u32, dest_id: u32, pkt: &Packet, dir: Dir) {
     let bytes = pkt.tot_len as u64;
     for (map, index) in [(&SVC_STATS, svc_id), (&DEST_STATS, dest_id)] {
         if let Some(s) = map.get_ptr_mut(index) {
+            // SAFETY: `s` is a map value pointer from get_ptr_mut: non-null, aligned and valid for
+            // this program run; per-CPU, so no other CPU writes it.
             let s = unsafe { &mut *s };
             if let Dir::Out = dir {
                 s.outpkts += 1;

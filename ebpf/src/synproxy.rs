@@ -191,6 +191,8 @@ pub fn handle<const V6: bool>(ctx: &XdpContext, now: u64) -> u32 {
     let mut reuse = false;
     let known = CONNS.get_ptr_mut(&flow);
     if let Some(entry) = known {
+        // SAFETY: `entry` is a map value pointer from get_ptr_mut: non-null, aligned and valid for
+        // this program run.
         let entry = unsafe { &mut *entry };
         // A closed (or expired) proxied connection on this flow: an ACK without a valid cookie
         // is still the old connection's (e.g. its last ACK sent again).
@@ -304,6 +306,8 @@ fn gen_cookie<const V6: bool, const N: usize>(ctx: &XdpContext, pkt: &Packet) ->
     let th = th as *mut tcphdr;
     if V6 {
         match ptr_at::<[u8; 40]>(ctx, pkt.l3_off) {
+            // SAFETY: `iph` (40 bytes) and `th` (N bytes) come from ptr_at, bounds checked against
+            // data_end as the helper reads them.
             Some(iph) => unsafe {
                 bpf_tcp_raw_gen_syncookie_ipv6(iph as *mut ipv6hdr, th, N as u32)
             },
@@ -311,6 +315,8 @@ fn gen_cookie<const V6: bool, const N: usize>(ctx: &XdpContext, pkt: &Packet) ->
         }
     } else {
         match ptr_at::<[u8; 20]>(ctx, pkt.l3_off) {
+            // SAFETY: `iph` (20 bytes) and `th` (N bytes) come from ptr_at, bounds checked against
+            // data_end as the helper reads them.
             Some(iph) => unsafe { bpf_tcp_raw_gen_syncookie_ipv4(iph as *mut iphdr, th, N as u32) },
             None => -1,
         }
@@ -326,11 +332,15 @@ fn cookie_valid<const V6: bool>(ctx: &XdpContext, pkt: &Packet) -> bool {
     let th = th as *mut tcphdr;
     let rc = if V6 {
         match ptr_at::<[u8; 40]>(ctx, pkt.l3_off) {
+            // SAFETY: `iph` (40 bytes) and `th` (N bytes) come from ptr_at, bounds checked against
+            // data_end as the helper reads them.
             Some(iph) => unsafe { bpf_tcp_raw_check_syncookie_ipv6(iph as *mut ipv6hdr, th) },
             None => -1,
         }
     } else {
         match ptr_at::<[u8; 20]>(ctx, pkt.l3_off) {
+            // SAFETY: `iph` (20 bytes) and `th` (N bytes) come from ptr_at, bounds checked against
+            // data_end as the helper reads them.
             Some(iph) => unsafe { bpf_tcp_raw_check_syncookie_ipv4(iph as *mut iphdr, th) },
             None => -1,
         }
@@ -435,6 +445,8 @@ fn from_real<const V6: bool>(
     let Some(client) = CONNS.get_ptr_mut(&client_key) else {
         return xdp_action::XDP_DROP;
     };
+    // SAFETY: `client` is a map value pointer from get_ptr_mut: non-null, aligned and valid for
+    // this program run.
     let client = unsafe { &mut *client };
     if reply.fwd == FWD_FULLNAT && (client.via_port != pkt.dport || client.via_addr != pkt.dst) {
         // An earlier attempt of a client that started over: its connection is gone.
@@ -611,7 +623,10 @@ fn append_zero_byte<const V6: bool>(ctx: &XdpContext, pkt: &Packet, n: usize) ->
     ) else {
         return false;
     };
+    // SAFETY: `tcp` comes from ptr_at after the resize (its 20 bytes lie before data_end); a byte
+    // array needs no alignment.
     let tcp = unsafe { &mut *tcp };
+    // SAFETY: `tail` comes from ptr_at after the resize (its 2 bytes lie before data_end).
     unsafe { (*tail)[1] = 0 };
     let word = |v: usize| u16::from_ne_bytes((v as u16).to_be_bytes());
     if V6 {
@@ -619,11 +634,15 @@ fn append_zero_byte<const V6: bool>(ctx: &XdpContext, pkt: &Packet, n: usize) ->
         let Some(plen) = ptr_at::<[u8; 2]>(ctx, pkt.l3_off + 4) else {
             return false;
         };
+        // SAFETY: `plen` comes from ptr_at (its 2 bytes lie before data_end); a byte array needs no
+        // alignment.
         unsafe { *plen = ((n + 1) as u16).to_be_bytes() };
     } else {
         let Some(ip) = ptr_at::<[u8; 20]>(ctx, pkt.l3_off) else {
             return false;
         };
+        // SAFETY: `ip` comes from ptr_at (its 20 bytes lie before data_end); a byte array needs no
+        // alignment.
         let ip = unsafe { &mut *ip };
         let ip_check = u16::from_ne_bytes([ip[10], ip[11]]);
         let ip_check = csum::replace2(ip_check, word(20 + n), word(20 + n + 1));
@@ -752,6 +771,8 @@ pub(crate) struct Tcp {
 #[inline(always)]
 pub(crate) fn read_u32(ctx: &XdpContext, off: usize) -> u32 {
     match ptr_at::<u32>(ctx, off) {
+        // SAFETY: `p` comes from ptr_at (bounds checked against data_end); an unaligned read needs
+        // no alignment.
         Some(p) => u32::from_be(unsafe { p.read_unaligned() }),
         None => 0,
     }
@@ -766,6 +787,8 @@ fn resize(ctx: &XdpContext, len: usize) -> bool {
     if cur > 0xffff {
         return false;
     }
+    // SAFETY: `ctx.ctx` is this program's xdp_md; the helper refuses a tail outside the buffer, and
+    // callers take their packet pointers again after it.
     unsafe { bpf_xdp_adjust_tail(ctx.ctx, (len as i64 - cur as i64) as i32) == 0 }
 }
 
@@ -787,6 +810,8 @@ pub(crate) fn build<const V6: bool>(
         let Some(eth) = ptr_at::<[u8; 12]>(ctx, 0) else {
             return false;
         };
+        // SAFETY: `eth` comes from ptr_at (its 12 bytes lie before data_end); a byte array needs no
+        // alignment.
         let e = unsafe { &mut *eth };
         let mut swapped = [0u8; 12];
         swapped[..6].copy_from_slice(&e[6..]);
@@ -829,6 +854,8 @@ fn tcp_header<const N: usize>(
     let Some(tcp) = ptr_at::<[u8; N]>(ctx, pkt.l4_off) else {
         return false;
     };
+    // SAFETY: `tcp` comes from ptr_at (its N bytes lie before data_end); a byte array needs no
+    // alignment.
     let tcp = unsafe { &mut *tcp };
     tcp[0..2].copy_from_slice(&hdr.sport.to_ne_bytes());
     tcp[2..4].copy_from_slice(&hdr.dport.to_ne_bytes());
@@ -855,6 +882,8 @@ fn tcp_header<const N: usize>(
 /// with `turn`, length, no fragmentation, checksum. Returns the pseudo-header's sum.
 #[inline(always)]
 fn ip4_header(ctx: &XdpContext, pkt: &Packet, turn: bool, n: u16) -> Option<u32> {
+    // SAFETY: ptr_at gave the 20 header bytes (`?` left on None), all before data_end; a byte array
+    // needs no alignment.
     let ip = unsafe { &mut *ptr_at::<[u8; 20]>(ctx, pkt.l3_off)? };
     if turn {
         let mut src = [0u8; 4];
@@ -902,6 +931,8 @@ fn ip6_header(ctx: &XdpContext, pkt: &Packet, turn: bool, n: u16) -> Option<u32>
             ptr_at::<[u32; 4]>(ctx, pkt.l3_off + 24)?,
         );
         let hop = ptr_at::<u8>(ctx, pkt.l3_off + 7)?;
+        // SAFETY: `s`, `d` and `hop` come from ptr_at just above (bounds checked against data_end);
+        // unaligned writes need no alignment.
         unsafe {
             s.write_unaligned(src);
             d.write_unaligned(dst);
@@ -909,6 +940,8 @@ fn ip6_header(ctx: &XdpContext, pkt: &Packet, turn: bool, n: u16) -> Option<u32>
         }
     }
     let len = ptr_at::<u16>(ctx, pkt.l3_off + 4)?;
+    // SAFETY: `len` comes from ptr_at (bounds checked against data_end); an unaligned write needs
+    // no alignment.
     unsafe { len.write_unaligned(n.to_be()) };
     // Pseudo-header: both addresses (either order), the TCP length, the next header.
     let sum = n.to_be() as u32 + u16::from_ne_bytes([0, 6]) as u32;

@@ -49,6 +49,8 @@ pub const NONE: Opts = Opts {
 /// a pointer with a variable offset.
 #[inline(always)]
 fn byte(ctx: &XdpContext, pkt: &Packet, off: usize) -> Option<u8> {
+    // SAFETY: `p` comes from ptr_at (its 2 bytes lie before data_end); a byte array needs no
+    // alignment.
     ptr_at::<[u8; 2]>(ctx, pkt.l4_off + ((off - 1) & 63)).map(|p| unsafe { (*p)[1] })
 }
 
@@ -61,11 +63,15 @@ fn byte(ctx: &XdpContext, pkt: &Packet, off: usize) -> Option<u8> {
 #[inline(always)]
 pub fn find(ctx: &XdpContext, pkt: &Packet) -> Option<Opts> {
     let slot: *mut Opts = SCRATCH_OPTS.get()?;
+    // SAFETY: `slot` is this CPU's scratch map value (get gave a valid, aligned pointer for the
+    // run).
     unsafe { core::ptr::write_volatile(slot, NONE) };
     let hl = pkt.tcp_hdr_len as usize;
     if hl > 20 && !fast(ctx, pkt, hl, slot) && !walk(ctx, pkt, hl, slot) {
         return None;
     }
+    // SAFETY: `slot` is this CPU's scratch map value (get gave a valid, aligned pointer for the
+    // run).
     Some(unsafe { core::ptr::read_volatile(slot) })
 }
 
@@ -76,6 +82,8 @@ fn fast(ctx: &XdpContext, pkt: &Packet, hl: usize, o: *mut Opts) -> bool {
         return false;
     }
     if hl == 32 {
+        // SAFETY: `o` is the scratch map value pointer `find` passed: valid and aligned for the
+        // run.
         unsafe { core::ptr::write_volatile(&mut (*o).ts, 24) };
         return true;
     }
@@ -86,6 +94,7 @@ fn fast(ctx: &XdpContext, pkt: &Packet, hl: usize, o: *mut Opts) -> bool {
     if w >> 8 != 0x01_0105 || len < 10 || (len - 2) % 8 != 0 || 34 + len != hl {
         return false;
     }
+    // SAFETY: `o` is the scratch map value pointer `find` passed: valid and aligned for the run.
     unsafe {
         core::ptr::write_volatile(&mut (*o).ts, 24);
         core::ptr::write_volatile(&mut (*o).sack, 36);
@@ -97,6 +106,8 @@ fn fast(ctx: &XdpContext, pkt: &Packet, hl: usize, o: *mut Opts) -> bool {
 /// Big-endian 32-bit word at `off` of the TCP header.
 #[inline(always)]
 fn word(ctx: &XdpContext, pkt: &Packet, off: usize) -> Option<u32> {
+    // SAFETY: `p` comes from ptr_at (its 4 bytes lie before data_end); an unaligned read needs no
+    // alignment.
     ptr_at::<u32>(ctx, pkt.l4_off + (off & 63)).map(|p| u32::from_be(unsafe { p.read_unaligned() }))
 }
 
@@ -126,6 +137,8 @@ fn walk(ctx: &XdpContext, pkt: &Packet, hl: usize, o: *mut Opts) -> bool {
         if len < 2 || i + len > hl {
             return false;
         }
+        // SAFETY: `o` is the scratch map value pointer `find` passed (valid and aligned for the
+        // run); `p` comes from ptr_at, bounds checked against data_end.
         unsafe {
             match kind {
                 MSS if len == 4 => {
@@ -156,6 +169,8 @@ fn walk(ctx: &XdpContext, pkt: &Packet, hl: usize, o: *mut Opts) -> bool {
 #[inline(always)]
 pub fn get32(ctx: &XdpContext, pkt: &Packet, off: usize) -> Option<u32> {
     let p = ptr_at::<[u8; 4]>(ctx, pkt.l4_off + (off & 63))?;
+    // SAFETY: `p` comes from ptr_at (its 4 bytes lie before data_end); an unaligned read needs no
+    // alignment.
     Some(u32::from_be_bytes(unsafe { p.read_unaligned() }))
 }
 
@@ -172,6 +187,8 @@ pub fn add32(ctx: &XdpContext, pkt: &Packet, off: usize, delta: u32) -> bool {
         let Some(p) = ptr_at::<u32>(ctx, pkt.l4_off + off) else {
             return false;
         };
+        // SAFETY: `p` and `check` come from ptr_at (bounds checked against data_end); unaligned
+        // accesses need no alignment.
         unsafe {
             let old = p.read_unaligned();
             let new = u32::from_be(old).wrapping_add(delta).to_be();
@@ -185,6 +202,8 @@ pub fn add32(ctx: &XdpContext, pkt: &Packet, off: usize, delta: u32) -> bool {
     let Some(p) = ptr_at::<[u8; 6]>(ctx, pkt.l4_off + base) else {
         return false;
     };
+    // SAFETY: `p` (6 bytes, alignment 1) and `check` come from ptr_at (bounds checked against
+    // data_end); `check` is accessed unaligned.
     unsafe {
         let b = &mut *p;
         let old = [
@@ -220,6 +239,8 @@ pub fn rescale_window(ctx: &XdpContext, pkt: &Packet, shift: i8) {
     ) else {
         return;
     };
+    // SAFETY: `w` and `check` come from ptr_at just above (bounds checked against data_end);
+    // unaligned accesses need no alignment.
     unsafe {
         let old = w.read_unaligned();
         let v = u16::from_be(old) as u32;

@@ -48,13 +48,19 @@ pub fn insert(ctx: &XdpContext, pkt: &Packet) -> bool {
     ) else {
         return false;
     };
+    // SAFETY: `doff_p` comes from ptr_at (bounds checked against data_end); an unaligned read needs
+    // no alignment.
     let old_doff = unsafe { doff_p.read_unaligned() };
+    // SAFETY: `check_p` comes from ptr_at (bounds checked against data_end); an unaligned read
+    // needs no alignment.
     let old_check = unsafe { check_p.read_unaligned() };
     let doff = (old_doff.to_ne_bytes()[0] >> 4) as usize;
     if doff * 4 + grow > 60 {
         return false;
     }
     let l4_len = pkt.tot_len as usize - (pkt.l4_off - pkt.l3_off);
+    // SAFETY: `ctx.ctx` is this program's xdp_md; the helper refuses a head outside the buffer, and
+    // no packet pointer taken before it is used after it (they are taken again).
     if unsafe { bpf_xdp_adjust_head(ctx.ctx, -(grow as i32)) } != 0 {
         return false;
     }
@@ -69,6 +75,7 @@ pub fn insert(ctx: &XdpContext, pkt: &Packet) -> bool {
     };
     if !moved {
         // Give the room back: the packet is as it was.
+        // SAFETY: `ctx.ctx` is this program's xdp_md; this gives back exactly the room taken above.
         unsafe { bpf_xdp_adjust_head(ctx.ctx, grow as i32) };
         return false;
     }
@@ -95,6 +102,8 @@ pub fn insert(ctx: &XdpContext, pkt: &Packet) -> bool {
             let Some(p) = ptr_at::<u16>(ctx, opt + 2 * w) else {
                 return false;
             };
+            // SAFETY: `p` comes from ptr_at (bounds checked against data_end); an unaligned write
+            // needs no alignment.
             unsafe { p.write_unaligned(words[w]) };
             check = csum::replace2(check, 0, words[w]);
         }
@@ -116,6 +125,8 @@ pub fn insert(ctx: &XdpContext, pkt: &Packet) -> bool {
     ) else {
         return false;
     };
+    // SAFETY: `doff_p` and `check_p` were taken again after the head moved, from ptr_at (bounds
+    // checked against data_end); unaligned writes need no alignment.
     unsafe {
         doff_p.write_unaligned(new_doff);
         check_p.write_unaligned(check);
@@ -135,6 +146,8 @@ fn shift<const H: usize, const T: usize>(ctx: &XdpContext) -> bool {
     // Destination below source: an ascending copy never overwrites what it has yet to read.
     let mut i = 0;
     while i + 4 <= H {
+        // SAFETY: ptr_at checked all T bytes from `base` against data_end and gap + i + 4 <= T;
+        // unaligned accesses need no alignment.
         unsafe {
             let v = (base.add(gap + i) as *const u32).read_unaligned();
             (base.add(i) as *mut u32).write_unaligned(v);
@@ -142,6 +155,8 @@ fn shift<const H: usize, const T: usize>(ctx: &XdpContext) -> bool {
         i += 4;
     }
     if i + 2 <= H {
+        // SAFETY: ptr_at checked all T bytes from `base` against data_end and gap + i + 2 <= T;
+        // unaligned accesses need no alignment.
         unsafe {
             let v = (base.add(gap + i) as *const u16).read_unaligned();
             (base.add(i) as *mut u16).write_unaligned(v);
@@ -156,13 +171,19 @@ fn grow_ip_length(ctx: &XdpContext, pkt: &Packet, grow: usize) -> bool {
     let Some(len_p) = ptr_at::<u16>(ctx, pkt.l3_off + if pkt.is_v6() { 4 } else { 2 }) else {
         return false;
     };
+    // SAFETY: `len_p` comes from ptr_at (bounds checked against data_end); an unaligned read needs
+    // no alignment.
     let old = unsafe { len_p.read_unaligned() };
     let new = (u16::from_be(old) + grow as u16).to_be();
+    // SAFETY: `len_p` comes from ptr_at (bounds checked against data_end); an unaligned write needs
+    // no alignment.
     unsafe { len_p.write_unaligned(new) };
     if !pkt.is_v6() {
         let Some(ip_check) = ptr_at::<u16>(ctx, pkt.l3_off + 10) else {
             return false;
         };
+        // SAFETY: `ip_check` comes from ptr_at (bounds checked against data_end); unaligned
+        // accesses need no alignment.
         unsafe {
             ip_check.write_unaligned(csum::replace2(ip_check.read_unaligned(), old, new));
         }
@@ -182,6 +203,8 @@ pub fn clamp_mss(ctx: &XdpContext, pkt: &Packet, by: u16) {
     ) else {
         return;
     };
+    // SAFETY: `doff`, `opt` and `check` come from ptr_at just above (bounds checked against
+    // data_end); unaligned accesses need no alignment.
     unsafe {
         let o = opt.read_unaligned();
         if doff.read() >> 4 < 6 || o[0] != 2 || o[1] != 4 {

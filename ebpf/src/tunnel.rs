@@ -80,6 +80,8 @@ pub struct TunHop {
 fn next_hop(ctx: &XdpContext, ingress: u32, job: &mut Job) -> Option<&'static mut TunHop> {
     let stamp = nh_stamp(job.now);
     if let Some(nh) = TUN_NH.get_ptr_mut(&job.dest_id) {
+        // SAFETY: `nh` is a map value pointer from get_ptr_mut: non-null, aligned and valid for
+        // this program run.
         let nh = unsafe { &mut *nh };
         if nh.daddr == job.daddr && stamp.wrapping_sub(nh.time) < NH_MAX_AGE {
             return Some(nh);
@@ -95,6 +97,8 @@ fn next_hop(ctx: &XdpContext, ingress: u32, job: &mut Job) -> Option<&'static mu
     fresh.macs = macs;
     fresh.time = stamp;
     TUN_NH.insert(&job.dest_id, fresh, 0).ok()?;
+    // SAFETY: `p` is a map value pointer from get_ptr_mut: non-null, aligned and valid for this
+    // program run.
     TUN_NH.get_ptr_mut(&job.dest_id).map(|p| unsafe { &mut *p })
 }
 
@@ -186,6 +190,7 @@ pub fn handle(ctx: &XdpContext) -> u32 {
         count(counter::DROP_TOO_BIG);
         return xdp_action::XDP_DROP;
     }
+    // SAFETY: `p` comes from ptr_at (its byte lies before data_end); a u8 needs no alignment.
     let df = !pkt.is_v6()
         && ptr_at::<u8>(ctx, pkt.l3_off + IP4_FRAG)
             .is_some_and(|p| unsafe { p.read() } & IP4_DF_BYTE != 0);
@@ -201,6 +206,8 @@ pub fn handle(ctx: &XdpContext) -> u32 {
         let Some(front) = ptr_at::<[u8; 12]>(ctx, 0) else {
             return xdp_action::XDP_DROP;
         };
+        // SAFETY: `front` comes from ptr_at (its 12 bytes lie before data_end); a byte array needs
+        // no alignment.
         job.frame_macs = unsafe { *front };
         job.via_kernel = 1;
     } else if ifindex != ingress && TX_PORTS.get(ifindex).is_none() {
@@ -241,6 +248,8 @@ pub fn handle(ctx: &XdpContext) -> u32 {
     };
     let l3 = pkt.l3_off;
 
+    // SAFETY: `ctx.ctx` is this program's xdp_md; the helper refuses a head outside the buffer, and
+    // every packet pointer is taken again after it.
     if unsafe { bpf_xdp_adjust_head(ctx.ctx, -(overhead as i32)) } != 0 {
         return xdp_action::XDP_DROP;
     }
@@ -251,6 +260,8 @@ pub fn handle(ctx: &XdpContext) -> u32 {
     let Some(ethertype) = ptr_at::<u16>(ctx, l3 - 2) else {
         return xdp_action::XDP_DROP;
     };
+    // SAFETY: `ethertype` comes from ptr_at (bounds checked against data_end); an unaligned write
+    // needs no alignment.
     unsafe { ethertype.write_unaligned(if outer6 { 0x86ddu16 } else { 0x0800 }.to_be()) };
 
     let tos = ecn_encapsulate(pkt.tos);
@@ -309,6 +320,8 @@ pub fn handle(ctx: &XdpContext) -> u32 {
         let Some(front) = ptr_at::<[u8; 12]>(ctx, 0) else {
             return xdp_action::XDP_DROP;
         };
+        // SAFETY: `front` comes from ptr_at (its 12 bytes lie before data_end); a byte array needs
+        // no alignment.
         unsafe { *front = job.frame_macs };
         count(counter::TUN_KERNEL_FRAG);
         return xdp_action::XDP_PASS;
@@ -323,6 +336,7 @@ fn settings(job: &Job, pkt: &Packet) -> Option<u32> {
     if job.tun & TUN_PACKED != 0 {
         return Some(job.tun);
     }
+    // SAFETY: the destination is read at once; a map value lives for the whole program run (RCU).
     let dest = unsafe { DESTS.get(&job.dest_id) }?;
     let tun = tun_pack(dest.tun_type, dest.tun_flags, dest.tun_port);
     let key = FlowKey {
@@ -335,6 +349,8 @@ fn settings(job: &Job, pkt: &Packet) -> Option<u32> {
         _pad: [0; 2],
     };
     if let Some(conn) = CONNS.get_ptr_mut(&key) {
+        // SAFETY: `conn` is a map value pointer from get_ptr_mut: non-null, aligned and valid for
+        // this program run.
         unsafe { (*conn).via_addr[0] = tun };
     }
     Some(tun)
@@ -345,12 +361,16 @@ fn settings(job: &Job, pkt: &Packet) -> Option<u32> {
 fn decrement_ttl(ctx: &XdpContext, pkt: &Packet) {
     if pkt.is_v6() {
         if let Some(hop_limit) = ptr_at::<u8>(ctx, pkt.l3_off + 7) {
+            // SAFETY: `hop_limit` comes from ptr_at (its byte lies before data_end); a u8 needs no
+            // alignment.
             unsafe { *hop_limit = hop_limit.read().wrapping_sub(1) };
         }
     } else if let (Some(ttl_proto), Some(check)) = (
         ptr_at::<u16>(ctx, pkt.l3_off + 8),
         ptr_at::<u16>(ctx, pkt.l3_off + 10),
     ) {
+        // SAFETY: `ttl_proto` and `check` come from ptr_at just above (bounds checked against
+        // data_end); unaligned accesses need no alignment.
         unsafe {
             let old = ttl_proto.read_unaligned();
             let mut bytes = old.to_ne_bytes();
@@ -395,6 +415,8 @@ fn move_tags(ctx: &XdpContext, shift: usize, l3: usize) -> bool {
         else {
             return false;
         };
+        // SAFETY: `from` and `to` come from ptr_at just above (bounds checked against data_end);
+        // unaligned accesses need no alignment.
         unsafe { to.write_unaligned(from.read_unaligned()) };
         at += 4;
     }
@@ -422,6 +444,7 @@ fn write_ip4(
     let id = if df {
         [0, 0]
     } else {
+        // SAFETY: a BPF helper without arguments or preconditions.
         (unsafe { bpf_get_prandom_u32() } as u16).to_ne_bytes()
     };
     let (s, d) = (src.to_ne_bytes(), dst.to_ne_bytes());
@@ -450,6 +473,8 @@ fn write_ip4(
     let check = csum::finish(csum::sum_words(&h, 0)).to_ne_bytes();
     h[10] = check[0];
     h[11] = check[1];
+    // SAFETY: `p` comes from ptr_at (its 20 bytes lie before data_end); a byte array needs no
+    // alignment.
     unsafe { p.write_unaligned(h) };
     true
 }
@@ -484,6 +509,8 @@ fn write_ip6(
         next,
         hop,
     ];
+    // SAFETY: `head`, `s` and `d` come from ptr_at above (bounds checked against data_end);
+    // unaligned writes need no alignment.
     unsafe {
         head.write_unaligned(h);
         s.write_unaligned(*src);
@@ -533,6 +560,8 @@ fn write_gue(
         h[6] = c[0];
         h[7] = c[1];
     }
+    // SAFETY: `p` comes from ptr_at (its 12 bytes lie before data_end); a byte array needs no
+    // alignment.
     unsafe { p.write_unaligned(h) };
     true
 }
@@ -553,6 +582,8 @@ fn write_gre<const N: usize>(ctx: &XdpContext, at: usize, inner6: bool, sum: u32
         h[4] = c[0];
         h[5] = c[1];
     }
+    // SAFETY: `p` comes from ptr_at (its N bytes lie before data_end); a byte array needs no
+    // alignment.
     unsafe { p.write_unaligned(h) };
     true
 }
@@ -574,6 +605,8 @@ fn inner_sum_of(ctx: &XdpContext, pkt: &Packet) -> Option<u32> {
         sum = csum::sum_at::<40>(ptr_at::<[u8; 40]>(ctx, pkt.l3_off)?, 0);
     }
     let check_at = if pkt.proto == IPPROTO_UDP { 6 } else { 16 };
+    // SAFETY: ptr_at gave the checksum's 2 bytes (`?` left on None), before data_end; an unaligned
+    // read needs no alignment.
     let check = unsafe { ptr_at::<u16>(ctx, pkt.l4_off + check_at)?.read_unaligned() };
     if pkt.proto == IPPROTO_UDP && check == 0 {
         // IPv4 UDP without a checksum: nothing stands for the payload (summing it byte by
@@ -595,6 +628,7 @@ fn too_big(ctx: &XdpContext, pkt: &Packet, mtu: u32) -> u32 {
     } else {
         // Without DF (only an IPv6 outer header gets here, see `handle`): IPVS fragments the
         // outer packet; we cannot.
+        // SAFETY: `p` comes from ptr_at (its byte lies before data_end); a u8 needs no alignment.
         let df = ptr_at::<u8>(ctx, pkt.l3_off + IP4_FRAG)
             .is_some_and(|p| unsafe { p.read() } & IP4_DF_BYTE != 0);
         df && frag_needed_v4(ctx, pkt, mtu)
@@ -626,6 +660,7 @@ fn frag_needed_v4(ctx: &XdpContext, pkt: &Packet, mtu: u32) -> bool {
         return false;
     };
     let (s, d) = (pkt.dst[0].to_ne_bytes(), pkt.src[0].to_ne_bytes());
+    // SAFETY: a BPF helper without arguments or preconditions.
     let id = (unsafe { bpf_get_prandom_u32() } as u16).to_ne_bytes();
     let mut h: [u8; 20] = [
         0x45, 0xc0, 0, 56, id[0], id[1], 0, 0, 64, 1, 0, 0, s[0], s[1], s[2], s[3], d[0], d[1],
@@ -639,6 +674,8 @@ fn frag_needed_v4(ctx: &XdpContext, pkt: &Packet, mtu: u32) -> bool {
     let c = csum::finish(csum::sum_words(&e, csum::sum_at::<28>(quoted, 0))).to_ne_bytes();
     e[2] = c[0];
     e[3] = c[1];
+    // SAFETY: `ip` and `icmp` come from ptr_at above (bounds checked against data_end); unaligned
+    // writes need no alignment.
     unsafe {
         ip.write_unaligned(h);
         icmp.write_unaligned(e);
@@ -671,6 +708,8 @@ fn frag_needed_v6(ctx: &XdpContext, pkt: &Packet, mtu: u32) -> bool {
     let c = csum::finish(csum::sum_words(&e, csum::sum_at::<48>(quoted, pseudo))).to_ne_bytes();
     e[2] = c[0];
     e[3] = c[1];
+    // SAFETY: `ip`, `s`, `d` and `icmp` come from ptr_at above (bounds checked against data_end);
+    // unaligned writes need no alignment.
     unsafe {
         ip.write_unaligned(h);
         s.write_unaligned(pkt.dst);
@@ -685,16 +724,22 @@ fn frag_needed_v6(ctx: &XdpContext, pkt: &Packet, mtu: u32) -> bool {
 /// `len` bytes.
 #[inline(always)]
 fn turn_around(ctx: &XdpContext, new: usize, l3: usize, len: usize) -> bool {
+    // SAFETY: `ctx.ctx` is this program's xdp_md; the helper refuses a head outside the buffer, and
+    // the packet pointers are taken after it.
     if unsafe { bpf_xdp_adjust_head(ctx.ctx, -(new as i32)) } != 0 {
         return false;
     }
     let (Some(from), Some(to)) = (ptr_at::<[u8; 12]>(ctx, new), ptr_at::<[u8; 12]>(ctx, 0)) else {
         return false;
     };
+    // SAFETY: `from` comes from ptr_at (bounds checked against data_end); an unaligned read needs
+    // no alignment.
     let m = unsafe { from.read_unaligned() };
     let mut swapped = [0u8; 12];
     swapped[..6].copy_from_slice(&m[6..]);
     swapped[6..].copy_from_slice(&m[..6]);
+    // SAFETY: `to` comes from ptr_at (bounds checked against data_end); an unaligned write needs no
+    // alignment.
     unsafe { to.write_unaligned(swapped) };
     if !move_tags(ctx, new, l3) {
         return false;
@@ -704,10 +749,14 @@ fn turn_around(ctx: &XdpContext, new: usize, l3: usize, len: usize) -> bool {
     else {
         return false;
     };
+    // SAFETY: `from` and `to` come from ptr_at just above (bounds checked against data_end);
+    // unaligned accesses need no alignment.
     unsafe { to.write_unaligned(from.read_unaligned()) };
     let cur = core::hint::black_box((ctx.data_end() as u64).wrapping_sub(ctx.data() as u64));
     if cur > 0xffff || (cur as usize) < len {
         return false;
     }
+    // SAFETY: `ctx.ctx` is this program's xdp_md; the helper refuses a tail outside the buffer, and
+    // no packet pointer is used after it here.
     unsafe { bpf_xdp_adjust_tail(ctx.ctx, (len as i64 - cur as i64) as i32) == 0 }
 }

@@ -28,3 +28,57 @@ pub fn at_exit(f: extern "C" fn()) {
     // SAFETY: atexit(3) only records the function pointer, which is valid for the whole run.
     unsafe { libc::atexit(f) };
 }
+
+/// Declares one cargo-fuzz target (the whole of a `#![no_main]` file in `fuzz/libfuzzer/`):
+/// libFuzzer runs the harness on each input and alternates its own byte-level mutations with
+/// the target's mutator.
+///
+/// * `fuzz_target!(TARGET, harness)`: a harness without state (a function of the input).
+/// * `fuzz_target!(loaded State = load(); TARGET, |state, input| run)`: a harness on state
+///   built once by `load` (a loaded data plane), dropped when the process exits normally.
+#[macro_export]
+macro_rules! fuzz_target {
+    (loaded $state:ty = $load:expr; $target:expr, |$h:ident, $i:ident| $body:expr) => {
+        thread_local! {
+            static HARNESS: std::cell::RefCell<Option<$state>> =
+                const { std::cell::RefCell::new(None) };
+        }
+
+        extern "C" fn cleanup() {
+            HARNESS.with(|h| drop(h.borrow_mut().take()));
+        }
+
+        libfuzzer_sys::fuzz_target!(|data: &[u8]| {
+            HARNESS.with(|cell| {
+                let mut cell = cell.borrow_mut();
+                let $h = cell.get_or_insert_with(|| {
+                    $crate::libfuzzer::at_exit(cleanup);
+                    $load
+                });
+                $crate::libfuzzer::run(&mut |$i: &[u8]| $body, data);
+            })
+        });
+
+        $crate::__fuzz_mutator!($target);
+    };
+    ($target:expr, $harness:expr) => {
+        libfuzzer_sys::fuzz_target!(|data: &[u8]| $crate::libfuzzer::run(&mut $harness, data));
+
+        $crate::__fuzz_mutator!($target);
+    };
+}
+
+/// libFuzzer's custom mutator for [`fuzz_target!`]: every other call libFuzzer's own
+/// mutation, else `target`'s.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __fuzz_mutator {
+    ($target:expr) => {
+        libfuzzer_sys::fuzz_mutator!(|data: &mut [u8], size: usize, max: usize, seed: u32| {
+            if seed % 2 == 0 {
+                return libfuzzer_sys::fuzzer_mutate(data, size, max);
+            }
+            $crate::libfuzzer::mutate(&$target, data, size, max, seed)
+        });
+    };
+}

@@ -32,7 +32,9 @@ pub struct RealAgg {
 /// A change of the real's published state.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Change {
+    /// The real is alive (no checker failed).
     pub up: bool,
+    /// Its weight now.
     pub weight: i32,
     /// `up` differs from before (not only the weight).
     pub transition: bool,
@@ -42,6 +44,7 @@ pub struct Change {
 const WEIGHT_MAX: i32 = 65535;
 
 impl RealAgg {
+    /// A real with the configured weight and no checkers yet (alive).
     pub fn new(base_weight: i32) -> RealAgg {
         let mut a = RealAgg {
             base_weight,
@@ -64,18 +67,22 @@ impl RealAgg {
         );
     }
 
+    /// Forgets a checker (removed by a reload).
     pub fn remove_checker(&mut self, id: CheckerId) {
         self.slots.remove(&id);
     }
 
+    /// Whether the checker is counted.
     pub fn has_checker(&self, id: CheckerId) -> bool {
         self.slots.contains_key(&id)
     }
 
+    /// The checker's last state, if it is counted.
     pub fn checker_up(&self, id: CheckerId) -> Option<bool> {
         self.slots.get(&id).map(|s| s.up)
     }
 
+    /// Changes the configured weight (a reload).
     pub fn set_base_weight(&mut self, w: i32) {
         self.base_weight = w;
     }
@@ -94,6 +101,7 @@ impl RealAgg {
         (up, w)
     }
 
+    /// What was last published: (alive, weight).
     pub fn published(&self) -> (bool, i32) {
         self.published
     }

@@ -15,9 +15,11 @@ use std::time::Duration;
 /// moving a block in the file does not restart it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct CheckerSpec {
+    /// The checker block, settings resolved.
     pub checker: Checker,
     /// Settings outside the checker block that its probe uses.
     pub vs_delay_loop: f64,
+    /// Host header of HTTP checks (the real's, else the service's).
     pub virtualhost: Option<String>,
     /// FILE_CHECK: the tracked file's path, weight, reverse.
     pub track_file: Option<(String, i32, bool)>,
@@ -63,9 +65,13 @@ pub fn expand(c: &Checker) -> Vec<Checker> {
 
 /// A checker ready to start.
 pub struct Built {
+    /// What one attempt does.
     pub probe: Probe,
+    /// How results are timed; None for checkers that are never probed (BFD_CHECK).
     pub style: Option<Style>,
+    /// delay_loop, retry and their companions.
     pub timing: Timing,
+    /// Wait before the first probe counts.
     pub warmup: Duration,
 }
 
@@ -74,6 +80,7 @@ fn blank() -> Span {
 }
 
 impl CheckerSpec {
+    /// The spec of checker `c` of real `rs` of service `vs`.
     pub fn new(cfg: &KeepalivedConfig, vs: &VirtualServer, rs: &RealServer, c: &Checker) -> Self {
         let mut checker = c.clone();
         checker.span = blank();

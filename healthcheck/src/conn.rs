@@ -12,11 +12,17 @@ use tokio::net::{TcpSocket, TcpStream, UdpSocket};
 /// Resolved connection options of one checker.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Conn {
+    /// Address checked (connect_ip/connect_port, else the real's).
     pub dst: SocketAddr,
+    /// Source address (`bindto`).
     pub bindto: Option<IpAddr>,
+    /// Source port (`bind_port`).
     pub bind_port: Option<u16>,
+    /// Interface of a link-local source (`bind_if`).
     pub bind_if: Option<String>,
+    /// Mark put on the probe's packets.
     pub fwmark: Option<u32>,
+    /// How long connecting may take.
     pub timeout: Duration,
 }
 
@@ -98,11 +104,14 @@ impl Conn {
     }
 }
 
+/// Why a connection could not be made.
 #[derive(Debug)]
 pub enum ConnError {
     /// The socket could not be created or bound (a local problem).
     Socket(io::Error),
+    /// Connecting failed (refused, unreachable, …).
     Failed(io::Error),
+    /// Connecting took longer than the timeout.
     Timeout,
 }
 

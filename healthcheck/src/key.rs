@@ -13,7 +13,9 @@ use std::net::{IpAddr, SocketAddr};
 /// How a virtual server is addressed.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum VsAddr {
+    /// `virtual_server IP PORT`.
     Ip(SocketAddr),
+    /// `virtual_server fwmark MARK`.
     Fwmark(u32),
     /// `virtual_server group NAME`.
     Group(String),
@@ -24,12 +26,14 @@ pub enum VsAddr {
 /// Identifies a virtual server across reloads.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct VsKey {
+    /// How it is addressed.
     pub addr: VsAddr,
     /// `TCP`, `UDP`, `SCTP`, … (keepalived's spelling).
     pub protocol: &'static str,
 }
 
 impl VsKey {
+    /// The key of a configured virtual server.
     pub fn of(vs: &VirtualServer) -> VsKey {
         let addr = match &vs.address {
             VirtualServerAddress::Ip { addr, port } => VsAddr::Ip(SocketAddr::new(*addr, *port)),
@@ -55,6 +59,7 @@ impl VsKey {
     }
 }
 
+/// keepalived's spelling of a protocol (`TCP`, `UDP`, …).
 pub fn proto_name(p: Protocol) -> &'static str {
     match p {
         Protocol::Tcp => "TCP",
@@ -80,12 +85,14 @@ impl fmt::Display for VsKey {
 /// Identifies a real server within its virtual server.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct RealKey {
+    /// The real's address.
     pub addr: IpAddr,
     /// The effective port (the service's when the real has none).
     pub port: u16,
 }
 
 impl RealKey {
+    /// The key of a configured real server.
     pub fn of(rs: &RealServer) -> RealKey {
         RealKey {
             addr: rs.addr,
@@ -93,6 +100,7 @@ impl RealKey {
         }
     }
 
+    /// Address and port together.
     pub fn socket_addr(&self) -> SocketAddr {
         SocketAddr::new(self.addr, self.port)
     }

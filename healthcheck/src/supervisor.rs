@@ -20,7 +20,9 @@ use tokio::time::Instant;
 /// A real server's new state (its up/down or its weight changed).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RealEvent {
+    /// Its virtual server.
     pub vs: VsKey,
+    /// The real server.
     pub real: RealKey,
     /// All its checkers are up (a real without checkers is always up).
     pub up: bool,
@@ -43,28 +45,41 @@ pub struct RealEvent {
 /// The last probe of one real server's checkers (for metrics).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LastProbe {
+    /// Its virtual server.
     pub vs: VsKey,
+    /// The real server.
     pub real: RealKey,
+    /// Which checker probed (its keyword).
     pub checker: &'static str,
+    /// Whether it passed.
     pub ok: bool,
+    /// How long it took.
     pub latency: Duration,
 }
 
 /// One probe's result (for [`Supervisor::spawn_with_probe_log`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ProbeLog {
+    /// Its virtual server.
     pub vs: VsKey,
+    /// The real server.
     pub real: RealKey,
+    /// Whether it passed.
     pub ok: bool,
+    /// Why, as keepalived would log it.
     pub reason: String,
 }
 
 /// The current state of one real server.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RealStatus {
+    /// Its virtual server.
     pub vs: VsKey,
+    /// The real server.
     pub real: RealKey,
+    /// Every checker is up.
     pub up: bool,
+    /// Its weight now.
     pub weight: i32,
     /// Checkers running for it.
     pub checkers: usize,
@@ -81,7 +96,9 @@ pub struct ReloadReport {
     pub kept: usize,
     /// Checkers restarted with new timing, keeping their state.
     pub retimed: usize,
+    /// Checkers started (new in the configuration).
     pub started: usize,
+    /// Checkers stopped (gone from the configuration).
     pub stopped: usize,
 }
 

@@ -28,19 +28,32 @@ use std::time::Duration;
 /// Which keepalived epilog a checker follows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Style {
+    /// TCP_CHECK's epilog.
     Tcp,
+    /// UDP, PING, DNS and SMTP checks' epilog.
     Standard,
+    /// MISC_CHECK's epilog.
     Misc,
-    Http { urls: usize, fast_recovery: bool },
+    /// HTTP_GET / SSL_GET's epilog.
+    Http {
+        /// Number of URLs, checked one per attempt.
+        urls: usize,
+        /// `fast_recovery`: while down (and at start) the URLs are checked back to back.
+        fast_recovery: bool,
+    },
 }
 
 /// The timing settings of one checker (already inherited from the real
 /// and virtual server by keepalived-conf).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Timing {
+    /// Time between checks.
     pub delay_loop: Duration,
+    /// Time between retries of a failure.
     pub delay_before_retry: Duration,
+    /// Failures retried before the checker is down.
     pub retry: u32,
+    /// Start down until the first pass.
     pub alpha: bool,
 }
 
@@ -58,6 +71,7 @@ pub struct Step {
     pub retries: u32,
 }
 
+/// One checker's timing state machine: what to do with each result and when to probe next.
 #[derive(Debug, Clone)]
 pub struct Fsm {
     style: Style,
@@ -70,6 +84,7 @@ pub struct Fsm {
 }
 
 impl Fsm {
+    /// A checker at start: up, or down with `alpha`.
     pub fn new(style: Style, t: Timing) -> Fsm {
         Fsm {
             style,
@@ -94,10 +109,12 @@ impl Fsm {
         }
     }
 
+    /// Whether the checker is up.
     pub fn is_up(&self) -> bool {
         self.is_up
     }
 
+    /// Whether a result has been seen.
     pub fn has_run(&self) -> bool {
         self.has_run
     }

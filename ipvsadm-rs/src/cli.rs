@@ -8,36 +8,60 @@ use crate::Flavor;
 /// The commands, with the names ipvsadm uses in its messages.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Cmd {
+    /// `-A`: add a virtual service.
     Add,
+    /// `-E`: change a virtual service.
     Edit,
+    /// `-D`: delete a virtual service.
     Del,
+    /// `-C`: delete every virtual service.
     Flush,
+    /// `-L` / `-l`: list services, connections, timeouts or the sync daemons.
     List,
+    /// `-Z`: zero the counters.
     Zero,
+    /// `-a`: add a real server.
     AddServer,
+    /// `-e`: change a real server.
     EditServer,
+    /// `-d`: delete a real server.
     DelServer,
+    /// `--set`: set the tcp, tcpfin and udp timeouts.
     Set,
+    /// `-R`: apply commands read from stdin.
     Restore,
+    /// `-S`: print the tables as `-R` input.
     Save,
+    /// `--start-daemon`: start a connection-sync daemon.
     StartDaemon,
+    /// `--stop-daemon`: stop a connection-sync daemon.
     StopDaemon,
+    /// `-h`: print the usage.
     Help,
+    /// `-v`: print the version.
     Version,
     /// alibaba/DPVS `-P`, `-Q`, `-G`.
     AddLaddr,
+    /// `-Q`: delete a local address.
     DelLaddr,
+    /// `-G`: list the local addresses.
     GetLaddr,
     /// DPVS `-U`, `-V`, `-B` (deny list) and `-O`, `-Y`, `-W` (allow list).
     AddBlklst,
+    /// `-V` (DPVS): delete a deny-list address.
     DelBlklst,
+    /// `-B`: list the deny lists.
     GetBlklst,
+    /// `-O`: add an allow-list address.
     AddWhtlst,
+    /// `-Y`: delete an allow-list address.
     DelWhtlst,
+    /// `-W`: list the allow lists.
     GetWhtlst,
 }
 
 impl Cmd {
+    /// The command's name in ipvsadm's messages.
     pub fn name(self) -> &'static str {
         match self {
             Cmd::Add => "add-service",
@@ -72,49 +96,90 @@ impl Cmd {
 /// Options, with ipvsadm's optnames[] (the text its messages use).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Opt {
+    /// `-t` / `-u` / `--sctp-service` / `-f`.
     Service,
+    /// `-s`.
     Scheduler,
+    /// `-p [TIMEOUT]`.
     Persistent,
+    /// `-M`: the persistence netmask.
     Netmask,
+    /// `-r`.
     RealServer,
+    /// `-g` / `-i` / `-m` (and `-b` as `--fullnat` in the forks).
     Forward,
+    /// `-w`.
     Weight,
+    /// `-x`: upper connection threshold.
     UThreshold,
+    /// `-y`: lower connection threshold.
     LThreshold,
+    /// `-n`: addresses and ports as numbers.
     Numeric,
+    /// `-c`: list connections.
     Connection,
+    /// `--timeout`: list the timeouts.
     Timeout,
+    /// `--daemon`: list the sync daemons.
     Daemon,
+    /// `--stats`: list with counters.
     Stats,
+    /// `--rate`: list with rates.
     Rate,
+    /// `--thresholds`: list with thresholds.
     Thresholds,
+    /// `--persistent-conn`: list with persistent connections.
     PersistentConn,
+    /// `--nosort`: list in table order.
     NoSort,
+    /// `--exact`: counters unabbreviated.
     Exact,
+    /// `-o`: one-packet scheduling.
     Ops,
+    /// `--pe`: persistence engine.
     Pe,
+    /// `-b`: scheduler flags (upstream).
     SchedFlags,
+    /// `--mcast-interface` of a sync daemon.
     McastInterface,
+    /// `--syncid` of a sync daemon.
     SyncId,
+    /// `--mcast-group` of a sync daemon.
     McastGroup,
+    /// `--mcast-port` of a sync daemon.
     McastPort,
+    /// `--mcast-ttl` of a sync daemon.
     McastTtl,
+    /// `--sync-maxlen` of a sync daemon.
     SyncMaxlen,
+    /// `--tun-info`: list with tunnel settings.
     TunInfo,
+    /// `--tun-type` (ipip, gue, gre).
     TunType,
+    /// `--tun-port` of GUE.
     TunPort,
+    /// `--tun-nocsum`.
     TunNocsum,
+    /// `--tun-csum`.
     TunCsum,
+    /// `--tun-remcsum`.
     TunRemcsum,
+    /// `-z`: a FULLNAT local address.
     Laddr,
+    /// `-F`: the local address's interface.
     Ifname,
+    /// `-j`: SYNPROXY on or off.
     Synproxy,
+    /// alibaba `-V`: the ESTABLISHED timeout of a service.
     EstTimeout,
+    /// DPVS `-k`: a deny-list address.
     Blklst,
+    /// DPVS `-2`: an allow-list address.
     Whtlst,
 }
 
 impl Opt {
+    /// The option's name in ipvsadm's messages (its optnames[] entry).
     pub fn name(self) -> &'static str {
         match self {
             Opt::Service => "service-address",
@@ -164,47 +229,75 @@ impl Opt {
 /// Which service-address option was given.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum SvcArg {
+    /// `-t ADDR:PORT`.
     Tcp(String),
+    /// `-u ADDR:PORT`.
     Udp(String),
+    /// `--sctp-service ADDR:PORT`.
     Sctp(String),
+    /// `-f MARK`.
     Fwmark(String),
 }
 
 /// Forwarding method switches.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Fwd {
+    /// `-g`: direct routing.
     Gate,
+    /// `-i`: tunnelling.
     Ipip,
+    /// `-m`: masquerading (NAT).
     Masq,
+    /// `--fullnat` (alibaba/DPVS).
     FullNat,
 }
 
 /// Everything one command line said.
 #[derive(Clone, Debug, Default)]
 pub struct Args {
+    /// The command (the first option).
     pub cmd: Option<Cmd>,
+    /// The service address option.
     pub svc: Option<SvcArg>,
+    /// `-6`: the fwmark service is IPv6.
     pub ipv6: bool,
+    /// `-s` scheduler name.
     pub sched: Option<String>,
     /// `-p` given; its value when it had one.
     pub persistent: Option<Option<String>>,
+    /// `-M` netmask.
     pub netmask: Option<String>,
+    /// `-r` real server address.
     pub real: Option<String>,
+    /// Forwarding method switch.
     pub fwd: Option<Fwd>,
+    /// `-w` weight.
     pub weight: Option<String>,
+    /// `-x` upper threshold.
     pub u_thresh: Option<String>,
+    /// `-y` lower threshold.
     pub l_thresh: Option<String>,
+    /// `--pe` engine.
     pub pe: Option<String>,
+    /// `-b` scheduler flags.
     pub sched_flags: Option<String>,
+    /// `--tun-type`.
     pub tun_type: Option<String>,
+    /// `--tun-port`.
     pub tun_port: Option<String>,
+    /// Which of `--tun-nocsum` / `--tun-csum` / `--tun-remcsum` was given.
     pub tun_csum: Option<Opt>,
+    /// `-z` local address.
     pub laddr: Option<String>,
+    /// `-F` interface.
     pub ifname: Option<String>,
+    /// `-j` value.
     pub synproxy: Option<String>,
+    /// alibaba `-V` given; its value when it had one.
     pub est_timeout: Option<Option<String>>,
     /// DPVS `-k` / `-2`: the deny- or allow-list address.
     pub acl_addr: Option<String>,
+    /// `--start-daemon` / `--stop-daemon` state (master, backup).
     pub daemon_state: Option<String>,
     /// Sync-daemon options (`--mcast-interface`, `--syncid`, …) as given, checked.
     pub mcast: Vec<(Opt, String)>,
@@ -215,6 +308,7 @@ pub struct Args {
 }
 
 impl Args {
+    /// Whether option `o` was given.
     pub fn has(&self, o: Opt) -> bool {
         self.given.contains(&o)
     }
@@ -223,10 +317,13 @@ impl Args {
 /// A parse failure: message for stderr and exit status.
 #[derive(Debug, PartialEq, Eq)]
 pub struct Fail {
+    /// The text for stderr.
     pub msg: String,
+    /// The exit status.
     pub code: i32,
 }
 
+/// A failure with this exit status and message.
 pub fn fail(code: i32, msg: impl Into<String>) -> Fail {
     Fail {
         msg: msg.into(),

@@ -15,20 +15,30 @@ use crate::names::addr_port;
 /// Listing switches.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct ListMode {
+    /// `-n`.
     pub numeric: bool,
+    /// `--stats`.
     pub stats: bool,
+    /// `--rate`.
     pub rate: bool,
+    /// `--thresholds`.
     pub thresholds: bool,
+    /// `--persistent-conn`.
     pub persistent_conn: bool,
+    /// `--tun-info`.
     pub tun_info: bool,
+    /// `--exact`.
     pub exact: bool,
+    /// `--nosort`.
     pub nosort: bool,
 }
 
+/// The first line of a listing, with the connection table's size.
 pub fn version_header(size: u32) -> String {
     format!("IP Virtual Server version 1.2.1 (size={size})\n")
 }
 
+/// The column headings of a service listing in mode `m`.
 pub fn title(m: &ListMode) -> String {
     if m.stats {
         format!(
@@ -335,6 +345,7 @@ pub fn merge_sort<T: Clone>(v: &mut [T], cmp: &dyn Fn(&T, &T) -> Ordering) {
     }
 }
 
+/// Sorts services into the order ipvsadm lists them in ([`service_cmp`]), stably.
 pub fn sort_services(v: &mut [ServiceEntry]) {
     merge_sort(v, &|a, b| service_cmp(&a.config.addr, &b.config.addr));
 }

@@ -1,6 +1,8 @@
 //! ipvsadm 1.31 as a library: the command line (`cli`), names (`names`), listing and save
 //! formats (`format`) and execution (`exec`). The `ipvsadm` binary (`main.rs`) and the fuzz
 //! targets (`fuzz/`) call it.
+// Every public item says what it is for; CI's clippy (-D warnings) makes this an error.
+#![warn(missing_docs)]
 
 pub mod cli;
 pub mod exec;
@@ -13,8 +15,11 @@ pub mod names;
 /// `XLVS_IPVSADM_FLAVOR=alibaba|dpvs`, or by a program name containing "alibaba" or "dpvs".
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Flavor {
+    /// ipvsadm 1.31.
     Upstream,
+    /// alibaba's LVS fork.
     Alibaba,
+    /// DPVS.
     Dpvs,
 }
 

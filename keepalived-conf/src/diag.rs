@@ -11,12 +11,16 @@ use std::sync::Arc;
 /// A position in a configuration file (1-based line and column).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Default)]
 pub struct Span {
+    /// The file as named on the command line or in the `include`.
     pub file: Arc<str>,
+    /// Line, from 1.
     pub line: u32,
+    /// Column, from 1.
     pub column: u32,
 }
 
 impl Span {
+    /// A position in `file`.
     pub fn new(file: Arc<str>, line: u32, column: u32) -> Self {
         Span { file, line, column }
     }
@@ -28,6 +32,7 @@ impl fmt::Display for Span {
     }
 }
 
+/// How serious a message is, as keepalived `-t` treats it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Severity {
@@ -43,28 +48,44 @@ pub enum Severity {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum DiagKind {
+    /// A keyword keepalived does not know.
     UnknownKeyword,
+    /// A value out of range or of the wrong form.
     InvalidValue,
+    /// A keyword without its required argument.
     MissingParameter,
+    /// Unbalanced `{` / `}`.
     Braces,
+    /// An unterminated `"`.
     Quote,
+    /// An `include` that could not be read.
     Include,
     /// An include matched no file (an error only with `-e`).
     MissingInclude,
+    /// A `$NAME` definition or `~SEQ` generator problem.
     Macro,
+    /// A keyword keepalived still reads but has replaced.
     Deprecated,
+    /// A check across blocks (unknown references, conflicting settings).
     Semantic,
+    /// An interface that does not exist.
     Interface,
+    /// Script security (`enable_script_security`) refusals.
     Security,
+    /// No configuration file could be read.
     NoConfig,
 }
 
+/// One message about the configuration.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Diagnostic {
+    /// Whether it makes `keepalived -t` fail.
     pub severity: Severity,
+    /// What kind of problem it is.
     pub kind: DiagKind,
     /// None for messages keepalived prints without a line (post-parse checks).
     pub span: Option<Span>,
+    /// The text, as keepalived words it.
     pub message: String,
     /// The offending source text (the logical line), when there is one.
     pub text: Option<String>,
@@ -101,6 +122,7 @@ impl fmt::Display for Diagnostic {
 /// Collector passed through the lexer and parser.
 #[derive(Debug, Default, Clone, Serialize)]
 pub struct Diagnostics {
+    /// The messages, in the order they were reported.
     pub items: Vec<Diagnostic>,
     /// The keepalived process whose pass ended the check at a missing parameter (the passes
     /// after it, and its own post-parse checks, never ran).
@@ -109,6 +131,7 @@ pub struct Diagnostics {
 }
 
 impl Diagnostics {
+    /// Records a message.
     pub fn push(
         &mut self,
         severity: Severity,
@@ -126,18 +149,22 @@ impl Diagnostics {
         });
     }
 
+    /// Records a configuration problem at `span`.
     pub fn warn(&mut self, kind: DiagKind, span: &Span, message: impl Into<String>) {
         self.push(Severity::Warning, kind, Some(span), message, None);
     }
 
+    /// Records an informational line.
     pub fn info(&mut self, kind: DiagKind, span: Option<&Span>, message: impl Into<String>) {
         self.push(Severity::Info, kind, span, message, None);
     }
 
+    /// Whether `keepalived -t` would fail (exit 5 or 4).
     pub fn has_config_errors(&self) -> bool {
         self.items.iter().any(|d| d.severity >= Severity::Warning)
     }
 
+    /// Whether a fatal problem was seen (exit 4).
     pub fn has_fatal(&self) -> bool {
         self.items.iter().any(|d| d.severity == Severity::Fatal)
     }

@@ -14,6 +14,8 @@
 //!     println!("{:?} {} real servers", vs.address, vs.real_servers.len());
 //! }
 //! ```
+// Every public item says what it is for; CI's clippy (-D warnings) makes this an error.
+#![warn(missing_docs)]
 
 pub mod diag;
 pub mod dump;
@@ -31,6 +33,7 @@ use std::path::Path;
 /// Options for a parse.
 #[derive(Debug, Clone, Default)]
 pub struct ParseOptions {
+    /// Lexer settings (config id, limits, includes).
     pub lex: LexOptions,
 }
 
@@ -50,7 +53,9 @@ impl ParseOptions {
 /// A parsed configuration and everything reported while reading it.
 #[derive(Debug, Clone)]
 pub struct Parsed {
+    /// The typed configuration, with keepalived's defaults applied.
     pub config: KeepalivedConfig,
+    /// Everything reported while reading it.
     pub diagnostics: Diagnostics,
     /// Every file read (main file first, then includes in order).
     pub files: Vec<String>,

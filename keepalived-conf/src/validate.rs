@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 
 /// What the checks need to know about the machine.
 pub trait Environment {
+    /// Whether an interface of this name exists.
     fn interface_exists(&self, name: &str) -> bool;
     /// The executable a script command would run, if it can be found.
     fn find_executable(&self, program: &str) -> Option<PathBuf>;

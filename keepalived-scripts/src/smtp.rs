@@ -19,12 +19,19 @@ use tokio::net::TcpStream;
 /// nothing (no `notification_email` or no `smtp_server`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Mailer {
+    /// SMTP server host.
     pub server: String,
+    /// SMTP server port.
     pub port: u16,
+    /// Name sent in HELO.
     pub helo: String,
+    /// Sender address.
     pub from: String,
+    /// Recipients.
     pub to: Vec<String>,
+    /// Names this node in subjects.
     pub router_id: String,
+    /// Longest a mail's SMTP exchange may take.
     pub timeout: Duration,
 }
 
@@ -36,7 +43,12 @@ pub enum About<'a> {
     /// `[rid] VRRP Group NAME - WHAT`
     Group(&'a str),
     /// `[rid] Realserver RS of virtual server VS - WHAT` (RS/VS as keepalived formats them).
-    Real { rs: &'a str, vs: &'a str },
+    Real {
+        /// The real server.
+        rs: &'a str,
+        /// Its virtual server.
+        vs: &'a str,
+    },
     /// `[rid] Virtualserver VS - WHAT`
     Virtual(&'a str),
 }
@@ -65,6 +77,7 @@ fn user_name() -> String {
 }
 
 impl Mailer {
+    /// The mailer keepalived's global settings describe, or None when no mail would be sent.
     pub fn from_config(cfg: &KeepalivedConfig) -> Option<Arc<Mailer>> {
         let g = &cfg.global;
         let server = g.smtp_server.as_ref()?;
@@ -215,20 +228,35 @@ pub fn rfc822_now() -> String {
 
 /// The body keepalived's checkers send when a checker changes state.
 pub mod bodies {
+    /// TCP_CHECK passed.
     pub const TCP_UP: &str = "=> TCP CHECK succeed on service <=";
+    /// TCP_CHECK failed.
     pub const TCP_DOWN: &str = "=> TCP CHECK failed on service <=";
+    /// HTTP_GET / SSL_GET passed.
     pub const HTTP_UP: &str = "=> CHECK succeed on service <=";
+    /// HTTP_GET / SSL_GET failed.
     pub const HTTP_DOWN: &str = "=> CHECK failed on service : HTTP request failed <=";
+    /// MISC_CHECK passed.
     pub const MISC_UP: &str = "=> MISC CHECK succeeded on service <=";
+    /// MISC_CHECK failed.
     pub const MISC_DOWN: &str = "=> MISC CHECK failed on service <=";
+    /// DNS_CHECK passed.
     pub const DNS_UP: &str = "=> DNS_CHECK: succeed on service <=";
+    /// DNS_CHECK failed.
     pub const DNS_DOWN: &str = "=> DNS_CHECK: failed on service <=";
+    /// UDP_CHECK passed.
     pub const UDP_UP: &str = "=> UDP CHECK succeed on service <=";
+    /// UDP_CHECK failed.
     pub const UDP_DOWN: &str = "=> UDP CHECK failed on service <=";
+    /// PING_CHECK passed.
     pub const PING_UP: &str = "=> ICMP CHECK succeed on service <=";
+    /// PING_CHECK failed.
     pub const PING_DOWN: &str = "=> ICMP CHECK failed on service <=";
+    /// SMTP_CHECK passed.
     pub const SMTP_UP: &str = "=> CHECK succeed on service <=";
+    /// A real server removed from its service.
     pub const REMOVING: &str = "=> Removing <=";
+    /// The checkers stop.
     pub const SHUTTING_DOWN: &str = "=> Shutting down <=";
 
     /// SMTP_CHECK's failure: `=> CHECK failed on service : REASON <=`.

@@ -78,9 +78,13 @@ const NOT_ACTED_ON: &[(&str, &str, &str)] = &[
 /// One directive that will do nothing.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub struct Finding {
+    /// File the directive is in.
     pub file: String,
+    /// Its line.
     pub line: u32,
+    /// The keyword.
     pub keyword: String,
+    /// Why it does nothing here.
     pub why: String,
 }
 

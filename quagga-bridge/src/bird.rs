@@ -26,14 +26,18 @@ const TIMEOUT: Duration = Duration::from_secs(5);
 /// A reply: its final code (0xxx fine, 8xxx/9xxx errors) and its text lines.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Reply {
+    /// The reply's final code.
     pub code: u16,
+    /// Its text lines.
     pub lines: Vec<String>,
 }
 
 impl Reply {
+    /// Whether bird accepted the command.
     pub fn ok(&self) -> bool {
         self.code < 8000
     }
+    /// The text lines joined, for messages.
     pub fn text(&self) -> String {
         self.lines.join("\n")
     }
@@ -67,6 +71,7 @@ impl Control {
         Ok(c)
     }
 
+    /// Sends one command and reads its whole reply.
     pub fn command(&mut self, cmd: &str) -> Result<Reply> {
         self.writer
             .write_all(format!("{cmd}\n").as_bytes())
@@ -310,6 +315,7 @@ impl OwnFiles {
     }
 }
 
+/// Announces through bird 2: writes the bridge's part of its configuration and reloads it.
 pub struct BirdDriver {
     settings: Settings,
     own: Option<OwnFiles>,

@@ -25,6 +25,7 @@ pub struct DaemonInfo {
 
 /// One daemon, driven through its control channel.
 pub trait Driver: Send {
+    /// What the daemon is, for the status.
     fn info(&self) -> DaemonInfo;
     /// Makes the bridge's part of the daemon's configuration announce exactly `announced`
     /// (the difference only).
@@ -42,6 +43,7 @@ pub trait Driver: Send {
 /// A route as a peer is sent it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RouteView {
+    /// The route's prefix.
     pub prefix: String,
     /// MED, local preference, communities, AS path as the daemon reports them.
     pub attributes: String,
@@ -50,11 +52,14 @@ pub struct RouteView {
 /// One neighbor and what it is sent, as the daemon reports it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PeerView {
+    /// The peer's address.
     pub address: String,
+    /// The peer's AS, when the daemon says it.
     pub remote_as: Option<u32>,
     /// Session state (Established, Active, …).
     pub state: String,
     /// Since when, as the daemon prints it.
     pub since: String,
+    /// The bridge's routes the peer is sent.
     pub routes: Vec<RouteView>,
 }

@@ -20,10 +20,13 @@ use std::time::{Duration, Instant};
 pub struct ServerHealth {
     /// keepalived's name for it, e.g. `[198.18.99.1]:tcp:80`.
     pub name: String,
+    /// keepalived says the live weight meets the quorum.
     pub quorum_up: bool,
     /// Sum of the live reals' weights, and of all reals' (keepalived's weigh_live_realservers).
     pub live_weight: i64,
+    /// Sum of all reals' weights.
     pub total_weight: i64,
+    /// The server's quorum.
     pub quorum: u32,
     /// It has a sorry_server (which serves while the quorum is lost).
     pub sorry_server: bool,
@@ -33,9 +36,13 @@ pub struct ServerHealth {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "UPPERCASE")]
 pub enum VrrpRole {
+    /// Not started yet.
     Init,
+    /// Another node is master.
     Backup,
+    /// This node holds the VIPs.
     Master,
+    /// A tracked object failed.
     Fault,
 }
 
@@ -44,9 +51,11 @@ pub enum VrrpRole {
 pub struct Inputs {
     /// Indexed like `config.virtual_servers`.
     pub servers: Vec<ServerHealth>,
+    /// Each VRRP instance's role, by name.
     pub vrrp: BTreeMap<String, VrrpRole>,
     /// This process runs VRRP (not `-C`).
     pub vrrp_running: bool,
+    /// keepalived is stopping: everything is withdrawn.
     pub stopping: bool,
 }
 
@@ -57,6 +66,7 @@ pub struct Local {
     pub attached: Vec<String>,
     /// `xlvs timers` runs for the pin directory.
     pub timers: bool,
+    /// The maintenance file exists.
     pub maintenance: bool,
     /// Maintenance has lasted longer than `drain_timeout`.
     pub drain_expired: bool,
@@ -66,12 +76,16 @@ pub struct Local {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Profile {
+    /// Announced with the `healthy` attributes.
     Healthy,
+    /// Announced with the `degraded` attributes (some reals down).
     Degraded,
+    /// Announced with the `draining` attributes (maintenance).
     Draining,
 }
 
 impl Profile {
+    /// The profile's name in the status and logs.
     pub fn name(self) -> &'static str {
         match self {
             Profile::Healthy => "healthy",
@@ -86,6 +100,7 @@ impl Profile {
 pub struct Verdict {
     /// None: withdrawn.
     pub profile: Option<Profile>,
+    /// Why, for the status and logs.
     pub reason: String,
     /// A withdrawal that does not wait for `fall`.
     pub immediate: bool,
@@ -191,7 +206,9 @@ pub fn evaluate(vip: &VipConfig, inputs: &Inputs, local: &Local, policy: &Policy
 /// One VIP's announcement over time: applies a verdict once rise/fall/debounce allow it.
 #[derive(Clone, Debug, Default)]
 pub struct Tracker {
+    /// What is announced now; None: withdrawn.
     pub announced: Option<Profile>,
+    /// Why, as of the last change.
     pub reason: String,
     /// When `announced` last changed (for the status).
     pub changed_at: Option<Instant>,

@@ -23,7 +23,9 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
+/// Where FRR's vty sockets are unless `control_socket` says otherwise.
 pub const DEFAULT_FRR_DIR: &str = "/var/run/frr";
+/// Where quagga's vty sockets are unless `control_socket` says otherwise.
 pub const DEFAULT_QUAGGA_DIR: &str = "/var/run/quagga";
 const TIMEOUT: Duration = Duration::from_secs(5);
 /// Marks the neighbors the bridge configured (so a restart knows them).
@@ -33,12 +35,16 @@ const BFD_PROFILE: &str = "xlvs";
 /// The daemons whose vty we talk to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Daemon {
+    /// BFD.
     Bfdd,
+    /// BGP.
     Bgpd,
+    /// OSPF.
     Ospfd,
 }
 
 impl Daemon {
+    /// The daemon's name (its vty socket is `NAME.vty`).
     pub fn name(self) -> &'static str {
         match self {
             Daemon::Bfdd => "bfdd",
@@ -55,6 +61,7 @@ pub struct Vty {
 }
 
 impl Vty {
+    /// Connects to the vty socket at `path`.
     pub fn connect(path: &Path) -> Result<Vty> {
         let stream = process::connect_local(path, TIMEOUT)?;
         let mut v = Vty {
@@ -674,6 +681,7 @@ impl Layout {
     }
 }
 
+/// Announces through FRR or quagga: configures bgpd/ospfd/bfdd over their vty sockets.
 pub struct FrrDriver {
     settings: Settings,
     layout: Layout,

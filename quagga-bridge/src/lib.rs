@@ -66,6 +66,8 @@
 //!   since, attributes; daemon, device, error) in memory and in `/run/xlvs/bridge/<pin
 //!   dir>/status.json`; `xlvs routes` renders it with what the daemon says it sends each
 //!   neighbor (bird `show route export`, FRR `advertised-routes json`).
+// Every public item says what it is for; CI's clippy (-D warnings) makes this an error.
+#![warn(missing_docs)]
 
 pub mod bird;
 pub mod bridge;

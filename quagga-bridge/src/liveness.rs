@@ -30,6 +30,7 @@ struct IfReq {
 
 /// The liveness device, held open.
 pub struct Device {
+    /// The interface's name.
     pub name: String,
     /// One queue of the device; the device lives while some process holds one.
     queue: File,

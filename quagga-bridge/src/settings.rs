@@ -14,12 +14,19 @@ use std::path::{Path, PathBuf};
 /// One BGP session, with the block's defaults applied.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Neighbor {
+    /// The peer's address.
     pub address: IpAddr,
+    /// The peer's AS.
     pub remote_as: u32,
+    /// BFD on this session.
     pub bfd: bool,
+    /// TCP port, when not 179.
     pub port: Option<u16>,
+    /// eBGP multihop TTL.
     pub multihop: Option<u8>,
+    /// TCP MD5 password.
     pub password: Option<String>,
+    /// Local address of the session.
     pub source: Option<IpAddr>,
     /// `FILE: Line N` of its `neighbor` line, for messages.
     pub origin: String,
@@ -28,11 +35,17 @@ pub struct Neighbor {
 /// exabgp-like timing of announcements (see `eligibility::Debounce`).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Policy {
+    /// Good evaluations in a row before announcing.
     pub rise: u32,
+    /// Bad evaluations in a row before withdrawing.
     pub fall: u32,
+    /// Seconds between evaluations.
     pub interval: f64,
+    /// Seconds after a withdrawal before announcing again.
     pub debounce: f64,
+    /// Seconds a VIP drains before it is withdrawn (0: until maintenance ends).
     pub drain_timeout: f64,
+    /// Live-weight percentage below which a VIP is degraded.
     pub degraded_below: Option<u32>,
 }
 
@@ -40,9 +53,13 @@ pub struct Policy {
 /// instance that must be MASTER (none: active-active ECMP) and its attributes per state.
 #[derive(Debug, Clone, PartialEq)]
 pub struct VipConfig {
+    /// The VIP.
     pub address: IpAddr,
+    /// Its virtual servers (indexes into the configuration's).
     pub servers: Vec<usize>,
+    /// The VRRP instance that must be MASTER; None: active-active.
     pub vrrp: Option<String>,
+    /// Attributes while healthy.
     pub healthy: AnnounceAttributes,
     /// None: a degraded VIP is withdrawn.
     pub degraded: Option<AnnounceAttributes>,
@@ -53,28 +70,45 @@ pub struct VipConfig {
 /// Everything the bridge runs on.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Settings {
+    /// bird, FRR or quagga.
     pub daemon: RoutingDaemon,
+    /// Own daemon or an existing one.
     pub instance: DaemonInstance,
     /// As configured: bird's control socket, or FRR's/quagga's vty directory.
     pub control: Option<PathBuf>,
     /// bird: the file holding the bridge's part of the configuration.
     pub config_file: Option<PathBuf>,
+    /// Our AS.
     pub local_as: Option<u32>,
+    /// BGP / OSPF router id.
     pub router_id: Option<Ipv4Addr>,
+    /// BGP peers.
     pub neighbors: Vec<Neighbor>,
+    /// BFD interval, ms.
     pub bfd_interval_ms: u32,
+    /// BFD detection multiplier.
     pub bfd_multiplier: u8,
+    /// BGP hold time, seconds.
     pub hold_time: u16,
+    /// BGP keepalive interval, seconds.
     pub keepalive: u16,
+    /// Seconds between BGP connection attempts.
     pub connect_retry: u16,
+    /// OSPF settings, when VIPs go out over OSPF.
     pub ospf: Option<OspfSettings>,
     /// The interface whose addresses are the announced VIPs.
     pub device: String,
+    /// When to announce and withdraw.
     pub policy: Policy,
+    /// While it exists, VIPs drain.
     pub maintenance_file: PathBuf,
+    /// Seconds announcements outlive a stop that keeps the tables.
     pub restart_grace: f64,
+    /// Seconds between withdrawing and removing the virtual servers.
     pub withdraw_delay: f64,
+    /// The VIPs and what gates them.
     pub vips: Vec<VipConfig>,
+    /// The data plane's pin directory.
     pub pin_dir: PathBuf,
     /// `/run/xlvs/bridge/<pin dir key>`: state, own daemons' files.
     pub run_dir: PathBuf,
@@ -83,6 +117,7 @@ pub struct Settings {
 }
 
 impl Settings {
+    /// The settings of a VIP.
     pub fn vip(&self, addr: IpAddr) -> Option<&VipConfig> {
         self.vips.iter().find(|v| v.address == addr)
     }

@@ -16,6 +16,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 /// One VIP.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct VipStatus {
+    /// The VIP.
     pub address: IpAddr,
     /// The last evaluation found it eligible (rise/debounce may still hold it back).
     pub eligible: bool,
@@ -40,25 +41,31 @@ pub struct BridgeStatus {
     pub pid: u32,
     /// `FILE: Line N` of the route_bridge block.
     pub origin: String,
+    /// The routing daemon, once reached.
     pub daemon: Option<DaemonInfo>,
     /// The liveness device (its addresses are the announced VIPs).
     pub device: String,
     /// The neighbors (address, remote AS).
     pub neighbors: Vec<(IpAddr, u32)>,
+    /// OSPF area, when OSPF is used.
     pub ospf_area: Option<String>,
     /// The last problem (control socket unreachable, a refused configuration …); None: fine.
     pub error: Option<String>,
+    /// Maintenance (drain) is on.
     pub maintenance: bool,
     /// The file whose existence means maintenance (`xlvs routes drain` creates it).
     pub maintenance_file: PathBuf,
     /// Interfaces the data plane is attached to, and whether its timers run.
     pub attached: Vec<String>,
+    /// `xlvs timers` runs for the pin directory.
     pub timers: bool,
+    /// Each VIP's state.
     pub vips: Vec<VipStatus>,
     /// Unix time (ms) of this status.
     pub updated_ms: u64,
 }
 
+/// Now, in Unix milliseconds.
 pub fn now_ms() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -114,10 +121,12 @@ pub fn for_metrics(
     }
 }
 
+/// Where the status file is under `run_dir`.
 pub fn path(run_dir: &Path) -> PathBuf {
     run_dir.join("status.json")
 }
 
+/// Writes the status file (atomically, via a rename).
 pub fn write(run_dir: &Path, s: &BridgeStatus) -> Result<()> {
     let text = serde_json::to_string_pretty(s)?;
     dataplane::rundir::write_atomic(&path(run_dir), &text)

@@ -10,6 +10,8 @@
 //!   and last probe latency.
 //! * `bridge-state.json` ([`Bridge`]): for the route-announcement bridge (quagga-bridge) to
 //!   write its announcements; `xlvs metrics` exports them when the file is there.
+// Every public item says what it is for; CI's clippy (-D warnings) makes this an error.
+#![warn(missing_docs)]
 
 use serde::{Deserialize, Serialize, de::DeserializeOwned};
 use std::io::Write;
@@ -18,7 +20,9 @@ use std::time::Duration;
 
 /// How often keepalived rewrites its state.
 pub const KEEPALIVED_PERIOD: Duration = Duration::from_secs(2);
+/// File name of keepalived's state under the run directory.
 pub const KEEPALIVED_FILE: &str = "keepalived-state.json";
+/// File name of the route bridge's state under the run directory.
 pub const BRIDGE_FILE: &str = "bridge-state.json";
 
 /// The state directory of the data plane pinned at `pin_dir`.
@@ -29,59 +33,85 @@ pub fn dir(pin_dir: &Path) -> PathBuf {
 /// keepalived's state.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Keepalived {
+    /// Process that wrote it (a dead writer makes the file stale).
     pub pid: u32,
     /// Seconds since the epoch when written.
     pub written: f64,
+    /// Its VRRP instances.
     pub vrrp: Vec<VrrpInstance>,
+    /// Its virtual servers.
     pub virtual_servers: Vec<VirtualServer>,
 }
 
+/// One VRRP instance's state.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct VrrpInstance {
+    /// Instance name.
     pub name: String,
+    /// Virtual router id.
     pub vrid: u8,
+    /// Interface it runs on.
     pub interface: String,
     /// INIT, BACKUP, MASTER, FAULT.
     pub state: String,
+    /// Configured priority.
     pub base_priority: u8,
+    /// Priority after tracking.
     pub effective_priority: u8,
     /// State changes since keepalived started.
     pub transitions: u64,
+    /// Times it became MASTER.
     pub became_master: u64,
+    /// Times it left MASTER.
     pub released_master: u64,
+    /// Adverts sent.
     pub adverts_sent: u64,
+    /// Adverts received.
     pub adverts_received: u64,
 }
 
+/// One virtual server's health.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct VirtualServer {
     /// keepalived's name for it: `[198.18.100.1]:tcp:80`, `FWM 1`.
     pub name: String,
+    /// Enough live weight to meet its quorum.
     pub quorum_up: bool,
+    /// Its real servers.
     pub reals: Vec<Real>,
 }
 
+/// One real server's health.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Real {
+    /// Its address, as text.
     pub address: String,
+    /// Its port.
     pub port: u16,
     /// Every checker says up.
     pub up: bool,
+    /// Weight it has in the table now.
     pub weight: i32,
     /// The last probe (of any of its checkers): which, its result and how long it took.
     pub last_checker: Option<String>,
+    /// Whether that probe passed.
     pub last_check_ok: Option<bool>,
+    /// How long that probe took.
     pub last_check_seconds: Option<f64>,
 }
 
 /// The route-announcement bridge's state (written by the bridge).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Bridge {
+    /// Process that wrote it.
     pub pid: u32,
+    /// Seconds since the epoch when written.
     pub written: f64,
+    /// One entry per VIP prefix.
     pub announcements: Vec<Announcement>,
 }
 
+/// One VIP's announcement.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Announcement {
     /// The announced prefix (`198.18.100.1/32`).
@@ -116,6 +146,7 @@ pub fn read_live<T: DeserializeOwned + HasPid>(dir: &Path, name: &str) -> Option
 
 /// A state file's writer.
 pub trait HasPid {
+    /// The writer's pid, to tell a live file from a stale one.
     fn pid(&self) -> u32;
 }
 

@@ -17,6 +17,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 pub const HEADER_LEN: usize = 8;
 /// `struct ip_vs_sync_v4` / `struct ip_vs_sync_v6`.
 pub const V4_LEN: usize = 36;
+/// `struct ip_vs_sync_v6` length.
 pub const V6_LEN: usize = 72;
 /// SYNC_PROTO_VER.
 pub const VERSION: u8 = 1;
@@ -39,18 +40,31 @@ const PENAME_MAXLEN: usize = 16;
 
 /// IP_VS_CONN_F_* connection flags as they travel.
 pub mod flags {
+    /// The forwarding-method bits.
     pub const FWD_MASK: u32 = 0x0007;
+    /// NAT.
     pub const MASQ: u32 = 0x0000;
+    /// Local node.
     pub const LOCALNODE: u32 = 0x0001;
+    /// Tunnelling.
     pub const TUNNEL: u32 = 0x0002;
+    /// Direct routing.
     pub const DROUTE: u32 = 0x0003;
+    /// Learnt through sync.
     pub const SYNC: u32 = 0x0020;
+    /// In the connection hash table.
     pub const HASHED: u32 = 0x0040;
+    /// No output packets.
     pub const NOOUTPUT: u32 = 0x0080;
+    /// Not established.
     pub const INACTIVE: u32 = 0x0100;
+    /// Sequence-adjustment bits.
     pub const SEQ_MASK: u32 = 0x0600;
+    /// No client port yet (templates).
     pub const NO_CPORT: u32 = 0x0800;
+    /// A persistence template.
     pub const TEMPLATE: u32 = 0x1000;
+    /// One-packet scheduling.
     pub const ONE_PACKET: u32 = 0x2000;
     /// IP_VS_CONN_F_BACKUP_MASK: what a backup keeps of the flags it receives.
     pub const BACKUP_MASK: u32 = FWD_MASK | NOOUTPUT | INACTIVE | SEQ_MASK | NO_CPORT | TEMPLATE;
@@ -58,7 +72,9 @@ pub mod flags {
 
 /// Protocol numbers and the number of states IPVS knows for each (a state beyond is invalid).
 pub const IPPROTO_TCP: u8 = 6;
+/// UDP.
 pub const IPPROTO_UDP: u8 = 17;
+/// SCTP.
 pub const IPPROTO_SCTP: u8 = 132;
 fn num_states(proto: u8) -> Option<u16> {
     match proto {
@@ -72,35 +88,49 @@ fn num_states(proto: u8) -> Option<u16> {
 /// One direction's sequence adjustment (`struct ip_vs_seq`).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Seq {
+    /// First sequence number adjusted.
     pub init_seq: u32,
+    /// Adjustment from `init_seq` on.
     pub delta: u32,
+    /// Adjustment before `init_seq`.
     pub previous_delta: u32,
 }
 
 /// One synchronised connection (or persistence template, with `flags::TEMPLATE`).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Record {
+    /// IP protocol number.
     pub protocol: u8,
     /// IP_VS_CONN_F_* bits.
     pub flags: u32,
     /// IPVS state number of the protocol (IP_VS_TCP_S_*, 0 for UDP).
     pub state: u16,
+    /// Client address (client network for templates).
     pub caddr: IpAddr,
+    /// Client port.
     pub cport: u16,
+    /// Virtual address.
     pub vaddr: IpAddr,
+    /// Virtual port.
     pub vport: u16,
+    /// Real server address.
     pub daddr: IpAddr,
+    /// Real server port.
     pub dport: u16,
+    /// Firewall mark of the service (0 unless fwmark).
     pub fwmark: u32,
     /// The connection's timeout in seconds (0: the receiver uses its own for the state).
     pub timeout: u32,
     /// (in_seq, out_seq) when the connection adjusts sequence numbers.
     pub seq: Option<(Seq, Seq)>,
+    /// Persistence engine data (option PE_DATA).
     pub pe_data: Option<Vec<u8>>,
+    /// Persistence engine name (option PE_NAME).
     pub pe_name: Option<Vec<u8>>,
 }
 
 impl Record {
+    /// Whether the addresses are IPv6.
     pub fn is_v6(&self) -> bool {
         self.caddr.is_ipv6()
     }
@@ -120,6 +150,7 @@ impl Record {
         len
     }
 
+    /// Never: a record always has a header.
     pub fn is_empty(&self) -> bool {
         false
     }
@@ -233,8 +264,11 @@ pub enum Drop {
 /// A decoded datagram: the usable records and how many were skipped one by one.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Message {
+    /// Sync id of the sender.
     pub syncid: u8,
+    /// The records that decoded.
     pub records: Vec<Record>,
+    /// Records skipped (bad protocol, state or options).
     pub skipped: u32,
 }
 

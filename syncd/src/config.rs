@@ -15,14 +15,18 @@ pub const DEFAULT_IFNAME: &str = "eth0";
 /// IP_VS_IFNAME_MAXLEN - 1: the kernel keeps this much of the interface name.
 pub const IFNAME_MAX: usize = 15;
 
+/// Which side of the sync a daemon is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Role {
+    /// Sends the local connections.
     Master,
+    /// Receives and writes the master's connections.
     Backup,
 }
 
 impl Role {
+    /// `master` or `backup`, as ipvsadm writes it.
     pub fn name(self) -> &'static str {
         match self {
             Role::Master => "master",
@@ -30,6 +34,7 @@ impl Role {
         }
     }
 
+    /// The role called `s`, if any.
     pub fn from_name(s: &str) -> Option<Role> {
         match s {
             "master" => Some(Role::Master),
@@ -42,17 +47,24 @@ impl Role {
 /// `ipvsadm --start-daemon` as given (0 / None: the kernel's default).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Request {
+    /// Master or backup.
     pub role: Role,
+    /// `--mcast-interface`.
     pub ifname: String,
+    /// `--syncid`.
     pub syncid: u8,
+    /// `--sync-maxlen`.
     pub maxlen: u16,
     /// Multicast group; a unicast address is the xlvs extension (send to / listen on it).
     pub group: Option<IpAddr>,
+    /// `--mcast-port`.
     pub port: u16,
+    /// `--mcast-ttl`.
     pub ttl: u8,
 }
 
 impl Request {
+    /// A request for `role` with every setting left to its default.
     pub fn new(role: Role) -> Request {
         Request {
             role,
@@ -69,12 +81,19 @@ impl Request {
 /// A daemon's settings with every default applied, as `ipvsadm -L --daemon` shows them.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Settings {
+    /// Master or backup.
     pub role: Role,
+    /// Interface the datagrams use.
     pub ifname: String,
+    /// Sync id (0: any, for a backup).
     pub syncid: u8,
+    /// Largest datagram payload.
     pub maxlen: u16,
+    /// Multicast group (or unicast peer).
     pub group: IpAddr,
+    /// UDP port.
     pub port: u16,
+    /// TTL of the datagrams sent.
     pub ttl: u8,
 }
 

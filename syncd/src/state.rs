@@ -18,10 +18,13 @@ pub const DAEMON_ARG: &str = "--xlvs-sync-daemon";
 /// A running daemon as recorded by itself once its socket was set up.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Running {
+    /// What it runs with.
     pub settings: Settings,
+    /// Its process id.
     pub pid: u32,
     /// /proc/<pid>/stat start time: a pid reused by another process does not match.
     pub start_time: u64,
+    /// The data plane it syncs.
     pub pin_dir: PathBuf,
 }
 
@@ -30,19 +33,29 @@ pub struct Running {
 pub struct Stats {
     /// Master: datagrams and records sent, send failures.
     pub sent_messages: u64,
+    /// Records sent.
     pub sent_conns: u64,
+    /// Datagrams that could not be sent.
     pub send_errors: u64,
     /// Backup: datagrams received, dropped whole (malformed), of another sync id; records
     /// skipped one by one (protocol/state/parameters), imported new, refreshed, without a
     /// local service or destination, unsupported.
     pub received: u64,
+    /// Datagrams dropped whole as malformed.
     pub malformed: u64,
+    /// Datagrams of another sync id.
     pub other_syncid: u64,
+    /// Records skipped one by one.
     pub skipped: u64,
+    /// Records imported as new connections.
     pub inserted: u64,
+    /// Records that refreshed known connections.
     pub refreshed: u64,
+    /// Records with no local service or destination.
     pub no_service: u64,
+    /// Records of protocols or methods not synced here.
     pub unsupported: u64,
+    /// Records the data plane refused to write.
     pub import_errors: u64,
 }
 
@@ -51,6 +64,7 @@ pub fn dir(pin_dir: &Path) -> PathBuf {
     dataplane::rundir::dir(pin_dir, "sync")
 }
 
+/// The file `ext` of the daemon of `role` under the run directory.
 pub fn file(pin_dir: &Path, role: Role, ext: &str) -> PathBuf {
     dir(pin_dir).join(format!("{}.{ext}", role.name()))
 }

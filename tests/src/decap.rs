@@ -63,64 +63,19 @@ pub fn start(
         if unsafe { libc::ioctl(dev.as_raw_fd(), TUNSETIFF, ifr.as_mut_ptr()) } < 0 {
             bail!("TUNSETIFF: {}", std::io::Error::last_os_error());
         }
-        // SAFETY: socket takes no pointers; the descriptor is closed by the reader thread.
-        let sock = unsafe {
-            libc::socket(
-                libc::AF_PACKET,
-                libc::SOCK_RAW,
-                (libc::ETH_P_ALL as u16).to_be() as i32,
-            )
-        };
-        if sock < 0 {
-            bail!("AF_PACKET socket: {}", std::io::Error::last_os_error());
-        }
-        let ifindex = dataplane::loader::ifindex(&ifname).unwrap_or(0);
-        // SAFETY: sockaddr_ll is plain integers and bytes: all zeroes is a valid value.
-        let mut sll: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
-        sll.sll_family = libc::AF_PACKET as u16;
-        sll.sll_protocol = (libc::ETH_P_ALL as u16).to_be();
-        sll.sll_ifindex = ifindex as i32;
-        // SAFETY: `sll` is a live sockaddr_ll and the length given is its size.
-        let rc = unsafe {
-            libc::bind(
-                sock,
-                &sll as *const _ as *const libc::sockaddr,
-                std::mem::size_of::<libc::sockaddr_ll>() as u32,
-            )
-        };
-        if rc < 0 {
-            bail!("bind {ifname}: {}", std::io::Error::last_os_error());
-        }
-        let tv = libc::timeval {
-            tv_sec: 0,
-            tv_usec: 50_000,
-        };
-        // SAFETY: `tv` is a live timeval and the length given is its size.
-        unsafe {
-            libc::setsockopt(
-                sock,
-                libc::SOL_SOCKET,
-                libc::SO_RCVTIMEO,
-                &tv as *const _ as *const libc::c_void,
-                std::mem::size_of::<libc::timeval>() as u32,
-            )
-        };
+        let sock = crate::rawsock::packet_socket(&ifname)?;
         std::thread::spawn(move || {
             let mut buf = vec![0u8; 65536];
             let mut frags = Reassembly::default();
             while !s.load(Ordering::Relaxed) {
-                // SAFETY: recv writes at most `buf.len()` bytes into `buf`.
-                let n = unsafe {
-                    libc::recv(sock, buf.as_mut_ptr() as *mut libc::c_void, buf.len(), 0)
-                };
-                if n <= 0 {
+                let Some(n) = crate::rawsock::recv_frame(&sock, &mut buf) else {
                     continue;
-                }
+                };
                 // Outer IPv4 fragments (a director's kernel fragmented the tunnel packet):
                 // whole again before decapsulation, as a kernel endpoint would do.
                 let whole;
-                let frame = match frags.add(&buf[..n as usize], local4) {
-                    Fragment::Not => &buf[..n as usize],
+                let frame = match frags.add(&buf[..n], local4) {
+                    Fragment::Not => &buf[..n],
                     Fragment::Pending => continue,
                     Fragment::Whole(f) => {
                         whole = f;
@@ -138,8 +93,6 @@ pub fn start(
                     None => {}
                 }
             }
-            // SAFETY: `sock` is this thread's socket, closed once.
-            unsafe { libc::close(sock) };
         });
         Ok(())
     });

@@ -115,6 +115,7 @@ pub mod lab;
 pub mod netns;
 pub mod packet;
 pub mod poll;
+pub mod rawsock;
 pub mod rng;
 pub mod routing;
 pub mod servers;

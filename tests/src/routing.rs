@@ -81,18 +81,30 @@ pub struct Frr {
 }
 
 impl Frr {
+    /// zebra and bgpd with `bgpd` as its configuration, then the `extra` daemons.
     pub fn start(ns: &Netns, name: &str, bgpd: &str, extra: &[(&str, &str)]) -> Result<Frr> {
+        let mut daemons = vec![("zebra", "hostname r\n"), ("bgpd", bgpd)];
+        daemons.extend_from_slice(extra);
+        Frr::start_daemons(ns, name, &daemons)
+    }
+
+    /// Only the daemons listed (name, configuration), started in that order (zebra first:
+    /// the others connect to it).
+    pub fn start_daemons(ns: &Netns, name: &str, daemons: &[(&str, &str)]) -> Result<Frr> {
         let mut frr = Frr {
             procs: Processes { pid_files: vec![] },
             dir: Dir::new(name)?,
             ns: ns.name.clone(),
         };
-        frr.add(ns, "zebra", "hostname r\n")?;
-        frr.add(ns, "bgpd", bgpd)?;
-        for (d, conf) in extra {
+        for (d, conf) in daemons {
             frr.add(ns, d, conf)?;
         }
         Ok(frr)
+    }
+
+    /// The pid of daemon `d` (`bfdd`, …), from its pid file.
+    pub fn pid(&self, d: &str) -> Option<i32> {
+        Processes::pid(&self.dir.path(&format!("{d}.pid")))
     }
 
     /// Starts one more daemon (`ospfd`, `bfdd`) of this router.

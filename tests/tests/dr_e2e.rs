@@ -111,3 +111,88 @@ fn dr_reals_receive_the_vip_packet_and_answer_the_client_directly() -> Result<()
     assert!(e.stats.inpkts >= 10 * 4);
     Ok(())
 }
+
+/// A one-armed director (one interface on the LAN it shares with the router and the reals, as in
+/// an ECMP cluster) sends every packet back out of the interface it came in on. On a veth that
+/// must not be XDP_TX: its frames wait in the peer's queue until other traffic flushes them
+/// (connections took 100-400 ms here, or never completed on an otherwise quiet link).
+#[test]
+fn a_one_armed_director_forwards_back_out_of_its_interface_without_delay() -> Result<()> {
+    use std::net::Ipv4Addr;
+    use xlvs_tests::cluster::{Cluster, director_addr, real_addr};
+    if !is_root() {
+        xlvs_tests::skip("needs root");
+        return Ok(());
+    }
+    let vip = Ipv4Addr::new(198, 18, 99, 1);
+    let c = Cluster::new(1, 1, &[vip])?;
+    let d = &c.directors[0];
+    // Where the kernel does not forward, XDP cannot forward either, and `status` says so.
+    d.ns.sysctl("net.ipv4.conf.e0.forwarding", "0")?;
+    let status = |d: &xlvs_tests::cluster::Director| -> Result<String> {
+        let out = d.xlvs(&["status"])?;
+        Ok(String::from_utf8_lossy(&out.stderr).into_owned())
+    };
+    let off = status(d)?;
+    assert!(
+        off.contains("forwarding is off on e0"),
+        "status warns about forwarding: {off}"
+    );
+    d.ns.sysctl("net.ipv4.conf.e0.forwarding", "1")?;
+    c.router.ip(&[
+        "route",
+        "add",
+        &format!("{vip}/32"),
+        "via",
+        &director_addr(0).to_string(),
+    ])?;
+    let addr = SocketAddr::new(IpAddr::V4(vip), 80);
+    let _server = servers::tcp(&c.reals[0], addr, "r0")?;
+    let svc = ServiceAddr::Inet {
+        proto: Protocol::Tcp,
+        addr: IpAddr::V4(vip),
+        port: 80,
+    };
+    let opts = d.opts.clone();
+    d.ns.run_in(move || -> Result<()> {
+        let mut dp = Dataplane::open(&opts)?;
+        dp.add_service(&ServiceConfig::new(svc))?;
+        dp.add_dest(&svc, &DestConfig::new(IpAddr::V4(real_addr(0)), 80))?;
+        Ok(())
+    })
+    .join()
+    .map_err(|_| anyhow::anyhow!("director thread panicked"))???;
+    std::thread::sleep(Duration::from_millis(200));
+    let slowest = c
+        .client
+        .run_in(move || -> Result<Duration> {
+            let mut slowest = Duration::ZERO;
+            for i in 0..30 {
+                let started = std::time::Instant::now();
+                let s = TcpStream::connect_timeout(&addr, Duration::from_secs(3))
+                    .map_err(|e| anyhow::anyhow!("connection {i}: connect: {e}"))?;
+                s.set_read_timeout(Some(Duration::from_secs(3)))?;
+                let mut greeting = String::new();
+                BufReader::new(s)
+                    .read_line(&mut greeting)
+                    .map_err(|e| anyhow::anyhow!("connection {i}: greeting: {e}"))?;
+                assert_eq!(greeting.trim(), "r0");
+                slowest = slowest.max(started.elapsed());
+            }
+            Ok(slowest)
+        })
+        .join()
+        .map_err(|_| anyhow::anyhow!("client panicked"))???;
+    // Each connection is two packets through the director; a wait for other traffic to flush
+    // them shows as hundreds of milliseconds. (Generous for a loaded machine.)
+    assert!(
+        slowest < Duration::from_millis(500),
+        "slowest connection through the one-armed director took {slowest:?}"
+    );
+    let on = status(d)?;
+    assert!(
+        !on.contains("forwarding is off"),
+        "forwarding is on, no warning: {on}"
+    );
+    Ok(())
+}

@@ -3,11 +3,14 @@
 //! the `ipvsadm` binary (`-b`, `-P`, `-G`). Needs root.
 
 use std::net::SocketAddr;
+use std::time::Duration;
 
 use anyhow::Result;
 use xlvs_tests::capture::capture;
 use xlvs_tests::lab::{CLIENT, Lab};
 use xlvs_tests::netns::is_root;
+use xlvs_tests::packet::{Frame, SYN};
+use xlvs_tests::rawsock::send_tcp_frames;
 use xlvs_tests::servers;
 
 const LADDRS: [&str; 2] = ["198.18.9.1", "198.18.9.2"];
@@ -255,49 +258,10 @@ fn the_real_server_receives_the_client_address_in_toa_and_full_segments_fit() ->
 /// Sends `n` bare SYNs (from ports 20000..) to VIP:80 from the client namespace through a raw
 /// socket: half-open connections nobody completes, as in a SYN flood.
 fn syn_flood(lab: &Lab, n: u16) -> Result<()> {
+    let vip = std::net::Ipv4Addr::new(198, 18, 100, 1);
+    let syns = (0..n).map(move |i| Frame::tcp(CLIENT, 20000 + i, vip, 80, SYN).build());
     lab.client
-        .run_in(move || -> Result<()> {
-            // SAFETY: socket takes no pointers; the descriptor is closed below.
-            let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_RAW, libc::IPPROTO_TCP) };
-            anyhow::ensure!(fd >= 0, "raw socket: {}", std::io::Error::last_os_error());
-            let vip = std::net::Ipv4Addr::new(198, 18, 100, 1);
-            // SAFETY: sockaddr_in is plain integers: all zeroes is a valid value.
-            let mut to: libc::sockaddr_in = unsafe { std::mem::zeroed() };
-            to.sin_family = libc::AF_INET as u16;
-            to.sin_addr.s_addr = u32::from_ne_bytes(vip.octets());
-            for i in 0..n {
-                let frame = xlvs_tests::packet::Frame::tcp(
-                    CLIENT,
-                    20000 + i,
-                    vip,
-                    80,
-                    xlvs_tests::packet::SYN,
-                )
-                .build();
-                let seg = &frame[34..];
-                // Paced: a burst would overflow the veth ring, not test anything of ours.
-                std::thread::sleep(std::time::Duration::from_micros(200));
-                // SAFETY: `seg` and `to` are live and the lengths given are theirs.
-                let rc = unsafe {
-                    libc::sendto(
-                        fd,
-                        seg.as_ptr() as *const libc::c_void,
-                        seg.len(),
-                        0,
-                        &to as *const _ as *const libc::sockaddr,
-                        std::mem::size_of_val(&to) as u32,
-                    )
-                };
-                anyhow::ensure!(
-                    rc == seg.len() as isize,
-                    "raw send: {}",
-                    std::io::Error::last_os_error()
-                );
-            }
-            // SAFETY: `fd` is our socket from above, closed once.
-            unsafe { libc::close(fd) };
-            Ok(())
-        })
+        .run_in(move || send_tcp_frames(syns, Duration::from_micros(200)))
         .join()
         .map_err(|_| anyhow::anyhow!("flood thread panicked"))??
 }

@@ -1,7 +1,8 @@
 //! `xlvs fw` end to end in network namespaces: real TCP from the client to a service of the
 //! director itself and to a VIP, through rules added, deleted, saved and restored with the
 //! `xlvs` binary; an established connection outlives a rule that denies its client; a bad
-//! rules file changes nothing. Needs root.
+//! rules file changes nothing; a per-source connection budget on real connections, listed,
+//! exported by `xlvs metrics`, saved and restored. Needs root.
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, SocketAddrV4, TcpStream};
@@ -155,6 +156,113 @@ fn rules_policy_and_restore_on_real_traffic() -> Result<()> {
         );
     }
     ensure!(reaches(&lab, DIRECTOR, 2222), "still allowed");
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok(())
+}
+
+#[test]
+fn a_connection_budget_on_real_traffic_listed_saved_and_exported() -> Result<()> {
+    if !is_root() {
+        xlvs_tests::skip("network namespaces need root");
+        return Ok(());
+    }
+    let lab = Lab::new(1)?;
+    let (_dp, _reals) = lab.tcp_nat_service(80)?;
+    let vip = VIP.to_string();
+    // Two connections per minute at most, both at once: the third is dropped (and so are
+    // its SYN's retransmissions).
+    xlvs(
+        &lab,
+        &["fw", "conn-limit", "--vip", &vip, "1/m", "--burst", "2"],
+    )?;
+    for i in 0..2 {
+        let (mut s, name) = connect(&lab, VIP, 80).with_context(|| format!("connection {i}"))?;
+        echo(&mut s, &name)?;
+    }
+    ensure!(
+        !reaches(&lab, VIP, 80),
+        "a third connection within the minute"
+    );
+    let listed = xlvs(&lab, &["fw", "list"])?;
+    let line = listed
+        .lines()
+        .find(|l| l.starts_with(&format!("conn-limit --vip {vip} 1/m --burst 2\t# ")))
+        .with_context(|| listed.clone())?;
+    let dropped: u64 = line
+        .rsplit("# ")
+        .next()
+        .and_then(|t| t.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .with_context(|| line.to_string())?;
+    ensure!(dropped >= 1, "{listed}");
+    let json: serde_json::Value = serde_json::from_str(&xlvs(&lab, &["fw", "list", "--json"])?)?;
+    ensure!(
+        json["conn_limits"][0]["vip"] == vip.as_str()
+            && json["conn_limits"][0]["dropped"].as_u64() == Some(dropped)
+            && json["counters"]["fw_conn_limited"].as_u64() >= Some(dropped),
+        "{json}"
+    );
+
+    // The exporter shows the budget's drops.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port();
+    let mut metrics = std::process::Command::new(binary("xlvs")?)
+        .args(["--pin-dir", lab.opts.pin_dir.to_str().context("path")?])
+        .args(["metrics", "--listen", &format!("127.0.0.1:{port}")])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()?;
+    let want = format!("xlvs_fw_limit_dropped_total{{limit=\"conn\",vip=\"{vip}\"}} ");
+    let mut scraped = String::new();
+    for _ in 0..50 {
+        let out = std::process::Command::new("curl")
+            .args(["-s", &format!("http://127.0.0.1:{port}/metrics")])
+            .output()?;
+        scraped = String::from_utf8_lossy(&out.stdout).into_owned();
+        if !scraped.is_empty() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let _ = metrics.kill();
+    let _ = metrics.wait();
+    let sample = scraped
+        .lines()
+        .find_map(|l| l.strip_prefix(&want))
+        .with_context(|| format!("no {want} in:\n{scraped}"))?;
+    ensure!(sample.trim().parse::<u64>()? >= dropped, "{sample}");
+
+    // Saved with the rules; off lets the client in; restored, the budget is back (its bucket
+    // remembered: still empty).
+    let dir = tempdir(&lab)?;
+    let file = format!("{dir}/rules.json");
+    xlvs(&lab, &["fw", "save", &file])?;
+    ensure!(
+        std::fs::read_to_string(&file)?.contains(&format!(
+            r#""conn_limits":[{{"vip":"{vip}","rate":"1/m","burst":2}}]"#
+        )),
+        "saved without the budget"
+    );
+    xlvs(&lab, &["fw", "conn-limit", "--vip", &vip, "off"])?;
+    ensure!(reaches(&lab, VIP, 80), "budget off");
+    xlvs(&lab, &["fw", "restore", &file])?;
+    ensure!(!reaches(&lab, VIP, 80), "restored budget");
+
+    // A bad rate is named and changes nothing.
+    let out = std::process::Command::new(binary("xlvs")?)
+        .args(["--pin-dir", lab.opts.pin_dir.to_str().context("path")?])
+        .args(["fw", "conn-limit", "--vip", &vip, "10/h"])
+        .output()?;
+    let err = String::from_utf8_lossy(&out.stderr);
+    ensure!(
+        !out.status.success() && err.contains("rate `10/h`: `h` is no period"),
+        "{err}"
+    );
+    ensure!(
+        xlvs(&lab, &["fw", "list"])?.contains("1/m --burst 2"),
+        "changed by a refused command"
+    );
     let _ = std::fs::remove_dir_all(&dir);
     Ok(())
 }

@@ -1,15 +1,18 @@
 //! The firewall (`xlvs fw`) through BPF_PROG_TEST_RUN: rules by source prefix and range,
 //! protocol and destination port, global and per VIP, IPv4 and IPv6, ICMP; the default policy
 //! for traffic to this host; established connections passing whatever the rules say; refused
-//! changes leaving the running set and its counters as they were. Needs root; each test has
+//! changes leaving the running set and its counters as they were; the rate limits (ICMP, a
+//! per-source connection budget per VIP, SYNPROXY's cookies included) with their counters. Needs root; each test has
 //! its own pins and namespace.
 
 use std::net::{IpAddr, Ipv4Addr};
 
-use dataplane::fw::{Firewall, FwError, Policy, RuleSet, parse_rule};
+use dataplane::fw::{Firewall, FwError, Limit, Policy, RuleSet, file, parse_rule};
 use dataplane::model::*;
+use xlvs_tests::addrs::{R6, VIP6};
 use xlvs_tests::packet::{ACK, Frame, Frame6, SYN, decode, icmp_error, icmp6_error};
-use xlvs_tests::testbed::{TestBed, XDP_DROP, XDP_PASS};
+use xlvs_tests::services;
+use xlvs_tests::testbed::{TestBed, XDP_DROP, XDP_PASS, XDP_TX};
 
 const VIP: Ipv4Addr = Ipv4Addr::new(198, 18, 100, 1);
 const VIP2: Ipv4Addr = Ipv4Addr::new(198, 18, 100, 2);
@@ -50,6 +53,28 @@ fn tcp(b: &TestBed, src: Ipv4Addr, sport: u16, dst: Ipv4Addr, dport: u16) -> u32
 
 fn udp(b: &TestBed, src: Ipv4Addr, dst: Ipv4Addr, dport: u16) -> u32 {
     b.run(&Frame::udp(src, 5000, dst, dport, b"x").build()).0
+}
+
+/// An IPv6 neighbour solicitation (always passes).
+fn neighbour_solicitation() -> Vec<u8> {
+    icmp6_error(
+        "2001:db8::9".parse().unwrap(),
+        "ff02::1:ff00:1".parse().unwrap(),
+        135,
+        0,
+        &[0; 20],
+    )
+}
+
+/// An ICMPv6 echo request to this host.
+fn ping6() -> Vec<u8> {
+    icmp6_error(
+        "2001:db8::9".parse().unwrap(),
+        "2001:db8::1".parse().unwrap(),
+        128,
+        0,
+        &[],
+    )
 }
 
 fn hits(f: &Firewall, text: &str) -> u64 {
@@ -149,21 +174,9 @@ fn default_drop_spares_vip_services_allowed_sources_and_established_connections(
     assert_eq!((action, decode(&out).unwrap().dst), (XDP_PASS, REAL));
     assert_eq!(tcp(&b, client, 4001, VIP, 80), XDP_DROP);
     // Neighbour solicitation passes under default drop (IPv6 needs it).
-    let ns = icmp6_error(
-        "2001:db8::9".parse().unwrap(),
-        "ff02::1:ff00:1".parse().unwrap(),
-        135,
-        0,
-        &[0; 20],
-    );
+    let ns = neighbour_solicitation();
     assert_eq!(b.run(&ns).0, XDP_PASS);
-    let ping6 = icmp6_error(
-        "2001:db8::9".parse().unwrap(),
-        "2001:db8::1".parse().unwrap(),
-        128,
-        0,
-        &[],
-    );
+    let ping6 = ping6();
     assert_eq!(b.run(&ping6).0, XDP_DROP);
     let c = b.dp.counters().unwrap();
     assert_eq!(c[ebpf_common::counter::FW_POLICY_DROP as usize], 4);
@@ -319,4 +332,152 @@ fn concurrent_writers_lose_no_rule() {
     ids.sort();
     ids.dedup();
     assert_eq!(ids.len(), 40, "ids are unique");
+}
+
+/// A limit of `rate` per minute: no token comes back while a test runs (one per 60/rate s).
+fn per_minute(rate: &str, burst: u32) -> Limit {
+    Limit::new(rate, Some(burst)).unwrap()
+}
+
+#[test]
+fn conn_limit_drops_a_source_over_its_budget_towards_that_vip_only() {
+    let Some(mut b) = TestBed::new(4096, false) else {
+        return;
+    };
+    service(&mut b, VIP);
+    service(&mut b, VIP2);
+    let v6 = services::inet(Protocol::Tcp, VIP6.parse::<IpAddr>().unwrap(), 80);
+    services::add(
+        &mut b.dp,
+        &ServiceConfig::new(v6),
+        &[services::real(
+            R6.parse::<IpAddr>().unwrap(),
+            80,
+            Forward::Masq,
+        )],
+    )
+    .unwrap();
+    let mut f = fw(&b);
+    f.set_conn_limit(IpAddr::V4(VIP), Some(per_minute("1/m", 3)))
+        .unwrap();
+    f.set_conn_limit(VIP6.parse().unwrap(), Some(per_minute("1/m", 2)))
+        .unwrap();
+    let (a, c) = (ip(1, 1), ip(1, 2));
+    for sport in 1000..1003 {
+        let (action, out) = b.run(&Frame::tcp(a, sport, VIP, 80, SYN).build());
+        assert_eq!(
+            (action, decode(&out).unwrap().dst),
+            (XDP_PASS, REAL),
+            "{sport}"
+        );
+    }
+    assert_eq!(tcp(&b, a, 1003, VIP, 80), XDP_DROP, "over the budget");
+    assert_eq!(tcp(&b, a, 1004, VIP, 80), XDP_DROP, "still over");
+    // Another source has its own budget; another VIP has none.
+    for sport in 1000..1003 {
+        assert_eq!(tcp(&b, c, sport, VIP, 80), XDP_PASS, "other source");
+    }
+    for sport in 2000..2010 {
+        assert_eq!(tcp(&b, a, sport, VIP2, 80), XDP_PASS, "other VIP");
+    }
+    // The connections it opened go on: only opening packets are budgeted.
+    let (action, out) = b.run(&Frame::tcp(a, 1000, VIP, 80, ACK).build());
+    assert_eq!((action, decode(&out).unwrap().dst), (XDP_PASS, REAL));
+    // IPv6: one budget per /64.
+    let syn6 = |src: &str, sport: u16| b.run(&Frame6::tcp(src, sport, VIP6, 80, SYN).build()).0;
+    assert_eq!(syn6("2001:db8:1::1", 1000), XDP_PASS);
+    assert_eq!(syn6("2001:db8:1::2", 1000), XDP_PASS, "same /64");
+    assert_eq!(syn6("2001:db8:1::3", 1000), XDP_DROP, "the /64 is over");
+    assert_eq!(syn6("2001:db8:1:1::1", 1000), XDP_PASS, "another /64");
+
+    assert_eq!(f.conn_dropped(IpAddr::V4(VIP)), 2);
+    assert_eq!(f.conn_dropped(VIP6.parse().unwrap()), 1);
+    assert_eq!(f.conn_dropped(IpAddr::V4(VIP2)), 0);
+    let c_ = b.dp.counters().unwrap();
+    assert_eq!(c_[ebpf_common::counter::FW_CONN_LIMITED as usize], 3);
+    assert_eq!(c_[ebpf_common::counter::FW_DENIED as usize], 0);
+
+    // Rule changes keep the budget and its counter; a deny rule drops before it is spent.
+    add(&mut f, "deny 198.18.7.0/24");
+    assert_eq!(tcp(&b, a, 1005, VIP, 80), XDP_DROP);
+    assert_eq!(f.conn_dropped(IpAddr::V4(VIP)), 3);
+    for sport in 1000..1003 {
+        assert_eq!(tcp(&b, ip(7, 1), sport, VIP, 80), XDP_DROP);
+    }
+    assert_eq!(f.conn_dropped(IpAddr::V4(VIP)), 3, "denied, not budgeted");
+    // Off: the source opens again.
+    f.set_conn_limit(IpAddr::V4(VIP), None).unwrap();
+    assert_eq!(tcp(&b, a, 1006, VIP, 80), XDP_PASS);
+    assert!(matches!(
+        f.set_conn_limit(IpAddr::V4(VIP), None),
+        Err(FwError::Refused(_))
+    ));
+}
+
+#[test]
+fn a_synproxy_service_pays_no_cookie_for_a_source_over_its_budget() {
+    let Some(mut b) = TestBed::new(1024, false) else {
+        return;
+    };
+    let cfg = ServiceConfig {
+        synproxy: true,
+        ..ServiceConfig::new(services::inet(Protocol::Tcp, VIP, 80))
+    };
+    let real = services::real(REAL, 8080, Forward::FullNat);
+    services::fullnat(&mut b.dp, &cfg, &[real], &[ip(9, 1).into()]).unwrap();
+    fw(&b)
+        .set_conn_limit(IpAddr::V4(VIP), Some(per_minute("1/m", 2)))
+        .unwrap();
+    let flood = ip(1, 1);
+    let mut actions = Vec::new();
+    for sport in 40000..40010 {
+        actions.push(tcp(&b, flood, sport, VIP, 80));
+    }
+    assert_eq!(&actions[..2], &[XDP_TX, XDP_TX], "the burst gets cookies");
+    assert!(actions[2..].iter().all(|a| *a == XDP_DROP), "{actions:?}");
+    // Another client still gets its cookie.
+    assert_eq!(tcp(&b, ip(1, 2), 40000, VIP, 80), XDP_TX);
+    let c = b.dp.counters().unwrap();
+    assert_eq!(c[ebpf_common::counter::SYNPROXY_COOKIE_SENT as usize], 3);
+    assert_eq!(c[ebpf_common::counter::FW_CONN_LIMITED as usize], 8);
+}
+
+#[test]
+fn icmp_limit_lets_its_burst_through_and_spares_errors_and_neighbour_discovery() {
+    let Some(b) = TestBed::new(4096, false) else {
+        return;
+    };
+    let mut f = fw(&b);
+    f.set_icmp_limit(Some(per_minute("1/m", 2))).unwrap();
+    let echo = |src| b.run(&icmp_error(src, HOST, 8, 0, &[])).0;
+    assert_eq!(echo(ip(4, 1)), XDP_PASS);
+    assert_eq!(echo(ip(4, 2)), XDP_PASS, "all sources share the bucket");
+    assert_eq!(echo(ip(4, 1)), XDP_DROP);
+    let ping6 = ping6();
+    assert_eq!(b.run(&ping6).0, XDP_DROP, "ICMPv6 too");
+    // Errors and neighbour discovery never meet the limit; TCP neither.
+    let unreach = icmp_error(ip(4, 1), HOST, 3, 1, &[0x45; 28]);
+    assert_eq!(b.run(&unreach).0, XDP_PASS);
+    let ns = neighbour_solicitation();
+    assert_eq!(b.run(&ns).0, XDP_PASS);
+    assert_eq!(tcp(&b, ip(4, 1), 1000, HOST, 22), XDP_PASS);
+    // A deny rule drops first (its counter, not the limit's).
+    add(&mut f, "deny 198.18.5.0/24 -p icmp");
+    assert_eq!(echo(ip(5, 1)), XDP_DROP);
+    assert_eq!(f.icmp_dropped(), 2, "kept across the rule change");
+    let c = b.dp.counters().unwrap();
+    assert_eq!(c[ebpf_common::counter::FW_ICMP_LIMITED as usize], 2);
+    assert_eq!(c[ebpf_common::counter::FW_DENIED as usize], 1);
+
+    // Saved and restored with the rules; a higher burst lets more through at once.
+    let saved = file::render(&f.current().unwrap(), false);
+    f.replace(&RuleSet::default()).unwrap();
+    assert_eq!(echo(ip(4, 1)), XDP_PASS, "no limit");
+    let mut set = file::parse(&saved, "saved", false).unwrap();
+    assert_eq!(set.limits.icmp, Some(per_minute("1/m", 2)));
+    set.limits.icmp = Some(per_minute("1/m", 5));
+    f.replace(&set).unwrap();
+    let passed = (0..8).filter(|i| echo(ip(4, *i)) == XDP_PASS).count();
+    assert_eq!(passed, 5);
+    assert_eq!(echo(ip(5, 1)), XDP_DROP, "the rule came back too");
 }

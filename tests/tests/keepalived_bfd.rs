@@ -13,111 +13,33 @@
 
 use std::net::{SocketAddr, UdpSocket};
 use std::path::Path;
-use std::process::Command;
 use std::time::Duration;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 use xlvs_tests::keepalived::{
     Keepalived, REAL_KEEPALIVED, RealKeepalived, Workdir, ipvsadm_on, wait_listing_on,
 };
 use xlvs_tests::lab::Pins;
 use xlvs_tests::netns::{Netns, is_root, unique_prefix, veth};
 use xlvs_tests::poll::wait_every;
+use xlvs_tests::routing::Frr;
 
 const BFDD: &str = "/usr/lib/frr/bfdd";
-const ZEBRA: &str = "/usr/lib/frr/zebra";
 
 /// zebra + bfdd in a namespace (bfdd wants zebra), stopped by pid on drop.
-struct Bfdd {
-    dir: std::path::PathBuf,
+fn start_bfdd(ns: &Netns, name: &str, conf: &str) -> Result<Frr> {
+    Frr::start_daemons(ns, name, &[("zebra", "hostname r\n"), ("bfdd", conf)])
 }
 
-impl Bfdd {
-    fn start(ns: &Netns, dir: &Path, conf: &str) -> Result<Bfdd> {
-        std::fs::create_dir_all(dir)?;
-        let chown = |p: &Path| Command::new("chown").arg("frr:frr").arg(p).status();
-        chown(dir)?;
-        std::fs::write(dir.join("zebra.conf"), "hostname r\n")?;
-        std::fs::write(dir.join("bfdd.conf"), conf)?;
-        for f in ["zebra.conf", "bfdd.conf"] {
-            chown(&dir.join(f))?;
-        }
-        let d = dir.display();
-        for (bin, name) in [(ZEBRA, "zebra"), (BFDD, "bfdd")] {
-            let mut args: Vec<String> = [
-                "-d".into(),
-                "-f".into(),
-                format!("{d}/{name}.conf"),
-                "-i".into(),
-                format!("{d}/{name}.pid"),
-                "-z".into(),
-                format!("{d}/zserv.api"),
-                "--vty_socket".into(),
-                format!("{d}"),
-                "-P".into(),
-                "0".into(),
-                "-u".into(),
-                "frr".into(),
-                "-g".into(),
-                "frr".into(),
-                "--log".into(),
-                format!("file:{d}/{name}.log"),
-            ]
-            .to_vec();
-            if name == "bfdd" {
-                args.push("--bfdctl".into());
-                args.push(format!("{d}/bfdd.sock"));
-            }
-            let st = ns.command(bin).args(&args).status()?;
-            if !st.success() {
-                bail!("{bin} failed to start: {st}");
-            }
-            std::thread::sleep(Duration::from_millis(200));
-        }
-        Ok(Bfdd {
-            dir: dir.to_path_buf(),
-        })
-    }
-
-    fn pid(&self, name: &str) -> Option<i32> {
-        std::fs::read_to_string(self.dir.join(format!("{name}.pid")))
-            .ok()?
-            .trim()
-            .parse()
-            .ok()
-    }
-
-    fn kill(&self, name: &str, sig: i32) {
-        if let Some(p) = self.pid(name) {
-            // SAFETY: kill(2) on a daemon this test started (its pid file).
-            unsafe { libc::kill(p, sig) };
-        }
-    }
-
-    /// `show bfd peers` status of `peer` ("up", "down", …).
-    fn status(&self, ns: &Netns, peer: &str) -> String {
-        let out = ns
-            .command("vtysh")
-            .args(["--vty_socket"])
-            .arg(&self.dir)
-            .args(["-c", "show bfd peers json"])
-            .output();
-        let Ok(out) = out else { return String::new() };
-        let text = String::from_utf8_lossy(&out.stdout).to_string();
-        text.split('{')
-            .find(|p| p.contains(&format!("\"peer\":\"{peer}\"")))
-            .and_then(|p| p.split("\"status\":\"").nth(1))
-            .and_then(|s| s.split('"').next())
-            .unwrap_or("")
-            .to_string()
-    }
-}
-
-impl Drop for Bfdd {
-    fn drop(&mut self) {
-        self.kill("bfdd", libc::SIGKILL);
-        self.kill("zebra", libc::SIGKILL);
-    }
+/// `show bfd peers` status of `peer` at `frr` ("up", "down", …).
+fn bfd_status(frr: &Frr, peer: &str) -> String {
+    let text = frr.vtysh(&["show bfd peers json"]).unwrap_or_default();
+    text.split('{')
+        .find(|p| p.contains(&format!("\"peer\":\"{peer}\"")))
+        .and_then(|p| p.split("\"status\":\"").nth(1))
+        .and_then(|s| s.split('"').next())
+        .unwrap_or("")
+        .to_string()
 }
 
 fn has_vip(ns: &Netns, dev: &str) -> bool {
@@ -161,9 +83,9 @@ fn track_bfd_and_bfd_check_with_frr_bfdd_and_a_2_2_7_vrrp_peer() -> Result<()> {
     }
     let (p, a, b) = pair("kbf")?;
     let dir = Workdir::new(&p)?;
-    let frr = Bfdd::start(
+    let frr = start_bfdd(
         &b,
-        &dir.path("frr"),
+        &format!("{p}-bfdd"),
         "hostname r\n!\nbfd\n peer 198.18.79.1 local-address 198.18.79.2\n  \
          receive-interval 50\n  transmit-interval 50\n  detect-multiplier 3\n !\n!\n",
     )?;
@@ -195,7 +117,7 @@ fn track_bfd_and_bfd_check_with_frr_bfdd_and_a_2_2_7_vrrp_peer() -> Result<()> {
     })
     .with_context(|| ours.log_text())?;
     wait_for("BFD up at FRR", Duration::from_secs(10), || {
-        frr.status(&b, "198.18.79.1") == "up"
+        bfd_status(&frr, "198.18.79.1") == "up"
     })
     .with_context(|| ours.log_text())?;
     ours.wait_log("BFD_Instance(B1) Entering Up state", Duration::from_secs(5))?;
@@ -218,11 +140,15 @@ fn track_bfd_and_bfd_check_with_frr_bfdd_and_a_2_2_7_vrrp_peer() -> Result<()> {
     hostile(&b, 255, |p| p[3] = 30)?; // length field wrong
     hostile(&b, 255, |p| p.truncate(10))?; // too short
     std::thread::sleep(Duration::from_millis(300));
-    assert_eq!(frr.status(&b, "198.18.79.1"), "up");
+    assert_eq!(bfd_status(&frr, "198.18.79.1"), "up");
     assert!(has_vip(&a, "va"));
 
     // bfdd dies: the session expires after 3 × 50 ms; 2.2.7 (120) takes over from our 100.
-    frr.kill("bfdd", libc::SIGKILL);
+    let bfdd = frr.pid("bfdd").context("bfdd's pid")?;
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(bfdd),
+        nix::sys::signal::Signal::SIGKILL,
+    )?;
     let t = wait_for(
         "2.2.7 takes over after BFD loss",
         Duration::from_secs(5),

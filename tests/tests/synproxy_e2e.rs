@@ -675,51 +675,19 @@ fn flood_client(lab: &Lab) -> Result<Netns> {
     Ok(ns)
 }
 
-/// Sends `n` bare SYNs to [VIP6]:80 from the namespace `ns` through a raw IPv6 socket (ports
-/// 20000.., checksums computed here), paced: a bounded flood of half-open connections.
+/// Sends `n` bare SYNs (with an MSS option) to [VIP6]:80 from the namespace `ns` through a raw
+/// IPv6 socket (ports 20000.., checksums computed here), paced: a bounded flood of half-open
+/// connections.
 fn syn_flood6(ns: String, n: u16) -> Result<()> {
     std::thread::spawn(move || -> Result<()> {
         xlvs_tests::netns::enter(&format!("/run/netns/{ns}"))?;
-        // SAFETY: socket takes no pointers; the descriptor is closed below.
-        let fd = unsafe { libc::socket(libc::AF_INET6, libc::SOCK_RAW, libc::IPPROTO_TCP) };
-        anyhow::ensure!(fd >= 0, "raw socket: {}", std::io::Error::last_os_error());
-        // SAFETY: sockaddr_in6 is plain integers and bytes: all zeroes is a valid value.
-        let mut to: libc::sockaddr_in6 = unsafe { std::mem::zeroed() };
-        to.sin6_family = libc::AF_INET6 as u16;
-        to.sin6_addr.s6_addr = VIP6.octets();
-        let mut from = to;
-        from.sin6_addr.s6_addr = FLOODER6.octets();
-        let len = std::mem::size_of_val(&to) as u32;
-        // SAFETY: `from` is a live sockaddr_in6 and `len` its size.
-        let rc = unsafe { libc::bind(fd, &from as *const _ as *const libc::sockaddr, len) };
-        anyhow::ensure!(rc == 0, "bind: {}", std::io::Error::last_os_error());
         let (src, dst) = (FLOODER6.to_string(), VIP6.to_string());
-        for i in 0..n {
+        let syns = (0..n).map(|i| {
             let mut f = xlvs_tests::packet::Frame6::tcp(&src, 20000 + i, &dst, PORT, 0x02);
             f.tcp_options = vec![2, 4, 0x05, 0xa0];
-            let frame = f.build();
-            let seg = &frame[54..];
-            std::thread::sleep(Duration::from_micros(300));
-            // SAFETY: `seg` and `to` are live and the lengths given are theirs.
-            let rc = unsafe {
-                libc::sendto(
-                    fd,
-                    seg.as_ptr() as *const libc::c_void,
-                    seg.len(),
-                    0,
-                    &to as *const _ as *const libc::sockaddr,
-                    len,
-                )
-            };
-            anyhow::ensure!(
-                rc == seg.len() as isize,
-                "raw send: {}",
-                std::io::Error::last_os_error()
-            );
-        }
-        // SAFETY: `fd` is our socket from above, closed once.
-        unsafe { libc::close(fd) };
-        Ok(())
+            f.build()
+        });
+        xlvs_tests::rawsock::send_tcp_frames(syns, Duration::from_micros(300))
     })
     .join()
     .map_err(|_| anyhow::anyhow!("flood thread panicked"))?

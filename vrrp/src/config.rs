@@ -13,32 +13,50 @@ use crate::codec::{Auth, Family, auth_pass_bytes};
 /// Everything one instance needs, resolved.
 #[derive(Debug, Clone, PartialEq)]
 pub struct InstanceConfig {
+    /// Instance name.
     pub name: String,
+    /// Interface adverts go out on.
     pub interface: String,
+    /// Virtual router id.
     pub vrid: u8,
+    /// VRRP version (2 or 3).
     pub version: u8,
+    /// IPv4 or IPv6.
     pub family: Family,
+    /// Configured priority.
     pub priority: u8,
     /// In the version's unit: seconds (v2), centiseconds (v3).
     pub adver_int: u16,
+    /// A higher priority takes over from a lower master.
     pub preempt: bool,
+    /// How long a takeover waits after start.
     pub preempt_delay_us: u64,
+    /// Missed adverts before the master is declared down.
     pub down_timer_adverts: u32,
     /// v2 over IPv4 only, as keepalived (cleared for v3, IPv6 AH and strict mode).
     pub auth: Auth,
+    /// Source address of multicast adverts.
     pub mcast_src_ip: Option<IpAddr>,
     /// Where multicast adverts go and which group is joined: `mcast_dst_ip`, else global
     /// `vrrp_mcast_group4`/`vrrp_mcast_group6`.
     pub mcast_group: IpAddr,
     /// Global `vrrp_mcast_group4`: the pseudo-header destination of `old_unicast_checksum`.
     pub mcast_group4: IpAddr,
+    /// Source address of unicast adverts.
     pub unicast_src_ip: Option<IpAddr>,
+    /// Unicast peers with their min/max TTL.
     pub unicast_peers: Vec<(IpAddr, Option<u8>, Option<u8>)>,
+    /// TTL of unicast adverts.
     pub unicast_ttl: u8,
+    /// Only listed peers' adverts are accepted.
     pub check_unicast_src: bool,
+    /// Adverts with other address lists are accepted.
     pub skip_check_adv_addr: bool,
+    /// v3 checksum without the pseudo-header (`v3_checksum_as_v2`).
     pub v3_checksum_as_v2: bool,
+    /// Also accept keepalived's pre-2.2 unicast checksum.
     pub old_unicast_checksum: bool,
+    /// A master does not answer a lower-priority advert.
     pub lower_prio_no_advert: bool,
     /// A master hearing a higher priority answers with one advert before it steps down.
     pub higher_prio_send_advert: bool,
@@ -46,21 +64,35 @@ pub struct InstanceConfig {
     pub accept: bool,
     /// `strict_mode` / global `vrrp_strict` (RFC compliance: see [`instance`]).
     pub strict: bool,
+    /// The interface going down does not mean FAULT.
     pub dont_track_primary: bool,
+    /// `virtual_ipaddress`.
     pub vips: Vec<IpAddressEntry>,
+    /// `virtual_ipaddress_excluded`.
     pub vips_excluded: Vec<IpAddressEntry>,
+    /// `virtual_routes`.
     pub routes: Vec<RouteEntry>,
+    /// `virtual_rules`.
     pub rules: Vec<RuleEntry>,
+    /// Gratuitous ARP/NA pacing.
     pub garp: GarpParams,
+    /// Notify scripts.
     pub notify: NotifyConfig,
+    /// `track_interface`.
     pub track_interfaces: Vec<TrackRef>,
+    /// `track_script`.
     pub track_scripts: Vec<TrackRef>,
+    /// `track_file`.
     pub track_files: Vec<TrackRef>,
+    /// `track_process`.
     pub track_processes: Vec<TrackRef>,
+    /// `track_bfd`.
     pub track_bfds: Vec<TrackRef>,
+    /// The sync group the instance belongs to.
     pub sync_group: Option<String>,
     /// use_vmac interface name (default `vrrp.VRID`).
     pub use_vmac: Option<String>,
+    /// Adverts sent from the base interface, not the VMAC.
     pub vmac_xmit_base: bool,
     /// use_ipvlan: (interface name, its address, mode).
     pub use_ipvlan: Option<Ipvlan>,
@@ -81,32 +113,44 @@ pub struct InstanceConfig {
     pub garp_extra_if: Option<(u32, bool)>,
 }
 
+/// An instance's notify scripts.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct NotifyConfig {
+    /// `notify`: every state change.
     pub notify: Option<Script>,
+    /// `notify_master`.
     pub master: Option<Script>,
+    /// `notify_backup`.
     pub backup: Option<Script>,
+    /// `notify_fault`.
     pub fault: Option<Script>,
+    /// `notify_stop`.
     pub stop: Option<Script>,
+    /// `notify_master_rx_lower_pri`.
     pub master_rx_lower_pri: Option<Script>,
     /// `notify_deleted`: (given, its script).
     pub deleted: (bool, Option<Script>),
 }
 
+/// Gratuitous ARP/NA pacing of an instance.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct GarpParams {
     /// Seconds before the second burst (0 = none).
     pub master_delay: u32,
+    /// GARPs per burst on becoming master.
     pub master_repeat: u32,
     /// Seconds between refreshes (0 = off).
     pub master_refresh: u32,
+    /// GARPs per refresh.
     pub master_refresh_repeat: u32,
     /// When MASTER hears a lower priority: delay (s) and count of GARPs.
     pub lower_prio_delay: u32,
+    /// GARPs sent after hearing a lower priority.
     pub lower_prio_repeat: u32,
 }
 
 impl InstanceConfig {
+    /// Whether adverts go to unicast peers.
     pub fn is_unicast(&self) -> bool {
         !self.unicast_peers.is_empty()
     }

@@ -42,6 +42,8 @@
 //!
 //! The `xlvs-vrrpd` binary (`-f FILE`, `-n`, keepalived's `-l -D -G -P -p -r -c` accepted) runs
 //! the same API, logs to stderr, stops on SIGTERM/SIGINT and reloads on SIGHUP.
+// Every public item says what it is for; CI's clippy (-D warnings) makes this an error.
+#![warn(missing_docs)]
 
 pub mod addrmon;
 pub mod codec;

@@ -5,9 +5,12 @@ use std::net::IpAddr;
 use nix::ifaddrs::getifaddrs;
 use nix::net::if_::InterfaceFlags;
 
+/// An interface as the daemon needs to know it.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct LinkInfo {
+    /// Interface index.
     pub index: u32,
+    /// MAC address.
     pub mac: [u8; 6],
     /// IFF_UP and IFF_RUNNING.
     pub up: bool,

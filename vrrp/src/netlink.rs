@@ -23,27 +23,42 @@ use netlink_sys::{Socket, SocketAddr, protocols::NETLINK_ROUTE};
 /// One address to put on an interface (a `virtual_ipaddress` line, resolved).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Vip {
+    /// The address.
     pub addr: IpAddr,
+    /// Its prefix length.
     pub prefix_len: u8,
+    /// Interface index it goes on.
     pub ifindex: u32,
+    /// That interface's name (for labels and logs).
     pub ifname: String,
+    /// Broadcast address (IPv4).
     pub broadcast: Option<Ipv4Addr>,
     /// rtnetlink scope number (0 global, 200 site, 253 link, 254 host).
     pub scope: u8,
+    /// Address label.
     pub label: Option<String>,
+    /// IPv6: skip duplicate address detection.
     pub nodad: bool,
 }
 
 /// One `virtual_routes` line, resolved.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Route {
+    /// Destination.
     pub dst: IpAddr,
+    /// Its prefix length.
     pub prefix_len: u8,
+    /// Gateway.
     pub via: Option<IpAddr>,
+    /// Preferred source address.
     pub src: Option<IpAddr>,
+    /// Output interface index.
     pub oif: Option<u32>,
+    /// Routing table.
     pub table: u32,
+    /// Metric.
     pub metric: Option<u32>,
+    /// rtnetlink scope number.
     pub scope: Option<u8>,
     /// RTN_* (1 unicast, 6 blackhole, 7 unreachable, 8 prohibit).
     pub kind: u8,
@@ -52,13 +67,19 @@ pub struct Route {
 /// One `virtual_rules` line, resolved (`from`/`to` prefixes, lookup table, preference).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Rule {
+    /// An IPv6 rule.
     pub v6: bool,
+    /// Source prefix.
     pub from: Option<(IpAddr, u8)>,
+    /// Destination prefix.
     pub to: Option<(IpAddr, u8)>,
+    /// Table looked up.
     pub table: u32,
+    /// Rule priority.
     pub preference: Option<u32>,
 }
 
+/// An rtnetlink socket for addresses, routes and rules.
 pub struct Netlink {
     sock: Socket,
     seq: u32,
@@ -85,6 +106,7 @@ pub fn scope_number(s: &str) -> Option<u8> {
 }
 
 impl Netlink {
+    /// Opens the socket.
     pub fn open() -> io::Result<Netlink> {
         let mut sock = Socket::new(NETLINK_ROUTE)?;
         sock.bind_auto()?;
@@ -177,6 +199,7 @@ impl Netlink {
         m
     }
 
+    /// Installs a route (one that exists counts as done).
     pub fn add_route(&mut self, r: &Route) -> io::Result<()> {
         match self.request(
             RouteNetlinkMessage::NewRoute(Self::route_message(r)),
@@ -187,6 +210,7 @@ impl Netlink {
         }
     }
 
+    /// Removes a route (one that is gone counts as done).
     pub fn del_route(&mut self, r: &Route) -> io::Result<()> {
         match self.request(
             RouteNetlinkMessage::DelRoute(Self::route_message(r)),
@@ -226,6 +250,7 @@ impl Netlink {
         m
     }
 
+    /// Installs a rule (one that exists counts as done).
     pub fn add_rule(&mut self, r: &Rule) -> io::Result<()> {
         match self.request(
             RouteNetlinkMessage::NewRule(Self::rule_message(r)),
@@ -236,6 +261,7 @@ impl Netlink {
         }
     }
 
+    /// Removes a rule (one that is gone counts as done).
     pub fn del_rule(&mut self, r: &Rule) -> io::Result<()> {
         match self.request(
             RouteNetlinkMessage::DelRule(Self::rule_message(r)),

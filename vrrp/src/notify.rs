@@ -56,6 +56,7 @@ pub struct Fifo {
 }
 
 impl Fifo {
+    /// Opens (creating if missing) the FIFO at `path`.
     pub fn open(path: &Path) -> std::io::Result<Fifo> {
         if !path.exists() {
             nix::unistd::mkfifo(path, nix::sys::stat::Mode::from_bits_truncate(0o600))?;
@@ -68,6 +69,7 @@ impl Fifo {
         Ok(Fifo { file })
     }
 
+    /// Writes keepalived's `KIND "NAME" STATE PRIORITY` line.
     pub fn write_line(&mut self, kind: &str, name: &str, state: &str, priority: u8) {
         self.write_raw(&fifo_line(kind, name, state, priority));
     }

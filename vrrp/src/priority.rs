@@ -18,13 +18,19 @@ const DEFAULT_RLIMIT_RTTIME_US: u64 = 10_000;
 /// What the configuration asks for the VRRP thread.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct ThreadPriority {
+    /// `vrrp_priority`: nice value.
     pub nice: Option<i32>,
+    /// `vrrp_rt_priority`: SCHED_RR priority.
     pub rt_priority: Option<i32>,
+    /// `vrrp_cpu_affinity`.
     pub cpus: Vec<usize>,
+    /// `vrrp_no_swap`: lock memory.
     pub no_swap: bool,
+    /// `vrrp_rlimit_rttime`: RLIMIT_RTTIME.
     pub rlimit_rttime_us: Option<u64>,
     /// 0: no automatic increase.
     pub max_auto: i32,
+    /// Least time between automatic increases.
     pub min_auto_delay_us: u64,
 }
 
@@ -38,6 +44,7 @@ fn raw_args<'a>(cfg: &'a KeepalivedConfig, word: &str) -> Option<&'a [String]> {
 }
 
 impl ThreadPriority {
+    /// The settings global_defs asks for.
     pub fn from_config(cfg: &KeepalivedConfig) -> ThreadPriority {
         let g = &cfg.global;
         let first_num = |w: &str| {
@@ -168,6 +175,7 @@ pub struct AutoPriority {
 }
 
 impl AutoPriority {
+    /// Automatic priority raising with these settings.
     pub fn new(p: &ThreadPriority) -> AutoPriority {
         AutoPriority {
             max: p.max_auto,

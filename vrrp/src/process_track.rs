@@ -21,7 +21,9 @@ const COMM_LEN: usize = 15;
 /// What one process looks like to the matcher.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ProcInfo {
+    /// `/proc/PID/comm`.
     pub comm: String,
+    /// `/proc/PID/cmdline`, split at NULs.
     pub cmdline: Vec<String>,
 }
 
@@ -154,12 +156,14 @@ pub fn watch(tracked: Vec<TrackProcess>) -> tokio::sync::mpsc::Receiver<HashMap<
 /// not seen).
 #[derive(Debug, Clone, PartialEq)]
 pub struct ProcessStatus {
+    /// The quorum is met (as last reported).
     pub up: bool,
     /// A change waiting for its delay: (new state, due in µs of the engine's clock).
     pending: Option<(bool, u64)>,
 }
 
 impl ProcessStatus {
+    /// Down, as keepalived starts a tracked process until it has looked.
     pub fn new() -> ProcessStatus {
         // keepalived starts a tracked process as down until it has looked.
         ProcessStatus {

@@ -7,11 +7,13 @@ use std::time::Instant;
 
 use tokio::io::unix::AsyncFd;
 
+/// A sleep on a timerfd, to the microsecond.
 pub struct PreciseTimer {
     fd: AsyncFd<OwnedFd>,
 }
 
 impl PreciseTimer {
+    /// A disarmed timer.
     pub fn new() -> io::Result<PreciseTimer> {
         // SAFETY: plain timerfd_create; the fd is owned from here on.
         let raw = unsafe {

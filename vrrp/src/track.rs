@@ -6,10 +6,13 @@
 pub struct Tracked {
     /// Weight from the instance's `track_*` line, else the object's own weight.
     pub weight: i32,
+    /// The weight applies while up instead of down.
     pub reverse: bool,
+    /// Its state.
     pub kind: TrackKind,
 }
 
+/// A tracked object's state.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TrackKind {
     /// Up/OK (interfaces and scripts).
@@ -74,6 +77,7 @@ impl ScriptStatus {
         }
     }
 
+    /// Whether the script counts as succeeding (after rise/fall).
     pub fn ok(&self) -> bool {
         self.ok
     }

@@ -9,7 +9,8 @@ use std::path::PathBuf;
 use anyhow::{Context, Result, anyhow};
 use clap::{Args, Subcommand, ValueEnum};
 use dataplane::fw::{
-    Action, Applied, Firewall, FwError, Policy, Ports, Proto, Rule, RuleSet, Source, file,
+    Action, Applied, Firewall, FwError, Limit, Numbered, Policy, Ports, Proto, Rule, RuleSet,
+    Source, file,
 };
 use dataplane::stats::COUNTER_NAMES;
 use dataplane::{Dataplane, Options};
@@ -44,8 +45,29 @@ pub enum FwCommand {
     Flush,
     /// Write the policy and rules to FILE (JSON, versioned; `-`: standard output).
     Save { file: PathBuf },
-    /// Replace the policy and rules by FILE's (as written by `save`); all or nothing.
+    /// Replace the policy, rules and limits by FILE's (as written by `save`); all or nothing.
     Restore { file: PathBuf },
+    /// Rate-limit ICMP/ICMPv6 messages that are not errors or neighbour discovery (echo
+    /// requests and the like, to this host and the VIPs), all sources together: RATE packets
+    /// per second (`10`, `10/s`) or minute (`600/m`); `off` removes the limit.
+    IcmpLimit {
+        rate: String,
+        /// Packets that may come at once (default: RATE's number).
+        #[arg(long)]
+        burst: Option<u32>,
+    },
+    /// Give each source a budget of new connections towards VIP: RATE per second or minute
+    /// (`100/s`, `600/m`; IPv6 sources per /64). A SYN or UDP datagram that would open a
+    /// connection over it is dropped before SYNPROXY's cookie or the connection table; `off`
+    /// removes the budget.
+    ConnLimit {
+        #[arg(long)]
+        vip: IpAddr,
+        rate: String,
+        /// Connections a source may open at once (default: RATE's number).
+        #[arg(long)]
+        burst: Option<u32>,
+    },
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -89,7 +111,8 @@ impl RuleArgs {
     }
 }
 
-fn refused(e: FwError) -> anyhow::Error {
+/// A refused change as one error (the CLI's and the HTTP API's wording).
+pub fn refused(e: FwError) -> anyhow::Error {
     match e {
         FwError::Refused(m) => anyhow!("{m}; the rules are unchanged"),
         FwError::Dataplane(e) => e.into(),
@@ -139,8 +162,31 @@ pub fn run(opts: &Options, command: FwCommand) -> Result<()> {
             let applied = Firewall::open(opts)?.replace(&set).map_err(refused)?;
             report(&set, &applied);
         }
+        FwCommand::IcmpLimit { rate, burst } => {
+            let limit = limit_arg(&rate, burst)?;
+            Firewall::open(opts)?
+                .set_icmp_limit(limit)
+                .map_err(refused)?;
+        }
+        FwCommand::ConnLimit { vip, rate, burst } => {
+            let limit = limit_arg(&rate, burst)?;
+            Firewall::open(opts)?
+                .set_conn_limit(vip, limit)
+                .map_err(refused)?;
+        }
     }
     Ok(())
+}
+
+/// A limit from the command line: `off` (none) or RATE with an optional burst.
+fn limit_arg(rate: &str, burst: Option<u32>) -> Result<Option<Limit>> {
+    if rate == "off" {
+        if burst.is_some() {
+            return Err(anyhow!("--burst makes no sense with `off`"));
+        }
+        return Ok(None);
+    }
+    Limit::new(rate, burst).map(Some).map_err(|e| anyhow!(e))
 }
 
 fn report(set: &RuleSet, a: &Applied) {
@@ -157,15 +203,33 @@ fn report(set: &RuleSet, a: &Applied) {
 }
 
 fn list(opts: &Options, json: bool) -> Result<()> {
-    let fw = Firewall::open(opts)?;
-    let set = fw.current()?;
-    if !json {
-        println!("policy {}", set.policy.name());
-        for n in &set.rules {
-            println!("{}\t# {} packets", n.rule, fw.hits(n.id));
-        }
+    if json {
+        println!("{}", serde_json::to_string_pretty(&listing(opts)?)?);
         return Ok(());
     }
+    let fw = Firewall::open(opts)?;
+    let set = fw.current()?;
+    println!("policy {}", set.policy.name());
+    if let Some(l) = set.limits.icmp {
+        println!("icmp-limit {l}\t# {} dropped", fw.icmp_dropped());
+    }
+    for (vip, l) in &set.limits.conn {
+        println!(
+            "conn-limit --vip {vip} {l}\t# {} dropped",
+            fw.conn_dropped(*vip)
+        );
+    }
+    for n in &set.rules {
+        println!("{}\t# {} packets", n.rule, fw.hits(n.id));
+    }
+    Ok(())
+}
+
+/// The policy, limits, rules with their counters and the verdict counters, as `xlvs fw list
+/// --json` prints them (and the HTTP API's `GET /fw` answers).
+pub fn listing(opts: &Options) -> Result<serde_json::Value> {
+    let fw = Firewall::open(opts)?;
+    let set = fw.current()?;
     let counters = Dataplane::open(opts)?.counters()?;
     // The firewall's global verdict counters (fw_denied, fw_allowed, fw_policy_drop).
     let verdicts: serde_json::Map<String, serde_json::Value> = COUNTER_NAMES
@@ -176,27 +240,43 @@ fn list(opts: &Options, json: bool) -> Result<()> {
             (name.to_string(), v.into())
         })
         .collect();
-    let rules: Vec<_> = set
-        .rules
+    let rules: Vec<_> = set.rules.iter().map(|n| rule_json(&fw, n)).collect();
+    let icmp_limit = set.limits.icmp.map(|l| {
+        serde_json::json!({"rate": l.rate_text(), "burst": l.burst, "dropped": fw.icmp_dropped()})
+    });
+    let conn_limits: Vec<_> = set
+        .limits
+        .conn
         .iter()
-        .map(|n| {
+        .map(|(vip, l)| {
             serde_json::json!({
-                "id": n.id,
-                "rule": n.rule.to_string(),
-                "action": n.rule.action.name(),
-                "src": n.rule.src.to_string(),
-                "proto": n.rule.proto.map(|p| p.name()),
-                "dport": n.rule.dport.map(|p| p.to_string()),
-                "vip": n.rule.vip.map(|v| v.to_string()),
-                "packets": fw.hits(n.id),
+                "vip": vip.to_string(),
+                "rate": l.rate_text(),
+                "burst": l.burst,
+                "dropped": fw.conn_dropped(*vip),
             })
         })
         .collect();
     let doc = serde_json::json!({
         "policy": set.policy.name(),
+        "icmp_limit": icmp_limit,
+        "conn_limits": conn_limits,
         "rules": rules,
         "counters": verdicts,
     });
-    println!("{}", serde_json::to_string_pretty(&doc)?);
-    Ok(())
+    Ok(doc)
+}
+
+/// A running rule as listed: its id, text, fields and the packets it matched.
+pub fn rule_json(fw: &Firewall, n: &Numbered) -> serde_json::Value {
+    serde_json::json!({
+        "id": n.id,
+        "rule": n.rule.to_string(),
+        "action": n.rule.action.name(),
+        "src": n.rule.src.to_string(),
+        "proto": n.rule.proto.map(|p| p.name()),
+        "dport": n.rule.dport.map(|p| p.to_string()),
+        "vip": n.rule.vip.map(|v| v.to_string()),
+        "packets": fw.hits(n.id),
+    })
 }

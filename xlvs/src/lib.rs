@@ -2,9 +2,12 @@
 //! off, and show its state; and the fwmark classifier (`xlvs fwmark`), which does what iptables
 //! mangle rules did for fwmark services. Services themselves are managed with `ipvsadm` or
 //! keepalived.
+// Every public item says what it is for; CI's clippy (-D warnings) makes this an error.
+#![warn(missing_docs)]
 
 mod boot;
 mod fw;
+mod fw_api;
 mod fwmark;
 mod metrics;
 mod report;
@@ -66,7 +69,8 @@ enum Command {
         wait: bool,
     },
     /// Serve Prometheus metrics: node_exporter's IPVS series (same names and labels), xlvs'
-    /// counters and tables, keepalived's VRRP and checker state.
+    /// counters and tables, keepalived's VRRP and checker state; and the firewall's HTTP API
+    /// (`GET`/`PUT /fw`, `POST`/`DELETE /fw/rules`: see `xlvs fw`).
     Metrics {
         /// Address and port to listen on, e.g. 127.0.0.1:9587 or [::]:9587.
         #[arg(long, value_name = "ADDR:PORT")]
@@ -192,6 +196,9 @@ fn run(cli: Cli) -> Result<()> {
                 };
                 println!("{i}: {what}");
             }
+            for w in report::forwarding_warnings(&interfaces) {
+                eprintln!("xlvs: warning: {w}");
+            }
             if !no_timers && !dataplane::timers::running(&opts.pin_dir) {
                 spawn_timers(&opts)?;
             }
@@ -209,6 +216,9 @@ fn run(cli: Cli) -> Result<()> {
                     "already attached"
                 };
                 println!("{i}: {what}");
+            }
+            for w in report::forwarding_warnings(&c.interfaces) {
+                eprintln!("xlvs: warning: {w}");
             }
         }
         Command::Timers { wait } => timers(&opts, wait)?,

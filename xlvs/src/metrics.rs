@@ -10,12 +10,15 @@
 //!   `local_address` is empty and `local_port` 0), and series with the same labels summed.
 //!   IPv6 services are exported too (node_exporter fails on /proc/net/ip_vs's IPv6 lines).
 //! * `xlvs_*`: every data-path counter, table fill levels, each program's verified
-//!   instructions, attachments and timers, FULLNAT local addresses, SYNPROXY services;
+//!   instructions, attachments and timers, FULLNAT local addresses, SYNPROXY services, the
+//!   firewall's rate limits' drops;
 //! * `xlvs_keepalived_*` from keepalived's published state (`runstate`): VRRP state, priority,
 //!   transitions, reals' checker verdicts and probe latency, quorum;
 //! * `xlvs_bridge_*` from the route-announcement bridge's published state, when it runs.
+//!
+//! It also serves the firewall's HTTP API (`/fw`, `/fw/rules`: `fw_api`).
 
-use crate::report;
+use crate::{fw_api, report};
 use anyhow::{Context, Result};
 use dataplane::model::{ServiceAddr, ServiceEntry};
 use dataplane::{Dataplane, Options};
@@ -48,7 +51,7 @@ pub fn serve(opts: &Options, listen: SocketAddr) -> Result<()> {
         let listener = tokio::net::TcpListener::bind(listen)
             .await
             .with_context(|| format!("metrics: cannot listen on {listen}"))?;
-        eprintln!("xlvs: metrics on http://{listen}/metrics");
+        eprintln!("xlvs: metrics on http://{listen}/metrics, firewall API on http://{listen}/fw");
         let state = Arc::new(Scraper {
             opts: opts.clone(),
             dp: Mutex::new(None),
@@ -65,7 +68,14 @@ pub fn serve(opts: &Options, listen: SocketAddr) -> Result<()> {
             tokio::spawn(async move {
                 let svc = hyper::service::service_fn(move |req| {
                     let state = state.clone();
-                    async move { Ok::<_, std::convert::Infallible>(state.answer(&req)) }
+                    async move {
+                        let resp = if fw_api::serves(req.uri().path()) {
+                            fw_api::answer(state.opts.clone(), req).await
+                        } else {
+                            state.answer(&req)
+                        };
+                        Ok::<_, std::convert::Infallible>(resp)
+                    }
                 });
                 let io = hyper_util::rt::TokioIo::new(stream);
                 let _ = hyper::server::conn::http1::Builder::new()
@@ -104,7 +114,7 @@ impl Scraper {
             "/" => reply(
                 StatusCode::OK,
                 "text/html",
-                "<a href=\"/metrics\">metrics</a>\n".into(),
+                "<a href=\"/metrics\">metrics</a> <a href=\"/fw\">firewall</a>\n".into(),
             ),
             _ => reply(StatusCode::NOT_FOUND, "text/plain", "not found\n".into()),
         }
@@ -121,12 +131,44 @@ impl Scraper {
             *guard = None;
         }
         result?;
+        fw_limits(&mut reg, &self.opts);
         keepalived(&mut reg, &self.opts);
         bridge(&mut reg, &self.opts);
         let mut out = String::new();
         encode(&mut out, &reg)?;
         Ok(out)
     }
+}
+
+/// Packets each firewall rate limit dropped (`xlvs fw icmp-limit`, `xlvs fw conn-limit`),
+/// read from the data plane's maps while it is loaded.
+fn fw_limits(reg: &mut Registry, opts: &Options) {
+    if !dataplane::loader::is_loaded(&opts.pin_dir) {
+        return;
+    }
+    let Ok(fw) = dataplane::fw::Firewall::open(opts) else {
+        return;
+    };
+    let (icmp, conn) = fw.limit_drops();
+    let dropped: Family<Labels, Counter> = Family::default();
+    if let Some(n) = icmp {
+        dropped
+            .get_or_create(&labels(&[("limit", "icmp".into())]))
+            .inc_by(n);
+    }
+    for (vip, n) in conn {
+        dropped
+            .get_or_create(&labels(&[
+                ("limit", "conn".into()),
+                ("vip", vip.to_string()),
+            ]))
+            .inc_by(n);
+    }
+    reg.register(
+        "xlvs_fw_limit_dropped",
+        "Packets dropped over a firewall rate limit: the ICMP limit (limit=\"icmp\") or a VIP's per-source connection budget (limit=\"conn\")",
+        dropped,
+    );
 }
 
 fn counter(reg: &mut Registry, name: &str, help: &str, v: u64) {

@@ -145,7 +145,28 @@ pub fn warnings(
             pin_dir.display()
         ));
     }
+    w.extend(forwarding_warnings(interfaces));
     w
+}
+
+/// The attached interfaces on which IPv4 forwarding is off: there the kernel's FIB lookup the
+/// packet path forwards with refuses every packet (kernel IPVS' DR needs no forwarding; XDP does),
+/// so nothing is balanced. Read in the caller's network namespace.
+pub fn forwarding_warnings(interfaces: &[String]) -> Vec<String> {
+    interfaces
+        .iter()
+        .filter(|i| {
+            std::fs::read_to_string(format!("/proc/sys/net/ipv4/conf/{i}/forwarding"))
+                .is_ok_and(|v| v.trim() == "0")
+        })
+        .map(|i| {
+            format!(
+                "forwarding is off on {i}: the packet path cannot forward what arrives there \
+                 (run `sysctl -w net.ipv4.conf.{i}.forwarding=1`, and \
+                 net.ipv6.conf.{i}.forwarding=1 for IPv6 services)"
+            )
+        })
+        .collect()
 }
 
 /// Opens the data plane at `opts` if it is loaded (never creates it).

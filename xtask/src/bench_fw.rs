@@ -4,12 +4,12 @@
 //! the XDP rows that compare the same path with and without rules.
 
 use std::fmt::Write as _;
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr};
 use std::time::Instant;
 
 use anyhow::Result;
 use dataplane::Options;
-use dataplane::fw::{Firewall, file};
+use dataplane::fw::{Firewall, Limit, file};
 
 /// Prefixes of the rule set (`XLVS_BENCH_FW_PREFIXES`, default one million).
 pub fn prefixes() -> usize {
@@ -88,5 +88,18 @@ pub fn load(opts: &Options) -> Result<()> {
             }
         );
     }
+    Ok(())
+}
+
+/// Rate limits the XDP rows meet: every source's budget towards `vip` and the ICMP limit, far
+/// above what the benchmark sends (nothing dropped); one connection a minute towards `tiny`
+/// (a flood from one source, dropped).
+pub fn set_limits(opts: &Options, vip: IpAddr, tiny: IpAddr) -> Result<()> {
+    let mut fw = Firewall::open(opts)?;
+    let huge = Limit::new("100000000/s", None).map_err(anyhow::Error::msg)?;
+    fw.set_conn_limit(vip, Some(huge))?;
+    fw.set_icmp_limit(Some(huge))?;
+    let one = Limit::new("1/m", None).map_err(anyhow::Error::msg)?;
+    fw.set_conn_limit(tiny, Some(one))?;
     Ok(())
 }

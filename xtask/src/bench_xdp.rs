@@ -50,6 +50,9 @@ enum Flow {
     SynproxyEstablished,
     /// A tunnel flow CIP:40010 -> VIP:port (VIP6 with `v6`), client->real ACKs.
     Tun { port: u16, v6: bool },
+    /// A source over its connection budget: its frame is sent once before the round
+    /// (unmeasured) to spend the budget, since the new-source rows evict its bucket.
+    OverBudget,
 }
 
 struct Case {
@@ -63,6 +66,48 @@ struct Case {
     /// Whether the fwmark service and classifier rules exist during this case (they do for
     /// every case but the "no fwmark rules" baselines).
     fwmark: bool,
+}
+
+impl Case {
+    /// `frame` sent again and again on runner `runner`, expecting `expect_action`, with the
+    /// fwmark rules in place.
+    fn new(name: &'static str, runner: usize, frame: Vec<u8>, expect_action: u32) -> Case {
+        Case {
+            name,
+            runner,
+            frame,
+            new_flow: false,
+            flow: Flow::None,
+            expect_action,
+            fwmark: true,
+        }
+    }
+
+    /// A new connection every call: a SYN from the client to `dst`:`port` (IPv4).
+    fn syn(name: &'static str, runner: usize, dst: Ipv4Addr, port: u16) -> Case {
+        Case::new(name, runner, Frame::tcp(CIP, 1, dst, port, SYN).build(), 3).new_flows()
+    }
+
+    /// The packet of an established flow of this kind instead of a fixed frame.
+    fn flow(self, flow: Flow) -> Case {
+        Case { flow, ..self }
+    }
+
+    /// Every call a new flow (a new connection each time).
+    fn new_flows(self) -> Case {
+        Case {
+            new_flow: true,
+            ..self
+        }
+    }
+
+    /// Without the fwmark service and classifier rules (the baselines).
+    fn without_fwmark(self) -> Case {
+        Case {
+            fwmark: false,
+            ..self
+        }
+    }
 }
 
 pub fn run(rounds: usize) -> Result<()> {
@@ -105,15 +150,25 @@ pub fn run(rounds: usize) -> Result<()> {
         max_conns: SMALL_TABLE,
     };
     let _cleanup_fw = Cleanup(with_fw.clone());
+    // A fourth, like the small one, with the firewall's rate limits set (so high that nothing
+    // is dropped: the rows show what asking them costs).
+    let with_limits = Options {
+        pin_dir: PathBuf::from(format!("/sys/fs/bpf/xlvs-{prefix}l")),
+        max_conns: SMALL_TABLE,
+    };
+    let _cleanup_limits = Cleanup(with_limits.clone());
     configure(&opts)?;
     configure(&small)?;
     configure(&with_fw)?;
+    configure(&with_limits)?;
     crate::bench_fw::load(&with_fw)?;
+    crate::bench_fw::set_limits(&with_limits, IpAddr::V4(VIP), VIP6.parse()?)?;
     let runners = [
         Runner::trivial(&opts)?,
         Runner::xlvs(&opts)?,
         Runner::xlvs(&small)?,
         Runner::xlvs(&with_fw)?,
+        Runner::xlvs(&with_limits)?,
     ];
 
     // One established flow: SYN once, then its ACKs (and the real's replies) are hits.
@@ -123,171 +178,77 @@ pub fn run(rounds: usize) -> Result<()> {
         bail!("setup: expected XDP_TX for the first SYN, got {action}");
     }
     let mut cases = vec![
-        Case {
-            name: "trivial XDP_PASS (floor)",
-            runner: 0,
-            frame: Frame::tcp(CIP, 40000, Ipv4Addr::new(198, 18, 1, 1), 22, SYN).build(),
-            new_flow: false,
-            flow: Flow::None,
-            expect_action: 2,
-            fwmark: true,
-        },
-        Case {
-            name: "non-VIP packet (pass)",
-            runner: 1,
-            frame: Frame::tcp(CIP, 40000, Ipv4Addr::new(198, 18, 1, 1), 22, SYN).build(),
-            new_flow: false,
-            flow: Flow::None,
-            expect_action: 2,
-            fwmark: true,
-        },
-        Case {
-            name: "established NAT hit (client->real)",
-            runner: 1,
-            frame: Frame::tcp(CIP, 40000, VIP, 80, ACK).build(),
-            new_flow: false,
-            flow: Flow::Nat { reply: false },
-            expect_action: 3,
-            fwmark: true,
-        },
-        Case {
-            name: "established NAT reply (real->client)",
-            runner: 1,
-            frame: Frame::tcp(RIP, 8080, CIP, 40000, ACK).build(),
-            new_flow: false,
-            flow: Flow::Nat { reply: true },
-            expect_action: 3,
-            fwmark: true,
-        },
-        Case {
-            name: "established FNAT hit (client->real)",
-            runner: 1,
-            frame: Vec::new(),
-            new_flow: false,
-            flow: Flow::FullNat {
-                reply: false,
-                toa: false,
-            },
-            expect_action: 3,
-            fwmark: true,
-        },
-        Case {
-            name: "established FNAT reply (real->client)",
-            runner: 1,
-            frame: Vec::new(),
-            new_flow: false,
-            flow: Flow::FullNat {
-                reply: true,
-                toa: false,
-            },
-            expect_action: 3,
-            fwmark: true,
-        },
-        Case {
-            name: "FNAT handshake ACK + TOA insert",
-            runner: 1,
-            frame: Vec::new(),
-            new_flow: false,
-            flow: Flow::FullNat {
-                reply: false,
-                toa: true,
-            },
-            expect_action: 3,
-            fwmark: true,
-        },
-        Case {
-            name: "new FNAT connection (port alloc)",
-            runner: 1,
-            frame: Frame::tcp(CIP, 1, VIP, FNAT_PORT, SYN).build(),
-            new_flow: true,
-            flow: Flow::None,
-            expect_action: 3,
-            fwmark: true,
-        },
-        Case {
-            name: "SYNPROXY SYN -> cookie SYN-ACK",
-            runner: 1,
-            frame: {
+        Case::new(
+            "trivial XDP_PASS (floor)",
+            0,
+            Frame::tcp(CIP, 40000, Ipv4Addr::new(198, 18, 1, 1), 22, SYN).build(),
+            2,
+        ),
+        Case::new(
+            "non-VIP packet (pass)",
+            1,
+            Frame::tcp(CIP, 40000, Ipv4Addr::new(198, 18, 1, 1), 22, SYN).build(),
+            2,
+        ),
+        Case::new(
+            "established NAT hit (client->real)",
+            1,
+            Frame::tcp(CIP, 40000, VIP, 80, ACK).build(),
+            3,
+        )
+        .flow(Flow::Nat { reply: false }),
+        Case::new(
+            "established NAT reply (real->client)",
+            1,
+            Frame::tcp(RIP, 8080, CIP, 40000, ACK).build(),
+            3,
+        )
+        .flow(Flow::Nat { reply: true }),
+        Case::new("established FNAT hit (client->real)", 1, Vec::new(), 3).flow(Flow::FullNat {
+            reply: false,
+            toa: false,
+        }),
+        Case::new("established FNAT reply (real->client)", 1, Vec::new(), 3).flow(Flow::FullNat {
+            reply: true,
+            toa: false,
+        }),
+        Case::new("FNAT handshake ACK + TOA insert", 1, Vec::new(), 3).flow(Flow::FullNat {
+            reply: false,
+            toa: true,
+        }),
+        Case::syn("new FNAT connection (port alloc)", 1, VIP, FNAT_PORT),
+        Case::new(
+            "SYNPROXY SYN -> cookie SYN-ACK",
+            1,
+            {
                 let mut f = Frame::tcp(CIP, 40002, VIP, SYNPROXY_PORT, SYN);
                 f.tcp_options = vec![2, 4, 0x05, 0xb4];
                 f.build()
             },
-            new_flow: false,
-            flow: Flow::None,
-            expect_action: 3,
-            fwmark: true,
-        },
-        Case {
-            name: "SYNPROXY IPv6 SYN -> cookie SYN-ACK",
-            runner: 1,
-            frame: {
-                let mut f = Frame6::tcp(CIP6, 40002, VIP6, SYNPROXY_PORT, SYN);
-                f.tcp_options = vec![2, 4, 0x05, 0xa0];
-                f.build()
-            },
-            new_flow: false,
-            flow: Flow::None,
-            expect_action: 3,
-            fwmark: true,
-        },
-        Case {
-            name: "SYNPROXY cookie ACK -> real SYN",
-            runner: 1,
-            frame: Vec::new(),
-            new_flow: false,
-            flow: Flow::CookieAck,
-            expect_action: 3,
-            fwmark: true,
-        },
-        Case {
-            name: "SYNPROXY established hit (seq+TS adj)",
-            runner: 1,
-            frame: Vec::new(),
-            new_flow: false,
-            flow: Flow::SynproxyEstablished,
-            expect_action: 3,
-            fwmark: true,
-        },
-        Case {
-            name: "new connection (schedule+insert)",
-            runner: 1,
-            frame: Frame::tcp(CIP, 1, VIP, 80, SYN).build(),
-            new_flow: true,
-            flow: Flow::None,
-            expect_action: 3,
-            fwmark: true,
-        },
-        Case {
-            name: "new connection, 64K-conn table",
-            runner: 2,
-            frame: Frame::tcp(CIP, 1, VIP, 80, SYN).build(),
-            new_flow: true,
-            flow: Flow::None,
-            expect_action: 3,
-            fwmark: true,
-        },
-        Case {
-            name: "non-VIP packet, 64K-conn table",
-            runner: 2,
-            frame: Frame::tcp(CIP, 40000, Ipv4Addr::new(198, 18, 1, 1), 22, SYN).build(),
-            new_flow: false,
-            flow: Flow::None,
-            expect_action: 2,
-            fwmark: true,
-        },
-        Case {
-            name: "fw: non-VIP packet, allow rule",
-            runner: 3,
-            frame: Frame::tcp(CIP, 40000, Ipv4Addr::new(198, 18, 1, 1), 22, SYN).build(),
-            new_flow: false,
-            flow: Flow::None,
-            expect_action: 2,
-            fwmark: true,
-        },
-        Case {
-            name: "fw: non-VIP packet, no rule matches",
-            runner: 3,
-            frame: Frame::tcp(
+            3,
+        ),
+        Case::new("SYNPROXY IPv6 SYN -> cookie SYN-ACK", 1, synproxy_syn6(), 3),
+        Case::new("SYNPROXY cookie ACK -> real SYN", 1, Vec::new(), 3).flow(Flow::CookieAck),
+        Case::new("SYNPROXY established hit (seq+TS adj)", 1, Vec::new(), 3)
+            .flow(Flow::SynproxyEstablished),
+        Case::syn("new connection (schedule+insert)", 1, VIP, 80),
+        Case::syn("new connection, 64K-conn table", 2, VIP, 80),
+        Case::new(
+            "non-VIP packet, 64K-conn table",
+            2,
+            Frame::tcp(CIP, 40000, Ipv4Addr::new(198, 18, 1, 1), 22, SYN).build(),
+            2,
+        ),
+        Case::new(
+            "fw: non-VIP packet, allow rule",
+            3,
+            Frame::tcp(CIP, 40000, Ipv4Addr::new(198, 18, 1, 1), 22, SYN).build(),
+            2,
+        ),
+        Case::new(
+            "fw: non-VIP packet, no rule matches",
+            3,
+            Frame::tcp(
                 crate::bench_fw::FW_NO_MATCH_SRC,
                 40000,
                 Ipv4Addr::new(198, 18, 1, 1),
@@ -295,15 +256,12 @@ pub fn run(rounds: usize) -> Result<()> {
                 SYN,
             )
             .build(),
-            new_flow: false,
-            flow: Flow::None,
-            expect_action: 2,
-            fwmark: true,
-        },
-        Case {
-            name: "fw: denied source (drop)",
-            runner: 3,
-            frame: Frame::tcp(
+            2,
+        ),
+        Case::new(
+            "fw: denied source (drop)",
+            3,
+            Frame::tcp(
                 crate::bench_fw::FW_DENIED_SRC,
                 40000,
                 Ipv4Addr::new(198, 18, 1, 1),
@@ -311,111 +269,67 @@ pub fn run(rounds: usize) -> Result<()> {
                 SYN,
             )
             .build(),
-            new_flow: false,
-            flow: Flow::None,
-            expect_action: 1,
-            fwmark: true,
-        },
-        Case {
-            name: "fw: new connection, 64K-conn table",
-            runner: 3,
-            frame: Frame::tcp(CIP, 1, VIP, 80, SYN).build(),
-            new_flow: true,
-            flow: Flow::None,
-            expect_action: 3,
-            fwmark: true,
-        },
-        Case {
-            name: "new connection, wrr",
-            runner: 1,
-            frame: Frame::tcp(CIP, 1, VIP, 81, SYN).build(),
-            new_flow: true,
-            flow: Flow::None,
-            expect_action: 3,
-            fwmark: true,
-        },
-        Case {
-            name: "new connection, sh",
-            runner: 1,
-            frame: Frame::tcp(CIP, 1, VIP, 82, SYN).build(),
-            new_flow: true,
-            flow: Flow::None,
-            expect_action: 3,
-            fwmark: true,
-        },
-        Case {
-            name: "new connection, mh",
-            runner: 1,
-            frame: Frame::tcp(CIP, 1, VIP, 83, SYN).build(),
-            new_flow: true,
-            flow: Flow::None,
-            expect_action: 3,
-            fwmark: true,
-        },
-        Case {
-            name: "fwmark: new connection (classify)",
-            runner: 1,
-            frame: Frame::tcp(CIP, 1, FWM_VIP, 443, SYN).build(),
-            new_flow: true,
-            flow: Flow::None,
-            expect_action: 3,
-            fwmark: true,
-        },
-        Case {
-            name: "fwmark: established hit",
-            runner: 1,
-            frame: Vec::new(),
-            new_flow: false,
-            flow: Flow::Fwmark,
-            expect_action: 3,
-            fwmark: true,
-        },
-        Case {
-            name: "new connection, no fwmark rules",
-            runner: 1,
-            frame: Frame::tcp(CIP, 1, VIP, 80, SYN).build(),
-            new_flow: true,
-            flow: Flow::None,
-            expect_action: 3,
-            fwmark: false,
-        },
-        Case {
-            name: "non-VIP packet, no fwmark rules",
-            runner: 1,
-            frame: Frame::tcp(CIP, 40000, Ipv4Addr::new(198, 18, 1, 1), 22, SYN).build(),
-            new_flow: false,
-            flow: Flow::None,
-            expect_action: 2,
-            fwmark: false,
-        },
+            1,
+        ),
+        Case::syn("fw: new connection, 64K-conn table", 3, VIP, 80),
+        Case::syn(
+            "limit: new connection, per-source budget (new source)",
+            4,
+            VIP,
+            80,
+        ),
+        Case::new(
+            "limit: IPv6 SYNPROXY SYN over budget (drop)",
+            4,
+            synproxy_syn6(),
+            1,
+        )
+        .flow(Flow::OverBudget),
+        Case::new(
+            "ICMP echo to this host, 64K-conn table",
+            2,
+            xlvs_tests::packet::icmp_error(CIP, Ipv4Addr::new(198, 18, 1, 1), 8, 0, &[]),
+            2,
+        ),
+        Case::new(
+            "limit: ICMP echo to this host, ICMP limit",
+            4,
+            xlvs_tests::packet::icmp_error(CIP, Ipv4Addr::new(198, 18, 1, 1), 8, 0, &[]),
+            2,
+        ),
+        Case::syn("new connection, wrr", 1, VIP, 81),
+        Case::syn("new connection, sh", 1, VIP, 82),
+        Case::syn("new connection, mh", 1, VIP, 83),
+        Case::syn("fwmark: new connection (classify)", 1, FWM_VIP, 443),
+        Case::new("fwmark: established hit", 1, Vec::new(), 3).flow(Flow::Fwmark),
+        Case::syn("new connection, no fwmark rules", 1, VIP, 80).without_fwmark(),
+        Case::new(
+            "non-VIP packet, no fwmark rules",
+            1,
+            Frame::tcp(CIP, 40000, Ipv4Addr::new(198, 18, 1, 1), 22, SYN).build(),
+            2,
+        )
+        .without_fwmark(),
         // The service lookup alone: an ACK without a session is looked up, then answered with a RST.
-        Case {
-            name: "VIP ACK, no session (lookup+RST)",
-            runner: 1,
-            frame: Frame::tcp(CIP, 50000, VIP, 80, ACK).build(),
-            new_flow: false,
-            flow: Flow::None,
-            expect_action: 3,
-            fwmark: true,
-        },
-        Case {
-            name: "same, no fwmark rules",
-            runner: 1,
-            frame: Frame::tcp(CIP, 50000, VIP, 80, ACK).build(),
-            new_flow: false,
-            flow: Flow::None,
-            expect_action: 3,
-            fwmark: false,
-        },
-        Case {
-            name: "fwmark ACK, no session (classify+RST)",
-            runner: 1,
-            frame: Frame::tcp(CIP, 50000, FWM_VIP, 443, ACK).build(),
-            new_flow: false,
-            flow: Flow::None,
-            expect_action: 3,
-            fwmark: true,
-        },
+        Case::new(
+            "VIP ACK, no session (lookup+RST)",
+            1,
+            Frame::tcp(CIP, 50000, VIP, 80, ACK).build(),
+            3,
+        ),
+        Case::new(
+            "same, no fwmark rules",
+            1,
+            Frame::tcp(CIP, 50000, VIP, 80, ACK).build(),
+            3,
+        )
+        .without_fwmark(),
+        Case::new(
+            "fwmark ACK, no session (classify+RST)",
+            1,
+            Frame::tcp(CIP, 50000, FWM_VIP, 443, ACK).build(),
+            3,
+        ),
         tun_case("established TUN ipip hit", TUN_PORTS[0], false),
         tun_case("established TUN GUE+csum hit", TUN_PORTS[1], false),
         tun_case("established TUN GRE+csum hit", TUN_PORTS[2], false),
@@ -426,14 +340,9 @@ pub fn run(rounds: usize) -> Result<()> {
         tun_case("new connection, TUN ip6ip6", TUN6_PORT, true),
     ];
     // The scan schedulers (tail call into xlvs_sched, a walk over the reals' counts).
-    cases.extend(SCAN_PORTS.iter().map(|(port, sched)| Case {
-        name: Box::leak(format!("new connection, {}", sched.name()).into_boxed_str()),
-        runner: 1,
-        frame: Frame::tcp(CIP, 1, VIP, *port, SYN).build(),
-        new_flow: true,
-        flow: Flow::None,
-        expect_action: 3,
-        fwmark: true,
+    cases.extend(SCAN_PORTS.iter().map(|(port, sched)| {
+        let name = Box::leak(format!("new connection, {}", sched.name()).into_boxed_str());
+        Case::syn(name, 1, VIP, *port)
     }));
     // XLVS_BENCH_CASES=a,b: only the cases whose names contain one of these (the floor always
     // runs), for quick measurements while working on one path.
@@ -463,7 +372,9 @@ pub fn run(rounds: usize) -> Result<()> {
             }
             // The new-connection cases may have evicted the established flows (LRU): reopen
             // them, and aim replies at whichever real and local address they got this time.
-            if case.flow == Flow::SynproxyEstablished {
+            if case.flow == Flow::OverBudget {
+                run_with_ctx(&runners[case.runner], &case.frame, ifindex)?;
+            } else if case.flow == Flow::SynproxyEstablished {
                 case.frame = synproxy_flow(&runners[1], 41000 + round as u16, ifindex)?;
             } else if case.flow != Flow::None && case.flow != Flow::CookieAck {
                 case.frame = open_flow(&runners[1], case.flow, ifindex)?;
@@ -608,6 +519,25 @@ pub fn run(rounds: usize) -> Result<()> {
             if d <= 20.0 { "met" } else { "NOT met" }
         );
     }
+    println!("firewall rate limits vs the same path without them (ns above it; nothing dropped):");
+    for (with, without) in [
+        (
+            "new connection, per-source budget (new source)",
+            "new connection, 64K-conn table",
+        ),
+        (
+            "ICMP echo to this host, ICMP limit",
+            "ICMP echo to this host, 64K-conn table",
+        ),
+    ] {
+        let d = above_of(&format!("limit: {with}")) - above_of(without);
+        println!("  {with:<48} {d:>+8.1} ns");
+    }
+    println!(
+        "a single-source SYN flood over its budget: dropped at {:.1} ns above the floor, where a SYNPROXY cookie SYN-ACK costs {:.1}",
+        above_of("limit: IPv6 SYNPROXY SYN over budget (drop)"),
+        above_of("SYNPROXY IPv6 SYN -> cookie SYN-ACK")
+    );
     println!(
         "SYNPROXY vs NAT established hit (above floor): cookie SYN-ACK {:.2}x, cookie ACK -> real SYN {:.2}x, established SYNPROXY hit {:.2}x",
         above_of("SYNPROXY SYN -> cookie SYN-ACK") / above_of("established NAT hit (client->real)"),
@@ -790,18 +720,11 @@ fn tun_case(name: &'static str, port: u16, new_flow: bool) -> Case {
         (true, true) => Frame6::tcp(CIP6, 1, VIP6, port, SYN).build(),
         (false, _) => Vec::new(),
     };
-    Case {
-        name,
-        runner: 1,
-        frame,
-        new_flow,
-        flow: if new_flow {
-            Flow::None
-        } else {
-            Flow::Tun { port, v6 }
-        },
-        expect_action: 3,
-        fwmark: true,
+    let case = Case::new(name, 1, frame, 3);
+    if new_flow {
+        case.new_flows()
+    } else {
+        case.flow(Flow::Tun { port, v6 })
     }
 }
 
@@ -831,6 +754,13 @@ fn configure_fullnat(dp: &mut Dataplane) -> Result<()> {
 
 /// The SYNPROXY service's port (NAT reals).
 const SYNPROXY_PORT: u16 = 91;
+
+/// An IPv6 client's SYN to the SYNPROXY service on VIP6.
+fn synproxy_syn6() -> Vec<u8> {
+    let mut f = Frame6::tcp(CIP6, 40002, VIP6, SYNPROXY_PORT, SYN);
+    f.tcp_options = vec![2, 4, 0x05, 0xa0];
+    f.build()
+}
 
 fn configure_synproxy(dp: &mut Dataplane) -> Result<()> {
     let svc = ServiceAddr::Inet {

@@ -2,6 +2,8 @@
 //! baseline measured in the same run, with ratios (the machine is noisy: compare ratios).
 //! `cargo xtask deb`: the Debian packages (`deb.rs`).
 //! `cargo xtask soak [--duration 30m | --quick]`: fault injection under load (`soak.rs`).
+//! `cargo xtask unsafe-lint`: the XDP program's `unsafe` blocks without a SAFETY comment
+//! (`unsafe_lint.rs`; its unit test runs in CI).
 //!
 //! # The benchmarks
 //!
@@ -38,6 +40,7 @@ mod kadiff;
 mod nginx;
 mod soak;
 mod stats;
+mod unsafe_lint;
 
 use anyhow::Result;
 use clap::{Parser, Subcommand};
@@ -111,6 +114,8 @@ enum Task {
         #[arg(long)]
         class: Option<String>,
     },
+    /// The XDP program's (`ebpf/src`) `unsafe` blocks without a `// SAFETY:` comment.
+    UnsafeLint,
 }
 
 /// `90s`, `30m`, `2h` (a bare number is seconds).
@@ -234,6 +239,7 @@ fn main() -> Result<()> {
             build_release_binaries()?;
             kadiff::run(count, seed, show, class.as_deref())?;
         }
+        Task::UnsafeLint => unsafe_lint::run()?,
     }
     Ok(())
 }

@@ -17,7 +17,9 @@ use crate::model::ip_to_words;
 /// A rule with its id (its counter's index in FW_HITS).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Numbered {
+    /// The rule's counter index in FW_HITS.
     pub id: u32,
+    /// The rule.
     pub rule: Rule,
 }
 
@@ -29,7 +31,12 @@ pub enum Refused {
     /// A rule given twice.
     Repeated(Rule),
     /// More rules apply at one prefix than an entry holds.
-    TooMany { prefix: String, rules: Vec<Rule> },
+    TooMany {
+        /// The source prefix, as text.
+        prefix: String,
+        /// The rules that apply there.
+        rules: Vec<Rule>,
+    },
 }
 
 impl fmt::Display for Refused {
@@ -68,12 +75,17 @@ pub enum Table {
 /// One entry of the firewall's maps (its generation is chosen when it is written).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct TrieEntry {
+    /// Which map the entry goes to.
     pub table: Table,
+    /// AF_INET or AF_INET6.
     pub af: u8,
+    /// Destination the rules are scoped to (scoped entries only).
     pub vip: [u32; 4],
+    /// Source prefix, network-order words.
     pub src: [u32; 4],
     /// Source prefix length.
     pub len: u8,
+    /// The rules that apply at this prefix, in the order they are tried.
     pub value: FwEntry,
 }
 
@@ -111,10 +123,12 @@ impl TrieEntry {
 /// The entries of a rule set.
 #[derive(Debug, Default)]
 pub struct Compiled {
+    /// One per prefix (and per destination for scoped rules).
     pub entries: Vec<TrieEntry>,
 }
 
 impl Compiled {
+    /// Whether any entry goes to `table`.
     pub fn has(&self, table: Table) -> bool {
         self.entries.iter().any(|e| e.table == table)
     }
@@ -123,6 +137,7 @@ impl Compiled {
 /// (scoped, vip, IPv6, network, length): sorts every prefix after those covering it.
 type Group = (bool, u128, bool, u128, u8);
 
+/// Turns rules into map entries: each prefix holds its own rules and those of every prefix covering it.
 pub fn compile(rules: &[Numbered]) -> Result<Compiled, Refused> {
     let mut items: Vec<(Group, FwMatch)> = Vec::with_capacity(rules.len());
     // Rules by id, for the errors only.

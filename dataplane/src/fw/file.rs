@@ -4,7 +4,9 @@
 //! ```json
 //! {"format": "xlvs-fw", "version": 1, "policy": "drop",
 //!  "rules": [{"action": "allow", "src": "198.18.0.0/24", "proto": "tcp", "dport": "22"},
-//!            {"action": "deny", "src": "198.18.7.1-198.18.7.9", "vip": "198.18.100.1"}]}
+//!            {"action": "deny", "src": "198.18.7.1-198.18.7.9", "vip": "198.18.100.1"}],
+//!  "icmp_limit": {"rate": "10/s", "burst": 20},
+//!  "conn_limits": [{"vip": "198.18.100.1", "rate": "100/s", "burst": 200}]}
 //! ```
 //!
 //! Every rule is checked as the command line checks it; the first bad one is named by its
@@ -13,26 +15,49 @@
 use serde::{Deserialize, Serialize};
 
 use super::compile::Numbered;
+use super::limit::{Limit, Limits};
 use super::rule::{Action, Policy, Ports, Proto, Rule, Source};
 
+/// The `format` field of a rule file.
 pub const FORMAT: &str = "xlvs-fw";
+/// The `version` field this build writes and reads.
 pub const VERSION: u32 = 1;
 
 /// A rule set: the default policy and the rules (ids: their counters; files written by `save`
 /// carry none, the running set's record does).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct RuleSet {
+    /// Default policy for traffic no rule allows.
     pub policy: Policy,
+    /// The rules, with their ids.
     pub rules: Vec<Numbered>,
+    /// The rate limits (ICMP bucket, per-VIP connection budgets).
+    pub limits: Limits,
 }
 
 #[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 struct Doc {
     format: String,
     version: u32,
     #[serde(default)]
     policy: Policy,
     rules: Vec<RawRule>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    icmp_limit: Option<RawLimit>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    conn_limits: Vec<RawLimit>,
+}
+
+/// A rate limit: `vip` only (and always) for connection budgets.
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawLimit {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    vip: Option<String>,
+    rate: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    burst: Option<u32>,
 }
 
 /// Only the header, to name the version of a file whose body we cannot read.
@@ -79,9 +104,31 @@ pub fn parse(text: &str, what: &str, with_ids: bool) -> Result<RuleSet, String> 
         };
         rules.push(Numbered { id, rule });
     }
+    let mut limits = Limits::default();
+    if let Some(raw) = &doc.icmp_limit {
+        if raw.vip.is_some() {
+            return Err(format!(
+                "{what}: icmp_limit: no \"vip\" (it is one limit for all ICMP)"
+            ));
+        }
+        limits.icmp =
+            Some(Limit::new(&raw.rate, raw.burst).map_err(|e| format!("{what}: icmp_limit: {e}"))?);
+    }
+    for (i, raw) in doc.conn_limits.iter().enumerate() {
+        let at = |e: String| format!("{what}: conn_limits {}: {e}", i + 1);
+        let vip = raw.vip.as_deref().ok_or_else(|| at("no \"vip\"".into()))?;
+        let vip = vip
+            .parse()
+            .map_err(|_| at(format!("vip `{vip}` is no IPv4 or IPv6 address")))?;
+        let limit = Limit::new(&raw.rate, raw.burst).map_err(at)?;
+        if limits.conn.insert(vip, limit).is_some() {
+            return Err(at(format!("vip {vip} has a budget already")));
+        }
+    }
     Ok(RuleSet {
         policy: doc.policy,
         rules,
+        limits,
     })
 }
 
@@ -98,6 +145,14 @@ fn check_head(format: Option<&str>, version: Option<u32>, what: &str) -> Result<
         )),
         None => Err(format!("{what}: no format version")),
     }
+}
+
+/// Reads one rule given as a rule entry of the file (`{"action": "deny", "src": ...}`), as
+/// the HTTP API takes it; `what` names it in errors. An `id` is ignored.
+pub fn parse_rule(text: &str, what: &str) -> Result<Rule, String> {
+    let raw: RawRule =
+        serde_json::from_str(text).map_err(|e| format!("{what}: not a rule: {e}"))?;
+    to_rule(&raw).map_err(|e| format!("{what}: {e}"))
 }
 
 fn to_rule(raw: &RawRule) -> Result<Rule, String> {
@@ -133,10 +188,25 @@ pub fn render(set: &RuleSet, with_ids: bool) -> String {
                 vip: n.rule.vip.map(|v| v.to_string()),
             })
             .collect(),
+        icmp_limit: set.limits.icmp.map(|l| raw_limit(None, &l)),
+        conn_limits: set
+            .limits
+            .conn
+            .iter()
+            .map(|(vip, l)| raw_limit(Some(vip), l))
+            .collect(),
     };
     let mut text = serde_json::to_string(&doc).expect("serialisable");
     text.push('\n');
     text
+}
+
+fn raw_limit(vip: Option<&std::net::IpAddr>, l: &Limit) -> RawLimit {
+    RawLimit {
+        vip: vip.map(|v| v.to_string()),
+        rate: l.rate_text(),
+        burst: Some(l.burst),
+    }
 }
 
 #[cfg(test)]
@@ -158,6 +228,56 @@ mod tests {
         );
         let again = parse(&render(&set, false), "again", false).unwrap();
         assert_eq!(again, set);
+    }
+
+    #[test]
+    fn rate_limits_read_write_back_and_bad_ones_are_named() {
+        let with = GOOD.replace(
+            "\"rules\":",
+            r#""icmp_limit": {"rate": "10/s", "burst": 20},
+               "conn_limits": [{"vip": "198.18.100.1", "rate": "100/m"},
+                               {"vip": "2001:db8::1", "rate": "5", "burst": 1}],
+               "rules":"#,
+        );
+        let set = parse(&with, "f.json", false).unwrap();
+        assert_eq!(set.limits.icmp.unwrap().to_string(), "10/s --burst 20");
+        let vip: std::net::IpAddr = "198.18.100.1".parse().unwrap();
+        assert_eq!(set.limits.conn[&vip].to_string(), "100/m --burst 100");
+        assert_eq!(set.limits.conn.len(), 2);
+        assert_eq!(parse(&render(&set, false), "again", false).unwrap(), set);
+
+        let e = parse(&with.replace("100/m", "100/h"), "f.json", false).unwrap_err();
+        assert_eq!(
+            e,
+            "f.json: conn_limits 1: rate `100/h`: `h` is no period (s or m: per second or minute)"
+        );
+        let e = parse(&with.replace("2001:db8::1", "198.18.100.1"), "f", false).unwrap_err();
+        assert_eq!(e, "f: conn_limits 2: vip 198.18.100.1 has a budget already");
+        let e = parse(&with.replace("\"burst\": 20", "\"burst\": 0"), "f", false).unwrap_err();
+        assert!(e.starts_with("f: icmp_limit: burst 0:"), "{e}");
+        let e = parse(&with.replace("icmp_limit", "icmp_limt"), "f", false).unwrap_err();
+        assert!(e.contains("unknown field `icmp_limt`"), "{e}");
+    }
+
+    #[test]
+    fn one_rule_entry_reads_and_bad_fields_are_named() {
+        let r = parse_rule(
+            r#"{"action": "deny", "src": "198.18.7.0/24", "proto": "udp", "dport": "53"}"#,
+            "body",
+        )
+        .unwrap();
+        assert_eq!(r.to_string(), "deny 198.18.7.0/24 -p udp --dport 53");
+        let e = parse_rule(r#"{"action": "deny", "src": "198.18.7.0/33"}"#, "body").unwrap_err();
+        assert!(
+            e.starts_with("body: ") && e.contains("198.18.7.0/33"),
+            "{e}"
+        );
+        let e = parse_rule(r#"{"action": "deny", "src": "x", "port": "1"}"#, "b").unwrap_err();
+        assert!(e.contains("unknown field `port`"), "{e}");
+        let e = parse_rule(r#"{"action": "drop", "src": "198.18.7.1"}"#, "b").unwrap_err();
+        assert!(e.contains("unknown variant `drop`"), "{e}");
+        let e = parse_rule(r#"{"action": "deny"}"#, "b").unwrap_err();
+        assert!(e.contains("missing field `src`"), "{e}");
     }
 
     #[test]

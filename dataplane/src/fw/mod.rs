@@ -10,23 +10,33 @@
 //! data plane's run directory (`rules.json`, the `save` format with ids), since bpffs holds no
 //! files.
 //!
+//! The rate limits (ICMP, per-source connection budgets per VIP) are not generations: each is
+//! written in place (keeping its drop counter) before the switch that turns it on, and removed
+//! after the switch that turns it off.
+//!
 //! Modules: `rule` (the model and its parsing), `range` (START-END as prefixes), `compile`
-//! (rules -> trie entries, precedence, refusals), `file` (the JSON format).
+//! (rules -> trie entries, precedence, refusals), `limit` (rate limits), `file` (the JSON
+//! format).
 
 mod batch;
 pub mod compile;
 pub mod file;
+pub mod limit;
 pub mod range;
 pub mod rule;
 
 use std::collections::HashMap;
+use std::net::IpAddr;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use aya::maps::lpm_trie::Key;
 use aya::maps::{Array, HashMap as BpfHashMap, LpmTrie, Map, MapData};
-use ebpf_common::{FwEntry, FwKey, FwScopedKey, MAX_FW_RULES, config, fw, maps as names};
+use ebpf_common::{
+    AF_INET, AF_INET6, FwEntry, FwKey, FwLimit, FwScopedKey, FwVipKey, MAX_FW_CONN_LIMITS,
+    MAX_FW_RULES, config, fw, maps as names,
+};
 
 use crate::error::{Error, Result};
 use crate::lock::WriteLock;
@@ -36,6 +46,7 @@ use crate::{Options, loader, rundir};
 pub use compile::{Numbered, Refused};
 use compile::{Table, TrieEntry};
 pub use file::RuleSet;
+pub use limit::{Limit, Limits};
 pub use rule::{Action, Policy, Ports, Proto, Rule, Source};
 
 /// Why a firewall change was not made (the running set is unchanged).
@@ -44,16 +55,20 @@ pub enum FwError {
     /// The rule set itself is wrong: what, and which rule.
     #[error("{0}")]
     Refused(String),
+    /// A map operation failed.
     #[error(transparent)]
     Dataplane(#[from] Error),
 }
 
+/// A firewall operation's result.
 pub type FwResult<T> = std::result::Result<T, FwError>;
 
 /// What a change cost, for `restore`'s report and the benchmark.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Applied {
+    /// Rules in the set.
     pub rules: usize,
+    /// Map entries written.
     pub prefixes: usize,
     /// Checking and compiling the rules.
     pub compile: Duration,
@@ -108,6 +123,8 @@ pub struct Firewall {
     hosts_typed: BpfHashMap<MapData, FwKey, FwEntry>,
     config: Array<MapData, u32>,
     hits: SharedArray<AtomicU64>,
+    icmp_limit: Array<MapData, FwLimit>,
+    conn_limits: BpfHashMap<MapData, FwVipKey, FwLimit>,
 }
 
 impl Firewall {
@@ -138,6 +155,10 @@ impl Firewall {
             config: Array::try_from(Map::Array(open(names::CONFIG)?))
                 .map_err(|e| layout(names::CONFIG, e))?,
             hits: SharedArray::open(dir, names::FW_HITS, 8)?,
+            icmp_limit: Array::try_from(Map::Array(open(names::FW_ICMP_LIMIT)?))
+                .map_err(|e| layout(names::FW_ICMP_LIMIT, e))?,
+            conn_limits: BpfHashMap::try_from(Map::HashMap(open(names::FW_CONN_LIMITS)?))
+                .map_err(|e| layout(names::FW_CONN_LIMITS, e))?,
         })
     }
 
@@ -192,7 +213,7 @@ impl Firewall {
         }
         let mut rules: Vec<Rule> = cur.rules.iter().map(|n| n.rule).collect();
         rules.push(rule);
-        self.apply(&cur, cur.policy, &rules)
+        self.apply(&cur, cur.policy, &rules, &cur.limits)
     }
 
     /// Removes a rule, given as added (or as listed).
@@ -208,21 +229,87 @@ impl Firewall {
             .map(|n| n.rule)
             .filter(|r| *r != rule)
             .collect();
-        self.apply(&cur, cur.policy, &rules)
+        self.apply(&cur, cur.policy, &rules, &cur.limits)
     }
 
     /// Removes every rule (the policy stays).
     pub fn flush(&mut self) -> FwResult<Applied> {
         let _lock = WriteLock::acquire(&self.pin_dir)?;
         let cur = self.current()?;
-        self.apply(&cur, cur.policy, &[])
+        self.apply(&cur, cur.policy, &[], &cur.limits)
     }
 
+    /// Changes the default policy, keeping the rules.
     pub fn set_policy(&mut self, policy: Policy) -> FwResult<Applied> {
         let _lock = WriteLock::acquire(&self.pin_dir)?;
         let cur = self.current()?;
         let rules: Vec<Rule> = cur.rules.iter().map(|n| n.rule).collect();
-        self.apply(&cur, policy, &rules)
+        self.apply(&cur, policy, &rules, &cur.limits)
+    }
+
+    /// Sets (or with `None` removes) the ICMP rate limit.
+    pub fn set_icmp_limit(&mut self, limit: Option<Limit>) -> FwResult<()> {
+        let _lock = WriteLock::acquire(&self.pin_dir)?;
+        let cur = self.current()?;
+        let mut limits = cur.limits.clone();
+        limits.icmp = limit;
+        self.apply_limits(&cur, &limits)
+    }
+
+    /// Sets (or with `None` removes) the per-source connection budget towards `vip`.
+    pub fn set_conn_limit(&mut self, vip: IpAddr, limit: Option<Limit>) -> FwResult<()> {
+        let _lock = WriteLock::acquire(&self.pin_dir)?;
+        let cur = self.current()?;
+        let mut limits = cur.limits.clone();
+        match limit {
+            Some(l) => {
+                limits.conn.insert(vip, l);
+            }
+            None => {
+                if limits.conn.remove(&vip).is_none() {
+                    return Err(FwError::Refused(format!("no conn-limit for {vip}")));
+                }
+            }
+        }
+        self.apply_limits(&cur, &limits)
+    }
+
+    /// Packets dropped over the ICMP limit.
+    pub fn icmp_dropped(&self) -> u64 {
+        self.icmp_limit.get(&0, 0).map(|l| l.dropped).unwrap_or(0)
+    }
+
+    /// Packets dropped over each limit as the maps hold them (for exporters: no record
+    /// needed): the ICMP limit's (when set), each VIP's budget's.
+    pub fn limit_drops(&self) -> (Option<u64>, Vec<(IpAddr, u64)>) {
+        let icmp = self
+            .icmp_limit
+            .get(&0, 0)
+            .ok()
+            .filter(|l| l.interval_ns != 0)
+            .map(|l| l.dropped);
+        let conn = self
+            .conn_limits
+            .iter()
+            .filter_map(|e| e.ok())
+            .map(|(k, l)| {
+                let family = if k.af == AF_INET6 {
+                    crate::model::Family::V6
+                } else {
+                    crate::model::Family::V4
+                };
+                (crate::model::words_to_ip(&k.vip, family), l.dropped)
+            })
+            .collect();
+        (icmp, conn)
+    }
+
+    /// Packets dropped over `vip`'s connection budget.
+    pub fn conn_dropped(&self, vip: IpAddr) -> u64 {
+        self.conn_limits
+            .get(&vip_key(vip), 0)
+            .map(|l| l.dropped)
+            .unwrap_or(0)
     }
 
     /// Replaces the whole rule set (`restore`): all of it or nothing. Rules that were running
@@ -232,12 +319,20 @@ impl Firewall {
         let cur = self.current()?;
         // Rules listed twice, or contradicting each other, are refused by the compiler.
         let rules: Vec<Rule> = set.rules.iter().map(|n| n.rule).collect();
-        self.apply(&cur, set.policy, &rules)
+        self.apply(&cur, set.policy, &rules, &set.limits)
     }
 
-    /// Builds `rules` under the unused generation, switches, records, removes the old one.
-    fn apply(&mut self, cur: &RuleSet, policy: Policy, rules: &[Rule]) -> FwResult<Applied> {
+    /// Builds `rules` under the unused generation, writes `limits`, switches, records, removes
+    /// the old generation and the limits no longer set.
+    fn apply(
+        &mut self,
+        cur: &RuleSet,
+        policy: Policy,
+        rules: &[Rule],
+        limits: &Limits,
+    ) -> FwResult<Applied> {
         let started = Instant::now();
+        check_limits(limits)?;
         if rules.len() > MAX_FW_RULES as usize {
             return Err(FwError::Refused(format!(
                 "{} rules: at most {MAX_FW_RULES} can exist",
@@ -263,7 +358,10 @@ impl Firewall {
         }
         rundir::write_atomic(&pending, "")
             .map_err(|e| Error::map(format!("write {}", pending.display()), e))?;
-        if let Err(e) = self.write_entries(&compiled.entries, new_gen) {
+        if let Err(e) = self
+            .write_entries(&compiled.entries, new_gen)
+            .and_then(|()| self.write_limits(limits))
+        {
             // Take back what was written: the running set never saw it.
             self.remove_entries(&compiled.entries, new_gen);
             let _ = std::fs::remove_file(&pending);
@@ -290,6 +388,7 @@ impl Firewall {
         if policy == Policy::Drop {
             word |= fw::STATE_POLICY_DROP;
         }
+        word |= limit_bits(limits);
         // The switch: from here on every packet sees the new set.
         self.config
             .set(config::FW, word, 0)
@@ -300,10 +399,10 @@ impl Firewall {
         let record = RuleSet {
             policy,
             rules: numbered,
+            limits: limits.clone(),
         };
-        let path = self.record_path();
-        rundir::write_atomic(&path, &file::render(&record, true))
-            .map_err(|e| Error::map(format!("write {}", path.display()), e))?;
+        self.record(&record)?;
+        self.remove_limits(&cur.limits, limits);
         match compile::compile(&cur.rules) {
             Ok(old) => self.remove_entries(&old.entries, old_gen),
             Err(_) => self.sweep(old_gen)?,
@@ -311,6 +410,73 @@ impl Firewall {
         let _ = std::fs::remove_file(&pending);
         applied.cleanup = cleaned.elapsed();
         Ok(applied)
+    }
+
+    /// A change of the rate limits alone: written in place, the limit bits switched in the
+    /// state word (the rules' generation untouched).
+    fn apply_limits(&mut self, cur: &RuleSet, limits: &Limits) -> FwResult<()> {
+        check_limits(limits)?;
+        self.write_limits(limits)?;
+        let state = self.state()?;
+        let word = state & !(fw::STATE_ICMP_LIMIT | fw::STATE_CONN_LIMIT) | limit_bits(limits);
+        self.config
+            .set(config::FW, word, 0)
+            .map_err(|e| crate::maps::err("firewall state", e))?;
+        let record = RuleSet {
+            limits: limits.clone(),
+            ..cur.clone()
+        };
+        self.record(&record)?;
+        self.remove_limits(&cur.limits, limits);
+        Ok(())
+    }
+
+    fn record(&self, set: &RuleSet) -> Result<()> {
+        let path = self.record_path();
+        rundir::write_atomic(&path, &file::render(set, true))
+            .map_err(|e| Error::map(format!("write {}", path.display()), e))
+    }
+
+    /// Writes every limit of `limits` in place, keeping the drop counter of one that exists.
+    fn write_limits(&mut self, limits: &Limits) -> Result<()> {
+        if let Some(l) = limits.icmp {
+            let old = self.icmp_limit.get(&0, 0).unwrap_or_default();
+            let new = FwLimit {
+                dropped: old.dropped,
+                ..l.abi()
+            };
+            if (new.interval_ns, new.tolerance_ns) != (old.interval_ns, old.tolerance_ns) {
+                self.icmp_limit
+                    .set(0, new, 0)
+                    .map_err(|e| crate::maps::err("firewall ICMP limit", e))?;
+            }
+        }
+        for (vip, l) in &limits.conn {
+            let key = vip_key(*vip);
+            let old = self.conn_limits.get(&key, 0).ok();
+            let new = FwLimit {
+                dropped: old.map(|o| o.dropped).unwrap_or(0),
+                ..l.abi()
+            };
+            if old.map(|o| (o.interval_ns, o.tolerance_ns))
+                != Some((new.interval_ns, new.tolerance_ns))
+            {
+                self.conn_limits
+                    .insert(key, new, 0)
+                    .map_err(|e| crate::maps::err("firewall connection budget", e))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Removes the limits of `old` that `new` no longer has (after the switch turned them off).
+    fn remove_limits(&mut self, old: &Limits, new: &Limits) {
+        if old.icmp.is_some() && new.icmp.is_none() {
+            let _ = self.icmp_limit.set(0, FwLimit::default(), 0);
+        }
+        for vip in old.conn.keys().filter(|v| !new.conn.contains_key(v)) {
+            let _ = self.conn_limits.remove(&vip_key(*vip));
+        }
     }
 
     fn state(&self) -> Result<u32> {
@@ -395,6 +561,36 @@ impl Firewall {
             .collect();
         batch::delete(&self.hosts, &hosts).map_err(|e| Error::map("firewall sweep", e))
     }
+}
+
+fn vip_key(vip: IpAddr) -> FwVipKey {
+    FwVipKey {
+        af: if vip.is_ipv6() { AF_INET6 } else { AF_INET },
+        _pad: [0; 3],
+        vip: crate::model::ip_to_words(&vip),
+    }
+}
+
+/// The state word's bits for the limits set.
+fn limit_bits(limits: &Limits) -> u32 {
+    let mut bits = 0;
+    if limits.icmp.is_some() {
+        bits |= fw::STATE_ICMP_LIMIT;
+    }
+    if !limits.conn.is_empty() {
+        bits |= fw::STATE_CONN_LIMIT;
+    }
+    bits
+}
+
+fn check_limits(limits: &Limits) -> FwResult<()> {
+    if limits.conn.len() > MAX_FW_CONN_LIMITS as usize {
+        return Err(FwError::Refused(format!(
+            "{} connection budgets: at most {MAX_FW_CONN_LIMITS} VIPs can have one",
+            limits.conn.len()
+        )));
+    }
+    Ok(())
 }
 
 /// Gives each rule an id: a rule that is running keeps its own (and its counter); a new one

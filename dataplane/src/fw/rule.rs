@@ -9,14 +9,18 @@ use serde::{Deserialize, Serialize};
 
 use super::range;
 
+/// What a rule does with the packets it matches.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Action {
+    /// Let them through.
     Allow,
+    /// Drop them.
     Deny,
 }
 
 impl Action {
+    /// The action's word in `xlvs fw` commands and listings.
     pub fn name(self) -> &'static str {
         match self {
             Action::Allow => "allow",
@@ -36,12 +40,15 @@ impl Action {
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Policy {
+    /// No rule needed: what matches no rule passes.
     #[default]
     Accept,
+    /// Traffic to this host that no rule allows is dropped.
     Drop,
 }
 
 impl Policy {
+    /// The policy's word in `xlvs fw` commands and listings.
     pub fn name(self) -> &'static str {
         match self {
             Policy::Accept => "accept",
@@ -64,12 +71,16 @@ impl std::str::FromStr for Policy {
 /// Protocols a rule can name. `Icmp` is ICMP for IPv4 sources and ICMPv6 for IPv6 ones.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Proto {
+    /// TCP.
     Tcp,
+    /// UDP.
     Udp,
+    /// ICMP / ICMPv6.
     Icmp,
 }
 
 impl Proto {
+    /// The protocol's word in `xlvs fw` commands and listings.
     pub fn name(self) -> &'static str {
         match self {
             Proto::Tcp => "tcp",
@@ -111,6 +122,7 @@ pub enum Source {
 }
 
 impl Source {
+    /// Whether the source is an IPv6 address or prefix.
     pub fn is_v6(&self) -> bool {
         match self {
             Source::Prefix(a, _) | Source::Range(a, _) => a.is_ipv6(),
@@ -167,7 +179,7 @@ impl std::str::FromStr for Source {
                     .filter(|n| *n <= bits_of(&a))
                     .ok_or_else(|| {
                         format!(
-                            "`{l}` is no prefix length for {} (0-{})",
+                            "`{l}` is no prefix length for {} (0-{}) in `{s}`",
                             if a.is_ipv6() { "IPv6" } else { "IPv4" },
                             bits_of(&a)
                         )
@@ -228,9 +240,13 @@ impl std::str::FromStr for Ports {
 /// One rule. Two rules with the same `matcher()` match the same packets.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Rule {
+    /// Allow or deny.
     pub action: Action,
+    /// Source address or prefix matched.
     pub src: Source,
+    /// Protocol matched; none: any.
     pub proto: Option<Proto>,
+    /// Destination ports matched (TCP/UDP); none: any.
     pub dport: Option<Ports>,
     /// Only packets to this destination address (`--vip`); global otherwise.
     pub vip: Option<IpAddr>,
@@ -344,7 +360,9 @@ mod tests {
     fn malformed_sources_say_what_is_wrong() {
         let err = |s: &str| src(s).unwrap_err();
         assert!(err("198.18.0.1/24").contains("host bits set (the network is 198.18.0.0/24)"));
-        assert!(err("198.18.0.0/33").contains("no prefix length for IPv4 (0-32)"));
+        assert!(
+            err("198.18.0.0/33").contains("no prefix length for IPv4 (0-32) in `198.18.0.0/33`")
+        );
         assert!(err("2001:db8::/129").contains("(0-128)"));
         assert!(err("198.18.0.300").contains("`198.18.0.300` is no IPv4 or IPv6 address"));
         assert!(err("198.18.0.9-198.18.0.1").contains("ends before it starts"));

@@ -93,6 +93,8 @@ pub fn to_real(ctx: &XdpContext, pkt: &Packet, conn: &Conn, now: u64) -> u32 {
         sport,
         dport,
     };
+    // SAFETY: `p` is a map value pointer from get_ptr_mut: non-null, aligned and valid for this
+    // program run.
     let nh = DEST_NH
         .get_ptr_mut(conn.dest_id)
         .map(|p| NhSlot::of(unsafe { &mut *p }));
@@ -128,6 +130,8 @@ pub fn to_client_path(
             if moves {
                 let client_key = client_key_at(entry, pkt.proto, &pkt.dst, pkt.dport);
                 if let Some(client) = CONNS.get_ptr_mut(&client_key) {
+                    // SAFETY: a map value pointer from get_ptr_mut: non-null, aligned and valid
+                    // for this program run.
                     let client = unsafe { &mut *client };
                     track(client, pkt, Dir::Out);
                     client.last_seen = now;
@@ -175,6 +179,8 @@ pub fn wants_toa(ctx: &XdpContext, pkt: &Packet, conn: &Conn) -> bool {
         return false;
     }
     match ptr_at::<u32>(ctx, pkt.l4_off + TCP_ACK_SEQ) {
+        // SAFETY: `ack` comes from ptr_at (bounds checked against data_end); an unaligned read
+        // needs no alignment.
         Some(ack) => (unsafe { ack.read_unaligned() }) == conn.toa_ack,
         None => false,
     }
@@ -188,6 +194,8 @@ fn note_server_isn(ctx: &XdpContext, pkt: &Packet, client: &mut Conn) {
         return;
     }
     if let Some(seq) = ptr_at::<u32>(ctx, pkt.l4_off + TCP_SEQ) {
+        // SAFETY: `seq` comes from ptr_at (bounds checked against data_end); an unaligned read
+        // needs no alignment.
         let isn = u32::from_be(unsafe { seq.read_unaligned() });
         client.toa_ack = isn.wrapping_add(1).to_be();
         toa::clamp_mss(ctx, pkt, toa::option_len(pkt) as u16);
@@ -217,6 +225,8 @@ pub fn toa_stage(ctx: &XdpContext, now: u64) -> u32 {
     let Some(entry) = CONNS.get_ptr_mut(&pkt.flow()) else {
         return xdp_action::XDP_PASS;
     };
+    // SAFETY: `entry` is a map value pointer from get_ptr_mut: non-null, aligned and valid for this
+    // program run.
     let entry = unsafe { &mut *entry };
     if !toa::insert(ctx, &pkt) {
         toa::skipped();
@@ -241,6 +251,8 @@ pub fn seqadj_stage(ctx: &XdpContext, now: u64) -> u32 {
     let Some(entry) = CONNS.get_ptr_mut(&pkt.flow()) else {
         return xdp_action::XDP_DROP;
     };
+    // SAFETY: `entry` is a map value pointer from get_ptr_mut: non-null, aligned and valid for this
+    // program run.
     let entry = unsafe { &mut *entry };
     // One walk of the options for both directions (each copy costs the verifier much).
     let o = if entry.sp_opts & (SP_TS | SP_SACK) != 0 {

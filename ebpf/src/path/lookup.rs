@@ -57,6 +57,7 @@ pub fn main(ctx: &XdpContext) -> u32 {
         return xdp_action::XDP_PASS;
     }
     let flow = pkt.flow();
+    // SAFETY: a BPF helper without arguments or preconditions.
     let now = unsafe { bpf_ktime_get_coarse_ns() };
 
     // One lookup finds either direction of a known connection: a reply of a one-entry NAT
@@ -68,6 +69,8 @@ pub fn main(ctx: &XdpContext) -> u32 {
         None => CONNS.get_ptr_mut(&flow),
     };
     if let Some(entry) = known {
+        // SAFETY: `entry` is a map value pointer from get_ptr_mut: non-null, aligned and valid for
+        // this program run.
         let entry = unsafe { &mut *entry };
         if parse::invalid(ctx, pkt) {
             count(counter::DROP_INVALID);
@@ -160,6 +163,7 @@ fn expired(conn: &mut Conn, flow: &FlowKey, now: u64) -> bool {
     if conn.xflags & CONN_X_ONE_ENTRY != 0 {
         return true;
     }
+    // SAFETY: the entry is read within this run; a map value lives for the whole program run (RCU).
     if let Some(reply) = unsafe { CONNS.get(&reply_key_of(conn, flow)) }
         && now.saturating_sub(reply.last_seen) <= timeout
     {

@@ -244,6 +244,8 @@ pub fn sched_stage(ctx: &XdpContext, now: u64) -> u32 {
     };
     let flow = pkt.flow();
     let dest_id = sched_scan::pick(svc, &pkt, now);
+    // SAFETY: the destination is copied or used within this run; a map value lives for the whole
+    // program run (RCU).
     if dest_id != sched::NO_DEST
         && let Some(d) = unsafe { DESTS.get(dest_id) }
     {

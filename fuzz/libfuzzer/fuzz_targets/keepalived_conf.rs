@@ -3,11 +3,4 @@
 
 use xlvs_fuzz::targets::*;
 
-libfuzzer_sys::fuzz_target!(|data: &[u8]| xlvs_fuzz::libfuzzer::run(&mut keepalived_conf::run, data));
-
-libfuzzer_sys::fuzz_mutator!(|data: &mut [u8], size: usize, max: usize, seed: u32| {
-    if seed % 2 == 0 {
-        return libfuzzer_sys::fuzzer_mutate(data, size, max);
-    }
-    xlvs_fuzz::libfuzzer::mutate(&keepalived_conf::TARGET, data, size, max, seed)
-});
+xlvs_fuzz::fuzz_target!(keepalived_conf::TARGET, keepalived_conf::run);

@@ -7,10 +7,14 @@ use hickory_proto::op::{Message, MessageType, OpCode, Query, ResponseCode};
 use hickory_proto::rr::{Name, RecordType};
 use std::str::FromStr;
 
+/// DNS_CHECK: a query must get an answer.
 #[derive(Debug)]
 pub struct DnsProbe {
+    /// Where the query goes.
     pub conn: Conn,
+    /// Name asked.
     pub name: Name,
+    /// Record type asked.
     pub rtype: RecordType,
 }
 
@@ -27,6 +31,7 @@ impl DnsProbe {
         Ok(DnsProbe { conn, name, rtype })
     }
 
+    /// One query.
     pub async fn run(&self) -> Outcome {
         match tokio::time::timeout(self.conn.timeout, self.query()).await {
             Ok(Ok(())) => Outcome::ok(format!("DNS_CHECK ({}) success.", self.conn.fmt("udp"))),

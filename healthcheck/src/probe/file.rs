@@ -8,10 +8,14 @@
 use super::Outcome;
 use std::path::PathBuf;
 
+/// FILE_CHECK: a file's number decides.
 #[derive(Debug)]
 pub struct FileProbe {
+    /// The tracked file.
     pub path: PathBuf,
+    /// Multiplier of its value (0: non-zero means down).
     pub weight: i32,
+    /// A non-zero value means up instead.
     pub reverse: bool,
 }
 
@@ -46,6 +50,7 @@ pub fn parse_value(text: &str) -> Option<i64> {
 }
 
 impl FileProbe {
+    /// The file's number, if it holds one.
     pub fn read_value(&self) -> Option<i64> {
         match std::fs::read(&self.path) {
             Ok(bytes) => {
@@ -71,6 +76,7 @@ impl FileProbe {
         }
     }
 
+    /// One reading.
     pub fn run(&self) -> Outcome {
         let Some(v) = self.read_value() else {
             return Outcome::fail(format!(

@@ -20,24 +20,35 @@ use tokio::io::{AsyncRead, AsyncWrite};
 /// Most of a body kept for the regex (the digest covers all of it).
 const REGEX_BUFFER: usize = 1 << 20;
 
+/// One `url` of HTTP_GET / SSL_GET, ready to check.
 #[derive(Debug)]
 pub struct UrlCheck {
+    /// Path requested.
     pub path: String,
     /// Lower-case hex MD5.
     pub digest: Option<String>,
+    /// Status codes accepted.
     pub status: Vec<StatusRange>,
+    /// Host header.
     pub host: Option<String>,
+    /// Pattern the body must match.
     pub regex: Option<Regex>,
+    /// The body must not match `regex` instead.
     pub regex_no_match: bool,
 }
 
+/// HTTP_GET / SSL_GET: each URL's answer must be as configured.
 #[derive(Debug)]
 pub struct HttpProbe {
+    /// Where requests go.
     pub conn: Conn,
+    /// The URLs, checked one per attempt.
     pub urls: Vec<UrlCheck>,
+    /// TLS client settings (SSL_GET); None: plain HTTP.
     pub tls: Option<Arc<rustls::ClientConfig>>,
     /// Send SNI (the virtual host) in the TLS handshake.
     pub sni: bool,
+    /// HTTP version of the request line.
     pub version: Version,
     /// `Connection: close` (http_protocol 1.0C / 1.1).
     pub close: bool,
@@ -118,6 +129,7 @@ impl HttpProbe {
         self.conn.fmt("tcp")
     }
 
+    /// One request, for URL number `url`.
     pub async fn run(&self, url: usize) -> Outcome {
         let Some(u) = self.urls.get(url) else {
             return Outcome::fail("no such url");

@@ -9,17 +9,23 @@ use crate::script::{ScriptExit, command_for, run_command};
 use keepalived_conf::model::Script;
 use std::time::Duration;
 
+/// MISC_CHECK: a script's exit status decides.
 #[derive(Debug)]
 pub struct MiscProbe {
+    /// The script.
     pub script: Script,
+    /// Longest it may run (then it is killed and counts as failed).
     pub timeout: Duration,
+    /// `misc_dynamic`: exit codes 2-255 set the weight.
     pub dynamic: bool,
+    /// User it runs as.
     pub user: Option<String>,
     /// FMT_CHK / FMT_VS for messages.
     pub label: String,
 }
 
 impl MiscProbe {
+    /// One run.
     pub async fn run(&self) -> Outcome {
         let prog = self.script.argv.first().cloned().unwrap_or_default();
         let cmd = command_for(&self.script, self.user.as_deref(), None);

@@ -14,6 +14,7 @@ pub mod udp;
 /// The result of one probe.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Outcome {
+    /// The probe passed.
     pub ok: bool,
     /// Why, as keepalived would log it.
     pub reason: String,
@@ -25,6 +26,7 @@ pub struct Outcome {
 }
 
 impl Outcome {
+    /// A pass, with its reason.
     pub fn ok(reason: impl Into<String>) -> Outcome {
         Outcome {
             ok: true,
@@ -34,6 +36,7 @@ impl Outcome {
         }
     }
 
+    /// A failure, with its reason.
     pub fn fail(reason: impl Into<String>) -> Outcome {
         Outcome {
             ok: false,
@@ -47,13 +50,21 @@ impl Outcome {
 /// A ready-to-run probe.
 #[derive(Debug)]
 pub enum Probe {
+    /// TCP_CHECK.
     Tcp(tcp::TcpProbe),
+    /// HTTP_GET / SSL_GET.
     Http(http::HttpProbe),
+    /// MISC_CHECK.
     Misc(misc::MiscProbe),
+    /// UDP_CHECK.
     Udp(udp::UdpProbe),
+    /// PING_CHECK.
     Ping(ping::PingProbe),
+    /// DNS_CHECK.
     Dns(dns::DnsProbe),
+    /// SMTP_CHECK.
     Smtp(smtp::SmtpProbe),
+    /// FILE_CHECK.
     File(file::FileProbe),
     /// BFD_CHECK: follows the named BFD session (driven by its state, never probed).
     Bfd(String),

@@ -5,12 +5,15 @@ use crate::conn::Conn;
 use std::net::SocketAddr;
 use surge_ping::{Client, Config, ICMP, PingIdentifier, PingSequence};
 
+/// PING_CHECK: an ICMP echo must be answered.
 #[derive(Debug)]
 pub struct PingProbe {
+    /// Address pinged and timeout.
     pub conn: Conn,
 }
 
 impl PingProbe {
+    /// One echo.
     pub async fn run(&self) -> Outcome {
         let ip = self.conn.dst.ip();
         let mut cfg = Config::builder().kind(if ip.is_ipv4() { ICMP::V4 } else { ICMP::V6 });

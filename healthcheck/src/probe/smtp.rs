@@ -4,16 +4,20 @@ use super::Outcome;
 use crate::conn::Conn;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 
+/// SMTP_CHECK: the server must greet and accept HELO.
 #[derive(Debug)]
 pub struct SmtpProbe {
+    /// Where it connects.
     pub conn: Conn,
     /// Default `smtpchecker.keepalived.org` (keepalived's).
     pub helo_name: String,
 }
 
+/// keepalived's default HELO name.
 pub const DEFAULT_HELO: &str = "smtpchecker.keepalived.org";
 
 impl SmtpProbe {
+    /// One SMTP exchange.
     pub async fn run(&self) -> Outcome {
         let who = self.conn.fmt("tcp");
         match self.dialogue().await {

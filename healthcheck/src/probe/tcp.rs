@@ -3,12 +3,15 @@
 use super::Outcome;
 use crate::conn::{Conn, ConnError};
 
+/// TCP_CHECK: the connection must open.
 #[derive(Debug)]
 pub struct TcpProbe {
+    /// Where it connects.
     pub conn: Conn,
 }
 
 impl TcpProbe {
+    /// One connection attempt.
     pub async fn run(&self) -> Outcome {
         let who = self.conn.fmt("tcp");
         match self.conn.tcp().await {

@@ -6,20 +6,27 @@
 use super::Outcome;
 use crate::conn::Conn;
 
+/// UDP_CHECK: a datagram must not be refused (or must be answered).
 #[derive(Debug)]
 pub struct UdpProbe {
+    /// Where it is sent.
     pub conn: Conn,
+    /// The datagram.
     pub payload: Vec<u8>,
     /// `Some` when a reply is required; the pattern (may be empty).
     pub require_reply: Option<HexPattern>,
+    /// Shortest acceptable reply.
     pub min_reply_length: usize,
+    /// Longest acceptable reply.
     pub max_reply_length: usize,
 }
 
 /// Bytes with per-nibble masks (`x`/`X` matches anything).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct HexPattern {
+    /// Bytes to compare.
     pub data: Vec<u8>,
+    /// Per byte, the bits that match anything (`x` nibbles).
     pub mask: Vec<u8>,
 }
 
@@ -57,6 +64,7 @@ impl HexPattern {
 }
 
 impl UdpProbe {
+    /// One exchange.
     pub async fn run(&self) -> Outcome {
         let who = self.conn.fmt("udp");
         let sock = match self.conn.udp() {

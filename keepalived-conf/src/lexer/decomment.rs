@@ -7,6 +7,7 @@
 /// Result of decommenting one raw line.
 #[derive(Debug, PartialEq, Eq)]
 pub struct Decommented {
+    /// The line without comments and surrounding blanks.
     pub text: String,
     /// Bytes of leading blanks removed (for column numbers).
     pub lead: usize,
@@ -14,6 +15,7 @@ pub struct Decommented {
     pub unterminated_quote: bool,
 }
 
+/// Removes comments and surrounding blanks from one raw line.
 pub fn decomment(raw: &str) -> Decommented {
     let trimmed = raw.trim_start_matches([' ', '\t']);
     let lead = raw.len() - trimmed.len();

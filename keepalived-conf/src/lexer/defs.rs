@@ -17,10 +17,12 @@ pub const MAX_EXPANDED_LINE: usize = 64 * 1024;
 /// Most replacements done on one line.
 const MAX_REPLACEMENTS: usize = 4096;
 
+/// A user definition's value.
 #[derive(Debug, Clone)]
 pub struct Definition {
     /// Lines separated by `\n` when multi-line.
     pub value: String,
+    /// It was written with continuation lines.
     pub multiline: bool,
 }
 
@@ -28,6 +30,7 @@ pub struct Definition {
 #[derive(Debug)]
 pub struct Definitions {
     user: HashMap<String, Definition>,
+    /// The `-i` config id: selects `@ID` lines and is the value of `${_INSTANCE}`.
     pub config_id: String,
     rng: u64,
 }
@@ -35,7 +38,9 @@ pub struct Definitions {
 /// A parsed `$NAME=VALUE` line.
 #[derive(Debug, PartialEq, Eq)]
 pub struct DefinitionLine {
+    /// The name after `$`.
     pub name: String,
+    /// The text after `=`.
     pub value: String,
     /// The value ended with `\`: continuation lines follow.
     pub multiline: bool,
@@ -130,14 +135,18 @@ fn parse_reference(after_dollar: &str) -> Option<Reference<'_>> {
 /// Result of expanding one line.
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct Expansion {
+    /// The line after expansion.
     pub text: String,
     /// Further lines of a multi-line definition, to be read after `text`.
     pub extra_lines: Vec<String>,
+    /// Some reference was replaced.
     pub changed: bool,
+    /// Expansion stopped at [`MAX_EXPANDED_LINE`] or the replacement limit.
     pub too_long: bool,
 }
 
 impl Definitions {
+    /// No user definitions yet; the predefined ones use `config_id` and a `${_RANDOM}` seed.
     pub fn new(config_id: String, seed: u64) -> Self {
         Definitions {
             user: HashMap::new(),
@@ -146,11 +155,13 @@ impl Definitions {
         }
     }
 
+    /// Defines (or redefines) `$name`.
     pub fn set(&mut self, name: &str, value: String, multiline: bool) {
         self.user
             .insert(name.to_string(), Definition { value, multiline });
     }
 
+    /// The user definition `$name`, to append continuation lines to.
     pub fn get_mut(&mut self, name: &str) -> Option<&mut Definition> {
         self.user.get_mut(name)
     }
@@ -252,6 +263,7 @@ impl Definitions {
         out
     }
 
+    /// Whether no `$NAME=` line has been seen.
     pub fn is_empty_user(&self) -> bool {
         self.user.is_empty()
     }

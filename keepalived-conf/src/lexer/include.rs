@@ -7,10 +7,13 @@ use std::path::{Path, PathBuf};
 /// file; the `include?` variants (2.2.x `include_check`) report it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum IncludeKind {
+    /// `include`: a missing file is not an error.
     Plain,
+    /// `includer`, `includem`, …: a missing file is reported.
     Checked,
 }
 
+/// The kind of include a keyword is, or None for other keywords.
 pub fn include_kind(word: &str) -> Option<IncludeKind> {
     match word {
         "include" => Some(IncludeKind::Plain),

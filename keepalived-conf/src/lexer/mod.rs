@@ -18,14 +18,18 @@ use std::sync::Arc;
 /// One word of a logical line.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Token {
+    /// The word (quotes removed).
     pub text: String,
+    /// Its column, from 1.
     pub column: u32,
 }
 
 /// A logical line: a keyword and its arguments, or a lone `{` / `}`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Line {
+    /// Where the line is.
     pub span: Span,
+    /// Its words.
     pub tokens: Vec<Token>,
     /// The line as keepalived's handlers see it (`buf_extern`): after comments, definitions
     /// and brace splitting, before word splitting. Script keywords re-split it with quotes
@@ -35,26 +39,32 @@ pub struct Line {
 }
 
 impl Line {
+    /// Word `i`, if the line has that many.
     pub fn word(&self, i: usize) -> Option<&str> {
         self.tokens.get(i).map(|t| t.text.as_str())
     }
 
+    /// The keyword (empty for an empty line).
     pub fn first(&self) -> &str {
         self.word(0).unwrap_or("")
     }
 
+    /// Number of words.
     pub fn len(&self) -> usize {
         self.tokens.len()
     }
 
+    /// Whether the line has no words.
     pub fn is_empty(&self) -> bool {
         self.tokens.is_empty()
     }
 
+    /// The words after the keyword.
     pub fn args(&self) -> impl Iterator<Item = &str> {
         self.tokens.iter().skip(1).map(|t| t.text.as_str())
     }
 
+    /// The words joined by single blanks.
     pub fn text(&self) -> String {
         let words: Vec<&str> = self.tokens.iter().map(|t| t.text.as_str()).collect();
         words.join(" ")
@@ -79,6 +89,7 @@ pub struct LexOptions {
     pub random_seed: u64,
     /// Guard against generators and includes that explode.
     pub max_lines: usize,
+    /// Deepest nesting of includes followed.
     pub max_include_depth: usize,
     /// False in fuzzing: `include` lines are recognised but no file is read.
     pub follow_includes: bool,
@@ -122,6 +133,7 @@ pub struct Lexer<'d> {
     block_depth: i64,
     include_depth: usize,
     too_many_reported: bool,
+    /// Every file read, main file first.
     pub files: Vec<String>,
 }
 
@@ -135,6 +147,7 @@ const MAX_RECHECKS: usize = 64;
 const MAX_GENERATOR_NESTING: usize = 16;
 
 impl<'d> Lexer<'d> {
+    /// A lexer that reports into `diags`.
     pub fn new(opts: LexOptions, diags: &'d mut Diagnostics) -> Self {
         let defs = Definitions::new(opts.config_id.clone(), opts.random_seed);
         Lexer {
@@ -164,6 +177,7 @@ impl<'d> Lexer<'d> {
         self.read_text(text, Arc::from(name), dir.to_path_buf());
     }
 
+    /// The logical lines, after reporting unbalanced braces.
     pub fn finish(mut self) -> Vec<Line> {
         if self.block_depth > 0 {
             self.diags.push(

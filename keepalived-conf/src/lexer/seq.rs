@@ -12,14 +12,18 @@ use nom::sequence::{delimited, preceded};
 /// One generator: for each iteration, the definitions to set.
 #[derive(Debug, PartialEq, Eq)]
 pub struct Generator {
+    /// Per iteration, the (name, value) definitions to set.
     pub iterations: Vec<Vec<(String, String)>>,
     /// The text after the closing `)`, repeated once per iteration.
     pub rest: String,
 }
 
+/// Why a generator was refused.
 #[derive(Debug, PartialEq, Eq)]
 pub enum SeqError {
+    /// Malformed; the text says how.
     Invalid(String),
+    /// More iterations than allowed.
     TooMany,
 }
 

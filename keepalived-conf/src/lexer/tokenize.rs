@@ -11,7 +11,9 @@ use nom::sequence::delimited;
 /// One word of a line with its byte offset in the line.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Word {
+    /// The word (quotes removed).
     pub text: String,
+    /// Byte offset of its first character in the line.
     pub offset: usize,
 }
 
@@ -34,9 +36,11 @@ fn blanks(input: &str) -> IResult<&str, &str> {
 /// Error: the line has a `"` with no closing `"`; words before it are kept.
 #[derive(Debug, PartialEq, Eq)]
 pub struct UnmatchedQuote {
+    /// The words before the unmatched quote.
     pub words: Vec<Word>,
 }
 
+/// Splits a line into words.
 pub fn split_words(line: &str) -> Result<Vec<Word>, UnmatchedQuote> {
     let mut words = Vec::new();
     let mut rest = line;

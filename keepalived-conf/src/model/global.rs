@@ -5,60 +5,101 @@ use crate::diag::Span;
 use serde::Serialize;
 use std::net::IpAddr;
 
+/// `smtp_server HOST [PORT]`: where alert mail goes.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct SmtpServer {
+    /// Host name or address.
     pub host: String,
+    /// Port (default 25).
     pub port: u16,
 }
 
+/// `lvs_sync_daemon IF [VRRP_INSTANCE] [id N] [maxlen N] [port N] [ttl N] [group IP]`.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct LvsSyncDaemon {
+    /// Interface the sync messages use.
     pub interface: String,
+    /// The instance whose state decides master or backup sync.
     pub vrrp_instance: Option<String>,
+    /// Sync id shared by the pair.
     pub sync_id: Option<u32>,
+    /// Largest sync message.
     pub maxlen: Option<u32>,
+    /// UDP port of the sync messages.
     pub port: Option<u16>,
+    /// TTL of the sync messages.
     pub ttl: Option<u8>,
+    /// Multicast group of the sync messages.
     pub group: Option<IpAddr>,
 }
 
 /// `lvs_timeouts [tcp S] [tcpfin S] [udp S]` (seconds).
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct LvsTimeouts {
+    /// ESTABLISHED TCP timeout.
     pub tcp: Option<u32>,
+    /// TCP timeout after a FIN.
     pub tcpfin: Option<u32>,
+    /// UDP timeout.
     pub udp: Option<u32>,
 }
 
+/// The `global_defs` block, with keepalived's defaults.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct GlobalDefs {
+    /// Where the block starts, when there is one.
     pub span: Option<Span>,
+    /// `router_id`: names this node in alert mail.
     pub router_id: Option<String>,
+    /// `notification_email`: who alert mail goes to.
     pub notification_email: Vec<String>,
+    /// `notification_email_from`: the sender of alert mail.
     pub notification_email_from: Option<String>,
+    /// Where alert mail is sent.
     pub smtp_server: Option<SmtpServer>,
+    /// `smtp_helo_name` (default: the host name).
     pub smtp_helo_name: Option<String>,
     /// Seconds (default 30).
     pub smtp_connect_timeout: f64,
+    /// `smtp_alert`: mail on every state change (default off).
     pub smtp_alert: Option<bool>,
+    /// `smtp_alert_vrrp`: mail on VRRP state changes.
     pub smtp_alert_vrrp: Option<bool>,
+    /// `smtp_alert_checker`: mail on checker state changes.
     pub smtp_alert_checker: Option<bool>,
+    /// `enable_script_security`: refuse scripts others could replace.
     pub enable_script_security: bool,
+    /// `script_user`: user scripts run as by default.
     pub script_user: Option<String>,
+    /// Group scripts run as by default (`script_user U G`).
     pub script_group: Option<String>,
+    /// `startup_script`: runs before the daemon starts its work.
     pub startup_script: Option<Script>,
+    /// `shutdown_script`: runs when the daemon stops.
     pub shutdown_script: Option<Script>,
+    /// `notify_fifo`: FIFO that receives every state change.
     pub notify_fifo: Option<String>,
+    /// `notify_fifo_script`: reads `notify_fifo`.
     pub notify_fifo_script: Option<Script>,
+    /// `vrrp_notify_fifo`: FIFO for VRRP state changes.
     pub vrrp_notify_fifo: Option<String>,
+    /// `vrrp_notify_fifo_script`: reads `vrrp_notify_fifo`.
     pub vrrp_notify_fifo_script: Option<Script>,
+    /// `lvs_notify_fifo`: FIFO for checker state changes.
     pub lvs_notify_fifo: Option<String>,
+    /// `lvs_notify_fifo_script`: reads `lvs_notify_fifo`.
     pub lvs_notify_fifo_script: Option<Script>,
+    /// `dynamic_interfaces`: interfaces may appear after start.
     pub dynamic_interfaces: bool,
+    /// `default_interface` of static addresses without `dev`.
     pub default_interface: Option<String>,
+    /// `lvs_timeouts` given.
     pub lvs_timeouts: LvsTimeouts,
+    /// `lvs_flush`: clear the IPVS tables at start.
     pub lvs_flush: bool,
+    /// `lvs_flush_onstop`: clear the IPVS tables at stop.
     pub lvs_flush_on_stop: bool,
+    /// `lvs_sync_daemon`, when set.
     pub lvs_sync_daemon: Option<LvsSyncDaemon>,
     /// Default 224.0.0.18.
     pub vrrp_mcast_group4: IpAddr,
@@ -72,30 +113,49 @@ pub struct GlobalDefs {
     pub vrrp_garp_master_refresh: u32,
     /// Default 1.
     pub vrrp_garp_master_refresh_repeat: u32,
+    /// `vrrp_garp_lower_prio_delay` default of instances.
     pub vrrp_garp_lower_prio_delay: Option<u32>,
+    /// `vrrp_garp_lower_prio_repeat` default of instances.
     pub vrrp_garp_lower_prio_repeat: Option<u32>,
     /// Seconds between gratuitous ARPs (0 = none).
     pub vrrp_garp_interval: f64,
     /// Seconds between unsolicited NAs (0 = none).
     pub vrrp_gna_interval: f64,
+    /// `vrrp_min_garp`: one gratuitous ARP per transition, no refresh.
     pub vrrp_min_garp: bool,
+    /// `vrrp_lower_prio_no_advert` default of instances.
     pub vrrp_lower_prio_no_advert: Option<bool>,
+    /// `vrrp_higher_prio_send_advert` default of instances.
     pub vrrp_higher_prio_send_advert: Option<bool>,
     /// Default 2.
     pub vrrp_version: u8,
+    /// `vrrp_check_unicast_src` default of instances.
     pub vrrp_check_unicast_src: bool,
+    /// `vrrp_skip_check_adv_addr` default of instances.
     pub vrrp_skip_check_adv_addr: bool,
+    /// `vrrp_strict`: RFC conformance (no unicast, no auth, VIPs not accepted locally).
     pub vrrp_strict: bool,
+    /// `vrrp_priority`: scheduling priority (nice) of the VRRP process.
     pub vrrp_priority: Option<i32>,
+    /// `checker_priority`: scheduling priority (nice) of the checker process.
     pub checker_priority: Option<i32>,
+    /// `vrrp_no_swap`: lock the VRRP process in memory.
     pub vrrp_no_swap: bool,
+    /// `checker_no_swap`: lock the checker process in memory.
     pub checker_no_swap: bool,
+    /// `enable_snmp_vrrp`.
     pub enable_snmp_vrrp: bool,
+    /// `enable_snmp_checker`.
     pub enable_snmp_checker: bool,
+    /// `enable_snmp_rfc`.
     pub enable_snmp_rfc: bool,
+    /// `enable_dbus`.
     pub enable_dbus: bool,
+    /// `vrrp_startup_delay`: seconds before VRRP starts after boot.
     pub vrrp_startup_delay: Option<f64>,
+    /// `max_auto_priority`: the real-time priority ceiling.
     pub max_auto_priority: Option<i32>,
+    /// `vmac_prefix` of generated VMAC interface names.
     pub vmac_prefix: Option<String>,
     /// Every other known global keyword, kept verbatim.
     pub extra: Vec<RawOption>,
@@ -185,11 +245,17 @@ impl GlobalDefs {
     }
 }
 
+/// The `SSL` block: client certificate of SSL_GET checks.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct SslConfig {
+    /// Where the block starts, when there is one.
     pub span: Option<Span>,
+    /// Password of the key.
     pub password: Option<String>,
+    /// CA file the server's certificate is checked against.
     pub ca: Option<String>,
+    /// Client certificate file.
     pub certificate: Option<String>,
+    /// Client key file.
     pub key: Option<String>,
 }

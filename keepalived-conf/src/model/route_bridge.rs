@@ -12,12 +12,16 @@ use super::Protocol;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum RoutingDaemon {
+    /// bird 2, driven through its control socket.
     Bird,
+    /// FRR, driven through vtysh.
     Frr,
+    /// quagga, driven through vtysh.
     Quagga,
 }
 
 impl RoutingDaemon {
+    /// The name used in `daemon` lines and messages.
     pub fn name(self) -> &'static str {
         match self {
             RoutingDaemon::Bird => "bird",
@@ -35,21 +39,30 @@ pub enum DaemonInstance {
     /// namespace; otherwise start and supervise an own one.
     #[default]
     Auto,
+    /// Always start and supervise an own daemon.
     Own,
+    /// Always drive the daemon behind the control socket.
     Existing,
 }
 
 /// `neighbor ADDR remote_as N [bfd on|off] [port N] [multihop TTL] [password S] [source ADDR]`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct BgpNeighbor {
+    /// The peer's address.
     pub address: IpAddr,
+    /// The peer's AS (required).
     pub remote_as: Option<u32>,
     /// Overrides the block's `bfd` for this session.
     pub bfd: Option<bool>,
+    /// TCP port of the session (default 179).
     pub port: Option<u16>,
+    /// eBGP multihop TTL.
     pub multihop: Option<u8>,
+    /// TCP MD5 password.
     pub password: Option<String>,
+    /// Local address of the session.
     pub source: Option<IpAddr>,
+    /// Where it is written, for diagnostics.
     pub span: Span,
 }
 
@@ -57,7 +70,9 @@ pub struct BgpNeighbor {
 /// per-VIP overrides).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct AnnounceAttributes {
+    /// MULTI_EXIT_DISC.
     pub med: Option<u32>,
+    /// LOCAL_PREF (iBGP).
     pub local_pref: Option<u32>,
     /// `A:B` (standard) or `A:B:C` (large), checked when parsed.
     pub communities: Vec<String>,
@@ -102,13 +117,19 @@ pub enum VipGate {
 /// `vip ADDR { … }`: settings of one VIP.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct VipSettings {
+    /// The VIP.
     pub address: IpAddr,
     /// `announce off`: never announced.
     pub announce: bool,
+    /// Which VRRP state allows announcing it.
     pub gate: VipGate,
+    /// Attributes while every virtual server of it is healthy.
     pub healthy: AnnounceAttributes,
+    /// Attributes while degraded (default: the block's).
     pub degraded: Option<AnnounceAttributes>,
+    /// Attributes while draining (default: the block's).
     pub draining: Option<AnnounceAttributes>,
+    /// Where the block starts, for diagnostics.
     pub span: Span,
 }
 
@@ -117,14 +138,22 @@ pub struct VipSettings {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Exclude {
+    /// One virtual server.
     Server {
+        /// Its VIP.
         address: IpAddr,
+        /// Its port.
         port: u16,
+        /// Its protocol (default: any).
         protocol: Option<Protocol>,
+        /// Where it is written, for diagnostics.
         span: Span,
     },
+    /// Every virtual server of a `virtual_server_group`.
     Group {
+        /// The group's name.
         name: String,
+        /// Where it is written, for diagnostics.
         span: Span,
     },
 }
@@ -132,11 +161,17 @@ pub enum Exclude {
 /// `interface NAME [cost N] [hello S] [dead S] [type ptp|broadcast]` of the `ospf` block.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct OspfInterface {
+    /// The interface.
     pub name: String,
+    /// OSPF cost.
     pub cost: Option<u32>,
+    /// Hello interval, seconds.
     pub hello: Option<u32>,
+    /// Dead interval, seconds.
     pub dead: Option<u32>,
+    /// `type ptp`: a point-to-point network.
     pub point_to_point: bool,
+    /// Where it is written, for diagnostics.
     pub span: Span,
 }
 
@@ -146,44 +181,61 @@ pub struct OspfInterface {
 pub struct OspfSettings {
     /// Dotted (`0.0.0.0`); a plain number is converted.
     pub area: Ipv4Addr,
+    /// Interfaces OSPF runs on.
     pub interfaces: Vec<OspfInterface>,
+    /// Where the block starts, for diagnostics.
     pub span: Span,
 }
 
 /// The whole `route_bridge` block.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct RouteBridge {
+    /// Where the block starts, for diagnostics.
     pub span: Span,
     /// None when the `daemon` line names no daemon we know (reported where it was parsed).
     pub daemon: Option<RoutingDaemon>,
+    /// Where the `daemon` line is, for diagnostics.
     pub daemon_span: Option<Span>,
+    /// Own daemon or an existing one.
     pub instance: DaemonInstance,
     /// bird: the control socket; FRR/quagga: the directory of the daemons' `*.vty` sockets.
     pub control_socket: Option<String>,
+    /// Where `control_socket` is written, for diagnostics.
     pub control_socket_span: Option<Span>,
     /// bird: the file the bridge writes its part of the configuration to (an existing bird
     /// must `include` it).
     pub config_file: Option<String>,
+    /// Our AS number for BGP.
     pub local_as: Option<u32>,
+    /// BGP / OSPF router id.
     pub router_id: Option<Ipv4Addr>,
+    /// BGP peers.
     pub neighbors: Vec<BgpNeighbor>,
+    /// BFD on the BGP sessions by default.
     pub bfd: bool,
     /// Milliseconds (transmit and receive).
     pub bfd_interval: u32,
+    /// Missed BFD packets before the session is down.
     pub bfd_multiplier: u8,
     /// BGP timers, seconds.
     pub hold_time: u16,
+    /// BGP keepalive interval, seconds.
     pub keepalive: u16,
+    /// Seconds between attempts to open a BGP session.
     pub connect_retry: u16,
+    /// Announce over OSPF instead of (or beside) BGP.
     pub ospf: Option<OspfSettings>,
     /// The interface whose addresses are the announced VIPs (it lives as long as keepalived).
     pub device: Option<String>,
+    /// Good evaluations in a row before a VIP is announced.
     pub rise: u32,
+    /// Bad evaluations in a row before a VIP is withdrawn.
     pub fall: u32,
     /// Seconds between evaluations counted by rise/fall.
     pub interval: f64,
     /// Seconds after a withdrawal before the VIP may be announced again.
     pub debounce: f64,
+    /// While this file exists, every VIP drains (maintenance).
     pub maintenance_file: Option<String>,
     /// Seconds a draining VIP stays announced with the `draining` attributes (0: until the
     /// maintenance ends).
@@ -195,14 +247,20 @@ pub struct RouteBridge {
     /// A VIP is degraded while a virtual server of it has less than this percentage of its
     /// reals' weight alive.
     pub degraded_below: Option<u32>,
+    /// Attributes of healthy VIPs.
     pub healthy: AnnounceAttributes,
+    /// Attributes of degraded VIPs (default: `healthy`).
     pub degraded: Option<AnnounceAttributes>,
+    /// Attributes of draining VIPs (default: `healthy`).
     pub draining: Option<AnnounceAttributes>,
+    /// Per-VIP settings.
     pub vips: Vec<VipSettings>,
+    /// Virtual servers left out of the announcements.
     pub excludes: Vec<Exclude>,
 }
 
 impl RouteBridge {
+    /// A block with the documented defaults (bird, BFD 300 ms x 3, BGP 90/30/5 s, rise/fall 1).
     pub fn new(span: Span) -> Self {
         RouteBridge {
             span,
@@ -240,6 +298,7 @@ impl RouteBridge {
         }
     }
 
+    /// The settings of this VIP, if it has a `vip` block.
     pub fn vip(&self, addr: IpAddr) -> Option<&VipSettings> {
         self.vips.iter().find(|v| v.address == addr)
     }

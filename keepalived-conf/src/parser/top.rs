@@ -9,8 +9,11 @@ use crate::model::KeepalivedConfig;
 /// others installed but inactive, and skips their blocks by counting braces.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Process {
+    /// The parent (global settings, static addresses and routes).
     Parent,
+    /// The VRRP process.
     Vrrp,
+    /// The checker (LVS) process.
     Checker,
 }
 

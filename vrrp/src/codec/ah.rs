@@ -24,12 +24,17 @@ const IPV4_HEADER: usize = 20;
 /// One AH-protected advert about to be sent.
 #[derive(Debug, Clone, Copy)]
 pub struct AhSend<'a> {
+    /// Source address of the IP header.
     pub src: Ipv4Addr,
+    /// Destination address of the IP header.
     pub dst: Ipv4Addr,
     /// Non-zero: the kernel would replace a zero id after the ICV was computed.
     pub ip_id: u16,
+    /// TTL of the IP header.
     pub ttl: u8,
+    /// AH sequence number.
     pub seq: u32,
+    /// The authentication password (HMAC key).
     pub key: &'a [u8; 8],
     /// Unicast mode: the TTL is a mutable field (routers may change it).
     pub unicast: bool,
@@ -84,7 +89,9 @@ fn icv(pkt: &[u8], ihl: usize, key: &[u8; 8], unicast: bool) -> [u8; ICV_LEN] {
 /// A received AH packet that passed the ICV and SPI checks.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AhReceived<'a> {
+    /// What the IP header said.
     pub ip: IpInfo,
+    /// AH sequence number.
     pub seq: u32,
     /// The VRRP message behind the AH header.
     pub msg: &'a [u8],
@@ -149,6 +156,7 @@ pub fn check<'a>(pkt: &'a [u8], key: &[u8; 8], unicast: bool) -> Result<AhReceiv
 /// sequence number it saw.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct SeqCounter {
+    /// The last sequence number sent (or seen).
     pub seq: u32,
     /// Set when the counter would pass 0xFFFFFFFD: adverts stop until reset.
     pub cycle: bool,

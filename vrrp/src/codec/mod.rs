@@ -19,16 +19,20 @@ pub const HEADER_LEN: usize = 8;
 pub const AUTH_LEN: usize = 8;
 /// The IPv4 multicast group, used as pseudo-header destination by `old_unicast_checksum`.
 pub const MCAST_GROUP4: Ipv4Addr = Ipv4Addr::new(224, 0, 0, 18);
+/// The IPv6 VRRP multicast group.
 pub const MCAST_GROUP6: Ipv6Addr = Ipv6Addr::new(0xff02, 0, 0, 0, 0, 0, 0, 0x12);
 
 /// v2 authentication types.
 pub const AUTH_NONE: u8 = 0;
+/// Clear-text password.
 pub const AUTH_PASS: u8 = 1;
+/// IPsec AH.
 pub const AUTH_AH: u8 = 2;
 
 /// An instance's v2 authentication (keepalived's `authentication` block).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Auth {
+    /// No authentication.
     #[default]
     None,
     /// `auth_type PASS`: the 8 bytes in the advert's authentication data.
@@ -53,7 +57,9 @@ impl Auth {
 pub struct Advert {
     /// 2 or 3.
     pub version: u8,
+    /// Virtual router id.
     pub vrid: u8,
+    /// The sender's priority (0: it is leaving).
     pub priority: u8,
     /// Advertisement interval in the version's unit: seconds (v2), centiseconds (v3).
     pub adver_int: u16,
@@ -61,6 +67,7 @@ pub struct Advert {
     pub auth_type: u8,
     /// v2 over IPv4 only: the 8 authentication bytes.
     pub auth_data: [u8; 8],
+    /// The virtual addresses listed.
     pub addresses: Vec<IpAddr>,
 }
 
@@ -78,11 +85,14 @@ impl Advert {
 /// Address family of the instance (decides address size and auth data presence).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Family {
+    /// IPv4 (VRRPv2 or v3).
     V4,
+    /// IPv6 (VRRPv3).
     V6,
 }
 
 impl Family {
+    /// The family of an address.
     pub fn of(addr: &IpAddr) -> Family {
         if addr.is_ipv4() {
             Family::V4
@@ -102,7 +112,12 @@ impl Family {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Checksum {
     /// RFC 5798: with the IP pseudo-header of the packet's real source and destination.
-    Pseudo { src: IpAddr, dst: IpAddr },
+    Pseudo {
+        /// The packet's source.
+        src: IpAddr,
+        /// The packet's destination.
+        dst: IpAddr,
+    },
     /// `v3_checksum_as_v2`: over the VRRP message only (also what v2 always does).
     MessageOnly,
 }
@@ -205,7 +220,9 @@ fn add_bytes(data: &[u8]) -> u64 {
 /// What the IPv4 header of a received packet told us.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct IpInfo {
+    /// Source address.
     pub src: IpAddr,
+    /// Destination address.
     pub dst: IpAddr,
     /// TTL (IPv4) or hop limit (IPv6, from IPV6_HOPLIMIT ancillary data).
     pub ttl: u8,
@@ -242,10 +259,13 @@ pub fn parse_ipv4(pkt: &[u8]) -> Result<(IpInfo, &[u8]), RxError> {
 pub enum RxError {
     /// Not even a VRRP header / broken IP header.
     TooShort,
+    /// Not VRRP (protocol or version).
     NotVrrp,
     /// `vrrp packet too long|short, length %zu and expect %zu`.
     BadLength {
+        /// Length received.
         got: usize,
+        /// Length expected.
         expected: usize,
     },
     /// `invalid TTL/HL. Received %d and expect %d`.
@@ -258,7 +278,9 @@ pub enum RxError {
     OtherVrid(u8),
     /// `received an unexpected ip number count`.
     AddressCount {
+        /// Addresses in the advert.
         got: usize,
+        /// Addresses configured.
         expected: usize,
     },
     /// `ip address associated with VRID not present in MASTER advert`.
@@ -267,14 +289,18 @@ pub enum RxError {
     BadChecksum,
     /// `received a %d auth, expecting %d!`.
     AuthType {
+        /// Type received.
         got: u8,
+        /// Type configured.
         expected: u8,
     },
     /// `received an invalid passwd!`.
     AuthPass,
     /// `advertisement interval mismatch mine=%u sec rcv'd=%d sec` (v2 only).
     IntervalMismatch {
+        /// Own interval.
         mine: u16,
+        /// Interval received.
         got: u16,
     },
     /// Unicast peer check (`check_unicast_src`): source not a configured peer.
@@ -367,23 +393,28 @@ pub const RX_ERROR_NAMES: [&str; 16] = [
 /// Receive counters of one instance.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct RxStats {
+    /// Adverts that passed every check.
     pub accepted: u64,
+    /// Adverts dropped, by [`RxError`] index.
     pub dropped: [u64; 16],
 }
 
 impl RxStats {
+    /// Counts one receive result.
     pub fn record<T>(&mut self, r: &Result<T, RxError>) {
         match r {
             Ok(_) => self.accepted += 1,
             Err(e) => self.dropped[e.index()] += 1,
         }
     }
+    /// Drops for the reason named `name` ([`RX_ERROR_NAMES`]).
     pub fn dropped_for(&self, name: &str) -> u64 {
         RX_ERROR_NAMES
             .iter()
             .position(|n| *n == name)
             .map_or(0, |i| self.dropped[i])
     }
+    /// Drops for every reason.
     pub fn total_dropped(&self) -> u64 {
         self.dropped.iter().sum()
     }
@@ -392,8 +423,11 @@ impl RxStats {
 /// What the receiving instance expects (from its configuration).
 #[derive(Debug, Clone)]
 pub struct RxExpect<'a> {
+    /// VRRP version expected.
     pub version: u8,
+    /// Address family expected.
     pub family: Family,
+    /// Own virtual router id.
     pub vrid: u8,
     /// Own interval in the version's unit (checked for v2 only, as keepalived does).
     pub adver_int: u16,
@@ -412,7 +446,9 @@ pub struct RxExpect<'a> {
 /// Result of a successful check: the advert and whether only the old unicast checksum matched.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Checked {
+    /// The advert.
     pub advert: Advert,
+    /// Only the pre-2.2 unicast checksum matched.
     pub old_checksum: bool,
 }
 

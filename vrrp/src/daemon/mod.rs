@@ -68,9 +68,13 @@ pub enum Control {
 /// One instance as [`Control::Status`] reports it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct InstanceStatus {
+    /// Instance name.
     pub instance: String,
+    /// Virtual router id.
     pub vrid: u8,
+    /// Current state.
     pub state: State,
+    /// Priority after tracking.
     pub effective_priority: u8,
     /// Accepted adverts and drops per reason ([`codec::RX_ERROR_NAMES`]).
     pub rx: RxStats,
@@ -83,21 +87,32 @@ pub struct InstanceStatus {
 /// The counters keepalived's `keepalived.stats` has beside the receive ones.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct TxStats {
+    /// Adverts sent.
     pub adverts_sent: u64,
+    /// Priority-0 adverts sent (leaving master).
     pub pri_zero_sent: u64,
+    /// Priority-0 adverts received.
     pub pri_zero_rcvd: u64,
+    /// Times it became MASTER.
     pub became_master: u64,
+    /// Times it left MASTER.
     pub released_master: u64,
 }
 
 /// A state transition of one instance.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StateEvent {
+    /// Instance name.
     pub instance: String,
+    /// Virtual router id.
     pub vrid: u8,
+    /// Its interface.
     pub interface: String,
+    /// State before.
     pub from: State,
+    /// State after.
     pub to: State,
+    /// Why.
     pub reason: Reason,
     /// The instance's VIPs (virtual_ipaddress then virtual_ipaddress_excluded).
     pub vips: Vec<IpAddr>,

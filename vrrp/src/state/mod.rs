@@ -11,14 +11,21 @@ use crate::codec::Advert;
 /// Microseconds on a monotonic clock.
 pub type Micros = u64;
 
+/// Priority of the address owner.
 pub const PRIO_OWNER: u8 = 255;
+/// Priority of an advert from a master leaving.
 pub const PRIO_STOP: u8 = 0;
 
+/// An instance's VRRP state.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum State {
+    /// Not started.
     Init,
+    /// Listening to a master.
     Backup,
+    /// Holding the VIPs and sending adverts.
     Master,
+    /// Tracking failed: neither master nor backup.
     Fault,
 }
 
@@ -37,6 +44,7 @@ impl State {
 /// Why a transition happened (logged, and reported to the route bridge).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Reason {
+    /// The daemon started the instance.
     Startup,
     /// Master down timer expired.
     MasterDown,
@@ -46,19 +54,30 @@ pub enum Reason {
     Tracking,
     /// Another member of the sync group moved.
     SyncGroup,
+    /// The daemon is stopping.
     Shutdown,
 }
 
+/// What the daemon must do after a step of the machine.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Action {
     /// Send one advertisement with this priority.
-    SendAdvert { priority: u8 },
+    SendAdvert {
+        /// Priority to advertise (0: leaving).
+        priority: u8,
+    },
     /// As MASTER, an advert from another master with a lower priority was received.
-    LowerPriorityMaster { from: IpAddr },
+    LowerPriorityMaster {
+        /// The other master's address.
+        from: IpAddr,
+    },
     /// State changed: the daemon adds/removes VIPs, sends GARPs, runs notify scripts.
     Transition {
+        /// State before.
         from: State,
+        /// State after.
         to: State,
+        /// Why.
         reason: Reason,
     },
 }
@@ -66,12 +85,15 @@ pub enum Action {
 /// Configuration of an instance, in the machine's units.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Params {
+    /// VRRP version.
     pub version: u8,
     /// Configured priority (1..255).
     pub base_priority: u8,
     /// Own advertisement interval, centiseconds.
     pub adver_int_cs: u32,
+    /// A higher priority takes over from a lower master.
     pub preempt: bool,
+    /// How long a takeover waits after start.
     pub preempt_delay_us: Micros,
     /// `down_timer_adverts` (default 3).
     pub down_timer_adverts: u32,
@@ -84,8 +106,10 @@ pub struct Params {
     pub higher_prio_send_advert: bool,
 }
 
+/// One VRRP instance's state machine (RFC 5798 with keepalived's variations), without I/O.
 #[derive(Debug, Clone)]
 pub struct Instance {
+    /// Its configuration.
     pub params: Params,
     state: State,
     /// Priority after tracking (1..255).
@@ -107,6 +131,7 @@ pub struct Instance {
 }
 
 impl Instance {
+    /// An instance in INIT.
     pub fn new(params: Params) -> Instance {
         Instance {
             effective_priority: params.base_priority,
@@ -122,12 +147,15 @@ impl Instance {
         }
     }
 
+    /// Current state.
     pub fn state(&self) -> State {
         self.state
     }
+    /// Priority after tracking.
     pub fn effective_priority(&self) -> u8 {
         self.effective_priority
     }
+    /// The master's advert interval as heard, centiseconds.
     pub fn master_adver_int_cs(&self) -> u32 {
         self.master_adver_int_cs
     }
