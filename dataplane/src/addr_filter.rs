@@ -6,7 +6,8 @@
 
 use aya::maps::MapError;
 use ebpf_common::{
-    ADDR_FILTER_READY, ADDR_FILTER_SRC, CONN_F_REPLY, Conn, FlowKey, addr_filter_slot,
+    ADDR_FILTER_READY, ADDR_FILTER_SRC, CONN_F_REPLY, CONN_X_ONE_ENTRY, Conn, FlowKey,
+    addr_filter_slot,
 };
 
 use crate::error::Result;
@@ -34,6 +35,10 @@ pub(crate) fn mark_source(maps: &mut Maps, af: u8, addr: &[u32; 4]) -> Result<()
 /// A connection-table entry written from user space: what the packet path must let through to
 /// find it (a REPLY entry's source, a CLIENT entry's destination).
 pub(crate) fn mark_entry(maps: &mut Maps, key: &FlowKey, conn: &Conn) -> Result<()> {
+    if conn.xflags & CONN_X_ONE_ENTRY != 0 {
+        // Its replies come from its real (found through NAT_OWNERS).
+        mark_source(maps, conn.af, &conn.to_addr)?;
+    }
     mark(maps, entry_index(key, conn))
 }
 
@@ -56,6 +61,11 @@ pub(crate) fn ensure_ready(maps: &mut Maps) -> Result<()> {
     }
     for (_, d) in maps.dests.iter().flatten() {
         wanted[(ADDR_FILTER_SRC + addr_filter_slot(d.af, &d.addr)) as usize] = true;
+    }
+    // The reals of one-entry connections (which may outlive their destination): every one
+    // has a NAT_OWNERS entry, kept as long as such connections may exist.
+    for real in maps.nat_owners.keys().flatten() {
+        wanted[(ADDR_FILTER_SRC + addr_filter_slot(real.af, &real.addr)) as usize] = true;
     }
     let ready = maps.addr_filter.get(&ADDR_FILTER_READY, 0).unwrap_or(0) != 0;
     if !ready {

@@ -1,8 +1,9 @@
 //! The connection table as IPVS shows it: live connections (expired ones are skipped, as IPVS
 //! would have freed them), and ActiveConn/InActConn per destination.
 //!
-//! Each connection has a CLIENT and a REPLY entry (see `ebpf_common::Conn`); a connection is
-//! alive while either was seen within the timeout of the connection's state.
+//! Each connection has a CLIENT entry and, unless it is a one-entry NAT connection, a REPLY
+//! entry (see `ebpf_common::Conn`); a connection is alive while either was seen within the
+//! timeout of the connection's state.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -213,7 +214,7 @@ pub fn capacity_entries(maps: &Maps) -> u32 {
         .unwrap_or(c::DEFAULT_MAX_CONNS * 2)
 }
 
-/// Connections the table holds (two entries each).
+/// Connections the table holds at least (two entries each at most).
 pub fn capacity(maps: &Maps) -> u32 {
     capacity_entries(maps) / 2
 }

@@ -32,6 +32,7 @@ pub mod loader;
 mod lock;
 mod maps;
 pub mod model;
+mod nat_owners;
 pub mod neigh;
 mod netlink;
 mod pins;

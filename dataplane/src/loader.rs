@@ -91,7 +91,9 @@ pub fn ensure_loaded(opts: &Options) -> Result<()> {
 fn load_and_pin(opts: &Options) -> Result<()> {
     let dir = &opts.pin_dir;
     let mut ebpf = load_object(opts)?;
-    crate::addr_filter::ensure_ready(&mut Maps::open(dir)?)?;
+    let mut maps = Maps::open(dir)?;
+    crate::addr_filter::ensure_ready(&mut maps)?;
+    crate::nat_owners::claim_all(&mut maps)?;
     let prog = load_programs(&mut ebpf)?;
     let pin = prog_pin(dir);
     if !pin.exists() {
@@ -410,7 +412,9 @@ pub fn reload(opts: &Options) -> Result<Vec<String>> {
     let old_jumps = jump_pins(dir);
     let mut ebpf = load_object(opts)?;
     // Tables of another layout cannot be adopted by this program.
-    crate::addr_filter::ensure_ready(&mut Maps::open(dir)?)?;
+    let mut maps = Maps::open(dir)?;
+    crate::addr_filter::ensure_ready(&mut maps)?;
+    crate::nat_owners::claim_all(&mut maps)?;
     load_programs(&mut ebpf)?;
     let new_jump = pin_jump(&mut ebpf, dir)?;
     let prog = main_program(&mut ebpf)?;

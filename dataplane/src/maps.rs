@@ -43,6 +43,7 @@ pub struct Maps {
     pub fwmark_rules: HashMap<MapData, FwmarkRuleKey, u32>,
     pub fwmark_ports_free: Array<MapData, [u32; ebpf_common::FWMARK_PORT_WORDS as usize]>,
     pub addr_filter: Array<MapData, u32>,
+    pub nat_owners: HashMap<MapData, ServiceKey, ServiceKey>,
 }
 
 fn open(dir: &Path, name: &str, wrap: fn(MapData) -> Map) -> Result<Map> {
@@ -94,6 +95,7 @@ impl Maps {
             fwmark_rules: m!(names::FWMARK_RULES, HashMap),
             fwmark_ports_free: m!(names::FWMARK_PORTS_FREE, Array),
             addr_filter: m!(names::ADDR_FILTER, Array),
+            nat_owners: m!(names::NAT_OWNERS, HashMap),
         })
     }
 }

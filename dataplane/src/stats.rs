@@ -66,7 +66,8 @@ pub struct Fill {
     pub conns: u32,
     /// Connections the table holds.
     pub conns_max: u32,
-    /// Entries the connection table holds (two per NAT/FULLNAT connection), as counted.
+    /// Entries the connection table holds (two per FULLNAT connection and NAT connection
+    /// that cannot have one; see `ebpf_common::Conn`), as counted.
     pub conn_entries: u64,
     /// Entries of the connection table's capacity.
     pub conn_entries_max: u64,
@@ -83,7 +84,13 @@ pub fn fill(maps: &Maps) -> Result<Fill> {
         services_max: c::MAX_SERVICES,
         dests: maps.dests.keys().count() as u32,
         dests_max: c::MAX_DESTS,
-        conns: maps.conns.keys().count() as u32 / 2,
+        // One CLIENT entry per connection (NAT ones may have a REPLY entry too).
+        conns: maps
+            .conns
+            .iter()
+            .flatten()
+            .filter(|(_, v)| v.flags & c::CONN_F_REPLY == 0)
+            .count() as u32,
         conns_max: crate::conns::capacity(maps),
         conn_entries: maps.conn_fill.entries(),
         conn_entries_max: crate::conns::capacity_entries(maps) as u64,

@@ -1,7 +1,8 @@
 //! Connection synchronisation (`ipvsadm --start-daemon`, crate `syncd`): the connection table in
 //! IPVS' terms for a master to announce, and the connections a master announced written into
 //! this table, for a backup, exactly as the XDP program would have created them (see
-//! `new_connection` in ebpf/src/main.rs: a CLIENT entry, plus a REPLY entry for NAT).
+//! `new_connection` in ebpf/src/path/open.rs: a CLIENT entry, plus a REPLY entry for NAT
+//! connections that cannot have one entry).
 //!
 //! States use IPVS' numbering per protocol (IP_VS_TCP_S_*, 0 for UDP), as they travel.
 
@@ -348,7 +349,7 @@ fn connection(
         report.refreshed += 1;
         return Ok(());
     }
-    let client = Conn {
+    let mut client = Conn {
         to_addr,
         to_port,
         dest_id,
@@ -366,7 +367,13 @@ fn connection(
         last_seen: now,
         ..Default::default()
     };
-    if dest.fwd == c::FWD_MASQ {
+    if dest.fwd == c::FWD_MASQ
+        && svc.flags & c::SVC_F_SYNPROXY == 0
+        && crate::nat_owners::derivable(maps, &key, dest.af, &to_addr, to_port)?
+    {
+        // As the packet path opens it: the real's replies find the CLIENT entry.
+        client.xflags = c::CONN_X_ONE_ENTRY;
+    } else if dest.fwd == c::FWD_MASQ {
         // The REPLY entry first: a client packet finding the CLIENT entry expects it.
         let reply_key = c::reply_key_of(&client, &key);
         let reply = Conn {

@@ -174,6 +174,7 @@ fn orphans(
         let other = reply_key_of(conn, key);
         if key.proto == c::IPPROTO_TCP
             && (conn.fwd == FWD_MASQ || conn.fwd == FWD_FULLNAT)
+            && conn.xflags & c::CONN_X_ONE_ENTRY == 0
             && !replies.contains_key(&other)
         {
             lone.push((*key, *conn, other));

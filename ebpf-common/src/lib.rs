@@ -533,8 +533,8 @@ pub struct FlowKey {
     pub _pad: [u8; 2],
 }
 
-/// CONNS value. Each connection has two entries, one per direction, each keyed by the flow as
-/// it appears on the wire and saying how to rewrite packets that match it:
+/// CONNS value. An entry is keyed by one direction of a flow as it appears on the wire and says
+/// how to rewrite packets that match it:
 ///
 /// * the CLIENT entry (key cip:cport -> vip:vport): destination becomes `to` (the real server);
 ///   FULLNAT also replaces the source with `via` (the local address). It holds the connection's
@@ -542,6 +542,12 @@ pub struct FlowKey {
 /// * the REPLY entry (flag CONN_F_REPLY; key rip:rport -> cip:cport, or -> lip:lport for FULLNAT):
 ///   source becomes `to` (vip:vport); FULLNAT also replaces the destination with `via`
 ///   (cip:cport). It holds its own last_seen and a next-hop cache towards the client.
+///
+/// Most NAT connections have only the CLIENT entry ([`CONN_X_ONE_ENTRY`]): their real server's
+/// replies find it by the key [`one_entry_client_key`] derives through NAT_OWNERS, and it holds
+/// what a REPLY entry would (last_seen of both directions, the next hop towards the client).
+/// FULLNAT, SYNPROXY, fwmark, port-zero and one-packet connections, and those to a real server
+/// whose NAT_OWNERS entry names another service, keep both entries.
 ///
 /// A connection is alive while either entry was seen within the timeout.
 #[repr(C)]
@@ -596,8 +602,57 @@ pub struct Conn {
     pub win_shift_in: i8,
     /// SP_* bits: what SYNPROXY negotiated with the client.
     pub sp_opts: u8,
-    /// Padding to the C layout; zero.
-    pub _pad2: u8,
+    /// CONN_X_* flags (`flags` has no bit left).
+    pub xflags: u8,
+}
+
+/// `Conn::xflags` (CLIENT entries): a NAT connection without a REPLY entry. Its real server's
+/// replies find this entry by [`one_entry_client_key`]; it holds their last_seen and the next
+/// hop towards the client (`nh_*`).
+pub const CONN_X_ONE_ENTRY: u8 = 0x1;
+
+/// NAT_OWNERS (key: a NAT real server as (af, proto, addr, port); value: the key of the one
+/// service whose connections to it keep one entry). Written by user space only, only ever added
+/// (an owner's connections outlive its service), read by the packet path: when a connection
+/// opens whether its CLIENT key's destination is the owner (then one entry), and for a packet
+/// from that real server, which CLIENT key its connection would have.
+pub const MAX_NAT_OWNERS: u32 = 65536;
+
+/// The NAT_OWNERS key of a real server `addr`:`port` (network order) for protocol `proto`.
+#[inline(always)]
+pub const fn nat_real_key(af: u8, proto: u8, addr: &[u32; 4], port: u16) -> ServiceKey {
+    ServiceKey {
+        addr: *addr,
+        port,
+        proto,
+        af,
+    }
+}
+
+/// The CLIENT key of the one-entry connection a packet `reply` (real -> client) would belong to,
+/// given the real server's owner (its NAT_OWNERS value).
+#[inline(always)]
+pub fn one_entry_client_key(reply: &FlowKey, owner: &ServiceKey) -> FlowKey {
+    FlowKey {
+        src: reply.dst,
+        dst: owner.addr,
+        sport: reply.dport,
+        dport: owner.port,
+        proto: reply.proto,
+        af: reply.af,
+        _pad: [0; 2],
+    }
+}
+
+/// Whether `client` (found at the derived key) is the one-entry NAT connection whose real
+/// server `src`:`sport` sent the reply.
+#[inline(always)]
+pub fn answers(client: &Conn, src: &[u32; 4], sport: u16) -> bool {
+    client.flags & CONN_F_REPLY == 0
+        && client.xflags & CONN_X_ONE_ENTRY != 0
+        && client.fwd == FWD_MASQ
+        && client.to_port == sport
+        && client.to_addr == *src
 }
 
 /// `Conn::sp_opts`: timestamps negotiated (TSval/TSecr translated by `ts_delta`).
@@ -1358,6 +1413,7 @@ map_names! {
     FW_HOSTS,
     FW_HITS,
     ADDR_FILTER,
+    NAT_OWNERS,
     FW_ICMP_LIMIT,
     FW_CONN_LIMITS,
     FW_CONN_BUCKETS,

@@ -45,6 +45,12 @@ pub fn note_entry(key: &FlowKey, conn: &Conn) {
     }
 }
 
+/// Whether `addr` may be a real server's (its replies may belong to a connection).
+#[inline(always)]
+pub fn may_be_real(af: u8, addr: &[u32; 4]) -> bool {
+    !marked(ADDR_FILTER_READY) || marked(ADDR_FILTER_SRC + addr_filter_slot(af, addr))
+}
+
 #[inline(always)]
 fn marked(index: u32) -> bool {
     ADDR_FILTER.get(index).copied().unwrap_or(1) != 0

@@ -24,7 +24,8 @@ fn add(delta: u64) {
     }
 }
 
-/// Whether the table-full policy refuses a new connection (of up to two entries) now.
+/// Whether the table-full policy refuses a new connection now. Asked before scheduling, when
+/// it is not known yet whether the connection takes one entry or two: room for two is asked.
 #[inline(always)]
 pub fn refuses() -> bool {
     match CONN_FILL.get(0) {

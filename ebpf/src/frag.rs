@@ -36,6 +36,7 @@ use aya_ebpf::{macros::map, maps::LruHashMap};
 use ebpf_common::Stage;
 
 use crate::maps::{CONNS, DEST_NH, DEST_STATS, SVC_STATS, count, is_vip, setting};
+use crate::one_entry;
 use crate::parse::{self, Fragment, Packet, ptr_at};
 use crate::proto::{IP4_CHECK, addr_offs};
 use crate::stage::{Handoff, Scratch, jump};
@@ -144,8 +145,14 @@ fn first(ctx: &XdpContext, f: &Fragment, key: &FragKey, now: u64) -> u32 {
         }
     };
     let flow = pkt.flow();
-    // SAFETY: the entry is used within this run; a map value lives for the whole program run (RCU).
-    match unsafe { CONNS.get(&flow) } {
+    // A reply of a one-entry NAT connection: its CLIENT entry (one_entry.rs).
+    let known = match one_entry::client_of(&flow) {
+        Some((entry, _)) => Some(entry as *const Conn),
+        None => CONNS.get_ptr(&flow),
+    };
+    // SAFETY: a map value pointer from a successful lookup: non-null, aligned and valid for this
+    // program run.
+    match known.map(|c| unsafe { &*c }) {
         Some(c) if c.flags & CONN_F_SYNPROXY != 0 => {
             return refuse(f.af, &f.dst, counter::FRAG_REFUSED);
         }
@@ -193,7 +200,13 @@ fn later(ctx: &XdpContext, f: &Fragment, key: &FragKey, now: u64) -> u32 {
         af: f.af,
         _pad: [0; 2],
     };
-    let Some(entry) = CONNS.get_ptr_mut(&flow) else {
+    // A reply of a one-entry NAT connection finds its CLIENT entry (one_entry.rs).
+    let derived = one_entry::client_of(&flow);
+    let known = match derived {
+        Some((entry, _)) => Some(entry),
+        None => CONNS.get_ptr_mut(&flow),
+    };
+    let Some(entry) = known else {
         return refuse(f.af, &f.dst, untracked_reason(f));
     };
     // SAFETY: `entry` is a map value pointer from get_ptr_mut: non-null, aligned and valid for this
@@ -223,9 +236,13 @@ fn later(ctx: &XdpContext, f: &Fragment, key: &FragKey, now: u64) -> u32 {
         frag: 2,
     };
     count(counter::FRAG_FORWARDED);
-    if entry.flags & CONN_F_REPLY != 0 {
+    if let Some((_, owner)) = derived {
         add_bytes(entry, f.tot_len, true);
-        to_client(ctx, &pkt, entry, now)
+        to_client(ctx, &pkt, entry, &owner.addr, owner.port, now)
+    } else if entry.flags & CONN_F_REPLY != 0 {
+        add_bytes(entry, f.tot_len, true);
+        let (vaddr, vport) = (entry.to_addr, entry.to_port);
+        to_client(ctx, &pkt, entry, &vaddr, vport, now)
     } else {
         add_bytes(entry, f.tot_len, false);
         to_real(ctx, &pkt, entry, now)
@@ -281,19 +298,28 @@ fn to_real(ctx: &XdpContext, pkt: &Packet, conn: &Conn, now: u64) -> u32 {
     forward::send(ctx, pkt, &flow, nh, nh_stamp(now), hop)
 }
 
-/// real -> client (NAT, FULLNAT), as `reply_path` in main.rs, addresses only.
+/// real -> client (NAT, FULLNAT), as `to_client_path` in path/established.rs, addresses only:
+/// the source becomes `vaddr`:`vport` (the VIP); `entry` is the REPLY entry or a one-entry
+/// connection's CLIENT entry.
 #[inline(always)]
-fn to_client(ctx: &XdpContext, pkt: &Packet, entry: &mut Conn, now: u64) -> u32 {
-    set_addr(ctx, pkt, true, &entry.to_addr);
+fn to_client(
+    ctx: &XdpContext,
+    pkt: &Packet,
+    entry: &mut Conn,
+    vaddr: &[u32; 4],
+    vport: u16,
+    now: u64,
+) -> u32 {
+    set_addr(ctx, pkt, true, vaddr);
     let (mut caddr, mut cport) = (pkt.dst, pkt.dport);
     if entry.fwd == FWD_FULLNAT {
         set_addr(ctx, pkt, false, &entry.via_addr);
         (caddr, cport) = (entry.via_addr, entry.via_port);
     }
     let flow = Flow {
-        saddr: entry.to_addr,
+        saddr: *vaddr,
         daddr: caddr,
-        sport: entry.to_port,
+        sport: vport,
         dport: cport,
     };
     let nh = NhSlot {

@@ -24,6 +24,7 @@ use crate::csum;
 use crate::forward::{self, Flow, Hop, NhSlot};
 use crate::fw;
 use crate::maps::{CONNS, DEST_NH, count};
+use crate::one_entry;
 use crate::parse::{self, Packet, ptr_at};
 use crate::proto::{ETH_P_IP, ETH_P_IPV6};
 use crate::stage::jump;
@@ -95,9 +96,15 @@ fn try_handle(ctx: &XdpContext, now: u64) -> Option<u32> {
         af: AF_INET,
         _pad: [0; 2],
     };
-    // SAFETY: get_ptr_mut gave a map value pointer (`?` left on None): non-null, aligned and valid
-    // for this program run.
-    let entry = unsafe { &mut *CONNS.get_ptr_mut(&key)? };
+    // A one-entry NAT connection's CLIENT entry stands for its reply direction (one_entry.rs).
+    let derived = one_entry::client_of(&key);
+    let entry = match derived {
+        Some((entry, _)) => entry,
+        None => CONNS.get_ptr_mut(&key)?,
+    };
+    // SAFETY: a map value pointer from a successful lookup: non-null, aligned and valid for
+    // this program run.
+    let entry = unsafe { &mut *entry };
     let outer = Packet {
         l3_off: l3,
         l4_off: icmp,
@@ -123,8 +130,11 @@ fn try_handle(ctx: &XdpContext, now: u64) -> Option<u32> {
     if outer.ttl <= 1 {
         return None;
     }
-    let action = if entry.flags & CONN_F_REPLY != 0 {
-        to_client(ctx, &outer, entry, now)?
+    let action = if let Some((_, owner)) = derived {
+        to_client(ctx, &outer, entry, owner.addr[0], owner.port, now)?
+    } else if entry.flags & CONN_F_REPLY != 0 {
+        let (vip, vport) = (entry.to_addr[0], entry.to_port);
+        to_client(ctx, &outer, entry, vip, vport, now)?
     } else {
         to_real(ctx, &outer, entry, now)?
     };
@@ -172,14 +182,22 @@ fn to_real(ctx: &XdpContext, outer: &Packet, conn: &Conn, now: u64) -> Option<u3
     Some(forward::send(ctx, outer, &flow, nh, nh_stamp(now), hop))
 }
 
-/// An error from the real-server side about a client packet: to the client.
+/// An error from the real-server side about a client packet: to the client. `reply` is the
+/// REPLY entry or a one-entry connection's CLIENT entry; `vip`:`vport` the service's address.
 #[inline(always)]
-fn to_client(ctx: &XdpContext, outer: &Packet, reply: &mut Conn, now: u64) -> Option<u32> {
+fn to_client(
+    ctx: &XdpContext,
+    outer: &Packet,
+    reply: &mut Conn,
+    vip: u32,
+    vport: u16,
+    now: u64,
+) -> Option<u32> {
     // The quoted packet was cip:cport -> rip:rport: put the VIP back as its destination, and as
     // the error's source when the real server itself sent it.
-    let (rip, vip) = (outer.src[0], reply.to_addr[0]);
+    let rip = outer.src[0];
     let quoted_dst_was_real = rd::<u32>(ctx, outer.l4_off + 8 + 16)?;
-    rewrite_quoted(ctx, outer.l4_off, 16, 2, vip, reply.to_port)?;
+    rewrite_quoted(ctx, outer.l4_off, 16, 2, vip, vport)?;
     // FULLNAT: the quoted source and the error's destination are our local address: the client.
     let mut dst = outer.dst;
     if reply.fwd == FWD_FULLNAT {

@@ -19,6 +19,7 @@ use crate::proto::IPPROTO_ICMPV6;
 use aya_ebpf::macros::map;
 
 use crate::maps::{CONNS, DEST_NH, count};
+use crate::one_entry;
 use crate::stage::Scratch;
 
 /// The quoted packet's connection key (this program's stack has no room for it).
@@ -72,9 +73,15 @@ pub fn handle(ctx: &XdpContext, l3: usize, now: u64) -> Option<u32> {
         af: AF_INET6,
         _pad: [0; 2],
     };
-    // SAFETY: get_ptr_mut gave a map value pointer (`?` left on None): non-null, aligned and valid
-    // for this program run.
-    let entry = unsafe { &mut *CONNS.get_ptr_mut(&*key)? };
+    // A one-entry NAT connection's CLIENT entry stands for its reply direction (one_entry.rs).
+    let derived = one_entry::client_of(key);
+    let entry = match derived {
+        Some((entry, _)) => entry,
+        None => CONNS.get_ptr_mut(&*key)?,
+    };
+    // SAFETY: a map value pointer from a successful lookup: non-null, aligned and valid for
+    // this program run.
+    let entry = unsafe { &mut *entry };
     let payload_len = u16::from_be(rd::<u16>(ctx, l3 + 4)?);
     let outer = Packet {
         l3_off: l3,
@@ -95,8 +102,11 @@ pub fn handle(ctx: &XdpContext, l3: usize, now: u64) -> Option<u32> {
     if outer.ttl <= 1 {
         return None;
     }
-    let action = if entry.flags & CONN_F_REPLY != 0 {
-        to_client(ctx, &outer, entry, now)?
+    let action = if let Some((_, owner)) = derived {
+        to_client(ctx, &outer, entry, &owner.addr, owner.port, now)?
+    } else if entry.flags & CONN_F_REPLY != 0 {
+        let (vip, vport) = (entry.to_addr, entry.to_port);
+        to_client(ctx, &outer, entry, &vip, vport, now)?
     } else {
         to_real(ctx, &outer, entry, now)?
     };
@@ -140,12 +150,20 @@ fn to_real(ctx: &XdpContext, outer: &Packet, conn: &Conn, now: u64) -> Option<u3
     Some(forward::send(ctx, outer, &flow, nh, nh_stamp(now), hop))
 }
 
-/// An error from the real-server side about a client packet: to the client.
+/// An error from the real-server side about a client packet: to the client. `reply` is the
+/// REPLY entry or a one-entry connection's CLIENT entry; `vip`:`vport` the service's address.
 #[inline(always)]
-fn to_client(ctx: &XdpContext, outer: &Packet, reply: &mut Conn, now: u64) -> Option<u32> {
+fn to_client(
+    ctx: &XdpContext,
+    outer: &Packet,
+    reply: &mut Conn,
+    vip: &[u32; 4],
+    vport: u16,
+    now: u64,
+) -> Option<u32> {
     let quoted_dst_was_sender = rd::<[u32; 4]>(ctx, outer.l4_off + 8 + 24)? == outer.src;
-    let vip = reply.to_addr;
-    rewrite_quoted(ctx, outer.l4_off, 24, 2, &vip, reply.to_port)?;
+    let vip = *vip;
+    rewrite_quoted(ctx, outer.l4_off, 24, 2, &vip, vport)?;
     let mut dst = outer.dst;
     if reply.fwd == FWD_FULLNAT {
         // The quoted source and the error's destination are our local address: the client.

@@ -7,7 +7,7 @@
 //! * `maps` (the pinned ABI maps), `stage` (jumps between programs, hand-offs, scratch);
 //! * `parse`, then the features: `addr_filter`, `state`, `conncount`, `stats`, `nat`, `forward`, `acl`,
 //!   `fwmark`, `service`, `persist`, `sched`, `sched_scan`, `fullnat`, `tcpopt`, `toa`,
-//!   `seqadj`, `synproxy`, `tunnel`, `frag`, `icmp`, `icmp6`, `fw`;
+//!   `one_entry`, `seqadj`, `synproxy`, `tunnel`, `frag`, `icmp`, `icmp6`, `fw`;
 //! * `path`: lookup, established, open; and this table of programs.
 #![no_std]
 #![no_main]
@@ -30,6 +30,7 @@ mod icmp;
 mod icmp6;
 mod maps;
 mod nat;
+mod one_entry;
 mod parse;
 mod path;
 mod persist;

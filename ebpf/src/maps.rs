@@ -241,3 +241,9 @@ pub static FW_HITS: Array<u64> = Array::pinned(ebpf_common::MAX_FW_RULES, BPF_F_
 /// addr_filter.rs). Written by user space.
 #[map]
 pub static ADDR_FILTER: Array<u32> = Array::pinned(ebpf_common::ADDR_FILTER_ENTRIES, 0);
+
+/// NAT real servers (af, proto, addr, port) -> the key of the service whose connections to them
+/// keep one entry (`ebpf_common::MAX_NAT_OWNERS`; see one_entry.rs). Written by user space.
+#[map]
+pub static NAT_OWNERS: HashMap<ServiceKey, ServiceKey> =
+    HashMap::pinned(ebpf_common::MAX_NAT_OWNERS, 0);

@@ -71,7 +71,7 @@ fn replies_of_a_removed_real_pass_the_filter_also_after_it_was_lost() {
     set_filter(&b, ADDR_FILTER_READY, 0);
     assert_eq!(reply(&b.runner), (XDP_PASS, VIP));
     // A reload rebuilds it from the tables: the real is configured nowhere any more, but its
-    // connection's REPLY entry is in the table.
+    // one-entry connection's owner (NAT_OWNERS) is kept.
     dataplane::reload(&b.opts).unwrap();
     let runner = Runner::xlvs(&b.opts).unwrap();
     assert_eq!(reply(&runner), (XDP_PASS, VIP));

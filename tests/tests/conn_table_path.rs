@@ -14,8 +14,12 @@ use xlvs_tests::packet::{ACK, Frame, Frame6, SYN, UDP, decode};
 use xlvs_tests::services;
 use xlvs_tests::testbed::{TestBed, XDP_DROP, XDP_PASS, XDP_TX};
 
+/// A NAT service whose connections keep two entries: another VIP owns its real first (see
+/// `ebpf_common::CONN_X_ONE_ENTRY`; one_entry_path.rs has the one-entry cases).
 fn bed(max_conns: u32) -> Option<TestBed> {
     let mut b = TestBed::new(max_conns, false)?;
+    let owner = std::net::Ipv4Addr::new(198, 18, 100, 2);
+    services::nat(&mut b.dp, Protocol::Tcp, owner, 80, &[R1.into()]).unwrap();
     services::nat(&mut b.dp, Protocol::Tcp, VIP, 80, &[R1.into()]).unwrap();
     Some(b)
 }

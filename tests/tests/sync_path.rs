@@ -65,11 +65,13 @@ fn imported_connection_is_forwarded_as_an_established_one() {
     );
     // Client side: rewritten to the announced real (rr alone would have picked R1 first).
     assert_eq!(client_segment(&b, 40000, ACK), (XDP_PASS, R2, 8080));
-    // Reply side: the REPLY entry puts the VIP back as source.
+    // Reply side: the VIP back as source, from the one entry the packet path would have made
+    // (the service owns its reals: no REPLY entry).
     let (action, out) = b.run(&Frame::tcp(R2, 8080, CIP, 40000, ACK).build());
     let d = decode(&out).unwrap();
     assert_eq!((action, d.src, d.sport, d.dst), (XDP_PASS, VIP, 80, CIP));
     assert!(d.l4_checksum_ok);
+    assert_eq!(b.dp.fill().unwrap().conn_entries, 1);
 
     let listed = b.dp.connections().unwrap();
     assert_eq!(listed.len(), 1);

@@ -314,6 +314,7 @@ impl Snapshot {
         let id = self.alloc_dest_id(maps)?;
         let dest = dest_value(svc.id, d);
         crate::addr_filter::mark_source(maps, dest.af, &dest.addr)?;
+        crate::nat_owners::claim(maps, &key, &dest)?;
         stats::zero_index(&mut maps.dest_stats, id)?;
         maps.dest_conns.reset(id);
         let _ = maps.est.remove(&c::est_key_dest(id));
@@ -348,6 +349,9 @@ impl Snapshot {
         let id = list[pos].0;
         let old = list[pos].1;
         let dest = dest_value(svc.id, d);
+        // `-e` may make it a NAT destination.
+        crate::addr_filter::mark_source(maps, dest.af, &dest.addr)?;
+        crate::nat_owners::claim(maps, &key, &dest)?;
         maps.dests
             .insert(id, dest, 0)
             .map_err(|e| err("write DESTS", e))?;

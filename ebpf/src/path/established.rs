@@ -6,7 +6,7 @@
 use aya_ebpf::{bindings::xdp_action, programs::XdpContext};
 use ebpf_common::{
     CONN_F_REPLY, CONN_F_SEQADJ, CONN_F_SYNCED, Conn, FWD_DROUTE, FWD_FULLNAT, FWD_MASQ,
-    FWD_TUNNEL, SP_SACK, SP_TS, Stage, client_key_at, config, counter, nh_stamp,
+    FWD_TUNNEL, SP_SACK, SP_TS, ServiceKey, Stage, client_key_at, config, counter, nh_stamp,
 };
 
 use crate::conncount;
@@ -101,13 +101,16 @@ pub fn to_real(ctx: &XdpContext, pkt: &Packet, conn: &Conn, now: u64) -> u32 {
     forward::send(ctx, pkt, &flow, nh, nh_stamp(now), hop)
 }
 
-/// real -> client: count, put the VIP back as source, forward. TCP flags that can change the
-/// connection's state (SYN, FIN, RST) are applied to the CLIENT entry, which holds it.
+/// real -> client: count, put the VIP back as source, forward. `entry` is the REPLY entry, or
+/// the CLIENT entry of a one-entry connection (`owner`: its real's owner, the VIP:vport the
+/// reply comes from; see one_entry.rs). TCP flags that can change the connection's state (SYN,
+/// FIN, RST) are applied to the CLIENT entry, which holds it.
 #[inline(always)]
 pub fn to_client_path(
     ctx: &XdpContext,
     pkt: &Packet,
     entry: &mut Conn,
+    owner: Option<&ServiceKey>,
     now: u64,
     adjusted: bool,
 ) -> u32 {
@@ -115,22 +118,34 @@ pub fn to_client_path(
         return jump(ctx, Stage::Seqadj);
     }
     entry.last_seen = now;
-    if pkt.proto == IPPROTO_TCP && pkt.tcp_flags & (TCP_SYN | TCP_FIN | TCP_RST) != 0 {
-        let client_key = client_key_at(entry, pkt.proto, &pkt.dst, pkt.dport);
-        if let Some(client) = CONNS.get_ptr_mut(&client_key) {
-            // SAFETY: `client` is a map value pointer from get_ptr_mut: non-null, aligned and valid
-            // for this program run.
-            let client = unsafe { &mut *client };
-            track(client, pkt, Dir::Out);
-            client.last_seen = now;
-            if entry.fwd == FWD_FULLNAT && pkt.tcp_flags & (TCP_SYN | TCP_ACK) == TCP_SYN | TCP_ACK
-            {
-                note_server_isn(ctx, pkt, client);
+    let moves = pkt.proto == IPPROTO_TCP && pkt.tcp_flags & (TCP_SYN | TCP_FIN | TCP_RST) != 0;
+    let (vaddr, vport) = match owner {
+        Some(owner) => {
+            if moves {
+                track(entry, pkt, Dir::Out);
             }
+            (owner.addr, owner.port)
         }
-    }
+        None => {
+            if moves {
+                let client_key = client_key_at(entry, pkt.proto, &pkt.dst, pkt.dport);
+                if let Some(client) = CONNS.get_ptr_mut(&client_key) {
+                    // SAFETY: a map value pointer from get_ptr_mut: non-null, aligned and valid
+                    // for this program run.
+                    let client = unsafe { &mut *client };
+                    track(client, pkt, Dir::Out);
+                    client.last_seen = now;
+                    if entry.fwd == FWD_FULLNAT
+                        && pkt.tcp_flags & (TCP_SYN | TCP_ACK) == TCP_SYN | TCP_ACK
+                    {
+                        note_server_isn(ctx, pkt, client);
+                    }
+                }
+            }
+            (entry.to_addr, entry.to_port)
+        }
+    };
     stats::traffic(entry.svc_id, entry.dest_id, pkt, Dir::Out);
-    let (vaddr, vport) = (entry.to_addr, entry.to_port);
     if !nat::rewrite(ctx, pkt, End::Source, &vaddr, vport) {
         return xdp_action::XDP_PASS;
     }
@@ -254,7 +269,7 @@ pub fn seqadj_stage(ctx: &XdpContext, now: u64) -> u32 {
             count(counter::SYNPROXY_BAD_OPTIONS);
             return xdp_action::XDP_DROP;
         }
-        return to_client_path(ctx, &pkt, entry, now, true);
+        return to_client_path(ctx, &pkt, entry, None, now, true);
     }
     if !seqadj::client_to_real(ctx, &pkt, &o, entry) {
         count(counter::SYNPROXY_BAD_OPTIONS);

@@ -6,7 +6,7 @@
 use aya_ebpf::{bindings::xdp_action, helpers::bpf_ktime_get_coarse_ns, programs::XdpContext};
 use ebpf_common::{
     CONN_F_ORPHAN, CONN_F_PERSIST, CONN_F_REPLY, CONN_F_REUSE_SYN, CONN_F_SEQADJ, CONN_F_SYNPROXY,
-    Conn, FlowKey, S_CLOSE, S_TIME_WAIT, Stage, config, counter, reply_key_of,
+    CONN_X_ONE_ENTRY, Conn, FlowKey, S_CLOSE, S_TIME_WAIT, Stage, config, counter, reply_key_of,
 };
 
 use crate::addr_filter;
@@ -15,6 +15,7 @@ use crate::frag;
 use crate::fw;
 use crate::fwmark;
 use crate::maps::{CONNS, count, setting, vip_services};
+use crate::one_entry;
 use crate::parse::{self, ICMP_CANDIDATE, Packet};
 use crate::path::established;
 use crate::persist;
@@ -59,8 +60,14 @@ pub fn main(ctx: &XdpContext) -> u32 {
     // SAFETY: a BPF helper without arguments or preconditions.
     let now = unsafe { bpf_ktime_get_coarse_ns() };
 
-    // One lookup finds either direction of a known connection.
-    let known = CONNS.get_ptr_mut(&flow);
+    // One lookup finds either direction of a known connection: a reply of a one-entry NAT
+    // connection by the CLIENT key its real's owner gives (one_entry.rs), anything else by
+    // its own key.
+    let derived = one_entry::client_of(&flow);
+    let known = match derived {
+        Some((entry, _)) => Some(entry),
+        None => CONNS.get_ptr_mut(&flow),
+    };
     if let Some(entry) = known {
         // SAFETY: `entry` is a map value pointer from get_ptr_mut: non-null, aligned and valid for
         // this program run.
@@ -85,8 +92,11 @@ pub fn main(ctx: &XdpContext) -> u32 {
             // The real server's handshake is still ours to finish (synproxy.rs).
             return synproxy::call(ctx, pkt);
         }
+        if let Some((_, owner)) = derived {
+            return established::to_client_path(ctx, pkt, entry, Some(owner), now, false);
+        }
         if entry.flags & CONN_F_REPLY != 0 {
-            return established::to_client_path(ctx, pkt, entry, now, false);
+            return established::to_client_path(ctx, pkt, entry, None, now, false);
         }
         if entry.flags & (CONN_F_SEQADJ | CONN_F_REUSE_SYN) == CONN_F_SEQADJ | CONN_F_REUSE_SYN
             && !restart
@@ -142,12 +152,16 @@ pub fn main(ctx: &XdpContext) -> u32 {
 }
 
 /// Expired when neither direction was seen within the state's timeout. The REPLY entry is only
-/// consulted when the CLIENT side looks idle (rare), to keep the hot path at one lookup.
+/// consulted when the CLIENT side looks idle (rare), to keep the hot path at one lookup; a
+/// one-entry connection's `last_seen` is already both directions'.
 #[inline(always)]
 fn expired(conn: &mut Conn, flow: &FlowKey, now: u64) -> bool {
     let timeout = (conn.timeout as u64) * 1_000_000_000;
     if now.saturating_sub(conn.last_seen) <= timeout {
         return false;
+    }
+    if conn.xflags & CONN_X_ONE_ENTRY != 0 {
+        return true;
     }
     // SAFETY: the entry is read within this run; a map value lives for the whole program run (RCU).
     if let Some(reply) = unsafe { CONNS.get(&reply_key_of(conn, flow)) }

@@ -5,9 +5,10 @@
 
 use aya_ebpf::{bindings::xdp_action, macros::map, programs::XdpContext};
 use ebpf_common::{
-    CONN_F_COUNTED, CONN_F_PERSIST, CONN_F_REPLY, CONN_F_SYNPROXY, Conn, FWD_DROUTE, FWD_FULLNAT,
-    FWD_LOCAL, FWD_MASQ, FWD_TUNNEL, FlowKey, S_NONE, S_UDP, SVC_F_ONEPACKET, SVC_F_PERSISTENT,
-    SVC_F_SCHED_SCAN, SVC_F_SYNPROXY, Service, Stage, config, counter, reply_key_of,
+    CONN_F_COUNTED, CONN_F_PERSIST, CONN_F_REPLY, CONN_F_SYNPROXY, CONN_X_ONE_ENTRY, Conn,
+    FWD_DROUTE, FWD_FULLNAT, FWD_LOCAL, FWD_MASQ, FWD_TUNNEL, FlowKey, S_NONE, S_UDP,
+    SVC_F_ONEPACKET, SVC_F_PERSISTENT, SVC_F_SCHED_SCAN, SVC_F_SYNPROXY, Service, Stage, config,
+    counter, reply_key_of,
 };
 
 use crate::acl;
@@ -17,6 +18,7 @@ use crate::forward;
 use crate::frag;
 use crate::fullnat;
 use crate::maps::{DESTS, count, is_vip, setting};
+use crate::one_entry;
 use crate::parse::{self, Packet};
 use crate::path::established::dir_in;
 use crate::persist;
@@ -74,7 +76,7 @@ pub fn new_stage(ctx: &XdpContext, now: u64) -> u32 {
     new_connection(ctx, pkt, svc, &flow, now)
 }
 
-/// Schedules a new connection, records both directions and hands its first packet (with the
+/// Schedules a new connection, records it (one entry, or one per direction) and hands its first packet (with the
 /// connection) to `xlvs_fwd`.
 #[inline(always)]
 fn new_connection(ctx: &XdpContext, pkt: &Packet, svc: &Service, flow: &FlowKey, now: u64) -> u32 {
@@ -157,7 +159,7 @@ fn new_connection(ctx: &XdpContext, pkt: &Packet, svc: &Service, flow: &FlowKey,
     entry.win_shift_out = 0;
     entry.win_shift_in = 0;
     entry.sp_opts = 0;
-    entry._pad2 = 0;
+    entry.xflags = 0;
     if svc.flags & SVC_F_SYNPROXY != 0
         && let Some((cookie, client_isn, tsecr)) = synproxy::take_marker(flow)
         && (dest.fwd == FWD_MASQ || fnat)
@@ -183,12 +185,20 @@ fn new_connection(ctx: &XdpContext, pkt: &Packet, svc: &Service, flow: &FlowKey,
     // One-packet scheduling (`-o`, UDP): every datagram is scheduled anew, so no CLIENT entry
     // (NAT still gets its REPLY entry: the real's answers must come back from the VIP).
     let one_packet = svc.flags & SVC_F_ONEPACKET != 0 && pkt.proto == IPPROTO_UDP;
+    if dest.fwd == FWD_MASQ
+        && !one_packet
+        && svc.flags & SVC_F_SYNPROXY == 0
+        && one_entry::derivable(flow, dest.af, &dest.addr, dest.port)
+    {
+        // The real's replies find this entry by its owner (one_entry.rs): no REPLY entry.
+        entry.xflags = CONN_X_ONE_ENTRY;
+    }
     if !one_packet && fill::insert(flow, entry).is_err() {
         count(counter::CONN_INSERT_FAIL);
         return xdp_action::XDP_DROP;
     }
-    if dest.fwd != FWD_MASQ {
-        // Replies do not come back through us: no REPLY entry.
+    if dest.fwd != FWD_MASQ || entry.xflags & CONN_X_ONE_ENTRY != 0 {
+        // Replies do not come back through us, or find the CLIENT entry: no REPLY entry.
         opened(svc.id, dest_id, pkt);
         return forward::first_packet(ctx, Some(pkt));
     }
