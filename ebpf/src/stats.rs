@@ -1,8 +1,6 @@
 //! Per-service and per-destination counters (`ipvsadm -L --stats/--rate`): IPVS counts a
 //! connection when it opens, and every packet and its IP length in either direction.
 
-use ebpf_common::Stats;
-
 use crate::maps::{DEST_STATS, SVC_STATS};
 use crate::parse::Packet;
 use crate::state::Dir;

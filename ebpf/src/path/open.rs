@@ -27,7 +27,7 @@ use crate::reset;
 use crate::sched;
 use crate::sched_scan;
 use crate::service;
-use crate::stage::{Scratch, jump};
+use crate::stage::Scratch;
 use crate::state;
 use crate::stats;
 use crate::synproxy;
