@@ -102,6 +102,23 @@ impl Frr {
         Ok(frr)
     }
 
+    /// zebra and bfdd only (bfdd wants zebra), `bfdd` as bfdd's configuration: a BFD peer.
+    pub fn start_bfdd(ns: &Netns, name: &str, bfdd: &str) -> Result<Frr> {
+        Frr::start_daemons(ns, name, &[("zebra", "hostname r\n"), ("bfdd", bfdd)])
+    }
+
+    /// The status of bfdd's session with `peer` as `show bfd peers` gives it ("up", "down",
+    /// …; empty when there is no such session).
+    pub fn bfd_status(&self, peer: &str) -> String {
+        let text = self.vtysh(&["show bfd peers json"]).unwrap_or_default();
+        text.split('{')
+            .find(|p| p.contains(&format!("\"peer\":\"{peer}\"")))
+            .and_then(|p| p.split("\"status\":\"").nth(1))
+            .and_then(|s| s.split('"').next())
+            .unwrap_or("")
+            .to_string()
+    }
+
     /// The pid of daemon `d` (`bfdd`, …), from its pid file.
     pub fn pid(&self, d: &str) -> Option<i32> {
         Processes::pid(&self.dir.path(&format!("{d}.pid")))

@@ -26,22 +26,6 @@ use xlvs_tests::routing::Frr;
 
 const BFDD: &str = "/usr/lib/frr/bfdd";
 
-/// zebra + bfdd in a namespace (bfdd wants zebra), stopped by pid on drop.
-fn start_bfdd(ns: &Netns, name: &str, conf: &str) -> Result<Frr> {
-    Frr::start_daemons(ns, name, &[("zebra", "hostname r\n"), ("bfdd", conf)])
-}
-
-/// `show bfd peers` status of `peer` at `frr` ("up", "down", …).
-fn bfd_status(frr: &Frr, peer: &str) -> String {
-    let text = frr.vtysh(&["show bfd peers json"]).unwrap_or_default();
-    text.split('{')
-        .find(|p| p.contains(&format!("\"peer\":\"{peer}\"")))
-        .and_then(|p| p.split("\"status\":\"").nth(1))
-        .and_then(|s| s.split('"').next())
-        .unwrap_or("")
-        .to_string()
-}
-
 fn has_vip(ns: &Netns, dev: &str) -> bool {
     ns.ip(&["-o", "addr", "show", "dev", dev])
         .map(|o| String::from_utf8_lossy(&o.stdout).contains("198.18.79.100/32"))
@@ -83,7 +67,7 @@ fn track_bfd_and_bfd_check_with_frr_bfdd_and_a_2_2_7_vrrp_peer() -> Result<()> {
     }
     let (p, a, b) = pair("kbf")?;
     let dir = Workdir::new(&p)?;
-    let frr = start_bfdd(
+    let frr = Frr::start_bfdd(
         &b,
         &format!("{p}-bfdd"),
         "hostname r\n!\nbfd\n peer 198.18.79.1 local-address 198.18.79.2\n  \
@@ -117,7 +101,7 @@ fn track_bfd_and_bfd_check_with_frr_bfdd_and_a_2_2_7_vrrp_peer() -> Result<()> {
     })
     .with_context(|| ours.log_text())?;
     wait_for("BFD up at FRR", Duration::from_secs(10), || {
-        bfd_status(&frr, "198.18.79.1") == "up"
+        frr.bfd_status("198.18.79.1") == "up"
     })
     .with_context(|| ours.log_text())?;
     ours.wait_log("BFD_Instance(B1) Entering Up state", Duration::from_secs(5))?;
@@ -140,7 +124,7 @@ fn track_bfd_and_bfd_check_with_frr_bfdd_and_a_2_2_7_vrrp_peer() -> Result<()> {
     hostile(&b, 255, |p| p[3] = 30)?; // length field wrong
     hostile(&b, 255, |p| p.truncate(10))?; // too short
     std::thread::sleep(Duration::from_millis(300));
-    assert_eq!(bfd_status(&frr, "198.18.79.1"), "up");
+    assert_eq!(frr.bfd_status("198.18.79.1"), "up");
     assert!(has_vip(&a, "va"));
 
     // bfdd dies: the session expires after 3 × 50 ms; 2.2.7 (120) takes over from our 100.

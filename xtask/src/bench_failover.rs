@@ -6,6 +6,11 @@
 //! on the backup (its address event, seen by `ip monitor` in the backup's namespace) is
 //! measured, at 1 s, 100 ms and 10 ms adverts, the two implementations' rounds alternating so
 //! the machine's load falls on both alike. Rows print ours beside 2.2.7 with the ratio.
+//!
+//! The BFD row: the master's instance tracks (`bfd_instance` + `track_bfd`, 20 ms × 3) a
+//! session with FRR's bfdd in a third namespace; the bfdd side of that link is taken down, and
+//! the time from then to the VIP on the backup is measured (10 ms adverts: the master goes
+//! FAULT when the session expires and resigns with priority 0).
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -17,9 +22,11 @@ use anyhow::{Context, Result, bail};
 use xlvs_tests::keepalived::{Keepalived, REAL_KEEPALIVED, RealKeepalived, Workdir};
 use xlvs_tests::lab::Pins;
 use xlvs_tests::netns::{Netns, is_root, unique_prefix, veth};
+use xlvs_tests::routing::Frr;
 
 const VIP: &str = "198.18.72.100";
 const ADVERTS: [(&str, f64); 3] = [("1 s", 1.0), ("100 ms", 0.1), ("10 ms", 0.01)];
+const BFDD: &str = "/usr/lib/frr/bfdd";
 
 #[derive(Clone, Copy, PartialEq)]
 enum Stop {
@@ -34,10 +41,15 @@ enum Impl {
 }
 
 fn config(state: &str, ifname: &str, priority: u8, advert: f64) -> String {
+    vrrp_config(state, ifname, priority, advert, "")
+}
+
+/// The VRRP instance of a pair's node; `extra` goes inside the instance (a `track_bfd`).
+fn vrrp_config(state: &str, ifname: &str, priority: u8, advert: f64, extra: &str) -> String {
     format!(
         "vrrp_instance VI_1 {{\n  state {state}\n  interface {ifname}\n  virtual_router_id 62\n  \
          priority {priority}\n  advert_int {advert}\n  version 3\n  virtual_ipaddress {{\n    \
-         {VIP}/32 dev {ifname}\n  }}\n}}\n"
+         {VIP}/32 dev {ifname}\n  }}\n{extra}}}\n"
     )
 }
 
@@ -49,11 +61,23 @@ enum Node {
 
 impl Node {
     fn start(which: Impl, ns: &Netns, dir: &Workdir, pins: &Pins, conf: &Path) -> Result<Node> {
+        // -P: VRRP only; -R: a killed VRRP child stays dead (a crash, not a respawn).
+        Node::start_with(which, ns, dir, pins, conf, &["-P", "-R"])
+    }
+
+    /// `theirs_args`: 2.2.7's options (which children it runs).
+    fn start_with(
+        which: Impl,
+        ns: &Netns,
+        dir: &Workdir,
+        pins: &Pins,
+        conf: &Path,
+        theirs_args: &[&str],
+    ) -> Result<Node> {
         Ok(match which {
             Impl::Ours => Node::Ours(Keepalived::start_in(ns, &pins.0, dir, conf)?),
-            // -P: VRRP only; -R: a killed VRRP child stays dead (a crash, not a respawn).
             Impl::Theirs => Node::Theirs(
-                RealKeepalived::start(ns, dir, "ka", conf, &["-P", "-R"])?,
+                RealKeepalived::start(ns, dir, "ka", conf, theirs_args)?,
                 dir.path("ka-vrrp.pid"),
             ),
         })
@@ -246,6 +270,112 @@ fn measure(advert: f64, rounds: usize) -> Result<[[Vec<Duration>; 2]; 2]> {
     Ok(out)
 }
 
+/// The BFD row: the master's instance tracks (`track_bfd`, no weight: FAULT when down) a
+/// session with an FRR bfdd in a third namespace, on a link of its own; the peer's side of
+/// that link is taken down.
+const BFD_ADVERT: f64 = 0.01;
+const BFD_INTERVAL_MS: u32 = 20;
+const BFD_MULTIPLIER: u32 = 3;
+
+/// A [`Pair`] whose master runs throughout, its instance tracking a BFD session with bfdd.
+struct BfdPair {
+    // Fields drop in order: the master stops before its BFD peer and the pair.
+    master: Node,
+    frr: Frr,
+    pair: Pair,
+    c: Netns,
+}
+
+impl BfdPair {
+    fn new(which: Impl) -> Result<BfdPair> {
+        let pair = Pair::new(which, BFD_ADVERT)?;
+        let p = unique_prefix("bfc");
+        let c = Netns::new(&format!("{p}c"))?;
+        veth(&pair.a, "fa", &c, "fc")?;
+        pair.a.ip(&["addr", "add", "198.18.73.1/24", "dev", "fa"])?;
+        c.ip(&["addr", "add", "198.18.73.2/24", "dev", "fc"])?;
+        let (i, m) = (BFD_INTERVAL_MS, BFD_MULTIPLIER);
+        let frr = Frr::start_bfdd(
+            &c,
+            &format!("{p}-bfdd"),
+            &format!(
+                "hostname r\n!\nbfd\n peer 198.18.73.1 local-address 198.18.73.2\n  \
+                 receive-interval {i}\n  transmit-interval {i}\n  detect-multiplier {m}\n !\n!\n"
+            ),
+        )?;
+        let track = "  track_bfd {\n    B1\n  }\n";
+        std::fs::write(
+            &pair.ca,
+            format!(
+                "bfd_instance B1 {{\n  neighbor_ip 198.18.73.2\n  source_ip 198.18.73.1\n  \
+                 min_rx {i}\n  min_tx {i}\n  multiplier {m}\n}}\n{}",
+                vrrp_config("MASTER", "va", 150, BFD_ADVERT, track)
+            ),
+        )?;
+        // 2.2.7 without -P: VRRP and BFD children (BFD runs in a process of its own).
+        let master = Node::start_with(which, &pair.a, &pair.da, &pair.pa, &pair.ca, &["-R"])?;
+        Ok(BfdPair {
+            master,
+            frr,
+            pair,
+            c,
+        })
+    }
+
+    /// Master with the VIP, backup without, and the session up at bfdd.
+    fn settled(&self) -> bool {
+        has_vip(&self.pair.a, "va")
+            && !has_vip(&self.pair.b, "vb")
+            && self.frr.bfd_status("198.18.73.1") == "up"
+    }
+
+    /// One failover: the peer's link taken down; the time from then (the `ip` command done)
+    /// to the VIP on the backup. The link comes back up afterwards, and the master with it.
+    fn failover(&self) -> Result<Duration> {
+        // The first start of ours loads the XDP program (seconds on a busy machine); a
+        // session coming back up after a cut waits for the slow (1 s) Down-state packets.
+        if !wait_for(Duration::from_secs(60), || self.settled()) {
+            bail!(
+                "the BFD-tracking master never settled (bfdd: {:?})",
+                self.frr.bfd_status("198.18.73.1")
+            );
+        }
+        std::thread::sleep(Duration::from_millis(500));
+        let (mut mon, added) = watch_vip_added(&self.pair.b)?;
+        self.c.ip(&["link", "set", "fc", "down"])?;
+        let t0 = Instant::now();
+        let took = added
+            .recv_timeout(Duration::from_secs(15))
+            .map(|t| t.saturating_duration_since(t0));
+        let _ = mon.kill();
+        let _ = mon.wait();
+        self.c.ip(&["link", "set", "fc", "up"])?;
+        took.map_err(|_| anyhow::anyhow!("the backup never took over after the BFD peer was cut"))
+    }
+
+    fn stop(mut self) {
+        if self.master.stop(Stop::Graceful).is_ok() {
+            self.master.finish();
+        }
+    }
+}
+
+/// The BFD row, ours and 2.2.7 alternating: [ours, 2.2.7].
+fn measure_bfd(rounds: usize) -> Result<[Vec<Duration>; 2]> {
+    let pairs = [BfdPair::new(Impl::Ours)?, BfdPair::new(Impl::Theirs)?];
+    let mut out: [Vec<Duration>; 2] = Default::default();
+    for round in 0..rounds {
+        let order: [usize; 2] = if round % 2 == 0 { [0, 1] } else { [1, 0] };
+        for k in order {
+            out[k].push(pairs[k].failover()?);
+        }
+    }
+    for p in pairs {
+        p.stop();
+    }
+    Ok(out)
+}
+
 fn median(v: &mut [Duration]) -> Duration {
     v.sort();
     v.get(v.len() / 2).copied().unwrap_or_default()
@@ -262,7 +392,10 @@ pub fn run(rounds: usize) -> Result<()> {
     let rounds = rounds.max(1);
     println!(
         "VRRP failover: signal to the master -> VIP on the backup (median of {rounds}, {} at 10 ms; \
-         ours and 2.2.7 alternate round by round; ms)",
+         ours and 2.2.7 alternate round by round; ms); BFD cut: the tracked session's \
+         peer link down -> VIP on the backup (BFD {BFD_INTERVAL_MS} ms x {BFD_MULTIPLIER}, \
+         {} rounds)",
+        rounds * 3,
         rounds * 3
     );
     println!(
@@ -283,5 +416,24 @@ pub fn run(rounds: usize) -> Result<()> {
             );
         }
     }
+    bfd_row(rounds * 3)
+}
+
+/// The BFD row: it needs FRR's bfdd as the peer; without it the row says so.
+fn bfd_row(rounds: usize) -> Result<()> {
+    let how = "BFD cut";
+    if !Path::new(BFDD).exists() {
+        println!("10 ms    {how:<9} (no row: the BFD peer needs FRR's {BFDD})");
+        return Ok(());
+    }
+    let [mut ours, mut theirs] = measure_bfd(rounds)?;
+    let (o, t) = (median(&mut ours), median(&mut theirs));
+    println!(
+        "{:<8} {how:<9} {:>10.1} {:>10.1} {:>7.2}",
+        "10 ms",
+        ms(o),
+        ms(t),
+        ms(o) / ms(t).max(0.001)
+    );
     Ok(())
 }

@@ -59,7 +59,8 @@ enum Task {
     /// and -Ln of 10 000 services x 10 reals; keepalived = start and SIGHUP reload of 2000
     /// virtual servers beside ipvsadm -R / -e; bridge = route bridge withdraw/announce times at
     /// an FRR router beside hand-driven birdc/vtysh changes; failover = VRRP takeover after a
-    /// graceful stop and a SIGKILL at 1 s / 100 ms / 10 ms adverts, beside 2.2.7.
+    /// graceful stop and a SIGKILL at 1 s / 100 ms / 10 ms adverts, and after the loss of a
+    /// tracked BFD session (FRR bfdd peer), beside 2.2.7.
     Bench {
         #[arg(default_value = "all")]
         which: Which,
