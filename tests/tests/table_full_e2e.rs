@@ -19,8 +19,10 @@ const PORT: u16 = 80;
 const CAPACITY: u32 = 100;
 /// Connections opened with `evict`: well beyond the capacity and the LRU's headroom.
 const OPENED: usize = 1500;
-/// With `refuse`: the capacity and some more (each refused one waits for its connect timeout).
-const OPENED_REFUSE: usize = CAPACITY as usize + 40;
+/// With `refuse`: what the table holds and some more (each refused one waits for its connect
+/// timeout). The table has room for two entries per connection; these NAT connections take one
+/// each (the service owns its reals), so it holds up to twice the capacity.
+const OPENED_REFUSE: usize = 2 * CAPACITY as usize + 40;
 
 /// What became of one connection when it was used again.
 #[derive(Debug, PartialEq)]
