@@ -305,15 +305,25 @@ pub fn wait_until(timeout: Duration, f: impl FnMut() -> bool) -> Result<Duration
 /// The next hops (gateways) of `prefix` in the kernel FIB of `ns`, sorted (empty: no route).
 /// FRR installs nexthop groups (`nhid`); they are resolved.
 pub fn fib_nexthops(ns: &str, prefix: &str) -> Vec<String> {
+    // A netlink dump that races a FIB change ends "interrupted" (non-zero exit, partial
+    // JSON); reading that as "no route" would make a waiter see a withdrawal that never
+    // happened, so a failed read is repeated.
     let json = |args: &[&str]| -> serde_json::Value {
         let mut a = vec!["-n", ns, "-j"];
         a.extend_from_slice(args);
-        Command::new("ip")
-            .args(&a)
-            .output()
-            .ok()
-            .and_then(|o| serde_json::from_slice(&o.stdout).ok())
-            .unwrap_or_default()
+        for _ in 0..20 {
+            let read = Command::new("ip")
+                .args(&a)
+                .output()
+                .ok()
+                .filter(|o| o.status.success())
+                .and_then(|o| serde_json::from_slice(&o.stdout).ok());
+            if let Some(v) = read {
+                return v;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        serde_json::Value::Null
     };
     let routes = json(&["route", "show", prefix]);
     let Some(r) = routes.as_array().and_then(|a| a.first()) else {

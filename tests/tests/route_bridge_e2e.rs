@@ -86,7 +86,15 @@ impl Bed {
         ka: &Keepalived,
         within: Duration,
     ) -> Result<Duration> {
-        wait_until(within, || self.routed(vip) == present).with_context(|| {
+        // Absence must hold on a second look: one empty read is not yet a withdrawal.
+        let settled = || {
+            self.routed(vip) == present
+                && (present || {
+                    std::thread::sleep(Duration::from_millis(50));
+                    !self.routed(vip)
+                })
+        };
+        wait_until(within, settled).with_context(|| {
             format!(
                 "{vip} {} the router's FIB within {within:?}\n--- keepalived log:\n{}\n--- router:\n{}\n--- xlvs routes:\n{}",
                 if present { "never reached" } else { "never left" },
